@@ -1,0 +1,178 @@
+import { z } from "zod";
+import { BUILTIN_CATALOGS, type BuiltinCatalogName } from "./catalogs/index.js";
+import type { Candidate, InstanceCatalog, InstanceTypeInfo, Shape } from "./model.js";
+import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "./names.js";
+import { parseWith } from "./validation.js";
+
+const int = (min: number, max: number) =>
+  z
+    .number({ error: "expected a number" })
+    .int({ error: "expected a whole number" })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+
+const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
+const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+
+export const instanceTypeSchema = z.strictObject({
+  vcpus: int(1, 4096),
+  memoryMiB: int(1, 64 * 1024 * 1024),
+  gpus: int(0, 64).default(0),
+  pricePerHour: z.number().min(0, { error: "must be at least 0" }).max(10_000).optional(),
+});
+
+export const expansionNodeConfigSchema = z.strictObject({
+  zone: cloudId,
+  instanceType: cloudId,
+  chargeType: z.enum(["ON_DEMAND", "SPOT"]).default("ON_DEMAND"),
+  subnetId: cloudId.optional(),
+  imageId: cloudId.optional(),
+});
+
+/** One queue (Slurm partition), THPC's QueueConfig with its names in camelCase and its ranges. */
+export const queueConfigSchema = z
+  .strictObject({
+    queueName: simpleName,
+    minSize: int(0, 10_000).default(0),
+    maxSize: int(0, 10_000).default(10),
+    enableAutoExpansion: z.boolean().default(true),
+    enableAutoShrink: z.boolean().default(true),
+    expansionNodeConfigs: z
+      .array(expansionNodeConfigSchema)
+      .min(1, { error: "list at least one {zone, instanceType} entry to launch from" })
+      .max(100, { error: "at most 100 entries" }),
+    desiredIdleNodeCapacity: int(0, 10_000).default(0),
+    /** Percent of the needed nodes launched per round when the need exceeds the threshold. */
+    scaleOutRatio: int(1, 100).default(100),
+    scaleOutNodeThreshold: int(0, 10_000).default(0),
+    maxNodesPerCycle: int(1, 100).default(100),
+    /** A job's memory is multiplied by this before matching: usable memory is below the spec (4 GB → 3.6 GB). */
+    scaleUpMemRatio: z.number().min(1, { error: "must be at least 1" }).max(2, { error: "must be at most 2" }).default(1.1),
+  })
+  .superRefine((q, ctx) => {
+    if (q.minSize > q.maxSize) {
+      ctx.addIssue({ code: "custom", path: ["minSize"], message: `minSize (${q.minSize}) must not exceed maxSize (${q.maxSize})` });
+    }
+    if (q.desiredIdleNodeCapacity > q.maxSize) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["desiredIdleNodeCapacity"],
+        message: `desiredIdleNodeCapacity (${q.desiredIdleNodeCapacity}) must not exceed maxSize (${q.maxSize})`,
+      });
+    }
+    const seen = new Map<string, number>();
+    q.expansionNodeConfigs.forEach((e, i) => {
+      const key = `${e.instanceType}@${e.zone}@${e.chargeType}@${e.subnetId ?? ""}`;
+      const first = seen.get(key);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["expansionNodeConfigs", i],
+          message: `repeats entry ${first} (same instanceType, zone, chargeType and subnet): remove one`,
+        });
+      } else seen.set(key, i);
+    });
+  });
+
+export const configSchema = z
+  .strictObject({
+    /** Seconds a job must have waited before it counts as demand. */
+    expansionBusyTime: int(0, 86_400).default(120),
+    /** Seconds a node must have been idle without a break before it is shrunk. */
+    shrinkIdleTime: int(0, 604_800).default(300),
+    policy: z.enum(["thpc", "packed"]).default("thpc"),
+    /** packed only: choose new node types by price per used vCPU when every fitting type has a price. */
+    weighPrice: z.boolean().default(true),
+    catalogs: z.array(z.enum(Object.keys(BUILTIN_CATALOGS) as [BuiltinCatalogName, ...BuiltinCatalogName[]])).default([]),
+    instanceTypes: z.record(cloudId, instanceTypeSchema).default({}),
+    queueConfigs: z.array(queueConfigSchema).min(1, { error: "configure at least one queue" }).max(100),
+  })
+  .superRefine((c, ctx) => {
+    const catalog = mergeCatalogs(c.catalogs, c.instanceTypes);
+    const names = new Map<string, number>();
+    c.queueConfigs.forEach((q, qi) => {
+      const first = names.get(q.queueName);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["queueConfigs", qi, "queueName"],
+          message: `"${q.queueName}" is already used by queueConfigs[${first}]: queue names must be unique`,
+        });
+      } else names.set(q.queueName, qi);
+      q.expansionNodeConfigs.forEach((e, ei) => {
+        if (!catalog[e.instanceType]) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["queueConfigs", qi, "expansionNodeConfigs", ei, "instanceType"],
+            message: `unknown instance type "${e.instanceType}": add it to instanceTypes or name a catalog in catalogs (${Object.keys(BUILTIN_CATALOGS).join(", ")})`,
+          });
+        }
+      });
+    });
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type QueueConfig = z.output<typeof queueConfigSchema>;
+
+/** A queue entry with its shape looked up. */
+export interface ResolvedEntry extends Candidate {
+  index: number;
+  shape: InstanceTypeInfo;
+}
+
+/** All entries of one queue that share a shape: THPC's fallback list, lowest index first. */
+export interface ShapeGroup {
+  key: string;
+  shape: InstanceTypeInfo;
+  entries: ResolvedEntry[];
+}
+
+export interface ResolvedQueue extends Omit<QueueConfig, "expansionNodeConfigs"> {
+  entries: ResolvedEntry[];
+  /** Distinct shapes in order of their first entry. */
+  groups: ShapeGroup[];
+}
+
+/** A validated config with the catalog resolved: what the policies work from. */
+export interface ResolvedConfig extends Omit<Config, "queueConfigs"> {
+  catalog: InstanceCatalog;
+  queues: ResolvedQueue[];
+  queueByName: ReadonlyMap<string, ResolvedQueue>;
+}
+
+function mergeCatalogs(names: readonly BuiltinCatalogName[], own: InstanceCatalog): Record<string, InstanceTypeInfo> {
+  const out: Record<string, InstanceTypeInfo> = {};
+  for (const name of names) Object.assign(out, BUILTIN_CATALOGS[name]);
+  return Object.assign(out, own);
+}
+
+export function resolveConfig(config: Config): ResolvedConfig {
+  const catalog = mergeCatalogs(config.catalogs, config.instanceTypes);
+  const queues = config.queueConfigs.map(({ expansionNodeConfigs, ...rest }): ResolvedQueue => {
+    const entries = expansionNodeConfigs.map((e, index): ResolvedEntry => {
+      const shape = catalog[e.instanceType];
+      if (!shape) throw new Error(`instance type ${e.instanceType} missing from a validated config`);
+      return { ...e, index, shape };
+    });
+    const groups = new Map<string, ShapeGroup>();
+    for (const entry of entries) {
+      const key = shapeKey(entry.shape);
+      const group = groups.get(key);
+      if (group) group.entries.push(entry);
+      else groups.set(key, { key, shape: entry.shape, entries: [entry] });
+    }
+    return { ...rest, entries, groups: [...groups.values()] };
+  });
+  const { queueConfigs: _, ...cluster } = config;
+  return { ...cluster, catalog, queues, queueByName: new Map(queues.map((q) => [q.queueName, q])) };
+}
+
+/** Validates raw JSON (throws ValidationError naming each bad field) and resolves the catalog. */
+export function parseConfig(input: unknown, source = "config"): ResolvedConfig {
+  return resolveConfig(parseWith(configSchema, input, source));
+}
+
+export function shapeKey(shape: Shape): string {
+  return `${shape.vcpus}/${shape.memoryMiB}/${shape.gpus}`;
+}

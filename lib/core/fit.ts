@@ -1,0 +1,85 @@
+import type { ResolvedQueue, ShapeGroup } from "./config.js";
+import type { JobRequest, Shape } from "./model.js";
+
+/** One unit of a request that must sit on a single node: a node slice or a task. */
+export interface Slice {
+  cpus: number;
+  /** Already multiplied by the queue's scaleUpMemRatio. */
+  memMiB: number;
+  gpus: number;
+}
+
+/** How one copy of a job would lie on nodes of one shape. */
+export interface Layout {
+  nodes: number;
+  /** Spare vCPUs summed over all of the job's nodes. */
+  spareCpus: number;
+  spareMemMiB: number;
+}
+
+/** The unit of a request and how many of them; `distinct` units must each have a node of their own. */
+export function slicesOf(request: JobRequest, memRatio: number): { slice: Slice; units: number; distinct: boolean } {
+  if (request.kind === "nodes") {
+    return {
+      slice: { cpus: request.cpusPerNode, memMiB: Math.ceil(request.memPerNodeMiB * memRatio), gpus: request.gpusPerNode },
+      units: request.nodes,
+      distinct: true,
+    };
+  }
+  return {
+    slice: { cpus: request.cpusPerTask, memMiB: Math.ceil(request.memPerTaskMiB * memRatio), gpus: request.gpusPerTask },
+    units: request.tasks,
+    distinct: false,
+  };
+}
+
+/** How many slices fit on one empty node of this shape (0 when none does). */
+export function slicesPerNode(slice: Slice, shape: Shape, distinct: boolean): number {
+  if (slice.cpus > shape.vcpus || slice.memMiB > shape.memoryMiB || slice.gpus > shape.gpus) return 0;
+  if (distinct) return 1;
+  let n = Math.floor(shape.vcpus / slice.cpus);
+  if (slice.memMiB > 0) n = Math.min(n, Math.floor(shape.memoryMiB / slice.memMiB));
+  if (slice.gpus > 0) n = Math.min(n, Math.floor(shape.gpus / slice.gpus));
+  return n;
+}
+
+/** The layout of `units` slices on fresh nodes of `shape`, or null when one slice does not fit a node. */
+export function layoutOn(slice: Slice, units: number, distinct: boolean, shape: Shape): Layout | null {
+  const perNode = slicesPerNode(slice, shape, distinct);
+  if (perNode === 0) return null;
+  const nodes = Math.ceil(units / perNode);
+  return {
+    nodes,
+    spareCpus: nodes * shape.vcpus - units * slice.cpus,
+    spareMemMiB: nodes * shape.memoryMiB - units * slice.memMiB,
+  };
+}
+
+/** Orders layouts THPC's way: fewest spare vCPUs, then least spare memory; then fewer nodes. */
+export function compareLayouts(a: Layout, b: Layout): number {
+  return a.spareCpus - b.spareCpus || a.spareMemMiB - b.spareMemMiB || a.nodes - b.nodes;
+}
+
+/**
+ * THPC best fit: among the queue's shapes that fit, the one leaving the fewest spare vCPUs over all
+ * the job's nodes, then the least spare memory, then (for task jobs) fewer nodes; on a full tie, the
+ * shape listed first. Null: none fits.
+ */
+export function bestFit(
+  queue: ResolvedQueue,
+  slice: Slice,
+  units: number,
+  distinct: boolean,
+): { group: ShapeGroup; layout: Layout } | null {
+  let best: { group: ShapeGroup; layout: Layout } | null = null;
+  for (const group of queue.groups) {
+    const layout = layoutOn(slice, units, distinct, group.shape);
+    if (layout && (!best || compareLayouts(layout, best.layout) < 0)) best = { group, layout };
+  }
+  return best;
+}
+
+export function describeSlice(slice: Slice): string {
+  const gpus = slice.gpus > 0 ? `, ${slice.gpus} GPU` : "";
+  return `${slice.cpus} CPU, ${slice.memMiB} MiB${gpus}`;
+}

@@ -1,0 +1,144 @@
+/**
+ * The scaling core's data model. Plain data only: times are epoch milliseconds passed in by the
+ * caller (the core never reads a clock), sizes are integers in the units their names carry.
+ */
+
+/** What one node of an instance type offers. */
+export interface Shape {
+  vcpus: number;
+  memoryMiB: number;
+  gpus: number;
+}
+
+export interface InstanceTypeInfo extends Shape {
+  /** On-demand price in USD per hour, when known; used by the packed policy and by reports. */
+  pricePerHour?: number;
+}
+
+export type InstanceCatalog = Readonly<Record<string, InstanceTypeInfo>>;
+
+export type ChargeType = "ON_DEMAND" | "SPOT";
+
+/**
+ * A job's resource request, in one of Slurm's two forms:
+ * - `nodes`: exactly `nodes` nodes, each with the per-node request (sbatch -N with --mem or --exclusive);
+ * - `tasks`: `tasks` independent tasks spread over as many nodes as their fit needs (sbatch -n, SWF jobs).
+ */
+export type JobRequest =
+  | { kind: "nodes"; nodes: number; cpusPerNode: number; memPerNodeMiB: number; gpusPerNode: number }
+  | { kind: "tasks"; tasks: number; cpusPerTask: number; memPerTaskMiB: number; gpusPerTask: number };
+
+export type JobState = "PENDING" | "RUNNING" | "BLOCKED";
+
+export interface Job {
+  id: string;
+  queue: string;
+  state: JobState;
+  /** Epoch ms. */
+  submittedAt: number;
+  request: JobRequest;
+  /** How many identical jobs this entry stands for (the agent aggregates identical pending jobs). */
+  count: number;
+  /** Why a BLOCKED job cannot be helped by scale-out (held, dependency, QOS limit, ...). */
+  reason?: string;
+  /** Nodes a RUNNING job occupies, when known. */
+  nodeNames?: readonly string[];
+}
+
+export const NODE_STATES = ["LAUNCHING", "IDLE", "MIXED", "ALLOCATED", "DRAINING", "DRAINED", "DOWN"] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+
+export interface ClusterNode {
+  name: string;
+  queue: string;
+  instanceType: string;
+  zone: string;
+  state: NodeState;
+  /** Epoch ms when the node's current unbroken idle stretch began; set for IDLE (and DRAINED) nodes. */
+  idleSince?: number;
+  /** Epoch ms. */
+  launchedAt?: number;
+  /** Slurm's reason for a DRAINING/DRAINED/DOWN node; NowScale's own drains start with "nowscale". */
+  reason?: string;
+}
+
+export interface ClusterState {
+  jobs: readonly Job[];
+  nodes: readonly ClusterNode[];
+}
+
+/** One place to try a launch: an entry of the queue's expansionNodeConfigs. */
+export interface Candidate {
+  instanceType: string;
+  zone: string;
+  chargeType: ChargeType;
+  subnetId?: string;
+  imageId?: string;
+}
+
+export interface Launch {
+  queue: string;
+  /** The first candidate's type and zone: where the provider tries first. */
+  instanceType: string;
+  zone: string;
+  count: number;
+  /** Fallback order, lowest config index first; begins with this launch's own type and zone. */
+  candidates: Candidate[];
+  /** True when the nodes only help if all of them start (one multi-node job's full set). */
+  allOrNothing: boolean;
+  /** Ids of the pending jobs these nodes are for; empty for a minSize top-up. */
+  jobs: string[];
+  reason: string;
+}
+
+export type ShrinkAction = "drain" | "terminate";
+
+export interface Shrink {
+  node: string;
+  queue: string;
+  action: ShrinkAction;
+  reason: string;
+}
+
+/** Machine-readable reasons; every skipped job or node carries one with a sentence. */
+export type SkipCode =
+  | "QUEUE_NOT_CONFIGURED"
+  | "AUTO_EXPANSION_DISABLED"
+  | "AUTO_SHRINK_DISABLED"
+  | "BLOCKED"
+  | "BUSY_TIME_NOT_REACHED"
+  | "NO_FITTING_SHAPE"
+  | "JOB_LARGER_THAN_MAX_SIZE"
+  | "QUEUE_AT_MAX_SIZE"
+  | "CYCLE_CAP_REACHED"
+  | "DEFERRED_BY_SCALE_OUT_RATIO"
+  | "COVERED_BY_EXISTING_NODES"
+  | "IDLE_TIME_NOT_REACHED"
+  | "RESERVED_FOR_PENDING_JOB"
+  | "KEPT_FOR_MIN_SIZE"
+  | "KEPT_FOR_DESIRED_IDLE"
+  | "RUNS_A_JOB"
+  | "DRAINED_BY_OTHERS"
+  | "LEFT_TO_RECONCILER";
+
+export type Skip =
+  | { job: string; queue: string; code: SkipCode; reason: string }
+  | { node: string; queue: string; code: SkipCode; reason: string };
+
+export interface QueueSummary {
+  queue: string;
+  pendingJobs: number;
+  /** New nodes the counted demand needs after existing idle and launching nodes are used. */
+  neededNodes: number;
+  /** Nodes launched this cycle (the round). */
+  launchedNodes: number;
+  existingNodes: number;
+  launchingNodes: number;
+}
+
+export interface Decision {
+  launches: Launch[];
+  shrinks: Shrink[];
+  skipped: Skip[];
+  queues: QueueSummary[];
+}

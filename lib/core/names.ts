@@ -1,0 +1,21 @@
+/**
+ * Allow-lists for every name that can reach a shell script, slurm.conf, a cloud tag or a log line.
+ * A name that fails here is rejected at the edge; nothing downstream quotes its way out of a bad name.
+ */
+
+/** Queue, cluster and node names: letters, digits and '-', not starting with '-'. */
+export const SIMPLE_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
+
+/** Cloud identifiers (instance types, zones, subnets, images) also use '.' and '_' (c5.xlarge, ecs.g7.large). */
+export const CLOUD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export const SIMPLE_NAME_HINT = "use letters, digits and '-', at most 63 characters, not starting with '-'";
+export const CLOUD_ID_HINT = "use letters, digits, '.', '_' and '-', at most 128 characters, not starting with '-'";
+
+export function isSimpleName(value: string): boolean {
+  return SIMPLE_NAME.test(value);
+}
+
+export function isCloudId(value: string): boolean {
+  return CLOUD_ID.test(value);
+}

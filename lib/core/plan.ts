@@ -1,0 +1,209 @@
+import type { ResolvedConfig, ResolvedQueue } from "./config.js";
+import type { Candidate, ClusterNode, ClusterState, Decision, Job, Launch, QueueSummary } from "./model.js";
+import type { Hold, NewNode, Policy, PolicyResult, SupplyNode } from "./policy.js";
+import { jobSkip } from "./policy.js";
+import { planPacked } from "./policy-packed.js";
+import { planThpc } from "./policy-thpc.js";
+import { roundSize } from "./rounds.js";
+import { isBusy, planShrink } from "./shrink.js";
+
+const POLICIES: Record<ResolvedConfig["policy"], Policy> = { thpc: planThpc, packed: planPacked };
+
+/**
+ * One scaling decision for the whole cluster. Pure: the same config, state and `now` (epoch ms)
+ * always give the same decision, and nothing is read or changed outside the arguments.
+ */
+export function plan(config: ResolvedConfig, state: ClusterState, now: number): Decision {
+  const decision: Decision = { launches: [], shrinks: [], skipped: [], queues: [] };
+  const jobsByQueue = new Map<string, Job[]>();
+  const nodesByQueue = new Map<string, ClusterNode[]>();
+  const runningOn = new Set<string>();
+
+  for (const job of state.jobs) {
+    if (job.state === "RUNNING") {
+      for (const name of job.nodeNames ?? []) runningOn.add(name);
+      continue;
+    }
+    if (!config.queueByName.has(job.queue)) {
+      decision.skipped.push(jobSkip(job, "QUEUE_NOT_CONFIGURED", `queue ${job.queue} is not in queueConfigs`));
+      continue;
+    }
+    if (job.state === "BLOCKED") {
+      decision.skipped.push(jobSkip(job, "BLOCKED", job.reason ?? "blocked: scale-out cannot help"));
+      continue;
+    }
+    push(jobsByQueue, job.queue, job);
+  }
+  for (const node of state.nodes) {
+    if (!config.queueByName.has(node.queue)) {
+      decision.skipped.push({
+        node: node.name,
+        queue: node.queue,
+        code: "QUEUE_NOT_CONFIGURED",
+        reason: `queue ${node.queue} is not in queueConfigs: node left alone`,
+      });
+      continue;
+    }
+    push(nodesByQueue, node.queue, node);
+  }
+
+  const policy = POLICIES[config.policy];
+  for (const queue of config.queues) {
+    const jobs = (jobsByQueue.get(queue.queueName) ?? []).sort(
+      (a, b) => a.submittedAt - b.submittedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
+    const nodes = (nodesByQueue.get(queue.queueName) ?? []).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const busy = new Set(nodes.filter((n) => isBusy(n, runningOn)).map((n) => n.name));
+    const held = holds(queue, jobs, config.expansionBusyTime, now);
+    const supply: SupplyNode[] = [];
+    for (const node of nodes) {
+      const shape = config.catalog[node.instanceType];
+      if (shape && (node.state === "LAUNCHING" || (node.state === "IDLE" && !busy.has(node.name)))) {
+        supply.push({ node, shape });
+      }
+    }
+    const room = Math.max(0, queue.maxSize - nodes.length);
+    const result = policy({ queue, jobs, held, supply, room, weighPrice: config.weighPrice });
+    const launching = nodes.filter((n) => n.state === "LAUNCHING").length;
+    const summary = scaleOut(queue, result, nodes.length, launching, decision);
+    summary.pendingJobs = jobs.reduce((sum, j) => sum + j.count, 0);
+    decision.queues.push(summary);
+
+    const shrink = planShrink({
+      queue,
+      nodes,
+      busy,
+      reserved: result.reserved,
+      shrinkIdleTimeS: config.shrinkIdleTime,
+      now,
+    });
+    decision.shrinks.push(...shrink.shrinks);
+    decision.skipped.push(...shrink.skipped);
+  }
+  return decision;
+}
+
+function holds(queue: ResolvedQueue, jobs: readonly Job[], busyTimeS: number, now: number): Map<Job, Hold> {
+  const held = new Map<Job, Hold>();
+  for (const job of jobs) {
+    if (!queue.enableAutoExpansion) {
+      held.set(job, { code: "AUTO_EXPANSION_DISABLED", reason: `auto expansion is disabled for queue ${queue.queueName}` });
+    } else {
+      const waitedS = Math.floor((now - job.submittedAt) / 1000);
+      if (waitedS < busyTimeS) {
+        held.set(job, {
+          code: "BUSY_TIME_NOT_REACHED",
+          reason: `waited ${Math.max(0, waitedS)} s of expansionBusyTime ${busyTimeS} s`,
+        });
+      }
+    }
+  }
+  return held;
+}
+
+/** Applies the round (scaleOutRatio / threshold) and the per-cycle cap, then groups nodes into launches. */
+function scaleOut(
+  queue: ResolvedQueue,
+  result: PolicyResult,
+  existing: number,
+  launching: number,
+  decision: Decision,
+): QueueSummary {
+  const needed = result.newNodes.length;
+  const byRatio = roundSize(needed, queue.scaleOutRatio, queue.scaleOutNodeThreshold);
+  const cycleRoom = Math.max(0, queue.maxNodesPerCycle - launching);
+  const round = Math.min(byRatio, cycleRoom);
+
+  decision.skipped.push(...result.skipped);
+  for (const [job, indices] of result.jobNodes) {
+    if (indices.some((i) => i < round)) continue;
+    if (byRatio <= cycleRoom) {
+      decision.skipped.push(
+        jobSkip(
+          job,
+          "DEFERRED_BY_SCALE_OUT_RATIO",
+          `this round launches ${round} of ${needed} needed nodes (scaleOutRatio ${queue.scaleOutRatio}%, threshold ${queue.scaleOutNodeThreshold})`,
+        ),
+      );
+    } else {
+      decision.skipped.push(
+        jobSkip(
+          job,
+          "CYCLE_CAP_REACHED",
+          `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
+        ),
+      );
+    }
+  }
+
+  const launches = groupIntoLaunches(queue, result.newNodes, round, needed);
+  let launched = round;
+  // Keep the queue at minSize, counting what this round launches.
+  const topUp = Math.min(queue.minSize - existing - round, cycleRoom - round);
+  const first = queue.groups[0];
+  if (queue.enableAutoExpansion && topUp > 0 && first) {
+    launches.push({
+      ...launchAt(queue, first.entries, topUp),
+      allOrNothing: false,
+      jobs: [],
+      reason: `queue ${queue.queueName} is below minSize ${queue.minSize}`,
+    });
+    launched += topUp;
+  }
+  decision.launches.push(...launches);
+  return {
+    queue: queue.queueName,
+    pendingJobs: 0,
+    neededNodes: needed,
+    launchedNodes: launched,
+    existingNodes: existing,
+    launchingNodes: launching,
+  };
+}
+
+function groupIntoLaunches(queue: ResolvedQueue, nodes: readonly NewNode[], round: number, needed: number): Launch[] {
+  const unitSize = new Map<string, number>();
+  for (const n of nodes) unitSize.set(n.unit, (unitSize.get(n.unit) ?? 0) + 1);
+  const byUnit = new Map<string, { node: NewNode; count: number; jobs: Set<string> }>();
+  for (const node of nodes.slice(0, round)) {
+    let entry = byUnit.get(node.unit);
+    if (!entry) {
+      entry = { node, count: 0, jobs: new Set() };
+      byUnit.set(node.unit, entry);
+    }
+    entry.count++;
+    for (const id of node.jobs) entry.jobs.add(id);
+  }
+  return [...byUnit.values()].map(({ node, count, jobs }) => {
+    const { vcpus, memoryMiB, gpus } = node.group.shape;
+    const shape = `${vcpus} vCPU / ${memoryMiB} MiB${gpus ? ` / ${gpus} GPU` : ""}`;
+    return {
+      ...launchAt(queue, node.group.entries, count),
+      allOrNothing: node.multiNode && count === unitSize.get(node.unit),
+      jobs: [...jobs],
+      reason: `best fit ${shape} for ${jobs.size} job(s); round of ${round} of ${needed} needed nodes`,
+    };
+  });
+}
+
+function launchAt(
+  queue: ResolvedQueue,
+  entries: readonly Candidate[],
+  count: number,
+): Pick<Launch, "queue" | "instanceType" | "zone" | "count" | "candidates"> {
+  const candidates = entries.map(({ instanceType, zone, chargeType, subnetId, imageId }): Candidate => {
+    const c: Candidate = { instanceType, zone, chargeType };
+    if (subnetId !== undefined) c.subnetId = subnetId;
+    if (imageId !== undefined) c.imageId = imageId;
+    return c;
+  });
+  const first = candidates[0];
+  if (!first) throw new Error(`queue ${queue.queueName} has a shape group without entries`);
+  return { queue: queue.queueName, instanceType: first.instanceType, zone: first.zone, count, candidates };
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}

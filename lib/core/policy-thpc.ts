@@ -1,0 +1,158 @@
+import { bestFit, describeSlice, type Slice, slicesOf, slicesPerNode } from "./fit.js";
+import { jobSkip, listNames, type NewNode, type Policy, type PolicyResult, type SupplyNode } from "./policy.js";
+
+/**
+ * THPC_AS exactly: each job gets whole nodes of its best-fit shape; nothing is shared between jobs.
+ * Existing idle and launching nodes are used first, best-fitting first, so no demand is launched twice.
+ */
+export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
+  const result: PolicyResult = { newNodes: [], jobNodes: new Map(), skipped: [], reserved: new Map() };
+  const pool = new SupplyPool(supply);
+  let roomLeft = room;
+
+  for (const job of jobs) {
+    const { slice, units, distinct } = slicesOf(job.request, queue.scaleUpMemRatio);
+    const fresh = bestFit(queue, slice, units, distinct);
+    const usedNames: string[] = [];
+    /** New nodes each not-yet-covered copy needs. */
+    const needs: number[] = [];
+    let copiesLeft = job.count;
+    let unplaceable = 0;
+
+    // Copies that existing nodes help, one at a time; the pool is small.
+    while (copiesLeft > 0 && pool.canHost(slice, distinct)) {
+      const taken = pool.take(slice, units, distinct);
+      copiesLeft--;
+      for (const s of taken.nodes) {
+        usedNames.push(s.node.name);
+        if (s.node.state === "IDLE") result.reserved.set(s.node.name, job.id);
+      }
+      if (taken.unitsLeft > 0) {
+        const rest = bestFit(queue, slice, taken.unitsLeft, distinct);
+        if (rest) needs.push(rest.layout.nodes);
+        else unplaceable++;
+      }
+    }
+    // The remaining copies all lie on fresh nodes the same way.
+    if (copiesLeft > 0) {
+      if (fresh) for (let i = 0; i < copiesLeft; i++) needs.push(fresh.layout.nodes);
+      else unplaceable += copiesLeft;
+    }
+
+    const covered = job.count - needs.length - unplaceable;
+    if (covered > 0) {
+      result.skipped.push(
+        jobSkip(job, "COVERED_BY_EXISTING_NODES", `existing nodes will run it: ${listNames(usedNames)}`, covered),
+      );
+    }
+    if (unplaceable > 0) {
+      result.skipped.push(
+        jobSkip(
+          job,
+          "NO_FITTING_SHAPE",
+          `no instance type of queue ${queue.queueName} fits ${describeSlice(slice)} per ${distinct ? "node" : "task"}`,
+          unplaceable,
+        ),
+      );
+    }
+    if (needs.length === 0) continue;
+    const hold = held.get(job);
+    if (hold) {
+      result.skipped.push(jobSkip(job, hold.code, hold.reason, needs.length));
+      continue;
+    }
+
+    const group = fresh?.group;
+    if (!group) continue;
+    const indices: number[] = [];
+    let tooLarge = 0;
+    let deniedByRoom = 0;
+    needs.forEach((need, copy) => {
+      if (need > queue.maxSize) tooLarge++;
+      else if (need > roomLeft) deniedByRoom++;
+      else {
+        roomLeft -= need;
+        const multiNode = need > 1;
+        const unit = multiNode ? `${group.key}|${job.id}#${copy}` : group.key;
+        for (let n = 0; n < need; n++) {
+          indices.push(result.newNodes.length);
+          result.newNodes.push({ group, jobs: [job.id], unit, multiNode } satisfies NewNode);
+        }
+      }
+    });
+    if (indices.length > 0) result.jobNodes.set(job, indices);
+    if (tooLarge > 0) {
+      result.skipped.push(
+        jobSkip(
+          job,
+          "JOB_LARGER_THAN_MAX_SIZE",
+          `needs ${Math.max(...needs)} new nodes but queue ${queue.queueName} has maxSize ${queue.maxSize}`,
+          tooLarge,
+        ),
+      );
+    }
+    if (deniedByRoom > 0) {
+      result.skipped.push(
+        jobSkip(job, "QUEUE_AT_MAX_SIZE", `queue ${queue.queueName} would exceed maxSize ${queue.maxSize}`, deniedByRoom),
+      );
+    }
+  }
+  return result;
+};
+
+/** Existing nodes that can still take a job, grouped by shape; each is used by at most one job. */
+class SupplyPool {
+  private readonly groups: { shape: SupplyNode["shape"]; nodes: SupplyNode[] }[] = [];
+
+  constructor(supply: readonly SupplyNode[]) {
+    const byKey = new Map<string, { shape: SupplyNode["shape"]; nodes: SupplyNode[] }>();
+    for (const s of supply) {
+      const key = `${s.shape.vcpus}/${s.shape.memoryMiB}/${s.shape.gpus}`;
+      let g = byKey.get(key);
+      if (!g) {
+        g = { shape: s.shape, nodes: [] };
+        byKey.set(key, g);
+        this.groups.push(g);
+      }
+      g.nodes.push(s);
+    }
+    // Idle nodes before launching ones: they run the job soonest. Taken from the end: reverse.
+    for (const g of this.groups) {
+      g.nodes.sort((a, b) => rank(b) - rank(a) || (a.node.name < b.node.name ? 1 : -1));
+    }
+  }
+
+  canHost(slice: Slice, distinct: boolean): boolean {
+    return this.groups.some((g) => g.nodes.length > 0 && slicesPerNode(slice, g.shape, distinct) > 0);
+  }
+
+  /** Takes the best-fitting nodes for one copy of a job; returns them and the units still unplaced. */
+  take(slice: Slice, units: number, distinct: boolean): { nodes: SupplyNode[]; unitsLeft: number } {
+    const fitting = this.groups
+      .filter((g) => g.nodes.length > 0 && slicesPerNode(slice, g.shape, distinct) > 0)
+      .sort((a, b) => spare(a.shape, slice, distinct) - spare(b.shape, slice, distinct));
+    const nodes: SupplyNode[] = [];
+    let left = units;
+    for (const g of fitting) {
+      const per = slicesPerNode(slice, g.shape, distinct);
+      while (left > 0 && g.nodes.length > 0) {
+        const s = g.nodes.pop();
+        if (!s) break;
+        nodes.push(s);
+        left -= Math.min(per, left);
+      }
+      if (left === 0) break;
+    }
+    return { nodes, unitsLeft: left };
+  }
+}
+
+function rank(s: SupplyNode): number {
+  return s.node.state === "IDLE" ? 1 : 0;
+}
+
+function spare(shape: SupplyNode["shape"], slice: Slice, distinct: boolean): number {
+  const per = slicesPerNode(slice, shape, distinct);
+  return (shape.vcpus - per * slice.cpus) * 1e7 + (shape.memoryMiB - per * slice.memMiB);
+}
+
