@@ -1,0 +1,45 @@
+import { readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type BenchModule, type BenchRow, baselineWork, timeMedian } from "./harness.js";
+
+/**
+ * `npm run bench`: runs every bench/*.bench.ts module (compiled to dist/bench) and prints a table
+ * with each figure as a ratio to a fixed baseline loop measured in the same run.
+ * `npm run bench -- plan` runs only modules whose file name contains "plan".
+ */
+const here = dirname(fileURLToPath(import.meta.url));
+const filter = process.argv[2];
+const files = readdirSync(here)
+  .filter((f) => f.endsWith(".bench.js") && (!filter || f.includes(filter)))
+  .sort();
+
+const baselineMs = await timeMedian(baselineWork, 5, 1);
+console.log(`baseline loop: ${baselineMs.toFixed(1)} ms (figures below also given as multiples of it)\n`);
+let misses = 0;
+for (const file of files) {
+  const mod = (await import(join(here, file))) as { default: BenchModule };
+  console.log(`## ${mod.default.title}`);
+  const rows: BenchRow[] = await mod.default.run();
+  for (const row of rows) {
+    const ratio = row.ms / baselineMs;
+    const heap = row.heapMiB === undefined ? "" : `  heap +${row.heapMiB.toFixed(1)} MiB`;
+    const extra = row.extra
+      ? `  ${Object.entries(row.extra)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ")}`
+      : "";
+    const target =
+      row.targetMs === undefined
+        ? ""
+        : row.ms <= row.targetMs
+          ? `  [ok: target ${row.targetMs} ms]`
+          : `  [MISSED target ${row.targetMs} ms]`;
+    if (row.targetMs !== undefined && row.ms > row.targetMs) misses++;
+    console.log(
+      `${row.name.padEnd(52)} ${row.ms.toFixed(1).padStart(9)} ms  x${ratio.toFixed(2)} baseline${heap}${extra}${target}`,
+    );
+  }
+  console.log("");
+}
+console.log(misses === 0 ? "all targets met" : `${misses} target(s) missed`);
