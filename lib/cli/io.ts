@@ -18,7 +18,9 @@ export function readJsonFile(path: string, what: string): unknown {
     text = readFileSync(path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read ${what} file ${path}: ${code === "ENOENT" ? "no such file" : String(code ?? error)}`);
+    throw new UsageError(
+      `cannot read ${what} file ${path}: ${code === "ENOENT" ? "no such file" : String(code ?? error)}`,
+    );
   }
   try {
     return JSON.parse(text);
@@ -30,6 +32,7 @@ export function readJsonFile(path: string, what: string): unknown {
 /** Parses an ISO-8601 time given on the command line into epoch ms. */
 export function parseTimeOption(value: string, flag: string): number {
   const ms = /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new UsageError(`${flag} must be an ISO-8601 time such as 2026-01-01T00:00:00Z, got "${value}"`);
+  if (Number.isNaN(ms))
+    throw new UsageError(`${flag} must be an ISO-8601 time such as 2026-01-01T00:00:00Z, got "${value}"`);
   return ms;
 }

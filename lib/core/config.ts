@@ -47,11 +47,19 @@ export const queueConfigSchema = z
     scaleOutNodeThreshold: int(0, 10_000).default(0),
     maxNodesPerCycle: int(1, 100).default(100),
     /** A job's memory is multiplied by this before matching: usable memory is below the spec (4 GB → 3.6 GB). */
-    scaleUpMemRatio: z.number().min(1, { error: "must be at least 1" }).max(2, { error: "must be at most 2" }).default(1.1),
+    scaleUpMemRatio: z
+      .number()
+      .min(1, { error: "must be at least 1" })
+      .max(2, { error: "must be at most 2" })
+      .default(1.1),
   })
   .superRefine((q, ctx) => {
     if (q.minSize > q.maxSize) {
-      ctx.addIssue({ code: "custom", path: ["minSize"], message: `minSize (${q.minSize}) must not exceed maxSize (${q.maxSize})` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["minSize"],
+        message: `minSize (${q.minSize}) must not exceed maxSize (${q.maxSize})`,
+      });
     }
     if (q.desiredIdleNodeCapacity > q.maxSize) {
       ctx.addIssue({
@@ -83,7 +91,9 @@ export const configSchema = z
     policy: z.enum(["thpc", "packed"]).default("thpc"),
     /** packed only: choose new node types by price per used vCPU when every fitting type has a price. */
     weighPrice: z.boolean().default(true),
-    catalogs: z.array(z.enum(Object.keys(BUILTIN_CATALOGS) as [BuiltinCatalogName, ...BuiltinCatalogName[]])).default([]),
+    catalogs: z
+      .array(z.enum(Object.keys(BUILTIN_CATALOGS) as [BuiltinCatalogName, ...BuiltinCatalogName[]]))
+      .default([]),
     instanceTypes: z.record(cloudId, instanceTypeSchema).default({}),
     queueConfigs: z.array(queueConfigSchema).min(1, { error: "configure at least one queue" }).max(100),
   })
@@ -141,7 +151,10 @@ export interface ResolvedConfig extends Omit<Config, "queueConfigs"> {
   queueByName: ReadonlyMap<string, ResolvedQueue>;
 }
 
-function mergeCatalogs(names: readonly BuiltinCatalogName[], own: InstanceCatalog): Record<string, InstanceTypeInfo> {
+function mergeCatalogs(
+  names: readonly BuiltinCatalogName[],
+  own: InstanceCatalog,
+): Record<string, InstanceTypeInfo> {
   const out: Record<string, InstanceTypeInfo> = {};
   for (const name of names) Object.assign(out, BUILTIN_CATALOGS[name]);
   return Object.assign(out, own);

@@ -18,16 +18,27 @@ export interface Layout {
 }
 
 /** The unit of a request and how many of them; `distinct` units must each have a node of their own. */
-export function slicesOf(request: JobRequest, memRatio: number): { slice: Slice; units: number; distinct: boolean } {
+export function slicesOf(
+  request: JobRequest,
+  memRatio: number,
+): { slice: Slice; units: number; distinct: boolean } {
   if (request.kind === "nodes") {
     return {
-      slice: { cpus: request.cpusPerNode, memMiB: Math.ceil(request.memPerNodeMiB * memRatio), gpus: request.gpusPerNode },
+      slice: {
+        cpus: request.cpusPerNode,
+        memMiB: Math.ceil(request.memPerNodeMiB * memRatio),
+        gpus: request.gpusPerNode,
+      },
       units: request.nodes,
       distinct: true,
     };
   }
   return {
-    slice: { cpus: request.cpusPerTask, memMiB: Math.ceil(request.memPerTaskMiB * memRatio), gpus: request.gpusPerTask },
+    slice: {
+      cpus: request.cpusPerTask,
+      memMiB: Math.ceil(request.memPerTaskMiB * memRatio),
+      gpus: request.gpusPerTask,
+    },
     units: request.tasks,
     distinct: false,
   };

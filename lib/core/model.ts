@@ -45,7 +45,15 @@ export interface Job {
   nodeNames?: readonly string[];
 }
 
-export const NODE_STATES = ["LAUNCHING", "IDLE", "MIXED", "ALLOCATED", "DRAINING", "DRAINED", "DOWN"] as const;
+export const NODE_STATES = [
+  "LAUNCHING",
+  "IDLE",
+  "MIXED",
+  "ALLOCATED",
+  "DRAINING",
+  "DRAINED",
+  "DOWN",
+] as const;
 export type NodeState = (typeof NODE_STATES)[number];
 
 export interface ClusterNode {

@@ -10,7 +10,8 @@ export const SIMPLE_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
 export const CLOUD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export const SIMPLE_NAME_HINT = "use letters, digits and '-', at most 63 characters, not starting with '-'";
-export const CLOUD_ID_HINT = "use letters, digits, '.', '_' and '-', at most 128 characters, not starting with '-'";
+export const CLOUD_ID_HINT =
+  "use letters, digits, '.', '_' and '-', at most 128 characters, not starting with '-'";
 
 export function isSimpleName(value: string): boolean {
   return SIMPLE_NAME.test(value);

@@ -25,7 +25,9 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
       continue;
     }
     if (!config.queueByName.has(job.queue)) {
-      decision.skipped.push(jobSkip(job, "QUEUE_NOT_CONFIGURED", `queue ${job.queue} is not in queueConfigs`));
+      decision.skipped.push(
+        jobSkip(job, "QUEUE_NOT_CONFIGURED", `queue ${job.queue} is not in queueConfigs`),
+      );
       continue;
     }
     if (job.state === "BLOCKED") {
@@ -52,7 +54,9 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
     const jobs = (jobsByQueue.get(queue.queueName) ?? []).sort(
       (a, b) => a.submittedAt - b.submittedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
     );
-    const nodes = (nodesByQueue.get(queue.queueName) ?? []).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const nodes = (nodesByQueue.get(queue.queueName) ?? []).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
     const busy = new Set(nodes.filter((n) => isBusy(n, runningOn)).map((n) => n.name));
     const held = holds(queue, jobs, config.expansionBusyTime, now);
     const supply: SupplyNode[] = [];
@@ -87,7 +91,10 @@ function holds(queue: ResolvedQueue, jobs: readonly Job[], busyTimeS: number, no
   const held = new Map<Job, Hold>();
   for (const job of jobs) {
     if (!queue.enableAutoExpansion) {
-      held.set(job, { code: "AUTO_EXPANSION_DISABLED", reason: `auto expansion is disabled for queue ${queue.queueName}` });
+      held.set(job, {
+        code: "AUTO_EXPANSION_DISABLED",
+        reason: `auto expansion is disabled for queue ${queue.queueName}`,
+      });
     } else {
       const waitedS = Math.floor((now - job.submittedAt) / 1000);
       if (waitedS < busyTimeS) {
@@ -161,7 +168,12 @@ function scaleOut(
   };
 }
 
-function groupIntoLaunches(queue: ResolvedQueue, nodes: readonly NewNode[], round: number, needed: number): Launch[] {
+function groupIntoLaunches(
+  queue: ResolvedQueue,
+  nodes: readonly NewNode[],
+  round: number,
+  needed: number,
+): Launch[] {
   const unitSize = new Map<string, number>();
   for (const n of nodes) unitSize.set(n.unit, (unitSize.get(n.unit) ?? 0) + 1);
   const byUnit = new Map<string, { node: NewNode; count: number; jobs: Set<string> }>();

@@ -26,9 +26,9 @@ interface Use {
 
 /**
  * Bin packing: pending jobs share nodes (best fit by free vCPUs), and a node is opened only when no
- * existing or planned node has room. New nodes take the shape with the lowest price per vCPU the
- * remaining demand would use (weighPrice, when every fitting type has a price), otherwise the least
- * spare vCPUs; ties go to the larger shape, then the entry listed first. Same caps and rounds as thpc.
+ * existing or planned node has room. A new node takes the shape on which the remaining demand would
+ * cost least (weighPrice, when every fitting type has a price) or leave the fewest spare vCPUs.
+ * Same caps and rounds as thpc.
  */
 export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice }) => {
   const result: PolicyResult = { newNodes: [], jobNodes: new Map(), skipped: [], reserved: new Map() };
@@ -46,22 +46,29 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
     remMem += slice.memMiB * units * job.count;
   }
 
-  const chooseGroup = (slice: Slice, distinct: boolean): ShapeGroup | undefined => {
+  // Picks a new node's shape by what hosting all the remaining demand on that shape would take:
+  // nodes = max(vCPUs / node, memory / node, this job's units / node), then the cost of those nodes
+  // (price, or spare vCPUs and memory). Ties go to the larger shape (fewer boots), then the first listed.
+  const chooseGroup = (slice: Slice, unitsLeft: number, distinct: boolean): ShapeGroup | undefined => {
     const fitting = queue.groups.filter((g) => slicesPerNode(slice, g.shape, distinct) > 0);
     const byPrice = weighPrice && fitting.every((g) => g.shape.pricePerHour !== undefined);
-    const memPerCpu = remCpus > 0 ? remMem / remCpus : 0;
-    let best: { group: ShapeGroup; score: number } | undefined;
+    let best: { group: ShapeGroup; cost: number; spareMem: number } | undefined;
     for (const group of fitting) {
-      const { vcpus, memoryMiB } = group.shape;
-      let usable = Math.min(vcpus, remCpus);
-      if (memPerCpu > 0) usable = Math.min(usable, Math.floor(memoryMiB / memPerCpu));
-      usable = Math.max(usable, slice.cpus);
-      const score = byPrice ? (group.shape.pricePerHour ?? 0) / usable : vcpus - usable;
+      const { vcpus, memoryMiB, pricePerHour } = group.shape;
+      const nodes = Math.max(
+        1,
+        Math.ceil(remCpus / vcpus),
+        Math.ceil(remMem / memoryMiB),
+        Math.ceil(unitsLeft / slicesPerNode(slice, group.shape, distinct)),
+      );
+      const cost = byPrice ? nodes * (pricePerHour ?? 0) : nodes * vcpus - remCpus;
+      const spareMem = nodes * memoryMiB - remMem;
       const better =
         !best ||
-        score < best.score - 1e-12 ||
-        (Math.abs(score - best.score) <= 1e-12 && vcpus > best.group.shape.vcpus);
-      if (better) best = { group, score };
+        cost < best.cost - 1e-9 ||
+        (Math.abs(cost - best.cost) <= 1e-9 &&
+          (spareMem < best.spareMem || (spareMem === best.spareMem && vcpus > best.group.shape.vcpus)));
+      if (better) best = { group, cost, spareMem };
     }
     return best?.group;
   };
@@ -71,7 +78,9 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
     const hold = held.get(job);
     const { slice, units, distinct } = slicesOf(job.request, memRatio);
     const freshNodes = Math.min(
-      ...queue.groups.map((g) => layoutOn(slice, units, distinct, g.shape)?.nodes ?? Number.POSITIVE_INFINITY),
+      ...queue.groups.map(
+        (g) => layoutOn(slice, units, distinct, g.shape)?.nodes ?? Number.POSITIVE_INFINITY,
+      ),
     );
     const used = new Set<string>();
     const newIndices = new Set<number>();
@@ -94,7 +103,7 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
           else if (hold) failure = "held";
           else if (freshNodes > queue.maxSize) failure = "large";
           else if (roomLeft - opened.length <= 0) failure = "room";
-          const group = failure ? undefined : chooseGroup(slice, distinct);
+          const group = failure ? undefined : chooseGroup(slice, left, distinct);
           if (!group) {
             failure ??= "fit";
             break;
@@ -162,7 +171,12 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
     }
     if (covered > 0) {
       result.skipped.push(
-        jobSkip(job, "COVERED_BY_EXISTING_NODES", `existing nodes will run it: ${listNames([...used])}`, covered),
+        jobSkip(
+          job,
+          "COVERED_BY_EXISTING_NODES",
+          `existing nodes will run it: ${listNames([...used])}`,
+          covered,
+        ),
       );
     }
     if (unplaceable > 0) {
@@ -188,15 +202,30 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
     }
     if (denied > 0) {
       result.skipped.push(
-        jobSkip(job, "QUEUE_AT_MAX_SIZE", `queue ${queue.queueName} would exceed maxSize ${queue.maxSize}`, denied),
+        jobSkip(
+          job,
+          "QUEUE_AT_MAX_SIZE",
+          `queue ${queue.queueName} would exceed maxSize ${queue.maxSize}`,
+          denied,
+        ),
       );
     }
   }
   return result;
 };
 
-function newBin(shape: InstanceTypeInfo, extra: { supply?: SupplyNode; newIndex?: number; group?: ShapeGroup }): Bin {
-  return { shape, freeCpus: shape.vcpus, freeMemMiB: shape.memoryMiB, freeGpus: shape.gpus, jobIds: new Set(), ...extra };
+function newBin(
+  shape: InstanceTypeInfo,
+  extra: { supply?: SupplyNode; newIndex?: number; group?: ShapeGroup },
+): Bin {
+  return {
+    shape,
+    freeCpus: shape.vcpus,
+    freeMemMiB: shape.memoryMiB,
+    freeGpus: shape.gpus,
+    jobIds: new Set(),
+    ...extra,
+  };
 }
 
 function fitCount(slice: Slice, bin: Bin): number {
@@ -242,4 +271,3 @@ class Bins {
     return undefined;
   }
 }
-

@@ -1,5 +1,13 @@
+import { type ShapeGroup, shapeKey } from "./config.js";
 import { bestFit, describeSlice, type Slice, slicesOf, slicesPerNode } from "./fit.js";
-import { jobSkip, listNames, type NewNode, type Policy, type PolicyResult, type SupplyNode } from "./policy.js";
+import {
+  jobSkip,
+  listNames,
+  type NewNode,
+  type Policy,
+  type PolicyResult,
+  type SupplyNode,
+} from "./policy.js";
 
 /**
  * THPC_AS exactly: each job gets whole nodes of its best-fit shape; nothing is shared between jobs.
@@ -14,35 +22,43 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
     const { slice, units, distinct } = slicesOf(job.request, queue.scaleUpMemRatio);
     const fresh = bestFit(queue, slice, units, distinct);
     const usedNames: string[] = [];
-    /** New nodes each not-yet-covered copy needs. */
-    const needs: number[] = [];
+    /** New nodes each not-yet-covered copy needs, and of which shape. */
+    const needs: { nodes: number; group: ShapeGroup }[] = [];
     let copiesLeft = job.count;
     let unplaceable = 0;
 
     // Copies that existing nodes help, one at a time; the pool is small.
     while (copiesLeft > 0 && pool.canHost(slice, distinct)) {
       const taken = pool.take(slice, units, distinct);
+      const rest = taken.unitsLeft > 0 ? bestFit(queue, slice, taken.unitsLeft, distinct) : null;
+      if (taken.unitsLeft > 0 && (!rest || (fresh && rest.layout.nodes >= fresh.layout.nodes))) {
+        // Partial help that saves no new node: leave those nodes for other jobs.
+        pool.giveBack(taken.nodes);
+        break;
+      }
       copiesLeft--;
       for (const s of taken.nodes) {
         usedNames.push(s.node.name);
         if (s.node.state === "IDLE") result.reserved.set(s.node.name, job.id);
       }
-      if (taken.unitsLeft > 0) {
-        const rest = bestFit(queue, slice, taken.unitsLeft, distinct);
-        if (rest) needs.push(rest.layout.nodes);
-        else unplaceable++;
-      }
+      if (rest) needs.push({ nodes: rest.layout.nodes, group: rest.group });
     }
     // The remaining copies all lie on fresh nodes the same way.
     if (copiesLeft > 0) {
-      if (fresh) for (let i = 0; i < copiesLeft; i++) needs.push(fresh.layout.nodes);
+      if (fresh)
+        for (let i = 0; i < copiesLeft; i++) needs.push({ nodes: fresh.layout.nodes, group: fresh.group });
       else unplaceable += copiesLeft;
     }
 
     const covered = job.count - needs.length - unplaceable;
     if (covered > 0) {
       result.skipped.push(
-        jobSkip(job, "COVERED_BY_EXISTING_NODES", `existing nodes will run it: ${listNames(usedNames)}`, covered),
+        jobSkip(
+          job,
+          "COVERED_BY_EXISTING_NODES",
+          `existing nodes will run it: ${listNames(usedNames)}`,
+          covered,
+        ),
       );
     }
     if (unplaceable > 0) {
@@ -62,12 +78,10 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
       continue;
     }
 
-    const group = fresh?.group;
-    if (!group) continue;
     const indices: number[] = [];
     let tooLarge = 0;
     let deniedByRoom = 0;
-    needs.forEach((need, copy) => {
+    needs.forEach(({ nodes: need, group }, copy) => {
       if (need > queue.maxSize) tooLarge++;
       else if (need > roomLeft) deniedByRoom++;
       else {
@@ -86,14 +100,19 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
         jobSkip(
           job,
           "JOB_LARGER_THAN_MAX_SIZE",
-          `needs ${Math.max(...needs)} new nodes but queue ${queue.queueName} has maxSize ${queue.maxSize}`,
+          `needs ${fresh?.layout.nodes ?? 0} new nodes but queue ${queue.queueName} has maxSize ${queue.maxSize}`,
           tooLarge,
         ),
       );
     }
     if (deniedByRoom > 0) {
       result.skipped.push(
-        jobSkip(job, "QUEUE_AT_MAX_SIZE", `queue ${queue.queueName} would exceed maxSize ${queue.maxSize}`, deniedByRoom),
+        jobSkip(
+          job,
+          "QUEUE_AT_MAX_SIZE",
+          `queue ${queue.queueName} would exceed maxSize ${queue.maxSize}`,
+          deniedByRoom,
+        ),
       );
     }
   }
@@ -107,7 +126,7 @@ class SupplyPool {
   constructor(supply: readonly SupplyNode[]) {
     const byKey = new Map<string, { shape: SupplyNode["shape"]; nodes: SupplyNode[] }>();
     for (const s of supply) {
-      const key = `${s.shape.vcpus}/${s.shape.memoryMiB}/${s.shape.gpus}`;
+      const key = shapeKey(s.shape);
       let g = byKey.get(key);
       if (!g) {
         g = { shape: s.shape, nodes: [] };
@@ -145,6 +164,13 @@ class SupplyPool {
     }
     return { nodes, unitsLeft: left };
   }
+
+  /** Returns nodes taken by `take`, in reverse, so the pool is as it was. */
+  giveBack(nodes: readonly SupplyNode[]): void {
+    for (const s of [...nodes].reverse()) {
+      this.groups.find((g) => g.shape === s.shape || shapeKey(g.shape) === shapeKey(s.shape))?.nodes.push(s);
+    }
+  }
 }
 
 function rank(s: SupplyNode): number {
@@ -155,4 +181,3 @@ function spare(shape: SupplyNode["shape"], slice: Slice, distinct: boolean): num
   const per = slicesPerNode(slice, shape, distinct);
   return (shape.vcpus - per * slice.cpus) * 1e7 + (shape.memoryMiB - per * slice.memMiB);
 }
-

@@ -61,5 +61,7 @@ export function jobSkip(job: Job, code: Skip["code"], reason: string, count = jo
 }
 
 export function listNames(names: readonly string[], max = 5): string {
-  return names.length <= max ? names.join(", ") : `${names.slice(0, max).join(", ")} and ${names.length - max} more`;
+  return names.length <= max
+    ? names.join(", ")
+    : `${names.slice(0, max).join(", ")} and ${names.length - max} more`;
 }

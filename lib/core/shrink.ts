@@ -84,7 +84,11 @@ export function planShrink(input: ShrinkInput): { shrinks: Shrink[]; skipped: Sk
     } else if (keep(node)) {
       // kept for minSize
     } else if (idleLeft - 1 < queue.desiredIdleNodeCapacity) {
-      skip(node, "KEPT_FOR_DESIRED_IDLE", `queue ${q} keeps desiredIdleNodeCapacity ${queue.desiredIdleNodeCapacity} idle nodes`);
+      skip(
+        node,
+        "KEPT_FOR_DESIRED_IDLE",
+        `queue ${q} keeps desiredIdleNodeCapacity ${queue.desiredIdleNodeCapacity} idle nodes`,
+      );
     } else {
       remaining--;
       idleLeft--;

@@ -10,7 +10,10 @@ import { parseWith } from "./validation.js";
 
 const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
 const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
-const isoTime = z.iso.datetime({ offset: true, error: "expected an ISO-8601 time such as 2026-01-01T00:00:00Z" });
+const isoTime = z.iso.datetime({
+  offset: true,
+  error: "expected an ISO-8601 time such as 2026-01-01T00:00:00Z",
+});
 const count = (min: number, max: number) =>
   z
     .number({ error: "expected a number" })
@@ -49,10 +52,15 @@ export const jobInputSchema = z
       ctx.addIssue({
         code: "custom",
         path: ["tasks"],
-        message: "give either nodes/cpusPerNode/memPerNodeMiB/gpusPerNode or tasks/cpusPerTask/memPerTaskMiB/gpusPerTask, not both",
+        message:
+          "give either nodes/cpusPerNode/memPerNodeMiB/gpusPerNode or tasks/cpusPerTask/memPerTaskMiB/gpusPerTask, not both",
       });
     } else if (hasTaskForm && j.tasks === undefined) {
-      ctx.addIssue({ code: "custom", path: ["tasks"], message: "required with cpusPerTask/memPerTaskMiB/gpusPerTask" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["tasks"],
+        message: "required with cpusPerTask/memPerTaskMiB/gpusPerTask",
+      });
     }
   });
 
@@ -76,13 +84,18 @@ export const stateInputSchema = z
     const names = new Set<string>();
     s.nodes.forEach((n, i) => {
       if (names.has(n.name)) {
-        ctx.addIssue({ code: "custom", path: ["nodes", i, "name"], message: `node "${n.name}" is listed twice` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["nodes", i, "name"],
+          message: `node "${n.name}" is listed twice`,
+        });
       }
       names.add(n.name);
     });
     const ids = new Set<string>();
     s.jobs.forEach((j, i) => {
-      if (ids.has(j.id)) ctx.addIssue({ code: "custom", path: ["jobs", i, "id"], message: `job "${j.id}" is listed twice` });
+      if (ids.has(j.id))
+        ctx.addIssue({ code: "custom", path: ["jobs", i, "id"], message: `job "${j.id}" is listed twice` });
       ids.add(j.id);
     });
   });
@@ -108,14 +121,27 @@ function toJob(j: z.output<typeof jobInputSchema>): Job {
           memPerNodeMiB: j.memPerNodeMiB ?? 0,
           gpusPerNode: j.gpusPerNode ?? 0,
         };
-  const job: Job = { id: j.id, queue: j.queue, state: j.state, submittedAt: Date.parse(j.submittedAt), request, count: j.count };
+  const job: Job = {
+    id: j.id,
+    queue: j.queue,
+    state: j.state,
+    submittedAt: Date.parse(j.submittedAt),
+    request,
+    count: j.count,
+  };
   if (j.reason !== undefined) job.reason = j.reason;
   if (j.nodeNames !== undefined) job.nodeNames = j.nodeNames;
   return job;
 }
 
 function toNode(n: z.output<typeof nodeInputSchema>): ClusterNode {
-  const node: ClusterNode = { name: n.name, queue: n.queue, instanceType: n.instanceType, zone: n.zone, state: n.state };
+  const node: ClusterNode = {
+    name: n.name,
+    queue: n.queue,
+    instanceType: n.instanceType,
+    zone: n.zone,
+    state: n.state,
+  };
   if (n.idleSince !== undefined) node.idleSince = Date.parse(n.idleSince);
   if (n.launchedAt !== undefined) node.launchedAt = Date.parse(n.launchedAt);
   if (n.reason !== undefined) node.reason = n.reason;

@@ -16,7 +16,9 @@ export class ValidationError extends Error {
     readonly source: string,
     readonly issues: readonly ValidationIssue[],
   ) {
-    super(`${source} is invalid:\n${issues.map((i) => `  ${i.path || "(top level)"}: ${i.message}`).join("\n")}`);
+    super(
+      `${source} is invalid:\n${issues.map((i) => `  ${i.path || "(top level)"}: ${i.message}`).join("\n")}`,
+    );
   }
 }
 
@@ -40,6 +42,10 @@ export function issuesFromZod(error: z.ZodError): ValidationIssue[] {
           message: "unknown key: remove it or check its spelling (names are camelCase)",
         });
       }
+    } else if (issue.code === "invalid_key") {
+      // A bad record key (e.g. an instance type name): say which key and why.
+      const why = issue.issues.map((i) => i.message).join("; ");
+      out.push({ path: formatPath(issue.path), message: `bad key: ${why}` });
     } else {
       out.push({ path: formatPath(issue.path), message: issue.message });
     }
