@@ -1,0 +1,162 @@
+import { SIMPLE_NAME } from "../../lib/core/names.js";
+import { DRAIN_REASON_PREFIX } from "../../lib/core/shrink.js";
+import {
+  SlurmCommandError,
+  SlurmNodeNotFoundError,
+  SlurmParseError,
+  SlurmUnavailableError,
+} from "./errors.js";
+import { type CommandResult, type CommandRunner, isControllerUnreachable, runCommand } from "./exec.js";
+import type { SlurmJob, SlurmNode, SlurmPartition } from "./model.js";
+import {
+  parseScontrolNodes,
+  parseScontrolPartitions,
+  parseSinfoJson,
+  SCONTROL_NODES_ARGS,
+  SCONTROL_PARTITIONS_ARGS,
+} from "./nodes.js";
+import { parseSqueueFormat, SQUEUE_FORMAT_ARGS } from "./squeue-format.js";
+import { parseSqueueJson } from "./squeue-json.js";
+
+export interface SlurmClientOptions {
+  /** @default runCommand (execFile, no shell) */
+  runner?: CommandRunner;
+  /** Environment of the Slurm commands; SLURM_CONF in it selects the cluster. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** @default 60000 */
+  timeoutMs?: number;
+  /** Directory of squeue/sinfo/scontrol; @default found on PATH */
+  binDir?: string;
+  /** Force the reader: "json" (22.05+) or "format" (older Slurm). @default chosen from the version */
+  source?: "json" | "format";
+}
+
+/** Drain reasons: printable text without control characters; the prefix marks NowScale's own drains. */
+const REASON = /^[\x20-\x7e]{1,200}$/;
+
+/**
+ * Reads and changes one Slurm cluster through its command-line clients, run with argument arrays.
+ * Reads throw SlurmUnavailableError when slurmctld does not answer, SlurmParseError when its output
+ * is malformed and SlurmCommandError for other failures. Actions are idempotent.
+ */
+export class SlurmClient {
+  private readonly runner: CommandRunner;
+  private versionCache: string | undefined;
+
+  constructor(private readonly options: SlurmClientOptions = {}) {
+    this.runner = options.runner ?? runCommand;
+  }
+
+  /** Slurm's version from `sinfo --version` ("22.05.8"); does not need slurmctld. */
+  async version(): Promise<string> {
+    if (this.versionCache !== undefined) return this.versionCache;
+    const result = await this.run("sinfo", ["--version"]);
+    const m = /(\d+)\.(\d+)\.(\d+)/.exec(result.stdout);
+    if (!m) throw new SlurmParseError("sinfo --version", `no version in "${result.stdout.trim().slice(0, 80)}"`);
+    this.versionCache = m[0];
+    return m[0];
+  }
+
+  /** "json" on Slurm 22.05 and later, "format" before. */
+  async source(): Promise<"json" | "format"> {
+    if (this.options.source) return this.options.source;
+    const [major = 0, minor = 0] = (await this.version()).split(".").map(Number);
+    return major > 22 || (major === 22 && minor >= 5) ? "json" : "format";
+  }
+
+  /** Pending and running jobs of every partition. */
+  async jobs(): Promise<{ source: "json" | "format"; jobs: SlurmJob[] }> {
+    const source = await this.source();
+    if (source === "json") {
+      const result = await this.run("squeue", ["--all", "--json"]);
+      return { source, jobs: parseSqueueJson(result.stdout).jobs };
+    }
+    const result = await this.run("squeue", SQUEUE_FORMAT_ARGS);
+    return { source, jobs: parseSqueueFormat(result.stdout) };
+  }
+
+  /** Every node slurmctld knows, once each. */
+  async nodes(): Promise<SlurmNode[]> {
+    if ((await this.source()) === "json") {
+      const result = await this.run("sinfo", ["--json"]);
+      return parseSinfoJson(result.stdout).nodes;
+    }
+    return parseScontrolNodes((await this.run("scontrol", SCONTROL_NODES_ARGS)).stdout);
+  }
+
+  /** Partitions with the memory defaults their jobs inherit. */
+  async partitions(): Promise<SlurmPartition[]> {
+    return parseScontrolPartitions((await this.run("scontrol", SCONTROL_PARTITIONS_ARGS)).stdout);
+  }
+
+  /**
+   * Drains a node so it takes no new job; running jobs finish. `reason` is prefixed with "nowscale: "
+   * unless it starts with "nowscale" already, so the core tells NowScale's drains from people's.
+   * Draining a drained node again succeeds. Throws SlurmNodeNotFoundError for an unknown node.
+   */
+  async drain(node: string, reason: string): Promise<void> {
+    checkNodeName(node);
+    const full = reason.startsWith(DRAIN_REASON_PREFIX) ? reason : `${DRAIN_REASON_PREFIX}: ${reason}`;
+    if (!REASON.test(full)) throw new TypeError("drain reason must be 1-200 printable ASCII characters");
+    await this.update(node, ["State=DRAIN", `Reason=${full}`]);
+  }
+
+  /** Returns a drained node to service. Resuming a node that is not drained succeeds. */
+  async resume(node: string): Promise<void> {
+    checkNodeName(node);
+    try {
+      await this.update(node, ["State=RESUME"]);
+    } catch (error) {
+      // Slurm refuses RESUME for a node that is not drained or down: already the wanted state.
+      if (error instanceof SlurmCommandError && /Invalid node state specified/i.test(error.stderr)) return;
+      throw error;
+    }
+  }
+
+  /**
+   * Removes a dynamic node from slurmctld (its slurmd should be stopped first). Deleting a node that is
+   * already gone succeeds. Slurm refuses while the node runs a job: SlurmCommandError.
+   */
+  async deleteNode(node: string): Promise<void> {
+    checkNodeName(node);
+    const result = await this.runUnchecked("scontrol", ["delete", `NodeName=${node}`]);
+    if (result.code === 0 || /Invalid node name specified/i.test(result.stderr)) return;
+    throw this.failure("scontrol delete", result);
+  }
+
+  private async update(node: string, settings: string[]): Promise<void> {
+    const result = await this.runUnchecked("scontrol", ["update", `NodeName=${node}`, ...settings]);
+    if (result.code === 0) return;
+    if (/Invalid node name specified/i.test(result.stderr)) throw new SlurmNodeNotFoundError(node);
+    throw this.failure("scontrol update", result);
+  }
+
+  private async run(command: string, args: readonly string[]): Promise<CommandResult> {
+    const result = await this.runUnchecked(command, args);
+    if (result.code !== 0) throw this.failure(`${command} ${args.join(" ")}`.slice(0, 80), result);
+    return result;
+  }
+
+  private runUnchecked(command: string, args: readonly string[]): Promise<CommandResult> {
+    const file = this.options.binDir ? `${this.options.binDir}/${command}` : command;
+    const options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {};
+    if (this.options.env) options.env = this.options.env;
+    if (this.options.timeoutMs) options.timeoutMs = this.options.timeoutMs;
+    return this.runner(file, args, options);
+  }
+
+  private failure(command: string, result: CommandResult): Error {
+    if (isControllerUnreachable(result) || (result.code === null && result.error?.startsWith("killed"))) {
+      return new SlurmUnavailableError(`slurmctld did not answer ${command}: ${firstLine(result)}`);
+    }
+    return new SlurmCommandError(command, result.code, result.stderr || result.error || "");
+  }
+}
+
+function checkNodeName(node: string): void {
+  if (!SIMPLE_NAME.test(node)) throw new TypeError(`invalid node name "${node.slice(0, 80)}"`);
+}
+
+function firstLine(result: CommandResult): string {
+  return (result.stderr || result.error || "").trim().split("\n")[0]?.slice(0, 300) ?? "";
+}

@@ -1,0 +1,45 @@
+import { CLOUD_ID, SIMPLE_NAME } from "../../lib/core/names.js";
+
+/**
+ * NowScale names a node's queue, instance type and zone in its Slurm features: `q_compute`,
+ * `type_c5.xlarge`, `zone_ap-guangzhou-3`. '_' never occurs in a queue name, so the prefix is unambiguous;
+ * the queue feature is also what the queue's NodeSet selects, which is how a dynamic node joins its partition.
+ */
+export const QUEUE_FEATURE_PREFIX = "q_";
+export const TYPE_FEATURE_PREFIX = "type_";
+export const ZONE_FEATURE_PREFIX = "zone_";
+
+/** Feature names the agent reports: what these prefixes and cloud ids can produce. */
+export const FEATURE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,191}$/;
+
+export interface NodePlacement {
+  queue: string;
+  instanceType: string;
+  zone: string;
+}
+
+/** The features a node of this queue, type and zone starts with. Throws on a name outside the allow-lists. */
+export function placementFeatures(p: NodePlacement): string[] {
+  if (!SIMPLE_NAME.test(p.queue)) throw new Error(`invalid queue name "${p.queue}"`);
+  if (!CLOUD_ID.test(p.instanceType)) throw new Error(`invalid instance type "${p.instanceType}"`);
+  if (!CLOUD_ID.test(p.zone)) throw new Error(`invalid zone "${p.zone}"`);
+  return [`${QUEUE_FEATURE_PREFIX}${p.queue}`, `${TYPE_FEATURE_PREFIX}${p.instanceType}`, `${ZONE_FEATURE_PREFIX}${p.zone}`];
+}
+
+/** The queue's feature, which its NodeSet selects. */
+export function queueFeature(queue: string): string {
+  return `${QUEUE_FEATURE_PREFIX}${queue}`;
+}
+
+/** Reads a node's placement back from its features; undefined unless all three are there and valid. */
+export function placementOf(features: readonly string[]): NodePlacement | undefined {
+  const find = (prefix: string, pattern: RegExp) => {
+    const f = features.find((x) => x.startsWith(prefix));
+    const value = f?.slice(prefix.length);
+    return value !== undefined && pattern.test(value) ? value : undefined;
+  };
+  const queue = find(QUEUE_FEATURE_PREFIX, SIMPLE_NAME);
+  const instanceType = find(TYPE_FEATURE_PREFIX, CLOUD_ID);
+  const zone = find(ZONE_FEATURE_PREFIX, CLOUD_ID);
+  return queue && instanceType && zone ? { queue, instanceType, zone } : undefined;
+}

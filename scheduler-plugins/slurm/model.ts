@@ -1,0 +1,86 @@
+/**
+ * What the parsers read from Slurm, before it is mapped onto the report: one shape whatever the
+ * source (squeue --json, squeue format string, sinfo --json, scontrol -o). Memory in MiB, times in epoch ms.
+ */
+
+export interface SlurmJob {
+  /** "17", "9_3" (one array task), "9_[0-9]" (pending array tasks not yet split off). */
+  id: string;
+  /** Base job id of an array; undefined for a plain job. */
+  arrayJobId?: string;
+  /** How many jobs this record stands for: array tasks still pending in it, else 1. */
+  taskCount: number;
+  /** Array throttle (`--array=0-99%4`): at most this many tasks of the array run at once. */
+  arrayLimit?: number;
+  /** Partitions the job may run in, in Slurm's order. */
+  partitions: string[];
+  /** Slurm's job state, e.g. PENDING, RUNNING, COMPLETING. */
+  state: string;
+  /** Slurm's reason code, e.g. Resources, Priority, Dependency, JobHeldUser; "None" when there is none. */
+  reason: string;
+  submittedAt: number;
+  /** Minimum node count (Slurm's estimate when the user gave only -n). */
+  nodeCount: number;
+  /** True when the user fixed the node count (-N), the tasks per node, or the per-node memory. */
+  nodesFixed: boolean;
+  /** Total CPUs requested. */
+  cpus: number;
+  tasks: number;
+  cpusPerTask: number;
+  minCpusPerNode: number;
+  memPerNodeMiB?: number;
+  memPerCpuMiB?: number;
+  gpusPerNode: number;
+  gpusPerTask: number;
+  /** --gpus for the whole job. */
+  gpusPerJob: number;
+  /** Constraint expression (-C), "" when none. */
+  features: string;
+  exclusive: boolean;
+  /** Nodes a running job occupies. */
+  nodeNames: string[];
+}
+
+export interface SlurmNode {
+  name: string;
+  /** Base state in upper case: IDLE, ALLOCATED, MIXED, DOWN, FUTURE, UNKNOWN, ERROR. */
+  state: string;
+  /** State flags in upper case: DRAIN, COMPLETING, NOT_RESPONDING, POWERING_UP, DYNAMIC_NORM, ... */
+  flags: string[];
+  cpus: number;
+  cpusAllocated: number;
+  memoryMiB: number;
+  memoryAllocatedMiB: number;
+  gpus: number;
+  features: string[];
+  partitions: string[];
+  reason: string;
+  /** When the node was last busy, i.e. when its current idle stretch began. */
+  lastBusyAt?: number;
+  /** When its slurmd registered. */
+  slurmdStartedAt?: number;
+}
+
+export interface SlurmPartition {
+  name: string;
+  defMemPerCpuMiB?: number;
+  defMemPerNodeMiB?: number;
+}
+
+/** Counts array tasks in Slurm's task string: "0-9,20,22%3" → 12, "0-99:2" → 50; "" or "N/A" → undefined. */
+export function countArrayTasks(spec: string): { count: number; limit?: number } | undefined {
+  const [list, limitText] = spec.split("%");
+  if (!list || list === "N/A") return undefined;
+  let count = 0;
+  for (const range of list.split(",")) {
+    const m = /^(\d+)(?:-(\d+)(?::(\d+))?)?$/.exec(range.trim());
+    if (!m) return undefined;
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    const step = m[3] === undefined ? 1 : Number(m[3]);
+    if (to < from || step < 1) return undefined;
+    count += Math.floor((to - from) / step) + 1;
+  }
+  const limit = limitText !== undefined && /^\d+$/.test(limitText) ? Number(limitText) : undefined;
+  return limit === undefined ? { count } : { count, limit };
+}

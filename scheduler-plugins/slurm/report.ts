@@ -1,0 +1,225 @@
+import type { FailedReport, JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
+import { REPORT_SCHEMA_VERSION } from "../../agent/report-schema.js";
+import type { NodeState } from "../../lib/core/model.js";
+import { SIMPLE_NAME } from "../../lib/core/names.js";
+import { JOB_ID } from "../../lib/core/state.js";
+import { FEATURE, placementOf } from "./features.js";
+import type { SlurmJob, SlurmNode, SlurmPartition } from "./model.js";
+import { isBlocked, jobPhase } from "./reasons.js";
+
+export interface ReportInput {
+  jobs: readonly SlurmJob[];
+  nodes: readonly SlurmNode[];
+  partitions: readonly SlurmPartition[];
+  slurmVersion: string;
+  source: "json" | "format";
+  agentVersion: string;
+  /** Epoch ms: the report's generatedAt. */
+  now: number;
+}
+
+/** A job's request in the core's terms, before grouping. */
+type Shape = Pick<
+  JobGroup,
+  "nodes" | "cpusPerNode" | "memPerNodeMiB" | "gpusPerNode" | "tasks" | "cpusPerTask" | "memPerTaskMiB" | "gpusPerTask"
+>;
+
+const MAX_JOB_IDS = 5;
+const MAX_EXAMPLES = 10;
+
+/**
+ * Maps parsed Slurm records onto the report: jobs grouped by (state, queue, shape, features, exclusive,
+ * reason) with count and oldest submit time; NowScale's nodes with the core's states; names outside the
+ * allow-lists left out and counted. Pure: the clock is `input.now`.
+ */
+export function buildReport(input: ReportInput): OkReport {
+  const ignored = { jobs: 0, nodes: 0, examples: [] as string[] };
+  const ignore = (kind: "jobs" | "nodes", why: string) => {
+    ignored[kind]++;
+    if (ignored.examples.length < MAX_EXAMPLES) ignored.examples.push(why.slice(0, 300));
+  };
+  const partitions = new Map(input.partitions.map((p) => [p.name, p]));
+
+  const runningArrayTasks = new Map<string, number>();
+  for (const job of input.jobs) {
+    if (job.arrayJobId !== undefined && jobPhase(job.state) === "RUNNING") {
+      runningArrayTasks.set(job.arrayJobId, (runningArrayTasks.get(job.arrayJobId) ?? 0) + 1);
+    }
+  }
+
+  const groups = new Map<string, JobGroup & { oldestMs: number }>();
+  for (const job of input.jobs) {
+    const phase = jobPhase(job.state);
+    if (phase === undefined) continue;
+    const queue = job.partitions[0];
+    if (queue === undefined || !SIMPLE_NAME.test(queue)) {
+      ignore("jobs", `job ${safe(job.id)}: partition "${safe(job.partitions.join(","))}" is not a valid queue name`);
+      continue;
+    }
+    if (!JOB_ID.test(job.id)) {
+      ignore("jobs", `job "${safe(job.id)}": invalid job id`);
+      continue;
+    }
+    let state: JobGroup["state"] = phase;
+    let reason = phase === "PENDING" && job.reason !== "None" ? job.reason : undefined;
+    let count = job.taskCount;
+    if (phase === "PENDING" && isBlocked(job.state, job.reason)) state = "BLOCKED";
+    if (state === "PENDING" && job.arrayLimit !== undefined && job.arrayJobId !== undefined) {
+      // A throttled array (--array=...%N) can only start N tasks at once, whatever the queue holds.
+      const room = Math.max(0, job.arrayLimit - (runningArrayTasks.get(job.arrayJobId) ?? 0));
+      if (room === 0) {
+        state = "BLOCKED";
+        reason = "JobArrayTaskLimit";
+      } else count = Math.min(count, room);
+    }
+    const shape = shapeOf(job, partitions.get(queue));
+    const features = job.features !== "" ? job.features.slice(0, 500) : undefined;
+    const key = JSON.stringify([state, queue, shape, features, job.exclusive, reason]);
+    const group = groups.get(key);
+    if (group === undefined) {
+      const g: JobGroup & { oldestMs: number } = {
+        queue,
+        state,
+        ...shape,
+        count,
+        oldestSubmittedAt: "",
+        oldestMs: job.submittedAt,
+        jobIds: [job.id],
+      };
+      if (features !== undefined) g.features = features;
+      if (job.exclusive) g.exclusive = true;
+      if (reason !== undefined) g.reason = reason.slice(0, 500);
+      if (state === "RUNNING") g.nodeNames = validNodeNames(job.nodeNames);
+      groups.set(key, g);
+    } else {
+      group.count += count;
+      if (job.submittedAt < group.oldestMs) {
+        group.oldestMs = job.submittedAt;
+        group.jobIds.unshift(job.id);
+      } else group.jobIds.push(job.id);
+      if (group.jobIds.length > MAX_JOB_IDS) group.jobIds.length = MAX_JOB_IDS;
+      if (group.nodeNames !== undefined) group.nodeNames = mergeNames(group.nodeNames, validNodeNames(job.nodeNames));
+    }
+  }
+  const jobs = [...groups.values()].map(({ oldestMs, ...g }): JobGroup => ({ ...g, oldestSubmittedAt: iso(oldestMs) }));
+
+  const nodes: ReportNode[] = [];
+  const unmanagedNodes: string[] = [];
+  for (const node of input.nodes) {
+    const placement = placementOf(node.features);
+    if (!SIMPLE_NAME.test(node.name)) {
+      ignore("nodes", `node "${safe(node.name)}": invalid node name`);
+    } else if (placement === undefined) {
+      unmanagedNodes.push(node.name);
+    } else {
+      nodes.push(reportNode(node, placement));
+    }
+  }
+
+  return {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    agentVersion: input.agentVersion,
+    scheduler: "slurm",
+    generatedAt: iso(input.now),
+    status: "ok",
+    slurmVersion: input.slurmVersion.slice(0, 50),
+    source: input.source,
+    jobs,
+    nodes,
+    unmanagedNodes,
+    ignored,
+  };
+}
+
+/** The report for a controller that did not answer, or whose answer could not be read. */
+export function failedReport(
+  status: FailedReport["status"],
+  error: string,
+  agentVersion: string,
+  now: number,
+): FailedReport {
+  return {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    agentVersion,
+    scheduler: "slurm",
+    generatedAt: iso(now),
+    status,
+    error: error.slice(0, 1000),
+  };
+}
+
+/**
+ * The core's shape of a job. Whole-node requests (-N, --ntasks-per-node, --mem, --exclusive, GPUs per
+ * node, or a single task) become nodes × per-node; other multi-task jobs (-n) become tasks × per-task.
+ * Memory comes from --mem, else --mem-per-cpu × CPUs, else the partition's DefMemPerNode/DefMemPerCPU, else 0.
+ */
+export function shapeOf(job: SlurmJob, partition: SlurmPartition | undefined): Shape {
+  const perCpuMem = job.memPerCpuMiB ?? (job.memPerNodeMiB === undefined ? partition?.defMemPerCpuMiB : undefined);
+  const wholeNodes = job.nodesFixed || job.exclusive || job.gpusPerNode > 0 || job.tasks <= 1;
+  if (wholeNodes) {
+    const nodes = job.nodeCount;
+    const cpusPerNode = Math.max(job.minCpusPerNode, Math.ceil(job.cpus / nodes));
+    const mem = job.memPerNodeMiB ?? (perCpuMem !== undefined ? perCpuMem * cpusPerNode : partition?.defMemPerNodeMiB) ?? 0;
+    const gpus = job.gpusPerNode || Math.ceil(job.gpusPerJob / nodes) || job.gpusPerTask * Math.ceil(job.tasks / nodes);
+    return { nodes, cpusPerNode, memPerNodeMiB: mem, gpusPerNode: gpus };
+  }
+  const memPerTask = perCpuMem !== undefined ? perCpuMem * job.cpusPerTask : 0;
+  const gpusPerTask = job.gpusPerTask || Math.ceil(job.gpusPerJob / job.tasks);
+  return { tasks: job.tasks, cpusPerTask: job.cpusPerTask, memPerTaskMiB: memPerTask, gpusPerTask };
+}
+
+/** Slurm's node state and flags → the core's node state. */
+export function nodeStateOf(node: Pick<SlurmNode, "state" | "flags" | "cpusAllocated">): NodeState {
+  const flags = new Set(node.flags);
+  const busy = node.state === "ALLOCATED" || node.state === "MIXED" || flags.has("COMPLETING") || node.cpusAllocated > 0;
+  if (node.state === "DOWN" || node.state === "ERROR" || flags.has("NOT_RESPONDING") || flags.has("FAIL")) return "DOWN";
+  if (flags.has("DRAIN") || flags.has("DRAINING") || flags.has("DRAINED")) return busy ? "DRAINING" : "DRAINED";
+  if (node.state === "FUTURE" || node.state === "UNKNOWN" || flags.has("POWERING_UP") || flags.has("POWERED_DOWN")) {
+    return "LAUNCHING";
+  }
+  if (node.state === "ALLOCATED") return "ALLOCATED";
+  if (busy) return "MIXED";
+  return "IDLE";
+}
+
+function reportNode(node: SlurmNode, placement: { queue: string; instanceType: string; zone: string }): ReportNode {
+  const state = nodeStateOf(node);
+  const out: ReportNode = {
+    name: node.name,
+    ...placement,
+    state,
+    cpus: clamp(node.cpus, 100_000),
+    cpusAllocated: clamp(node.cpusAllocated, 100_000),
+    memoryMiB: clamp(node.memoryMiB, 1 << 30),
+    memoryAllocatedMiB: clamp(node.memoryAllocatedMiB, 1 << 30),
+    gpus: clamp(node.gpus, 1024),
+    features: node.features.filter((f) => FEATURE.test(f)).slice(0, 64),
+    slurmState: [node.state, ...node.flags].join("+").slice(0, 200),
+  };
+  const idleSince = node.lastBusyAt ?? node.slurmdStartedAt;
+  if ((state === "IDLE" || state === "DRAINED") && idleSince !== undefined) out.idleSince = iso(idleSince);
+  if (node.reason !== "" && (state === "DRAINING" || state === "DRAINED" || state === "DOWN")) out.reason = node.reason.slice(0, 500);
+  return out;
+}
+
+function validNodeNames(names: readonly string[]): string[] {
+  return names.filter((n) => SIMPLE_NAME.test(n));
+}
+
+function mergeNames(a: string[], b: string[]): string[] {
+  if (b.every((n) => a.includes(n))) return a;
+  return [...new Set([...a, ...b])];
+}
+
+function clamp(value: number, max: number): number {
+  return Math.min(Math.max(0, Math.floor(value)), max);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Names in `ignored.examples` are untrusted: keep them printable and short. */
+function safe(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, 80);
+}

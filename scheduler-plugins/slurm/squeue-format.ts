@@ -1,0 +1,81 @@
+import { asParseError, SlurmParseError } from "./errors.js";
+import { expandHostlist } from "./hostlist.js";
+import { countArrayTasks, type SlurmJob } from "./model.js";
+import { gpusIn, parseCount, parseMemMiB, parseSlurmLocalTime } from "./units.js";
+
+/**
+ * The format-string fallback for Slurm older than 22.05 (no --json). Fields are separated by the ASCII
+ * unit separator, which no Slurm name or reason contains, so constraints such as "a|b" stay intact.
+ */
+export const FIELD_SEPARATOR = "\u001f";
+
+const FIELDS = ["%i", "%F", "%K", "%P", "%T", "%r", "%V", "%D", "%C", "%c", "%m", "%b", "%f", "%h", "%N"] as const;
+
+/** Arguments for `squeue` that print what parseSqueueFormat reads: all partitions, live states only. */
+export const SQUEUE_FORMAT_ARGS: readonly string[] = [
+  "--noheader",
+  "--all",
+  "--states=PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED",
+  `--format=${FIELDS.join(FIELD_SEPARATOR)}`,
+];
+
+/**
+ * Parses the output of `squeue ${SQUEUE_FORMAT_ARGS}`. Limits of this form: it has no task count and
+ * `%m` does not say whether memory is per node or per CPU, so every job is read as nodes × per-node
+ * request with %m per node. Times are the agent's local time. Throws SlurmParseError only.
+ */
+export function parseSqueueFormat(output: string): SlurmJob[] {
+  const source = "squeue --format";
+  const jobs: SlurmJob[] = [];
+  const lines = output.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line.trim() === "") continue;
+    try {
+      jobs.push(jobFromLine(line, `${source} line ${i + 1}`));
+    } catch (error) {
+      throw asParseError(`${source} line ${i + 1}`, error);
+    }
+  }
+  return jobs;
+}
+
+function jobFromLine(line: string, where: string): SlurmJob {
+  const f = line.split(FIELD_SEPARATOR);
+  if (f.length !== FIELDS.length) throw new SlurmParseError(where, `expected ${FIELDS.length} fields, found ${f.length}`);
+  const [id, arrayJobId, arrayTasks, partition, state, reason, submit, nodes, cpus, minCpus, mem, tresPerNode, features, share, nodeList] =
+    f as [string, string, string, string, string, string, string, string, string, string, string, string, string, string, string];
+  if (!/^\d/.test(id)) throw new SlurmParseError(where, "job id is missing");
+  if (!/^[A-Z_]+$/.test(state)) throw new SlurmParseError(where, `bad job state "${state.slice(0, 40)}"`);
+  const submittedAt = parseSlurmLocalTime(submit);
+  if (submittedAt === undefined) throw new SlurmParseError(where, `bad submit time "${submit.slice(0, 40)}"`);
+
+  const nodeCount = Math.max(1, parseCount(nodes) ?? 1);
+  const cpuCount = Math.max(1, parseCount(cpus) ?? 1);
+  const pendingArray = id.includes("[") ? countArrayTasks(arrayTasks) : undefined;
+  const memPerNodeMiB = parseMemMiB(mem);
+  const job: SlurmJob = {
+    id,
+    taskCount: pendingArray?.count ?? 1,
+    partitions: partition.split(",").filter(Boolean),
+    state,
+    reason: reason || "None",
+    submittedAt,
+    nodeCount,
+    nodesFixed: true,
+    cpus: cpuCount,
+    tasks: nodeCount,
+    cpusPerTask: Math.max(1, Math.ceil(cpuCount / nodeCount)),
+    minCpusPerNode: Math.max(1, parseCount(minCpus) ?? 1),
+    gpusPerNode: gpusIn(tresPerNode === "N/A" ? "" : tresPerNode),
+    gpusPerTask: 0,
+    gpusPerJob: 0,
+    features: features === "(null)" ? "" : features,
+    exclusive: share === "NO",
+    nodeNames: state === "PENDING" || nodeList === "" ? [] : expandHostlist(nodeList),
+  };
+  if (arrayJobId !== id && /^\d+$/.test(arrayJobId)) job.arrayJobId = arrayJobId;
+  if (pendingArray?.limit !== undefined) job.arrayLimit = pendingArray.limit;
+  if (memPerNodeMiB !== undefined && memPerNodeMiB > 0) job.memPerNodeMiB = memPerNodeMiB;
+  return job;
+}
