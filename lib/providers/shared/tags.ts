@@ -1,0 +1,26 @@
+/**
+ * The tags NowScale puts on every instance at creation. IAM policies (design.md section 3) allow
+ * launch and terminate only on resources carrying MANAGED_TAG, and the reconciler finds orphans by
+ * CLUSTER_TAG, so these keys are part of the deployed contract: do not rename them.
+ */
+export const CLUSTER_TAG = "nowscale:cluster";
+export const QUEUE_TAG = "nowscale:queue";
+export const MANAGED_TAG = "nowscale:managed";
+export const RESERVED_TAG_PREFIX = "nowscale:";
+
+/** Tag keys and values that every cloud accepts (EC2, CVM and ECS share this subset). */
+export const TAG_KEY = /^[A-Za-z0-9][A-Za-z0-9 _.:/=+@-]{0,127}$/;
+export const TAG_VALUE = /^[A-Za-z0-9 _.:/=+@-]{0,255}$/;
+
+/** The instance's tags: the caller's extra tags first, then the reserved ones, which always win. */
+export function instanceTags(
+  clusterId: string,
+  queue: string,
+  extra: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  return { ...extra, [CLUSTER_TAG]: clusterId, [QUEUE_TAG]: queue, [MANAGED_TAG]: "true" };
+}
+
+export function tagsToList(tags: Readonly<Record<string, string>>): { Key: string; Value: string }[] {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}

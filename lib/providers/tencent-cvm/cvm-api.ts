@@ -1,0 +1,205 @@
+import {
+  type Credential,
+  DefaultCredentialProvider,
+  type DynamicCredential,
+} from "tencentcloud-sdk-nodejs-common";
+import { cvm } from "tencentcloud-sdk-nodejs-cvm";
+import type {
+  Instance,
+  RunInstancesRequest,
+} from "tencentcloud-sdk-nodejs-cvm/tencentcloud/services/cvm/v20170312/cvm_models.js";
+import { tencentCatalog } from "../../core/catalogs/tencent.js";
+import type { InstanceCatalog } from "../../core/model.js";
+import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
+import { InvalidRequestError, NotFoundError } from "../../ports/errors.js";
+import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
+import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../shared/tags.js";
+import { fromCvmError } from "./errors.js";
+
+type CvmClient = InstanceType<typeof cvm.v20170312.Client>;
+
+export interface CvmApiOptions {
+  /** e.g. "ap-guangzhou". */
+  region: string;
+  /**
+   * A secret passed in ({ secretId, secretKey, token? }, e.g. read from Secrets Manager) or a dynamic
+   * provider. @default the SDK's default chain (environment, profile file, CVM role, OIDC)
+   */
+  credential?: Credential | DynamicCredential;
+  /** The VPC of the candidates' subnets; CVM wants both ids. */
+  vpcId?: string;
+  securityGroupIds?: string[];
+  /** CAM role the nodes assume (the CVM counterpart of an instance profile). */
+  camRoleName?: string;
+  /** Key pairs for node login; none means the image's own login settings. */
+  keyIds?: string[];
+  /** Override the API endpoint, e.g. a private endpoint or a test server ("127.0.0.1:8080"). */
+  endpoint?: string;
+  /** @default "https://" */
+  protocol?: "https://" | "http://";
+  /** @default 30 */
+  requestTimeoutSeconds?: number;
+  /** @default the built-in Tencent catalog (CVM prices vary by region and are left out) */
+  catalog?: InstanceCatalog;
+  /** A configured client (tests); overrides everything above but `vpcId` and the launch settings. */
+  client?: CvmClient;
+}
+
+const PAGE = 100;
+
+/** CVM 2017-03-12: RunInstances, TerminateInstances, DescribeInstances. */
+export class CvmApi implements CloudApi {
+  readonly cloud = "tencent";
+  readonly maxIdsPerCall = 100;
+  readonly client: CvmClient;
+
+  constructor(private readonly options: CvmApiOptions) {
+    this.client =
+      options.client ??
+      new cvm.v20170312.Client({
+        credential: options.credential ?? new DefaultCredentialProvider(),
+        region: options.region,
+        profile: {
+          httpProfile: {
+            reqTimeout: options.requestTimeoutSeconds ?? 30,
+            protocol: options.protocol ?? "https://",
+            ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+          },
+        },
+      });
+  }
+
+  async instanceTypes(): Promise<InstanceCatalog> {
+    return this.options.catalog ?? tencentCatalog;
+  }
+
+  async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
+    const request = this.runRequest(input);
+    const response = await this.call((c) => c.RunInstances(request));
+    const { candidate } = input;
+    // RunInstances answers with ids only; the rest is what was asked for.
+    return (response.InstanceIdSet ?? []).map((id) => ({
+      id,
+      instanceType: candidate.instanceType,
+      zone: candidate.zone,
+      chargeType: candidate.chargeType,
+      state: "PENDING" as const,
+      tags: { ...input.tags },
+      ...(candidate.subnetId === undefined ? {} : { subnetId: candidate.subnetId }),
+      ...withClusterAndQueue(input.tags),
+    }));
+  }
+
+  /** The exact RunInstances request. */
+  runRequest(input: RunInstancesInput): RunInstancesRequest {
+    const { candidate } = input;
+    if (candidate.subnetId !== undefined && this.options.vpcId === undefined) {
+      throw new InvalidRequestError("a CVM subnet needs its VPC: set vpcId in the Tencent provider options");
+    }
+    return {
+      InstanceChargeType: candidate.chargeType === "SPOT" ? "SPOTPAID" : "POSTPAID_BY_HOUR",
+      Placement: { Zone: candidate.zone },
+      InstanceType: candidate.instanceType,
+      ImageId: input.imageId,
+      ...(candidate.subnetId === undefined || this.options.vpcId === undefined
+        ? {}
+        : { VirtualPrivateCloud: { VpcId: this.options.vpcId, SubnetId: candidate.subnetId } }),
+      InstanceCount: input.maxCount,
+      MinCount: input.minCount,
+      InstanceName: input.namePrefix,
+      ClientToken: input.clientToken,
+      TagSpecification: [{ ResourceType: "instance", Tags: tagsToList(input.tags) }],
+      ...(this.options.securityGroupIds === undefined
+        ? {}
+        : { SecurityGroupIds: this.options.securityGroupIds }),
+      ...(this.options.camRoleName === undefined ? {} : { CamRoleName: this.options.camRoleName }),
+      ...(this.options.keyIds === undefined ? {} : { LoginSettings: { KeyIds: this.options.keyIds } }),
+      ...(input.userData === undefined
+        ? {}
+        : { UserData: Buffer.from(input.userData, "utf8").toString("base64") }),
+    };
+  }
+
+  async terminateInstances(ids: readonly string[]): Promise<void> {
+    await this.call((c) => c.TerminateInstances({ InstanceIds: [...ids] }));
+  }
+
+  async describeInstances(ids: readonly string[]): Promise<CloudInstance[]> {
+    if (ids.length === 0) return [];
+    try {
+      const response = await this.call((c) => c.DescribeInstances({ InstanceIds: [...ids], Limit: PAGE }));
+      return (response.InstanceSet ?? []).map(toCloudInstance);
+    } catch (error) {
+      // Should CVM refuse the batch for one unknown id, ask id by id and leave the unknown ones out.
+      if (!(error instanceof NotFoundError)) throw error;
+      if (ids.length === 1) return [];
+      const out: CloudInstance[] = [];
+      for (const id of ids) out.push(...(await this.describeInstances([id])));
+      return out;
+    }
+  }
+
+  async listInstancesByTag(key: string, value: string): Promise<CloudInstance[]> {
+    const out: CloudInstance[] = [];
+    for (let offset = 0; ; offset += PAGE) {
+      const page = await this.call((c) =>
+        c.DescribeInstances({
+          Filters: [{ Name: `tag:${key}`, Values: [value] }],
+          Offset: offset,
+          Limit: PAGE,
+        }),
+      );
+      const set = page.InstanceSet ?? [];
+      out.push(...set.map(toCloudInstance));
+      if (set.length < PAGE || offset + PAGE >= (page.TotalCount ?? 0)) break;
+    }
+    return out.filter((i) => i.state !== "TERMINATED");
+  }
+
+  private async call<T>(operation: (client: CvmClient) => Promise<T>): Promise<T> {
+    try {
+      return await operation(this.client);
+    } catch (error) {
+      throw fromCvmError(error);
+    }
+  }
+}
+
+/** CVM states; LAUNCH_FAILED instances exist (and must be terminated) but will never run. */
+const STATES: Record<string, InstanceState> = {
+  PENDING: "PENDING",
+  LAUNCH_FAILED: "UNKNOWN",
+  RUNNING: "RUNNING",
+  STARTING: "PENDING",
+  REBOOTING: "RUNNING",
+  STOPPING: "STOPPING",
+  STOPPED: "STOPPED",
+  SHUTDOWN: "TERMINATING",
+  TERMINATING: "TERMINATING",
+};
+
+export function toCloudInstance(instance: Instance): CloudInstance {
+  const tags: Record<string, string> = {};
+  for (const t of instance.Tags ?? []) if (t.Key !== undefined) tags[t.Key] = t.Value ?? "";
+  const privateIp = instance.PrivateIpAddresses?.[0];
+  const subnetId = instance.VirtualPrivateCloud?.SubnetId;
+  const launchedAt = instance.CreatedTime === undefined ? Number.NaN : Date.parse(instance.CreatedTime);
+  return {
+    id: instance.InstanceId ?? "",
+    instanceType: instance.InstanceType ?? "",
+    zone: instance.Placement?.Zone ?? "",
+    chargeType: instance.InstanceChargeType === "SPOTPAID" ? "SPOT" : "ON_DEMAND",
+    state: STATES[instance.InstanceState ?? ""] ?? "UNKNOWN",
+    tags,
+    ...(subnetId === undefined ? {} : { subnetId }),
+    ...(privateIp === undefined ? {} : { privateIp }),
+    ...(Number.isNaN(launchedAt) ? {} : { launchedAt }),
+    ...withClusterAndQueue(tags),
+  };
+}
+
+function withClusterAndQueue(tags: Readonly<Record<string, string>>): { clusterId?: string; queue?: string } {
+  const clusterId = tags[CLUSTER_TAG];
+  const queue = tags[QUEUE_TAG];
+  return { ...(clusterId === undefined ? {} : { clusterId }), ...(queue === undefined ? {} : { queue }) };
+}
