@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { ValidationError } from "../core/index.js";
 import { UsageError } from "./io.js";
 import { registerPlan } from "./plan-command.js";
+import { registerSimulate } from "./simulate-command.js";
 
 export const VERSION = "0.1.0";
 
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerPlan(program);
+  registerSimulate(program);
   return program;
 }
 
