@@ -1,0 +1,111 @@
+import type { ResolvedConfig } from "../core/config.js";
+import type { ClusterNode, Decision, Job } from "../core/model.js";
+import { plan } from "../core/plan.js";
+import type { Placement, SimCluster, SimNode } from "./cluster.js";
+
+/**
+ * What grows and shrinks the simulated cluster. The engine calls `poll` every poll interval (when
+ * `polls`), and the hooks when a node becomes ready or a job ends.
+ */
+export interface Scaler {
+  readonly polls: boolean;
+  /** Nodes that exist before the first job (a static cluster's). */
+  begin(cluster: SimCluster, now: number): void;
+  poll(cluster: SimCluster, now: number): void;
+  /**
+   * True when a poll now would certainly do nothing, and will keep doing nothing until the next job
+   * event or arrival: the engine then skips polls up to that event (an exact shortcut, not a guess).
+   */
+  quiet(cluster: SimCluster): boolean;
+  /** After the last poll, with no jobs or boots left: true when nothing more will shrink. */
+  settled(): boolean;
+  onReady?(cluster: SimCluster, node: SimNode, now: number): void;
+  onEnd?(cluster: SimCluster, job: number, placements: readonly Placement[], now: number): void;
+}
+
+/**
+ * The real scaling core: each poll hands `plan` the cluster as the agent would report it (pending
+ * jobs, running jobs with their nodes, nodes with Slurm states and idle times) and applies its
+ * decision: launches through the provider (with fallback), drains and terminates.
+ */
+export class CoreScaler implements Scaler {
+  readonly polls = true;
+  private last: Decision | undefined;
+
+  constructor(private readonly config: ResolvedConfig) {}
+
+  begin(): void {}
+
+  poll(cluster: SimCluster, now: number): void {
+    const jobs: Job[] = [];
+    for (const j of cluster.pendingViews.values()) jobs.push(j);
+    for (const j of cluster.runningViews.values()) jobs.push(j);
+    const nodes: ClusterNode[] = [];
+    for (const q of cluster.queues.values()) for (const n of q.nodes) nodes.push(cluster.refreshView(n));
+    const decision = plan(this.config, { jobs, nodes }, now);
+    this.last = decision;
+
+    let launched = 0;
+    for (const l of decision.launches) {
+      launched += cluster.launch(l.queue, l.candidates, l.count, l.allOrNothing, now).length;
+    }
+    if (launched > 0) cluster.counters.scaleOutRounds++;
+    for (const s of decision.shrinks) {
+      const node = cluster.nodesByName.get(s.node);
+      if (!node) throw new Error(`plan shrinks unknown node ${s.node}`);
+      if (s.action === "drain") cluster.drain(node);
+      else if (node.runningJobs === 0) cluster.terminate(node, now);
+      else throw new Error(`plan terminates ${s.node}, which runs a job`);
+    }
+  }
+
+  quiet(cluster: SimCluster): boolean {
+    if (cluster.pendingViews.size > 0) return false;
+    for (const q of cluster.queues.values()) {
+      const cfg = this.config.queueByName.get(q.name);
+      if (cfg?.enableAutoExpansion && q.nodes.length < cfg.minSize) return false;
+      // Idle and drained nodes are what shrink acts on, by time: those polls must run.
+      for (const n of q.nodes) if (n.ready && n.runningJobs === 0) return false;
+    }
+    return true;
+  }
+
+  settled(): boolean {
+    const d = this.last;
+    if (!d) return true;
+    return (
+      d.launches.length === 0 &&
+      d.shrinks.length === 0 &&
+      !d.skipped.some((s) => "node" in s && s.code === "IDLE_TIME_NOT_REACHED")
+    );
+  }
+}
+
+/** static:N — N nodes of each queue's first entry, up from the first arrival, never scaled. */
+export class StaticScaler implements Scaler {
+  readonly polls = false;
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly size: number,
+  ) {}
+
+  begin(cluster: SimCluster, now: number): void {
+    for (const q of this.config.queues) {
+      const first = q.entries[0];
+      if (!first) continue;
+      for (let i = 0; i < this.size; i++)
+        cluster.addReadyNode(q.queueName, first.instanceType, first.zone, now);
+    }
+  }
+
+  poll(): void {}
+
+  quiet(): boolean {
+    return true;
+  }
+
+  settled(): boolean {
+    return true;
+  }
+}

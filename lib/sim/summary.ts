@@ -1,0 +1,106 @@
+import { type BootTimeSpec, describeBootTime } from "./boot-time.js";
+import type { PolicyMetrics } from "./metrics.js";
+import type { PolicyRun } from "./simulate.js";
+import type { SwfTrace } from "./swf.js";
+import type { Workload } from "./workload.js";
+
+/** What `nowscale simulate --json` prints: the inputs that shaped the replay and each policy's metrics. */
+export interface SimulationSummary {
+  trace: {
+    file: string;
+    /** The trace's `Key: value` header lines. */
+    header: Record<string, string>;
+    records: number;
+    jobs: number;
+    /** Records that could not be replayed, by reason. */
+    skipped: Record<string, number>;
+  };
+  settings: {
+    config: string;
+    pollSeconds: number;
+    bootSeconds: string;
+    seed: number;
+    memPerCpuMiB: number;
+    capacity: Record<string, number>;
+  };
+  /** Policy name → metrics, in --compare order. */
+  policies: Record<string, PolicyMetrics>;
+}
+
+export interface SummaryInput {
+  traceFile: string;
+  trace: SwfTrace;
+  workload: Workload;
+  configFile: string;
+  pollSeconds: number;
+  boot: BootTimeSpec;
+  seed: number;
+  memPerCpuMiB: number;
+  capacity: ReadonlyMap<string, number>;
+  runs: readonly PolicyRun[];
+}
+
+export function summarize(input: SummaryInput): SimulationSummary {
+  return {
+    trace: {
+      file: input.traceFile,
+      header: input.trace.headerFields,
+      records: input.trace.records.length,
+      jobs: input.workload.jobs.length,
+      skipped: input.workload.skipped,
+    },
+    settings: {
+      config: input.configFile,
+      pollSeconds: input.pollSeconds,
+      bootSeconds: describeBootTime(input.boot),
+      seed: input.seed,
+      memPerCpuMiB: input.memPerCpuMiB,
+      capacity: Object.fromEntries(input.capacity),
+    },
+    policies: Object.fromEntries(input.runs.map((r) => [r.policy, r.metrics])),
+  };
+}
+
+/** The columns of the human table: header, how to print the metric. */
+const COLUMNS: [string, (m: PolicyMetrics) => string][] = [
+  ["done", (m) => `${m.completedJobs}/${m.jobs}`],
+  ["mean wait", (m) => duration(m.meanWaitS)],
+  ["p50 wait", (m) => duration(m.p50WaitS)],
+  ["p95 wait", (m) => duration(m.p95WaitS)],
+  ["max wait", (m) => duration(m.maxWaitS)],
+  ["bsld", (m) => m.meanBoundedSlowdown.toFixed(2)],
+  ["node-h", (m) => m.nodeHours.toFixed(0)],
+  ["cost $", (m) => (m.cost === null ? "n/a" : m.cost.toFixed(0))],
+  ["cpu util", (m) => `${(m.cpuUtilization * 100).toFixed(1)}%`],
+  ["launches", (m) => String(m.launches)],
+  ["peak", (m) => String(m.peakNodes)],
+  ["rounds", (m) => String(m.scaleOutRounds)],
+];
+
+/** A fixed-width table, one row per policy, for a terminal. */
+export function formatTable(summary: SimulationSummary): string {
+  const rows = Object.entries(summary.policies).map(([name, m]) => [name, ...COLUMNS.map(([, f]) => f(m))]);
+  const header = ["policy", ...COLUMNS.map(([h]) => h)];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+  const first = Object.values(summary.policies)[0];
+  const notes = [
+    `trace ${summary.trace.file}: ${summary.trace.jobs} jobs` +
+      (Object.keys(summary.trace.skipped).length > 0
+        ? ` (${Object.entries(summary.trace.skipped)
+            .map(([r, n]) => `${n} skipped: ${r}`)
+            .join(", ")})`
+        : ""),
+    `poll ${summary.settings.pollSeconds} s, boot ${summary.settings.bootSeconds} s, seed ${summary.settings.seed}`,
+    first ? `lower bound: ${first.lowerBoundNodeHours.toFixed(0)} node-hours of the largest type` : "",
+  ].filter((s) => s !== "");
+  return [...notes, "", line(header), ...rows.map(line)].join("\n");
+}
+
+/** 95 → "95s", 4000 → "66.7m", 90000 → "25.0h". */
+export function duration(seconds: number): string {
+  if (seconds < 120) return `${seconds.toFixed(0)}s`;
+  if (seconds < 7200) return `${(seconds / 60).toFixed(1)}m`;
+  return `${(seconds / 3600).toFixed(1)}h`;
+}
