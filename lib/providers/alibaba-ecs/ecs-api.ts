@@ -8,10 +8,17 @@ import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
 import { CLUSTER_TAG, QUEUE_TAG } from "../shared/tags.js";
 import { fromEcsError } from "./errors.js";
 
-/** The SDK is CommonJS with `exports.default = Client`; under NodeNext that is `.default` of the module. */
-const EcsClient = ecs.default.default;
+/**
+ * Both SDKs are CommonJS with `exports.default = Class`. Node's ESM loader exposes that as
+ * `module.default.default`; bundlers and vitest unwrap one level. Accept either.
+ */
+function cjsDefault<T>(namespaceDefault: { default: T } | T): T {
+  const inner = (namespaceDefault as { default?: T }).default;
+  return inner ?? (namespaceDefault as T);
+}
+const EcsClient = cjsDefault(ecs.default);
 type EcsClient = InstanceType<typeof EcsClient>;
-const Credential = credentials.default.default;
+const Credential = cjsDefault(credentials.default);
 
 /** A secret passed in, e.g. read from Secrets Manager under a customer-managed KMS key. */
 export interface AlibabaAccessKey {

@@ -1,0 +1,302 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { CloudProvider, LaunchCandidate, LaunchRequest } from "../../../lib/ports/cloud-provider.js";
+import {
+  InsufficientCapacityError,
+  InvalidRequestError,
+  QuotaExceededError,
+  UnauthorizedError,
+} from "../../../lib/ports/errors.js";
+import type { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
+import { CLUSTER_TAG, MANAGED_TAG, QUEUE_TAG } from "../../../lib/providers/shared/tags.js";
+
+/** One adapter wired to a simulated cloud: what the contract needs to drive and observe it. */
+export interface ContractHarness {
+  provider: CloudProvider;
+  /** The simulated cloud behind the adapter's wire (SDK mock or local HTTP server). */
+  cloud: FakeCloud;
+  clock: FakeClock;
+  /** Two valid candidates in different zones, first to try first. */
+  candidates: [LaunchCandidate, LaunchCandidate];
+  imageId: string;
+  /** A well-formed instance id the cloud never issued. */
+  missingId: string;
+  /** How many launch calls reached the cloud's wire (the adapter's own record, not the fake's). */
+  wireLaunchCalls(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * The CloudProvider contract (lib/ports/cloud-provider.ts), run against every adapter: each adapter's
+ * harness puts the same simulated cloud behind its real SDK, so one suite checks them all.
+ */
+export function providerContract(name: string, makeHarness: () => Promise<ContractHarness>): void {
+  describe(`CloudProvider contract: ${name}`, () => {
+    let h: ContractHarness;
+
+    beforeEach(async () => {
+      h = await makeHarness();
+    });
+
+    afterEach(async () => {
+      await h.close();
+    });
+
+    function request(overrides: Partial<LaunchRequest> = {}): LaunchRequest {
+      return {
+        clusterId: "hpc1",
+        queue: "compute",
+        round: "cycle-1.0",
+        candidates: h.candidates,
+        count: 3,
+        allOrNothing: false,
+        imageId: h.imageId,
+        userData: "#!/bin/sh\necho hello\n",
+        ...overrides,
+      };
+    }
+
+    it("falls through to the second candidate after a capacity error on the first", async () => {
+      // Prepare
+      const [first, second] = h.candidates;
+      h.cloud.setCapacity(first.instanceType, first.zone, 0);
+
+      // Act
+      const result = await h.provider.launch(request());
+
+      // Assess
+      expect(result.instances).toHaveLength(3);
+      expect(
+        result.instances.every((i) => i.zone === second.zone && i.instanceType === second.instanceType),
+      ).toBe(true);
+      expect(result.failures).toHaveLength(1);
+      expect(result.failures[0]?.index).toBe(0);
+      expect(result.failures[0]?.skipped).toBe(false);
+      expect(result.failures[0]?.error).toBeInstanceOf(InsufficientCapacityError);
+      expect(result.failures[0]?.error.cause?.code).toBeTruthy();
+      expect(
+        h.cloud
+          .live()
+          .map((i) => i.id)
+          .sort(),
+      ).toEqual(result.instances.map((i) => i.id).sort());
+    });
+
+    it("skips an offering held unavailable after a capacity error until the TTL passes", async () => {
+      // Prepare
+      const [first] = h.candidates;
+      h.cloud.setCapacity(first.instanceType, first.zone, 0);
+      await h.provider.launch(request({ round: "cycle-1.0", count: 1 }));
+      const callsAfterFirst = h.wireLaunchCalls();
+
+      // Act
+      const held = await h.provider.launch(request({ round: "cycle-2.0", count: 1 }));
+      h.clock.advance(600_000);
+      h.cloud.setCapacity(first.instanceType, first.zone, 5);
+      const retried = await h.provider.launch(request({ round: "cycle-3.0", count: 1 }));
+
+      // Assess
+      expect(held.failures[0]?.skipped).toBe(true);
+      expect(held.failures[0]?.error).toBeInstanceOf(InsufficientCapacityError);
+      expect(h.wireLaunchCalls()).toBe(callsAfterFirst + 2);
+      expect(retried.failures).toEqual([]);
+      expect(retried.instances[0]?.zone).toBe(first.zone);
+    });
+
+    it("retries throttling with backoff, then succeeds with the same token", async () => {
+      // Prepare
+      h.cloud.failNext("run", "throttle", 2);
+
+      // Act
+      const result = await h.provider.launch(request());
+
+      // Assess
+      expect(result.instances).toHaveLength(3);
+      expect(result.failures).toEqual([]);
+      expect(h.wireLaunchCalls()).toBe(3);
+      expect(h.clock.sleeps).toHaveLength(2);
+      const tokens = h.cloud.callsOf("run").map((c) => (c.input as { clientToken?: string }).clientToken);
+      expect(new Set(tokens).size).toBe(1);
+      expect(tokens[0]).toMatch(/^[\x21-\x7e]{1,64}$/);
+    });
+
+    it("does not retry an invalid request, and stops the walk on an auth failure", async () => {
+      // Prepare
+      h.cloud.failNext("run", "invalid");
+
+      // Act
+      const invalid = await h.provider.launch(request({ round: "r-invalid" }));
+      h.cloud.failNext("run", "unauthorized");
+      const before = h.wireLaunchCalls();
+      const denied = await h.provider.launch(request({ round: "r-denied" }));
+
+      // Assess
+      expect(invalid.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+      expect(invalid.instances).toHaveLength(3);
+      expect(h.clock.sleeps).toEqual([]);
+      expect(denied.failures).toHaveLength(1);
+      expect(denied.failures[0]?.error).toBeInstanceOf(UnauthorizedError);
+      expect(denied.instances).toEqual([]);
+      expect(h.wireLaunchCalls()).toBe(before + 1);
+    });
+
+    it("reports a quota error per candidate and moves on", async () => {
+      // Prepare
+      h.cloud.failNext("run", "quota");
+
+      // Act
+      const result = await h.provider.launch(request());
+
+      // Assess
+      expect(result.failures[0]?.error).toBeInstanceOf(QuotaExceededError);
+      expect(result.instances).toHaveLength(3);
+      expect(result.instances[0]?.zone).toBe(h.candidates[1].zone);
+    });
+
+    it("leaves no surplus after an all-or-nothing shortfall", async () => {
+      // Prepare
+      const [first, second] = h.candidates;
+      h.cloud.setUnderDelivery(first.instanceType, first.zone, 2);
+
+      // Act
+      const result = await h.provider.launch(request({ allOrNothing: true }));
+
+      // Assess
+      expect(result.failures).toHaveLength(1);
+      expect(result.failures[0]?.error).toBeInstanceOf(InsufficientCapacityError);
+      expect(result.instances).toHaveLength(3);
+      expect(result.unreleased).toEqual([]);
+      const live = h.cloud.live();
+      expect(live).toHaveLength(3);
+      expect(live.every((i) => i.zone === second.zone)).toBe(true);
+    });
+
+    it("asks for MinCount = count on an all-or-nothing launch and starts nothing when it cannot", async () => {
+      // Prepare
+      for (const c of h.candidates) h.cloud.setCapacity(c.instanceType, c.zone, 2);
+
+      // Act
+      const result = await h.provider.launch(request({ allOrNothing: true }));
+
+      // Assess
+      expect(result.instances).toEqual([]);
+      expect(result.failures.map((f) => f.error.name)).toEqual([
+        "InsufficientCapacityError",
+        "InsufficientCapacityError",
+      ]);
+      expect(h.cloud.live()).toEqual([]);
+      const mins = h.cloud.callsOf("run").map((c) => (c.input as { minCount: number }).minCount);
+      expect(mins).toEqual([3, 3]);
+    });
+
+    it("takes what a best-effort launch can get from each candidate in turn", async () => {
+      // Prepare
+      const [first, second] = h.candidates;
+      h.cloud.setCapacity(first.instanceType, first.zone, 2);
+
+      // Act
+      const result = await h.provider.launch(request({ count: 3 }));
+
+      // Assess
+      expect(result.instances.map((i) => i.zone)).toEqual([first.zone, first.zone, second.zone]);
+      expect(h.cloud.live()).toHaveLength(3);
+    });
+
+    it("starts one set of instances when the same token is used twice", async () => {
+      // Prepare
+      const same = request({ round: "cycle-7.2" });
+
+      // Act
+      const first = await h.provider.launch(same);
+      const again = await h.provider.launch(same);
+
+      // Assess
+      expect(again.instances.map((i) => i.id).sort()).toEqual(first.instances.map((i) => i.id).sort());
+      expect(h.cloud.live()).toHaveLength(3);
+    });
+
+    it("tags every instance at creation with the cluster, the queue and the marker", async () => {
+      // Act
+      const result = await h.provider.launch(request({ tags: { team: "cfd" } }));
+
+      // Assess
+      for (const instance of h.cloud.live()) {
+        expect(instance.tags).toMatchObject({
+          [CLUSTER_TAG]: "hpc1",
+          [QUEUE_TAG]: "compute",
+          [MANAGED_TAG]: "true",
+          team: "cfd",
+        });
+      }
+      expect(result.instances.every((i) => i.clusterId === "hpc1" && i.queue === "compute")).toBe(true);
+    });
+
+    it("terminates a missing instance as success, and terminating twice is fine", async () => {
+      // Prepare
+      const { instances } = await h.provider.launch(request({ count: 1 }));
+      const id = instances[0]?.id ?? "";
+
+      // Act
+      await h.provider.terminate([id, h.missingId]);
+      await h.provider.terminate([id]);
+      await h.provider.terminate([h.missingId]);
+
+      // Assess
+      expect(h.cloud.live()).toEqual([]);
+      expect(h.cloud.get(id)?.state).toBe("TERMINATED");
+    });
+
+    it("lists only the cluster's live instances", async () => {
+      // Prepare
+      const mine = await h.provider.launch(request({ clusterId: "hpc1", count: 2 }));
+      await h.provider.launch(request({ clusterId: "hpc2", count: 1 }));
+      h.cloud.seed({
+        instanceType: h.candidates[0].instanceType,
+        zone: h.candidates[0].zone,
+        tags: { owner: "someone" },
+      });
+      const gone = mine.instances[1]?.id ?? "";
+      await h.provider.terminate([gone]);
+
+      // Act
+      const listed = await h.provider.list("hpc1");
+
+      // Assess
+      expect(listed.map((i) => i.id)).toEqual([mine.instances[0]?.id]);
+      expect(listed[0]?.clusterId).toBe("hpc1");
+      expect(listed[0]?.queue).toBe("compute");
+      expect(listed[0]?.instanceType).toBe(h.candidates[0].instanceType);
+    });
+
+    it("describes known instances and leaves unknown ids out", async () => {
+      // Prepare
+      const { instances } = await h.provider.launch(request({ count: 2 }));
+
+      // Act
+      const described = await h.provider.describe([...instances.map((i) => i.id), h.missingId]);
+
+      // Assess
+      expect(described.map((i) => i.id).sort()).toEqual(instances.map((i) => i.id).sort());
+      expect(described.every((i) => i.zone === h.candidates[0].zone)).toBe(true);
+      expect(described.every((i) => i.privateIp !== undefined && i.launchedAt !== undefined)).toBe(true);
+    });
+
+    it("rejects a request with a name outside the allow-list before any call", async () => {
+      // Act
+      const attempt = h.provider.launch(request({ queue: "compute; rm -rf /" }));
+
+      // Assess
+      await expect(attempt).rejects.toBeInstanceOf(InvalidRequestError);
+      expect(h.wireLaunchCalls()).toBe(0);
+    });
+
+    it("reports the instance types it can launch with their shapes", async () => {
+      // Act
+      const catalog = await h.provider.instanceTypes();
+
+      // Assess
+      const shape = catalog[h.candidates[0].instanceType];
+      expect(shape?.vcpus).toBeGreaterThan(0);
+      expect(shape?.memoryMiB).toBeGreaterThan(0);
+    });
+  });
+}

@@ -1,0 +1,184 @@
+import { createHash, createHmac, randomUUID } from "node:crypto";
+import type { ChargeType } from "../../../../lib/core/model.js";
+import {
+  type FakeCloud,
+  FakeCloudFault,
+  type FakeInstance,
+  type FaultKind,
+} from "../../../../lib/providers/fake/index.js";
+import { type HttpReply, type LocalServer, type RecordedRequest, startLocalServer } from "./http.js";
+
+/** Obviously fake credentials, accepted by this simulator only. */
+export const TEST_SECRET_ID = "test-secret-id";
+export const TEST_SECRET_KEY = "test-secret-key";
+
+/** Real CVM codes for each simulated fault. */
+export const CVM_FAULT_CODES: Record<FaultKind, string> = {
+  capacity: "ResourceInsufficient.SpecifiedInstanceType",
+  quota: "LimitExceeded.InstanceQuota",
+  throttle: "RequestLimitExceeded",
+  server: "InternalError",
+  invalid: "InvalidParameterValue",
+  unauthorized: "AuthFailure.UnauthorizedOperation",
+  notFound: "InvalidInstanceId.NotFound",
+  tokenMismatch: "InvalidParameter",
+};
+
+export interface CvmCall {
+  action: string;
+  /** The parsed JSON body: the API's request parameters. */
+  params: Record<string, unknown>;
+  request: RecordedRequest;
+}
+
+export interface CvmSimulator extends LocalServer {
+  calls: CvmCall[];
+  callsOf(action: string): CvmCall[];
+}
+
+/**
+ * CVM API 3.0 (version 2017-03-12) on loopback: POST JSON with X-TC-* headers, TC3-HMAC-SHA256 signature
+ * (checked against the test secret), answers `{"Response": {...}}` with HTTP 200 for errors too, as CVM does.
+ */
+export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator> {
+  const calls: CvmCall[] = [];
+  const server = await startLocalServer((request) => {
+    const action = request.headers["x-tc-action"] ?? "";
+    const params = JSON.parse(request.body || "{}") as Record<string, unknown>;
+    calls.push({ action, params, request });
+    const authProblem = checkTc3Signature(request);
+    if (authProblem !== undefined)
+      return reply({ Error: { Code: "AuthFailure.SignatureFailure", Message: authProblem } });
+    if (request.headers["x-tc-version"] !== "2017-03-12") {
+      return reply({ Error: { Code: "InvalidParameter", Message: "unsupported version" } });
+    }
+    try {
+      return reply(handle(cloud, action, params));
+    } catch (error) {
+      if (error instanceof FakeCloudFault) {
+        return reply({ Error: { Code: CVM_FAULT_CODES[error.kind], Message: error.message } });
+      }
+      throw error;
+    }
+  });
+  return { ...server, calls, callsOf: (action) => calls.filter((c) => c.action === action) };
+}
+
+function reply(response: Record<string, unknown>): HttpReply {
+  return {
+    status: 200,
+    body: { Response: { ...response, RequestId: randomUUID() } },
+    contentType: "application/json",
+  };
+}
+
+function handle(cloud: FakeCloud, action: string, p: Record<string, unknown>): Record<string, unknown> {
+  switch (action) {
+    case "RunInstances": {
+      const placement = p.Placement as { Zone: string };
+      const vpc = p.VirtualPrivateCloud as { SubnetId?: string } | undefined;
+      const tagSpecs = (p.TagSpecification ?? []) as {
+        ResourceType: string;
+        Tags: { Key: string; Value: string }[];
+      }[];
+      const tags = Object.fromEntries((tagSpecs[0]?.Tags ?? []).map((t) => [t.Key, t.Value]));
+      const count = Number(p.InstanceCount ?? 1);
+      const started = cloud.run({
+        instanceType: String(p.InstanceType),
+        zone: placement.Zone,
+        chargeType: p.InstanceChargeType === "SPOTPAID" ? "SPOT" : "ON_DEMAND",
+        imageId: String(p.ImageId),
+        minCount: Number(p.MinCount ?? count),
+        maxCount: count,
+        tags,
+        ...(typeof p.ClientToken === "string" ? { clientToken: p.ClientToken } : {}),
+        ...(vpc?.SubnetId === undefined ? {} : { subnetId: vpc.SubnetId }),
+        ...(typeof p.UserData === "string"
+          ? { userData: Buffer.from(p.UserData, "base64").toString("utf8") }
+          : {}),
+        ...(typeof p.InstanceName === "string" ? { name: p.InstanceName } : {}),
+      });
+      return { InstanceIdSet: started.map((i) => i.id) };
+    }
+    case "TerminateInstances":
+      cloud.terminate(p.InstanceIds as string[]);
+      return {};
+    case "DescribeInstances": {
+      let found: FakeInstance[];
+      if (Array.isArray(p.InstanceIds)) {
+        // Terminated postpaid instances leave the CVM listing.
+        found = cloud.describe(p.InstanceIds as string[]).filter((i) => i.state !== "TERMINATED");
+      } else {
+        const filter = (p.Filters as { Name: string; Values: string[] }[] | undefined)?.[0];
+        if (filter === undefined || !filter.Name.startsWith("tag:"))
+          throw new Error("simulator: tag filter expected");
+        found = cloud.list(filter.Name.slice("tag:".length), filter.Values[0] ?? "");
+      }
+      const offset = Number(p.Offset ?? 0);
+      const limit = Number(p.Limit ?? 20);
+      return {
+        TotalCount: found.length,
+        InstanceSet: found.slice(offset, offset + limit).map(toCvmInstance),
+      };
+    }
+    default:
+      return { Error: { Code: "InvalidAction", Message: `simulator does not know ${action}` } };
+  }
+}
+
+function toCvmInstance(i: FakeInstance): Record<string, unknown> {
+  const chargeType: Record<ChargeType, string> = { ON_DEMAND: "POSTPAID_BY_HOUR", SPOT: "SPOTPAID" };
+  return {
+    InstanceId: i.id,
+    InstanceType: i.instanceType,
+    Placement: { Zone: i.zone, ProjectId: 0 },
+    InstanceChargeType: chargeType[i.chargeType],
+    InstanceState: i.state,
+    PrivateIpAddresses: [i.privateIp],
+    CreatedTime: new Date(i.launchedAt).toISOString().replace(/\.\d+Z$/, "Z"),
+    VirtualPrivateCloud: { VpcId: "vpc-test0001", SubnetId: i.subnetId ?? "" },
+    ImageId: i.imageId,
+    Tags: Object.entries(i.tags).map(([Key, Value]) => ({ Key, Value })),
+  };
+}
+
+/** Recomputes TC3-HMAC-SHA256 as CVM does; returns a problem, or undefined when the signature holds. */
+function checkTc3Signature(request: RecordedRequest): string | undefined {
+  const auth = request.headers.authorization ?? "";
+  const match =
+    /^TC3-HMAC-SHA256 Credential=([^/]+)\/(\d{4}-\d{2}-\d{2})\/([^/]+)\/tc3_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
+      auth,
+    );
+  if (match === null) return `malformed Authorization: ${auth}`;
+  const [, secretId, date, service, signedHeaders, signature] = match as unknown as string[];
+  if (secretId !== TEST_SECRET_ID) return `unknown SecretId ${secretId}`;
+  const timestamp = request.headers["x-tc-timestamp"] ?? "";
+  const host = (request.headers.host ?? "").replace(/:\d+$/, "");
+  const canonicalHeaders = `content-type:${request.headers["content-type"]}\nhost:${host}\n`;
+  const canonicalRequest = [
+    request.method,
+    request.path,
+    "",
+    canonicalHeaders,
+    signedHeaders,
+    sha256Hex(request.body),
+  ].join("\n");
+  const stringToSign = [
+    "TC3-HMAC-SHA256",
+    timestamp,
+    `${date}/${service}/tc3_request`,
+    sha256Hex(canonicalRequest),
+  ].join("\n");
+  const kDate = hmac(`TC3${TEST_SECRET_KEY}`, date ?? "");
+  const kSigning = hmac(hmac(kDate, service ?? ""), "tc3_request");
+  const expected = createHmac("sha256", kSigning).update(stringToSign).digest("hex");
+  return expected === signature ? undefined : "signature does not match";
+}
+
+function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function hmac(key: string | Buffer, message: string): Buffer {
+  return createHmac("sha256", key).update(message).digest();
+}
