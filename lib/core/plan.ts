@@ -51,9 +51,7 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
 
   const policy = POLICIES[config.policy];
   for (const queue of config.queues) {
-    const jobs = (jobsByQueue.get(queue.queueName) ?? []).sort(
-      (a, b) => a.submittedAt - b.submittedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
-    );
+    const jobs = oldestFirst(jobsByQueue.get(queue.queueName) ?? []);
     const nodes = (nodesByQueue.get(queue.queueName) ?? []).sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
     );
@@ -116,31 +114,25 @@ function scaleOut(
   launching: number,
   decision: Decision,
 ): QueueSummary {
-  const needed = result.newNodes.length;
+  const needed = result.newNodes.reduce((n, run) => n + run.count, 0);
   const byRatio = roundSize(needed, queue.scaleOutRatio, queue.scaleOutNodeThreshold);
   const cycleRoom = Math.max(0, queue.maxNodesPerCycle - launching);
   const round = Math.min(byRatio, cycleRoom);
 
-  decision.skipped.push(...result.skipped);
-  for (const [job, indices] of result.jobNodes) {
-    if (indices.some((i) => i < round)) continue;
-    if (byRatio <= cycleRoom) {
-      decision.skipped.push(
-        jobSkip(
-          job,
+  for (const skip of result.skipped) decision.skipped.push(skip);
+  // One reason for every job the round leaves out.
+  const [code, reason] =
+    byRatio <= cycleRoom
+      ? ([
           "DEFERRED_BY_SCALE_OUT_RATIO",
           `this round launches ${round} of ${needed} needed nodes (scaleOutRatio ${queue.scaleOutRatio}%, threshold ${queue.scaleOutNodeThreshold})`,
-        ),
-      );
-    } else {
-      decision.skipped.push(
-        jobSkip(
-          job,
+        ] as const)
+      : ([
           "CYCLE_CAP_REACHED",
           `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
-        ),
-      );
-    }
+        ] as const);
+  for (const [job, first] of result.firstNewNode) {
+    if (first >= round) decision.skipped.push(jobSkip(job, code, reason));
   }
 
   const launches = groupIntoLaunches(queue, result.newNodes, round, needed);
@@ -170,28 +162,32 @@ function scaleOut(
 
 function groupIntoLaunches(
   queue: ResolvedQueue,
-  nodes: readonly NewNode[],
+  runs: readonly NewNode[],
   round: number,
   needed: number,
 ): Launch[] {
   const unitSize = new Map<string, number>();
-  for (const n of nodes) unitSize.set(n.unit, (unitSize.get(n.unit) ?? 0) + 1);
-  const byUnit = new Map<string, { node: NewNode; count: number; jobs: Set<string> }>();
-  for (const node of nodes.slice(0, round)) {
-    let entry = byUnit.get(node.unit);
+  for (const run of runs) unitSize.set(run.unit, (unitSize.get(run.unit) ?? 0) + run.count);
+  const byUnit = new Map<string, { run: NewNode; count: number; jobs: Set<string> }>();
+  let left = round;
+  for (const run of runs) {
+    if (left <= 0) break;
+    const take = Math.min(left, run.count);
+    left -= take;
+    let entry = byUnit.get(run.unit);
     if (!entry) {
-      entry = { node, count: 0, jobs: new Set() };
-      byUnit.set(node.unit, entry);
+      entry = { run, count: 0, jobs: new Set() };
+      byUnit.set(run.unit, entry);
     }
-    entry.count++;
-    for (const id of node.jobs) entry.jobs.add(id);
+    entry.count += take;
+    for (const id of run.jobs) entry.jobs.add(id);
   }
-  return [...byUnit.values()].map(({ node, count, jobs }) => {
-    const { vcpus, memoryMiB, gpus } = node.group.shape;
+  return [...byUnit.values()].map(({ run, count, jobs }) => {
+    const { vcpus, memoryMiB, gpus } = run.group.shape;
     const shape = `${vcpus} vCPU / ${memoryMiB} MiB${gpus ? ` / ${gpus} GPU` : ""}`;
     return {
-      ...launchAt(queue, node.group.entries, count),
-      allOrNothing: node.multiNode && count === unitSize.get(node.unit),
+      ...launchAt(queue, run.group.entries, count),
+      allOrNothing: run.multiNode && count === unitSize.get(run.unit),
       jobs: [...jobs],
       reason: `best fit ${shape} for ${jobs.size} job(s); round of ${round} of ${needed} needed nodes`,
     };
@@ -212,6 +208,24 @@ function launchAt(
   const first = candidates[0];
   if (!first) throw new Error(`queue ${queue.queueName} has a shape group without entries`);
   return { queue: queue.queueName, instanceType: first.instanceType, zone: first.zone, count, candidates };
+}
+
+/** Pending jobs in FIFO order: submit time, then id. Sorts indices on a typed key array (fast). */
+function oldestFirst(jobs: Job[]): Job[] {
+  const keys = new Float64Array(jobs.length);
+  const order = new Uint32Array(jobs.length);
+  for (let i = 0; i < jobs.length; i++) {
+    keys[i] = (jobs[i] as Job).submittedAt;
+    order[i] = i;
+  }
+  order.sort((a, b) => {
+    const byTime = (keys[a] as number) - (keys[b] as number);
+    if (byTime !== 0) return byTime;
+    const ia = (jobs[a] as Job).id;
+    const ib = (jobs[b] as Job).id;
+    return ia < ib ? -1 : ia > ib ? 1 : 0;
+  });
+  return Array.from(order, (i) => jobs[i] as Job);
 }
 
 function push<T>(map: Map<string, T[]>, key: string, value: T): void {

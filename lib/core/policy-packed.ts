@@ -13,14 +13,14 @@ interface Bin {
   /** For a node to launch: its index into newNodes and its shape group. */
   newIndex?: number;
   group?: ShapeGroup;
-  jobIds: Set<string>;
+  /** Jobs placed here, each once: a job's slices are placed one after another, so only the last can repeat. */
+  jobIds: string[];
 }
 
+/** One placement of `take` slices of the current copy on a bin, kept so the copy can be undone. */
 interface Use {
   bin: Bin;
-  cpus: number;
-  memMiB: number;
-  gpus: number;
+  take: number;
   addedJob: boolean;
 }
 
@@ -31,35 +31,40 @@ interface Use {
  * Same caps and rounds as thpc.
  */
 export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice }) => {
-  const result: PolicyResult = { newNodes: [], jobNodes: new Map(), skipped: [], reserved: new Map() };
+  const result: PolicyResult = { newNodes: [], firstNewNode: new Map(), skipped: [], reserved: new Map() };
   const maxCpus = Math.max(1, ...queue.groups.map((g) => g.shape.vcpus), ...supply.map((s) => s.shape.vcpus));
   const buckets = new Bins(maxCpus);
-  for (const s of supply) buckets.add(newBin(s.shape, { supply: s }));
+  for (const s of supply) buckets.add(newBin(s.shape, s));
 
   const memRatio = queue.scaleUpMemRatio;
   let remCpus = 0;
   let remMem = 0;
-  for (const job of jobs) {
-    if (held.has(job)) continue;
-    const { slice, units } = slicesOf(job.request, memRatio);
+  const slices = jobs.map((job) => slicesOf(job.request, memRatio));
+  jobs.forEach((job, i) => {
+    const { slice, units } = slices[i] as ReturnType<typeof slicesOf>;
+    if (held.has(job)) return;
     remCpus += slice.cpus * units * job.count;
     remMem += slice.memMiB * units * job.count;
-  }
+  });
 
   // Picks a new node's shape by what hosting all the remaining demand on that shape would take:
   // nodes = max(vCPUs / node, memory / node, this job's units / node), then the cost of those nodes
   // (price, or spare vCPUs and memory). Ties go to the larger shape (fewer boots), then the first listed.
   const chooseGroup = (slice: Slice, unitsLeft: number, distinct: boolean): ShapeGroup | undefined => {
-    const fitting = queue.groups.filter((g) => slicesPerNode(slice, g.shape, distinct) > 0);
-    const byPrice = weighPrice && fitting.every((g) => g.shape.pricePerHour !== undefined);
+    let byPrice = weighPrice;
+    for (const g of queue.groups) {
+      if (g.shape.pricePerHour === undefined && slicesPerNode(slice, g.shape, distinct) > 0) byPrice = false;
+    }
     let best: { group: ShapeGroup; cost: number; spareMem: number } | undefined;
-    for (const group of fitting) {
+    for (const group of queue.groups) {
+      const perNode = slicesPerNode(slice, group.shape, distinct);
+      if (perNode === 0) continue;
       const { vcpus, memoryMiB, pricePerHour } = group.shape;
       const nodes = Math.max(
         1,
         Math.ceil(remCpus / vcpus),
         Math.ceil(remMem / memoryMiB),
-        Math.ceil(unitsLeft / slicesPerNode(slice, group.shape, distinct)),
+        Math.ceil(unitsLeft / perNode),
       );
       const cost = byPrice ? nodes * (pricePerHour ?? 0) : nodes * vcpus - remCpus;
       const spareMem = nodes * memoryMiB - remMem;
@@ -74,16 +79,25 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
   };
 
   let roomLeft = room;
-  for (const job of jobs) {
+  const uses: Use[] = [];
+  const opened: Bin[] = [];
+  const freshByRequest = new Map<string, number>();
+  for (const [j, job] of jobs.entries()) {
     const hold = held.get(job);
-    const { slice, units, distinct } = slicesOf(job.request, memRatio);
-    const freshNodes = Math.min(
-      ...queue.groups.map(
-        (g) => layoutOn(slice, units, distinct, g.shape)?.nodes ?? Number.POSITIVE_INFINITY,
-      ),
-    );
-    const used = new Set<string>();
-    const newIndices = new Set<number>();
+    const { slice, units, distinct } = slices[j] as ReturnType<typeof slicesOf>;
+    // Fewest fresh nodes one copy could need (Infinity: no shape fits); many jobs share a request.
+    const key = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+    let freshNodes = freshByRequest.get(key);
+    if (freshNodes === undefined) {
+      freshNodes = Number.POSITIVE_INFINITY;
+      for (const g of queue.groups)
+        freshNodes = Math.min(freshNodes, layoutOn(slice, units, distinct, g.shape)?.nodes ?? freshNodes);
+      freshByRequest.set(key, freshNodes);
+    }
+    // A copy of a multi-node job must not put two of its nodes on one bin.
+    const exclude = distinct && units > 1 ? new Set<Bin>() : undefined;
+    let used: Set<string> | undefined;
+    let firstNew = -1;
     let covered = 0;
     let unplaceable = 0;
     let waiting = 0;
@@ -91,13 +105,13 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
     let tooLarge = 0;
 
     for (let copy = 0; copy < job.count; copy++) {
-      const uses: Use[] = [];
-      const opened: Bin[] = [];
-      const onThisCopy = new Set<Bin>();
+      uses.length = 0;
+      opened.length = 0;
+      exclude?.clear();
       let left = units;
       let failure: "fit" | "held" | "room" | "large" | undefined;
       while (left > 0) {
-        let bin = buckets.find(slice, distinct ? onThisCopy : undefined);
+        let bin = buckets.find(slice, exclude);
         if (!bin) {
           if (!Number.isFinite(freshNodes)) failure = "fit";
           else if (hold) failure = "held";
@@ -108,30 +122,25 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
             failure ??= "fit";
             break;
           }
-          bin = newBin(group.shape, { newIndex: result.newNodes.length + opened.length, group });
+          bin = newBin(group.shape, undefined, result.newNodes.length + opened.length, group);
           opened.push(bin);
           buckets.add(bin);
         }
         const take = distinct ? 1 : Math.min(left, fitCount(slice, bin));
-        const use: Use = {
-          bin,
-          cpus: take * slice.cpus,
-          memMiB: take * slice.memMiB,
-          gpus: take * slice.gpus,
-          addedJob: !bin.jobIds.has(job.id),
-        };
-        buckets.consume(bin, use.cpus, use.memMiB, use.gpus);
-        if (use.addedJob) bin.jobIds.add(job.id);
-        uses.push(use);
-        onThisCopy.add(bin);
+        const addedJob = bin.jobIds[bin.jobIds.length - 1] !== job.id;
+        buckets.consume(bin, take * slice.cpus, take * slice.memMiB, take * slice.gpus);
+        if (addedJob) bin.jobIds.push(job.id);
+        uses.push({ bin, take, addedJob });
+        exclude?.add(bin);
         left -= take;
       }
 
       if (failure) {
         // Undo this copy: a job is planned whole or not at all.
-        for (const use of uses.reverse()) {
-          buckets.consume(use.bin, -use.cpus, -use.memMiB, -use.gpus);
-          if (use.addedJob) use.bin.jobIds.delete(job.id);
+        for (let i = uses.length - 1; i >= 0; i--) {
+          const { bin, take, addedJob } = uses[i] as Use;
+          buckets.consume(bin, -take * slice.cpus, -take * slice.memMiB, -take * slice.gpus);
+          if (addedJob) bin.jobIds.pop();
         }
         for (const bin of opened) buckets.remove(bin);
         const rest = job.count - copy;
@@ -142,17 +151,18 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
         break;
       }
 
-      for (const { group } of opened) {
-        if (group) result.newNodes.push({ group, jobs: [], unit: group.key, multiNode: false });
+      for (const { group, jobIds } of opened) {
+        if (group) result.newNodes.push({ group, count: 1, jobs: jobIds, unit: group.key, multiNode: false });
       }
       roomLeft -= opened.length;
       let usedNew = false;
       for (const use of uses) {
         const b = use.bin;
         if (b.newIndex !== undefined) {
-          newIndices.add(b.newIndex);
+          if (firstNew < 0 || b.newIndex < firstNew) firstNew = b.newIndex;
           usedNew = true;
         } else if (b.supply) {
+          used ??= new Set();
           used.add(b.supply.node.name);
           if (b.supply.node.state === "IDLE") result.reserved.set(b.supply.node.name, job.id);
         }
@@ -164,17 +174,13 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
       }
     }
 
-    if (newIndices.size > 0) {
-      const indices = [...newIndices].sort((a, b) => a - b);
-      for (const i of indices) result.newNodes[i]?.jobs.push(job.id);
-      result.jobNodes.set(job, indices);
-    }
+    if (firstNew >= 0) result.firstNewNode.set(job, firstNew);
     if (covered > 0) {
       result.skipped.push(
         jobSkip(
           job,
           "COVERED_BY_EXISTING_NODES",
-          `existing nodes will run it: ${listNames([...used])}`,
+          `existing nodes will run it: ${listNames([...(used ?? [])])}`,
           covered,
         ),
       );
@@ -214,18 +220,18 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
   return result;
 };
 
-function newBin(
-  shape: InstanceTypeInfo,
-  extra: { supply?: SupplyNode; newIndex?: number; group?: ShapeGroup },
-): Bin {
-  return {
+function newBin(shape: InstanceTypeInfo, supply?: SupplyNode, newIndex?: number, group?: ShapeGroup): Bin {
+  const bin: Bin = {
     shape,
     freeCpus: shape.vcpus,
     freeMemMiB: shape.memoryMiB,
     freeGpus: shape.gpus,
-    jobIds: new Set(),
-    ...extra,
+    jobIds: [],
   };
+  if (supply) bin.supply = supply;
+  if (newIndex !== undefined) bin.newIndex = newIndex;
+  if (group) bin.group = group;
+  return bin;
 }
 
 function fitCount(slice: Slice, bin: Bin): number {
@@ -235,20 +241,53 @@ function fitCount(slice: Slice, bin: Bin): number {
   return n;
 }
 
-/** Bins indexed by free vCPUs, so best fit is a short scan upward from the slice's size. */
+/** Memory class of a free amount: bins in a class above a request's class always have the memory. */
+function memClass(memMiB: number): number {
+  return memMiB <= 0 ? 0 : Math.min(31, 32 - Math.clz32(memMiB >>> 8));
+}
+
+/**
+ * Bins indexed by free vCPUs and by a power-of-two class of free memory, with bitmaps of the
+ * non-empty cells, so best fit jumps to the next cell that can hold the slice instead of scanning
+ * every bin whose memory is already spent.
+ */
 class Bins {
-  private readonly byFree: Set<Bin>[];
+  /** Created on first use: most cells of a large catalog never hold a bin. */
+  private readonly cells: (Set<Bin> | undefined)[];
+  /** Per free-vCPU count: which memory classes have bins. */
+  private readonly memMask: Uint32Array;
+  /** Which free-vCPU counts have bins. */
+  private readonly cpuMask: Uint32Array;
 
   constructor(maxCpus: number) {
-    this.byFree = Array.from({ length: maxCpus + 1 }, () => new Set<Bin>());
+    this.cells = new Array((maxCpus + 1) * 32);
+    this.memMask = new Uint32Array(maxCpus + 1);
+    this.cpuMask = new Uint32Array(Math.ceil((maxCpus + 1) / 32));
   }
 
   add(bin: Bin): void {
-    this.byFree[bin.freeCpus]?.add(bin);
+    const cpus = bin.freeCpus;
+    const cls = memClass(bin.freeMemMiB);
+    let cell = this.cells[cpus * 32 + cls];
+    if (!cell) {
+      cell = new Set();
+      this.cells[cpus * 32 + cls] = cell;
+    }
+    cell.add(bin);
+    if (cell.size === 1) {
+      this.memMask[cpus] = (this.memMask[cpus] ?? 0) | (1 << cls);
+      this.cpuMask[cpus >>> 5] = (this.cpuMask[cpus >>> 5] ?? 0) | (1 << (cpus & 31));
+    }
   }
 
   remove(bin: Bin): void {
-    this.byFree[bin.freeCpus]?.delete(bin);
+    const cpus = bin.freeCpus;
+    const cls = memClass(bin.freeMemMiB);
+    const cell = this.cells[cpus * 32 + cls];
+    if (!cell?.delete(bin) || cell.size > 0) return;
+    const mask = (this.memMask[cpus] ?? 0) & ~(1 << cls);
+    this.memMask[cpus] = mask;
+    if (mask === 0) this.cpuMask[cpus >>> 5] = (this.cpuMask[cpus >>> 5] ?? 0) & ~(1 << (cpus & 31));
   }
 
   consume(bin: Bin, cpus: number, memMiB: number, gpus: number): void {
@@ -259,15 +298,35 @@ class Bins {
     this.add(bin);
   }
 
-  /** The fitting bin with the fewest free vCPUs (earliest added on a tie), skipping `exclude`. */
+  /**
+   * The fitting bin with the fewest free vCPUs, then the least free memory (by class; earliest added
+   * within a cell), skipping `exclude`.
+   */
   find(slice: Slice, exclude?: ReadonlySet<Bin>): Bin | undefined {
-    for (let free = slice.cpus; free < this.byFree.length; free++) {
-      const set = this.byFree[free];
-      if (!set || set.size === 0) continue;
-      for (const bin of set) {
-        if (bin.freeMemMiB >= slice.memMiB && bin.freeGpus >= slice.gpus && !exclude?.has(bin)) return bin;
+    const need = memClass(slice.memMiB);
+    for (let cpus = this.nextCpus(slice.cpus); cpus >= 0; cpus = this.nextCpus(cpus + 1)) {
+      let classes = (this.memMask[cpus] ?? 0) & (~0 << need);
+      while (classes !== 0) {
+        const cls = 31 - Math.clz32(classes & -classes);
+        classes &= classes - 1;
+        for (const bin of this.cells[cpus * 32 + cls] ?? []) {
+          if (bin.freeMemMiB >= slice.memMiB && bin.freeGpus >= slice.gpus && !exclude?.has(bin)) return bin;
+        }
       }
     }
     return undefined;
+  }
+
+  /** The smallest free-vCPU count >= from that has bins, or -1. */
+  private nextCpus(from: number): number {
+    let word = from >>> 5;
+    if (word >= this.cpuMask.length) return -1;
+    let bits = (this.cpuMask[word] ?? 0) & (~0 << (from & 31));
+    while (bits === 0) {
+      word++;
+      if (word >= this.cpuMask.length) return -1;
+      bits = this.cpuMask[word] ?? 0;
+    }
+    return (word << 5) + (31 - Math.clz32(bits & -bits));
   }
 }

@@ -14,13 +14,21 @@ import {
  * Existing idle and launching nodes are used first, best-fitting first, so no demand is launched twice.
  */
 export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
-  const result: PolicyResult = { newNodes: [], jobNodes: new Map(), skipped: [], reserved: new Map() };
+  const result: PolicyResult = { newNodes: [], firstNewNode: new Map(), skipped: [], reserved: new Map() };
+  let planned = 0;
+  const fits = new Map<string, ReturnType<typeof bestFit>>();
   const pool = new SupplyPool(supply);
   let roomLeft = room;
 
   for (const job of jobs) {
     const { slice, units, distinct } = slicesOf(job.request, queue.scaleUpMemRatio);
-    const fresh = bestFit(queue, slice, units, distinct);
+    // Many jobs share a request: fit each distinct request once.
+    const key = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+    let fresh = fits.get(key);
+    if (fresh === undefined) {
+      fresh = bestFit(queue, slice, units, distinct);
+      fits.set(key, fresh);
+    }
     const usedNames: string[] = [];
     /** New nodes each not-yet-covered copy needs, and of which shape. */
     const needs: { nodes: number; group: ShapeGroup }[] = [];
@@ -78,7 +86,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
       continue;
     }
 
-    const indices: number[] = [];
+    let first = -1;
     let tooLarge = 0;
     let deniedByRoom = 0;
     needs.forEach(({ nodes: need, group }, copy) => {
@@ -88,13 +96,15 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
         roomLeft -= need;
         const multiNode = need > 1;
         const unit = multiNode ? `${group.key}|${job.id}#${copy}` : group.key;
-        for (let n = 0; n < need; n++) {
-          indices.push(result.newNodes.length);
-          result.newNodes.push({ group, jobs: [job.id], unit, multiNode } satisfies NewNode);
-        }
+        if (first < 0) first = planned;
+        planned += need;
+        const last = result.newNodes[result.newNodes.length - 1];
+        if (!multiNode && last && last.unit === unit && last.jobs[last.jobs.length - 1] === job.id)
+          last.count += need;
+        else result.newNodes.push({ group, count: need, jobs: [job.id], unit, multiNode } satisfies NewNode);
       }
     });
-    if (indices.length > 0) result.jobNodes.set(job, indices);
+    if (first >= 0) result.firstNewNode.set(job, first);
     if (tooLarge > 0) {
       result.skipped.push(
         jobSkip(

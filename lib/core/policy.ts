@@ -7,10 +7,11 @@ export interface SupplyNode {
   shape: InstanceTypeInfo;
 }
 
-/** A node to launch, in priority order; the scale-out round takes a prefix of these. */
+/** A run of identical nodes to launch, in priority order; the scale-out round takes a prefix of them. */
 export interface NewNode {
   group: ShapeGroup;
-  /** Jobs this node is for (ids, each once). */
+  count: number;
+  /** Jobs these nodes are for (ids, each once). */
   jobs: string[];
   /**
    * Nodes sharing a unit go into one launch. A unit of one multi-node job copy is launched
@@ -36,10 +37,13 @@ export interface PolicyInput {
 }
 
 export interface PolicyResult {
-  /** At most `room` nodes. */
+  /** At most `room` nodes in all. */
   newNodes: NewNode[];
-  /** For each job that needs new nodes: the indices into newNodes it needs. */
-  jobNodes: Map<Job, number[]>;
+  /**
+   * For each job that needs new nodes: the position (counting nodes, not runs) of the first new node
+   * it needs. A round of R nodes helps the job when that position is below R.
+   */
+  firstNewNode: Map<Job, number>;
   skipped: Skip[];
   /** Idle nodes that pending jobs will use, by node name: not to be shrunk. */
   reserved: Map<string, string>;
