@@ -74,8 +74,10 @@ export function replay(cluster: SimCluster, scaler: Scaler, options: ReplayOptio
     }
     if (changed || polled) cluster.sample(t);
 
+    // Nothing left to arrive, run or boot. Pending jobs still wait for a poll to serve them (or the
+    // stall limit, when none ever can); otherwise stop once the scaler has nothing left to shrink.
     const allDone = next >= jobs.length && cluster.events.size === 0;
-    if (allDone && (!scaler.polls || (polled && scaler.settled()))) break;
+    if (allDone && (!scaler.polls || (polled && cluster.pendingViews.size === 0 && scaler.settled()))) break;
     if (allDone) {
       if (Number.isNaN(drainedSince)) drainedSince = t;
       else if (t - drainedSince > options.stallLimitMs) break;
