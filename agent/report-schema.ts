@@ -1,9 +1,9 @@
 import { z } from "zod";
 import type { ClusterState } from "../lib/core/model.js";
 import { SIMPLE_NAME, SIMPLE_NAME_HINT } from "../lib/core/names.js";
-import { FEATURE } from "../scheduler-plugins/slurm/features.js";
 import { JOB_ID, nodeInputSchema, parseState, type StateInput } from "../lib/core/state.js";
 import { parseWith } from "../lib/core/validation.js";
+import { FEATURE } from "../scheduler-plugins/slurm/features.js";
 
 /**
  * The agent's report: what the control plane reads from a master. It is untrusted data there, so the
@@ -118,7 +118,16 @@ export function reportToClusterState(report: OkReport): ClusterState {
       return { ...rest, id: jobIds[0] as string, submittedAt: oldestSubmittedAt };
     }),
     nodes: report.nodes.map((n) => {
-      const { cpus: _c, cpusAllocated: _ca, memoryMiB: _m, memoryAllocatedMiB: _ma, gpus: _g, features: _f, slurmState: _s, ...core } = n;
+      const {
+        cpus: _c,
+        cpusAllocated: _ca,
+        memoryMiB: _m,
+        memoryAllocatedMiB: _ma,
+        gpus: _g,
+        features: _f,
+        slurmState: _s,
+        ...core
+      } = n;
       return core;
     }),
   };

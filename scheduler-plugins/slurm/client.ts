@@ -52,7 +52,8 @@ export class SlurmClient {
     if (this.versionCache !== undefined) return this.versionCache;
     const result = await this.run("sinfo", ["--version"]);
     const m = /(\d+)\.(\d+)\.(\d+)/.exec(result.stdout);
-    if (!m) throw new SlurmParseError("sinfo --version", `no version in "${result.stdout.trim().slice(0, 80)}"`);
+    if (!m)
+      throw new SlurmParseError("sinfo --version", `no version in "${result.stdout.trim().slice(0, 80)}"`);
     this.versionCache = m[0];
     return m[0];
   }

@@ -7,7 +7,11 @@ import { buildReport, failedReport } from "./report.js";
  * One report of the cluster: jobs, nodes and partitions read in parallel, then grouped. Never throws:
  * an unreachable slurmctld gives status "slurmctld-unreachable", any other failure status "error".
  */
-export async function collectReport(client: SlurmClient, agentVersion: string, now: () => number = Date.now): Promise<Report> {
+export async function collectReport(
+  client: SlurmClient,
+  agentVersion: string,
+  now: () => number = Date.now,
+): Promise<Report> {
   try {
     const [version, { source, jobs }, nodes, partitions] = await Promise.all([
       client.version(),

@@ -16,7 +16,11 @@ export interface RunOptions {
 }
 
 /** Runs `file` with an argument array, never through a shell. */
-export type CommandRunner = (file: string, args: readonly string[], options?: RunOptions) => Promise<CommandResult>;
+export type CommandRunner = (
+  file: string,
+  args: readonly string[],
+  options?: RunOptions,
+) => Promise<CommandResult>;
 
 /** squeue --json on a large queue is tens of MiB; the cap only guards against a runaway command. */
 const MAX_OUTPUT_BYTES = 1024 * 1024 * 1024;
@@ -41,7 +45,8 @@ export const runCommand: CommandRunner = (file, args, options = {}) =>
         if (!error) return resolve({ code: 0, stdout, stderr });
         const code = typeof error.code === "number" ? error.code : null;
         const result: CommandResult = { code, stdout: stdout ?? "", stderr: stderr ?? "" };
-        if (code === null) result.error = error.killed ? `killed after timeout (${error.signal ?? "SIGTERM"})` : error.message;
+        if (code === null)
+          result.error = error.killed ? `killed after timeout (${error.signal ?? "SIGTERM"})` : error.message;
         resolve(result);
       },
     );

@@ -23,7 +23,11 @@ export function placementFeatures(p: NodePlacement): string[] {
   if (!SIMPLE_NAME.test(p.queue)) throw new Error(`invalid queue name "${p.queue}"`);
   if (!CLOUD_ID.test(p.instanceType)) throw new Error(`invalid instance type "${p.instanceType}"`);
   if (!CLOUD_ID.test(p.zone)) throw new Error(`invalid zone "${p.zone}"`);
-  return [`${QUEUE_FEATURE_PREFIX}${p.queue}`, `${TYPE_FEATURE_PREFIX}${p.instanceType}`, `${ZONE_FEATURE_PREFIX}${p.zone}`];
+  return [
+    `${QUEUE_FEATURE_PREFIX}${p.queue}`,
+    `${TYPE_FEATURE_PREFIX}${p.instanceType}`,
+    `${ZONE_FEATURE_PREFIX}${p.zone}`,
+  ];
 }
 
 /** The queue's feature, which its NodeSet selects. */

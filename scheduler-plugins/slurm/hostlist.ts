@@ -29,7 +29,8 @@ function splitTopLevel(expr: string): string[] {
       parts.push(expr.slice(start, i));
       start = i + 1;
     }
-    if (depth < 0 || depth > 1) throw new SlurmParseError("hostlist", `unbalanced brackets in "${expr.slice(0, 80)}"`);
+    if (depth < 0 || depth > 1)
+      throw new SlurmParseError("hostlist", `unbalanced brackets in "${expr.slice(0, 80)}"`);
   }
   if (depth !== 0) throw new SlurmParseError("hostlist", `unbalanced brackets in "${expr.slice(0, 80)}"`);
   parts.push(expr.slice(start));
@@ -52,7 +53,8 @@ function expandOne(part: string, out: string[]): void {
     const from = Number(m[1]);
     const to = m[2] === undefined ? from : Number(m[2]);
     const width = (m[1] as string).length;
-    if (to < from || to - from > MAX_HOSTS) throw new SlurmParseError("hostlist", `bad range "${range.slice(0, 40)}"`);
+    if (to < from || to - from > MAX_HOSTS)
+      throw new SlurmParseError("hostlist", `bad range "${range.slice(0, 40)}"`);
     for (let n = from; n <= to; n++) {
       const name = prefix + String(n).padStart(width, "0");
       for (const s of suffixes) out.push(s === "\u0000" ? name : name + s);

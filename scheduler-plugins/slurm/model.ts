@@ -4,7 +4,7 @@
  */
 
 export interface SlurmJob {
-  /** "17", "9_3" (one array task), "9_[0-9]" (pending array tasks not yet split off). */
+  /** "17", "9_3" (one array task), "9_0-28" (pending array tasks 0 to 28 not yet split off: arrayRecordId). */
   id: string;
   /** Base job id of an array; undefined for a plain job. */
   arrayJobId?: string;
@@ -83,4 +83,17 @@ export function countArrayTasks(spec: string): { count: number; limit?: number }
   }
   const limit = limitText !== undefined && /^\d+$/.test(limitText) ? Number(limitText) : undefined;
   return limit === undefined ? { count } : { count, limit };
+}
+
+/**
+ * The id of a record standing for an array's pending tasks: "9_0-28" for Slurm's "9_[0-9,20-28:2%3]",
+ * so it passes the core's job id allow-list (no brackets or commas).
+ */
+export function arrayRecordId(arrayJobId: string, spec: string): string {
+  const numbers = (spec.split("%")[0] ?? "").match(/\d+/g) ?? [];
+  const ranges = (spec.split("%")[0] ?? "").split(",");
+  const first = numbers[0];
+  const last = /(\d+)(?::\d+)?$/.exec(ranges[ranges.length - 1] ?? "")?.[1];
+  if (first === undefined || last === undefined) return arrayJobId;
+  return first === last ? `${arrayJobId}_${first}` : `${arrayJobId}_${first}-${last}`;
 }

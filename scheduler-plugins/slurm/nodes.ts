@@ -67,8 +67,11 @@ export function parseScontrolNodes(output: string): SlurmNode[] {
     return parseKeyValueLines(output).map((r, i) => {
       const name = r.get("NodeName");
       const stateText = r.get("State");
-      if (!name || !stateText) throw new SlurmParseError(`${source} record ${i + 1}`, "NodeName or State is missing");
-      const [state = "UNKNOWN", ...flags] = stateText.split("+").map((s) => s.replace(/[*~#!%$@^-]$/, "").toUpperCase());
+      if (!name || !stateText)
+        throw new SlurmParseError(`${source} record ${i + 1}`, "NodeName or State is missing");
+      const [state = "UNKNOWN", ...flags] = stateText
+        .split("+")
+        .map((s) => s.replace(/[*~#!%$@^-]$/, "").toUpperCase());
       // A trailing "*" on the state means the node is not responding.
       if (/\*$/.test(stateText.split("+")[0] ?? "")) flags.push("NOT_RESPONDING");
       const node: SlurmNode = {

@@ -23,18 +23,40 @@ const BLOCKED_EXACT = new Set([
   "launch failed requeued held",
 ]);
 
-const BLOCKED_PREFIXES = ["JobHeld", "Dependency", "QOS", "Assoc", "MaxCpu", "MaxMem", "MaxNode", "MaxJob", "MaxSubmit"];
+const BLOCKED_PREFIXES = [
+  "JobHeld",
+  "Dependency",
+  "QOS",
+  "Assoc",
+  "MaxCpu",
+  "MaxMem",
+  "MaxNode",
+  "MaxJob",
+  "MaxSubmit",
+];
 
 /** Job states that are pending but wait for a person, not for nodes. */
 const BLOCKED_STATES = new Set(["REQUEUE_HOLD", "SPECIAL_EXIT", "RESV_DEL_HOLD"]);
 
 /** True when the pending job waits on something no new node fixes: hold, dependency, limits, begin time. */
 export function isBlocked(state: string, reason: string): boolean {
-  return BLOCKED_STATES.has(state) || BLOCKED_EXACT.has(reason) || BLOCKED_PREFIXES.some((p) => reason.startsWith(p));
+  return (
+    BLOCKED_STATES.has(state) ||
+    BLOCKED_EXACT.has(reason) ||
+    BLOCKED_PREFIXES.some((p) => reason.startsWith(p))
+  );
 }
 
 const PENDING_STATES = new Set(["PENDING", "REQUEUED", "REQUEUE_FED", ...BLOCKED_STATES]);
-const RUNNING_STATES = new Set(["RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESIZING"]);
+const RUNNING_STATES = new Set([
+  "RUNNING",
+  "CONFIGURING",
+  "COMPLETING",
+  "SUSPENDED",
+  "STAGE_OUT",
+  "SIGNALING",
+  "RESIZING",
+]);
 
 /** PENDING, RUNNING (holds nodes) or undefined for a finished job that squeue still lists. */
 export function jobPhase(state: string): "PENDING" | "RUNNING" | undefined {

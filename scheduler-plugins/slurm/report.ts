@@ -1,5 +1,5 @@
 import type { FailedReport, JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
-import { REPORT_SCHEMA_VERSION } from "../../agent/report-schema.js";
+import { jobGroupSchema, REPORT_SCHEMA_VERSION } from "../../agent/report-schema.js";
 import type { NodeState } from "../../lib/core/model.js";
 import { SIMPLE_NAME } from "../../lib/core/names.js";
 import { JOB_ID } from "../../lib/core/state.js";
@@ -21,10 +21,18 @@ export interface ReportInput {
 /** A job's request in the core's terms, before grouping. */
 type Shape = Pick<
   JobGroup,
-  "nodes" | "cpusPerNode" | "memPerNodeMiB" | "gpusPerNode" | "tasks" | "cpusPerTask" | "memPerTaskMiB" | "gpusPerTask"
+  | "nodes"
+  | "cpusPerNode"
+  | "memPerNodeMiB"
+  | "gpusPerNode"
+  | "tasks"
+  | "cpusPerTask"
+  | "memPerTaskMiB"
+  | "gpusPerTask"
 >;
 
 const MAX_JOB_IDS = 5;
+const MAX_COUNT = 10_000_000;
 const MAX_EXAMPLES = 10;
 
 /**
@@ -53,7 +61,10 @@ export function buildReport(input: ReportInput): OkReport {
     if (phase === undefined) continue;
     const queue = job.partitions[0];
     if (queue === undefined || !SIMPLE_NAME.test(queue)) {
-      ignore("jobs", `job ${safe(job.id)}: partition "${safe(job.partitions.join(","))}" is not a valid queue name`);
+      ignore(
+        "jobs",
+        `job ${safe(job.id)}: partition "${safe(job.partitions.join(","))}" is not a valid queue name`,
+      );
       continue;
     }
     if (!JOB_ID.test(job.id)) {
@@ -90,18 +101,27 @@ export function buildReport(input: ReportInput): OkReport {
       if (job.exclusive) g.exclusive = true;
       if (reason !== undefined) g.reason = reason.slice(0, 500);
       if (state === "RUNNING") g.nodeNames = validNodeNames(job.nodeNames);
+      // Slurm's numbers are untrusted too: a request beyond the schema's bounds is left out, not clamped.
+      const { oldestMs, ...check } = g;
+      if (!jobGroupSchema.safeParse({ ...check, oldestSubmittedAt: iso(oldestMs) }).success) {
+        ignore("jobs", `job ${job.id}: request or submit time out of range`);
+        continue;
+      }
       groups.set(key, g);
     } else {
-      group.count += count;
+      group.count = Math.min(group.count + count, MAX_COUNT);
       if (job.submittedAt < group.oldestMs) {
         group.oldestMs = job.submittedAt;
         group.jobIds.unshift(job.id);
       } else group.jobIds.push(job.id);
       if (group.jobIds.length > MAX_JOB_IDS) group.jobIds.length = MAX_JOB_IDS;
-      if (group.nodeNames !== undefined) group.nodeNames = mergeNames(group.nodeNames, validNodeNames(job.nodeNames));
+      if (group.nodeNames !== undefined)
+        group.nodeNames = mergeNames(group.nodeNames, validNodeNames(job.nodeNames));
     }
   }
-  const jobs = [...groups.values()].map(({ oldestMs, ...g }): JobGroup => ({ ...g, oldestSubmittedAt: iso(oldestMs) }));
+  const jobs = [...groups.values()].map(
+    ({ oldestMs, ...g }): JobGroup => ({ ...g, oldestSubmittedAt: iso(oldestMs) }),
+  );
 
   const nodes: ReportNode[] = [];
   const unmanagedNodes: string[] = [];
@@ -154,13 +174,18 @@ export function failedReport(
  * Memory comes from --mem, else --mem-per-cpu × CPUs, else the partition's DefMemPerNode/DefMemPerCPU, else 0.
  */
 export function shapeOf(job: SlurmJob, partition: SlurmPartition | undefined): Shape {
-  const perCpuMem = job.memPerCpuMiB ?? (job.memPerNodeMiB === undefined ? partition?.defMemPerCpuMiB : undefined);
+  const perCpuMem =
+    job.memPerCpuMiB ?? (job.memPerNodeMiB === undefined ? partition?.defMemPerCpuMiB : undefined);
   const wholeNodes = job.nodesFixed || job.exclusive || job.gpusPerNode > 0 || job.tasks <= 1;
   if (wholeNodes) {
     const nodes = job.nodeCount;
     const cpusPerNode = Math.max(job.minCpusPerNode, Math.ceil(job.cpus / nodes));
-    const mem = job.memPerNodeMiB ?? (perCpuMem !== undefined ? perCpuMem * cpusPerNode : partition?.defMemPerNodeMiB) ?? 0;
-    const gpus = job.gpusPerNode || Math.ceil(job.gpusPerJob / nodes) || job.gpusPerTask * Math.ceil(job.tasks / nodes);
+    const mem =
+      job.memPerNodeMiB ??
+      (perCpuMem !== undefined ? perCpuMem * cpusPerNode : partition?.defMemPerNodeMiB) ??
+      0;
+    const gpus =
+      job.gpusPerNode || Math.ceil(job.gpusPerJob / nodes) || job.gpusPerTask * Math.ceil(job.tasks / nodes);
     return { nodes, cpusPerNode, memPerNodeMiB: mem, gpusPerNode: gpus };
   }
   const memPerTask = perCpuMem !== undefined ? perCpuMem * job.cpusPerTask : 0;
@@ -171,10 +196,18 @@ export function shapeOf(job: SlurmJob, partition: SlurmPartition | undefined): S
 /** Slurm's node state and flags → the core's node state. */
 export function nodeStateOf(node: Pick<SlurmNode, "state" | "flags" | "cpusAllocated">): NodeState {
   const flags = new Set(node.flags);
-  const busy = node.state === "ALLOCATED" || node.state === "MIXED" || flags.has("COMPLETING") || node.cpusAllocated > 0;
-  if (node.state === "DOWN" || node.state === "ERROR" || flags.has("NOT_RESPONDING") || flags.has("FAIL")) return "DOWN";
-  if (flags.has("DRAIN") || flags.has("DRAINING") || flags.has("DRAINED")) return busy ? "DRAINING" : "DRAINED";
-  if (node.state === "FUTURE" || node.state === "UNKNOWN" || flags.has("POWERING_UP") || flags.has("POWERED_DOWN")) {
+  const busy =
+    node.state === "ALLOCATED" || node.state === "MIXED" || flags.has("COMPLETING") || node.cpusAllocated > 0;
+  if (node.state === "DOWN" || node.state === "ERROR" || flags.has("NOT_RESPONDING") || flags.has("FAIL"))
+    return "DOWN";
+  if (flags.has("DRAIN") || flags.has("DRAINING") || flags.has("DRAINED"))
+    return busy ? "DRAINING" : "DRAINED";
+  if (
+    node.state === "FUTURE" ||
+    node.state === "UNKNOWN" ||
+    flags.has("POWERING_UP") ||
+    flags.has("POWERED_DOWN")
+  ) {
     return "LAUNCHING";
   }
   if (node.state === "ALLOCATED") return "ALLOCATED";
@@ -182,7 +215,10 @@ export function nodeStateOf(node: Pick<SlurmNode, "state" | "flags" | "cpusAlloc
   return "IDLE";
 }
 
-function reportNode(node: SlurmNode, placement: { queue: string; instanceType: string; zone: string }): ReportNode {
+function reportNode(
+  node: SlurmNode,
+  placement: { queue: string; instanceType: string; zone: string },
+): ReportNode {
   const state = nodeStateOf(node);
   const out: ReportNode = {
     name: node.name,
@@ -198,7 +234,8 @@ function reportNode(node: SlurmNode, placement: { queue: string; instanceType: s
   };
   const idleSince = node.lastBusyAt ?? node.slurmdStartedAt;
   if ((state === "IDLE" || state === "DRAINED") && idleSince !== undefined) out.idleSince = iso(idleSince);
-  if (node.reason !== "" && (state === "DRAINING" || state === "DRAINED" || state === "DOWN")) out.reason = node.reason.slice(0, 500);
+  if (node.reason !== "" && (state === "DRAINING" || state === "DRAINED" || state === "DOWN"))
+    out.reason = node.reason.slice(0, 500);
   return out;
 }
 
@@ -215,8 +252,10 @@ function clamp(value: number, max: number): number {
   return Math.min(Math.max(0, Math.floor(value)), max);
 }
 
+/** ISO time; an out-of-range time (untrusted input) becomes the epoch rather than a RangeError. */
 function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? new Date(0).toISOString() : date.toISOString();
 }
 
 /** Names in `ignored.examples` are untrusted: keep them printable and short. */

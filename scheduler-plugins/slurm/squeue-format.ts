@@ -1,6 +1,6 @@
 import { asParseError, SlurmParseError } from "./errors.js";
 import { expandHostlist } from "./hostlist.js";
-import { countArrayTasks, type SlurmJob } from "./model.js";
+import { arrayRecordId, countArrayTasks, type SlurmJob } from "./model.js";
 import { gpusIn, parseCount, parseMemMiB, parseSlurmLocalTime } from "./units.js";
 
 /**
@@ -9,7 +9,23 @@ import { gpusIn, parseCount, parseMemMiB, parseSlurmLocalTime } from "./units.js
  */
 export const FIELD_SEPARATOR = "\u001f";
 
-const FIELDS = ["%i", "%F", "%K", "%P", "%T", "%r", "%V", "%D", "%C", "%c", "%m", "%b", "%f", "%h", "%N"] as const;
+const FIELDS = [
+  "%i",
+  "%F",
+  "%K",
+  "%P",
+  "%T",
+  "%r",
+  "%V",
+  "%D",
+  "%C",
+  "%c",
+  "%m",
+  "%b",
+  "%f",
+  "%h",
+  "%N",
+] as const;
 
 /** Arguments for `squeue` that print what parseSqueueFormat reads: all partitions, live states only. */
 export const SQUEUE_FORMAT_ARGS: readonly string[] = [
@@ -42,9 +58,41 @@ export function parseSqueueFormat(output: string): SlurmJob[] {
 
 function jobFromLine(line: string, where: string): SlurmJob {
   const f = line.split(FIELD_SEPARATOR);
-  if (f.length !== FIELDS.length) throw new SlurmParseError(where, `expected ${FIELDS.length} fields, found ${f.length}`);
-  const [id, arrayJobId, arrayTasks, partition, state, reason, submit, nodes, cpus, minCpus, mem, tresPerNode, features, share, nodeList] =
-    f as [string, string, string, string, string, string, string, string, string, string, string, string, string, string, string];
+  if (f.length !== FIELDS.length)
+    throw new SlurmParseError(where, `expected ${FIELDS.length} fields, found ${f.length}`);
+  const [
+    id,
+    arrayJobId,
+    arrayTasks,
+    partition,
+    state,
+    reason,
+    submit,
+    nodes,
+    cpus,
+    minCpus,
+    mem,
+    tresPerNode,
+    features,
+    share,
+    nodeList,
+  ] = f as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   if (!/^\d/.test(id)) throw new SlurmParseError(where, "job id is missing");
   if (!/^[A-Z_]+$/.test(state)) throw new SlurmParseError(where, `bad job state "${state.slice(0, 40)}"`);
   const submittedAt = parseSlurmLocalTime(submit);
@@ -55,7 +103,7 @@ function jobFromLine(line: string, where: string): SlurmJob {
   const pendingArray = id.includes("[") ? countArrayTasks(arrayTasks) : undefined;
   const memPerNodeMiB = parseMemMiB(mem);
   const job: SlurmJob = {
-    id,
+    id: pendingArray !== undefined ? arrayRecordId(arrayJobId, arrayTasks) : id,
     taskCount: pendingArray?.count ?? 1,
     partitions: partition.split(",").filter(Boolean),
     state,

@@ -1,6 +1,6 @@
 import { asParseError, SlurmParseError, SlurmUnavailableError } from "./errors.js";
 import { expandHostlist } from "./hostlist.js";
-import { countArrayTasks, type SlurmJob } from "./model.js";
+import { arrayRecordId, countArrayTasks, type SlurmJob } from "./model.js";
 import { gpusIn, jsonCount } from "./units.js";
 
 /**
@@ -29,7 +29,9 @@ export function readJsonEnvelope(text: string, key: "jobs" | "nodes", source: st
   if (Array.isArray(errors) && errors.length > 0) {
     const first = errors[0];
     const text = isObject(first)
-      ? [first.source, first.description, first.error].filter((x) => typeof x === "string" && x !== "").join(": ")
+      ? [first.source, first.description, first.error]
+          .filter((x) => typeof x === "string" && x !== "")
+          .join(": ")
       : String(first);
     throw new SlurmUnavailableError(`${source} reported an error: ${text.slice(0, 300) || "unspecified"}`);
   }
@@ -66,13 +68,14 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
   if (!state) throw new SlurmParseError(where, "job_state is missing");
   const arrayJobId = jsonCount(record.array_job_id) ?? 0;
   const arrayTaskId = jsonCount(record.array_task_id);
-  const arrayTasks = arrayJobId > 0 && arrayTaskId === undefined ? countArrayTasks(text(record.array_task_string)) : undefined;
+  const arrayTasks =
+    arrayJobId > 0 && arrayTaskId === undefined ? countArrayTasks(text(record.array_task_string)) : undefined;
   const id =
     arrayJobId === 0
       ? String(jobId)
       : arrayTaskId !== undefined
         ? `${arrayJobId}_${arrayTaskId}`
-        : `${arrayJobId}_[${text(record.array_task_string).split("%")[0]}]`;
+        : arrayRecordId(String(arrayJobId), text(record.array_task_string));
 
   const nodeCount = Math.max(1, jsonCount(record.node_count) ?? 1);
   const tasks = Math.max(1, jsonCount(record.tasks) ?? 1);

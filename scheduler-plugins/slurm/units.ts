@@ -1,7 +1,14 @@
 /** Small, total conversions of Slurm's textual numbers. Each returns undefined rather than throwing. */
 
 const SIZE = /^(\d+(?:\.\d+)?)([KMGTP]?)$/i;
-const FACTOR_TO_MIB: Record<string, number> = { K: 1 / 1024, "": 1, M: 1, G: 1024, T: 1024 * 1024, P: 1024 * 1024 * 1024 };
+const FACTOR_TO_MIB: Record<string, number> = {
+  K: 1 / 1024,
+  "": 1,
+  M: 1,
+  G: 1024,
+  T: 1024 * 1024,
+  P: 1024 * 1024 * 1024,
+};
 
 /** "2000M", "4G", "512" (MiB, Slurm's default unit) → MiB; "UNLIMITED", "N/A", "" → undefined. */
 export function parseMemMiB(text: string | undefined): number | undefined {

@@ -1,0 +1,308 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { type QueueConf, renderSlurmConfParts } from "../../scheduler-plugins/slurm/slurm-conf.js";
+import { SIMPLE_NAME } from "../core/names.js";
+import {
+  type BridgeSpec,
+  createNamespaceNode,
+  destroyNamespaceNode,
+  ensureBridge,
+  listNamespaceNodes,
+  removeBridge,
+  sleep,
+} from "./netns.js";
+
+/**
+ * A real Slurm on one machine: munged and slurmctld with their own key, socket, state and logs under
+ * one directory, and compute nodes as `slurmd -Z` in network namespaces (netns.ts). Used by the
+ * real-Slurm tests, the local cloud provider and the local mode. Needs root, slurm-wlm and munge.
+ */
+export interface TestbedOptions {
+  /** Directory for slurm.conf, cgroup.conf, the munge key, state, spool dirs and logs. Created if missing. */
+  stateDir: string;
+  /** @default "nowscale" */
+  clusterName?: string;
+  /** Partitions, one per queue. @default [{ name: "compute" }] */
+  queues?: QueueConf[];
+  /** Host bridge for namespace nodes; slurmctld is addressed on it. Without it, slurmctld uses 127.0.0.1 and no node can join. */
+  network?: BridgeSpec;
+  /** Namespaces of this test bed's nodes start with it. @default "nowscale-" */
+  netnsPrefix?: string;
+  /** @default 6817 */
+  slurmctldPort?: number;
+  /** @default 6818 */
+  slurmdPort?: number;
+  /** @default 64 */
+  maxNodeCount?: number;
+}
+
+export interface Testbed {
+  stateDir: string;
+  confPath: string;
+  /** Environment for Slurm's clients (SLURM_CONF set). */
+  env: NodeJS.ProcessEnv;
+  controlAddress: string;
+  netnsPrefix: string;
+  network?: BridgeSpec;
+}
+
+/** Where a test bed keeps things; pure, so other modules can find a running test bed from its directory. */
+export function testbedPaths(stateDir: string) {
+  return {
+    conf: join(stateDir, "slurm.conf"),
+    cgroupConf: join(stateDir, "cgroup.conf"),
+    mungeDir: join(stateDir, "munge"),
+    mungeKey: join(stateDir, "munge", "munge.key"),
+    runDir: join(stateDir, "run"),
+    mungeSocket: join(stateDir, "run", "munge.socket"),
+    mungedPid: join(stateDir, "run", "munged.pid"),
+    slurmctldPid: join(stateDir, "run", "slurmctld.pid"),
+    stateSave: join(stateDir, "ctld"),
+    spoolRoot: join(stateDir, "spool"),
+    logDir: join(stateDir, "log"),
+  };
+}
+
+/** Why the test bed cannot run here (not root, slurm-wlm or munge missing), or undefined when it can. */
+export function testbedUnavailableReason(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root (network namespaces, munged, slurmd)";
+  for (const bin of ["slurmctld", "slurmd", "munged", "squeue", "scontrol", "sbatch", "ip", "nsenter"]) {
+    const dirs = (process.env.PATH ?? "/usr/sbin:/usr/bin").split(":").concat(["/usr/sbin", "/sbin"]);
+    if (!dirs.some((d) => existsSync(join(d, bin))))
+      return `${bin} is not installed (apt-get install -y slurm-wlm munge iproute2)`;
+  }
+  return undefined;
+}
+
+/**
+ * Writes slurm.conf and cgroup.conf (partitions from renderSlurmConfParts), creates a fresh munge key,
+ * starts munged and slurmctld (on the bridge address when `network` is given) and resolves once
+ * `scontrol ping` says UP. On failure it stops what it started and rethrows.
+ */
+export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
+  const paths = testbedPaths(options.stateDir);
+  const clusterName = options.clusterName ?? "nowscale";
+  if (!SIMPLE_NAME.test(clusterName)) throw new TypeError(`invalid cluster name "${clusterName}"`);
+  const controlAddress = options.network?.hostAddress ?? "127.0.0.1";
+  const testbed: Testbed = {
+    stateDir: options.stateDir,
+    confPath: paths.conf,
+    env: { ...process.env, SLURM_CONF: paths.conf },
+    controlAddress,
+    netnsPrefix: options.netnsPrefix ?? "nowscale-",
+  };
+  if (options.network) testbed.network = options.network;
+  try {
+    for (const dir of [options.stateDir, paths.runDir, paths.stateSave, paths.spoolRoot, paths.logDir]) {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+    }
+    // munged insists on a private key directory and a socket directory others can enter.
+    await mkdir(paths.mungeDir, { recursive: true, mode: 0o700 });
+    await chmod(paths.mungeDir, 0o700);
+    // mkdtemp makes 0700 directories; munged needs every directory above its socket to be enterable.
+    await chmod(options.stateDir, 0o755);
+    await chmod(paths.runDir, 0o755);
+    await rm(paths.mungeKey, { force: true });
+    await writeFile(paths.mungeKey, randomBytes(128), { mode: 0o400 });
+    await writeFile(paths.cgroupConf, "CgroupPlugin=autodetect\nIgnoreSystemd=yes\n");
+    await writeFile(paths.conf, renderTestbedConf(options, clusterName, controlAddress));
+    if (options.network) await ensureBridge(options.network);
+    await startMunged(testbed);
+    await startSlurmctld(testbed);
+    return testbed;
+  } catch (error) {
+    await stopTestbed(testbed).catch(() => undefined);
+    throw error;
+  }
+}
+
+function renderTestbedConf(options: TestbedOptions, clusterName: string, controlAddress: string): string {
+  const p = testbedPaths(options.stateDir);
+  return [
+    `ClusterName=${clusterName}`,
+    // slurmctld only runs where SlurmctldHost names this machine; the address is where clients reach it.
+    `SlurmctldHost=${hostname().split(".")[0]}(${controlAddress})`,
+    `SlurmctldPort=${options.slurmctldPort ?? 6817}`,
+    `SlurmdPort=${options.slurmdPort ?? 6818}`,
+    "SlurmUser=root",
+    "SlurmdUser=root",
+    "AuthType=auth/munge",
+    "CredType=cred/munge",
+    `AuthInfo=socket=${p.mungeSocket}`,
+    `StateSaveLocation=${p.stateSave}`,
+    // %n: every node gets its own spool dir, pid file and log although they share this file.
+    `SlurmdSpoolDir=${p.spoolRoot}/%n`,
+    `SlurmctldPidFile=${p.slurmctldPid}`,
+    `SlurmdPidFile=${p.runDir}/slurmd-%n.pid`,
+    `SlurmctldLogFile=${p.logDir}/slurmctld.log`,
+    `SlurmdLogFile=${p.logDir}/slurmd-%n.log`,
+    "ProctrackType=proctrack/linuxproc",
+    "TaskPlugin=task/none",
+    "JobAcctGatherType=jobacct_gather/none",
+    "MpiDefault=none",
+    "MailProg=/bin/true",
+    "SchedulerType=sched/backfill",
+    "SlurmctldTimeout=30",
+    "SlurmdTimeout=60",
+    "InactiveLimit=0",
+    "KillWait=5",
+    renderSlurmConfParts({
+      queues: options.queues ?? [{ name: "compute" }],
+      maxNodeCount: options.maxNodeCount ?? 64,
+    }),
+  ].join("\n");
+}
+
+async function startMunged(tb: Testbed): Promise<void> {
+  const p = testbedPaths(tb.stateDir);
+  await run("munged", [
+    `--socket=${p.mungeSocket}`,
+    `--key-file=${p.mungeKey}`,
+    `--pid-file=${p.mungedPid}`,
+    `--log-file=${join(p.logDir, "munged.log")}`,
+    `--seed-file=${join(p.mungeDir, "seed")}`,
+  ]);
+}
+
+/** Starts slurmctld (it daemonises) and waits until it answers. Also brings a stopped controller back. */
+export async function startSlurmctld(tb: Testbed, timeoutMs = 30_000): Promise<void> {
+  await run("slurmctld", [], tb.env);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await runCommand("scontrol", ["ping"], { env: tb.env, timeoutMs: 10_000 });
+    if (/is UP/.test(r.stdout)) return;
+    await sleep(250);
+  }
+  throw new Error(
+    `slurmctld did not come up within ${timeoutMs} ms; see ${testbedPaths(tb.stateDir).logDir}/slurmctld.log`,
+  );
+}
+
+/** Stops slurmctld (SIGTERM, then SIGKILL after 10 s); a stopped controller is fine. */
+export async function stopSlurmctld(tb: Testbed): Promise<void> {
+  await stopByPidFile(testbedPaths(tb.stateDir).slurmctldPid);
+}
+
+/**
+ * Waits until slurmctld lists the node in one of `states` (upper case, e.g. IDLE). Throws after the timeout
+ * with the node's last state.
+ */
+export async function waitForNode(
+  tb: Testbed,
+  name: string,
+  states: string[] = ["IDLE"],
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "not listed";
+  while (Date.now() < deadline) {
+    const r = await runCommand("scontrol", ["--oneliner", "show", "node", name], {
+      env: tb.env,
+      timeoutMs: 10_000,
+    });
+    const state = /State=(\S+)/.exec(r.stdout)?.[1];
+    if (state !== undefined) {
+      last = state;
+      if (states.includes(state.split("+")[0]?.replace(/\*$/, "") ?? "")) return;
+    }
+    await sleep(250);
+  }
+  throw new Error(`node ${name} did not reach ${states.join("/")} within ${timeoutMs} ms (last: ${last})`);
+}
+
+export interface TestbedNodeSpec {
+  name: string;
+  address: string;
+  cpus: number;
+  realMemoryMiB: number;
+  features: readonly string[];
+}
+
+/** Starts a namespace node that joins this test bed and waits until it is IDLE. Needs `network`. */
+export async function addTestbedNode(tb: Testbed, spec: TestbedNodeSpec): Promise<void> {
+  if (!tb.network)
+    throw new Error("this test bed has no network: start it with `network` to add namespace nodes");
+  await createNamespaceNode({
+    ...spec,
+    netnsPrefix: tb.netnsPrefix,
+    bridge: tb.network.bridge,
+    prefixLength: tb.network.prefixLength ?? 24,
+    slurmConf: tb.confPath,
+    spoolDir: join(testbedPaths(tb.stateDir).spoolRoot, spec.name),
+  });
+  await waitForNode(tb, spec.name);
+}
+
+/** Stops the node's slurmd and jobs, deletes it from slurmctld and removes its namespace. Idempotent. */
+export async function removeTestbedNode(tb: Testbed, name: string): Promise<void> {
+  await destroyNamespaceNode({ name, netnsPrefix: tb.netnsPrefix, slurmConf: tb.confPath });
+}
+
+/**
+ * Removes every namespace node with the test bed's prefix, stops slurmctld and munged and deletes the
+ * bridge. Idempotent, and safe after a partial start. Leaves the state directory (logs) in place.
+ */
+export async function stopTestbed(tb: Testbed): Promise<void> {
+  const errors: unknown[] = [];
+  const attempt = async (step: () => Promise<void>) => {
+    try {
+      await step();
+    } catch (error) {
+      errors.push(error);
+    }
+  };
+  for (const name of await listNamespaceNodes(tb.netnsPrefix).catch(() => [])) {
+    await attempt(() => removeTestbedNode(tb, name));
+  }
+  await attempt(() => stopSlurmctld(tb));
+  await attempt(() => stopByPidFile(testbedPaths(tb.stateDir).mungedPid));
+  if (tb.network) {
+    const bridge = tb.network.bridge;
+    await attempt(() => removeBridge(bridge));
+  }
+  if (errors.length > 0) throw new AggregateError(errors, "test bed cleanup was incomplete");
+}
+
+async function stopByPidFile(pidFile: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(pidFile, "utf8")).trim());
+  } catch {
+    return;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 1) return;
+  if (!signal(pid, "SIGTERM")) return;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && isRunning(pid)) await sleep(100);
+  signal(pid, "SIGKILL");
+  await rm(pidFile, { force: true });
+}
+
+/** Sends a signal; false when the process does not exist. */
+function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True while the process exists and is not a zombie (a daemon's zombie lingers until its reaper waits). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z/s.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+async function run(file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<void> {
+  const r = await runCommand(file, args, { env: env ?? process.env, timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`${file} failed: ${(r.stderr || r.error || "").trim().slice(0, 500)}`);
+}

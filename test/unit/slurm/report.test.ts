@@ -1,0 +1,210 @@
+import { describe, expect, it } from "vitest";
+import { parseReport, reportToClusterState } from "../../../agent/report-schema.js";
+import type { SlurmJob } from "../../../scheduler-plugins/slurm/model.js";
+import { parseScontrolPartitions, parseSinfoJson } from "../../../scheduler-plugins/slurm/nodes.js";
+import { buildReport, nodeStateOf, shapeOf } from "../../../scheduler-plugins/slurm/report.js";
+import { parseSqueueJson } from "../../../scheduler-plugins/slurm/squeue-json.js";
+import { fixture } from "./fixtures.js";
+
+const NOW = Date.parse("2026-11-24T04:00:00Z");
+
+function recordedReport() {
+  return buildReport({
+    jobs: parseSqueueJson(fixture("squeue.json")).jobs,
+    nodes: parseSinfoJson(fixture("sinfo.json")).nodes,
+    partitions: parseScontrolPartitions(fixture("scontrol-partitions.txt")),
+    slurmVersion: "22.05.8",
+    source: "json",
+    agentVersion: "0.1.0",
+    now: NOW,
+  });
+}
+
+function job(overrides: Partial<SlurmJob>): SlurmJob {
+  return {
+    id: "1",
+    taskCount: 1,
+    partitions: ["compute"],
+    state: "PENDING",
+    reason: "Resources",
+    submittedAt: NOW - 60_000,
+    nodeCount: 1,
+    nodesFixed: false,
+    cpus: 1,
+    tasks: 1,
+    cpusPerTask: 1,
+    minCpusPerNode: 1,
+    gpusPerNode: 0,
+    gpusPerTask: 0,
+    gpusPerJob: 0,
+    features: "",
+    exclusive: false,
+    nodeNames: [],
+    ...overrides,
+  };
+}
+
+describe("buildReport on the recorded queue", () => {
+  const report = recordedReport();
+  const group = (id: string) => report.jobs.find((g) => g.jobIds.includes(id));
+
+  it("passes its own schema and maps onto the core's state", () => {
+    // Act
+    const parsed = parseReport(JSON.parse(JSON.stringify(report)));
+    const state = reportToClusterState(report);
+    // Assess
+    expect(parsed.status).toBe("ok");
+    expect(state.jobs.length).toBe(report.jobs.length);
+    expect(state.nodes.map((n) => n.name)).toEqual(["c4-a"]);
+  });
+
+  it("counts a multi-node job as demand with its node count", () => {
+    expect(group("2")).toMatchObject({
+      state: "PENDING",
+      queue: "compute",
+      nodes: 2,
+      cpusPerNode: 1,
+      count: 1,
+    });
+  });
+
+  it("turns --mem into per-node memory and --mem-per-cpu into per-task memory", () => {
+    expect(group("3")).toMatchObject({ state: "PENDING", nodes: 1, cpusPerNode: 3, memPerNodeMiB: 2000 });
+    expect(group("4")).toMatchObject({ state: "PENDING", tasks: 4, cpusPerTask: 2, memPerTaskMiB: 200 });
+  });
+
+  it("applies the partition's DefMemPerCPU to a job without a memory request", () => {
+    expect(group("8")).toMatchObject({ queue: "gpu", nodes: 1, cpusPerNode: 2, memPerNodeMiB: 2000 });
+  });
+
+  it("marks --exclusive", () => {
+    expect(group("5")).toMatchObject({ state: "PENDING", exclusive: true, cpusPerNode: 8 });
+  });
+
+  it("reports held, dependent and not-yet-eligible jobs as BLOCKED with their reason", () => {
+    expect(group("6")).toMatchObject({ state: "BLOCKED", reason: "JobHeldUser" });
+    expect(group("7")).toMatchObject({ state: "BLOCKED", reason: "Dependency" });
+    expect(group("10")).toMatchObject({ state: "BLOCKED", reason: "BeginTime" });
+  });
+
+  it("caps a throttled array at its limit", () => {
+    expect(group("9_0-28")).toMatchObject({ state: "PENDING", count: 3, cpusPerNode: 8 });
+  });
+
+  it("reports the running job with its node, and the node as MIXED with its placement", () => {
+    expect(group("1")).toMatchObject({ state: "RUNNING", nodeNames: ["c4-a"], memPerNodeMiB: 1000 });
+    expect(report.nodes[0]).toMatchObject({
+      name: "c4-a",
+      queue: "compute",
+      instanceType: "c5.xlarge",
+      zone: "zone-a",
+      state: "MIXED",
+    });
+  });
+});
+
+describe("buildReport grouping", () => {
+  it("folds 10,000 identical pending jobs into one group with the oldest submit time", () => {
+    // Prepare
+    const jobs = Array.from({ length: 10_000 }, (_, i) =>
+      job({ id: String(i + 1), submittedAt: NOW - i * 1000 }),
+    );
+    // Act
+    const report = buildReport({
+      jobs,
+      nodes: [],
+      partitions: [],
+      slurmVersion: "22.05.8",
+      source: "json",
+      agentVersion: "x",
+      now: NOW,
+    });
+    // Assess
+    expect(report.jobs).toHaveLength(1);
+    expect(report.jobs[0]).toMatchObject({
+      count: 10_000,
+      oldestSubmittedAt: new Date(NOW - 9_999_000).toISOString(),
+    });
+    expect(report.jobs[0]?.jobIds[0]).toBe("10000");
+    expect(report.jobs[0]?.jobIds).toHaveLength(5);
+  });
+
+  it("keeps different shapes, features and reasons apart", () => {
+    const jobs = [
+      job({ id: "1" }),
+      job({ id: "2", cpus: 2, minCpusPerNode: 2 }),
+      job({ id: "3", features: "ib" }),
+      job({ id: "4", reason: "Priority" }),
+    ];
+    const report = buildReport({
+      jobs,
+      nodes: [],
+      partitions: [],
+      slurmVersion: "22.05.8",
+      source: "json",
+      agentVersion: "x",
+      now: NOW,
+    });
+    expect(report.jobs).toHaveLength(4);
+  });
+
+  it("leaves out a job whose partition fails the allow-list, and says so", () => {
+    const jobs = [job({ id: "1", partitions: ["bad_name;rm"] })];
+    const report = buildReport({
+      jobs,
+      nodes: [],
+      partitions: [],
+      slurmVersion: "22.05.8",
+      source: "json",
+      agentVersion: "x",
+      now: NOW,
+    });
+    expect(report.jobs).toHaveLength(0);
+    expect(report.ignored.jobs).toBe(1);
+    expect(report.ignored.examples[0]).toMatch(/not a valid queue name/);
+  });
+
+  it("lists nodes without NowScale's features as unmanaged", () => {
+    const node = parseSinfoJson(fixture("sinfo.json")).nodes[0];
+    if (!node) throw new Error("fixture has a node");
+    const report = buildReport({
+      jobs: [],
+      nodes: [{ ...node, features: ["fast"] }],
+      partitions: [],
+      slurmVersion: "22.05.8",
+      source: "json",
+      agentVersion: "x",
+      now: NOW,
+    });
+    expect(report.nodes).toEqual([]);
+    expect(report.unmanagedNodes).toEqual(["c4-a"]);
+  });
+});
+
+describe("shapeOf", () => {
+  it("splits --gpus over the job's nodes", () => {
+    expect(shapeOf(job({ nodeCount: 2, nodesFixed: true, cpus: 2, gpusPerJob: 4 }), undefined)).toMatchObject(
+      { nodes: 2, gpusPerNode: 2 },
+    );
+  });
+
+  it("uses GPUs per node from GRES", () => {
+    expect(shapeOf(job({ gpusPerNode: 2 }), undefined)).toMatchObject({ nodes: 1, gpusPerNode: 2 });
+  });
+});
+
+describe("nodeStateOf", () => {
+  it.each([
+    ["IDLE", [], 0, "IDLE"],
+    ["MIXED", [], 2, "MIXED"],
+    ["ALLOCATED", [], 4, "ALLOCATED"],
+    ["IDLE", ["DRAIN"], 0, "DRAINED"],
+    ["MIXED", ["DRAIN"], 2, "DRAINING"],
+    ["IDLE", ["NOT_RESPONDING"], 0, "DOWN"],
+    ["DOWN", ["DRAIN"], 0, "DOWN"],
+    ["IDLE", ["POWERING_UP"], 0, "LAUNCHING"],
+    ["IDLE", ["COMPLETING"], 0, "MIXED"],
+  ] as const)("%s+%j with %i CPUs allocated → %s", (state, flags, cpusAllocated, expected) => {
+    expect(nodeStateOf({ state, flags: [...flags], cpusAllocated })).toBe(expected);
+  });
+});
