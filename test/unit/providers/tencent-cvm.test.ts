@@ -1,0 +1,200 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  InsufficientCapacityError,
+  InvalidRequestError,
+  NotFoundError,
+  QuotaExceededError,
+  ServiceUnavailableError,
+  ThrottledError,
+  UnauthorizedError,
+} from "../../../lib/ports/errors.js";
+import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
+import { ManagedProvider } from "../../../lib/providers/shared/managed-provider.js";
+import { launchToken } from "../../../lib/providers/shared/token.js";
+import { CvmApi, fromCvmError } from "../../../lib/providers/tencent-cvm/index.js";
+import {
+  type CvmSimulator,
+  startCvmSimulator,
+  TEST_SECRET_ID,
+  TEST_SECRET_KEY,
+} from "./simulators/tencent-cvm.js";
+
+describe("Tencent CVM adapter (real SDK, local CVM endpoint)", () => {
+  let cloud: FakeCloud;
+  let sim: CvmSimulator;
+  let provider: ManagedProvider;
+
+  beforeEach(async () => {
+    const clock = new FakeClock();
+    cloud = new FakeCloud({ idPrefix: "ins-", clock });
+    sim = await startCvmSimulator(cloud);
+    const api = new CvmApi({
+      region: "ap-shanghai",
+      credential: { secretId: TEST_SECRET_ID, secretKey: TEST_SECRET_KEY },
+      endpoint: sim.endpoint,
+      protocol: "http://",
+      vpcId: "vpc-abc12345",
+      securityGroupIds: ["sg-abc12345"],
+      camRoleName: "nowscale-node",
+    });
+    provider = new ManagedProvider(api, { clock, random: () => 0.5 });
+  });
+
+  afterEach(() => sim.close());
+
+  it("sends RunInstances with zone, charge type, VPC, count, token, tags and base64 user data", async () => {
+    // Prepare
+    const candidate = {
+      instanceType: "SA2.LARGE8",
+      zone: "ap-shanghai-2",
+      chargeType: "SPOT" as const,
+      subnetId: "subnet-abc12345",
+    };
+
+    // Act
+    await provider.launch({
+      clusterId: "hpc1",
+      queue: "cpu",
+      round: "cycle-9.1",
+      candidates: [candidate],
+      count: 2,
+      allOrNothing: true,
+      imageId: "img-abc12345",
+      userData: "#!/bin/sh\necho hi\n",
+    });
+
+    // Assess
+    const [call] = sim.callsOf("RunInstances");
+    expect(call?.request.headers["x-tc-action"]).toBe("RunInstances");
+    expect(call?.request.headers["x-tc-version"]).toBe("2017-03-12");
+    expect(call?.request.headers["x-tc-region"]).toBe("ap-shanghai");
+    expect(call?.request.headers.authorization).toMatch(/^TC3-HMAC-SHA256 Credential=test-secret-id\//);
+    expect(call?.params).toEqual({
+      InstanceChargeType: "SPOTPAID",
+      Placement: { Zone: "ap-shanghai-2" },
+      InstanceType: "SA2.LARGE8",
+      ImageId: "img-abc12345",
+      VirtualPrivateCloud: { VpcId: "vpc-abc12345", SubnetId: "subnet-abc12345" },
+      InstanceCount: 2,
+      MinCount: 2,
+      InstanceName: "nowscale-hpc1-cpu",
+      ClientToken: launchToken("hpc1", "cycle-9.1", candidate),
+      TagSpecification: [
+        {
+          ResourceType: "instance",
+          Tags: [
+            { Key: "nowscale:cluster", Value: "hpc1" },
+            { Key: "nowscale:queue", Value: "cpu" },
+            { Key: "nowscale:managed", Value: "true" },
+          ],
+        },
+      ],
+      SecurityGroupIds: ["sg-abc12345"],
+      CamRoleName: "nowscale-node",
+      UserData: Buffer.from("#!/bin/sh\necho hi\n").toString("base64"),
+    });
+  });
+
+  it("asks on-demand capacity as POSTPAID_BY_HOUR with MinCount 1 when best-effort", async () => {
+    // Act
+    await provider.launch({
+      clusterId: "hpc1",
+      queue: "cpu",
+      round: "r2",
+      candidates: [{ instanceType: "S5.LARGE8", zone: "ap-shanghai-4", chargeType: "ON_DEMAND" }],
+      count: 5,
+      allOrNothing: false,
+      imageId: "img-abc12345",
+    });
+
+    // Assess
+    const params = sim.callsOf("RunInstances")[0]?.params;
+    expect(params?.InstanceChargeType).toBe("POSTPAID_BY_HOUR");
+    expect(params?.InstanceCount).toBe(5);
+    expect(params?.MinCount).toBe(1);
+    expect(params?.VirtualPrivateCloud).toBeUndefined();
+    expect(params?.UserData).toBeUndefined();
+  });
+
+  it("terminates by InstanceIds and lists by the tag filter", async () => {
+    // Prepare
+    const { instances } = await provider.launch({
+      clusterId: "hpc1",
+      queue: "cpu",
+      round: "r3",
+      candidates: [{ instanceType: "S5.LARGE8", zone: "ap-shanghai-4", chargeType: "ON_DEMAND" }],
+      count: 1,
+      allOrNothing: false,
+      imageId: "img-abc12345",
+    });
+
+    // Act
+    const listed = await provider.list("hpc1");
+    await provider.terminate(instances.map((i) => i.id));
+
+    // Assess
+    expect(sim.callsOf("DescribeInstances")[0]?.params).toEqual({
+      Filters: [{ Name: "tag:nowscale:cluster", Values: ["hpc1"] }],
+      Offset: 0,
+      Limit: 100,
+    });
+    expect(listed.map((i) => i.id)).toEqual(instances.map((i) => i.id));
+    expect(sim.callsOf("TerminateInstances")[0]?.params).toEqual({ InstanceIds: instances.map((i) => i.id) });
+  });
+
+  it("turns CVM's error answer (HTTP 200, Response.Error) into a typed error with the code as cause", async () => {
+    // Prepare
+    cloud.failNext("run", "capacity");
+
+    // Act
+    const result = await provider.launch({
+      clusterId: "hpc1",
+      queue: "cpu",
+      round: "r4",
+      candidates: [{ instanceType: "S5.LARGE8", zone: "ap-shanghai-4", chargeType: "ON_DEMAND" }],
+      count: 1,
+      allOrNothing: false,
+      imageId: "img-abc12345",
+    });
+
+    // Assess
+    const error = result.failures[0]?.error;
+    expect(error).toBeInstanceOf(InsufficientCapacityError);
+    expect(error?.cause?.code).toBe("ResourceInsufficient.SpecifiedInstanceType");
+    expect(error?.cause?.requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it.each([
+    ["ResourceInsufficient.SpecifiedInstanceType", InsufficientCapacityError],
+    ["ResourceInsufficient.ZoneSoldOutForSpecifiedInstance", InsufficientCapacityError],
+    ["ResourcesSoldOut.SpecifiedInstanceType", InsufficientCapacityError],
+    ["InvalidParameterValue.InsufficientOffering", InsufficientCapacityError],
+    ["LimitExceeded.InstanceQuota", QuotaExceededError],
+    ["LimitExceeded.SpotQuota", QuotaExceededError],
+    ["ResourceInsufficient.InsufficientGroupQuota", QuotaExceededError],
+    ["RequestLimitExceeded", ThrottledError],
+    ["RequestLimitExceeded.UinLimitExceeded", ThrottledError],
+    ["InternalError", ServiceUnavailableError],
+    ["InvalidInstanceId.NotFound", NotFoundError],
+    ["AuthFailure.SignatureFailure", UnauthorizedError],
+    ["UnauthorizedOperation", UnauthorizedError],
+    ["InvalidParameterValue", InvalidRequestError],
+    ["SomethingNew.Unknown", InvalidRequestError],
+  ] as const)("maps %s onto its typed error", (code, type) => {
+    // Act
+    const mapped = fromCvmError(Object.assign(new Error("msg"), { code, requestId: "req-2" }));
+
+    // Assess
+    expect(mapped).toBeInstanceOf(type);
+    expect(mapped.cause).toEqual({ code, message: "msg", requestId: "req-2" });
+  });
+
+  it("maps a non-200 answer without a code by its HTTP status", () => {
+    // Act
+    const mapped = fromCvmError(Object.assign(new Error("Bad Gateway"), { httpCode: 502 }));
+
+    // Assess
+    expect(mapped).toBeInstanceOf(ServiceUnavailableError);
+    expect(mapped.cause?.httpStatus).toBe(502);
+  });
+});
