@@ -79,7 +79,7 @@ export function benchState(pending: number, queues = 50): ClusterState {
     queue: `q${i % queues}`,
     instanceType: "c5.xlarge",
     zone: "us-east-1a",
-    state: (["IDLE", "ALLOCATED", "LAUNCHING", "MIXED"] as const)[i % 4],
+    state: (["IDLE", "ALLOCATED", "LAUNCHING", "MIXED"] as const)[i % 4] ?? "IDLE",
     idleSince: t0,
   }));
   return { jobs, nodes };
