@@ -9,6 +9,9 @@ export const SIMPLE_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
 /** Cloud identifiers (instance types, zones, subnets, images) also use '.' and '_' (c5.xlarge, ecs.g7.large). */
 export const CLOUD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** Slurm job ids: 17, 17_3 (array), 17+1 (het job). */
+export const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$/;
+
 export const SIMPLE_NAME_HINT = "use letters, digits and '-', at most 63 characters, not starting with '-'";
 export const CLOUD_ID_HINT =
   "use letters, digits, '.', '_' and '-', at most 128 characters, not starting with '-'";

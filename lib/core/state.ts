@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { type ClusterNode, type ClusterState, type Job, NODE_STATES } from "./model.js";
-import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "./names.js";
+import { CLOUD_ID, CLOUD_ID_HINT, JOB_ID, SIMPLE_NAME, SIMPLE_NAME_HINT } from "./names.js";
 import { parseWith } from "./validation.js";
 
 /**
@@ -21,8 +21,7 @@ const count = (min: number, max: number) =>
     .min(min, { error: `must be at least ${min}` })
     .max(max, { error: `must be at most ${max}` });
 
-/** Slurm job ids: 17, 17_3 (array), 17+1 (het job). */
-export const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$/;
+export { JOB_ID };
 
 const NODE_FIELDS = ["nodes", "cpusPerNode", "memPerNodeMiB", "gpusPerNode"] as const;
 const TASK_FIELDS = ["tasks", "cpusPerTask", "memPerTaskMiB", "gpusPerTask"] as const;
