@@ -1,9 +1,10 @@
 import { z } from "zod";
 import type { ClusterState } from "../lib/core/model.js";
-import { SIMPLE_NAME, SIMPLE_NAME_HINT } from "../lib/core/names.js";
-import { JOB_ID, nodeInputSchema, parseState, type StateInput } from "../lib/core/state.js";
+import { JOB_ID, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../lib/core/names.js";
+import { nodeInputSchema, parseState, type StateInput } from "../lib/core/state.js";
 import { parseWith } from "../lib/core/validation.js";
 import { FEATURE } from "../scheduler-plugins/slurm/features.js";
+import { LIMITS, REPORT_SCHEMA_VERSION } from "./report-limits.js";
 
 /**
  * The agent's report: what the control plane reads from a master. It is untrusted data there, so the
@@ -15,7 +16,7 @@ import { FEATURE } from "../scheduler-plugins/slurm/features.js";
  * (see reportToClusterState): id = jobIds[0], submittedAt = oldestSubmittedAt, count = count.
  */
 
-export const REPORT_SCHEMA_VERSION = 1;
+export { REPORT_SCHEMA_VERSION };
 
 const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
 const isoTime = z.iso.datetime({ offset: true });
@@ -25,24 +26,24 @@ export const jobGroupSchema = z.strictObject({
   queue: simpleName,
   /** PENDING groups are the demand; BLOCKED ones wait on something no new node fixes (see `reason`). */
   state: z.enum(["PENDING", "RUNNING", "BLOCKED"]),
-  nodes: int(1, 100_000).optional(),
-  cpusPerNode: int(1, 100_000).optional(),
-  memPerNodeMiB: int(0, 1 << 30).optional(),
-  gpusPerNode: int(0, 1024).optional(),
-  tasks: int(1, 10_000_000).optional(),
-  cpusPerTask: int(1, 100_000).optional(),
-  memPerTaskMiB: int(0, 1 << 30).optional(),
-  gpusPerTask: int(0, 1024).optional(),
+  nodes: int(1, LIMITS.nodes).optional(),
+  cpusPerNode: int(1, LIMITS.cpus).optional(),
+  memPerNodeMiB: int(0, LIMITS.memMiB).optional(),
+  gpusPerNode: int(0, LIMITS.gpus).optional(),
+  tasks: int(1, LIMITS.tasks).optional(),
+  cpusPerTask: int(1, LIMITS.cpus).optional(),
+  memPerTaskMiB: int(0, LIMITS.memMiB).optional(),
+  gpusPerTask: int(0, LIMITS.gpus).optional(),
   /** The jobs' constraint expression (sbatch -C), when they have one. */
-  features: z.string().max(500).optional(),
+  features: z.string().max(LIMITS.text).optional(),
   /** sbatch --exclusive: the job takes whole nodes. */
   exclusive: z.boolean().optional(),
-  count: int(1, 10_000_000),
+  count: int(1, LIMITS.count),
   oldestSubmittedAt: isoTime,
   /** Slurm's pending reason (BLOCKED groups always have one). */
-  reason: z.string().max(500).optional(),
+  reason: z.string().max(LIMITS.text).optional(),
   /** Up to 5 member job ids, oldest first; jobIds[0] names the group in decisions. */
-  jobIds: z.array(z.string().regex(JOB_ID)).min(1).max(5),
+  jobIds: z.array(z.string().regex(JOB_ID)).min(1).max(LIMITS.jobIds),
   /** RUNNING groups: the nodes their jobs occupy. */
   nodeNames: z.array(simpleName).max(100_000).optional(),
 });

@@ -1,8 +1,7 @@
+import { LIMITS, REPORT_SCHEMA_VERSION } from "../../agent/report-limits.js";
 import type { FailedReport, JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
-import { jobGroupSchema, REPORT_SCHEMA_VERSION } from "../../agent/report-schema.js";
 import type { NodeState } from "../../lib/core/model.js";
-import { SIMPLE_NAME } from "../../lib/core/names.js";
-import { JOB_ID } from "../../lib/core/state.js";
+import { JOB_ID, SIMPLE_NAME } from "../../lib/core/names.js";
 import { FEATURE, placementOf } from "./features.js";
 import type { SlurmJob, SlurmNode, SlurmPartition } from "./model.js";
 import { isBlocked, jobPhase } from "./reasons.js";
@@ -31,8 +30,6 @@ type Shape = Pick<
   | "gpusPerTask"
 >;
 
-const MAX_JOB_IDS = 5;
-const MAX_COUNT = 10_000_000;
 const MAX_EXAMPLES = 10;
 
 /**
@@ -92,7 +89,7 @@ export function buildReport(input: ReportInput): OkReport {
         queue,
         state,
         ...shape,
-        count,
+        count: Math.min(count, LIMITS.count),
         oldestSubmittedAt: "",
         oldestMs: job.submittedAt,
         jobIds: [job.id],
@@ -102,19 +99,18 @@ export function buildReport(input: ReportInput): OkReport {
       if (reason !== undefined) g.reason = reason.slice(0, 500);
       if (state === "RUNNING") g.nodeNames = validNodeNames(job.nodeNames);
       // Slurm's numbers are untrusted too: a request beyond the schema's bounds is left out, not clamped.
-      const { oldestMs, ...check } = g;
-      if (!jobGroupSchema.safeParse({ ...check, oldestSubmittedAt: iso(oldestMs) }).success) {
+      if (!withinLimits(shape, job.submittedAt)) {
         ignore("jobs", `job ${job.id}: request or submit time out of range`);
         continue;
       }
       groups.set(key, g);
     } else {
-      group.count = Math.min(group.count + count, MAX_COUNT);
+      group.count = Math.min(group.count + count, LIMITS.count);
       if (job.submittedAt < group.oldestMs) {
         group.oldestMs = job.submittedAt;
         group.jobIds.unshift(job.id);
       } else group.jobIds.push(job.id);
-      if (group.jobIds.length > MAX_JOB_IDS) group.jobIds.length = MAX_JOB_IDS;
+      if (group.jobIds.length > LIMITS.jobIds) group.jobIds.length = LIMITS.jobIds;
       if (group.nodeNames !== undefined)
         group.nodeNames = mergeNames(group.nodeNames, validNodeNames(job.nodeNames));
     }
@@ -191,6 +187,25 @@ export function shapeOf(job: SlurmJob, partition: SlurmPartition | undefined): S
   const memPerTask = perCpuMem !== undefined ? perCpuMem * job.cpusPerTask : 0;
   const gpusPerTask = job.gpusPerTask || Math.ceil(job.gpusPerJob / job.tasks);
   return { tasks: job.tasks, cpusPerTask: job.cpusPerTask, memPerTaskMiB: memPerTask, gpusPerTask };
+}
+
+/** True when the shape fits the report schema's bounds and the submit time is a real date. */
+function withinLimits(shape: Shape, submittedAt: number): boolean {
+  const max: Record<keyof Shape, number> = {
+    nodes: LIMITS.nodes,
+    cpusPerNode: LIMITS.cpus,
+    memPerNodeMiB: LIMITS.memMiB,
+    gpusPerNode: LIMITS.gpus,
+    tasks: LIMITS.tasks,
+    cpusPerTask: LIMITS.cpus,
+    memPerTaskMiB: LIMITS.memMiB,
+    gpusPerTask: LIMITS.gpus,
+  };
+  const fieldsOk = (Object.keys(max) as (keyof Shape)[]).every((k) => {
+    const v = shape[k];
+    return v === undefined || (Number.isSafeInteger(v) && v >= 0 && v <= max[k]);
+  });
+  return fieldsOk && !Number.isNaN(new Date(submittedAt).getTime());
 }
 
 /** Slurm's node state and flags → the core's node state. */

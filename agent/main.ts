@@ -1,0 +1,102 @@
+import { parseArgs } from "node:util";
+import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
+import { collectReport } from "../scheduler-plugins/slurm/collect.js";
+import { loadKey } from "./key.js";
+import { createAgentServer } from "./server.js";
+import { AGENT_VERSION } from "./version.js";
+
+const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm master
+
+  nowscale-agent report [--source json|format]
+      Prints one JSON report (agent/report.schema.json) on stdout. Exit 0 when slurmctld answered,
+      2 when the report says it did not (status "slurmctld-unreachable" or "error").
+  nowscale-agent serve [--listen HOST:PORT] [--key-file FILE] [--window SECONDS] [--source json|format]
+      Serves the signed HTTP API (docs/agent.md). Default --listen 127.0.0.1:8787 (NOWSCALE_AGENT_LISTEN),
+      key from --key-file, NOWSCALE_AGENT_KEY_FILE or NOWSCALE_AGENT_KEY.
+
+Slurm's commands honour SLURM_CONF. --slurm-bin DIR runs squeue/sinfo/scontrol from DIR.`;
+
+/** Runs the agent's command line; resolves with the exit code (serve resolves only on a start failure). */
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
+    return 64;
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0];
+  if (values.help || command === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined && !values.help ? 64 : 0;
+  }
+  if (values.version) {
+    process.stdout.write(`${AGENT_VERSION}\n`);
+    return 0;
+  }
+  const source = values.source;
+  if (source !== undefined && source !== "json" && source !== "format") {
+    process.stderr.write("--source must be json or format\n");
+    return 64;
+  }
+  const client = new SlurmClient({
+    ...(values["slurm-bin"] ? { binDir: values["slurm-bin"] } : {}),
+    ...(source ? { source } : {}),
+  });
+
+  if (command === "report") {
+    const report = await collectReport(client, AGENT_VERSION);
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return report.status === "ok" ? 0 : 2;
+  }
+  if (command === "serve") {
+    const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
+    const m = /^(.*):(\d{1,5})$/.exec(listen);
+    const windowS = Number(values.window ?? "300");
+    if (!m || !Number.isInteger(windowS) || windowS < 1 || windowS > 3600) {
+      process.stderr.write("--listen must be HOST:PORT and --window 1..3600 seconds\n");
+      return 64;
+    }
+    const key = await loadKey(values["key-file"]);
+    const server = createAgentServer({
+      key,
+      actions: client,
+      report: () => collectReport(client, AGENT_VERSION),
+      windowS,
+      log: (entry) =>
+        process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`),
+    });
+    const host = (m[1] as string).replace(/^\[(.*)\]$/, "$1");
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(Number(m[2]), host, () => resolve());
+    });
+    const address = server.address();
+    process.stderr.write(
+      `${JSON.stringify({ time: new Date().toISOString(), msg: "listening", address, agentVersion: AGENT_VERSION })}\n`,
+    );
+    const stop = () => server.close(() => process.exit(0));
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    return await new Promise<number>(() => undefined);
+  }
+  process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
+  return 64;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      listen: { type: "string" },
+      "key-file": { type: "string" },
+      window: { type: "string" },
+      source: { type: "string" },
+      "slurm-bin": { type: "string" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
+    },
+  });
+}

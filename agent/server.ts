@@ -1,0 +1,145 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { SIMPLE_NAME } from "../lib/core/names.js";
+import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
+import type { Report } from "./report-schema.js";
+import { RequestVerifier } from "./signing.js";
+import { AGENT_VERSION } from "./version.js";
+
+/** What the server does to Slurm; SlurmClient fits, tests pass a fake. */
+export interface NodeActions {
+  drain(node: string, reason: string): Promise<void>;
+  resume(node: string): Promise<void>;
+  deleteNode(node: string): Promise<void>;
+}
+
+export interface AgentServerOptions {
+  key: Uint8Array;
+  actions: NodeActions;
+  /** Produces one report; never throws (collectReport). */
+  report: () => Promise<Report>;
+  /** Replay window, seconds. @default 300 */
+  windowS?: number;
+  /** @default Date.now */
+  now?: () => number;
+  /** One line per request; never given the key or signatures. @default no logging */
+  log?: (entry: Record<string, unknown>) => void;
+}
+
+/** Request bodies are small JSON objects; anything bigger is refused before it is read further. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * The agent's HTTP API. Every request must be signed (signing.ts); one that is not gets 401 and
+ * changes nothing. Routes:
+ *   GET    /v1/health                 {status, agentVersion}
+ *   GET    /v1/report                 the report (report-schema.ts); 200 also when slurmctld is down
+ *   POST   /v1/nodes/{name}/drain     body {"reason": "..."}; prefixed "nowscale: " unless it starts so
+ *   POST   /v1/nodes/{name}/resume
+ *   DELETE /v1/nodes/{name}           removes a dynamic node from slurmctld
+ * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
+ */
+export function createAgentServer(options: AgentServerOptions): Server {
+  const verifier = new RequestVerifier({ key: options.key, windowS: options.windowS ?? 300 });
+  const now = options.now ?? Date.now;
+  const log = options.log ?? (() => undefined);
+  let inflightReport: Promise<Report> | undefined;
+  // Concurrent report requests share one run of squeue/sinfo.
+  const report = () => {
+    inflightReport ??= options.report().finally(() => {
+      inflightReport = undefined;
+    });
+    return inflightReport;
+  };
+
+  return createServer((req, res) => {
+    const started = now();
+    const path = req.url ?? "/";
+    const method = req.method ?? "GET";
+    handle(req, res, method, path)
+      .catch((error: unknown) =>
+        send(res, 500, { error: error instanceof Error ? error.name : "internal error" }),
+      )
+      .finally(() => log({ method, path: path.slice(0, 200), status: res.statusCode, ms: now() - started }));
+  });
+
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    path: string,
+  ): Promise<void> {
+    const body = await readBody(req);
+    if (body === undefined) return send(res, 413, { error: `body larger than ${MAX_BODY_BYTES} bytes` });
+    const verdict = verifier.verify({ method, path, body, headers: req.headers }, now());
+    if (!verdict.ok) return send(res, 401, { error: verdict.reason });
+
+    if (method === "GET" && path === "/v1/health")
+      return send(res, 200, { status: "ok", agentVersion: AGENT_VERSION });
+    if (method === "GET" && path === "/v1/report") return send(res, 200, await report());
+
+    const m = /^\/v1\/nodes\/([^/?]+)(\/drain|\/resume)?$/.exec(path);
+    if (!m) return send(res, 404, { error: "no such route" });
+    const node = decodeURIComponent(m[1] as string);
+    if (!SIMPLE_NAME.test(node)) return send(res, 400, { error: "invalid node name" });
+    const action = m[2] === "/drain" ? "drain" : m[2] === "/resume" ? "resume" : "delete";
+    const allowed = action === "delete" ? "DELETE" : "POST";
+    if (method !== allowed) return send(res, 405, { error: `use ${allowed}` });
+
+    try {
+      if (action === "drain") {
+        const reason = drainReason(body);
+        if (reason === undefined)
+          return send(res, 400, { error: 'body must be {"reason": "1-200 printable characters"}' });
+        await options.actions.drain(node, reason);
+      } else if (action === "resume") await options.actions.resume(node);
+      else await options.actions.deleteNode(node);
+      return send(res, 200, { ok: true, node, action });
+    } catch (error) {
+      if (error instanceof SlurmNodeNotFoundError) return send(res, 404, { error: error.message });
+      if (error instanceof SlurmUnavailableError) return send(res, 503, { error: error.message });
+      if (error instanceof TypeError) return send(res, 400, { error: error.message });
+      return send(res, 502, {
+        error: error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed",
+      });
+    }
+  }
+}
+
+function drainReason(body: Buffer): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body.toString("utf8"));
+    const reason =
+      typeof parsed === "object" && parsed !== null ? (parsed as { reason?: unknown }).reason : undefined;
+    return typeof reason === "string" && /^[\x20-\x7e]{1,200}$/.test(reason) ? reason : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The whole body, or undefined once it passes MAX_BODY_BYTES. */
+function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        resolve(undefined);
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store",
+  });
+  res.end(text);
+}
