@@ -19,7 +19,6 @@ export function renderHtmlReport(summary: SimulationSummary, runs: readonly Poli
   const from = Math.min(...runs.map((r) => r.span.startMs));
   const to = Math.max(...runs.map((r) => r.span.endMs));
   const series = runs.map((r) => r.timeline?.downsample(from, to, TIME_BUCKETS) ?? []);
-  const yMax = Math.max(1, ...series.flat().map((p) => Math.max(p.vcpus, p.demandCpus)));
 
   const timeCharts = runs
     .map(
@@ -27,7 +26,7 @@ export function renderHtmlReport(summary: SimulationSummary, runs: readonly Poli
         r,
         i,
       ) => `<h3><span class="sw" style="background:${color(i)}"></span>${esc(r.policy)} — peak ${r.metrics.peakNodes} nodes</h3>
-${timeChart(series[i] ?? [], from, to, yMax, color(i))}`,
+${timeChart(series[i] ?? [], from, to, color(i))}`,
     )
     .join("\n");
 
@@ -52,7 +51,7 @@ ${barCharts(summary.policies, color)}
 ${cdfChart(runs, color)}
 <h2>Capacity against demand over time</h2>
 <p class="note">Grey area: CPUs of running + pending jobs (demand); dark line: CPUs in use; coloured line: vCPUs of live nodes
-(booting and draining included). Each point is the peak within ${((to - from) / TIME_BUCKETS / 60000).toFixed(0)} min.</p>
+(booting and draining included). Each chart has its own vertical scale. Each point is the peak within ${((to - from) / TIME_BUCKETS / 60000).toFixed(0)} min.</p>
 ${timeCharts}
 </body></html>
 `;
@@ -139,10 +138,20 @@ function cdfChart(runs: readonly PolicyRun[], color: (i: number) => string): str
     })
     .join("");
   const ticks: string[] = [];
-  for (const s of [1, 10, 60, 600, 3600, 36000, 360000, 3600000]) {
+  const marks: [number, string][] = [
+    [1, "1 s"],
+    [10, "10 s"],
+    [60, "1 min"],
+    [600, "10 min"],
+    [3600, "1 h"],
+    [36_000, "10 h"],
+    [360_000, "100 h"],
+    [3_600_000, "1000 h"],
+  ];
+  for (const [s, label] of marks) {
     if (s > maxWait) break;
     ticks.push(
-      `<line x1="${x(s)}" x2="${x(s)}" y1="${PAD.top}" y2="${H - PAD.bottom}" stroke="#eee"/><text x="${x(s)}" y="${H - 14}" font-size="11" text-anchor="middle">${duration(s)}</text>`,
+      `<line x1="${x(s)}" x2="${x(s)}" y1="${PAD.top}" y2="${H - PAD.bottom}" stroke="#eee"/><text x="${x(s)}" y="${H - 14}" font-size="11" text-anchor="middle">${label}</text>`,
     );
   }
   for (const f of [0, 0.5, 0.9, 1]) {
@@ -156,14 +165,10 @@ function cdfChart(runs: readonly PolicyRun[], color: (i: number) => string): str
   return `<svg width="${W}" height="${H}" role="img" aria-label="wait-time distribution">${axes()}${ticks.join("")}${lines}</svg><div>${legend}</div>`;
 }
 
-function timeChart(
-  points: readonly TimelinePoint[],
-  from: number,
-  to: number,
-  yMax: number,
-  color: string,
-): string {
+function timeChart(points: readonly TimelinePoint[], from: number, to: number, color: string): string {
   if (points.length === 0) return `<p class="note">no timeline recorded</p>`;
+  // Each policy on its own scale: a static cluster's backlog would flatten the others.
+  const yMax = Math.max(1, ...points.map((p) => Math.max(p.vcpus, p.demandCpus)));
   const span = Math.max(1, to - from);
   const x = (t: number) => PAD.left + ((t - from) / span) * (W - PAD.left - PAD.right);
   const y = (v: number) => H - PAD.bottom - (v / yMax) * (H - PAD.top - PAD.bottom);
