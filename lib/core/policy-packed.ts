@@ -13,6 +13,9 @@ interface Bin {
   /** For a node to launch: its index into newNodes and its shape group. */
   newIndex?: number;
   group?: ShapeGroup;
+  /** Where the bin sits in the Bins index (cell and position), for O(1) removal. */
+  cell: number;
+  pos: number;
   /** Jobs placed here, each once: a job's slices are placed one after another, so only the last can repeat. */
   jobIds: string[];
 }
@@ -226,6 +229,8 @@ function newBin(shape: InstanceTypeInfo, supply?: SupplyNode, newIndex?: number,
     freeCpus: shape.vcpus,
     freeMemMiB: shape.memoryMiB,
     freeGpus: shape.gpus,
+    cell: -1,
+    pos: -1,
     jobIds: [],
   };
   if (supply) bin.supply = supply;
@@ -252,8 +257,8 @@ function memClass(memMiB: number): number {
  * every bin whose memory is already spent.
  */
 class Bins {
-  /** Created on first use: most cells of a large catalog never hold a bin. */
-  private readonly cells: (Set<Bin> | undefined)[];
+  /** Created on first use: most cells of a large catalog never hold a bin. Arrays with swap-remove. */
+  private readonly cells: (Bin[] | undefined)[];
   /** Per free-vCPU count: which memory classes have bins. */
   private readonly memMask: Uint32Array;
   /** Which free-vCPU counts have bins. */
@@ -268,24 +273,33 @@ class Bins {
   add(bin: Bin): void {
     const cpus = bin.freeCpus;
     const cls = memClass(bin.freeMemMiB);
-    let cell = this.cells[cpus * 32 + cls];
+    const index = cpus * 32 + cls;
+    let cell = this.cells[index];
     if (!cell) {
-      cell = new Set();
-      this.cells[cpus * 32 + cls] = cell;
+      cell = [];
+      this.cells[index] = cell;
     }
-    cell.add(bin);
-    if (cell.size === 1) {
+    bin.cell = index;
+    bin.pos = cell.length;
+    cell.push(bin);
+    if (cell.length === 1) {
       this.memMask[cpus] = (this.memMask[cpus] ?? 0) | (1 << cls);
       this.cpuMask[cpus >>> 5] = (this.cpuMask[cpus >>> 5] ?? 0) | (1 << (cpus & 31));
     }
   }
 
   remove(bin: Bin): void {
+    const cell = this.cells[bin.cell];
+    if (!cell || cell[bin.pos] !== bin) return;
+    const last = cell.pop() as Bin;
+    if (last !== bin) {
+      cell[bin.pos] = last;
+      last.pos = bin.pos;
+    }
+    bin.cell = -1;
+    if (cell.length > 0) return;
     const cpus = bin.freeCpus;
-    const cls = memClass(bin.freeMemMiB);
-    const cell = this.cells[cpus * 32 + cls];
-    if (!cell?.delete(bin) || cell.size > 0) return;
-    const mask = (this.memMask[cpus] ?? 0) & ~(1 << cls);
+    const mask = (this.memMask[cpus] ?? 0) & ~(1 << memClass(bin.freeMemMiB));
     this.memMask[cpus] = mask;
     if (mask === 0) this.cpuMask[cpus >>> 5] = (this.cpuMask[cpus >>> 5] ?? 0) & ~(1 << (cpus & 31));
   }
@@ -299,8 +313,8 @@ class Bins {
   }
 
   /**
-   * The fitting bin with the fewest free vCPUs, then the least free memory (by class; earliest added
-   * within a cell), skipping `exclude`.
+   * The fitting bin with the fewest free vCPUs, then the least free memory (by class; the first in
+   * the cell's order within a class), skipping `exclude`.
    */
   find(slice: Slice, exclude?: ReadonlySet<Bin>): Bin | undefined {
     const need = memClass(slice.memMiB);
