@@ -42,8 +42,10 @@ export class Ec2Api implements CloudApi {
   readonly client: EC2Client;
 
   constructor(private readonly options: Ec2ApiOptions = {}) {
+    // The shared retry owns backoff and its bounds; the SDK's own retries would multiply them.
     this.client =
-      options.client ?? new EC2Client(options.region === undefined ? {} : { region: options.region });
+      options.client ??
+      new EC2Client({ maxAttempts: 1, ...(options.region === undefined ? {} : { region: options.region }) });
   }
 
   async instanceTypes(): Promise<InstanceCatalog> {
