@@ -39,8 +39,11 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
     while (copiesLeft > 0 && pool.canHost(slice, distinct)) {
       const taken = pool.take(slice, units, distinct);
       const rest = taken.unitsLeft > 0 ? bestFit(queue, slice, taken.unitsLeft, distinct) : null;
-      if (taken.unitsLeft > 0 && (!rest || (fresh && rest.layout.nodes >= fresh.layout.nodes))) {
-        // Partial help that saves no new node: leave those nodes for other jobs.
+      // A copy that would hold more nodes than maxSize can never run: reserving nodes for it would
+      // keep them from shrinking (and other jobs would launch around them), for ever.
+      const neverRuns = rest !== null && taken.nodes.length + rest.layout.nodes > queue.maxSize;
+      if (taken.unitsLeft > 0 && (!rest || neverRuns || (fresh && rest.layout.nodes >= fresh.layout.nodes))) {
+        // Partial help that saves no new node, or cannot run: leave those nodes for other jobs.
         pool.giveBack(taken.nodes);
         break;
       }
