@@ -120,6 +120,23 @@ describe("simulator on hand-made traces", () => {
       simulatedHours: 1.35, // 0 .. 4860 s
     });
   });
+  it("a job that can never run ends the replay after the stall limit instead of polling for ever", () => {
+    // Prepare: maxSize 2; job 1 needs 4 nodes (16 processors): never launched (larger than maxSize).
+    //   Job 2 (4 procs, 600 s) runs 300..900 as in the one-job case; its node goes at 1260.
+    //   Nothing runs or boots from 900; the stall limit is 300 + 120 s + 10 polls = 1020 s, so the
+    //   first poll after 1920 (1980) ends the replay.
+    const jobs = [
+      { id: 1, submit: 0, run: 600, procs: 16 },
+      { id: 2, submit: 0, run: 600, procs: 4 },
+    ];
+    const config = testConfig({ queue: { maxSize: 2 } });
+
+    // Act
+    const { metrics } = run(jobs, { config });
+
+    // Assess
+    expect(metrics).toMatchObject({ jobs: 2, completedJobs: 1, meanWaitS: 300, nodeHours: 0.32, simulatedHours: 0.55 });
+  });
 });
 
 describe("EASY backfill on a static cluster", () => {
