@@ -1,7 +1,7 @@
 import { RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { EcsApi } from "../../../lib/providers/alibaba-ecs/index.js";
 import { Ec2Api } from "../../../lib/providers/aws-ec2/index.js";
-import { FakeClock, FakeCloud, FakeProvider } from "../../../lib/providers/fake/index.js";
+import { FakeClock, FakeCloud, FakeProvider, type FakeRunInput } from "../../../lib/providers/fake/index.js";
 import { ManagedProvider } from "../../../lib/providers/shared/managed-provider.js";
 import { CvmApi } from "../../../lib/providers/tencent-cvm/index.js";
 import type { ContractHarness } from "./provider-contract.js";
@@ -27,6 +27,7 @@ export async function fakeHarness(): Promise<ContractHarness> {
     imageId: "ami-0123456789abcdef0",
     missingId: "i-0000dead",
     wireLaunchCalls: () => cloud.callsOf("run").length,
+    launchInputs: () => runInputs(cloud),
     close: async () => {},
   };
 }
@@ -47,6 +48,7 @@ export async function awsHarness(): Promise<ContractHarness> {
     imageId: "ami-0123456789abcdef0",
     missingId: "i-0ffffffffffffffff",
     wireLaunchCalls: () => sim.mock.commandCalls(RunInstancesCommand).length,
+    launchInputs: () => runInputs(cloud),
     close: async () => sim.restore(),
   };
 }
@@ -84,6 +86,7 @@ export async function tencentHarness(): Promise<ContractHarness> {
     imageId: "img-test0001",
     missingId: "ins-deadbeef",
     wireLaunchCalls: () => sim.callsOf("RunInstances").length,
+    launchInputs: () => runInputs(cloud),
     close: () => sim.close(),
   };
 }
@@ -120,6 +123,11 @@ export async function alibabaHarness(): Promise<ContractHarness> {
     imageId: "aliyun_3_x64_20G_alibase_20240101.vhd",
     missingId: "i-bpdeadbeef",
     wireLaunchCalls: () => sim.callsOf("RunInstances").length,
+    launchInputs: () => runInputs(cloud),
     close: () => sim.close(),
   };
+}
+
+function runInputs(cloud: FakeCloud): FakeRunInput[] {
+  return cloud.callsOf("run").map((c) => c.input as FakeRunInput);
 }
