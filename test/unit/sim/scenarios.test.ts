@@ -135,7 +135,13 @@ describe("simulator on hand-made traces", () => {
     const { metrics } = run(jobs, { config });
 
     // Assess
-    expect(metrics).toMatchObject({ jobs: 2, completedJobs: 1, meanWaitS: 300, nodeHours: 0.32, simulatedHours: 0.55 });
+    expect(metrics).toMatchObject({
+      jobs: 2,
+      completedJobs: 1,
+      meanWaitS: 300,
+      nodeHours: 0.32,
+      simulatedHours: 0.55,
+    });
   });
 });
 
