@@ -18,6 +18,13 @@ export interface SlurmJob {
   state: string;
   /** Slurm's reason code, e.g. Resources, Priority, Dependency, JobHeldUser; "None" when there is none. */
   reason: string;
+  /**
+   * Dependencies still to be met ("afterok:5(unfulfilled)"), "" when none. Slurm may show another
+   * reason (PartitionConfig) for such a job, so this is read on its own.
+   */
+  dependency: string;
+  /** When the job may start (--begin), if Slurm says; a future time blocks it like BeginTime. */
+  eligibleAt?: number;
   submittedAt: number;
   /** Minimum node count (Slurm's estimate when the user gave only -n). */
   nodeCount: number;

@@ -72,6 +72,13 @@ export function buildReport(input: ReportInput): OkReport {
     let reason = phase === "PENDING" && job.reason !== "None" ? job.reason : undefined;
     let count = job.taskCount;
     if (phase === "PENDING" && isBlocked(job.state, job.reason)) state = "BLOCKED";
+    else if (phase === "PENDING" && job.dependency !== "") {
+      state = "BLOCKED";
+      reason = "Dependency";
+    } else if (phase === "PENDING" && job.eligibleAt !== undefined && job.eligibleAt > input.now) {
+      state = "BLOCKED";
+      reason = "BeginTime";
+    }
     if (state === "PENDING" && job.arrayLimit !== undefined && job.arrayJobId !== undefined) {
       // A throttled array (--array=...%N) can only start N tasks at once, whatever the queue holds.
       const room = Math.max(0, job.arrayLimit - (runningArrayTasks.get(job.arrayJobId) ?? 0));
@@ -213,8 +220,9 @@ export function nodeStateOf(node: Pick<SlurmNode, "state" | "flags" | "cpusAlloc
   const flags = new Set(node.flags);
   const busy =
     node.state === "ALLOCATED" || node.state === "MIXED" || flags.has("COMPLETING") || node.cpusAllocated > 0;
-  if (node.state === "DOWN" || node.state === "ERROR" || flags.has("NOT_RESPONDING") || flags.has("FAIL"))
-    return "DOWN";
+  // NOT_RESPONDING alone is not DOWN: Slurm sets it for a moment after every RESUME and turns a node
+  // that stays silent DOWN itself after SlurmdTimeout; replacing nodes on the flag would churn.
+  if (node.state === "DOWN" || node.state === "ERROR" || flags.has("FAIL")) return "DOWN";
   if (flags.has("DRAIN") || flags.has("DRAINING") || flags.has("DRAINED"))
     return busy ? "DRAINING" : "DRAINED";
   if (

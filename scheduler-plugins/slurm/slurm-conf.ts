@@ -35,6 +35,8 @@ export function renderSlurmConfParts(options: SlurmConfPartsOptions): string {
     "CommunicationParameters=NoAddrCache",
     // The node definition comes from `slurmd -Z --conf`, whatever the instance reports.
     "SlurmdParameters=config_overrides",
+    // Compute nodes fetch slurm.conf from slurmctld (`slurmd --conf-server`): no copy to keep in step.
+    "SlurmctldParameters=enable_configless",
     // A node that was DOWN returns to service as soon as its slurmd registers again.
     "ReturnToService=2",
     "SelectType=select/cons_tres",

@@ -25,6 +25,7 @@ const FIELDS = [
   "%f",
   "%h",
   "%N",
+  "%E",
 ] as const;
 
 /** Arguments for `squeue` that print what parseSqueueFormat reads: all partitions, live states only. */
@@ -56,6 +57,8 @@ export function parseSqueueFormat(output: string): SlurmJob[] {
   return jobs;
 }
 
+type Tuple<T, N extends number, R extends T[] = []> = R["length"] extends N ? R : Tuple<T, N, [T, ...R]>;
+
 function jobFromLine(line: string, where: string): SlurmJob {
   const f = line.split(FIELD_SEPARATOR);
   if (f.length !== FIELDS.length)
@@ -76,23 +79,8 @@ function jobFromLine(line: string, where: string): SlurmJob {
     features,
     share,
     nodeList,
-  ] = f as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
+    dependency,
+  ] = f as string[] as Tuple<string, 16>;
   if (!/^\d/.test(id)) throw new SlurmParseError(where, "job id is missing");
   if (!/^[A-Z_]+$/.test(state)) throw new SlurmParseError(where, `bad job state "${state.slice(0, 40)}"`);
   const submittedAt = parseSlurmLocalTime(submit);
@@ -108,6 +96,7 @@ function jobFromLine(line: string, where: string): SlurmJob {
     partitions: partition.split(",").filter(Boolean),
     state,
     reason: reason || "None",
+    dependency: dependency === "(null)" ? "" : dependency,
     submittedAt,
     nodeCount,
     nodesFixed: true,

@@ -95,6 +95,7 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
     partitions: text(record.partition).split(",").filter(Boolean),
     state,
     reason: text(record.state_reason) || "None",
+    dependency: text(record.dependency) === "(null)" ? "" : text(record.dependency),
     submittedAt: (jsonCount(record.submit_time) ?? 0) * 1000,
     nodeCount,
     nodesFixed: maxNodes > 0 || tasksPerNode > 0 || memPerNodeMiB !== undefined,
@@ -109,6 +110,8 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
     exclusive,
     nodeNames: nodeNamesOf(record),
   };
+  const eligible = jsonCount(record.eligible_time);
+  if (eligible !== undefined && eligible > 0) job.eligibleAt = eligible * 1000;
   if (arrayJobId > 0) job.arrayJobId = String(arrayJobId);
   if (arrayTasks?.limit !== undefined) job.arrayLimit = arrayTasks.limit;
   if (memPerNodeMiB !== undefined) job.memPerNodeMiB = memPerNodeMiB;

@@ -27,6 +27,7 @@ function job(overrides: Partial<SlurmJob>): SlurmJob {
     partitions: ["compute"],
     state: "PENDING",
     reason: "Resources",
+    dependency: "",
     submittedAt: NOW - 60_000,
     nodeCount: 1,
     nodesFixed: false,
@@ -148,6 +149,28 @@ describe("buildReport grouping", () => {
     expect(report.jobs).toHaveLength(4);
   });
 
+  it("blocks a job with an unmet dependency or a future begin time whatever reason Slurm shows", () => {
+    const jobs = [
+      job({ id: "1", reason: "PartitionConfig", dependency: "afterok:5(unfulfilled)" }),
+      job({ id: "2", reason: "PartitionConfig", eligibleAt: NOW + 3_600_000 }),
+      job({ id: "3", reason: "PartitionConfig", eligibleAt: NOW - 1000 }),
+    ];
+    const report = buildReport({
+      jobs,
+      nodes: [],
+      partitions: [],
+      slurmVersion: "22.05.8",
+      source: "json",
+      agentVersion: "x",
+      now: NOW,
+    });
+    expect(report.jobs.map((g) => [g.jobIds[0], g.state, g.reason])).toEqual([
+      ["1", "BLOCKED", "Dependency"],
+      ["2", "BLOCKED", "BeginTime"],
+      ["3", "PENDING", "PartitionConfig"],
+    ]);
+  });
+
   it("leaves out a job whose partition fails the allow-list, and says so", () => {
     const jobs = [job({ id: "1", partitions: ["bad_name;rm"] })];
     const report = buildReport({
@@ -200,7 +223,9 @@ describe("nodeStateOf", () => {
     ["ALLOCATED", [], 4, "ALLOCATED"],
     ["IDLE", ["DRAIN"], 0, "DRAINED"],
     ["MIXED", ["DRAIN"], 2, "DRAINING"],
-    ["IDLE", ["NOT_RESPONDING"], 0, "DOWN"],
+    ["IDLE", ["NOT_RESPONDING"], 0, "IDLE"],
+    ["DOWN", ["NOT_RESPONDING"], 0, "DOWN"],
+    ["IDLE", ["FAIL"], 0, "DOWN"],
     ["DOWN", ["DRAIN"], 0, "DOWN"],
     ["IDLE", ["POWERING_UP"], 0, "LAUNCHING"],
     ["IDLE", ["COMPLETING"], 0, "MIXED"],

@@ -25,6 +25,13 @@ describe("parseSqueueJson on recorded Slurm 22.05 output", () => {
     });
   });
 
+  it("reads the dependency still to be met and the eligible time", () => {
+    expect(byId.get("7")?.dependency).toBe("afterok:1(unfulfilled)");
+    expect(byId.get("10")?.eligibleAt).toBeGreaterThan(
+      byId.get("10")?.submittedAt ?? Number.POSITIVE_INFINITY,
+    );
+  });
+
   it("reads a multi-node job as fixed nodes", () => {
     expect(byId.get("2")).toMatchObject({
       state: "PENDING",
@@ -50,7 +57,7 @@ describe("parseSqueueJson on recorded Slurm 22.05 output", () => {
   });
 
   it("reads the submit time in epoch ms", () => {
-    expect(byId.get("1")?.submittedAt).toBe(1795491359000);
+    expect(byId.get("1")?.submittedAt).toBe(1795491942000);
   });
 
   it("says slurmctld is unreachable when the document carries errors, although it lists no jobs", () => {
@@ -90,6 +97,11 @@ describe("parseSqueueFormat on recorded output", () => {
     expect(byId.get("2")).toMatchObject({ nodeCount: 2, reason: "PartitionNodeLimit" });
     expect(byId.get("5")?.exclusive).toBe(true);
     expect(byId.get("9_0-28")).toMatchObject({ taskCount: 15, arrayLimit: 3, arrayJobId: "9" });
+  });
+
+  it("reads the dependency still to be met", () => {
+    expect(byId.get("7")?.dependency).toBe("afterok:1(unfulfilled)");
+    expect(byId.get("2")?.dependency).toBe("");
   });
 
   it("rejects a line with the wrong number of fields", () => {

@@ -1,0 +1,243 @@
+import { z } from "zod";
+import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../lib/core/names.js";
+import { parseWith } from "../../lib/core/validation.js";
+import { placementFeatures } from "./features.js";
+import { shellQuote } from "./shell.js";
+
+/**
+ * The user-data script that turns a fresh instance into a compute node: install slurmd and munge
+ * (unless the image is pre-installed), fetch the munge key from a secret, mount the cluster's storage,
+ * run the init scripts, then start `slurmd -Z` with the node's queue, type and zone as features and
+ * slurm.conf fetched from slurmctld (configless). Every value is checked against an allow-list here
+ * and single-quoted again where the script uses it.
+ */
+
+const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
+const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const ipv4 = z.ipv4({ error: "expected an IPv4 address" });
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+/** An absolute path of plain segments: no "..", no spaces, no shell characters. */
+const localPath = z
+  .string()
+  .regex(/^(\/[A-Za-z0-9._-]+)+\/?$/, {
+    error: "expected an absolute path of letters, digits, '.', '_', '-' and '/'",
+  })
+  .refine((p) => !p.split("/").includes(".."), { error: "must not contain '..'" });
+
+/** THPC's storage options: CFS (NFS 3.0 / 4.0) and CFS Turbo (Lustre). */
+export const storageOptionSchema = z.discriminatedUnion("protocol", [
+  z.strictObject({
+    protocol: z.enum(["NFS 3.0", "NFS 4.0"]),
+    /** host:/path, e.g. 172.30.2.143:/qxt67552/subfolder */
+    remotePath: z.string().regex(/^[A-Za-z0-9.-]+:\/[A-Za-z0-9._/-]*$/, { error: "expected host:/path" }),
+    localPath,
+  }),
+  z.strictObject({
+    protocol: z.literal("TURBO"),
+    /** Lustre NID and file system, e.g. 172.30.2.180@tcp0:/4fe1839b/cfs */
+    remotePath: z
+      .string()
+      .regex(/^[0-9.]+@[a-z]+[0-9]*:\/[A-Za-z0-9._/-]+$/, { error: "expected address@tcpN:/fsname" }),
+    localPath,
+  }),
+]);
+
+/** Where the munge key comes from: never the user-data itself. */
+export const mungeKeySourceSchema = z.discriminatedUnion("source", [
+  z.strictObject({
+    source: z.literal("aws-secretsmanager"),
+    secretId: z.string().regex(/^[A-Za-z0-9/_+=.@:-]{1,512}$/),
+    region: cloudId,
+  }),
+  /**
+   * Any command that prints the key in base64 on stdout, as an argument array, e.g.
+   * ["tccli", "ssm", "GetSecretValue", ...] or ["aliyun", "kms", "GetSecretValue", ...] piped through a filter.
+   */
+  z.strictObject({
+    source: z.literal("command"),
+    argv: z
+      .array(z.string().regex(/^[\x20-\x7e]{1,1000}$/))
+      .min(1)
+      .max(50),
+  }),
+]);
+
+export const bootstrapOptionsSchema = z.strictObject({
+  clusterId: simpleName,
+  nodeName: simpleName,
+  queue: simpleName,
+  instanceType: cloudId,
+  zone: cloudId,
+  cpus: int(1, 100_000),
+  realMemoryMiB: int(1, 1 << 30),
+  gpus: int(0, 64).default(0),
+  /** slurmctld's address and port: slurmd fetches slurm.conf from it (SlurmctldParameters=enable_configless). */
+  controllerAddress: ipv4,
+  controllerPort: int(1, 65_535).default(6817),
+  mungeKey: mungeKeySourceSchema,
+  storage: z.array(storageOptionSchema).max(20).default([]),
+  /** Scripts run before the node joins, with NOWSCALE_NODE_ROLE, NOWSCALE_CLUSTER_ID, NOWSCALE_SCHEDULER_TYPE set. */
+  initScripts: z
+    .array(
+      z.strictObject({
+        url: z
+          .string()
+          .regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/, {
+            error: "expected an https:// or s3:// URL",
+          }),
+        timeoutS: int(1, 3600).default(600),
+      }),
+    )
+    .max(20)
+    .default([]),
+  /** Present on images built with NowScale's packages: installation is skipped. */
+  preinstalledMarker: localPath.default("/etc/nowscale/preinstalled"),
+});
+
+export type BootstrapOptions = z.input<typeof bootstrapOptionsSchema>;
+
+/** The bootstrap script for one node. Throws ValidationError naming every bad field; nothing is generated then. */
+export function renderBootstrapScript(input: BootstrapOptions): string {
+  const o = parseWith(bootstrapOptionsSchema, input, "bootstrap options");
+  const q = shellQuote;
+  const features = placementFeatures({ queue: o.queue, instanceType: o.instanceType, zone: o.zone });
+  const nodeConf = [`CPUs=${o.cpus}`, `RealMemory=${o.realMemoryMiB}`, `Feature=${features.join(",")}`];
+  if (o.gpus > 0) nodeConf.push(`Gres=gpu:${o.gpus}`);
+
+  return `#!/bin/bash
+# NowScale compute node bootstrap, generated for cluster ${o.clusterId}, node ${o.nodeName}. Do not edit.
+set -euo pipefail
+umask 022
+exec > >(tee -a /var/log/nowscale-bootstrap.log) 2>&1
+
+readonly NOWSCALE_NODE_ROLE=COMPUTE
+readonly NOWSCALE_CLUSTER_ID=${q(o.clusterId)}
+readonly NOWSCALE_SCHEDULER_TYPE=SLURM
+readonly NODE_NAME=${q(o.nodeName)}
+readonly CONF_SERVER=${q(`${o.controllerAddress}:${o.controllerPort}`)}
+readonly NODE_CONF=${q(nodeConf.join(" "))}
+readonly PREINSTALLED_MARKER=${q(o.preinstalledMarker)}
+export NOWSCALE_NODE_ROLE NOWSCALE_CLUSTER_ID NOWSCALE_SCHEDULER_TYPE
+
+log() { printf '%s nowscale-bootstrap: %s\\n' "$(date -u +%FT%TZ)" "$*"; }
+
+install_packages() {
+  . /etc/os-release
+  case " \${ID:-} \${ID_LIKE:-} " in
+    *" debian "*|*" ubuntu "*)
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -q
+      apt-get install -y -q slurmd munge nfs-common curl ca-certificates ;;
+    *" rhel "*|*" centos "*|*" fedora "*|*" rocky "*|*" almalinux "*|*" openEuler "*|*" openeuler "*)
+      local pm=dnf; command -v dnf >/dev/null || pm=yum
+      # RHEL-family: slurm comes from EPEL; openEuler ships it in its own repositories.
+      if [ "\${ID:-}" != openEuler ] && ! rpm -q epel-release >/dev/null 2>&1; then "$pm" install -y epel-release || true; fi
+      "$pm" install -y slurm-slurmd munge nfs-utils curl ;;
+    *) log "unsupported distribution \${ID:-unknown}: use a pre-installed image"; exit 1 ;;
+  esac
+}
+
+if [ -f "$PREINSTALLED_MARKER" ]; then
+  log "pre-installed image: skipping package installation"
+else
+  log "installing slurmd and munge"
+  install_packages
+fi
+
+log "fetching the munge key"
+install -d -m 0700 /etc/munge
+(
+  umask 077
+${indent(mungeKeyCommand(o.mungeKey), 2)} | base64 -d > /etc/munge/munge.key.new
+)
+[ -s /etc/munge/munge.key.new ] || { log "the munge key secret was empty"; exit 1; }
+mv -f /etc/munge/munge.key.new /etc/munge/munge.key
+chown -R munge:munge /etc/munge 2>/dev/null || true
+chmod 0400 /etc/munge/munge.key
+if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else munged; fi
+${o.storage.map((s) => mountCommands(s)).join("")}${o.initScripts.map((s, i) => initScriptCommands(s.url, s.timeoutS, i)).join("")}
+log "starting slurmd -Z as $NODE_NAME"
+hostnamectl set-hostname "$NODE_NAME" 2>/dev/null || hostname "$NODE_NAME" || true
+install -d -m 0755 /var/spool/slurmd /var/log/slurm
+SLURMD=$(command -v slurmd || echo /usr/sbin/slurmd)
+if command -v systemctl >/dev/null; then
+  install -d /etc/systemd/system/slurmd.service.d
+  cat > /etc/systemd/system/slurmd.service.d/nowscale.conf <<UNIT
+[Service]
+ExecStart=
+ExecStart=$SLURMD -D -s -Z -N $NODE_NAME --conf-server $CONF_SERVER "--conf=$NODE_CONF"
+ConditionPathExists=
+UNIT
+  systemctl daemon-reload
+  systemctl enable slurmd
+  systemctl restart slurmd
+else
+  "$SLURMD" -Z -N "$NODE_NAME" --conf-server "$CONF_SERVER" --conf "$NODE_CONF"
+fi
+log "done"
+`;
+}
+
+function mungeKeyCommand(source: z.output<typeof mungeKeySourceSchema>): string {
+  if (source.source === "aws-secretsmanager") {
+    // The secret holds the key as SecretBinary; the CLI prints it base64-encoded.
+    return [
+      "aws",
+      "secretsmanager",
+      "get-secret-value",
+      "--secret-id",
+      source.secretId,
+      "--region",
+      source.region,
+      "--query",
+      "SecretBinary",
+      "--output",
+      "text",
+    ]
+      .map(shellQuote)
+      .join(" ");
+  }
+  return source.argv.map(shellQuote).join(" ");
+}
+
+function mountCommands(s: z.output<typeof storageOptionSchema>): string {
+  const options =
+    s.protocol === "NFS 3.0"
+      ? ["-t", "nfs", "-o", "vers=3,nolock,proto=tcp,noresvport"]
+      : s.protocol === "NFS 4.0"
+        ? ["-t", "nfs", "-o", "vers=4.0,noresvport"]
+        : ["-t", "lustre"];
+  const local = shellQuote(s.localPath);
+  return `
+log ${shellQuote(`mounting ${s.remotePath} (${s.protocol}) on ${s.localPath}`)}
+mkdir -p ${local}
+if ! mountpoint -q ${local}; then
+  for attempt in 1 2 3 4 5; do
+    mount ${options.map(shellQuote).join(" ")} ${shellQuote(s.remotePath)} ${local} && break
+    [ "$attempt" = 5 ] && { log "mount failed"; exit 1; }
+    sleep $((attempt * 5))
+  done
+fi
+`;
+}
+
+function initScriptCommands(url: string, timeoutS: number, index: number): string {
+  const file = `/var/lib/nowscale/init-${index}`;
+  const fetch = url.startsWith("s3://")
+    ? `aws s3 cp ${shellQuote(url)} ${file}`
+    : `curl -fsSL --retry 5 --proto '=https' -o ${file} ${shellQuote(url)}`;
+  return `
+log ${shellQuote(`running init script ${index}: ${url}`)}
+install -d -m 0700 /var/lib/nowscale
+${fetch}
+chmod 0700 ${file}
+timeout ${timeoutS} ${file}
+`;
+}
+
+function indent(text: string, spaces: number): string {
+  return text
+    .split("\n")
+    .map((l) => " ".repeat(spaces) + l)
+    .join("\n");
+}
