@@ -80,11 +80,9 @@ export const bootstrapOptionsSchema = z.strictObject({
   initScripts: z
     .array(
       z.strictObject({
-        url: z
-          .string()
-          .regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/, {
-            error: "expected an https:// or s3:// URL",
-          }),
+        url: z.string().regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/, {
+          error: "expected an https:// or s3:// URL",
+        }),
         timeoutS: int(1, 3600).default(600),
       }),
     )
