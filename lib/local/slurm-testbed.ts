@@ -38,6 +38,8 @@ export interface TestbedOptions {
   slurmdPort?: number;
   /** @default 64 */
   maxNodeCount?: number;
+  /** Lines appended to slurm.conf (e.g. "MaxJobCount=200000"). */
+  extraConf?: string[];
 }
 
 export interface Testbed {
@@ -154,6 +156,7 @@ function renderTestbedConf(options: TestbedOptions, clusterName: string, control
       queues: options.queues ?? [{ name: "compute" }],
       maxNodeCount: options.maxNodeCount ?? 64,
     }),
+    ...(options.extraConf ?? []),
   ].join("\n");
 }
 
