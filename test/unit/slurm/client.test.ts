@@ -1,0 +1,159 @@
+import { describe, expect, it } from "vitest";
+import { loadKey } from "../../../agent/key.js";
+import { SlurmClient } from "../../../scheduler-plugins/slurm/client.js";
+import { collectReport } from "../../../scheduler-plugins/slurm/collect.js";
+import {
+  SlurmCommandError,
+  SlurmNodeNotFoundError,
+  SlurmUnavailableError,
+} from "../../../scheduler-plugins/slurm/errors.js";
+import type { CommandResult, CommandRunner } from "../../../scheduler-plugins/slurm/exec.js";
+import { fixture } from "./fixtures.js";
+
+type Script = (file: string, args: readonly string[]) => Partial<CommandResult>;
+
+/** A runner that answers from a script and records every call (file and arguments, as execFile gets them). */
+function fakeRunner(script: Script): { runner: CommandRunner; calls: string[][] } {
+  const calls: string[][] = [];
+  const runner: CommandRunner = async (file, args) => {
+    calls.push([file, ...args]);
+    return { code: 0, stdout: "", stderr: "", ...script(file, args) };
+  };
+  return { runner, calls };
+}
+
+const healthy: Script = (file, args) => {
+  if (args[0] === "--version") return { stdout: "slurm-wlm 22.05.8\n" };
+  if (file === "squeue") return { stdout: fixture("squeue.json") };
+  if (file === "sinfo") return { stdout: fixture("sinfo.json") };
+  if (args.includes("partition")) return { stdout: fixture("scontrol-partitions.txt") };
+  return {};
+};
+
+describe("SlurmClient actions", () => {
+  it("drains with NowScale's reason prefix, as one argument, without a shell", async () => {
+    // Prepare
+    const { runner, calls } = fakeRunner(() => ({}));
+    // Act
+    await new SlurmClient({ runner }).drain("c4-a", "idle 300 s; rm -rf /");
+    // Assess
+    expect(calls).toEqual([
+      ["scontrol", "update", "NodeName=c4-a", "State=DRAIN", "Reason=nowscale: idle 300 s; rm -rf /"],
+    ]);
+  });
+
+  it("keeps a reason that already starts with nowscale", async () => {
+    const { runner, calls } = fakeRunner(() => ({}));
+    await new SlurmClient({ runner }).drain("c4-a", "nowscale: shrink");
+    expect(calls[0]).toContain("Reason=nowscale: shrink");
+  });
+
+  it("refuses hostile node names and reasons before running anything", async () => {
+    const { runner, calls } = fakeRunner(() => ({}));
+    const client = new SlurmClient({ runner });
+    await expect(client.drain("a;rm -rf /", "x")).rejects.toThrow(TypeError);
+    await expect(client.drain("c4-a", "line\nbreak")).rejects.toThrow(TypeError);
+    await expect(client.deleteNode("$(id)")).rejects.toThrow(TypeError);
+    expect(calls).toEqual([]);
+  });
+
+  it("treats resuming a node in service and deleting a missing node as done", async () => {
+    const { runner } = fakeRunner((_f, args) =>
+      args[0] === "delete"
+        ? { code: 1, stderr: "delete_node nodename=c4-a: Invalid node name specified" }
+        : { code: 1, stderr: "slurm_update error: Invalid node state specified" },
+    );
+    const client = new SlurmClient({ runner });
+    await expect(client.resume("c4-a")).resolves.toBeUndefined();
+    await expect(client.deleteNode("c4-a")).resolves.toBeUndefined();
+  });
+
+  it("names an unknown node on drain, an unreachable controller, and other failures", async () => {
+    const unknown = new SlurmClient({
+      runner: fakeRunner(() => ({ code: 1, stderr: "Invalid node name specified" })).runner,
+    });
+    await expect(unknown.drain("c4-x", "x")).rejects.toThrow(SlurmNodeNotFoundError);
+    const down = new SlurmClient({
+      runner: fakeRunner(() => ({
+        code: 1,
+        stderr: "slurm_update error: Unable to contact slurm controller (connect failure)",
+      })).runner,
+    });
+    await expect(down.drain("c4-a", "x")).rejects.toThrow(SlurmUnavailableError);
+    const busy = new SlurmClient({ runner: fakeRunner(() => ({ code: 1, stderr: "Node has jobs" })).runner });
+    await expect(busy.deleteNode("c4-a")).rejects.toThrow(SlurmCommandError);
+  });
+});
+
+describe("SlurmClient reads", () => {
+  it("uses JSON on 22.05 and the format strings before", async () => {
+    const json = fakeRunner(healthy);
+    await new SlurmClient({ runner: json.runner }).jobs();
+    expect(json.calls).toContainEqual(["squeue", "--all", "--json"]);
+    const old = fakeRunner((file, args) =>
+      args[0] === "--version"
+        ? { stdout: "slurm 21.08.8\n" }
+        : file === "squeue"
+          ? { stdout: fixture("squeue-format.txt") }
+          : {},
+    );
+    const { source, jobs } = await new SlurmClient({ runner: old.runner }).jobs();
+    expect(source).toBe("format");
+    expect(jobs.length).toBe(10);
+    expect(old.calls.some((c) => c[0] === "squeue" && c.some((a) => a.startsWith("--format=")))).toBe(true);
+  });
+});
+
+describe("collectReport", () => {
+  it("gives an ok report from healthy commands", async () => {
+    const report = await collectReport(
+      new SlurmClient({ runner: fakeRunner(healthy).runner }),
+      "0.1.0",
+      () => 0,
+    );
+    expect(report.status).toBe("ok");
+  });
+
+  it("says slurmctld is unreachable when squeue --json carries errors (exit 0, empty list)", async () => {
+    const { runner } = fakeRunner((file, args) =>
+      file === "squeue" ? { stdout: fixture("squeue-unreachable.json") } : healthy(file, args),
+    );
+    const report = await collectReport(new SlurmClient({ runner }), "0.1.0", () => 0);
+    expect(report.status).toBe("slurmctld-unreachable");
+    expect(report).not.toHaveProperty("jobs");
+  });
+
+  it("says slurmctld is unreachable when the fallback squeue cannot connect", async () => {
+    const recorded = fixture("squeue-format-unreachable.txt").split("\n").slice(1).join("\n");
+    const { runner } = fakeRunner((file, args) =>
+      file === "squeue"
+        ? { code: 1, stderr: recorded }
+        : args[0] === "--version"
+          ? { stdout: "slurm 21.08.8" }
+          : {},
+    );
+    const report = await collectReport(new SlurmClient({ runner }), "0.1.0", () => 0);
+    expect(report.status).toBe("slurmctld-unreachable");
+  });
+
+  it("reports an error, not an empty queue, when Slurm's output cannot be read", async () => {
+    const { runner } = fakeRunner((file, args) =>
+      file === "squeue" ? { stdout: "{not json" } : healthy(file, args),
+    );
+    const report = await collectReport(new SlurmClient({ runner }), "0.1.0", () => 0);
+    expect(report).toMatchObject({ status: "error" });
+    expect(report).not.toHaveProperty("jobs");
+  });
+});
+
+describe("loadKey", () => {
+  it("reads the key from the environment and refuses short keys without echoing them", async () => {
+    await expect(loadKey(undefined, { NOWSCALE_AGENT_KEY: `  ${"k".repeat(32)}\n` })).resolves.toHaveLength(
+      32,
+    );
+    const error = await loadKey(undefined, { NOWSCALE_AGENT_KEY: "secret-but-short" }).catch((e: Error) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).not.toContain("secret-but-short");
+    await expect(loadKey(undefined, {})).rejects.toThrow(/no signing key/);
+  });
+});
