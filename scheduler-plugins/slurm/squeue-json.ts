@@ -1,7 +1,7 @@
 import { asParseError, SlurmParseError, SlurmUnavailableError } from "./errors.js";
 import { expandHostlist } from "./hostlist.js";
 import { arrayRecordId, countArrayTasks, type SlurmJob } from "./model.js";
-import { gpusIn, jsonCount } from "./units.js";
+import { gpusIn, jsonCount, jsonText } from "./units.js";
 
 /**
  * Slurm's JSON output (squeue/sinfo --json, 22.05+): `meta`, `errors`, then the records. When slurmctld
@@ -64,7 +64,7 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
   if (!isObject(record)) throw new SlurmParseError(where, "expected an object");
   const jobId = jsonCount(record.job_id);
   if (jobId === undefined) throw new SlurmParseError(where, "job_id is missing");
-  const state = text(record.job_state).toUpperCase();
+  const state = jsonText(record.job_state).toUpperCase();
   if (!state) throw new SlurmParseError(where, "job_state is missing");
   const arrayJobId = jsonCount(record.array_job_id) ?? 0;
   const arrayTaskId = jsonCount(record.array_task_id);
@@ -86,8 +86,9 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
   const cpusPerTask = Math.max(1, jsonCount(record.cpus_per_task) ?? Math.floor(cpus / tasks));
   const memPerNodeMiB = jsonCount(record.memory_per_node);
   const memPerCpuMiB = jsonCount(record.memory_per_cpu);
-  const shared = text(record.shared);
-  const exclusive = shared === "none" || record.exclusive === true || text(record.exclusive) === "true";
+  const shared = Array.isArray(record.shared) ? record.shared.map(text) : [text(record.shared)];
+  const exclusive =
+    shared.includes("none") || record.exclusive === true || jsonText(record.exclusive) === "true";
 
   const job: SlurmJob = {
     id,

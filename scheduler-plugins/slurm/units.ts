@@ -25,9 +25,22 @@ export function parseCount(text: string | undefined): number | undefined {
   return Number(text.trim());
 }
 
-/** A non-negative safe integer from JSON (Slurm 22.05 writes null for "not set"). */
+/**
+ * A non-negative safe integer from JSON. Slurm 22.05 writes a plain number or null for "not set";
+ * 23.02+ (OpenAPI v0.0.39+) writes {"set": true, "infinite": false, "number": 4}, unset or infinite → undefined.
+ */
 export function jsonCount(value: unknown): number | undefined {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    const v = value as { set?: unknown; infinite?: unknown; number?: unknown };
+    return v.set === true && v.infinite !== true ? jsonCount(v.number) : undefined;
+  }
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}
+
+/** A JSON string, or the first string of a list (23.02+ writes job_state and shared as lists); else "". */
+export function jsonText(value: unknown): string {
+  if (Array.isArray(value)) return typeof value[0] === "string" ? value[0] : "";
+  return typeof value === "string" ? value : "";
 }
 
 /** GPUs in a GRES/TRES list: "gres:gpu:2", "gres/gpu:a100:2", "gpu:2(S:0-1)", "gpu" (one) → 2, 2, 2, 1. */

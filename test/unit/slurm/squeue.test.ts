@@ -135,3 +135,36 @@ describe("arrayRecordId", () => {
     expect(arrayRecordId(arrayJobId, spec)).toBe(id);
   });
 });
+
+describe("parseSqueueJson on the 23.02+ form (OpenAPI v0.0.39+)", () => {
+  it("unwraps {set, number} values and list states", () => {
+    // Prepare: a 22.05 record rewritten the way 23.11 writes numbers, states and sharing.
+    const doc = JSON.parse(fixture("squeue.json")) as { jobs: Record<string, unknown>[] };
+    const record = doc.jobs.find((j) => j.job_id === 5) as Record<string, unknown>;
+    const wrap = (n: unknown) => ({ set: n !== null, infinite: false, number: n ?? 0 });
+    for (const key of [
+      "node_count",
+      "cpus",
+      "tasks",
+      "memory_per_node",
+      "memory_per_cpu",
+      "submit_time",
+      "cpus_per_task",
+    ]) {
+      record[key] = wrap(record[key]);
+    }
+    record.job_state = ["PENDING"];
+    record.shared = ["none"];
+    // Act
+    const [job] = parseSqueueJson(JSON.stringify({ errors: [], jobs: [record] })).jobs;
+    // Assess
+    expect(job).toMatchObject({
+      id: "5",
+      state: "PENDING",
+      cpus: 8,
+      exclusive: true,
+      submittedAt: 1795491942000,
+    });
+    expect(job?.memPerNodeMiB).toBeUndefined();
+  });
+});
