@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { SIMPLE_NAME } from "../lib/core/names.js";
+import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import type { Report } from "./report-schema.js";
 import { RequestVerifier } from "./signing.js";
@@ -110,7 +111,7 @@ function drainReason(body: Buffer): string | undefined {
     const parsed: unknown = JSON.parse(body.toString("utf8"));
     const reason =
       typeof parsed === "object" && parsed !== null ? (parsed as { reason?: unknown }).reason : undefined;
-    return typeof reason === "string" && /^[\x20-\x7e]{1,200}$/.test(reason) ? reason : undefined;
+    return typeof reason === "string" && DRAIN_REASON.test(reason) ? reason : undefined;
   } catch {
     return undefined;
   }

@@ -196,11 +196,13 @@ async function runOk(file: string, args: string[]): Promise<void> {
     throw new Error(`${file} ${args.join(" ")} failed: ${(r.stderr || r.error || "").trim()}`);
 }
 
-function signal(pid: number, sig: NodeJS.Signals): void {
+/** Sends a signal; false when the process does not exist (already gone is not an error here). */
+export function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
   try {
     process.kill(pid, sig);
+    return true;
   } catch {
-    // already gone
+    return false;
   }
 }
 

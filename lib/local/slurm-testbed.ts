@@ -13,6 +13,7 @@ import {
   ensureBridge,
   listNamespaceNodes,
   removeBridge,
+  signal,
   sleep,
 } from "./netns.js";
 
@@ -283,16 +284,6 @@ async function stopByPidFile(pidFile: string): Promise<void> {
   while (Date.now() < deadline && isRunning(pid)) await sleep(100);
   signal(pid, "SIGKILL");
   await rm(pidFile, { force: true });
-}
-
-/** Sends a signal; false when the process does not exist. */
-function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(pid, sig);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True while the process exists and is not a zombie (a daemon's zombie lingers until its reaper waits). */

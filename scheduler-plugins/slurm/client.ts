@@ -32,7 +32,7 @@ export interface SlurmClientOptions {
 }
 
 /** Drain reasons: printable text without control characters; the prefix marks NowScale's own drains. */
-const REASON = /^[\x20-\x7e]{1,200}$/;
+export const DRAIN_REASON = /^[\x20-\x7e]{1,200}$/;
 
 /**
  * Reads and changes one Slurm cluster through its command-line clients, run with argument arrays.
@@ -98,7 +98,8 @@ export class SlurmClient {
   async drain(node: string, reason: string): Promise<void> {
     checkNodeName(node);
     const full = reason.startsWith(DRAIN_REASON_PREFIX) ? reason : `${DRAIN_REASON_PREFIX}: ${reason}`;
-    if (!REASON.test(full)) throw new TypeError("drain reason must be 1-200 printable ASCII characters");
+    if (!DRAIN_REASON.test(full))
+      throw new TypeError("drain reason must be 1-200 printable ASCII characters");
     await this.update(node, ["State=DRAIN", `Reason=${full}`]);
   }
 
