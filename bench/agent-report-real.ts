@@ -57,12 +57,21 @@ try {
     pending = report.jobs.reduce((n, g) => n + g.count, 0);
   }
   times.sort((a, b) => a - b);
+  // How much of it is Slurm's own: squeue --json alone.
+  const squeueTimes: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    await runCommand("squeue", ["--all", "--json"], { env: tb.env, timeoutMs: 300_000 });
+    squeueTimes.push(performance.now() - t);
+  }
+  squeueTimes.sort((a, b) => a - b);
   console.log(
     JSON.stringify({
       jobs,
       submitS,
       reportMsMedian: Math.round(times[2] ?? 0),
       reportMs: times.map(Math.round),
+      squeueJsonMsMedian: Math.round(squeueTimes[1] ?? 0),
       reportBytes: bytes,
       groups,
       pending,
