@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseReport, reportToClusterState } from "../../../agent/report-schema.js";
-import type { SlurmJob } from "../../../scheduler-plugins/slurm/model.js";
+import type { SlurmJob, SlurmNode } from "../../../scheduler-plugins/slurm/model.js";
 import { parseScontrolPartitions, parseSinfoJson } from "../../../scheduler-plugins/slurm/nodes.js";
 import { buildReport, nodeStateOf, shapeOf } from "../../../scheduler-plugins/slurm/report.js";
 import { parseSqueueJson } from "../../../scheduler-plugins/slurm/squeue-json.js";
@@ -16,6 +16,19 @@ function recordedReport() {
     slurmVersion: "22.05.8",
     source: "json",
     agentVersion: "0.1.0",
+    now: NOW,
+  });
+}
+
+/** A report of these records alone, with no partition defaults. */
+function reportOf(jobs: SlurmJob[], nodes: SlurmNode[] = []) {
+  return buildReport({
+    jobs,
+    nodes,
+    partitions: [],
+    slurmVersion: "22.05.8",
+    source: "json",
+    agentVersion: "x",
     now: NOW,
   });
 }
@@ -111,15 +124,7 @@ describe("buildReport grouping", () => {
       job({ id: String(i + 1), submittedAt: NOW - i * 1000 }),
     );
     // Act
-    const report = buildReport({
-      jobs,
-      nodes: [],
-      partitions: [],
-      slurmVersion: "22.05.8",
-      source: "json",
-      agentVersion: "x",
-      now: NOW,
-    });
+    const report = reportOf(jobs);
     // Assess
     expect(report.jobs).toHaveLength(1);
     expect(report.jobs[0]).toMatchObject({
@@ -137,15 +142,7 @@ describe("buildReport grouping", () => {
       job({ id: "3", features: "ib" }),
       job({ id: "4", reason: "Priority" }),
     ];
-    const report = buildReport({
-      jobs,
-      nodes: [],
-      partitions: [],
-      slurmVersion: "22.05.8",
-      source: "json",
-      agentVersion: "x",
-      now: NOW,
-    });
+    const report = reportOf(jobs);
     expect(report.jobs).toHaveLength(4);
   });
 
@@ -155,15 +152,7 @@ describe("buildReport grouping", () => {
       job({ id: "2", reason: "PartitionConfig", eligibleAt: NOW + 3_600_000 }),
       job({ id: "3", reason: "PartitionConfig", eligibleAt: NOW - 1000 }),
     ];
-    const report = buildReport({
-      jobs,
-      nodes: [],
-      partitions: [],
-      slurmVersion: "22.05.8",
-      source: "json",
-      agentVersion: "x",
-      now: NOW,
-    });
+    const report = reportOf(jobs);
     expect(report.jobs.map((g) => [g.jobIds[0], g.state, g.reason])).toEqual([
       ["1", "BLOCKED", "Dependency"],
       ["2", "BLOCKED", "BeginTime"],
@@ -173,15 +162,7 @@ describe("buildReport grouping", () => {
 
   it("leaves out a job whose partition fails the allow-list, and says so", () => {
     const jobs = [job({ id: "1", partitions: ["bad_name;rm"] })];
-    const report = buildReport({
-      jobs,
-      nodes: [],
-      partitions: [],
-      slurmVersion: "22.05.8",
-      source: "json",
-      agentVersion: "x",
-      now: NOW,
-    });
+    const report = reportOf(jobs);
     expect(report.jobs).toHaveLength(0);
     expect(report.ignored.jobs).toBe(1);
     expect(report.ignored.examples[0]).toMatch(/not a valid queue name/);
@@ -190,15 +171,7 @@ describe("buildReport grouping", () => {
   it("lists nodes without NowScale's features as unmanaged", () => {
     const node = parseSinfoJson(fixture("sinfo.json")).nodes[0];
     if (!node) throw new Error("fixture has a node");
-    const report = buildReport({
-      jobs: [],
-      nodes: [{ ...node, features: ["fast"] }],
-      partitions: [],
-      slurmVersion: "22.05.8",
-      source: "json",
-      agentVersion: "x",
-      now: NOW,
-    });
+    const report = reportOf([], [{ ...node, features: ["fast"] }]);
     expect(report.nodes).toEqual([]);
     expect(report.unmanagedNodes).toEqual(["c4-a"]);
   });
