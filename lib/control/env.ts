@@ -1,0 +1,31 @@
+import { TABLE_ENV } from "../state/tables.js";
+
+/**
+ * Environment variables of the control plane's Lambda functions (set by the CDK stack, lib/infra).
+ * Table names are TABLE_ENV (lib/state/tables.ts).
+ */
+export const CONTROL_ENV = {
+  ...TABLE_ENV,
+  /** functions/api.ts: the cluster creation state machine. */
+  createStateMachineArn: "NOWSCALE_CREATE_STATE_MACHINE_ARN",
+  /** functions/api.ts: the cluster deletion state machine. */
+  deleteStateMachineArn: "NOWSCALE_DELETE_STATE_MACHINE_ARN",
+  /** functions/scaler-fanout.ts: the scaler function it invokes once per RUNNING cluster. */
+  scalerFunctionName: "NOWSCALE_SCALER_FUNCTION_NAME",
+  /** Optional, functions/scaler.ts: seconds the cycle keeps polling inside one invocation (default 50). */
+  scalerWindowSeconds: "NOWSCALE_SCALER_WINDOW_SECONDS",
+  /** Optional, functions/scaler.ts: seconds between polls (default 15). */
+  scalerPollSeconds: "NOWSCALE_SCALER_POLL_SECONDS",
+  /** Powertools. */
+  serviceName: "POWERTOOLS_SERVICE_NAME",
+  metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",
+} as const;
+
+/** The metrics namespace the stack sets in POWERTOOLS_METRICS_NAMESPACE. */
+export const METRICS_NAMESPACE = "NowScale";
+
+export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[name];
+  if (value === undefined || value === "") throw new Error(`environment variable ${name} is not set`);
+  return value;
+}

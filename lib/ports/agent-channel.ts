@@ -1,0 +1,53 @@
+import type { OkReport } from "../../agent/report-schema.js";
+
+/**
+ * How the control plane reads and acts on one cluster's master (docs/agent.md). Adapters:
+ * lib/control/agent-http.ts (HMAC-signed HTTP), lib/control/agent-ssm.ts (SSM Run Command of
+ * `nowscale-agent report`), lib/control/fake-agent.ts (tests).
+ *
+ * Everything the agent returns is untrusted: adapters validate it with the agent's zod schema and never
+ * put it into a shell command. Failures are typed: AgentUnreachableError (no answer, bad signature, an
+ * answer that is not a valid report) and SlurmctldUnreachableError (the agent answered: Slurm did not).
+ */
+export interface AgentChannel {
+  /**
+   * The cluster's current report, schema-validated. Throws SlurmctldUnreachableError when the agent says
+   * slurmctld did not answer or its output could not be read (never an empty report instead), and
+   * AgentUnreachableError when the agent itself cannot be reached or answers with something invalid.
+   */
+  report(): Promise<OkReport>;
+
+  /** Drains the node with the reason (prefixed `nowscale` by the agent). Idempotent. */
+  drain(node: string, reason: string): Promise<void>;
+
+  /** Returns a drained node to service. Idempotent. */
+  resume(node: string): Promise<void>;
+
+  /** Removes a (dynamic) node from slurmctld; one already gone succeeds. Terminate the instance first. */
+  deleteNode(node: string): Promise<void>;
+
+  /** The agent's version when it answers; throws AgentUnreachableError otherwise. */
+  health(): Promise<{ agentVersion: string }>;
+}
+
+/** The agent could not be reached, refused us, or answered with something that is not a valid answer. */
+export class AgentUnreachableError extends Error {
+  override readonly name = "AgentUnreachableError";
+}
+
+/** The agent answered but slurmctld did not (or its output could not be read). */
+export class SlurmctldUnreachableError extends Error {
+  override readonly name = "SlurmctldUnreachableError";
+}
+
+/** The agent refused an action (bad node name, unknown node, Slurm refused). */
+export class AgentActionError extends Error {
+  override readonly name = "AgentActionError";
+  constructor(
+    message: string,
+    readonly status?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,322 @@
+import type { ConfigInput } from "../core/config.js";
+import type { ChargeType } from "../core/model.js";
+
+/**
+ * The control plane's state: clusters, nodes (with launch intents), scaling events and leases.
+ * Adapters: lib/state/dynamo-store.ts (DynamoDB, and dynalite in tests and the local mode).
+ *
+ * Every state change is a conditional write: on a record's `version`, on its absence (create), or on a
+ * lease's owner and expiry. A write whose condition fails throws ConflictError and changes nothing; a
+ * read of a record that does not exist returns undefined (get) or throws NotFoundInStoreError (update).
+ * All times are epoch milliseconds.
+ */
+export interface StateStore {
+  // ── clusters ────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Creates the cluster record (status CREATING, version 1). With an `idempotencyKey`, a second call with
+   * the same key returns the cluster the first call created (`created: false`) and writes nothing, even
+   * if that cluster has moved on since; without a key a second create of the same id is a ConflictError.
+   */
+  createCluster(
+    input: NewCluster,
+    idempotencyKey?: string,
+  ): Promise<{ cluster: ClusterRecord; created: boolean }>;
+
+  /** The cluster, or undefined. Deleted clusters stay readable with status DELETED. */
+  getCluster(clusterId: string): Promise<ClusterRecord | undefined>;
+
+  /** All clusters (any status), ordered by id; `status` filters. */
+  listClusters(filter?: { status?: ClusterStatus }): Promise<ClusterRecord[]>;
+
+  /**
+   * Applies `change` if the record's version is still `expectedVersion`; returns the new record
+   * (version + 1). ConflictError when someone else wrote first; NotFoundInStoreError if it does not exist.
+   * FAILED requires a `reason`; moving to any other status clears the reason.
+   */
+  updateCluster(clusterId: string, expectedVersion: number, change: ClusterChange): Promise<ClusterRecord>;
+
+  // ── nodes and launch intents ────────────────────────────────────────────────────────────────────
+
+  /**
+   * Records a launch the scale cycle is ABOUT to ask the provider for, before the call: the round (from
+   * which the provider derives its idempotency tokens), the tokens it will use, queue, candidates, count
+   * and time. Conditional on the round being new (a replayed round is a ConflictError, so two cycles can
+   * never both record, and so launch, the same round).
+   */
+  recordLaunchIntent(intent: NewLaunchIntent): Promise<LaunchIntent>;
+
+  /**
+   * Records what a launch did: the instances started become node records (status LAUNCHING, with the
+   * round, token and launch time), the intent becomes LAUNCHED (or FAILED with the failures when nothing
+   * started). Conditional on the intent still being INTENDED. Node records for instances already
+   * recorded are left as they are (idempotent when retried).
+   */
+  recordLaunchOutcome(clusterId: string, round: string, outcome: LaunchOutcome): Promise<void>;
+
+  /** Launch intents of the cluster, optionally only those in `status`. */
+  listLaunchIntents(clusterId: string, status?: LaunchIntentStatus): Promise<LaunchIntent[]>;
+
+  /** Adds a node record that came from outside a launch (e.g. an orphan the reconciler adopts). */
+  putNode(node: NodeRecord): Promise<void>;
+
+  /** The cluster's node records (not intents). */
+  listNodes(clusterId: string): Promise<NodeRecord[]>;
+
+  /**
+   * Changes a node's status if it is still `expectedStatus` (ConflictError otherwise): LAUNCHING →
+   * JOINED when Slurm reports it, → DRAINING when the cycle drained it, → TERMINATING before terminate.
+   */
+  updateNodeStatus(
+    clusterId: string,
+    nodeName: string,
+    expectedStatus: NodeStatus,
+    status: NodeStatus,
+    at: number,
+  ): Promise<void>;
+
+  /** Removes a node record; removing one that is gone succeeds. */
+  deleteNode(clusterId: string, nodeName: string): Promise<void>;
+
+  // ── queue health (protected mode) ───────────────────────────────────────────────────────────────
+
+  /**
+   * Counts one bootstrap failure for the queue; when the consecutive count reaches `threshold` the
+   * queue is marked protected (no launches). Returns the queue's health after the change.
+   */
+  recordBootstrapFailure(
+    clusterId: string,
+    queue: string,
+    threshold: number,
+    at: number,
+  ): Promise<QueueHealth>;
+
+  /** A node of the queue joined: the consecutive failure count and protected mode are cleared. */
+  recordBootstrapSuccess(clusterId: string, queue: string, at: number): Promise<QueueHealth>;
+
+  /** Operator reset: clears protected mode and the count (same effect as a success). */
+  resetProtectedMode(clusterId: string, queue: string, at: number): Promise<QueueHealth>;
+
+  // ── events ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** Appends a scaling event; it expires after the store's retention (TTL). Returns it with its id. */
+  appendEvent(event: NewEvent): Promise<ScalingEvent>;
+
+  /** The cluster's events, newest first, at most `limit` (default 100, max 1000). */
+  listEvents(clusterId: string, limit?: number): Promise<ScalingEvent[]>;
+
+  // ── leases ──────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Takes the lease if it is free or expired (or already held by `owner`) for `ttlMs` from `now`; the
+   * returned lease carries a `fence` that grows with each new holder. Undefined when someone else holds it.
+   */
+  acquireLease(key: string, owner: string, ttlMs: number, now: number): Promise<Lease | undefined>;
+
+  /**
+   * Extends the lease by `ttlMs` from `now` if `owner` still holds it and it has not expired;
+   * LeaseLostError otherwise (a stale holder loses: it must stop acting).
+   */
+  renewLease(lease: Lease, ttlMs: number, now: number): Promise<Lease>;
+
+  /** Gives the lease up if `owner` still holds it; a lease already taken over is left alone. */
+  releaseLease(lease: Lease): Promise<void>;
+}
+
+export type ClusterStatus = "CREATING" | "RUNNING" | "SLEEPING" | "DELETING" | "DELETED" | "FAILED";
+export const CLUSTER_STATUSES: readonly ClusterStatus[] = [
+  "CREATING",
+  "RUNNING",
+  "SLEEPING",
+  "DELETING",
+  "DELETED",
+  "FAILED",
+];
+
+/** Which cloud the cluster runs on and where; the provider adapter is built from it. */
+export interface ClusterPlacement {
+  cloud: "aws" | "tencent" | "alibaba" | "local" | "fake";
+  region: string;
+  /** The image compute nodes boot from. */
+  imageId: string;
+}
+
+/** How the control plane reaches the cluster's agent. */
+export type AgentEndpoint =
+  | { kind: "http"; url: string; keySecretArn?: string }
+  | { kind: "ssm"; instanceId: string }
+  | { kind: "none" };
+
+/** Something the creation workflow made, so compensation and deletion know what to remove. */
+export interface CreatedResource {
+  /** e.g. "vpc", "subnet", "securityGroup", "secret", "masterInstance". */
+  type: string;
+  id: string;
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+export interface NewCluster {
+  clusterId: string;
+  name: string;
+  placement: ClusterPlacement;
+  /** The autoscaling configuration (core configSchema input), validated before it is stored. */
+  autoscaling: ConfigInput;
+  /** The raw create request, for the workflow. */
+  spec?: Record<string, unknown>;
+  now: number;
+}
+
+export interface QueueHealth {
+  queue: string;
+  consecutiveBootstrapFailures: number;
+  protected: boolean;
+  /** Epoch ms of the last change. */
+  updatedAt: number;
+}
+
+export interface ClusterRecord extends Omit<NewCluster, "now"> {
+  status: ClusterStatus;
+  /** Set when status is FAILED. */
+  reason?: string;
+  version: number;
+  createdAt: number;
+  updatedAt: number;
+  agent: AgentEndpoint;
+  resources: CreatedResource[];
+  /** Per queue; absent queues are healthy. */
+  queueHealth: Record<string, QueueHealth>;
+  /** The workflow execution that created or deletes the cluster. */
+  executionArn?: string;
+}
+
+/** Fields updateCluster may change; `resources` replaces the list. */
+export interface ClusterChange {
+  status?: ClusterStatus;
+  reason?: string;
+  autoscaling?: ConfigInput;
+  agent?: AgentEndpoint;
+  resources?: CreatedResource[];
+  executionArn?: string;
+  now: number;
+}
+
+export type LaunchIntentStatus = "INTENDED" | "LAUNCHED" | "FAILED";
+
+export interface LaunchCandidateRecord {
+  instanceType: string;
+  zone: string;
+  chargeType: ChargeType;
+  subnetId?: string;
+  imageId?: string;
+}
+
+export interface NewLaunchIntent {
+  clusterId: string;
+  /** Unique per cluster; the provider derives each candidate's idempotency token from it. */
+  round: string;
+  queue: string;
+  count: number;
+  allOrNothing: boolean;
+  candidates: LaunchCandidateRecord[];
+  /** The idempotency token of each candidate's call, in candidate order. */
+  tokens: string[];
+  jobs: string[];
+  /** Epoch ms, before the provider is called. */
+  intendedAt: number;
+}
+
+export interface LaunchIntent extends NewLaunchIntent {
+  status: LaunchIntentStatus;
+  instanceIds: string[];
+  failures: { index: number; kind: string; message: string }[];
+  completedAt?: number;
+}
+
+export interface LaunchOutcome {
+  instances: { id: string; instanceType: string; zone: string; chargeType: ChargeType; token?: string }[];
+  failures: { index: number; kind: string; message: string }[];
+  at: number;
+}
+
+/**
+ * LAUNCHING: started, not yet in Slurm; JOINED: Slurm reports it; DRAINING: NowScale drained it;
+ * TERMINATING: terminate requested.
+ */
+export type NodeStatus = "LAUNCHING" | "JOINED" | "DRAINING" | "TERMINATING";
+
+export interface NodeRecord {
+  clusterId: string;
+  /** The instance id, which is also the Slurm node name. */
+  nodeName: string;
+  instanceId: string;
+  queue: string;
+  instanceType: string;
+  zone: string;
+  chargeType: ChargeType;
+  status: NodeStatus;
+  /** The launch round and the token its call carried. */
+  round?: string;
+  token?: string;
+  /** Epoch ms. */
+  launchedAt: number;
+  joinedAt?: number;
+  updatedAt: number;
+}
+
+export type EventKind =
+  | "LAUNCH_INTENDED"
+  | "LAUNCHED"
+  | "LAUNCH_FAILED"
+  | "DRAINED"
+  | "TERMINATED"
+  | "ORPHAN_TERMINATED"
+  | "BOOTSTRAP_FAILED"
+  | "PROTECTED_MODE"
+  | "PROTECTED_MODE_CLEARED"
+  | "NODE_GONE"
+  | "AGENT_UNREACHABLE"
+  | "SLURMCTLD_UNREACHABLE"
+  | "CYCLE_ERROR"
+  | "CONFIG_UPDATED"
+  | "STATUS_CHANGED"
+  | "MANUAL";
+
+export interface NewEvent {
+  clusterId: string;
+  kind: EventKind;
+  message: string;
+  queue?: string;
+  nodes?: string[];
+  count?: number;
+  at: number;
+}
+
+export interface ScalingEvent extends NewEvent {
+  /** Sortable by time: zero-padded ms time + a random suffix. */
+  eventId: string;
+}
+
+export interface Lease {
+  key: string;
+  owner: string;
+  /** Epoch ms. */
+  expiresAtMs: number;
+  /** Grows by one each time the lease changes hands; identifies this holding in records. */
+  fence: number;
+}
+
+/** A conditional write lost: someone else changed the record first (or it already existed). */
+export class ConflictError extends Error {
+  override readonly name = "ConflictError";
+}
+
+/** The record to update does not exist. */
+export class NotFoundInStoreError extends Error {
+  override readonly name = "NotFoundInStoreError";
+}
+
+/** The lease expired or was taken over: the holder must stop acting on the cluster. */
+export class LeaseLostError extends Error {
+  override readonly name = "LeaseLostError";
+}
