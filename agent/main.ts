@@ -27,13 +27,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   const command = positionals[0];
-  if (values.help || command === undefined) {
-    process.stdout.write(`${USAGE}\n`);
-    return command === undefined && !values.help ? 64 : 0;
-  }
   if (values.version) {
     process.stdout.write(`${AGENT_VERSION}\n`);
     return 0;
+  }
+  if (values.help || command === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined && !values.help ? 64 : 0;
   }
   const source = values.source;
   if (source !== undefined && source !== "json" && source !== "format") {
