@@ -1,0 +1,136 @@
+import { signRequest } from "../../agent/signing.js";
+import { isSimpleName } from "../core/names.js";
+import {
+  AgentActionError,
+  type AgentChannel,
+  AgentUnreachableError,
+  SlurmctldUnreachableError,
+} from "../ports/agent-channel.js";
+import type { Clock } from "../ports/clock.js";
+import { systemClock } from "../ports/clock.js";
+import { reportFromText } from "./agent-report.js";
+
+export interface HttpAgentChannelOptions {
+  /** e.g. http://10.0.0.5:8787 (a private address in the cluster's VPC) or an https:// URL. */
+  baseUrl: string;
+  /** The agent's HMAC key (docs/agent.md, Signing). */
+  key: Uint8Array;
+  /** Per request. @default 10000 */
+  timeoutMs?: number;
+  /** Answers larger than this are refused unread. @default 16 MiB */
+  maxAnswerBytes?: number;
+  clock?: Clock;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/** The agent's HTTP API with HMAC-signed requests (agent/signing.ts). */
+export class HttpAgentChannel implements AgentChannel {
+  private readonly base: string;
+  private readonly timeoutMs: number;
+  private readonly maxAnswerBytes: number;
+  private readonly clock: Clock;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(private readonly options: HttpAgentChannelOptions) {
+    this.base = options.baseUrl.replace(/\/+$/, "");
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.maxAnswerBytes = options.maxAnswerBytes ?? 16 * 1024 * 1024;
+    this.clock = options.clock ?? systemClock;
+    this.fetchFn = options.fetch ?? globalThis.fetch;
+  }
+
+  async report() {
+    const { status, text } = await this.request("GET", "/v1/report");
+    if (status !== 200) throw new AgentUnreachableError(`agent report: HTTP ${status}`);
+    return reportFromText(text, "agent report");
+  }
+
+  async drain(node: string, reason: string): Promise<void> {
+    await this.action("POST", `/v1/nodes/${checkedNode(node)}/drain`, JSON.stringify({ reason }));
+  }
+
+  async resume(node: string): Promise<void> {
+    await this.action("POST", `/v1/nodes/${checkedNode(node)}/resume`);
+  }
+
+  async deleteNode(node: string): Promise<void> {
+    await this.action("DELETE", `/v1/nodes/${checkedNode(node)}`);
+  }
+
+  async health(): Promise<{ agentVersion: string }> {
+    const { status, text } = await this.request("GET", "/v1/health");
+    if (status !== 200) throw new AgentUnreachableError(`agent health: HTTP ${status}`);
+    const parsed = safeJson(text) as { agentVersion?: unknown } | undefined;
+    const version = parsed?.agentVersion;
+    if (typeof version !== "string" || version.length > 50) {
+      throw new AgentUnreachableError("agent health: unexpected answer");
+    }
+    return { agentVersion: version };
+  }
+
+  private async action(method: string, path: string, body?: string): Promise<void> {
+    const { status, text } = await this.request(method, path, body);
+    if (status === 200) return;
+    if (status === 503)
+      throw new SlurmctldUnreachableError(`agent ${method} ${path}: slurmctld did not answer`);
+    if (status === 401) throw new AgentUnreachableError(`agent ${method} ${path}: signature refused (401)`);
+    const error = (safeJson(text) as { error?: unknown } | undefined)?.error;
+    const detail = typeof error === "string" ? `: ${error.slice(0, 200)}` : "";
+    throw new AgentActionError(`agent ${method} ${path}: HTTP ${status}${detail}`, status);
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    body?: string,
+  ): Promise<{ status: number; text: string }> {
+    const headers: Record<string, string> = signRequest(
+      this.options.key,
+      { method, path, ...(body === undefined ? {} : { body }) },
+      this.clock.now(),
+    );
+    if (body !== undefined) headers["content-type"] = "application/json";
+    try {
+      const response = await this.fetchFn(this.base + path, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: "error",
+      });
+      const length = Number(response.headers.get("content-length") ?? "0");
+      if (length > this.maxAnswerBytes) {
+        await response.body?.cancel();
+        throw new AgentUnreachableError(`agent ${method} ${path}: answer of ${length} bytes is too large`);
+      }
+      const text = await response.text();
+      if (text.length > this.maxAnswerBytes) {
+        throw new AgentUnreachableError(`agent ${method} ${path}: answer too large`);
+      }
+      if (response.status === 401 && path === "/v1/report") {
+        throw new AgentUnreachableError(`agent ${method} ${path}: signature refused (401)`);
+      }
+      return { status: response.status, text };
+    } catch (error) {
+      if (error instanceof AgentUnreachableError) throw error;
+      throw new AgentUnreachableError(`agent ${method} ${path}: ${(error as Error).message ?? "failed"}`, {
+        cause: error,
+      });
+    }
+  }
+}
+
+function checkedNode(node: string): string {
+  if (!isSimpleName(node))
+    throw new AgentActionError(`invalid node name ${JSON.stringify(node.slice(0, 80))}`);
+  return node;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,121 @@
+import type { JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
+import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
+import {
+  type AgentChannel,
+  AgentUnreachableError,
+  SlurmctldUnreachableError,
+} from "../ports/agent-channel.js";
+import type { Clock } from "../ports/clock.js";
+
+export type FakeAgentCall =
+  | { action: "report" }
+  | { action: "drain"; node: string; reason: string }
+  | { action: "resume"; node: string }
+  | { action: "deleteNode"; node: string }
+  | { action: "health" };
+
+/**
+ * An in-memory Slurm master for control-plane tests: jobs (as the agent's groups) and nodes are set by
+ * the test; drain/resume/delete change them as the real agent would; `outage` makes it unreachable.
+ */
+export class FakeAgent implements AgentChannel {
+  readonly calls: FakeAgentCall[] = [];
+  jobs: JobGroup[] = [];
+  nodes: ReportNode[] = [];
+  outage: "none" | "agent" | "slurmctld" = "none";
+
+  constructor(private readonly clock: Clock) {}
+
+  /** A pending group of `count` jobs of `nodes` whole nodes with `cpus` CPUs each. */
+  addPending(
+    queue: string,
+    id: string,
+    opts: { nodes?: number; cpus?: number; count?: number; at?: number },
+  ) {
+    this.jobs.push({
+      queue,
+      state: "PENDING",
+      nodes: opts.nodes ?? 1,
+      cpusPerNode: opts.cpus ?? 1,
+      memPerNodeMiB: 0,
+      gpusPerNode: 0,
+      count: opts.count ?? 1,
+      oldestSubmittedAt: new Date(opts.at ?? this.clock.now()).toISOString(),
+      jobIds: [id],
+    });
+  }
+
+  /** The instance has booted and slurmd registered: the node shows up IDLE. */
+  join(name: string, queue: string, instanceType: string, zone: string): void {
+    if (this.nodes.some((n) => n.name === name)) return;
+    const now = new Date(this.clock.now()).toISOString();
+    this.nodes.push({
+      name,
+      queue,
+      instanceType,
+      zone,
+      state: "IDLE",
+      idleSince: now,
+      cpus: 4,
+      cpusAllocated: 0,
+      memoryMiB: 8000,
+      memoryAllocatedMiB: 0,
+      gpus: 0,
+      features: [`q_${queue}`, `type_${instanceType}`, `zone_${zone}`],
+      slurmState: "IDLE+DYNAMIC_NORM",
+    });
+  }
+
+  async report(): Promise<OkReport> {
+    this.calls.push({ action: "report" });
+    this.check();
+    return {
+      schemaVersion: 1,
+      agentVersion: "0.1.0",
+      scheduler: "slurm",
+      generatedAt: new Date(this.clock.now()).toISOString(),
+      status: "ok",
+      slurmVersion: "22.05.8",
+      source: "json",
+      jobs: structuredClone(this.jobs),
+      nodes: structuredClone(this.nodes),
+      unmanagedNodes: [],
+      ignored: { jobs: 0, nodes: 0, examples: [] },
+    };
+  }
+
+  async drain(node: string, reason: string): Promise<void> {
+    this.calls.push({ action: "drain", node, reason });
+    this.check();
+    const n = this.nodes.find((x) => x.name === node);
+    if (n === undefined) return;
+    n.reason = reason.startsWith(DRAIN_REASON_PREFIX) ? reason : `${DRAIN_REASON_PREFIX}: ${reason}`;
+    n.state = n.cpusAllocated > 0 ? "DRAINING" : "DRAINED";
+  }
+
+  async resume(node: string): Promise<void> {
+    this.calls.push({ action: "resume", node });
+    this.check();
+    const n = this.nodes.find((x) => x.name === node);
+    if (n === undefined) return;
+    n.state = "IDLE";
+    delete n.reason;
+  }
+
+  async deleteNode(node: string): Promise<void> {
+    this.calls.push({ action: "deleteNode", node });
+    this.check();
+    this.nodes = this.nodes.filter((n) => n.name !== node);
+  }
+
+  async health(): Promise<{ agentVersion: string }> {
+    this.calls.push({ action: "health" });
+    if (this.outage === "agent") throw new AgentUnreachableError("fake agent is down");
+    return { agentVersion: "0.1.0" };
+  }
+
+  private check(): void {
+    if (this.outage === "agent") throw new AgentUnreachableError("fake agent is down");
+    if (this.outage === "slurmctld") throw new SlurmctldUnreachableError("fake slurmctld is down");
+  }
+}
