@@ -1,0 +1,149 @@
+import { renderMasterBootstrapScript } from "../../../scheduler-plugins/slurm/master-bootstrap.js";
+import { InvalidRequestError } from "../../ports/errors.js";
+import type { LifecycleDeps } from "./deps.js";
+import { type CreateClusterRequest, parseCreateCluster } from "./request.js";
+import type { MasterRecord } from "./store.js";
+
+/** The creation workflow's steps. Each one records what it made before it returns. */
+
+export interface NetworkResult {
+  vpcId: string;
+  subnetIds: string[];
+  masterSubnetId: string;
+  /** False for the user's own network, which NowScale never deletes. */
+  owned: boolean;
+}
+
+export interface SecretsResult {
+  mungeKeySecretId: string;
+  agentKeySecretId: string;
+}
+
+export interface MasterResult extends MasterRecord {
+  /** Epoch ms after which the agent's health check gives up. */
+  healthDeadline: number;
+}
+
+/** Validates the request with the core's schema and the names allow-list; returns it with defaults. */
+export function validate(input: { clusterId: unknown; request: unknown }): CreateClusterRequest {
+  return parseCreateCluster(input.clusterId, input.request);
+}
+
+export async function createNetwork(
+  deps: LifecycleDeps,
+  clusterId: string,
+  request: CreateClusterRequest,
+): Promise<NetworkResult> {
+  const network = request.network;
+  if ("vpcId" in network) {
+    const [first] = network.subnetIds;
+    if (first === undefined) throw new InvalidRequestError("network.subnetIds is empty");
+    return { vpcId: network.vpcId, subnetIds: network.subnetIds, masterSubnetId: first, owned: false };
+  }
+  const created = await deps.resources.createNetwork(clusterId, { cidr: network.cidr, zones: network.zones });
+  await deps.store.recordResource(clusterId, { kind: "network", ...created });
+  const masterSubnetId = created.subnetIds[network.zones.indexOf(request.master.zone)];
+  if (masterSubnetId === undefined) throw new InvalidRequestError("no subnet in the master's zone");
+  return { ...created, masterSubnetId, owned: true };
+}
+
+export async function createSecurityGroup(
+  deps: LifecycleDeps,
+  clusterId: string,
+  vpcId: string,
+): Promise<{ securityGroupId: string }> {
+  const group = await deps.resources.createSecurityGroup(clusterId, vpcId);
+  await deps.store.recordResource(clusterId, { kind: "securityGroup", ...group });
+  return group;
+}
+
+/** The munge key and the agent's HMAC key; only their ids leave this step, never their values. */
+export async function createSecrets(deps: LifecycleDeps, clusterId: string): Promise<SecretsResult> {
+  const munge = await deps.resources.createSecret(clusterId, "munge-key");
+  await deps.store.recordResource(clusterId, {
+    kind: "secret",
+    secretKind: "munge-key",
+    secretId: munge.secretId,
+  });
+  const agent = await deps.resources.createSecret(clusterId, "agent-hmac-key");
+  await deps.store.recordResource(clusterId, {
+    kind: "secret",
+    secretKind: "agent-hmac-key",
+    secretId: agent.secretId,
+  });
+  return { mungeKeySecretId: munge.secretId, agentKeySecretId: agent.secretId };
+}
+
+export const MASTER_QUEUE = "master";
+
+/**
+ * Launches the master with its bootstrap (which fetches both secrets by id). The launch's round is
+ * fixed, so a retried step finds the instance it already started through the idempotency token.
+ */
+export async function launchMaster(
+  deps: LifecycleDeps,
+  input: {
+    clusterId: string;
+    request: CreateClusterRequest;
+    network: NetworkResult;
+    securityGroupId: string;
+    secrets: SecretsResult;
+  },
+): Promise<MasterResult> {
+  const { clusterId, request, network, securityGroupId, secrets } = input;
+  const userData = renderMasterBootstrapScript({
+    clusterId,
+    region: request.region,
+    mungeKeySecretId: secrets.mungeKeySecretId,
+    agentKeySecretId: secrets.agentKeySecretId,
+    queues: request.autoscaling.queueConfigs.map((q) => ({ name: q.queueName })),
+    agentPort: request.master.agentPort,
+    ...(request.master.agentUrl === undefined ? {} : { agentUrl: request.master.agentUrl }),
+  });
+  const provider = deps.provider({ securityGroupIds: [securityGroupId] });
+  const result = await provider.launch({
+    clusterId,
+    queue: MASTER_QUEUE,
+    round: "master",
+    candidates: [
+      {
+        instanceType: request.master.instanceType,
+        zone: request.master.zone,
+        chargeType: "ON_DEMAND",
+        subnetId: network.masterSubnetId,
+      },
+    ],
+    count: 1,
+    allOrNothing: true,
+    imageId: request.master.imageId,
+    userData,
+    tags: { "nowscale-role": "master" },
+  });
+  const instance = result.instances[0];
+  if (instance === undefined) {
+    // The provider's typed error (capacity, quota, invalid image...) is the reason the user sees.
+    const failure = result.failures[0]?.error;
+    throw failure ?? new InvalidRequestError("the master did not start");
+  }
+  await deps.store.recordResource(clusterId, { kind: "instance", instanceId: instance.id });
+  const master: MasterRecord = {
+    instanceId: instance.id,
+    agentPort: request.master.agentPort,
+    securityGroupId,
+    mungeKeySecretId: secrets.mungeKeySecretId,
+    agentKeySecretId: secrets.agentKeySecretId,
+    ...(instance.privateIp === undefined ? {} : { privateIp: instance.privateIp }),
+  };
+  await deps.store.setStatus(clusterId, "CREATING", { master });
+  return { ...master, healthDeadline: deps.clock.now() + request.agentHealthTimeoutSeconds * 1000 };
+}
+
+/** One health poll; the workflow's Wait/Choice loop calls it until healthy or past the deadline. */
+export async function checkAgentHealth(
+  deps: LifecycleDeps,
+  clusterId: string,
+  master: MasterResult,
+): Promise<{ healthy: boolean; timedOut: boolean }> {
+  const healthy = await deps.agent.isHealthy(clusterId, master);
+  return { healthy, timedOut: !healthy && deps.clock.now() >= master.healthDeadline };
+}

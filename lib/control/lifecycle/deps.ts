@@ -1,0 +1,18 @@
+import type { Clock } from "../../ports/clock.js";
+import type { CloudProvider } from "../../ports/cloud-provider.js";
+import type { ClusterResources } from "../../ports/cluster-resources.js";
+import type { MasterAgent } from "./agent.js";
+import type { LifecycleStore } from "./store.js";
+
+/** Everything the lifecycle tasks touch, as ports. */
+export interface LifecycleDeps {
+  store: LifecycleStore;
+  resources: ClusterResources;
+  /**
+   * The provider for the cluster's instances. The master is launched with the cluster's security
+   * group; terminate and list do not need one.
+   */
+  provider(options?: { securityGroupIds?: string[] }): CloudProvider;
+  agent: MasterAgent;
+  clock: Clock;
+}

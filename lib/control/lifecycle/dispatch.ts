@@ -1,0 +1,122 @@
+import { z } from "zod";
+import { CLOUD_ID, SIMPLE_NAME } from "../../core/names.js";
+import { parseWith } from "../../core/validation.js";
+import {
+  checkAgentHealth,
+  createNetwork,
+  createSecrets,
+  createSecurityGroup,
+  launchMaster,
+  validate,
+} from "./create-tasks.js";
+import type { LifecycleDeps } from "./deps.js";
+import { BadTaskInputError } from "./errors.js";
+import { failureReason } from "./reason.js";
+import { createClusterRequestSchema } from "./request.js";
+import {
+  awaitInstancesGone,
+  deleteNetwork,
+  deleteSecrets,
+  drainCluster,
+  terminateInstances,
+} from "./teardown-tasks.js";
+
+/**
+ * The single entry of the workflow-task Lambda: `{task, ...input}` from a state machine's Task state
+ * goes to the named lifecycle task. Inputs are checked with strict schemas; the workflow's own output
+ * is the only legitimate caller, so a mismatch is a BadTaskInputError (not retried).
+ */
+
+const clusterId = z.string().regex(SIMPLE_NAME);
+const id = z.string().regex(CLOUD_ID);
+const stepError = z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional();
+const selection = z.enum(["computes", "master", "all"]);
+const network = z.strictObject({
+  vpcId: id,
+  subnetIds: z.array(id),
+  masterSubnetId: id,
+  owned: z.boolean(),
+});
+const secrets = z.strictObject({ mungeKeySecretId: z.string(), agentKeySecretId: z.string() });
+const master = z.strictObject({
+  instanceId: id,
+  privateIp: z.string().optional(),
+  agentPort: z.number().int(),
+  securityGroupId: id.optional(),
+  mungeKeySecretId: z.string().optional(),
+  agentKeySecretId: z.string().optional(),
+  healthDeadline: z.number(),
+});
+
+export const taskInputSchema = z.discriminatedUnion("task", [
+  // validate takes anything: reporting what is wrong with it is its job.
+  z.object({ task: z.literal("validate"), clusterId: z.unknown(), request: z.unknown() }),
+  z.strictObject({
+    task: z.literal("recordStatus"),
+    clusterId,
+    status: z.enum(["CREATING", "RUNNING", "FAILED", "DELETING", "DELETED", "DELETE_FAILED"]),
+    error: stepError,
+    cleanupError: stepError,
+  }),
+  z.strictObject({ task: z.literal("createNetwork"), clusterId, request: createClusterRequestSchema }),
+  z.strictObject({ task: z.literal("createSecurityGroup"), clusterId, vpcId: id }),
+  z.strictObject({ task: z.literal("createSecrets"), clusterId }),
+  z.strictObject({
+    task: z.literal("launchMaster"),
+    clusterId,
+    request: createClusterRequestSchema,
+    network,
+    securityGroupId: id,
+    secrets,
+  }),
+  z.strictObject({ task: z.literal("checkAgentHealth"), clusterId, master }),
+  z.strictObject({ task: z.literal("drain"), clusterId }),
+  z.strictObject({ task: z.literal("terminateInstances"), clusterId, which: selection }),
+  z.strictObject({ task: z.literal("awaitInstancesGone"), clusterId, which: selection }),
+  z.strictObject({ task: z.literal("deleteSecrets"), clusterId }),
+  z.strictObject({ task: z.literal("deleteNetwork"), clusterId }),
+]);
+
+export type TaskInput = z.input<typeof taskInputSchema>;
+export type TaskName = TaskInput["task"];
+
+export async function runLifecycleTask(deps: LifecycleDeps, raw: unknown): Promise<unknown> {
+  let input: z.output<typeof taskInputSchema>;
+  try {
+    input = parseWith(taskInputSchema, raw, "workflow task input");
+  } catch (error) {
+    throw new BadTaskInputError((error as Error).message);
+  }
+  switch (input.task) {
+    case "validate":
+      return validate(input);
+    case "recordStatus": {
+      const reason =
+        input.status === "FAILED" || input.status === "DELETE_FAILED"
+          ? failureReason(input.error, input.cleanupError)
+          : undefined;
+      await deps.store.setStatus(input.clusterId, input.status, reason === undefined ? {} : { reason });
+      return { status: input.status, ...(reason === undefined ? {} : { reason }) };
+    }
+    case "createNetwork":
+      return createNetwork(deps, input.clusterId, input.request);
+    case "createSecurityGroup":
+      return createSecurityGroup(deps, input.clusterId, input.vpcId);
+    case "createSecrets":
+      return createSecrets(deps, input.clusterId);
+    case "launchMaster":
+      return launchMaster(deps, input);
+    case "checkAgentHealth":
+      return checkAgentHealth(deps, input.clusterId, input.master);
+    case "drain":
+      return drainCluster(deps, input.clusterId);
+    case "terminateInstances":
+      return terminateInstances(deps, input.clusterId, input.which);
+    case "awaitInstancesGone":
+      return awaitInstancesGone(deps, input.clusterId, input.which);
+    case "deleteSecrets":
+      return deleteSecrets(deps, input.clusterId);
+    case "deleteNetwork":
+      return deleteNetwork(deps, input.clusterId);
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Errors the lifecycle tasks throw on purpose. Their `name` is what Step Functions matches in Retry
+ * and Catch (the Lambda runtime reports it as errorType), so the names are part of the workflow's
+ * contract: lib/workflow/retry.ts lists them.
+ */
+
+/** Something still uses the resource (instances still terminating): worth retrying after a wait. */
+export class ResourcesInUseError extends Error {
+  override readonly name = "ResourcesInUseError";
+}
+
+/** The task was called with input the workflow never sends: a bug or a hand-started execution. */
+export class BadTaskInputError extends Error {
+  override readonly name = "BadTaskInputError";
+}

@@ -1,0 +1,75 @@
+import { z } from "zod";
+import { configSchema } from "../../core/config.js";
+import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../core/names.js";
+import { parseWith } from "../../core/validation.js";
+
+/**
+ * What the creation workflow is started with: the cluster's id (chosen by the API) and the request the
+ * user sent. The same schema validates at the API and again in the workflow's first step, so a
+ * workflow started by hand cannot skip it.
+ */
+
+const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const cidr = z.cidrv4({ error: "expected an IPv4 CIDR block such as 10.42.0.0/16" }).refine(
+  (c) => {
+    const bits = Number(c.split("/")[1]);
+    return bits >= 16 && bits <= 24;
+  },
+  { error: "the VPC block must be /16 to /24" },
+);
+
+/** Either the user's network (used as it is, never deleted) or one NowScale creates and owns. */
+export const networkRequestSchema = z.union([
+  z.strictObject({
+    vpcId: cloudId,
+    /** The master goes in the first subnet. */
+    subnetIds: z.array(cloudId).min(1).max(16),
+  }),
+  z.strictObject({
+    cidr: cidr.default("10.42.0.0/16"),
+    /** One subnet per zone; the master's zone must be one of them. */
+    zones: z.array(cloudId).min(1).max(6),
+  }),
+]);
+
+export const createClusterRequestSchema = z
+  .strictObject({
+    region: cloudId,
+    network: networkRequestSchema,
+    master: z.strictObject({
+      instanceType: cloudId,
+      zone: cloudId,
+      imageId: cloudId,
+      agentPort: z.number().int().min(1024).max(65_535).default(8787),
+      /** Where the master downloads the agent bundle; without it the image must carry the agent. */
+      agentUrl: z
+        .string()
+        .regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/)
+        .optional(),
+    }),
+    autoscaling: configSchema,
+    /** How long the master's agent may take to answer its health check. */
+    agentHealthTimeoutSeconds: z.number().int().min(60).max(7200).default(900),
+  })
+  .superRefine((r, ctx) => {
+    if ("zones" in r.network && !r.network.zones.includes(r.master.zone)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["master", "zone"],
+        message: `the master's zone must be one of network.zones (${r.network.zones.join(", ")})`,
+      });
+    }
+  });
+
+export type CreateClusterRequestInput = z.input<typeof createClusterRequestSchema>;
+export type CreateClusterRequest = z.output<typeof createClusterRequestSchema>;
+
+export const clusterIdSchema = z
+  .string()
+  .regex(SIMPLE_NAME, { error: `invalid cluster id: ${SIMPLE_NAME_HINT}` });
+
+/** Validates both; throws ValidationError (never retried by the workflow) naming every bad field. */
+export function parseCreateCluster(clusterId: unknown, request: unknown): CreateClusterRequest {
+  parseWith(clusterIdSchema, clusterId, "clusterId");
+  return parseWith(createClusterRequestSchema, request, "create cluster request");
+}

@@ -1,0 +1,124 @@
+import type { ClusterResourceRef } from "../../ports/cluster-resources.js";
+import { resourceKey } from "../../ports/cluster-resources.js";
+
+/** The lifecycle statuses the workflows write. */
+export type ClusterLifecycleStatus =
+  | "CREATING"
+  | "RUNNING"
+  | "FAILED"
+  | "DELETING"
+  | "DELETED"
+  | "DELETE_FAILED";
+
+/** The master as the workflows record it; the scaler reaches the agent through it. */
+export interface MasterRecord {
+  instanceId: string;
+  privateIp?: string;
+  agentPort: number;
+  securityGroupId?: string;
+  mungeKeySecretId?: string;
+  agentKeySecretId?: string;
+}
+
+export interface StatusUpdate {
+  /** Why, for FAILED and DELETE_FAILED: the failing step's error. */
+  reason?: string;
+  master?: MasterRecord;
+}
+
+/**
+ * The part of the state store the lifecycle tasks use: a cluster's status and its resource ledger.
+ * Narrow on purpose so that it maps onto the control plane's StateStore (lib/ports/state-store.ts)
+ * with a thin adapter and onto an in-memory map in tests.
+ */
+export interface LifecycleStore {
+  /**
+   * Sets the status (and what `update` carries). Idempotent: writing the status the cluster already has
+   * succeeds, so a retried step does no harm. Throws when the cluster does not exist.
+   */
+  setStatus(clusterId: string, status: ClusterLifecycleStatus, update?: StatusUpdate): Promise<void>;
+
+  /** Adds a resource to the cluster's ledger right after it was made. Recording it twice keeps one entry. */
+  recordResource(clusterId: string, ref: ClusterResourceRef): Promise<void>;
+
+  /** Removes a resource from the ledger after it was deleted. Removing an absent one succeeds. */
+  forgetResource(clusterId: string, ref: ClusterResourceRef): Promise<void>;
+
+  /** The ledger, in the order the resources were recorded. */
+  resources(clusterId: string): Promise<ClusterResourceRef[]>;
+
+  /** The recorded master, if any. */
+  master(clusterId: string): Promise<MasterRecord | undefined>;
+}
+
+export interface MemoryClusterRecord {
+  status: ClusterLifecycleStatus | "REQUESTED";
+  reason?: string;
+  master?: MasterRecord;
+  ledger: Map<string, ClusterResourceRef>;
+  history: string[];
+}
+
+/** An in-memory LifecycleStore for tests and the local mode. */
+export class MemoryLifecycleStore implements LifecycleStore {
+  readonly clusters = new Map<string, MemoryClusterRecord>();
+  private readonly faults: { method: keyof LifecycleStore; error: Error; status?: string }[] = [];
+
+  /** Creates the record the API would have made before starting the workflow. */
+  add(clusterId: string): void {
+    this.clusters.set(clusterId, { status: "REQUESTED", ledger: new Map(), history: ["REQUESTED"] });
+  }
+
+  /** The next call of `method` (for setStatus: to `status`, when given) throws `error`. */
+  failNext(method: keyof LifecycleStore, error: Error, status?: ClusterLifecycleStatus): void {
+    this.faults.push(status === undefined ? { method, error } : { method, error, status });
+  }
+
+  async setStatus(
+    clusterId: string,
+    status: ClusterLifecycleStatus,
+    update: StatusUpdate = {},
+  ): Promise<void> {
+    this.throwInjected("setStatus", status);
+    const record = this.get(clusterId);
+    record.status = status;
+    if (update.reason !== undefined) record.reason = update.reason;
+    if (update.master !== undefined) record.master = update.master;
+    if (record.history.at(-1) !== status) record.history.push(status);
+  }
+
+  async recordResource(clusterId: string, ref: ClusterResourceRef): Promise<void> {
+    this.throwInjected("recordResource");
+    this.get(clusterId).ledger.set(resourceKey(ref), structuredClone(ref));
+  }
+
+  async forgetResource(clusterId: string, ref: ClusterResourceRef): Promise<void> {
+    this.throwInjected("forgetResource");
+    this.get(clusterId).ledger.delete(resourceKey(ref));
+  }
+
+  async resources(clusterId: string): Promise<ClusterResourceRef[]> {
+    this.throwInjected("resources");
+    return [...this.get(clusterId).ledger.values()].map((r) => structuredClone(r));
+  }
+
+  async master(clusterId: string): Promise<MasterRecord | undefined> {
+    this.throwInjected("master");
+    return this.get(clusterId).master;
+  }
+
+  private get(clusterId: string): MemoryClusterRecord {
+    const record = this.clusters.get(clusterId);
+    if (record === undefined) throw new Error(`cluster ${clusterId} does not exist`);
+    return record;
+  }
+
+  private throwInjected(method: keyof LifecycleStore, status?: string): void {
+    const i = this.faults.findIndex(
+      (f) => f.method === method && (f.status === undefined || f.status === status),
+    );
+    if (i < 0) return;
+    const [fault] = this.faults.splice(i, 1);
+    if (fault !== undefined) throw fault.error;
+  }
+}

@@ -1,0 +1,111 @@
+import type { ClusterResourceRef } from "../../ports/cluster-resources.js";
+import { resourceKey } from "../../ports/cluster-resources.js";
+import { isCloudProviderError } from "../../ports/errors.js";
+import type { LifecycleDeps } from "./deps.js";
+import { ResourcesInUseError } from "./errors.js";
+
+/**
+ * Removal steps shared by the creation workflow's compensation and the deletion workflow. Each one
+ * deletes what the ledger recorded and what the cloud finds by the cluster's tag (a step that crashed
+ * between making a resource and recording it left only the tag), then forgets it. All are idempotent.
+ */
+
+export type InstanceSelection = "computes" | "master" | "all";
+
+/** Drains every node first so Slurm starts nothing new; an unreachable agent does not stop deletion. */
+export async function drainCluster(deps: LifecycleDeps, clusterId: string): Promise<{ drained: boolean }> {
+  const master = await deps.store.master(clusterId);
+  if (master === undefined) return { drained: false };
+  return { drained: await deps.agent.drainAll(clusterId, master, "nowscale: cluster deletion") };
+}
+
+export async function terminateInstances(
+  deps: LifecycleDeps,
+  clusterId: string,
+  which: InstanceSelection,
+): Promise<{ terminated: string[] }> {
+  const ids = await selectInstances(deps, clusterId, which);
+  if (ids.length > 0) await deps.provider().terminate(ids);
+  return { terminated: ids };
+}
+
+/** Throws ResourcesInUseError (the workflow waits and retries) while a selected instance is not gone. */
+export async function awaitInstancesGone(
+  deps: LifecycleDeps,
+  clusterId: string,
+  which: InstanceSelection,
+): Promise<{ gone: string[] }> {
+  const ids = await selectInstances(deps, clusterId, which);
+  const live = (await deps.provider().describe(ids)).filter((i) => i.state !== "TERMINATED");
+  if (live.length > 0) {
+    throw new ResourcesInUseError(
+      `${live.length} instance(s) still terminating: ${live.map((i) => i.id).join(", ")}`,
+    );
+  }
+  for (const id of ids) await deps.store.forgetResource(clusterId, { kind: "instance", instanceId: id });
+  return { gone: ids };
+}
+
+export async function deleteSecrets(deps: LifecycleDeps, clusterId: string): Promise<{ deleted: string[] }> {
+  const secrets = await known(deps, clusterId, "secret");
+  for (const s of secrets) {
+    await deps.resources.deleteSecret(s.secretId);
+    await deps.store.forgetResource(clusterId, s);
+  }
+  return { deleted: secrets.map((s) => s.secretId) };
+}
+
+/** The security group, then the network NowScale made (never the user's: it is neither recorded nor tagged). */
+export async function deleteNetwork(deps: LifecycleDeps, clusterId: string): Promise<{ deleted: string[] }> {
+  const deleted: string[] = [];
+  for (const group of await known(deps, clusterId, "securityGroup")) {
+    await inUseIsRetryable(() => deps.resources.deleteSecurityGroup(group.securityGroupId));
+    await deps.store.forgetResource(clusterId, group);
+    deleted.push(group.securityGroupId);
+  }
+  for (const network of await known(deps, clusterId, "network")) {
+    await inUseIsRetryable(() => deps.resources.deleteNetwork(network));
+    await deps.store.forgetResource(clusterId, network);
+    deleted.push(network.vpcId);
+  }
+  return { deleted };
+}
+
+async function selectInstances(deps: LifecycleDeps, clusterId: string, which: InstanceSelection) {
+  const master = await deps.store.master(clusterId);
+  const recorded = (await known(deps, clusterId, "instance")).map((r) => r.instanceId);
+  const tagged = (await deps.provider().list(clusterId)).map((i) => i.id);
+  const all = [...new Set([...(master === undefined ? [] : [master.instanceId]), ...recorded, ...tagged])];
+  if (which === "all") return all;
+  const isMaster = (id: string) => id === master?.instanceId;
+  return all.filter((id) => (which === "master" ? isMaster(id) : !isMaster(id)));
+}
+
+type RefOf<K extends ClusterResourceRef["kind"]> = Extract<ClusterResourceRef, { kind: K }>;
+
+/** The ledger's resources of one kind joined with the tagged ones, without duplicates. */
+async function known<K extends ClusterResourceRef["kind"]>(
+  deps: LifecycleDeps,
+  clusterId: string,
+  kind: K,
+): Promise<RefOf<K>[]> {
+  const all = [...(await deps.store.resources(clusterId)), ...(await deps.resources.list(clusterId))];
+  const byKey = new Map<string, RefOf<K>>();
+  for (const ref of all) {
+    if (ref.kind === kind && !byKey.has(resourceKey(ref))) byKey.set(resourceKey(ref), ref as RefOf<K>);
+  }
+  return [...byKey.values()];
+}
+
+/** A dependency violation (an ENI still attached) clears by itself: the workflow waits and retries. */
+async function inUseIsRetryable(action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof ResourcesInUseError) throw error;
+    if (isCloudProviderError(error) && error.cause?.code === "DependencyViolation") {
+      throw new ResourcesInUseError(error.message);
+    }
+    throw error;
+  }
+}

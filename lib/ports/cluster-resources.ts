@@ -1,0 +1,81 @@
+/**
+ * The per-cluster resources around the instances: the network (a VPC with one subnet per zone), the
+ * security group the cluster's instances share, and the cluster's secrets (the munge key and the agent's
+ * HMAC key). The creation workflow makes them, its compensation and the deletion workflow remove them.
+ *
+ * Every method may throw a CloudProviderError subclass (lib/ports/errors.ts): ThrottledError and
+ * ServiceUnavailableError are worth retrying, the others are not. Every created resource carries the
+ * `nowscale:cluster` tag, so `list` finds what a crashed step made before anything recorded it.
+ */
+export interface ClusterResources {
+  /**
+   * Creates a VPC (`cidr`) with one subnet per zone, tagged with the cluster. Idempotent per cluster:
+   * when a network tagged with the cluster exists it is returned instead of a second one.
+   */
+  createNetwork(clusterId: string, spec: NetworkSpec): Promise<CreatedNetwork>;
+
+  /**
+   * Creates the cluster's security group in `vpcId`: members may reach each other on every port, nothing
+   * else may reach them (no public SSH). Idempotent per (cluster, VPC).
+   */
+  createSecurityGroup(clusterId: string, vpcId: string): Promise<{ securityGroupId: string }>;
+
+  /**
+   * Creates the secret with a fresh random value generated inside the adapter; the value is never
+   * returned, so it never passes through workflow state or logs. Idempotent: an existing secret of the
+   * same cluster and kind is returned as it is.
+   */
+  createSecret(clusterId: string, kind: SecretKind): Promise<{ secretId: string; secretName: string }>;
+
+  /** Deletes the secret at once (no recovery window: the cluster is gone). A secret already gone succeeds. */
+  deleteSecret(secretId: string): Promise<void>;
+
+  /** Deletes the security group. One already gone succeeds. */
+  deleteSecurityGroup(securityGroupId: string): Promise<void>;
+
+  /** Deletes the subnets, then the VPC. A network already gone succeeds. */
+  deleteNetwork(network: { vpcId: string; subnetIds: readonly string[] }): Promise<void>;
+
+  /** What exists for the cluster, found by its tag (never by NowScale's records). */
+  list(clusterId: string): Promise<ClusterResourceRef[]>;
+}
+
+export type SecretKind = "munge-key" | "agent-hmac-key";
+
+export interface NetworkSpec {
+  /** The VPC's block, e.g. 10.42.0.0/16; each zone gets a /20 from it in order. */
+  cidr: string;
+  /** One subnet per zone, in this order. */
+  zones: readonly string[];
+}
+
+export interface CreatedNetwork {
+  vpcId: string;
+  subnetIds: string[];
+}
+
+/** A resource made for a cluster, as the ledger and `list` name it. */
+export type ClusterResourceRef =
+  | { kind: "network"; vpcId: string; subnetIds: string[] }
+  | { kind: "securityGroup"; securityGroupId: string }
+  | { kind: "secret"; secretKind: SecretKind; secretId: string }
+  | { kind: "instance"; instanceId: string };
+
+/** A stable key for a resource, for ledgers and sets. */
+export function resourceKey(ref: ClusterResourceRef): string {
+  switch (ref.kind) {
+    case "network":
+      return `network:${ref.vpcId}`;
+    case "securityGroup":
+      return `securityGroup:${ref.securityGroupId}`;
+    case "secret":
+      return `secret:${ref.secretId}`;
+    case "instance":
+      return `instance:${ref.instanceId}`;
+  }
+}
+
+/** The name a cluster's secret has in the secret store; the bootstrap fetches it by this name. */
+export function secretName(clusterId: string, kind: SecretKind): string {
+  return `nowscale/${clusterId}/${kind}`;
+}

@@ -1,0 +1,100 @@
+import type { Catcher, StateMachineDefinition } from "./asl.js";
+import { TEARDOWN_RETRY } from "./retry.js";
+import { lambdaTask } from "./task.js";
+
+/**
+ * The cluster deletion workflow. Input: `{clusterId}`.
+ *
+ * record DELETING → drain (best effort) → terminate the computes and wait until they are gone →
+ * terminate the master and wait → delete the secrets → delete the security group and network →
+ * record DELETED. A failure records DELETE_FAILED with its reason; running the workflow again resumes,
+ * since every step is idempotent.
+ */
+
+const DELETE_TIMEOUT_SECONDS = 60 * 60;
+
+const toFailed: Catcher[] = [
+  { ErrorEquals: ["States.ALL"], ResultPath: "$.error", Next: "RecordDeleteFailed" },
+];
+
+export function deleteClusterDefinition(): StateMachineDefinition {
+  return {
+    Comment: "NowScale: delete a cluster (drain, terminate computes, terminate master, secrets, network)",
+    StartAt: "RecordDeleting",
+    TimeoutSeconds: DELETE_TIMEOUT_SECONDS,
+    States: {
+      RecordDeleting: lambdaTask("recordStatus", {
+        parameters: { status: "DELETING" },
+        resultPath: null,
+        next: "Drain",
+        catch: toFailed,
+      }),
+      Drain: lambdaTask("drain", {
+        resultPath: "$.drain",
+        next: "TerminateComputes",
+        // The instances go anyway; a failed drain only means jobs were not told first.
+        catch: [{ ErrorEquals: ["States.ALL"], ResultPath: "$.drainError", Next: "TerminateComputes" }],
+      }),
+      TerminateComputes: lambdaTask("terminateInstances", {
+        parameters: { which: "computes" },
+        resultPath: null,
+        next: "AwaitComputesGone",
+        retry: TEARDOWN_RETRY,
+        catch: toFailed,
+      }),
+      AwaitComputesGone: lambdaTask("awaitInstancesGone", {
+        parameters: { which: "computes" },
+        resultPath: null,
+        next: "TerminateMaster",
+        retry: TEARDOWN_RETRY,
+        catch: toFailed,
+      }),
+      TerminateMaster: lambdaTask("terminateInstances", {
+        parameters: { which: "all" },
+        resultPath: null,
+        next: "AwaitMasterGone",
+        retry: TEARDOWN_RETRY,
+        catch: toFailed,
+        comment: "all, not only the master: a compute launched during the drain is caught here",
+      }),
+      AwaitMasterGone: lambdaTask("awaitInstancesGone", {
+        parameters: { which: "all" },
+        resultPath: null,
+        next: "DeleteSecrets",
+        retry: TEARDOWN_RETRY,
+        catch: toFailed,
+      }),
+      DeleteSecrets: lambdaTask("deleteSecrets", {
+        resultPath: null,
+        next: "DeleteNetwork",
+        retry: TEARDOWN_RETRY,
+        catch: toFailed,
+      }),
+      DeleteNetwork: lambdaTask("deleteNetwork", {
+        resultPath: null,
+        next: "RecordDeleted",
+        retry: TEARDOWN_RETRY,
+        catch: toFailed,
+        timeoutSeconds: 120,
+      }),
+      RecordDeleted: lambdaTask("recordStatus", {
+        parameters: { status: "DELETED" },
+        resultPath: null,
+        next: "Deleted",
+        catch: toFailed,
+      }),
+      Deleted: { Type: "Succeed" },
+      RecordDeleteFailed: lambdaTask("recordStatus", {
+        parameters: { status: "DELETE_FAILED", "error.$": "$.error" },
+        resultPath: null,
+        next: "DeletionFailed",
+        catch: [{ ErrorEquals: ["States.ALL"], ResultPath: "$.recordError", Next: "DeletionFailed" }],
+      }),
+      DeletionFailed: {
+        Type: "Fail",
+        Error: "ClusterDeletionFailed",
+        Cause: "the cluster's record holds the reason",
+      },
+    },
+  };
+}

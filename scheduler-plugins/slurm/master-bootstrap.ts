@@ -1,0 +1,189 @@
+import { z } from "zod";
+import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../lib/core/names.js";
+import { parseWith } from "../../lib/core/validation.js";
+import { shellQuote } from "./shell.js";
+import { renderSlurmConfParts } from "./slurm-conf.js";
+
+/**
+ * The user-data script that turns a fresh instance into a cluster's Slurm master: install slurmctld,
+ * munge and node, fetch the munge key and the agent's HMAC key from AWS Secrets Manager by name (the
+ * values are never in the user-data), write slurm.conf (configless, dynamic nodes, one partition per
+ * queue), start slurmctld and the NowScale agent. Every value is checked here and single-quoted again
+ * where the script uses it.
+ *
+ * Gap: the agent bundle must be reachable at `agentUrl` (an https:// or s3:// URL of
+ * dist/agent/nowscale-agent.js) or pre-installed in the image at /opt/nowscale/nowscale-agent.js.
+ */
+
+const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
+const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const secretId = z.string().regex(/^[A-Za-z0-9/_+=.@:-]{1,512}$/, { error: "invalid secret id" });
+
+export const masterBootstrapOptionsSchema = z.strictObject({
+  clusterId: simpleName,
+  region: cloudId,
+  mungeKeySecretId: secretId,
+  agentKeySecretId: secretId,
+  queues: z
+    .array(
+      z.strictObject({
+        name: simpleName,
+        defMemPerCpuMiB: z
+          .number()
+          .int()
+          .min(1)
+          .max(1 << 30)
+          .optional(),
+      }),
+    )
+    .min(1)
+    .max(100),
+  maxNodeCount: z.number().int().min(1).max(1_000_000).default(1024),
+  agentPort: z.number().int().min(1024).max(65_535).default(8787),
+  agentUrl: z
+    .string()
+    .regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/, {
+      error: "expected an https:// or s3:// URL",
+    })
+    .optional(),
+  preinstalledMarker: z
+    .string()
+    .regex(/^(\/[A-Za-z0-9._-]+)+$/)
+    .refine((p) => !p.split("/").includes(".."))
+    .default("/etc/nowscale/preinstalled"),
+});
+
+export type MasterBootstrapOptions = z.input<typeof masterBootstrapOptionsSchema>;
+
+/** The master's bootstrap script. Throws ValidationError naming every bad field; nothing is generated then. */
+export function renderMasterBootstrapScript(input: MasterBootstrapOptions): string {
+  const o = parseWith(masterBootstrapOptionsSchema, input, "master bootstrap options");
+  const q = shellQuote;
+  const confParts = renderSlurmConfParts({
+    queues: o.queues.map((queue) =>
+      queue.defMemPerCpuMiB === undefined
+        ? { name: queue.name }
+        : { name: queue.name, defMemPerCpuMiB: queue.defMemPerCpuMiB },
+    ),
+    maxNodeCount: o.maxNodeCount,
+  });
+  const getSecret = (id: string, field: "SecretBinary" | "SecretString") =>
+    ["aws", "secretsmanager", "get-secret-value", "--secret-id", id, "--region", o.region]
+      .concat(["--query", field, "--output", "text"])
+      .map(q)
+      .join(" ");
+  const fetchAgent =
+    o.agentUrl === undefined
+      ? `[ -f /opt/nowscale/nowscale-agent.js ] || { log "no agent: set agentUrl or pre-install it"; exit 1; }`
+      : o.agentUrl.startsWith("s3://")
+        ? `aws s3 cp ${q(o.agentUrl)} /opt/nowscale/nowscale-agent.js`
+        : `curl -fsSL --retry 5 --proto '=https' -o /opt/nowscale/nowscale-agent.js ${q(o.agentUrl)}`;
+
+  return `#!/bin/bash
+# NowScale Slurm master bootstrap, generated for cluster ${o.clusterId}. Do not edit.
+set -euo pipefail
+umask 022
+exec > >(tee -a /var/log/nowscale-bootstrap.log) 2>&1
+
+readonly NOWSCALE_NODE_ROLE=MASTER
+readonly NOWSCALE_CLUSTER_ID=${q(o.clusterId)}
+readonly NOWSCALE_SCHEDULER_TYPE=SLURM
+readonly PREINSTALLED_MARKER=${q(o.preinstalledMarker)}
+export NOWSCALE_NODE_ROLE NOWSCALE_CLUSTER_ID NOWSCALE_SCHEDULER_TYPE
+
+log() { printf '%s nowscale-bootstrap: %s\\n' "$(date -u +%FT%TZ)" "$*"; }
+
+install_packages() {
+  . /etc/os-release
+  case " \${ID:-} \${ID_LIKE:-} " in
+    *" debian "*|*" ubuntu "*)
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -q
+      apt-get install -y -q slurmctld munge nodejs awscli curl ca-certificates ;;
+    *" rhel "*|*" centos "*|*" fedora "*|*" rocky "*|*" almalinux "*|*" openEuler "*|*" openeuler "*)
+      local pm=dnf; command -v dnf >/dev/null || pm=yum
+      if [ "\${ID:-}" != openEuler ] && ! rpm -q epel-release >/dev/null 2>&1; then "$pm" install -y epel-release || true; fi
+      "$pm" install -y slurm-slurmctld munge nodejs awscli curl ;;
+    *) log "unsupported distribution \${ID:-unknown}: use a pre-installed image"; exit 1 ;;
+  esac
+}
+
+if [ -f "$PREINSTALLED_MARKER" ]; then
+  log "pre-installed image: skipping package installation"
+else
+  log "installing slurmctld, munge and node"
+  install_packages
+fi
+
+log "fetching the munge key"
+install -d -m 0700 /etc/munge
+(
+  umask 077
+  ${getSecret(o.mungeKeySecretId, "SecretBinary")} | base64 -d > /etc/munge/munge.key.new
+)
+[ -s /etc/munge/munge.key.new ] || { log "the munge key secret was empty"; exit 1; }
+mv -f /etc/munge/munge.key.new /etc/munge/munge.key
+chown -R munge:munge /etc/munge 2>/dev/null || true
+chmod 0400 /etc/munge/munge.key
+if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else munged; fi
+
+log "writing slurm.conf"
+MASTER_IP=$(hostname -I | awk '{print $1}')
+MASTER_HOST=$(hostname -s)
+install -d -m 0755 /etc/slurm /var/spool/slurmctld /var/log/slurm
+cat > /etc/slurm/slurm.conf <<CONF
+ClusterName=$NOWSCALE_CLUSTER_ID
+SlurmctldHost=$MASTER_HOST($MASTER_IP)
+AuthType=auth/munge
+SlurmUser=slurm
+StateSaveLocation=/var/spool/slurmctld
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+CONF
+cat >> /etc/slurm/slurm.conf <<'CONF'
+${confParts}CONF
+chown slurm:slurm /var/spool/slurmctld /var/log/slurm 2>/dev/null || true
+if command -v systemctl >/dev/null; then systemctl enable slurmctld; systemctl restart slurmctld; else slurmctld; fi
+
+log "installing the NowScale agent"
+install -d -m 0755 /opt/nowscale
+${fetchAgent}
+install -d -m 0700 /etc/nowscale
+(
+  umask 077
+  ${getSecret(o.agentKeySecretId, "SecretString")} > /etc/nowscale/agent.key.new
+)
+[ -s /etc/nowscale/agent.key.new ] || { log "the agent key secret was empty"; exit 1; }
+mv -f /etc/nowscale/agent.key.new /etc/nowscale/agent.key
+chmod 0400 /etc/nowscale/agent.key
+NODE=$(command -v node || echo /usr/bin/node)
+if command -v systemctl >/dev/null; then
+  cat > /etc/systemd/system/nowscale-agent.service <<UNIT
+[Unit]
+Description=NowScale agent
+After=network-online.target slurmctld.service munge.service
+[Service]
+Environment=NOWSCALE_AGENT_LISTEN=0.0.0.0:${o.agentPort}
+Environment=NOWSCALE_AGENT_KEY_FILE=/etc/nowscale/agent.key
+Environment=SLURM_CONF=/etc/slurm/slurm.conf
+ExecStart=$NODE /opt/nowscale/nowscale-agent.js serve
+Restart=always
+RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ReadWritePaths=/var/log
+[Install]
+WantedBy=multi-user.target
+UNIT
+  systemctl daemon-reload
+  systemctl enable --now nowscale-agent
+else
+  NOWSCALE_AGENT_LISTEN=0.0.0.0:${o.agentPort} NOWSCALE_AGENT_KEY_FILE=/etc/nowscale/agent.key \\
+    SLURM_CONF=/etc/slurm/slurm.conf nohup "$NODE" /opt/nowscale/nowscale-agent.js serve >>/var/log/nowscale-agent.log 2>&1 &
+fi
+log "done"
+`;
+}

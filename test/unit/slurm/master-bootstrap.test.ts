@@ -1,0 +1,55 @@
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { ValidationError } from "../../../lib/core/validation.js";
+import {
+  type MasterBootstrapOptions,
+  renderMasterBootstrapScript,
+} from "../../../scheduler-plugins/slurm/master-bootstrap.js";
+
+const options: MasterBootstrapOptions = {
+  clusterId: "hpc-1",
+  region: "us-east-1",
+  mungeKeySecretId: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nowscale/hpc-1/munge-key-AbCdEf",
+  agentKeySecretId: "nowscale/hpc-1/agent-hmac-key",
+  queues: [{ name: "compute" }, { name: "gpu", defMemPerCpuMiB: 2000 }],
+  agentUrl: "s3://my-bucket/nowscale-agent.js",
+};
+
+describe("renderMasterBootstrapScript", () => {
+  it("is valid bash that fetches both secrets by id and starts slurmctld and the agent", () => {
+    // Act
+    const script = renderMasterBootstrapScript(options);
+
+    // Assess
+    execFileSync("bash", ["-n"], { input: script });
+    expect(script).toContain(`'--secret-id' '${options.mungeKeySecretId}'`);
+    expect(script).toContain(`'--secret-id' '${options.agentKeySecretId}'`);
+    expect(script).toContain(
+      "PartitionName=gpu Nodes=ns_gpu Default=NO State=UP MaxTime=INFINITE DefMemPerCPU=2000",
+    );
+    expect(script).toContain("SlurmctldParameters=enable_configless");
+    expect(script).toContain("nowscale-agent.js serve");
+    expect(script).toContain("aws s3 cp 's3://my-bucket/nowscale-agent.js'");
+  });
+
+  it.each([
+    ["clusterId", { clusterId: "a;rm -rf /" }],
+    ["region", { region: "$(id)" }],
+    ["mungeKeySecretId", { mungeKeySecretId: "x`id`" }],
+    ["agentKeySecretId", { agentKeySecretId: "a b" }],
+    ["queues[0].name", { queues: [{ name: "q\nx" }] }],
+    ["agentUrl", { agentUrl: "http://insecure/agent.js" }],
+    ["agentPort", { agentPort: 22 }],
+  ])("refuses a hostile %s", (field, bad) => {
+    // Act
+    const render = () => renderMasterBootstrapScript({ ...options, ...bad } as MasterBootstrapOptions);
+
+    // Assess
+    expect(render).toThrow(ValidationError);
+    try {
+      render();
+    } catch (error) {
+      expect((error as ValidationError).issues.map((i) => i.path)).toContain(field);
+    }
+  });
+});
