@@ -439,14 +439,16 @@ export class DynamoStateStore implements StateStore {
   }
 
   async releaseLease(lease: Lease): Promise<void> {
+    // Expire rather than delete: the item keeps its fence, so the next holder's fence is still larger.
     try {
       await this.doc.send(
-        new DeleteCommand({
+        new UpdateCommand({
           TableName: this.t.leases,
           Key: { leaseKey: lease.key },
+          UpdateExpression: "SET expiresAtMs = :zero",
           ConditionExpression: "#owner = :owner AND fence = :fence",
           ExpressionAttributeNames: { "#owner": "owner" },
-          ExpressionAttributeValues: { ":owner": lease.owner, ":fence": lease.fence },
+          ExpressionAttributeValues: { ":owner": lease.owner, ":fence": lease.fence, ":zero": 0 },
         }),
       );
     } catch (error) {

@@ -1,0 +1,487 @@
+import { type OkReport, reportToClusterState } from "../../agent/report-schema.js";
+import { parseConfig, type ResolvedConfig } from "../core/config.js";
+import type { ClusterNode, ClusterState, Launch, Shrink } from "../core/model.js";
+import { plan } from "../core/plan.js";
+import {
+  type AgentChannel,
+  AgentUnreachableError,
+  SlurmctldUnreachableError,
+} from "../ports/agent-channel.js";
+import type { Clock } from "../ports/clock.js";
+import { type CloudProvider, type LaunchCandidate, MAX_LAUNCH_COUNT } from "../ports/cloud-provider.js";
+import { CloudProviderError } from "../ports/errors.js";
+import {
+  type ClusterRecord,
+  ConflictError,
+  type LaunchOutcome,
+  type Lease,
+  LeaseLostError,
+  type NodeRecord,
+  type StateStore,
+} from "../ports/state-store.js";
+import { launchToken } from "../providers/shared/token.js";
+import { type ControlLog, silentLog } from "./log.js";
+import type { MetricsSink } from "./metrics.js";
+
+/** Extra tag on every instance a cycle launches: the round, so the reconciler can adopt a crashed launch. */
+export const ROUND_TAG = "NowScaleRound";
+
+export interface ScaleCycleDeps {
+  store: StateStore;
+  agent: AgentChannel;
+  provider: CloudProvider;
+  clock: Clock;
+  metrics: MetricsSink;
+  log?: ControlLog;
+  /** Who holds the lease: the Lambda request id (unique per invocation). */
+  owner: string;
+  /** The node's boot script for a launch; none when undefined. */
+  userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
+}
+
+export interface ScaleCycleOptions {
+  /** How long one invocation keeps polling. @default 50000 (a Lambda invoked every minute) */
+  windowMs?: number;
+  /** Time between polls. @default 15000 */
+  pollMs?: number;
+  /** Lease time; renewed before every poll and every launch. @default 60000 */
+  leaseTtlMs?: number;
+  /** A launch needs at least this much lease left, or the heartbeat counts as stale. @default 10000 */
+  leaseMarginMs?: number;
+}
+
+export type CycleOutcome =
+  | "done"
+  | "lease-held-elsewhere"
+  | "lease-lost"
+  | "not-running"
+  | "cluster-missing"
+  | "config-invalid";
+
+export interface CycleSummary {
+  clusterId: string;
+  outcome: CycleOutcome;
+  polls: number;
+  launchedNodes: number;
+  launchFailures: number;
+  drained: string[];
+  terminated: string[];
+}
+
+const leaseKey = (clusterId: string) => `scaler#${clusterId}`;
+
+/**
+ * One scaler invocation for one cluster: take the cluster's lease, then poll → plan → act several
+ * times inside the window, renewing the lease before each poll and each launch. The lease is the
+ * heartbeat: when it cannot be renewed (expired, taken over) the cycle stops at once and launches nothing.
+ */
+export async function runScaleCycle(
+  clusterId: string,
+  deps: ScaleCycleDeps,
+  options: ScaleCycleOptions = {},
+): Promise<CycleSummary> {
+  const windowMs = options.windowMs ?? 50_000;
+  const pollMs = options.pollMs ?? 15_000;
+  const ttlMs = options.leaseTtlMs ?? 60_000;
+  const marginMs = options.leaseMarginMs ?? 10_000;
+  const { store, clock, metrics } = deps;
+  const log = deps.log ?? silentLog;
+  const started = clock.now();
+  const summary: CycleSummary = {
+    clusterId,
+    outcome: "done",
+    polls: 0,
+    launchedNodes: 0,
+    launchFailures: 0,
+    drained: [],
+    terminated: [],
+  };
+
+  const first = await store.getCluster(clusterId);
+  if (first === undefined) return { ...summary, outcome: "cluster-missing" };
+  if (first.status !== "RUNNING") return { ...summary, outcome: "not-running" };
+  const acquired = await store.acquireLease(leaseKey(clusterId), deps.owner, ttlMs, started);
+  if (acquired === undefined) return { ...summary, outcome: "lease-held-elsewhere" };
+
+  const holder = new LeaseHolder(store, clock, acquired, ttlMs, marginMs);
+  try {
+    for (let poll = 0; ; poll++) {
+      const cluster = await store.getCluster(clusterId);
+      if (cluster === undefined || cluster.status !== "RUNNING") {
+        summary.outcome = cluster === undefined ? "cluster-missing" : "not-running";
+        break;
+      }
+      let config: ResolvedConfig;
+      try {
+        config = parseConfig(cluster.autoscaling, "autoscaling configuration");
+      } catch (error) {
+        await event(
+          store,
+          clusterId,
+          clock,
+          "CYCLE_ERROR",
+          `configuration invalid: ${(error as Error).message}`,
+        );
+        metrics.add("CycleErrors", "Count", 1);
+        summary.outcome = "config-invalid";
+        break;
+      }
+      summary.polls += 1;
+      await pollOnce({
+        deps,
+        log,
+        holder,
+        cluster,
+        config,
+        round: `${started.toString(36)}-f${acquired.fence}-p${poll}`,
+        summary,
+      });
+      if (clock.now() + pollMs - started > windowMs) break;
+      await clock.sleep(pollMs);
+      await holder.renew();
+    }
+  } catch (error) {
+    if (!(error instanceof LeaseLostError)) {
+      metrics.add("CycleErrors", "Count", 1);
+      throw error;
+    }
+    log.warn("lease lost: the cycle stops", { clusterId });
+    summary.outcome = "lease-lost";
+  } finally {
+    metrics.add("CycleDuration", "Milliseconds", clock.now() - started);
+    if (summary.outcome !== "lease-lost") await store.releaseLease(holder.lease).catch(() => undefined);
+  }
+  return summary;
+}
+
+/** The lease and its renewal; `fresh()` is the heartbeat check before anything is launched. */
+class LeaseHolder {
+  constructor(
+    private readonly store: StateStore,
+    private readonly clock: Clock,
+    public lease: Lease,
+    private readonly ttlMs: number,
+    private readonly marginMs: number,
+  ) {}
+
+  /** Extends the lease (a conditional write): LeaseLostError when another holder has it. */
+  async renew(): Promise<void> {
+    this.lease = await this.store.renewLease(this.lease, this.ttlMs, this.clock.now());
+  }
+
+  /** Renews, then refuses (LeaseLostError) if the lease would not outlast the next action. */
+  async fresh(): Promise<void> {
+    if (this.lease.expiresAtMs <= this.clock.now()) {
+      throw new LeaseLostError(`lease ${this.lease.key} expired before the action`);
+    }
+    await this.renew();
+    if (this.lease.expiresAtMs - this.clock.now() < this.marginMs) {
+      throw new LeaseLostError(`lease ${this.lease.key} is too close to expiry`);
+    }
+  }
+}
+
+interface PollContext {
+  deps: ScaleCycleDeps;
+  log: ControlLog;
+  holder: LeaseHolder;
+  cluster: ClusterRecord;
+  config: ResolvedConfig;
+  /** Prefix of this poll's launch rounds. */
+  round: string;
+  summary: CycleSummary;
+}
+
+async function pollOnce(ctx: PollContext): Promise<void> {
+  const { deps, cluster } = ctx;
+  const { store, clock, metrics } = deps;
+  const clusterId = cluster.clusterId;
+
+  let report: OkReport;
+  let seen: ClusterState;
+  try {
+    report = await deps.agent.report();
+    seen = reportToClusterState(report);
+  } catch (error) {
+    const kind = error instanceof SlurmctldUnreachableError ? "SLURMCTLD_UNREACHABLE" : "AGENT_UNREACHABLE";
+    if (!(error instanceof AgentUnreachableError || error instanceof SlurmctldUnreachableError)) {
+      // reportToClusterState refused the report: treat it as an agent we cannot trust.
+      ctx.log.warn("agent report rejected", { clusterId, error: (error as Error).message });
+    }
+    metrics.add("AgentUnreachable", "Count", 1, { Reason: kind });
+    await event(store, clusterId, clock, kind, (error as Error).message.slice(0, 500));
+    return;
+  }
+
+  const records = await store.listNodes(clusterId);
+  const intents = await store.listLaunchIntents(clusterId, "INTENDED");
+  const inSlurm = new Set(seen.nodes.map((n) => n.name));
+  const now = clock.now();
+
+  // Nodes that registered since the last poll: joined, and their queue's bootstrap streak is broken.
+  for (const record of records) {
+    if (record.status !== "LAUNCHING" || !inSlurm.has(record.nodeName)) continue;
+    await store
+      .updateNodeStatus(clusterId, record.nodeName, "LAUNCHING", "JOINED", now)
+      .catch(ignoreConflict);
+    record.status = "JOINED";
+    metrics.add("NodeJoinLatency", "Milliseconds", now - record.launchedAt, { Queue: record.queue });
+    const health = cluster.queueHealth[record.queue];
+    if (health !== undefined && (health.consecutiveBootstrapFailures > 0 || health.protected)) {
+      await store.recordBootstrapSuccess(clusterId, record.queue, now);
+      if (health.protected) {
+        await event(store, clusterId, clock, "PROTECTED_MODE_CLEARED", "a node joined", record.queue);
+      }
+    }
+  }
+
+  const state: ClusterState = {
+    jobs: seen.jobs,
+    nodes: [...seen.nodes, ...launchingNodes(records, intents, inSlurm)],
+  };
+  const decision = plan(ctx.config, state, now);
+  emitStateMetrics(metrics, state);
+
+  for (const [index, launch] of decision.launches.entries()) {
+    if (cluster.queueHealth[launch.queue]?.protected === true) {
+      metrics.add("ProtectedQueues", "Count", 1, { Queue: launch.queue });
+      ctx.log.warn("queue in protected mode: launch skipped", { clusterId, queue: launch.queue });
+      continue;
+    }
+    for (const [part, count] of splitCount(launch.count).entries()) {
+      await launchOne(ctx, { ...launch, count }, `${ctx.round}-l${index}-${part}`, state.jobs);
+    }
+  }
+  for (const shrink of decision.shrinks) {
+    try {
+      await shrinkOne(ctx, shrink, records);
+    } catch (error) {
+      if (error instanceof LeaseLostError) throw error;
+      // One node that cannot be drained or terminated now must not stop the others; the next poll retries.
+      metrics.add("CycleErrors", "Count", 1);
+      ctx.log.warn("shrink failed", { clusterId, node: shrink.node, error: (error as Error).message });
+    }
+  }
+}
+
+/** Slurm takes 1-200 printable ASCII characters as a reason. */
+function drainReason(reason: string): string {
+  return `nowscale: ${reason}`.replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
+}
+
+/** Nodes the planner must count as launching: started but not yet in Slurm, and launches still in flight. */
+function launchingNodes(
+  records: NodeRecord[],
+  intents: Awaited<ReturnType<StateStore["listLaunchIntents"]>>,
+  inSlurm: Set<string>,
+): ClusterNode[] {
+  const nodes: ClusterNode[] = records
+    .filter((r) => !inSlurm.has(r.nodeName) && (r.status === "LAUNCHING" || r.status === "JOINED"))
+    .map((r) => ({
+      name: r.nodeName,
+      queue: r.queue,
+      instanceType: r.instanceType,
+      zone: r.zone,
+      state: "LAUNCHING",
+      launchedAt: r.launchedAt,
+    }));
+  for (const intent of intents) {
+    const first = intent.candidates[0];
+    if (first === undefined) continue;
+    for (let i = 0; i < intent.count; i++) {
+      nodes.push({
+        name: `intent-${intent.round}-${i}`,
+        queue: intent.queue,
+        instanceType: first.instanceType,
+        zone: first.zone,
+        state: "LAUNCHING",
+        launchedAt: intent.intendedAt,
+      });
+    }
+  }
+  return nodes;
+}
+
+function splitCount(count: number): number[] {
+  const parts: number[] = [];
+  for (let left = count; left > 0; left -= MAX_LAUNCH_COUNT) parts.push(Math.min(left, MAX_LAUNCH_COUNT));
+  return parts;
+}
+
+/** Record the intent (with its tokens) → call the provider → record the outcome, in that order. */
+async function launchOne(ctx: PollContext, launch: Launch, round: string, jobs: ClusterState["jobs"]) {
+  const { deps, cluster, summary } = ctx;
+  const { store, clock, metrics } = deps;
+  const clusterId = cluster.clusterId;
+  const candidates: LaunchCandidate[] = launch.candidates.map((c) => ({ ...c }));
+  const tokens = candidates.map((c) => launchToken(clusterId, round, c));
+
+  await ctx.holder.fresh(); // a stale heartbeat refuses the launch (LeaseLostError stops the cycle)
+  try {
+    await store.recordLaunchIntent({
+      clusterId,
+      round,
+      queue: launch.queue,
+      count: launch.count,
+      allOrNothing: launch.allOrNothing,
+      candidates,
+      tokens,
+      jobs: launch.jobs,
+      intendedAt: clock.now(),
+    });
+  } catch (error) {
+    if (error instanceof ConflictError) return; // this round was recorded (and so launched) already
+    throw error;
+  }
+
+  const userData = deps.userData?.(cluster, launch);
+  let outcome: LaunchOutcome;
+  try {
+    const result = await deps.provider.launch({
+      clusterId,
+      queue: launch.queue,
+      round,
+      candidates,
+      count: launch.count,
+      allOrNothing: launch.allOrNothing,
+      imageId: cluster.placement.imageId,
+      tags: { [ROUND_TAG]: round },
+      ...(userData === undefined ? {} : { userData }),
+    });
+    outcome = {
+      instances: result.instances.map((i) => {
+        const index = candidates.findIndex(
+          (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
+        );
+        return {
+          id: i.id,
+          instanceType: i.instanceType,
+          zone: i.zone,
+          chargeType: i.chargeType,
+          ...(index >= 0 ? { token: tokens[index] } : {}),
+        };
+      }),
+      failures: result.failures.map((f) => ({
+        index: f.index,
+        kind: f.error.kind,
+        message: f.error.message.slice(0, 300),
+      })),
+      at: clock.now(),
+    };
+  } catch (error) {
+    if (!(error instanceof CloudProviderError)) throw error;
+    outcome = {
+      instances: [],
+      failures: [{ index: -1, kind: error.kind, message: error.message.slice(0, 300) }],
+      at: clock.now(),
+    };
+  }
+  await store.recordLaunchOutcome(clusterId, round, outcome);
+
+  const started = outcome.instances.length;
+  summary.launchedNodes += started;
+  summary.launchFailures += outcome.failures.length;
+  for (const f of outcome.failures) metrics.add("LaunchFailures", "Count", 1, { Reason: f.kind });
+  if (started > 0) {
+    metrics.add("NodesLaunched", "Count", started, { Queue: launch.queue });
+    const oldest = Math.min(...jobs.filter((j) => launch.jobs.includes(j.id)).map((j) => j.submittedAt));
+    if (Number.isFinite(oldest)) metrics.add("ScaleOutLatency", "Milliseconds", outcome.at - oldest);
+    await event(
+      store,
+      clusterId,
+      clock,
+      "LAUNCHED",
+      `${started} × ${launch.instanceType}: ${launch.reason}`.slice(0, 500),
+      launch.queue,
+      outcome.instances.map((i) => i.id),
+      started,
+    );
+  } else {
+    const kinds = [...new Set(outcome.failures.map((f) => f.kind))].join(", ");
+    await event(
+      store,
+      clusterId,
+      clock,
+      "LAUNCH_FAILED",
+      `${launch.count} × ${launch.instanceType}: ${kinds || "nothing started"}`,
+      launch.queue,
+      [],
+      launch.count,
+    );
+  }
+}
+
+/** Drain through the agent; terminate only a drained node NowScale launched (a node record exists). */
+async function shrinkOne(ctx: PollContext, shrink: Shrink, records: NodeRecord[]): Promise<void> {
+  const { deps, cluster, summary } = ctx;
+  const { store, clock, metrics } = deps;
+  const clusterId = cluster.clusterId;
+  const record = records.find((r) => r.nodeName === shrink.node);
+  await ctx.holder.fresh();
+  if (shrink.action === "drain") {
+    await deps.agent.drain(shrink.node, drainReason(shrink.reason));
+    if (record?.status === "JOINED") {
+      await store
+        .updateNodeStatus(clusterId, shrink.node, "JOINED", "DRAINING", clock.now())
+        .catch(ignoreConflict);
+    }
+    summary.drained.push(shrink.node);
+    metrics.add("NodesDrained", "Count", 1, { Queue: shrink.queue });
+    await event(store, clusterId, clock, "DRAINED", shrink.reason.slice(0, 500), shrink.queue, [shrink.node]);
+    return;
+  }
+  if (record === undefined) {
+    ctx.log.warn("drained node has no record: not terminated", { clusterId, node: shrink.node });
+    return;
+  }
+  if (record.status !== "TERMINATING") {
+    await store.updateNodeStatus(clusterId, record.nodeName, record.status, "TERMINATING", clock.now());
+  }
+  await deps.provider.terminate([record.instanceId]);
+  await deps.agent.deleteNode(record.nodeName);
+  await store.deleteNode(clusterId, record.nodeName);
+  summary.terminated.push(record.nodeName);
+  metrics.add("NodesTerminated", "Count", 1, { Queue: shrink.queue });
+  await event(store, clusterId, clock, "TERMINATED", shrink.reason.slice(0, 500), shrink.queue, [
+    record.nodeName,
+  ]);
+}
+
+function emitStateMetrics(metrics: MetricsSink, state: ClusterState): void {
+  const pending = state.jobs.filter((j) => j.state === "PENDING").reduce((s, j) => s + j.count, 0);
+  metrics.add("PendingDemand", "Count", pending);
+  metrics.add("NodesLaunching", "Count", state.nodes.filter((n) => n.state === "LAUNCHING").length);
+  metrics.add(
+    "NodesRunning",
+    "Count",
+    state.nodes.filter((n) => n.state === "MIXED" || n.state === "ALLOCATED").length,
+  );
+  metrics.add("NodesIdle", "Count", state.nodes.filter((n) => n.state === "IDLE").length);
+}
+
+async function event(
+  store: StateStore,
+  clusterId: string,
+  clock: Clock,
+  kind: Parameters<StateStore["appendEvent"]>[0]["kind"],
+  message: string,
+  queue?: string,
+  nodes?: string[],
+  count?: number,
+): Promise<void> {
+  await store.appendEvent({
+    clusterId,
+    kind,
+    message,
+    at: clock.now(),
+    ...(queue === undefined ? {} : { queue }),
+    ...(nodes === undefined ? {} : { nodes }),
+    ...(count === undefined ? {} : { count }),
+  });
+}
+
+export { event as appendControlEvent };
+
+function ignoreConflict(error: unknown): void {
+  if (!(error instanceof ConflictError)) throw error;
+}

@@ -1,0 +1,63 @@
+import { FakeAgent } from "../../lib/control/fake-agent.js";
+import { RecordingMetrics } from "../../lib/control/metrics.js";
+import type { ScaleCycleDeps } from "../../lib/control/scale-cycle.js";
+import type { ConfigInput } from "../../lib/core/config.js";
+import type { ClusterRecord } from "../../lib/ports/state-store.js";
+import { FakeClock, FakeProvider } from "../../lib/providers/fake/index.js";
+import type { DynamoStateStore } from "../../lib/state/dynamo-store.js";
+import { freshStore, type TestDynamo } from "./dynalite.js";
+
+export const T0 = Date.UTC(2026, 0, 1);
+
+export const CONFIG: ConfigInput = {
+  catalogs: ["aws"],
+  expansionBusyTime: 0,
+  shrinkIdleTime: 300,
+  queueConfigs: [
+    {
+      queueName: "compute",
+      maxSize: 20,
+      expansionNodeConfigs: [{ zone: "zone-a", instanceType: "c5.xlarge" }],
+    },
+  ],
+};
+
+/** A RUNNING cluster on fresh tables, a fake cloud and a fake agent sharing one fake clock. */
+export interface ControlBed {
+  store: DynamoStateStore;
+  clock: FakeClock;
+  provider: FakeProvider;
+  agent: FakeAgent;
+  metrics: RecordingMetrics;
+  cluster: ClusterRecord;
+  deps(owner: string): ScaleCycleDeps;
+}
+
+export async function controlBed(
+  db: TestDynamo,
+  clusterId = "demo",
+  config: ConfigInput = CONFIG,
+): Promise<ControlBed> {
+  const { store } = await freshStore(db);
+  const clock = new FakeClock(T0);
+  const provider = new FakeProvider({ clock });
+  const agent = new FakeAgent(clock);
+  const metrics = new RecordingMetrics();
+  const { cluster: creating } = await store.createCluster({
+    clusterId,
+    name: clusterId,
+    placement: { cloud: "fake", region: "local", imageId: "img-compute" },
+    autoscaling: config,
+    now: T0,
+  });
+  const cluster = await store.updateCluster(clusterId, creating.version, { status: "RUNNING", now: T0 });
+  return {
+    store,
+    clock,
+    provider,
+    agent,
+    metrics,
+    cluster,
+    deps: (owner) => ({ store, clock, provider, agent, metrics, owner }),
+  };
+}
