@@ -1,7 +1,11 @@
 import type { MasterAgent } from "../../../lib/control/lifecycle/agent.js";
 import { runLifecycleTask } from "../../../lib/control/lifecycle/dispatch.js";
 import type { CreateClusterRequestInput } from "../../../lib/control/lifecycle/request.js";
-import { type MasterRecord, MemoryLifecycleStore } from "../../../lib/control/lifecycle/store.js";
+import {
+  type LifecycleStore,
+  type MasterRecord,
+  MemoryLifecycleStore,
+} from "../../../lib/control/lifecycle/store.js";
 import { FakeClock } from "../../../lib/providers/fake/fake-clock.js";
 import { FakeClusterResources } from "../../../lib/providers/fake/fake-cluster-resources.js";
 import { FakeProvider } from "../../../lib/providers/fake/fake-provider.js";
@@ -68,15 +72,22 @@ export class WorkflowBed {
   readonly providerSecurityGroups: (string[] | undefined)[] = [];
   readonly taskInputs: unknown[] = [];
 
-  constructor(readonly clusterId = CLUSTER_ID) {
+  readonly lifecycleStore: LifecycleStore;
+
+  /** `lifecycleStore` replaces the in-memory store (e.g. the DynamoDB one on dynalite). */
+  constructor(
+    readonly clusterId = CLUSTER_ID,
+    lifecycleStore?: LifecycleStore,
+  ) {
     this.store.add(clusterId);
+    this.lifecycleStore = lifecycleStore ?? this.store;
   }
 
   readonly handler = (input: unknown): Promise<unknown> => {
     this.taskInputs.push(structuredClone(input));
     return runLifecycleTask(
       {
-        store: this.store,
+        store: this.lifecycleStore,
         resources: this.resources,
         provider: (options) => {
           this.providerSecurityGroups.push(options?.securityGroupIds);

@@ -1,0 +1,172 @@
+import type { Clock } from "../../ports/clock.js";
+import type { ClusterResourceRef } from "../../ports/cluster-resources.js";
+import { resourceKey } from "../../ports/cluster-resources.js";
+import {
+  type AgentEndpoint,
+  type ClusterChange,
+  type ClusterRecord,
+  ConflictError,
+  type CreatedResource,
+  type StateStore,
+} from "../../ports/state-store.js";
+import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate } from "./store.js";
+
+/**
+ * The lifecycle tasks' store on top of the control plane's StateStore: statuses go to the cluster
+ * record (DELETE_FAILED becomes FAILED with a "deletion failed" reason: the record has no such status),
+ * the ledger to its `resources` list and the master to its `agent` endpoint plus a `masterInstance`
+ * resource. Every change is a versioned write, re-read and re-applied when another writer came first.
+ */
+
+const MAX_CONFLICT_RETRIES = 5;
+
+/** How each ledger entry is spelled as the record's CreatedResource `type`. */
+const TYPE = {
+  vpc: "vpc",
+  subnet: "subnet",
+  securityGroup: "securityGroup",
+  mungeKey: "secret:munge-key",
+  agentKey: "secret:agent-hmac-key",
+  master: "masterInstance",
+} as const;
+
+export class StateStoreLifecycleStore implements LifecycleStore {
+  constructor(
+    private readonly store: StateStore,
+    private readonly clock: Clock,
+  ) {}
+
+  async setStatus(
+    clusterId: string,
+    status: ClusterLifecycleStatus,
+    update: StatusUpdate = {},
+  ): Promise<void> {
+    await this.change(clusterId, (record) => {
+      const change: ClusterChange = { now: this.clock.now() };
+      if (status === "DELETE_FAILED") {
+        change.status = "FAILED";
+        change.reason = `deletion failed: ${update.reason ?? "unknown failure"}`;
+      } else {
+        change.status = status;
+        if (update.reason !== undefined) change.reason = update.reason;
+      }
+      if (update.master !== undefined) change.agent = agentEndpoint(update.master);
+      const same =
+        record.status === change.status &&
+        record.reason === change.reason &&
+        (change.agent === undefined || JSON.stringify(record.agent) === JSON.stringify(change.agent));
+      return same ? undefined : change;
+    });
+  }
+
+  async recordResource(clusterId: string, ref: ClusterResourceRef): Promise<void> {
+    const entries = toCreated(ref, this.clock.now());
+    await this.change(clusterId, (record) => {
+      const missing = entries.filter(
+        (e) => !record.resources.some((r) => r.type === e.type && r.id === e.id),
+      );
+      return missing.length === 0
+        ? undefined
+        : { ...sameStatus(record), resources: [...record.resources, ...missing], now: this.clock.now() };
+    });
+  }
+
+  async forgetResource(clusterId: string, ref: ClusterResourceRef): Promise<void> {
+    const gone = toCreated(ref, 0);
+    await this.change(clusterId, (record) => {
+      const kept = record.resources.filter((r) => !gone.some((g) => g.type === r.type && g.id === r.id));
+      return kept.length === record.resources.length
+        ? undefined
+        : { ...sameStatus(record), resources: kept, now: this.clock.now() };
+    });
+  }
+
+  async resources(clusterId: string): Promise<ClusterResourceRef[]> {
+    const record = await this.read(clusterId);
+    const refs = new Map<string, ClusterResourceRef>();
+    const subnets = record.resources.filter((r) => r.type === TYPE.subnet).map((r) => r.id);
+    for (const r of record.resources) {
+      let ref: ClusterResourceRef | undefined;
+      if (r.type === TYPE.vpc) ref = { kind: "network", vpcId: r.id, subnetIds: subnets };
+      else if (r.type === TYPE.securityGroup) ref = { kind: "securityGroup", securityGroupId: r.id };
+      else if (r.type === TYPE.mungeKey) ref = { kind: "secret", secretKind: "munge-key", secretId: r.id };
+      else if (r.type === TYPE.agentKey)
+        ref = { kind: "secret", secretKind: "agent-hmac-key", secretId: r.id };
+      else if (r.type === TYPE.master) ref = { kind: "instance", instanceId: r.id };
+      if (ref !== undefined) refs.set(resourceKey(ref), ref);
+    }
+    return [...refs.values()];
+  }
+
+  async master(clusterId: string): Promise<MasterRecord | undefined> {
+    const record = await this.read(clusterId);
+    const instance = record.resources.find((r) => r.type === TYPE.master);
+    if (instance === undefined) return undefined;
+    const master: MasterRecord = { instanceId: instance.id, agentPort: 8787 };
+    if (record.agent.kind === "http") {
+      const url = new URL(record.agent.url);
+      master.privateIp = url.hostname;
+      master.agentPort = Number(url.port || 8787);
+      if (record.agent.keySecretArn !== undefined) master.agentKeySecretId = record.agent.keySecretArn;
+    }
+    return master;
+  }
+
+  private async read(clusterId: string): Promise<ClusterRecord> {
+    const record = await this.store.getCluster(clusterId);
+    if (record === undefined) throw new Error(`cluster ${clusterId} does not exist`);
+    return record;
+  }
+
+  /** Applies `build`'s change with the record's version; re-reads on a conflict. Undefined: nothing to do. */
+  private async change(clusterId: string, build: (record: ClusterRecord) => ClusterChange | undefined) {
+    for (let attempt = 0; ; attempt++) {
+      const record = await this.read(clusterId);
+      const change = build(record);
+      if (change === undefined) return;
+      try {
+        await this.store.updateCluster(clusterId, record.version, change);
+        return;
+      } catch (error) {
+        if (!(error instanceof ConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+      }
+    }
+  }
+}
+
+function toCreated(ref: ClusterResourceRef, createdAt: number): CreatedResource[] {
+  switch (ref.kind) {
+    case "network":
+      return [
+        { type: TYPE.vpc, id: ref.vpcId, createdAt },
+        ...ref.subnetIds.map((id) => ({ type: TYPE.subnet, id, createdAt })),
+      ];
+    case "securityGroup":
+      return [{ type: TYPE.securityGroup, id: ref.securityGroupId, createdAt }];
+    case "secret":
+      return [
+        { type: ref.secretKind === "munge-key" ? TYPE.mungeKey : TYPE.agentKey, id: ref.secretId, createdAt },
+      ];
+    case "instance":
+      return [{ type: TYPE.master, id: ref.instanceId, createdAt }];
+  }
+}
+
+/**
+ * The record's status unchanged, restated: DynamoStateStore.updateCluster (at bc9b49e) sends an unused
+ * `#reason` attribute name, which DynamoDB refuses, when a change carries no status.
+ */
+function sameStatus(record: ClusterRecord): Pick<ClusterChange, "status" | "reason"> {
+  return record.reason === undefined
+    ? { status: record.status }
+    : { status: record.status, reason: record.reason };
+}
+
+function agentEndpoint(master: MasterRecord): AgentEndpoint {
+  if (master.privateIp === undefined) return { kind: "ssm", instanceId: master.instanceId };
+  return {
+    kind: "http",
+    url: `http://${master.privateIp}:${master.agentPort}`,
+    ...(master.agentKeySecretId === undefined ? {} : { keySecretArn: master.agentKeySecretId }),
+  };
+}

@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StateStoreLifecycleStore } from "../../../lib/control/lifecycle/state-store-adapter.js";
+import { QuotaExceededError } from "../../../lib/ports/errors.js";
+import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
+import { createClusterDefinition } from "../../../lib/workflow/create-cluster.js";
+import { deleteClusterDefinition } from "../../../lib/workflow/delete-cluster.js";
+import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
+import { CLUSTER_ID, createRequest, WorkflowBed } from "./harness.js";
+
+/** The workflows with the control plane's DynamoDB store (on dynalite) as the lifecycle store. */
+describe("workflows on the DynamoDB state store", () => {
+  let db: TestDynamo;
+
+  beforeAll(async () => {
+    db = await startDynalite();
+  });
+  afterAll(async () => {
+    await db.close();
+  });
+
+  async function bedWithCluster(): Promise<{ bed: WorkflowBed; store: DynamoStateStore }> {
+    const { store } = await freshStore(db);
+    const probe = new WorkflowBed();
+    const bed = new WorkflowBed(CLUSTER_ID, new StateStoreLifecycleStore(store, probe.clock));
+    await store.createCluster({
+      clusterId: CLUSTER_ID,
+      name: "hpc one",
+      placement: { cloud: "fake", region: "us-east-1", imageId: "ami-0123456789abcdef0" },
+      autoscaling: createRequest().autoscaling,
+      now: bed.clock.now(),
+    });
+    return { bed, store };
+  }
+
+  it("creates a cluster: RUNNING, the agent endpoint and every resource recorded", async () => {
+    // Prepare
+    const { bed, store } = await bedWithCluster();
+
+    // Act
+    const result = await bed.run(createClusterDefinition(), {
+      clusterId: CLUSTER_ID,
+      request: createRequest(),
+    });
+
+    // Assess
+    expect(result.status).toBe("SUCCEEDED");
+    const record = await store.getCluster(CLUSTER_ID);
+    expect(record?.status).toBe("RUNNING");
+    expect(record?.agent.kind).toBe("http");
+    expect(record?.resources.map((r) => r.type).sort()).toEqual([
+      "masterInstance",
+      "secret:agent-hmac-key",
+      "secret:munge-key",
+      "securityGroup",
+      "subnet",
+      "subnet",
+      "vpc",
+    ]);
+  });
+
+  it("a failed creation ends FAILED with the reason and an empty ledger, nothing left in the cloud", async () => {
+    // Prepare
+    const { bed, store } = await bedWithCluster();
+    bed.resources.failNext("createSecret", new QuotaExceededError("secrets quota"), { after: 1 });
+
+    // Act
+    const result = await bed.run(createClusterDefinition(), {
+      clusterId: CLUSTER_ID,
+      request: createRequest(),
+    });
+
+    // Assess
+    expect(result.status).toBe("FAILED");
+    const record = await store.getCluster(CLUSTER_ID);
+    expect(record?.status).toBe("FAILED");
+    expect(record?.reason).toBe("QuotaExceededError: secrets quota");
+    expect(record?.resources).toEqual([]);
+    expect(bed.resources.live(CLUSTER_ID)).toEqual([]);
+    expect(bed.liveInstances()).toEqual([]);
+  });
+
+  it("deletes a created cluster: DELETED, nothing left", async () => {
+    // Prepare
+    const { bed, store } = await bedWithCluster();
+    await bed.run(createClusterDefinition(), { clusterId: CLUSTER_ID, request: createRequest() });
+
+    // Act
+    const result = await bed.run(deleteClusterDefinition(), { clusterId: CLUSTER_ID });
+
+    // Assess
+    expect(result.status).toBe("SUCCEEDED");
+    const record = await store.getCluster(CLUSTER_ID);
+    expect(record?.status).toBe("DELETED");
+    expect(record?.resources).toEqual([]);
+    expect(bed.resources.live(CLUSTER_ID)).toEqual([]);
+    expect(bed.liveInstances()).toEqual([]);
+  });
+});
