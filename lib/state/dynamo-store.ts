@@ -180,11 +180,12 @@ export class DynamoStateStore implements StateStore {
       values[`:${field}`] = change[field];
       sets.push(`#${field} = :${field}`);
     }
-    names["#reason"] = "reason";
     if (change.status === "FAILED") {
+      names["#reason"] = "reason";
       values[":reason"] = change.reason;
       sets.push("#reason = :reason");
     } else if (change.status !== undefined) {
+      names["#reason"] = "reason";
       removes.push("#reason");
     }
     try {

@@ -71,6 +71,12 @@ describe("DynamoStateStore on dynalite", () => {
     });
     expect(failed.reason).toBe("master did not boot");
     expect((await store.getCluster("c-ver"))?.status).toBe("FAILED");
+    const withResources = await store.updateCluster("c-ver", failed.version, {
+      resources: [{ type: "vpc", id: "vpc-1", createdAt: T0 }],
+      now: T0 + 4,
+    });
+    expect(withResources).toMatchObject({ status: "FAILED", reason: "master did not boot" });
+    expect(withResources.resources).toEqual([{ type: "vpc", id: "vpc-1", createdAt: T0 }]);
   });
 
   it("records a launch intent once, then its outcome as node records", async () => {
