@@ -310,13 +310,34 @@ function splitCount(count: number): number[] {
 
 /** Record the intent (with its tokens) → call the provider → record the outcome, in that order. */
 async function launchOne(ctx: PollContext, launch: Launch, round: string, jobs: ClusterState["jobs"]) {
-  const { deps, cluster, summary } = ctx;
+  await ctx.holder.fresh(); // a stale heartbeat refuses the launch (LeaseLostError stops the cycle)
+  const outcome = await recordedLaunch(ctx.deps, ctx.cluster, launch, round, jobs);
+  if (outcome === undefined) return;
+  ctx.summary.launchedNodes += outcome.instances.length;
+  ctx.summary.launchFailures += outcome.failures.length;
+}
+
+export type RecordedLaunchDeps = Pick<
+  ScaleCycleDeps,
+  "store" | "provider" | "clock" | "metrics" | "userData"
+>;
+
+/**
+ * Record the intent (with its tokens) → call the provider → record the outcome, in that order, so no
+ * instance can exist that no record announces. Undefined when the round was recorded already (by another
+ * cycle): nothing is launched then. Used by the scale cycle and by the API's manual "add nodes".
+ */
+export async function recordedLaunch(
+  deps: RecordedLaunchDeps,
+  cluster: ClusterRecord,
+  launch: Launch,
+  round: string,
+  jobs: ClusterState["jobs"] = [],
+): Promise<LaunchOutcome | undefined> {
   const { store, clock, metrics } = deps;
   const clusterId = cluster.clusterId;
   const candidates: LaunchCandidate[] = launch.candidates.map((c) => ({ ...c }));
   const tokens = candidates.map((c) => launchToken(clusterId, round, c));
-
-  await ctx.holder.fresh(); // a stale heartbeat refuses the launch (LeaseLostError stops the cycle)
   try {
     await store.recordLaunchIntent({
       clusterId,
@@ -330,10 +351,9 @@ async function launchOne(ctx: PollContext, launch: Launch, round: string, jobs: 
       intendedAt: clock.now(),
     });
   } catch (error) {
-    if (error instanceof ConflictError) return; // this round was recorded (and so launched) already
+    if (error instanceof ConflictError) return undefined;
     throw error;
   }
-
   const userData = deps.userData?.(cluster, launch);
   let outcome: LaunchOutcome;
   try {
@@ -379,8 +399,6 @@ async function launchOne(ctx: PollContext, launch: Launch, round: string, jobs: 
   await store.recordLaunchOutcome(clusterId, round, outcome);
 
   const started = outcome.instances.length;
-  summary.launchedNodes += started;
-  summary.launchFailures += outcome.failures.length;
   for (const f of outcome.failures) metrics.add("LaunchFailures", "Count", 1, { Reason: f.kind });
   if (started > 0) {
     metrics.add("NodesLaunched", "Count", started, { Queue: launch.queue });
@@ -409,6 +427,7 @@ async function launchOne(ctx: PollContext, launch: Launch, round: string, jobs: 
       launch.count,
     );
   }
+  return outcome;
 }
 
 /** Drain through the agent; terminate only a drained node NowScale launched (a node record exists). */
