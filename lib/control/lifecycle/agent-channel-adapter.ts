@@ -1,4 +1,5 @@
 import {
+  AgentActionError,
   type AgentChannel,
   AgentUnreachableError,
   SlurmctldUnreachableError,
@@ -32,7 +33,13 @@ export class AgentChannelMasterAgent implements MasterAgent {
       for (const node of report.nodes) await channel.drain(node.name, reason);
       return true;
     } catch (error) {
-      if (error instanceof AgentUnreachableError || error instanceof SlurmctldUnreachableError) return false;
+      // AgentActionError: the channel cannot drain (SSM reads only) or Slurm refused; deletion goes on.
+      if (
+        error instanceof AgentUnreachableError ||
+        error instanceof SlurmctldUnreachableError ||
+        error instanceof AgentActionError
+      )
+        return false;
       throw error;
     }
   }

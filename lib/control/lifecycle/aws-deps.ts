@@ -1,0 +1,45 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SSMClient } from "@aws-sdk/client-ssm";
+import { systemClock } from "../../ports/clock.js";
+import { AwsClusterResources } from "../../providers/aws-ec2/cluster-resources.js";
+import { createAwsEc2Provider } from "../../providers/aws-ec2/index.js";
+import { DynamoStateStore } from "../../state/dynamo-store.js";
+import { tableNamesFromEnv } from "../../state/tables.js";
+import { SsmAgentChannel } from "../agent-ssm.js";
+import { requireEnv } from "../env.js";
+import { AgentChannelMasterAgent } from "./agent-channel-adapter.js";
+import type { LifecycleDeps } from "./deps.js";
+import { WORKFLOW_ENV } from "./env.js";
+import { StateStoreLifecycleStore } from "./state-store-adapter.js";
+
+/**
+ * The lifecycle tasks' ports on AWS, from the Lambda's environment. The health check goes through SSM
+ * Run Command: the workflow Lambda is not inside each cluster's VPC, so the master's private address is
+ * out of its reach.
+ */
+export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): LifecycleDeps {
+  const region = requireEnv("AWS_REGION", env);
+  const clock = systemClock;
+  const store = new DynamoStateStore({
+    client: new DynamoDBClient({ region }),
+    tables: tableNamesFromEnv(env),
+  });
+  const ssm = new SSMClient({ region });
+  const instanceProfileArn = requireEnv(WORKFLOW_ENV.nodeInstanceProfileArn, env);
+  return {
+    store: new StateStoreLifecycleStore(store, clock),
+    resources: new AwsClusterResources({ region, kmsKeyId: requireEnv(WORKFLOW_ENV.secretsKmsKeyArn, env) }),
+    provider: (options = {}) =>
+      createAwsEc2Provider({
+        region,
+        instanceProfileArn,
+        clock,
+        ...(options.securityGroupIds === undefined ? {} : { securityGroupIds: options.securityGroupIds }),
+      }),
+    agent: new AgentChannelMasterAgent(
+      async (_clusterId, master) =>
+        new SsmAgentChannel({ client: ssm, instanceId: master.instanceId, clock }),
+    ),
+    clock,
+  };
+}

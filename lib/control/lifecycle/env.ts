@@ -1,0 +1,10 @@
+/**
+ * Environment of the workflow-task Lambda besides the tables (TABLE_ENV, lib/state/tables.ts); the CDK
+ * stack (lib/infra) sets them.
+ */
+export const WORKFLOW_ENV = {
+  /** The customer-managed KMS key the cluster secrets are encrypted with. */
+  secretsKmsKeyArn: "NOWSCALE_SECRETS_KMS_KEY_ARN",
+  /** The node role's instance profile, passed to the master (iam:PassRole is scoped to its role). */
+  nodeInstanceProfileArn: "NOWSCALE_NODE_INSTANCE_PROFILE_ARN",
+} as const;
