@@ -48,6 +48,8 @@ const HEALTH_ATTEMPTS = 5;
 
 const toTtl = (ms: number) => Math.floor(ms / 1000);
 
+let sequence = 0;
+
 function isConditionFailure(error: unknown): boolean {
   return (
     error instanceof ConditionalCheckFailedException ||
@@ -358,7 +360,11 @@ export class DynamoStateStore implements StateStore {
   // ── events ────────────────────────────────────────────────────────────────────────────────────────
 
   async appendEvent(event: NewEvent): Promise<ScalingEvent> {
-    const eventId = `${String(Math.max(0, Math.floor(event.at))).padStart(15, "0")}-${randomBytes(6).toString("hex")}`;
+    // Time first (newest-first queries), then a per-process sequence so events of one millisecond keep
+    // their order, then randomness so two writers never collide.
+    sequence = (sequence + 1) % 1_000_000;
+    const time = String(Math.max(0, Math.floor(event.at))).padStart(15, "0");
+    const eventId = `${time}-${String(sequence).padStart(6, "0")}-${randomBytes(4).toString("hex")}`;
     const stored: ScalingEvent = { ...event, eventId };
     await this.doc.send(
       new PutCommand({

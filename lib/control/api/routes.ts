@@ -14,6 +14,7 @@ import {
   NotFoundInStoreError,
   type StateStore,
 } from "../../ports/state-store.js";
+import { createClusterRequestSchema } from "../lifecycle/request.js";
 import type { MetricsSink } from "../metrics.js";
 import { appendControlEvent as event, recordedLaunch } from "../scale-cycle.js";
 import {
@@ -125,17 +126,19 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
     throw new HttpError(400, "Idempotency-Key header: 1-128 letters, digits, '_' or '-'");
   }
   const body = parseBody(req, createClusterSchema, "request body");
+  const { name, cloud, computeImageId, ...rest } = body;
+  // The workflow's own schema again, for its cross-field rules (the master's zone among the network's).
+  const request = checkWith(createClusterRequestSchema, rest);
   checkConfig(body.autoscaling, "autoscaling.");
   const now = deps.clock.now();
   const clusterId = (deps.newClusterId ?? defaultClusterId)();
-  const { master, network, ...rest } = body;
   const { cluster, created } = await deps.store.createCluster(
     {
       clusterId,
-      name: rest.name,
-      placement: rest.placement,
-      autoscaling: rest.autoscaling,
-      spec: { ...(master === undefined ? {} : { master }), ...(network === undefined ? {} : { network }) },
+      name,
+      placement: { cloud, region: request.region, imageId: computeImageId ?? request.master.imageId },
+      autoscaling: request.autoscaling,
+      spec: request as unknown as Record<string, unknown>,
       now,
     },
     key,
@@ -143,7 +146,7 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
   let current = cluster;
   // A retried request whose first attempt recorded the cluster but died before starting the workflow.
   if (current.executionArn === undefined && current.status === "CREATING") {
-    const executionArn = await deps.workflows.startCreate(current.clusterId);
+    const executionArn = await deps.workflows.startCreate(current.clusterId, current.spec);
     current = await deps.store.updateCluster(current.clusterId, current.version, { executionArn, now });
   }
   if (created) {
@@ -356,6 +359,15 @@ async function resetProtection(deps: ApiDeps, _req: ApiRequest, [id, queue]: str
 }
 
 // ── helpers ───────────────────────────────────────────────────────────────────────────────────────
+
+function checkWith<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issues = issuesFromZod(result.error);
+    throw new HttpError(400, invalidMessage("request body", issues), issues);
+  }
+  return result.data;
+}
 
 function parseBody<S extends z.ZodType>(req: ApiRequest, schema: S, source: string): z.output<S> {
   if (req.body === null || req.body === "") {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { configSchema } from "../../core/config.js";
 import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../core/names.js";
+import { createClusterRequestSchema } from "../lifecycle/request.js";
 
 /**
  * The API's request bodies: strict zod schemas (an unknown key is an error naming its path). The same
@@ -17,33 +18,18 @@ const int = (min: number, max: number) =>
 
 export const CLOUDS = ["aws", "tencent", "alibaba", "local", "fake"] as const;
 
+/**
+ * Create cluster: the creation workflow's request (lib/control/lifecycle/request.ts, validated again by
+ * the workflow's first step) plus the cluster's name, its cloud and the compute nodes' image.
+ */
 export const createClusterSchema = z.strictObject({
   /** A label for people; the API assigns the cluster id. */
   name: simpleName,
-  placement: z.strictObject({
-    cloud: z.enum(CLOUDS),
-    region: cloudId,
-    /** The image compute nodes boot from. */
-    imageId: cloudId,
-  }),
-  /** THPC's autoscaling configuration (docs/plan.md, Config). */
-  autoscaling: configSchema,
-  /** The master node the creation workflow launches. */
-  master: z
-    .strictObject({
-      instanceType: cloudId,
-      zone: cloudId,
-      subnetId: cloudId.optional(),
-      imageId: cloudId.optional(),
-    })
-    .optional(),
-  /** Bring your own VPC and subnets; without it the workflow creates a network. */
-  network: z
-    .strictObject({
-      vpcId: cloudId,
-      subnetIds: z.array(cloudId).min(1).max(16),
-    })
-    .optional(),
+  /** @default "aws" */
+  cloud: z.enum(CLOUDS).default("aws"),
+  /** The image compute nodes boot from. @default the master's image */
+  computeImageId: cloudId.optional(),
+  ...createClusterRequestSchema.shape,
 });
 
 export const addNodesSchema = z.strictObject({

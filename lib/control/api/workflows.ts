@@ -1,12 +1,15 @@
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 
-/** Starts the cluster workflows (lib/workflow, owned by the stack). Input: `{"clusterId": "..."}`. */
+/**
+ * Starts the cluster workflows (lib/workflow). Inputs: creation `{"clusterId", "request"}` (the request
+ * of lib/control/lifecycle/request.ts), deletion `{"clusterId"}`.
+ */
 export interface WorkflowStarter {
   /**
    * Starts the creation workflow for the cluster. Idempotent: the execution is named after the cluster,
    * so a retried start returns the same execution.
    */
-  startCreate(clusterId: string): Promise<string>;
+  startCreate(clusterId: string, request: unknown): Promise<string>;
   /** Starts the deletion workflow; `attempt` tells retried deletions apart. Idempotent per (cluster, attempt). */
   startDelete(clusterId: string, attempt: number): Promise<string>;
 }
@@ -18,18 +21,18 @@ export class SfnWorkflowStarter implements WorkflowStarter {
     private readonly deleteArn: string,
   ) {}
 
-  startCreate(clusterId: string): Promise<string> {
-    return this.start(this.createArn, `create-${clusterId}`, clusterId);
+  startCreate(clusterId: string, request: unknown): Promise<string> {
+    return this.start(this.createArn, `create-${clusterId}`, { clusterId, request });
   }
 
   startDelete(clusterId: string, attempt: number): Promise<string> {
-    return this.start(this.deleteArn, `delete-${clusterId}-${attempt}`, clusterId);
+    return this.start(this.deleteArn, `delete-${clusterId}-${attempt}`, { clusterId });
   }
 
-  private async start(stateMachineArn: string, name: string, clusterId: string): Promise<string> {
+  private async start(stateMachineArn: string, name: string, input: object): Promise<string> {
     try {
       const out = await this.client.send(
-        new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify({ clusterId }) }),
+        new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }),
       );
       return out.executionArn ?? "";
     } catch (error) {
@@ -45,11 +48,12 @@ export class SfnWorkflowStarter implements WorkflowStarter {
 
 /** Records the starts, for tests and the local mode without Step Functions. */
 export class RecordingWorkflowStarter implements WorkflowStarter {
-  readonly started: { kind: "create" | "delete"; clusterId: string; name: string }[] = [];
+  readonly started: { kind: "create" | "delete"; clusterId: string; name: string; request?: unknown }[] = [];
 
-  async startCreate(clusterId: string): Promise<string> {
+  async startCreate(clusterId: string, request: unknown): Promise<string> {
     const name = `create-${clusterId}`;
-    if (!this.started.some((s) => s.name === name)) this.started.push({ kind: "create", clusterId, name });
+    if (!this.started.some((s) => s.name === name))
+      this.started.push({ kind: "create", clusterId, name, request });
     return `arn:local:execution:create:${name}`;
   }
 

@@ -23,7 +23,10 @@ type MutableBody = any;
 
 const VALID_CREATE = {
   name: "demo",
-  placement: { cloud: "fake", region: "local", imageId: "img-1" },
+  cloud: "fake",
+  region: "local",
+  network: { vpcId: "vpc-1", subnetIds: ["subnet-1"] },
+  master: { instanceType: "c5.xlarge", zone: "zone-a", imageId: "img-1" },
   autoscaling: CONFIG,
 };
 
@@ -91,6 +94,7 @@ describe("API", () => {
     expect(retried.body.clusterId).toBe("c-1");
     expect(other.body.clusterId).toBe("c-3");
     expect(t.workflows.started.map((s) => s.name)).toEqual(["create-c-1", "create-c-3"]);
+    expect(t.workflows.started[0]?.request).toMatchObject({ region: "local", master: { agentPort: 8787 } });
     const list = await t.call("GET", "/clusters");
     expect(list.body.clusters.map((c: { clusterId: string }) => c.clusterId)).toEqual(["c-1", "c-3"]);
   });
@@ -237,24 +241,24 @@ const TARGETS: {
     field: "name",
   },
   {
-    path: "placement.cloud",
+    path: "cloud",
     method: "POST",
     route: () => "/clusters",
     body: () => structuredClone(VALID_CREATE),
     set: (b, v) => {
-      b.placement.cloud = v;
+      b.cloud = v;
     },
-    field: "placement.cloud",
+    field: "cloud",
   },
   {
-    path: "placement.imageId",
+    path: "master.imageId",
     method: "POST",
     route: () => "/clusters",
     body: () => structuredClone(VALID_CREATE),
     set: (b, v) => {
-      b.placement.imageId = v;
+      b.master.imageId = v;
     },
-    field: "placement.imageId",
+    field: "master.imageId",
   },
   {
     path: "maxSize",
@@ -346,7 +350,10 @@ describe("API under hostile input", () => {
                 /^[a-z]+$/i.test(k) &&
                 ![
                   "name",
-                  "placement",
+                  "cloud",
+                  "region",
+                  "computeImageId",
+                  "agentHealthTimeoutSeconds",
                   "autoscaling",
                   "master",
                   "network",
