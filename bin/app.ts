@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/**
+ * The CDK app (`npx cdk synth`, `npx cdk deploy`; cdk.json runs it with tsx). The stack is checked
+ * with cdk-nag's AwsSolutions pack on every synth.
+ */
+import { App, Validations } from "aws-cdk-lib";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { NowScaleStack } from "../lib/infra/stack.js";
+
+const app = new App();
+const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
+new NowScaleStack(app, "NowScale", {
+  description: "NowScale: serverless autoscaling for Slurm clusters",
+  ...(alarmEmail === undefined ? {} : { alarmEmail }),
+  ...(process.env.CDK_DEFAULT_ACCOUNT === undefined
+    ? {}
+    : { env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION } }),
+});
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));

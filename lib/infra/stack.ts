@@ -1,0 +1,196 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import type { Construct } from "constructs";
+import { CONTROL_ENV } from "../control/env.js";
+import { WORKFLOW_ENV } from "../control/lifecycle/env.js";
+import { NowScaleApi } from "./api.js";
+import { NowScaleKeys } from "./keys.js";
+import { nowscaleFunction } from "./lambda.js";
+import { applyNagSuppressions } from "./nag-suppressions.js";
+import { NodeRole } from "./node-role.js";
+import { NowScaleObservability } from "./observability.js";
+import {
+  agentOverSsmStatements,
+  clusterSecretStatements,
+  describeStatement,
+  launchStatements,
+  networkStatements,
+} from "./permissions.js";
+import { NowScaleTables } from "./tables.js";
+import { NowScaleWorkflows } from "./workflows.js";
+
+/** Environment variables naming the third-party cloud credentials' secrets (scaler and reconciler). */
+export const CREDENTIALS_ENV = {
+  tencent: "NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN",
+  alibaba: "NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN",
+} as const;
+
+export interface NowScaleStackProps extends StackProps {
+  /**
+   * How long every log group keeps its events.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  logRetention?: logs.RetentionDays;
+  /** An address that receives the alarms. @default none: subscribe to the AlarmTopic output yourself */
+  alarmEmail?: string;
+  /** Minutes between reconciler runs. @default 5 */
+  reconcilerIntervalMinutes?: number;
+  /**
+   * Keep the tables and the KMS keys when the stack is deleted.
+   * @default true: `cdk destroy` leaves the data (and its keys) behind; see docs/deploy.md
+   */
+  retainData?: boolean;
+}
+
+/**
+ * NowScale's control plane: tables, API, scaler (fan-out and per cluster), reconciler, the cluster
+ * workflows and their task Lambda, cloud credentials, the node role, dashboard and alarms.
+ */
+export class NowScaleStack extends Stack {
+  constructor(scope: Construct, id: string, props: NowScaleStackProps = {}) {
+    super(scope, id, props);
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const retain = props.retainData ?? true;
+
+    const keys = new NowScaleKeys(this, "Keys");
+    if (!retain) {
+      keys.dataKey.applyRemovalPolicy(RemovalPolicy.DESTROY);
+      keys.secretsKey.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    }
+    const tables = new NowScaleTables(this, "Tables", {
+      encryptionKey: keys.dataKey,
+      removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    const nodeRole = new NodeRole(this, "NodeRole", { secretsKey: keys.secretsKey });
+
+    // Placeholders: the operator puts the real access keys in with put-secret-value (docs/deploy.md).
+    const credentialSecret = (id: string, cloud: string) =>
+      new secretsmanager.Secret(this, id, {
+        description: `NowScale: ${cloud} access key (JSON {"secretId", "secretKey"}); replace the placeholder`,
+        encryptionKey: keys.secretsKey,
+        generateSecretString: {
+          secretStringTemplate: JSON.stringify({ secretId: "REPLACE_ME" }),
+          generateStringKey: "secretKey",
+        },
+      });
+    const tencentCredentials = credentialSecret("TencentCredentials", "Tencent Cloud");
+    const alibabaCredentials = credentialSecret("AlibabaCredentials", "Alibaba Cloud");
+
+    const common = { logKey: keys.dataKey, logRetention };
+    const tableEnv = tables.environment();
+    const credentialsEnv = {
+      [CREDENTIALS_ENV.tencent]: tencentCredentials.secretArn,
+      [CREDENTIALS_ENV.alibaba]: alibabaCredentials.secretArn,
+    };
+
+    const workflowTask = nowscaleFunction(this, "WorkflowTask", {
+      ...common,
+      handlerFile: "workflow-task",
+      description: "NowScale: one step of the create/delete cluster workflows",
+      timeoutSeconds: 300,
+      environment: {
+        ...tableEnv,
+        [WORKFLOW_ENV.secretsKmsKeyArn]: keys.secretsKey.keyArn,
+        [WORKFLOW_ENV.nodeInstanceProfileArn]: nodeRole.instanceProfile.instanceProfileArn,
+      },
+    });
+    const workflows = new NowScaleWorkflows(this, "Workflows", { ...common, taskFunction: workflowTask });
+
+    const scaler = nowscaleFunction(this, "Scaler", {
+      ...common,
+      handlerFile: "scaler",
+      description: "NowScale: one cluster's scale cycle (poll, plan, launch, shrink)",
+      timeoutSeconds: 60,
+      environment: { ...tableEnv, ...credentialsEnv },
+    });
+    const fanout = nowscaleFunction(this, "ScalerFanout", {
+      ...common,
+      handlerFile: "scaler-fanout",
+      description: "NowScale: starts one scaler invocation per running cluster",
+      environment: { ...tableEnv, [CONTROL_ENV.scalerFunctionName]: scaler.functionName },
+    });
+    const reconciler = nowscaleFunction(this, "Reconciler", {
+      ...common,
+      handlerFile: "reconciler",
+      description: "NowScale: orphans, stuck boots, protected mode, gone instances",
+      timeoutSeconds: 120,
+      environment: { ...tableEnv, ...credentialsEnv },
+    });
+    const api = nowscaleFunction(this, "ApiHandler", {
+      ...common,
+      handlerFile: "api",
+      description: "NowScale: the REST API",
+      environment: {
+        ...tableEnv,
+        [CONTROL_ENV.createStateMachineArn]: workflows.createCluster.stateMachineArn,
+        [CONTROL_ENV.deleteStateMachineArn]: workflows.deleteCluster.stateMachineArn,
+      },
+    });
+
+    // Data: every function reads and writes the tables; nothing else does.
+    for (const fn of [workflowTask, scaler, fanout, reconciler, api]) {
+      for (const table of Object.values(tables.tables)) table.grantReadWriteData(fn);
+    }
+    // Clouds: the scaler and reconciler launch/terminate; the workflow also makes the network and secrets.
+    for (const fn of [scaler, reconciler, workflowTask]) {
+      for (const s of [...launchStatements(this, nodeRole.role.roleArn), ...agentOverSsmStatements(this)]) {
+        fn.addToRolePolicy(s);
+      }
+    }
+    for (const s of [...networkStatements(this), ...clusterSecretStatements(this)])
+      workflowTask.addToRolePolicy(s);
+    keys.secretsKey.grantEncryptDecrypt(workflowTask);
+    for (const fn of [scaler, reconciler]) {
+      tencentCredentials.grantRead(fn);
+      alibabaCredentials.grantRead(fn);
+      // The agents' HMAC keys, for the signed HTTP channel.
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "ReadAgentKeys",
+          actions: ["secretsmanager:GetSecretValue"],
+          resources: [
+            `arn:${this.partition}:secretsmanager:${this.region}:${this.account}:secret:nowscale/*`,
+          ],
+          conditions: { StringEquals: { "secretsmanager:ResourceTag/nowscale:managed": "true" } },
+        }),
+      );
+    }
+    fanout.addToRolePolicy(describeStatement());
+    scaler.grantInvoke(fanout);
+    workflows.createCluster.grantStartExecution(api);
+    workflows.deleteCluster.grantStartExecution(api);
+
+    // Schedules.
+    new events.Rule(this, "ScalerSchedule", {
+      description: "NowScale: scale every running cluster, every minute",
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(fanout, { retryAttempts: 0 })],
+    });
+    new events.Rule(this, "ReconcilerSchedule", {
+      description: "NowScale: reconcile records and clouds",
+      schedule: events.Schedule.rate(Duration.minutes(props.reconcilerIntervalMinutes ?? 5)),
+      targets: [new targets.LambdaFunction(reconciler, { retryAttempts: 0 })],
+    });
+
+    const restApi = new NowScaleApi(this, "Api", { ...common, handler: api });
+    const observability = new NowScaleObservability(this, "Observability", {
+      topicKey: keys.dataKey,
+      ...(props.alarmEmail === undefined ? {} : { alarmEmail: props.alarmEmail }),
+    });
+    keys.dataKey.grantEncryptDecrypt(new iam.ServicePrincipal("cloudwatch.amazonaws.com"));
+
+    new CfnOutput(this, "ApiUrl", { value: restApi.api.url });
+    new CfnOutput(this, "CreateClusterStateMachine", { value: workflows.createCluster.stateMachineArn });
+    new CfnOutput(this, "DeleteClusterStateMachine", { value: workflows.deleteCluster.stateMachineArn });
+    new CfnOutput(this, "TencentCredentialsSecret", { value: tencentCredentials.secretArn });
+    new CfnOutput(this, "AlibabaCredentialsSecret", { value: alibabaCredentials.secretArn });
+    new CfnOutput(this, "AlarmTopic", { value: observability.alarmTopic.topicArn });
+    new CfnOutput(this, "Dashboard", { value: observability.dashboard.dashboardName });
+
+    applyNagSuppressions(this);
+  }
+}
