@@ -1,1 +1,21 @@
-export {};
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { LambdaClient } from "@aws-sdk/client-lambda";
+import middy from "@middy/core";
+import { awsControlRuntime } from "../lib/control/aws-runtime.js";
+import { CONTROL_ENV, requireEnv } from "../lib/control/env.js";
+import { fanOutScaler } from "../lib/control/fanout.js";
+
+/** EventBridge schedule → one async scaler invocation per RUNNING cluster. */
+const logger = new Logger();
+const { store } = awsControlRuntime();
+const lambda = new LambdaClient({});
+const scaler = requireEnv(CONTROL_ENV.scalerFunctionName);
+
+async function scalerFanout(): Promise<{ invoked: number }> {
+  const invoked = await fanOutScaler(store, lambda, scaler);
+  logger.info("scaler invoked", { clusters: invoked });
+  return { invoked: invoked.length };
+}
+
+export const handler = middy(scalerFanout).use(injectLambdaContext(logger, { resetKeys: true }));

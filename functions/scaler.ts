@@ -1,1 +1,53 @@
-export {};
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { Metrics } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import middy from "@middy/core";
+import type { Context } from "aws-lambda";
+import { awsControlRuntime } from "../lib/control/aws-runtime.js";
+import { CONTROL_ENV, METRICS_NAMESPACE } from "../lib/control/env.js";
+import { controlLog } from "../lib/control/log.js";
+import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
+import { type CycleSummary, runScaleCycle } from "../lib/control/scale-cycle.js";
+import { SIMPLE_NAME } from "../lib/core/names.js";
+
+/** One cluster's scale cycle: `{"clusterId": "..."}` from the fan-out. */
+const logger = new Logger();
+const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE });
+const { store, clock, runtime } = awsControlRuntime();
+const seconds = (name: string, fallback: number) => Number(process.env[name] ?? fallback) * 1000;
+
+async function scaler(
+  event: { clusterId?: unknown },
+  context: Context,
+): Promise<CycleSummary | { skipped: string }> {
+  const clusterId = event.clusterId;
+  if (typeof clusterId !== "string" || !SIMPLE_NAME.test(clusterId)) return { skipped: "bad event" };
+  logger.appendKeys({ clusterId });
+  metrics.addDimension("ClusterId", clusterId);
+  const cluster = await store.getCluster(clusterId);
+  if (cluster === undefined || cluster.status !== "RUNNING") return { skipped: "not running" };
+  const { provider, agent } = await runtime(cluster);
+  const summary = await runScaleCycle(
+    clusterId,
+    {
+      store,
+      clock,
+      provider,
+      agent,
+      metrics: new PowertoolsMetricsSink(metrics),
+      log: controlLog(logger),
+      owner: context.awsRequestId,
+    },
+    {
+      windowMs: seconds(CONTROL_ENV.scalerWindowSeconds, 50),
+      pollMs: seconds(CONTROL_ENV.scalerPollSeconds, 15),
+    },
+  );
+  logger.info("cycle done", { ...summary });
+  return summary;
+}
+
+export const handler = middy(scaler)
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics));

@@ -16,6 +16,14 @@ export const CONTROL_ENV = {
   scalerWindowSeconds: "NOWSCALE_SCALER_WINDOW_SECONDS",
   /** Optional, functions/scaler.ts: seconds between polls (default 15). */
   scalerPollSeconds: "NOWSCALE_SCALER_POLL_SECONDS",
+  /**
+   * Optional, scaler/reconciler/API: "http" (default; the function must reach the master's private
+   * address, i.e. run in the cluster's VPC) or "ssm" (reports through SSM Run Command; node actions
+   * such as drain then fail, so shrinking waits for http).
+   */
+  agentTransport: "NOWSCALE_AGENT_TRANSPORT",
+  /** Optional: the compute nodes' instance profile (the only role iam:PassRole allows). */
+  nodeInstanceProfileArn: "NOWSCALE_NODE_INSTANCE_PROFILE_ARN",
   /** Powertools. */
   serviceName: "POWERTOOLS_SERVICE_NAME",
   metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",

@@ -1,0 +1,84 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SSMClient } from "@aws-sdk/client-ssm";
+import type { AgentChannel } from "../ports/agent-channel.js";
+import { type Clock, systemClock } from "../ports/clock.js";
+import type { CloudProvider } from "../ports/cloud-provider.js";
+import type { ClusterRecord } from "../ports/state-store.js";
+import { createAwsEc2Provider } from "../providers/aws-ec2/index.js";
+import { DynamoStateStore } from "../state/dynamo-store.js";
+import { tableNamesFromEnv } from "../state/tables.js";
+import { HttpAgentChannel } from "./agent-http.js";
+import { SsmAgentChannel } from "./agent-ssm.js";
+import { CONTROL_ENV, requireEnv } from "./env.js";
+
+/** How a cluster's cloud and agent are reached: what the scaler, reconciler and API need per cluster. */
+export type ClusterRuntime = (
+  cluster: ClusterRecord,
+) => Promise<{ provider: CloudProvider; agent: AgentChannel }>;
+
+/**
+ * The control plane's ports on AWS, from the Lambda environment. One provider per (cloud, region) is
+ * kept for the life of the container so the unavailable-offering cache carries across invocations.
+ * Tencent and Alibaba clusters need their access keys from Secrets Manager; that wiring is not done yet
+ * and such clusters are refused with a clear error.
+ */
+export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
+  const region = requireEnv("AWS_REGION", env);
+  const clock: Clock = systemClock;
+  const store = new DynamoStateStore({
+    client: new DynamoDBClient({ region }),
+    tables: tableNamesFromEnv(env),
+  });
+  const secrets = new SecretsManagerClient({ region });
+  const ssm = new SSMClient({ region });
+  const providers = new Map<string, CloudProvider>();
+  const keys = new Map<string, Uint8Array>();
+
+  const provider = (cluster: ClusterRecord): CloudProvider => {
+    const { cloud, region: clusterRegion } = cluster.placement;
+    if (cloud !== "aws") throw new Error(`cloud ${cloud} is not wired into the Lambda runtime yet`);
+    const securityGroupIds = cluster.resources.filter((r) => r.type === "securityGroup").map((r) => r.id);
+    const cacheKey = `${cloud}:${clusterRegion}:${securityGroupIds.join(",")}`;
+    let p = providers.get(cacheKey);
+    if (p === undefined) {
+      const instanceProfileArn = env.NOWSCALE_NODE_INSTANCE_PROFILE_ARN;
+      p = createAwsEc2Provider({
+        region: clusterRegion,
+        clock,
+        securityGroupIds,
+        ...(instanceProfileArn === undefined ? {} : { instanceProfileArn }),
+      });
+      providers.set(cacheKey, p);
+    }
+    return p;
+  };
+
+  const agentKey = async (secretId: string): Promise<Uint8Array> => {
+    const cached = keys.get(secretId);
+    if (cached !== undefined) return cached;
+    const out = await secrets.send(new GetSecretValueCommand({ SecretId: secretId }));
+    // The agent uses the key file's text, trimmed, as the key bytes (agent/key.ts): the same here.
+    const key = Buffer.from((out.SecretString ?? "").trim(), "utf8");
+    keys.set(secretId, key);
+    return key;
+  };
+
+  const agent = async (cluster: ClusterRecord): Promise<AgentChannel> => {
+    const transport = env[CONTROL_ENV.agentTransport] ?? "http";
+    const a = cluster.agent;
+    if (transport === "http" && a.kind === "http" && a.keySecretArn !== undefined) {
+      return new HttpAgentChannel({ baseUrl: a.url, key: await agentKey(a.keySecretArn), clock });
+    }
+    const master =
+      a.kind === "ssm" ? a.instanceId : cluster.resources.find((r) => r.type === "masterInstance")?.id;
+    if (master === undefined) throw new Error(`cluster ${cluster.clusterId} has no reachable agent yet`);
+    return new SsmAgentChannel({ client: ssm, instanceId: master, clock });
+  };
+
+  const runtime: ClusterRuntime = async (cluster) => ({
+    provider: provider(cluster),
+    agent: await agent(cluster),
+  });
+  return { store, clock, runtime };
+}

@@ -1,0 +1,114 @@
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import type { APIGatewayProxyEvent, Context } from "aws-lambda";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { fanOutScaler } from "../../../lib/control/fanout.js";
+import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
+import { TABLE_ENV, type TableNames } from "../../../lib/state/tables.js";
+import { CONFIG, T0 } from "../../support/control-bed.js";
+import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
+
+let db: TestDynamo;
+let store: DynamoStateStore;
+let tables: TableNames;
+beforeAll(async () => {
+  db = await startDynalite();
+  ({ store, tables } = await freshStore(db));
+});
+afterAll(async () => {
+  await db.close();
+  vi.unstubAllEnvs();
+});
+
+const context = {
+  awsRequestId: "req-1",
+  functionName: "api",
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
+
+describe("scaler fan-out", () => {
+  it("invokes the scaler asynchronously once per RUNNING cluster", async () => {
+    // Prepare
+    const lambda = mockClient(LambdaClient);
+    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
+    for (const id of ["a", "b", "c"]) {
+      const { cluster } = await store.createCluster({
+        clusterId: `fan-${id}`,
+        name: id,
+        placement: { cloud: "fake", region: "local", imageId: "img" },
+        autoscaling: CONFIG,
+        now: T0,
+      });
+      if (id !== "b")
+        await store.updateCluster(cluster.clusterId, cluster.version, { status: "RUNNING", now: T0 });
+    }
+    // Act
+    const invoked = await fanOutScaler(store, new LambdaClient({ region: "us-east-1" }), "scaler-fn");
+    // Assess
+    expect(invoked).toEqual(["fan-a", "fan-c"]);
+    const calls = lambda.commandCalls(InvokeCommand).map((c) => c.args[0].input);
+    expect(calls.map((c) => c.InvocationType)).toEqual(["Event", "Event"]);
+    expect(calls.map((c) => JSON.parse(Buffer.from(c.Payload as Uint8Array).toString()))).toEqual([
+      { clusterId: "fan-a" },
+      { clusterId: "fan-c" },
+    ]);
+    lambda.restore();
+  });
+});
+
+describe("functions/api.ts", () => {
+  it("serves a create through API Gateway's proxy event, starting the workflow by Step Functions", async () => {
+    // Prepare: the handler reads its tables from the environment and talks to dynalite
+    for (const [id, name] of Object.entries(tables)) vi.stubEnv(TABLE_ENV[id as keyof TableNames], name);
+    vi.stubEnv("AWS_REGION", "us-east-1");
+    vi.stubEnv("AWS_ACCESS_KEY_ID", "test");
+    vi.stubEnv("AWS_SECRET_ACCESS_KEY", "test");
+    vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint);
+    vi.stubEnv(
+      "NOWSCALE_CREATE_STATE_MACHINE_ARN",
+      "arn:aws:states:us-east-1:123456789012:stateMachine:create",
+    );
+    vi.stubEnv(
+      "NOWSCALE_DELETE_STATE_MACHINE_ARN",
+      "arn:aws:states:us-east-1:123456789012:stateMachine:delete",
+    );
+    vi.stubEnv("POWERTOOLS_METRICS_NAMESPACE", "NowScale");
+    vi.stubEnv("POWERTOOLS_DEV", "true");
+    const sfn = mockClient(SFNClient);
+    sfn.on(StartExecutionCommand).resolves({ executionArn: "arn:aws:states:::execution:create:create-x" });
+    const { handler } = await import("../../../functions/api.js");
+    const event = (method: string, path: string, body: unknown) =>
+      ({
+        httpMethod: method,
+        path,
+        headers: { "Idempotency-Key": "k-1" },
+        queryStringParameters: null,
+        body: body === undefined ? null : JSON.stringify(body),
+        isBase64Encoded: false,
+      }) as unknown as APIGatewayProxyEvent;
+    const body = {
+      name: "demo",
+      region: "us-east-1",
+      network: { vpcId: "vpc-1", subnetIds: ["subnet-1"] },
+      master: { instanceType: "c5.xlarge", zone: "us-east-1a", imageId: "ami-1" },
+      autoscaling: CONFIG,
+    };
+    // Act
+    const created = await handler(event("POST", "/clusters", body), context);
+    const bad = await handler(event("POST", "/clusters", { ...body, name: "$(reboot)" }), context);
+    // Assess
+    expect(created.statusCode).toBe(202);
+    const cluster = JSON.parse(created.body);
+    expect(cluster.executionArn).toBe("arn:aws:states:::execution:create:create-x");
+    const start = sfn.commandCalls(StartExecutionCommand)[0]?.args[0].input;
+    expect(start?.name).toBe(`create-${cluster.clusterId}`);
+    expect(JSON.parse(start?.input ?? "{}")).toMatchObject({
+      clusterId: cluster.clusterId,
+      request: { region: "us-east-1" },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(JSON.parse(bad.body).issues[0].path).toBe("name");
+    sfn.restore();
+  });
+});
