@@ -1,0 +1,239 @@
+import { Match, type Template } from "aws-cdk-lib/assertions";
+import { beforeAll, describe, expect, it } from "vitest";
+import { API_ROUTES } from "../../lib/infra/api.js";
+import { TABLE_ENV, TABLES } from "../../lib/state/tables.js";
+import {
+  createClusterDefinition,
+  definitionJson,
+  deleteClusterDefinition,
+} from "../../lib/workflow/index.js";
+import { synthNowScale } from "./synth.js";
+
+type Resource = { Type: string; Properties: Record<string, unknown> };
+
+// GIVEN the stack with its defaults, WHEN synthesized (once for this file, cdk-nag included)
+let template: Template;
+beforeAll(() => {
+  template = synthNowScale().template;
+}, 120_000);
+
+function resources(type: string): [string, Resource][] {
+  return Object.entries(template.findResources(type)) as [string, Resource][];
+}
+
+/** Every statement of every IAM policy (inline and managed) in the template. */
+function statements(): Record<string, unknown>[] {
+  return [...resources("AWS::IAM::Policy"), ...resources("AWS::IAM::ManagedPolicy")].flatMap(
+    ([, r]) => (r.Properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement,
+  );
+}
+
+function statementsWith(action: string): Record<string, unknown>[] {
+  return statements().filter((s) => ([] as unknown[]).concat(s.Action).includes(action));
+}
+
+describe("DynamoDB tables", () => {
+  it("THEN there is one table per lib/state/tables.ts entry, keyed as defined there", () => {
+    template.resourceCountIs("AWS::DynamoDB::Table", Object.keys(TABLES).length);
+    for (const def of Object.values(TABLES)) {
+      const keys = [{ AttributeName: def.partitionKey, KeyType: "HASH" }];
+      if ("sortKey" in def) keys.push({ AttributeName: def.sortKey, KeyType: "RANGE" });
+      template.hasResourceProperties("AWS::DynamoDB::Table", { KeySchema: keys });
+    }
+  });
+
+  it("THEN every table has point-in-time recovery, a customer-managed key, on-demand billing and is retained", () => {
+    for (const [, table] of resources("AWS::DynamoDB::Table")) {
+      expect(table.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(table.Properties.SSESpecification).toMatchObject({ SSEEnabled: true, SSEType: "KMS" });
+      expect(
+        (table.Properties.SSESpecification as { KMSMasterKeyId?: unknown }).KMSMasterKeyId,
+      ).toBeDefined();
+      expect(table.Properties.BillingMode).toBe("PAY_PER_REQUEST");
+      expect(table.Properties.DeletionProtectionEnabled).toBe(true);
+    }
+    template.allResources("AWS::DynamoDB::Table", { DeletionPolicy: "Retain" });
+  });
+
+  it("THEN the tables with expiring records have their TTL attribute", () => {
+    for (const def of Object.values(TABLES)) {
+      if (!("ttlAttribute" in def)) continue;
+      template.hasResourceProperties("AWS::DynamoDB::Table", {
+        KeySchema: Match.arrayWith([{ AttributeName: def.partitionKey, KeyType: "HASH" }]),
+        TimeToLiveSpecification: { AttributeName: def.ttlAttribute, Enabled: true },
+      });
+    }
+  });
+});
+
+describe("KMS keys", () => {
+  it("THEN both customer-managed keys rotate", () => {
+    template.resourceCountIs("AWS::KMS::Key", 2);
+    template.allResourcesProperties("AWS::KMS::Key", { EnableKeyRotation: true });
+  });
+
+  it("THEN the Tencent and Alibaba credentials are encrypted with a customer-managed key", () => {
+    template.resourceCountIs("AWS::SecretsManager::Secret", 2);
+    template.allResourcesProperties("AWS::SecretsManager::Secret", {
+      KmsKeyId: { "Fn::GetAtt": [Match.stringLikeRegexp("^KeysSecretsKey"), "Arn"] },
+    });
+  });
+});
+
+describe("REST API", () => {
+  it("THEN every method requires AWS_IAM (SigV4) and goes through the request validator", () => {
+    const methods = resources("AWS::ApiGateway::Method");
+    expect(methods).toHaveLength(API_ROUTES.reduce((n, r) => n + r.methods.length, 0));
+    for (const [, method] of methods) {
+      expect(method.Properties.AuthorizationType).toBe("AWS_IAM");
+      expect(method.Properties.RequestValidatorId).toBeDefined();
+    }
+    template.hasResourceProperties("AWS::ApiGateway::RequestValidator", {
+      ValidateRequestBody: true,
+      ValidateRequestParameters: true,
+    });
+  });
+
+  it("THEN the stage writes access logs, is throttled and traced", () => {
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp("requestId") },
+      TracingEnabled: true,
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({ ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40, LoggingLevel: "ERROR" }),
+      ]),
+    });
+  });
+});
+
+describe("Lambda functions", () => {
+  it("THEN the five handlers run nodejs22.x with Powertools' environment and the table names", () => {
+    const functions = resources("AWS::Lambda::Function");
+    expect(functions).toHaveLength(5);
+    for (const [, fn] of functions) {
+      expect(fn.Properties.Runtime).toBe("nodejs22.x");
+      expect(fn.Properties.TracingConfig).toEqual({ Mode: "Active" });
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env.POWERTOOLS_SERVICE_NAME).toBe("nowscale");
+      expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe("NowScale");
+      for (const name of Object.values(TABLE_ENV)) expect(env[name]).toBeDefined();
+    }
+  });
+
+  it("THEN every log group has a retention and a customer-managed key", () => {
+    for (const [, group] of resources("AWS::Logs::LogGroup")) {
+      expect(group.Properties.RetentionInDays).toBe(30);
+      expect(group.Properties.KmsKeyId).toBeDefined();
+    }
+  });
+
+  it("THEN the scaler fan-out runs every minute and the reconciler every five minutes", () => {
+    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(1 minute)" });
+    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(5 minutes)" });
+  });
+});
+
+describe("IAM least privilege", () => {
+  it("THEN RunInstances on instances requires the service's tag in the request and IMDSv2", () => {
+    const launches = statementsWith("ec2:RunInstances").filter((s) =>
+      JSON.stringify(s.Resource).includes(":instance/*"),
+    );
+    expect(launches.length).toBeGreaterThan(0);
+    for (const s of launches) {
+      expect(s.Condition).toMatchObject({
+        StringEquals: { "aws:RequestTag/nowscale:managed": "true", "ec2:MetadataHttpTokens": "required" },
+      });
+    }
+  });
+
+  it("THEN CreateTags is only allowed as part of a create call, with the tag", () => {
+    for (const s of statementsWith("ec2:CreateTags")) {
+      const equals = (s.Condition as { StringEquals: Record<string, unknown> }).StringEquals;
+      expect(equals["ec2:CreateAction"]).toBeDefined();
+      expect(equals["aws:RequestTag/nowscale:managed"]).toBe("true");
+    }
+  });
+
+  it("THEN TerminateInstances and every delete only apply to resources carrying the tag", () => {
+    for (const action of [
+      "ec2:TerminateInstances",
+      "ec2:DeleteVpc",
+      "ec2:DeleteSecurityGroup",
+      "secretsmanager:DeleteSecret",
+    ]) {
+      const found = statementsWith(action);
+      expect(found.length, action).toBeGreaterThan(0);
+      for (const s of found) {
+        expect(s.Condition, action).toMatchObject({
+          StringEquals: { "aws:ResourceTag/nowscale:managed": "true" },
+        });
+      }
+    }
+  });
+
+  it("THEN iam:PassRole names only the node role, for EC2 only", () => {
+    const ec2Roles = resources("AWS::IAM::Role").filter(([, r]) =>
+      JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes("ec2.amazonaws.com"),
+    );
+    expect(ec2Roles).toHaveLength(1);
+    const passes = statementsWith("iam:PassRole");
+    expect(passes.length).toBeGreaterThan(0);
+    for (const s of passes) {
+      expect(s.Resource).toEqual({ "Fn::GetAtt": [ec2Roles[0]?.[0], "Arn"] });
+      expect(s.Condition).toEqual({ StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } });
+    }
+  });
+
+  it("THEN no statement allows every action", () => {
+    for (const s of statements()) {
+      for (const action of ([] as unknown[]).concat(s.Action))
+        expect(action).not.toMatch(/^(\*|[a-z0-9-]+:\*)$/);
+    }
+  });
+});
+
+describe("Step Functions", () => {
+  it("THEN the deployed definitions are lib/workflow's, with the task Lambda substituted", () => {
+    for (const definition of [createClusterDefinition(), deleteClusterDefinition()]) {
+      template.hasResourceProperties("AWS::StepFunctions::StateMachine", {
+        DefinitionString: definitionJson(definition),
+        DefinitionSubstitutions: {
+          TaskFunctionArn: { "Fn::GetAtt": [Match.stringLikeRegexp("^WorkflowTask"), "Arn"] },
+        },
+      });
+    }
+  });
+
+  it("THEN both state machines log every event and are traced", () => {
+    template.resourceCountIs("AWS::StepFunctions::StateMachine", 2);
+    template.allResourcesProperties("AWS::StepFunctions::StateMachine", {
+      LoggingConfiguration: Match.objectLike({ Level: "ALL" }),
+      TracingConfiguration: { Enabled: true },
+    });
+  });
+});
+
+describe("CloudWatch", () => {
+  it("THEN there are alarms for launch failures, orphans, unreachable agents and cycle errors, sent to an encrypted topic", () => {
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 4);
+    for (const name of ["LaunchFailures", "OrphansTerminated", "AgentUnreachable", "CycleErrors"]) {
+      expect(JSON.stringify(template.findResources("AWS::CloudWatch::Alarm")), name).toContain(name);
+    }
+    template.hasResourceProperties("AWS::SNS::Topic", { KmsMasterKeyId: Match.anyValue() });
+  });
+
+  it("THEN the dashboard shows demand, nodes, launch failures, latency and cycle duration", () => {
+    const [[, dashboard] = ["", { Properties: {} }]] = resources("AWS::CloudWatch::Dashboard");
+    const body = JSON.stringify(dashboard.Properties.DashboardBody);
+    for (const name of [
+      "PendingDemand",
+      "NodesLaunching",
+      "NodesRunning",
+      "NodesIdle",
+      "LaunchFailures",
+      "ScaleOutLatency",
+      "CycleDuration",
+    ]) {
+      expect(body, name).toContain(name);
+    }
+  });
+});
