@@ -276,7 +276,8 @@ function launchingNodes(
   inSlurm: Set<string>,
 ): ClusterNode[] {
   const nodes: ClusterNode[] = records
-    .filter((r) => !inSlurm.has(r.nodeName) && (r.status === "LAUNCHING" || r.status === "JOINED"))
+    // Only nodes still booting: a joined node that left Slurm is the reconciler's business, not capacity.
+    .filter((r) => !inSlurm.has(r.nodeName) && r.status === "LAUNCHING")
     .map((r) => ({
       name: r.nodeName,
       queue: r.queue,
