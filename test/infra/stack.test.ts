@@ -1,7 +1,7 @@
 import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { API_ROUTES } from "../../lib/infra/api.js";
-import { TABLE_ENV, TABLES } from "../../lib/state/tables.js";
+import { TABLE_ENV, TABLES, type TableDefinition } from "../../lib/state/tables.js";
 import {
   createClusterDefinition,
   definitionJson,
@@ -35,9 +35,11 @@ function statementsWith(action: string): Record<string, unknown>[] {
 describe("DynamoDB tables", () => {
   it("THEN there is one table per lib/state/tables.ts entry, keyed as defined there", () => {
     template.resourceCountIs("AWS::DynamoDB::Table", Object.keys(TABLES).length);
-    for (const def of Object.values(TABLES)) {
-      const keys = [{ AttributeName: def.partitionKey, KeyType: "HASH" }];
-      if ("sortKey" in def) keys.push({ AttributeName: def.sortKey, KeyType: "RANGE" });
+    for (const def of Object.values(TABLES) as TableDefinition[]) {
+      const keys: { AttributeName: string; KeyType: string }[] = [
+        { AttributeName: def.partitionKey, KeyType: "HASH" },
+      ];
+      if (def.sortKey !== undefined) keys.push({ AttributeName: def.sortKey, KeyType: "RANGE" });
       template.hasResourceProperties("AWS::DynamoDB::Table", { KeySchema: keys });
     }
   });
@@ -222,8 +224,7 @@ describe("CloudWatch", () => {
   });
 
   it("THEN the dashboard shows demand, nodes, launch failures, latency and cycle duration", () => {
-    const [[, dashboard] = ["", { Properties: {} }]] = resources("AWS::CloudWatch::Dashboard");
-    const body = JSON.stringify(dashboard.Properties.DashboardBody);
+    const body = JSON.stringify(resources("AWS::CloudWatch::Dashboard")[0]?.[1].Properties.DashboardBody);
     for (const name of [
       "PendingDemand",
       "NodesLaunching",
