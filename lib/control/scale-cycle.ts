@@ -397,7 +397,12 @@ export async function recordedLaunch(
       at: clock.now(),
     };
   }
-  await store.recordLaunchOutcome(clusterId, round, outcome);
+  try {
+    await store.recordLaunchOutcome(clusterId, round, outcome);
+  } catch (error) {
+    // The reconciler adopted this round's instances while the call was in flight: already recorded.
+    if (!(error instanceof ConflictError)) throw error;
+  }
 
   const started = outcome.instances.length;
   for (const f of outcome.failures) metrics.add("LaunchFailures", "Count", 1, { Reason: f.kind });

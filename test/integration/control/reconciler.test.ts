@@ -54,6 +54,27 @@ describe("reconciler", () => {
     expect(bed.provider.fakeCloud.live()).toHaveLength(3);
   });
 
+  it("adopting a launch while the scaler is still recording it leaves one record per instance", async () => {
+    // Prepare: the reconciler runs between the provider's answer and the scaler's outcome record
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "24", { nodes: 2, cpus: 4 });
+    const launch = bed.provider.launch.bind(bed.provider);
+    let adopted: string[] = [];
+    bed.provider.launch = async (request) => {
+      const result = await launch(request);
+      adopted = (await reconcileCluster("demo", bed.deps("rec-1"))).adopted;
+      return result;
+    };
+    // Act
+    const summary = await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(summary.outcome).toBe("done");
+    expect(adopted).toHaveLength(2);
+    const records = await bed.store.listNodes("demo");
+    expect(records).toHaveLength(2);
+    expect(untracked(bed, records)).toEqual([]);
+  });
+
   it("terminates a tagged instance with no record only after 300 s, never the master", async () => {
     // Prepare
     const bed = await controlBed(db);
