@@ -9,8 +9,11 @@ import { NowScaleStack } from "../lib/infra/stack.js";
 
 const app = new App();
 const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
+// `-c retainData=false` lets `cdk destroy` remove the tables and schedule the keys' deletion.
+const retainData = String(app.node.tryGetContext("retainData") ?? "true") !== "false";
 new NowScaleStack(app, "NowScale", {
   description: "NowScale: serverless autoscaling for Slurm clusters",
+  retainData,
   ...(alarmEmail === undefined ? {} : { alarmEmail }),
   ...(process.env.CDK_DEFAULT_ACCOUNT === undefined
     ? {}
