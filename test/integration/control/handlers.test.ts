@@ -1,9 +1,13 @@
+import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { FakeAgent } from "../../../lib/control/fake-agent.js";
 import { fanOutScaler } from "../../../lib/control/fanout.js";
+import { FakeClock } from "../../../lib/providers/fake/index.js";
 import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
 import { TABLE_ENV, type TableNames } from "../../../lib/state/tables.js";
 import { CONFIG, T0 } from "../../support/control-bed.js";
@@ -110,5 +114,79 @@ describe("functions/api.ts", () => {
     expect(bad.statusCode).toBe(400);
     expect(JSON.parse(bad.body).issues[0].path).toBe("name");
     sfn.restore();
+  });
+});
+
+describe("functions/scaler.ts", () => {
+  it("runs one cycle for the cluster: report over SSM, launch on EC2, records in DynamoDB", async () => {
+    // Prepare
+    for (const [id, name] of Object.entries(tables)) vi.stubEnv(TABLE_ENV[id as keyof TableNames], name);
+    vi.stubEnv("AWS_REGION", "us-east-1");
+    vi.stubEnv("AWS_ACCESS_KEY_ID", "test");
+    vi.stubEnv("AWS_SECRET_ACCESS_KEY", "test");
+    vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint);
+    vi.stubEnv("NOWSCALE_SCALER_WINDOW_SECONDS", "0");
+    vi.stubEnv("POWERTOOLS_DEV", "true");
+    const { cluster } = await store.createCluster({
+      clusterId: "aws-1",
+      name: "aws-1",
+      placement: { cloud: "aws", region: "us-east-1", imageId: "ami-compute" },
+      autoscaling: {
+        expansionBusyTime: 0,
+        catalogs: ["aws"],
+        queueConfigs: [
+          { queueName: "compute", expansionNodeConfigs: [{ zone: "us-east-1a", instanceType: "c5.xlarge" }] },
+        ],
+      },
+      now: Date.now(),
+    });
+    await store.updateCluster("aws-1", cluster.version, {
+      status: "RUNNING",
+      resources: [
+        { type: "masterInstance", id: "i-master", createdAt: Date.now() },
+        { type: "securityGroup", id: "sg-1", createdAt: Date.now() },
+      ],
+      now: Date.now(),
+    });
+    const agent = new FakeAgent(new FakeClock(Date.now() - 60_000));
+    agent.addPending("compute", "42", { nodes: 2, cpus: 4 });
+    const ssm = mockClient(SSMClient);
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolves({ Status: "Success", StandardOutputContent: JSON.stringify(await agent.report()) });
+    const ec2 = mockClient(EC2Client);
+    ec2.on(RunInstancesCommand).callsFake((input) =>
+      Promise.resolve({
+        Instances: Array.from({ length: input.MaxCount }, (_, i) => ({
+          InstanceId: `i-00${i}`,
+          InstanceType: input.InstanceType,
+          Placement: { AvailabilityZone: input.Placement?.AvailabilityZone },
+          State: { Name: "pending" },
+          LaunchTime: new Date(),
+        })),
+      }),
+    );
+    const { handler } = await import("../../../functions/scaler.js");
+    // Act
+    const summary = await handler({ clusterId: "aws-1" }, {
+      ...context,
+      awsRequestId: "req-scaler",
+    } as Context);
+    // Assess
+    expect(summary).toMatchObject({ outcome: "done", launchedNodes: 2 });
+    const run = ec2.commandCalls(RunInstancesCommand)[0]?.args[0].input;
+    expect(run).toMatchObject({
+      MinCount: 2,
+      MaxCount: 2,
+      ImageId: "ami-compute",
+      SecurityGroupIds: ["sg-1"],
+    });
+    expect(run?.ClientToken).toMatch(/^ns1-/);
+    expect(ssm.commandCalls(SendCommandCommand)[0]?.args[0].input.InstanceIds).toEqual(["i-master"]);
+    expect((await store.listNodes("aws-1")).map((n) => n.nodeName)).toEqual(["i-000", "i-001"]);
+    expect(await handler({ clusterId: "$(reboot)" }, context)).toEqual({ skipped: "bad event" });
+    ssm.restore();
+    ec2.restore();
   });
 });
