@@ -1,6 +1,6 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import { Metrics } from "@aws-lambda-powertools/metrics";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
@@ -27,7 +27,16 @@ async function scaler(
   metrics.addDimension("ClusterId", clusterId);
   const cluster = await store.getCluster(clusterId);
   if (cluster === undefined || cluster.status !== "RUNNING") return { skipped: "not running" };
-  const { provider, agent } = await runtime(cluster);
+  let ports: Awaited<ReturnType<typeof runtime>>;
+  try {
+    ports = await runtime(cluster);
+  } catch (error) {
+    // No reachable agent yet, or a cloud not wired: retrying the invocation would not help.
+    logger.warn("cluster cannot be scaled", { error: error as Error });
+    metrics.addMetric("CycleErrors", MetricUnit.Count, 1);
+    return { skipped: (error as Error).message };
+  }
+  const { provider, agent } = ports;
   const summary = await runScaleCycle(
     clusterId,
     {
