@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { ValidationError } from "../core/index.js";
 import { UsageError } from "./io.js";
+import { registerLocal } from "./local-command.js";
 import { registerPlan } from "./plan-command.js";
 import { registerSimulate } from "./simulate-command.js";
 
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerPlan(program);
   registerSimulate(program);
+  registerLocal(program);
   return program;
 }
 
@@ -22,12 +24,13 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv as string[]);
-    return 0;
+    // A command may set a status without failing (e.g. `local status --json` when not running).
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof ValidationError || error instanceof UsageError) {
       process.stderr.write(`nowscale: ${error.message}\n`);
-      return 2;
+      return error instanceof UsageError ? error.exitCode : 2;
     }
     throw error;
   }

@@ -1,0 +1,248 @@
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { installCommand, installPackages, missingPackages } from "../local/dependencies.js";
+import { sleep } from "../local/netns.js";
+import {
+  apiUrl,
+  checkSettings,
+  DEFAULT_SETTINGS,
+  DEFAULT_STATE_DIR,
+  type LocalSettings,
+  localPaths,
+} from "../local/settings.js";
+import { isOurProcess, readLocalState } from "../local/state-file.js";
+import { runSupervisor, SUPERVISOR_MARKER } from "../local/supervisor.js";
+import { stopProcess, tearDownLocal } from "../local/teardown.js";
+import { UsageError } from "./io.js";
+
+/**
+ * `nowscale local up|down|status`: the whole service on this machine (docs/local-mode.md). `up` starts
+ * a background supervisor and follows its progress until it is ready; `down` stops it and sweeps away
+ * anything it left, also after a crash.
+ */
+export function registerLocal(program: Command): void {
+  const local = program
+    .command("local")
+    .description("run NowScale on this machine: real Slurm, namespace nodes, the same control plane");
+
+  const withDir = (c: Command) =>
+    c.option(
+      "--state-dir <dir>",
+      `where the local mode keeps its state and logs (env NOWSCALE_LOCAL_DIR)`,
+      process.env.NOWSCALE_LOCAL_DIR ?? DEFAULT_STATE_DIR,
+    );
+
+  withDir(local.command("up"))
+    .description("start munged, slurmctld, the agent, dynalite, the API and the scaler loop")
+    .option("--install-deps", "install slurm-wlm, munge and iproute2 with apt-get when missing")
+    .option("--port <port>", "the API's port on 127.0.0.1", String(DEFAULT_SETTINGS.apiPort))
+    .option("--agent-port <port>", "the agent's port on 127.0.0.1", String(DEFAULT_SETTINGS.agentPort))
+    .option("--slurmctld-port <port>", "slurmctld's port", String(DEFAULT_SETTINGS.slurmctldPort))
+    .option("--slurmd-port <port>", "the nodes' slurmd port", String(DEFAULT_SETTINGS.slurmdPort))
+    .option("--prefix <prefix>", "prefix of every namespace and interface", DEFAULT_SETTINGS.prefix)
+    .option("--subnet <a.b.c>", "the nodes' /24 (slurmctld on .1)", DEFAULT_SETTINGS.subnet)
+    .option(
+      "--interval <seconds>",
+      "seconds between scale cycles",
+      String(DEFAULT_SETTINGS.scalerIntervalSeconds),
+    )
+    .option("--boot-delay <ms>", "simulated boot time of a node", String(DEFAULT_SETTINGS.bootDelayMs))
+    .option("--timeout <seconds>", "how long to wait for the start", "180")
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const settings = settingsFrom(opts);
+      requireRoot();
+      await ensureDependencies(opts.installDeps === true);
+      await up(settings, Number(opts.timeout) * 1000);
+    });
+
+  withDir(local.command("down"))
+    .description("stop everything local up started and remove its namespaces, nodes, locks and state")
+    .action(async (opts: { stateDir: string }) => {
+      requireRoot();
+      await down(resolve(opts.stateDir));
+    });
+
+  withDir(local.command("status"))
+    .description("say whether the local mode runs, and where")
+    .option("--json", "print the state as JSON")
+    .action((opts: { stateDir: string; json?: boolean }) => {
+      status(resolve(opts.stateDir), opts.json === true);
+    });
+
+  // The background process `up` starts; not for people.
+  withDir(local.command("supervise", { hidden: true }))
+    .requiredOption("--settings <json>", "the settings")
+    .action(async (opts: { settings: string }) => {
+      const settings = checkSettings(JSON.parse(opts.settings) as LocalSettings);
+      const code = await runSupervisor(settings);
+      if (code !== 0) throw new UsageError("the local mode stopped after a failed start", code);
+    });
+}
+
+function port(value: unknown, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new UsageError(`${flag} must be a port number, got "${String(value)}"`);
+  return n;
+}
+
+function settingsFrom(opts: Record<string, string | boolean | undefined>): LocalSettings {
+  try {
+    return checkSettings({
+      stateDir: resolve(String(opts.stateDir)),
+      apiPort: port(opts.port, "--port"),
+      agentPort: port(opts.agentPort, "--agent-port"),
+      slurmctldPort: port(opts.slurmctldPort, "--slurmctld-port"),
+      slurmdPort: port(opts.slurmdPort, "--slurmd-port"),
+      prefix: String(opts.prefix),
+      subnet: String(opts.subnet),
+      scalerIntervalSeconds: Number(opts.interval),
+      bootDelayMs: Number(opts.bootDelay),
+    });
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new UsageError(
+      "local mode needs root (network namespaces, munged, slurmctld, slurmd): run it with sudo",
+    );
+  }
+}
+
+async function ensureDependencies(install: boolean): Promise<void> {
+  const missing = missingPackages();
+  if (missing.length === 0) return;
+  if (!install) {
+    throw new UsageError(
+      `missing packages: ${missing.join(", ")}. Run "${installCommand(missing)}" ` +
+        `or "nowscale local up --install-deps"`,
+    );
+  }
+  process.stderr.write(`installing ${missing.join(", ")} with apt-get…\n`);
+  await installPackages(missing, process.stderr);
+  const still = missingPackages();
+  if (still.length > 0) throw new UsageError(`still missing after apt-get: ${still.join(", ")}`);
+}
+
+/** Starts the supervisor in the background and relays its progress until it is ready or has failed. */
+async function up(settings: LocalSettings, timeoutMs: number): Promise<void> {
+  const paths = localPaths(settings.stateDir);
+  const existing = readLocalState(settings.stateDir);
+  if (existing !== undefined) {
+    if (isOurProcess(existing.supervisorPid, SUPERVISOR_MARKER)) {
+      process.stderr.write(
+        `local mode already runs (pid ${existing.supervisorPid}): ${apiUrl(existing.settings)}\n`,
+      );
+      return;
+    }
+    process.stderr.write("a previous local mode did not stop cleanly: cleaning up first…\n");
+    await tearDownLocal(existing.settings, existing);
+  }
+  await mkdir(paths.logDir, { recursive: true });
+  const logFd = openSync(paths.supervisorLog, "a");
+  let offset = statSync(paths.supervisorLog).size;
+  const child = spawn(
+    process.execPath,
+    [
+      // The AWS SDK warns about Node 20 on every start; it says nothing about the local mode.
+      "--disable-warning=NodeVersionSupportWarning",
+      process.argv[1] ?? "",
+      "local",
+      "supervise",
+      "--state-dir",
+      settings.stateDir,
+      "--settings",
+      JSON.stringify(settings),
+    ],
+    { detached: true, stdio: ["ignore", logFd, logFd] },
+  );
+  child.unref();
+  closeSync(logFd);
+  const pid = child.pid;
+  const deadline = Date.now() + timeoutMs;
+  const relay = () => {
+    const size = statSync(paths.supervisorLog).size;
+    if (size <= offset) return;
+    const fd = openSync(paths.supervisorLog, "r");
+    const buffer = Buffer.alloc(size - offset);
+    readSync(fd, buffer, 0, buffer.length, offset);
+    closeSync(fd);
+    offset = size;
+    for (const line of buffer.toString("utf8").split("\n")) {
+      const text = line.replace(/^\S+Z /, "");
+      if (text.startsWith("step: ")) process.stderr.write(`  ${text.slice(6)}…\n`);
+      else if (text.startsWith("failed: ")) process.stderr.write(`  ${text}\n`);
+    }
+  };
+  process.stderr.write(`starting NowScale local mode in ${settings.stateDir}\n`);
+  while (Date.now() < deadline) {
+    await sleep(250);
+    relay();
+    const state = readLocalState(settings.stateDir);
+    if (state?.phase === "ready" && state.supervisorPid === pid) {
+      process.stdout.write(
+        `NowScale local mode is up: API and status page on ${apiUrl(settings)}\n` +
+          `  logs: ${paths.logDir}   stop: nowscale local down --state-dir ${settings.stateDir}\n`,
+      );
+      return;
+    }
+    if (state?.phase === "failed" || !isOurProcess(pid, SUPERVISOR_MARKER)) {
+      relay();
+      const why = state?.error ?? "the supervisor exited";
+      await rm(paths.stateFile, { force: true });
+      throw new UsageError(`local mode did not start: ${why}\n  see ${paths.supervisorLog}`, 1);
+    }
+  }
+  process.stderr.write(`local mode was not ready within ${timeoutMs / 1000} s; stopping it\n`);
+  await down(settings.stateDir);
+  throw new UsageError(
+    `local mode was not ready within ${timeoutMs / 1000} s; see ${paths.supervisorLog}`,
+    1,
+  );
+}
+
+/** Stops the supervisor (it cleans up), then sweeps whatever is left; works without any state too. */
+async function down(stateDir: string): Promise<void> {
+  const state = readLocalState(stateDir);
+  const settings = state?.settings ?? { ...DEFAULT_SETTINGS, stateDir };
+  if (isOurProcess(state?.supervisorPid, SUPERVISOR_MARKER)) {
+    process.stderr.write(`stopping the local mode (pid ${state?.supervisorPid})…\n`);
+    await stopProcess(state?.supervisorPid, SUPERVISOR_MARKER, 120_000);
+  }
+  process.stderr.write("removing what is left (nodes, namespaces, daemons, locks, state)…\n");
+  await tearDownLocal(settings, state);
+  process.stdout.write(`local mode is down; logs stay in ${localPaths(stateDir).logDir}\n`);
+}
+
+function status(stateDir: string, json: boolean): void {
+  const state = readLocalState(stateDir);
+  const running = state !== undefined && isOurProcess(state.supervisorPid, SUPERVISOR_MARKER);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ running, ...(state ?? {}) }, null, 2)}\n`);
+    if (!running) process.exitCode = 3;
+    return;
+  }
+  if (state === undefined) {
+    throw new UsageError(`local mode is not running (no state in ${stateDir})`, 3);
+  }
+  if (!running) {
+    throw new UsageError(
+      `local mode is not running but left state behind: run "nowscale local down --state-dir ${stateDir}"`,
+      3,
+    );
+  }
+  process.stdout.write(
+    `${[
+      `local mode: ${state.phase} (supervisor pid ${state.supervisorPid}, agent pid ${state.agentPid ?? "-"})`,
+      `  API and status page: ${apiUrl(state.settings)}`,
+      `  slurm: SLURM_CONF=${localPaths(stateDir).slurmDir}/slurm.conf`,
+      `  logs: ${localPaths(stateDir).logDir}`,
+    ].join("\n")}\n`,
+  );
+}

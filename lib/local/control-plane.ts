@@ -1,0 +1,145 @@
+import { readFile, writeFile } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { renderSlurmConfParts } from "../../scheduler-plugins/slurm/slurm-conf.js";
+import { HttpAgentChannel } from "../control/agent-http.js";
+import type { ApiDeps } from "../control/api/routes.js";
+import { AgentChannelMasterAgent } from "../control/lifecycle/agent-channel-adapter.js";
+import type { LifecycleDeps } from "../control/lifecycle/deps.js";
+import { StateStoreLifecycleStore } from "../control/lifecycle/state-store-adapter.js";
+import { RecordingMetrics } from "../control/metrics.js";
+import type { AgentChannel } from "../ports/agent-channel.js";
+import { systemClock } from "../ports/clock.js";
+import type { ClusterRecord } from "../ports/state-store.js";
+import { FakeClusterResources } from "../providers/fake/fake-cluster-resources.js";
+import { createLocalProvider, testbedNamespaceNodes } from "../providers/local/index.js";
+import { DynamoStateStore } from "../state/dynamo-store.js";
+import { createTables, prefixedTableNames } from "../state/tables.js";
+import { LocalCloud } from "./local-cloud.js";
+import { type LocalSettings, localPaths } from "./settings.js";
+import type { Testbed } from "./slurm-testbed.js";
+import { LocalWorkflowStarter } from "./workflows.js";
+
+/**
+ * The control plane's pieces wired for one machine: dynalite for DynamoDB (the same store and tables),
+ * the local cloud (namespace nodes; the master is this machine's slurmctld and agent), the agent over
+ * signed HTTP, and the workflows run locally. The API, the scaler loop and the workflows all share it.
+ */
+export interface LocalControlPlane {
+  store: DynamoStateStore;
+  cloud: LocalCloud;
+  agent: AgentChannel;
+  lifecycle: LifecycleDeps;
+  workflows: LocalWorkflowStarter;
+  api: ApiDeps;
+  metrics: RecordingMetrics;
+  dynamoEndpoint: string;
+  close(): Promise<void>;
+}
+
+export async function startLocalControlPlane(
+  settings: LocalSettings,
+  testbed: Testbed,
+  log: (line: string) => void,
+): Promise<LocalControlPlane> {
+  const paths = localPaths(settings.stateDir);
+  const clock = systemClock;
+  const dynamo = await startDynalite();
+  const client = new DynamoDBClient({
+    endpoint: dynamo.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  const tables = prefixedTableNames("nowscale-local-");
+  await createTables(client, tables);
+  const store = new DynamoStateStore({ client, tables });
+
+  const key = Buffer.from((await readFile(paths.agentKey, "utf8")).trim(), "utf8");
+  const agent = new HttpAgentChannel({ baseUrl: `http://127.0.0.1:${settings.agentPort}`, key, clock });
+  const computes = createLocalProvider({
+    nodes: testbedNamespaceNodes(testbed),
+    stateDir: paths.instancesDir,
+    subnetPrefix: settings.subnet,
+    bootDelayMs: settings.bootDelayMs,
+    clock,
+  });
+  const cloud = new LocalCloud(computes, {
+    agentAddress: "127.0.0.1",
+    prepareMaster: async (clusterId) => {
+      const cluster = await store.getCluster(clusterId);
+      if (cluster !== undefined) await setSlurmQueues(testbed, cluster, log);
+    },
+  });
+  const lifecycle: LifecycleDeps = {
+    store: new StateStoreLifecycleStore(store, clock),
+    // No network or secrets to make on one machine: the bridge and the local keys exist already.
+    resources: new FakeClusterResources(),
+    provider: () => cloud,
+    agent: new AgentChannelMasterAgent(async () => agent),
+    clock,
+  };
+  const workflows = new LocalWorkflowStarter(lifecycle, settings.agentPort, log);
+  const metrics = new RecordingMetrics();
+  const api: ApiDeps = {
+    store,
+    clock,
+    workflows,
+    metrics,
+    runtime: async () => ({ provider: cloud, agent }),
+  };
+  return {
+    store,
+    cloud,
+    agent,
+    lifecycle,
+    workflows,
+    api,
+    metrics,
+    dynamoEndpoint: dynamo.endpoint,
+    close: async () => {
+      client.destroy();
+      await dynamo.close();
+    },
+  };
+}
+
+/** An in-memory dynalite on 127.0.0.1 and a free port (a dev dependency: local mode runs from a checkout). */
+async function startDynalite(): Promise<{ endpoint: string; close(): Promise<void> }> {
+  // @ts-expect-error dynalite ships no types
+  const { default: dynalite } = await import("dynalite");
+  const server: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * Makes Slurm's partitions the cluster's queues: the NowScale part of slurm.conf (always its tail in a
+ * test bed) is rendered again and slurmctld re-reads it. Done when the master is claimed, before any
+ * compute node of the cluster exists.
+ */
+export async function setSlurmQueues(
+  testbed: Testbed,
+  cluster: ClusterRecord,
+  log: (line: string) => void,
+): Promise<void> {
+  const queues = (cluster.autoscaling.queueConfigs ?? []).map((q) => ({ name: q.queueName }));
+  const conf = await readFile(testbed.confPath, "utf8");
+  const at = conf.indexOf("# --- NowScale: dynamic cloud nodes");
+  if (at < 0) throw new Error(`${testbed.confPath} has no NowScale part to replace`);
+  await writeFile(
+    testbed.confPath,
+    `${conf.slice(0, at)}${renderSlurmConfParts({ queues, maxNodeCount: 64 })}\n`,
+  );
+  const r = await runCommand("scontrol", ["reconfigure"], { env: testbed.env, timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`scontrol reconfigure failed: ${(r.stderr || r.error || "").trim()}`);
+  log(`slurm partitions: ${queues.map((q) => q.name).join(", ")}`);
+}

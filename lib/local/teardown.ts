@@ -1,0 +1,67 @@
+import { readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { signal, sleep } from "./netns.js";
+import { bridgeName, type LocalSettings, localPaths } from "./settings.js";
+import { stopTestbed, type Testbed } from "./slurm-testbed.js";
+import { isOurProcess, type LocalState } from "./state-file.js";
+
+/** The marker in the agent's command line, so a reused pid is never signalled. */
+export const AGENT_MARKER = "nowscale-agent";
+
+/** The test bed of a local mode, rebuilt from its settings alone (no running process needed). */
+export function localTestbed(settings: LocalSettings): Testbed {
+  const slurmDir = localPaths(settings.stateDir).slurmDir;
+  const confPath = join(slurmDir, "slurm.conf");
+  return {
+    stateDir: slurmDir,
+    confPath,
+    env: { ...process.env, SLURM_CONF: confPath },
+    controlAddress: `${settings.subnet}.1`,
+    netnsPrefix: settings.prefix,
+    network: { bridge: bridgeName(settings), hostAddress: `${settings.subnet}.1` },
+  };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`, to `pid` if it is still the process carrying `marker`. */
+export async function stopProcess(pid: number | undefined, marker: string, graceMs = 10_000): Promise<void> {
+  if (!isOurProcess(pid, marker)) return;
+  signal(pid as number, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && isOurProcess(pid, marker)) await sleep(100);
+  if (isOurProcess(pid, marker)) signal(pid as number, "SIGKILL");
+}
+
+/**
+ * Removes everything a local mode made, whatever state it was left in (also after a SIGKILL): the
+ * agent, every namespace node with the prefix (their slurmd and jobs, veths, Slurm node entries),
+ * slurmctld, munged, the bridge, then slurmctld's saved state, instance records, key, lock and state
+ * file. Logs stay under `logs/` (and `slurm/log/`). Idempotent.
+ */
+export async function tearDownLocal(settings: LocalSettings, state?: LocalState): Promise<void> {
+  const paths = localPaths(settings.stateDir);
+  const agentPid = state?.agentPid ?? (await pidFrom(join(settings.stateDir, "agent.pid")));
+  await stopProcess(agentPid, AGENT_MARKER);
+  await stopTestbed(localTestbed(settings));
+  // Saved controller state would bring the dynamic nodes back on the next start.
+  for (const entry of await readdir(paths.slurmDir).catch(() => [] as string[])) {
+    if (entry !== "log") await rm(join(paths.slurmDir, entry), { recursive: true, force: true });
+  }
+  for (const path of [
+    paths.instancesDir,
+    paths.agentKey,
+    join(settings.stateDir, "agent.pid"),
+    paths.lockFile,
+    paths.stateFile,
+  ]) {
+    await rm(path, { recursive: true, force: true });
+  }
+}
+
+async function pidFrom(file: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(file, "utf8")).trim());
+    return Number.isSafeInteger(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
