@@ -35,7 +35,8 @@ export function launchStatements(scope: Construct, nodeRoleArn: string): iam.Pol
       ],
       conditions: {
         StringEquals: { ...MANAGED_REQUEST, "ec2:MetadataHttpTokens": "required" },
-        "ForAllValues:StringLike": { "aws:TagKeys": ["nowscale:*", "nowscale-*", "Name"] },
+        // NowScale's own tags (nowscale:*, nowscale-role, NowScaleRound) and Name; nothing else at launch.
+        "ForAllValues:StringLike": { "aws:TagKeys": ["nowscale:*", "nowscale-*", "NowScale*", "Name"] },
       },
     }),
     new iam.PolicyStatement({

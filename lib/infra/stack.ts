@@ -44,6 +44,12 @@ export interface NowScaleStackProps extends StackProps {
    * @default true: `cdk destroy` leaves the data (and its keys) behind; see docs/deploy.md
    */
   retainData?: boolean;
+  /**
+   * How the scaler, reconciler and API reach each cluster's agent (NOWSCALE_AGENT_TRANSPORT).
+   * @default "ssm": the functions are not attached to the clusters' VPCs, so the agent's private HTTP
+   * address is out of their reach; SSM reads reports but cannot drain (shrinking then waits)
+   */
+  agentTransport?: "http" | "ssm";
 }
 
 /**
@@ -86,6 +92,11 @@ export class NowScaleStack extends Stack {
       [CREDENTIALS_ENV.tencent]: tencentCredentials.secretArn,
       [CREDENTIALS_ENV.alibaba]: alibabaCredentials.secretArn,
     };
+    // What every function that talks to clusters (scaler, reconciler, API) needs to reach them.
+    const clusterEnv = {
+      [CONTROL_ENV.agentTransport]: props.agentTransport ?? "ssm",
+      [CONTROL_ENV.nodeInstanceProfileArn]: nodeRole.instanceProfile.instanceProfileArn,
+    };
 
     const workflowTask = nowscaleFunction(this, "WorkflowTask", {
       ...common,
@@ -105,7 +116,7 @@ export class NowScaleStack extends Stack {
       handlerFile: "scaler",
       description: "NowScale: one cluster's scale cycle (poll, plan, launch, shrink)",
       timeoutSeconds: 60,
-      environment: { ...tableEnv, ...credentialsEnv },
+      environment: { ...tableEnv, ...credentialsEnv, ...clusterEnv },
     });
     const fanout = nowscaleFunction(this, "ScalerFanout", {
       ...common,
@@ -118,7 +129,7 @@ export class NowScaleStack extends Stack {
       handlerFile: "reconciler",
       description: "NowScale: orphans, stuck boots, protected mode, gone instances",
       timeoutSeconds: 120,
-      environment: { ...tableEnv, ...credentialsEnv },
+      environment: { ...tableEnv, ...credentialsEnv, ...clusterEnv },
     });
     const api = nowscaleFunction(this, "ApiHandler", {
       ...common,
@@ -126,6 +137,7 @@ export class NowScaleStack extends Stack {
       description: "NowScale: the REST API",
       environment: {
         ...tableEnv,
+        ...clusterEnv,
         [CONTROL_ENV.createStateMachineArn]: workflows.createCluster.stateMachineArn,
         [CONTROL_ENV.deleteStateMachineArn]: workflows.deleteCluster.stateMachineArn,
       },
@@ -135,8 +147,9 @@ export class NowScaleStack extends Stack {
     for (const fn of [workflowTask, scaler, fanout, reconciler, api]) {
       for (const table of Object.values(tables.tables)) table.grantReadWriteData(fn);
     }
-    // Clouds: the scaler and reconciler launch/terminate; the workflow also makes the network and secrets.
-    for (const fn of [scaler, reconciler, workflowTask]) {
+    // Clouds: the scaler, reconciler and API (nodes added or deleted by hand) launch and terminate; the
+    // workflow also makes the network and secrets.
+    for (const fn of [scaler, reconciler, api, workflowTask]) {
       for (const s of [...launchStatements(this, nodeRole.role.roleArn), ...agentOverSsmStatements(this)]) {
         fn.addToRolePolicy(s);
       }
@@ -144,7 +157,7 @@ export class NowScaleStack extends Stack {
     for (const s of [...networkStatements(this), ...clusterSecretStatements(this)])
       workflowTask.addToRolePolicy(s);
     keys.secretsKey.grantEncryptDecrypt(workflowTask);
-    for (const fn of [scaler, reconciler]) {
+    for (const fn of [scaler, reconciler, api]) {
       tencentCredentials.grantRead(fn);
       alibabaCredentials.grantRead(fn);
       // The agents' HMAC keys, for the signed HTTP channel.

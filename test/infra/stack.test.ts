@@ -121,6 +121,18 @@ describe("Lambda functions", () => {
     }
   });
 
+  it("THEN the functions that reach clusters know the agent transport and the node instance profile", () => {
+    const reaching = resources("AWS::Lambda::Function").filter(([, fn]) =>
+      /scale cycle|orphans|REST API/.test(String(fn.Properties.Description)),
+    );
+    expect(reaching).toHaveLength(3);
+    for (const [, fn] of reaching) {
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env.NOWSCALE_AGENT_TRANSPORT).toBe("ssm");
+      expect(env.NOWSCALE_NODE_INSTANCE_PROFILE_ARN).toBeDefined();
+    }
+  });
+
   it("THEN every log group has a retention and a customer-managed key", () => {
     for (const [, group] of resources("AWS::Logs::LogGroup")) {
       expect(group.Properties.RetentionInDays).toBe(30);
@@ -143,6 +155,17 @@ describe("IAM least privilege", () => {
     for (const s of launches) {
       expect(s.Condition).toMatchObject({
         StringEquals: { "aws:RequestTag/nowscale:managed": "true", "ec2:MetadataHttpTokens": "required" },
+      });
+    }
+  });
+
+  it("THEN launches may carry only NowScale's own tag keys (and Name), including the scaler's NowScaleRound", () => {
+    const launches = statementsWith("ec2:RunInstances").filter((s) =>
+      JSON.stringify(s.Resource).includes(":instance/*"),
+    );
+    for (const s of launches) {
+      expect(s.Condition).toMatchObject({
+        "ForAllValues:StringLike": { "aws:TagKeys": ["nowscale:*", "nowscale-*", "NowScale*", "Name"] },
       });
     }
   });
