@@ -5,7 +5,9 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
 import type { ClusterRecord } from "../ports/state-store.js";
+import { createAlibabaEcsProvider } from "../providers/alibaba-ecs/index.js";
 import { createAwsEc2Provider } from "../providers/aws-ec2/index.js";
+import { createTencentCvmProvider } from "../providers/tencent-cvm/index.js";
 import { DynamoStateStore } from "../state/dynamo-store.js";
 import { tableNamesFromEnv } from "../state/tables.js";
 import { HttpAgentChannel } from "./agent-http.js";
@@ -20,8 +22,9 @@ export type ClusterRuntime = (
 /**
  * The control plane's ports on AWS, from the Lambda environment. One provider per (cloud, region) is
  * kept for the life of the container so the unavailable-offering cache carries across invocations.
- * Tencent and Alibaba clusters need their access keys from Secrets Manager; that wiring is not done yet
- * and such clusters are refused with a clear error.
+ * Tencent and Alibaba clusters use the access key in the Secrets Manager secret named by
+ * NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN (`{"secretId","secretKey"}`) or
+ * NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN (`{"accessKeyId","accessKeySecret"}`).
  */
 export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
   const region = requireEnv("AWS_REGION", env);
@@ -35,22 +38,62 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
   const providers = new Map<string, CloudProvider>();
   const keys = new Map<string, Uint8Array>();
 
-  const provider = (cluster: ClusterRecord): CloudProvider => {
+  const secretJson = async (envName: string): Promise<Record<string, unknown>> => {
+    const secretId = requireEnv(envName, env);
+    const out = await secrets.send(new GetSecretValueCommand({ SecretId: secretId }));
+    const parsed: unknown = JSON.parse(out.SecretString ?? "{}");
+    if (typeof parsed !== "object" || parsed === null)
+      throw new Error(`secret ${envName} is not a JSON object`);
+    return parsed as Record<string, unknown>;
+  };
+  const text = (o: Record<string, unknown>, key: string, envName: string): string => {
+    const v = o[key];
+    if (typeof v !== "string" || v === "") throw new Error(`secret ${envName} has no ${key}`);
+    return v;
+  };
+
+  const provider = async (cluster: ClusterRecord): Promise<CloudProvider> => {
     const { cloud, region: clusterRegion } = cluster.placement;
-    if (cloud !== "aws") throw new Error(`cloud ${cloud} is not wired into the Lambda runtime yet`);
     const securityGroupIds = cluster.resources.filter((r) => r.type === "securityGroup").map((r) => r.id);
-    const cacheKey = `${cloud}:${clusterRegion}:${securityGroupIds.join(",")}`;
-    let p = providers.get(cacheKey);
-    if (p === undefined) {
-      const instanceProfileArn = env.NOWSCALE_NODE_INSTANCE_PROFILE_ARN;
+    const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id;
+    const cacheKey = `${cloud}:${clusterRegion}:${securityGroupIds.join(",")}:${vpcId ?? ""}`;
+    const cached = providers.get(cacheKey);
+    if (cached !== undefined) return cached;
+    let p: CloudProvider;
+    if (cloud === "aws") {
+      const instanceProfileArn = env[CONTROL_ENV.nodeInstanceProfileArn];
       p = createAwsEc2Provider({
         region: clusterRegion,
         clock,
         securityGroupIds,
         ...(instanceProfileArn === undefined ? {} : { instanceProfileArn }),
       });
-      providers.set(cacheKey, p);
+    } else if (cloud === "tencent") {
+      const name = CONTROL_ENV.tencentCredentialsSecretArn;
+      const s = await secretJson(name);
+      p = createTencentCvmProvider({
+        region: clusterRegion,
+        clock,
+        securityGroupIds,
+        credential: { secretId: text(s, "secretId", name), secretKey: text(s, "secretKey", name) },
+        ...(vpcId === undefined ? {} : { vpcId }),
+      });
+    } else if (cloud === "alibaba") {
+      const name = CONTROL_ENV.alibabaCredentialsSecretArn;
+      const s = await secretJson(name);
+      p = createAlibabaEcsProvider({
+        regionId: clusterRegion,
+        clock,
+        securityGroupIds,
+        credential: {
+          accessKeyId: text(s, "accessKeyId", name),
+          accessKeySecret: text(s, "accessKeySecret", name),
+        },
+      });
+    } else {
+      throw new Error(`cloud ${cloud} has no provider in the Lambda runtime`);
     }
+    providers.set(cacheKey, p);
     return p;
   };
 
@@ -77,7 +120,7 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
   };
 
   const runtime: ClusterRuntime = async (cluster) => ({
-    provider: provider(cluster),
+    provider: await provider(cluster),
     agent: await agent(cluster),
   });
   return { store, clock, runtime };

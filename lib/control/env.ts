@@ -24,6 +24,10 @@ export const CONTROL_ENV = {
   agentTransport: "NOWSCALE_AGENT_TRANSPORT",
   /** Optional: the compute nodes' instance profile (the only role iam:PassRole allows). */
   nodeInstanceProfileArn: "NOWSCALE_NODE_INSTANCE_PROFILE_ARN",
+  /** Tencent clusters: Secrets Manager secret `{"secretId","secretKey"}` (under the stack's KMS key). */
+  tencentCredentialsSecretArn: "NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN",
+  /** Alibaba clusters: Secrets Manager secret `{"accessKeyId","accessKeySecret"}`. */
+  alibabaCredentialsSecretArn: "NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN",
   /** Powertools. */
   serviceName: "POWERTOOLS_SERVICE_NAME",
   metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",
