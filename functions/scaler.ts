@@ -44,7 +44,7 @@ async function scaler(
       clock,
       provider,
       agent,
-      metrics: new PowertoolsMetricsSink(metrics),
+      metrics: new PowertoolsMetricsSink(metrics, { ClusterId: clusterId }),
       log: controlLog(logger),
       owner: context.awsRequestId,
     },

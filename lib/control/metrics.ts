@@ -31,7 +31,11 @@ export type MetricName =
 
 /** Powertools Metrics as a sink: plain figures carry the cluster dimension; extra dimensions get their own EMF blob. */
 export class PowertoolsMetricsSink implements MetricsSink {
-  constructor(private readonly metrics: Metrics) {}
+  /** `dimensions` are added to every figure that carries its own (e.g. ClusterId), which single metrics lose. */
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly dimensions: Record<string, string> = {},
+  ) {}
 
   add(name: MetricName, unit: MetricUnitName, value: number, dimensions: Record<string, string> = {}): void {
     const entries = Object.entries(dimensions);
@@ -40,7 +44,7 @@ export class PowertoolsMetricsSink implements MetricsSink {
       return;
     }
     const single = this.metrics.singleMetric();
-    for (const [k, v] of entries) single.addDimension(k, v);
+    for (const [k, v] of [...Object.entries(this.dimensions), ...entries]) single.addDimension(k, v);
     single.addMetric(name, MetricUnit[unit], value);
   }
 }

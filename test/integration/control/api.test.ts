@@ -198,6 +198,8 @@ describe("API", () => {
     expect((await t.call("GET", "/clusters/c-none")).status).toBe(404);
     expect((await t.call("GET", "/clusters/..%2F..%2Fetc")).status).toBe(404);
     expect((await t.call("PATCH", "/clusters")).status).toBe(405);
+    const huge = await t.call("POST", "/clusters", `{"name":"${"a".repeat(300_000)}"}`);
+    expect(huge.status).toBe(413);
   });
 });
 
