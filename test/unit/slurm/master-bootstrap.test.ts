@@ -32,6 +32,15 @@ describe("renderMasterBootstrapScript", () => {
     expect(script).toContain("aws s3 cp 's3://my-bucket/nowscale-agent.js'");
   });
 
+  it("fits the clouds' user-data limit (16 KiB after base64) with many queues", () => {
+    // Act
+    const queues = Array.from({ length: 30 }, (_, i) => ({ name: `queue-${i}`, defMemPerCpuMiB: 4096 }));
+    const script = renderMasterBootstrapScript({ ...options, queues });
+
+    // Assess
+    expect(Buffer.from(script).toString("base64").length).toBeLessThanOrEqual(16_384);
+  });
+
   it.each([
     ["clusterId", { clusterId: "a;rm -rf /" }],
     ["region", { region: "$(id)" }],
