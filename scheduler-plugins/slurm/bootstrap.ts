@@ -62,35 +62,55 @@ export const mungeKeySourceSchema = z.discriminatedUnion("source", [
   }),
 ]);
 
-export const bootstrapOptionsSchema = z.strictObject({
-  clusterId: simpleName,
-  nodeName: simpleName,
-  queue: simpleName,
-  instanceType: cloudId,
-  zone: cloudId,
-  cpus: int(1, 100_000),
-  realMemoryMiB: int(1, 1 << 30),
-  gpus: int(0, 64).default(0),
-  /** slurmctld's address and port: slurmd fetches slurm.conf from it (SlurmctldParameters=enable_configless). */
-  controllerAddress: ipv4,
-  controllerPort: int(1, 65_535).default(6817),
-  mungeKey: mungeKeySourceSchema,
-  storage: z.array(storageOptionSchema).max(20).default([]),
-  /** Scripts run before the node joins, with NOWSCALE_NODE_ROLE, NOWSCALE_CLUSTER_ID, NOWSCALE_SCHEDULER_TYPE set. */
-  initScripts: z
-    .array(
-      z.strictObject({
-        url: z.string().regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/, {
-          error: "expected an https:// or s3:// URL",
+/**
+ * Where a node learns its own name, type and zone at boot instead of from the options: one launch call
+ * starts `count` instances with the same user data, so the name (the instance id, as slurm-gcp names nodes
+ * after instances) and the candidate that delivered (type, zone) can only be known on the instance.
+ */
+export const IDENTITY_SOURCES = ["aws-imds", "tencent-metadata", "alibaba-metadata"] as const;
+
+export const bootstrapOptionsSchema = z
+  .strictObject({
+    clusterId: simpleName,
+    /** The Slurm node name; give either this or `identityFrom`. */
+    nodeName: simpleName.optional(),
+    /** Read the node name (instance id), instance type and zone from the cloud's metadata service at boot. */
+    identityFrom: z.enum(IDENTITY_SOURCES).optional(),
+    queue: simpleName,
+    instanceType: cloudId,
+    zone: cloudId,
+    cpus: int(1, 100_000),
+    realMemoryMiB: int(1, 1 << 30),
+    gpus: int(0, 64).default(0),
+    /** slurmctld's address and port: slurmd fetches slurm.conf from it (SlurmctldParameters=enable_configless). */
+    controllerAddress: ipv4,
+    controllerPort: int(1, 65_535).default(6817),
+    mungeKey: mungeKeySourceSchema,
+    storage: z.array(storageOptionSchema).max(20).default([]),
+    /** Scripts run before the node joins, with NOWSCALE_NODE_ROLE, NOWSCALE_CLUSTER_ID, NOWSCALE_SCHEDULER_TYPE set. */
+    initScripts: z
+      .array(
+        z.strictObject({
+          url: z.string().regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/, {
+            error: "expected an https:// or s3:// URL",
+          }),
+          timeoutS: int(1, 3600).default(600),
         }),
-        timeoutS: int(1, 3600).default(600),
-      }),
-    )
-    .max(20)
-    .default([]),
-  /** Present on images built with NowScale's packages: installation is skipped. */
-  preinstalledMarker: localPath.default("/etc/nowscale/preinstalled"),
-});
+      )
+      .max(20)
+      .default([]),
+    /** Present on images built with NowScale's packages: installation is skipped. */
+    preinstalledMarker: localPath.default("/etc/nowscale/preinstalled"),
+  })
+  .superRefine((o, ctx) => {
+    if ((o.nodeName === undefined) === (o.identityFrom === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["nodeName"],
+        message: "give exactly one of nodeName and identityFrom",
+      });
+    }
+  });
 
 export type BootstrapOptions = z.input<typeof bootstrapOptionsSchema>;
 
@@ -101,9 +121,15 @@ export function renderBootstrapScript(input: BootstrapOptions): string {
   const features = placementFeatures({ queue: o.queue, instanceType: o.instanceType, zone: o.zone });
   const nodeConf = [`CPUs=${o.cpus}`, `RealMemory=${o.realMemoryMiB}`, `Feature=${features.join(",")}`];
   if (o.gpus > 0) nodeConf.push(`Gres=gpu:${o.gpus}`);
+  const identity =
+    o.identityFrom === undefined
+      ? `readonly NODE_NAME=${q(o.nodeName ?? "")}
+readonly NODE_CONF=${q(nodeConf.join(" "))}`
+      : identityFromMetadata(o.identityFrom, o.queue, o.cpus, o.realMemoryMiB, o.gpus);
+  const nodeLabel = o.nodeName ?? `(instance id from ${o.identityFrom})`;
 
   return `#!/bin/bash
-# NowScale compute node bootstrap, generated for cluster ${o.clusterId}, node ${o.nodeName}. Do not edit.
+# NowScale compute node bootstrap, generated for cluster ${o.clusterId}, node ${nodeLabel}. Do not edit.
 set -euo pipefail
 umask 022
 exec > >(tee -a /var/log/nowscale-bootstrap.log) 2>&1
@@ -111,13 +137,13 @@ exec > >(tee -a /var/log/nowscale-bootstrap.log) 2>&1
 readonly NOWSCALE_NODE_ROLE=COMPUTE
 readonly NOWSCALE_CLUSTER_ID=${q(o.clusterId)}
 readonly NOWSCALE_SCHEDULER_TYPE=SLURM
-readonly NODE_NAME=${q(o.nodeName)}
 readonly CONF_SERVER=${q(`${o.controllerAddress}:${o.controllerPort}`)}
-readonly NODE_CONF=${q(nodeConf.join(" "))}
 readonly PREINSTALLED_MARKER=${q(o.preinstalledMarker)}
 export NOWSCALE_NODE_ROLE NOWSCALE_CLUSTER_ID NOWSCALE_SCHEDULER_TYPE
 
 log() { printf '%s nowscale-bootstrap: %s\\n' "$(date -u +%FT%TZ)" "$*"; }
+
+${identity}
 
 install_packages() {
   . /etc/os-release
@@ -238,4 +264,59 @@ function indent(text: string, spaces: number): string {
     .split("\n")
     .map((l) => " ".repeat(spaces) + l)
     .join("\n");
+}
+
+/** Metadata reads per cloud: (instance id, instance type, zone) paths and how to get a session token. */
+const METADATA: Record<
+  (typeof IDENTITY_SOURCES)[number],
+  { fetch: string; id: string; type: string; zone: string }
+> = {
+  "aws-imds": {
+    // IMDSv2 only (instances are launched with HttpTokens=required).
+    fetch: `md() { local t; t=$(curl -sf -X PUT 'http://169.254.169.254/latest/api/token' -H 'X-aws-ec2-metadata-token-ttl-seconds: 300'); curl -sf -H "X-aws-ec2-metadata-token: $t" "http://169.254.169.254/latest/meta-data/$1"; }`,
+    id: "instance-id",
+    type: "instance-type",
+    zone: "placement/availability-zone",
+  },
+  "tencent-metadata": {
+    fetch: `md() { curl -sf "http://metadata.tencentyun.com/latest/meta-data/$1"; }`,
+    id: "instance-id",
+    type: "instance/instance-type",
+    zone: "placement/zone",
+  },
+  "alibaba-metadata": {
+    // Hardened (token) mode, which NowScale's launches require.
+    fetch: `md() { local t; t=$(curl -sf -X PUT 'http://100.100.100.200/latest/api/token' -H 'X-aliyun-ecs-metadata-token-ttl-seconds: 300'); curl -sf -H "X-aliyun-ecs-metadata-token: $t" "http://100.100.100.200/latest/meta-data/$1"; }`,
+    id: "instance-id",
+    type: "instance/instance-type",
+    zone: "zone-id",
+  },
+};
+
+/**
+ * Shell lines that set NODE_NAME, INSTANCE_TYPE, ZONE and NODE_CONF from the metadata service. What the
+ * service answers is checked against the same allow-lists as everything else before it is used.
+ */
+function identityFromMetadata(
+  source: (typeof IDENTITY_SOURCES)[number],
+  queue: string,
+  cpus: number,
+  realMemoryMiB: number,
+  gpus: number,
+): string {
+  const m = METADATA[source];
+  const q = shellQuote;
+  const name = SIMPLE_NAME.source;
+  const id = CLOUD_ID.source;
+  const head = `CPUs=${cpus} RealMemory=${realMemoryMiB} Feature=q_${queue},type_`;
+  const tail = gpus > 0 ? ` Gres=gpu:${gpus}` : "";
+  return `${m.fetch}
+NODE_NAME=$(md ${q(m.id)}) || { log "could not read the instance id from the metadata service"; exit 1; }
+INSTANCE_TYPE=$(md ${q(m.type)}) || { log "could not read the instance type"; exit 1; }
+ZONE=$(md ${q(m.zone)}) || { log "could not read the zone"; exit 1; }
+[[ "$NODE_NAME" =~ ${name} ]] || { log "unusable instance id from the metadata service"; exit 1; }
+[[ "$INSTANCE_TYPE" =~ ${id} ]] || { log "unusable instance type from the metadata service"; exit 1; }
+[[ "$ZONE" =~ ${id} ]] || { log "unusable zone from the metadata service"; exit 1; }
+NODE_CONF=${q(head)}"$INSTANCE_TYPE"${q(",zone_")}"$ZONE"${tail === "" ? "" : q(tail)}
+readonly NODE_NAME INSTANCE_TYPE ZONE NODE_CONF`;
 }
