@@ -8,6 +8,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import { handleApiRequest } from "../lib/control/api/routes.js";
 import { SfnWorkflowStarter } from "../lib/control/api/workflows.js";
 import { awsControlRuntime } from "../lib/control/aws-runtime.js";
+import { computeUserData } from "../lib/control/compute-user-data.js";
 import { CONTROL_ENV, METRICS_NAMESPACE, requireEnv } from "../lib/control/env.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
 
@@ -20,7 +21,14 @@ const workflows = new SfnWorkflowStarter(
   requireEnv(CONTROL_ENV.createStateMachineArn),
   requireEnv(CONTROL_ENV.deleteStateMachineArn),
 );
-const deps = { store, clock, runtime, workflows, metrics: new PowertoolsMetricsSink(metrics) };
+const deps = {
+  store,
+  clock,
+  runtime,
+  workflows,
+  userData: computeUserData,
+  metrics: new PowertoolsMetricsSink(metrics),
+};
 
 async function api(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   try {

@@ -5,6 +5,7 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { awsControlRuntime } from "../lib/control/aws-runtime.js";
+import { computeUserData } from "../lib/control/compute-user-data.js";
 import { CONTROL_ENV, METRICS_NAMESPACE } from "../lib/control/env.js";
 import { controlLog } from "../lib/control/log.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
@@ -47,6 +48,7 @@ async function scaler(
       metrics: new PowertoolsMetricsSink(metrics, { ClusterId: clusterId }),
       log: controlLog(logger),
       owner: context.awsRequestId,
+      userData: computeUserData,
     },
     {
       windowMs: seconds(CONTROL_ENV.scalerWindowSeconds, 50),

@@ -49,6 +49,8 @@ export interface ApiDeps {
   metrics: MetricsSink;
   /** The cloud and the agent of a cluster, for adding and deleting nodes by hand. */
   runtime: (cluster: ClusterRecord) => Promise<{ provider: CloudProvider; agent: AgentChannel }>;
+  /** The boot script of manually added nodes (as the scaler's). @default none */
+  userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
   /** @default "c-" + 12 random hex digits */
   newClusterId?: () => string;
 }
