@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import { RemovalPolicy } from "aws-cdk-lib";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
@@ -20,7 +20,8 @@ export interface NowScaleWorkflowsProps {
 
 /**
  * The create and delete state machines from lib/workflow (the same definitions the local runner
- * executes), with the task Lambda's ARN substituted, full execution logging and X-Ray tracing.
+ * executes), with the task Lambda's ARN substituted, full execution logging and X-Ray tracing. The
+ * execution timeout is the definition's own TimeoutSeconds.
  */
 export class NowScaleWorkflows extends Construct {
   readonly createCluster: sfn.StateMachine;
@@ -42,7 +43,6 @@ export class NowScaleWorkflows extends Construct {
       stateMachineType: sfn.StateMachineType.STANDARD,
       definitionBody: sfn.DefinitionBody.fromString(definitionJson(definition)),
       definitionSubstitutions: { [TASK_FUNCTION_ARN_KEY]: props.taskFunction.functionArn },
-      timeout: Duration.seconds(definition.TimeoutSeconds),
       tracingEnabled: true,
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
