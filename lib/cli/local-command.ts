@@ -3,6 +3,7 @@ import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { formatSummary, runDemo } from "../local/demo.js";
 import { installCommand, installPackages, missingPackages } from "../local/dependencies.js";
 import { sleep } from "../local/netns.js";
 import {
@@ -35,27 +36,43 @@ export function registerLocal(program: Command): void {
       process.env.NOWSCALE_LOCAL_DIR ?? DEFAULT_STATE_DIR,
     );
 
-  withDir(local.command("up"))
+  const withUpOptions = (c: Command) =>
+    withDir(c)
+      .option("--install-deps", "install slurm-wlm, munge and iproute2 with apt-get when missing")
+      .option("--port <port>", "the API's port on 127.0.0.1", String(DEFAULT_SETTINGS.apiPort))
+      .option("--agent-port <port>", "the agent's port on 127.0.0.1", String(DEFAULT_SETTINGS.agentPort))
+      .option("--slurmctld-port <port>", "slurmctld's port", String(DEFAULT_SETTINGS.slurmctldPort))
+      .option("--slurmd-port <port>", "the nodes' slurmd port", String(DEFAULT_SETTINGS.slurmdPort))
+      .option("--prefix <prefix>", "prefix of every namespace and interface", DEFAULT_SETTINGS.prefix)
+      .option("--subnet <a.b.c>", "the nodes' /24 (slurmctld on .1)", DEFAULT_SETTINGS.subnet)
+      .option(
+        "--interval <seconds>",
+        "seconds between scale cycles",
+        String(DEFAULT_SETTINGS.scalerIntervalSeconds),
+      )
+      .option("--boot-delay <ms>", "simulated boot time of a node", String(DEFAULT_SETTINGS.bootDelayMs))
+      .option("--timeout <seconds>", "how long to wait for the start", "180");
+
+  withUpOptions(local.command("up"))
     .description("start munged, slurmctld, the agent, dynalite, the API and the scaler loop")
-    .option("--install-deps", "install slurm-wlm, munge and iproute2 with apt-get when missing")
-    .option("--port <port>", "the API's port on 127.0.0.1", String(DEFAULT_SETTINGS.apiPort))
-    .option("--agent-port <port>", "the agent's port on 127.0.0.1", String(DEFAULT_SETTINGS.agentPort))
-    .option("--slurmctld-port <port>", "slurmctld's port", String(DEFAULT_SETTINGS.slurmctldPort))
-    .option("--slurmd-port <port>", "the nodes' slurmd port", String(DEFAULT_SETTINGS.slurmdPort))
-    .option("--prefix <prefix>", "prefix of every namespace and interface", DEFAULT_SETTINGS.prefix)
-    .option("--subnet <a.b.c>", "the nodes' /24 (slurmctld on .1)", DEFAULT_SETTINGS.subnet)
-    .option(
-      "--interval <seconds>",
-      "seconds between scale cycles",
-      String(DEFAULT_SETTINGS.scalerIntervalSeconds),
-    )
-    .option("--boot-delay <ms>", "simulated boot time of a node", String(DEFAULT_SETTINGS.bootDelayMs))
-    .option("--timeout <seconds>", "how long to wait for the start", "180")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       const settings = settingsFrom(opts);
       requireRoot();
       await ensureDependencies(opts.installDeps === true);
       await up(settings, Number(opts.timeout) * 1000);
+    });
+
+  withUpOptions(local.command("demo"))
+    .description(
+      "local up, a cluster, a workload that makes it grow and shrink to zero, a summary, local down",
+    )
+    .option("--short", "a smaller workload (the end-to-end test)")
+    .option("--shrink-idle <seconds>", "the cluster's shrinkIdleTime", "10")
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const settings = settingsFrom(opts);
+      requireRoot();
+      await ensureDependencies(opts.installDeps === true);
+      await demo(settings, opts.short === true, Number(opts.shrinkIdle));
     });
 
   withDir(local.command("down"))
@@ -130,8 +147,31 @@ async function ensureDependencies(install: boolean): Promise<void> {
   if (still.length > 0) throw new UsageError(`still missing after apt-get: ${still.join(", ")}`);
 }
 
+/** The demo between up and down; down runs whatever happened, and any failure fails the command. */
+async function demo(settings: LocalSettings, short: boolean, shrinkIdleSeconds: number): Promise<void> {
+  const started = Date.now();
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  await up(settings, 180_000);
+  let failure: unknown;
+  try {
+    const summary = await runDemo(settings, { short, shrinkIdleSeconds, timeoutMs: 540_000, out: say });
+    say("\nsummary");
+    for (const line of formatSummary(summary)) say(`  ${line}`);
+  } catch (error) {
+    failure = error;
+  }
+  await down(settings.stateDir);
+  if (failure !== undefined) {
+    throw new UsageError(
+      `demo FAILED: ${(failure as Error).message}; logs in ${localPaths(settings.stateDir).logDir}`,
+      1,
+    );
+  }
+  say(`demo passed in ${((Date.now() - started) / 1000).toFixed(0)} s (local up to local down)`);
+}
+
 /** Starts the supervisor in the background and relays its progress until it is ready or has failed. */
-async function up(settings: LocalSettings, timeoutMs: number): Promise<void> {
+export async function up(settings: LocalSettings, timeoutMs: number): Promise<void> {
   const paths = localPaths(settings.stateDir);
   const existing = readLocalState(settings.stateDir);
   if (existing !== undefined) {
@@ -208,7 +248,7 @@ async function up(settings: LocalSettings, timeoutMs: number): Promise<void> {
 }
 
 /** Stops the supervisor (it cleans up), then sweeps whatever is left; works without any state too. */
-async function down(stateDir: string): Promise<void> {
+export async function down(stateDir: string): Promise<void> {
   const state = readLocalState(stateDir);
   const settings = state?.settings ?? { ...DEFAULT_SETTINGS, stateDir };
   if (isOurProcess(state?.supervisorPid, SUPERVISOR_MARKER)) {

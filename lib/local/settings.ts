@@ -33,7 +33,7 @@ export const DEFAULT_SETTINGS: Omit<LocalSettings, "stateDir"> = {
   slurmdPort: 6818,
   prefix: "nsl-",
   subnet: "192.168.250",
-  scalerIntervalSeconds: 5,
+  scalerIntervalSeconds: 2,
   bootDelayMs: 1000,
 };
 
