@@ -147,9 +147,16 @@ export function clusterSecretStatements(scope: Construct): iam.PolicyStatement[]
       resources: [secrets],
       conditions: { StringEquals: MANAGED_REQUEST },
     }),
+    // No tag condition: for a secret that does not exist yet IAM would deny instead of "not found",
+    // and the adapter looks a secret up before creating it. Describe shows metadata, never the value.
     new iam.PolicyStatement({
-      sid: "ReadAndDeleteTaggedClusterSecrets",
-      actions: ["secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret"],
+      sid: "DescribeClusterSecrets",
+      actions: ["secretsmanager:DescribeSecret"],
+      resources: [secrets],
+    }),
+    new iam.PolicyStatement({
+      sid: "DeleteTaggedClusterSecrets",
+      actions: ["secretsmanager:DeleteSecret"],
       resources: [secrets],
       conditions: { StringEquals: MANAGED_RESOURCE },
     }),
