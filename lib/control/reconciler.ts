@@ -28,6 +28,8 @@ export interface ReconcilerOptions {
   goneGraceMs?: number;
   /** An intent still INTENDED after this long, with no instance of its round, is closed as FAILED. @default 300000 */
   intentStaleMs?: number;
+  /** Finished launch intents are kept this long as history. @default 86400000 (a day) */
+  intentRetentionMs?: number;
   /** @default 120000 */
   leaseTtlMs?: number;
 }
@@ -40,6 +42,7 @@ export interface ReconcileSummary {
   bootTimeouts: string[];
   gone: string[];
   intentsClosed: string[];
+  intentsPruned: number;
   protectedQueues: string[];
   agentReachable: boolean;
 }
@@ -75,6 +78,7 @@ export async function reconcileCluster(
     bootTimeouts: [],
     gone: [],
     intentsClosed: [],
+    intentsPruned: 0,
     protectedQueues: [],
     agentReachable: false,
   };
@@ -258,6 +262,12 @@ export async function reconcileCluster(
         .then(() => summary.intentsClosed.push(intent.round))
         .catch(ignoreConflict);
     }
+
+    // 6. History: finished intents older than the retention.
+    summary.intentsPruned = await store.pruneLaunchIntents(
+      clusterId,
+      now - (options.intentRetentionMs ?? 86_400_000),
+    );
   } finally {
     await store.releaseLease(lease).catch(() => undefined);
   }

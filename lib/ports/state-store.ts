@@ -57,6 +57,12 @@ export interface StateStore {
   /** Launch intents of the cluster, optionally only those in `status`. */
   listLaunchIntents(clusterId: string, status?: LaunchIntentStatus): Promise<LaunchIntent[]>;
 
+  /**
+   * Removes the cluster's finished intents (LAUNCHED or FAILED) completed before `completedBefore`, so the
+   * nodes table holds only recent history; INTENDED ones are never removed. Returns how many went.
+   */
+  pruneLaunchIntents(clusterId: string, completedBefore: number): Promise<number>;
+
   /** Adds a node record that came from outside a launch (e.g. an orphan the reconciler adopts). */
   putNode(node: NodeRecord): Promise<void>;
 

@@ -287,6 +287,24 @@ export class DynamoStateStore implements StateStore {
       .filter((i) => status === undefined || i.status === status);
   }
 
+  async pruneLaunchIntents(clusterId: string, completedBefore: number): Promise<number> {
+    const done = (await this.listLaunchIntents(clusterId)).filter(
+      (i) => i.status !== "INTENDED" && i.completedAt !== undefined && i.completedAt < completedBefore,
+    );
+    for (const intent of done) {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.t.nodes,
+          Key: { clusterId, nodeName: INTENT_PREFIX + intent.round },
+          ConditionExpression: "#status <> :intended",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":intended": "INTENDED" },
+        }),
+      );
+    }
+    return done.length;
+  }
+
   async putNode(node: NodeRecord): Promise<void> {
     await this.putNodeIfAbsent(node);
   }

@@ -187,5 +187,10 @@ describe("reconciler", () => {
     // Assess
     expect(summary.intentsClosed).toEqual(["x-f1-p0-l0-0"]);
     expect(await bed.store.listLaunchIntents("demo", "INTENDED")).toEqual([]);
+    // and a day later the closed intent is pruned from the history
+    bed.clock.advance(86_400_001);
+    const later = await reconcileCluster("demo", bed.deps("rec-2"));
+    expect(later.intentsPruned).toBe(1);
+    expect(await bed.store.listLaunchIntents("demo")).toEqual([]);
   });
 });
