@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../scheduler-plugins/slurm/collect.js";
+import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import { loadKey } from "./key.js";
 import { createAgentServer } from "./server.js";
 import { AGENT_VERSION } from "./version.js";
@@ -13,6 +14,9 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
   nowscale-agent serve [--listen HOST:PORT] [--key-file FILE] [--window SECONDS] [--source json|format]
       Serves the signed HTTP API (docs/agent.md). Default --listen 127.0.0.1:8787 (NOWSCALE_AGENT_LISTEN),
       key from --key-file, NOWSCALE_AGENT_KEY_FILE or NOWSCALE_AGENT_KEY.
+  nowscale-agent drain NODE --reason TEXT | resume NODE | delete-node NODE
+      One node action, as the HTTP API's (for SSM Run Command). Prints {"ok":true,...} or {"error":...}.
+      Exit 0 done, 2 slurmctld did not answer, 3 no such node, 64 bad name or reason, 1 other failure.
 
 Slurm's commands honour SLURM_CONF. --slurm-bin DIR runs squeue/sinfo/scontrol from DIR.`;
 
@@ -49,6 +53,9 @@ export async function main(argv: string[]): Promise<number> {
     const report = await collectReport(client, AGENT_VERSION);
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return report.status === "ok" ? 0 : 2;
+  }
+  if (command === "drain" || command === "resume" || command === "delete-node") {
+    return nodeAction(client, command, positionals[1], values.reason);
   }
   if (command === "serve") {
     const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
@@ -95,8 +102,39 @@ function parse(argv: string[]) {
       window: { type: "string" },
       source: { type: "string" },
       "slurm-bin": { type: "string" },
+      reason: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },
   });
+}
+
+/** One node action with the same client, checks and idempotency as the HTTP API. */
+async function nodeAction(
+  client: SlurmClient,
+  action: "drain" | "resume" | "delete-node",
+  node: string | undefined,
+  reason: string | undefined,
+): Promise<number> {
+  const answer = (code: number, body: Record<string, unknown>) => {
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+    return code;
+  };
+  if (node === undefined || (action === "drain" && reason === undefined)) {
+    return answer(64, {
+      error: `usage: nowscale-agent ${action} NODE${action === "drain" ? " --reason TEXT" : ""}`,
+    });
+  }
+  try {
+    if (action === "drain") await client.drain(node, reason as string);
+    else if (action === "resume") await client.resume(node);
+    else await client.deleteNode(node);
+    return answer(0, { ok: true, node, action });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed";
+    if (error instanceof TypeError) return answer(64, { error: message });
+    if (error instanceof SlurmNodeNotFoundError) return answer(3, { error: message });
+    if (error instanceof SlurmUnavailableError) return answer(2, { error: message });
+    return answer(1, { error: message });
+  }
 }

@@ -1,0 +1,72 @@
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import { main } from "../../../agent/main.js";
+
+/** A Slurm bin dir whose scontrol records its arguments and answers like Slurm for node "ghost" and "down". */
+function fakeSlurm(): { dir: string; calls: () => string[] } {
+  const dir = mkdtempSync(join(tmpdir(), "nowscale-scontrol-"));
+  const log = join(dir, "calls");
+  writeFileSync(log, "");
+  writeFileSync(
+    join(dir, "scontrol"),
+    `#!/bin/bash
+printf '%s\\n' "$*" >> '${log}'
+case "$*" in
+  *NodeName=ghost*) echo "slurm_update error: Invalid node name specified" >&2; exit 1 ;;
+  *NodeName=down*) echo "slurm_load_node error: Unable to contact slurm controller (connect failure)" >&2; exit 1 ;;
+esac
+exit 0
+`,
+  );
+  chmodSync(join(dir, "scontrol"), 0o755);
+  return { dir, calls: () => readFileSync(log, "utf8").trim().split("\n").filter(Boolean) };
+}
+
+async function run(argv: string[]): Promise<{ code: number; out: unknown }> {
+  const out: string[] = [];
+  const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => out.push(String(chunk)) > 0);
+  const code = await main(argv);
+  spy.mockRestore();
+  return { code, out: JSON.parse(out.join("")) };
+}
+
+describe("nowscale-agent node actions (for SSM Run Command)", () => {
+  it("drains with the nowscale prefix, resumes and deletes, with argument arrays", async () => {
+    // Prepare
+    const slurm = fakeSlurm();
+    const bin = ["--slurm-bin", slurm.dir, "--source", "json"];
+    // Act
+    const drained = await run(["drain", "c4-a", "--reason", "idle 300 s", ...bin]);
+    const resumed = await run(["resume", "c4-a", ...bin]);
+    const deleted = await run(["delete-node", "c4-a", ...bin]);
+    const goneAlready = await run(["delete-node", "ghost", ...bin]);
+    // Assess
+    expect([drained.code, resumed.code, deleted.code, goneAlready.code]).toEqual([0, 0, 0, 0]);
+    expect(drained.out).toEqual({ ok: true, node: "c4-a", action: "drain" });
+    expect(slurm.calls()).toEqual([
+      "update NodeName=c4-a State=DRAIN Reason=nowscale: idle 300 s",
+      "update NodeName=c4-a State=RESUME",
+      "delete NodeName=c4-a",
+      "delete NodeName=ghost",
+    ]);
+  });
+
+  it("answers with distinct exit codes: 3 unknown node, 2 slurmctld down, 64 bad name or missing reason", async () => {
+    // Prepare
+    const slurm = fakeSlurm();
+    const bin = ["--slurm-bin", slurm.dir, "--source", "json"];
+    // Act
+    const unknown = await run(["drain", "ghost", "--reason", "x", ...bin]);
+    const down = await run(["resume", "down", ...bin]);
+    const badName = await run(["drain", "a;reboot", "--reason", "x", ...bin]);
+    const noReason = await run(["drain", "c4-a", ...bin]);
+    // Assess
+    expect([unknown.code, down.code, badName.code, noReason.code]).toEqual([3, 2, 64, 64]);
+    expect(slurm.calls()).toEqual([
+      "update NodeName=ghost State=DRAIN Reason=nowscale: x",
+      "update NodeName=down State=RESUME",
+    ]);
+  });
+});
