@@ -23,10 +23,10 @@ import {
 import { NowScaleTables } from "./tables.js";
 import { NowScaleWorkflows } from "./workflows.js";
 
-/** Environment variables naming the third-party cloud credentials' secrets (scaler and reconciler). */
+/** Environment variables naming the third-party cloud credentials' secrets (lib/control/env.ts). */
 export const CREDENTIALS_ENV = {
-  tencent: "NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN",
-  alibaba: "NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN",
+  tencent: CONTROL_ENV.tencentCredentialsSecretArn,
+  alibaba: CONTROL_ENV.alibabaCredentialsSecretArn,
 } as const;
 
 export interface NowScaleStackProps extends StackProps {
@@ -73,18 +73,29 @@ export class NowScaleStack extends Stack {
     });
     const nodeRole = new NodeRole(this, "NodeRole", { secretsKey: keys.secretsKey });
 
-    // Placeholders: the operator puts the real access keys in with put-secret-value (docs/deploy.md).
-    const credentialSecret = (id: string, cloud: string) =>
+    // Placeholders in the JSON shape lib/control/aws-runtime.ts reads; the operator puts the real access
+    // keys in with put-secret-value (docs/deploy.md).
+    const credentialSecret = (id: string, cloud: string, idKey: string, secretKey: string) =>
       new secretsmanager.Secret(this, id, {
-        description: `NowScale: ${cloud} access key (JSON {"secretId", "secretKey"}); replace the placeholder`,
+        description: `NowScale: ${cloud} access key (JSON {"${idKey}", "${secretKey}"}); replace the placeholder`,
         encryptionKey: keys.secretsKey,
         generateSecretString: {
-          secretStringTemplate: JSON.stringify({ secretId: "REPLACE_ME" }),
-          generateStringKey: "secretKey",
+          secretStringTemplate: JSON.stringify({ [idKey]: "REPLACE_ME" }),
+          generateStringKey: secretKey,
         },
       });
-    const tencentCredentials = credentialSecret("TencentCredentials", "Tencent Cloud");
-    const alibabaCredentials = credentialSecret("AlibabaCredentials", "Alibaba Cloud");
+    const tencentCredentials = credentialSecret(
+      "TencentCredentials",
+      "Tencent Cloud",
+      "secretId",
+      "secretKey",
+    );
+    const alibabaCredentials = credentialSecret(
+      "AlibabaCredentials",
+      "Alibaba Cloud",
+      "accessKeyId",
+      "accessKeySecret",
+    );
 
     const common = { logKey: keys.dataKey, logRetention };
     const tableEnv = tables.environment();
