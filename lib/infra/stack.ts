@@ -149,6 +149,7 @@ export class NowScaleStack extends Stack {
       environment: {
         ...tableEnv,
         ...clusterEnv,
+        ...credentialsEnv,
         [CONTROL_ENV.createStateMachineArn]: workflows.createCluster.stateMachineArn,
         [CONTROL_ENV.deleteStateMachineArn]: workflows.deleteCluster.stateMachineArn,
       },

@@ -121,7 +121,7 @@ describe("Lambda functions", () => {
     }
   });
 
-  it("THEN the functions that reach clusters know the agent transport and the node instance profile", () => {
+  it("THEN the functions that reach clusters know the agent transport, the node profile and the credentials", () => {
     const reaching = resources("AWS::Lambda::Function").filter(([, fn]) =>
       /scale cycle|orphans|REST API/.test(String(fn.Properties.Description)),
     );
@@ -130,6 +130,8 @@ describe("Lambda functions", () => {
       const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
       expect(env.NOWSCALE_AGENT_TRANSPORT).toBe("ssm");
       expect(env.NOWSCALE_NODE_INSTANCE_PROFILE_ARN).toBeDefined();
+      expect(env.NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN).toBeDefined();
+      expect(env.NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN).toBeDefined();
     }
   });
 
