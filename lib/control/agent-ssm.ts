@@ -4,7 +4,16 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { AgentActionError, type AgentChannel, AgentUnreachableError } from "../ports/agent-channel.js";
+import { DRAIN_REASON } from "../../scheduler-plugins/slurm/client.js";
+import { shellQuote } from "../../scheduler-plugins/slurm/shell.js";
+import { isSimpleName } from "../core/names.js";
+import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
+import {
+  AgentActionError,
+  type AgentChannel,
+  AgentUnreachableError,
+  SlurmctldUnreachableError,
+} from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
 import { reportFromText } from "./agent-report.js";
@@ -26,10 +35,11 @@ const FINAL = new Set(["Success", "Failed", "Cancelled", "TimedOut", "Cancelling
 const AGENT_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
 /**
- * Reads the report with SSM Run Command (`nowscale-agent report` on the master), for masters the control
- * plane cannot reach over the network. The command line is fixed: nothing from a request or a report is
- * ever put into it. SSM keeps at most 24,000 characters of stdout, which grouped reports fit.
- * Node actions need the agent's HTTP API and are refused here.
+ * The agent through SSM Run Command, for masters the control plane cannot reach over the network:
+ * `nowscale-agent report` and the one-shot node actions (`drain`, `resume`, `delete-node`). Nothing from a
+ * report ever reaches a command line; the node name and reason of an action are checked against the
+ * agent's own allow-lists first and single-quoted. SSM keeps at most 24,000 characters of stdout, which
+ * grouped reports fit.
  */
 export class SsmAgentChannel implements AgentChannel {
   private readonly agentPath: string;
@@ -46,7 +56,7 @@ export class SsmAgentChannel implements AgentChannel {
   }
 
   async report() {
-    const { status, stdout } = await this.run([`node ${this.agentPath} report`]);
+    const { status, stdout } = await this.run([["node", this.agentPath, "report"].map(shellQuote).join(" ")]);
     // Exit status 2 still prints a (failed) report on stdout; reportFromText turns it into the typed error.
     if (stdout.trim() === "") throw new AgentUnreachableError(`agent report over SSM: ${status}, no output`);
     return reportFromText(stdout, "agent report (SSM)");
@@ -60,19 +70,36 @@ export class SsmAgentChannel implements AgentChannel {
     return { agentVersion: report?.agentVersion ?? "unknown" };
   }
 
-  async drain(): Promise<void> {
-    throw new AgentActionError("node actions need the agent's HTTP API; the SSM channel only reads reports");
+  async drain(node: string, reason: string): Promise<void> {
+    const full = reason.startsWith(DRAIN_REASON_PREFIX) ? reason : `${DRAIN_REASON_PREFIX}: ${reason}`;
+    if (!DRAIN_REASON.test(full))
+      throw new AgentActionError("drain reason must be 1-200 printable ASCII characters");
+    await this.action("drain", node, ["--reason", full]);
   }
 
-  async resume(): Promise<void> {
-    throw new AgentActionError("node actions need the agent's HTTP API; the SSM channel only reads reports");
+  async resume(node: string): Promise<void> {
+    await this.action("resume", node);
   }
 
-  async deleteNode(): Promise<void> {
-    throw new AgentActionError("node actions need the agent's HTTP API; the SSM channel only reads reports");
+  async deleteNode(node: string): Promise<void> {
+    await this.action("delete-node", node);
   }
 
-  private async run(commands: string[]): Promise<{ status: string; stdout: string }> {
+  /** Exit codes of the agent's one-shot actions: 0 done, 2 slurmctld down, 3 no such node, 64 refused. */
+  private async action(action: string, node: string, extra: string[] = []): Promise<void> {
+    if (!isSimpleName(node))
+      throw new AgentActionError(`invalid node name ${JSON.stringify(node.slice(0, 80))}`);
+    const words = ["node", this.agentPath, action, node, ...extra].map(shellQuote).join(" ");
+    const { status, code } = await this.run([words]);
+    if (code === 0) return;
+    if (code === 2)
+      throw new SlurmctldUnreachableError(`agent ${action} ${node} over SSM: slurmctld did not answer`);
+    if (code === 3) throw new AgentActionError(`agent ${action} ${node} over SSM: no such node`, 404);
+    if (code === 64) throw new AgentActionError(`agent ${action} ${node} over SSM: refused`, 400);
+    throw new AgentActionError(`agent ${action} ${node} over SSM: ${status}, exit ${code}`, 502);
+  }
+
+  private async run(commands: string[]): Promise<{ status: string; stdout: string; code: number }> {
     let commandId: string | undefined;
     try {
       const sent = await this.options.client.send(
@@ -81,7 +108,7 @@ export class SsmAgentChannel implements AgentChannel {
           InstanceIds: [this.options.instanceId],
           Parameters: { commands },
           TimeoutSeconds: Math.max(30, Math.ceil(this.timeoutMs / 1000)),
-          Comment: "nowscale report",
+          Comment: "nowscale agent",
         }),
       );
       commandId = sent.Command?.CommandId;
@@ -100,7 +127,8 @@ export class SsmAgentChannel implements AgentChannel {
           new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: this.options.instanceId }),
         );
         const status = out.Status ?? "Pending";
-        if (FINAL.has(status)) return { status, stdout: out.StandardOutputContent ?? "" };
+        if (FINAL.has(status))
+          return { status, stdout: out.StandardOutputContent ?? "", code: out.ResponseCode ?? -1 };
       } catch (error) {
         // The invocation shows up a moment after SendCommand returns.
         if (error instanceof InvocationDoesNotExist || (error as Error).name === "InvocationDoesNotExist")

@@ -18,8 +18,8 @@ export const CONTROL_ENV = {
   scalerPollSeconds: "NOWSCALE_SCALER_POLL_SECONDS",
   /**
    * Optional, scaler/reconciler/API: "http" (default; the function must reach the master's private
-   * address, i.e. run in the cluster's VPC) or "ssm" (reports through SSM Run Command; node actions
-   * such as drain then fail, so shrinking waits for http).
+   * address, i.e. run in the cluster's VPC) or "ssm" (reports and node actions through SSM Run Command
+   * on the master).
    */
   agentTransport: "NOWSCALE_AGENT_TRANSPORT",
   /** Optional: the compute nodes' instance profile (the only role iam:PassRole allows). */

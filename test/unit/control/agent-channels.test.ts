@@ -111,6 +111,39 @@ describe("HttpAgentChannel against the real agent server", () => {
 });
 
 describe("SsmAgentChannel", () => {
+  it("runs node actions as single-quoted argument words and maps the agent's exit codes", async () => {
+    // Prepare
+    const ssm = mockClient(SSMClient);
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-3" } });
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolvesOnce({ Status: "Success", ResponseCode: 0 })
+      .resolvesOnce({ Status: "Failed", ResponseCode: 3 })
+      .resolvesOnce({ Status: "Failed", ResponseCode: 2 });
+    const channel = new SsmAgentChannel({
+      client: new SSMClient({ region: "us-east-1" }),
+      instanceId: "i-m",
+      clock: new FakeClock(),
+    });
+    // Act
+    await channel.drain("i-0abc", "idle for 300 s; it's time");
+    const unknown = channel.resume("ghost").catch((e: unknown) => e);
+    const down = channel.deleteNode("i-0abc").catch((e: unknown) => e);
+    // Assess
+    const commands = ssm
+      .commandCalls(SendCommandCommand)
+      .map((c) => c.args[0].input.Parameters?.commands?.[0]);
+    expect(commands[0]).toBe(
+      "'node' '/opt/nowscale/nowscale-agent.js' 'drain' 'i-0abc' '--reason' 'nowscale: idle for 300 s; it'\\''s time'",
+    );
+    expect(await unknown).toMatchObject({ name: "AgentActionError", status: 404 });
+    expect(await down).toBeInstanceOf(SlurmctldUnreachableError);
+    await expect(channel.drain("a;reboot", "x")).rejects.toBeInstanceOf(AgentActionError);
+    await expect(channel.drain("i-0abc", "bad\nreason")).rejects.toBeInstanceOf(AgentActionError);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(3);
+    ssm.restore();
+  });
+
   it("runs the fixed report command and validates its output", async () => {
     // Prepare
     const ssm = mockClient(SSMClient);
@@ -131,7 +164,7 @@ describe("SsmAgentChannel", () => {
     expect(got.jobs).toEqual(report.status === "ok" ? report.jobs : []);
     const sent = ssm.commandCalls(SendCommandCommand)[0]?.args[0].input;
     expect(sent?.InstanceIds).toEqual(["i-master"]);
-    expect(sent?.Parameters?.commands).toEqual(["node /opt/nowscale/nowscale-agent.js report"]);
+    expect(sent?.Parameters?.commands).toEqual(["'node' '/opt/nowscale/nowscale-agent.js' 'report'"]);
     expect(ssm.commandCalls(GetCommandInvocationCommand)).toHaveLength(2);
     ssm.restore();
   });
@@ -161,7 +194,6 @@ describe("SsmAgentChannel", () => {
     await expect(channel.report()).rejects.toBeInstanceOf(SlurmctldUnreachableError);
     ssm.on(GetCommandInvocationCommand).resolves({ Status: "InProgress" });
     await expect(channel.report()).rejects.toBeInstanceOf(AgentUnreachableError);
-    await expect(channel.drain()).rejects.toBeInstanceOf(AgentActionError);
     ssm.restore();
   });
 });
