@@ -12,6 +12,7 @@ import { startScalerLoop } from "./scaler-loop.js";
 import { bridgeName, type LocalSettings, localPaths } from "./settings.js";
 import { startTestbed } from "./slurm-testbed.js";
 import { isOurProcess, type LocalState, readLocalState, writeLocalState } from "./state-file.js";
+import { StatusSampler } from "./status.js";
 import { tearDownLocal } from "./teardown.js";
 
 /** The marker in the supervisor's command line (`nowscale local supervise ...`). */
@@ -46,12 +47,14 @@ export async function runSupervisor(settings: LocalSettings): Promise<number> {
   let cp: LocalControlPlane | undefined;
   let server: Server | undefined;
   let stopScaler: (() => Promise<void>) | undefined;
+  let sampler: StatusSampler | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       log("stopping");
       await writeLocalState({ ...state, phase: "stopping" }).catch(() => undefined);
       await stopScaler?.().catch(() => undefined);
+      sampler?.stop();
       if (server !== undefined) {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server?.close(() => resolve()));
@@ -93,7 +96,10 @@ export async function runSupervisor(settings: LocalSettings): Promise<number> {
     state.dynamoEndpoint = cp.dynamoEndpoint;
 
     log(`step: starting the API on http://127.0.0.1:${settings.apiPort}`);
-    server = await startApiServer(cp.api, settings.apiPort, log);
+    sampler = new StatusSampler(cp);
+    sampler.start(2000);
+    const status = sampler;
+    server = await startApiServer(cp.api, settings.apiPort, log, () => status.current());
     stopScaler = startScalerLoop(cp, settings.scalerIntervalSeconds * 1000, log);
 
     state.phase = "ready";
