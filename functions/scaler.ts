@@ -51,7 +51,11 @@ async function scaler(
       userData: computeUserData,
     },
     {
-      windowMs: seconds(CONTROL_ENV.scalerWindowSeconds, 50),
+      // The last poll must end before the Lambda does: leave 40 s for a launch walk and the records.
+      windowMs: Math.min(
+        seconds(CONTROL_ENV.scalerWindowSeconds, 50),
+        Math.max(0, context.getRemainingTimeInMillis() - 40_000),
+      ),
       pollMs: seconds(CONTROL_ENV.scalerPollSeconds, 15),
     },
   );
