@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { ValidationError } from "../core/index.js";
+import { registerApiCommands } from "./api-commands.js";
 import { UsageError } from "./io.js";
 import { registerLocal } from "./local-command.js";
 import { registerPlan } from "./plan-command.js";
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerPlan(program);
   registerSimulate(program);
   registerLocal(program);
+  registerApiCommands(program);
   return program;
 }
 

@@ -1,0 +1,243 @@
+import type { Command } from "commander";
+import { ApiClient } from "./api-client.js";
+import { readJsonFile, UsageError } from "./io.js";
+import { formatTable } from "./table.js";
+
+/**
+ * The commands that talk to the NowScale API (docs/local-mode.md): `cluster`, `autoscaling`, `nodes`
+ * and `events`. The local mode's API by default, a deployed one with --endpoint (SigV4-signed). Tables
+ * for people on stdout; --json prints the API's answer as it is; progress goes to stderr.
+ */
+
+interface CommonOptions {
+  endpoint?: string;
+  region?: string;
+  sign?: boolean;
+  json?: boolean;
+}
+
+interface ClusterView {
+  clusterId: string;
+  name: string;
+  status: string;
+  reason?: string;
+  version: number;
+  placement: { cloud: string; region: string };
+  autoscaling: { queueConfigs?: { queueName: string; minSize?: number; maxSize?: number }[] };
+  updatedAt: string;
+}
+
+function common(c: Command): Command {
+  return c
+    .option("--endpoint <url>", "the API (env NOWSCALE_ENDPOINT); default: the local mode on 127.0.0.1:8080")
+    .option("--region <region>", "the deployed API's region (default: from the URL, or AWS_REGION)")
+    .option("--sign", "sign with SigV4 even for an endpoint on this machine")
+    .option("--json", "print the API's JSON answer");
+}
+
+function client(o: CommonOptions): ApiClient {
+  const endpoint = o.endpoint ?? process.env.NOWSCALE_ENDPOINT;
+  return new ApiClient({
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(o.region === undefined ? {} : { region: o.region }),
+    ...(o.sign === true ? { sign: true } : {}),
+  });
+}
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
+const id = (value: string) => encodeURIComponent(value);
+
+function clusterTable(clusters: ClusterView[]): string {
+  return formatTable(
+    ["CLUSTER", "NAME", "STATUS", "CLOUD", "QUEUES", "UPDATED"],
+    clusters.map((c) => [
+      c.clusterId,
+      c.name,
+      c.status,
+      `${c.placement.cloud}/${c.placement.region}`,
+      (c.autoscaling.queueConfigs ?? []).map((q) => q.queueName).join(","),
+      c.updatedAt,
+    ]),
+  );
+}
+
+function clusterDetails(c: ClusterView): string {
+  const lines = [
+    `cluster  ${c.clusterId} (${c.name})`,
+    `status   ${c.status}${c.reason === undefined ? "" : `: ${c.reason}`}`,
+    `cloud    ${c.placement.cloud}, region ${c.placement.region}`,
+    `version  ${c.version}, updated ${c.updatedAt}`,
+    "",
+    formatTable(
+      ["QUEUE", "MIN", "MAX"],
+      (c.autoscaling.queueConfigs ?? []).map((q) => [q.queueName, q.minSize ?? 0, q.maxSize ?? 10]),
+    ),
+  ];
+  return lines.join("\n");
+}
+
+/** Polls the cluster until one of `statuses`, reporting each change on stderr. */
+async function waitForStatus(api: ApiClient, clusterId: string, statuses: string[], timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const c = (await api.request("GET", `/clusters/${id(clusterId)}`)) as ClusterView;
+    if (c.status !== last) process.stderr.write(`  ${clusterId}: ${c.status}\n`);
+    last = c.status;
+    if (statuses.includes(c.status)) return c;
+    if (c.status === "FAILED")
+      throw new UsageError(`cluster ${clusterId} FAILED: ${c.reason ?? "no reason"}`, 1);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new UsageError(`cluster ${clusterId} is still ${last} after ${timeoutMs / 1000} s`, 1);
+}
+
+export function registerApiCommands(program: Command): void {
+  const cluster = program.command("cluster").description("create, list, show and delete clusters");
+
+  common(cluster.command("create"))
+    .description("create a cluster from a JSON request (docs/local-mode.md has one for the local mode)")
+    .requiredOption("--file <file>", "the create request")
+    .option("--idempotency-key <key>", "a retried create with the same key returns the first cluster")
+    .option("--wait", "wait until the cluster is RUNNING")
+    .action(async (o: CommonOptions & { file: string; idempotencyKey?: string; wait?: boolean }) => {
+      const api = client(o);
+      const body = readJsonFile(o.file, "create request");
+      const headers: Record<string, string> =
+        o.idempotencyKey === undefined ? {} : { "idempotency-key": o.idempotencyKey };
+      let c = (await api.request("POST", "/clusters", body, headers)) as ClusterView;
+      if (o.wait === true) {
+        process.stderr.write(`waiting for ${c.clusterId} to be RUNNING…\n`);
+        c = await waitForStatus(api, c.clusterId, ["RUNNING"], 1_800_000);
+      }
+      if (o.json === true) printJson(c);
+      else print(`${c.clusterId} ${c.status}`);
+    });
+
+  common(cluster.command("list"))
+    .description("list the clusters")
+    .action(async (o: CommonOptions) => {
+      const answer = (await client(o).request("GET", "/clusters")) as { clusters: ClusterView[] };
+      if (o.json === true) printJson(answer);
+      else print(answer.clusters.length === 0 ? "no clusters" : clusterTable(answer.clusters));
+    });
+
+  common(cluster.command("get"))
+    .description("show one cluster")
+    .argument("<cluster>", "the cluster id")
+    .action(async (clusterId: string, o: CommonOptions) => {
+      const c = (await client(o).request("GET", `/clusters/${id(clusterId)}`)) as ClusterView;
+      if (o.json === true) printJson(c);
+      else print(clusterDetails(c));
+    });
+
+  common(cluster.command("delete"))
+    .description("delete a cluster (its nodes, master and resources)")
+    .argument("<cluster>", "the cluster id")
+    .option("--wait", "wait until the cluster is DELETED")
+    .action(async (clusterId: string, o: CommonOptions & { wait?: boolean }) => {
+      const api = client(o);
+      let c = (await api.request("DELETE", `/clusters/${id(clusterId)}`)) as ClusterView;
+      if (o.wait === true) {
+        process.stderr.write(`waiting for ${clusterId} to be DELETED…\n`);
+        c = await waitForStatus(api, clusterId, ["DELETED"], 1_800_000);
+      }
+      if (o.json === true) printJson(c);
+      else print(`${c.clusterId} ${c.status}`);
+    });
+
+  const autoscaling = program.command("autoscaling").description("a cluster's autoscaling configuration");
+
+  common(autoscaling.command("get"))
+    .description("print the configuration (JSON, ready to edit and set)")
+    .argument("<cluster>", "the cluster id")
+    .action(async (clusterId: string, o: CommonOptions) => {
+      const c = (await client(o).request("GET", `/clusters/${id(clusterId)}`)) as ClusterView;
+      printJson(c.autoscaling);
+    });
+
+  common(autoscaling.command("set"))
+    .description("replace the configuration with a JSON file")
+    .argument("<cluster>", "the cluster id")
+    .requiredOption("--file <file>", "the configuration (docs/plan.md, Config)")
+    .option("--if-version <version>", "only if the cluster is still at this version")
+    .action(async (clusterId: string, o: CommonOptions & { file: string; ifVersion?: string }) => {
+      const body = readJsonFile(o.file, "autoscaling configuration");
+      const headers: Record<string, string> = o.ifVersion === undefined ? {} : { "if-match": o.ifVersion };
+      const c = (await client(o).request(
+        "PUT",
+        `/clusters/${id(clusterId)}/autoscaling`,
+        body,
+        headers,
+      )) as ClusterView;
+      if (o.json === true) printJson(c);
+      else print(`${c.clusterId}: configuration replaced (version ${c.version})`);
+    });
+
+  const nodes = program.command("nodes").description("add or delete a cluster's compute nodes by hand");
+
+  common(nodes.command("add"))
+    .description("launch nodes in a queue now")
+    .argument("<cluster>", "the cluster id")
+    .requiredOption("--queue <queue>", "the queue")
+    .requiredOption("--count <n>", "how many nodes (1-100)")
+    .option("--instance-type <type>", "one of the queue's instance types")
+    .option("--zone <zone>", "one of the queue's zones")
+    .action(
+      async (
+        clusterId: string,
+        o: CommonOptions & { queue: string; count: string; instanceType?: string; zone?: string },
+      ) => {
+        const count = Number(o.count);
+        if (!Number.isInteger(count) || count < 1 || count > 100)
+          throw new UsageError("--count must be a whole number from 1 to 100");
+        process.stderr.write(`launching ${count} node(s) in ${o.queue}…\n`);
+        const answer = (await client(o).request("POST", `/clusters/${id(clusterId)}/nodes`, {
+          queue: o.queue,
+          count,
+          ...(o.instanceType === undefined ? {} : { instanceType: o.instanceType }),
+          ...(o.zone === undefined ? {} : { zone: o.zone }),
+        })) as { nodes: string[]; failures: { kind: string; message: string }[] };
+        if (o.json === true) printJson(answer);
+        else {
+          print(answer.nodes.length === 0 ? "no node started" : `started: ${answer.nodes.join(" ")}`);
+          for (const f of answer.failures) print(`failed: ${f.kind}: ${f.message}`);
+        }
+      },
+    );
+
+  common(nodes.command("delete"))
+    .description("terminate nodes and remove them from Slurm")
+    .argument("<cluster>", "the cluster id")
+    .argument("<nodes...>", "node names")
+    .action(async (clusterId: string, names: string[], o: CommonOptions) => {
+      const answer = (await client(o).request("POST", `/clusters/${id(clusterId)}/nodes/delete`, {
+        nodes: names,
+      })) as { deleted: string[] };
+      if (o.json === true) printJson(answer);
+      else print(`deleted: ${answer.deleted.join(" ")}`);
+    });
+
+  common(program.command("events"))
+    .description("a cluster's scaling events, newest first")
+    .argument("<cluster>", "the cluster id")
+    .option("--limit <n>", "at most this many (1-1000)", "50")
+    .action(async (clusterId: string, o: CommonOptions & { limit: string }) => {
+      const answer = (await client(o).request(
+        "GET",
+        `/clusters/${id(clusterId)}/events?limit=${encodeURIComponent(o.limit)}`,
+      )) as { events: { at: string; kind: string; queue?: string; count?: number; message: string }[] };
+      if (o.json === true) printJson(answer);
+      else
+        print(
+          answer.events.length === 0
+            ? "no events"
+            : formatTable(
+                ["TIME", "KIND", "QUEUE", "COUNT", "MESSAGE"],
+                answer.events.map((e) => [e.at, e.kind, e.queue, e.count, e.message]),
+                100,
+              ),
+        );
+    });
+}

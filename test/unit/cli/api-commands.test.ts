@@ -1,0 +1,175 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, tempFiles } from "../../support/cli.js";
+
+/**
+ * The API commands of the built CLI against a fake API on 127.0.0.1: tables and --json, errors that
+ * name the API's fields, SigV4 signing, and a clear message when no API answers.
+ */
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage["headers"];
+  body: string;
+}
+
+const CLUSTER = {
+  clusterId: "c-0123456789ab",
+  name: "demo",
+  status: "RUNNING",
+  version: 3,
+  placement: { cloud: "local", region: "local", imageId: "local" },
+  autoscaling: { queueConfigs: [{ queueName: "compute", minSize: 0, maxSize: 6 }] },
+  updatedAt: "2026-01-01T00:00:00.000Z",
+};
+
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 30_000,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString("utf8");
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString("utf8");
+    });
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+describe("nowscale cluster / nodes / events against an API", () => {
+  const seen: Seen[] = [];
+  let server: Server;
+  let endpoint = "";
+
+  beforeAll(async () => {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => {
+        body += d.toString("utf8");
+      });
+      req.on("end", () => {
+        seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
+        res.setHeader("content-type", "application/json");
+        if (req.url === "/v1/clusters" && req.method === "GET") {
+          res.end(JSON.stringify({ clusters: [CLUSTER] }));
+        } else if (req.url === "/v1/clusters" && req.method === "POST") {
+          res.statusCode = 400;
+          res.end(
+            JSON.stringify({
+              error: "request body is invalid",
+              issues: [{ path: "autoscaling.queueConfigs[0].maxSize", message: "must be at most 1000" }],
+            }),
+          );
+        } else if (req.url?.startsWith("/v1/clusters/c-0123456789ab/events")) {
+          res.end(
+            JSON.stringify({
+              events: [
+                {
+                  at: "2026-01-01T00:00:01.000Z",
+                  kind: "LAUNCHED",
+                  queue: "compute",
+                  count: 2,
+                  message: "2 × local.c1m1",
+                },
+              ],
+            }),
+          );
+        } else {
+          res.statusCode = 404;
+          res.end(JSON.stringify({ error: "no such route" }));
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it("prints clusters as a table, and the API's JSON with --json", async () => {
+    // Act
+    const table = await run(["cluster", "list", "--endpoint", endpoint]);
+    const json = await run(["cluster", "list", "--endpoint", endpoint, "--json"]);
+
+    // Assess
+    expect(table.status, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^CLUSTER\s+NAME\s+STATUS\s+CLOUD\s+QUEUES\s+UPDATED\n/);
+    expect(table.stdout).toMatch(/c-0123456789ab\s+demo\s+RUNNING\s+local\/local\s+compute/);
+    expect(JSON.parse(json.stdout)).toEqual({ clusters: [CLUSTER] });
+    expect(seen.at(-1)?.headers.authorization).toBeUndefined();
+  });
+
+  it("prints events as a table", async () => {
+    // Act
+    const events = await run(["events", "c-0123456789ab", "--endpoint", endpoint, "--limit", "5"]);
+
+    // Assess
+    expect(events.status, events.stderr).toBe(0);
+    expect(seen.at(-1)?.url).toBe("/v1/clusters/c-0123456789ab/events?limit=5");
+    expect(events.stdout).toMatch(/LAUNCHED\s+compute\s+2\s+2 × local\.c1m1/);
+  });
+
+  it("fails with the API's message and every field it names", async () => {
+    // Prepare
+    const dir = tempFiles({ "cluster.json": { name: "x" } });
+
+    // Act
+    const created = await run(["cluster", "create", "--file", `${dir}/cluster.json`, "--endpoint", endpoint]);
+
+    // Assess
+    expect(created.status).toBe(1);
+    expect(created.stderr).toContain("POST /v1/clusters failed with HTTP 400: request body is invalid");
+    expect(created.stderr).toContain("autoscaling.queueConfigs[0].maxSize: must be at most 1000");
+    expect(JSON.parse(seen.at(-1)?.body ?? "")).toEqual({ name: "x" });
+  });
+
+  it("signs requests with SigV4 for execute-api with the default credential chain", async () => {
+    // Act
+    const listed = await run(["cluster", "list", "--endpoint", endpoint, "--sign", "--region", "eu-west-1"], {
+      AWS_ACCESS_KEY_ID: "AKIDNOWSCALETEST",
+      AWS_SECRET_ACCESS_KEY: "secret-for-the-test",
+      AWS_SESSION_TOKEN: "",
+      AWS_PROFILE: "",
+    });
+
+    // Assess
+    expect(listed.status, listed.stderr).toBe(0);
+    const headers = seen.at(-1)?.headers ?? {};
+    expect(headers.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDNOWSCALETEST\/\d{8}\/eu-west-1\/execute-api\/aws4_request, SignedHeaders=[a-z0-9;-]*host[a-z0-9;-]*, Signature=[0-9a-f]{64}$/,
+    );
+    expect(headers["x-amz-date"]).toMatch(/^\d{8}T\d{6}Z$/);
+    expect(listed.stderr).not.toContain("secret-for-the-test");
+  });
+
+  it("says how to start the local mode when no API answers", async () => {
+    // Prepare: a port nothing listens on
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+
+    // Act
+    const listed = await run(["cluster", "list", "--endpoint", `http://127.0.0.1:${port}`]);
+
+    // Assess
+    expect(listed.status).toBe(1);
+    expect(listed.stderr).toContain(
+      `no NowScale API on http://127.0.0.1:${port}: start it with "nowscale local up"`,
+    );
+  });
+});
