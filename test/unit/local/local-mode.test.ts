@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import { formatTable } from "../../../lib/cli/table.js";
+import { MASTER_QUEUE } from "../../../lib/control/lifecycle/create-tasks.js";
+import { LocalCloud, masterInstanceId } from "../../../lib/local/local-cloud.js";
+import { checkSettings, DEFAULT_SETTINGS } from "../../../lib/local/settings.js";
+import { withLocalAgentPort } from "../../../lib/local/workflows.js";
+import type { LaunchRequest } from "../../../lib/ports/cloud-provider.js";
+import { InvalidRequestError } from "../../../lib/ports/errors.js";
+import { FakeClock, FakeProvider } from "../../../lib/providers/fake/index.js";
+
+/** The local mode's pure parts: the master-claiming cloud, settings checks, the workflow request, tables. */
+
+function masterLaunch(clusterId: string): LaunchRequest {
+  return {
+    clusterId,
+    queue: MASTER_QUEUE,
+    round: "master",
+    candidates: [{ instanceType: "local.master", zone: "local-a", chargeType: "ON_DEMAND" }],
+    count: 1,
+    allOrNothing: true,
+    imageId: "local",
+  };
+}
+
+describe("LocalCloud", () => {
+  it("claims this machine's master for one cluster, idempotently, and releases it on terminate", async () => {
+    // Prepare
+    const prepared: string[] = [];
+    const cloud = new LocalCloud(new FakeProvider({ clock: new FakeClock() }), {
+      agentAddress: "127.0.0.1",
+      prepareMaster: async (id) => {
+        prepared.push(id);
+      },
+    });
+
+    // Act
+    const first = await cloud.launch(masterLaunch("c-one"));
+    const again = await cloud.launch(masterLaunch("c-one"));
+    const other = cloud.launch(masterLaunch("c-two"));
+
+    // Assess
+    expect(first.instances.map((i) => [i.id, i.privateIp, i.state])).toEqual([
+      [masterInstanceId("c-one"), "127.0.0.1", "RUNNING"],
+    ]);
+    expect(again.instances[0]?.id).toBe(first.instances[0]?.id);
+    expect(prepared).toEqual(["c-one"]);
+    await expect(other).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(other).rejects.toThrow(/one cluster at a time and c-one holds/);
+    expect((await cloud.list("c-one")).map((i) => i.id)).toEqual([masterInstanceId("c-one")]);
+
+    // Act: terminate releases it
+    await cloud.terminate([masterInstanceId("c-one")]);
+
+    // Assess
+    expect(await cloud.describe([masterInstanceId("c-one")])).toEqual([]);
+    expect((await cloud.launch(masterLaunch("c-two"))).instances[0]?.id).toBe(masterInstanceId("c-two"));
+  });
+
+  it("sends compute launches to the local provider", async () => {
+    // Prepare
+    const computes = new FakeProvider({ clock: new FakeClock() });
+    const cloud = new LocalCloud(computes, {
+      agentAddress: "127.0.0.1",
+      prepareMaster: async () => undefined,
+    });
+
+    // Act
+    const result = await cloud.launch({
+      ...masterLaunch("c-one"),
+      queue: "compute",
+      round: "r1",
+      candidates: [{ instanceType: "c5.xlarge", zone: "zone-a", chargeType: "ON_DEMAND" }],
+    });
+
+    // Assess
+    expect(result.instances).toHaveLength(1);
+    expect((await cloud.list("c-one")).map((i) => i.id)).toEqual(result.instances.map((i) => i.id));
+  });
+});
+
+describe("local settings", () => {
+  it("accepts the defaults and names the bad field otherwise", () => {
+    const ok = { ...DEFAULT_SETTINGS, stateDir: "/var/tmp/x" };
+    expect(checkSettings(ok)).toEqual(ok);
+    expect(() => checkSettings({ ...ok, stateDir: "relative" })).toThrow(/absolute path/);
+    expect(() => checkSettings({ ...ok, apiPort: 80 })).toThrow(/apiPort/);
+    expect(() => checkSettings({ ...ok, prefix: "bad prefix;" })).toThrow(/prefix/);
+    expect(() => checkSettings({ ...ok, prefix: "toolongx-" })).toThrow(/prefix/);
+    expect(() => checkSettings({ ...ok, subnet: "10.0.300" })).toThrow(/subnet/);
+  });
+});
+
+describe("withLocalAgentPort", () => {
+  it("sets the master's agent port and leaves anything else for the workflow to validate", () => {
+    expect(withLocalAgentPort({ region: "local", master: { zone: "a", agentPort: 1 } }, 8787)).toEqual({
+      region: "local",
+      master: { zone: "a", agentPort: 8787 },
+    });
+    expect(withLocalAgentPort("junk", 8787)).toBe("junk");
+    expect(withLocalAgentPort({ master: null }, 8787)).toEqual({ master: null });
+  });
+});
+
+describe("formatTable", () => {
+  it("aligns columns and makes cells printable", () => {
+    expect(
+      formatTable(
+        ["A", "BB"],
+        [
+          ["x\u0007y", undefined],
+          ["long-cell", 2],
+        ],
+      ),
+    ).toBe("A          BB\nx?y        -\nlong-cell  2");
+  });
+});
