@@ -47,7 +47,7 @@ export interface NowScaleStackProps extends StackProps {
   /**
    * How the scaler, reconciler and API reach each cluster's agent (NOWSCALE_AGENT_TRANSPORT).
    * @default "ssm": the functions are not attached to the clusters' VPCs, so the agent's private HTTP
-   * address is out of their reach; SSM reads reports but cannot drain (shrinking then waits)
+   * address is out of their reach; SSM runs the agent's report and node actions on the master
    */
   agentTransport?: "http" | "ssm";
 }

@@ -33,7 +33,7 @@ export class AgentChannelMasterAgent implements MasterAgent {
       for (const node of report.nodes) await channel.drain(node.name, reason);
       return true;
     } catch (error) {
-      // AgentActionError: the channel cannot drain (SSM reads only) or Slurm refused; deletion goes on.
+      // AgentActionError: Slurm or the agent refused the drain; the instances go anyway.
       if (
         error instanceof AgentUnreachableError ||
         error instanceof SlurmctldUnreachableError ||
