@@ -121,6 +121,16 @@ async function startDynalite(): Promise<{ endpoint: string; close(): Promise<voi
   };
 }
 
+/** Room for every namespace node one machine can hold. */
+export const LOCAL_MAX_NODES = 64;
+
+/**
+ * Appended to the test bed's slurm.conf (after the NowScale part). Slurm schedules on its own clock
+ * (main loop every 60 s, backfill every 30 s) and a node that just registered can sit idle next to the
+ * job it was launched for; short loops make the local mode's waits show NowScale's own latency.
+ */
+export const LOCAL_EXTRA_CONF = ["SchedulerParameters=sched_interval=2,bf_interval=2"];
+
 /**
  * Makes Slurm's partitions the cluster's queues: the NowScale part of slurm.conf (always its tail in a
  * test bed) is rendered again and slurmctld re-reads it. Done when the master is claimed, before any
@@ -135,10 +145,8 @@ export async function setSlurmQueues(
   const conf = await readFile(testbed.confPath, "utf8");
   const at = conf.indexOf("# --- NowScale: dynamic cloud nodes");
   if (at < 0) throw new Error(`${testbed.confPath} has no NowScale part to replace`);
-  await writeFile(
-    testbed.confPath,
-    `${conf.slice(0, at)}${renderSlurmConfParts({ queues, maxNodeCount: 64 })}\n`,
-  );
+  const parts = renderSlurmConfParts({ queues, maxNodeCount: LOCAL_MAX_NODES });
+  await writeFile(testbed.confPath, `${conf.slice(0, at)}${parts}\n${LOCAL_EXTRA_CONF.join("\n")}\n`);
   const r = await runCommand("scontrol", ["reconfigure"], { env: testbed.env, timeoutMs: 30_000 });
   if (r.code !== 0) throw new Error(`scontrol reconfigure failed: ${(r.stderr || r.error || "").trim()}`);
   log(`slurm partitions: ${queues.map((q) => q.name).join(", ")}`);

@@ -6,7 +6,12 @@ import type { Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { HttpAgentChannel } from "../control/agent-http.js";
 import { startApiServer } from "./api-server.js";
-import { type LocalControlPlane, startLocalControlPlane } from "./control-plane.js";
+import {
+  LOCAL_EXTRA_CONF,
+  LOCAL_MAX_NODES,
+  type LocalControlPlane,
+  startLocalControlPlane,
+} from "./control-plane.js";
 import { sleep } from "./netns.js";
 import { startScalerLoop } from "./scaler-loop.js";
 import { bridgeName, type LocalSettings, localPaths } from "./settings.js";
@@ -83,6 +88,8 @@ export async function runSupervisor(settings: LocalSettings): Promise<number> {
       netnsPrefix: settings.prefix,
       slurmctldPort: settings.slurmctldPort,
       slurmdPort: settings.slurmdPort,
+      maxNodeCount: LOCAL_MAX_NODES,
+      extraConf: LOCAL_EXTRA_CONF,
     });
 
     log(`step: starting the agent on 127.0.0.1:${settings.agentPort}`);
