@@ -1,22 +1,55 @@
 import { randomUUID } from "node:crypto";
+import { reconcileCluster } from "../control/reconciler.js";
 import { runScaleCycle } from "../control/scale-cycle.js";
 import type { LocalControlPlane } from "./control-plane.js";
 
+/** How often the reconciler runs (the stack's schedule is every few minutes; nodes boot faster here). */
+export const RECONCILE_EVERY_MS = 30_000;
+
 /**
- * The scheduler of the deployed stack (EventBridge → scaler per RUNNING cluster), on one machine: every
- * `intervalMs`, one scale cycle (the same runScaleCycle, one poll) for each RUNNING cluster, one after
- * another. Returns a stop function that resolves once the cycle under way has ended.
+ * The schedules of the deployed stack on one machine: every `intervalMs`, one scale cycle (the same
+ * runScaleCycle, one poll) for each RUNNING cluster, and every RECONCILE_EVERY_MS the reconciler
+ * (reconcileCluster) for each RUNNING or SLEEPING cluster, one after another. Returns a stop function
+ * that resolves once the work under way has ended.
  */
 export function startScalerLoop(
   cp: LocalControlPlane,
   intervalMs: number,
   log: (line: string) => void,
 ): () => Promise<void> {
+  let lastReconcile = Date.now();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
 
+  const clock = { now: () => Date.now(), sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
+  const reconcile = async () => {
+    lastReconcile = Date.now();
+    for (const cluster of await cp.store.listClusters()) {
+      if (stopped || (cluster.status !== "RUNNING" && cluster.status !== "SLEEPING")) continue;
+      const r = await reconcileCluster(cluster.clusterId, {
+        store: cp.store,
+        agent: cp.agent,
+        provider: cp.cloud,
+        clock,
+        metrics: cp.metrics,
+        owner: `local-${randomUUID()}`,
+      });
+      const fixed = [...r.adopted, ...r.orphansTerminated, ...r.bootTimeouts, ...r.gone];
+      if (fixed.length > 0 || r.intentsClosed.length > 0) {
+        log(
+          `reconciler ${cluster.clusterId}: adopted ${r.adopted.length}, orphans ${r.orphansTerminated.length}, ` +
+            `boot timeouts ${r.bootTimeouts.length}, gone ${r.gone.length}, intents closed ${r.intentsClosed.length}`,
+        );
+      }
+    }
+  };
   const tick = async () => {
+    if (Date.now() - lastReconcile >= RECONCILE_EVERY_MS) {
+      await reconcile().catch((error: unknown) =>
+        log(`reconciler error: ${(error as Error).message}`.slice(0, 1000)),
+      );
+    }
     const clusters = await cp.store.listClusters({ status: "RUNNING" });
     for (const cluster of clusters) {
       if (stopped) return;
@@ -26,7 +59,7 @@ export function startScalerLoop(
           store: cp.store,
           agent: cp.agent,
           provider: cp.cloud,
-          clock: { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) },
+          clock,
           metrics: cp.metrics,
           owner: `local-${randomUUID()}`,
         },
