@@ -126,7 +126,9 @@ export class NowScaleStack extends Stack {
       ...common,
       handlerFile: "scaler",
       description: "NowScale: one cluster's scale cycle (poll, plan, launch, shrink)",
-      timeoutSeconds: 60,
+      // The cycle polls for up to 50 s and keeps 40 s for its last launch and records: 120 s lets it
+      // poll four times a minute. A second invocation meanwhile finds the lease taken and exits.
+      timeoutSeconds: 120,
       environment: { ...tableEnv, ...credentialsEnv, ...clusterEnv },
     });
     const fanout = nowscaleFunction(this, "ScalerFanout", {

@@ -121,6 +121,13 @@ describe("Lambda functions", () => {
     }
   });
 
+  it("THEN the scaler may run long enough to poll four times a minute (50 s window + 40 s margin)", () => {
+    const [scaler] = resources("AWS::Lambda::Function").filter(([, fn]) =>
+      /scale cycle/.test(String(fn.Properties.Description)),
+    );
+    expect(scaler?.[1].Properties.Timeout).toBeGreaterThanOrEqual(90);
+  });
+
   it("THEN the functions that reach clusters know the agent transport, the node profile and the credentials", () => {
     const reaching = resources("AWS::Lambda::Function").filter(([, fn]) =>
       /scale cycle|orphans|REST API/.test(String(fn.Properties.Description)),
