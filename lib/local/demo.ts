@@ -49,6 +49,9 @@ export function demoCluster(shrinkIdleSeconds: number) {
   };
 }
 
+/** The demo fails when neither jobs nor nodes change for this long. */
+const STALL_MS = 180_000;
+
 export interface DemoJob {
   label: string;
   args: string[];
@@ -109,6 +112,7 @@ export async function runDemo(settings: LocalSettings, options: DemoOptions): Pr
     return c.status === "RUNNING";
   });
   options.out(`cluster ${clusterId} is RUNNING with zero compute nodes; submitting the workload`);
+  options.out(`watch it live on ${base}/ (the status page)`);
 
   const jobs: JobSeen[] = [];
   for (const job of demoWorkload(options.short)) {
@@ -126,6 +130,7 @@ export async function runDemo(settings: LocalSettings, options: DemoOptions): Pr
   const registered = new Map<string, number>();
   const deadline = started + options.timeoutMs;
   let lastLine = "";
+  let lastChange = Date.now();
   let everNodes = 0;
   for (;;) {
     if (Date.now() > deadline)
@@ -165,8 +170,17 @@ export async function runDemo(settings: LocalSettings, options: DemoOptions): Pr
     const line =
       `jobs: ${count("PENDING")} pending, ${count("RUNNING")} running, ${done}/${jobs.length} done | ` +
       `nodes: ${namespaces} up (${busy} busy, ${nodeStates.length - busy} idle or draining in Slurm)`;
-    if (line !== lastLine) options.out(`${elapsed()}  ${line}`);
+    if (line !== lastLine) {
+      options.out(`${elapsed()}  ${line}`);
+      lastChange = now;
+    }
     lastLine = line;
+    // Nothing moved for this long: something is wrong (a crashed scaler, a node that never registers).
+    if (now - lastChange > STALL_MS) {
+      throw new Error(
+        `nothing changed for ${STALL_MS / 1000} s (${line}); see the supervisor and slurm logs`,
+      );
+    }
     if (done === jobs.length && namespaces === 0 && nodeStates.length === 0 && everNodes > 0) break;
     await sleep(1000);
   }
