@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { formatSummary, runDemo } from "../local/demo.js";
 import { installCommand, installPackages, missingPackages } from "../local/dependencies.js";
 import { sleep } from "../local/netns.js";
+import { busyPorts } from "../local/ports.js";
 import {
   apiUrl,
   checkSettings,
@@ -183,6 +184,10 @@ export async function up(settings: LocalSettings, timeoutMs: number): Promise<vo
     }
     process.stderr.write("a previous local mode did not stop cleanly: cleaning up first…\n");
     await tearDownLocal(existing.settings, existing);
+  }
+  const busy = await busyPorts(settings);
+  if (busy.length > 0) {
+    throw new UsageError(`ports in use: ${busy.join(", ")}: stop what uses them or choose others`, 1);
   }
   await mkdir(paths.logDir, { recursive: true });
   const logFd = openSync(paths.supervisorLog, "a");

@@ -1,7 +1,9 @@
+import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { formatTable } from "../../../lib/cli/table.js";
 import { MASTER_QUEUE } from "../../../lib/control/lifecycle/create-tasks.js";
 import { LocalCloud, masterInstanceId } from "../../../lib/local/local-cloud.js";
+import { busyPorts } from "../../../lib/local/ports.js";
 import { checkSettings, DEFAULT_SETTINGS } from "../../../lib/local/settings.js";
 import { withLocalAgentPort } from "../../../lib/local/workflows.js";
 import type { LaunchRequest } from "../../../lib/ports/cloud-provider.js";
@@ -112,5 +114,34 @@ describe("formatTable", () => {
         ],
       ),
     ).toBe("A          BB\nx?y        -\nlong-cell  2");
+  });
+});
+
+describe("busyPorts", () => {
+  it("names each port something else holds, with the flag that moves it", async () => {
+    // Prepare: hold a free port as the agent's
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const held = (holder.address() as { port: number }).port;
+    const free = createServer();
+    await new Promise<void>((resolve) => free.listen(0, "127.0.0.1", resolve));
+    const freePort = (free.address() as { port: number }).port;
+    await new Promise<void>((resolve) => free.close(() => resolve()));
+
+    try {
+      // Act
+      const busy = await busyPorts({
+        ...DEFAULT_SETTINGS,
+        stateDir: "/var/tmp/x",
+        apiPort: freePort,
+        agentPort: held,
+        slurmctldPort: freePort,
+      });
+
+      // Assess
+      expect(busy).toEqual([`${held} (--agent-port)`]);
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
   });
 });
