@@ -1,3 +1,4 @@
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { listNamespaceNodes, sleep } from "./netns.js";
@@ -114,9 +115,18 @@ export async function runDemo(settings: LocalSettings, options: DemoOptions): Pr
   options.out(`cluster ${clusterId} is RUNNING with zero compute nodes; submitting the workload`);
   options.out(`watch it live on ${base}/ (the status page)`);
 
+  const jobDir = join(localPaths(settings.stateDir).logDir, "jobs");
+  await mkdir(jobDir, { recursive: true });
   const jobs: JobSeen[] = [];
   for (const job of demoWorkload(options.short)) {
-    const r = await slurm("sbatch", ["--parsable", `--job-name=${job.label}`, ...job.args]);
+    const r = await slurm("sbatch", [
+      "--parsable",
+      `--job-name=${job.label}`,
+      // Job output goes with the logs, not into whatever directory the demo was started from.
+      `--chdir=${jobDir}`,
+      `--output=${jobDir}/%x-%j.out`,
+      ...job.args,
+    ]);
     if (r.code !== 0) throw new Error(`sbatch ${job.label} failed: ${r.stderr.trim()}`);
     jobs.push({
       label: job.label,

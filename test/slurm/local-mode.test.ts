@@ -214,7 +214,9 @@ describe("nowscale local up/down on a real Slurm", () => {
     expect(started.status, started.out).toBe(0);
     const run = slurm(stateDir);
     await createRunningCluster();
-    expect((await run("sbatch", ["-p", "compute", "--wrap", "sleep 600"])).code).toBe(0);
+    expect((await run("sbatch", ["-p", "compute", "--output=/dev/null", "--wrap", "sleep 600"])).code).toBe(
+      0,
+    );
     const nodes = await waitFor(
       "a node running the job",
       async () => {

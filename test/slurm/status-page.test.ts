@@ -109,7 +109,11 @@ describe("the status page in headless Chromium", () => {
 
     // Act: a job makes the cluster grow
     const env = { ...process.env, SLURM_CONF: join(localPaths(stateDir).slurmDir, "slurm.conf") };
-    const job = await runCommand("sbatch", ["-p", "compute", "-N2", "--wrap", "sleep 20"], { env });
+    const job = await runCommand(
+      "sbatch",
+      ["-p", "compute", "-N2", "--output=/dev/null", "--wrap", "sleep 20"],
+      { env },
+    );
     expect(job.code, job.stderr).toBe(0);
 
     // Assess: nodes appear in the table and the chart rises above zero
