@@ -1,0 +1,44 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import type { Metrics } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import middy from "@middy/core";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import { type ApiDeps, handleApiRequest } from "./routes.js";
+
+/**
+ * The API Lambda's handler (API Gateway proxy integration → routes.ts) for any dependencies:
+ * functions/api.ts builds it with the AWS ones, the local mode (lib/local/api-server.ts) with its own,
+ * so both serve requests through the same code. A failure inside is a 500 with a generic body; the
+ * error goes to the logger only. Metrics are flushed per request when `metrics` is given.
+ */
+export function createApiHandler(
+  deps: ApiDeps,
+  logger: Logger,
+  metrics?: Metrics,
+): (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult> {
+  async function api(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+    try {
+      const body =
+        event.body === null || !event.isBase64Encoded
+          ? event.body
+          : Buffer.from(event.body, "base64").toString("utf8");
+      return await handleApiRequest(deps, {
+        method: event.httpMethod,
+        path: event.path,
+        headers: event.headers ?? {},
+        query: event.queryStringParameters ?? {},
+        body,
+      });
+    } catch (error) {
+      logger.error("request failed", { error: error as Error });
+      return {
+        statusCode: 500,
+        headers: { "content-type": "application/json" },
+        body: '{"error":"internal error"}',
+      };
+    }
+  }
+  const handler = middy(api).use(injectLambdaContext(logger, { resetKeys: true }));
+  return metrics === undefined ? handler : handler.use(logMetrics(metrics));
+}
