@@ -1,13 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { type ApiDeps, type ApiRequest, handleApiRequest } from "../control/api/routes.js";
-import { readBody, sendJson } from "./api-gateway.js";
+import { Logger } from "@aws-lambda-powertools/logger";
+import { createApiHandler } from "../control/api/handler.js";
+import type { ApiDeps } from "../control/api/routes.js";
+import { type ProxyHandler, sendJson, serveThroughHandler } from "./api-gateway.js";
 import type { StatusSnapshot } from "./status.js";
 import { statusPageHtml } from "./status-page.js";
 
 /**
  * The API on 127.0.0.1, with the status page at its root (GET / and GET /status.json): every other
- * request goes to the API's routes (lib/control/api/routes.ts, the code
- * behind functions/api.ts) with the local control plane's dependencies. A failure inside is a 500 with a
+ * request becomes API Gateway's proxy event for the API Lambda's handler (createApiHandler, as in
+ * functions/api.ts) built with the local control plane's dependencies. A failure inside is a 500 with a
  * generic message; its detail goes to the supervisor's log only.
  */
 export async function startApiServer(
@@ -16,8 +18,10 @@ export async function startApiServer(
   log: (line: string) => void,
   status?: () => Promise<StatusSnapshot>,
 ): Promise<Server> {
+  // The deployed API's handler (middy, Powertools logger), built with the local dependencies.
+  const handler = createApiHandler(deps, new Logger({ serviceName: "nowscale-local-api", logLevel: "WARN" }));
   const server = createServer((req, res) => {
-    serve(deps, req, res, status).catch((error: unknown) => {
+    serve(handler, req, res, log, status).catch((error: unknown) => {
       log(`api error on ${req.method} ${safePath(req)}: ${(error as Error).message}`.slice(0, 1000));
       if (!res.headersSent) sendJson(res, 500, { error: "internal error (see the local mode's log)" });
       else res.end();
@@ -37,9 +41,10 @@ export async function startApiServer(
 }
 
 async function serve(
-  deps: ApiDeps,
+  handler: ProxyHandler,
   req: IncomingMessage,
   res: ServerResponse,
+  log: (line: string) => void,
   status?: () => Promise<StatusSnapshot>,
 ): Promise<void> {
   const page = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -58,25 +63,9 @@ async function serve(
     }
     return;
   }
-  const body = await readBody(req);
-  if (body === "too-large") {
-    sendJson(res, 413, { error: "request body too large" });
-    return;
-  }
-  const url = new URL(req.url ?? "/", "http://localhost");
-  const headers: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(",") : v;
-  const request: ApiRequest = {
-    method: req.method ?? "GET",
-    path: url.pathname,
-    headers,
-    query: Object.fromEntries(url.searchParams),
-    body: body.length > 0 ? body.toString("utf8") : null,
-  };
-  const answer = await handleApiRequest(deps, request);
-  res.statusCode = answer.statusCode;
-  for (const [k, v] of Object.entries(answer.headers)) res.setHeader(k, v);
-  res.end(answer.body);
+  await serveThroughHandler(req, res, handler, (error) =>
+    log(`api handler failed on ${req.method} ${safePath(req)}: ${(error as Error).message}`.slice(0, 1000)),
+  );
 }
 
 /** The request's path for a log line: printable ASCII, bounded. */
