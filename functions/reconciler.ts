@@ -8,41 +8,56 @@ import { awsControlRuntime } from "../lib/control/aws-runtime.js";
 import { METRICS_NAMESPACE } from "../lib/control/env.js";
 import { controlLog } from "../lib/control/log.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
-import { type ReconcileSummary, reconcileCluster } from "../lib/control/reconciler.js";
+import { reconcileAll } from "../lib/control/reconcile-all.js";
+import { reconcileCluster } from "../lib/control/reconciler.js";
 
-/** EventBridge schedule → reconcile every RUNNING or SLEEPING cluster in turn. */
+/** EventBridge schedule → reconcile every RUNNING or SLEEPING cluster, a few at a time, each within a budget. */
 const logger = new Logger();
 const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE });
 const { store, clock, runtime } = awsControlRuntime();
 
-async function reconciler(_event: unknown, context: Context): Promise<{ clusters: number; errors: number }> {
+/** Each cluster's run stops between steps after this long; the whole run ends this long before the timeout. */
+const PER_CLUSTER_MS = 60_000;
+const END_MARGIN_MS = 10_000;
+
+async function reconciler(
+  _event: unknown,
+  context: Context,
+): Promise<{ clusters: number; errors: number; deferred: number }> {
   const clusters = [
     ...(await store.listClusters({ status: "RUNNING" })),
     ...(await store.listClusters({ status: "SLEEPING" })),
-  ];
+  ].sort((a, b) => (a.clusterId < b.clusterId ? -1 : a.clusterId > b.clusterId ? 1 : 0));
   const sink = new PowertoolsMetricsSink(metrics);
-  let errors = 0;
-  for (const cluster of clusters) {
-    try {
+  const log = controlLog(logger);
+  const started = clock.now();
+  const result = await reconcileAll(
+    clusters,
+    async (cluster, deadline) => {
       const { provider, agent } = await runtime(cluster);
-      const summary: ReconcileSummary = await reconcileCluster(cluster.clusterId, {
-        store,
-        clock,
-        provider,
-        agent,
-        metrics: sink,
-        log: controlLog(logger),
-        owner: context.awsRequestId,
-      });
-      logger.info("reconciled", { ...summary });
-    } catch (error) {
-      // One cluster's failure must not starve the others.
-      errors += 1;
-      sink.add("CycleErrors", "Count", 1);
-      logger.error("reconcile failed", { clusterId: cluster.clusterId, error: error as Error });
-    }
+      return reconcileCluster(
+        cluster.clusterId,
+        { store, clock, provider, agent, metrics: sink, log, owner: context.awsRequestId },
+        { deadline },
+      );
+    },
+    {
+      clock,
+      perClusterMs: PER_CLUSTER_MS,
+      deadline: started + context.getRemainingTimeInMillis() - END_MARGIN_MS,
+      // A different starting cluster each run: those the budget leaves out go first next time.
+      rotation: Math.floor(started / 60_000),
+    },
+  );
+  for (const summary of result.done) logger.info("reconciled", { ...summary });
+  for (const f of result.failed) {
+    // One cluster's failure must not starve the others.
+    sink.add("CycleErrors", "Count", 1);
+    logger.error("reconcile failed", { ...f });
   }
-  return { clusters: clusters.length, errors };
+  if (result.deferred.length > 0)
+    logger.warn("clusters left for the next run", { clusters: result.deferred });
+  return { clusters: clusters.length, errors: result.failed.length, deferred: result.deferred.length };
 }
 
 export const handler = middy(reconciler)

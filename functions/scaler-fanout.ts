@@ -12,10 +12,11 @@ const { store } = awsControlRuntime();
 const lambda = new LambdaClient({});
 const scaler = requireEnv(CONTROL_ENV.scalerFunctionName);
 
-async function scalerFanout(): Promise<{ invoked: number }> {
-  const invoked = await fanOutScaler(store, lambda, scaler);
+async function scalerFanout(): Promise<{ invoked: number; failed: number }> {
+  const { invoked, failed } = await fanOutScaler(store, lambda, scaler);
   logger.info("scaler invoked", { clusters: invoked });
-  return { invoked: invoked.length };
+  for (const f of failed) logger.error("scaler invoke failed", { ...f });
+  return { invoked: invoked.length, failed: failed.length };
 }
 
 export const handler = middy(scalerFanout).use(injectLambdaContext(logger, { resetKeys: true }));

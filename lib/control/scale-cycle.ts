@@ -8,23 +8,22 @@ import {
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
-import { type CloudProvider, type LaunchCandidate, MAX_LAUNCH_COUNT } from "../ports/cloud-provider.js";
-import { CloudProviderError } from "../ports/errors.js";
+import { type CloudProvider, MAX_LAUNCH_COUNT } from "../ports/cloud-provider.js";
 import {
   type ClusterRecord,
   ConflictError,
-  type LaunchOutcome,
   type Lease,
   LeaseLostError,
   type NodeRecord,
   type StateStore,
 } from "../ports/state-store.js";
-import { launchToken } from "../providers/shared/token.js";
+import { appendControlEvent as event } from "./events.js";
+import { allowedCandidates, queueHealthOf, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 
-/** Extra tag on every instance a cycle launches: the round, so the reconciler can adopt a crashed launch. */
-export const ROUND_TAG = "NowScaleRound";
+export { appendControlEvent } from "./events.js";
+export { ROUND_TAG, recordedLaunch } from "./launch.js";
 
 export interface ScaleCycleDeps {
   store: StateStore;
@@ -37,6 +36,8 @@ export interface ScaleCycleDeps {
   owner: string;
   /** The node's boot script for a launch; none when undefined. */
   userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
+  /** Shrink decisions carried over from the cluster's previous cycle. @default a new, empty memory */
+  shrinkMemory?: ShrinkMemory;
 }
 
 export interface ScaleCycleOptions {
@@ -104,6 +105,7 @@ export async function runScaleCycle(
   if (acquired === undefined) return { ...summary, outcome: "lease-held-elsewhere" };
 
   const holder = new LeaseHolder(store, clock, acquired, ttlMs, marginMs);
+  const agreed = deps.shrinkMemory ?? new ShrinkMemory();
   try {
     for (let poll = 0; ; poll++) {
       const cluster = await store.getCluster(clusterId);
@@ -135,6 +137,7 @@ export async function runScaleCycle(
         config,
         round: `${started.toString(36)}-f${acquired.fence}-p${poll}`,
         summary,
+        agreed,
       });
       if (clock.now() + pollMs - started > windowMs) break;
       await clock.sleep(pollMs);
@@ -190,6 +193,35 @@ interface PollContext {
   /** Prefix of this poll's launch rounds. */
   round: string;
   summary: CycleSummary;
+  /**
+   * Shrinks ("node action") the previous poll's report also called for. Destroying needs two reports in
+   * a row that agree: a node flapped to idle or drained in one report is not drained or terminated.
+   */
+  agreed: ShrinkMemory;
+}
+
+/**
+ * The shrink decisions of the last poll that had a report; a poll without one breaks the chain. One per
+ * cluster: a scale cycle makes its own unless its caller keeps one across cycles (the local mode runs one
+ * poll per cycle, so it passes the same memory to every cycle of a cluster).
+ */
+export class ShrinkMemory {
+  private previous = new Set<string>();
+
+  /** True when the previous report called for the same action on the same node; remembers it for the next. */
+  confirm(next: Set<string>, shrink: Shrink): boolean {
+    const key = `${shrink.node} ${shrink.action}`;
+    next.add(key);
+    return this.previous.has(key);
+  }
+
+  commit(next: Set<string>): void {
+    this.previous = next;
+  }
+
+  forget(): void {
+    this.previous = new Set();
+  }
 }
 
 async function pollOnce(ctx: PollContext): Promise<void> {
@@ -210,6 +242,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     }
     metrics.add("AgentUnreachable", "Count", 1, { Reason: kind });
     await event(store, clusterId, clock, kind, (error as Error).message.slice(0, 500));
+    ctx.agreed.forget();
     return;
   }
 
@@ -226,7 +259,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
       .catch(ignoreConflict);
     record.status = "JOINED";
     metrics.add("NodeJoinLatency", "Milliseconds", now - record.launchedAt, { Queue: record.queue });
-    const health = cluster.queueHealth[record.queue];
+    const health = queueHealthOf(cluster, record.queue);
     if (health !== undefined && (health.consecutiveBootstrapFailures > 0 || health.protected)) {
       await store.recordBootstrapSuccess(clusterId, record.queue, now);
       if (health.protected) {
@@ -243,7 +276,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
   emitStateMetrics(metrics, state);
 
   for (const [index, launch] of decision.launches.entries()) {
-    if (cluster.queueHealth[launch.queue]?.protected === true) {
+    if (allowedCandidates(queueHealthOf(cluster, launch.queue), launch.candidates).length === 0) {
       metrics.add("ProtectedQueues", "Count", 1, { Queue: launch.queue });
       ctx.log.warn("queue in protected mode: launch skipped", { clusterId, queue: launch.queue });
       continue;
@@ -252,7 +285,10 @@ async function pollOnce(ctx: PollContext): Promise<void> {
       await launchOne(ctx, { ...launch, count }, `${ctx.round}-l${index}-${part}`, state.jobs);
     }
   }
-  for (const shrink of decision.shrinks) {
+  const calledFor = new Set<string>();
+  const confirmed = decision.shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
+  ctx.agreed.commit(calledFor);
+  for (const shrink of confirmed) {
     try {
       await shrinkOne(ctx, shrink, records);
     } catch (error) {
@@ -286,10 +322,16 @@ function launchingNodes(
       state: "LAUNCHING",
       launchedAt: r.launchedAt,
     }));
+  // An intent in flight may already have recorded some instances (recorded before any release): those
+  // are counted as records above, the rest as the intent's.
+  const recordedByRound = new Map<string, number>();
+  for (const r of records) {
+    if (r.round !== undefined) recordedByRound.set(r.round, (recordedByRound.get(r.round) ?? 0) + 1);
+  }
   for (const intent of intents) {
     const first = intent.candidates[0];
     if (first === undefined) continue;
-    for (let i = 0; i < intent.count; i++) {
+    for (let i = recordedByRound.get(intent.round) ?? 0; i < intent.count; i++) {
       nodes.push({
         name: `intent-${intent.round}-${i}`,
         queue: intent.queue,
@@ -312,128 +354,18 @@ function splitCount(count: number): number[] {
 /** Record the intent (with its tokens) → call the provider → record the outcome, in that order. */
 async function launchOne(ctx: PollContext, launch: Launch, round: string, jobs: ClusterState["jobs"]) {
   await ctx.holder.fresh(); // a stale heartbeat refuses the launch (LeaseLostError stops the cycle)
-  const outcome = await recordedLaunch(ctx.deps, ctx.cluster, launch, round, jobs);
+  const { outcome, refused, message } = await recordedLaunch(ctx.deps, ctx.cluster, launch, round, jobs);
+  if (refused !== undefined && refused !== "round-recorded") {
+    ctx.log.info("launch not admitted", {
+      clusterId: ctx.cluster.clusterId,
+      queue: launch.queue,
+      refused,
+      message,
+    });
+  }
   if (outcome === undefined) return;
   ctx.summary.launchedNodes += outcome.instances.length;
   ctx.summary.launchFailures += outcome.failures.length;
-}
-
-export type RecordedLaunchDeps = Pick<
-  ScaleCycleDeps,
-  "store" | "provider" | "clock" | "metrics" | "userData"
->;
-
-/**
- * Record the intent (with its tokens) → call the provider → record the outcome, in that order, so no
- * instance can exist that no record announces. Undefined when the round was recorded already (by another
- * cycle): nothing is launched then. Used by the scale cycle and by the API's manual "add nodes".
- */
-export async function recordedLaunch(
-  deps: RecordedLaunchDeps,
-  cluster: ClusterRecord,
-  launch: Launch,
-  round: string,
-  jobs: ClusterState["jobs"] = [],
-): Promise<LaunchOutcome | undefined> {
-  const { store, clock, metrics } = deps;
-  const clusterId = cluster.clusterId;
-  const candidates: LaunchCandidate[] = launch.candidates.map((c) => ({ ...c }));
-  const tokens = candidates.map((c) => launchToken(clusterId, round, c));
-  try {
-    await store.recordLaunchIntent({
-      clusterId,
-      round,
-      queue: launch.queue,
-      count: launch.count,
-      allOrNothing: launch.allOrNothing,
-      candidates,
-      tokens,
-      jobs: launch.jobs,
-      intendedAt: clock.now(),
-    });
-  } catch (error) {
-    if (error instanceof ConflictError) return undefined;
-    throw error;
-  }
-  const userData = deps.userData?.(cluster, launch);
-  let outcome: LaunchOutcome;
-  try {
-    const result = await deps.provider.launch({
-      clusterId,
-      queue: launch.queue,
-      round,
-      candidates,
-      count: launch.count,
-      allOrNothing: launch.allOrNothing,
-      imageId: cluster.placement.imageId,
-      tags: { [ROUND_TAG]: round },
-      ...(userData === undefined ? {} : { userData }),
-    });
-    outcome = {
-      instances: result.instances.map((i) => {
-        const index = candidates.findIndex(
-          (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
-        );
-        return {
-          id: i.id,
-          instanceType: i.instanceType,
-          zone: i.zone,
-          chargeType: i.chargeType,
-          ...(index >= 0 ? { token: tokens[index] } : {}),
-        };
-      }),
-      failures: result.failures.map((f) => ({
-        index: f.index,
-        kind: f.error.kind,
-        message: f.error.message.slice(0, 300),
-      })),
-      at: clock.now(),
-    };
-  } catch (error) {
-    if (!(error instanceof CloudProviderError)) throw error;
-    outcome = {
-      instances: [],
-      failures: [{ index: -1, kind: error.kind, message: error.message.slice(0, 300) }],
-      at: clock.now(),
-    };
-  }
-  try {
-    await store.recordLaunchOutcome(clusterId, round, outcome);
-  } catch (error) {
-    // The reconciler adopted this round's instances while the call was in flight: already recorded.
-    if (!(error instanceof ConflictError)) throw error;
-  }
-
-  const started = outcome.instances.length;
-  for (const f of outcome.failures) metrics.add("LaunchFailures", "Count", 1, { Reason: f.kind });
-  if (started > 0) {
-    metrics.add("NodesLaunched", "Count", started, { Queue: launch.queue });
-    const oldest = Math.min(...jobs.filter((j) => launch.jobs.includes(j.id)).map((j) => j.submittedAt));
-    if (Number.isFinite(oldest)) metrics.add("ScaleOutLatency", "Milliseconds", outcome.at - oldest);
-    await event(
-      store,
-      clusterId,
-      clock,
-      "LAUNCHED",
-      `${started} × ${launch.instanceType}: ${launch.reason}`.slice(0, 500),
-      launch.queue,
-      outcome.instances.map((i) => i.id),
-      started,
-    );
-  } else {
-    const kinds = [...new Set(outcome.failures.map((f) => f.kind))].join(", ");
-    await event(
-      store,
-      clusterId,
-      clock,
-      "LAUNCH_FAILED",
-      `${launch.count} × ${launch.instanceType}: ${kinds || "nothing started"}`,
-      launch.queue,
-      [],
-      launch.count,
-    );
-  }
-  return outcome;
 }
 
 /** Drain through the agent; terminate only a drained node NowScale launched (a node record exists). */
@@ -483,29 +415,6 @@ function emitStateMetrics(metrics: MetricsSink, state: ClusterState): void {
   );
   metrics.add("NodesIdle", "Count", state.nodes.filter((n) => n.state === "IDLE").length);
 }
-
-async function event(
-  store: StateStore,
-  clusterId: string,
-  clock: Clock,
-  kind: Parameters<StateStore["appendEvent"]>[0]["kind"],
-  message: string,
-  queue?: string,
-  nodes?: string[],
-  count?: number,
-): Promise<void> {
-  await store.appendEvent({
-    clusterId,
-    kind,
-    message,
-    at: clock.now(),
-    ...(queue === undefined ? {} : { queue }),
-    ...(nodes === undefined ? {} : { nodes }),
-    ...(count === undefined ? {} : { count }),
-  });
-}
-
-export { event as appendControlEvent };
 
 function ignoreConflict(error: unknown): void {
   if (!(error instanceof ConflictError)) throw error;

@@ -37,7 +37,7 @@ export interface NowScaleStackProps extends StackProps {
   logRetention?: logs.RetentionDays;
   /** An address that receives the alarms. @default none: subscribe to the AlarmTopic output yourself */
   alarmEmail?: string;
-  /** Minutes between reconciler runs. @default 5 */
+  /** Minutes between reconciler runs: under 5, so an instance a crashed launch left unrecorded is adopted within 300 s. @default 2 */
   reconcilerIntervalMinutes?: number;
   /**
    * Keep the tables and the KMS keys when the stack is deleted.
@@ -199,7 +199,7 @@ export class NowScaleStack extends Stack {
     });
     new events.Rule(this, "ReconcilerSchedule", {
       description: "NowScale: reconcile records and clouds",
-      schedule: events.Schedule.rate(Duration.minutes(props.reconcilerIntervalMinutes ?? 5)),
+      schedule: events.Schedule.rate(Duration.minutes(props.reconcilerIntervalMinutes ?? 2)),
       targets: [new targets.LambdaFunction(reconciler, { retryAttempts: 0 })],
     });
 

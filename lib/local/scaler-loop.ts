@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { reconcileCluster } from "../control/reconciler.js";
-import { runScaleCycle } from "../control/scale-cycle.js";
+import { runScaleCycle, ShrinkMemory } from "../control/scale-cycle.js";
 import type { LocalControlPlane } from "./control-plane.js";
 
 /** How often the reconciler runs (the stack's schedule is every few minutes; nodes boot faster here). */
@@ -21,6 +21,13 @@ export function startScalerLoop(
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
+  // One poll per cycle here, so the two reports a shrink needs span two cycles: keep the memory between them.
+  const memories = new Map<string, ShrinkMemory>();
+  const memoryOf = (clusterId: string) => {
+    const memory = memories.get(clusterId) ?? new ShrinkMemory();
+    memories.set(clusterId, memory);
+    return memory;
+  };
 
   const clock = { now: () => Date.now(), sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
   const reconcile = async () => {
@@ -35,11 +42,12 @@ export function startScalerLoop(
         metrics: cp.metrics,
         owner: `local-${randomUUID()}`,
       });
-      const fixed = [...r.adopted, ...r.orphansTerminated, ...r.bootTimeouts, ...r.gone];
+      const fixed = [...r.adopted, ...r.orphansTerminated, ...r.bootTimeouts, ...r.gone, ...r.retired];
       if (fixed.length > 0 || r.intentsClosed.length > 0) {
         log(
           `reconciler ${cluster.clusterId}: adopted ${r.adopted.length}, orphans ${r.orphansTerminated.length}, ` +
-            `boot timeouts ${r.bootTimeouts.length}, gone ${r.gone.length}, intents closed ${r.intentsClosed.length}`,
+            `boot timeouts ${r.bootTimeouts.length}, gone ${r.gone.length}, retired ${r.retired.length}, ` +
+            `intents closed ${r.intentsClosed.length}`,
         );
       }
     }
@@ -62,6 +70,7 @@ export function startScalerLoop(
           clock,
           metrics: cp.metrics,
           owner: `local-${randomUUID()}`,
+          shrinkMemory: memoryOf(cluster.clusterId),
         },
         // One poll per tick: the loop itself is the schedule.
         { windowMs: 0, pollMs: intervalMs },

@@ -29,7 +29,8 @@ export interface CloudProvider {
    * - throttling and cloud-side failures are retried with backoff; invalid requests and auth failures are not;
    * - every instance is tagged at creation with the cluster id, the queue and the NowScale marker.
    * Resolves with what started (possibly nothing) and one typed failure per candidate that did not deliver;
-   * it rejects only for a request that is invalid as a whole (InvalidRequestError).
+   * it rejects only for a request that is invalid as a whole (InvalidRequestError) or when `onStarted`
+   * rejects.
    */
   launch(request: LaunchRequest): Promise<LaunchResult>;
 
@@ -80,6 +81,13 @@ export interface LaunchRequest {
   userData?: string;
   /** Extra tags; the `nowscale:` keys are reserved and always set by the provider. */
   tags?: Readonly<Record<string, string>>;
+  /**
+   * Called with the new instances of every cloud call, before the provider keeps or releases any of them
+   * (a surplus, or a short all-or-nothing set it terminates again), so the caller records every id first:
+   * an instance whose release then fails is never untracked. If it rejects, launch rejects with that
+   * error and releases nothing (what started is left to the caller's records and the round tag).
+   */
+  onStarted?: (instances: readonly CloudInstance[]) => Promise<void>;
 }
 
 /** Launches larger than this are split by the caller (Alibaba and EC2 MinCount calls take at most 100). */

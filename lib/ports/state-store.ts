@@ -84,17 +84,27 @@ export interface StateStore {
   /** Removes a node record; removing one that is gone succeeds. */
   deleteNode(clusterId: string, nodeName: string): Promise<void>;
 
+  /**
+   * Sets (a number, epoch ms) or clears (null) the node's evidence marks, leaving the other fields and
+   * the status alone. Destroying decisions need an observation to agree over time (a node missing from
+   * one listing or one report is not gone), so the first observation is written here and the decision is
+   * taken only when a later run sees the same. A record that no longer exists is left absent (no error).
+   */
+  markNode(clusterId: string, nodeName: string, marks: NodeMarks): Promise<void>;
+
   // ── queue health (protected mode) ───────────────────────────────────────────────────────────────
 
   /**
-   * Counts one bootstrap failure for the queue; when the consecutive count reaches `threshold` the
-   * queue is marked protected (no launches). Returns the queue's health after the change.
+   * Counts one bootstrap failure for the queue and adds `offering` ("instanceType@zone") to its failed
+   * offerings; when the consecutive count reaches `threshold` the queue is marked protected (its failed
+   * offerings are no longer launched). Returns the queue's health after the change.
    */
   recordBootstrapFailure(
     clusterId: string,
     queue: string,
     threshold: number,
     at: number,
+    offering?: string,
   ): Promise<QueueHealth>;
 
   /** A node of the queue joined: the consecutive failure count and protected mode are cleared. */
@@ -176,7 +186,13 @@ export interface NewCluster {
 export interface QueueHealth {
   queue: string;
   consecutiveBootstrapFailures: number;
+  /** Set at the threshold of consecutive failures: the offerings below are no longer launched. */
   protected: boolean;
+  /**
+   * The offerings ("instanceType@zone") whose nodes failed to join during the current streak; protected
+   * mode holds exactly these back (all of a queue's offerings: the whole queue). Cleared by a join or a reset.
+   */
+  failedOfferings?: string[];
   /** Epoch ms of the last change. */
   updatedAt: number;
 }
@@ -251,6 +267,16 @@ export interface LaunchOutcome {
  */
 export type NodeStatus = "LAUNCHING" | "JOINED" | "DRAINING" | "TERMINATING";
 
+/** Evidence marks of a node record (see StateStore.markNode); null clears a mark. */
+export interface NodeMarks {
+  /** First reconciler run (epoch ms) whose cloud listing and describe-by-id did not find the instance. */
+  missingSince?: number | null;
+  /** First report (epoch ms) in which Slurm did not list the node. */
+  absentSince?: number | null;
+  /** First report (epoch ms) in which Slurm showed the node DOWN or not responding. */
+  downSince?: number | null;
+}
+
 export interface NodeRecord {
   clusterId: string;
   /** The instance id, which is also the Slurm node name. */
@@ -268,6 +294,15 @@ export interface NodeRecord {
   launchedAt: number;
   joinedAt?: number;
   updatedAt: number;
+  /**
+   * How the record came to be: "launch" (a launch's outcome, or its instances recorded before any
+   * release), "adopted" (the reconciler found a tagged instance with no record and recorded it).
+   * Absent on records written before this field existed: read as "launch".
+   */
+  origin?: "launch" | "adopted";
+  missingSince?: number;
+  absentSince?: number;
+  downSince?: number;
 }
 
 export type EventKind =
@@ -281,6 +316,9 @@ export type EventKind =
   | "PROTECTED_MODE"
   | "PROTECTED_MODE_CLEARED"
   | "NODE_GONE"
+  | "NODE_ADOPTED"
+  | "NODE_RETIRED"
+  | "RELEASE_PENDING"
   | "AGENT_UNREACHABLE"
   | "SLURMCTLD_UNREACHABLE"
   | "CYCLE_ERROR"

@@ -22,6 +22,7 @@ import {
   type NewCluster,
   type NewEvent,
   type NewLaunchIntent,
+  type NodeMarks,
   type NodeRecord,
   type NodeStatus,
   NotFoundInStoreError,
@@ -62,6 +63,9 @@ function isConditionFailure(error: unknown): boolean {
  * creates, the record's version for clusters, the expected status for nodes and intents, owner + fence +
  * expiry for leases. DynamoDB Local and dynalite behave the same for all of these.
  */
+/** The evidence marks markNode may set or clear (an allow-list: never a caller's key). */
+const NODE_MARKS = ["missingSince", "absentSince", "downSince"] as const;
+
 export class DynamoStateStore implements StateStore {
   private readonly doc: DynamoDBDocumentClient;
   private readonly t: TableNames;
@@ -350,6 +354,45 @@ export class DynamoStateStore implements StateStore {
     await this.doc.send(new DeleteCommand({ TableName: this.t.nodes, Key: { clusterId, nodeName } }));
   }
 
+  async markNode(clusterId: string, nodeName: string, marks: NodeMarks): Promise<void> {
+    const set: string[] = [];
+    const remove: string[] = [];
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ":node": "node" };
+    for (const key of NODE_MARKS) {
+      if (!Object.hasOwn(marks, key)) continue;
+      const value = marks[key];
+      if (value === undefined) continue;
+      names[`#${key}`] = key;
+      if (value === null) remove.push(`#${key}`);
+      else {
+        set.push(`#${key} = :${key}`);
+        values[`:${key}`] = value;
+      }
+    }
+    if (set.length + remove.length === 0) return;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.t.nodes,
+          Key: { clusterId, nodeName },
+          UpdateExpression: [
+            set.length > 0 ? `SET ${set.join(", ")}` : "",
+            remove.length > 0 ? `REMOVE ${remove.join(", ")}` : "",
+          ]
+            .join(" ")
+            .trim(),
+          ConditionExpression: "itemType = :node",
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (error) {
+      // The record went meanwhile (terminated, gone): there is nothing left to mark.
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
   // ── queue health ──────────────────────────────────────────────────────────────────────────────────
 
   recordBootstrapFailure(
@@ -357,10 +400,17 @@ export class DynamoStateStore implements StateStore {
     queue: string,
     threshold: number,
     at: number,
+    offering?: string,
   ): Promise<QueueHealth> {
     return this.changeHealth(clusterId, queue, at, (h) => {
       const failures = h.consecutiveBootstrapFailures + 1;
-      return { consecutiveBootstrapFailures: failures, protected: h.protected || failures >= threshold };
+      const offerings = new Set(h.failedOfferings ?? []);
+      if (offering !== undefined) offerings.add(offering);
+      return {
+        consecutiveBootstrapFailures: failures,
+        protected: h.protected || failures >= threshold,
+        failedOfferings: [...offerings].slice(-64),
+      };
     });
   }
 
@@ -368,6 +418,7 @@ export class DynamoStateStore implements StateStore {
     return this.changeHealth(clusterId, queue, at, () => ({
       consecutiveBootstrapFailures: 0,
       protected: false,
+      failedOfferings: [],
     }));
   }
 
@@ -531,7 +582,9 @@ export class DynamoStateStore implements StateStore {
     clusterId: string,
     queue: string,
     at: number,
-    next: (current: QueueHealth) => Pick<QueueHealth, "consecutiveBootstrapFailures" | "protected">,
+    next: (
+      current: QueueHealth,
+    ) => Pick<QueueHealth, "consecutiveBootstrapFailures" | "protected" | "failedOfferings">,
   ): Promise<QueueHealth> {
     for (let attempt = 1; ; attempt++) {
       const cluster = await this.getCluster(clusterId);

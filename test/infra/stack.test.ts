@@ -149,9 +149,10 @@ describe("Lambda functions", () => {
     }
   });
 
-  it("THEN the scaler fan-out runs every minute and the reconciler every five minutes", () => {
+  it("THEN the scaler fan-out runs every minute and the reconciler every two minutes", () => {
+    // Two, not five: an instance a crashed launch left unrecorded must be adopted within 300 s.
     template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(1 minute)" });
-    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(5 minutes)" });
+    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(2 minutes)" });
   });
 });
 

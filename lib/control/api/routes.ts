@@ -233,15 +233,8 @@ async function addNodes(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promise
     ]);
   }
   if (cluster.status !== "RUNNING") throw new HttpError(409, `the cluster is ${cluster.status}, not RUNNING`);
-  if (cluster.queueHealth[body.queue]?.protected === true) {
-    throw new HttpError(409, `queue ${body.queue} is in protected mode: reset it first`);
-  }
-  const existing = (await deps.store.listNodes(cluster.clusterId)).filter(
-    (n) => n.queue === body.queue,
-  ).length;
-  if (existing + body.count > queue.maxSize) {
-    throw new HttpError(409, `queue ${body.queue} has ${existing} of maxSize ${queue.maxSize} nodes`);
-  }
+  // maxSize, protected mode and the fence against deletion are checked by the one admission every launch
+  // path shares (recordedLaunch), under the cluster's admission lease.
   const launch: Launch = {
     queue: body.queue,
     instanceType: first.instanceType,
@@ -255,7 +248,20 @@ async function addNodes(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promise
   const now = deps.clock.now();
   const round = `manual-${now.toString(36)}-${randomBytes(4).toString("hex")}`;
   const { provider } = await deps.runtime(cluster);
-  const outcome = await recordedLaunch({ ...deps, provider }, cluster, launch, round);
+  const owner = `api-${randomBytes(8).toString("hex")}`;
+  const { outcome, refused, message } = await recordedLaunch(
+    { ...deps, provider, owner },
+    cluster,
+    launch,
+    round,
+    [],
+    {
+      fit: "exact",
+    },
+  );
+  if (refused !== undefined && outcome === undefined) {
+    throw new HttpError(refused === "admission-busy" ? 503 : 409, message ?? refused);
+  }
   return json(200, {
     round,
     nodes: outcome?.instances.map((i) => i.id) ?? [],

@@ -138,7 +138,9 @@ export class FakeProvider implements CloudProvider {
   }
 
   launch(request: LaunchRequest): Promise<LaunchResult> {
-    this.calls.push({ method: "launch", request: structuredClone(request) });
+    // The request's callback is not data: the call log keeps the rest.
+    const { onStarted: _callback, ...data } = request;
+    this.calls.push({ method: "launch", request: structuredClone(data) });
     return this.inner.launch(request);
   }
 

@@ -111,6 +111,8 @@ export class ManagedProvider implements CloudProvider {
       // Never trust the count: a cloud without MinCount, an asynchronous launch failure, or a token that
       // found an earlier, different-sized call can all hand back more or fewer than asked.
       const fresh = started.filter((s) => !instances.some((i) => i.id === s.id));
+      // Recorded before anything is released: a release that fails then leaves a record, not an orphan.
+      if (request.onStarted !== undefined && fresh.length > 0) await request.onStarted(fresh);
       if (request.allOrNothing && fresh.length < wanted) {
         unreleased.push(...(await this.release(fresh.map((i) => i.id))));
         this.unavailable.markUnavailable(candidate);

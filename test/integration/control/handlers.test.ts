@@ -48,15 +48,47 @@ describe("scaler fan-out", () => {
         await store.updateCluster(cluster.clusterId, cluster.version, { status: "RUNNING", now: T0 });
     }
     // Act
-    const invoked = await fanOutScaler(store, new LambdaClient({ region: "us-east-1" }), "scaler-fn");
+    const { invoked, failed } = await fanOutScaler(
+      store,
+      new LambdaClient({ region: "us-east-1" }),
+      "scaler-fn",
+    );
     // Assess
     expect(invoked).toEqual(["fan-a", "fan-c"]);
+    expect(failed).toEqual([]);
     const calls = lambda.commandCalls(InvokeCommand).map((c) => c.args[0].input);
     expect(calls.map((c) => c.InvocationType)).toEqual(["Event", "Event"]);
     expect(calls.map((c) => JSON.parse(Buffer.from(c.Payload as Uint8Array).toString()))).toEqual([
       { clusterId: "fan-a" },
       { clusterId: "fan-c" },
     ]);
+    lambda.restore();
+  });
+
+  it("goes on past a failed invoke: the clusters after it are still scaled (class 9)", async () => {
+    // Prepare: the first invoke is throttled
+    const lambda = mockClient(LambdaClient);
+    lambda.on(InvokeCommand).rejectsOnce(new Error("Rate exceeded")).resolves({ StatusCode: 202 });
+    for (const id of ["x", "y"]) {
+      const { cluster } = await store.createCluster({
+        clusterId: `fan2-${id}`,
+        name: id,
+        placement: { cloud: "fake", region: "local", imageId: "img" },
+        autoscaling: CONFIG,
+        now: T0,
+      });
+      await store.updateCluster(cluster.clusterId, cluster.version, { status: "RUNNING", now: T0 });
+    }
+    // Act
+    const { invoked, failed } = await fanOutScaler(
+      store,
+      new LambdaClient({ region: "us-east-1" }),
+      "scaler-fn",
+    );
+    // Assess
+    expect(failed.map((f) => f.error)).toEqual(["Rate exceeded"]);
+    // the first cluster in id order failed; every one after it was still invoked
+    expect(invoked).toEqual(expect.arrayContaining(["fan2-x", "fan2-y"]));
     lambda.restore();
   });
 });

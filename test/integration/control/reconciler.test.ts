@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle } from "../../../lib/control/scale-cycle.js";
+import type { ConfigInput } from "../../../lib/core/config.js";
 import type { StateStore } from "../../../lib/ports/state-store.js";
-import { type ControlBed, controlBed } from "../../support/control-bed.js";
+import { CONFIG, type ControlBed, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
 let db: TestDynamo;
@@ -16,14 +17,53 @@ afterAll(async () => {
 const ONE_POLL = { windowMs: 0 };
 const TAGS = { "nowscale:cluster": "demo", "nowscale:queue": "compute", "nowscale:managed": "true" };
 
-/** The scaler's store, failing the way a Lambda killed between launch and record would. */
+/**
+ * The scaler's store, failing the way a Lambda killed right after the cloud answered would: neither the
+ * early record of the started instances nor the outcome lands.
+ */
 function crashingAfterLaunch(store: StateStore): StateStore {
   return new Proxy(store, {
     get(target, prop, receiver) {
-      if (prop === "recordLaunchOutcome") return async () => Promise.reject(new Error("Lambda timed out"));
+      if (prop === "recordLaunchOutcome" || prop === "putNode")
+        return async () => Promise.reject(new Error("Lambda timed out"));
       const value = Reflect.get(target, prop, receiver);
       return typeof value === "function" ? value.bind(target) : value;
     },
+  });
+}
+
+const TWO_OFFERINGS: ConfigInput = {
+  ...CONFIG,
+  queueConfigs: [
+    {
+      queueName: "compute",
+      maxSize: 20,
+      expansionNodeConfigs: [
+        { zone: "zone-a", instanceType: "c5.xlarge" },
+        { zone: "zone-b", instanceType: "c5.xlarge" },
+      ],
+    },
+  ],
+};
+
+/** Slurm runs job `jobId` on the node: allocated CPUs and a RUNNING group naming it. */
+function runJobOn(bed: ControlBed, node: string, jobId: string) {
+  const n = bed.agent.nodes.find((x) => x.name === node);
+  if (n === undefined) throw new Error(`${node} has not joined`);
+  n.state = "ALLOCATED";
+  n.cpusAllocated = n.cpus;
+  delete n.idleSince;
+  bed.agent.jobs.push({
+    queue: n.queue,
+    state: "RUNNING",
+    nodes: 1,
+    cpusPerNode: n.cpus,
+    memPerNodeMiB: 0,
+    gpusPerNode: 0,
+    count: 1,
+    oldestSubmittedAt: new Date(bed.clock.now()).toISOString(),
+    jobIds: [jobId],
+    nodeNames: [node],
   });
 }
 
@@ -69,13 +109,14 @@ describe("reconciler", () => {
     const summary = await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
     // Assess
     expect(summary.outcome).toBe("done");
-    expect(adopted).toHaveLength(2);
+    // The launch recorded its instances as soon as the cloud answered: nothing is left to adopt.
+    expect(adopted).toHaveLength(0);
     const records = await bed.store.listNodes("demo");
     expect(records).toHaveLength(2);
     expect(untracked(bed, records)).toEqual([]);
   });
 
-  it("terminates a tagged instance with no record only after 300 s, never the master", async () => {
+  it("records a tagged instance with no record at once; terminates it only after 300 s and two runs absent from Slurm, never the master", async () => {
     // Prepare
     const bed = await controlBed(db);
     const stray = bed.provider.fakeCloud.seed({ instanceType: "c5.xlarge", zone: "zone-a", tags: TAGS });
@@ -85,15 +126,99 @@ describe("reconciler", () => {
       now: bed.clock.now(),
     });
     // Act
+    const first = await reconcileCluster("demo", bed.deps("rec-0"));
     bed.clock.advance(299_000);
     const early = await reconcileCluster("demo", bed.deps("rec-1"));
     bed.clock.advance(1_000);
-    const late = await reconcileCluster("demo", bed.deps("rec-2"));
+    const marked = await reconcileCluster("demo", bed.deps("rec-2"));
+    bed.clock.advance(120_000);
+    const late = await reconcileCluster("demo", bed.deps("rec-3"));
     // Assess
+    expect(first.adopted).toEqual([stray.id]);
+    expect((await bed.store.listEvents("demo")).map((e) => e.kind)).toContain("NODE_ADOPTED");
     expect(early.orphansTerminated).toEqual([]);
+    expect(marked.orphansTerminated).toEqual([]);
     expect(late.orphansTerminated).toEqual([stray.id]);
     expect(bed.provider.fakeCloud.live().map((i) => i.id)).toEqual([master.id]);
     expect(bed.metrics.sum("OrphansTerminated")).toBe(1);
+  });
+
+  it("adopts an orphan Slurm reports running a job and never terminates it (class 1)", async () => {
+    // Prepare: an instance nobody recorded (its record was lost) whose node runs a job
+    const bed = await controlBed(db);
+    const busy = bed.provider.fakeCloud.seed({ instanceType: "c5.xlarge", zone: "zone-a", tags: TAGS });
+    bed.agent.join(busy.id, "compute", "c5.xlarge", "zone-a");
+    runJobOn(bed, busy.id, "41");
+    // Act: many runs, long after any grace
+    const runs = [];
+    for (let i = 0; i < 5; i++) {
+      bed.clock.advance(600_000);
+      runs.push(await reconcileCluster("demo", bed.deps(`rec-${i}`)));
+    }
+    // Assess
+    expect(runs[0]?.adopted).toEqual([busy.id]);
+    expect(runs.flatMap((r) => r.orphansTerminated)).toEqual([]);
+    expect(bed.provider.fakeCloud.get(busy.id)?.state).toBe("RUNNING");
+    expect((await bed.store.listNodes("demo")).map((r) => [r.nodeName, r.status])).toEqual([
+      [busy.id, "JOINED"],
+    ]);
+  });
+
+  it("one empty listing terminates nothing and removes no record: busy nodes survive (class 1)", async () => {
+    // Prepare: three nodes running jobs
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "30", { nodes: 3, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    const ids = bed.provider.fakeCloud.live().map((i) => i.id);
+    for (const id of ids) {
+      bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+      runJobOn(bed, id, "30");
+    }
+    bed.agent.jobs = bed.agent.jobs.filter((j) => j.state === "RUNNING");
+    bed.clock.advance(200_000);
+    // Act: one listing answers empty (a short page, a transient error answered as empty); then normal runs
+    const list = bed.provider.list.bind(bed.provider);
+    bed.provider.list = async () => [];
+    const empty = await reconcileCluster("demo", bed.deps("rec-1"));
+    bed.provider.list = list;
+    const runs = [];
+    for (let i = 0; i < 3; i++) {
+      bed.clock.advance(120_000);
+      runs.push(await reconcileCluster("demo", bed.deps(`rec-${i + 2}`)));
+    }
+    // Assess
+    expect(empty.gone).toEqual([]);
+    expect(runs.flatMap((r) => [...r.gone, ...r.orphansTerminated, ...r.retired])).toEqual([]);
+    expect(
+      bed.provider.fakeCloud
+        .live()
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual([...ids].sort());
+    expect(bed.provider.fakeCloud.callsOf("terminate")).toEqual([]);
+    expect((await bed.store.listNodes("demo")).map((r) => r.nodeName).sort()).toEqual([...ids].sort());
+  });
+
+  it("an instance missing from the listing and from describe is forgotten only when a later run agrees", async () => {
+    // Prepare: a node whose instance the cloud no longer knows at all (describe answers nothing)
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "31", { nodes: 1, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    const [instance] = bed.provider.fakeCloud.live();
+    if (instance === undefined) throw new Error("nothing launched");
+    bed.clock.advance(200_000);
+    bed.provider.list = async () => [];
+    bed.provider.describe = async () => [];
+    // Act
+    const first = await reconcileCluster("demo", bed.deps("rec-1"));
+    bed.clock.advance(60_000);
+    const tooSoon = await reconcileCluster("demo", bed.deps("rec-2"));
+    bed.clock.advance(60_000);
+    const agreed = await reconcileCluster("demo", bed.deps("rec-3"));
+    // Assess
+    expect(first.gone).toEqual([]);
+    expect(tooSoon.gone).toEqual([]);
+    expect(agreed.gone).toEqual([instance.id]);
   });
 
   it("terminates nodes that never join, and protects the queue after N failures in a row", async () => {
@@ -102,9 +227,12 @@ describe("reconciler", () => {
     bed.agent.addPending("compute", "18", { nodes: 3, cpus: 4 });
     await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
     bed.clock.advance(900_000);
-    // Act
+    // Act: the first run past the boot timeout only notes them absent; the next one agrees and acts
+    const noted = await reconcileCluster("demo", bed.deps("rec-0"), { protectAfterFailures: 3 });
+    bed.clock.advance(120_000);
     const summary = await reconcileCluster("demo", bed.deps("rec-1"), { protectAfterFailures: 3 });
     await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    expect(noted.bootTimeouts).toEqual([]);
     // Assess
     expect(summary.bootTimeouts).toHaveLength(3);
     expect(summary.protectedQueues).toEqual(["compute"]);
@@ -115,9 +243,9 @@ describe("reconciler", () => {
     expect(kinds).toContain("PROTECTED_MODE");
   });
 
-  it("never protects a queue while jobs run there", async () => {
-    // Prepare
-    const bed = await controlBed(db);
+  it("protects a queue's failing offering even while jobs run there, and keeps launching its healthy one (class 6)", async () => {
+    // Prepare: a queue of two offerings; the first one's nodes never join, while jobs run in the queue
+    const bed = await controlBed(db, "demo", TWO_OFFERINGS);
     bed.agent.addPending("compute", "19", { nodes: 2, cpus: 4 });
     await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
     bed.agent.jobs.push({
@@ -127,12 +255,46 @@ describe("reconciler", () => {
     });
     bed.clock.advance(900_000);
     // Act
-    const summary = await reconcileCluster("demo", bed.deps("rec-1"), { protectAfterFailures: 1 });
+    await reconcileCluster("demo", bed.deps("rec-0"), { protectAfterFailures: 2 });
+    bed.clock.advance(120_000);
+    const summary = await reconcileCluster("demo", bed.deps("rec-1"), { protectAfterFailures: 2 });
+    await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
     // Assess
     expect(summary.bootTimeouts).toHaveLength(2);
-    expect(summary.protectedQueues).toEqual([]);
+    expect(summary.protectedQueues).toEqual(["compute"]);
     const health = (await bed.store.getCluster("demo"))?.queueHealth.compute;
-    expect(health).toMatchObject({ consecutiveBootstrapFailures: 2, protected: false });
+    expect(health).toMatchObject({
+      consecutiveBootstrapFailures: 2,
+      protected: true,
+      failedOfferings: ["c5.xlarge@zone-a"],
+    });
+    const launches = bed.provider.calls.flatMap((c) => (c.method === "launch" ? [c.request] : []));
+    expect(launches).toHaveLength(2);
+    expect(launches[1]?.candidates.map((c) => `${c.instanceType}@${c.zone}`)).toEqual(["c5.xlarge@zone-b"]);
+  });
+
+  it("a queue whose bootstrap always fails stops launching after the threshold, whatever runs elsewhere (class 6)", async () => {
+    // Prepare: jobs run in the queue on a node that joined before the boot broke
+    const bed = await controlBed(db);
+    const old = bed.provider.fakeCloud.seed({ instanceType: "c5.xlarge", zone: "zone-a", tags: TAGS });
+    await reconcileCluster("demo", bed.deps("rec-seed"));
+    bed.agent.join(old.id, "compute", "c5.xlarge", "zone-a");
+    runJobOn(bed, old.id, "50");
+    // Act: three hours of pending demand, scale cycles every minute, the reconciler every two
+    for (let minute = 0; minute < 180; minute++) {
+      bed.agent.jobs = bed.agent.jobs.filter((j) => j.state === "RUNNING");
+      bed.agent.addPending("compute", `p${minute}`, { nodes: 1, cpus: 4 });
+      await runScaleCycle("demo", bed.deps(`inv-${minute}`), ONE_POLL);
+      if (minute % 2 === 0) await reconcileCluster("demo", bed.deps(`rec-${minute}`));
+      bed.clock.advance(60_000);
+    }
+    // Assess
+    const launched = bed.provider.calls
+      .flatMap((c) => (c.method === "launch" ? [c.request.count] : []))
+      .reduce((a, b) => a + b, 0);
+    expect(launched).toBeLessThanOrEqual(4);
+    expect((await bed.store.getCluster("demo"))?.queueHealth.compute?.protected).toBe(true);
+    expect(bed.provider.fakeCloud.get(old.id)?.state).toBe("RUNNING");
   });
 
   it("a node joining clears the failure streak; an operator reset clears protected mode", async () => {
@@ -158,7 +320,7 @@ describe("reconciler", () => {
     bed.agent.join(instance.id, "compute", "c5.xlarge", "zone-a");
     bed.provider.fakeCloud.terminate([instance.id]); // e.g. a spot reclaim
     bed.clock.advance(200_000);
-    // Act
+    // Act: a describe by id answering TERMINATED is evidence enough
     const summary = await reconcileCluster("demo", bed.deps("rec-1"));
     // Assess
     expect(summary.gone).toEqual([instance.id]);

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROUND_TAG, runScaleCycle } from "../../../lib/control/scale-cycle.js";
-import { controlBed } from "../../support/control-bed.js";
+import type { ReportNode } from "../../../agent/report-schema.js";
+import { reconcileCluster } from "../../../lib/control/reconciler.js";
+import { ROUND_TAG, runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
+import { CONFIG, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
 let db: TestDynamo;
@@ -79,20 +81,141 @@ describe("scale cycle", () => {
     if (instance === undefined) throw new Error("nothing launched");
     bed.agent.jobs = [];
     bed.agent.join(instance.id, "compute", "c5.xlarge", "zone-a");
-    // Act: joins, idles past shrinkIdleTime → drained, next poll → terminated
+    // Act: joins, idles past shrinkIdleTime → drained once two polls agree, then terminated once two agree
     await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
     const joined = await bed.store.listNodes("demo");
     bed.clock.advance(301_000);
-    const drain = await runScaleCycle("demo", bed.deps("inv-3"), ONE_POLL);
-    const terminate = await runScaleCycle("demo", bed.deps("inv-4"), ONE_POLL);
+    const memory = new ShrinkMemory();
+    const drainSeen = await runScaleCycle("demo", { ...bed.deps("inv-3"), shrinkMemory: memory }, ONE_POLL);
+    const drain = await runScaleCycle("demo", { ...bed.deps("inv-4"), shrinkMemory: memory }, ONE_POLL);
+    const terminateSeen = await runScaleCycle(
+      "demo",
+      { ...bed.deps("inv-5"), shrinkMemory: memory },
+      ONE_POLL,
+    );
+    const terminate = await runScaleCycle("demo", { ...bed.deps("inv-6"), shrinkMemory: memory }, ONE_POLL);
     // Assess
     expect(joined[0]?.status).toBe("JOINED");
+    expect(drainSeen.drained).toEqual([]);
     expect(drain.drained).toEqual([instance.id]);
+    expect(terminateSeen.terminated).toEqual([]);
     expect(terminate.terminated).toEqual([instance.id]);
     expect(bed.provider.fakeCloud.live()).toHaveLength(0);
     expect(bed.agent.nodes).toHaveLength(0);
     expect(await bed.store.listNodes("demo")).toHaveLength(0);
     expect(bed.agent.calls.some((c) => c.action === "drain" && c.reason.startsWith("nowscale"))).toBe(true);
+  });
+
+  it("a busy node flapped to drained or idle in one report is neither drained nor terminated (class 8)", async () => {
+    // Prepare: a node NowScale launched runs a job
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "35", { nodes: 1, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    const [instance] = bed.provider.fakeCloud.live();
+    if (instance === undefined) throw new Error("nothing launched");
+    bed.agent.jobs = [];
+    bed.agent.join(instance.id, "compute", "c5.xlarge", "zone-a");
+    const node = bed.agent.nodes[0] as ReportNode;
+    const busy: ReportNode = { ...node, state: "ALLOCATED", cpusAllocated: 4 };
+    delete busy.idleSince;
+    bed.agent.nodes = [busy];
+    await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    bed.clock.advance(3_600_000);
+    // Act: every other poll the report flaps the busy node to DRAINED (by nowscale) or to long IDLE
+    const memory = new ShrinkMemory();
+    const flaps: ReportNode[] = [
+      {
+        ...busy,
+        state: "DRAINED",
+        cpusAllocated: 0,
+        reason: "nowscale: idle",
+        idleSince: new Date(0).toISOString(),
+      },
+      { ...busy, state: "IDLE", cpusAllocated: 0, idleSince: new Date(0).toISOString() },
+    ];
+    for (let poll = 0; poll < 8; poll++) {
+      bed.agent.nodes = [poll % 2 === 0 ? (flaps[(poll / 2) % 2] as ReportNode) : busy];
+      await runScaleCycle("demo", { ...bed.deps(`inv-f${poll}`), shrinkMemory: memory }, ONE_POLL);
+      bed.clock.advance(15_000);
+    }
+    // Assess
+    expect(bed.provider.fakeCloud.callsOf("terminate")).toEqual([]);
+    expect(bed.agent.calls.filter((c) => c.action === "drain" || c.action === "deleteNode")).toEqual([]);
+    expect(bed.provider.fakeCloud.get(instance.id)?.state).toBe("RUNNING");
+  });
+
+  it("a report that leaves out joined nodes does not let the cycle exceed maxSize (class 5)", async () => {
+    // Prepare: a queue of maxSize 4 whose 4 nodes joined; the report then leaves them out
+    const bed = await controlBed(db, "demo", {
+      ...CONFIG,
+      queueConfigs: [
+        {
+          queueName: "compute",
+          maxSize: 4,
+          expansionNodeConfigs: [{ zone: "zone-a", instanceType: "c5.xlarge" }],
+        },
+      ],
+    });
+    bed.agent.addPending("compute", "36", { nodes: 4, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    for (const i of bed.provider.fakeCloud.live()) bed.agent.join(i.id, "compute", "c5.xlarge", "zone-a");
+    await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    // Act: nodes missing from the report, more demand pending
+    bed.agent.nodes = [];
+    bed.agent.jobs = [];
+    bed.agent.addPending("compute", "37", { nodes: 4, cpus: 4 });
+    const summary = await runScaleCycle("demo", bed.deps("inv-3"), ONE_POLL);
+    // Assess
+    expect(summary.launchedNodes).toBe(0);
+    expect(bed.provider.fakeCloud.live()).toHaveLength(4);
+  });
+
+  it("instances a launch started but could not release are recorded and their release retried (class 2)", async () => {
+    // Prepare: the cloud starts one more than asked (a token found an earlier, larger call), and the
+    // provider's release of the surplus fails every time
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "38", { nodes: 2, cpus: 4 });
+    const run = bed.provider.fakeCloud.run.bind(bed.provider.fakeCloud);
+    bed.provider.fakeCloud.run = (input) =>
+      run({ ...input, maxCount: input.maxCount + 1, minCount: input.minCount + 1 });
+    bed.provider.fakeCloud.failNext("terminate", "server", 5); // every retry of the release
+    // Act
+    const summary = await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    const records = await bed.store.listNodes("demo");
+    // the reconciler retries the release once the cloud answers again
+    bed.clock.advance(120_000);
+    const reconciled = await reconcileCluster("demo", bed.deps("rec-1"));
+    bed.clock.advance(120_000);
+    await reconcileCluster("demo", bed.deps("rec-2"));
+    // Assess
+    expect(summary.launchedNodes).toBe(2);
+    expect(bed.provider.fakeCloud.live()).toHaveLength(2);
+    expect(records.map((r) => r.status).sort()).toEqual(["LAUNCHING", "LAUNCHING", "TERMINATING"]);
+    expect(reconciled.releasesRetried).toHaveLength(1);
+    expect(await bed.store.listNodes("demo")).toHaveLength(2);
+    expect((await bed.store.listEvents("demo")).map((e) => e.kind)).toContain("RELEASE_PENDING");
+  });
+
+  it("a launch admitted before a deletion began is fenced before the provider call (class 4)", async () => {
+    // Prepare: the cluster is set DELETING between admission and the launch call
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "39", { nodes: 2, cpus: 4 });
+    const record = bed.store.recordLaunchIntent.bind(bed.store);
+    bed.store.recordLaunchIntent = async (intent) => {
+      const out = await record(intent);
+      const c = await bed.store.getCluster("demo");
+      if (c !== undefined)
+        await bed.store.updateCluster("demo", c.version, { status: "DELETING", now: bed.clock.now() });
+      return out;
+    };
+    // Act
+    const summary = await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(summary.launchedNodes).toBe(0);
+    expect(bed.provider.calls.filter((c) => c.method === "launch")).toHaveLength(0);
+    const [intent] = await bed.store.listLaunchIntents("demo");
+    expect(intent?.status).toBe("FAILED");
+    expect(intent?.failures[0]?.kind).toBe("Fenced");
   });
 
   it("launches nothing for a queue in protected mode", async () => {

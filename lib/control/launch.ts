@@ -1,0 +1,411 @@
+import { parseConfig } from "../core/config.js";
+import type { ClusterState, Launch } from "../core/model.js";
+import type { Clock } from "../ports/clock.js";
+import type { CloudInstance, CloudProvider, LaunchCandidate } from "../ports/cloud-provider.js";
+import { CloudProviderError } from "../ports/errors.js";
+import {
+  type ClusterRecord,
+  ConflictError,
+  type LaunchIntent,
+  type LaunchOutcome,
+  type Lease,
+  type NodeRecord,
+  type QueueHealth,
+  type StateStore,
+} from "../ports/state-store.js";
+import { launchToken } from "../providers/shared/token.js";
+import { appendControlEvent as event } from "./events.js";
+import { type ControlLog, silentLog } from "./log.js";
+import type { MetricsSink } from "./metrics.js";
+
+/** Extra tag on every instance a launch starts: the round, so the reconciler can adopt a crashed launch. */
+export const ROUND_TAG = "NowScaleRound";
+
+/**
+ * The admission lease: every launch path (scale cycle, manual add-nodes) and the cluster deletion take it
+ * for the few milliseconds of "count what holds a slot → write the launch intent" (or "set DELETING"), so
+ * two admissions never count the same free slot and no intent is written after deletion began.
+ */
+export const admissionLeaseKey = (clusterId: string) => `admit#${clusterId}`;
+
+/** An offering as the queue health records it: "c5.xlarge@zone-a". */
+export function offeringKey(instanceType: string, zone: string): string {
+  return `${instanceType}@${zone}`;
+}
+
+/**
+ * The candidates a queue may still launch: all of them, unless the queue is in protected mode, which
+ * holds back the offerings whose nodes failed to join during the failure streak (and so, when every
+ * offering failed, the whole queue).
+ */
+export function allowedCandidates<C extends { instanceType: string; zone: string }>(
+  health: QueueHealth | undefined,
+  candidates: readonly C[],
+): C[] {
+  if (health === undefined || !health.protected) return [...candidates];
+  const failed = new Set(health.failedOfferings ?? []);
+  // Before offerings were recorded, protected mode held the whole queue back: keep that meaning.
+  if (failed.size === 0) return [];
+  return candidates.filter((c) => !failed.has(offeringKey(c.instanceType, c.zone)));
+}
+
+/** The queue's health from the cluster record, or undefined; never a member of Object.prototype. */
+export function queueHealthOf(cluster: ClusterRecord, queue: string): QueueHealth | undefined {
+  return Object.hasOwn(cluster.queueHealth, queue) ? cluster.queueHealth[queue] : undefined;
+}
+
+/**
+ * How many slots of `queue` are held: node records (any status until the instance is confirmed gone),
+ * instances the cloud lists with the queue's tag but nobody recorded, and what INTENDED launches may
+ * still start beyond the instances they already recorded.
+ */
+export function occupiedSlots(
+  queue: string,
+  records: readonly NodeRecord[],
+  intents: readonly LaunchIntent[],
+  listed: readonly CloudInstance[],
+): number {
+  const ids = new Set<string>();
+  const recordedByRound = new Map<string, number>();
+  for (const r of records) {
+    if (r.queue !== queue) continue;
+    ids.add(r.instanceId);
+    if (r.round !== undefined) recordedByRound.set(r.round, (recordedByRound.get(r.round) ?? 0) + 1);
+  }
+  for (const i of listed) if (i.queue === queue && i.state !== "TERMINATED") ids.add(i.id);
+  let inFlight = 0;
+  for (const intent of intents) {
+    if (intent.queue !== queue || intent.status !== "INTENDED") continue;
+    inFlight += Math.max(0, intent.count - (recordedByRound.get(intent.round) ?? 0));
+  }
+  return ids.size + inFlight;
+}
+
+export interface LaunchDeps {
+  store: StateStore;
+  provider: CloudProvider;
+  clock: Clock;
+  metrics: MetricsSink;
+  log?: ControlLog;
+  /** Who takes the admission lease (the Lambda request id). */
+  owner: string;
+  /** The node's boot script for a launch; none when undefined. */
+  userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
+}
+
+export interface LaunchOptions {
+  /**
+   * "cap": launch what still fits under maxSize (the scale cycle: the rest is planned again next poll);
+   * "exact": all of `count` or nothing (a manual add-nodes request). An all-or-nothing launch is always exact.
+   * @default "cap"
+   */
+  fit?: "cap" | "exact";
+  /** How long to wait for the admission lease before refusing. @default 10000 */
+  admissionWaitMs?: number;
+  /** @default 30000 */
+  admissionTtlMs?: number;
+}
+
+export type LaunchRefusal =
+  | "round-recorded"
+  | "admission-busy"
+  | "cluster-not-running"
+  | "queue-unknown"
+  | "queue-protected"
+  | "queue-full"
+  | "fenced";
+
+export interface AdmittedLaunch {
+  /** Instances asked of the provider (0 when refused). */
+  admitted: number;
+  refused?: LaunchRefusal;
+  /** Why, in words, when refused. */
+  message?: string;
+  outcome?: LaunchOutcome;
+}
+
+/**
+ * The one way anything is launched (scale cycle and manual add-nodes alike):
+ * 1. admission, under the cluster's admission lease: the cluster is RUNNING, the queue exists and is not
+ *    protected for these offerings, and the slots held (occupiedSlots: records, INTENDED launches, and the
+ *    cloud's own listing of the queue) leave room under maxSize; then the launch intent is written;
+ * 2. the cluster is read again right before the provider call: a deletion that began meanwhile fences it;
+ * 3. the provider call; every instance a cloud call returns is recorded (LAUNCHING) before the provider
+ *    keeps or releases any of it, so an instance whose release fails is never untracked;
+ * 4. the outcome: the intent LAUNCHED/FAILED; instances started but not kept are marked TERMINATING, and
+ *    the reconciler retries their terminate until the cloud confirms them gone.
+ */
+export async function recordedLaunch(
+  deps: LaunchDeps,
+  cluster: ClusterRecord,
+  launch: Launch,
+  round: string,
+  jobs: ClusterState["jobs"] = [],
+  options: LaunchOptions = {},
+): Promise<AdmittedLaunch> {
+  const { store, clock, metrics } = deps;
+  const log = deps.log ?? silentLog;
+  const clusterId = cluster.clusterId;
+
+  // The listing is read before the lease (it may retry for seconds); anything launched after it writes an
+  // intent under the lease first, so the count below still sees it.
+  const listed = await deps.provider.list(clusterId).catch((error: unknown) => {
+    log.warn("listing failed: admission counts records and intents only", {
+      clusterId,
+      error: (error as Error).message,
+    });
+    return [] as CloudInstance[];
+  });
+  const admission = await admit(deps, cluster, launch, round, listed, options);
+  if (admission.refused !== undefined) return admission;
+  const { candidates, tokens, count } = admission;
+  const admittedLaunch: Launch = { ...launch, count, candidates };
+
+  // The fence: a deletion that set DELETING after admission stops the call here.
+  const current = await store.getCluster(clusterId);
+  if (current?.status !== "RUNNING") {
+    const outcome: LaunchOutcome = {
+      instances: [],
+      failures: [{ index: -1, kind: "Fenced", message: `the cluster is ${current?.status ?? "gone"}` }],
+      at: clock.now(),
+    };
+    await store.recordLaunchOutcome(clusterId, round, outcome).catch(ignoreConflict);
+    return {
+      admitted: 0,
+      refused: "fenced",
+      message: `the cluster is ${current?.status ?? "gone"}`,
+      outcome,
+    };
+  }
+
+  const userData = deps.userData?.(cluster, admittedLaunch);
+  const recordStarted = async (instances: readonly CloudInstance[]) => {
+    for (const i of instances) {
+      const index = candidates.findIndex(
+        (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
+      );
+      await store.putNode({
+        clusterId,
+        nodeName: i.id,
+        instanceId: i.id,
+        queue: launch.queue,
+        instanceType: i.instanceType,
+        zone: i.zone,
+        chargeType: i.chargeType,
+        status: "LAUNCHING",
+        round,
+        ...(index >= 0 && tokens[index] !== undefined ? { token: tokens[index] } : {}),
+        launchedAt: i.launchedAt ?? clock.now(),
+        updatedAt: clock.now(),
+        origin: "launch",
+      });
+    }
+  };
+  const started: CloudInstance[] = [];
+  let outcome: LaunchOutcome;
+  try {
+    const result = await deps.provider.launch({
+      clusterId,
+      queue: launch.queue,
+      round,
+      candidates,
+      count,
+      allOrNothing: launch.allOrNothing,
+      imageId: cluster.placement.imageId,
+      tags: { [ROUND_TAG]: round },
+      ...(userData === undefined ? {} : { userData }),
+      onStarted: async (instances) => {
+        started.push(...instances);
+        await recordStarted(instances);
+      },
+    });
+    outcome = {
+      instances: result.instances.map((i) => {
+        const index = candidates.findIndex(
+          (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
+        );
+        return {
+          id: i.id,
+          instanceType: i.instanceType,
+          zone: i.zone,
+          chargeType: i.chargeType,
+          ...(index >= 0 && tokens[index] !== undefined ? { token: tokens[index] } : {}),
+        };
+      }),
+      failures: result.failures.map((f) => ({
+        index: f.index,
+        kind: f.error.kind,
+        message: f.error.message.slice(0, 300),
+      })),
+      at: clock.now(),
+    };
+  } catch (error) {
+    if (!(error instanceof CloudProviderError)) throw error;
+    outcome = {
+      instances: [],
+      failures: [{ index: -1, kind: error.kind, message: error.message.slice(0, 300) }],
+      at: clock.now(),
+    };
+  }
+  // The reconciler may have adopted this round's instances while the call was in flight: already recorded.
+  await store.recordLaunchOutcome(clusterId, round, outcome).catch(ignoreConflict);
+
+  // Started but not kept (a surplus, a short all-or-nothing set): the provider terminated them, or tried
+  // to. Their records say TERMINATING until the reconciler sees the cloud confirm them gone.
+  const kept = new Set(outcome.instances.map((i) => i.id));
+  const released = started.filter((i) => !kept.has(i.id));
+  for (const i of released) {
+    await store
+      .updateNodeStatus(clusterId, i.id, "LAUNCHING", "TERMINATING", clock.now())
+      .catch(ignoreConflict);
+  }
+  if (released.length > 0) {
+    await event(
+      store,
+      clusterId,
+      clock,
+      "RELEASE_PENDING",
+      `${released.length} instance(s) started beyond what the launch keeps: terminating`,
+      launch.queue,
+      released.map((i) => i.id),
+      released.length,
+    );
+  }
+
+  const startedCount = outcome.instances.length;
+  for (const f of outcome.failures) metrics.add("LaunchFailures", "Count", 1, { Reason: f.kind });
+  if (startedCount > 0) {
+    metrics.add("NodesLaunched", "Count", startedCount, { Queue: launch.queue });
+    const oldest = Math.min(...jobs.filter((j) => launch.jobs.includes(j.id)).map((j) => j.submittedAt));
+    if (Number.isFinite(oldest)) metrics.add("ScaleOutLatency", "Milliseconds", outcome.at - oldest);
+    await event(
+      store,
+      clusterId,
+      clock,
+      "LAUNCHED",
+      `${startedCount} × ${launch.instanceType}: ${launch.reason}`.slice(0, 500),
+      launch.queue,
+      outcome.instances.map((i) => i.id),
+      startedCount,
+    );
+  } else {
+    const kinds = [...new Set(outcome.failures.map((f) => f.kind))].join(", ");
+    await event(
+      store,
+      clusterId,
+      clock,
+      "LAUNCH_FAILED",
+      `${count} × ${launch.instanceType}: ${kinds || "nothing started"}`,
+      launch.queue,
+      [],
+      count,
+    );
+  }
+  return { admitted: count, outcome };
+}
+
+type Admission =
+  | (AdmittedLaunch & { refused: LaunchRefusal })
+  | { refused?: undefined; count: number; candidates: LaunchCandidate[]; tokens: string[] };
+
+/** Step 1 of recordedLaunch: the checks and the intent, under the admission lease. */
+async function admit(
+  deps: LaunchDeps,
+  cluster: ClusterRecord,
+  launch: Launch,
+  round: string,
+  listed: readonly CloudInstance[],
+  options: LaunchOptions,
+): Promise<Admission> {
+  const { store, clock } = deps;
+  const clusterId = cluster.clusterId;
+  const lease = await takeAdmissionLease(deps, clusterId, options);
+  if (lease === undefined) {
+    return refuse("admission-busy", "another launch or a deletion holds the admission lease: retry");
+  }
+  try {
+    const current = await store.getCluster(clusterId);
+    if (current?.status !== "RUNNING") {
+      return refuse("cluster-not-running", `the cluster is ${current?.status ?? "gone"}, not RUNNING`);
+    }
+    const config = parseConfig(current.autoscaling, "autoscaling configuration");
+    const queue = config.queueByName.get(launch.queue);
+    if (queue === undefined) return refuse("queue-unknown", `queue ${launch.queue} is not configured`);
+    const candidates: LaunchCandidate[] = allowedCandidates(
+      queueHealthOf(current, launch.queue),
+      launch.candidates,
+    ).map((c) => ({ ...c }));
+    if (candidates.length === 0) {
+      return refuse(
+        "queue-protected",
+        `queue ${launch.queue} is in protected mode after repeated bootstrap failures: reset it or fix the boot`,
+      );
+    }
+    const records = await store.listNodes(clusterId);
+    const intents = await store.listLaunchIntents(clusterId, "INTENDED");
+    const room = queue.maxSize - occupiedSlots(launch.queue, records, intents, listed);
+    const exact = launch.allOrNothing || options.fit === "exact";
+    const count = Math.min(launch.count, Math.max(0, room));
+    if (count <= 0 || (exact && count < launch.count)) {
+      return refuse(
+        "queue-full",
+        `queue ${launch.queue} holds ${queue.maxSize - Math.max(0, room)} of maxSize ${queue.maxSize} slots: ${launch.count} more do not fit`,
+      );
+    }
+    const tokens = candidates.map((c) => launchToken(clusterId, round, c));
+    // The intent must land while the lease is still ours: renew (conditional) right before it.
+    await store.renewLease(lease, options.admissionTtlMs ?? 30_000, clock.now());
+    try {
+      await store.recordLaunchIntent({
+        clusterId,
+        round,
+        queue: launch.queue,
+        count,
+        allOrNothing: launch.allOrNothing,
+        candidates,
+        tokens,
+        jobs: launch.jobs,
+        intendedAt: clock.now(),
+      });
+    } catch (error) {
+      if (error instanceof ConflictError)
+        return refuse("round-recorded", `round ${round} is already recorded`);
+      throw error;
+    }
+    return { count, candidates, tokens };
+  } finally {
+    await store.releaseLease(lease).catch(() => undefined);
+  }
+}
+
+function refuse(refused: LaunchRefusal, message: string): AdmittedLaunch & { refused: LaunchRefusal } {
+  return { admitted: 0, refused, message };
+}
+
+/**
+ * Takes the cluster's admission lease, waiting (on the clock) up to `admissionWaitMs` for its holder to
+ * finish: holders keep it for milliseconds, or until its TTL when they crashed. Undefined when it stayed taken.
+ */
+export async function takeAdmissionLease(
+  deps: Pick<LaunchDeps, "store" | "clock" | "owner">,
+  clusterId: string,
+  options: Pick<LaunchOptions, "admissionWaitMs" | "admissionTtlMs"> = {},
+): Promise<Lease | undefined> {
+  const waitMs = options.admissionWaitMs ?? 10_000;
+  const ttlMs = options.admissionTtlMs ?? 30_000;
+  const deadline = deps.clock.now() + waitMs;
+  for (;;) {
+    const lease = await deps.store.acquireLease(
+      admissionLeaseKey(clusterId),
+      deps.owner,
+      ttlMs,
+      deps.clock.now(),
+    );
+    if (lease !== undefined || deps.clock.now() >= deadline) return lease;
+    await deps.clock.sleep(Math.min(250, Math.max(1, deadline - deps.clock.now())));
+  }
+}
+
+function ignoreConflict(error: unknown): void {
+  if (!(error instanceof ConflictError)) throw error;
+}
