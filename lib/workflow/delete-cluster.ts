@@ -5,7 +5,8 @@ import { lambdaTask } from "./task.js";
 /**
  * The cluster deletion workflow. Input: `{clusterId}`.
  *
- * record DELETING → drain (best effort) → terminate the computes and wait until they are gone →
+ * record DELETING → drain (best effort) → wait for compute launches in flight (the fence: no launch is
+ * admitted once the cluster is DELETING) → terminate the computes and wait until they are gone →
  * terminate the master and wait → delete the secrets → delete the security group and network →
  * record DELETED. A failure records DELETE_FAILED with its reason; running the workflow again resumes,
  * since every step is idempotent.
@@ -31,9 +32,16 @@ export function deleteClusterDefinition(): StateMachineDefinition {
       }),
       Drain: lambdaTask("drain", {
         resultPath: "$.drain",
-        next: "TerminateComputes",
+        next: "AwaitLaunchesSettled",
         // The instances go anyway; a failed drain only means jobs were not told first.
-        catch: [{ ErrorEquals: ["States.ALL"], ResultPath: "$.drainError", Next: "TerminateComputes" }],
+        catch: [{ ErrorEquals: ["States.ALL"], ResultPath: "$.drainError", Next: "AwaitLaunchesSettled" }],
+      }),
+      AwaitLaunchesSettled: lambdaTask("awaitLaunchesSettled", {
+        resultPath: null,
+        next: "TerminateComputes",
+        retry: TEARDOWN_RETRY,
+        catch: toFailed,
+        comment: "launches admitted before DELETING finish first, so the sweeps below see their instances",
       }),
       TerminateComputes: lambdaTask("terminateInstances", {
         parameters: { which: "computes" },

@@ -15,6 +15,7 @@ import { failureReason } from "./reason.js";
 import { createClusterRequestSchema } from "./request.js";
 import {
   awaitInstancesGone,
+  awaitLaunchesSettled,
   deleteNetwork,
   deleteSecrets,
   drainCluster,
@@ -71,6 +72,7 @@ export const taskInputSchema = z.discriminatedUnion("task", [
   }),
   z.strictObject({ task: z.literal("checkAgentHealth"), clusterId, master }),
   z.strictObject({ task: z.literal("drain"), clusterId }),
+  z.strictObject({ task: z.literal("awaitLaunchesSettled"), clusterId }),
   z.strictObject({ task: z.literal("terminateInstances"), clusterId, which: selection }),
   z.strictObject({ task: z.literal("awaitInstancesGone"), clusterId, which: selection }),
   z.strictObject({ task: z.literal("deleteSecrets"), clusterId }),
@@ -110,6 +112,8 @@ export async function runLifecycleTask(deps: LifecycleDeps, raw: unknown): Promi
       return checkAgentHealth(deps, input.clusterId, input.master);
     case "drain":
       return drainCluster(deps, input.clusterId);
+    case "awaitLaunchesSettled":
+      return awaitLaunchesSettled(deps, input.clusterId);
     case "terminateInstances":
       return terminateInstances(deps, input.clusterId, input.which);
     case "awaitInstancesGone":

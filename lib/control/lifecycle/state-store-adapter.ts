@@ -20,6 +20,9 @@ import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate
 
 const MAX_CONFLICT_RETRIES = 5;
 
+/** As the reconciler's intentStaleMs: an INTENDED launch this old has nobody left to finish it. */
+const ABANDONED_INTENT_MS = 300_000;
+
 /** How each ledger entry is spelled as the record's CreatedResource `type`. */
 const TYPE = {
   vpc: "vpc",
@@ -110,6 +113,16 @@ export class StateStoreLifecycleStore implements LifecycleStore {
       if (record.agent.keySecretArn !== undefined) master.agentKeySecretId = record.agent.keySecretArn;
     }
     return master;
+  }
+
+  async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {
+    const now = this.clock.now();
+    const intents = await this.store.listLaunchIntents(clusterId, "INTENDED");
+    // An intent older than this was abandoned by a crashed launcher (the reconciler's stale limit): its
+    // instances, if any, carry the cluster tag and are swept with the rest.
+    const inFlight = intents.filter((i) => now - i.intendedAt < ABANDONED_INTENT_MS).length;
+    const instanceIds = (await this.store.listNodes(clusterId)).map((n) => n.instanceId);
+    return { inFlight, instanceIds };
   }
 
   private async read(clusterId: string): Promise<ClusterRecord> {

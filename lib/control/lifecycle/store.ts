@@ -49,6 +49,13 @@ export interface LifecycleStore {
 
   /** The recorded master, if any. */
   master(clusterId: string): Promise<MasterRecord | undefined>;
+
+  /**
+   * Compute launches as deletion must see them: how many launches were admitted but have no outcome yet
+   * (they may still start instances: deletion waits for them), and the instance ids of the compute node
+   * records (terminated even if a listing lags behind them).
+   */
+  computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }>;
 }
 
 export interface MemoryClusterRecord {
@@ -57,6 +64,9 @@ export interface MemoryClusterRecord {
   master?: MasterRecord;
   ledger: Map<string, ClusterResourceRef>;
   history: string[];
+  /** What computeLaunches answers (the control plane's launches are not modelled here). */
+  launchesInFlight?: number;
+  computeInstanceIds?: string[];
 }
 
 /** An in-memory LifecycleStore for tests and the local mode. */
@@ -105,6 +115,12 @@ export class MemoryLifecycleStore implements LifecycleStore {
   async master(clusterId: string): Promise<MasterRecord | undefined> {
     this.throwInjected("master");
     return this.get(clusterId).master;
+  }
+
+  async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {
+    this.throwInjected("computeLaunches");
+    const record = this.get(clusterId);
+    return { inFlight: record.launchesInFlight ?? 0, instanceIds: [...(record.computeInstanceIds ?? [])] };
   }
 
   private get(clusterId: string): MemoryClusterRecord {

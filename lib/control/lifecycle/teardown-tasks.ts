@@ -71,11 +71,30 @@ export async function deleteNetwork(deps: LifecycleDeps, clusterId: string): Pro
   return { deleted };
 }
 
+/**
+ * The fence's second half. Deletion set DELETING under the admission lease, so no launch is admitted
+ * after it, and a launch admitted before it checks the status again right before its cloud call; what
+ * is left are launches already calling the cloud. Throws ResourcesInUseError (the workflow waits and
+ * retries) while any has no outcome, so the sweep that follows sees every instance they started.
+ */
+export async function awaitLaunchesSettled(
+  deps: LifecycleDeps,
+  clusterId: string,
+): Promise<{ inFlight: number }> {
+  const { inFlight } = await deps.store.computeLaunches(clusterId);
+  if (inFlight > 0) throw new ResourcesInUseError(`${inFlight} compute launch(es) still in flight`);
+  return { inFlight };
+}
+
 async function selectInstances(deps: LifecycleDeps, clusterId: string, which: InstanceSelection) {
   const master = await deps.store.master(clusterId);
   const recorded = (await known(deps, clusterId, "instance")).map((r) => r.instanceId);
   const tagged = (await deps.provider().list(clusterId)).map((i) => i.id);
-  const all = [...new Set([...(master === undefined ? [] : [master.instanceId]), ...recorded, ...tagged])];
+  // Node records too: a listing that lags (or comes back short) must not let a compute survive deletion.
+  const nodes = (await deps.store.computeLaunches(clusterId)).instanceIds;
+  const all = [
+    ...new Set([...(master === undefined ? [] : [master.instanceId]), ...recorded, ...tagged, ...nodes]),
+  ];
   if (which === "all") return all;
   const isMaster = (id: string) => id === master?.instanceId;
   return all.filter((id) => (which === "master" ? isMaster(id) : !isMaster(id)));

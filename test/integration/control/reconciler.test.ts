@@ -329,6 +329,44 @@ describe("reconciler", () => {
     expect(bed.agent.nodes).toEqual([]);
   });
 
+  it("retires a node DOWN past the grace that runs no job, and its demand is launched elsewhere (class 7)", async () => {
+    // Prepare: two joined nodes go DOWN (slurmd died, the instances still run); one still holds a job
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "60", { nodes: 2, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    const [idle, busy] = bed.provider.fakeCloud.live().map((i) => i.id);
+    if (idle === undefined || busy === undefined) throw new Error("nothing launched");
+    bed.agent.jobs = [];
+    for (const id of [idle, busy]) bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+    await reconcileCluster("demo", bed.deps("rec-0"));
+    runJobOn(bed, busy, "61");
+    for (const n of bed.agent.nodes) {
+      n.state = "DOWN";
+      n.slurmState = n.name === busy ? "DOWN*+DYNAMIC_NORM" : "DOWN+NOT_RESPONDING+DYNAMIC_NORM";
+      if (n.name === busy) n.state = "ALLOCATED";
+    }
+    // Act
+    bed.clock.advance(60_000);
+    const noted = await reconcileCluster("demo", bed.deps("rec-1"));
+    bed.clock.advance(120_000);
+    const tooSoon = await reconcileCluster("demo", bed.deps("rec-2"));
+    bed.clock.advance(200_000);
+    const retired = await reconcileCluster("demo", bed.deps("rec-3"));
+    const kept = (await bed.store.listNodes("demo")).map((r) => r.nodeName);
+    bed.agent.addPending("compute", "62", { nodes: 1, cpus: 4 });
+    const cycle = await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    // Assess
+    expect(noted.retired).toEqual([]);
+    expect(tooSoon.retired).toEqual([]);
+    expect(retired.retired).toEqual([idle]);
+    expect(bed.provider.fakeCloud.get(idle)?.state).toBe("TERMINATED");
+    expect(bed.provider.fakeCloud.get(busy)?.state).toBe("RUNNING");
+    expect(bed.agent.calls).toContainEqual({ action: "deleteNode", node: idle });
+    expect(kept).toEqual([busy]);
+    expect((await bed.store.listEvents("demo")).map((e) => e.kind)).toContain("NODE_RETIRED");
+    expect(cycle.launchedNodes).toBe(1);
+  });
+
   it("closes an intent a crashed scaler left with nothing started", async () => {
     // Prepare
     const bed = await controlBed(db);

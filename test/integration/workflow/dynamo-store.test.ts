@@ -4,6 +4,7 @@ import { QuotaExceededError } from "../../../lib/ports/errors.js";
 import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
 import { createClusterDefinition } from "../../../lib/workflow/create-cluster.js";
 import { deleteClusterDefinition } from "../../../lib/workflow/delete-cluster.js";
+import { runWorkflowLocally } from "../../../lib/workflow/local-runner.js";
 import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
 import { CLUSTER_ID, createRequest, WorkflowBed } from "./harness.js";
 
@@ -76,6 +77,55 @@ describe("workflows on the DynamoDB state store", () => {
     expect(record?.reason).toBe("QuotaExceededError: secrets quota");
     expect(record?.resources).toEqual([]);
     expect(bed.resources.live(CLUSTER_ID)).toEqual([]);
+    expect(bed.liveInstances()).toEqual([]);
+  });
+
+  it("deletion waits for a compute launch in flight and terminates what it started (issue 10, class 4)", async () => {
+    // Prepare: a created cluster whose scaler was admitted (intent written) just before DELETING
+    const { bed, store } = await bedWithCluster();
+    await bed.run(createClusterDefinition(), { clusterId: CLUSTER_ID, request: createRequest() });
+    const round = "cycle-late";
+    await store.recordLaunchIntent({
+      clusterId: CLUSTER_ID,
+      round,
+      queue: "compute",
+      count: 2,
+      allOrNothing: false,
+      candidates: [{ instanceType: "c5.xlarge", zone: "us-east-1a", chargeType: "ON_DEMAND" }],
+      tokens: ["ns1-late"],
+      jobs: [],
+      intendedAt: bed.clock.now(),
+    });
+    // the launch lands while the workflow waits, and records its outcome
+    let waited = 0;
+    const handler = async (input: unknown) => {
+      if ((input as { task?: string }).task === "awaitLaunchesSettled" && ++waited === 2) {
+        const result = await bed.provider.launch({
+          clusterId: CLUSTER_ID,
+          queue: "compute",
+          round,
+          candidates: [{ instanceType: "c5.xlarge", zone: "us-east-1a", chargeType: "ON_DEMAND" }],
+          count: 2,
+          allOrNothing: false,
+          imageId: "ami-0123456789abcdef0",
+        });
+        await store.recordLaunchOutcome(CLUSTER_ID, round, {
+          instances: result.instances.map((i) => ({ ...i })),
+          failures: [],
+          at: bed.clock.now(),
+        });
+      }
+      return bed.handler(input);
+    };
+
+    // Act
+    const result = await runWorkflowLocally(deleteClusterDefinition(), { clusterId: CLUSTER_ID }, handler);
+
+    // Assess
+    expect(result.status).toBe("SUCCEEDED");
+    expect(waited).toBeGreaterThanOrEqual(2);
+    expect(result.retried).toContain("AwaitLaunchesSettled");
+    expect((await store.getCluster(CLUSTER_ID))?.status).toBe("DELETED");
     expect(bed.liveInstances()).toEqual([]);
   });
 
