@@ -33,7 +33,7 @@
  *   lostResponseRate  the attempt reaches the table and is applied; its answer is dropped and the SDK
  *                     gets a network error (code ECONNRESET), which it retries.
  *   operations        the DynamoDB operations the rates apply to, e.g. ["PutItem", "UpdateItem",
- *                     "DeleteItem"] (default: all, reads included).
+ *                     "DeleteItem"], or "all" (the default: reads included).
  * Controller:
  *   client            the DynamoDBClient to hand to the code under test.
  *   set(options)      changes rates, error names or operations from now on ("throttling for a while").
@@ -61,7 +61,7 @@ export interface DynamoFaultOptions {
   throttleRate?: number;
   throttleErrors?: ThrottleErrorName[];
   lostResponseRate?: number;
-  operations?: string[];
+  operations?: string[] | "all";
 }
 
 export interface FaultyDynamoOptions extends DynamoFaultOptions {
@@ -265,6 +265,6 @@ function names(value: ThrottleErrorName[] | undefined): ThrottleErrorName[] {
   return v;
 }
 
-function opSet(value: string[] | undefined): Set<string> | undefined {
-  return value === undefined ? undefined : new Set(value);
+function opSet(value: string[] | "all" | undefined): Set<string> | undefined {
+  return value === undefined || value === "all" ? undefined : new Set(value);
 }
