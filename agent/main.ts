@@ -1,3 +1,5 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../scheduler-plugins/slurm/collect.js";
@@ -11,9 +13,11 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
   nowscale-agent report [--source json|format]
       Prints one JSON report (agent/report.schema.json) on stdout. Exit 0 when slurmctld answered,
       2 when the report says it did not (status "slurmctld-unreachable" or "error").
-  nowscale-agent serve [--listen HOST:PORT] [--key-file FILE] [--window SECONDS] [--source json|format]
+  nowscale-agent serve [--listen HOST:PORT] [--key-file FILE] [--window SECONDS] [--state-dir DIR]
+                       [--source json|format]
       Serves the signed HTTP API (docs/agent.md). Default --listen 127.0.0.1:8787 (NOWSCALE_AGENT_LISTEN),
-      key from --key-file, NOWSCALE_AGENT_KEY_FILE or NOWSCALE_AGENT_KEY.
+      key from --key-file, NOWSCALE_AGENT_KEY_FILE or NOWSCALE_AGENT_KEY. --state-dir (or
+      NOWSCALE_AGENT_STATE_DIR, or systemd's STATE_DIRECTORY) keeps the replay cache across restarts.
   nowscale-agent drain NODE --reason TEXT | resume NODE | delete-node NODE
       One node action, as the HTTP API's (for SSM Run Command). Prints {"ok":true,...} or {"error":...}.
       Exit 0 done, 2 slurmctld did not answer, 3 no such node, 64 bad name or reason, 1 other failure.
@@ -66,13 +70,21 @@ export async function main(argv: string[]): Promise<number> {
       return 64;
     }
     const key = await loadKey(values["key-file"]);
+    const log = (entry: Record<string, unknown>) =>
+      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+    const stateDir = replayStateDir(values["state-dir"]);
+    let replayFile: string | undefined;
+    if (stateDir !== undefined) {
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+      replayFile = join(stateDir, "replay-cache.json");
+    }
     const server = createAgentServer({
       key,
       actions: client,
       report: () => collectReport(client, AGENT_VERSION),
       windowS,
-      log: (entry) =>
-        process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`),
+      ...(replayFile === undefined ? {} : { replayFile }),
+      log,
     });
     const host = (m[1] as string).replace(/^\[(.*)\]$/, "$1");
     await new Promise<void>((resolve, reject) => {
@@ -80,9 +92,13 @@ export async function main(argv: string[]): Promise<number> {
       server.listen(Number(m[2]), host, () => resolve());
     });
     const address = server.address();
-    process.stderr.write(
-      `${JSON.stringify({ time: new Date().toISOString(), msg: "listening", address, agentVersion: AGENT_VERSION })}\n`,
-    );
+    // The first line gives the address (port 0 picks a free one).
+    log({ msg: "listening", address, agentVersion: AGENT_VERSION, replayFile: replayFile ?? null });
+    if (replayFile === undefined) {
+      log({
+        msg: "no --state-dir: the replay cache is in memory only; a request captured before a restart can be replayed once after it, within the window",
+      });
+    }
     const stop = () => server.close(() => process.exit(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
@@ -99,6 +115,7 @@ function parse(argv: string[]) {
     options: {
       listen: { type: "string" },
       "key-file": { type: "string" },
+      "state-dir": { type: "string" },
       window: { type: "string" },
       source: { type: "string" },
       "slurm-bin": { type: "string" },
@@ -107,6 +124,19 @@ function parse(argv: string[]) {
       version: { type: "boolean" },
     },
   });
+}
+
+/**
+ * Where the replay cache lives: --state-dir, else NOWSCALE_AGENT_STATE_DIR, else the first directory of
+ * STATE_DIRECTORY (set by systemd for `StateDirectory=`, see agent/nowscale-agent.service).
+ */
+export function replayStateDir(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const fromSystemd = env.STATE_DIRECTORY?.split(":")[0];
+  const dir = flag ?? env.NOWSCALE_AGENT_STATE_DIR ?? fromSystemd;
+  return dir === undefined || dir === "" ? undefined : dir;
 }
 
 /** One node action with the same client, checks and idempotency as the HTTP API. */

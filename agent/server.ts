@@ -20,6 +20,12 @@ export interface AgentServerOptions {
   report: () => Promise<Report>;
   /** Replay window, seconds. @default 300 */
   windowS?: number;
+  /**
+   * Where the nonces of the window are kept across restarts (RequestVerifier's `replayFile`), e.g.
+   * /var/lib/nowscale-agent/replay-cache.json. Without it a restart within the window forgets them and a
+   * request captured before the restart can be replayed once after it.
+   */
+  replayFile?: string;
   /** @default Date.now */
   now?: () => number;
   /** One line per request; never given the key or signatures. @default no logging */
@@ -30,8 +36,8 @@ export interface AgentServerOptions {
 const MAX_BODY_BYTES = 64 * 1024;
 
 /**
- * The agent's HTTP API. Every request must be signed (signing.ts); one that is not gets 401 and
- * changes nothing. Routes:
+ * The agent's HTTP API. Every request must be signed (signing.ts); one that is not, or that replays a
+ * nonce of the window (also across a restart, with `replayFile`), gets 401 and changes nothing. Routes:
  *   GET    /v1/health                 {status, agentVersion}
  *   GET    /v1/report                 the report (report-schema.ts); 200 also when slurmctld is down
  *   POST   /v1/nodes/{name}/drain     body {"reason": "..."}; prefixed "nowscale: " unless it starts so
@@ -40,9 +46,17 @@ const MAX_BODY_BYTES = 64 * 1024;
  * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
  */
 export function createAgentServer(options: AgentServerOptions): Server {
-  const verifier = new RequestVerifier({ key: options.key, windowS: options.windowS ?? 300 });
   const now = options.now ?? Date.now;
   const log = options.log ?? (() => undefined);
+  const verifier = new RequestVerifier({
+    key: options.key,
+    windowS: options.windowS ?? 300,
+    ...(options.replayFile === undefined ? {} : { replayFile: options.replayFile }),
+    startedAtMs: now(),
+  });
+  if (verifier.startProblem !== undefined) {
+    log({ msg: `${verifier.startProblem}; requests signed before this start are refused` });
+  }
   let inflightReport: Promise<Report> | undefined;
   // Concurrent report requests share one run of squeue/sinfo.
   const report = () => {
@@ -72,7 +86,8 @@ export function createAgentServer(options: AgentServerOptions): Server {
     const body = await readBody(req);
     if (body === undefined) return send(res, 413, { error: `body larger than ${MAX_BODY_BYTES} bytes` });
     const verdict = verifier.verify({ method, path, body, headers: req.headers }, now());
-    if (!verdict.ok) return send(res, 401, { error: verdict.reason });
+    // A good request whose nonce could not be saved is not acted on; it is our failure, not the caller's.
+    if (!verdict.ok) return send(res, verdict.stored === false ? 500 : 401, { error: verdict.reason });
 
     if (method === "GET" && path === "/v1/health")
       return send(res, 200, { status: "ok", agentVersion: AGENT_VERSION });

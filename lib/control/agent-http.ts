@@ -17,7 +17,12 @@ export interface HttpAgentChannelOptions {
   key: Uint8Array;
   /** Per request. @default 10000 */
   timeoutMs?: number;
-  /** Answers larger than this are refused unread. @default 16 MiB */
+  /**
+   * The most bytes of an answer that are read. An answer that declares a larger content-length is refused
+   * unread; any other (chunked, no length, or a length that lies) is read as a stream and the request is
+   * aborted as soon as it passes the limit, so at most limit + one network chunk is ever held.
+   * @default 16 MiB
+   */
   maxAnswerBytes?: number;
   clock?: Clock;
   /** @default globalThis.fetch */
@@ -91,23 +96,26 @@ export class HttpAgentChannel implements AgentChannel {
       this.clock.now(),
     );
     if (body !== undefined) headers["content-type"] = "application/json";
+    const what = `agent ${method} ${path}`;
+    // Our own abort, for an answer over the limit; the timeout covers the body as well as the headers.
+    const stop = new AbortController();
     try {
       const response = await this.fetchFn(this.base + path, {
         method,
         headers,
         ...(body === undefined ? {} : { body }),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), stop.signal]),
         redirect: "error",
       });
       const length = Number(response.headers.get("content-length") ?? "0");
       if (length > this.maxAnswerBytes) {
-        await response.body?.cancel();
-        throw new AgentUnreachableError(`agent ${method} ${path}: answer of ${length} bytes is too large`);
+        stop.abort();
+        await response.body?.cancel().catch(() => undefined);
+        throw new AgentUnreachableError(
+          `${what}: answer of ${length} bytes is over the limit of ${this.maxAnswerBytes} bytes`,
+        );
       }
-      const text = await response.text();
-      if (text.length > this.maxAnswerBytes) {
-        throw new AgentUnreachableError(`agent ${method} ${path}: answer too large`);
-      }
+      const text = await readLimited(response, this.maxAnswerBytes, stop, what);
       if (response.status === 401 && path === "/v1/report") {
         throw new AgentUnreachableError(`agent ${method} ${path}: signature refused (401)`);
       }
@@ -119,6 +127,36 @@ export class HttpAgentChannel implements AgentChannel {
       });
     }
   }
+}
+
+/**
+ * The body as UTF-8 text, read chunk by chunk; once more than `limit` bytes have arrived the request is
+ * aborted (the connection closed, not drained) and AgentUnreachableError names the limit.
+ */
+async function readLimited(
+  response: Response,
+  limit: number,
+  stop: AbortController,
+  what: string,
+): Promise<string> {
+  if (response.body === null) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      stop.abort();
+      await reader.cancel().catch(() => undefined);
+      throw new AgentUnreachableError(
+        `${what}: answer over the limit of ${limit} bytes (stopped after ${size} bytes)`,
+      );
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString("utf8");
 }
 
 function checkedNode(node: string): string {

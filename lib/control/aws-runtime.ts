@@ -8,7 +8,7 @@ import type { ClusterRecord } from "../ports/state-store.js";
 import { createAlibabaEcsProvider } from "../providers/alibaba-ecs/index.js";
 import { createAwsEc2Provider } from "../providers/aws-ec2/index.js";
 import { createTencentCvmProvider } from "../providers/tencent-cvm/index.js";
-import { DynamoStateStore } from "../state/dynamo-store.js";
+import { DynamoStateStore, storeClientConfig } from "../state/dynamo-store.js";
 import { tableNamesFromEnv } from "../state/tables.js";
 import { HttpAgentChannel } from "./agent-http.js";
 import { SsmAgentChannel } from "./agent-ssm.js";
@@ -30,7 +30,7 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
   const region = requireEnv("AWS_REGION", env);
   const clock: Clock = systemClock;
   const store = new DynamoStateStore({
-    client: new DynamoDBClient({ region }),
+    client: new DynamoDBClient(storeClientConfig(region)),
     tables: tableNamesFromEnv(env),
   });
   const secrets = new SecretsManagerClient({ region });

@@ -1,5 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { ConditionalCheckFailedException, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  type DynamoDBClientConfig,
+} from "@aws-sdk/client-dynamodb";
 import {
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -49,6 +53,44 @@ const HEALTH_ATTEMPTS = 5;
 
 const toTtl = (ms: number) => Math.floor(ms / 1000);
 
+/**
+ * Write ids: every conditional write stores a fresh random id with the item, so that when its condition
+ * fails the store can read the item back and tell "my own earlier attempt landed" (the SDK re-sent a
+ * request whose answer was lost) from "someone else wrote first". Each kind of write has its own
+ * attribute, so a later write of another kind does not erase the evidence:
+ * - WRITE_ID: the last versioned write of a cluster (update, queue health), the last status change of a
+ *   node, the last acquire or renew of a lease;
+ * - CREATE_WRITE_ID: the create of a cluster or of a launch intent (never changed afterwards);
+ * - OUTCOME_WRITE_ID: the outcome of a launch intent.
+ * They are stripped from every record the store returns.
+ */
+const WRITE_ID = "writeId";
+const CREATE_WRITE_ID = "createWriteId";
+const OUTCOME_WRITE_ID = "outcomeWriteId";
+
+const newWriteId = () => randomBytes(12).toString("base64url");
+
+/**
+ * Settings of the DynamoDB client the store uses in production (the Lambda runtime and the workflow
+ * tasks build their client from this). The SDK's defaults would be 4 attempts and a 300 s socket idle
+ * timeout, so a lost answer on a dead connection cost five minutes before the retry. Here:
+ * - 6 attempts in the standard retry mode: throttling (ProvisionedThroughputExceededException,
+ *   ThrottlingException, RequestLimitExceeded) is retried with the SDK's jittered backoff (1 s base for
+ *   throttling, 50 ms otherwise), as are network errors and timeouts; at 20 % throttling a call fails only
+ *   when six attempts in a row are throttled (0.2^6 ≈ 6e-5).
+ * - 3 s to connect and 5 s of socket inactivity before an attempt is given up and retried: DynamoDB
+ *   answers in milliseconds, so a silent connection is a lost answer.
+ * Retried writes are safe: see the write ids above.
+ */
+export function storeClientConfig(region: string): DynamoDBClientConfig {
+  return {
+    region,
+    maxAttempts: 6,
+    retryMode: "standard",
+    requestHandler: { connectionTimeout: 3_000, socketTimeout: 5_000 },
+  };
+}
+
 let sequence = 0;
 
 function isConditionFailure(error: unknown): boolean {
@@ -62,6 +104,13 @@ function isConditionFailure(error: unknown): boolean {
  * StateStore on DynamoDB (lib-dynamodb's document client). Every write carries a condition: absence for
  * creates, the record's version for clusters, the expected status for nodes and intents, owner + fence +
  * expiry for leases. DynamoDB Local and dynalite behave the same for all of these.
+ *
+ * Every conditional write is safe to re-send: when its condition fails, the item is read back (consistent
+ * read) and if it carries this call's write id the earlier attempt landed and its answer was lost, so the
+ * call succeeds as if the first answer had arrived. Only a write by someone else is a ConflictError.
+ * Limit: if another writer changes the same item between our lost answer and our retry (the SDK retries
+ * within a second), the evidence of our write is overwritten and the call answers ConflictError, as it
+ * did before; callers already treat that as "re-read and decide again".
  */
 /** The evidence marks markNode may set or clear (an allow-list: never a caller's key). */
 const NODE_MARKS = ["missingSince", "absentSince", "downSince"] as const;
@@ -114,6 +163,7 @@ export class DynamoStateStore implements StateStore {
       }
     }
     const { now, ...rest } = input;
+    const writeId = newWriteId();
     const cluster: ClusterRecord = {
       ...rest,
       clusterId,
@@ -129,12 +179,15 @@ export class DynamoStateStore implements StateStore {
       await this.doc.send(
         new PutCommand({
           TableName: this.t.clusters,
-          Item: cluster,
+          Item: { ...cluster, [CREATE_WRITE_ID]: writeId },
           ConditionExpression: "attribute_not_exists(clusterId)",
         }),
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+      const landed = await this.getItem(this.t.clusters, { clusterId });
+      // Our own create, re-sent by the SDK after its answer was lost: created by this call.
+      if (landed?.[CREATE_WRITE_ID] === writeId) return { cluster, created: true };
       if (idempotencyKey !== undefined) {
         const existing = await this.getCluster(clusterId);
         if (existing !== undefined) return { cluster: existing, created: false };
@@ -145,10 +198,8 @@ export class DynamoStateStore implements StateStore {
   }
 
   async getCluster(clusterId: string): Promise<ClusterRecord | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({ TableName: this.t.clusters, Key: { clusterId }, ConsistentRead: true }),
-    );
-    return out.Item as ClusterRecord | undefined;
+    const item = await this.getItem(this.t.clusters, { clusterId });
+    return item === undefined ? undefined : toCluster(item);
   }
 
   async listClusters(filter: { status?: ClusterStatus } = {}): Promise<ClusterRecord[]> {
@@ -158,7 +209,7 @@ export class DynamoStateStore implements StateStore {
       const out = await this.doc.send(
         new ScanCommand({ TableName: this.t.clusters, ExclusiveStartKey: start, ConsistentRead: true }),
       );
-      items.push(...((out.Items ?? []) as ClusterRecord[]));
+      items.push(...(out.Items ?? []).map(toCluster));
       start = out.LastEvaluatedKey;
     } while (start !== undefined);
     return items
@@ -174,11 +225,13 @@ export class DynamoStateStore implements StateStore {
     if (change.status === "FAILED" && (change.reason === undefined || change.reason === "")) {
       throw new TypeError("a FAILED cluster needs a reason");
     }
-    const sets = ["#version = :next", "updatedAt = :now"];
+    const writeId = newWriteId();
+    const sets = ["#version = :next", "updatedAt = :now", "#writeId = :writeId"];
     const removes: string[] = [];
-    const names: Record<string, string> = { "#version": "version" };
+    const names: Record<string, string> = { "#version": "version", "#writeId": WRITE_ID };
     const values: Record<string, unknown> = { ":expected": expectedVersion, ":next": expectedVersion + 1 };
     values[":now"] = change.now;
+    values[":writeId"] = writeId;
     const fields = ["status", "autoscaling", "agent", "resources", "executionArn"] as const;
     for (const field of fields) {
       if (change[field] === undefined) continue;
@@ -206,11 +259,14 @@ export class DynamoStateStore implements StateStore {
           ReturnValues: "ALL_NEW",
         }),
       );
-      return out.Attributes as ClusterRecord;
+      return toCluster(out.Attributes ?? {});
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      const current = await this.getCluster(clusterId);
-      if (current === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
+      const item = await this.getItem(this.t.clusters, { clusterId });
+      if (item === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
+      // Our own update landed and its answer was lost: the record as it stands is what ALL_NEW said.
+      if (item[WRITE_ID] === writeId) return toCluster(item);
+      const current = toCluster(item);
       throw new ConflictError(
         `cluster ${clusterId} is at version ${current.version}, not ${expectedVersion}`,
         { cause: error },
@@ -222,16 +278,21 @@ export class DynamoStateStore implements StateStore {
 
   async recordLaunchIntent(intent: NewLaunchIntent): Promise<LaunchIntent> {
     const record: LaunchIntent = { ...intent, status: "INTENDED", instanceIds: [], failures: [] };
+    const writeId = newWriteId();
+    const key = { clusterId: intent.clusterId, nodeName: INTENT_PREFIX + intent.round };
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.t.nodes,
-          Item: { ...record, nodeName: INTENT_PREFIX + intent.round, itemType: "intent" },
+          Item: { ...record, ...key, itemType: "intent", [CREATE_WRITE_ID]: writeId },
           ConditionExpression: "attribute_not_exists(nodeName)",
         }),
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+      // The round exists: ours if it carries this call's write id (the first answer was lost).
+      const landed = await this.getItem(this.t.nodes, key);
+      if (landed?.[CREATE_WRITE_ID] === writeId) return record;
       throw new ConflictError(`launch round ${intent.round} is already recorded`, { cause: error });
     }
     return record;
@@ -259,26 +320,31 @@ export class DynamoStateStore implements StateStore {
       await this.putNodeIfAbsent(node);
     }
     const status: LaunchIntentStatus = outcome.instances.length > 0 ? "LAUNCHED" : "FAILED";
+    const writeId = newWriteId();
+    const key = { clusterId, nodeName: INTENT_PREFIX + round };
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.t.nodes,
-          Key: { clusterId, nodeName: INTENT_PREFIX + round },
+          Key: key,
           UpdateExpression:
-            "SET #status = :status, instanceIds = :ids, failures = :failures, completedAt = :at",
+            "SET #status = :status, instanceIds = :ids, failures = :failures, completedAt = :at, #writeId = :writeId",
           ConditionExpression: "#status = :intended",
-          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeNames: { "#status": "status", "#writeId": OUTCOME_WRITE_ID },
           ExpressionAttributeValues: {
             ":status": status,
             ":ids": outcome.instances.map((i) => i.id),
             ":failures": outcome.failures,
             ":at": outcome.at,
             ":intended": "INTENDED",
+            ":writeId": writeId,
           },
         }),
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+      const landed = await this.getItem(this.t.nodes, key);
+      if (landed?.[OUTCOME_WRITE_ID] === writeId) return;
       throw new ConflictError(`launch round ${round} already has an outcome`, { cause: error });
     }
   }
@@ -295,18 +361,28 @@ export class DynamoStateStore implements StateStore {
     const done = (await this.listLaunchIntents(clusterId)).filter(
       (i) => i.status !== "INTENDED" && i.completedAt !== undefined && i.completedAt < completedBefore,
     );
+    let removed = 0;
     for (const intent of done) {
-      await this.doc.send(
-        new DeleteCommand({
-          TableName: this.t.nodes,
-          Key: { clusterId, nodeName: INTENT_PREFIX + intent.round },
-          ConditionExpression: "#status <> :intended",
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: { ":intended": "INTENDED" },
-        }),
-      );
+      const key = { clusterId, nodeName: INTENT_PREFIX + intent.round };
+      try {
+        await this.doc.send(
+          new DeleteCommand({
+            TableName: this.t.nodes,
+            Key: key,
+            ConditionExpression: "#status <> :intended",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: { ":intended": "INTENDED" },
+          }),
+        );
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        // A re-sent delete meets a missing item (the condition reads a missing status): it went, by this
+        // call's lost first attempt or by another pruner. An item still there is left alone.
+        if ((await this.getItem(this.t.nodes, key)) !== undefined) continue;
+      }
+      removed += 1;
     }
-    return done.length;
+    return removed;
   }
 
   async putNode(node: NodeRecord): Promise<void> {
@@ -317,7 +393,7 @@ export class DynamoStateStore implements StateStore {
     const items = await this.queryNodesTable(clusterId);
     return items
       .filter((i) => i.itemType === "node")
-      .map(({ itemType: _t, ...node }) => node as unknown as NodeRecord);
+      .map(({ itemType: _t, [WRITE_ID]: _w, ...node }) => node as unknown as NodeRecord);
   }
 
   async updateNodeStatus(
@@ -328,24 +404,28 @@ export class DynamoStateStore implements StateStore {
     at: number,
   ): Promise<void> {
     const joined = status === "JOINED" ? ", joinedAt = :at" : "";
+    const writeId = newWriteId();
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.t.nodes,
           Key: { clusterId, nodeName },
-          UpdateExpression: `SET #status = :status, updatedAt = :at${joined}`,
+          UpdateExpression: `SET #status = :status, updatedAt = :at, #writeId = :writeId${joined}`,
           ConditionExpression: "itemType = :node AND #status = :expected",
-          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeNames: { "#status": "status", "#writeId": WRITE_ID },
           ExpressionAttributeValues: {
             ":status": status,
             ":at": at,
             ":expected": expectedStatus,
             ":node": "node",
+            ":writeId": writeId,
           },
         }),
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+      const landed = await this.getItem(this.t.nodes, { clusterId, nodeName });
+      if (landed?.[WRITE_ID] === writeId) return;
       throw new ConflictError(`node ${nodeName} is not ${expectedStatus}`, { cause: error });
     }
   }
@@ -435,13 +515,24 @@ export class DynamoStateStore implements StateStore {
     const time = String(Math.max(0, Math.floor(event.at))).padStart(15, "0");
     const eventId = `${time}-${String(sequence).padStart(6, "0")}-${randomBytes(4).toString("hex")}`;
     const stored: ScalingEvent = { ...event, eventId };
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.t.events,
-        Item: { ...stored, expiresAt: toTtl(event.at + this.eventRetentionMs) },
-        ConditionExpression: "attribute_not_exists(eventId)",
-      }),
-    );
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.t.events,
+          Item: { ...stored, expiresAt: toTtl(event.at + this.eventRetentionMs) },
+          ConditionExpression: "attribute_not_exists(eventId)",
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      // The id is this call's own (time, sequence, 32 random bits): an event already under it is this
+      // call's first attempt whose answer was lost. Compared field by field to be sure.
+      const landed = await this.getItem(this.t.events, { clusterId: event.clusterId, eventId });
+      if (landed?.kind === event.kind && landed.message === event.message && landed.at === event.at) {
+        return stored;
+      }
+      throw new ConflictError(`event ${eventId} already exists`, { cause: error });
+    }
     return stored;
   }
 
@@ -461,15 +552,19 @@ export class DynamoStateStore implements StateStore {
   // ── leases ────────────────────────────────────────────────────────────────────────────────────────
 
   async acquireLease(key: string, owner: string, ttlMs: number, now: number): Promise<Lease | undefined> {
+    // A re-sent acquire after a lost answer passes its own condition (`#owner = :owner`) and bumps the
+    // fence once more; the answer then carries the stored fence, which is all a holder needs. The write id
+    // covers the remaining case: the condition fails on the retry although the first attempt took it.
+    const writeId = newWriteId();
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.t.leases,
           Key: { leaseKey: key },
           UpdateExpression:
-            "SET #owner = :owner, expiresAtMs = :exp, expiresAt = :ttl, fence = if_not_exists(fence, :zero) + :one",
+            "SET #owner = :owner, expiresAtMs = :exp, expiresAt = :ttl, fence = if_not_exists(fence, :zero) + :one, #writeId = :writeId",
           ConditionExpression: "attribute_not_exists(leaseKey) OR expiresAtMs <= :now OR #owner = :owner",
-          ExpressionAttributeNames: { "#owner": "owner" },
+          ExpressionAttributeNames: { "#owner": "owner", "#writeId": WRITE_ID },
           ExpressionAttributeValues: {
             ":owner": owner,
             ":exp": now + ttlMs,
@@ -477,6 +572,7 @@ export class DynamoStateStore implements StateStore {
             ":now": now,
             ":zero": 0,
             ":one": 1,
+            ":writeId": writeId,
           },
           ReturnValues: "ALL_NEW",
         }),
@@ -484,32 +580,40 @@ export class DynamoStateStore implements StateStore {
       const a = out.Attributes ?? {};
       return { key, owner, expiresAtMs: Number(a.expiresAtMs), fence: Number(a.fence) };
     } catch (error) {
-      if (isConditionFailure(error)) return undefined;
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      const a = await this.getItem(this.t.leases, { leaseKey: key });
+      if (a?.[WRITE_ID] === writeId) {
+        return { key, owner, expiresAtMs: Number(a.expiresAtMs), fence: Number(a.fence) };
+      }
+      return undefined;
     }
   }
 
   async renewLease(lease: Lease, ttlMs: number, now: number): Promise<Lease> {
+    const writeId = newWriteId();
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.t.leases,
           Key: { leaseKey: lease.key },
-          UpdateExpression: "SET expiresAtMs = :exp, expiresAt = :ttl",
+          UpdateExpression: "SET expiresAtMs = :exp, expiresAt = :ttl, #writeId = :writeId",
           ConditionExpression: "#owner = :owner AND fence = :fence AND expiresAtMs > :now",
-          ExpressionAttributeNames: { "#owner": "owner" },
+          ExpressionAttributeNames: { "#owner": "owner", "#writeId": WRITE_ID },
           ExpressionAttributeValues: {
             ":owner": lease.owner,
             ":fence": lease.fence,
             ":exp": now + ttlMs,
             ":ttl": toTtl(now + ttlMs) + 3600,
             ":now": now,
+            ":writeId": writeId,
           },
         }),
       );
       return { ...lease, expiresAtMs: now + ttlMs };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+      const landed = await this.getItem(this.t.leases, { leaseKey: lease.key });
+      if (landed?.[WRITE_ID] === writeId) return { ...lease, expiresAtMs: now + ttlMs };
       throw new LeaseLostError(`lease ${lease.key} is no longer held by ${lease.owner}`, { cause: error });
     }
   }
@@ -535,14 +639,17 @@ export class DynamoStateStore implements StateStore {
   // ── helpers ───────────────────────────────────────────────────────────────────────────────────────
 
   private async getIntent(clusterId: string, round: string): Promise<LaunchIntent | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({
-        TableName: this.t.nodes,
-        Key: { clusterId, nodeName: INTENT_PREFIX + round },
-        ConsistentRead: true,
-      }),
-    );
-    return out.Item === undefined ? undefined : stripIntent(out.Item);
+    const item = await this.getItem(this.t.nodes, { clusterId, nodeName: INTENT_PREFIX + round });
+    return item === undefined ? undefined : stripIntent(item);
+  }
+
+  /** One item as stored (write ids included), by consistent read: the read-back after a failed condition. */
+  private async getItem(
+    table: string,
+    key: Record<string, string>,
+  ): Promise<Record<string, unknown> | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
+    return out.Item;
   }
 
   private async putNodeIfAbsent(node: NodeRecord): Promise<void> {
@@ -596,23 +703,30 @@ export class DynamoStateStore implements StateStore {
         updatedAt: at,
       };
       const health: QueueHealth = { ...current, ...next(current), queue, updatedAt: at };
+      const writeId = newWriteId();
       try {
         await this.doc.send(
           new UpdateCommand({
             TableName: this.t.clusters,
             Key: { clusterId },
-            UpdateExpression: "SET queueHealth.#q = :h, #version = :next",
+            UpdateExpression: "SET queueHealth.#q = :h, #version = :next, #writeId = :writeId",
             ConditionExpression: "#version = :expected",
-            ExpressionAttributeNames: { "#q": queue, "#version": "version" },
+            ExpressionAttributeNames: { "#q": queue, "#version": "version", "#writeId": WRITE_ID },
             ExpressionAttributeValues: {
               ":h": health,
               ":expected": cluster.version,
               ":next": cluster.version + 1,
+              ":writeId": writeId,
             },
           }),
         );
         return health;
       } catch (error) {
+        // Our own change landed and its answer was lost: counting again would count one failure twice.
+        if (isConditionFailure(error)) {
+          const landed = await this.getItem(this.t.clusters, { clusterId });
+          if (landed?.[WRITE_ID] === writeId) return health;
+        }
         if (!isConditionFailure(error) || attempt >= HEALTH_ATTEMPTS) {
           if (isConditionFailure(error)) {
             throw new ConflictError(`queue health of ${clusterId}/${queue} kept changing`, { cause: error });
@@ -625,6 +739,12 @@ export class DynamoStateStore implements StateStore {
 }
 
 function stripIntent(item: Record<string, unknown>): LaunchIntent {
-  const { itemType: _t, nodeName: _n, ...intent } = item;
+  const { itemType: _t, nodeName: _n, [CREATE_WRITE_ID]: _c, [OUTCOME_WRITE_ID]: _o, ...intent } = item;
   return intent as unknown as LaunchIntent;
+}
+
+/** A cluster item without the store's write ids. */
+function toCluster(item: Record<string, unknown>): ClusterRecord {
+  const { [WRITE_ID]: _w, [CREATE_WRITE_ID]: _c, ...cluster } = item;
+  return cluster as unknown as ClusterRecord;
 }

@@ -175,6 +175,8 @@ ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
 ReadWritePaths=/var/log
+StateDirectory=nowscale-agent
+StateDirectoryMode=0700
 [Install]
 WantedBy=multi-user.target
 UNIT
@@ -182,7 +184,7 @@ UNIT
   systemctl enable --now nowscale-agent
 else
   NOWSCALE_AGENT_LISTEN=0.0.0.0:${o.agentPort} NOWSCALE_AGENT_KEY_FILE=/etc/nowscale/agent.key \\
-    SLURM_CONF=/etc/slurm/slurm.conf nohup "$NODE" /opt/nowscale/nowscale-agent.js serve >>/var/log/nowscale-agent.log 2>&1 &
+    NOWSCALE_AGENT_STATE_DIR=/var/lib/nowscale-agent SLURM_CONF=/etc/slurm/slurm.conf nohup "$NODE" /opt/nowscale/nowscale-agent.js serve >>/var/log/nowscale-agent.log 2>&1 &
 fi
 log "done"
 `;

@@ -3,7 +3,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import { systemClock } from "../../ports/clock.js";
 import { AwsClusterResources } from "../../providers/aws-ec2/cluster-resources.js";
 import { createAwsEc2Provider } from "../../providers/aws-ec2/index.js";
-import { DynamoStateStore } from "../../state/dynamo-store.js";
+import { DynamoStateStore, storeClientConfig } from "../../state/dynamo-store.js";
 import { tableNamesFromEnv } from "../../state/tables.js";
 import { SsmAgentChannel } from "../agent-ssm.js";
 import { requireEnv } from "../env.js";
@@ -21,7 +21,7 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
   const region = requireEnv("AWS_REGION", env);
   const clock = systemClock;
   const store = new DynamoStateStore({
-    client: new DynamoDBClient({ region }),
+    client: new DynamoDBClient(storeClientConfig(region)),
     tables: tableNamesFromEnv(env),
   });
   const ssm = new SSMClient({ region });

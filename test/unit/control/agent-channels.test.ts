@@ -1,8 +1,8 @@
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Report } from "../../../agent/report-schema.js";
 import { createAgentServer } from "../../../agent/server.js";
 import { HttpAgentChannel } from "../../../lib/control/agent-http.js";
@@ -107,6 +107,143 @@ describe("HttpAgentChannel against the real agent server", () => {
   it("is unreachable when nothing listens", async () => {
     const channel = new HttpAgentChannel({ baseUrl: "http://127.0.0.1:1", key: KEY, timeoutMs: 2000 });
     await expect(channel.report()).rejects.toBeInstanceOf(AgentUnreachableError);
+  });
+});
+
+const MiB = 1024 * 1024;
+
+/**
+ * A hostile agent: answers 200 with `total` bytes of JSON-ish filler in 64 KiB chunks, chunked (no
+ * content-length) unless `declare` is set, honouring backpressure, and stops when the client goes away.
+ */
+async function startFloodingAgent(total: number, declare?: number) {
+  const sent = { bytes: 0, closedEarly: false };
+  const chunk = Buffer.alloc(64 * 1024, 0x20);
+  const flood = createServer((_req, res) => {
+    res.writeHead(200, {
+      "content-type": "application/json",
+      ...(declare === undefined ? {} : { "content-length": String(declare) }),
+    });
+    let stopped = false;
+    res.on("close", () => {
+      stopped = true;
+      sent.closedEarly = sent.bytes < total;
+    });
+    const pump = () => {
+      while (!stopped && sent.bytes < total) {
+        sent.bytes += chunk.length;
+        if (!res.write(chunk)) return void res.once("drain", pump);
+      }
+      if (!stopped) res.end();
+    };
+    pump();
+  });
+  server = flood;
+  await new Promise<void>((resolve) => flood.listen(0, "127.0.0.1", resolve));
+  return { base: `http://127.0.0.1:${(flood.address() as AddressInfo).port}`, sent };
+}
+
+/** globalThis.fetch whose answer body counts what its reader pulls, chunk by chunk, with no read-ahead. */
+function countingFetch() {
+  const read = { bytes: 0, largestChunk: 0 };
+  const fetchFn: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init);
+    const source = response.body?.getReader();
+    if (source === undefined) return response;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          const { done, value } = await source.read();
+          if (done) return controller.close();
+          read.bytes += value.byteLength;
+          read.largestChunk = Math.max(read.largestChunk, value.byteLength);
+          controller.enqueue(value);
+        },
+        cancel: (reason) => source.cancel(reason),
+      },
+      { highWaterMark: 0 },
+    );
+    return new Response(body, { status: response.status, headers: response.headers });
+  };
+  return { fetchFn, read };
+}
+
+/** Runs `act` while sampling the process's resident memory; the peak growth over the start, bytes. */
+async function peakRssGrowth<T>(act: () => Promise<T>): Promise<{ result: T | unknown; growth: number }> {
+  const start = process.memoryUsage.rss();
+  let peak = start;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 2);
+  const result = await act().catch((e: unknown) => e);
+  clearInterval(timer);
+  peak = Math.max(peak, process.memoryUsage.rss());
+  return { result, growth: peak - start };
+}
+
+describe("HttpAgentChannel against an agent answering too much", () => {
+  it("stops a chunked 256 MiB answer at the 16 MiB limit, fast and in bounded memory", async () => {
+    // Prepare
+    const { base, sent } = await startFloodingAgent(256 * MiB);
+    const { fetchFn, read } = countingFetch();
+    const channel = new HttpAgentChannel({ baseUrl: base, key: KEY, fetch: fetchFn });
+    const started = Date.now();
+    // Act
+    const { result, growth } = await peakRssGrowth(() => channel.report());
+    // Assess
+    const elapsed = Date.now() - started;
+    expect(result).toBeInstanceOf(AgentUnreachableError);
+    expect((result as Error).message).toContain(`limit of ${16 * MiB} bytes`);
+    expect(read.bytes).toBeGreaterThan(16 * MiB);
+    expect(read.bytes).toBeLessThanOrEqual(16 * MiB + read.largestChunk);
+    expect(read.largestChunk).toBeLessThanOrEqual(MiB);
+    // Reading the whole answer grew the process by ~800 MB; streaming to the limit by ~60-70 MB (the
+    // 16 MiB kept, socket and fetch buffers, garbage not yet collected).
+    expect(growth).toBeLessThan(160 * MiB);
+    expect(elapsed).toBeLessThan(5_000);
+    await vi.waitFor(() => expect(sent.closedEarly).toBe(true));
+    expect(sent.bytes).toBeLessThan(128 * MiB);
+  });
+
+  it("applies the limit whatever the headers say: an endless answer and an understated length", async () => {
+    // Prepare: 1 MiB limit; 64 MiB stands in for endless (the client must stop long before)
+    const endless = await startFloodingAgent(64 * MiB);
+    const counted = countingFetch();
+    const small = { baseUrl: endless.base, key: KEY, maxAnswerBytes: MiB, fetch: counted.fetchFn };
+    // Act
+    const stopped = await new HttpAgentChannel(small).health().catch((e: unknown) => e);
+    server?.close();
+    const declaredBig = await startFloodingAgent(64 * MiB, 64 * MiB);
+    const refused = await new HttpAgentChannel({ baseUrl: declaredBig.base, key: KEY, maxAnswerBytes: MiB })
+      .health()
+      .catch((e: unknown) => e);
+    // Assess
+    expect(stopped).toBeInstanceOf(AgentUnreachableError);
+    expect((stopped as Error).message).toContain(`limit of ${MiB} bytes`);
+    expect(counted.read.bytes).toBeLessThanOrEqual(MiB + counted.read.largestChunk);
+    expect(refused).toBeInstanceOf(AgentUnreachableError);
+    expect((refused as Error).message).toMatch(/67108864 bytes is over the limit of 1048576 bytes/);
+  });
+
+  it("reads a chunked answer under the limit as before", async () => {
+    // Prepare: a valid report sent without a content-length, in small pieces
+    const text = JSON.stringify(await okReport());
+    const chunked = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      for (let i = 0; i < text.length; i += 100) res.write(text.slice(i, i + 100));
+      res.end();
+    });
+    server = chunked;
+    await new Promise<void>((resolve) => chunked.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(chunked.address() as AddressInfo).port}`;
+    // Act
+    const report = await new HttpAgentChannel({
+      baseUrl: base,
+      key: KEY,
+      maxAnswerBytes: text.length,
+    }).report();
+    // Assess
+    expect(report.jobs[0]?.jobIds).toEqual(["17"]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { main } from "../../../agent/main.js";
+import { main, replayStateDir } from "../../../agent/main.js";
 import { AGENT_VERSION } from "../../../agent/version.js";
 
 function capture() {
@@ -40,5 +40,16 @@ describe("nowscale-agent command line", () => {
     io.restore();
     expect(result).toBeInstanceOf(Error);
     expect((result as Error).message).toMatch(/no signing key/);
+  });
+
+  it("keeps the replay cache in --state-dir, else NOWSCALE_AGENT_STATE_DIR, else systemd's STATE_DIRECTORY", () => {
+    // Act / Assess
+    const env = { NOWSCALE_AGENT_STATE_DIR: "/srv/agent", STATE_DIRECTORY: "/var/lib/nowscale-agent:/x" };
+    expect(replayStateDir("/tmp/a", env)).toBe("/tmp/a");
+    expect(replayStateDir(undefined, env)).toBe("/srv/agent");
+    expect(replayStateDir(undefined, { STATE_DIRECTORY: "/var/lib/nowscale-agent:/x" })).toBe(
+      "/var/lib/nowscale-agent",
+    );
+    expect(replayStateDir(undefined, {})).toBeUndefined();
   });
 });

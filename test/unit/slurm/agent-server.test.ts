@@ -1,4 +1,8 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Report } from "../../../agent/report-schema.js";
 import { createAgentServer, type NodeActions } from "../../../agent/server.js";
@@ -135,5 +139,118 @@ describe("agent HTTP API", () => {
     expect(a.body).not.toHaveProperty("jobs");
     expect(b.body.status).toBe("slurmctld-unreachable");
     expect(reports()).toBe(1);
+  });
+});
+
+describe("agent HTTP API across a restart", () => {
+  /** A real agent server on `replayFile`, with the agent's clock at `clock.ms`; stopped by `stop()`. */
+  async function startWith(replayFile: string, actions: FakeActions, clock: { ms: number }) {
+    const logs: Record<string, unknown>[] = [];
+    const server: Server = createAgentServer({
+      key: KEY,
+      actions,
+      report: async () => failedReport("slurmctld-unreachable", "down", "x", 0),
+      replayFile,
+      now: () => clock.ms,
+      log: (entry) => logs.push(entry),
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
+    return { base, stop, logs };
+  }
+
+  it("refuses with 401 a request captured before a restart and replayed after it, within the window", async () => {
+    // Prepare: one signed resume, captured, acted on by the first agent
+    const dir = mkdtempSync(join(tmpdir(), "nowscale-agent-"));
+    const replayFile = join(dir, "replay-cache.json");
+    const clock = { ms: Date.now() };
+    const actions = new FakeActions();
+    const path = "/v1/nodes/c4-a/resume";
+    const captured = signRequest(KEY, { method: "POST", path }, clock.ms);
+    const first = await startWith(replayFile, actions, clock);
+    const original = await fetch(first.base + path, { method: "POST", headers: captured });
+    await first.stop();
+    // Act: the agent restarts 30 s later (well inside the 300 s window) and the request is replayed
+    clock.ms += 30_000;
+    const second = await startWith(replayFile, actions, clock);
+    const replay = await fetch(second.base + path, { method: "POST", headers: captured });
+    const fresh = await fetch(second.base + path, {
+      method: "POST",
+      headers: signRequest(KEY, { method: "POST", path }, clock.ms),
+    });
+    await second.stop();
+    // Assess
+    expect([original.status, replay.status, fresh.status]).toEqual([200, 401, 200]);
+    expect(await replay.json()).toEqual({ error: "nonce already used" });
+    expect(actions.calls).toEqual(["resume c4-a", "resume c4-a"]);
+    expect(readdirSync(dir)).toEqual(["replay-cache.json"]);
+  });
+
+  it("keeps the replay file pruned to the window", async () => {
+    // Prepare
+    const dir = mkdtempSync(join(tmpdir(), "nowscale-agent-"));
+    const replayFile = join(dir, "replay-cache.json");
+    const clock = { ms: Date.now() };
+    const agent = await startWith(replayFile, new FakeActions(), clock);
+    const call = () =>
+      fetch(`${agent.base}/v1/health`, {
+        headers: signRequest(KEY, { method: "GET", path: "/v1/health" }, clock.ms),
+      });
+    // Act: two requests, then one more after the first two have left the 300 s window
+    await call();
+    await call();
+    const twoKept = JSON.parse(readFileSync(replayFile, "utf8")).nonces.length;
+    clock.ms += 301_000;
+    await call();
+    await agent.stop();
+    // Assess
+    expect(twoKept).toBe(2);
+    expect(JSON.parse(readFileSync(replayFile, "utf8")).nonces).toHaveLength(1);
+  });
+
+  it("refuses what was signed before the start when the replay file is unreadable, and says so", async () => {
+    // Prepare: a corrupt file and a request signed 10 s before the restart
+    const dir = mkdtempSync(join(tmpdir(), "nowscale-agent-"));
+    const replayFile = join(dir, "replay-cache.json");
+    writeFileSync(replayFile, "{not json");
+    const clock = { ms: Date.now() };
+    const path = "/v1/nodes/c4-a";
+    const before = signRequest(KEY, { method: "DELETE", path }, clock.ms - 10_000);
+    const actions = new FakeActions();
+    const agent = await startWith(replayFile, actions, clock);
+    // Act
+    const old = await fetch(agent.base + path, { method: "DELETE", headers: before });
+    clock.ms += 2_000;
+    const after = await fetch(agent.base + path, {
+      method: "DELETE",
+      headers: signRequest(KEY, { method: "DELETE", path }, clock.ms),
+    });
+    await agent.stop();
+    // Assess
+    expect([old.status, after.status]).toEqual([401, 200]);
+    expect(actions.calls).toEqual(["delete c4-a"]);
+    expect(agent.logs[0]?.msg).toMatch(/not a valid replay file.*signed before this start are refused/);
+    expect(JSON.parse(readFileSync(replayFile, "utf8")).notAfter).toBe(Math.floor((clock.ms - 2_000) / 1000));
+  });
+
+  it("answers 500 and does not act when the replay file cannot be saved", async () => {
+    // Prepare: the replay file's directory does not exist, so no write can succeed
+    const replayFile = join(tmpdir(), `nowscale-missing-${process.pid}`, "x", "replay-cache.json");
+    const clock = { ms: Date.now() };
+    const actions = new FakeActions();
+    const agent = await startWith(replayFile, actions, clock);
+    const path = "/v1/nodes/c4-a/resume";
+    // Act
+    const res = await fetch(agent.base + path, {
+      method: "POST",
+      headers: signRequest(KEY, { method: "POST", path }, clock.ms),
+    });
+    await agent.stop();
+    // Assess
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as { error: string }).error).toMatch(/replay file could not be saved/);
+    expect(actions.calls).toEqual([]);
+    expect(existsSync(replayFile)).toBe(false);
   });
 });

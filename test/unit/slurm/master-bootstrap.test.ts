@@ -29,6 +29,9 @@ describe("renderMasterBootstrapScript", () => {
     );
     expect(script).toContain("SlurmctldParameters=enable_configless");
     expect(script).toContain("nowscale-agent.js serve");
+    // The agent keeps its replay cache across restarts in its state directory (systemd or plain).
+    expect(script).toContain("StateDirectory=nowscale-agent");
+    expect(script).toContain("NOWSCALE_AGENT_STATE_DIR=/var/lib/nowscale-agent");
     expect(script).toContain("aws s3 cp 's3://my-bucket/nowscale-agent.js'");
   });
 
