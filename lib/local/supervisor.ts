@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, openSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HttpAgentChannel } from "../control/agent-http.js";
 import { startApiServer } from "./api-server.js";
@@ -155,6 +156,9 @@ function startAgent(settings: LocalSettings, env: NodeJS.ProcessEnv): number {
       paths.agentKey,
       "--source",
       "json",
+      // The replay cache survives an agent restart, as on a deployed master (docs/agent.md).
+      "--state-dir",
+      join(settings.stateDir, "agent"),
     ],
     // Its own process group: a signal to the supervisor's group does not reach it; teardown stops it by pid.
     { env, detached: true, stdio: ["ignore", out, out] },
