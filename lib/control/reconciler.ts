@@ -1,4 +1,5 @@
 import type { OkReport } from "../../agent/report-schema.js";
+import { ownValue } from "../core/own.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider } from "../ports/cloud-provider.js";
@@ -222,7 +223,8 @@ export async function reconcileCluster(
         metrics.add("BootstrapFailures", "Count", 1, { Queue: record.queue });
         // Never protect a queue whose jobs are running: the failure still counts, the queue keeps launching.
         const limit = busyQueues.has(record.queue) ? Number.POSITIVE_INFINITY : threshold;
-        const before = (await store.getCluster(clusterId))?.queueHealth[record.queue]?.protected === true;
+        const before =
+          ownValue((await store.getCluster(clusterId))?.queueHealth, record.queue)?.protected === true;
         const health = await store.recordBootstrapFailure(clusterId, record.queue, limit, now);
         await event(
           store,

@@ -1,6 +1,7 @@
 import { type OkReport, reportToClusterState } from "../../agent/report-schema.js";
 import { parseConfig, type ResolvedConfig } from "../core/config.js";
 import type { ClusterNode, ClusterState, Launch, Shrink } from "../core/model.js";
+import { ownValue } from "../core/own.js";
 import { plan } from "../core/plan.js";
 import {
   type AgentChannel,
@@ -226,7 +227,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
       .catch(ignoreConflict);
     record.status = "JOINED";
     metrics.add("NodeJoinLatency", "Milliseconds", now - record.launchedAt, { Queue: record.queue });
-    const health = cluster.queueHealth[record.queue];
+    const health = ownValue(cluster.queueHealth, record.queue);
     if (health !== undefined && (health.consecutiveBootstrapFailures > 0 || health.protected)) {
       await store.recordBootstrapSuccess(clusterId, record.queue, now);
       if (health.protected) {
@@ -243,7 +244,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
   emitStateMetrics(metrics, state);
 
   for (const [index, launch] of decision.launches.entries()) {
-    if (cluster.queueHealth[launch.queue]?.protected === true) {
+    if (ownValue(cluster.queueHealth, launch.queue)?.protected === true) {
       metrics.add("ProtectedQueues", "Count", 1, { Queue: launch.queue });
       ctx.log.warn("queue in protected mode: launch skipped", { clusterId, queue: launch.queue });
       continue;
