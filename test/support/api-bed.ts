@@ -1,9 +1,10 @@
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { type ApiDeps, type ApiRequest, handleApiRequest } from "../../lib/control/api/routes.js";
-import { RecordingWorkflowStarter } from "../../lib/control/api/workflows.js";
+import { RecordingWorkflowStarter, type WorkflowStarter } from "../../lib/control/api/workflows.js";
 import { FakeAgent } from "../../lib/control/fake-agent.js";
 import { RecordingMetrics } from "../../lib/control/metrics.js";
 import { FakeClock, FakeProvider } from "../../lib/providers/fake/index.js";
+import type { DynamoStateStore } from "../../lib/state/dynamo-store.js";
 import type { TableNames } from "../../lib/state/tables.js";
 import { CONFIG, T0 } from "./control-bed.js";
 import { freshStore, type TestDynamo } from "./dynalite.js";
@@ -29,12 +30,20 @@ export interface ApiCall {
  * starter. `call` sends a request as a client would: a body is JSON with `content-type:
  * application/json` unless the test passes its own headers or a raw string.
  */
-export async function apiBed(db: TestDynamo) {
+export function apiBed(db: TestDynamo) {
+  return apiBedWith(db, () => new RecordingWorkflowStarter());
+}
+
+/** apiBed with another workflow starter (e.g. one running the real workflows) over its store and cloud. */
+export async function apiBedWith<W extends WorkflowStarter>(
+  db: TestDynamo,
+  makeWorkflows: (parts: { store: DynamoStateStore; clock: FakeClock; provider: FakeProvider }) => W,
+) {
   const { store, tables } = await freshStore(db);
   const clock = new FakeClock(T0);
   const provider = new FakeProvider({ clock });
   const agent = new FakeAgent(clock);
-  const workflows = new RecordingWorkflowStarter();
+  const workflows = makeWorkflows({ store, clock, provider });
   const metrics = new RecordingMetrics();
   let n = 0;
   const deps: ApiDeps = {
