@@ -109,15 +109,15 @@ function route(
 export const ROUTES: readonly Route[] = [
   route("POST", "/clusters", "json", createCluster),
   route("GET", "/clusters", "none", listClusters),
-  route("GET", "/clusters/{id}", "none", getCluster),
-  route("DELETE", "/clusters/{id}", "none", deleteCluster),
-  route("PUT", "/clusters/{id}/autoscaling", "json", putAutoscaling),
-  route("POST", "/clusters/{id}/nodes", "json", addNodes),
-  route("POST", "/clusters/{id}/nodes/delete", "json", deleteNodes),
-  route("POST", "/clusters/{id}/sleep", "empty", (d, r, p) => setStatus(d, r, p, "SLEEPING")),
-  route("POST", "/clusters/{id}/wake", "empty", (d, r, p) => setStatus(d, r, p, "RUNNING")),
-  route("GET", "/clusters/{id}/events", "none", listEvents, ["limit"]),
-  route("POST", "/clusters/{id}/queues/{queue}/reset-protection", "none", resetProtection),
+  route("GET", "/clusters/{clusterId}", "none", getCluster),
+  route("DELETE", "/clusters/{clusterId}", "none", deleteCluster),
+  route("PUT", "/clusters/{clusterId}/autoscaling", "json", putAutoscaling),
+  route("POST", "/clusters/{clusterId}/nodes", "json", addNodes),
+  route("POST", "/clusters/{clusterId}/nodes/delete", "json", deleteNodes),
+  route("POST", "/clusters/{clusterId}/sleep", "empty", (d, r, p) => setStatus(d, r, p, "SLEEPING")),
+  route("POST", "/clusters/{clusterId}/wake", "empty", (d, r, p) => setStatus(d, r, p, "RUNNING")),
+  route("GET", "/clusters/{clusterId}/events", "none", listEvents, ["limit"]),
+  route("POST", "/clusters/{clusterId}/queues/{queue}/reset-protection", "none", resetProtection),
 ];
 
 /** Routes one request; every failure becomes a JSON error answer, never a stack trace. */
@@ -561,7 +561,9 @@ function checkConfig(config: unknown, prefix: string): void {
 async function mustGet(deps: ApiDeps, id: string | undefined): Promise<ClusterRecord> {
   const cluster = id !== undefined && SIMPLE_NAME.test(id) ? await deps.store.getCluster(id) : undefined;
   if (cluster === undefined) {
-    throw new HttpError(404, `no cluster ${shown(id ?? "")}`, [{ path: "id", message: "no such cluster" }]);
+    throw new HttpError(404, `no cluster ${shown(id ?? "")}`, [
+      { path: "clusterId", message: "no such cluster" },
+    ]);
   }
   return cluster;
 }
