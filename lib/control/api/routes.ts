@@ -126,12 +126,12 @@ export async function handleApiRequest(deps: ApiDeps, req: ApiRequest): Promise<
     const path = req.path.replace(/\/+$/, "") || "/";
     const matches = ROUTES.filter((r) => r.pattern.test(path));
     if (matches.length === 0) throw new HttpError(404, "no such route");
-    const route = matches.find((r) => r.method === req.method.toUpperCase());
-    if (route === undefined) throw new HttpError(405, `use ${matches.map((r) => r.method).join(" or ")}`);
-    checkQuery(route, req);
-    checkBodyPresence(route, req);
-    const params = (route.pattern.exec(path) ?? []).slice(1).map(decodePathPart);
-    return await route.handler(deps, req, params);
+    const served = matches.find((r) => r.method === req.method.toUpperCase());
+    if (served === undefined) throw new HttpError(405, `use ${matches.map((r) => r.method).join(" or ")}`);
+    checkQuery(served, req);
+    checkBodyPresence(served, req);
+    const params = (served.pattern.exec(path) ?? []).slice(1).map(decodePathPart);
+    return await served.handler(deps, req, params);
   } catch (error) {
     if (error instanceof HttpError) {
       return json(error.statusCode, {
@@ -204,22 +204,26 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
     },
     key,
   );
-  if (created) {
-    await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", "cluster creation started");
-  }
   let current = cluster;
+  let started = false;
   // The first start, or a retried request whose first attempt recorded the cluster but whose start
   // failed (or died before it): the execution is named after the cluster, so starting twice is one run.
   if (current.executionArn === undefined && current.status === "CREATING") {
     try {
       current = await startCreation(deps, current);
+      started = true;
     } catch (error) {
       if (!(error instanceof WorkflowStartError)) throw error;
+      const message = "cluster recorded; its creation workflow could not be started";
+      if (created) await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", message);
       throw new WorkflowStartError(
         `${error.message}: cluster ${current.clusterId} is recorded CREATING; retry with the same ` +
           "Idempotency-Key or DELETE it (the reconciler also starts it within minutes)",
       );
     }
+  }
+  if (started) {
+    await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", "cluster creation started");
   }
   return json(created ? 202 : 200, clusterView(current));
 }

@@ -93,6 +93,10 @@ describe("DELETE and POST when a workflow start fails", () => {
     expect(retried.body.executionArn).toContain("create-c-1");
     expect(t.workflows.started.map((s) => s.name)).toEqual(["create-c-1"]);
     expect(await t.store.listClusters()).toHaveLength(1);
+    expect((await t.store.listEvents("c-1")).map((e) => e.message)).toEqual([
+      "cluster creation started",
+      "cluster recorded; its creation workflow could not be started",
+    ]);
   });
 
   it("a DELETE of a CREATING cluster is refused while its creation runs, and accepted when none runs", async () => {
