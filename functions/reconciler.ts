@@ -2,19 +2,30 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import { SFNClient } from "@aws-sdk/client-sfn";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
+import { SfnWorkflowStarter } from "../lib/control/api/workflows.js";
 import { awsControlRuntime } from "../lib/control/aws-runtime.js";
-import { METRICS_NAMESPACE } from "../lib/control/env.js";
+import { CONTROL_ENV, METRICS_NAMESPACE, requireEnv } from "../lib/control/env.js";
+import { recoverStuckClusters } from "../lib/control/lifecycle-recovery.js";
 import { controlLog } from "../lib/control/log.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
 import { reconcileAll } from "../lib/control/reconcile-all.js";
 import { reconcileCluster } from "../lib/control/reconciler.js";
 
-/** EventBridge schedule → reconcile every RUNNING or SLEEPING cluster, a few at a time, each within a budget. */
+/**
+ * EventBridge schedule → recover clusters stuck CREATING or DELETING (lib/control/lifecycle-recovery.ts),
+ * then reconcile every RUNNING or SLEEPING cluster, a few at a time, each within a budget.
+ */
 const logger = new Logger();
 const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE });
 const { store, clock, runtime } = awsControlRuntime();
+const workflows = new SfnWorkflowStarter(
+  new SFNClient({}),
+  requireEnv(CONTROL_ENV.createStateMachineArn),
+  requireEnv(CONTROL_ENV.deleteStateMachineArn),
+);
 
 /** Each cluster's run stops between steps after this long; the whole run ends this long before the timeout. */
 const PER_CLUSTER_MS = 60_000;
@@ -24,12 +35,22 @@ async function reconciler(
   _event: unknown,
   context: Context,
 ): Promise<{ clusters: number; errors: number; deferred: number }> {
+  let errors = 0;
+  const log = controlLog(logger);
+  // First the clusters no workflow works on any more (a failed start, an execution that died unrecorded).
+  try {
+    const recovered = await recoverStuckClusters({ store, clock, workflows, log });
+    errors += recovered.errors.length;
+    logger.info("lifecycle recovery", { ...recovered });
+  } catch (error) {
+    errors += 1;
+    logger.error("lifecycle recovery failed", { error: error as Error });
+  }
   const clusters = [
     ...(await store.listClusters({ status: "RUNNING" })),
     ...(await store.listClusters({ status: "SLEEPING" })),
   ].sort((a, b) => (a.clusterId < b.clusterId ? -1 : a.clusterId > b.clusterId ? 1 : 0));
   const sink = new PowertoolsMetricsSink(metrics);
-  const log = controlLog(logger);
   const started = clock.now();
   const result = await reconcileAll(
     clusters,
@@ -57,7 +78,11 @@ async function reconciler(
   }
   if (result.deferred.length > 0)
     logger.warn("clusters left for the next run", { clusters: result.deferred });
-  return { clusters: clusters.length, errors: result.failed.length, deferred: result.deferred.length };
+  return {
+    clusters: clusters.length,
+    errors: errors + result.failed.length,
+    deferred: result.deferred.length,
+  };
 }
 
 export const handler = middy(reconciler)

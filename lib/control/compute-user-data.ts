@@ -1,6 +1,7 @@
 import { type IDENTITY_SOURCES, renderBootstrapScript } from "../../scheduler-plugins/slurm/bootstrap.js";
 import { parseConfig } from "../core/config.js";
 import type { Launch } from "../core/model.js";
+import { ownValue } from "../core/own.js";
 import type { ClusterRecord } from "../ports/state-store.js";
 
 const IDENTITY: Partial<Record<ClusterRecord["placement"]["cloud"], (typeof IDENTITY_SOURCES)[number]>> = {
@@ -30,7 +31,7 @@ export function computeUserData(cluster: ClusterRecord, launch: Launch): string 
   const munge = cluster.resources.find((r) => r.type === "secret:munge-key");
   if (munge === undefined) return undefined;
   const config = parseConfig(cluster.autoscaling, "autoscaling configuration");
-  const shape = config.catalog[launch.instanceType];
+  const shape = ownValue(config.catalog, launch.instanceType);
   const queue = config.queueByName.get(launch.queue);
   if (shape === undefined || queue === undefined) return undefined;
   return renderBootstrapScript({

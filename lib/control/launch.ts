@@ -1,5 +1,6 @@
 import { parseConfig } from "../core/config.js";
 import type { ClusterState, Launch } from "../core/model.js";
+import { ownValue } from "../core/own.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider, LaunchCandidate } from "../ports/cloud-provider.js";
 import { CloudProviderError } from "../ports/errors.js";
@@ -51,7 +52,7 @@ export function allowedCandidates<C extends { instanceType: string; zone: string
 
 /** The queue's health from the cluster record, or undefined; never a member of Object.prototype. */
 export function queueHealthOf(cluster: ClusterRecord, queue: string): QueueHealth | undefined {
-  return Object.hasOwn(cluster.queueHealth, queue) ? cluster.queueHealth[queue] : undefined;
+  return ownValue(cluster.queueHealth, queue);
 }
 
 /**
@@ -393,16 +394,15 @@ export async function takeAdmissionLease(
 ): Promise<Lease | undefined> {
   const waitMs = options.admissionWaitMs ?? 10_000;
   const ttlMs = options.admissionTtlMs ?? 30_000;
+  const stepMs = 250;
+  // Bounded by attempts as well as by time: a clock that does not move (a test's) cannot make it spin.
+  const attempts = Math.max(1, Math.ceil(waitMs / stepMs) + 1);
   const deadline = deps.clock.now() + waitMs;
-  for (;;) {
-    const lease = await deps.store.acquireLease(
-      admissionLeaseKey(clusterId),
-      deps.owner,
-      ttlMs,
-      deps.clock.now(),
-    );
-    if (lease !== undefined || deps.clock.now() >= deadline) return lease;
-    await deps.clock.sleep(Math.min(250, Math.max(1, deadline - deps.clock.now())));
+  for (let attempt = 1; ; attempt++) {
+    const now = deps.clock.now();
+    const lease = await deps.store.acquireLease(admissionLeaseKey(clusterId), deps.owner, ttlMs, now);
+    if (lease !== undefined || attempt >= attempts || deps.clock.now() >= deadline) return lease;
+    await deps.clock.sleep(Math.min(stepMs, Math.max(1, deadline - deps.clock.now())));
   }
 }
 

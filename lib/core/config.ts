@@ -2,6 +2,7 @@ import { z } from "zod";
 import { BUILTIN_CATALOGS, type BuiltinCatalogName } from "./catalogs/index.js";
 import type { Candidate, InstanceCatalog, InstanceTypeInfo, Shape } from "./model.js";
 import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "./names.js";
+import { emptyRecord, ownValue } from "./own.js";
 import { parseWith } from "./validation.js";
 
 const int = (min: number, max: number) =>
@@ -110,7 +111,7 @@ export const configSchema = z
         });
       } else names.set(q.queueName, qi);
       q.expansionNodeConfigs.forEach((e, ei) => {
-        if (!catalog[e.instanceType]) {
+        if (ownValue(catalog, e.instanceType) === undefined) {
           ctx.addIssue({
             code: "custom",
             path: ["queueConfigs", qi, "expansionNodeConfigs", ei, "instanceType"],
@@ -151,11 +152,12 @@ export interface ResolvedConfig extends Omit<Config, "queueConfigs"> {
   queueByName: ReadonlyMap<string, ResolvedQueue>;
 }
 
+/** The catalog without a prototype, so that a lookup of a name like `constructor` finds nothing. */
 function mergeCatalogs(
   names: readonly BuiltinCatalogName[],
   own: InstanceCatalog,
 ): Record<string, InstanceTypeInfo> {
-  const out: Record<string, InstanceTypeInfo> = {};
+  const out = emptyRecord<InstanceTypeInfo>();
   for (const name of names) Object.assign(out, BUILTIN_CATALOGS[name]);
   return Object.assign(out, own);
 }
@@ -164,7 +166,7 @@ export function resolveConfig(config: Config): ResolvedConfig {
   const catalog = mergeCatalogs(config.catalogs, config.instanceTypes);
   const queues = config.queueConfigs.map(({ expansionNodeConfigs, ...rest }): ResolvedQueue => {
     const entries = expansionNodeConfigs.map((e, index): ResolvedEntry => {
-      const shape = catalog[e.instanceType];
+      const shape = ownValue(catalog, e.instanceType);
       if (!shape) throw new Error(`instance type ${e.instanceType} missing from a validated config`);
       return { ...e, index, shape };
     });

@@ -14,6 +14,7 @@ export {
 export { bestFit, layoutOn, slicesOf } from "./fit.js";
 export * from "./model.js";
 export { isCloudId, isSimpleName } from "./names.js";
+export { emptyRecord, hasOwnKey, ownValue } from "./own.js";
 export { plan } from "./plan.js";
 export { roundSize } from "./rounds.js";
 export { DRAIN_REASON_PREFIX } from "./shrink.js";

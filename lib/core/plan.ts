@@ -1,5 +1,6 @@
 import type { ResolvedConfig, ResolvedQueue } from "./config.js";
 import type { Candidate, ClusterNode, ClusterState, Decision, Job, Launch, QueueSummary } from "./model.js";
+import { ownValue } from "./own.js";
 import type { Hold, NewNode, Policy, PolicyResult, SupplyNode } from "./policy.js";
 import { jobSkip } from "./policy.js";
 import { planPacked } from "./policy-packed.js";
@@ -59,7 +60,7 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
     const held = holds(queue, jobs, config.expansionBusyTime, now);
     const supply: SupplyNode[] = [];
     for (const node of nodes) {
-      const shape = config.catalog[node.instanceType];
+      const shape = ownValue(config.catalog, node.instanceType);
       if (shape && (node.state === "LAUNCHING" || (node.state === "IDLE" && !busy.has(node.name)))) {
         supply.push({ node, shape });
       }

@@ -137,12 +137,17 @@ export class NowScaleStack extends Stack {
       description: "NowScale: starts one scaler invocation per running cluster",
       environment: { ...tableEnv, [CONTROL_ENV.scalerFunctionName]: scaler.functionName },
     });
+    // The API starts the workflows; the reconciler starts them again for clusters left stuck.
+    const workflowEnv = {
+      [CONTROL_ENV.createStateMachineArn]: workflows.createCluster.stateMachineArn,
+      [CONTROL_ENV.deleteStateMachineArn]: workflows.deleteCluster.stateMachineArn,
+    };
     const reconciler = nowscaleFunction(this, "Reconciler", {
       ...common,
       handlerFile: "reconciler",
-      description: "NowScale: orphans, stuck boots, protected mode, gone instances",
+      description: "NowScale: orphans, stuck boots, protected mode, gone instances, stuck clusters",
       timeoutSeconds: 120,
-      environment: { ...tableEnv, ...credentialsEnv, ...clusterEnv },
+      environment: { ...tableEnv, ...credentialsEnv, ...clusterEnv, ...workflowEnv },
     });
     const api = nowscaleFunction(this, "ApiHandler", {
       ...common,
@@ -152,8 +157,7 @@ export class NowScaleStack extends Stack {
         ...tableEnv,
         ...clusterEnv,
         ...credentialsEnv,
-        [CONTROL_ENV.createStateMachineArn]: workflows.createCluster.stateMachineArn,
-        [CONTROL_ENV.deleteStateMachineArn]: workflows.deleteCluster.stateMachineArn,
+        ...workflowEnv,
       },
     });
 
@@ -188,8 +192,12 @@ export class NowScaleStack extends Stack {
     }
     fanout.addToRolePolicy(describeStatement());
     scaler.grantInvoke(fanout);
-    workflows.createCluster.grantStartExecution(api);
-    workflows.deleteCluster.grantStartExecution(api);
+    for (const fn of [api, reconciler]) {
+      for (const machine of [workflows.createCluster, workflows.deleteCluster]) {
+        machine.grantStartExecution(fn);
+        machine.grantExecution(fn, "states:DescribeExecution");
+      }
+    }
 
     // Schedules.
     new events.Rule(this, "ScalerSchedule", {

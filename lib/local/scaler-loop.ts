@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { recoverStuckClusters } from "../control/lifecycle-recovery.js";
 import { reconcileCluster } from "../control/reconciler.js";
 import { runScaleCycle, ShrinkMemory } from "../control/scale-cycle.js";
 import type { LocalControlPlane } from "./control-plane.js";
@@ -9,7 +10,8 @@ export const RECONCILE_EVERY_MS = 30_000;
 /**
  * The schedules of the deployed stack on one machine: every `intervalMs`, one scale cycle (the same
  * runScaleCycle, one poll) for each RUNNING cluster, and every RECONCILE_EVERY_MS the reconciler
- * (reconcileCluster) for each RUNNING or SLEEPING cluster, one after another. Returns a stop function
+ * (recoverStuckClusters, then reconcileCluster for each RUNNING or SLEEPING cluster, one after another).
+ * Returns a stop function
  * that resolves once the work under way has ended.
  */
 export function startScalerLoop(
@@ -32,6 +34,13 @@ export function startScalerLoop(
   const clock = { now: () => Date.now(), sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
   const reconcile = async () => {
     lastReconcile = Date.now();
+    // Clusters stuck CREATING or DELETING (a workflow start failed, or its run died with a restart).
+    const recovered = await recoverStuckClusters({ store: cp.store, clock, workflows: cp.workflows });
+    for (const id of [...recovered.creationsStarted, ...recovered.deletionsStarted, ...recovered.failed]) {
+      log(
+        `reconciler ${id}: stuck ${recovered.failed.includes(id) ? "cluster recorded FAILED" : "workflow started again"}`,
+      );
+    }
     for (const cluster of await cp.store.listClusters()) {
       if (stopped || (cluster.status !== "RUNNING" && cluster.status !== "SLEEPING")) continue;
       const r = await reconcileCluster(cluster.clusterId, {

@@ -1,4 +1,5 @@
 import type { OkReport } from "../../agent/report-schema.js";
+import { ownValue } from "../core/own.js";
 import type { LocalControlPlane } from "./control-plane.js";
 
 /**
@@ -92,7 +93,7 @@ export class StatusSampler {
           nodes: records.filter((r) => r.queue === q.queueName).length,
           pendingJobs: jobs(q.queueName, "PENDING"),
           runningJobs: jobs(q.queueName, "RUNNING"),
-          protected: cluster.queueHealth[q.queueName]?.protected === true,
+          protected: ownValue(cluster.queueHealth, q.queueName)?.protected === true,
         })),
         nodes: records.map((r) => ({
           name: r.nodeName,

@@ -1,4 +1,4 @@
-import type { WorkflowStarter } from "../control/api/workflows.js";
+import type { ExecutionState, WorkflowStarter } from "../control/api/workflows.js";
 import type { LifecycleDeps } from "../control/lifecycle/deps.js";
 import { runLifecycleTask } from "../control/lifecycle/dispatch.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../workflow/index.js";
@@ -8,9 +8,12 @@ import { type LocalRunResult, runWorkflowLocally } from "../workflow/local-runne
  * The API's WorkflowStarter in local mode: the creation and deletion workflows run from the same ASL
  * definitions CDK deploys (aws-local-stepfunctions), each Task calling the lifecycle tasks in process.
  * A start returns at once; the run goes on in the background, as a Step Functions execution would.
+ * Runs live in this process only: after a restart their executions are ABSENT, and the lifecycle
+ * recovery (lib/control/lifecycle-recovery.ts) starts what they left unfinished again.
  */
 export class LocalWorkflowStarter implements WorkflowStarter {
   private readonly running = new Map<string, Promise<LocalRunResult>>();
+  private readonly states = new Map<string, ExecutionState>();
 
   constructor(
     private readonly deps: LifecycleDeps,
@@ -42,23 +45,39 @@ export class LocalWorkflowStarter implements WorkflowStarter {
     );
   }
 
+  async describeExecution(executionArn: string): Promise<ExecutionState> {
+    if (!executionArn.startsWith(ARN_PREFIX)) return { status: "ABSENT" };
+    return this.states.get(executionArn.slice(ARN_PREFIX.length)) ?? { status: "ABSENT" };
+  }
+
   /** Resolves when every run started so far has ended. */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.running.values()]);
   }
 
   private start(name: string, run: () => Promise<LocalRunResult>): string {
-    const arn = `arn:aws:states:local:000000000000:execution:nowscale-local:${name}`;
+    const arn = `${ARN_PREFIX}${name}`;
     if (!this.running.has(name)) {
       this.log(`workflow ${name} started`);
+      this.states.set(name, { status: "RUNNING" });
       const done = run().then(
         (result) => {
           const why = result.error === undefined ? "" : `: ${result.error.name}: ${result.error.message}`;
           this.log(`workflow ${name} ${result.status}${why}`.slice(0, 1000));
+          this.states.set(name, {
+            status: result.status,
+            stoppedAt: Date.now(),
+            ...(result.error === undefined ? {} : { error: why.slice(2, 502) }),
+          });
           return result;
         },
         (error: unknown) => {
           this.log(`workflow ${name} could not run: ${(error as Error).message}`.slice(0, 1000));
+          this.states.set(name, {
+            status: "FAILED",
+            stoppedAt: Date.now(),
+            error: `could not run: ${(error as Error).message}`.slice(0, 500),
+          });
           throw error;
         },
       );
@@ -68,6 +87,8 @@ export class LocalWorkflowStarter implements WorkflowStarter {
     return arn;
   }
 }
+
+const ARN_PREFIX = "arn:aws:states:local:000000000000:execution:nowscale-local:";
 
 /**
  * The local master is this machine's agent, whose port the local mode chose: the request's

@@ -210,6 +210,11 @@ export interface ClusterRecord extends Omit<NewCluster, "now"> {
   queueHealth: Record<string, QueueHealth>;
   /** The workflow execution that created or deletes the cluster. */
   executionArn?: string;
+  /**
+   * Deletion workflow executions started since the cluster last entered DELETING (each start attempt
+   * counts, even one whose start failed); bounds the reconciler's automatic retries.
+   */
+  deletionAttempts?: number;
 }
 
 /** Fields updateCluster may change; `resources` replaces the list. */
@@ -220,6 +225,7 @@ export interface ClusterChange {
   agent?: AgentEndpoint;
   resources?: CreatedResource[];
   executionArn?: string;
+  deletionAttempts?: number;
   now: number;
 }
 

@@ -13,6 +13,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import { ownValue } from "../core/own.js";
 import {
   type ClusterChange,
   type ClusterRecord,
@@ -232,7 +233,14 @@ export class DynamoStateStore implements StateStore {
     const values: Record<string, unknown> = { ":expected": expectedVersion, ":next": expectedVersion + 1 };
     values[":now"] = change.now;
     values[":writeId"] = writeId;
-    const fields = ["status", "autoscaling", "agent", "resources", "executionArn"] as const;
+    const fields = [
+      "status",
+      "autoscaling",
+      "agent",
+      "resources",
+      "executionArn",
+      "deletionAttempts",
+    ] as const;
     for (const field of fields) {
       if (change[field] === undefined) continue;
       names[`#${field}`] = field;
@@ -696,7 +704,7 @@ export class DynamoStateStore implements StateStore {
     for (let attempt = 1; ; attempt++) {
       const cluster = await this.getCluster(clusterId);
       if (cluster === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
-      const current = cluster.queueHealth?.[queue] ?? {
+      const current = ownValue(cluster.queueHealth, queue) ?? {
         queue,
         consecutiveBootstrapFailures: 0,
         protected: false,

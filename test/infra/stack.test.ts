@@ -142,6 +142,22 @@ describe("Lambda functions", () => {
     }
   });
 
+  it("THEN the API and the reconciler know both state machines, may start them and read their executions", () => {
+    // The reconciler starts the workflows again for clusters left CREATING or DELETING.
+    const both = resources("AWS::Lambda::Function").filter(([, fn]) =>
+      /orphans|REST API/.test(String(fn.Properties.Description)),
+    );
+    expect(both).toHaveLength(2);
+    for (const [, fn] of both) {
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env.NOWSCALE_CREATE_STATE_MACHINE_ARN).toBeDefined();
+      expect(env.NOWSCALE_DELETE_STATE_MACHINE_ARN).toBeDefined();
+    }
+    // Two functions × two machines, one statement each.
+    expect(statementsWith("states:StartExecution")).toHaveLength(4);
+    expect(statementsWith("states:DescribeExecution")).toHaveLength(4);
+  });
+
   it("THEN every log group has a retention and a customer-managed key", () => {
     for (const [, group] of resources("AWS::Logs::LogGroup")) {
       expect(group.Properties.RetentionInDays).toBe(30);

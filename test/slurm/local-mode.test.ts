@@ -104,7 +104,10 @@ function up(stateDir: string) {
 }
 
 async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${API}${path}`, init);
+  // The API takes bodies sent as application/json only (fetch would label a string text/plain).
+  const headers =
+    init.body === undefined ? init.headers : { "content-type": "application/json", ...init.headers };
+  const res = await fetch(`${API}${path}`, { ...init, ...(headers === undefined ? {} : { headers }) });
   return { status: res.status, body: await res.json() };
 }
 

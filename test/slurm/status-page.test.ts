@@ -89,7 +89,11 @@ describe("the status page in headless Chromium", () => {
 
   it("loads, shows the cluster, and its chart follows the nodes", async () => {
     // Prepare: a running cluster
-    const created = await fetch(`${API}/clusters`, { method: "POST", body: JSON.stringify(demoCluster(5)) });
+    const created = await fetch(`${API}/clusters`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(demoCluster(5)),
+    });
     expect(created.status).toBe(202);
     const { clusterId } = (await created.json()) as { clusterId: string };
     const page = await (browser as BrowserContext).newPage();

@@ -18,10 +18,20 @@ export function buildOpenApi(): Record<string, unknown> {
     content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } },
   });
   const errors = {
-    "400": answer("invalid input: `issues` names each field", "Error"),
-    "404": answer("no such cluster or route", "Error"),
+    "400": answer("invalid input: `issues` names each field (body, header or query parameter)", "Error"),
+    "404": answer("no such cluster (or queue, or route): `issues` names the path parameter", "Error"),
     "409": answer("the cluster's state or version does not allow it", "Error"),
   };
+  /** Routes that take a body: it must be sent as application/json (charset and other parameters allowed). */
+  const bodyErrors = {
+    ...errors,
+    "413": answer("the body is larger than 256 KiB", "Error"),
+    "415": answer("the body is not sent with content-type application/json", "Error"),
+  };
+  const notStarted = answer(
+    "the workflow could not be started: the cluster keeps its status; retry (the reconciler also retries)",
+    "Error",
+  );
   const clusterId = { name: "clusterId", in: "path", required: true, schema: { type: "string" } };
   const sigv4 = [{ sigv4: [] }];
 
@@ -51,8 +61,11 @@ export function buildOpenApi(): Record<string, unknown> {
           requestBody: body("CreateCluster"),
           responses: {
             "202": answer("created; the creation workflow runs"),
-            "200": answer("the cluster an earlier request with this Idempotency-Key created"),
-            ...errors,
+            "200": answer(
+              "the cluster an earlier request with this Idempotency-Key created (its workflow started if it had not)",
+            ),
+            ...bodyErrors,
+            "503": notStarted,
           },
         },
       },
@@ -61,7 +74,9 @@ export function buildOpenApi(): Record<string, unknown> {
         get: { operationId: "getCluster", responses: { "200": answer("the cluster"), "404": errors["404"] } },
         delete: {
           operationId: "deleteCluster",
-          responses: { "202": answer("DELETING; the deletion workflow runs"), ...errors },
+          description:
+            "Idempotent while the deletion runs. A DELETING cluster whose deletion is not running gets a new attempt; a CREATING cluster is refused (409) only while its creation workflow runs.",
+          responses: { "202": answer("DELETING; the deletion workflow runs"), ...errors, "503": notStarted },
         },
       },
       "/clusters/{clusterId}/autoscaling": {
@@ -72,7 +87,7 @@ export function buildOpenApi(): Record<string, unknown> {
             "THPC's SetAutoScalingConfiguration: replaces the whole configuration. `If-Match: <version>` makes it conditional.",
           parameters: [{ name: "If-Match", in: "header", required: false, schema: { type: "string" } }],
           requestBody: body("AutoScalingConfiguration"),
-          responses: { "200": answer("the updated cluster"), ...errors },
+          responses: { "200": answer("the updated cluster"), ...bodyErrors },
         },
       },
       "/clusters/{clusterId}/nodes": {
@@ -80,7 +95,10 @@ export function buildOpenApi(): Record<string, unknown> {
         post: {
           operationId: "addNodes",
           requestBody: body("AddNodes"),
-          responses: { "200": answer("the launch's round, nodes and failures", "AddNodesResult"), ...errors },
+          responses: {
+            "200": answer("the launch's round, nodes and failures", "AddNodesResult"),
+            ...bodyErrors,
+          },
         },
       },
       "/clusters/{clusterId}/nodes/delete": {
@@ -88,7 +106,7 @@ export function buildOpenApi(): Record<string, unknown> {
         post: {
           operationId: "deleteNodes",
           requestBody: body("DeleteNodes"),
-          responses: { "200": answer("deleted", "DeleteNodesResult"), ...errors },
+          responses: { "200": answer("deleted", "DeleteNodesResult"), ...bodyErrors },
         },
       },
       "/clusters/{clusterId}/sleep": {

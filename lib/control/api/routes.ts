@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { parseConfig } from "../../core/config.js";
 import type { Launch } from "../../core/model.js";
 import { SIMPLE_NAME } from "../../core/names.js";
-import { issuesFromZod, ValidationError, type ValidationIssue } from "../../core/validation.js";
+import { formatPath, issuesFromZod, ValidationError, type ValidationIssue } from "../../core/validation.js";
 import type { AgentChannel } from "../../ports/agent-channel.js";
 import type { Clock } from "../../ports/clock.js";
 import type { CloudProvider } from "../../ports/cloud-provider.js";
@@ -15,6 +15,12 @@ import {
   type StateStore,
 } from "../../ports/state-store.js";
 import { createClusterRequestSchema } from "../lifecycle/request.js";
+import {
+  currentExecution,
+  startCreation,
+  startDeletionAttempt,
+  WorkflowStartError,
+} from "../lifecycle-recovery.js";
 import type { MetricsSink } from "../metrics.js";
 import { appendControlEvent as event, recordedLaunch } from "../scale-cycle.js";
 import {
@@ -71,30 +77,46 @@ class HttpError extends Error {
 
 type Handler = (deps: ApiDeps, req: ApiRequest, params: string[]) => Promise<ApiResponse>;
 
-const ROUTES: { method: string; pattern: RegExp; handler: Handler }[] = [
-  { method: "POST", pattern: /^\/clusters$/, handler: createCluster },
-  { method: "GET", pattern: /^\/clusters$/, handler: listClusters },
-  { method: "GET", pattern: /^\/clusters\/([^/]+)$/, handler: getCluster },
-  { method: "DELETE", pattern: /^\/clusters\/([^/]+)$/, handler: deleteCluster },
-  { method: "PUT", pattern: /^\/clusters\/([^/]+)\/autoscaling$/, handler: putAutoscaling },
-  { method: "POST", pattern: /^\/clusters\/([^/]+)\/nodes$/, handler: addNodes },
-  { method: "POST", pattern: /^\/clusters\/([^/]+)\/nodes\/delete$/, handler: deleteNodes },
-  {
-    method: "POST",
-    pattern: /^\/clusters\/([^/]+)\/sleep$/,
-    handler: (d, r, p) => setStatus(d, r, p, "SLEEPING"),
-  },
-  {
-    method: "POST",
-    pattern: /^\/clusters\/([^/]+)\/wake$/,
-    handler: (d, r, p) => setStatus(d, r, p, "RUNNING"),
-  },
-  { method: "GET", pattern: /^\/clusters\/([^/]+)\/events$/, handler: listEvents },
-  {
-    method: "POST",
-    pattern: /^\/clusters\/([^/]+)\/queues\/([^/]+)\/reset-protection$/,
-    handler: resetProtection,
-  },
+/**
+ * One route. `body`: "json" requires a JSON body, "none" refuses any body, "empty" takes none or `{}`.
+ * `query`: the query parameters it reads; any other is refused. Path parameters are the `{name}`s of
+ * `path`, in order.
+ */
+export interface Route {
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  path: string;
+  pattern: RegExp;
+  params: readonly string[];
+  body: "json" | "none" | "empty";
+  query: readonly string[];
+  handler: Handler;
+}
+
+function route(
+  method: Route["method"],
+  path: string,
+  body: Route["body"],
+  handler: Handler,
+  query: readonly string[] = [],
+): Route {
+  const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
+  const pattern = new RegExp(`^${path.replace(/\{\w+\}/g, "([^/]+)")}$`);
+  return { method, path, pattern, params, body, query, handler };
+}
+
+/** Every route of the API (docs/control-plane.md; docs/openapi.json describes the bodies). */
+export const ROUTES: readonly Route[] = [
+  route("POST", "/clusters", "json", createCluster),
+  route("GET", "/clusters", "none", listClusters),
+  route("GET", "/clusters/{clusterId}", "none", getCluster),
+  route("DELETE", "/clusters/{clusterId}", "none", deleteCluster),
+  route("PUT", "/clusters/{clusterId}/autoscaling", "json", putAutoscaling),
+  route("POST", "/clusters/{clusterId}/nodes", "json", addNodes),
+  route("POST", "/clusters/{clusterId}/nodes/delete", "json", deleteNodes),
+  route("POST", "/clusters/{clusterId}/sleep", "empty", (d, r, p) => setStatus(d, r, p, "SLEEPING")),
+  route("POST", "/clusters/{clusterId}/wake", "empty", (d, r, p) => setStatus(d, r, p, "RUNNING")),
+  route("GET", "/clusters/{clusterId}/events", "none", listEvents, ["limit"]),
+  route("POST", "/clusters/{clusterId}/queues/{queue}/reset-protection", "none", resetProtection),
 ];
 
 /** Routes one request; every failure becomes a JSON error answer, never a stack trace. */
@@ -103,10 +125,12 @@ export async function handleApiRequest(deps: ApiDeps, req: ApiRequest): Promise<
     const path = req.path.replace(/\/+$/, "") || "/";
     const matches = ROUTES.filter((r) => r.pattern.test(path));
     if (matches.length === 0) throw new HttpError(404, "no such route");
-    const route = matches.find((r) => r.method === req.method.toUpperCase());
-    if (route === undefined) throw new HttpError(405, `use ${matches.map((r) => r.method).join(" or ")}`);
-    const params = (route.pattern.exec(path) ?? []).slice(1).map(decodePathPart);
-    return await route.handler(deps, req, params);
+    const served = matches.find((r) => r.method === req.method.toUpperCase());
+    if (served === undefined) throw new HttpError(405, `use ${matches.map((r) => r.method).join(" or ")}`);
+    checkQuery(served, req);
+    checkBodyPresence(served, req);
+    const params = (served.pattern.exec(path) ?? []).slice(1).map(decodePathPart);
+    return await served.handler(deps, req, params);
   } catch (error) {
     if (error instanceof HttpError) {
       return json(error.statusCode, {
@@ -114,9 +138,43 @@ export async function handleApiRequest(deps: ApiDeps, req: ApiRequest): Promise<
         ...(error.issues === undefined ? {} : { issues: error.issues }),
       });
     }
+    if (error instanceof WorkflowStartError) return json(503, { error: error.message });
     if (error instanceof ConflictError) return json(409, { error: error.message });
     if (error instanceof NotFoundInStoreError) return json(404, { error: error.message });
     throw error;
+  }
+}
+
+/** Query parameters the route does not read are refused by name (a typo is not silently ignored). */
+function checkQuery(route: Route, req: ApiRequest): void {
+  const unknown = Object.keys(req.query ?? {}).filter((k) => !route.query.includes(k));
+  if (unknown.length === 0) return;
+  const issues = unknown.slice(0, 20).map((k) => ({
+    path: k.slice(0, 80),
+    message: `unknown query parameter${route.query.length === 0 ? ": this route takes none" : `: use ${route.query.join(", ")}`}`,
+  }));
+  throw new HttpError(400, invalidMessage("query", issues), issues);
+}
+
+/**
+ * A body must be JSON and say so (`content-type: application/json`, parameters such as charset allowed):
+ * anything else is 415 naming the header, before it is read. A route that takes no body refuses one.
+ */
+function checkBodyPresence(route: Route, req: ApiRequest): void {
+  if (req.body === null || req.body === "") return;
+  if (route.body === "none") {
+    throw new HttpError(400, `request body: ${route.method} ${route.path} takes no body`, [
+      { path: "", message: "send no body" },
+    ]);
+  }
+  const type = header(req, "content-type");
+  const media = type?.split(";")[0]?.trim().toLowerCase();
+  if (media !== "application/json") {
+    throw new HttpError(
+      415,
+      `content-type header: the body must be sent as application/json (got ${type === undefined ? "none" : shown(type)})`,
+      [{ path: "content-type", message: "use application/json" }],
+    );
   }
 }
 
@@ -146,13 +204,25 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
     key,
   );
   let current = cluster;
-  // A retried request whose first attempt recorded the cluster but died before starting the workflow.
+  let started = false;
+  // The first start, or a retried request whose first attempt recorded the cluster but whose start
+  // failed (or died before it): the execution is named after the cluster, so starting twice is one run.
   if (current.executionArn === undefined && current.status === "CREATING") {
-    const executionArn = await deps.workflows.startCreate(current.clusterId, current.spec);
-    current = await deps.store.updateCluster(current.clusterId, current.version, { executionArn, now });
+    try {
+      current = await startCreation(deps, current);
+      started = true;
+    } catch (error) {
+      if (!(error instanceof WorkflowStartError)) throw error;
+      const message = "cluster recorded; its creation workflow could not be started";
+      if (created) await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", message);
+      throw new WorkflowStartError(
+        `${error.message}: cluster ${current.clusterId} is recorded CREATING; retry with the same ` +
+          "Idempotency-Key or DELETE it (the reconciler also starts it within minutes)",
+      );
+    }
   }
-  if (created) {
-    await event(deps.store, current.clusterId, deps.clock, "STATUS_CHANGED", "cluster creation started");
+  if (started) {
+    await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", "cluster creation started");
   }
   return json(created ? 202 : 200, clusterView(current));
 }
@@ -166,21 +236,41 @@ async function getCluster(deps: ApiDeps, _req: ApiRequest, [id]: string[]): Prom
   return json(200, clusterView(await mustGet(deps, id)));
 }
 
+/**
+ * Starts the deletion workflow; idempotent while one runs. A DELETING cluster whose deletion never
+ * started (the start failed) or ended without recording DELETED gets a new attempt. A CREATING cluster
+ * is refused only while its creation workflow runs: one whose start failed, or whose execution ended
+ * without recording the outcome, is deleted (deletion removes whatever the ledger and the tag find).
+ */
 async function deleteCluster(deps: ApiDeps, _req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
   const cluster = await mustGet(deps, id);
-  if (cluster.status === "DELETING" || cluster.status === "DELETED") return json(202, clusterView(cluster));
-  if (cluster.status === "CREATING") {
+  if (cluster.status === "DELETED") return json(202, clusterView(cluster));
+  const running = (await describeCurrent(deps, cluster)).status === "RUNNING";
+  if (cluster.status === "DELETING" && running) return json(202, clusterView(cluster));
+  if (cluster.status === "CREATING" && running) {
     throw new HttpError(409, "the cluster is still being created: wait until it is RUNNING or FAILED");
   }
-  const now = deps.clock.now();
-  const deleting = await deps.store.updateCluster(cluster.clusterId, cluster.version, {
-    status: "DELETING",
-    now,
-  });
-  const executionArn = await deps.workflows.startDelete(cluster.clusterId, deleting.version);
-  const updated = await deps.store.updateCluster(cluster.clusterId, deleting.version, { executionArn, now });
-  await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", "cluster deletion started");
-  return json(202, clusterView(updated));
+  const why = cluster.status === "DELETING" ? " (the previous attempt is not running)" : "";
+  try {
+    return json(202, clusterView(await startDeletionAttempt(deps, cluster, why)));
+  } catch (error) {
+    if (!(error instanceof WorkflowStartError)) throw error;
+    throw new WorkflowStartError(
+      `${error.message}: cluster ${cluster.clusterId} is recorded DELETING; retry the DELETE (the reconciler also retries within minutes)`,
+    );
+  }
+}
+
+/** How the cluster's current workflow stands; 503 when Step Functions cannot say. */
+async function describeCurrent(deps: ApiDeps, cluster: ClusterRecord) {
+  try {
+    return await currentExecution(deps, cluster);
+  } catch (error) {
+    throw new HttpError(
+      503,
+      `the workflow's state could not be read: ${(error as Error).message}`.slice(0, 500),
+    );
+  }
 }
 
 async function putAutoscaling(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
@@ -317,8 +407,13 @@ async function setStatus(
   [id]: string[],
   status: "SLEEPING" | "RUNNING",
 ): Promise<ApiResponse> {
-  if (req.body !== null && req.body.trim() !== "" && req.body.trim() !== "{}") {
-    throw new HttpError(400, "request body is invalid", [{ path: "", message: "expected no body" }]);
+  if (req.body !== null && req.body !== "") {
+    const raw = readJson(req, "request body");
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw) || Object.keys(raw).length > 0) {
+      throw new HttpError(400, "request body is invalid: (top level): expected no body or {}", [
+        { path: "", message: "expected no body or {}" },
+      ]);
+    }
   }
   const cluster = await mustGet(deps, id);
   const from: ClusterStatus = status === "SLEEPING" ? "RUNNING" : "SLEEPING";
@@ -353,7 +448,16 @@ async function listEvents(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promi
 
 async function resetProtection(deps: ApiDeps, _req: ApiRequest, [id, queue]: string[]): Promise<ApiResponse> {
   const cluster = await mustGet(deps, id);
-  if (queue === undefined || !SIMPLE_NAME.test(queue)) throw new HttpError(404, "no such queue");
+  // Only the configuration's queues have a health to reset: any other name would be written into the
+  // cluster record (growing it toward DynamoDB's item limit) for nothing.
+  const configured = parseConfig(cluster.autoscaling, "autoscaling configuration").queueByName;
+  if (queue === undefined || !configured.has(queue)) {
+    throw new HttpError(
+      404,
+      `no queue ${shown(queue ?? "")} in the configuration of cluster ${cluster.clusterId}`,
+      [{ path: "queue", message: `not among the configured queues (${[...configured.keys()].join(", ")})` }],
+    );
+  }
   const health = await deps.store.resetProtectedMode(cluster.clusterId, queue, deps.clock.now());
   await event(
     deps.store,
@@ -381,20 +485,65 @@ function parseBody<S extends z.ZodType>(req: ApiRequest, schema: S, source: stri
   if (req.body === null || req.body === "") {
     throw new HttpError(400, `${source} is missing`, [{ path: "", message: "a JSON body is required" }]);
   }
-  if (req.body.length > MAX_BODY_CHARS)
-    throw new HttpError(413, `${source} is larger than ${MAX_BODY_CHARS} characters`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(req.body);
-  } catch {
-    throw new HttpError(400, `${source} is not valid JSON`, [{ path: "", message: "not valid JSON" }]);
-  }
+  const raw = readJson(req, source);
   const result = schema.safeParse(raw);
   if (!result.success) {
     const issues = issuesFromZod(result.error);
     throw new HttpError(400, invalidMessage(source, issues), issues);
   }
   return result.data;
+}
+
+/**
+ * The body as JSON: at most MAX_BODY_CHARS (413), valid JSON, nested at most MAX_DEPTH deep, and no key
+ * named `__proto__` anywhere. JSON.parse makes such a key an own property; schemas and object spreads
+ * would then drop it silently (or set a prototype), so it is refused by its path instead.
+ */
+function readJson(req: ApiRequest, source: string): unknown {
+  const body = req.body ?? "";
+  if (body.length > MAX_BODY_CHARS)
+    throw new HttpError(413, `${source} is larger than ${MAX_BODY_CHARS} characters`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch {
+    throw new HttpError(400, `${source} is not valid JSON`, [{ path: "", message: "not valid JSON" }]);
+  }
+  const issues = forbiddenKeys(raw);
+  if (issues.length > 0) throw new HttpError(400, invalidMessage(source, issues), issues);
+  return raw;
+}
+
+/** Deeper than any valid body (the configuration nests five levels). */
+const MAX_DEPTH = 32;
+
+/** Keys named `__proto__` and nesting beyond MAX_DEPTH, found without recursion (a body may nest deeply). */
+function forbiddenKeys(value: unknown): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  while (stack.length > 0 && issues.length < 20) {
+    const item = stack.pop() as { value: unknown; path: (string | number)[] };
+    if (typeof item.value !== "object" || item.value === null) continue;
+    if (item.path.length >= MAX_DEPTH) {
+      issues.push({ path: formatPath(item.path), message: `nested deeper than ${MAX_DEPTH} levels` });
+      continue;
+    }
+    if (Array.isArray(item.value)) {
+      item.value.forEach((v, i) => {
+        stack.push({ value: v, path: [...item.path, i] });
+      });
+      continue;
+    }
+    for (const [key, v] of Object.entries(item.value)) {
+      if (key === "__proto__") {
+        issues.push({
+          path: formatPath([...item.path, key]),
+          message: "a key named __proto__ is not allowed",
+        });
+      } else stack.push({ value: v, path: [...item.path, key] });
+    }
+  }
+  return issues;
 }
 
 /** "request body is invalid: name: invalid name ...; count: must be at most 100" — every field named. */
@@ -419,10 +568,18 @@ function checkConfig(config: unknown, prefix: string): void {
 }
 
 async function mustGet(deps: ApiDeps, id: string | undefined): Promise<ClusterRecord> {
-  if (id === undefined || !SIMPLE_NAME.test(id)) throw new HttpError(404, "no such cluster");
-  const cluster = await deps.store.getCluster(id);
-  if (cluster === undefined) throw new HttpError(404, `no cluster ${id}`);
+  const cluster = id !== undefined && SIMPLE_NAME.test(id) ? await deps.store.getCluster(id) : undefined;
+  if (cluster === undefined) {
+    throw new HttpError(404, `no cluster ${shown(id ?? "")}`, [
+      { path: "clusterId", message: "no such cluster" },
+    ]);
+  }
   return cluster;
+}
+
+/** A user's string inside an error message: quoted, and short. */
+function shown(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
 }
 
 function header(req: ApiRequest, name: string): string | undefined {

@@ -13,3 +13,11 @@ export class ResourcesInUseError extends Error {
 export class BadTaskInputError extends Error {
   override readonly name = "BadTaskInputError";
 }
+
+/**
+ * The cluster is being deleted (or is deleted): a creation step that runs late, because its start raced
+ * a DELETE, must not take the record back, and nothing moves a DELETED cluster. Not retried.
+ */
+export class ClusterDeletedError extends Error {
+  override readonly name = "ClusterDeletedError";
+}

@@ -9,6 +9,7 @@ import {
   type CreatedResource,
   type StateStore,
 } from "../../ports/state-store.js";
+import { ClusterDeletedError } from "./errors.js";
 import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate } from "./store.js";
 
 /**
@@ -45,6 +46,7 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     update: StatusUpdate = {},
   ): Promise<void> {
     await this.change(clusterId, (record) => {
+      refuseAfterDeletion(clusterId, record.status, status);
       const change: ClusterChange = { now: this.clock.now() };
       if (status === "DELETE_FAILED") {
         change.status = "FAILED";
@@ -144,6 +146,18 @@ export class StateStoreLifecycleStore implements LifecycleStore {
         if (!(error instanceof ConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
       }
     }
+  }
+}
+
+/**
+ * Deletion wins over creation: once the API has marked the cluster DELETING (possibly while a creation
+ * it could not see was starting), the creation workflow may not write CREATING, RUNNING or FAILED over
+ * it (it fails and its compensation removes what it made), and DELETED is final.
+ */
+function refuseAfterDeletion(clusterId: string, current: string, next: ClusterLifecycleStatus): void {
+  const creation = next === "CREATING" || next === "RUNNING" || next === "FAILED";
+  if ((current === "DELETING" && creation) || (current === "DELETED" && next !== "DELETED")) {
+    throw new ClusterDeletedError(`cluster ${clusterId} is ${current}: ${next} is not recorded`);
   }
 }
 

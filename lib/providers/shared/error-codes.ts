@@ -1,3 +1,4 @@
+import { ownValue } from "../../core/own.js";
 import type { CloudErrorKind } from "../../ports/errors.js";
 
 /**
@@ -11,7 +12,7 @@ export interface ErrorCodeTable {
 
 /** The kind for a code, or undefined when the table does not know it (the adapter then decides by HTTP status). */
 export function kindOfCode(code: string, table: ErrorCodeTable): CloudErrorKind | undefined {
-  const exact = table.exact[code];
+  const exact = ownValue(table.exact, code);
   if (exact !== undefined) return exact;
   for (const [prefix, kind] of table.prefixes) {
     if (code.startsWith(prefix)) return kind;

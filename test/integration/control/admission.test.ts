@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiDeps, type ApiRequest, handleApiRequest } from "../../../lib/control/api/routes.js";
 import { RecordingWorkflowStarter } from "../../../lib/control/api/workflows.js";
+import { admissionLeaseKey } from "../../../lib/control/launch.js";
 import { reconcileAll } from "../../../lib/control/reconcile-all.js";
 import { type ReconcileSummary, reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle } from "../../../lib/control/scale-cycle.js";
@@ -116,6 +117,29 @@ describe("one admission for every launch path (class 5)", () => {
     // Assess
     expect(added.status).toBe(409);
     expect(added.body.error).toMatch(/compute.*protected/);
+    expect(bed.provider.fakeCloud.live()).toHaveLength(0);
+  });
+});
+
+describe("deletion fences launches out (class 4)", () => {
+  it("DELETE sets DELETING only under the admission lease; afterwards no launch is admitted", async () => {
+    // Prepare: a launch is being admitted (it holds the admission lease)
+    const bed = await controlBed(db, "demo", MAX_FOUR);
+    const call = apiOn(bed);
+    const held = await bed.store.acquireLease(admissionLeaseKey("demo"), "a-launch", 30_000, bed.clock.now());
+    if (held === undefined) throw new Error("lease not taken");
+    // Act
+    const whileHeld = await call("DELETE", "/clusters/demo");
+    const statusWhileHeld = (await bed.store.getCluster("demo"))?.status;
+    await bed.store.releaseLease(held);
+    const deleted = await call("DELETE", "/clusters/demo");
+    const added = await call("POST", "/clusters/demo/nodes", { queue: "compute", count: 1 });
+    // Assess
+    expect(whileHeld.status).toBe(503);
+    expect(statusWhileHeld).toBe("RUNNING");
+    expect(deleted.status).toBe(202);
+    expect(deleted.body.status).toBe("DELETING");
+    expect(added.status).toBe(409);
     expect(bed.provider.fakeCloud.live()).toHaveLength(0);
   });
 });

@@ -1,14 +1,9 @@
-import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ApiDeps, type ApiRequest, handleApiRequest } from "../../../lib/control/api/routes.js";
-import { RecordingWorkflowStarter } from "../../../lib/control/api/workflows.js";
-import { FakeAgent } from "../../../lib/control/fake-agent.js";
-import { RecordingMetrics } from "../../../lib/control/metrics.js";
-import { FakeClock, FakeProvider } from "../../../lib/providers/fake/index.js";
 import type { TableNames } from "../../../lib/state/tables.js";
-import { CONFIG, T0 } from "../../support/control-bed.js";
-import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
+import { type ApiBed, apiBed, snapshot, VALID_CREATE } from "../../support/api-bed.js";
+import { CONFIG } from "../../support/control-bed.js";
+import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
 let db: TestDynamo;
 beforeAll(async () => {
@@ -21,62 +16,9 @@ afterAll(async () => {
 // biome-ignore lint/suspicious/noExplicitAny: the tests poke hostile values into arbitrary places of a body
 type MutableBody = any;
 
-const VALID_CREATE = {
-  name: "demo",
-  cloud: "fake",
-  region: "local",
-  network: { vpcId: "vpc-1", subnetIds: ["subnet-1"] },
-  master: { instanceType: "c5.xlarge", zone: "zone-a", imageId: "img-1" },
-  autoscaling: CONFIG,
-};
-
-async function api() {
-  const { store, tables } = await freshStore(db);
-  const clock = new FakeClock(T0);
-  const provider = new FakeProvider({ clock });
-  const agent = new FakeAgent(clock);
-  const workflows = new RecordingWorkflowStarter();
-  let n = 0;
-  const deps: ApiDeps = {
-    store,
-    clock,
-    workflows,
-    metrics: new RecordingMetrics(),
-    runtime: async () => ({ provider, agent }),
-    newClusterId: () => `c-${++n}`,
-  };
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const req: ApiRequest = {
-      method,
-      path,
-      headers,
-      query: {},
-      body: body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body),
-    };
-    const res = await handleApiRequest(deps, req);
-    return { status: res.statusCode, body: JSON.parse(res.body) };
-  };
-  return { store, tables, clock, provider, agent, workflows, deps, call };
-}
-
-/** Every item of every table: what "nothing changed" is compared on. */
-async function snapshot(tables: TableNames): Promise<string> {
-  const all: unknown[] = [];
-  for (const name of Object.values(tables)) {
-    const out = await db.client.send(new ScanCommand({ TableName: name, ConsistentRead: true }));
-    all.push(name, out.Items ?? []);
-  }
-  return JSON.stringify(all);
-}
-
-async function runningCluster(t: Awaited<ReturnType<typeof api>>): Promise<string> {
-  const created = await t.call("POST", "/clusters", VALID_CREATE);
-  const id = created.body.clusterId as string;
-  const c = await t.store.getCluster(id);
-  if (c === undefined) throw new Error("not created");
-  await t.store.updateCluster(id, c.version, { status: "RUNNING", now: T0 });
-  return id;
-}
+const api = () => apiBed(db);
+const runningCluster = (t: ApiBed) => t.runningCluster();
+const snapshotOf = (tables: TableNames) => snapshot(db, tables);
 
 describe("API", () => {
   it("creates a cluster, starts the create workflow, and a retried request with the same key returns it", async () => {
@@ -102,7 +44,7 @@ describe("API", () => {
   it("rejects a bad body with 400 naming the field, and changes nothing", async () => {
     // Prepare
     const t = await api();
-    const before = await snapshot(t.tables);
+    const before = await snapshotOf(t.tables);
     const bad = structuredClone(VALID_CREATE) as MutableBody;
     bad.autoscaling.queueConfigs[0].scaleOutRatio = 101;
     // Act
@@ -115,7 +57,7 @@ describe("API", () => {
     expect(res.body.issues[0].path).toBe("autoscaling.queueConfigs[0].scaleOutRatio");
     expect(unknown.body.issues[0].path).toBe("extra");
     expect(notJson.status).toBe(400);
-    expect(await snapshot(t.tables)).toBe(before);
+    expect(await snapshotOf(t.tables)).toBe(before);
     expect(t.workflows.started).toEqual([]);
   });
 
@@ -337,7 +279,7 @@ describe("API under hostile input", () => {
     // Prepare
     const t = await api();
     const id = await runningCluster(t);
-    const before = await snapshot(t.tables);
+    const before = await snapshotOf(t.tables);
     const liveBefore = t.provider.fakeCloud.live().length;
     // Act / Assess
     await fc.assert(
@@ -389,7 +331,7 @@ describe("API under hostile input", () => {
       ),
       { numRuns: 150, seed: 6 },
     );
-    expect(await snapshot(t.tables)).toBe(before);
+    expect(await snapshotOf(t.tables)).toBe(before);
     expect(t.provider.fakeCloud.live()).toHaveLength(liveBefore);
     expect(t.workflows.started.filter((s) => s.clusterId !== id)).toEqual([]);
   });
@@ -397,7 +339,7 @@ describe("API under hostile input", () => {
   it("never answers 5xx to arbitrary JSON on any route", async () => {
     const t = await api();
     const id = await runningCluster(t);
-    const before = await snapshot(t.tables);
+    const before = await snapshotOf(t.tables);
     const routes = [
       "/clusters",
       `/clusters/${id}/autoscaling`,
@@ -412,6 +354,6 @@ describe("API under hostile input", () => {
       }),
       { numRuns: 100, seed: 7 },
     );
-    expect(await snapshot(t.tables)).toBe(before);
+    expect(await snapshotOf(t.tables)).toBe(before);
   });
 });

@@ -118,7 +118,7 @@ describe("functions/api.ts", () => {
       ({
         httpMethod: method,
         path,
-        headers: { "Idempotency-Key": "k-1" },
+        headers: { "Idempotency-Key": "k-1", "Content-Type": "application/json; charset=utf-8" },
         queryStringParameters: null,
         body: body === undefined ? null : JSON.stringify(body),
         isBase64Encoded: false,
