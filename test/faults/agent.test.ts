@@ -33,10 +33,10 @@ describe("agent faults", () => {
       submitJobs(world, 3, { minutes: 40 });
       // Act
       await world.run(60 * MINUTE);
+      await settle(ctx, world);
       // Assess
       expect(world.agentFaults.injected.get("flapBusy")).toBe(1);
       expect(unfinished(world)).toBe(0);
-      await settle(ctx, world);
     });
   }
 
@@ -50,9 +50,9 @@ describe("agent faults", () => {
     submitJobs(world, 8, { minutes: 20 });
     // Act
     await world.run(60 * MINUTE);
+    await settle(ctx, world);
     // Assess
     expect(world.agentFaults.injected.get("dropNodes")).toBe(1);
-    await settle(ctx, world);
   });
 
   const outages: [string, AgentFault][] = [
@@ -72,9 +72,9 @@ describe("agent faults", () => {
       submitJobs(world, 2, { minutes: 10 });
       // Act
       await world.run(50 * MINUTE);
+      await settle(ctx, world);
       // Assess
       expect(unfinished(world)).toBe(0);
-      await settle(ctx, world);
     });
   }
 });

@@ -28,10 +28,10 @@ describe("cloud faults", () => {
     submitJobs(world, 6, { minutes: 10 });
     // Act
     await world.run(45 * MINUTE);
+    await settle(ctx, world);
     // Assess
     expect(unfinished(world)).toBe(0);
     expect(world.sim().liveComputes()).toEqual([]);
-    await settle(ctx, world);
   });
 
   it("throttling for a while: every cloud call throttled for 10 minutes", async (ctx) => {
@@ -46,9 +46,9 @@ describe("cloud faults", () => {
     submitJobs(world, 3, { minutes: 20 });
     // Act
     await world.run(60 * MINUTE);
+    await settle(ctx, world);
     // Assess
     expect(unfinished(world)).toBe(0);
-    await settle(ctx, world);
   });
 
   it("capacity errors on every candidate but the last", async (ctx) => {
@@ -72,6 +72,7 @@ describe("cloud faults", () => {
     submitJobs(world, 4, { minutes: 15 });
     // Act
     await world.run(40 * MINUTE);
+    await settle(ctx, world);
     // Assess
     expect(unfinished(world)).toBe(0);
     const computeRuns = world.cloud
@@ -80,7 +81,6 @@ describe("cloud faults", () => {
       .filter((input) => input.tags["nowscale:queue"] === "compute");
     expect(computeRuns.length).toBeGreaterThan(0);
     expect(computeRuns.every((input) => input.zone === "zone-c")).toBe(true);
-    await settle(ctx, world);
   });
 
   it("partial capacity: best-effort launches get half, all-or-nothing sets fall short and are not released", async (ctx) => {
@@ -95,9 +95,9 @@ describe("cloud faults", () => {
     submitJobs(world, 2, { minutes: 30 });
     // Act
     await world.run(50 * MINUTE);
+    await settle(ctx, world);
     // Assess
     expect(world.observer.launches.length).toBeGreaterThan(3);
-    await settle(ctx, world);
   });
 
   it("a crash between launch and record", async (ctx) => {
@@ -111,10 +111,10 @@ describe("cloud faults", () => {
     submitJobs(world, 3, { minutes: 20 });
     // Act
     await world.run(40 * MINUTE);
+    await settle(ctx, world);
     // Assess
     expect(world.crashes.map((c) => c.actor)).toEqual(["scaler"]);
     expect(unfinished(world)).toBe(0);
-    await settle(ctx, world);
   });
 
   for (const [label, fault] of [
@@ -132,9 +132,9 @@ describe("cloud faults", () => {
       submitJobs(world, 3, { minutes: 40 });
       // Act
       await world.run(30 * MINUTE);
+      await settle(ctx, world);
       // Assess
       expect(world.providerFaults.injected.get(fault.kind)).toBe(1);
-      await settle(ctx, world);
     });
   }
 
@@ -153,9 +153,9 @@ describe("cloud faults", () => {
     }
     // Act
     await world.run(30 * MINUTE);
+    await settle(ctx, world);
     // Assess
     expect(unfinished(world)).toBe(0);
-    await settle(ctx, world);
   });
 
   it("a spot instance vanishes while running a job: the job is requeued and runs elsewhere", async (ctx) => {
@@ -175,10 +175,10 @@ describe("cloud faults", () => {
     world.sim().reclaimSpotAt(world.clock.now() + 8 * MINUTE);
     // Act
     await world.run(60 * MINUTE);
+    await settle(ctx, world);
     // Assess
     expect(world.sim().losses.map((l) => l.cause)).toEqual(["reclaimed"]);
     expect(unfinished(world)).toBe(0);
-    await settle(ctx, world);
   });
 
   it("bootstrap fails on every new node of one busy queue while another queue runs jobs (3 hours)", async (ctx) => {
@@ -201,11 +201,10 @@ describe("cloud faults", () => {
       submitJobs(world, 2, { minutes: 15 });
       await world.run(20 * MINUTE);
     }
+    world.notes.brokenQueueLaunches = world.launchedIn("bio") - before;
+    const figures = await settle(ctx, world);
     // Assess: the broken queue's launches after the break (protected mode after 3 failures in a row
     // allows at most 3 failing nodes plus the ones already booting, at most maxSize)
-    const churn = world.launchedIn("bio") - before;
-    world.notes.brokenQueueLaunches = churn;
-    const figures = await settle(ctx, world);
     expect(figures.notes.brokenQueueLaunches).toBeLessThanOrEqual(3 + 4);
   });
 });

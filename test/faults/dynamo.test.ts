@@ -44,9 +44,9 @@ describe("DynamoDB faults", () => {
         await world.run(4 * MINUTE);
       }
       await world.run(40 * MINUTE);
+      await settle(ctx, world);
       // Assess
       expect(world.storeFaults.injected.get(fault.kind) ?? 0).toBeGreaterThan(0);
-      await settle(ctx, world);
     });
   }
 });

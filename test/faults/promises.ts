@@ -1,4 +1,4 @@
-import type { TestContext } from "vitest";
+import { expect, type TestContext } from "vitest";
 import { type PromiseFigures, UNTRACKED_LIMIT_S } from "../support/faults/observers.js";
 import { describeSeed } from "../support/faults/rng.js";
 import type { World } from "../support/faults/world.js";
@@ -61,19 +61,17 @@ export function figuresLine(f: PromiseFigures): string {
 }
 
 /**
- * The end of every scenario: the hostile sample, the figures (printed, and attached to the test for the
- * reporter), then one assertion listing every broken promise with the seed that replays it.
+ * The end of every scenario's run, before its own assertions: the hostile sample, the figures (printed,
+ * and attached to the test for the reporter), and one soft assertion listing every broken promise with
+ * the seed that replays it — soft, so the scenario's own assertions still run and report too.
  */
 export async function settle(ctx: TestContext, world: World): Promise<PromiseFigures> {
   await world.probeHostileInputs();
   const figures = await world.finish();
   ctx.task.meta.faultFigures = figures;
   console.log(`[faults] ${figures.scenario}: ${figuresLine(figures)} (seed ${figures.seed})`);
-  const broken = brokenPromises(figures);
-  if (broken.length > 0) {
-    throw new Error(
-      `${figures.scenario}: ${broken.length} promise(s) broken, ${describeSeed(figures.seed)}\n  ${broken.join("\n  ")}`,
-    );
-  }
+  expect
+    .soft(brokenPromises(figures), `${figures.scenario}: promises broken, ${describeSeed(figures.seed)}`)
+    .toEqual([]);
   return figures;
 }

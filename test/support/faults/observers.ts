@@ -80,6 +80,45 @@ export class PromiseObserver {
     this.lastSample = clock.now();
   }
 
+  /**
+   * The store with node records' comings and goings timed: a record removed (deleteNode) starts an
+   * untracked stretch at that moment, and one written (putNode, recordLaunchOutcome) ends it then, so
+   * stretches are measured from the writes themselves rather than from the samples.
+   */
+  store(inner: StateStore): StateStore {
+    const observer = this;
+    return new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function") return value;
+        const method = value as (...args: unknown[]) => Promise<unknown>;
+        if (prop === "deleteNode") {
+          return async (clusterId: string, nodeName: string) => {
+            await method.call(target, clusterId, nodeName);
+            observer.removedAt.set(nodeName, observer.clock.now());
+          };
+        }
+        if (prop === "putNode") {
+          return async (node: { instanceId: string }) => {
+            await method.call(target, node);
+            observer.trackedAt.set(node.instanceId, observer.clock.now());
+          };
+        }
+        if (prop === "recordLaunchOutcome") {
+          return async (clusterId: string, round: string, outcome: { instances: { id: string }[] }) => {
+            await method.call(target, clusterId, round, outcome);
+            for (const i of outcome.instances) observer.trackedAt.set(i.id, observer.clock.now());
+          };
+        }
+        return method.bind(target);
+      },
+    });
+  }
+
+  /** When each node record was last removed / written, by instance id (records are named after them). */
+  private readonly removedAt = new Map<string, number>();
+  private readonly trackedAt = new Map<string, number>();
+
   /** The provider with every real launch and terminate measured. */
   provider(inner: CloudProvider, simOf: (clusterId: string) => SlurmSim | undefined): CloudProvider {
     const observer = this;
@@ -172,8 +211,10 @@ export class PromiseObserver {
 
   /**
    * Untracked instances: each live compute instance without a node record starts (or continues) an
-   * untracked stretch; a stretch ends when a record appears or the instance stops. A stretch is taken to
-   * start right after the previous sample (or at launch), so figures err long by at most one sample gap.
+   * untracked stretch; a stretch ends when a record appears or the instance stops. Start and end are the
+   * times of the writes that removed and made the record (store()), of the launch, and of the stop; only
+   * an instance whose record vanished some other way is taken untracked from the previous sample on
+   * (figures then err long by at most one sample gap).
    */
   async sample(): Promise<void> {
     const now = this.clock.now();
@@ -184,9 +225,16 @@ export class PromiseObserver {
       const liveIds = new Set(live.map((i) => i.id));
       for (const instance of live) {
         if (tracked.has(instance.id)) {
-          this.endStretch(instance.id, now);
+          const since = this.untrackedSince.get(instance.id) ?? now;
+          const at = this.trackedAt.get(instance.id);
+          this.endStretch(instance.id, at !== undefined && at >= since ? at : now);
         } else if (!this.untrackedSince.has(instance.id)) {
-          this.untrackedSince.set(instance.id, Math.max(instance.launchedAt, this.lastSample));
+          const removed = this.removedAt.get(instance.id);
+          const start =
+            removed !== undefined && removed >= instance.launchedAt
+              ? removed
+              : Math.max(instance.launchedAt, this.lastSample);
+          this.untrackedSince.set(instance.id, start);
         }
       }
       for (const id of [...this.untrackedSince.keys()]) {

@@ -30,7 +30,7 @@ import type { FaultBook, When } from "./rules.js";
  *   nothing after the call runs, so the launch is never recorded.
  * - `lost`: the call takes effect in the cloud, then its answer is lost: launch and terminate throw
  *   ServiceUnavailableError after the instances started or terminated; list and describe just throw.
- * - `listShort` / `listEmpty` / `listPaged`: list misses one live instance (seeded pick), answers empty,
+ * - `listShort` / `listEmpty` / `listPaged`: list misses one live compute instance (seeded pick), answers empty,
  *   or stops after its first page of `pageSize` (default 2) instances, sorted by id.
  * - `skew`: the cloud's clock is `skewMs` off ours: list and describe report launchedAt shifted by it.
  * - `slow`: the call takes `ms` of clock time before it is made.
@@ -54,6 +54,9 @@ export type ProviderFault = When &
   );
 
 const ALL = ["launch", "terminate", "list", "describe", "instanceTypes"];
+
+/** The creation workflow's tag on the master (lib/control/lifecycle/create-tasks.ts). */
+const ROLE_TAG = "nowscale-role";
 
 /** The methods each kind applies to when its rule names none. */
 export function providerFaultMethods(kind: ProviderFault["kind"]): readonly string[] {
@@ -161,7 +164,9 @@ export function faultyProvider(
           return [];
         case "listShort": {
           const found = await inner.list(clusterId);
-          const dropped = deps.pick(found);
+          // A compute node goes missing (a missing master would change nothing: nobody reaps it).
+          const computes = found.filter((i) => i.tags[ROLE_TAG] === undefined);
+          const dropped = deps.pick(computes.length > 0 ? computes : found);
           return found.filter((i) => i !== dropped);
         }
         case "listPaged": {

@@ -43,9 +43,13 @@ export class Rng {
   }
 }
 
+/** The seed CI uses (CI=true), so that CI's figures compare from one commit to the next. */
+export const CI_SEED = 20260101;
+
 /**
- * The run's seed: FAULT_SEED when set (to replay a failure), otherwise a fresh one. Print it with every
- * failure (`describeSeed`): a failing scenario names the command that replays it.
+ * The run's seed: FAULT_SEED when set (to replay a failure), CI_SEED in CI, otherwise a fresh one each run
+ * (local runs explore). Every scenario prints its seed, and a broken promise names the command that
+ * replays it (`describeSeed`).
  */
 export function faultSeed(): number {
   const fromEnv = process.env.FAULT_SEED;
@@ -56,6 +60,7 @@ export function faultSeed(): number {
     }
     return seed;
   }
+  if (process.env.CI !== undefined && process.env.CI !== "" && process.env.CI !== "false") return CI_SEED;
   return Math.floor(Math.random() * 0x100000000);
 }
 

@@ -145,6 +145,8 @@ export function createBody(name: string, queues: readonly QueueSpec[]) {
  */
 export class SimWorkflows implements WorkflowStarter {
   readonly results: { name: string; result: LocalRunResult | Error }[] = [];
+  /** StartExecution calls that failed (failNext). */
+  startFailures = 0;
   private readonly started = new Set<string>();
   private readonly queued: { name: string; run: () => Promise<LocalRunResult> }[] = [];
   private readonly failures: ("create" | "delete")[] = [];
@@ -190,6 +192,7 @@ export class SimWorkflows implements WorkflowStarter {
     const at = this.failures.indexOf(kind);
     if (at < 0) return;
     this.failures.splice(at, 1);
+    this.startFailures++;
     const error = new Error("Rate exceeded (injected StartExecution failure)");
     error.name = "ThrottlingException";
     throw error;
@@ -291,7 +294,6 @@ export class World {
     const sleep = (ms: number) => this.clock.sleep(ms);
     const pickRng = this.rng.fork("pick");
     const pick = <T>(items: readonly T[]) => pickRng.pick(items);
-    this.store = this.turnstile.gate(faultyStore(rawStore, this.storeFaults, { sleep }));
     const jitter = this.rng.fork("jitter");
     const fake = new FakeProvider({ cloud: this.cloud, clock: this.clock, random: () => jitter.next() });
     this.observer = new PromiseObserver(
@@ -301,6 +303,7 @@ export class World {
       () => this.sims.values(),
       (_cluster, queue) => this.queues.find((q) => q.name === queue)?.maxSize,
     );
+    this.store = this.turnstile.gate(faultyStore(this.observer.store(rawStore), this.storeFaults, { sleep }));
     const observed = this.observer.provider(fake, (id) => this.sims.get(id));
     this.provider = this.turnstile.gate(faultyProvider(observed, this.providerFaults, { sleep, pick }));
     const master: MasterAgent = {
@@ -614,12 +617,8 @@ export class World {
         const before = await this.snapshot();
         const answer = await this.call(probe.method, probe.path, probe.body, probe.headers ?? {});
         const after = await this.snapshot();
-        const text = JSON.stringify(answer.body).toLowerCase();
         const refused =
-          answer.status >= 400 &&
-          answer.status < 500 &&
-          text.includes(probe.field.toLowerCase()) &&
-          before === after;
+          answer.status >= 400 && answer.status < 500 && names(answer, probe) && before === after;
         this.observer.hostile.sent++;
         if (refused) this.observer.hostile.refused++;
         else
@@ -677,14 +676,21 @@ export class World {
   }
 }
 
-interface HostileProbe {
+export interface HostileProbe {
   label: string;
   method: string;
   path: string;
   body?: unknown;
   headers?: Record<string, string>;
-  /** The field the refusal must name. */
-  field: string;
+  /** The field the refusal must name (any of them). */
+  field: string | string[];
+}
+
+/** True when the answer names the probe's field (the error line or an issue's path). */
+export function names(answer: ApiAnswer, probe: HostileProbe): boolean {
+  const text = JSON.stringify(answer.body).toLowerCase();
+  const fields = Array.isArray(probe.field) ? probe.field : [probe.field];
+  return fields.some((f) => text.includes(f.toLowerCase()));
 }
 
 /** The small hostile sample of promise (e); test/integration/control/api.test.ts holds the big fuzzer. */
@@ -733,7 +739,7 @@ export function hostileSample(clusterId: string, queue: string): HostileProbe[] 
       path: nodes,
       body: { queue, count: 1 },
       headers: { "content-type": "text/plain" },
-      field: "content-type",
+      field: ["content-type", "application/json"],
     },
     { label: "count -1", method: "POST", path: nodes, body: { queue, count: -1 }, field: "count" },
     { label: "count 1e9", method: "POST", path: nodes, body: { queue, count: 1e9 }, field: "count" },
