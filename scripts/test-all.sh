@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The full test suite: build, lint, typecheck, unit + integration tests, then the real-Slurm suite.
+# The full test suite: build, lint, typecheck, unit + integration tests, the fault suite, then the
+# real-Slurm suite.
 # Each vitest run writes a JSON report; the last line is the plain total "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,11 @@ npm run typecheck || status=1
 
 step "unit and integration tests"
 npx vitest run --reporter=default --reporter=json --outputFile="$out/unit.json" || status=1
+
+step "fault suite (the five promises under injected faults)"
+# The figures reporter goes last: the run ends with one line per promise.
+npx vitest run --config vitest.faults.config.ts --reporter=default --reporter=json \
+  --outputFile="$out/faults.json" --reporter=./test/faults/reporter.ts || status=1
 
 if [ -f vitest.slurm.config.ts ]; then
   step "real-Slurm suite"
