@@ -18,6 +18,7 @@ import { launchToken } from "../providers/shared/token.js";
 import { appendControlEvent as event } from "./events.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
+import { retryTransient } from "./store-retry.js";
 
 /** Extra tag on every instance a launch starts: the round, so the reconciler can adopt a crashed launch. */
 export const ROUND_TAG = "NowScaleRound";
@@ -185,21 +186,25 @@ export async function recordedLaunch(
       const index = candidates.findIndex(
         (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
       );
-      await store.putNode({
-        clusterId,
-        nodeName: i.id,
-        instanceId: i.id,
-        queue: launch.queue,
-        instanceType: i.instanceType,
-        zone: i.zone,
-        chargeType: i.chargeType,
-        status: "LAUNCHING",
-        round,
-        ...(index >= 0 && tokens[index] !== undefined ? { token: tokens[index] } : {}),
-        launchedAt: i.launchedAt ?? clock.now(),
-        updatedAt: clock.now(),
-        origin: "launch",
-      });
+      await retryTransient(
+        () =>
+          store.putNode({
+            clusterId,
+            nodeName: i.id,
+            instanceId: i.id,
+            queue: launch.queue,
+            instanceType: i.instanceType,
+            zone: i.zone,
+            chargeType: i.chargeType,
+            status: "LAUNCHING",
+            round,
+            ...(index >= 0 && tokens[index] !== undefined ? { token: tokens[index] } : {}),
+            launchedAt: i.launchedAt ?? clock.now(),
+            updatedAt: clock.now(),
+            origin: "launch",
+          }),
+        clock,
+      );
     }
   };
   const started: CloudInstance[] = [];
@@ -249,7 +254,32 @@ export async function recordedLaunch(
     };
   }
   // The reconciler may have adopted this round's instances while the call was in flight: already recorded.
-  await store.recordLaunchOutcome(clusterId, round, outcome).catch(ignoreConflict);
+  await retryTransient(() => store.recordLaunchOutcome(clusterId, round, outcome), clock).catch(
+    ignoreConflict,
+  );
+
+  // The fence's last word: a deletion that began while the call was in flight (its sweep may already
+  // have run) finds these instances recorded, but the launcher cleans up after itself at once.
+  const after = await store.getCluster(clusterId).catch(() => undefined);
+  if (after !== undefined && after.status !== "RUNNING" && outcome.instances.length > 0) {
+    const ids = outcome.instances.map((i) => i.id);
+    log.warn("the cluster left RUNNING while the launch was in flight: terminating what it started", {
+      clusterId,
+      status: after.status,
+      instances: ids,
+    });
+    for (const id of ids) {
+      await store
+        .updateNodeStatus(clusterId, id, "LAUNCHING", "TERMINATING", clock.now())
+        .catch(() => undefined);
+    }
+    await deps.provider.terminate(ids).catch((error: unknown) =>
+      log.warn("terminate after a fenced launch failed: the deletion sweep or the reconciler retries", {
+        clusterId,
+        error: (error as Error).message,
+      }),
+    );
+  }
 
   // Started but not kept (a surplus, a short all-or-nothing set): the provider terminated them, or tried
   // to. Their records say TERMINATING until the reconciler sees the cloud confirm them gone.

@@ -40,7 +40,9 @@ export function deleteClusterDefinition(): StateMachineDefinition {
         resultPath: null,
         next: "TerminateComputes",
         retry: TEARDOWN_RETRY,
-        catch: toFailed,
+        // After the retries (about ten minutes, longer than any launcher's Lambda lives) deletion goes on:
+        // a launch that still lands finds the cluster not RUNNING and terminates what it started.
+        catch: [{ ErrorEquals: ["States.ALL"], ResultPath: "$.launchesError", Next: "TerminateComputes" }],
         comment: "launches admitted before DELETING finish first, so the sweeps below see their instances",
       }),
       TerminateComputes: lambdaTask("terminateInstances", {

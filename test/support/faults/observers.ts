@@ -128,7 +128,17 @@ export class PromiseObserver {
           return async (request: LaunchRequest) => {
             const sim = simOf(request.clusterId);
             const before = new Set(observer.cloud.live().map((i) => i.id));
-            const supply = sim?.supply(request.queue) ?? 0;
+            // Instances the control plane is releasing (records TERMINATING: a launch's surplus or short
+            // all-or-nothing set) are not supply: a job they cannot serve may be launched for again.
+            const releasing = new Set(
+              (await observer.rawStore.listNodes(request.clusterId))
+                .filter((r) => r.status === "TERMINATING")
+                .map((r) => r.instanceId),
+            );
+            const supply = Math.max(
+              0,
+              (sim?.supply(request.queue) ?? 0) - (sim?.supplyAmong(request.queue, releasing) ?? 0),
+            );
             const demand = sim?.pendingDemand(request.queue) ?? 0;
             try {
               return await target.launch(request);

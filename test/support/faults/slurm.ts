@@ -186,6 +186,21 @@ export class SlurmSim implements AgentChannel {
     return idle + booting.length;
   }
 
+  /** How much of `supply(queue)` the given instances make up (booting, or joined idle and undrained). */
+  supplyAmong(queue: string, ids: ReadonlySet<string>): number {
+    this.sync();
+    let count = 0;
+    for (const node of this.nodes.values()) {
+      if (!ids.has(node.name)) continue;
+      if (node.queue === queue && !node.down && node.jobId === undefined && node.drainReason === undefined)
+        count++;
+    }
+    count += this.liveComputes().filter(
+      (i) => ids.has(i.id) && i.tags[QUEUE_TAG] === queue && !this.joined.has(i.id),
+    ).length;
+    return count;
+  }
+
   /** Replays the world up to the clock's now. */
   sync(): void {
     const now = this.clock.now();

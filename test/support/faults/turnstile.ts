@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { asActor, currentActor } from "./context.js";
 import type { Rng } from "./rng.js";
 
@@ -22,11 +23,15 @@ interface Group {
  * a gate — and then to one waiting call picked by the seeded Rng. So actors interleave at every port
  * call (DynamoDB, cloud, agent), in an order the seed decides, the same on every run.
  *
- * Calls from outside the group (the scenario, the observers) pass straight through. Actors must reach
- * the shared state only through gated ports; a call that waits on another actor would deadlock.
+ * Calls from outside the group (the scenario, the observers) pass straight through, and so do the calls a
+ * released call makes itself (the provider's onStarted recording through the store): they are part of its
+ * turn. Actors must reach the shared state only through gated ports; a call that waits on another actor
+ * would deadlock.
  */
 export class Turnstile {
   private group: Group | undefined;
+  /** Set inside a released call: a port call it makes itself (a callback such as onStarted) is part of its turn. */
+  private readonly insideTurn = new AsyncLocalStorage<true>();
 
   constructor(private readonly rng: Rng) {}
 
@@ -40,12 +45,17 @@ export class Turnstile {
         return (...args: unknown[]) => {
           const slot = currentActor()?.slot;
           const group = this.group;
-          if (slot === undefined || group === undefined || slot.group !== group) {
+          if (
+            slot === undefined ||
+            group === undefined ||
+            slot.group !== group ||
+            this.insideTurn.getStore() === true
+          ) {
             return method.apply(target, args);
           }
           return this.turn(group, slot.index).then(async () => {
             try {
-              return await method.apply(target, args);
+              return await this.insideTurn.run(true, () => method.apply(target, args));
             } finally {
               group.inFlight = false;
               this.step(group);

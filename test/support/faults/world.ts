@@ -1,10 +1,11 @@
 import { DeleteTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { type ApiDeps, type ApiRequest, handleApiRequest } from "../../../lib/control/api/routes.js";
-import type { WorkflowStarter } from "../../../lib/control/api/workflows.js";
+import type { ExecutionState, WorkflowStarter } from "../../../lib/control/api/workflows.js";
 import type { MasterAgent } from "../../../lib/control/lifecycle/agent.js";
 import type { LifecycleDeps } from "../../../lib/control/lifecycle/deps.js";
 import { runLifecycleTask } from "../../../lib/control/lifecycle/dispatch.js";
 import { StateStoreLifecycleStore } from "../../../lib/control/lifecycle/state-store-adapter.js";
+import { recoverStuckClusters } from "../../../lib/control/lifecycle-recovery.js";
 import { RecordingMetrics } from "../../../lib/control/metrics.js";
 import {
   type ReconcilerOptions,
@@ -91,7 +92,7 @@ export interface Cadence {
 const DEFAULT_CADENCE: Cadence = {
   scalerEveryMs: MINUTE,
   scalersPerTick: 1,
-  reconcilerEveryMs: 5 * MINUTE,
+  reconcilerEveryMs: 2 * MINUTE, // the stack's ReconcilerSchedule (lib/infra/stack.ts)
   overlap: false,
   tickMs: 15 * SECOND,
 };
@@ -148,6 +149,8 @@ export class SimWorkflows implements WorkflowStarter {
   /** StartExecution calls that failed (failNext). */
   startFailures = 0;
   private readonly started = new Set<string>();
+  /** How each execution stands, by its ARN, as DescribeExecution would answer. */
+  private readonly states = new Map<string, ExecutionState>();
   private readonly queued: { name: string; run: () => Promise<LocalRunResult> }[] = [];
   private readonly failures: ("create" | "delete")[] = [];
 
@@ -171,15 +174,23 @@ export class SimWorkflows implements WorkflowStarter {
     );
   }
 
+  async describeExecution(executionArn: string): Promise<ExecutionState> {
+    return this.states.get(executionArn) ?? { status: "ABSENT" };
+  }
+
   /** Runs every execution started so far, one after another, as the actor "workflow". */
   async runQueued(): Promise<void> {
     while (this.queued.length > 0) {
       const next = this.queued.shift();
       if (next === undefined) break;
+      const arn = arnOf(next.name);
       try {
-        this.results.push({ name: next.name, result: await asActor("workflow", next.run) });
+        const result = await asActor("workflow", next.run);
+        this.results.push({ name: next.name, result });
+        this.states.set(arn, { status: result.status });
       } catch (error) {
         this.results.push({ name: next.name, result: error as Error });
+        this.states.set(arn, { status: "FAILED", error: (error as Error).message });
       }
     }
   }
@@ -202,9 +213,14 @@ export class SimWorkflows implements WorkflowStarter {
     if (!this.started.has(name)) {
       this.started.add(name);
       this.queued.push({ name, run });
+      this.states.set(arnOf(name), { status: "RUNNING" });
     }
-    return `arn:aws:states:local:000000000000:execution:nowscale:${name}`;
+    return arnOf(name);
   }
+}
+
+function arnOf(name: string): string {
+  return `arn:aws:states:local:000000000000:execution:nowscale:${name}`;
 }
 
 export interface ApiAnswer {
@@ -469,6 +485,14 @@ export class World {
    * from the others' failures. Clusters the reconciler does not manage answer "not-active".
    */
   async reconcile(): Promise<(ReconcileSummary | Error)[]> {
+    // As functions/reconciler.ts: first the clusters no workflow works on any more.
+    await this.catching("reconciler", () =>
+      recoverStuckClusters({
+        store: this.store,
+        clock: this.clockOf("reconciler"),
+        workflows: this.workflows,
+      }),
+    );
     const clusters = await this.rawStore.listClusters();
     const out: (ReconcileSummary | Error)[] = [];
     for (const cluster of clusters) {
