@@ -95,7 +95,20 @@ export interface LaunchDeps {
   userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
 }
 
+/** The node records (instance ids) and launch intents (rounds) a plan counted as supply. */
+export interface KnownSupply {
+  instances: Set<string>;
+  rounds: Set<string>;
+}
+
 export interface LaunchOptions {
+  /**
+   * What the plan behind this launch knew. Under the admission lease, supply of the queue that appeared
+   * since (records and INTENDED launches of another path: a manual add-nodes, a concurrent cycle) is taken
+   * off a best-effort launch, so no demand is launched twice. Absent: nothing is taken off (add-nodes asks
+   * for nodes, not for demand).
+   */
+  knownAtPlan?: KnownSupply;
   /**
    * "cap": launch what still fits under maxSize (the scale cycle: the rest is planned again next poll);
    * "exact": all of `count` or nothing (a manual add-nodes request). An all-or-nothing launch is always exact.
@@ -115,6 +128,7 @@ export type LaunchRefusal =
   | "queue-unknown"
   | "queue-protected"
   | "queue-full"
+  | "covered-meanwhile"
   | "fenced";
 
 export interface AdmittedLaunch {
@@ -376,7 +390,16 @@ async function admit(
     const intents = await store.listLaunchIntents(clusterId, "INTENDED");
     const room = queue.maxSize - occupiedSlots(launch.queue, records, intents, listed);
     const exact = launch.allOrNothing || options.fit === "exact";
-    const count = Math.min(launch.count, Math.max(0, room));
+    const wanted = exact
+      ? launch.count
+      : launch.count - newSupply(launch.queue, records, intents, options.knownAtPlan);
+    if (wanted <= 0) {
+      return refuse(
+        "covered-meanwhile",
+        `queue ${launch.queue}: nodes launched since the plan cover this demand`,
+      );
+    }
+    const count = Math.min(wanted, Math.max(0, room));
     if (count <= 0 || (exact && count < launch.count)) {
       return refuse(
         "queue-full",
@@ -407,6 +430,28 @@ async function admit(
   } finally {
     await store.releaseLease(lease).catch(() => undefined);
   }
+}
+
+/** Supply of the queue the plan did not know: new live records, and what new INTENDED launches may start. */
+function newSupply(
+  queue: string,
+  records: readonly NodeRecord[],
+  intents: readonly LaunchIntent[],
+  known: KnownSupply | undefined,
+): number {
+  if (known === undefined) return 0;
+  const recordedByRound = new Map<string, number>();
+  let count = 0;
+  for (const r of records) {
+    if (r.queue !== queue || r.status === "TERMINATING" || r.status === "DRAINING") continue;
+    if (r.round !== undefined) recordedByRound.set(r.round, (recordedByRound.get(r.round) ?? 0) + 1);
+    if (!known.instances.has(r.instanceId) && !(r.round !== undefined && known.rounds.has(r.round))) count++;
+  }
+  for (const i of intents) {
+    if (i.queue !== queue || i.status !== "INTENDED" || known.rounds.has(i.round)) continue;
+    count += Math.max(0, i.count - (recordedByRound.get(i.round) ?? 0));
+  }
+  return count;
 }
 
 function refuse(refused: LaunchRefusal, message: string): AdmittedLaunch & { refused: LaunchRefusal } {

@@ -18,7 +18,7 @@ import {
   type StateStore,
 } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
-import { allowedCandidates, queueHealthOf, recordedLaunch } from "./launch.js";
+import { allowedCandidates, type KnownSupply, queueHealthOf, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 
@@ -273,6 +273,12 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     nodes: [...seen.nodes, ...launchingNodes(records, intents, inSlurm)],
   };
   const decision = plan(ctx.config, state, now);
+  // What this plan counted as supply: a launch or node that appears after it (another path launched
+  // meanwhile) reduces what admission lets through.
+  const known: KnownSupply = {
+    instances: new Set(records.map((r) => r.instanceId)),
+    rounds: new Set(intents.map((i) => i.round)),
+  };
   emitStateMetrics(metrics, state);
 
   for (const [index, launch] of decision.launches.entries()) {
@@ -282,7 +288,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
       continue;
     }
     for (const [part, count] of splitCount(launch.count).entries()) {
-      await launchOne(ctx, { ...launch, count }, `${ctx.round}-l${index}-${part}`, state.jobs);
+      await launchOne(ctx, { ...launch, count }, `${ctx.round}-l${index}-${part}`, state.jobs, known);
     }
   }
   const calledFor = new Set<string>();
@@ -352,9 +358,20 @@ function splitCount(count: number): number[] {
 }
 
 /** Record the intent (with its tokens) → call the provider → record the outcome, in that order. */
-async function launchOne(ctx: PollContext, launch: Launch, round: string, jobs: ClusterState["jobs"]) {
+async function launchOne(
+  ctx: PollContext,
+  launch: Launch,
+  round: string,
+  jobs: ClusterState["jobs"],
+  known: KnownSupply,
+) {
   await ctx.holder.fresh(); // a stale heartbeat refuses the launch (LeaseLostError stops the cycle)
-  const { outcome, refused, message } = await recordedLaunch(ctx.deps, ctx.cluster, launch, round, jobs);
+  const { outcome, refused, message } = await recordedLaunch(ctx.deps, ctx.cluster, launch, round, jobs, {
+    knownAtPlan: known,
+  });
+  // This cycle's own launches were planned for: the next launch of the poll must not count them as new.
+  known.rounds.add(round);
+  for (const i of outcome?.instances ?? []) known.instances.add(i.id);
   if (refused !== undefined && refused !== "round-recorded") {
     ctx.log.info("launch not admitted", {
       clusterId: ctx.cluster.clusterId,

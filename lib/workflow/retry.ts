@@ -24,6 +24,13 @@ export const TRANSIENT_ERRORS = [
   "Lambda.ServiceException",
   "Lambda.AWSLambdaException",
   "Lambda.SdkClientException",
+  // The state store's (DynamoDB's) own transient failures, once the SDK's retries are spent: every task
+  // is idempotent, so running it again is safe.
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "InternalServerError",
+  "TimeoutError",
 ];
 
 export const NO_RETRY: Retrier = { ErrorEquals: PERMANENT_ERRORS, MaxAttempts: 0 };

@@ -14,7 +14,8 @@ import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate
 
 /**
  * The lifecycle tasks' store on top of the control plane's StateStore: statuses go to the cluster
- * record (DELETE_FAILED becomes FAILED with a "deletion failed" reason: the record has no such status),
+ * record (DELETE_FAILED leaves the cluster DELETING and appends an event with the reason: the reconciler's
+ * recovery starts the next attempt and records FAILED after the last one),
  * the ledger to its `resources` list and the master to its `agent` endpoint plus a `masterInstance`
  * resource. Every change is a versioned write, re-read and re-applied when another writer came first.
  */
@@ -45,16 +46,27 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     status: ClusterLifecycleStatus,
     update: StatusUpdate = {},
   ): Promise<void> {
+    if (status === "DELETE_FAILED") {
+      // A failed deletion attempt leaves the cluster DELETING: the reconciler's recovery starts the next
+      // attempt, and records FAILED only after the last one (lib/control/lifecycle-recovery.ts), so a
+      // transient failure never strands a cluster FAILED with its instances still running.
+      await this.store.appendEvent({
+        clusterId,
+        kind: "STATUS_CHANGED",
+        message:
+          `deletion attempt failed: ${update.reason ?? "unknown failure"}; the reconciler starts another`.slice(
+            0,
+            1000,
+          ),
+        at: this.clock.now(),
+      });
+      return;
+    }
     await this.change(clusterId, (record) => {
       refuseAfterDeletion(clusterId, record.status, status);
       const change: ClusterChange = { now: this.clock.now() };
-      if (status === "DELETE_FAILED") {
-        change.status = "FAILED";
-        change.reason = `deletion failed: ${update.reason ?? "unknown failure"}`;
-      } else {
-        change.status = status;
-        if (update.reason !== undefined) change.reason = update.reason;
-      }
+      change.status = status;
+      if (update.reason !== undefined) change.reason = update.reason;
       if (update.master !== undefined) change.agent = agentEndpoint(update.master);
       const same =
         record.status === change.status &&
