@@ -386,8 +386,11 @@ async function admit(
         `queue ${launch.queue} is in protected mode after repeated bootstrap failures: reset it or fix the boot`,
       );
     }
-    const records = await store.listNodes(clusterId);
+    // Intents first, then records: a launch that finishes between the two reads is then seen as an
+    // INTENDED intent and its records, or as records alone (they are written before its outcome); read the
+    // other way round it could be seen as neither.
     const intents = await store.listLaunchIntents(clusterId, "INTENDED");
+    const records = await store.listNodes(clusterId);
     const room = queue.maxSize - occupiedSlots(launch.queue, records, intents, listed);
     const exact = launch.allOrNothing || options.fit === "exact";
     const wanted = exact

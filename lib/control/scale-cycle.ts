@@ -246,8 +246,9 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     return;
   }
 
-  const records = await store.listNodes(clusterId);
+  // Intents before records (as admission reads them): a launch finishing in between is seen either way.
   const intents = await store.listLaunchIntents(clusterId, "INTENDED");
+  const records = await store.listNodes(clusterId);
   const inSlurm = new Set(seen.nodes.map((n) => n.name));
   const now = clock.now();
 

@@ -7,7 +7,7 @@ import { HOUR, MINUTE, submitJobs, unfinished } from "./workload.js";
 
 /**
  * Faults at the CloudProvider port (test/support/faults/provider.ts), one class per scenario. Each runs
- * the real scaler (every minute), reconciler (every 5 minutes) and API on dynalite against the fake
+ * the real scaler (every minute), reconciler (every 2 minutes) and API on dynalite against the fake
  * cloud and a simulated Slurm, and asserts the five promises (test/faults/promises.ts).
  */
 

@@ -104,6 +104,13 @@ export class PromiseObserver {
             observer.trackedAt.set(node.instanceId, observer.clock.now());
           };
         }
+        if (prop === "recordLaunchIntent") {
+          return async (intent: { round: string }) => {
+            const out = await method.call(target, intent);
+            observer.intentOrder.set(intent.round, ++observer.intentCount);
+            return out;
+          };
+        }
         if (prop === "recordLaunchOutcome") {
           return async (clusterId: string, round: string, outcome: { instances: { id: string }[] }) => {
             await method.call(target, clusterId, round, outcome);
@@ -117,6 +124,9 @@ export class PromiseObserver {
 
   /** When each node record was last removed / written, by instance id (records are named after them). */
   private readonly removedAt = new Map<string, number>();
+  /** The order in which launch intents were admitted (written), by round. */
+  private readonly intentOrder = new Map<string, number>();
+  private intentCount = 0;
   private readonly trackedAt = new Map<string, number>();
 
   /** The provider with every real launch and terminate measured. */
@@ -135,6 +145,15 @@ export class PromiseObserver {
                 .filter((r) => r.status === "TERMINATING")
                 .map((r) => r.instanceId),
             );
+            // Nor are instances of launches admitted after this one (a user's add-nodes that reached the
+            // cloud first): this launch was decided before they existed.
+            const mine = observer.intentOrder.get(request.round);
+            if (mine !== undefined) {
+              for (const i of observer.cloud.live()) {
+                const later = observer.intentOrder.get(i.tags.NowScaleRound ?? "");
+                if (later !== undefined && later > mine) releasing.add(i.id);
+              }
+            }
             const supply = Math.max(
               0,
               (sim?.supply(request.queue) ?? 0) - (sim?.supplyAmong(request.queue, releasing) ?? 0),

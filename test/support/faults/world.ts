@@ -562,7 +562,7 @@ export class World {
 
   /**
    * Lets `ms` of world time pass with the deployed schedules: a scaler invocation per RUNNING cluster
-   * every minute, the reconciler every 5 minutes, started workflows at the next tick, observations every
+   * every minute, the reconciler every 2 minutes, started workflows at the next tick, observations every
    * tick. The actors' own clock sleeps (the scaler's polls) move time too.
    */
   async run(ms: number): Promise<void> {
