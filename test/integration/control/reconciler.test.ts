@@ -367,6 +367,40 @@ describe("reconciler", () => {
     expect(cycle.launchedNodes).toBe(1);
   });
 
+  it("a node missing from one report is not terminated: the next report that shows it clears the mark (class 8)", async () => {
+    // Prepare: two launched nodes past the boot timeout; both joined and one runs a job, but the first
+    // report the reconciler gets leaves both out
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "70", { nodes: 2, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    const ids = bed.provider.fakeCloud.live().map((i) => i.id);
+    bed.agent.jobs = [];
+    for (const id of ids) bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+    runJobOn(bed, ids[0] as string, "71");
+    bed.clock.advance(900_000);
+    const report = bed.agent.report.bind(bed.agent);
+    let missing = true;
+    bed.agent.report = async () => {
+      const r = await report();
+      return missing ? { ...r, nodes: [], jobs: [] } : r;
+    };
+    // Act
+    const first = await reconcileCluster("demo", bed.deps("rec-1"));
+    missing = false;
+    bed.clock.advance(120_000);
+    const second = await reconcileCluster("demo", bed.deps("rec-2"));
+    bed.clock.advance(600_000);
+    const third = await reconcileCluster("demo", bed.deps("rec-3"));
+    // Assess
+    for (const run of [first, second, third]) {
+      expect([...run.bootTimeouts, ...run.retired, ...run.gone, ...run.orphansTerminated]).toEqual([]);
+    }
+    expect(bed.provider.fakeCloud.callsOf("terminate")).toEqual([]);
+    const records = await bed.store.listNodes("demo");
+    expect(records.map((r) => r.status)).toEqual(["JOINED", "JOINED"]);
+    expect(records.every((r) => r.absentSince === undefined && r.downSince === undefined)).toBe(true);
+  });
+
   it("closes an intent a crashed scaler left with nothing started", async () => {
     // Prepare
     const bed = await controlBed(db);
