@@ -6,6 +6,7 @@ import { planPacked } from "./policy-packed.js";
 import { planThpc } from "./policy-thpc.js";
 import { roundSize } from "./rounds.js";
 import { isBusy, planShrink } from "./shrink.js";
+import { fullView, prepareJobs } from "./views.js";
 
 const POLICIES: Record<ResolvedConfig["policy"], Policy> = { thpc: planThpc, packed: planPacked };
 
@@ -14,7 +15,7 @@ const POLICIES: Record<ResolvedConfig["policy"], Policy> = { thpc: planThpc, pac
  * always give the same decision, and nothing is read or changed outside the arguments.
  */
 export function plan(config: ResolvedConfig, state: ClusterState, now: number): Decision {
-  const decision: Decision = { launches: [], shrinks: [], skipped: [], queues: [] };
+  const decision: Decision = { launches: [], shrinks: [], skipped: [], queues: [], mismatches: [] };
   const jobsByQueue = new Map<string, Job[]>();
   const nodesByQueue = new Map<string, ClusterNode[]>();
   const runningOn = new Set<string>();
@@ -50,25 +51,50 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
   }
 
   const policy = POLICIES[config.policy];
+  const bootTimeoutMs = config.bootTimeout * 1000;
   for (const queue of config.queues) {
-    const jobs = oldestFirst(jobsByQueue.get(queue.queueName) ?? []);
+    const pending = oldestFirst(jobsByQueue.get(queue.queueName) ?? []);
     const nodes = (nodesByQueue.get(queue.queueName) ?? []).sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
     );
     const busy = new Set(nodes.filter((n) => isBusy(n, runningOn)).map((n) => n.name));
-    const held = holds(queue, jobs, config.expansionBusyTime, now);
     const supply: SupplyNode[] = [];
     for (const node of nodes) {
       const shape = config.catalog[node.instanceType];
-      if (shape && (node.state === "LAUNCHING" || (node.state === "IDLE" && !busy.has(node.name)))) {
+      if (
+        shape &&
+        (node.state === "IDLE" ? !busy.has(node.name) : coversWhileBooting(node, now, bootTimeoutMs))
+      ) {
         supply.push({ node, shape });
       }
     }
+    const prepared = prepareJobs({
+      queue,
+      jobs: pending,
+      held: holds(queue, pending, config.expansionBusyTime, now),
+      supply,
+      unavailable: state.unavailableOfferings ?? [],
+      capacityFallback: config.capacityFallback,
+      reservationTimeoutS: config.reservationTimeout,
+      now,
+    });
+    decision.skipped.push(...prepared.skipped);
+    decision.mismatches.push(...prepared.mismatches);
+    const jobs = prepared.jobs;
+    const all = fullView(queue);
     const room = Math.max(0, queue.maxSize - nodes.length);
-    const result = policy({ queue, jobs, held, supply, room, weighPrice: config.weighPrice });
+    const result = policy({
+      queue,
+      jobs,
+      held: prepared.held,
+      supply,
+      room,
+      weighPrice: config.weighPrice,
+      viewOf: (job) => prepared.views.get(job) ?? all,
+    });
     const launching = nodes.filter((n) => n.state === "LAUNCHING").length;
-    const summary = scaleOut(queue, result, nodes.length, launching, decision);
-    summary.pendingJobs = jobs.reduce((sum, j) => sum + j.count, 0);
+    const summary = scaleOut(queue, result, nodes.length, launching, decision, prepared.notes);
+    summary.pendingJobs = pending.reduce((sum, j) => sum + j.count, 0);
     decision.queues.push(summary);
 
     const shrink = planShrink({
@@ -77,12 +103,24 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
       busy,
       reserved: result.reserved,
       shrinkIdleTimeS: config.shrinkIdleTime,
+      bootTimeoutS: config.bootTimeout,
       now,
     });
     decision.shrinks.push(...shrink.shrinks);
     decision.skipped.push(...shrink.skipped);
   }
   return decision;
+}
+
+/**
+ * A node that is not capacity yet (LAUNCHING, or NOT_READY in Slurm) covers pending demand only within
+ * bootTimeout of its launch. A LAUNCHING node of unknown launch time is given the benefit of the doubt
+ * (the scale cycle always knows it); a NOT_READY one is not, since nothing says it will ever come up.
+ */
+function coversWhileBooting(node: ClusterNode, now: number, bootTimeoutMs: number): boolean {
+  if (node.state !== "LAUNCHING" && node.state !== "NOT_READY") return false;
+  if (node.launchedAt === undefined) return node.state === "LAUNCHING";
+  return now - node.launchedAt < bootTimeoutMs;
 }
 
 function holds(queue: ResolvedQueue, jobs: readonly Job[], busyTimeS: number, now: number): Map<Job, Hold> {
@@ -113,6 +151,7 @@ function scaleOut(
   existing: number,
   launching: number,
   decision: Decision,
+  notes: ReadonlyMap<string, string>,
 ): QueueSummary {
   const needed = result.newNodes.reduce((n, run) => n + run.count, 0);
   const byRatio = roundSize(needed, queue.scaleOutRatio, queue.scaleOutNodeThreshold);
@@ -131,11 +170,13 @@ function scaleOut(
           "CYCLE_CAP_REACHED",
           `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
         ] as const);
-  for (const [job, first] of result.firstNewNode) {
-    if (first >= round) decision.skipped.push(jobSkip(job, code, reason));
+  // Every copy whose first new node lies beyond the round waits for a later round, and says so.
+  for (const [job, starts] of result.copyStarts) {
+    const deferred = starts.atOrAbove(round);
+    if (deferred > 0) decision.skipped.push(jobSkip(job, code, reason, deferred));
   }
 
-  const launches = groupIntoLaunches(queue, result.newNodes, round, needed);
+  const launches = groupIntoLaunches(queue, result.newNodes, round, needed, notes);
   let launched = round;
   // Keep the queue at minSize, counting what this round launches.
   const topUp = Math.min(queue.minSize - existing - round, cycleRoom - round);
@@ -165,6 +206,7 @@ function groupIntoLaunches(
   runs: readonly NewNode[],
   round: number,
   needed: number,
+  notes: ReadonlyMap<string, string>,
 ): Launch[] {
   const unitSize = new Map<string, number>();
   for (const run of runs) unitSize.set(run.unit, (unitSize.get(run.unit) ?? 0) + run.count);
@@ -185,11 +227,12 @@ function groupIntoLaunches(
   return [...byUnit.values()].map(({ run, count, jobs }) => {
     const { vcpus, memoryMiB, gpus } = run.group.shape;
     const shape = `${vcpus} vCPU / ${memoryMiB} MiB${gpus ? ` / ${gpus} GPU` : ""}`;
+    const why = [...new Set([...jobs].map((id) => notes.get(id)).filter((n) => n !== undefined))];
     return {
       ...launchAt(queue, run.group.entries, count),
       allOrNothing: run.multiNode && count === unitSize.get(run.unit),
       jobs: [...jobs],
-      reason: `best fit ${shape} for ${jobs.size} job(s); round of ${round} of ${needed} needed nodes`,
+      reason: `best fit ${shape} for ${jobs.size} job(s); round of ${round} of ${needed} needed nodes${why.length > 0 ? `; ${why.join("; ")}` : ""}`,
     };
   });
 }

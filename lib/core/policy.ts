@@ -1,5 +1,6 @@
 import type { ResolvedQueue, ShapeGroup } from "./config.js";
 import type { ClusterNode, InstanceTypeInfo, Job, Skip } from "./model.js";
+import type { JobView } from "./views.js";
 
 /** An existing node that can take pending work: IDLE (soonest) or LAUNCHING. */
 export interface SupplyNode {
@@ -34,16 +35,19 @@ export interface PolicyInput {
   /** New nodes the queue may still take under maxSize. */
   room: number;
   weighPrice: boolean;
+  /** The shapes a job may launch and the existing nodes it may take (constraints, capacity, safety net). */
+  viewOf: (job: Job) => JobView;
 }
 
 export interface PolicyResult {
   /** At most `room` nodes in all. */
   newNodes: NewNode[];
   /**
-   * For each job that needs new nodes: the position (counting nodes, not runs) of the first new node
-   * it needs. A round of R nodes helps the job when that position is below R.
+   * For each job that needs new nodes: per copy, the position (counting nodes, not runs) of the first
+   * new node it needs. A round of R nodes helps a copy when that position is below R; the other copies
+   * are deferred, and each is accounted for in `skipped`.
    */
-  firstNewNode: Map<Job, number>;
+  copyStarts: Map<Job, CopyStarts>;
   skipped: Skip[];
   /** Idle nodes that pending jobs will use, by node name: not to be shrunk. */
   reserved: Map<string, string>;
@@ -61,7 +65,56 @@ export function countSuffix(count: number): string {
 }
 
 export function jobSkip(job: Job, code: Skip["code"], reason: string, count = job.count): Skip {
-  return { job: job.id, queue: job.queue, code, reason: reason + countSuffix(count) };
+  return { job: job.id, queue: job.queue, code, reason: reason + countSuffix(count), copies: count };
+}
+
+/**
+ * Where each copy of an aggregated job starts among the new nodes, run-length encoded: copies on fresh
+ * nodes lie one after another with a fixed stride, so a million copies take a few numbers.
+ */
+export class CopyStarts {
+  /** Triples: first position, copies, stride. */
+  private readonly runs: number[] = [];
+
+  add(position: number): void {
+    const n = this.runs.length;
+    if (n > 0) {
+      const start = this.runs[n - 3] as number;
+      const copies = this.runs[n - 2] as number;
+      const step = this.runs[n - 1] as number;
+      if (step > 0 && position === start + copies * step) {
+        this.runs[n - 2] = copies + 1;
+        return;
+      }
+      if (copies === 1 && position > start) {
+        // A second copy fixes a run's stride.
+        this.runs[n - 2] = 2;
+        this.runs[n - 1] = position - start;
+        return;
+      }
+    }
+    this.runs.push(position, 1, 0);
+  }
+
+  /** The first copy's position. */
+  get first(): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < this.runs.length; i += 3) min = Math.min(min, this.runs[i] as number);
+    return min;
+  }
+
+  /** How many copies start at or beyond `limit`. */
+  atOrAbove(limit: number): number {
+    let n = 0;
+    for (let i = 0; i < this.runs.length; i += 3) {
+      const start = this.runs[i] as number;
+      const copies = this.runs[i + 1] as number;
+      const step = this.runs[i + 2] as number;
+      if (start >= limit) n += copies;
+      else if (step > 0) n += Math.max(0, copies - Math.ceil((limit - start) / step));
+    }
+    return n;
+  }
 }
 
 export function listNames(names: readonly string[], max = 5): string {

@@ -51,6 +51,7 @@ function job(overrides: Partial<SlurmJob>): SlurmJob {
     gpusPerNode: 0,
     gpusPerTask: 0,
     gpusPerJob: 0,
+    memWholeNode: false,
     features: "",
     exclusive: false,
     nodeNames: [],
@@ -196,11 +197,15 @@ describe("nodeStateOf", () => {
     ["ALLOCATED", [], 4, "ALLOCATED"],
     ["IDLE", ["DRAIN"], 0, "DRAINED"],
     ["MIXED", ["DRAIN"], 2, "DRAINING"],
-    ["IDLE", ["NOT_RESPONDING"], 0, "IDLE"],
+    // Not capacity now: covers demand only within bootTimeout of its launch (issue 12, class 6).
+    ["IDLE", ["NOT_RESPONDING"], 0, "NOT_READY"],
+    ["ALLOCATED", ["NOT_RESPONDING"], 4, "ALLOCATED"],
+    ["IDLE", ["POWERED_DOWN"], 0, "NOT_READY"],
+    ["UNKNOWN", [], 0, "NOT_READY"],
     ["DOWN", ["NOT_RESPONDING"], 0, "DOWN"],
     ["IDLE", ["FAIL"], 0, "DOWN"],
     ["DOWN", ["DRAIN"], 0, "DOWN"],
-    ["IDLE", ["POWERING_UP"], 0, "LAUNCHING"],
+    ["IDLE", ["POWERING_UP"], 0, "NOT_READY"],
     ["IDLE", ["COMPLETING"], 0, "MIXED"],
   ] as const)("%s+%j with %i CPUs allocated → %s", (state, flags, cpusAllocated, expected) => {
     expect(nodeStateOf({ state, flags: [...flags], cpusAllocated })).toBe(expected);
