@@ -147,6 +147,14 @@ describe("buildReport grouping", () => {
     expect(report.jobs).toHaveLength(4);
   });
 
+  it("hands the constraint and the whole-node claim to the core", () => {
+    const report = reportOf([job({ id: "5", features: "[ib*2&gpu*1]", exclusive: true, nodeCount: 3 })]);
+    const state = reportToClusterState(report);
+    expect(state.jobs).toEqual([
+      expect.objectContaining({ id: "5", constraint: "[ib*2&gpu*1]", wholeNode: true }),
+    ]);
+  });
+
   it("blocks a job with an unmet dependency or a future begin time whatever reason Slurm shows", () => {
     const jobs = [
       job({ id: "1", reason: "PartitionConfig", dependency: "afterok:5(unfulfilled)" }),
