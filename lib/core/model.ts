@@ -121,6 +121,12 @@ export interface Launch {
   allOrNothing: boolean;
   /** Ids of the pending jobs these nodes are for; empty for a minSize top-up. */
   jobs: string[];
+  /**
+   * Per entry of `jobs`: how many of that job's copies this launch starts (a copy counts in the launch
+   * of its first new node; a job whose copies start elsewhere but share these nodes counts 0 here).
+   * With the copies in `skipped`, every pending copy is accounted for exactly once.
+   */
+  copies?: number[];
   reason: string;
 }
 

@@ -176,7 +176,18 @@ function scaleOut(
     if (deferred > 0) decision.skipped.push(jobSkip(job, code, reason, deferred));
   }
 
-  const launches = groupIntoLaunches(queue, result.newNodes, round, needed, notes);
+  const { launches, launchOf } = groupIntoLaunches(queue, result.newNodes, round, needed, notes);
+  // Each launched copy counts in the launch that holds its first new node.
+  const copies = launches.map(() => new Map<string, number>());
+  for (const [job, starts] of result.copyStarts) {
+    starts.forEachBelow(round, (position, n) => {
+      const perJob = copies[launchOf[position] as number];
+      perJob?.set(job.id, (perJob.get(job.id) ?? 0) + n);
+    });
+  }
+  launches.forEach((launch, i) => {
+    launch.copies = launch.jobs.map((id) => copies[i]?.get(id) ?? 0);
+  });
   let launched = round;
   // Keep the queue at minSize, counting what this round launches.
   const topUp = Math.min(queue.minSize - existing - round, cycleRoom - round);
@@ -207,24 +218,27 @@ function groupIntoLaunches(
   round: number,
   needed: number,
   notes: ReadonlyMap<string, string>,
-): Launch[] {
+): { launches: Launch[]; launchOf: Int32Array } {
   const unitSize = new Map<string, number>();
   for (const run of runs) unitSize.set(run.unit, (unitSize.get(run.unit) ?? 0) + run.count);
-  const byUnit = new Map<string, { run: NewNode; count: number; jobs: Set<string> }>();
-  let left = round;
+  const byUnit = new Map<string, { run: NewNode; count: number; jobs: Set<string>; index: number }>();
+  /** For each new node of the round (by position), the index of its launch. */
+  const launchOf = new Int32Array(round);
+  let position = 0;
   for (const run of runs) {
-    if (left <= 0) break;
-    const take = Math.min(left, run.count);
-    left -= take;
+    if (position >= round) break;
+    const take = Math.min(round - position, run.count);
     let entry = byUnit.get(run.unit);
     if (!entry) {
-      entry = { run, count: 0, jobs: new Set() };
+      entry = { run, count: 0, jobs: new Set(), index: byUnit.size };
       byUnit.set(run.unit, entry);
     }
+    launchOf.fill(entry.index, position, position + take);
+    position += take;
     entry.count += take;
     for (const id of run.jobs) entry.jobs.add(id);
   }
-  return [...byUnit.values()].map(({ run, count, jobs }) => {
+  const launches = [...byUnit.values()].map(({ run, count, jobs }): Launch => {
     const { vcpus, memoryMiB, gpus } = run.group.shape;
     const shape = `${vcpus} vCPU / ${memoryMiB} MiB${gpus ? ` / ${gpus} GPU` : ""}`;
     const why = [...new Set([...jobs].map((id) => notes.get(id)).filter((n) => n !== undefined))];
@@ -235,6 +249,7 @@ function groupIntoLaunches(
       reason: `best fit ${shape} for ${jobs.size} job(s); round of ${round} of ${needed} needed nodes${why.length > 0 ? `; ${why.join("; ")}` : ""}`,
     };
   });
+  return { launches, launchOf };
 }
 
 function launchAt(

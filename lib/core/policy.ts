@@ -103,6 +103,18 @@ export class CopyStarts {
     return min;
   }
 
+  /** Calls `fn` with each position below `limit` and the copies that start there (at most `limit` calls per run). */
+  forEachBelow(limit: number, fn: (position: number, copies: number) => void): void {
+    for (let i = 0; i < this.runs.length; i += 3) {
+      const start = this.runs[i] as number;
+      const copies = this.runs[i + 1] as number;
+      const step = this.runs[i + 2] as number;
+      if (start >= limit) continue;
+      if (step === 0) fn(start, copies);
+      else for (let k = 0; k < copies && start + k * step < limit; k++) fn(start + k * step, 1);
+    }
+  }
+
   /** How many copies start at or beyond `limit`. */
   atOrAbove(limit: number): number {
     let n = 0;
