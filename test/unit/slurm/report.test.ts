@@ -147,6 +147,39 @@ describe("buildReport grouping", () => {
     expect(report.jobs).toHaveLength(4);
   });
 
+  it("counts BadConstraints and ReqNodeNotAvail as demand: Slurm says so while no fitting node is up", () => {
+    const report = reportOf([
+      job({ id: "1", reason: "BadConstraints" }),
+      job({ id: "2", reason: "ReqNodeNotAvail" }),
+      job({ id: "3", reason: "JobHeldUser" }),
+    ]);
+    expect(report.jobs.map((g) => [g.jobIds[0], g.state])).toEqual([
+      ["1", "PENDING"],
+      ["2", "PENDING"],
+      ["3", "BLOCKED"],
+    ]);
+  });
+
+  it("lists FUTURE nodes (placeholders) with the unmanaged ones: never capacity", () => {
+    const features = ["q_compute", "type_c5.xlarge", "zone_a"];
+    const node = (name: string, state: string): SlurmNode => ({
+      name,
+      state,
+      flags: [],
+      cpus: 4,
+      cpusAllocated: 0,
+      memoryMiB: 8000,
+      memoryAllocatedMiB: 0,
+      gpus: 0,
+      features,
+      partitions: ["compute"],
+      reason: "",
+    });
+    const report = reportOf([], [node("ph-c5", "FUTURE"), node("c5-1", "IDLE")]);
+    expect(report.unmanagedNodes).toEqual(["ph-c5"]);
+    expect(report.nodes.map((n) => n.name)).toEqual(["c5-1"]);
+  });
+
   it("hands the constraint and the whole-node claim to the core", () => {
     const report = reportOf([job({ id: "5", features: "[ib*2&gpu*1]", exclusive: true, nodeCount: 3 })]);
     const state = reportToClusterState(report);
