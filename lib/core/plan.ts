@@ -170,16 +170,14 @@ function scaleOut(
           "CYCLE_CAP_REACHED",
           `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
         ] as const);
-  // Every copy whose first new node lies beyond the round waits for a later round, and says so.
+  const { launches, launchOf } = groupIntoLaunches(queue, result.newNodes, round, needed, notes);
+  // Every copy whose first new node lies beyond the round waits for a later round, and says so; each
+  // launched copy counts in the launch that holds its first new node.
+  const copies = launches.map(() => new Map<string, number>());
   for (const [job, starts] of result.copyStarts) {
     const deferred = starts.atOrAbove(round);
     if (deferred > 0) decision.skipped.push(jobSkip(job, code, reason, deferred));
-  }
-
-  const { launches, launchOf } = groupIntoLaunches(queue, result.newNodes, round, needed, notes);
-  // Each launched copy counts in the launch that holds its first new node.
-  const copies = launches.map(() => new Map<string, number>());
-  for (const [job, starts] of result.copyStarts) {
+    if (starts.first >= round) continue;
     starts.forEachBelow(round, (position, n) => {
       const perJob = copies[launchOf[position] as number];
       perJob?.set(job.id, (perJob.get(job.id) ?? 0) + n);

@@ -114,14 +114,13 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
     }
     // Which bins this job may use: its view's nodes, and planned nodes whose every candidate it accepts.
     const accepts =
-      view.id === 0 && !whole
+      view.anyNode && view.allEntries && !whole
         ? undefined
         : (bin: Bin) =>
             (!whole || bin.jobIds.length === 0) &&
-            (view.id === 0 ||
-              (bin.supply !== undefined
-                ? view.accepts(bin.supply.node)
-                : (bin.group?.entries.every((e) => view.entries.has(e.index)) ?? false)));
+            (bin.supply !== undefined
+              ? view.anyNode || view.accepts(bin.supply.node)
+              : view.allEntries || (bin.group?.entries.every((e) => view.entries.has(e.index)) ?? false));
     // A copy of a multi-node job must not put two of its nodes on one bin.
     const exclude = distinct && units > 1 ? new Set<Bin>() : undefined;
     let used: Set<string> | undefined;

@@ -23,7 +23,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
 
   for (const job of jobs) {
     const view = viewOf(job);
-    const accepts = view.id === 0 ? undefined : (s: SupplyNode) => view.accepts(s.node);
+    const accepts = view.anyNode ? undefined : (s: SupplyNode) => view.accepts(s.node);
     const { slice, units, distinct } = slicesOf(job.request, queue.scaleUpMemRatio);
     // Many jobs share a request and a view: fit each distinct pair once.
     const key = `${view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
@@ -129,7 +129,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
       }
       copy += copies - admitted;
     }
-    if (planned > 0 && starts.atOrAbove(0) > 0) result.copyStarts.set(job, starts);
+    if (starts.size > 0) result.copyStarts.set(job, starts);
     if (tooLarge > 0) {
       result.skipped.push(
         jobSkip(

@@ -70,62 +70,84 @@ export function jobSkip(job: Job, code: Skip["code"], reason: string, count = jo
 
 /**
  * Where each copy of an aggregated job starts among the new nodes, run-length encoded: copies on fresh
- * nodes lie one after another with a fixed stride, so a million copies take a few numbers.
+ * nodes lie one after another with a fixed stride, so a million copies take a few numbers. The first
+ * run is kept in fields (most jobs have one copy): one small object per job.
  */
 export class CopyStarts {
-  /** Triples: first position, copies, stride. */
-  private readonly runs: number[] = [];
+  private start = -1;
+  private copies = 0;
+  private step = 0;
+  /** Further runs as triples: first position, copies, stride. */
+  private more: number[] | undefined;
 
   add(position: number): void {
-    const n = this.runs.length;
-    if (n > 0) {
-      const start = this.runs[n - 3] as number;
-      const copies = this.runs[n - 2] as number;
-      const step = this.runs[n - 1] as number;
-      if (step > 0 && position === start + copies * step) {
-        this.runs[n - 2] = copies + 1;
-        return;
-      }
-      if (copies === 1 && position > start) {
-        // A second copy fixes a run's stride.
-        this.runs[n - 2] = 2;
-        this.runs[n - 1] = position - start;
-        return;
-      }
+    if (this.copies === 0) {
+      this.start = position;
+      this.copies = 1;
+      return;
     }
-    this.runs.push(position, 1, 0);
+    const runs = this.more;
+    if (runs === undefined) {
+      if (this.step > 0 && position === this.start + this.copies * this.step) this.copies++;
+      else if (this.copies === 1 && position > this.start) {
+        // A second copy fixes the run's stride.
+        this.step = position - this.start;
+        this.copies = 2;
+      } else this.more = [position, 1, 0];
+      return;
+    }
+    const n = runs.length;
+    const start = runs[n - 3] as number;
+    const copies = runs[n - 2] as number;
+    const step = runs[n - 1] as number;
+    if (step > 0 && position === start + copies * step) runs[n - 2] = copies + 1;
+    else if (copies === 1 && position > start) {
+      runs[n - 2] = 2;
+      runs[n - 1] = position - start;
+    } else runs.push(position, 1, 0);
   }
 
-  /** The first copy's position. */
-  get first(): number {
-    let min = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < this.runs.length; i += 3) min = Math.min(min, this.runs[i] as number);
-    return min;
+  /** How many copies were added. */
+  get size(): number {
+    let n = this.copies;
+    for (let i = 1; this.more !== undefined && i < this.more.length; i += 3) n += this.more[i] as number;
+    return n;
   }
 
   /** Calls `fn` with each position below `limit` and the copies that start there (at most `limit` calls per run). */
   forEachBelow(limit: number, fn: (position: number, copies: number) => void): void {
-    for (let i = 0; i < this.runs.length; i += 3) {
-      const start = this.runs[i] as number;
-      const copies = this.runs[i + 1] as number;
-      const step = this.runs[i + 2] as number;
-      if (start >= limit) continue;
+    const visit = (start: number, copies: number, step: number) => {
+      if (copies === 0 || start >= limit) return;
       if (step === 0) fn(start, copies);
       else for (let k = 0; k < copies && start + k * step < limit; k++) fn(start + k * step, 1);
+    };
+    visit(this.start, this.copies, this.step);
+    const runs = this.more;
+    if (runs !== undefined) {
+      for (let i = 0; i < runs.length; i += 3)
+        visit(runs[i] as number, runs[i + 1] as number, runs[i + 2] as number);
     }
   }
 
   /** How many copies start at or beyond `limit`. */
   atOrAbove(limit: number): number {
-    let n = 0;
-    for (let i = 0; i < this.runs.length; i += 3) {
-      const start = this.runs[i] as number;
-      const copies = this.runs[i + 1] as number;
-      const step = this.runs[i + 2] as number;
-      if (start >= limit) n += copies;
-      else if (step > 0) n += Math.max(0, copies - Math.ceil((limit - start) / step));
+    const count = (start: number, copies: number, step: number) =>
+      start >= limit ? copies : step > 0 ? Math.max(0, copies - Math.ceil((limit - start) / step)) : 0;
+    let n = count(this.start, this.copies, this.step);
+    const runs = this.more;
+    if (runs !== undefined) {
+      for (let i = 0; i < runs.length; i += 3)
+        n += count(runs[i] as number, runs[i + 1] as number, runs[i + 2] as number);
     }
     return n;
+  }
+
+  /** The first copy's position (Infinity when none). */
+  get first(): number {
+    let min = this.copies > 0 ? this.start : Number.POSITIVE_INFINITY;
+    for (let i = 0; this.more !== undefined && i < this.more.length; i += 3)
+      min = Math.min(min, this.more[i] as number);
+    return min;
   }
 }
 

@@ -1,7 +1,7 @@
 import type { ResolvedEntry, ResolvedQueue, ShapeGroup } from "./config.js";
 import { type Constraint, countedParts, formatConstraint, parseConstraint, satisfies } from "./constraint.js";
 import { nodeFeatures } from "./features.js";
-import { bestFit, slicesOf, slicesPerNode } from "./fit.js";
+import { bestFit, type Slice, slicesOf, slicesPerNode } from "./fit.js";
 import type { ClusterNode, Job, Skip, SlurmMismatch, UnavailableOffering } from "./model.js";
 import { type Hold, jobSkip, type SupplyNode } from "./policy.js";
 
@@ -10,12 +10,16 @@ import { type Hold, jobSkip, type SupplyNode } from "./policy.js";
  * take. Constraints (-C), offerings held unavailable and the safety net's evidence narrow it.
  */
 export interface JobView {
-  /** Views with the same id are interchangeable: policies cache fits by it. */
+  /** Views with the same id have the same groups: policies cache fits by it. */
   readonly id: number;
   /** Shape groups the job may launch, each with only the entries it may use. */
   readonly groups: readonly ShapeGroup[];
   /** Indices (into the queue's entries) of those entries. */
   readonly entries: ReadonlySet<number>;
+  /** Every entry of the queue: policies skip the entry checks. */
+  readonly allEntries: boolean;
+  /** Every existing node of the queue (no constraint, no exclusion): policies skip the node checks. */
+  readonly anyNode: boolean;
   /** True when the job may run on this existing node. */
   accepts(node: ClusterNode): boolean;
 }
@@ -36,6 +40,7 @@ export interface PrepareInput {
 export interface PreparedJobs {
   /** The jobs to plan, oldest first; a job with node counts in its constraint becomes one part per count. */
   jobs: Job[];
+  /** Each job's view; a job without one may use everything (fullView). */
   views: Map<Job, JobView>;
   held: Map<Job, Hold>;
   /** Jobs left out before planning (constraint not understood or satisfied by no type). */
@@ -96,13 +101,10 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     );
   const available = new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
 
-  // Views shared by every job with the same constraint and the same refused types.
+  // Views shared by every job with the same constraint, refused types and availability; a job's own
+  // excluded nodes (the safety net) wrap a shared view, which keeps its id: fits depend on groups only.
   const shared = new Map<string, JobView>();
-  const makeView = (
-    allowed: (e: ResolvedEntry) => boolean,
-    constraint: Constraint | undefined,
-    excluded?: ReadonlySet<string>,
-  ): JobView => {
+  const makeView = (allowed: (e: ResolvedEntry) => boolean, constraint: Constraint | undefined): JobView => {
     const groups: ShapeGroup[] = [];
     const entries = new Set<number>();
     for (const group of queue.groups) {
@@ -118,34 +120,50 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
         });
       }
     }
-    // The plain view (every shape, every node) has id 0: policies skip all checks for it.
-    const plain = constraint === undefined && excluded === undefined && entries.size === queue.entries.length;
+    const allEntries = entries.size === queue.entries.length;
     return {
-      id: plain ? 0 : nextId++,
-      groups,
+      id: allEntries ? 0 : nextId++,
+      groups: allEntries ? queue.groups : groups,
       entries,
-      accepts: (node) =>
-        (constraint === undefined || satisfies(constraint, featuresOf(node))) && !excluded?.has(node.name),
+      allEntries,
+      anyNode: constraint === undefined,
+      accepts: (node) => constraint === undefined || satisfies(constraint, featuresOf(node)),
     };
   };
+  /** `constraintKey` is the constraint's normal form ("" for none), `refusedKey` the refused types sorted. */
   const viewFor = (
     constraint: Constraint | undefined,
-    refused: ReadonlySet<string>,
+    constraintKey: string,
+    refused: ReadonlySet<string> | undefined,
+    refusedKey: string,
     withUnavailable: boolean,
     excluded: ReadonlySet<string> | undefined,
   ): JobView => {
-    const allowed = (e: ResolvedEntry) =>
-      (constraint === undefined || satisfies(constraint, entryFeatures[e.index] as Set<string>)) &&
-      !refused.has(e.instanceType) &&
-      (withUnavailable || available.has(e.index));
-    if (excluded !== undefined && excluded.size > 0) return makeView(allowed, constraint, excluded);
-    const key = `${constraint === undefined ? "" : formatConstraint(constraint)}|${[...refused].sort().join(",")}|${withUnavailable}`;
+    const key = `${constraintKey}|${refusedKey}|${withUnavailable}`;
     let view = shared.get(key);
     if (!view) {
-      view = makeView(allowed, constraint, undefined);
+      const allowed = (e: ResolvedEntry) =>
+        (constraint === undefined || satisfies(constraint, entryFeatures[e.index] as Set<string>)) &&
+        !refused?.has(e.instanceType) &&
+        (withUnavailable || available.has(e.index));
+      view = makeView(allowed, constraint);
       shared.set(key, view);
     }
-    return view;
+    if (excluded === undefined || excluded.size === 0) return view;
+    const base = view;
+    return { ...base, anyNode: false, accepts: (node) => base.accepts(node) && !excluded.has(node.name) };
+  };
+
+  // Many jobs share a request and a view: fit each pair once.
+  const fits = new Map<string, ReturnType<typeof bestFit>>();
+  const fitOf = (view: JobView, request: string, slice: Slice, units: number, distinct: boolean) => {
+    const key = `${view.id}:${request}`;
+    let fit = fits.get(key);
+    if (fit === undefined) {
+      fit = bestFit(view, slice, units, distinct);
+      fits.set(key, fit);
+    }
+    return fit;
   };
 
   const limitMs = input.reservationTimeoutS * 1000;
@@ -154,7 +172,19 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     (s) => s.node.state === "IDLE" && s.node.idleSince !== undefined && now - s.node.idleSince > limitMs,
   );
 
+  const allAvailable = available.size === queue.entries.length;
   for (const job of input.jobs) {
+    // Most jobs: no constraint, nothing held unavailable, no idle node Slurm had its chance on.
+    if (
+      job.constraint === undefined &&
+      allAvailable &&
+      (staleIdle.length === 0 || now - job.submittedAt <= limitMs)
+    ) {
+      const hold = input.held.get(job);
+      if (hold !== undefined) out.held.set(job, hold);
+      out.jobs.push(job);
+      continue;
+    }
     let constraint: Constraint | undefined;
     if (job.constraint !== undefined) {
       const result = parse(job.constraint);
@@ -189,8 +219,9 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       }
     }
 
+    const keyOf = (c: Constraint | undefined) => (c === undefined ? "" : formatConstraint(c));
     const unsatisfied = parts.find(
-      (p) => viewFor(p.constraint, new Set(), true, undefined).entries.size === 0,
+      (p) => viewFor(p.constraint, keyOf(p.constraint), undefined, "", true, undefined).entries.size === 0,
     );
     if (unsatisfied && constraint !== undefined) {
       out.skipped.push(
@@ -206,12 +237,13 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     for (const { job: part, constraint: partConstraint } of parts) {
       const baseHold = input.held.get(job);
       const { slice, units, distinct } = slicesOf(part.request, queue.scaleUpMemRatio);
-      const constraintView = viewFor(partConstraint, new Set(), true, undefined);
+      const ckey = keyOf(partConstraint);
+      const constraintView = viewFor(partConstraint, ckey, undefined, "", true, undefined);
 
       // The safety net: idle nodes this job seems to fit, where Slurm has not started it.
       let refused: Set<string> | undefined;
       let excluded: Set<string> | undefined;
-      let lastMismatch: SlurmMismatch | undefined;
+      let last: { node: string; waitedS: number } | undefined;
       if (staleIdle.length > 0 && now - part.submittedAt > limitMs) {
         for (const s of staleIdle) {
           if (!constraintView.accepts(s.node) || slicesPerNode(slice, s.shape, distinct) === 0) continue;
@@ -220,28 +252,32 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
           refused.add(s.node.instanceType);
           excluded.add(s.node.name);
           const waitedS = Math.floor((now - Math.max(s.node.idleSince ?? now, part.submittedAt)) / 1000);
-          const mismatch: SlurmMismatch = {
-            node: s.node.name,
-            job: part.id,
-            queue: q,
-            waitedS,
-            reason: `idle ${waitedS} s beside pending job ${part.id}, which NowScale read as fitting it, and Slurm has not started it there${part.reason ? ` (Slurm: ${part.reason})` : ""}: the node no longer covers the job`,
-          };
-          if (part.reason !== undefined) mismatch.slurmReason = part.reason;
-          lastMismatch = mismatch;
-          if (out.mismatches.length < MAX_MISMATCHES) out.mismatches.push(mismatch);
+          last = { node: s.node.name, waitedS };
+          if (out.mismatches.length < MAX_MISMATCHES) {
+            const mismatch: SlurmMismatch = {
+              node: s.node.name,
+              job: part.id,
+              queue: q,
+              waitedS,
+              reason: `idle ${waitedS} s beside pending job ${part.id}, which NowScale read as fitting it, and Slurm has not started it there${part.reason ? ` (Slurm: ${part.reason})` : ""}: the node no longer covers the job`,
+            };
+            if (part.reason !== undefined) mismatch.slurmReason = part.reason;
+            out.mismatches.push(mismatch);
+          }
         }
       }
 
-      const refusedSet = refused ?? new Set<string>();
-      const fitAll = bestFit(viewFor(partConstraint, refusedSet, true, undefined), slice, units, distinct);
-      const launchable = viewFor(partConstraint, refusedSet, false, excluded);
-      const fitAvailable = bestFit(launchable, slice, units, distinct);
+      const rkey = refused === undefined ? "" : [...refused].sort().join(",");
+      const request = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+      const allView = viewFor(partConstraint, ckey, refused, rkey, true, undefined);
+      const fitAll = fitOf(allView, request, slice, units, distinct);
+      const launchable = viewFor(partConstraint, ckey, refused, rkey, false, excluded);
+      const fitAvailable = fitOf(launchable, request, slice, units, distinct);
       let hold = baseHold;
       let view = launchable;
       if (hold === undefined && refused !== undefined && fitAll === null) {
         // Every type NowScale reads as fitting is one Slurm did not use: launching more of it would leak.
-        const first = lastMismatch as SlurmMismatch;
+        const first = last as { node: string; waitedS: number };
         hold = {
           code: "NOT_STARTED_BY_SLURM",
           reason: `Slurm has not started it on idle ${[...refused].join(", ")} node ${first.node} for ${first.waitedS} s${part.reason ? ` (Slurm: ${part.reason})` : ""}: NowScale's reading of the job differs from Slurm's, so it launches no more of that type for it`,
@@ -269,8 +305,12 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
         }
       }
       // A held job launches nothing; it keeps the shapes it fits so it is not read as fitting none.
-      if (hold !== undefined)
-        view = viewFor(partConstraint, fitAll === null ? new Set() : refusedSet, true, excluded);
+      if (hold !== undefined) {
+        view =
+          fitAll === null
+            ? viewFor(partConstraint, ckey, undefined, "", true, excluded)
+            : viewFor(partConstraint, ckey, refused, rkey, true, excluded);
+      }
       if (hold !== undefined) out.held.set(part, hold);
       out.views.set(part, view);
       out.jobs.push(part);
@@ -285,6 +325,8 @@ export function fullView(queue: ResolvedQueue): JobView {
     id: 0,
     groups: queue.groups,
     entries: new Set(queue.entries.map((e) => e.index)),
+    allEntries: true,
+    anyNode: true,
     accepts: () => true,
   };
 }

@@ -262,13 +262,15 @@ function withinLimits(shape: Shape, submittedAt: number): boolean {
 }
 
 /** Flags that say a node is not usable capacity now, although it is in Slurm. */
-const NOT_READY_FLAGS = ["NOT_RESPONDING", "POWERING_UP", "POWERED_DOWN", "POWER_DOWN", "POWERING_DOWN"];
+const NOT_READY_FLAGS = ["POWERING_UP", "POWERED_DOWN", "POWER_DOWN", "POWERING_DOWN"];
 
 /**
  * Slurm's node state and flags → the core's node state. A node in Slurm that cannot take a job now
- * (UNKNOWN, powered down or powering up, not responding) is NOT_READY: the core counts it as capacity
- * only within bootTimeout of its launch. A busy node keeps its busy state whatever its flags, so it is
- * never shrunk under a running job.
+ * (UNKNOWN, powered down or powering up) is NOT_READY: the core counts it as capacity only within
+ * bootTimeout of its launch. NOT_RESPONDING alone is not: Slurm sets it for a moment after every RESUME
+ * (seen on the test bed), turns a node that stays silent DOWN itself after SlurmdTimeout, and until then
+ * the safety net stops an idle silent node from covering a job Slurm does not start there. A busy node
+ * keeps its busy state whatever its flags, so it is never shrunk under a running job.
  */
 export function nodeStateOf(node: Pick<SlurmNode, "state" | "flags" | "cpusAllocated">): NodeState {
   const flags = new Set(node.flags);

@@ -356,7 +356,7 @@ describe("scale cycle", () => {
   });
 
   it("a node of its own stuck not ready past bootTimeout covers nothing and is retired (issue 12, class 6)", async () => {
-    // Prepare: a launched node registers but stops responding.
+    // Prepare: a launched node registers, then Slurm holds it powered down (not capacity).
     const bed = await controlBed(db);
     bed.agent.addPending("compute", "92", { nodes: 1, cpus: 4 });
     await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
@@ -364,7 +364,7 @@ describe("scale cycle", () => {
     if (stuck === undefined) throw new Error("nothing launched");
     bed.agent.join(stuck.id, "compute", "c5.xlarge", "zone-a");
     const node = bed.agent.nodes[0] as ReportNode;
-    const notReady: ReportNode = { ...node, state: "NOT_READY", slurmState: "IDLE+NOT_RESPONDING" };
+    const notReady: ReportNode = { ...node, state: "NOT_READY", slurmState: "IDLE+POWERED_DOWN" };
     delete notReady.idleSince;
     bed.agent.nodes = [notReady];
     const memory = new ShrinkMemory();

@@ -238,8 +238,9 @@ describe("nodeStateOf", () => {
     ["ALLOCATED", [], 4, "ALLOCATED"],
     ["IDLE", ["DRAIN"], 0, "DRAINED"],
     ["MIXED", ["DRAIN"], 2, "DRAINING"],
+    // NOT_RESPONDING alone: Slurm sets it after every RESUME; DOWN after SlurmdTimeout, the safety net meanwhile.
+    ["IDLE", ["NOT_RESPONDING"], 0, "IDLE"],
     // Not capacity now: covers demand only within bootTimeout of its launch (issue 12, class 6).
-    ["IDLE", ["NOT_RESPONDING"], 0, "NOT_READY"],
     ["ALLOCATED", ["NOT_RESPONDING"], 4, "ALLOCATED"],
     ["IDLE", ["POWERED_DOWN"], 0, "NOT_READY"],
     ["UNKNOWN", [], 0, "NOT_READY"],
