@@ -18,6 +18,7 @@ import { SlurmClient } from "../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../scheduler-plugins/slurm/collect.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { placementFeatures } from "../../scheduler-plugins/slurm/features.js";
+import { placeholderSpecs } from "../../scheduler-plugins/slurm/placeholders.js";
 
 /**
  * Issue 12 on a real Slurm 22.05: each test submits the actual sbatch flags, reads the agent's report
@@ -390,5 +391,72 @@ describe("issue 12 sbatch cases on a real Slurm", () => {
     // And BadConstraints is not final: once a fitting node joins, Slurm runs the job there.
     await startNode("g1m61-2", "gpu", "g1m61", { vcpus: 8, memoryMiB: 62464, gpus: 1 });
     expect(await runningOn(id)).toEqual(["g1m61-2"]);
+  });
+
+  it("placeholder FUTURE nodes per queue × type: Slurm accepts -C and GPU jobs before any node exists", async () => {
+    // Prepare: queue "mixed" launches a CPU type and a GPU type, with the queue feature ib.
+    const config = parseConfig({
+      expansionBusyTime: 0,
+      instanceTypes: { c4m8: { vcpus: 4, memoryMiB: 8192 }, g4m16: { vcpus: 4, memoryMiB: 16384, gpus: 2 } },
+      queueConfigs: [
+        {
+          queueName: "mixed",
+          features: ["ib"],
+          expansionNodeConfigs: [
+            { instanceType: "c4m8", zone: "zone-a" },
+            { instanceType: "g4m16", zone: "zone-a" },
+            { instanceType: "g4m16", zone: "zone-b" },
+          ],
+        },
+      ],
+    });
+    const client = new SlurmClient({ env: tb.env });
+    expect(await refusal(["-p", "mixed", "-C", "type_g4m16", "--wrap", "true"])).toMatch(/Invalid feature/);
+    // Act: create the placeholders (twice: creating one that exists is fine), then submit.
+    for (const spec of placeholderSpecs(config)) {
+      await client.createPlaceholder(spec);
+      await client.createPlaceholder(spec);
+    }
+    const typed = await sbatch(["-p", "mixed", "-C", "type_g4m16&zone_zone-b", "--wrap", "sleep 60"]);
+    const gpu = await sbatch(["-p", "mixed", "--gpus=1", "--wrap", "true"]);
+    const ib = await sbatch(["-p", "mixed", "-C", "ib", "-c", "2", "--mem=1G", "--wrap", "true"]);
+    // Slurm does not size-check against FUTURE nodes: a job no type fits is accepted too, and NowScale
+    //   skips it as NO_FITTING_SHAPE (the reason is in the decision and a JOB_NOT_SERVED event).
+    const huge = await sbatch(["-p", "mixed", "-c", "64", "--wrap", "true"]);
+    // Assess: every job pends as demand; the placeholders are no capacity; the plan launches the types.
+    const r = await report();
+    for (const id of [typed, gpu, ib])
+      expect(group(r, id)).toMatchObject({ state: "PENDING", reason: "ReqNodeNotAvail" });
+    // sinfo does not list FUTURE nodes at all; scontrol does with --future.
+    expect(r.nodes).toEqual([]);
+    expect(r.unmanagedNodes).toEqual([]);
+    for (const p of placeholderSpecs(config)) {
+      expect(await slurm("scontrol", ["--future", "--oneliner", "show", "node", p.name])).toMatch(
+        /State=FUTURE/,
+      );
+    }
+    const decision = plan(config, reportToClusterState(r), Date.now());
+    expect(decision.skipped).toContainEqual(expect.objectContaining({ job: huge, code: "NO_FITTING_SHAPE" }));
+    expect(
+      decision.launches.map((l) => [l.jobs, l.candidates.map((c) => `${c.instanceType}@${c.zone}`)]),
+    ).toEqual(
+      expect.arrayContaining([
+        [[typed], ["g4m16@zone-b"]],
+        [[gpu], ["g4m16@zone-a", "g4m16@zone-b"]],
+        [[ib], ["c4m8@zone-a"]],
+      ]),
+    );
+    // A node of the type joins: Slurm runs the constraint job there at its next pass.
+    await addTestbedNode(tb, {
+      name: "g4-zb",
+      address: `192.168.247.${nextAddress++}`,
+      cpus: 4,
+      realMemoryMiB: Math.floor(16384 / 1.1),
+      gpus: 2,
+      features: placementFeatures({ queue: "mixed", instanceType: "g4m16", zone: "zone-b" }, ["ib"]),
+    });
+    started.push("g4-zb");
+    expect(await runningOn(typed)).toEqual(["g4-zb"]);
+    for (const spec of placeholderSpecs(config)) await client.deleteNode(spec.name);
   });
 });
