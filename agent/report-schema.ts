@@ -38,6 +38,11 @@ export const jobGroupSchema = z.strictObject({
   features: z.string().max(LIMITS.text).optional(),
   /** sbatch --exclusive: the job takes whole nodes. */
   exclusive: z.boolean().optional(),
+  /**
+   * The job takes its nodes whole: --exclusive, --mem=0, or no memory in a partition without a memory
+   * default (Slurm then gives it all of each node's memory). Per-node memory is then reported as 0.
+   */
+  wholeNode: z.boolean().optional(),
   count: int(1, LIMITS.count),
   oldestSubmittedAt: isoTime,
   /** Slurm's pending reason (BLOCKED groups always have one). */
@@ -109,14 +114,21 @@ export function parseReport(input: unknown, source = "agent report"): Report {
 
 /**
  * The core's view of an ok report: each job group becomes one Job (id = jobIds[0],
- * submittedAt = oldestSubmittedAt, count = count; features and exclusive are not used by the core),
- * each node keeps the core's node fields. Throws ValidationError if the result breaks the core's rules.
+ * submittedAt = oldestSubmittedAt, count = count, constraint = features; wholeNode as reported, which
+ * --exclusive implies), each node keeps the core's node fields. Throws ValidationError if the result
+ * breaks the core's rules.
  */
 export function reportToClusterState(report: OkReport): ClusterState {
   const input: StateInput = {
     jobs: report.jobs.map((g) => {
-      const { jobIds, oldestSubmittedAt, features: _f, exclusive: _e, ...rest } = g;
-      return { ...rest, id: jobIds[0] as string, submittedAt: oldestSubmittedAt };
+      const { jobIds, oldestSubmittedAt, features, exclusive, wholeNode, ...rest } = g;
+      return {
+        ...rest,
+        id: jobIds[0] as string,
+        submittedAt: oldestSubmittedAt,
+        ...(features !== undefined && features !== "" ? { constraint: features } : {}),
+        ...(wholeNode || exclusive ? { wholeNode: true } : {}),
+      };
     }),
     nodes: report.nodes.map((n) => {
       const {

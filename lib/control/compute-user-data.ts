@@ -43,6 +43,7 @@ export function computeUserData(cluster: ClusterRecord, launch: Launch): string 
     cpus: shape.vcpus,
     realMemoryMiB: Math.max(1, Math.floor(shape.memoryMiB / queue.scaleUpMemRatio)),
     gpus: shape.gpus,
+    features: queue.features,
     controllerAddress,
     mungeKey: { source: "aws-secretsmanager", secretId: munge.id, region: cluster.placement.region },
   });

@@ -1,6 +1,6 @@
 import { type OkReport, reportToClusterState } from "../../agent/report-schema.js";
 import { parseConfig, type ResolvedConfig } from "../core/config.js";
-import type { ClusterNode, ClusterState, Launch, Shrink } from "../core/model.js";
+import type { ClusterNode, ClusterState, Decision, Launch, Shrink } from "../core/model.js";
 import { plan } from "../core/plan.js";
 import {
   type AgentChannel,
@@ -222,6 +222,80 @@ export class ShrinkMemory {
   forget(): void {
     this.previous = new Set();
   }
+
+  /** What the previous poll already told in events (jobs not served, Slurm mismatches): told once per stretch. */
+  readonly notices = new NoticeMemory();
+}
+
+/** Keys of notices the previous poll carried: a notice becomes an event when it is new, not every poll. */
+export class NoticeMemory {
+  private previous = new Set<string>();
+
+  /** True when `key` was not in the previous poll's notices; remembers it for the next. */
+  isNew(next: Set<string>, key: string): boolean {
+    next.add(key);
+    return !this.previous.has(key);
+  }
+
+  commit(next: Set<string>): void {
+    this.previous = next;
+  }
+}
+
+/** Skip codes that mean NowScale will not serve the job as it stands: told as JOB_NOT_SERVED events. */
+const NOT_SERVED: ReadonlySet<string> = new Set([
+  "NO_FITTING_SHAPE",
+  "JOB_LARGER_THAN_MAX_SIZE",
+  "CONSTRAINT_UNSATISFIABLE",
+  "CONSTRAINT_NOT_UNDERSTOOD",
+  "NOT_STARTED_BY_SLURM",
+  "NO_CAPACITY",
+  "BEST_FIT_UNAVAILABLE",
+]);
+
+/** At most this many notice events per poll; the rest wait for a later poll. */
+const MAX_NOTICES_PER_POLL = 20;
+
+/**
+ * The planner's reasons where people look: a job NowScale will not serve, and an idle node Slurm did not
+ * use for a job NowScale read as fitting (the safety net), each an event once while it lasts.
+ */
+async function tellDecision(ctx: PollContext, decision: Decision): Promise<void> {
+  const { store, clock } = ctx.deps;
+  const clusterId = ctx.cluster.clusterId;
+  const next = new Set<string>();
+  let told = 0;
+  for (const skip of decision.skipped) {
+    if (!("job" in skip) || !NOT_SERVED.has(skip.code)) continue;
+    if (!ctx.agreed.notices.isNew(next, `job ${skip.job} ${skip.code}`) || told >= MAX_NOTICES_PER_POLL)
+      continue;
+    told++;
+    await event(
+      store,
+      clusterId,
+      clock,
+      "JOB_NOT_SERVED",
+      `job ${skip.job}: ${skip.reason}`.slice(0, 500),
+      skip.queue,
+      undefined,
+      skip.copies,
+    );
+  }
+  for (const m of decision.mismatches) {
+    if (!ctx.agreed.notices.isNew(next, `mismatch ${m.node} ${m.job}`) || told >= MAX_NOTICES_PER_POLL)
+      continue;
+    told++;
+    await event(
+      store,
+      clusterId,
+      clock,
+      "SLURM_MISMATCH",
+      `node ${m.node}: ${m.reason}`.slice(0, 500),
+      m.queue,
+      [m.node],
+    );
+  }
+  ctx.agreed.notices.commit(next);
 }
 
 async function pollOnce(ctx: PollContext): Promise<void> {
@@ -269,9 +343,18 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     }
   }
 
+  // A node in Slurm that is not capacity yet covers demand only within bootTimeout of its launch: the
+  // planner needs the launch time, which only NowScale's records know.
+  const launchedAt = new Map(records.map((r) => [r.nodeName, r.launchedAt]));
   const state: ClusterState = {
     jobs: seen.jobs,
-    nodes: [...seen.nodes, ...launchingNodes(records, intents, inSlurm)],
+    nodes: [
+      ...seen.nodes.map((n) => {
+        const at = launchedAt.get(n.name);
+        return n.launchedAt === undefined && at !== undefined ? { ...n, launchedAt: at } : n;
+      }),
+      ...launchingNodes(records, intents, inSlurm),
+    ],
   };
   const decision = plan(ctx.config, state, now);
   // What this plan counted as supply: a launch or node that appears after it (another path launched
@@ -281,6 +364,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     rounds: new Set(intents.map((i) => i.round)),
   };
   emitStateMetrics(metrics, state);
+  await tellDecision(ctx, decision);
 
   for (const [index, launch] of decision.launches.entries()) {
     if (allowedCandidates(queueHealthOf(cluster, launch.queue), launch.candidates).length === 0) {

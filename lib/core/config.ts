@@ -1,7 +1,15 @@
 import { z } from "zod";
 import { BUILTIN_CATALOGS, type BuiltinCatalogName } from "./catalogs/index.js";
+import { RESERVED_FEATURE_PREFIXES } from "./features.js";
 import type { Candidate, InstanceCatalog, InstanceTypeInfo, Shape } from "./model.js";
-import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "./names.js";
+import {
+  CLOUD_ID,
+  CLOUD_ID_HINT,
+  FEATURE_NAME,
+  FEATURE_NAME_HINT,
+  SIMPLE_NAME,
+  SIMPLE_NAME_HINT,
+} from "./names.js";
 import { emptyRecord, ownValue } from "./own.js";
 import { parseWith } from "./validation.js";
 
@@ -47,6 +55,14 @@ export const queueConfigSchema = z
     scaleOutRatio: int(1, 100).default(100),
     scaleOutNodeThreshold: int(0, 10_000).default(0),
     maxNodesPerCycle: int(1, 100).default(100),
+    /**
+     * Slurm features every node of the queue carries besides its own `q_<queue>`, `type_<type>` and
+     * `zone_<zone>`; jobs' constraints (-C) are matched against all of them.
+     */
+    features: z
+      .array(z.string().regex(FEATURE_NAME, { error: `invalid feature: ${FEATURE_NAME_HINT}` }))
+      .max(32, { error: "at most 32 features" })
+      .default([]),
     /** A job's memory is multiplied by this before matching: usable memory is below the spec (4 GB → 3.6 GB). */
     scaleUpMemRatio: z
       .number()
@@ -69,6 +85,16 @@ export const queueConfigSchema = z
         message: `desiredIdleNodeCapacity (${q.desiredIdleNodeCapacity}) must not exceed maxSize (${q.maxSize})`,
       });
     }
+    q.features.forEach((f, i) => {
+      const prefix = RESERVED_FEATURE_PREFIXES.find((p) => f.startsWith(p));
+      if (prefix !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["features", i],
+          message: `"${prefix}" begins NowScale's own features (queue, type, zone): choose another name`,
+        });
+      }
+    });
     const seen = new Map<string, number>();
     q.expansionNodeConfigs.forEach((e, i) => {
       const key = `${e.instanceType}@${e.zone}@${e.chargeType}@${e.subnetId ?? ""}`;
@@ -90,6 +116,21 @@ export const configSchema = z
     /** Seconds a node must have been idle without a break before it is shrunk. */
     shrinkIdleTime: int(0, 604_800).default(300),
     policy: z.enum(["thpc", "packed"]).default("thpc"),
+    /**
+     * Seconds a launched node may take to become usable in Slurm. A LAUNCHING or NOT_READY node covers
+     * pending demand only this long after its launch; then the demand is launched elsewhere.
+     */
+    bootTimeout: int(60, 86_400).default(900),
+    /**
+     * The safety net, in seconds: an idle node beside a pending job it seems to fit, that Slurm has not
+     * started there for this long, stops covering the job (about three polls of 15 s, plus Slurm's own pass).
+     */
+    reservationTimeout: int(15, 86_400).default(60),
+    /**
+     * When every offering of a job's best-fit shape is held unavailable after capacity errors:
+     * "next-shape" launches the next-best shape that fits; "strict" (THPC's rule) waits for the best fit.
+     */
+    capacityFallback: z.enum(["next-shape", "strict"]).default("next-shape"),
     /** packed only: choose new node types by price per used vCPU when every fitting type has a price. */
     weighPrice: z.boolean().default(true),
     catalogs: z

@@ -1,4 +1,4 @@
-import type { ResolvedQueue, ShapeGroup } from "./config.js";
+import type { ShapeGroup } from "./config.js";
 import type { JobRequest, Shape } from "./model.js";
 
 /** One unit of a request that must sit on a single node: a node slice or a task. */
@@ -72,22 +72,27 @@ export function compareLayouts(a: Layout, b: Layout): number {
 }
 
 /**
- * THPC best fit: among the queue's shapes that fit, the one leaving the fewest spare vCPUs over all
- * the job's nodes, then the least spare memory, then (for task jobs) fewer nodes; on a full tie, the
- * shape listed first. Null: none fits.
+ * THPC best fit: among the shapes that fit, the one leaving the fewest spare vCPUs over all the job's
+ * nodes, then the least spare memory, then (for task jobs) fewer nodes; on a full tie, the shape listed
+ * first. A shape with GPUs is chosen for a slice without GPUs only when no shape without GPUs fits
+ * (a departure from THPC's text: fewest spare vCPUs alone would put CPU jobs on GPU types). Null: none fits.
  */
 export function bestFit(
-  queue: ResolvedQueue,
+  queue: { readonly groups: readonly ShapeGroup[] },
   slice: Slice,
   units: number,
   distinct: boolean,
 ): { group: ShapeGroup; layout: Layout } | null {
   let best: { group: ShapeGroup; layout: Layout } | null = null;
+  let bestGpu: { group: ShapeGroup; layout: Layout } | null = null;
   for (const group of queue.groups) {
     const layout = layoutOn(slice, units, distinct, group.shape);
-    if (layout && (!best || compareLayouts(layout, best.layout) < 0)) best = { group, layout };
+    if (!layout) continue;
+    if (slice.gpus === 0 && group.shape.gpus > 0) {
+      if (!bestGpu || compareLayouts(layout, bestGpu.layout) < 0) bestGpu = { group, layout };
+    } else if (!best || compareLayouts(layout, best.layout) < 0) best = { group, layout };
   }
-  return best;
+  return best ?? bestGpu;
 }
 
 export function describeSlice(slice: Slice): string {

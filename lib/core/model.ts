@@ -43,10 +43,23 @@ export interface Job {
   reason?: string;
   /** Nodes a RUNNING job occupies, when known. */
   nodeNames?: readonly string[];
+  /**
+   * The job takes its nodes whole: no other job shares them (sbatch --exclusive, --mem=0, or no memory
+   * asked in a partition without a default, where Slurm gives the job all of each node's memory).
+   */
+  wholeNode?: boolean;
+  /** Slurm's constraint expression (sbatch -C), matched against node features (see constraint.ts). */
+  constraint?: string;
 }
 
+/**
+ * LAUNCHING: started, not yet usable (not in Slurm yet, or booting); NOT_READY: in Slurm but not capacity
+ * now (UNKNOWN, POWERING_UP, POWERED_DOWN, NOT_RESPONDING). Both cover pending demand only within
+ * bootTimeout of `launchedAt`.
+ */
 export const NODE_STATES = [
   "LAUNCHING",
+  "NOT_READY",
   "IDLE",
   "MIXED",
   "ALLOCATED",
@@ -70,9 +83,21 @@ export interface ClusterNode {
   reason?: string;
 }
 
+/** An offering held unavailable after a capacity error: the planner launches elsewhere while it lasts. */
+export interface UnavailableOffering {
+  instanceType: string;
+  zone: string;
+  /** Only this charge type; both when undefined. */
+  chargeType?: ChargeType;
+  /** Epoch ms until which it is held; for ever (this decision) when undefined. */
+  until?: number;
+}
+
 export interface ClusterState {
   jobs: readonly Job[];
   nodes: readonly ClusterNode[];
+  /** Offerings that recently answered "no capacity" (the provider's cache, the simulator's full pools). */
+  unavailableOfferings?: readonly UnavailableOffering[];
 }
 
 /** One place to try a launch: an entry of the queue's expansionNodeConfigs. */
@@ -96,6 +121,12 @@ export interface Launch {
   allOrNothing: boolean;
   /** Ids of the pending jobs these nodes are for; empty for a minSize top-up. */
   jobs: string[];
+  /**
+   * Per entry of `jobs`: how many of that job's copies this launch starts (a copy counts in the launch
+   * of its first new node; a job whose copies start elsewhere but share these nodes counts 0 here).
+   * With the copies in `skipped`, every pending copy is accounted for exactly once.
+   */
+  copies?: number[];
   reason: string;
 }
 
@@ -116,6 +147,11 @@ export type SkipCode =
   | "BLOCKED"
   | "BUSY_TIME_NOT_REACHED"
   | "NO_FITTING_SHAPE"
+  | "CONSTRAINT_UNSATISFIABLE"
+  | "CONSTRAINT_NOT_UNDERSTOOD"
+  | "NO_CAPACITY"
+  | "BEST_FIT_UNAVAILABLE"
+  | "NOT_STARTED_BY_SLURM"
   | "JOB_LARGER_THAN_MAX_SIZE"
   | "QUEUE_AT_MAX_SIZE"
   | "CYCLE_CAP_REACHED"
@@ -127,11 +163,28 @@ export type SkipCode =
   | "KEPT_FOR_DESIRED_IDLE"
   | "RUNS_A_JOB"
   | "DRAINED_BY_OTHERS"
-  | "LEFT_TO_RECONCILER";
+  | "LEFT_TO_RECONCILER"
+  | "BOOT_TIMEOUT_PASSED";
 
 export type Skip =
-  | { job: string; queue: string; code: SkipCode; reason: string }
+  /** `copies`: how many of the job entry's `count` identical jobs this skip stands for. */
+  | { job: string; queue: string; code: SkipCode; reason: string; copies: number }
   | { node: string; queue: string; code: SkipCode; reason: string };
+
+/**
+ * The safety net's evidence: an idle node NowScale read as able to run a pending job, idle beside it
+ * longer than reservationTimeout without Slurm starting it there. The node no longer covers the job.
+ */
+export interface SlurmMismatch {
+  node: string;
+  job: string;
+  queue: string;
+  /** Seconds the node and the job have been idle and pending side by side. */
+  waitedS: number;
+  /** Slurm's pending reason for the job, when reported. */
+  slurmReason?: string;
+  reason: string;
+}
 
 export interface QueueSummary {
   queue: string;
@@ -149,4 +202,6 @@ export interface Decision {
   shrinks: Shrink[];
   skipped: Skip[];
   queues: QueueSummary[];
+  /** Idle nodes Slurm did not use for pending jobs NowScale thought they fit (see SlurmMismatch). */
+  mismatches: SlurmMismatch[];
 }

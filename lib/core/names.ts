@@ -12,6 +12,12 @@ export const CLOUD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Slurm job ids: 17, 17_3 (array), 17+1 (het job). */
 export const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$/;
 
+/** A queue's own Slurm node features (config `features`): a plain word, as slurm.conf and sbatch -C read it. */
+export const FEATURE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export const FEATURE_NAME_HINT =
+  "use letters, digits, '.', '_' and '-', at most 63 characters, not starting with '.', '_' or '-'";
+
 export const SIMPLE_NAME_HINT = "use letters, digits and '-', at most 63 characters, not starting with '-'";
 export const CLOUD_ID_HINT =
   "use letters, digits, '.', '_' and '-', at most 128 characters, not starting with '-'";

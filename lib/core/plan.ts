@@ -7,6 +7,7 @@ import { planPacked } from "./policy-packed.js";
 import { planThpc } from "./policy-thpc.js";
 import { roundSize } from "./rounds.js";
 import { isBusy, planShrink } from "./shrink.js";
+import { fullView, prepareJobs } from "./views.js";
 
 const POLICIES: Record<ResolvedConfig["policy"], Policy> = { thpc: planThpc, packed: planPacked };
 
@@ -15,7 +16,7 @@ const POLICIES: Record<ResolvedConfig["policy"], Policy> = { thpc: planThpc, pac
  * always give the same decision, and nothing is read or changed outside the arguments.
  */
 export function plan(config: ResolvedConfig, state: ClusterState, now: number): Decision {
-  const decision: Decision = { launches: [], shrinks: [], skipped: [], queues: [] };
+  const decision: Decision = { launches: [], shrinks: [], skipped: [], queues: [], mismatches: [] };
   const jobsByQueue = new Map<string, Job[]>();
   const nodesByQueue = new Map<string, ClusterNode[]>();
   const runningOn = new Set<string>();
@@ -51,25 +52,50 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
   }
 
   const policy = POLICIES[config.policy];
+  const bootTimeoutMs = config.bootTimeout * 1000;
   for (const queue of config.queues) {
-    const jobs = oldestFirst(jobsByQueue.get(queue.queueName) ?? []);
+    const pending = oldestFirst(jobsByQueue.get(queue.queueName) ?? []);
     const nodes = (nodesByQueue.get(queue.queueName) ?? []).sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
     );
     const busy = new Set(nodes.filter((n) => isBusy(n, runningOn)).map((n) => n.name));
-    const held = holds(queue, jobs, config.expansionBusyTime, now);
     const supply: SupplyNode[] = [];
     for (const node of nodes) {
       const shape = ownValue(config.catalog, node.instanceType);
-      if (shape && (node.state === "LAUNCHING" || (node.state === "IDLE" && !busy.has(node.name)))) {
+      if (
+        shape &&
+        (node.state === "IDLE" ? !busy.has(node.name) : coversWhileBooting(node, now, bootTimeoutMs))
+      ) {
         supply.push({ node, shape });
       }
     }
+    const prepared = prepareJobs({
+      queue,
+      jobs: pending,
+      held: holds(queue, pending, config.expansionBusyTime, now),
+      supply,
+      unavailable: state.unavailableOfferings ?? [],
+      capacityFallback: config.capacityFallback,
+      reservationTimeoutS: config.reservationTimeout,
+      now,
+    });
+    decision.skipped.push(...prepared.skipped);
+    decision.mismatches.push(...prepared.mismatches);
+    const jobs = prepared.jobs;
+    const all = fullView(queue);
     const room = Math.max(0, queue.maxSize - nodes.length);
-    const result = policy({ queue, jobs, held, supply, room, weighPrice: config.weighPrice });
+    const result = policy({
+      queue,
+      jobs,
+      held: prepared.held,
+      supply,
+      room,
+      weighPrice: config.weighPrice,
+      viewOf: (job) => prepared.views.get(job) ?? all,
+    });
     const launching = nodes.filter((n) => n.state === "LAUNCHING").length;
-    const summary = scaleOut(queue, result, nodes.length, launching, decision);
-    summary.pendingJobs = jobs.reduce((sum, j) => sum + j.count, 0);
+    const summary = scaleOut(queue, result, nodes.length, launching, decision, prepared.notes);
+    summary.pendingJobs = pending.reduce((sum, j) => sum + j.count, 0);
     decision.queues.push(summary);
 
     const shrink = planShrink({
@@ -78,12 +104,24 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
       busy,
       reserved: result.reserved,
       shrinkIdleTimeS: config.shrinkIdleTime,
+      bootTimeoutS: config.bootTimeout,
       now,
     });
     decision.shrinks.push(...shrink.shrinks);
     decision.skipped.push(...shrink.skipped);
   }
   return decision;
+}
+
+/**
+ * A node that is not capacity yet (LAUNCHING, or NOT_READY in Slurm) covers pending demand only within
+ * bootTimeout of its launch. A LAUNCHING node of unknown launch time is given the benefit of the doubt
+ * (the scale cycle always knows it); a NOT_READY one is not, since nothing says it will ever come up.
+ */
+function coversWhileBooting(node: ClusterNode, now: number, bootTimeoutMs: number): boolean {
+  if (node.state !== "LAUNCHING" && node.state !== "NOT_READY") return false;
+  if (node.launchedAt === undefined) return node.state === "LAUNCHING";
+  return now - node.launchedAt < bootTimeoutMs;
 }
 
 function holds(queue: ResolvedQueue, jobs: readonly Job[], busyTimeS: number, now: number): Map<Job, Hold> {
@@ -114,6 +152,7 @@ function scaleOut(
   existing: number,
   launching: number,
   decision: Decision,
+  notes: ReadonlyMap<string, string>,
 ): QueueSummary {
   const needed = result.newNodes.reduce((n, run) => n + run.count, 0);
   const byRatio = roundSize(needed, queue.scaleOutRatio, queue.scaleOutNodeThreshold);
@@ -132,11 +171,22 @@ function scaleOut(
           "CYCLE_CAP_REACHED",
           `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
         ] as const);
-  for (const [job, first] of result.firstNewNode) {
-    if (first >= round) decision.skipped.push(jobSkip(job, code, reason));
+  const { launches, launchOf } = groupIntoLaunches(queue, result.newNodes, round, needed, notes);
+  // Every copy whose first new node lies beyond the round waits for a later round, and says so; each
+  // launched copy counts in the launch that holds its first new node.
+  const copies = launches.map(() => new Map<string, number>());
+  for (const [job, starts] of result.copyStarts) {
+    const deferred = starts.atOrAbove(round);
+    if (deferred > 0) decision.skipped.push(jobSkip(job, code, reason, deferred));
+    if (starts.first >= round) continue;
+    starts.forEachBelow(round, (position, n) => {
+      const perJob = copies[launchOf[position] as number];
+      perJob?.set(job.id, (perJob.get(job.id) ?? 0) + n);
+    });
   }
-
-  const launches = groupIntoLaunches(queue, result.newNodes, round, needed);
+  launches.forEach((launch, i) => {
+    launch.copies = launch.jobs.map((id) => copies[i]?.get(id) ?? 0);
+  });
   let launched = round;
   // Keep the queue at minSize, counting what this round launches.
   const topUp = Math.min(queue.minSize - existing - round, cycleRoom - round);
@@ -166,33 +216,39 @@ function groupIntoLaunches(
   runs: readonly NewNode[],
   round: number,
   needed: number,
-): Launch[] {
+  notes: ReadonlyMap<string, string>,
+): { launches: Launch[]; launchOf: Int32Array } {
   const unitSize = new Map<string, number>();
   for (const run of runs) unitSize.set(run.unit, (unitSize.get(run.unit) ?? 0) + run.count);
-  const byUnit = new Map<string, { run: NewNode; count: number; jobs: Set<string> }>();
-  let left = round;
+  const byUnit = new Map<string, { run: NewNode; count: number; jobs: Set<string>; index: number }>();
+  /** For each new node of the round (by position), the index of its launch. */
+  const launchOf = new Int32Array(round);
+  let position = 0;
   for (const run of runs) {
-    if (left <= 0) break;
-    const take = Math.min(left, run.count);
-    left -= take;
+    if (position >= round) break;
+    const take = Math.min(round - position, run.count);
     let entry = byUnit.get(run.unit);
     if (!entry) {
-      entry = { run, count: 0, jobs: new Set() };
+      entry = { run, count: 0, jobs: new Set(), index: byUnit.size };
       byUnit.set(run.unit, entry);
     }
+    launchOf.fill(entry.index, position, position + take);
+    position += take;
     entry.count += take;
     for (const id of run.jobs) entry.jobs.add(id);
   }
-  return [...byUnit.values()].map(({ run, count, jobs }) => {
+  const launches = [...byUnit.values()].map(({ run, count, jobs }): Launch => {
     const { vcpus, memoryMiB, gpus } = run.group.shape;
     const shape = `${vcpus} vCPU / ${memoryMiB} MiB${gpus ? ` / ${gpus} GPU` : ""}`;
+    const why = [...new Set([...jobs].map((id) => notes.get(id)).filter((n) => n !== undefined))];
     return {
       ...launchAt(queue, run.group.entries, count),
       allOrNothing: run.multiNode && count === unitSize.get(run.unit),
       jobs: [...jobs],
-      reason: `best fit ${shape} for ${jobs.size} job(s); round of ${round} of ${needed} needed nodes`,
+      reason: `best fit ${shape} for ${jobs.size} job(s); round of ${round} of ${needed} needed nodes${why.length > 0 ? `; ${why.join("; ")}` : ""}`,
     };
   });
+  return { launches, launchOf };
 }
 
 function launchAt(

@@ -1,7 +1,7 @@
 import type { ShapeGroup } from "./config.js";
 import { describeSlice, layoutOn, type Slice, slicesOf, slicesPerNode } from "./fit.js";
 import type { InstanceTypeInfo } from "./model.js";
-import { jobSkip, listNames, type Policy, type PolicyResult, type SupplyNode } from "./policy.js";
+import { CopyStarts, jobSkip, listNames, type Policy, type PolicyResult, type SupplyNode } from "./policy.js";
 
 /** A node's capacity during planning: an existing node or one this cycle would launch. */
 interface Bin {
@@ -20,21 +20,24 @@ interface Bin {
   jobIds: string[];
 }
 
-/** One placement of `take` slices of the current copy on a bin, kept so the copy can be undone. */
+/** One placement on a bin, kept so the copy can be undone: what it consumed there. */
 interface Use {
   bin: Bin;
-  take: number;
+  cpus: number;
+  memMiB: number;
+  gpus: number;
   addedJob: boolean;
 }
 
 /**
  * Bin packing: pending jobs share nodes (best fit by free vCPUs), and a node is opened only when no
  * existing or planned node has room. A new node takes the shape on which the remaining demand would
- * cost least (weighPrice, when every fitting type has a price) or leave the fewest spare vCPUs.
- * Same caps and rounds as thpc.
+ * cost least (weighPrice, when every fitting type has a price) or leave the fewest spare vCPUs; a
+ * shape with GPUs only for GPU work, unless nothing else fits. A whole-node job (exclusive, all the
+ * memory) takes empty nodes only and leaves nothing of them to others. Same caps and rounds as thpc.
  */
-export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice }) => {
-  const result: PolicyResult = { newNodes: [], firstNewNode: new Map(), skipped: [], reserved: new Map() };
+export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice, viewOf }) => {
+  const result: PolicyResult = { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
   const maxCpus = Math.max(1, ...queue.groups.map((g) => g.shape.vcpus), ...supply.map((s) => s.shape.vcpus));
   const buckets = new Bins(maxCpus);
   for (const s of supply) buckets.add(newBin(s.shape, s));
@@ -53,13 +56,23 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
   // Picks a new node's shape by what hosting all the remaining demand on that shape would take:
   // nodes = max(vCPUs / node, memory / node, this job's units / node), then the cost of those nodes
   // (price, or spare vCPUs and memory). Ties go to the larger shape (fewer boots), then the first listed.
-  const chooseGroup = (slice: Slice, unitsLeft: number, distinct: boolean): ShapeGroup | undefined => {
+  const chooseGroup = (
+    groups: readonly ShapeGroup[],
+    slice: Slice,
+    unitsLeft: number,
+    distinct: boolean,
+  ): ShapeGroup | undefined => {
+    // GPU shapes only for GPU work, unless no other shape fits.
+    const cpuOnly =
+      slice.gpus === 0 &&
+      groups.some((g) => g.shape.gpus === 0 && slicesPerNode(slice, g.shape, distinct) > 0);
+    const candidates = cpuOnly ? groups.filter((g) => g.shape.gpus === 0) : groups;
     let byPrice = weighPrice;
-    for (const g of queue.groups) {
+    for (const g of candidates) {
       if (g.shape.pricePerHour === undefined && slicesPerNode(slice, g.shape, distinct) > 0) byPrice = false;
     }
     let best: { group: ShapeGroup; cost: number; spareMem: number } | undefined;
-    for (const group of queue.groups) {
+    for (const group of candidates) {
       const perNode = slicesPerNode(slice, group.shape, distinct);
       if (perNode === 0) continue;
       const { vcpus, memoryMiB, pricePerHour } = group.shape;
@@ -87,20 +100,31 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
   const freshByRequest = new Map<string, number>();
   for (const [j, job] of jobs.entries()) {
     const hold = held.get(job);
+    const view = viewOf(job);
+    const whole = job.wholeNode === true;
     const { slice, units, distinct } = slices[j] as ReturnType<typeof slicesOf>;
     // Fewest fresh nodes one copy could need (Infinity: no shape fits); many jobs share a request.
-    const key = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+    const key = `${view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
     let freshNodes = freshByRequest.get(key);
     if (freshNodes === undefined) {
       freshNodes = Number.POSITIVE_INFINITY;
-      for (const g of queue.groups)
+      for (const g of view.groups)
         freshNodes = Math.min(freshNodes, layoutOn(slice, units, distinct, g.shape)?.nodes ?? freshNodes);
       freshByRequest.set(key, freshNodes);
     }
+    // Which bins this job may use: its view's nodes, and planned nodes whose every candidate it accepts.
+    const accepts =
+      view.anyNode && view.allEntries && !whole
+        ? undefined
+        : (bin: Bin) =>
+            (!whole || bin.jobIds.length === 0) &&
+            (bin.supply !== undefined
+              ? view.anyNode || view.accepts(bin.supply.node)
+              : view.allEntries || (bin.group?.entries.every((e) => view.entries.has(e.index)) ?? false));
     // A copy of a multi-node job must not put two of its nodes on one bin.
     const exclude = distinct && units > 1 ? new Set<Bin>() : undefined;
     let used: Set<string> | undefined;
-    let firstNew = -1;
+    const starts = new CopyStarts();
     let covered = 0;
     let unplaceable = 0;
     let waiting = 0;
@@ -114,13 +138,13 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
       let left = units;
       let failure: "fit" | "held" | "room" | "large" | undefined;
       while (left > 0) {
-        let bin = buckets.find(slice, exclude);
+        let bin = buckets.find(slice, exclude, accepts);
         if (!bin) {
           if (!Number.isFinite(freshNodes)) failure = "fit";
           else if (hold) failure = "held";
           else if (freshNodes > queue.maxSize) failure = "large";
           else if (roomLeft - opened.length <= 0) failure = "room";
-          const group = failure ? undefined : chooseGroup(slice, left, distinct);
+          const group = failure ? undefined : chooseGroup(view.groups, slice, left, distinct);
           if (!group) {
             failure ??= "fit";
             break;
@@ -131,9 +155,13 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
         }
         const take = distinct ? 1 : Math.min(left, fitCount(slice, bin));
         const addedJob = bin.jobIds[bin.jobIds.length - 1] !== job.id;
-        buckets.consume(bin, take * slice.cpus, take * slice.memMiB, take * slice.gpus);
+        // A whole-node job leaves nothing of its nodes to others.
+        const cpus = whole ? bin.freeCpus : take * slice.cpus;
+        const memMiB = whole ? bin.freeMemMiB : take * slice.memMiB;
+        const gpus = whole ? bin.freeGpus : take * slice.gpus;
+        buckets.consume(bin, cpus, memMiB, gpus);
         if (addedJob) bin.jobIds.push(job.id);
-        uses.push({ bin, take, addedJob });
+        uses.push({ bin, cpus, memMiB, gpus, addedJob });
         exclude?.add(bin);
         left -= take;
       }
@@ -141,8 +169,8 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
       if (failure) {
         // Undo this copy: a job is planned whole or not at all.
         for (let i = uses.length - 1; i >= 0; i--) {
-          const { bin, take, addedJob } = uses[i] as Use;
-          buckets.consume(bin, -take * slice.cpus, -take * slice.memMiB, -take * slice.gpus);
+          const { bin, cpus, memMiB, gpus, addedJob } = uses[i] as Use;
+          buckets.consume(bin, -cpus, -memMiB, -gpus);
           if (addedJob) bin.jobIds.pop();
         }
         for (const bin of opened) buckets.remove(bin);
@@ -158,26 +186,26 @@ export const planPacked: Policy = ({ queue, jobs, held, supply, room, weighPrice
         if (group) result.newNodes.push({ group, count: 1, jobs: jobIds, unit: group.key, multiNode: false });
       }
       roomLeft -= opened.length;
-      let usedNew = false;
+      let firstNew = -1;
       for (const use of uses) {
         const b = use.bin;
         if (b.newIndex !== undefined) {
           if (firstNew < 0 || b.newIndex < firstNew) firstNew = b.newIndex;
-          usedNew = true;
         } else if (b.supply) {
           used ??= new Set();
           used.add(b.supply.node.name);
           if (b.supply.node.state === "IDLE") result.reserved.set(b.supply.node.name, job.id);
         }
       }
-      if (!usedNew) covered++;
+      if (firstNew < 0) covered++;
+      else starts.add(firstNew);
       if (!hold) {
         remCpus -= slice.cpus * units;
         remMem -= slice.memMiB * units;
       }
     }
 
-    if (firstNew >= 0) result.firstNewNode.set(job, firstNew);
+    if (covered < job.count - unplaceable - waiting - tooLarge - denied) result.copyStarts.set(job, starts);
     if (covered > 0) {
       result.skipped.push(
         jobSkip(
@@ -316,7 +344,7 @@ class Bins {
    * The fitting bin with the fewest free vCPUs, then the least free memory (by class; the first in
    * the cell's order within a class), skipping `exclude`.
    */
-  find(slice: Slice, exclude?: ReadonlySet<Bin>): Bin | undefined {
+  find(slice: Slice, exclude?: ReadonlySet<Bin>, accepts?: (bin: Bin) => boolean): Bin | undefined {
     const need = memClass(slice.memMiB);
     for (let cpus = this.nextCpus(slice.cpus); cpus >= 0; cpus = this.nextCpus(cpus + 1)) {
       let classes = (this.memMask[cpus] ?? 0) & (~0 << need);
@@ -324,7 +352,13 @@ class Bins {
         const cls = 31 - Math.clz32(classes & -classes);
         classes &= classes - 1;
         for (const bin of this.cells[cpus * 32 + cls] ?? []) {
-          if (bin.freeMemMiB >= slice.memMiB && bin.freeGpus >= slice.gpus && !exclude?.has(bin)) return bin;
+          if (
+            bin.freeMemMiB >= slice.memMiB &&
+            bin.freeGpus >= slice.gpus &&
+            !exclude?.has(bin) &&
+            (accepts === undefined || accepts(bin))
+          )
+            return bin;
         }
       }
     }

@@ -1,6 +1,7 @@
 import { type ShapeGroup, shapeKey } from "./config.js";
 import { bestFit, describeSlice, type Slice, slicesOf, slicesPerNode } from "./fit.js";
 import {
+  CopyStarts,
   jobSkip,
   listNames,
   type NewNode,
@@ -13,32 +14,34 @@ import {
  * THPC_AS exactly: each job gets whole nodes of its best-fit shape; nothing is shared between jobs.
  * Existing idle and launching nodes are used first, best-fitting first, so no demand is launched twice.
  */
-export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
-  const result: PolicyResult = { newNodes: [], firstNewNode: new Map(), skipped: [], reserved: new Map() };
+export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) => {
+  const result: PolicyResult = { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
   let planned = 0;
   const fits = new Map<string, ReturnType<typeof bestFit>>();
   const pool = new SupplyPool(supply);
   let roomLeft = room;
 
   for (const job of jobs) {
+    const view = viewOf(job);
+    const accepts = view.anyNode ? undefined : (s: SupplyNode) => view.accepts(s.node);
     const { slice, units, distinct } = slicesOf(job.request, queue.scaleUpMemRatio);
-    // Many jobs share a request: fit each distinct request once.
-    const key = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+    // Many jobs share a request and a view: fit each distinct pair once.
+    const key = `${view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
     let fresh = fits.get(key);
     if (fresh === undefined) {
-      fresh = bestFit(queue, slice, units, distinct);
+      fresh = bestFit(view, slice, units, distinct);
       fits.set(key, fresh);
     }
     const usedNames: string[] = [];
-    /** New nodes each not-yet-covered copy needs, and of which shape. */
-    const needs: { nodes: number; group: ShapeGroup }[] = [];
+    /** New nodes the not-yet-covered copies need, and of which shape; `copies` copies alike. */
+    const needs: { nodes: number; group: ShapeGroup; copies: number }[] = [];
     let copiesLeft = job.count;
     let unplaceable = 0;
 
     // Copies that existing nodes help, one at a time; the pool is small.
-    while (copiesLeft > 0 && pool.canHost(slice, distinct)) {
-      const taken = pool.take(slice, units, distinct);
-      const rest = taken.unitsLeft > 0 ? bestFit(queue, slice, taken.unitsLeft, distinct) : null;
+    while (copiesLeft > 0 && pool.canHost(slice, distinct, accepts)) {
+      const taken = pool.take(slice, units, distinct, accepts);
+      const rest = taken.unitsLeft > 0 ? bestFit(view, slice, taken.unitsLeft, distinct) : null;
       // A copy that would hold more nodes than maxSize can never run: reserving nodes for it would
       // keep them from shrinking (and other jobs would launch around them), for ever.
       const neverRuns = rest !== null && taken.nodes.length + rest.layout.nodes > queue.maxSize;
@@ -52,16 +55,16 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
         usedNames.push(s.node.name);
         if (s.node.state === "IDLE") result.reserved.set(s.node.name, job.id);
       }
-      if (rest) needs.push({ nodes: rest.layout.nodes, group: rest.group });
+      if (rest) needs.push({ nodes: rest.layout.nodes, group: rest.group, copies: 1 });
     }
     // The remaining copies all lie on fresh nodes the same way.
     if (copiesLeft > 0) {
-      if (fresh)
-        for (let i = 0; i < copiesLeft; i++) needs.push({ nodes: fresh.layout.nodes, group: fresh.group });
+      if (fresh) needs.push({ nodes: fresh.layout.nodes, group: fresh.group, copies: copiesLeft });
       else unplaceable += copiesLeft;
     }
 
-    const covered = job.count - needs.length - unplaceable;
+    const needing = needs.reduce((n, need) => n + need.copies, 0);
+    const covered = job.count - needing - unplaceable;
     if (covered > 0) {
       result.skipped.push(
         jobSkip(
@@ -82,32 +85,51 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room }) => {
         ),
       );
     }
-    if (needs.length === 0) continue;
+    if (needing === 0) continue;
     const hold = held.get(job);
     if (hold) {
-      result.skipped.push(jobSkip(job, hold.code, hold.reason, needs.length));
+      result.skipped.push(jobSkip(job, hold.code, hold.reason, needing));
       continue;
     }
 
-    let first = -1;
+    const starts = new CopyStarts();
     let tooLarge = 0;
     let deniedByRoom = 0;
-    needs.forEach(({ nodes: need, group }, copy) => {
-      if (need > queue.maxSize) tooLarge++;
-      else if (need > roomLeft) deniedByRoom++;
-      else {
-        roomLeft -= need;
-        const multiNode = need > 1;
-        const unit = multiNode ? `${group.key}|${job.id}#${copy}` : group.key;
-        if (first < 0) first = planned;
-        planned += need;
-        const last = result.newNodes[result.newNodes.length - 1];
-        if (!multiNode && last && last.unit === unit && last.jobs[last.jobs.length - 1] === job.id)
-          last.count += need;
-        else result.newNodes.push({ group, count: need, jobs: [job.id], unit, multiNode } satisfies NewNode);
+    let copy = 0;
+    for (const { nodes: need, group, copies } of needs) {
+      if (need > queue.maxSize) {
+        tooLarge += copies;
+        copy += copies;
+        continue;
       }
-    });
-    if (first >= 0) result.firstNewNode.set(job, first);
+      // Copies admitted whole, in order, while the queue has room.
+      const admitted = Math.min(copies, Math.floor(roomLeft / need));
+      deniedByRoom += copies - admitted;
+      roomLeft -= admitted * need;
+      const multiNode = need > 1;
+      for (let i = 0; i < admitted; i++, copy++) {
+        starts.add(planned);
+        planned += need;
+        if (multiNode) {
+          // Each multi-node copy is its own all-or-nothing unit.
+          result.newNodes.push({
+            group,
+            count: need,
+            jobs: [job.id],
+            unit: `${group.key}|${job.id}#${copy}`,
+            multiNode,
+          } satisfies NewNode);
+        }
+      }
+      if (!multiNode && admitted > 0) {
+        const last = result.newNodes[result.newNodes.length - 1];
+        if (last && last.unit === group.key && last.jobs[last.jobs.length - 1] === job.id)
+          last.count += admitted;
+        else result.newNodes.push({ group, count: admitted, jobs: [job.id], unit: group.key, multiNode });
+      }
+      copy += copies - admitted;
+    }
+    if (starts.size > 0) result.copyStarts.set(job, starts);
     if (tooLarge > 0) {
       result.skipped.push(
         jobSkip(
@@ -154,12 +176,22 @@ class SupplyPool {
     }
   }
 
-  canHost(slice: Slice, distinct: boolean): boolean {
-    return this.groups.some((g) => g.nodes.length > 0 && slicesPerNode(slice, g.shape, distinct) > 0);
+  canHost(slice: Slice, distinct: boolean, accepts?: (s: SupplyNode) => boolean): boolean {
+    return this.groups.some(
+      (g) =>
+        g.nodes.length > 0 &&
+        slicesPerNode(slice, g.shape, distinct) > 0 &&
+        (accepts === undefined || g.nodes.some(accepts)),
+    );
   }
 
   /** Takes the best-fitting nodes for one copy of a job; returns them and the units still unplaced. */
-  take(slice: Slice, units: number, distinct: boolean): { nodes: SupplyNode[]; unitsLeft: number } {
+  take(
+    slice: Slice,
+    units: number,
+    distinct: boolean,
+    accepts?: (s: SupplyNode) => boolean,
+  ): { nodes: SupplyNode[]; unitsLeft: number } {
     const fitting = this.groups
       .filter((g) => g.nodes.length > 0 && slicesPerNode(slice, g.shape, distinct) > 0)
       .sort((a, b) => spare(a.shape, slice, distinct) - spare(b.shape, slice, distinct));
@@ -167,9 +199,11 @@ class SupplyPool {
     let left = units;
     for (const g of fitting) {
       const per = slicesPerNode(slice, g.shape, distinct);
-      while (left > 0 && g.nodes.length > 0) {
-        const s = g.nodes.pop();
-        if (!s) break;
+      // Taken from the end (the best node); a job that refuses some nodes takes the last it accepts.
+      for (let i = g.nodes.length - 1; left > 0 && i >= 0; i--) {
+        const s = g.nodes[i] as SupplyNode;
+        if (accepts !== undefined && !accepts(s)) continue;
+        g.nodes.splice(i, 1);
         nodes.push(s);
         left -= Math.min(per, left);
       }

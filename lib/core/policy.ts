@@ -1,5 +1,6 @@
 import type { ResolvedQueue, ShapeGroup } from "./config.js";
 import type { ClusterNode, InstanceTypeInfo, Job, Skip } from "./model.js";
+import type { JobView } from "./views.js";
 
 /** An existing node that can take pending work: IDLE (soonest) or LAUNCHING. */
 export interface SupplyNode {
@@ -34,16 +35,19 @@ export interface PolicyInput {
   /** New nodes the queue may still take under maxSize. */
   room: number;
   weighPrice: boolean;
+  /** The shapes a job may launch and the existing nodes it may take (constraints, capacity, safety net). */
+  viewOf: (job: Job) => JobView;
 }
 
 export interface PolicyResult {
   /** At most `room` nodes in all. */
   newNodes: NewNode[];
   /**
-   * For each job that needs new nodes: the position (counting nodes, not runs) of the first new node
-   * it needs. A round of R nodes helps the job when that position is below R.
+   * For each job that needs new nodes: per copy, the position (counting nodes, not runs) of the first
+   * new node it needs. A round of R nodes helps a copy when that position is below R; the other copies
+   * are deferred, and each is accounted for in `skipped`.
    */
-  firstNewNode: Map<Job, number>;
+  copyStarts: Map<Job, CopyStarts>;
   skipped: Skip[];
   /** Idle nodes that pending jobs will use, by node name: not to be shrunk. */
   reserved: Map<string, string>;
@@ -61,7 +65,90 @@ export function countSuffix(count: number): string {
 }
 
 export function jobSkip(job: Job, code: Skip["code"], reason: string, count = job.count): Skip {
-  return { job: job.id, queue: job.queue, code, reason: reason + countSuffix(count) };
+  return { job: job.id, queue: job.queue, code, reason: reason + countSuffix(count), copies: count };
+}
+
+/**
+ * Where each copy of an aggregated job starts among the new nodes, run-length encoded: copies on fresh
+ * nodes lie one after another with a fixed stride, so a million copies take a few numbers. The first
+ * run is kept in fields (most jobs have one copy): one small object per job.
+ */
+export class CopyStarts {
+  private start = -1;
+  private copies = 0;
+  private step = 0;
+  /** Further runs as triples: first position, copies, stride. */
+  private more: number[] | undefined;
+
+  add(position: number): void {
+    if (this.copies === 0) {
+      this.start = position;
+      this.copies = 1;
+      return;
+    }
+    const runs = this.more;
+    if (runs === undefined) {
+      if (this.step > 0 && position === this.start + this.copies * this.step) this.copies++;
+      else if (this.copies === 1 && position > this.start) {
+        // A second copy fixes the run's stride.
+        this.step = position - this.start;
+        this.copies = 2;
+      } else this.more = [position, 1, 0];
+      return;
+    }
+    const n = runs.length;
+    const start = runs[n - 3] as number;
+    const copies = runs[n - 2] as number;
+    const step = runs[n - 1] as number;
+    if (step > 0 && position === start + copies * step) runs[n - 2] = copies + 1;
+    else if (copies === 1 && position > start) {
+      runs[n - 2] = 2;
+      runs[n - 1] = position - start;
+    } else runs.push(position, 1, 0);
+  }
+
+  /** How many copies were added. */
+  get size(): number {
+    let n = this.copies;
+    for (let i = 1; this.more !== undefined && i < this.more.length; i += 3) n += this.more[i] as number;
+    return n;
+  }
+
+  /** Calls `fn` with each position below `limit` and the copies that start there (at most `limit` calls per run). */
+  forEachBelow(limit: number, fn: (position: number, copies: number) => void): void {
+    const visit = (start: number, copies: number, step: number) => {
+      if (copies === 0 || start >= limit) return;
+      if (step === 0) fn(start, copies);
+      else for (let k = 0; k < copies && start + k * step < limit; k++) fn(start + k * step, 1);
+    };
+    visit(this.start, this.copies, this.step);
+    const runs = this.more;
+    if (runs !== undefined) {
+      for (let i = 0; i < runs.length; i += 3)
+        visit(runs[i] as number, runs[i + 1] as number, runs[i + 2] as number);
+    }
+  }
+
+  /** How many copies start at or beyond `limit`. */
+  atOrAbove(limit: number): number {
+    const count = (start: number, copies: number, step: number) =>
+      start >= limit ? copies : step > 0 ? Math.max(0, copies - Math.ceil((limit - start) / step)) : 0;
+    let n = count(this.start, this.copies, this.step);
+    const runs = this.more;
+    if (runs !== undefined) {
+      for (let i = 0; i < runs.length; i += 3)
+        n += count(runs[i] as number, runs[i + 1] as number, runs[i + 2] as number);
+    }
+    return n;
+  }
+
+  /** The first copy's position (Infinity when none). */
+  get first(): number {
+    let min = this.copies > 0 ? this.start : Number.POSITIVE_INFINITY;
+    for (let i = 0; this.more !== undefined && i < this.more.length; i += 3)
+      min = Math.min(min, this.more[i] as number);
+    return min;
+  }
 }
 
 export function listNames(names: readonly string[], max = 5): string {

@@ -12,6 +12,8 @@ export interface ShrinkInput {
   /** Idle nodes pending jobs will use, by node name → job id. */
   reserved: ReadonlyMap<string, string>;
   shrinkIdleTimeS: number;
+  /** A LAUNCHING or NOT_READY node not usable this long after its launch is flagged (NOT_READY: retired). */
+  bootTimeoutS: number;
   now: number;
 }
 
@@ -45,8 +47,38 @@ export function planShrink(input: ShrinkInput): { shrinks: Shrink[]; skipped: Sk
     return false;
   };
 
+  const bootMs = input.bootTimeoutS * 1000;
   for (const node of nodes) {
-    if (node.state === "DOWN") {
+    if (node.state === "LAUNCHING" || node.state === "NOT_READY") {
+      const sinceS = node.launchedAt === undefined ? undefined : Math.floor((now - node.launchedAt) / 1000);
+      if (node.state === "LAUNCHING" && sinceS !== undefined && sinceS * 1000 >= bootMs) {
+        skip(
+          node,
+          "BOOT_TIMEOUT_PASSED",
+          `not in Slurm ${sinceS} s after launch (bootTimeout ${input.bootTimeoutS} s): no longer counted as capacity; the reconciler retires it`,
+        );
+      } else if (node.state === "NOT_READY" && sinceS === undefined) {
+        skip(
+          node,
+          "BOOT_TIMEOUT_PASSED",
+          "in Slurm but not capacity (not responding, powered down or unknown), since an unknown time: not counted as capacity",
+        );
+      } else if (node.state === "NOT_READY" && (sinceS as number) * 1000 >= bootMs) {
+        if (busy.has(node.name)) {
+          skip(node, "RUNS_A_JOB", "not responding but holds a running job: left alone");
+        } else if (!queue.enableAutoShrink) {
+          skip(node, "AUTO_SHRINK_DISABLED", `auto shrink is disabled for queue ${q}`);
+        } else {
+          remaining--;
+          shrinks.push({
+            node: node.name,
+            queue: q,
+            action: "terminate",
+            reason: `in Slurm but not capacity ${sinceS} s after launch (bootTimeout ${input.bootTimeoutS} s): retired`,
+          });
+        }
+      }
+    } else if (node.state === "DOWN") {
       skip(node, "LEFT_TO_RECONCILER", "node is DOWN: the reconciler replaces or removes it");
     } else if (node.state === "DRAINING" || (node.state === "DRAINED" && busy.has(node.name))) {
       skip(node, "RUNS_A_JOB", "draining: terminated once its jobs have ended");

@@ -1,5 +1,12 @@
 import { z } from "zod";
-import { type ClusterNode, type ClusterState, type Job, NODE_STATES } from "./model.js";
+import { MAX_CONSTRAINT_LENGTH } from "./constraint.js";
+import {
+  type ClusterNode,
+  type ClusterState,
+  type Job,
+  NODE_STATES,
+  type UnavailableOffering,
+} from "./model.js";
 import { CLOUD_ID, CLOUD_ID_HINT, JOB_ID, SIMPLE_NAME, SIMPLE_NAME_HINT } from "./names.js";
 import { parseWith } from "./validation.js";
 
@@ -43,6 +50,10 @@ export const jobInputSchema = z
     count: count(1, 10_000_000).default(1),
     reason: z.string().max(500).optional(),
     nodeNames: z.array(simpleName).max(100_000).optional(),
+    /** The job takes its nodes whole (--exclusive, --mem=0, no memory and no partition default). */
+    wholeNode: z.boolean().optional(),
+    /** Slurm's constraint expression (sbatch -C). */
+    constraint: z.string().min(1).max(MAX_CONSTRAINT_LENGTH).optional(),
   })
   .superRefine((j, ctx) => {
     const hasNodeForm = NODE_FIELDS.some((f) => j[f] !== undefined);
@@ -74,10 +85,20 @@ export const nodeInputSchema = z.strictObject({
   reason: z.string().max(500).optional(),
 });
 
+export const unavailableOfferingSchema = z.strictObject({
+  instanceType: cloudId,
+  zone: cloudId,
+  chargeType: z.enum(["ON_DEMAND", "SPOT"]).optional(),
+  /** Held until this time; for the whole decision when absent. */
+  until: isoTime.optional(),
+});
+
 export const stateInputSchema = z
   .strictObject({
     jobs: z.array(jobInputSchema).default([]),
     nodes: z.array(nodeInputSchema).default([]),
+    /** Offerings held unavailable after capacity errors: the planner launches elsewhere meanwhile. */
+    unavailableOfferings: z.array(unavailableOfferingSchema).max(10_000).default([]),
   })
   .superRefine((s, ctx) => {
     const names = new Set<string>();
@@ -130,6 +151,8 @@ function toJob(j: z.output<typeof jobInputSchema>): Job {
   };
   if (j.reason !== undefined) job.reason = j.reason;
   if (j.nodeNames !== undefined) job.nodeNames = j.nodeNames;
+  if (j.wholeNode) job.wholeNode = true;
+  if (j.constraint !== undefined) job.constraint = j.constraint;
   return job;
 }
 
@@ -150,5 +173,14 @@ function toNode(n: z.output<typeof nodeInputSchema>): ClusterNode {
 /** Validates raw JSON (throws ValidationError naming each bad field) and converts times to epoch ms. */
 export function parseState(input: unknown, source = "state"): ClusterState {
   const s = parseWith(stateInputSchema, input, source);
-  return { jobs: s.jobs.map(toJob), nodes: s.nodes.map(toNode) };
+  const state: ClusterState = { jobs: s.jobs.map(toJob), nodes: s.nodes.map(toNode) };
+  if (s.unavailableOfferings.length > 0) {
+    state.unavailableOfferings = s.unavailableOfferings.map((o): UnavailableOffering => {
+      const out: UnavailableOffering = { instanceType: o.instanceType, zone: o.zone };
+      if (o.chargeType !== undefined) out.chargeType = o.chargeType;
+      if (o.until !== undefined) out.until = Date.parse(o.until);
+      return out;
+    });
+  }
+  return state;
 }

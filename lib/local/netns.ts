@@ -32,6 +32,8 @@ export interface NamespaceNodeSpec {
   realMemoryMiB: number;
   /** Slurm features, e.g. from placementFeatures(): q_<queue>, type_<instance type>, zone_<zone>. */
   features: readonly string[];
+  /** GPUs the node declares to Slurm (`Gres=gpu:N`, counted, no device files). @default 0 */
+  gpus?: number;
   /** slurm.conf of the cluster to join. */
   slurmConf: string;
   /** The node's own SlurmdSpoolDir (matching slurm.conf's pattern); created when missing. */
@@ -94,6 +96,8 @@ export async function createNamespaceNode(spec: NamespaceNodeSpec): Promise<void
     throw new TypeError("cpus must be a whole number ≥ 1");
   if (!Number.isSafeInteger(spec.realMemoryMiB) || spec.realMemoryMiB < 1)
     throw new TypeError("realMemoryMiB must be ≥ 1");
+  const gpus = spec.gpus ?? 0;
+  if (!Number.isSafeInteger(gpus) || gpus < 0 || gpus > 64) throw new TypeError("gpus must be 0..64");
   const netns = `${spec.netnsPrefix}${spec.name}`;
   const veth = vethName(netns);
   const inNs = (args: string[]) => runOk("nsenter", [`--net=${netnsPath(netns)}`, ...args]);
@@ -106,7 +110,9 @@ export async function createNamespaceNode(spec: NamespaceNodeSpec): Promise<void
     await inNs(["ip", "link", "set", "eth0", "up"]);
     await inNs(["ip", "link", "set", "lo", "up"]);
     await mkdir(spec.spoolDir, { recursive: true, mode: 0o755 });
-    const conf = `CPUs=${spec.cpus} RealMemory=${spec.realMemoryMiB} Feature=${spec.features.join(",")}`;
+    const conf =
+      `CPUs=${spec.cpus} RealMemory=${spec.realMemoryMiB} Feature=${spec.features.join(",")}` +
+      (gpus > 0 ? ` Gres=gpu:${gpus}` : "");
     // nsenter --net (not `ip netns exec`, which remounts /sys and hides the cgroups slurmd needs).
     const result = await runCommand(
       "nsenter",

@@ -224,12 +224,39 @@ export interface TestbedNodeSpec {
   cpus: number;
   realMemoryMiB: number;
   features: readonly string[];
+  /**
+   * GPUs the node declares (`Gres=gpu:N`). Slurm 22.05 drops a GPU without a File from the node's GRES
+   * ("Removing file-less GPU"), so each one gets a stand-in character device (a copy of /dev/null's
+   * numbers) in gres.conf: Slurm schedules them by count, nothing is bound to hardware. @default 0
+   */
+  gpus?: number;
+}
+
+/**
+ * Writes the node's gres.conf line (`NodeName=<node> Name=gpu File=<dir>/gpu[0-N]`) with its stand-in
+ * devices; slurmd reads gres.conf beside slurm.conf when it starts. Other nodes' lines are kept.
+ */
+async function writeTestbedGres(tb: Testbed, name: string, gpus: number): Promise<void> {
+  const gresConf = join(tb.stateDir, "gres.conf");
+  const existing = existsSync(gresConf) ? (await readFile(gresConf, "utf8")).split("\n") : [];
+  const kept = existing.filter((line) => line.trim() !== "" && !line.startsWith(`NodeName=${name} `));
+  if (gpus > 0) {
+    const dir = join(tb.stateDir, "gpus", name);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    for (let i = 0; i < gpus; i++) {
+      const device = join(dir, `gpu${i}`);
+      if (!existsSync(device)) await run("mknod", [device, "c", "1", "3"]);
+    }
+    kept.push(`NodeName=${name} Name=gpu File=${dir}/gpu[0-${gpus - 1}]`);
+  }
+  await writeFile(gresConf, kept.length > 0 ? `${kept.join("\n")}\n` : "");
 }
 
 /** Starts a namespace node that joins this test bed and waits until it is IDLE. Needs `network`. */
 export async function addTestbedNode(tb: Testbed, spec: TestbedNodeSpec): Promise<void> {
   if (!tb.network)
     throw new Error("this test bed has no network: start it with `network` to add namespace nodes");
+  await writeTestbedGres(tb, spec.name, spec.gpus ?? 0);
   await createNamespaceNode({
     ...spec,
     netnsPrefix: tb.netnsPrefix,

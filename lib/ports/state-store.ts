@@ -328,6 +328,10 @@ export type EventKind =
   | "AGENT_UNREACHABLE"
   | "SLURMCTLD_UNREACHABLE"
   | "CYCLE_ERROR"
+  /** The planner will not serve a job as it stands (no fitting type, constraint, capacity, ...). */
+  | "JOB_NOT_SERVED"
+  /** The safety net: an idle node Slurm did not use for a pending job NowScale read as fitting it. */
+  | "SLURM_MISMATCH"
   | "CONFIG_UPDATED"
   | "STATUS_CHANGED"
   | "MANUAL";

@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from "../core/config.js";
 import type { Candidate, ClusterNode, Job } from "../core/model.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
+import { DEFAULT_UNAVAILABLE_TTL_MS } from "../providers/shared/offering-cache.js";
 import { EventQueue } from "./event-queue.js";
 import { capacityKey } from "./sim-config.js";
 import { Timeline } from "./timeline.js";
@@ -97,6 +98,11 @@ export class SimCluster {
   };
   readonly timeline: Timeline | undefined;
   private readonly capacityLeft = new Map<string, number>();
+  /**
+   * Offerings a launch found full, held unavailable until the time given (as the providers' cache does
+   * after a capacity error), by `type@zone`. The core scaler hands them to the planner.
+   */
+  readonly unavailableUntil = new Map<string, { instanceType: string; zone: string; until: number }>();
   private liveNodes = 0;
   private liveVcpus = 0;
   private pendingCpus = 0;
@@ -213,6 +219,13 @@ export class SimCluster {
       const key = capacityKey(c.instanceType, c.zone);
       const room = this.capacityLeft.get(key) ?? Number.POSITIVE_INFINITY;
       const n = allOrNothing ? (room >= left ? left : 0) : Math.min(room, left);
+      if (n < left) {
+        this.unavailableUntil.set(key, {
+          instanceType: c.instanceType,
+          zone: c.zone,
+          until: now + DEFAULT_UNAVAILABLE_TTL_MS,
+        });
+      }
       for (let k = 0; k < n; k++) launched.push(this.addNode(queue, c.instanceType, c.zone, now, boundJob));
       if (Number.isFinite(room)) this.capacityLeft.set(key, room - n);
       left -= n;

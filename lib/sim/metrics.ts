@@ -3,10 +3,16 @@ import type { SimCluster } from "./cluster.js";
 import type { ReplaySpan } from "./engine.js";
 import type { SimJob } from "./workload.js";
 
-/** What one policy's replay achieved. Waits are over completed jobs; times in seconds, sizes in hours. */
+/**
+ * What one policy's replay achieved; times in seconds, sizes in hours. Waits are over every job: a job
+ * that never started counts with the wait it had reached when the replay ended, so the figures are
+ * lower bounds whenever `neverStartedJobs` > 0 (and the table prints them as "≥").
+ */
 export interface PolicyMetrics {
   jobs: number;
   completedJobs: number;
+  /** Jobs still pending when the replay ended (nothing could run them). */
+  neverStartedJobs: number;
   meanWaitS: number;
   p50WaitS: number;
   p95WaitS: number;
@@ -49,14 +55,17 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length, rank) - 1] as number;
 }
 
-/** Waits (s) of completed jobs, ascending. */
-export function sortedWaits(cluster: SimCluster): Float64Array {
-  const waits: number[] = [];
+/**
+ * Waits (s) of every job, ascending: start − submit, or for a job that never started, the replay's end
+ * − submit (a lower bound, so a job that waits for ever is never left out of the figures).
+ */
+export function sortedWaits(cluster: SimCluster, endMs: number): Float64Array {
+  const waits = new Float64Array(cluster.jobs.length);
   cluster.jobs.forEach((job, i) => {
-    if (!Number.isNaN(cluster.endMs[i] as number))
-      waits.push(((cluster.startMs[i] as number) - job.submitMs) / 1000);
+    const start = cluster.startMs[i] as number;
+    waits[i] = Math.max(0, (Number.isNaN(start) ? endMs : start) - job.submitMs) / 1000;
   });
-  return Float64Array.from(waits).sort();
+  return waits.sort();
 }
 
 /** Σ processors × run time ÷ the largest vCPU count of the job's queue, in hours. */
@@ -81,16 +90,22 @@ export function computeMetrics(cluster: SimCluster, span: ReplaySpan, waits: Flo
     slowdown += Math.max(1, (waitS + runS) / Math.max(runS, SLOWDOWN_BOUND_S));
     usedCpuSeconds += job.procs * runS;
   });
-  const completed = waits.length;
+  let completed = 0;
+  let neverStarted = 0;
+  for (let i = 0; i < cluster.jobs.length; i++) {
+    if (!Number.isNaN(cluster.endMs[i] as number)) completed++;
+    if (Number.isNaN(cluster.startMs[i] as number)) neverStarted++;
+  }
   let waitSum = 0;
   for (const w of waits) waitSum += w;
   return {
     jobs: cluster.jobs.length,
     completedJobs: completed,
-    meanWaitS: round(completed ? waitSum / completed : 0, 1),
+    neverStartedJobs: neverStarted,
+    meanWaitS: round(waits.length ? waitSum / waits.length : 0, 1),
     p50WaitS: round(percentile(waits, 50), 1),
     p95WaitS: round(percentile(waits, 95), 1),
-    maxWaitS: round(completed ? (waits[completed - 1] as number) : 0, 1),
+    maxWaitS: round(waits.length ? (waits[waits.length - 1] as number) : 0, 1),
     meanBoundedSlowdown: round(completed ? slowdown / completed : 0),
     nodeHours: round(c.nodeSeconds / 3600, 2),
     cost: c.unpricedNodes > 0 ? null : round(c.costUSD, 2),

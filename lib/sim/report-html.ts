@@ -61,6 +61,8 @@ type Row = [string, (m: PolicyMetrics) => number | null, (v: number) => string, 
 
 const ROWS: Row[] = [
   ["completed jobs", (m) => m.completedJobs, String, "high"],
+  ["jobs that never started", (m) => m.neverStartedJobs, String, "low"],
+  // Waits count never-started jobs up to the replay's end: lower bounds, marked with "≥" then.
   ["mean wait", (m) => m.meanWaitS, duration, "low"],
   ["p50 wait", (m) => m.p50WaitS, duration, "low"],
   ["p95 wait", (m) => m.p95WaitS, duration, "low"],
@@ -83,8 +85,10 @@ function metricsTable(policies: Record<string, PolicyMetrics>): string {
     const values = names.map((n) => get(policies[n] as PolicyMetrics));
     const known = values.filter((v): v is number => v !== null);
     const best = better === "low" ? Math.min(...known) : better === "high" ? Math.max(...known) : Number.NaN;
-    const cells = values.map((v) =>
-      v === null ? "<td>n/a</td>" : `<td${v === best ? ' class="best"' : ""}>${fmt(v)}</td>`,
+    const lowerBound = (i: number) =>
+      label.endsWith(" wait") && (policies[names[i] as string]?.neverStartedJobs ?? 0) > 0 ? "≥" : "";
+    const cells = values.map((v, i) =>
+      v === null ? "<td>n/a</td>" : `<td${v === best ? ' class="best"' : ""}>${lowerBound(i)}${fmt(v)}</td>`,
     );
     return `<tr><td>${label}</td>${cells.join("")}</tr>`;
   }).join("\n");

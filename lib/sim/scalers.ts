@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from "../core/config.js";
-import type { ClusterNode, Decision, Job } from "../core/model.js";
+import type { ClusterNode, Decision, Job, UnavailableOffering } from "../core/model.js";
 import { plan } from "../core/plan.js";
 import type { Placement, SimCluster, SimNode } from "./cluster.js";
 
@@ -42,7 +42,12 @@ export class CoreScaler implements Scaler {
     for (const j of cluster.runningViews.values()) jobs.push(j);
     const nodes: ClusterNode[] = [];
     for (const q of cluster.queues.values()) for (const n of q.nodes) nodes.push(cluster.refreshView(n));
-    const decision = plan(this.config, { jobs, nodes }, now);
+    const unavailableOfferings: UnavailableOffering[] = [];
+    for (const [key, held] of cluster.unavailableUntil) {
+      if (held.until > now) unavailableOfferings.push(held);
+      else cluster.unavailableUntil.delete(key);
+    }
+    const decision = plan(this.config, { jobs, nodes, unavailableOfferings }, now);
     this.last = decision;
 
     let launched = 0;

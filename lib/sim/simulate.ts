@@ -54,7 +54,7 @@ export interface SimulateOptions {
 export interface PolicyRun {
   policy: string;
   metrics: PolicyMetrics;
-  /** Waits of completed jobs (s), ascending. */
+  /** Waits of every job (s), ascending; a job that never started counts up to the replay's end. */
   waits: Float64Array;
   span: ReplaySpan;
   timeline: Timeline | undefined;
@@ -86,7 +86,7 @@ export function simulate(workload: Workload, config: ResolvedConfig, options: Si
         ((now) => onProgress(name, last > first ? Math.min(1, (now - first) / (last - first)) : 1)),
     });
     onProgress?.(name, 1);
-    const waits = sortedWaits(cluster);
+    const waits = sortedWaits(cluster, span.endMs);
     return {
       policy: name,
       metrics: computeMetrics(cluster, span, waits),

@@ -64,10 +64,11 @@ export function summarize(input: SummaryInput): SimulationSummary {
 /** The columns of the human table: header, how to print the metric. */
 const COLUMNS: [string, (m: PolicyMetrics) => string][] = [
   ["done", (m) => `${m.completedJobs}/${m.jobs}`],
-  ["mean wait", (m) => duration(m.meanWaitS)],
-  ["p50 wait", (m) => duration(m.p50WaitS)],
-  ["p95 wait", (m) => duration(m.p95WaitS)],
-  ["max wait", (m) => duration(m.maxWaitS)],
+  ["never ran", (m) => String(m.neverStartedJobs)],
+  ["mean wait", (m) => wait(m, m.meanWaitS)],
+  ["p50 wait", (m) => wait(m, m.p50WaitS)],
+  ["p95 wait", (m) => wait(m, m.p95WaitS)],
+  ["max wait", (m) => wait(m, m.maxWaitS)],
   ["bsld", (m) => m.meanBoundedSlowdown.toFixed(2)],
   ["node-h", (m) => m.nodeHours.toFixed(0)],
   ["cost $", (m) => (m.cost === null ? "n/a" : m.cost.toFixed(0))],
@@ -96,6 +97,11 @@ export function formatTable(summary: SimulationSummary): string {
     first ? `lower bound: ${first.lowerBoundNodeHours.toFixed(0)} node-hours of the largest type` : "",
   ].filter((s) => s !== "");
   return [...notes, "", line(header), ...rows.map(line)].join("\n");
+}
+
+/** A wait figure; "≥" when jobs that never started make it a lower bound. */
+function wait(m: PolicyMetrics, seconds: number): string {
+  return m.neverStartedJobs > 0 ? `≥${duration(seconds)}` : duration(seconds);
 }
 
 /** 95 → "95s", 4000 → "66.7m", 90000 → "25.0h". */

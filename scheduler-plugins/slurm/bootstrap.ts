@@ -1,5 +1,12 @@
 import { z } from "zod";
-import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../lib/core/names.js";
+import {
+  CLOUD_ID,
+  CLOUD_ID_HINT,
+  FEATURE_NAME,
+  FEATURE_NAME_HINT,
+  SIMPLE_NAME,
+  SIMPLE_NAME_HINT,
+} from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
 import { placementFeatures } from "./features.js";
 import { shellQuote } from "./shell.js";
@@ -82,6 +89,11 @@ export const bootstrapOptionsSchema = z
     cpus: int(1, 100_000),
     realMemoryMiB: int(1, 1 << 30),
     gpus: int(0, 64).default(0),
+    /** The queue's own Slurm features (config `features`), after q_/type_/zone_: what jobs' -C can name. */
+    features: z
+      .array(z.string().regex(FEATURE_NAME, { error: `invalid feature: ${FEATURE_NAME_HINT}` }))
+      .max(32)
+      .default([]),
     /** slurmctld's address and port: slurmd fetches slurm.conf from it (SlurmctldParameters=enable_configless). */
     controllerAddress: ipv4,
     controllerPort: int(1, 65_535).default(6817),
@@ -118,14 +130,17 @@ export type BootstrapOptions = z.input<typeof bootstrapOptionsSchema>;
 export function renderBootstrapScript(input: BootstrapOptions): string {
   const o = parseWith(bootstrapOptionsSchema, input, "bootstrap options");
   const q = shellQuote;
-  const features = placementFeatures({ queue: o.queue, instanceType: o.instanceType, zone: o.zone });
+  const features = placementFeatures(
+    { queue: o.queue, instanceType: o.instanceType, zone: o.zone },
+    o.features,
+  );
   const nodeConf = [`CPUs=${o.cpus}`, `RealMemory=${o.realMemoryMiB}`, `Feature=${features.join(",")}`];
   if (o.gpus > 0) nodeConf.push(`Gres=gpu:${o.gpus}`);
   const identity =
     o.identityFrom === undefined
       ? `readonly NODE_NAME=${q(o.nodeName ?? "")}
 readonly NODE_CONF=${q(nodeConf.join(" "))}`
-      : identityFromMetadata(o.identityFrom, o.queue, o.cpus, o.realMemoryMiB, o.gpus);
+      : identityFromMetadata(o.identityFrom, o.queue, o.cpus, o.realMemoryMiB, o.gpus, o.features);
   const nodeLabel = o.nodeName ?? `(instance id from ${o.identityFrom})`;
 
   return `#!/bin/bash
@@ -303,13 +318,15 @@ function identityFromMetadata(
   cpus: number,
   realMemoryMiB: number,
   gpus: number,
+  queueFeatures: readonly string[],
 ): string {
   const m = METADATA[source];
   const q = shellQuote;
   const name = SIMPLE_NAME.source;
   const id = CLOUD_ID.source;
   const head = `CPUs=${cpus} RealMemory=${realMemoryMiB} Feature=q_${queue},type_`;
-  const tail = gpus > 0 ? ` Gres=gpu:${gpus}` : "";
+  const own = queueFeatures.map((f) => `,${f}`).join("");
+  const tail = own + (gpus > 0 ? ` Gres=gpu:${gpus}` : "");
   return `${m.fetch}
 NODE_NAME=$(md ${q(m.id)}) || { log "could not read the instance id from the metadata service"; exit 1; }
 INSTANCE_TYPE=$(md ${q(m.type)}) || { log "could not read the instance type"; exit 1; }

@@ -7,6 +7,7 @@ import {
   SlurmUnavailableError,
 } from "./errors.js";
 import { type CommandResult, type CommandRunner, isControllerUnreachable, runCommand } from "./exec.js";
+import { FEATURE } from "./features.js";
 import type { SlurmJob, SlurmNode, SlurmPartition } from "./model.js";
 import {
   parseScontrolNodes,
@@ -15,6 +16,7 @@ import {
   SCONTROL_NODES_ARGS,
   SCONTROL_PARTITIONS_ARGS,
 } from "./nodes.js";
+import { type PlaceholderSpec, placeholderCreateArgs } from "./placeholders.js";
 import { parseSqueueFormat, SQUEUE_FORMAT_ARGS } from "./squeue-format.js";
 import { parseSqueueJson } from "./squeue-json.js";
 
@@ -124,6 +126,27 @@ export class SlurmClient {
     const result = await this.runUnchecked("scontrol", ["delete", `NodeName=${node}`]);
     if (result.code === 0 || /Invalid node name specified/i.test(result.stderr)) return;
     throw this.failure("scontrol delete", result);
+  }
+
+  /**
+   * Creates a placeholder node (State=FUTURE) so Slurm accepts jobs for a shape no node has yet (see
+   * placeholders.ts). Creating one that exists succeeds. Throws TypeError on a bad name or feature.
+   */
+  async createPlaceholder(spec: PlaceholderSpec): Promise<void> {
+    checkNodeName(spec.name);
+    for (const f of spec.features)
+      if (!FEATURE.test(f)) throw new TypeError(`invalid feature "${f.slice(0, 80)}"`);
+    for (const [field, value] of [
+      ["cpus", spec.cpus],
+      ["realMemoryMiB", spec.realMemoryMiB],
+      ["gpus", spec.gpus],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < (field === "gpus" ? 0 : 1))
+        throw new TypeError(`placeholder ${field} must be a whole number`);
+    }
+    const result = await this.runUnchecked("scontrol", placeholderCreateArgs(spec));
+    if (result.code === 0 || /already exists|Duplicate/i.test(result.stderr)) return;
+    throw this.failure("scontrol create", result);
   }
 
   private async update(node: string, settings: string[]): Promise<void> {

@@ -1,13 +1,17 @@
-import { CLOUD_ID, SIMPLE_NAME } from "../../lib/core/names.js";
+import {
+  nodeFeatures,
+  QUEUE_FEATURE_PREFIX,
+  TYPE_FEATURE_PREFIX,
+  ZONE_FEATURE_PREFIX,
+} from "../../lib/core/features.js";
+import { CLOUD_ID, FEATURE_NAME, SIMPLE_NAME } from "../../lib/core/names.js";
 
 /**
  * NowScale names a node's queue, instance type and zone in its Slurm features: `q_compute`,
  * `type_c5.xlarge`, `zone_ap-guangzhou-3`. '_' never occurs in a queue name, so the prefix is unambiguous;
  * the queue feature is also what the queue's NodeSet selects, which is how a dynamic node joins its partition.
  */
-export const QUEUE_FEATURE_PREFIX = "q_";
-export const TYPE_FEATURE_PREFIX = "type_";
-export const ZONE_FEATURE_PREFIX = "zone_";
+export { QUEUE_FEATURE_PREFIX, TYPE_FEATURE_PREFIX, ZONE_FEATURE_PREFIX };
 
 /** Feature names the agent reports: what these prefixes and cloud ids can produce. */
 export const FEATURE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,191}$/;
@@ -18,16 +22,16 @@ export interface NodePlacement {
   zone: string;
 }
 
-/** The features a node of this queue, type and zone starts with. Throws on a name outside the allow-lists. */
-export function placementFeatures(p: NodePlacement): string[] {
+/**
+ * The features a node of this queue, type and zone starts with, then the queue's own features (config
+ * `features`). Throws on a name outside the allow-lists.
+ */
+export function placementFeatures(p: NodePlacement, queueFeatures: readonly string[] = []): string[] {
   if (!SIMPLE_NAME.test(p.queue)) throw new Error(`invalid queue name "${p.queue}"`);
   if (!CLOUD_ID.test(p.instanceType)) throw new Error(`invalid instance type "${p.instanceType}"`);
   if (!CLOUD_ID.test(p.zone)) throw new Error(`invalid zone "${p.zone}"`);
-  return [
-    `${QUEUE_FEATURE_PREFIX}${p.queue}`,
-    `${TYPE_FEATURE_PREFIX}${p.instanceType}`,
-    `${ZONE_FEATURE_PREFIX}${p.zone}`,
-  ];
+  for (const f of queueFeatures) if (!FEATURE_NAME.test(f)) throw new Error(`invalid feature "${f}"`);
+  return nodeFeatures(p.queue, p.instanceType, p.zone, queueFeatures);
 }
 
 /** The queue's feature, which its NodeSet selects. */

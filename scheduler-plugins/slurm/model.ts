@@ -41,6 +41,15 @@ export interface SlurmJob {
   gpusPerTask: number;
   /** --gpus for the whole job. */
   gpusPerJob: number;
+  /** --cpus-per-gpu (Slurm's cpus_per_tres), when given. */
+  cpusPerGpu?: number;
+  /** --mem-per-gpu in MiB (Slurm's memory_per_tres), when given. */
+  memPerGpuMiB?: number;
+  /**
+   * --mem=0: all of each node's memory. Slurm 22.05's JSON writes memory_per_node null for it, like an
+   * unset one; only the JOB_MEM_SET flag tells them apart.
+   */
+  memWholeNode: boolean;
   /** Constraint expression (-C), "" when none. */
   features: string;
   exclusive: boolean;

@@ -2,11 +2,12 @@
  * Which pending jobs a new node can help. The list names what cannot (fail open): a reason Slurm adds
  * later counts as demand, since missing demand leaves a job waiting forever while spare demand only
  * costs an idle node until shrinkIdleTime. PartitionConfig and PartitionNodeLimit are demand here:
- * they are what Slurm says about a dynamic partition with too few nodes.
+ * they are what Slurm says about a dynamic partition with too few nodes. So is BadConstraints: Slurm
+ * 22.05 sets it when no node now in the partition can satisfy the job (a node of the wrong type
+ * joined), and runs the job at its next pass once a fitting node joins (measured: test/slurm).
  */
 const BLOCKED_EXACT = new Set([
   "AccountNotAllowed",
-  "BadConstraints",
   "BeginTime",
   "DeadLine",
   "FedJobLock",

@@ -87,9 +87,9 @@ export function buildReport(input: ReportInput): OkReport {
         reason = "JobArrayTaskLimit";
       } else count = Math.min(count, room);
     }
-    const shape = shapeOf(job, partitions.get(queue));
+    const { wholeNode, ...shape } = shapeOf(job, partitions.get(queue));
     const features = job.features !== "" ? job.features.slice(0, 500) : undefined;
-    const key = JSON.stringify([state, queue, shape, features, job.exclusive, reason]);
+    const key = JSON.stringify([state, queue, shape, features, job.exclusive, wholeNode, reason]);
     const group = groups.get(key);
     if (group === undefined) {
       const g: JobGroup & { oldestMs: number } = {
@@ -103,6 +103,7 @@ export function buildReport(input: ReportInput): OkReport {
       };
       if (features !== undefined) g.features = features;
       if (job.exclusive) g.exclusive = true;
+      if (wholeNode) g.wholeNode = true;
       if (reason !== undefined) g.reason = reason.slice(0, 500);
       if (state === "RUNNING") g.nodeNames = validNodeNames(job.nodeNames);
       // Slurm's numbers are untrusted too: a request beyond the schema's bounds is left out, not clamped.
@@ -132,7 +133,8 @@ export function buildReport(input: ReportInput): OkReport {
     const placement = placementOf(node.features);
     if (!SIMPLE_NAME.test(node.name)) {
       ignore("nodes", `node "${safe(node.name)}": invalid node name`);
-    } else if (placement === undefined) {
+    } else if (placement === undefined || node.state === "FUTURE") {
+      // FUTURE nodes are placeholders (shapes Slurm must know before any such node exists): never capacity.
       unmanagedNodes.push(node.name);
     } else {
       nodes.push(reportNode(node, placement));
@@ -172,28 +174,72 @@ export function failedReport(
 }
 
 /**
- * The core's shape of a job. Whole-node requests (-N, --ntasks-per-node, --mem, --exclusive, GPUs per
- * node, or a single task) become nodes × per-node; other multi-task jobs (-n) become tasks × per-task.
- * Memory comes from --mem, else --mem-per-cpu × CPUs, else the partition's DefMemPerNode/DefMemPerCPU, else 0.
+ * The core's shape of a job, and whether it takes its nodes whole.
+ * - `--gpus` without `-N`: Slurm spreads the GPUs over as many nodes as it needs (12 GPUs on 4-GPU
+ *   nodes run on 3), so the job becomes tasks of one GPU each, with its CPUs and memory shared out
+ *   (`--cpus-per-gpu`, `--mem-per-gpu` per GPU; `--mem` is split over the GPUs: an approximation).
+ * - Whole-node requests (-N, --ntasks-per-node, --mem, --exclusive, GPUs per node, or a single task)
+ *   become nodes × per-node; other multi-task jobs (-n) become tasks × per-task.
+ * - Memory: --mem, else --mem-per-gpu × GPUs, else --mem-per-cpu × CPUs, else the partition's
+ *   DefMemPerNode/DefMemPerCPU. --mem=0, or no memory at all in a partition without a default, gives
+ *   the job all of each node's memory: `wholeNode`, like --exclusive.
+ * - CPUs: at least --cpus-per-gpu × GPUs.
  */
-export function shapeOf(job: SlurmJob, partition: SlurmPartition | undefined): Shape {
+export function shapeOf(
+  job: SlurmJob,
+  partition: SlurmPartition | undefined,
+): Shape & { wholeNode: boolean } {
+  // Slurm fills memory_per_cpu with DefMemPerCPU even when --mem-per-gpu was given: the GPU figure wins.
+  const perGpuMem = job.memPerGpuMiB;
   const perCpuMem =
-    job.memPerCpuMiB ?? (job.memPerNodeMiB === undefined ? partition?.defMemPerCpuMiB : undefined);
+    perGpuMem !== undefined
+      ? undefined
+      : (job.memPerCpuMiB ?? (job.memPerNodeMiB === undefined ? partition?.defMemPerCpuMiB : undefined));
+  const noMemory =
+    job.memPerNodeMiB === undefined &&
+    perGpuMem === undefined &&
+    perCpuMem === undefined &&
+    partition?.defMemPerNodeMiB === undefined;
+  const wholeNode = job.exclusive || job.memWholeNode || noMemory;
+  const cpusFor = (gpus: number) => (job.cpusPerGpu !== undefined ? gpus * job.cpusPerGpu : 0);
+
+  if (job.gpusPerJob > 0 && !job.nodesFixed && job.gpusPerNode === 0 && job.gpusPerTask === 0) {
+    const units = job.gpusPerJob;
+    const cpusPerTask = Math.max(1, job.cpusPerGpu ?? Math.ceil(job.cpus / units));
+    const memPerTask = wholeNode
+      ? 0
+      : (perGpuMem ??
+        (job.memPerNodeMiB !== undefined
+          ? Math.ceil(job.memPerNodeMiB / units)
+          : perCpuMem !== undefined
+            ? perCpuMem * cpusPerTask
+            : Math.ceil((partition?.defMemPerNodeMiB ?? 0) / units)));
+    return { tasks: units, cpusPerTask, memPerTaskMiB: memPerTask, gpusPerTask: 1, wholeNode };
+  }
   const wholeNodes = job.nodesFixed || job.exclusive || job.gpusPerNode > 0 || job.tasks <= 1;
   if (wholeNodes) {
     const nodes = job.nodeCount;
-    const cpusPerNode = Math.max(job.minCpusPerNode, Math.ceil(job.cpus / nodes));
-    const mem =
-      job.memPerNodeMiB ??
-      (perCpuMem !== undefined ? perCpuMem * cpusPerNode : partition?.defMemPerNodeMiB) ??
-      0;
     const gpus =
       job.gpusPerNode || Math.ceil(job.gpusPerJob / nodes) || job.gpusPerTask * Math.ceil(job.tasks / nodes);
-    return { nodes, cpusPerNode, memPerNodeMiB: mem, gpusPerNode: gpus };
+    const cpusPerNode = Math.max(job.minCpusPerNode, Math.ceil(job.cpus / nodes), cpusFor(gpus));
+    const mem = wholeNode
+      ? 0
+      : (job.memPerNodeMiB ??
+        (perGpuMem !== undefined ? perGpuMem * gpus : undefined) ??
+        (perCpuMem !== undefined ? perCpuMem * cpusPerNode : partition?.defMemPerNodeMiB) ??
+        0);
+    return { nodes, cpusPerNode, memPerNodeMiB: mem, gpusPerNode: gpus, wholeNode };
   }
-  const memPerTask = perCpuMem !== undefined ? perCpuMem * job.cpusPerTask : 0;
   const gpusPerTask = job.gpusPerTask || Math.ceil(job.gpusPerJob / job.tasks);
-  return { tasks: job.tasks, cpusPerTask: job.cpusPerTask, memPerTaskMiB: memPerTask, gpusPerTask };
+  const cpusPerTask = Math.max(job.cpusPerTask, cpusFor(gpusPerTask));
+  const memPerTask = wholeNode
+    ? 0
+    : perGpuMem !== undefined
+      ? perGpuMem * gpusPerTask
+      : perCpuMem !== undefined
+        ? perCpuMem * cpusPerTask
+        : 0;
+  return { tasks: job.tasks, cpusPerTask, memPerTaskMiB: memPerTask, gpusPerTask, wholeNode };
 }
 
 /** True when the shape fits the report schema's bounds and the submit time is a real date. */
@@ -215,26 +261,29 @@ function withinLimits(shape: Shape, submittedAt: number): boolean {
   return fieldsOk && !Number.isNaN(new Date(submittedAt).getTime());
 }
 
-/** Slurm's node state and flags → the core's node state. */
+/** Flags that say a node is not usable capacity now, although it is in Slurm. */
+const NOT_READY_FLAGS = ["POWERING_UP", "POWERED_DOWN", "POWER_DOWN", "POWERING_DOWN"];
+
+/**
+ * Slurm's node state and flags → the core's node state. A node in Slurm that cannot take a job now
+ * (UNKNOWN, powered down or powering up) is NOT_READY: the core counts it as capacity only within
+ * bootTimeout of its launch. NOT_RESPONDING alone is not: Slurm sets it for a moment after every RESUME
+ * (seen on the test bed), turns a node that stays silent DOWN itself after SlurmdTimeout, and until then
+ * the safety net stops an idle silent node from covering a job Slurm does not start there. A busy node
+ * keeps its busy state whatever its flags, so it is never shrunk under a running job.
+ */
 export function nodeStateOf(node: Pick<SlurmNode, "state" | "flags" | "cpusAllocated">): NodeState {
   const flags = new Set(node.flags);
   const busy =
     node.state === "ALLOCATED" || node.state === "MIXED" || flags.has("COMPLETING") || node.cpusAllocated > 0;
-  // NOT_RESPONDING alone is not DOWN: Slurm sets it for a moment after every RESUME and turns a node
-  // that stays silent DOWN itself after SlurmdTimeout; replacing nodes on the flag would churn.
   if (node.state === "DOWN" || node.state === "ERROR" || flags.has("FAIL")) return "DOWN";
   if (flags.has("DRAIN") || flags.has("DRAINING") || flags.has("DRAINED"))
     return busy ? "DRAINING" : "DRAINED";
-  if (
-    node.state === "FUTURE" ||
-    node.state === "UNKNOWN" ||
-    flags.has("POWERING_UP") ||
-    flags.has("POWERED_DOWN")
-  ) {
-    return "LAUNCHING";
-  }
   if (node.state === "ALLOCATED") return "ALLOCATED";
   if (busy) return "MIXED";
+  if (node.state === "FUTURE" || node.state === "UNKNOWN" || NOT_READY_FLAGS.some((f) => flags.has(f))) {
+    return "NOT_READY";
+  }
   return "IDLE";
 }
 

@@ -107,6 +107,8 @@ function jobFromLine(line: string, where: string): SlurmJob {
     gpusPerNode: gpusIn(tresPerNode === "N/A" ? "" : tresPerNode),
     gpusPerTask: 0,
     gpusPerJob: 0,
+    // %m is 0 for --mem=0 and for no memory in a partition without a default: both get the whole node.
+    memWholeNode: parseMemMiB(mem) === 0,
     features: features === "(null)" ? "" : features,
     exclusive: share === "NO",
     nodeNames: state === "PENDING" || nodeList === "" ? [] : expandHostlist(nodeList),

@@ -86,6 +86,13 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
   const cpusPerTask = Math.max(1, jsonCount(record.cpus_per_task) ?? Math.floor(cpus / tasks));
   const memPerNodeMiB = jsonCount(record.memory_per_node);
   const memPerCpuMiB = jsonCount(record.memory_per_cpu);
+  const flags = Array.isArray(record.flags) ? record.flags.map(text) : [];
+  // --mem=0 (all the node's memory): 22.05 writes null with the JOB_MEM_SET flag; 23.02+ writes 0.
+  const memWholeNode =
+    memPerNodeMiB === 0 ||
+    (flags.includes("JOB_MEM_SET") && memPerNodeMiB === undefined && memPerCpuMiB === undefined);
+  const cpusPerGpu = gpusIn(text(record.cpus_per_tres));
+  const memPerGpuMiB = gpusIn(text(record.memory_per_tres) || text(record.mem_per_tres));
   const shared = Array.isArray(record.shared) ? record.shared.map(text) : [text(record.shared)];
   const exclusive =
     shared.includes("none") || record.exclusive === true || jsonText(record.exclusive) === "true";
@@ -99,7 +106,7 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
     dependency: text(record.dependency) === "(null)" ? "" : text(record.dependency),
     submittedAt: (jsonCount(record.submit_time) ?? 0) * 1000,
     nodeCount,
-    nodesFixed: maxNodes > 0 || tasksPerNode > 0 || memPerNodeMiB !== undefined,
+    nodesFixed: maxNodes > 0 || tasksPerNode > 0 || (memPerNodeMiB !== undefined && memPerNodeMiB > 0),
     cpus,
     tasks,
     cpusPerTask,
@@ -107,6 +114,7 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
     gpusPerNode: gpusIn(text(record.tres_per_node)),
     gpusPerTask: gpusIn(text(record.tres_per_task)),
     gpusPerJob: gpusIn(text(record.tres_per_job)),
+    memWholeNode,
     features: text(record.features),
     exclusive,
     nodeNames: nodeNamesOf(record),
@@ -115,8 +123,10 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
   if (eligible !== undefined && eligible > 0) job.eligibleAt = eligible * 1000;
   if (arrayJobId > 0) job.arrayJobId = String(arrayJobId);
   if (arrayTasks?.limit !== undefined) job.arrayLimit = arrayTasks.limit;
-  if (memPerNodeMiB !== undefined) job.memPerNodeMiB = memPerNodeMiB;
+  if (memPerNodeMiB !== undefined && memPerNodeMiB > 0) job.memPerNodeMiB = memPerNodeMiB;
   if (memPerCpuMiB !== undefined) job.memPerCpuMiB = memPerCpuMiB;
+  if (cpusPerGpu > 0) job.cpusPerGpu = cpusPerGpu;
+  if (memPerGpuMiB > 0) job.memPerGpuMiB = memPerGpuMiB;
   return job;
 }
 

@@ -312,4 +312,69 @@ describe("scale cycle", () => {
     expect(summary.outcome).toBe("not-running");
     expect(bed.agent.calls).toHaveLength(0);
   });
+
+  it("tells a job it will not serve as one JOB_NOT_SERVED event while it lasts (issue 12)", async () => {
+    // Prepare: 64 CPUs per node; c5.xlarge has 4.
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "90", { nodes: 1, cpus: 64 });
+    const memory = new ShrinkMemory();
+    // Act: four polls in one invocation, then a second invocation with the same memory
+    await runScaleCycle(
+      "demo",
+      { ...bed.deps("inv-1"), shrinkMemory: memory },
+      { windowMs: 50_000, pollMs: 15_000 },
+    );
+    await runScaleCycle("demo", { ...bed.deps("inv-2"), shrinkMemory: memory }, ONE_POLL);
+    // Assess
+    const told = (await bed.store.listEvents("demo")).filter((e) => e.kind === "JOB_NOT_SERVED");
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatchObject({ queue: "compute", count: 1 });
+    expect(told[0]?.message).toMatch(/^job 90: no instance type of queue compute fits 64 CPU/);
+    expect(bed.provider.calls.filter((c) => c.method === "launch")).toHaveLength(0);
+  });
+
+  it("the safety net: an idle node Slurm leaves beside a fitting pending job stops covering it (issue 12)", async () => {
+    // Prepare: a node joins idle; a pending job it fits arrives and Slurm does not start it there.
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "91", { nodes: 1, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    const [first] = bed.provider.fakeCloud.live();
+    if (first === undefined) throw new Error("nothing launched");
+    bed.agent.join(first.id, "compute", "c5.xlarge", "zone-a");
+    // Act: 2 minutes later the job still pends beside the idle node.
+    bed.clock.advance(120_000);
+    await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    // Assess: the mismatch is an event; the only fitting type is the refused one, so nothing more launches.
+    const events = await bed.store.listEvents("demo");
+    const mismatch = events.find((e) => e.kind === "SLURM_MISMATCH");
+    expect(mismatch).toMatchObject({ nodes: [first.id] });
+    expect(mismatch?.message).toMatch(/beside pending job 91/);
+    expect(events.find((e) => e.kind === "JOB_NOT_SERVED")?.message).toMatch(
+      /Slurm has not started it on idle c5.xlarge/,
+    );
+    expect(bed.provider.fakeCloud.live()).toHaveLength(1);
+  });
+
+  it("a node of its own stuck not ready past bootTimeout covers nothing and is retired (issue 12, class 6)", async () => {
+    // Prepare: a launched node registers, then Slurm holds it powered down (not capacity).
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "92", { nodes: 1, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    const [stuck] = bed.provider.fakeCloud.live();
+    if (stuck === undefined) throw new Error("nothing launched");
+    bed.agent.join(stuck.id, "compute", "c5.xlarge", "zone-a");
+    const node = bed.agent.nodes[0] as ReportNode;
+    const notReady: ReportNode = { ...node, state: "NOT_READY", slurmState: "IDLE+POWERED_DOWN" };
+    delete notReady.idleSince;
+    bed.agent.nodes = [notReady];
+    const memory = new ShrinkMemory();
+    // Act: 16 minutes after launch (bootTimeout 900 s), two polls that agree
+    bed.clock.advance(16 * 60_000);
+    await runScaleCycle("demo", { ...bed.deps("inv-2"), shrinkMemory: memory }, ONE_POLL);
+    const second = await runScaleCycle("demo", { ...bed.deps("inv-3"), shrinkMemory: memory }, ONE_POLL);
+    // Assess: the job got a new node; the stuck one is terminated.
+    expect(second.terminated).toEqual([stuck.id]);
+    expect(bed.provider.fakeCloud.live().map((i) => i.id)).not.toContain(stuck.id);
+    expect(bed.provider.fakeCloud.live()).toHaveLength(1);
+  });
 });

@@ -74,3 +74,8 @@ export function node(name: string, overrides: Partial<NodeIn> = {}): NodeIn {
 export function state(jobs: JobIn[] = [], nodes: NodeIn[] = []) {
   return parseState({ jobs, nodes });
 }
+
+/** A state with any of its fields, unavailable offerings included. */
+export function parseStateWith(input: StateInput) {
+  return parseState(input);
+}

@@ -126,6 +126,14 @@ describe("config schema", () => {
     ]);
   });
 
+  it("takes a queue's own features, but not one posing as NowScale's queue, type or zone feature", () => {
+    const issues = issuesOf({
+      instanceTypes: SHAPES,
+      queueConfigs: [queue({ features: ["ib", "type_c4m8", "a,b"] })],
+    });
+    expect(issues.map((i) => i.path)).toEqual(["queueConfigs[0].features[2]", "queueConfigs[0].features[1]"]);
+  });
+
   it("rejects duplicate queue names and repeated entries", () => {
     const entry = { zone: "z", instanceType: "c4m8" };
     const issues = issuesOf({

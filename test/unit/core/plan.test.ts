@@ -144,9 +144,13 @@ describe("plan: scale-out", () => {
   });
 
   it("uses an idle node before launching and keeps it from being shrunk", () => {
+    // The job arrived 30 s ago, within the safety net's reservationTimeout: Slurm has not had its pass yet.
     const decision = plan(
       config(),
-      state([job({ id: "a" })], [node("idle1", { idleSince: iso(T0 - minutes(60)) })]),
+      state(
+        [job({ id: "a", submittedAt: iso(NOW - 30_000) })],
+        [node("idle1", { idleSince: iso(T0 - minutes(60)) })],
+      ),
       NOW,
     );
     expect(decision.launches).toEqual([]);

@@ -288,7 +288,8 @@ describe("plan properties", () => {
                 instanceType: "c4m8",
                 zone: "z",
                 state: "IDLE",
-                idleSince: iso(T0),
+                // Idle for less than the safety net's reservationTimeout: Slurm has not had its pass yet.
+                idleSince: iso(NOW - 20_000),
               })),
               ...Array.from({ length: launching }, (_, i) => ({
                 name: `l${i}`,

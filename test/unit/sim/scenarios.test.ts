@@ -134,11 +134,13 @@ describe("simulator on hand-made traces", () => {
     // Act
     const { metrics } = run(jobs, { config });
 
-    // Assess
+    // Assess: job 1's wait is counted up to the replay's end (1980 s), not left out (issue 12, class 9).
     expect(metrics).toMatchObject({
       jobs: 2,
       completedJobs: 1,
-      meanWaitS: 300,
+      neverStartedJobs: 1,
+      meanWaitS: 1140, // (300 + ≥1980) / 2
+      maxWaitS: 1980,
       nodeHours: 0.32,
       simulatedHours: 0.55,
     });
@@ -206,8 +208,15 @@ describe("EASY backfill on a static cluster", () => {
     // Act
     const { metrics } = run(jobs, { policy: { kind: "static", nodes: 1 } });
 
-    // Assess: job 2 is backfilled (the head can never fit, so there is no reservation to protect).
-    expect(metrics).toMatchObject({ jobs: 2, completedJobs: 1, meanWaitS: 0 });
+    // Assess: job 2 is backfilled (the head can never fit, so there is no reservation to protect); job 1
+    //   waits until the replay ends at 105 s (job 2's end), and that wait is in the figures.
+    expect(metrics).toMatchObject({
+      jobs: 2,
+      completedJobs: 1,
+      neverStartedJobs: 1,
+      meanWaitS: 52.5,
+      maxWaitS: 105,
+    });
   });
 });
 
@@ -267,5 +276,45 @@ describe("baselines and provider", () => {
     expect(thpc.metrics.launches).toBe(4);
     expect(packed.metrics.launches).toBe(1);
     expect(packed.metrics.meanWaitS).toBe(300);
+  });
+});
+
+describe("capacity errors on the best-fit shape (issue 12, class 7)", () => {
+  /** Queue q lists n4 (best fit for 4 processors) before n8, both in zone z1. */
+  const twoShapes = (capacityFallback: "next-shape" | "strict") =>
+    testConfig({
+      cluster: {
+        capacityFallback,
+        instanceTypes: {
+          n4: { vcpus: 4, memoryMiB: 8192, pricePerHour: 0.4 },
+          n8: { vcpus: 8, memoryMiB: 16384, pricePerHour: 0.8 },
+        },
+      },
+      queue: {
+        expansionNodeConfigs: [
+          { zone: "z1", instanceType: "n4" },
+          { zone: "z1", instanceType: "n8" },
+        ],
+      },
+    });
+  const jobs = Array.from({ length: 4 }, (_, i) => ({ id: i + 1, submit: 0, run: 600, procs: 4 }));
+
+  it("completes all 4 jobs on the next-best shape once the best one is held unavailable", () => {
+    // Prepare: no n4 capacity at all. Poll 120: the launch finds n4 full (held 600 s) and nothing
+    //   starts; poll 180: the planner falls back to n8, 4 nodes ready at 360; jobs wait 360 s.
+    // Act
+    const { metrics } = run(jobs, { config: twoShapes("next-shape"), capacity: new Map([["n4@z1", 0]]) });
+    // Assess
+    expect(metrics).toMatchObject({ completedJobs: 4, neverStartedJobs: 0, launches: 4, meanWaitS: 360 });
+  });
+
+  it('under capacityFallback "strict" (THPC) completes none, and says so instead of a 0 wait', () => {
+    // Act
+    const { metrics } = run(jobs, { config: twoShapes("strict"), capacity: new Map([["n4@z1", 0]]) });
+    // Assess
+    expect(metrics.completedJobs).toBe(0);
+    expect(metrics.neverStartedJobs).toBe(4);
+    expect(metrics.launches).toBe(0);
+    expect(metrics.meanWaitS).toBeGreaterThan(1000);
   });
 });

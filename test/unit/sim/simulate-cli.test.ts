@@ -15,7 +15,7 @@ function nowscale(args: readonly string[]) {
 }
 
 /** A temp dir with a trace and the one-queue config of the hand-made scenarios. */
-function inputs(trace: string) {
+function inputs(trace: string, queue: { maxSize?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "nowscale-sim-"));
   writeFileSync(join(dir, "trace.swf"), trace);
   writeFileSync(
@@ -23,7 +23,11 @@ function inputs(trace: string) {
     JSON.stringify({
       instanceTypes: { n4: { vcpus: 4, memoryMiB: 8192, pricePerHour: 0.4 } },
       queueConfigs: [
-        { queueName: "q", maxSize: 50, expansionNodeConfigs: [{ zone: "z1", instanceType: "n4" }] },
+        {
+          queueName: "q",
+          maxSize: queue.maxSize ?? 50,
+          expansionNodeConfigs: [{ zone: "z1", instanceType: "n4" }],
+        },
       ],
       simulation: { queueMap: { "*": "q" } },
     }),
@@ -82,9 +86,22 @@ describe("nowscale simulate (built CLI)", () => {
 
     // Assess: the config's policy (thpc by default) only.
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^policy\s+done\s+mean wait/m);
-    expect(r.stdout).toMatch(/^thpc\s+1\/1\s+5.0m/m); // 300 s
+    expect(r.stdout).toMatch(/^policy\s+done\s+never ran\s+mean wait/m);
+    expect(r.stdout).toMatch(/^thpc\s+1\/1\s+0\s+5.0m/m); // 300 s
     expect(r.stderr).toBe("");
+  });
+
+  it("counts jobs that never started and prints their waits as lower bounds, never a 0 wait", () => {
+    // Prepare: a 16-processor job on a queue of at most 2 four-vCPU nodes can never start.
+    const dir = inputs(swf([{ id: 1, submit: 0, run: 600, procs: 16 }]), { maxSize: 2 });
+
+    // Act
+    const r = nowscale(["simulate", "--trace", join(dir, "trace.swf"), "--config", join(dir, "config.json")]);
+
+    // Assess
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^thpc\s+0\/1\s+1\s+≥\d/m);
+    expect(r.stdout).not.toMatch(/^thpc\s+0\/1\s+1\s+0s/m);
   });
 
   it("draws the progress bar on stderr only, with --progress, keeping --json stdout clean", () => {

@@ -81,6 +81,26 @@ describe("renderBootstrapScript with identityFrom", () => {
     );
   });
 
+  it("adds the queue's own features after zone, so jobs' -C can name them (issue 12, class 3)", () => {
+    const { status, out } = identityOf(
+      renderBootstrapScript({
+        ...BASE,
+        identityFrom: "tencent-metadata",
+        gpus: 1,
+        features: ["ib", "avx512"],
+      }),
+      {
+        "meta-data/instance-id": "ins-1a2b",
+        "instance/instance-type": "GN7.2XLARGE32",
+        "placement/zone": "ap-guangzhou-3",
+      },
+    );
+    expect(status).toBe(0);
+    expect(out).toBe(
+      "ins-1a2b|CPUs=4 RealMemory=7000 Feature=q_compute,type_GN7.2XLARGE32,zone_ap-guangzhou-3,ib,avx512 Gres=gpu:1",
+    );
+  });
+
   it("wants exactly one of nodeName and identityFrom", () => {
     expect(() => renderBootstrapScript({ ...BASE, nodeName: "n1" })).toThrow(ValidationError);
     const { identityFrom: _i, ...neither } = BASE;

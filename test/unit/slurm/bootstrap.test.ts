@@ -64,6 +64,12 @@ describe("renderBootstrapScript", () => {
     expect(script).toContain('-Z -N "$NODE_NAME" --conf-server "$CONF_SERVER" --conf "$NODE_CONF"');
   });
 
+  it("adds the queue's own features, and refuses one that is not a plain feature name", () => {
+    const script = renderBootstrapScript({ ...BASE, features: ["ib"] });
+    expect(script).toContain("Feature=q_compute,type_c5.xlarge,zone_ap-guangzhou-3,ib'");
+    expect(() => renderBootstrapScript({ ...BASE, features: ["ib,q_other"] })).toThrow(ValidationError);
+  });
+
   it("sets the init scripts' environment and skips installation on a pre-installed image", () => {
     const script = renderBootstrapScript(BASE);
     expect(script).toContain("export NOWSCALE_NODE_ROLE NOWSCALE_CLUSTER_ID NOWSCALE_SCHEDULER_TYPE");

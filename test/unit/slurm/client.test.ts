@@ -68,6 +68,47 @@ describe("SlurmClient actions", () => {
     await expect(client.deleteNode("c4-a")).resolves.toBeUndefined();
   });
 
+  it("creates a placeholder node once: one that exists already is done, a hostile feature is refused", async () => {
+    // Prepare: slurmctld answers the second create with its "already exists" error (seen on 22.05).
+    let created = false;
+    const { runner, calls } = fakeRunner(() => {
+      if (!created) {
+        created = true;
+        return {};
+      }
+      return { code: 1, stderr: "scontrol: error: Node 'ph-1' already exists in the node table" };
+    });
+    const client = new SlurmClient({ runner });
+    const spec = {
+      name: "ph-1",
+      queue: "gpu",
+      instanceType: "g4",
+      cpus: 4,
+      realMemoryMiB: 1000,
+      gpus: 1,
+      features: ["q_gpu"],
+    };
+    // Act
+    await client.createPlaceholder(spec);
+    await client.createPlaceholder(spec);
+    // Assess
+    expect(calls).toHaveLength(2);
+    expect(calls[0]).toEqual([
+      "scontrol",
+      "create",
+      "NodeName=ph-1",
+      "State=FUTURE",
+      "CPUs=4",
+      "RealMemory=1000",
+      "Features=q_gpu",
+      "Gres=gpu:1",
+    ]);
+    await expect(client.createPlaceholder({ ...spec, features: ["a,b State=IDLE"] })).rejects.toThrow(
+      TypeError,
+    );
+    expect(calls).toHaveLength(2);
+  });
+
   it("names an unknown node on drain, an unreachable controller, and other failures", async () => {
     const unknown = new SlurmClient({
       runner: fakeRunner(() => ({ code: 1, stderr: "Invalid node name specified" })).runner,

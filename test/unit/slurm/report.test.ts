@@ -51,6 +51,7 @@ function job(overrides: Partial<SlurmJob>): SlurmJob {
     gpusPerNode: 0,
     gpusPerTask: 0,
     gpusPerJob: 0,
+    memWholeNode: false,
     features: "",
     exclusive: false,
     nodeNames: [],
@@ -146,6 +147,47 @@ describe("buildReport grouping", () => {
     expect(report.jobs).toHaveLength(4);
   });
 
+  it("counts BadConstraints and ReqNodeNotAvail as demand: Slurm says so while no fitting node is up", () => {
+    const report = reportOf([
+      job({ id: "1", reason: "BadConstraints" }),
+      job({ id: "2", reason: "ReqNodeNotAvail" }),
+      job({ id: "3", reason: "JobHeldUser" }),
+    ]);
+    expect(report.jobs.map((g) => [g.jobIds[0], g.state])).toEqual([
+      ["1", "PENDING"],
+      ["2", "PENDING"],
+      ["3", "BLOCKED"],
+    ]);
+  });
+
+  it("lists FUTURE nodes (placeholders) with the unmanaged ones: never capacity", () => {
+    const features = ["q_compute", "type_c5.xlarge", "zone_a"];
+    const node = (name: string, state: string): SlurmNode => ({
+      name,
+      state,
+      flags: [],
+      cpus: 4,
+      cpusAllocated: 0,
+      memoryMiB: 8000,
+      memoryAllocatedMiB: 0,
+      gpus: 0,
+      features,
+      partitions: ["compute"],
+      reason: "",
+    });
+    const report = reportOf([], [node("ph-c5", "FUTURE"), node("c5-1", "IDLE")]);
+    expect(report.unmanagedNodes).toEqual(["ph-c5"]);
+    expect(report.nodes.map((n) => n.name)).toEqual(["c5-1"]);
+  });
+
+  it("hands the constraint and the whole-node claim to the core", () => {
+    const report = reportOf([job({ id: "5", features: "[ib*2&gpu*1]", exclusive: true, nodeCount: 3 })]);
+    const state = reportToClusterState(report);
+    expect(state.jobs).toEqual([
+      expect.objectContaining({ id: "5", constraint: "[ib*2&gpu*1]", wholeNode: true }),
+    ]);
+  });
+
   it("blocks a job with an unmet dependency or a future begin time whatever reason Slurm shows", () => {
     const jobs = [
       job({ id: "1", reason: "PartitionConfig", dependency: "afterok:5(unfulfilled)" }),
@@ -196,11 +238,16 @@ describe("nodeStateOf", () => {
     ["ALLOCATED", [], 4, "ALLOCATED"],
     ["IDLE", ["DRAIN"], 0, "DRAINED"],
     ["MIXED", ["DRAIN"], 2, "DRAINING"],
+    // NOT_RESPONDING alone: Slurm sets it after every RESUME; DOWN after SlurmdTimeout, the safety net meanwhile.
     ["IDLE", ["NOT_RESPONDING"], 0, "IDLE"],
+    // Not capacity now: covers demand only within bootTimeout of its launch (issue 12, class 6).
+    ["ALLOCATED", ["NOT_RESPONDING"], 4, "ALLOCATED"],
+    ["IDLE", ["POWERED_DOWN"], 0, "NOT_READY"],
+    ["UNKNOWN", [], 0, "NOT_READY"],
     ["DOWN", ["NOT_RESPONDING"], 0, "DOWN"],
     ["IDLE", ["FAIL"], 0, "DOWN"],
     ["DOWN", ["DRAIN"], 0, "DOWN"],
-    ["IDLE", ["POWERING_UP"], 0, "LAUNCHING"],
+    ["IDLE", ["POWERING_UP"], 0, "NOT_READY"],
     ["IDLE", ["COMPLETING"], 0, "MIXED"],
   ] as const)("%s+%j with %i CPUs allocated → %s", (state, flags, cpusAllocated, expected) => {
     expect(nodeStateOf({ state, flags: [...flags], cpusAllocated })).toBe(expected);

@@ -1,0 +1,332 @@
+import type { ResolvedEntry, ResolvedQueue, ShapeGroup } from "./config.js";
+import { type Constraint, countedParts, formatConstraint, parseConstraint, satisfies } from "./constraint.js";
+import { nodeFeatures } from "./features.js";
+import { bestFit, type Slice, slicesOf, slicesPerNode } from "./fit.js";
+import type { ClusterNode, Job, Skip, SlurmMismatch, UnavailableOffering } from "./model.js";
+import { type Hold, jobSkip, type SupplyNode } from "./policy.js";
+
+/**
+ * What one pending job may use: the shapes (and entries) it may launch and the existing nodes it may
+ * take. Constraints (-C), offerings held unavailable and the safety net's evidence narrow it.
+ */
+export interface JobView {
+  /** Views with the same id have the same groups: policies cache fits by it. */
+  readonly id: number;
+  /** Shape groups the job may launch, each with only the entries it may use. */
+  readonly groups: readonly ShapeGroup[];
+  /** Indices (into the queue's entries) of those entries. */
+  readonly entries: ReadonlySet<number>;
+  /** Every entry of the queue: policies skip the entry checks. */
+  readonly allEntries: boolean;
+  /** Every existing node of the queue (no constraint, no exclusion): policies skip the node checks. */
+  readonly anyNode: boolean;
+  /** True when the job may run on this existing node. */
+  accepts(node: ClusterNode): boolean;
+}
+
+export interface PrepareInput {
+  queue: ResolvedQueue;
+  /** Pending jobs of the queue, oldest first. */
+  jobs: readonly Job[];
+  /** Holds from demand rules (busy time, expansion disabled), by job. */
+  held: ReadonlyMap<Job, Hold>;
+  supply: readonly SupplyNode[];
+  unavailable: readonly UnavailableOffering[];
+  capacityFallback: "next-shape" | "strict";
+  reservationTimeoutS: number;
+  now: number;
+}
+
+export interface PreparedJobs {
+  /** The jobs to plan, oldest first; a job with node counts in its constraint becomes one part per count. */
+  jobs: Job[];
+  /** Each job's view; a job without one may use everything (fullView). */
+  views: Map<Job, JobView>;
+  held: Map<Job, Hold>;
+  /** Jobs left out before planning (constraint not understood or satisfied by no type). */
+  skipped: Skip[];
+  mismatches: SlurmMismatch[];
+  /** Why a job's launch is not its plain best fit (capacity fallback), by job id. */
+  notes: Map<string, string>;
+}
+
+/** At most this many mismatches are listed per queue; the rule applies to all of them. */
+const MAX_MISMATCHES = 200;
+
+/**
+ * Narrows each pending job to what it may use and splits jobs with node counts (`[a*3&b*1]`) into parts.
+ * Pure: everything comes from the input.
+ */
+export function prepareJobs(input: PrepareInput): PreparedJobs {
+  const { queue, now } = input;
+  const out: PreparedJobs = {
+    jobs: [],
+    views: new Map(),
+    held: new Map(),
+    skipped: [],
+    mismatches: [],
+    notes: new Map(),
+  };
+  const q = queue.queueName;
+  let nextId = 1;
+  const entryFeatures = queue.entries.map(
+    (e) => new Set(nodeFeatures(q, e.instanceType, e.zone, queue.features)),
+  );
+  const nodeFeatureCache = new Map<ClusterNode, Set<string>>();
+  const featuresOf = (node: ClusterNode) => {
+    let set = nodeFeatureCache.get(node);
+    if (!set) {
+      set = new Set(nodeFeatures(node.queue, node.instanceType, node.zone, queue.features));
+      nodeFeatureCache.set(node, set);
+    }
+    return set;
+  };
+  const parsed = new Map<string, ReturnType<typeof parseConstraint>>();
+  const parse = (text: string) => {
+    let result = parsed.get(text);
+    if (!result) {
+      result = parseConstraint(text);
+      parsed.set(text, result);
+    }
+    return result;
+  };
+
+  const isUnavailable = (e: ResolvedEntry) =>
+    input.unavailable.some(
+      (u) =>
+        u.instanceType === e.instanceType &&
+        u.zone === e.zone &&
+        (u.chargeType === undefined || u.chargeType === e.chargeType) &&
+        (u.until === undefined || u.until > now),
+    );
+  const available = new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
+
+  // Views shared by every job with the same constraint, refused types and availability; a job's own
+  // excluded nodes (the safety net) wrap a shared view, which keeps its id: fits depend on groups only.
+  const shared = new Map<string, JobView>();
+  const makeView = (allowed: (e: ResolvedEntry) => boolean, constraint: Constraint | undefined): JobView => {
+    const groups: ShapeGroup[] = [];
+    const entries = new Set<number>();
+    for (const group of queue.groups) {
+      const kept = group.entries.filter(allowed);
+      for (const e of kept) entries.add(e.index);
+      if (kept.length === group.entries.length) groups.push(group);
+      else if (kept.length > 0) {
+        // A narrower group gets its own key, so its nodes never join a launch of the full group.
+        groups.push({
+          key: `${group.key}#${kept.map((e) => e.index).join(",")}`,
+          shape: group.shape,
+          entries: kept,
+        });
+      }
+    }
+    const allEntries = entries.size === queue.entries.length;
+    return {
+      id: allEntries ? 0 : nextId++,
+      groups: allEntries ? queue.groups : groups,
+      entries,
+      allEntries,
+      anyNode: constraint === undefined,
+      accepts: (node) => constraint === undefined || satisfies(constraint, featuresOf(node)),
+    };
+  };
+  /** `constraintKey` is the constraint's normal form ("" for none), `refusedKey` the refused types sorted. */
+  const viewFor = (
+    constraint: Constraint | undefined,
+    constraintKey: string,
+    refused: ReadonlySet<string> | undefined,
+    refusedKey: string,
+    withUnavailable: boolean,
+    excluded: ReadonlySet<string> | undefined,
+  ): JobView => {
+    const key = `${constraintKey}|${refusedKey}|${withUnavailable}`;
+    let view = shared.get(key);
+    if (!view) {
+      const allowed = (e: ResolvedEntry) =>
+        (constraint === undefined || satisfies(constraint, entryFeatures[e.index] as Set<string>)) &&
+        !refused?.has(e.instanceType) &&
+        (withUnavailable || available.has(e.index));
+      view = makeView(allowed, constraint);
+      shared.set(key, view);
+    }
+    if (excluded === undefined || excluded.size === 0) return view;
+    const base = view;
+    return { ...base, anyNode: false, accepts: (node) => base.accepts(node) && !excluded.has(node.name) };
+  };
+
+  // Many jobs share a request and a view: fit each pair once.
+  const fits = new Map<string, ReturnType<typeof bestFit>>();
+  const fitOf = (view: JobView, request: string, slice: Slice, units: number, distinct: boolean) => {
+    const key = `${view.id}:${request}`;
+    let fit = fits.get(key);
+    if (fit === undefined) {
+      fit = bestFit(view, slice, units, distinct);
+      fits.set(key, fit);
+    }
+    return fit;
+  };
+
+  const limitMs = input.reservationTimeoutS * 1000;
+  // Idle nodes Slurm has had its chance to use: idle longer than the safety net's limit.
+  const staleIdle = input.supply.filter(
+    (s) => s.node.state === "IDLE" && s.node.idleSince !== undefined && now - s.node.idleSince > limitMs,
+  );
+
+  const allAvailable = available.size === queue.entries.length;
+  for (const job of input.jobs) {
+    // Most jobs: no constraint, nothing held unavailable, no idle node Slurm had its chance on.
+    if (
+      job.constraint === undefined &&
+      allAvailable &&
+      (staleIdle.length === 0 || now - job.submittedAt <= limitMs)
+    ) {
+      const hold = input.held.get(job);
+      if (hold !== undefined) out.held.set(job, hold);
+      out.jobs.push(job);
+      continue;
+    }
+    let constraint: Constraint | undefined;
+    if (job.constraint !== undefined) {
+      const result = parse(job.constraint);
+      if ("error" in result) {
+        out.skipped.push(
+          jobSkip(
+            job,
+            "CONSTRAINT_NOT_UNDERSTOOD",
+            `constraint "${job.constraint.slice(0, 100)}" not understood (${result.error}): NowScale launches nothing for it`,
+          ),
+        );
+        continue;
+      }
+      constraint = result.constraint;
+    }
+
+    // Node counts (`[a*3&b*1]`): one part per count, each with its own constraint, all-or-nothing each.
+    let parts: { job: Job; constraint: Constraint | undefined }[] = [{ job, constraint }];
+    const counted = constraint && job.request.kind === "nodes" ? countedParts(constraint) : undefined;
+    if (counted && job.request.kind === "nodes") {
+      const request = job.request;
+      const countedNodes = counted.parts.reduce((n, p) => n + p.nodes, 0);
+      parts = counted.parts.map((p) => ({
+        job: { ...job, request: { ...request, nodes: p.nodes } },
+        constraint: p.constraint,
+      }));
+      if (request.nodes > countedNodes) {
+        parts.push({
+          job: { ...job, request: { ...request, nodes: request.nodes - countedNodes } },
+          constraint: counted.rest,
+        });
+      }
+    }
+
+    const keyOf = (c: Constraint | undefined) => (c === undefined ? "" : formatConstraint(c));
+    const unsatisfied = parts.find(
+      (p) => viewFor(p.constraint, keyOf(p.constraint), undefined, "", true, undefined).entries.size === 0,
+    );
+    if (unsatisfied && constraint !== undefined) {
+      out.skipped.push(
+        jobSkip(
+          job,
+          "CONSTRAINT_UNSATISFIABLE",
+          `no instance type of queue ${q} has features satisfying "${formatConstraint(unsatisfied.constraint ?? constraint)}" (features: q_${q}, type_<type>, zone_<zone>${queue.features.length > 0 ? `, ${queue.features.join(", ")}` : ""})`,
+        ),
+      );
+      continue;
+    }
+
+    for (const { job: part, constraint: partConstraint } of parts) {
+      const baseHold = input.held.get(job);
+      const { slice, units, distinct } = slicesOf(part.request, queue.scaleUpMemRatio);
+      const ckey = keyOf(partConstraint);
+      const constraintView = viewFor(partConstraint, ckey, undefined, "", true, undefined);
+
+      // The safety net: idle nodes this job seems to fit, where Slurm has not started it.
+      let refused: Set<string> | undefined;
+      let excluded: Set<string> | undefined;
+      let last: { node: string; waitedS: number } | undefined;
+      if (staleIdle.length > 0 && now - part.submittedAt > limitMs) {
+        for (const s of staleIdle) {
+          if (!constraintView.accepts(s.node) || slicesPerNode(slice, s.shape, distinct) === 0) continue;
+          refused ??= new Set();
+          excluded ??= new Set();
+          refused.add(s.node.instanceType);
+          excluded.add(s.node.name);
+          const waitedS = Math.floor((now - Math.max(s.node.idleSince ?? now, part.submittedAt)) / 1000);
+          last = { node: s.node.name, waitedS };
+          if (out.mismatches.length < MAX_MISMATCHES) {
+            const mismatch: SlurmMismatch = {
+              node: s.node.name,
+              job: part.id,
+              queue: q,
+              waitedS,
+              reason: `idle ${waitedS} s beside pending job ${part.id}, which NowScale read as fitting it, and Slurm has not started it there${part.reason ? ` (Slurm: ${part.reason})` : ""}: the node no longer covers the job`,
+            };
+            if (part.reason !== undefined) mismatch.slurmReason = part.reason;
+            out.mismatches.push(mismatch);
+          }
+        }
+      }
+
+      const rkey = refused === undefined ? "" : [...refused].sort().join(",");
+      const request = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+      const allView = viewFor(partConstraint, ckey, refused, rkey, true, undefined);
+      const fitAll = fitOf(allView, request, slice, units, distinct);
+      const launchable = viewFor(partConstraint, ckey, refused, rkey, false, excluded);
+      const fitAvailable = fitOf(launchable, request, slice, units, distinct);
+      let hold = baseHold;
+      let view = launchable;
+      if (hold === undefined && refused !== undefined && fitAll === null) {
+        // Every type NowScale reads as fitting is one Slurm did not use: launching more of it would leak.
+        const first = last as { node: string; waitedS: number };
+        hold = {
+          code: "NOT_STARTED_BY_SLURM",
+          reason: `Slurm has not started it on idle ${[...refused].join(", ")} node ${first.node} for ${first.waitedS} s${part.reason ? ` (Slurm: ${part.reason})` : ""}: NowScale's reading of the job differs from Slurm's, so it launches no more of that type for it`,
+        };
+      }
+      if (fitAll !== null && fitAvailable?.group.key !== fitAll.group.key) {
+        const bestEntries = fitAll.group.entries.map((e) => `${e.instanceType}@${e.zone}`).join(", ");
+        const fullyHeld = fitAll.group.entries.every((e) => !available.has(e.index));
+        if (hold === undefined && fullyHeld && input.capacityFallback === "strict") {
+          hold = {
+            code: "BEST_FIT_UNAVAILABLE",
+            reason: `every offering of the best-fit shape (${bestEntries}) is held unavailable after capacity errors; capacityFallback "strict" waits for it`,
+          };
+        } else if (hold === undefined && fitAvailable === null) {
+          hold = {
+            code: "NO_CAPACITY",
+            reason: `every offering that fits (${bestEntries} first) is held unavailable after capacity errors`,
+          };
+        } else if (fullyHeld && fitAvailable !== null) {
+          const { vcpus, memoryMiB, gpus } = fitAll.group.shape;
+          out.notes.set(
+            part.id,
+            `next-best shape: the best fit ${vcpus} vCPU / ${memoryMiB} MiB${gpus ? ` / ${gpus} GPU` : ""} (${bestEntries}) is held unavailable after capacity errors`,
+          );
+        }
+      }
+      // A held job launches nothing; it keeps the shapes it fits so it is not read as fitting none.
+      if (hold !== undefined) {
+        view =
+          fitAll === null
+            ? viewFor(partConstraint, ckey, undefined, "", true, excluded)
+            : viewFor(partConstraint, ckey, refused, rkey, true, excluded);
+      }
+      if (hold !== undefined) out.held.set(part, hold);
+      out.views.set(part, view);
+      out.jobs.push(part);
+    }
+  }
+  return out;
+}
+
+/** The default view: every shape and node of the queue. */
+export function fullView(queue: ResolvedQueue): JobView {
+  return {
+    id: 0,
+    groups: queue.groups,
+    entries: new Set(queue.entries.map((e) => e.index)),
+    allEntries: true,
+    anyNode: true,
+    accepts: () => true,
+  };
+}
