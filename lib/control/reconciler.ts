@@ -8,6 +8,7 @@ import { offeringKey, queueHealthOf, ROUND_TAG } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { isUnhealthy, nodesRunningJobs } from "./slurm-evidence.js";
+import { retryTransient } from "./store-retry.js";
 
 export interface ReconcilerDeps {
   store: StateStore;
@@ -133,11 +134,16 @@ export async function reconcileCluster(
     truncated: false,
   };
 
-  const cluster = await store.getCluster(clusterId);
+  // The run's first reads and its adoption writes are retried on transient store failures: a run lost to
+  // one throttled call leaves instances untracked for another interval.
+  const retried = <T>(call: () => Promise<T>) => retryTransient(call, clock);
+  const cluster = await retried(() => store.getCluster(clusterId));
   if (cluster === undefined) return { ...summary, skipped: "cluster-missing" };
   if (cluster.status !== "RUNNING" && cluster.status !== "SLEEPING")
     return { ...summary, skipped: "not-active" };
-  const lease = await store.acquireLease(`reconciler#${clusterId}`, deps.owner, o.leaseTtlMs, clock.now());
+  const lease = await retried(() =>
+    store.acquireLease(`reconciler#${clusterId}`, deps.owner, o.leaseTtlMs, clock.now()),
+  );
   if (lease === undefined) return { ...summary, skipped: "lease-held-elsewhere" };
 
   const workflowIds = new Set(cluster.resources.map((r) => r.id));
@@ -148,7 +154,7 @@ export async function reconcileCluster(
     await step(ctx, "list", async () => {
       instances = (await provider.list(clusterId)).filter((i) => !workflowIds.has(i.id));
     });
-    const intents = await store.listLaunchIntents(clusterId, "INTENDED");
+    const intents = await retried(() => store.listLaunchIntents(clusterId, "INTENDED"));
     let report: OkReport | undefined;
     try {
       report = await deps.agent.report();
@@ -269,7 +275,9 @@ async function adopt(
 ): Promise<void> {
   const { store, clock } = ctx.deps;
   const { clusterId, summary } = ctx;
-  const tracked = new Set((await store.listNodes(clusterId)).map((r) => r.instanceId));
+  const tracked = new Set(
+    (await retryTransient(() => store.listNodes(clusterId), clock)).map((r) => r.instanceId),
+  );
   const byRound = new Map(intents.map((i) => [i.round, i]));
   const adoptedByRound = new Map<string, CloudInstance[]>();
   const orphans: string[] = [];
@@ -294,7 +302,7 @@ async function adopt(
       updatedAt: clock.now(),
       origin: intent === undefined ? "adopted" : "launch",
     };
-    await store.putNode(node);
+    await retryTransient(() => store.putNode(node), clock);
     tracked.add(instance.id);
     summary.adopted.push(instance.id);
     if (intent === undefined) {
