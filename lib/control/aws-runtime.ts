@@ -116,7 +116,13 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
     const master =
       a.kind === "ssm" ? a.instanceId : cluster.resources.find((r) => r.type === "masterInstance")?.id;
     if (master === undefined) throw new Error(`cluster ${cluster.clusterId} has no reachable agent yet`);
-    return new SsmAgentChannel({ client: ssm, instanceId: master, clock });
+    const documentName = env[CONTROL_ENV.agentDocumentName];
+    return new SsmAgentChannel({
+      client: ssm,
+      instanceId: master,
+      clock,
+      ...(documentName === undefined || documentName === "" ? {} : { documentName }),
+    });
   };
 
   const runtime: ClusterRuntime = async (cluster) => ({

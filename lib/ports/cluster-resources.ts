@@ -23,9 +23,14 @@ export interface ClusterResources {
   /**
    * Creates the secret with a fresh random value generated inside the adapter; the value is never
    * returned, so it never passes through workflow state or logs. Idempotent: an existing secret of the
-   * same cluster and kind is returned as it is.
+   * same cluster and kind is returned as it is. `vpcId`, the cluster's VPC, is recorded on the secret
+   * (a tag on AWS) so that only instances in that VPC may read it.
    */
-  createSecret(clusterId: string, kind: SecretKind): Promise<{ secretId: string; secretName: string }>;
+  createSecret(
+    clusterId: string,
+    kind: SecretKind,
+    options?: { vpcId?: string },
+  ): Promise<{ secretId: string; secretName: string }>;
 
   /** Deletes the secret at once (no recovery window: the cluster is gone). A secret already gone succeeds. */
   deleteSecret(secretId: string): Promise<void>;

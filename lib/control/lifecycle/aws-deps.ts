@@ -26,6 +26,7 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
   });
   const ssm = new SSMClient({ region });
   const instanceProfileArn = requireEnv(WORKFLOW_ENV.nodeInstanceProfileArn, env);
+  const documentName = env[WORKFLOW_ENV.agentDocumentName];
   return {
     store: new StateStoreLifecycleStore(store, clock),
     resources: new AwsClusterResources({ region, kmsKeyId: requireEnv(WORKFLOW_ENV.secretsKmsKeyArn, env) }),
@@ -38,7 +39,12 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
       }),
     agent: new AgentChannelMasterAgent(
       async (_clusterId, master) =>
-        new SsmAgentChannel({ client: ssm, instanceId: master.instanceId, clock }),
+        new SsmAgentChannel({
+          client: ssm,
+          instanceId: master.instanceId,
+          clock,
+          ...(documentName === undefined || documentName === "" ? {} : { documentName }),
+        }),
     ),
     clock,
   };

@@ -1,5 +1,6 @@
 import { renderMasterBootstrapScript } from "../../../scheduler-plugins/slurm/master-bootstrap.js";
 import { InvalidRequestError } from "../../ports/errors.js";
+import { ROLE_TAG } from "../../providers/shared/tags.js";
 import type { LifecycleDeps } from "./deps.js";
 import { type CreateClusterRequest, parseCreateCluster } from "./request.js";
 import type { MasterRecord } from "./store.js";
@@ -58,14 +59,19 @@ export async function createSecurityGroup(
 }
 
 /** The munge key and the agent's HMAC key; only their ids leave this step, never their values. */
-export async function createSecrets(deps: LifecycleDeps, clusterId: string): Promise<SecretsResult> {
-  const munge = await deps.resources.createSecret(clusterId, "munge-key");
+export async function createSecrets(
+  deps: LifecycleDeps,
+  clusterId: string,
+  vpcId?: string,
+): Promise<SecretsResult> {
+  const scope = vpcId === undefined ? {} : { vpcId };
+  const munge = await deps.resources.createSecret(clusterId, "munge-key", scope);
   await deps.store.recordResource(clusterId, {
     kind: "secret",
     secretKind: "munge-key",
     secretId: munge.secretId,
   });
-  const agent = await deps.resources.createSecret(clusterId, "agent-hmac-key");
+  const agent = await deps.resources.createSecret(clusterId, "agent-hmac-key", scope);
   await deps.store.recordResource(clusterId, {
     kind: "secret",
     secretKind: "agent-hmac-key",
@@ -117,7 +123,7 @@ export async function launchMaster(
     allOrNothing: true,
     imageId: request.master.imageId,
     userData,
-    tags: { "nowscale-role": "master" },
+    tags: { [ROLE_TAG]: "master" },
   });
   const instance = result.instances[0];
   if (instance === undefined) {

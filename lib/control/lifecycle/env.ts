@@ -7,4 +7,6 @@ export const WORKFLOW_ENV = {
   secretsKmsKeyArn: "NOWSCALE_SECRETS_KMS_KEY_ARN",
   /** The node role's instance profile, passed to the master (iam:PassRole is scoped to its role). */
   nodeInstanceProfileArn: "NOWSCALE_NODE_INSTANCE_PROFILE_ARN",
+  /** Optional: the stack's agent document, for the health check over SSM (lib/infra/agent-document.ts). */
+  agentDocumentName: "NOWSCALE_AGENT_DOCUMENT_NAME",
 } as const;

@@ -28,7 +28,7 @@ import type {
 } from "../../ports/cluster-resources.js";
 import { secretName } from "../../ports/cluster-resources.js";
 import { type CloudProviderError, isCloudProviderError } from "../../ports/errors.js";
-import { CLUSTER_TAG, MANAGED_TAG, tagsToList } from "../shared/tags.js";
+import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG, tagsToList } from "../shared/tags.js";
 import { fromEc2Error } from "./errors.js";
 
 export interface AwsClusterResourcesOptions {
@@ -39,7 +39,8 @@ export interface AwsClusterResourcesOptions {
   kmsKeyId: string;
 }
 
-const SECRET_TAG_KIND = "nowscale:secret-kind";
+const SECRET_TAG_KIND = SECRET_KIND_TAG;
+const SECRET_TAG_VPC = SECRET_VPC_TAG;
 
 /**
  * ClusterResources on AWS: a VPC with one subnet per zone and a self-referencing security group (EC2),
@@ -120,7 +121,11 @@ export class AwsClusterResources implements ClusterResources {
     return { securityGroupId };
   }
 
-  async createSecret(clusterId: string, kind: SecretKind): Promise<{ secretId: string; secretName: string }> {
+  async createSecret(
+    clusterId: string,
+    kind: SecretKind,
+    options: { vpcId?: string } = {},
+  ): Promise<{ secretId: string; secretName: string }> {
     const name = secretName(clusterId, kind);
     try {
       const found = await this.secrets.send(new DescribeSecretCommand({ SecretId: name }));
@@ -141,7 +146,12 @@ export class AwsClusterResources implements ClusterResources {
           Description: `NowScale ${kind} of cluster ${clusterId}`,
           KmsKeyId: this.options.kmsKeyId,
           ...value,
-          Tags: tagsToList({ ...baseTags(clusterId), [SECRET_TAG_KIND]: kind }),
+          // The node roles read a secret only by its kind and from its cluster's VPC (lib/infra/node-role.ts).
+          Tags: tagsToList({
+            ...baseTags(clusterId),
+            [SECRET_TAG_KIND]: kind,
+            ...(options.vpcId === undefined ? {} : { [SECRET_TAG_VPC]: options.vpcId }),
+          }),
         }),
       );
       if (created.ARN === undefined) throw new Error("CreateSecret returned no ARN");

@@ -108,9 +108,15 @@ export class Ec2Api implements CloudApi {
         : { UserData: Buffer.from(input.userData, "utf8").toString("base64") }),
       // IMDSv2 only; hop limit 1 keeps the credentials away from containers on the node.
       MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
+      // Every resource the launch creates carries the tags: the stack's policy authorizes RunInstances on
+      // each of them only with nowscale:managed in the request (lib/infra/permissions.ts).
       TagSpecifications: [
         { ResourceType: "instance", Tags: tags },
         { ResourceType: "volume", Tags: tags },
+        { ResourceType: "network-interface", Tags: tags },
+        ...(candidate.chargeType === "SPOT"
+          ? [{ ResourceType: "spot-instances-request" as const, Tags: tags }]
+          : []),
       ],
       ...(candidate.chargeType === "SPOT"
         ? {

@@ -85,9 +85,11 @@ describe("AWS EC2 adapter", () => {
       IamInstanceProfile: { Arn: "arn:aws:iam::123456789012:instance-profile/nowscale-node" },
       UserData: Buffer.from("#!/bin/sh\necho hi\n").toString("base64"),
       MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
+      // Every resource the launch makes is tagged: IAM authorizes RunInstances on each with the tag.
       TagSpecifications: [
         { ResourceType: "instance", Tags: tags },
         { ResourceType: "volume", Tags: tags },
+        { ResourceType: "network-interface", Tags: tags },
       ],
     });
   });
@@ -114,6 +116,12 @@ describe("AWS EC2 adapter", () => {
     });
     expect(input?.SubnetId).toBeUndefined();
     expect(input?.MetadataOptions?.HttpTokens).toBe("required");
+    expect(input?.TagSpecifications?.map((s) => s.ResourceType)).toEqual([
+      "instance",
+      "volume",
+      "network-interface",
+      "spot-instances-request",
+    ]);
   });
 
   it("terminates by id and lists by the cluster tag and live states", async () => {
