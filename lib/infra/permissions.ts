@@ -114,6 +114,7 @@ export function describeStatement(): iam.PolicyStatement {
     actions: [
       "ec2:DescribeInstances",
       "ec2:DescribeInstanceTypes",
+      "ec2:DescribeInstanceTypeOfferings",
       "ec2:DescribeVpcs",
       "ec2:DescribeSubnets",
       "ec2:DescribeSecurityGroups",

@@ -668,6 +668,10 @@ export class AwsWorld {
     this.faults.set(command, list);
   }
 
+  clearFaults(): void {
+    this.faults.clear();
+  }
+
   /** A resource made outside NowScale (the user's VPC, say). */
   put(resource: Resource): Resource {
     this.resources.set(resource.id, resource);

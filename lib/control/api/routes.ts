@@ -53,6 +53,8 @@ export interface ApiDeps {
   userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
   /** @default "c-" + 12 random hex digits */
   newClusterId?: () => string;
+  /** The stack's region: a create request for another is refused naming `region`. @default no check */
+  region?: string;
 }
 
 /** Bodies beyond this are refused before they are parsed. */
@@ -131,6 +133,11 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
   const { name, cloud, computeImageId, ...rest } = body;
   // The workflow's own schema again, for its cross-field rules (the master's zone among the network's).
   const request = checkWith(createClusterRequestSchema, rest);
+  if (deps.region !== undefined && request.region !== deps.region) {
+    throw new HttpError(400, "request body is invalid", [
+      { path: "region", message: `must be the stack's region ${deps.region}, not ${request.region}` },
+    ]);
+  }
   checkConfig(body.autoscaling, "autoscaling.");
   const now = deps.clock.now();
   const clusterId = (deps.newClusterId ?? defaultClusterId)();

@@ -47,5 +47,6 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
         }),
     ),
     clock,
+    region,
   };
 }

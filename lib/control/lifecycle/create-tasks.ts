@@ -25,9 +25,15 @@ export interface MasterResult extends MasterRecord {
   healthDeadline: number;
 }
 
-/** Validates the request with the core's schema and the names allow-list; returns it with defaults. */
-export function validate(input: { clusterId: unknown; request: unknown }): CreateClusterRequest {
-  return parseCreateCluster(input.clusterId, input.request);
+/**
+ * Validates the request with the core's schema and the names allow-list, and its region against the
+ * stack's (`deps.region`); returns it with defaults.
+ */
+export function validate(
+  deps: Pick<LifecycleDeps, "region">,
+  input: { clusterId: unknown; request: unknown },
+): CreateClusterRequest {
+  return parseCreateCluster(input.clusterId, input.request, deps.region);
 }
 
 export async function createNetwork(

@@ -15,4 +15,6 @@ export interface LifecycleDeps {
   provider(options?: { securityGroupIds?: string[] }): CloudProvider;
   agent: MasterAgent;
   clock: Clock;
+  /** The region the tasks make resources in (the stack's); a request for another is refused. @default no check */
+  region?: string;
 }

@@ -91,7 +91,7 @@ export async function runLifecycleTask(deps: LifecycleDeps, raw: unknown): Promi
   }
   switch (input.task) {
     case "validate":
-      return validate(input);
+      return validate(deps, input);
     case "recordStatus": {
       const reason =
         input.status === "FAILED" || input.status === "DELETE_FAILED"

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { configSchema } from "../../core/config.js";
 import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../core/names.js";
-import { parseWith } from "../../core/validation.js";
+import { parseWith, ValidationError } from "../../core/validation.js";
 
 /**
  * What the creation workflow is started with: the cluster's id (chosen by the API) and the request the
@@ -68,8 +68,27 @@ export const clusterIdSchema = z
   .string()
   .regex(SIMPLE_NAME, { error: `invalid cluster id: ${SIMPLE_NAME_HINT}` });
 
-/** Validates both; throws ValidationError (never retried by the workflow) naming every bad field. */
-export function parseCreateCluster(clusterId: unknown, request: unknown): CreateClusterRequest {
+/**
+ * Validates both; throws ValidationError (never retried by the workflow) naming every bad field.
+ * `stackRegion`, where given, is the only region a cluster may be created in: the workflow makes the
+ * network, the secrets and the master in the stack's own region, so a request for another one is refused
+ * (naming `region`) instead of splitting the cluster between two regions.
+ */
+export function parseCreateCluster(
+  clusterId: unknown,
+  request: unknown,
+  stackRegion?: string,
+): CreateClusterRequest {
   parseWith(clusterIdSchema, clusterId, "clusterId");
-  return parseWith(createClusterRequestSchema, request, "create cluster request");
+  const parsed = parseWith(createClusterRequestSchema, request, "create cluster request");
+  checkRegion(parsed.region, stackRegion);
+  return parsed;
+}
+
+/** Throws ValidationError naming `region` when it is not the stack's region. */
+export function checkRegion(region: string, stackRegion: string | undefined): void {
+  if (stackRegion === undefined || region === stackRegion) return;
+  throw new ValidationError("create cluster request", [
+    { path: "region", message: `must be the stack's region ${stackRegion}, not ${region}` },
+  ]);
 }

@@ -2,6 +2,7 @@ import {
   type _InstanceType,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
+  DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
   EC2Client,
   type Filter,
@@ -34,11 +35,13 @@ const LIVE_STATES = ["pending", "running", "stopping", "stopped"];
 
 /**
  * EC2 through RunInstances (not CreateFleet; docs/providers.md says why), TerminateInstances,
- * DescribeInstances and DescribeInstanceTypes.
+ * DescribeInstances, DescribeInstanceTypeOfferings and DescribeInstanceTypes.
  */
 export class Ec2Api implements CloudApi {
   readonly cloud = "aws";
   readonly maxIdsPerCall = 100;
+  /** The Name tag takes 256 characters; 128 gives the same names as on CVM and ECS. */
+  readonly maxNameLength = 128;
   readonly client: EC2Client;
 
   constructor(private readonly options: Ec2ApiOptions = {}) {
@@ -48,8 +51,30 @@ export class Ec2Api implements CloudApi {
       new EC2Client({ maxAttempts: 1, ...(options.region === undefined ? {} : { region: options.region }) });
   }
 
+  /**
+   * The wanted types this region offers, described. DescribeInstanceTypes fails as a whole when one
+   * named type does not exist in the region, so the region's offerings are listed first (every page)
+   * and only offered types are described, 100 per call, every page.
+   */
   async instanceTypes(): Promise<InstanceCatalog> {
-    const names = this.options.instanceTypes ?? Object.keys(awsCatalog);
+    const wanted = this.options.instanceTypes ?? Object.keys(awsCatalog);
+    const offered = new Set<string>();
+    let offeringsToken: string | undefined;
+    do {
+      const page = await this.call((c) =>
+        c.send(
+          new DescribeInstanceTypeOfferingsCommand({
+            LocationType: "region",
+            MaxResults: 1000,
+            ...(offeringsToken === undefined ? {} : { NextToken: offeringsToken }),
+          }),
+        ),
+      );
+      for (const o of page.InstanceTypeOfferings ?? [])
+        if (o.InstanceType !== undefined) offered.add(o.InstanceType);
+      offeringsToken = page.NextToken;
+    } while (offeringsToken);
+    const names = [...new Set(wanted)].filter((n) => offered.has(n));
     const catalog: Record<string, InstanceTypeInfo> = {};
     for (let start = 0; start < names.length; start += 100) {
       let nextToken: string | undefined;

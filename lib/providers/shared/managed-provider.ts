@@ -19,6 +19,7 @@ import {
   UnauthorizedError,
 } from "../../ports/errors.js";
 import type { CloudApi } from "./cloud-api.js";
+import { instanceName } from "./instance-name.js";
 import { DEFAULT_UNAVAILABLE_TTL_MS, UnavailableOfferings } from "./offering-cache.js";
 import { DEFAULT_RETRY_POLICY, type Random, type RetryPolicy, withRetry } from "./retry.js";
 import { CLUSTER_TAG, instanceTags } from "./tags.js";
@@ -95,7 +96,7 @@ export class ManagedProvider implements CloudProvider {
             maxCount: wanted,
             clientToken: launchToken(request.clusterId, request.round, candidate),
             tags,
-            namePrefix: `nowscale-${request.clusterId}-${request.queue}`,
+            namePrefix: instanceName(request.clusterId, request.queue, this.api.maxNameLength),
             ...(request.userData === undefined ? {} : { userData: request.userData }),
           }),
         );

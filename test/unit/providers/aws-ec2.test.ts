@@ -1,11 +1,13 @@
 import {
   DescribeInstancesCommand,
+  DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
   EC2ServiceException,
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { awsCatalog } from "../../../lib/core/catalogs/aws.js";
 import {
   InsufficientCapacityError,
   InvalidRequestError,
@@ -165,6 +167,37 @@ describe("AWS EC2 adapter", () => {
       "c5.xlarge": { vcpus: 4, memoryMiB: 8192, gpus: 0, pricePerHour: 0.17 },
       "g4dn.xlarge": { vcpus: 4, memoryMiB: 16384, gpus: 1, pricePerHour: 0.526 },
     });
+  });
+
+  it("describes only the types the region offers (read over every offerings page), 100 per call", async () => {
+    // Prepare: a region that offers all but one catalog type, listed two per page
+    sim.restore();
+    const all = Object.keys(awsCatalog);
+    const notOffered = all[all.length - 1] ?? "";
+    sim = startEc2Simulator(cloud, { offered: all.filter((n) => n !== notOffered), offeringsPageSize: 2 });
+    const api = new Ec2Api({
+      client: sim.client,
+      instanceTypes: ["c5.xlarge", "x9.nonexistent", notOffered, ...all.slice(0, 150)],
+    });
+
+    // Act
+    const catalog = await new ManagedProvider(api, {
+      clock: new FakeClock(),
+      random: () => 0.5,
+    }).instanceTypes();
+
+    // Assess
+    expect(catalog["c5.xlarge"]).toEqual({ vcpus: 4, memoryMiB: 8192, gpus: 0, pricePerHour: 0.17 });
+    expect(Object.keys(catalog)).not.toContain("x9.nonexistent");
+    expect(Object.keys(catalog)).not.toContain(notOffered);
+    expect(Object.keys(catalog).length).toBe(new Set(all.slice(0, 150).filter((n) => n !== notOffered)).size);
+    const describes = sim.mock
+      .commandCalls(DescribeInstanceTypesCommand)
+      .map((c) => c.args[0].input.InstanceTypes ?? []);
+    for (const d of describes) expect(d.length).toBeLessThanOrEqual(100);
+    expect(sim.mock.commandCalls(DescribeInstanceTypeOfferingsCommand).length).toBe(
+      Math.ceil((all.length - 1) / 2),
+    );
   });
 
   it.each([

@@ -29,8 +29,8 @@ export interface ContractHarness {
   provider: CloudProvider;
   /** The simulated cloud behind the adapter's wire (SDK mock, local HTTP server, namespace nodes). */
   cloud: SimulatedCloud;
-  /** Token and minimum of every launch call that reached the cloud, in order. */
-  launchInputs(): { clientToken?: string; minCount: number }[];
+  /** Token, minimum and instance name of every launch call that reached the cloud, in order. */
+  launchInputs(): { clientToken?: string; minCount: number; name?: string }[];
   clock: FakeClock;
   /** Two valid candidates in different zones, first to try first. */
   candidates: [LaunchCandidate, LaunchCandidate];
@@ -71,6 +71,37 @@ export function providerContract(name: string, makeHarness: () => Promise<Contra
         ...overrides,
       };
     }
+
+    it("names instances within every cloud's 128-character limit, cut with a stable hash of the full name", async () => {
+      // Prepare: the longest names the allow-lists accept
+      const cluster = `c${"a".repeat(62)}`;
+      const launch = (queue: string, round: string) =>
+        h.provider.launch({
+          clusterId: cluster,
+          queue,
+          round,
+          candidates: [h.candidates[0]],
+          count: 1,
+          allOrNothing: false,
+          imageId: h.imageId,
+        });
+
+      // Act
+      const first = await launch(`q${"b".repeat(62)}`, "r1");
+      await launch(`q${"b".repeat(61)}c`, "r2");
+      await launch(`q${"b".repeat(62)}`, "r3");
+      await launch("short", "r4");
+
+      // Assess
+      expect(first.failures).toEqual([]);
+      const names = h.launchInputs().map((i) => i.name);
+      if (names.every((n) => n === undefined)) return; // a cloud without instance names (local)
+      for (const n of names) expect(n?.length ?? 0).toBeLessThanOrEqual(128);
+      expect(names[0]).toMatch(/^nowscale-caaaa.*-[0-9a-f]{8}$/);
+      expect(names[1]).not.toBe(names[0]);
+      expect(names[2]).toBe(names[0]);
+      expect(names[3]).toBe(`nowscale-${cluster}-short`);
+    });
 
     it("falls through to the second candidate after a capacity error on the first", async () => {
       // Prepare
