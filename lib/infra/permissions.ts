@@ -118,6 +118,9 @@ export function describeStatement(): iam.PolicyStatement {
       "ec2:DescribeVpcs",
       "ec2:DescribeSubnets",
       "ec2:DescribeSecurityGroups",
+      "ec2:DescribeRouteTables",
+      "ec2:DescribeInternetGateways",
+      "ec2:DescribeVpcEndpoints",
     ],
     resources: ["*"],
   });
@@ -125,17 +128,37 @@ export function describeStatement(): iam.PolicyStatement {
 
 /** The creation workflow's network: created only with the tag, changed and deleted only when tagged. */
 export function networkStatements(scope: Construct): iam.PolicyStatement[] {
-  const tagged = [ec2Arn(scope, "vpc/*"), ec2Arn(scope, "subnet/*"), ec2Arn(scope, "security-group/*")];
+  const made = [
+    "vpc/*",
+    "subnet/*",
+    "security-group/*",
+    "internet-gateway/*",
+    "route-table/*",
+    "vpc-endpoint/*",
+  ];
+  const tagged = made.map((r) => ec2Arn(scope, r));
   return [
     new iam.PolicyStatement({
       sid: "CreateTaggedNetwork",
-      actions: ["ec2:CreateVpc", "ec2:CreateSubnet", "ec2:CreateSecurityGroup"],
+      actions: [
+        "ec2:CreateVpc",
+        "ec2:CreateSubnet",
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateInternetGateway",
+        "ec2:CreateRouteTable",
+        "ec2:CreateVpcEndpoint",
+      ],
       resources: tagged,
       conditions: { StringEquals: MANAGED_REQUEST },
     }),
     new iam.PolicyStatement({
       sid: "CreateInTaggedVpc",
-      actions: ["ec2:CreateSubnet", "ec2:CreateSecurityGroup"],
+      actions: [
+        "ec2:CreateSubnet",
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateRouteTable",
+        "ec2:CreateVpcEndpoint",
+      ],
       resources: [ec2Arn(scope, "vpc/*")],
       conditions: { StringEquals: MANAGED_RESOURCE },
     }),
@@ -145,12 +168,29 @@ export function networkStatements(scope: Construct): iam.PolicyStatement[] {
       resources: [ec2Arn(scope, "vpc/*")],
     }),
     new iam.PolicyStatement({
+      sid: "EndpointsInTaggedSubnetsGroupsRoutes",
+      actions: ["ec2:CreateVpcEndpoint"],
+      resources: [
+        ec2Arn(scope, "subnet/*"),
+        ec2Arn(scope, "security-group/*"),
+        ec2Arn(scope, "route-table/*"),
+      ],
+      conditions: { StringEquals: MANAGED_RESOURCE },
+    }),
+    new iam.PolicyStatement({
       sid: "TagNetworkOnlyAtCreation",
       actions: ["ec2:CreateTags"],
       resources: tagged,
       conditions: {
         StringEquals: {
-          "ec2:CreateAction": ["CreateVpc", "CreateSubnet", "CreateSecurityGroup"],
+          "ec2:CreateAction": [
+            "CreateVpc",
+            "CreateSubnet",
+            "CreateSecurityGroup",
+            "CreateInternetGateway",
+            "CreateRouteTable",
+            "CreateVpcEndpoint",
+          ],
           ...MANAGED_REQUEST,
         },
       },
@@ -162,6 +202,16 @@ export function networkStatements(scope: Construct): iam.PolicyStatement[] {
         "ec2:DeleteSecurityGroup",
         "ec2:DeleteSubnet",
         "ec2:DeleteVpc",
+        "ec2:ModifyVpcAttribute",
+        "ec2:ModifySubnetAttribute",
+        "ec2:AttachInternetGateway",
+        "ec2:DetachInternetGateway",
+        "ec2:DeleteInternetGateway",
+        "ec2:CreateRoute",
+        "ec2:AssociateRouteTable",
+        "ec2:DisassociateRouteTable",
+        "ec2:DeleteRouteTable",
+        "ec2:DeleteVpcEndpoints",
       ],
       resources: tagged,
       conditions: { StringEquals: MANAGED_RESOURCE },

@@ -112,6 +112,7 @@ function clusterRecord(clusterId: string, overrides: Partial<ClusterRecord> = {}
     agent: { kind: "ssm", instanceId: master?.id ?? "i-missing" },
     resources: [
       ...tagged("vpc").map((r) => ({ type: "vpc", id: r.id })),
+      ...tagged("subnet").map((r) => ({ type: "subnet", id: r.id })),
       ...tagged("security-group").map((r) => ({ type: "securityGroup", id: r.id })),
       ...(master === undefined ? [] : [{ type: "masterInstance", id: master.id }]),
       ...(munge === undefined ? [] : [{ type: "secret:munge-key", id: munge.arn }]),
@@ -162,9 +163,8 @@ async function exerciseClusterRuntime(functionPrefix: string): Promise<RecordedC
       clusterId: CLUSTER,
       queue: "compute",
       round: `${functionPrefix}-2`,
-      candidates: [
-        { instanceType: "c5.xlarge", zone: `${REGION}a`, chargeType: "SPOT", subnetId: subnet?.id ?? "" },
-      ],
+      // No subnet: the provider finds the cluster's subnet in the zone (DescribeSubnets).
+      candidates: [{ instanceType: "c5.xlarge", zone: `${REGION}b`, chargeType: "SPOT" }],
       count: 1,
       allOrNothing: false,
       imageId: "ami-0123456789abcdef0",
@@ -255,7 +255,7 @@ beforeAll(async () => {
   const store = new MemoryLifecycleStore();
   const createCalls = await recording(async () => {
     const { result } = await runCreate(CLUSTER, request(), store);
-    expect(result.status, JSON.stringify(result.error)).toBe("SUCCEEDED");
+    expect(result.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
   });
   const userVpc = world.put({
     id: "vpc-0user000000000001",
@@ -267,7 +267,25 @@ beforeAll(async () => {
     id: "subnet-0user0000000001",
     type: "subnet",
     tags: {},
-    attrs: { vpcId: userVpc.id, zone: `${REGION}a`, cidr: "172.31.0.0/20" },
+    attrs: { vpcId: userVpc.id, zone: `${REGION}a`, cidr: "172.31.0.0/20", mapPublicIp: true },
+  });
+  // The user's way out: an internet gateway on the VPC's main route table.
+  world.put({
+    id: "igw-0user000000000001",
+    type: "internet-gateway",
+    tags: {},
+    attrs: { attachments: [userVpc.id] },
+  });
+  world.put({
+    id: "rtb-0user000000000001",
+    type: "route-table",
+    tags: {},
+    attrs: {
+      vpcId: userVpc.id,
+      main: true,
+      routes: [{ destination: "0.0.0.0/0", gatewayId: "igw-0user000000000001" }],
+      associations: [],
+    },
   });
   const userCalls = await recording(async () => {
     const { result } = await runCreate(
@@ -275,7 +293,7 @@ beforeAll(async () => {
       { ...request(), network: { vpcId: userVpc.id, subnetIds: [userSubnet.id] } },
       store,
     );
-    expect(result.status, JSON.stringify(result.error)).toBe("SUCCEEDED");
+    expect(result.status, store.clusters.get(OTHER_CLUSTER)?.reason).toBe("SUCCEEDED");
   });
 
   // The nodes: the secrets their boot scripts read, from inside their VPC.

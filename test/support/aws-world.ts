@@ -29,6 +29,7 @@ import {
   EC2Client,
   EC2ServiceException,
   type Filter,
+  ModifySubnetAttributeCommand,
   ModifyVpcAttributeCommand,
   RunInstancesCommand,
   type Tag,
@@ -194,6 +195,14 @@ export class AwsWorld {
       },
     );
     e(
+      ModifySubnetAttributeCommand,
+      (i: { SubnetId: string; MapPublicIpOnLaunch?: { Value?: boolean } }, call) => {
+        const subnet = this.touch(i.SubnetId, call);
+        if (i.MapPublicIpOnLaunch !== undefined) subnet.attrs.mapPublicIp = i.MapPublicIpOnLaunch.Value;
+        return {};
+      },
+    );
+    e(
       CreateSecurityGroupCommand,
       (i: { VpcId: string; GroupName: string; TagSpecifications?: TagSpecification[] }, call) => {
         this.touch(i.VpcId, call);
@@ -247,7 +256,9 @@ export class AwsWorld {
       CreateRouteCommand,
       (i: { RouteTableId: string; DestinationCidrBlock?: string; GatewayId?: string }, call) => {
         const t = this.touch(i.RouteTableId, call);
-        if (i.GatewayId !== undefined) this.touch(i.GatewayId, call);
+        // IAM authorizes CreateRoute on the route table only: the gateway is checked, not recorded.
+        if (i.GatewayId !== undefined && !this.resources.has(i.GatewayId))
+          throw ec2Error("InvalidGatewayID.NotFound", i.GatewayId);
         (t.attrs.routes as unknown[]).push({ destination: i.DestinationCidrBlock, gatewayId: i.GatewayId });
         return { Return: true };
       },
@@ -378,6 +389,7 @@ export class AwsWorld {
           VpcId: r.attrs.vpcId,
           AvailabilityZone: r.attrs.zone,
           CidrBlock: r.attrs.cidr,
+          MapPublicIpOnLaunch: r.attrs.mapPublicIp === true,
           Tags: tagList(r.tags),
         })),
     }));
@@ -420,6 +432,7 @@ export class AwsWorld {
         VpcId: r.attrs.vpcId,
         ServiceName: r.attrs.service,
         VpcEndpointType: r.attrs.endpointType,
+        State: "available",
         Tags: tagList(r.tags),
       })),
     }));

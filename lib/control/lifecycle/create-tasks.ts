@@ -45,9 +45,14 @@ export async function createNetwork(
   if ("vpcId" in network) {
     const [first] = network.subnetIds;
     if (first === undefined) throw new InvalidRequestError("network.subnetIds is empty");
+    await deps.resources.validateNetwork(network);
     return { vpcId: network.vpcId, subnetIds: network.subnetIds, masterSubnetId: first, owned: false };
   }
-  const created = await deps.resources.createNetwork(clusterId, { cidr: network.cidr, zones: network.zones });
+  const created = await deps.resources.createNetwork(clusterId, {
+    cidr: network.cidr,
+    zones: network.zones,
+    interfaceEndpoints: network.interfaceEndpoints,
+  });
   await deps.store.recordResource(clusterId, { kind: "network", ...created });
   const masterSubnetId = created.subnetIds[network.zones.indexOf(request.master.zone)];
   if (masterSubnetId === undefined) throw new InvalidRequestError("no subnet in the master's zone");

@@ -29,6 +29,8 @@ export const networkRequestSchema = z.union([
     cidr: cidr.default("10.42.0.0/16"),
     /** One subnet per zone; the master's zone must be one of them. */
     zones: z.array(cloudId).min(1).max(6),
+    /** Interface endpoints for SSM and Secrets Manager (docs/deploy.md: their cost). */
+    interfaceEndpoints: z.boolean().default(true),
   }),
 ]);
 

@@ -4,6 +4,7 @@ import {
   type DescribeInstancesCommandInput,
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
+  DescribeSubnetsCommand,
   EC2Client,
   type Filter,
   type Instance,
@@ -14,6 +15,7 @@ import {
 import { awsCatalog } from "../../core/catalogs/aws.js";
 import type { InstanceCatalog, InstanceTypeInfo } from "../../core/model.js";
 import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
+import { InvalidRequestError } from "../../ports/errors.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
 import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../shared/tags.js";
 import { fromEc2Error } from "./errors.js";
@@ -24,6 +26,11 @@ export interface Ec2ApiOptions {
   region?: string;
   /** Security groups for the instances' network interface. */
   securityGroupIds?: string[];
+  /**
+   * The cluster's subnets: a candidate without a subnet goes to the one of these in its zone (without
+   * any, EC2 would use the default VPC, where the cluster's security group does not exist).
+   */
+  subnetIds?: string[];
   /** The node role's instance profile: the only role NowScale may pass (iam:PassRole is scoped to it). */
   instanceProfileArn?: string;
   keyName?: string;
@@ -104,8 +111,40 @@ export class Ec2Api implements CloudApi {
   }
 
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
-    const output = await this.call((c) => c.send(new RunInstancesCommand(this.runRequest(input))));
+    const subnetId = input.candidate.subnetId ?? (await this.subnetIn(input.candidate.zone));
+    const request = this.runRequest(
+      subnetId === undefined ? input : { ...input, candidate: { ...input.candidate, subnetId } },
+    );
+    const output = await this.call((c) => c.send(new RunInstancesCommand(request)));
     return (output.Instances ?? []).map(toCloudInstance);
+  }
+
+  private subnetZones: Promise<Map<string, string>> | undefined;
+
+  /**
+   * The cluster's subnet in `zone` (the first, in the order given), read once per adapter. Undefined
+   * without cluster subnets; InvalidRequestError when none of them is in the zone.
+   */
+  private async subnetIn(zone: string): Promise<string | undefined> {
+    const ids = this.options.subnetIds ?? [];
+    if (ids.length === 0) return undefined;
+    this.subnetZones ??= this.call((c) => c.send(new DescribeSubnetsCommand({ SubnetIds: ids })))
+      .then((out) => {
+        const zones = new Map<string, string>();
+        for (const s of out.Subnets ?? [])
+          if (s.SubnetId !== undefined && s.AvailabilityZone !== undefined)
+            zones.set(s.SubnetId, s.AvailabilityZone);
+        return zones;
+      })
+      .catch((error: unknown) => {
+        this.subnetZones = undefined; // a failed read is tried again next launch
+        throw error;
+      });
+    const zones = await this.subnetZones;
+    const found = ids.find((id) => zones.get(id) === zone);
+    if (found === undefined)
+      throw new InvalidRequestError(`the cluster has no subnet in ${zone} (its subnets: ${ids.join(", ")})`);
+    return found;
   }
 
   /** The exact RunInstances request; exported through the class for tests and docs. */

@@ -2,6 +2,7 @@ import {
   DescribeInstancesCommand,
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
+  DescribeSubnetsCommand,
   EC2ServiceException,
   RunInstancesCommand,
   TerminateInstancesCommand,
@@ -124,6 +125,37 @@ describe("AWS EC2 adapter", () => {
       "network-interface",
       "spot-instances-request",
     ]);
+  });
+
+  it("puts a candidate without a subnet in the cluster's subnet of its zone, and refuses a zone the cluster has none in", async () => {
+    // Prepare
+    sim.restore();
+    sim = startEc2Simulator(cloud, { subnets: { "subnet-0a": "us-east-1a", "subnet-0b": "us-east-1b" } });
+    const api = new Ec2Api({ client: sim.client, subnetIds: ["subnet-0a", "subnet-0b"] });
+    const p = new ManagedProvider(api, { clock: new FakeClock(), random: () => 0.5 });
+    const launch = (zone: string, round: string) =>
+      p.launch({
+        clusterId: "hpc1",
+        queue: "q",
+        round,
+        candidates: [{ instanceType: "c5.xlarge", zone, chargeType: "ON_DEMAND" }],
+        count: 1,
+        allOrNothing: false,
+        imageId: "ami-0123456789abcdef0",
+      });
+
+    // Act
+    const inB = await launch("us-east-1b", "r1");
+    const inC = await launch("us-east-1c", "r2");
+
+    // Assess
+    expect(inB.failures).toEqual([]);
+    const runs = sim.mock.commandCalls(RunInstancesCommand).map((c) => c.args[0].input);
+    expect(runs.map((r) => r.SubnetId)).toEqual(["subnet-0b"]);
+    expect(inC.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+    expect(inC.failures[0]?.error.message).toMatch(/no subnet in us-east-1c/);
+    // The subnets' zones are read once per adapter.
+    expect(sim.mock.commandCalls(DescribeSubnetsCommand)).toHaveLength(1);
   });
 
   it("terminates by id and lists by the cluster tag and live states", async () => {

@@ -169,6 +169,8 @@ export function providerContract(name: string, makeHarness: () => Promise<Contra
 
       // Act
       const invalid = await h.provider.launch(request({ round: "r-invalid" }));
+      // Past the invalid offering's back-off (its own test below), so both launches reach the cloud.
+      h.clock.advance(30_000);
       h.cloud.failNext("run", "unauthorized");
       const before = h.wireLaunchCalls();
       const denied = await h.provider.launch(request({ round: "r-denied" }));
@@ -181,6 +183,34 @@ export function providerContract(name: string, makeHarness: () => Promise<Contra
       expect(denied.failures[0]?.error).toBeInstanceOf(UnauthorizedError);
       expect(denied.instances).toEqual([]);
       expect(h.wireLaunchCalls()).toBe(before + 1);
+    });
+
+    it("backs a failing offering off (30 s, doubling) without calling the cloud, and forgets it after a success", async () => {
+      // Prepare: the first candidate refuses the request (an invalid image, say)
+      h.cloud.failNext("run", "invalid");
+      const one = (round: string) => h.provider.launch(request({ round, count: 1, allOrNothing: false }));
+
+      // Act
+      const failed = await one("b1");
+      const callsAfterFailure = h.wireLaunchCalls();
+      const held = await one("b2");
+      const heldCalls = h.wireLaunchCalls() - callsAfterFailure;
+      h.clock.advance(30_000);
+      h.cloud.failNext("run", "invalid");
+      await one("b3");
+      h.clock.advance(30_000);
+      const stillHeld = await one("b4");
+      h.clock.advance(30_000);
+      const retried = await one("b5");
+
+      // Assess: the held offering is skipped with the error that put it on hold, the next one serves
+      expect(failed.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+      expect(held.failures[0]).toMatchObject({ index: 0, skipped: true });
+      expect(held.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+      expect(heldCalls).toBe(1);
+      expect(stillHeld.failures[0]).toMatchObject({ index: 0, skipped: true });
+      expect(retried.failures).toEqual([]);
+      expect(retried.instances[0]?.zone).toBe(h.candidates[0].zone);
     });
 
     it("reports a quota error per candidate and moves on", async () => {

@@ -3,6 +3,7 @@ import {
   type DescribeInstancesCommandInput,
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
+  DescribeSubnetsCommand,
   EC2Client,
   EC2ServiceException,
   type Instance,
@@ -46,6 +47,8 @@ export interface Ec2SimulatorOptions {
   offered?: readonly string[];
   /** Offerings per DescribeInstanceTypeOfferings page, to make the adapter page. @default 1000 */
   offeringsPageSize?: number;
+  /** Subnet id → zone, for DescribeSubnets. */
+  subnets?: Record<string, string>;
 }
 
 export function startEc2Simulator(cloud: FakeCloud, options: Ec2SimulatorOptions = {}): Ec2Simulator {
@@ -100,6 +103,19 @@ export function startEc2Simulator(cloud: FakeCloud, options: Ec2SimulatorOptions
       return { Reservations: found.length === 0 ? [] : [{ Instances: found.map(toEc2Instance) }] };
     }),
   );
+  mock.on(DescribeSubnetsCommand).callsFake((input: { SubnetIds?: string[] }) => ({
+    Subnets: (input.SubnetIds ?? []).map((SubnetId) => {
+      const zone = options.subnets?.[SubnetId];
+      if (zone === undefined)
+        throw new EC2ServiceException({
+          name: "InvalidSubnetID.NotFound",
+          $fault: "client",
+          message: `The subnet ID '${SubnetId}' does not exist`,
+          $metadata: { httpStatusCode: 400 },
+        });
+      return { SubnetId, AvailabilityZone: zone, VpcId: "vpc-0cluster" };
+    }),
+  }));
   mock
     .on(DescribeInstanceTypeOfferingsCommand)
     .callsFake((input: { NextToken?: string; MaxResults?: number }) => {
