@@ -1,6 +1,7 @@
 import { Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
+import { defaultImageParameter } from "../providers/aws-ec2/default-image.js";
 import { MANAGED_TAG, ROLE_TAG, SECRET_KIND_TAG } from "../providers/shared/tags.js";
 
 /**
@@ -75,6 +76,15 @@ export function launchStatements(scope: Construct, passRoleArns: readonly string
       actions: ["iam:PassRole"],
       resources: [...passRoleArns],
       conditions: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+    }),
+    new iam.PolicyStatement({
+      sid: "ReadTheDefaultImageParameter",
+      // RunInstances with resolve:ssm (computes) and the master's image at create time.
+      actions: ["ssm:GetParameter", "ssm:GetParameters"],
+      resources: (["amd64", "arm64"] as const).map(
+        (arch) =>
+          `arn:${Stack.of(scope).partition}:ssm:${Stack.of(scope).region}::parameter${defaultImageParameter(arch)}`,
+      ),
     }),
     describeStatement(),
   ];

@@ -7,6 +7,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { CONTROL_ENV } from "../control/env.js";
 import { WORKFLOW_ENV } from "../control/lifecycle/env.js";
+import { AgentBundle } from "./agent-bundle.js";
 import { AgentDocument } from "./agent-document.js";
 import { NowScaleApi } from "./api.js";
 import { NowScaleKeys } from "./keys.js";
@@ -103,6 +104,8 @@ export class NowScaleStack extends Stack {
     );
 
     const agentDocument = new AgentDocument(this, "AgentDocument");
+    const agentBundle = new AgentBundle(this, "AgentBundle");
+    agentBundle.grantRead(masterRole.role);
     const common = { logKey: keys.dataKey, logRetention };
     const tableEnv = tables.environment();
     const credentialsEnv = {
@@ -126,6 +129,8 @@ export class NowScaleStack extends Stack {
         [WORKFLOW_ENV.secretsKmsKeyArn]: keys.secretsKey.keyArn,
         [WORKFLOW_ENV.nodeInstanceProfileArn]: masterRole.instanceProfile.instanceProfileArn,
         [WORKFLOW_ENV.agentDocumentName]: agentDocument.documentName,
+        [WORKFLOW_ENV.agentBundleUrl]: agentBundle.url,
+        [WORKFLOW_ENV.agentBundleSha256]: agentBundle.sha256,
       },
     });
     const workflows = new NowScaleWorkflows(this, "Workflows", { ...common, taskFunction: workflowTask });

@@ -12,6 +12,7 @@ import { runLifecycleTask } from "../../lib/control/lifecycle/dispatch.js";
 import type { CreateClusterRequestInput } from "../../lib/control/lifecycle/request.js";
 import { MemoryLifecycleStore } from "../../lib/control/lifecycle/store.js";
 import type { ClusterRecord, StateStore } from "../../lib/ports/state-store.js";
+import { DEFAULT_IMAGE, defaultImageParameter } from "../../lib/providers/aws-ec2/index.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../../lib/workflow/index.js";
 import { runWorkflowLocally } from "../../lib/workflow/local-runner.js";
 import { ACCOUNT, AwsWorld, REGION, type RecordedCall } from "../support/aws-world.js";
@@ -48,7 +49,8 @@ function request(): CreateClusterRequestInput {
   return {
     region: REGION,
     network: { cidr: "10.42.0.0/16", zones: [`${REGION}a`, `${REGION}b`] },
-    master: { instanceType: "c5.xlarge", zone: `${REGION}a`, imageId: "ami-0123456789abcdef0" },
+    // No image: the default one, read from Debian's public parameter at create time.
+    master: { instanceType: "c5.xlarge", zone: `${REGION}a` },
     autoscaling: {
       catalogs: ["aws"],
       queueConfigs: [
@@ -167,7 +169,8 @@ async function exerciseClusterRuntime(functionPrefix: string): Promise<RecordedC
       candidates: [{ instanceType: "c5.xlarge", zone: `${REGION}b`, chargeType: "SPOT" }],
       count: 1,
       allOrNothing: false,
-      imageId: "ami-0123456789abcdef0",
+      // The default image: EC2 resolves Debian's parameter (resolve:ssm) with the caller's rights.
+      imageId: DEFAULT_IMAGE,
       tags: { NowScaleRound: `${functionPrefix}-2` },
     });
     expect(onDemand.failures, "on-demand launch").toEqual([]);
@@ -195,10 +198,21 @@ async function exerciseClusterRuntime(functionPrefix: string): Promise<RecordedC
   });
 }
 
+/**
+ * AWS-owned resources have no account in their ARN (arn:aws:ssm:us-east-1::parameter/aws/service/...),
+ * which the simulator cannot parse: both sides get a stand-in account, which matches the same way.
+ */
+const awsOwned = (text: string) => text.replace(/^(arn:aws:ssm:[a-z0-9-]+):(:)/, "$1:000000000000$2");
+function withAwsOwned<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value), (_k, v: unknown) =>
+    typeof v === "string" ? awsOwned(v) : v,
+  ) as T;
+}
+
 async function allowed(roleId: string, r: IamRequest, policies?: { name: string; policy: PolicyDocument }[]) {
   const response = await runSimulation(
     {
-      identityPolicies: (policies ?? t.rolePolicies(roleId)) as never,
+      identityPolicies: withAwsOwned(policies ?? t.rolePolicies(roleId)) as never,
       // KMS also needs the key's own policy to allow (the CDK default delegates to IAM).
       ...(r.action.startsWith("kms:") ? { resourcePolicy: t.keyPolicy(r.resource) as never } : {}),
       serviceControlPolicies: [],
@@ -206,7 +220,7 @@ async function allowed(roleId: string, r: IamRequest, policies?: { name: string;
       request: {
         action: r.action,
         principal: `arn:aws:iam::${ACCOUNT}:role/${roleId}`,
-        resource: { resource: r.resource, accountId: ACCOUNT },
+        resource: { resource: awsOwned(r.resource), accountId: ACCOUNT },
         contextVariables: r.context,
       },
     },
@@ -235,6 +249,7 @@ beforeAll(async () => {
   roleIds.compute = t.profileRole(profiles.find((p) => p.startsWith("ComputeRole")) ?? "");
 
   world = new AwsWorld().install();
+  world.parameters.set(defaultImageParameter("amd64"), "ami-0d12a00000000a000");
   const scalerEnv = t.functionEnv(t.functionId("Scaler"));
   const secretsKey = t.functionEnv(t.functionId("WorkflowTask")).NOWSCALE_SECRETS_KMS_KEY_ARN ?? "";
   for (const [name, value] of [
@@ -313,6 +328,15 @@ beforeAll(async () => {
     });
   const masterReads = secretsReadBy(masterScript);
   expect(masterReads).toHaveLength(2);
+  const bundle = /'?aws'?\s+'?s3'?\s+'?cp'?\s+'?s3:\/\/([^/'\s]+)\/([^'\s]+)'?/.exec(masterScript);
+  expect(bundle, "the master fetches the agent bundle from S3").not.toBeNull();
+  const bundleRead: RecordedCall = {
+    service: "s3",
+    command: "GetObject",
+    input: { Bucket: bundle?.[1], Key: bundle?.[2] },
+    touched: [],
+    secrets: [],
+  };
   const vpcOf = (clusterId: string) =>
     world.ofType("vpc").find((v) => v.tags["nowscale:cluster"] === clusterId)?.id ?? "";
   const computeScript =
@@ -347,7 +371,9 @@ beforeAll(async () => {
     origin: "ssm-agent",
   }));
   requests.master = [
-    ...expand(nodeRead(masterReads, vpcOf(CLUSTER)), { "aws:ec2InstanceSourceVPC": vpcOf(CLUSTER) }),
+    ...expand([...nodeRead(masterReads, vpcOf(CLUSTER)), bundleRead], {
+      "aws:ec2InstanceSourceVPC": vpcOf(CLUSTER),
+    }),
     ...ssmAgent,
   ];
   requests.compute = expand(nodeRead(computeReads, vpcOf(CLUSTER)), {

@@ -104,6 +104,8 @@ export class AwsWorld {
   readonly calls: RecordedCall[] = [];
   /** Public SSM parameters (name → value), e.g. the default image. */
   readonly parameters = new Map<string, string>();
+  /** Instance types beyond the built-in catalog (e.g. Graviton ones), with their shape. */
+  readonly extraTypes = new Map<string, { vcpus: number; memoryMiB: number; gpus: number }>();
   /** Zones each instance type is offered in; a type absent here is offered everywhere. */
   readonly offerings = new Map<string, string[]>();
   runCommand: RunCommandAnswer = () => ({ stdout: emptyReport(), code: 0 });
@@ -465,6 +467,13 @@ export class AwsWorld {
         const offered = this.offerings.get(i.InstanceType);
         if (offered !== undefined && !offered.includes(zone))
           throw ec2Error("Unsupported", `${i.InstanceType} is not supported in ${zone}`);
+        // resolve:ssm:NAME is EC2's own way to launch from an SSM parameter's image.
+        let imageId = i.ImageId;
+        if (imageId.startsWith("resolve:ssm:")) {
+          const resolved = this.parameters.get(imageId.slice("resolve:ssm:".length));
+          if (resolved === undefined) throw ec2Error("InvalidParameterValue", `cannot resolve ${imageId}`);
+          imageId = resolved;
+        }
         const tags = tagsOf(i.TagSpecifications, "instance");
         const started = Array.from({ length: i.MaxCount }, () =>
           this.put({
@@ -478,7 +487,7 @@ export class AwsWorld {
               subnetId: i.SubnetId,
               vpcId: subnet?.attrs.vpcId ?? "vpc-default",
               securityGroupIds: i.SecurityGroupIds ?? [],
-              imageId: i.ImageId,
+              imageId,
               spot: i.InstanceMarketOptions?.MarketType === "spot",
               privateIp: `10.42.0.${++this.counter % 250}`,
               profile: i.IamInstanceProfile?.Arn,
@@ -513,17 +522,20 @@ export class AwsWorld {
     });
     e(DescribeInstanceTypesCommand, (i: { InstanceTypes?: string[]; NextToken?: string }) => {
       for (const name of i.InstanceTypes ?? [])
-        if (awsCatalog[name] === undefined)
+        if (awsCatalog[name] === undefined && !this.extraTypes.has(name))
           throw ec2Error(
             "InvalidInstanceType",
             `The following supplied instance types do not exist: [${name}]`,
           );
       return {
         InstanceTypes: (i.InstanceTypes ?? []).map((name) => {
-          const info = awsCatalog[name];
+          const info = awsCatalog[name] ?? this.extraTypes.get(name);
           return {
             InstanceType: name,
             VCpuInfo: { DefaultVCpus: info?.vcpus },
+            ProcessorInfo: {
+              SupportedArchitectures: /^[a-z]+\d+g[a-z]*\./.test(name) ? ["arm64"] : ["x86_64"],
+            },
             MemoryInfo: { SizeInMiB: info?.memoryMiB },
             ...((info?.gpus ?? 0) > 0 ? { GpuInfo: { Gpus: [{ Count: info?.gpus }] } } : {}),
           };

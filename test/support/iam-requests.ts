@@ -173,10 +173,20 @@ export function iamRequestsFor(
         "ec2:Vpc": ec2Arn("vpc", String(group?.attrs.vpcId ?? "vpc-default")),
       });
     }
-    push(action, "image", ec2Arn("image", String(input.ImageId)), {
-      ...region,
-      "ec2:ImageID": String(input.ImageId),
-    });
+    const requested = String(input.ImageId);
+    // An image named by an SSM parameter: EC2 reads the parameter with the caller's rights.
+    if (requested.startsWith("resolve:ssm:")) {
+      const name = requested.slice("resolve:ssm:".length);
+      const shared = name.startsWith("/aws/service/");
+      push(
+        "ssm:GetParameters",
+        "parameter",
+        `arn:aws:ssm:${REGION}:${shared ? "" : ACCOUNT}:parameter${name}`,
+        {},
+      );
+    }
+    const imageId = requested.startsWith("resolve:ssm:") ? String(first?.attrs.imageId) : requested;
+    push(action, "image", ec2Arn("image", imageId), { ...region, "ec2:ImageID": imageId });
     if (typeof input.KeyName === "string")
       push(action, "key-pair", ec2Arn("key-pair", input.KeyName), {
         ...region,

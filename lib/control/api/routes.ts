@@ -14,6 +14,7 @@ import {
   NotFoundInStoreError,
   type StateStore,
 } from "../../ports/state-store.js";
+import { DEFAULT_IMAGE } from "../../providers/aws-ec2/default-image.js";
 import { createClusterRequestSchema } from "../lifecycle/request.js";
 import type { MetricsSink } from "../metrics.js";
 import { appendControlEvent as event, recordedLaunch } from "../scale-cycle.js";
@@ -145,7 +146,12 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
     {
       clusterId,
       name,
-      placement: { cloud, region: request.region, imageId: computeImageId ?? request.master.imageId },
+      // Without an image: the default (Debian 12) image of each launch's architecture (lib/providers/aws-ec2).
+      placement: {
+        cloud,
+        region: request.region,
+        imageId: computeImageId ?? request.master.imageId ?? DEFAULT_IMAGE,
+      },
       autoscaling: request.autoscaling,
       spec: request as unknown as Record<string, unknown>,
       now,

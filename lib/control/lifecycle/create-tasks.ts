@@ -108,6 +108,17 @@ export async function launchMaster(
   },
 ): Promise<MasterResult> {
   const { clusterId, request, network, securityGroupId, secrets } = input;
+  const imageId = request.master.imageId ?? (await defaultImage(deps, request.master.instanceType));
+  // The request's own bundle (checked when it gives a checksum), else the stack's (always checked).
+  const bundle =
+    request.master.agentUrl !== undefined
+      ? {
+          agentUrl: request.master.agentUrl,
+          ...(request.master.agentSha256 === undefined ? {} : { agentSha256: request.master.agentSha256 }),
+        }
+      : deps.agentBundle === undefined
+        ? {}
+        : { agentUrl: deps.agentBundle.url, agentSha256: deps.agentBundle.sha256 };
   const userData = renderMasterBootstrapScript({
     clusterId,
     region: request.region,
@@ -115,7 +126,9 @@ export async function launchMaster(
     agentKeySecretId: secrets.agentKeySecretId,
     queues: request.autoscaling.queueConfigs.map((q) => ({ name: q.queueName })),
     agentPort: request.master.agentPort,
-    ...(request.master.agentUrl === undefined ? {} : { agentUrl: request.master.agentUrl }),
+    ...bundle,
+    // The control plane reaches the agent through SSM Run Command; Debian's images have no SSM agent.
+    installSsmAgent: true,
   });
   const provider = deps.provider({ securityGroupIds: [securityGroupId] });
   const result = await provider.launch({
@@ -132,7 +145,7 @@ export async function launchMaster(
     ],
     count: 1,
     allOrNothing: true,
-    imageId: request.master.imageId,
+    imageId,
     userData,
     tags: { [ROLE_TAG]: "master" },
   });
@@ -163,4 +176,10 @@ export async function checkAgentHealth(
 ): Promise<{ healthy: boolean; timedOut: boolean }> {
   const healthy = await deps.agent.isHealthy(clusterId, master);
   return { healthy, timedOut: !healthy && deps.clock.now() >= master.healthDeadline };
+}
+
+async function defaultImage(deps: LifecycleDeps, instanceType: string): Promise<string> {
+  if (deps.images === undefined)
+    throw new InvalidRequestError("master.imageId: required where no default image is known");
+  return deps.images.defaultImage(instanceType);
 }

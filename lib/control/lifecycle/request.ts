@@ -41,12 +41,18 @@ export const createClusterRequestSchema = z
     master: z.strictObject({
       instanceType: cloudId,
       zone: cloudId,
-      imageId: cloudId,
+      /** @default the latest Debian 12 image for the instance type's architecture (lib/infra/default-image.ts) */
+      imageId: cloudId.optional(),
       agentPort: z.number().int().min(1024).max(65_535).default(8787),
       /** Where the master downloads the agent bundle; without it the image must carry the agent. */
       agentUrl: z
         .string()
         .regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/)
+        .optional(),
+      /** The SHA-256 (hex) the bundle at agentUrl must have; the stack's own bundle is always checked. */
+      agentSha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits" })
         .optional(),
     }),
     autoscaling: configSchema,

@@ -18,6 +18,7 @@ import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js
 import { InvalidRequestError } from "../../ports/errors.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
 import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../shared/tags.js";
+import { architectureOf, DEFAULT_IMAGE, defaultImageParameter } from "./default-image.js";
 import { fromEc2Error } from "./errors.js";
 
 export interface Ec2ApiOptions {
@@ -112,11 +113,28 @@ export class Ec2Api implements CloudApi {
 
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
     const subnetId = input.candidate.subnetId ?? (await this.subnetIn(input.candidate.zone));
-    const request = this.runRequest(
-      subnetId === undefined ? input : { ...input, candidate: { ...input.candidate, subnetId } },
-    );
+    // The default image: EC2 resolves the public parameter of the type's architecture at launch.
+    const imageId =
+      input.imageId === DEFAULT_IMAGE
+        ? `resolve:ssm:${defaultImageParameter(await this.architecture(input.candidate.instanceType))}`
+        : input.imageId;
+    const request = this.runRequest({
+      ...input,
+      imageId,
+      ...(subnetId === undefined ? {} : { candidate: { ...input.candidate, subnetId } }),
+    });
     const output = await this.call((c) => c.send(new RunInstancesCommand(request)));
     return (output.Instances ?? []).map(toCloudInstance);
+  }
+
+  private readonly architectures = new Map<string, "amd64" | "arm64">();
+
+  private async architecture(instanceType: string): Promise<"amd64" | "arm64"> {
+    const known = this.architectures.get(instanceType);
+    if (known !== undefined) return known;
+    const found = await architectureOf(this.client, instanceType);
+    this.architectures.set(instanceType, found);
+    return found;
   }
 
   private subnetZones: Promise<Map<string, string>> | undefined;

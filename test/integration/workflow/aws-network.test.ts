@@ -181,6 +181,28 @@ describe("the network the creation workflow makes on AWS", () => {
     expect(world.ofType("vpc").filter((v) => v.tags["nowscale:cluster"] === CLUSTER)).toEqual([]);
   });
 
+  it("starts the master from the latest Debian 12 image of its architecture when the request names none", async () => {
+    // Prepare: Debian's public parameters, and a Graviton master
+    world.parameters.set("/aws/service/debian/release/12/latest/amd64", "ami-0d12a0000000000a1");
+    world.parameters.set("/aws/service/debian/release/12/latest/arm64", "ami-0d12a0000000000b2");
+    world.extraTypes.set("c7g.xlarge", { vcpus: 4, memoryMiB: 8192, gpus: 0 });
+    const input = request(NETWORK);
+    const { imageId: _named, ...master } = input.master;
+
+    // Act
+    const result = await run("create", {
+      request: { ...input, master: { ...master, instanceType: "c7g.xlarge" } },
+    });
+
+    // Assess
+    expect(result.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    const run0 = world.calls.find((c) => c.command === "RunInstances");
+    expect(run0?.input.ImageId).toBe("ami-0d12a0000000000b2");
+    expect(world.calls.filter((c) => c.command === "GetParameter").map((c) => c.input.Name)).toEqual([
+      "/aws/service/debian/release/12/latest/arm64",
+    ]);
+  });
+
   it("has no interface endpoints when the request turns them off", async () => {
     // Act
     const result = await run("create", { request: request({ ...NETWORK, interfaceEndpoints: false }) });
