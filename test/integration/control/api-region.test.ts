@@ -1,8 +1,10 @@
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiDeps, handleApiRequest } from "../../../lib/control/api/routes.js";
 import { RecordingWorkflowStarter } from "../../../lib/control/api/workflows.js";
 import { FakeAgent } from "../../../lib/control/fake-agent.js";
 import { RecordingMetrics } from "../../../lib/control/metrics.js";
+import { DEFAULT_IMAGE } from "../../../lib/providers/aws-ec2/index.js";
 import { FakeClock, FakeProvider } from "../../../lib/providers/fake/index.js";
 import { CONFIG, T0 } from "../../support/control-bed.js";
 import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
@@ -16,6 +18,37 @@ afterAll(async () => {
 });
 
 describe("POST /clusters and the stack's region", () => {
+  it("accepts docs/deploy.md's example as it is: no image (the default one), the stack's region", async () => {
+    // Prepare
+    const { store } = await freshStore(db);
+    const clock = new FakeClock(T0);
+    const workflows = new RecordingWorkflowStarter();
+    const deps: ApiDeps = {
+      store,
+      clock,
+      workflows,
+      metrics: new RecordingMetrics(),
+      runtime: async () => ({ provider: new FakeProvider({ clock }), agent: new FakeAgent(clock) }),
+      region: "us-east-1",
+    };
+    const body = readFileSync(new URL("../../../examples/aws-cluster.json", import.meta.url), "utf8");
+
+    // Act
+    const res = await handleApiRequest(deps, {
+      method: "POST",
+      path: "/clusters",
+      headers: {},
+      query: {},
+      body,
+    });
+
+    // Assess
+    expect(res.statusCode, res.body).toBe(202);
+    const [cluster] = await store.listClusters();
+    expect(cluster?.placement).toEqual({ cloud: "aws", region: "us-east-1", imageId: DEFAULT_IMAGE });
+    expect(workflows.started).toHaveLength(1);
+  });
+
   it("refuses a cluster in another region than the stack's with a 400 naming region, and records nothing", async () => {
     // Prepare
     const { store } = await freshStore(db);
