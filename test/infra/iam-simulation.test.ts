@@ -1,11 +1,13 @@
+import { readFileSync } from "node:fs";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SfnWorkflowStarter } from "../../lib/control/api/workflows.js";
 import { awsControlRuntime } from "../../lib/control/aws-runtime.js";
 import { computeUserData } from "../../lib/control/compute-user-data.js";
 import { CONTROL_ENV } from "../../lib/control/env.js";
+import { FakeAgent } from "../../lib/control/fake-agent.js";
 import { fanOutScaler } from "../../lib/control/fanout.js";
 import { awsLifecycleDeps } from "../../lib/control/lifecycle/aws-deps.js";
 import { runLifecycleTask } from "../../lib/control/lifecycle/dispatch.js";
@@ -13,9 +15,12 @@ import type { CreateClusterRequestInput } from "../../lib/control/lifecycle/requ
 import { MemoryLifecycleStore } from "../../lib/control/lifecycle/store.js";
 import type { ClusterRecord, StateStore } from "../../lib/ports/state-store.js";
 import { DEFAULT_IMAGE, defaultImageParameter } from "../../lib/providers/aws-ec2/index.js";
+import { FakeClock } from "../../lib/providers/fake/index.js";
+import { createTables, TABLE_ENV, type TableNames } from "../../lib/state/tables.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../../lib/workflow/index.js";
 import { runWorkflowLocally } from "../../lib/workflow/local-runner.js";
 import { ACCOUNT, AwsWorld, REGION, type RecordedCall } from "../support/aws-world.js";
+import { startDynalite } from "../support/dynalite.js";
 import {
   checkRequests,
   type IamRequest,
@@ -237,6 +242,176 @@ function unique(list: IamRequest[]): IamRequest[] {
   return [...seen.values()];
 }
 
+/** The DynamoDB requests one dynalite answers, as recorded calls (a transaction's items one by one). */
+function dynamoCalls(target: string, body: Record<string, unknown>): RecordedCall[] {
+  const op = target.split(".")[1] ?? target;
+  const call = (command: string, input: Record<string, unknown>): RecordedCall => ({
+    service: "dynamodb",
+    command,
+    input,
+    touched: [],
+    secrets: [],
+  });
+  if (op === "TransactWriteItems" || op === "TransactGetItems") {
+    const kinds: Record<string, string> = {
+      Put: "PutItem",
+      Update: "UpdateItem",
+      Delete: "DeleteItem",
+      ConditionCheck: "ConditionCheckItem",
+      Get: "GetItem",
+    };
+    return ((body.TransactItems ?? []) as Record<string, { TableName?: string }>[]).flatMap((item) =>
+      Object.entries(item).map(([k, v]) => call(kinds[k] ?? k, { TableName: v.TableName })),
+    );
+  }
+  if (op === "BatchGetItem" || op === "BatchWriteItem")
+    return Object.keys((body.RequestItems ?? {}) as object).map((TableName) => call(op, { TableName }));
+  return [
+    call(op, {
+      TableName: body.TableName,
+      ...(typeof body.IndexName === "string" ? { IndexName: body.IndexName } : {}),
+    }),
+  ];
+}
+
+/**
+ * The Lambda handlers themselves (functions/*.ts), with the environment the template gives them, against
+ * the in-memory AWS and a dynalite holding the template's tables: the API creates a cluster and adds and
+ * deletes nodes, the workflow-task Lambda runs both workflows, the fan-out, the scaler and the reconciler
+ * run once each. Every AWS call, DynamoDB's included (recorded at dynalite), is attributed to the
+ * function whose invocation made it.
+ */
+async function handlerScenario(): Promise<Partial<Record<RoleName, RecordedCall[]>>> {
+  const calls: Partial<Record<RoleName, RecordedCall[]>> = {};
+  const record = (role: RoleName, list: RecordedCall[]) => {
+    calls[role] = [...(calls[role] ?? []), ...list];
+  };
+  let current: RoleName | undefined;
+  const db = await startDynalite();
+  db.server.prependListener("request", (req: import("node:http").IncomingMessage) => {
+    const role = current;
+    const target = String(req.headers["x-amz-target"] ?? "");
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      if (role === undefined || target === "") return;
+      const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Record<string, unknown>;
+      record(role, dynamoCalls(target, body));
+    });
+  });
+  const FUNCTIONS: Partial<Record<RoleName, string>> = {
+    workflow: "WorkflowTask",
+    scaler: "Scaler",
+    fanout: "ScalerFanout",
+    reconciler: "Reconciler",
+    api: "ApiHandler",
+  };
+  // Each function's own environment, set before each of its invocations (some is read at call time,
+  // and the master's and the computes' instance profiles share a variable name).
+  const envOf = (role: RoleName) => t.functionEnv(t.functionId(FUNCTIONS[role] ?? ""));
+  const useEnv = (role: RoleName) => {
+    for (const [k, v] of Object.entries(envOf(role))) vi.stubEnv(k, v);
+    for (const role2 of Object.keys(FUNCTIONS) as RoleName[])
+      for (const k of Object.keys(envOf(role2))) if (!(k in envOf(role))) vi.stubEnv(k, undefined);
+  };
+  const scalerEnv = envOf("scaler");
+  const tables = Object.fromEntries(
+    (Object.keys(TABLE_ENV) as (keyof typeof TABLE_ENV)[]).map((id) => [id, scalerEnv[TABLE_ENV[id]] ?? ""]),
+  ) as TableNames;
+  await createTables(db.client, tables);
+  vi.stubEnv("AWS_REGION", REGION);
+  vi.stubEnv("AWS_ACCESS_KEY_ID", "test");
+  vi.stubEnv("AWS_SECRET_ACCESS_KEY", "test");
+  vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint);
+  vi.stubEnv("NOWSCALE_SCALER_WINDOW_SECONDS", "0");
+  vi.stubEnv("POWERTOOLS_DEV", "true");
+  const context = {
+    awsRequestId: "req-h",
+    functionName: "f",
+    getRemainingTimeInMillis: () => 120_000,
+  } as never;
+  const as = async <T>(role: RoleName, act: () => Promise<T>): Promise<T> => {
+    useEnv(role);
+    current = role;
+    const start = world.calls.length;
+    try {
+      return await act();
+    } finally {
+      record(role, world.calls.slice(start));
+      current = undefined;
+    }
+  };
+  const load = async <T>(role: RoleName, importer: () => Promise<T>): Promise<T> => {
+    useEnv(role);
+    return importer();
+  };
+  const { handler: api } = await load("api", () => import("../../functions/api.js"));
+  const { handler: task } = await load("workflow", () => import("../../functions/workflow-task.js"));
+  const { handler: fanout } = await load("fanout", () => import("../../functions/scaler-fanout.js"));
+  const { handler: scaler } = await load("scaler", () => import("../../functions/scaler.js"));
+  const { handler: reconciler } = await load("reconciler", () => import("../../functions/reconciler.js"));
+  const http = (httpMethod: string, path: string, body?: unknown) =>
+    ({
+      httpMethod,
+      path,
+      headers: {},
+      queryStringParameters: null,
+      body: body === undefined ? null : JSON.stringify(body),
+      isBase64Encoded: false,
+    }) as never;
+  const started = () => {
+    const sfn = world.calls.filter((c) => c.command === "StartExecution").at(-1);
+    return JSON.parse(String(sfn?.input.input)) as Record<string, unknown>;
+  };
+  const runTask = (input: unknown) => task(input as never, context) as Promise<unknown>;
+
+  const created = await as("api", () =>
+    api(
+      http(
+        "POST",
+        "/clusters",
+        JSON.parse(readFileSync(new URL("../../examples/aws-cluster.json", import.meta.url), "utf8")),
+      ),
+      context,
+    ),
+  );
+  expect((created as { statusCode: number }).statusCode).toBe(202);
+  const createInput = started();
+  const clusterId = String(createInput.clusterId);
+  const made = await as("workflow", () =>
+    runWorkflowLocally(createClusterDefinition(), createInput, runTask),
+  );
+  expect(made.status, JSON.stringify(made.error)).toBe("SUCCEEDED");
+  await as("fanout", () => fanout({} as never, context));
+  const agent = new FakeAgent(new FakeClock(Date.now() - 60_000));
+  agent.addPending("compute", "7", { nodes: 2, cpus: 4 });
+  const report = JSON.stringify(await agent.report());
+  world.runCommand = () => ({ stdout: report, code: 0 });
+  const cycle = (await as("scaler", () => scaler({ clusterId }, context))) as { launchedNodes?: number };
+  expect(cycle.launchedNodes).toBe(2);
+  await as("reconciler", () => reconciler({}, context));
+  const added = (await as("api", () =>
+    api(http("POST", `/clusters/${clusterId}/nodes`, { queue: "compute", count: 1 }), context),
+  )) as {
+    statusCode: number;
+    body: string;
+  };
+  expect(added.statusCode, added.body).toBeLessThan(300);
+  const node = world
+    .tagged("nowscale:cluster", clusterId)
+    .find((r) => r.type === "instance" && r.tags["nowscale-role"] !== "master");
+  const deletedNodes = (await as("api", () =>
+    api(http("POST", `/clusters/${clusterId}/nodes/delete`, { nodes: [node?.id ?? ""] }), context),
+  )) as { statusCode: number; body: string };
+  expect(deletedNodes.statusCode, deletedNodes.body).toBeLessThan(300);
+  await as("api", () => api(http("DELETE", `/clusters/${clusterId}`), context));
+  const gone = await as("workflow", () => runWorkflowLocally(deleteClusterDefinition(), started(), runTask));
+  expect(gone.status, JSON.stringify(gone.error)).toBe("SUCCEEDED");
+  vi.unstubAllEnvs();
+  await db.close();
+  return calls;
+}
+
 beforeAll(async () => {
   t = new ResolvedTemplate(synthNowScale().template.toJSON() as never);
   roleIds.workflow = t.functionRole(t.functionId("WorkflowTask"));
@@ -415,11 +590,13 @@ beforeAll(async () => {
     }
   });
 
-  requests.workflow = expand([...createCalls, ...userCalls, ...deleteCalls]);
-  requests.scaler = expand(scalerCalls);
-  requests.reconciler = expand(reconcilerCalls);
-  requests.api = expand([...apiCalls, ...apiStarts]);
-  requests.fanout = expand(fanoutCalls);
+  // The handlers themselves, DynamoDB included.
+  const handlers = await handlerScenario();
+  requests.workflow = expand([...createCalls, ...userCalls, ...deleteCalls, ...(handlers.workflow ?? [])]);
+  requests.scaler = expand([...scalerCalls, ...(handlers.scaler ?? [])]);
+  requests.reconciler = expand([...reconcilerCalls, ...(handlers.reconciler ?? [])]);
+  requests.api = expand([...apiCalls, ...apiStarts, ...(handlers.api ?? [])]);
+  requests.fanout = expand([...fanoutCalls, ...(handlers.fanout ?? [])]);
 }, 180_000);
 
 afterAll(() => world?.restore());
@@ -444,6 +621,16 @@ describe("IAM simulation of every recorded call", () => {
     const types = new Set(run.map((r) => r.resourceType));
     for (const type of [...required, "volume", "spot-instances-request"]) expect(types, type).toContain(type);
     expect(requests.workflow.some((r) => r.action === "iam:PassRole")).toBe(true);
+  });
+
+  it("THEN the handlers' DynamoDB calls are among them, on the template's tables", () => {
+    // Assess
+    for (const role of ["workflow", "scaler", "reconciler", "api", "fanout"] as const) {
+      const dynamo = requests[role].filter((r) => r.action.startsWith("dynamodb:"));
+      expect(dynamo.length, role).toBeGreaterThan(0);
+      for (const r of dynamo)
+        expect(r.resource, role).toMatch(/:table\/Tables[A-Za-z]+Table[0-9A-F]{8}(\/index\/.+)?$/);
+    }
   });
 
   it.each(ROLES)(

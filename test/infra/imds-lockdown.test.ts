@@ -57,7 +57,7 @@ describe("the metadata service on cluster nodes", () => {
     chmodSync(join(bin, "systemctl"), 0o755);
     const lines = imdsLockdownLines().replaceAll("/etc/systemd/system", join(dir, "units"));
     const read = (user: string) =>
-      `${user}node -e "fetch('http://169.254.169.254/latest/meta-data/iam/security-credentials/').then(r => r.text()).then(t => console.log('read:' + t), () => console.log('refused'))"`;
+      `${user}node -e "fetch('http://169.254.169.254/latest/meta-data/iam/security-credentials/', { signal: AbortSignal.timeout(2000) }).then(r => r.text()).then(t => console.log('read:' + t), () => console.log('refused'))"`;
     const script = `set -euo pipefail
 log() { echo "log: $*"; }
 ip link set lo up

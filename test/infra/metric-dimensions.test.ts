@@ -110,7 +110,8 @@ beforeAll(async () => {
   const report = JSON.stringify(await agent.report());
   world.runCommand = () => ({ stdout: report, code: 0 });
 
-  const log = vi.spyOn(console, "log");
+  // Quiet: the calls are kept for reading, nothing is printed.
+  const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
   const { handler: scaler } = await import("../../functions/scaler.js");
   // A launch that starts the nodes, then (a second job) one refused for capacity.
   await scaler({ clusterId: "m-1" }, context("s-1"));

@@ -253,6 +253,12 @@ export function iamRequestsFor(
     push(action, "parameter", `arn:aws:ssm:${REGION}:${shared ? "" : ACCOUNT}:parameter${name}`, {});
     return out;
   }
+  if (call.service === "dynamodb") {
+    const table = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${String(input.TableName)}`;
+    const index = typeof input.IndexName === "string" ? `${table}/index/${input.IndexName}` : undefined;
+    push(action, index === undefined ? "table" : "index", index ?? table, {});
+    return out;
+  }
   if (action === "states:StartExecution") {
     push(action, "stateMachine", String(input.stateMachineArn), {});
     return out;
