@@ -24,6 +24,8 @@ const deps = {
   workflows,
   userData: computeUserData,
   metrics: new PowertoolsMetricsSink(metrics),
+  // Clusters are made in the stack's own region (the workflow checks it again).
+  region: requireEnv("AWS_REGION"),
 };
 
 export const handler = createApiHandler(deps, logger, metrics);

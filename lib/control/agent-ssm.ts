@@ -24,6 +24,12 @@ export interface SsmAgentChannelOptions {
   instanceId: string;
   /** The agent on the master. @default /opt/nowscale/nowscale-agent.js */
   agentPath?: string;
+  /**
+   * The stack's agent document (lib/infra/agent-document.ts): its parameters are the action, node and
+   * reason, checked by SSM against the document's patterns, so the caller needs no right to run an
+   * arbitrary shell. @default none: AWS-RunShellScript with the agent's command line
+   */
+  documentName?: string;
   /** Give up waiting for the command after this long. @default 30000 */
   timeoutMs?: number;
   /** Between GetCommandInvocation calls. @default 1000 */
@@ -32,6 +38,13 @@ export interface SsmAgentChannelOptions {
 }
 
 const FINAL = new Set(["Success", "Failed", "Cancelled", "TimedOut", "Cancelling"]);
+
+/** The agent document's parameters: the actions, and what a node name and a drain reason may contain. */
+export const AGENT_DOCUMENT = {
+  actions: ["report", "drain", "resume", "delete-node"],
+  nodePattern: "^([A-Za-z0-9][A-Za-z0-9-]{0,62})?$",
+  reasonPattern: "^[A-Za-z0-9 _.,:;=+@/()-]{0,200}$",
+} as const;
 const AGENT_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
 /**
@@ -56,7 +69,7 @@ export class SsmAgentChannel implements AgentChannel {
   }
 
   async report() {
-    const { status, stdout } = await this.run([["node", this.agentPath, "report"].map(shellQuote).join(" ")]);
+    const { status, stdout } = await this.run("report", "", "");
     // Exit status 2 still prints a (failed) report on stdout; reportFromText turns it into the typed error.
     if (stdout.trim() === "") throw new AgentUnreachableError(`agent report over SSM: ${status}, no output`);
     return reportFromText(stdout, "agent report (SSM)");
@@ -89,8 +102,7 @@ export class SsmAgentChannel implements AgentChannel {
   private async action(action: string, node: string, extra: string[] = []): Promise<void> {
     if (!isSimpleName(node))
       throw new AgentActionError(`invalid node name ${JSON.stringify(node.slice(0, 80))}`);
-    const words = ["node", this.agentPath, action, node, ...extra].map(shellQuote).join(" ");
-    const { status, code } = await this.run([words]);
+    const { status, code } = await this.run(action, node, extra[1] ?? "");
     if (code === 0) return;
     if (code === 2)
       throw new SlurmctldUnreachableError(`agent ${action} ${node} over SSM: slurmctld did not answer`);
@@ -99,14 +111,36 @@ export class SsmAgentChannel implements AgentChannel {
     throw new AgentActionError(`agent ${action} ${node} over SSM: ${status}, exit ${code}`, 502);
   }
 
-  private async run(commands: string[]): Promise<{ status: string; stdout: string; code: number }> {
+  /** One agent command on the master: through the agent document when there is one, else a shell line. */
+  private async run(
+    action: string,
+    node: string,
+    reason: string,
+  ): Promise<{ status: string; stdout: string; code: number }> {
+    const documentName = this.options.documentName;
+    const parameters: Record<string, string[]> =
+      documentName === undefined
+        ? {
+            commands: [
+              ["node", this.agentPath, action, ...(node === "" ? [] : [node])]
+                .concat(reason === "" ? [] : ["--reason", reason])
+                .map(shellQuote)
+                .join(" "),
+            ],
+          }
+        : {
+            action: [action],
+            node: [node],
+            // The document's pattern is narrower than Slurm's: anything else becomes '_'.
+            reason: [reason.replace(/[^A-Za-z0-9 _.,:;=+@/()-]/g, "_")],
+          };
     let commandId: string | undefined;
     try {
       const sent = await this.options.client.send(
         new SendCommandCommand({
-          DocumentName: "AWS-RunShellScript",
+          DocumentName: documentName ?? "AWS-RunShellScript",
           InstanceIds: [this.options.instanceId],
-          Parameters: { commands },
+          Parameters: parameters,
           TimeoutSeconds: Math.max(30, Math.ceil(this.timeoutMs / 1000)),
           Comment: "nowscale agent",
         }),

@@ -56,7 +56,7 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
     const { cloud, region: clusterRegion } = cluster.placement;
     const securityGroupIds = cluster.resources.filter((r) => r.type === "securityGroup").map((r) => r.id);
     const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id;
-    const cacheKey = `${cloud}:${clusterRegion}:${securityGroupIds.join(",")}:${vpcId ?? ""}`;
+    const cacheKey = `${cloud}:${clusterRegion}:${securityGroupIds.join(",")}:${vpcId ?? ""}:${clusterSubnets(cluster).join(",")}`;
     const cached = providers.get(cacheKey);
     if (cached !== undefined) return cached;
     let p: CloudProvider;
@@ -66,6 +66,8 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
         region: clusterRegion,
         clock,
         securityGroupIds,
+        // Computes go to the cluster's own subnet in their zone (lib/providers/aws-ec2/ec2-api.ts).
+        subnetIds: clusterSubnets(cluster),
         ...(instanceProfileArn === undefined ? {} : { instanceProfileArn }),
       });
     } else if (cloud === "tencent") {
@@ -116,7 +118,13 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
     const master =
       a.kind === "ssm" ? a.instanceId : cluster.resources.find((r) => r.type === "masterInstance")?.id;
     if (master === undefined) throw new Error(`cluster ${cluster.clusterId} has no reachable agent yet`);
-    return new SsmAgentChannel({ client: ssm, instanceId: master, clock });
+    const documentName = env[CONTROL_ENV.agentDocumentName];
+    return new SsmAgentChannel({
+      client: ssm,
+      instanceId: master,
+      clock,
+      ...(documentName === undefined || documentName === "" ? {} : { documentName }),
+    });
   };
 
   const runtime: ClusterRuntime = async (cluster) => ({
@@ -124,4 +132,13 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
     agent: await agent(cluster),
   });
   return { store, clock, runtime };
+}
+
+/** The subnets NowScale made for the cluster, or the user's own from the create request. */
+export function clusterSubnets(cluster: ClusterRecord): string[] {
+  const made = cluster.resources.filter((r) => r.type === "subnet").map((r) => r.id);
+  if (made.length > 0) return made;
+  const network = (cluster.spec as { network?: { subnetIds?: unknown } } | undefined)?.network;
+  const given = network?.subnetIds;
+  return Array.isArray(given) ? given.filter((s): s is string => typeof s === "string") : [];
 }

@@ -22,6 +22,8 @@ export const CONTROL_ENV = {
    * on the master).
    */
   agentTransport: "NOWSCALE_AGENT_TRANSPORT",
+  /** Optional, with "ssm": the stack's agent document (lib/infra/agent-document.ts); else AWS-RunShellScript. */
+  agentDocumentName: "NOWSCALE_AGENT_DOCUMENT_NAME",
   /** Optional: the compute nodes' instance profile (the only role iam:PassRole allows). */
   nodeInstanceProfileArn: "NOWSCALE_NODE_INSTANCE_PROFILE_ARN",
   /** Tencent clusters: Secrets Manager secret `{"secretId","secretKey"}` (under the stack's KMS key). */

@@ -14,16 +14,22 @@ export interface NowScaleApiProps {
   throttlingBurstLimit?: number;
 }
 
-/** Every route of the API, each a method on the one api Lambda (proxy integration). */
+/**
+ * Every route of the API, each a method on the one api Lambda (proxy integration): the same paths and
+ * methods as lib/control/api/routes.ts and docs/openapi.json (test/infra/api-routes.test.ts holds them
+ * equal).
+ */
 export const API_ROUTES: readonly { path: string; methods: readonly string[]; body: boolean }[] = [
   { path: "clusters", methods: ["GET"], body: false },
   { path: "clusters", methods: ["POST"], body: true },
   { path: "clusters/{clusterId}", methods: ["GET", "DELETE"], body: false },
   { path: "clusters/{clusterId}/autoscaling", methods: ["PUT"], body: true },
-  { path: "clusters/{clusterId}/nodes", methods: ["POST", "DELETE"], body: true },
+  { path: "clusters/{clusterId}/nodes", methods: ["POST"], body: true },
+  { path: "clusters/{clusterId}/nodes/delete", methods: ["POST"], body: true },
   { path: "clusters/{clusterId}/sleep", methods: ["POST"], body: false },
   { path: "clusters/{clusterId}/wake", methods: ["POST"], body: false },
   { path: "clusters/{clusterId}/events", methods: ["GET"], body: false },
+  { path: "clusters/{clusterId}/queues/{queue}/reset-protection", methods: ["POST"], body: false },
 ];
 
 /**
@@ -72,9 +78,10 @@ export class NowScaleApi extends Construct {
           authorizationType: apigw.AuthorizationType.IAM,
           requestValidator: validator,
           ...(route.body ? { requestModels: { "application/json": objectBody } } : {}),
-          ...(route.path.includes("{clusterId}")
-            ? { requestParameters: { "method.request.path.clusterId": true } }
-            : {}),
+          // Every {name} in the path is a required path parameter.
+          requestParameters: Object.fromEntries(
+            [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => [`method.request.path.${m[1]}`, true]),
+          ),
         });
       }
     }

@@ -6,25 +6,24 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import * as subs from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
 import { METRICS_NAMESPACE } from "../control/env.js";
-import { SERVICE_NAME } from "./lambda.js";
 
 /**
- * The dashboard and alarms on the control plane's EMF metrics (lib/control/metrics.ts). Powertools puts
- * a `service` dimension on every metric; LaunchFailures and AgentUnreachable also carry `Reason`.
+ * The dashboard and alarms on the control plane's EMF metrics (lib/control/metrics.ts), read with the
+ * dimensions the handlers emit them with (proven by test/infra/metric-dimensions.test.ts from the
+ * handlers' own EMF output): Powertools puts `service` on every metric; the scaler adds `ClusterId` to
+ * all of its metrics (and `Reason` to LaunchFailures and AgentUnreachable, `Queue` to per-queue ones);
+ * the reconciler emits without `ClusterId`.
+ *
+ * Alarms must add up every cluster, whichever dimensions a metric carries: they use a Metrics Insights
+ * query over the whole namespace (`SELECT SUM(m) FROM "NowScale"`), which no new dimension can hide a
+ * figure from. The dashboard graphs one line per cluster with SEARCH over the exact dimension set.
  */
 
-/** The failure kinds LaunchFailures is counted by (CloudErrorKind, lib/ports/errors.ts). */
-export const LAUNCH_FAILURE_REASONS = [
-  "InsufficientCapacity",
-  "QuotaExceeded",
-  "Throttled",
-  "ServiceUnavailable",
-  "InvalidRequest",
-  "NotFound",
-  "Unauthorized",
-] as const;
-
-export const AGENT_UNREACHABLE_REASONS = ["AGENT_UNREACHABLE", "SLURMCTLD_UNREACHABLE"] as const;
+/** The dimension sets the handlers emit each dashboard metric with (`service` is Powertools'). */
+export const EMITTED_DIMENSIONS = {
+  scaler: ["ClusterId", "service"],
+  scalerByReason: ["ClusterId", "Reason", "service"],
+} as const;
 
 export interface NowScaleObservabilityProps {
   topicKey: kms.IKey;
@@ -50,10 +49,10 @@ export class NowScaleObservability extends Construct {
     if (props.alarmEmail !== undefined)
       this.alarmTopic.addSubscription(new subs.EmailSubscription(props.alarmEmail));
 
-    const launchFailures = sumOver("LaunchFailures", LAUNCH_FAILURE_REASONS, "launch failures");
-    const agentUnreachable = sumOver("AgentUnreachable", AGENT_UNREACHABLE_REASONS, "agent unreachable");
-    const orphans = metric("OrphansTerminated", "Sum");
-    const cycleErrors = metric("CycleErrors", "Sum");
+    const launchFailures = insightsSum("LaunchFailures", "launch failures, all clusters and reasons");
+    const agentUnreachable = insightsSum("AgentUnreachable", "agent unreachable, all clusters");
+    const orphans = insightsSum("OrphansTerminated", "orphans terminated");
+    const cycleErrors = insightsSum("CycleErrors", "failed scale and reconcile cycles");
 
     this.alarms = {
       launchFailures: this.alarm(
@@ -72,33 +71,33 @@ export class NowScaleObservability extends Construct {
       cycleErrors: this.alarm("CycleErrors", cycleErrors, 3, "3 or more failed scale cycles in 5 minutes"),
     };
 
+    const byCluster = EMITTED_DIMENSIONS.scaler;
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", {
       defaultInterval: Duration.hours(3),
       widgets: [
         [
-          graph("Pending demand (jobs)", [metric("PendingDemand", "Maximum")]),
-          graph("Nodes", [
-            metric("NodesLaunching", "Maximum"),
-            metric("NodesRunning", "Maximum"),
-            metric("NodesIdle", "Maximum"),
+          graph("Pending demand (jobs) by cluster", [search("PendingDemand", byCluster, "Maximum")]),
+          graph("Nodes by cluster", [
+            search("NodesLaunching", byCluster, "Maximum"),
+            search("NodesRunning", byCluster, "Maximum"),
+            search("NodesIdle", byCluster, "Maximum"),
           ]),
         ],
         [
-          graph(
-            "Launch failures by reason",
-            LAUNCH_FAILURE_REASONS.map((reason) => metric("LaunchFailures", "Sum", { Reason: reason })),
-          ),
-          graph("Scale-out latency (ms)", [
-            metric("ScaleOutLatency", "p50"),
-            metric("ScaleOutLatency", "p90"),
+          graph("Launch failures by cluster and reason", [
+            search("LaunchFailures", EMITTED_DIMENSIONS.scalerByReason, "Sum"),
+          ]),
+          graph("Scale-out latency (ms) by cluster", [
+            search("ScaleOutLatency", byCluster, "p50"),
+            search("ScaleOutLatency", byCluster, "p90"),
           ]),
         ],
         [
-          graph("Cycle duration (ms)", [
-            metric("CycleDuration", "Average"),
-            metric("CycleDuration", "Maximum"),
+          graph("Cycle duration (ms) by cluster", [
+            search("CycleDuration", byCluster, "Average"),
+            search("CycleDuration", byCluster, "Maximum"),
           ]),
-          graph("Problems", [orphans, agentUnreachable, cycleErrors]),
+          graph("Problems (all clusters)", [orphans, agentUnreachable, cycleErrors]),
         ],
         [
           new cloudwatch.AlarmStatusWidget({
@@ -130,30 +129,22 @@ export class NowScaleObservability extends Construct {
   }
 }
 
-function metric(name: string, statistic: string, dimensions: Record<string, string> = {}): cloudwatch.Metric {
-  return new cloudwatch.Metric({
-    namespace: METRICS_NAMESPACE,
-    metricName: name,
-    statistic,
+/** One line per dimension combination: SEARCH over exactly the dimension set the handlers emit. */
+function search(name: string, dimensions: readonly string[], statistic: string): cloudwatch.MathExpression {
+  const schema = [METRICS_NAMESPACE, ...dimensions].join(",");
+  return new cloudwatch.MathExpression({
+    expression: `SEARCH('{${schema}} MetricName="${name}"', '${statistic}', 300)`,
+    usingMetrics: {},
+    // No label: CloudWatch names each line after its dimensions (the cluster, the reason).
     period: Duration.minutes(5),
-    dimensionsMap: { service: SERVICE_NAME, ...dimensions },
-    ...(Object.keys(dimensions).length > 0
-      ? { label: `${name} ${Object.values(dimensions).join(" ")}` }
-      : {}),
   });
 }
 
-/** One figure over every value of the Reason dimension (alarms cannot use SEARCH). */
-function sumOver(name: string, reasons: readonly string[], label: string): cloudwatch.MathExpression {
-  const usingMetrics: Record<string, cloudwatch.IMetric> = {};
-  reasons.forEach((reason, i) => {
-    usingMetrics[`r${i}`] = metric(name, "Sum", { Reason: reason });
-  });
+/** The sum over every time series of the metric in the namespace, whatever its dimensions. */
+function insightsSum(name: string, label: string): cloudwatch.MathExpression {
   return new cloudwatch.MathExpression({
-    expression: Object.keys(usingMetrics)
-      .map((k) => `FILL(${k}, 0)`)
-      .join(" + "),
-    usingMetrics,
+    expression: `SELECT SUM(${name}) FROM "${METRICS_NAMESPACE}"`,
+    usingMetrics: {},
     label,
     period: Duration.minutes(5),
   });

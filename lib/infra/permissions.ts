@@ -1,16 +1,22 @@
 import { Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
-import { CLUSTER_TAG, MANAGED_TAG } from "../providers/shared/tags.js";
+import { defaultImageParameter } from "../providers/aws-ec2/default-image.js";
+import { MANAGED_TAG, ROLE_TAG, SECRET_KIND_TAG } from "../providers/shared/tags.js";
 
 /**
- * Least-privilege statements for what the control plane does in EC2 (design.md section 3):
- * launch only with the service's tag in the request and IMDSv2 required, tag only while creating,
- * terminate and delete only what carries the tag, pass only the node role.
+ * Least-privilege statements for what the control plane does in EC2, SSM and Secrets Manager. Each one
+ * is proven by test/infra/iam-simulation.test.ts: every AWS call the code makes, expanded to the
+ * resources and condition keys AWS authorizes it against, must be allowed, and the negative cases
+ * (untagged instances, masters from the scaler, other roles, other clusters' secrets) denied.
  */
 
 const MANAGED_REQUEST = { [`aws:RequestTag/${MANAGED_TAG}`]: "true" };
 const MANAGED_RESOURCE = { [`aws:ResourceTag/${MANAGED_TAG}`]: "true" };
+/** NowScale's own tags (nowscale:*, nowscale-role, NowScaleRound) and Name; nothing else at creation. */
+const OWN_TAG_KEYS = {
+  "ForAllValues:StringLike": { "aws:TagKeys": ["nowscale:*", "nowscale-*", "NowScale*", "Name"] },
+};
 
 function arn(scope: Construct, service: string, resource: string): string {
   const stack = Stack.of(scope);
@@ -22,58 +28,93 @@ function ec2Arn(scope: Construct, resource: string, global = false): string {
   return `arn:${stack.partition}:ec2:${stack.region}:${global ? "" : stack.account}:${resource}`;
 }
 
-/** RunInstances with the tag and IMDSv2; CreateTags only as part of the launch; PassRole for the node role. */
-export function launchStatements(scope: Construct, nodeRoleArn: string): iam.PolicyStatement[] {
+/** What RunInstances creates and NowScale tags at launch (ec2-api.ts runRequest tags all four). */
+const LAUNCHED = ["instance/*", "volume/*", "network-interface/*", "spot-instances-request/*"];
+
+/**
+ * RunInstances, resource by resource as EC2 authorizes it: the instance with the tag and IMDSv2; the
+ * volume, network interface and spot request with the tag (ec2:MetadataHttpTokens exists only for the
+ * instance); only the clusters' own (tagged) security groups; any image, subnet (the user's own are
+ * untagged) and key pair. CreateTags only as part of the launch; PassRole only for `passRoleArns`.
+ */
+export function launchStatements(scope: Construct, passRoleArns: readonly string[]): iam.PolicyStatement[] {
   return [
     new iam.PolicyStatement({
       sid: "LaunchTaggedInstancesWithImdsV2",
       actions: ["ec2:RunInstances"],
-      resources: [
-        ec2Arn(scope, "instance/*"),
-        ec2Arn(scope, "volume/*"),
-        ec2Arn(scope, "network-interface/*"),
-      ],
+      resources: [ec2Arn(scope, "instance/*")],
       conditions: {
         StringEquals: { ...MANAGED_REQUEST, "ec2:MetadataHttpTokens": "required" },
-        // NowScale's own tags (nowscale:*, nowscale-role, NowScaleRound) and Name; nothing else at launch.
-        "ForAllValues:StringLike": { "aws:TagKeys": ["nowscale:*", "nowscale-*", "NowScale*", "Name"] },
+        ...OWN_TAG_KEYS,
       },
     }),
     new iam.PolicyStatement({
-      sid: "LaunchFromImagesSubnetsAndGroups",
+      sid: "LaunchTaggedVolumesInterfacesSpotRequests",
       actions: ["ec2:RunInstances"],
-      resources: [
-        ec2Arn(scope, "image/*", true),
-        ec2Arn(scope, "subnet/*"),
-        ec2Arn(scope, "security-group/*"),
-        ec2Arn(scope, "key-pair/*"),
-        ec2Arn(scope, "launch-template/*"),
-      ],
+      resources: LAUNCHED.slice(1).map((r) => ec2Arn(scope, r)),
+      conditions: { StringEquals: MANAGED_REQUEST, ...OWN_TAG_KEYS },
+    }),
+    new iam.PolicyStatement({
+      sid: "LaunchIntoClusterSecurityGroups",
+      actions: ["ec2:RunInstances"],
+      resources: [ec2Arn(scope, "security-group/*")],
+      conditions: { StringEquals: MANAGED_RESOURCE },
+    }),
+    new iam.PolicyStatement({
+      sid: "LaunchFromImagesSubnetsKeyPairs",
+      actions: ["ec2:RunInstances"],
+      resources: [ec2Arn(scope, "image/*", true), ec2Arn(scope, "subnet/*"), ec2Arn(scope, "key-pair/*")],
     }),
     new iam.PolicyStatement({
       sid: "TagOnlyAtLaunch",
       actions: ["ec2:CreateTags"],
-      resources: [
-        ec2Arn(scope, "instance/*"),
-        ec2Arn(scope, "volume/*"),
-        ec2Arn(scope, "network-interface/*"),
-      ],
+      resources: LAUNCHED.map((r) => ec2Arn(scope, r)),
       conditions: { StringEquals: { "ec2:CreateAction": "RunInstances", ...MANAGED_REQUEST } },
-    }),
-    new iam.PolicyStatement({
-      sid: "TerminateOnlyTaggedInstances",
-      actions: ["ec2:TerminateInstances"],
-      resources: [ec2Arn(scope, "instance/*")],
-      conditions: { StringEquals: MANAGED_RESOURCE },
     }),
     new iam.PolicyStatement({
       sid: "PassOnlyTheNodeRole",
       actions: ["iam:PassRole"],
-      resources: [nodeRoleArn],
+      resources: [...passRoleArns],
       conditions: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+    }),
+    new iam.PolicyStatement({
+      sid: "ReadTheDefaultImageParameter",
+      // RunInstances with resolve:ssm (computes) and the master's image at create time.
+      actions: ["ssm:GetParameter", "ssm:GetParameters"],
+      resources: (["amd64", "arm64"] as const).map(
+        (arch) =>
+          `arn:${Stack.of(scope).partition}:ssm:${Stack.of(scope).region}::parameter${defaultImageParameter(arch)}`,
+      ),
     }),
     describeStatement(),
   ];
+}
+
+/**
+ * The scaler, reconciler and API terminate computes only: tagged, and never a master (the creation and
+ * deletion workflows own masters).
+ */
+export function terminateComputesStatement(scope: Construct): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "TerminateOnlyTaggedComputes",
+    actions: ["ec2:TerminateInstances"],
+    resources: [ec2Arn(scope, "instance/*")],
+    conditions: {
+      StringEquals: MANAGED_RESOURCE,
+      // A negated operator matches when the tag is absent: computes carry no role tag.
+      StringNotEquals: { [`aws:ResourceTag/${ROLE_TAG}`]: "master" },
+    },
+  });
+}
+
+/** The workflows terminate every instance of a cluster they delete, the master included. */
+export function terminateTaggedStatement(scope: Construct): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "TerminateOnlyTaggedInstances",
+    actions: ["ec2:TerminateInstances"],
+    resources: [ec2Arn(scope, "instance/*")],
+    conditions: { StringEquals: MANAGED_RESOURCE },
+  });
 }
 
 /** EC2's Describe calls support no resource-level permissions. */
@@ -83,9 +124,13 @@ export function describeStatement(): iam.PolicyStatement {
     actions: [
       "ec2:DescribeInstances",
       "ec2:DescribeInstanceTypes",
+      "ec2:DescribeInstanceTypeOfferings",
       "ec2:DescribeVpcs",
       "ec2:DescribeSubnets",
       "ec2:DescribeSecurityGroups",
+      "ec2:DescribeRouteTables",
+      "ec2:DescribeInternetGateways",
+      "ec2:DescribeVpcEndpoints",
     ],
     resources: ["*"],
   });
@@ -93,17 +138,37 @@ export function describeStatement(): iam.PolicyStatement {
 
 /** The creation workflow's network: created only with the tag, changed and deleted only when tagged. */
 export function networkStatements(scope: Construct): iam.PolicyStatement[] {
-  const tagged = [ec2Arn(scope, "vpc/*"), ec2Arn(scope, "subnet/*"), ec2Arn(scope, "security-group/*")];
+  const made = [
+    "vpc/*",
+    "subnet/*",
+    "security-group/*",
+    "internet-gateway/*",
+    "route-table/*",
+    "vpc-endpoint/*",
+  ];
+  const tagged = made.map((r) => ec2Arn(scope, r));
   return [
     new iam.PolicyStatement({
       sid: "CreateTaggedNetwork",
-      actions: ["ec2:CreateVpc", "ec2:CreateSubnet", "ec2:CreateSecurityGroup"],
+      actions: [
+        "ec2:CreateVpc",
+        "ec2:CreateSubnet",
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateInternetGateway",
+        "ec2:CreateRouteTable",
+        "ec2:CreateVpcEndpoint",
+      ],
       resources: tagged,
       conditions: { StringEquals: MANAGED_REQUEST },
     }),
     new iam.PolicyStatement({
       sid: "CreateInTaggedVpc",
-      actions: ["ec2:CreateSubnet", "ec2:CreateSecurityGroup"],
+      actions: [
+        "ec2:CreateSubnet",
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateRouteTable",
+        "ec2:CreateVpcEndpoint",
+      ],
       resources: [ec2Arn(scope, "vpc/*")],
       conditions: { StringEquals: MANAGED_RESOURCE },
     }),
@@ -113,12 +178,29 @@ export function networkStatements(scope: Construct): iam.PolicyStatement[] {
       resources: [ec2Arn(scope, "vpc/*")],
     }),
     new iam.PolicyStatement({
+      sid: "EndpointsInTaggedSubnetsGroupsRoutes",
+      actions: ["ec2:CreateVpcEndpoint"],
+      resources: [
+        ec2Arn(scope, "subnet/*"),
+        ec2Arn(scope, "security-group/*"),
+        ec2Arn(scope, "route-table/*"),
+      ],
+      conditions: { StringEquals: MANAGED_RESOURCE },
+    }),
+    new iam.PolicyStatement({
       sid: "TagNetworkOnlyAtCreation",
       actions: ["ec2:CreateTags"],
       resources: tagged,
       conditions: {
         StringEquals: {
-          "ec2:CreateAction": ["CreateVpc", "CreateSubnet", "CreateSecurityGroup"],
+          "ec2:CreateAction": [
+            "CreateVpc",
+            "CreateSubnet",
+            "CreateSecurityGroup",
+            "CreateInternetGateway",
+            "CreateRouteTable",
+            "CreateVpcEndpoint",
+          ],
           ...MANAGED_REQUEST,
         },
       },
@@ -130,6 +212,16 @@ export function networkStatements(scope: Construct): iam.PolicyStatement[] {
         "ec2:DeleteSecurityGroup",
         "ec2:DeleteSubnet",
         "ec2:DeleteVpc",
+        "ec2:ModifyVpcAttribute",
+        "ec2:ModifySubnetAttribute",
+        "ec2:AttachInternetGateway",
+        "ec2:DetachInternetGateway",
+        "ec2:DeleteInternetGateway",
+        "ec2:CreateRoute",
+        "ec2:AssociateRouteTable",
+        "ec2:DisassociateRouteTable",
+        "ec2:DeleteRouteTable",
+        "ec2:DeleteVpcEndpoints",
       ],
       resources: tagged,
       conditions: { StringEquals: MANAGED_RESOURCE },
@@ -168,20 +260,39 @@ export function clusterSecretStatements(scope: Construct): iam.PolicyStatement[]
   ];
 }
 
-/** SSM Run Command of the agent's report on the clusters' masters (tagged), and reading the answer. */
-export function agentOverSsmStatements(scope: Construct): iam.PolicyStatement[] {
-  const stack = Stack.of(scope);
+/** The agents' HMAC keys (signed HTTP channel): never the munge keys. */
+export function agentKeyStatement(scope: Construct): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "ReadAgentKeys",
+    actions: ["secretsmanager:GetSecretValue"],
+    resources: [arn(scope, "secretsmanager", "secret:nowscale/*")],
+    conditions: {
+      StringEquals: { ...MANAGED_RESOURCE, [`aws:ResourceTag/${SECRET_KIND_TAG}`]: "agent-hmac-key" },
+    },
+  });
+}
+
+/**
+ * SSM Run Command of the agent's document (and nothing else) on the clusters' masters (tagged
+ * nowscale:managed and nowscale-role=master), and reading the answer.
+ */
+export function agentOverSsmStatements(scope: Construct, documentArn: string): iam.PolicyStatement[] {
   return [
     new iam.PolicyStatement({
-      sid: "RunAgentOnTaggedInstances",
+      sid: "RunAgentOnMasters",
       actions: ["ssm:SendCommand"],
       resources: [ec2Arn(scope, "instance/*")],
-      conditions: { StringLike: { [`ssm:resourceTag/${CLUSTER_TAG}`]: "*" } },
+      conditions: {
+        StringEquals: {
+          [`ssm:resourceTag/${MANAGED_TAG}`]: "true",
+          [`ssm:resourceTag/${ROLE_TAG}`]: "master",
+        },
+      },
     }),
     new iam.PolicyStatement({
-      sid: "RunShellScriptDocument",
+      sid: "RunOnlyTheAgentDocument",
       actions: ["ssm:SendCommand"],
-      resources: [`arn:${stack.partition}:ssm:${stack.region}::document/AWS-RunShellScript`],
+      resources: [documentArn],
     }),
     new iam.PolicyStatement({
       sid: "ReadCommandResults",

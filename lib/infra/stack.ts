@@ -7,6 +7,8 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { CONTROL_ENV } from "../control/env.js";
 import { WORKFLOW_ENV } from "../control/lifecycle/env.js";
+import { AgentBundle } from "./agent-bundle.js";
+import { AgentDocument } from "./agent-document.js";
 import { NowScaleApi } from "./api.js";
 import { NowScaleKeys } from "./keys.js";
 import { nowscaleFunction } from "./lambda.js";
@@ -14,11 +16,13 @@ import { applyNagSuppressions } from "./nag-suppressions.js";
 import { NodeRole } from "./node-role.js";
 import { NowScaleObservability } from "./observability.js";
 import {
+  agentKeyStatement,
   agentOverSsmStatements,
   clusterSecretStatements,
-  describeStatement,
   launchStatements,
   networkStatements,
+  terminateComputesStatement,
+  terminateTaggedStatement,
 } from "./permissions.js";
 import { NowScaleTables } from "./tables.js";
 import { NowScaleWorkflows } from "./workflows.js";
@@ -71,7 +75,9 @@ export class NowScaleStack extends Stack {
       encryptionKey: keys.dataKey,
       removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
-    const nodeRole = new NodeRole(this, "NodeRole", { secretsKey: keys.secretsKey });
+    // Masters and computes get different roles (node-role.ts): a compute never holds the agent's key.
+    const masterRole = new NodeRole(this, "MasterRole", { kind: "master", secretsKey: keys.secretsKey });
+    const computeRole = new NodeRole(this, "ComputeRole", { kind: "compute", secretsKey: keys.secretsKey });
 
     // Placeholders in the JSON shape lib/control/aws-runtime.ts reads; the operator puts the real access
     // keys in with put-secret-value (docs/deploy.md).
@@ -97,6 +103,9 @@ export class NowScaleStack extends Stack {
       "accessKeySecret",
     );
 
+    const agentDocument = new AgentDocument(this, "AgentDocument");
+    const agentBundle = new AgentBundle(this, "AgentBundle");
+    agentBundle.grantRead(masterRole.role);
     const common = { logKey: keys.dataKey, logRetention };
     const tableEnv = tables.environment();
     const credentialsEnv = {
@@ -106,7 +115,8 @@ export class NowScaleStack extends Stack {
     // What every function that talks to clusters (scaler, reconciler, API) needs to reach them.
     const clusterEnv = {
       [CONTROL_ENV.agentTransport]: props.agentTransport ?? "ssm",
-      [CONTROL_ENV.nodeInstanceProfileArn]: nodeRole.instanceProfile.instanceProfileArn,
+      [CONTROL_ENV.agentDocumentName]: agentDocument.documentName,
+      [CONTROL_ENV.nodeInstanceProfileArn]: computeRole.instanceProfile.instanceProfileArn,
     };
 
     const workflowTask = nowscaleFunction(this, "WorkflowTask", {
@@ -117,7 +127,10 @@ export class NowScaleStack extends Stack {
       environment: {
         ...tableEnv,
         [WORKFLOW_ENV.secretsKmsKeyArn]: keys.secretsKey.keyArn,
-        [WORKFLOW_ENV.nodeInstanceProfileArn]: nodeRole.instanceProfile.instanceProfileArn,
+        [WORKFLOW_ENV.nodeInstanceProfileArn]: masterRole.instanceProfile.instanceProfileArn,
+        [WORKFLOW_ENV.agentDocumentName]: agentDocument.documentName,
+        [WORKFLOW_ENV.agentBundleUrl]: agentBundle.url,
+        [WORKFLOW_ENV.agentBundleSha256]: agentBundle.sha256,
       },
     });
     const workflows = new NowScaleWorkflows(this, "Workflows", { ...common, taskFunction: workflowTask });
@@ -165,32 +178,29 @@ export class NowScaleStack extends Stack {
     for (const fn of [workflowTask, scaler, fanout, reconciler, api]) {
       for (const table of Object.values(tables.tables)) table.grantReadWriteData(fn);
     }
-    // Clouds: the scaler, reconciler and API (nodes added or deleted by hand) launch and terminate; the
-    // workflow also makes the network and secrets.
-    for (const fn of [scaler, reconciler, api, workflowTask]) {
-      for (const s of [...launchStatements(this, nodeRole.role.roleArn), ...agentOverSsmStatements(this)]) {
-        fn.addToRolePolicy(s);
-      }
-    }
-    for (const s of [...networkStatements(this), ...clusterSecretStatements(this)])
-      workflowTask.addToRolePolicy(s);
-    keys.secretsKey.grantEncryptDecrypt(workflowTask);
+    // Clouds: the scaler, reconciler and API (nodes added or deleted by hand) launch and terminate
+    // computes; the workflow launches and terminates masters and makes the network and secrets.
+    const agentDocumentArn = `arn:${this.partition}:ssm:${this.region}:${this.account}:document/${agentDocument.documentName}`;
     for (const fn of [scaler, reconciler, api]) {
+      for (const s of [
+        ...launchStatements(this, [computeRole.role.roleArn]),
+        terminateComputesStatement(this),
+        ...agentOverSsmStatements(this, agentDocumentArn),
+        agentKeyStatement(this),
+      ])
+        fn.addToRolePolicy(s);
       tencentCredentials.grantRead(fn);
       alibabaCredentials.grantRead(fn);
-      // The agents' HMAC keys, for the signed HTTP channel.
-      fn.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: "ReadAgentKeys",
-          actions: ["secretsmanager:GetSecretValue"],
-          resources: [
-            `arn:${this.partition}:secretsmanager:${this.region}:${this.account}:secret:nowscale/*`,
-          ],
-          conditions: { StringEquals: { "secretsmanager:ResourceTag/nowscale:managed": "true" } },
-        }),
-      );
     }
-    fanout.addToRolePolicy(describeStatement());
+    for (const s of [
+      ...launchStatements(this, [masterRole.role.roleArn]),
+      terminateTaggedStatement(this),
+      ...agentOverSsmStatements(this, agentDocumentArn),
+      ...networkStatements(this),
+      ...clusterSecretStatements(this),
+    ])
+      workflowTask.addToRolePolicy(s);
+    keys.secretsKey.grantEncryptDecrypt(workflowTask);
     scaler.grantInvoke(fanout);
     for (const fn of [api, reconciler]) {
       for (const machine of [workflows.createCluster, workflows.deleteCluster]) {

@@ -23,9 +23,21 @@ export interface ClusterResources {
   /**
    * Creates the secret with a fresh random value generated inside the adapter; the value is never
    * returned, so it never passes through workflow state or logs. Idempotent: an existing secret of the
-   * same cluster and kind is returned as it is.
+   * same cluster and kind is returned as it is. `vpcId`, the cluster's VPC, is recorded on the secret
+   * (a tag on AWS) so that only instances in that VPC may read it.
    */
-  createSecret(clusterId: string, kind: SecretKind): Promise<{ secretId: string; secretName: string }>;
+  createSecret(
+    clusterId: string,
+    kind: SecretKind,
+    options?: { vpcId?: string },
+  ): Promise<{ secretId: string; secretName: string }>;
+
+  /**
+   * Checks the user's own network before anything is made in it: the subnets exist in the VPC and have
+   * a way out for the nodes' packages, the SSM agent and the secrets. Throws InvalidRequestError naming
+   * the field (network.subnetIds[i]); changes nothing.
+   */
+  validateNetwork(network: { vpcId: string; subnetIds: readonly string[] }): Promise<void>;
 
   /** Deletes the secret at once (no recovery window: the cluster is gone). A secret already gone succeeds. */
   deleteSecret(secretId: string): Promise<void>;
@@ -33,7 +45,7 @@ export interface ClusterResources {
   /** Deletes the security group. One already gone succeeds. */
   deleteSecurityGroup(securityGroupId: string): Promise<void>;
 
-  /** Deletes the subnets, then the VPC. A network already gone succeeds. */
+  /** Deletes the network and everything createNetwork made in it, the VPC last. One already gone succeeds. */
   deleteNetwork(network: { vpcId: string; subnetIds: readonly string[] }): Promise<void>;
 
   /** What exists for the cluster, found by its tag (never by NowScale's records). */
@@ -47,6 +59,11 @@ export interface NetworkSpec {
   cidr: string;
   /** One subnet per zone, in this order. */
   zones: readonly string[];
+  /**
+   * Interface endpoints for the SSM agent and Secrets Manager in the first zone (about $29 a month per
+   * cluster on AWS); without them those calls go out through the internet gateway. @default true
+   */
+  interfaceEndpoints?: boolean;
 }
 
 export interface CreatedNetwork {

@@ -65,6 +65,8 @@ export function createClusterDefinition(): StateMachineDefinition {
         catch: toCleanUp,
       }),
       CreateSecrets: lambdaTask("createSecrets", {
+        // The secrets are tagged with the VPC: only its instances may read them (lib/infra/node-role.ts).
+        parameters: { "vpcId.$": "$.network.vpcId" },
         resultPath: "$.secrets",
         next: "LaunchMaster",
         catch: toCleanUp,

@@ -9,6 +9,7 @@ import {
 } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
 import { placementFeatures } from "./features.js";
+import { imdsLockdownLines } from "./imds.js";
 import { shellQuote } from "./shell.js";
 
 /**
@@ -166,12 +167,12 @@ install_packages() {
     *" debian "*|*" ubuntu "*)
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -q
-      apt-get install -y -q slurmd munge nfs-common curl ca-certificates ;;
+      apt-get install -y -q slurmd munge nfs-common curl ca-certificates awscli iptables ;;
     *" rhel "*|*" centos "*|*" fedora "*|*" rocky "*|*" almalinux "*|*" openEuler "*|*" openeuler "*)
       local pm=dnf; command -v dnf >/dev/null || pm=yum
       # RHEL-family: slurm comes from EPEL; openEuler ships it in its own repositories.
       if [ "\${ID:-}" != openEuler ] && ! rpm -q epel-release >/dev/null 2>&1; then "$pm" install -y epel-release || true; fi
-      "$pm" install -y slurm-slurmd munge nfs-utils curl ;;
+      "$pm" install -y slurm-slurmd munge nfs-utils curl awscli iptables ;;
     *) log "unsupported distribution \${ID:-unknown}: use a pre-installed image"; exit 1 ;;
   esac
 }
@@ -182,6 +183,8 @@ else
   log "installing slurmd and munge"
   install_packages
 fi
+
+${imdsLockdownLines()}
 
 log "fetching the munge key"
 install -d -m 0700 /etc/munge

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
+import { imdsLockdownLines } from "./imds.js";
 import { shellQuote } from "./shell.js";
 import { renderSlurmConfParts } from "./slurm-conf.js";
 
@@ -11,8 +12,9 @@ import { renderSlurmConfParts } from "./slurm-conf.js";
  * queue), start slurmctld and the NowScale agent. Every value is checked here and single-quoted again
  * where the script uses it.
  *
- * Gap: the agent bundle must be reachable at `agentUrl` (an https:// or s3:// URL of
- * dist/agent/nowscale-agent.js) or pre-installed in the image at /opt/nowscale/nowscale-agent.js.
+ * The agent bundle comes from `agentUrl` (an https:// or s3:// URL; the stack's S3 asset by default,
+ * lib/infra/agent-bundle.ts), checked against `agentSha256`, or is pre-installed in the image at
+ * /opt/nowscale/nowscale-agent.js.
  */
 
 const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
@@ -46,6 +48,16 @@ export const masterBootstrapOptionsSchema = z.strictObject({
       error: "expected an https:// or s3:// URL",
     })
     .optional(),
+  /** The bundle's SHA-256 (hex): a downloaded bundle that does not match is refused. */
+  agentSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits" })
+    .optional(),
+  /**
+   * Install AWS's SSM agent when the image has none (Debian's images do not): the control plane reaches
+   * the master's agent through SSM Run Command.
+   */
+  installSsmAgent: z.boolean().default(false),
   preinstalledMarker: z
     .string()
     .regex(/^(\/[A-Za-z0-9._-]+)+$/)
@@ -72,12 +84,45 @@ export function renderMasterBootstrapScript(input: MasterBootstrapOptions): stri
       .concat(["--query", field, "--output", "text"])
       .map(q)
       .join(" ");
-  const fetchAgent =
+  const download =
     o.agentUrl === undefined
-      ? `[ -f /opt/nowscale/nowscale-agent.js ] || { log "no agent: set agentUrl or pre-install it"; exit 1; }`
+      ? undefined
       : o.agentUrl.startsWith("s3://")
-        ? `aws s3 cp ${q(o.agentUrl)} /opt/nowscale/nowscale-agent.js`
-        : `curl -fsSL --retry 5 --proto '=https' -o /opt/nowscale/nowscale-agent.js ${q(o.agentUrl)}`;
+        ? `aws s3 cp ${q(o.agentUrl)} /opt/nowscale/nowscale-agent.js.new --region ${q(o.region)} --only-show-errors`
+        : `curl -fsSL --retry 5 --proto '=https' -o /opt/nowscale/nowscale-agent.js.new ${q(o.agentUrl)}`;
+  // nowscale-agent: fetch (test/infra/agent-bundle.test.ts runs these lines)
+  const fetchAgent =
+    download === undefined
+      ? `[ -f /opt/nowscale/nowscale-agent.js ] || { log "no agent: set agentUrl or pre-install it"; exit 1; }`
+      : [
+          download,
+          ...(o.agentSha256 === undefined
+            ? []
+            : [
+                `echo ${q(`${o.agentSha256}  /opt/nowscale/nowscale-agent.js.new`)} | sha256sum -c --status || { log "the agent bundle does not match its checksum: refused"; rm -f /opt/nowscale/nowscale-agent.js.new; exit 1; }`,
+              ]),
+          "mv -f /opt/nowscale/nowscale-agent.js.new /opt/nowscale/nowscale-agent.js",
+        ].join("\n");
+  const ssmAgent = o.installSsmAgent
+    ? `
+install_ssm_agent() {
+  command -v amazon-ssm-agent >/dev/null && return 0
+  snap list amazon-ssm-agent >/dev/null 2>&1 && return 0
+  local arch; arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+  case "$arch" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; esac
+  if command -v dpkg >/dev/null; then
+    curl -fsSL --retry 5 -o /tmp/amazon-ssm-agent.deb "https://s3.${o.region}.amazonaws.com/amazon-ssm-${o.region}/latest/debian_\${arch}/amazon-ssm-agent.deb"
+    dpkg -i /tmp/amazon-ssm-agent.deb
+  else
+    local pm=dnf; command -v dnf >/dev/null || pm=yum
+    "$pm" install -y "https://s3.${o.region}.amazonaws.com/amazon-ssm-${o.region}/latest/linux_\${arch}/amazon-ssm-agent.rpm"
+  fi
+  systemctl enable --now amazon-ssm-agent
+}
+log "installing the SSM agent"
+install_ssm_agent
+`
+    : "";
 
   return `#!/bin/bash
 # NowScale Slurm master bootstrap, generated for cluster ${o.clusterId}. Do not edit.
@@ -99,11 +144,11 @@ install_packages() {
     *" debian "*|*" ubuntu "*)
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -q
-      apt-get install -y -q slurmctld munge nodejs awscli curl ca-certificates ;;
+      apt-get install -y -q slurmctld munge nodejs awscli curl ca-certificates iptables ;;
     *" rhel "*|*" centos "*|*" fedora "*|*" rocky "*|*" almalinux "*|*" openEuler "*|*" openeuler "*)
       local pm=dnf; command -v dnf >/dev/null || pm=yum
       if [ "\${ID:-}" != openEuler ] && ! rpm -q epel-release >/dev/null 2>&1; then "$pm" install -y epel-release || true; fi
-      "$pm" install -y slurm-slurmctld munge nodejs awscli curl ;;
+      "$pm" install -y slurm-slurmctld munge nodejs awscli curl iptables ;;
     *) log "unsupported distribution \${ID:-unknown}: use a pre-installed image"; exit 1 ;;
   esac
 }
@@ -114,6 +159,8 @@ else
   log "installing slurmctld, munge and node"
   install_packages
 fi
+${ssmAgent}
+${imdsLockdownLines()}
 
 log "fetching the munge key"
 install -d -m 0700 /etc/munge
@@ -149,6 +196,8 @@ if command -v systemctl >/dev/null; then systemctl enable slurmctld; systemctl r
 log "installing the NowScale agent"
 install -d -m 0755 /opt/nowscale
 ${fetchAgent}
+# The bundle is an ES module: without this, a Node before 20.19 (Debian 12's is 18) reads it as CommonJS.
+printf '{"type":"module"}\\n' > /opt/nowscale/package.json
 install -d -m 0700 /etc/nowscale
 (
   umask 077

@@ -221,15 +221,18 @@ describe("IAM least privilege", () => {
     }
   });
 
-  it("THEN iam:PassRole names only the node role, for EC2 only", () => {
+  it("THEN iam:PassRole names only a node role (master or compute), for EC2 only", () => {
     const ec2Roles = resources("AWS::IAM::Role").filter(([, r]) =>
       JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes("ec2.amazonaws.com"),
     );
-    expect(ec2Roles).toHaveLength(1);
+    expect(ec2Roles.map(([id]) => id.replace(/[0-9A-F]{8}$/, "")).sort()).toEqual([
+      "ComputeRole",
+      "MasterRole",
+    ]);
     const passes = statementsWith("iam:PassRole");
     expect(passes.length).toBeGreaterThan(0);
     for (const s of passes) {
-      expect(s.Resource).toEqual({ "Fn::GetAtt": [ec2Roles[0]?.[0], "Arn"] });
+      expect(ec2Roles.map(([id]) => ({ "Fn::GetAtt": [id, "Arn"] }))).toContainEqual(s.Resource);
       expect(s.Condition).toEqual({ StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } });
     }
   });

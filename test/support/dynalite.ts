@@ -9,6 +9,8 @@ import { createTables, prefixedTableNames, type TableNames } from "../../lib/sta
 export interface TestDynamo {
   client: DynamoDBClient;
   endpoint: string;
+  /** The HTTP server, for tests that watch the requests (the IAM simulation records them). */
+  server: Server;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,7 @@ export async function startDynalite(): Promise<TestDynamo> {
   return {
     client,
     endpoint,
+    server,
     close: async () => {
       client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -14,6 +14,7 @@ import {
   NotFoundInStoreError,
   type StateStore,
 } from "../../ports/state-store.js";
+import { DEFAULT_IMAGE } from "../../providers/aws-ec2/default-image.js";
 import { createClusterRequestSchema } from "../lifecycle/request.js";
 import {
   currentExecution,
@@ -59,6 +60,8 @@ export interface ApiDeps {
   userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
   /** @default "c-" + 12 random hex digits */
   newClusterId?: () => string;
+  /** The stack's region: a create request for another is refused naming `region`. @default no check */
+  region?: string;
 }
 
 /** Bodies beyond this are refused before they are parsed. */
@@ -189,6 +192,11 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
   const { name, cloud, computeImageId, ...rest } = body;
   // The workflow's own schema again, for its cross-field rules (the master's zone among the network's).
   const request = checkWith(createClusterRequestSchema, rest);
+  if (deps.region !== undefined && request.region !== deps.region) {
+    throw new HttpError(400, "request body is invalid", [
+      { path: "region", message: `must be the stack's region ${deps.region}, not ${request.region}` },
+    ]);
+  }
   checkConfig(body.autoscaling, "autoscaling.");
   const now = deps.clock.now();
   const clusterId = (deps.newClusterId ?? defaultClusterId)();
@@ -196,7 +204,12 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
     {
       clusterId,
       name,
-      placement: { cloud, region: request.region, imageId: computeImageId ?? request.master.imageId },
+      // Without an image: the default (Debian 12) image of each launch's architecture (lib/providers/aws-ec2).
+      placement: {
+        cloud,
+        region: request.region,
+        imageId: computeImageId ?? request.master.imageId ?? DEFAULT_IMAGE,
+      },
       autoscaling: request.autoscaling,
       spec: request as unknown as Record<string, unknown>,
       now,

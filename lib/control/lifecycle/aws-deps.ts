@@ -1,8 +1,9 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { systemClock } from "../../ports/clock.js";
 import { AwsClusterResources } from "../../providers/aws-ec2/cluster-resources.js";
-import { createAwsEc2Provider } from "../../providers/aws-ec2/index.js";
+import { AwsDefaultImages, createAwsEc2Provider } from "../../providers/aws-ec2/index.js";
 import { DynamoStateStore, storeClientConfig } from "../../state/dynamo-store.js";
 import { tableNamesFromEnv } from "../../state/tables.js";
 import { SsmAgentChannel } from "../agent-ssm.js";
@@ -26,6 +27,9 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
   });
   const ssm = new SSMClient({ region });
   const instanceProfileArn = requireEnv(WORKFLOW_ENV.nodeInstanceProfileArn, env);
+  const documentName = env[WORKFLOW_ENV.agentDocumentName];
+  const bundleUrl = env[WORKFLOW_ENV.agentBundleUrl];
+  const bundleSha256 = env[WORKFLOW_ENV.agentBundleSha256];
   return {
     store: new StateStoreLifecycleStore(store, clock),
     resources: new AwsClusterResources({ region, kmsKeyId: requireEnv(WORKFLOW_ENV.secretsKmsKeyArn, env) }),
@@ -38,8 +42,18 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
       }),
     agent: new AgentChannelMasterAgent(
       async (_clusterId, master) =>
-        new SsmAgentChannel({ client: ssm, instanceId: master.instanceId, clock }),
+        new SsmAgentChannel({
+          client: ssm,
+          instanceId: master.instanceId,
+          clock,
+          ...(documentName === undefined || documentName === "" ? {} : { documentName }),
+        }),
     ),
     clock,
+    region,
+    images: new AwsDefaultImages(new EC2Client({ region }), ssm),
+    ...(bundleUrl === undefined || bundleSha256 === undefined
+      ? {}
+      : { agentBundle: { url: bundleUrl, sha256: bundleSha256 } }),
   };
 }

@@ -1,5 +1,6 @@
 import { renderMasterBootstrapScript } from "../../../scheduler-plugins/slurm/master-bootstrap.js";
 import { InvalidRequestError } from "../../ports/errors.js";
+import { ROLE_TAG } from "../../providers/shared/tags.js";
 import type { LifecycleDeps } from "./deps.js";
 import { type CreateClusterRequest, parseCreateCluster } from "./request.js";
 import type { MasterRecord } from "./store.js";
@@ -24,9 +25,15 @@ export interface MasterResult extends MasterRecord {
   healthDeadline: number;
 }
 
-/** Validates the request with the core's schema and the names allow-list; returns it with defaults. */
-export function validate(input: { clusterId: unknown; request: unknown }): CreateClusterRequest {
-  return parseCreateCluster(input.clusterId, input.request);
+/**
+ * Validates the request with the core's schema and the names allow-list, and its region against the
+ * stack's (`deps.region`); returns it with defaults.
+ */
+export function validate(
+  deps: Pick<LifecycleDeps, "region">,
+  input: { clusterId: unknown; request: unknown },
+): CreateClusterRequest {
+  return parseCreateCluster(input.clusterId, input.request, deps.region);
 }
 
 export async function createNetwork(
@@ -38,9 +45,14 @@ export async function createNetwork(
   if ("vpcId" in network) {
     const [first] = network.subnetIds;
     if (first === undefined) throw new InvalidRequestError("network.subnetIds is empty");
+    await deps.resources.validateNetwork(network);
     return { vpcId: network.vpcId, subnetIds: network.subnetIds, masterSubnetId: first, owned: false };
   }
-  const created = await deps.resources.createNetwork(clusterId, { cidr: network.cidr, zones: network.zones });
+  const created = await deps.resources.createNetwork(clusterId, {
+    cidr: network.cidr,
+    zones: network.zones,
+    interfaceEndpoints: network.interfaceEndpoints,
+  });
   await deps.store.recordResource(clusterId, { kind: "network", ...created });
   const masterSubnetId = created.subnetIds[network.zones.indexOf(request.master.zone)];
   if (masterSubnetId === undefined) throw new InvalidRequestError("no subnet in the master's zone");
@@ -58,14 +70,19 @@ export async function createSecurityGroup(
 }
 
 /** The munge key and the agent's HMAC key; only their ids leave this step, never their values. */
-export async function createSecrets(deps: LifecycleDeps, clusterId: string): Promise<SecretsResult> {
-  const munge = await deps.resources.createSecret(clusterId, "munge-key");
+export async function createSecrets(
+  deps: LifecycleDeps,
+  clusterId: string,
+  vpcId?: string,
+): Promise<SecretsResult> {
+  const scope = vpcId === undefined ? {} : { vpcId };
+  const munge = await deps.resources.createSecret(clusterId, "munge-key", scope);
   await deps.store.recordResource(clusterId, {
     kind: "secret",
     secretKind: "munge-key",
     secretId: munge.secretId,
   });
-  const agent = await deps.resources.createSecret(clusterId, "agent-hmac-key");
+  const agent = await deps.resources.createSecret(clusterId, "agent-hmac-key", scope);
   await deps.store.recordResource(clusterId, {
     kind: "secret",
     secretKind: "agent-hmac-key",
@@ -91,6 +108,17 @@ export async function launchMaster(
   },
 ): Promise<MasterResult> {
   const { clusterId, request, network, securityGroupId, secrets } = input;
+  const imageId = request.master.imageId ?? (await defaultImage(deps, request.master.instanceType));
+  // The request's own bundle (checked when it gives a checksum), else the stack's (always checked).
+  const bundle =
+    request.master.agentUrl !== undefined
+      ? {
+          agentUrl: request.master.agentUrl,
+          ...(request.master.agentSha256 === undefined ? {} : { agentSha256: request.master.agentSha256 }),
+        }
+      : deps.agentBundle === undefined
+        ? {}
+        : { agentUrl: deps.agentBundle.url, agentSha256: deps.agentBundle.sha256 };
   const userData = renderMasterBootstrapScript({
     clusterId,
     region: request.region,
@@ -98,7 +126,9 @@ export async function launchMaster(
     agentKeySecretId: secrets.agentKeySecretId,
     queues: request.autoscaling.queueConfigs.map((q) => ({ name: q.queueName })),
     agentPort: request.master.agentPort,
-    ...(request.master.agentUrl === undefined ? {} : { agentUrl: request.master.agentUrl }),
+    ...bundle,
+    // The control plane reaches the agent through SSM Run Command; Debian's images have no SSM agent.
+    installSsmAgent: true,
   });
   const provider = deps.provider({ securityGroupIds: [securityGroupId] });
   const result = await provider.launch({
@@ -115,9 +145,9 @@ export async function launchMaster(
     ],
     count: 1,
     allOrNothing: true,
-    imageId: request.master.imageId,
+    imageId,
     userData,
-    tags: { "nowscale-role": "master" },
+    tags: { [ROLE_TAG]: "master" },
   });
   const instance = result.instances[0];
   if (instance === undefined) {
@@ -146,4 +176,10 @@ export async function checkAgentHealth(
 ): Promise<{ healthy: boolean; timedOut: boolean }> {
   const healthy = await deps.agent.isHealthy(clusterId, master);
   return { healthy, timedOut: !healthy && deps.clock.now() >= master.healthDeadline };
+}
+
+async function defaultImage(deps: LifecycleDeps, instanceType: string): Promise<string> {
+  if (deps.images === undefined)
+    throw new InvalidRequestError("master.imageId: required where no default image is known");
+  return deps.images.defaultImage(instanceType);
 }

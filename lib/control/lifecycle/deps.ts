@@ -15,4 +15,19 @@ export interface LifecycleDeps {
   provider(options?: { securityGroupIds?: string[] }): CloudProvider;
   agent: MasterAgent;
   clock: Clock;
+  /** The agent bundle the master downloads when the request names none (the stack's S3 asset). */
+  agentBundle?: { url: string; sha256: string };
+  /** Where the master's image comes from when the request names none. */
+  images?: MasterImages;
+  /** The region the tasks make resources in (the stack's); a request for another is refused. @default no check */
+  region?: string;
+}
+
+export interface MasterImages {
+  /**
+   * The default master image for the instance type: the latest Debian 12 image of its architecture,
+   * read from the public SSM parameter at call time. Throws CloudProviderError (InvalidRequestError for
+   * an instance type the region does not know).
+   */
+  defaultImage(instanceType: string): Promise<string>;
 }

@@ -61,7 +61,7 @@ export const taskInputSchema = z.discriminatedUnion("task", [
   }),
   z.strictObject({ task: z.literal("createNetwork"), clusterId, request: createClusterRequestSchema }),
   z.strictObject({ task: z.literal("createSecurityGroup"), clusterId, vpcId: id }),
-  z.strictObject({ task: z.literal("createSecrets"), clusterId }),
+  z.strictObject({ task: z.literal("createSecrets"), clusterId, vpcId: id.optional() }),
   z.strictObject({
     task: z.literal("launchMaster"),
     clusterId,
@@ -91,7 +91,7 @@ export async function runLifecycleTask(deps: LifecycleDeps, raw: unknown): Promi
   }
   switch (input.task) {
     case "validate":
-      return validate(input);
+      return validate(deps, input);
     case "recordStatus": {
       const reason =
         input.status === "FAILED" || input.status === "DELETE_FAILED"
@@ -105,7 +105,7 @@ export async function runLifecycleTask(deps: LifecycleDeps, raw: unknown): Promi
     case "createSecurityGroup":
       return createSecurityGroup(deps, input.clusterId, input.vpcId);
     case "createSecrets":
-      return createSecrets(deps, input.clusterId);
+      return createSecrets(deps, input.clusterId, input.vpcId);
     case "launchMaster":
       return launchMaster(deps, input);
     case "checkAgentHealth":

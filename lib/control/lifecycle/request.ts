@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { configSchema } from "../../core/config.js";
 import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../core/names.js";
-import { parseWith } from "../../core/validation.js";
+import { parseWith, ValidationError } from "../../core/validation.js";
 
 /**
  * What the creation workflow is started with: the cluster's id (chosen by the API) and the request the
@@ -29,6 +29,8 @@ export const networkRequestSchema = z.union([
     cidr: cidr.default("10.42.0.0/16"),
     /** One subnet per zone; the master's zone must be one of them. */
     zones: z.array(cloudId).min(1).max(6),
+    /** Interface endpoints for SSM and Secrets Manager (docs/deploy.md: their cost). */
+    interfaceEndpoints: z.boolean().default(true),
   }),
 ]);
 
@@ -39,12 +41,18 @@ export const createClusterRequestSchema = z
     master: z.strictObject({
       instanceType: cloudId,
       zone: cloudId,
-      imageId: cloudId,
+      /** @default the latest Debian 12 image for the instance type's architecture (lib/infra/default-image.ts) */
+      imageId: cloudId.optional(),
       agentPort: z.number().int().min(1024).max(65_535).default(8787),
       /** Where the master downloads the agent bundle; without it the image must carry the agent. */
       agentUrl: z
         .string()
         .regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/)
+        .optional(),
+      /** The SHA-256 (hex) the bundle at agentUrl must have; the stack's own bundle is always checked. */
+      agentSha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits" })
         .optional(),
     }),
     autoscaling: configSchema,
@@ -68,8 +76,27 @@ export const clusterIdSchema = z
   .string()
   .regex(SIMPLE_NAME, { error: `invalid cluster id: ${SIMPLE_NAME_HINT}` });
 
-/** Validates both; throws ValidationError (never retried by the workflow) naming every bad field. */
-export function parseCreateCluster(clusterId: unknown, request: unknown): CreateClusterRequest {
+/**
+ * Validates both; throws ValidationError (never retried by the workflow) naming every bad field.
+ * `stackRegion`, where given, is the only region a cluster may be created in: the workflow makes the
+ * network, the secrets and the master in the stack's own region, so a request for another one is refused
+ * (naming `region`) instead of splitting the cluster between two regions.
+ */
+export function parseCreateCluster(
+  clusterId: unknown,
+  request: unknown,
+  stackRegion?: string,
+): CreateClusterRequest {
   parseWith(clusterIdSchema, clusterId, "clusterId");
-  return parseWith(createClusterRequestSchema, request, "create cluster request");
+  const parsed = parseWith(createClusterRequestSchema, request, "create cluster request");
+  checkRegion(parsed.region, stackRegion);
+  return parsed;
+}
+
+/** Throws ValidationError naming `region` when it is not the stack's region. */
+export function checkRegion(region: string, stackRegion: string | undefined): void {
+  if (stackRegion === undefined || region === stackRegion) return;
+  throw new ValidationError("create cluster request", [
+    { path: "region", message: `must be the stack's region ${stackRegion}, not ${region}` },
+  ]);
 }

@@ -54,6 +54,8 @@ const PAGE = 100;
 export class EcsApi implements CloudApi {
   readonly cloud = "alibaba";
   readonly maxIdsPerCall = 100;
+  /** InstanceName takes 2 to 128 characters. */
+  readonly maxNameLength = 128;
   readonly client: EcsClient;
 
   constructor(private readonly options: EcsApiOptions) {

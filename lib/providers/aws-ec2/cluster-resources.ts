@@ -1,16 +1,32 @@
 import { randomBytes } from "node:crypto";
 import {
+  AssociateRouteTableCommand,
+  AttachInternetGatewayCommand,
   AuthorizeSecurityGroupIngressCommand,
+  CreateInternetGatewayCommand,
+  CreateRouteCommand,
+  CreateRouteTableCommand,
   CreateSecurityGroupCommand,
   CreateSubnetCommand,
   CreateVpcCommand,
+  CreateVpcEndpointCommand,
+  DeleteInternetGatewayCommand,
+  DeleteRouteTableCommand,
   DeleteSecurityGroupCommand,
   DeleteSubnetCommand,
   DeleteVpcCommand,
+  DeleteVpcEndpointsCommand,
+  DescribeInternetGatewaysCommand,
+  DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
+  DescribeVpcEndpointsCommand,
   DescribeVpcsCommand,
+  DetachInternetGatewayCommand,
+  DisassociateRouteTableCommand,
   EC2Client,
+  ModifySubnetAttributeCommand,
+  ModifyVpcAttributeCommand,
 } from "@aws-sdk/client-ec2";
 import {
   CreateSecretCommand,
@@ -27,8 +43,8 @@ import type {
   SecretKind,
 } from "../../ports/cluster-resources.js";
 import { secretName } from "../../ports/cluster-resources.js";
-import { type CloudProviderError, isCloudProviderError } from "../../ports/errors.js";
-import { CLUSTER_TAG, MANAGED_TAG, tagsToList } from "../shared/tags.js";
+import { type CloudProviderError, InvalidRequestError, isCloudProviderError } from "../../ports/errors.js";
+import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG, tagsToList } from "../shared/tags.js";
 import { fromEc2Error } from "./errors.js";
 
 export interface AwsClusterResourcesOptions {
@@ -39,7 +55,12 @@ export interface AwsClusterResourcesOptions {
   kmsKeyId: string;
 }
 
-const SECRET_TAG_KIND = "nowscale:secret-kind";
+const SECRET_TAG_KIND = SECRET_KIND_TAG;
+/** On the parts of the network that are not the cluster's own resources (the endpoints' group). */
+const PART_TAG = "nowscale:part";
+/** The interface endpoints a cluster's nodes need: the SSM agent's three services and Secrets Manager. */
+export const INTERFACE_ENDPOINTS = ["ssm", "ssmmessages", "ec2messages", "secretsmanager"] as const;
+const SECRET_TAG_VPC = SECRET_VPC_TAG;
 
 /**
  * ClusterResources on AWS: a VPC with one subnet per zone and a self-referencing security group (EC2),
@@ -57,37 +78,304 @@ export class AwsClusterResources implements ClusterResources {
     this.secrets = options.secrets ?? new SecretsManagerClient(region);
   }
 
+  /**
+   * The cluster's VPC, made whole step by step; each step first looks for what a crashed earlier
+   * attempt made (by tag, or by VPC), so a retried step finishes the network instead of making a second:
+   * - the VPC (DNS hostnames on, for the endpoints' private names), one subnet per zone;
+   * - egress: an internet gateway and a route table (0.0.0.0/0 → gateway) for every subnet, whose
+   *   instances get a public IPv4 address; nothing gets in, as the cluster's security group admits only
+   *   its members (a NAT gateway would cost $32 a month more per cluster for the same result);
+   * - a gateway endpoint for S3 (free) on that route table;
+   * - unless `interfaceEndpoints` is false: interface endpoints for SSM, SSM messages, EC2 messages and
+   *   Secrets Manager in the first zone's subnet, behind a security group that admits HTTPS from the VPC,
+   *   so the SSM agent and the boot scripts' secrets never leave AWS's network.
+   */
   async createNetwork(clusterId: string, spec: NetworkSpec): Promise<CreatedNetwork> {
-    const existing = (await this.list(clusterId)).find((r) => r.kind === "network");
-    if (existing?.kind === "network") return { vpcId: existing.vpcId, subnetIds: existing.subnetIds };
+    const existing = await this.findNetwork(clusterId);
+    const vpcId = existing?.vpcId ?? (await this.createVpc(clusterId, spec.cidr));
+    await this.ec2Call(() =>
+      this.ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpcId, EnableDnsHostnames: { Value: true } })),
+    );
+    const vpcFilter = [{ Name: "vpc-id", Values: [vpcId] }];
+    const subnets = await this.ec2Call(() =>
+      this.ec2.send(new DescribeSubnetsCommand({ Filters: vpcFilter })),
+    );
+    const blocks = subnetBlocks(spec.cidr, spec.zones.length);
+    const subnetIds: string[] = [];
+    for (const [i, zone] of spec.zones.entries()) {
+      const found = (subnets.Subnets ?? []).find((x) => x.AvailabilityZone === zone)?.SubnetId;
+      const subnetId =
+        found ??
+        (
+          await this.ec2Call(() =>
+            this.ec2.send(
+              new CreateSubnetCommand({
+                VpcId: vpcId,
+                AvailabilityZone: zone,
+                CidrBlock: blocks[i],
+                TagSpecifications: [
+                  { ResourceType: "subnet", Tags: tags(clusterId, `nowscale-${clusterId}-${zone}`) },
+                ],
+              }),
+            ),
+          )
+        ).Subnet?.SubnetId;
+      if (subnetId === undefined) throw fromEc2Error(new Error("CreateSubnet returned no SubnetId"));
+      subnetIds.push(subnetId);
+    }
+    const gatewayId = await this.ensureInternetGateway(clusterId, vpcId);
+    const routeTableId = await this.ensureRouteTable(clusterId, vpcId, gatewayId, subnetIds);
+    for (const subnetId of subnetIds) {
+      await this.ec2Call(() =>
+        this.ec2.send(
+          new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: true } }),
+        ),
+      );
+    }
+    const region = await this.region();
+    const endpoints = await this.ec2Call(() =>
+      this.ec2.send(new DescribeVpcEndpointsCommand({ Filters: vpcFilter })),
+    );
+    const has = (service: string) =>
+      (endpoints.VpcEndpoints ?? []).some(
+        (e) => e.ServiceName === service && !["deleting", "deleted"].includes(String(e.State).toLowerCase()),
+      );
+    const s3 = `com.amazonaws.${region}.s3`;
+    if (!has(s3)) {
+      await this.ec2Call(() =>
+        this.ec2.send(
+          new CreateVpcEndpointCommand({
+            VpcId: vpcId,
+            ServiceName: s3,
+            VpcEndpointType: "Gateway",
+            RouteTableIds: [routeTableId],
+            TagSpecifications: [
+              { ResourceType: "vpc-endpoint", Tags: tags(clusterId, `nowscale-${clusterId}-s3`) },
+            ],
+          }),
+        ),
+      );
+    }
+    if (spec.interfaceEndpoints !== false) {
+      const groupId = await this.ensureEndpointGroup(clusterId, vpcId, spec.cidr);
+      const [first] = subnetIds;
+      for (const name of INTERFACE_ENDPOINTS) {
+        const service = `com.amazonaws.${region}.${name}`;
+        if (has(service) || first === undefined) continue;
+        await this.ec2Call(() =>
+          this.ec2.send(
+            new CreateVpcEndpointCommand({
+              VpcId: vpcId,
+              ServiceName: service,
+              VpcEndpointType: "Interface",
+              SubnetIds: [first],
+              SecurityGroupIds: [groupId],
+              PrivateDnsEnabled: true,
+              TagSpecifications: [
+                { ResourceType: "vpc-endpoint", Tags: tags(clusterId, `nowscale-${clusterId}-${name}`) },
+              ],
+            }),
+          ),
+        );
+      }
+    }
+    return { vpcId, subnetIds };
+  }
+
+  /**
+   * The user's own network, checked before anything is made in it: every subnet exists and is in the
+   * VPC, and each has a way out: a default route through an internet gateway (with public addresses on
+   * launch) or a NAT, or the VPC has the SSM, SSM messages, EC2 messages and Secrets Manager endpoints.
+   * Throws InvalidRequestError naming the field (network.subnetIds[i]).
+   */
+  async validateNetwork(network: { vpcId: string; subnetIds: readonly string[] }): Promise<void> {
+    const vpcFilter = [{ Name: "vpc-id", Values: [network.vpcId] }];
+    const described = await this.ec2Call(() =>
+      this.ec2.send(new DescribeSubnetsCommand({ Filters: vpcFilter })),
+    );
+    const tables = await this.ec2Call(() =>
+      this.ec2.send(new DescribeRouteTablesCommand({ Filters: vpcFilter })),
+    );
+    const endpoints = await this.ec2Call(() =>
+      this.ec2.send(new DescribeVpcEndpointsCommand({ Filters: vpcFilter })),
+    );
+    const region = await this.region();
+    const missing = INTERFACE_ENDPOINTS.filter(
+      (name) =>
+        !(endpoints.VpcEndpoints ?? []).some((e) => e.ServiceName === `com.amazonaws.${region}.${name}`),
+    );
+    const main = (tables.RouteTables ?? []).find((t) => (t.Associations ?? []).some((a) => a.Main === true));
+    for (const [i, subnetId] of network.subnetIds.entries()) {
+      const field = `network.subnetIds[${i}]`;
+      const subnet = (described.Subnets ?? []).find((x) => x.SubnetId === subnetId);
+      if (subnet === undefined)
+        throw new InvalidRequestError(`${field}: subnet ${subnetId} does not exist in ${network.vpcId}`);
+      const table =
+        (tables.RouteTables ?? []).find((t) => (t.Associations ?? []).some((a) => a.SubnetId === subnetId)) ??
+        main;
+      const out = (table?.Routes ?? []).find(
+        (r) => r.DestinationCidrBlock === "0.0.0.0/0" && r.State !== "blackhole",
+      );
+      const viaGateway = out?.GatewayId?.startsWith("igw-") === true;
+      const viaNat = out?.NatGatewayId !== undefined || out?.TransitGatewayId !== undefined;
+      if (viaNat || (viaGateway && subnet.MapPublicIpOnLaunch === true) || missing.length === 0) continue;
+      throw new InvalidRequestError(
+        viaGateway
+          ? `${field}: subnet ${subnetId} routes to an internet gateway but gives no public address on launch (MapPublicIpOnLaunch), and the VPC lacks endpoints for ${missing.join(", ")}`
+          : `${field}: subnet ${subnetId} has no way out: no 0.0.0.0/0 route through an internet or NAT gateway, and the VPC lacks endpoints for ${missing.join(", ")}`,
+      );
+    }
+  }
+
+  private async findNetwork(clusterId: string): Promise<{ vpcId: string } | undefined> {
+    const vpcs = await this.ec2Call(() =>
+      this.ec2.send(
+        new DescribeVpcsCommand({ Filters: [{ Name: `tag:${CLUSTER_TAG}`, Values: [clusterId] }] }),
+      ),
+    );
+    const vpcId = vpcs.Vpcs?.[0]?.VpcId;
+    return vpcId === undefined ? undefined : { vpcId };
+  }
+
+  private async createVpc(clusterId: string, cidr: string): Promise<string> {
     const vpc = await this.ec2Call(() =>
       this.ec2.send(
         new CreateVpcCommand({
-          CidrBlock: spec.cidr,
+          CidrBlock: cidr,
           TagSpecifications: [{ ResourceType: "vpc", Tags: tags(clusterId, `nowscale-${clusterId}`) }],
         }),
       ),
     );
     const vpcId = vpc.Vpc?.VpcId;
     if (vpcId === undefined) throw fromEc2Error(new Error("CreateVpc returned no VpcId"));
-    const blocks = subnetBlocks(spec.cidr, spec.zones.length);
-    const subnetIds: string[] = [];
-    for (const [i, zone] of spec.zones.entries()) {
-      const subnet = await this.ec2Call(() =>
+    return vpcId;
+  }
+
+  private async ensureInternetGateway(clusterId: string, vpcId: string): Promise<string> {
+    const attached = await this.ec2Call(() =>
+      this.ec2.send(
+        new DescribeInternetGatewaysCommand({ Filters: [{ Name: "attachment.vpc-id", Values: [vpcId] }] }),
+      ),
+    );
+    const found = attached.InternetGateways?.[0]?.InternetGatewayId;
+    if (found !== undefined) return found;
+    const made = await this.ec2Call(() =>
+      this.ec2.send(
+        new CreateInternetGatewayCommand({
+          TagSpecifications: [
+            { ResourceType: "internet-gateway", Tags: tags(clusterId, `nowscale-${clusterId}`) },
+          ],
+        }),
+      ),
+    );
+    const gatewayId = made.InternetGateway?.InternetGatewayId;
+    if (gatewayId === undefined) throw fromEc2Error(new Error("CreateInternetGateway returned no id"));
+    await this.ec2Call(() =>
+      this.ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId })),
+    );
+    return gatewayId;
+  }
+
+  private async ensureRouteTable(
+    clusterId: string,
+    vpcId: string,
+    gatewayId: string,
+    subnetIds: readonly string[],
+  ): Promise<string> {
+    const tables = await this.ec2Call(() =>
+      this.ec2.send(
+        new DescribeRouteTablesCommand({
+          Filters: [
+            { Name: "vpc-id", Values: [vpcId] },
+            { Name: `tag:${CLUSTER_TAG}`, Values: [clusterId] },
+          ],
+        }),
+      ),
+    );
+    let table = tables.RouteTables?.[0];
+    if (table === undefined) {
+      const made = await this.ec2Call(() =>
         this.ec2.send(
-          new CreateSubnetCommand({
+          new CreateRouteTableCommand({
             VpcId: vpcId,
-            AvailabilityZone: zone,
-            CidrBlock: blocks[i],
             TagSpecifications: [
-              { ResourceType: "subnet", Tags: tags(clusterId, `nowscale-${clusterId}-${zone}`) },
+              { ResourceType: "route-table", Tags: tags(clusterId, `nowscale-${clusterId}`) },
             ],
           }),
         ),
       );
-      if (subnet.Subnet?.SubnetId !== undefined) subnetIds.push(subnet.Subnet.SubnetId);
+      table = made.RouteTable;
     }
-    return { vpcId, subnetIds };
+    const routeTableId = table?.RouteTableId;
+    if (routeTableId === undefined) throw fromEc2Error(new Error("CreateRouteTable returned no id"));
+    if (!(table?.Routes ?? []).some((r) => r.DestinationCidrBlock === "0.0.0.0/0")) {
+      await this.ec2Call(() =>
+        this.ec2.send(
+          new CreateRouteCommand({
+            RouteTableId: routeTableId,
+            DestinationCidrBlock: "0.0.0.0/0",
+            GatewayId: gatewayId,
+          }),
+        ),
+      );
+    }
+    for (const subnetId of subnetIds) {
+      if ((table?.Associations ?? []).some((a) => a.SubnetId === subnetId)) continue;
+      await this.ec2Call(() =>
+        this.ec2.send(new AssociateRouteTableCommand({ RouteTableId: routeTableId, SubnetId: subnetId })),
+      );
+    }
+    return routeTableId;
+  }
+
+  private async ensureEndpointGroup(clusterId: string, vpcId: string, cidr: string): Promise<string> {
+    const groups = await this.ec2Call(() =>
+      this.ec2.send(
+        new DescribeSecurityGroupsCommand({
+          Filters: [
+            { Name: "vpc-id", Values: [vpcId] },
+            { Name: `tag:${PART_TAG}`, Values: ["endpoints"] },
+          ],
+        }),
+      ),
+    );
+    const found = groups.SecurityGroups?.[0]?.GroupId;
+    if (found !== undefined) return found;
+    const made = await this.ec2Call(() =>
+      this.ec2.send(
+        new CreateSecurityGroupCommand({
+          GroupName: `nowscale-${clusterId}-endpoints`,
+          Description: `NowScale cluster ${clusterId}: its VPC endpoints, HTTPS from the VPC only`,
+          VpcId: vpcId,
+          TagSpecifications: [
+            {
+              ResourceType: "security-group",
+              Tags: tagsToList({
+                ...baseTags(clusterId),
+                Name: `nowscale-${clusterId}-endpoints`,
+                [PART_TAG]: "endpoints",
+              }),
+            },
+          ],
+        }),
+      ),
+    );
+    const groupId = made.GroupId;
+    if (groupId === undefined) throw fromEc2Error(new Error("CreateSecurityGroup returned no GroupId"));
+    await this.ec2Call(() =>
+      this.ec2.send(
+        new AuthorizeSecurityGroupIngressCommand({
+          GroupId: groupId,
+          IpPermissions: [{ IpProtocol: "tcp", FromPort: 443, ToPort: 443, IpRanges: [{ CidrIp: cidr }] }],
+        }),
+      ),
+    );
+    return groupId;
+  }
+
+  /** The region the clients call (the option, else the client's own configuration). */
+  private async region(): Promise<string> {
+    return this.options.region ?? (await this.ec2.config.region());
   }
 
   async createSecurityGroup(clusterId: string, vpcId: string): Promise<{ securityGroupId: string }> {
@@ -120,7 +408,11 @@ export class AwsClusterResources implements ClusterResources {
     return { securityGroupId };
   }
 
-  async createSecret(clusterId: string, kind: SecretKind): Promise<{ secretId: string; secretName: string }> {
+  async createSecret(
+    clusterId: string,
+    kind: SecretKind,
+    options: { vpcId?: string } = {},
+  ): Promise<{ secretId: string; secretName: string }> {
     const name = secretName(clusterId, kind);
     try {
       const found = await this.secrets.send(new DescribeSecretCommand({ SecretId: name }));
@@ -141,7 +433,12 @@ export class AwsClusterResources implements ClusterResources {
           Description: `NowScale ${kind} of cluster ${clusterId}`,
           KmsKeyId: this.options.kmsKeyId,
           ...value,
-          Tags: tagsToList({ ...baseTags(clusterId), [SECRET_TAG_KIND]: kind }),
+          // The node roles read a secret only by its kind and from its cluster's VPC (lib/infra/node-role.ts).
+          Tags: tagsToList({
+            ...baseTags(clusterId),
+            [SECRET_TAG_KIND]: kind,
+            ...(options.vpcId === undefined ? {} : { [SECRET_TAG_VPC]: options.vpcId }),
+          }),
         }),
       );
       if (created.ARN === undefined) throw new Error("CreateSecret returned no ARN");
@@ -166,11 +463,79 @@ export class AwsClusterResources implements ClusterResources {
     await this.goneIsFine(() => this.ec2.send(new DeleteSecurityGroupCommand({ GroupId: securityGroupId })));
   }
 
+  /**
+   * Everything createNetwork made, in the order EC2 lets it go: the endpoints, the endpoints' security
+   * group, the route table (its associations first), the internet gateway (detached first), the subnets,
+   * the VPC. Found by the VPC, so what a crashed attempt made goes too. An interface endpoint's network
+   * interfaces linger a little after its deletion: the group, subnet or VPC deletion then fails with
+   * DependencyViolation, which the workflow waits for and retries.
+   */
   async deleteNetwork(network: { vpcId: string; subnetIds: readonly string[] }): Promise<void> {
-    for (const subnetId of network.subnetIds) {
+    const vpcId = network.vpcId;
+    const vpcFilter = [{ Name: "vpc-id", Values: [vpcId] }];
+    const endpoints = await this.goneIsEmpty(() =>
+      this.ec2.send(new DescribeVpcEndpointsCommand({ Filters: vpcFilter })),
+    );
+    const endpointIds = (endpoints?.VpcEndpoints ?? []).flatMap((e) =>
+      e.VpcEndpointId === undefined || String(e.State).toLowerCase() === "deleted" ? [] : [e.VpcEndpointId],
+    );
+    if (endpointIds.length > 0)
+      await this.goneIsFine(() =>
+        this.ec2.send(new DeleteVpcEndpointsCommand({ VpcEndpointIds: endpointIds })),
+      );
+    const groups = await this.goneIsEmpty(() =>
+      this.ec2.send(
+        new DescribeSecurityGroupsCommand({
+          Filters: [...vpcFilter, { Name: `tag:${PART_TAG}`, Values: ["endpoints"] }],
+        }),
+      ),
+    );
+    for (const g of groups?.SecurityGroups ?? []) {
+      const groupId = g.GroupId;
+      if (groupId !== undefined)
+        await this.goneIsFine(() => this.ec2.send(new DeleteSecurityGroupCommand({ GroupId: groupId })));
+    }
+    const tables = await this.goneIsEmpty(() =>
+      this.ec2.send(new DescribeRouteTablesCommand({ Filters: vpcFilter })),
+    );
+    for (const t of tables?.RouteTables ?? []) {
+      if ((t.Associations ?? []).some((a) => a.Main === true) || t.RouteTableId === undefined) continue;
+      for (const a of t.Associations ?? []) {
+        const associationId = a.RouteTableAssociationId;
+        if (associationId !== undefined)
+          await this.goneIsFine(() =>
+            this.ec2.send(new DisassociateRouteTableCommand({ AssociationId: associationId })),
+          );
+      }
+      const routeTableId = t.RouteTableId;
+      await this.goneIsFine(() => this.ec2.send(new DeleteRouteTableCommand({ RouteTableId: routeTableId })));
+    }
+    const gateways = await this.goneIsEmpty(() =>
+      this.ec2.send(
+        new DescribeInternetGatewaysCommand({ Filters: [{ Name: "attachment.vpc-id", Values: [vpcId] }] }),
+      ),
+    );
+    for (const g of gateways?.InternetGateways ?? []) {
+      const gatewayId = g.InternetGatewayId;
+      if (gatewayId === undefined) continue;
+      await this.goneIsFine(() =>
+        this.ec2.send(new DetachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId })),
+      );
+      await this.goneIsFine(() =>
+        this.ec2.send(new DeleteInternetGatewayCommand({ InternetGatewayId: gatewayId })),
+      );
+    }
+    const subnets = await this.goneIsEmpty(() =>
+      this.ec2.send(new DescribeSubnetsCommand({ Filters: vpcFilter })),
+    );
+    const subnetIds = new Set([
+      ...network.subnetIds,
+      ...(subnets?.Subnets ?? []).flatMap((x) => (x.SubnetId === undefined ? [] : [x.SubnetId])),
+    ]);
+    for (const subnetId of subnetIds) {
       await this.goneIsFine(() => this.ec2.send(new DeleteSubnetCommand({ SubnetId: subnetId })));
     }
-    await this.goneIsFine(() => this.ec2.send(new DeleteVpcCommand({ VpcId: network.vpcId })));
+    await this.goneIsFine(() => this.ec2.send(new DeleteVpcCommand({ VpcId: vpcId })));
   }
 
   async list(clusterId: string): Promise<ClusterResourceRef[]> {
@@ -196,6 +561,8 @@ export class AwsClusterResources implements ClusterResources {
       this.ec2.send(new DescribeSecurityGroupsCommand({ Filters: filter })),
     );
     for (const g of groups.SecurityGroups ?? []) {
+      // The endpoints' group is part of the network: deleteNetwork removes it after the endpoints.
+      if (g.Tags?.some((t) => t.Key === PART_TAG)) continue;
       if (g.GroupId !== undefined) refs.push({ kind: "securityGroup", securityGroupId: g.GroupId });
     }
     let nextToken: string | undefined;
@@ -237,6 +604,17 @@ export class AwsClusterResources implements ClusterResources {
       return await call();
     } catch (error) {
       throw fromSecretsError(error);
+    }
+  }
+
+  /** A Describe whose VPC is already gone finds nothing. */
+  private async goneIsEmpty<T>(call: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await call();
+    } catch (error) {
+      const mapped = fromEc2Error(error);
+      if (mapped.cause?.code.endsWith(".NotFound")) return undefined;
+      throw mapped;
     }
   }
 

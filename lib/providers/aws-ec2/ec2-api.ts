@@ -2,7 +2,9 @@ import {
   type _InstanceType,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
+  DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
+  DescribeSubnetsCommand,
   EC2Client,
   type Filter,
   type Instance,
@@ -13,8 +15,10 @@ import {
 import { awsCatalog } from "../../core/catalogs/aws.js";
 import type { InstanceCatalog, InstanceTypeInfo } from "../../core/model.js";
 import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
+import { InvalidRequestError } from "../../ports/errors.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
 import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../shared/tags.js";
+import { architectureOf, DEFAULT_IMAGE, defaultImageParameter } from "./default-image.js";
 import { fromEc2Error } from "./errors.js";
 
 export interface Ec2ApiOptions {
@@ -23,6 +27,11 @@ export interface Ec2ApiOptions {
   region?: string;
   /** Security groups for the instances' network interface. */
   securityGroupIds?: string[];
+  /**
+   * The cluster's subnets: a candidate without a subnet goes to the one of these in its zone (without
+   * any, EC2 would use the default VPC, where the cluster's security group does not exist).
+   */
+  subnetIds?: string[];
   /** The node role's instance profile: the only role NowScale may pass (iam:PassRole is scoped to it). */
   instanceProfileArn?: string;
   keyName?: string;
@@ -34,11 +43,13 @@ const LIVE_STATES = ["pending", "running", "stopping", "stopped"];
 
 /**
  * EC2 through RunInstances (not CreateFleet; docs/providers.md says why), TerminateInstances,
- * DescribeInstances and DescribeInstanceTypes.
+ * DescribeInstances, DescribeInstanceTypeOfferings and DescribeInstanceTypes.
  */
 export class Ec2Api implements CloudApi {
   readonly cloud = "aws";
   readonly maxIdsPerCall = 100;
+  /** The Name tag takes 256 characters; 128 gives the same names as on CVM and ECS. */
+  readonly maxNameLength = 128;
   readonly client: EC2Client;
 
   constructor(private readonly options: Ec2ApiOptions = {}) {
@@ -48,8 +59,30 @@ export class Ec2Api implements CloudApi {
       new EC2Client({ maxAttempts: 1, ...(options.region === undefined ? {} : { region: options.region }) });
   }
 
+  /**
+   * The wanted types this region offers, described. DescribeInstanceTypes fails as a whole when one
+   * named type does not exist in the region, so the region's offerings are listed first (every page)
+   * and only offered types are described, 100 per call, every page.
+   */
   async instanceTypes(): Promise<InstanceCatalog> {
-    const names = this.options.instanceTypes ?? Object.keys(awsCatalog);
+    const wanted = this.options.instanceTypes ?? Object.keys(awsCatalog);
+    const offered = new Set<string>();
+    let offeringsToken: string | undefined;
+    do {
+      const page = await this.call((c) =>
+        c.send(
+          new DescribeInstanceTypeOfferingsCommand({
+            LocationType: "region",
+            MaxResults: 1000,
+            ...(offeringsToken === undefined ? {} : { NextToken: offeringsToken }),
+          }),
+        ),
+      );
+      for (const o of page.InstanceTypeOfferings ?? [])
+        if (o.InstanceType !== undefined) offered.add(o.InstanceType);
+      offeringsToken = page.NextToken;
+    } while (offeringsToken);
+    const names = [...new Set(wanted)].filter((n) => offered.has(n));
     const catalog: Record<string, InstanceTypeInfo> = {};
     for (let start = 0; start < names.length; start += 100) {
       let nextToken: string | undefined;
@@ -79,8 +112,57 @@ export class Ec2Api implements CloudApi {
   }
 
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
-    const output = await this.call((c) => c.send(new RunInstancesCommand(this.runRequest(input))));
+    const subnetId = input.candidate.subnetId ?? (await this.subnetIn(input.candidate.zone));
+    // The default image: EC2 resolves the public parameter of the type's architecture at launch.
+    const imageId =
+      input.imageId === DEFAULT_IMAGE
+        ? `resolve:ssm:${defaultImageParameter(await this.architecture(input.candidate.instanceType))}`
+        : input.imageId;
+    const request = this.runRequest({
+      ...input,
+      imageId,
+      ...(subnetId === undefined ? {} : { candidate: { ...input.candidate, subnetId } }),
+    });
+    const output = await this.call((c) => c.send(new RunInstancesCommand(request)));
     return (output.Instances ?? []).map(toCloudInstance);
+  }
+
+  private readonly architectures = new Map<string, "amd64" | "arm64">();
+
+  private async architecture(instanceType: string): Promise<"amd64" | "arm64"> {
+    const known = this.architectures.get(instanceType);
+    if (known !== undefined) return known;
+    const found = await architectureOf(this.client, instanceType);
+    this.architectures.set(instanceType, found);
+    return found;
+  }
+
+  private subnetZones: Promise<Map<string, string>> | undefined;
+
+  /**
+   * The cluster's subnet in `zone` (the first, in the order given), read once per adapter. Undefined
+   * without cluster subnets; InvalidRequestError when none of them is in the zone.
+   */
+  private async subnetIn(zone: string): Promise<string | undefined> {
+    const ids = this.options.subnetIds ?? [];
+    if (ids.length === 0) return undefined;
+    this.subnetZones ??= this.call((c) => c.send(new DescribeSubnetsCommand({ SubnetIds: ids })))
+      .then((out) => {
+        const zones = new Map<string, string>();
+        for (const s of out.Subnets ?? [])
+          if (s.SubnetId !== undefined && s.AvailabilityZone !== undefined)
+            zones.set(s.SubnetId, s.AvailabilityZone);
+        return zones;
+      })
+      .catch((error: unknown) => {
+        this.subnetZones = undefined; // a failed read is tried again next launch
+        throw error;
+      });
+    const zones = await this.subnetZones;
+    const found = ids.find((id) => zones.get(id) === zone);
+    if (found === undefined)
+      throw new InvalidRequestError(`the cluster has no subnet in ${zone} (its subnets: ${ids.join(", ")})`);
+    return found;
   }
 
   /** The exact RunInstances request; exported through the class for tests and docs. */
@@ -108,9 +190,15 @@ export class Ec2Api implements CloudApi {
         : { UserData: Buffer.from(input.userData, "utf8").toString("base64") }),
       // IMDSv2 only; hop limit 1 keeps the credentials away from containers on the node.
       MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
+      // Every resource the launch creates carries the tags: the stack's policy authorizes RunInstances on
+      // each of them only with nowscale:managed in the request (lib/infra/permissions.ts).
       TagSpecifications: [
         { ResourceType: "instance", Tags: tags },
         { ResourceType: "volume", Tags: tags },
+        { ResourceType: "network-interface", Tags: tags },
+        ...(candidate.chargeType === "SPOT"
+          ? [{ ResourceType: "spot-instances-request" as const, Tags: tags }]
+          : []),
       ],
       ...(candidate.chargeType === "SPOT"
         ? {

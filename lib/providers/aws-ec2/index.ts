@@ -2,6 +2,12 @@ import type { CloudProvider } from "../../ports/cloud-provider.js";
 import { ManagedProvider, type ManagedProviderOptions } from "../shared/managed-provider.js";
 import { Ec2Api, type Ec2ApiOptions } from "./ec2-api.js";
 
+export {
+  AwsDefaultImages,
+  DEFAULT_IMAGE,
+  DEFAULT_IMAGE_DISTRIBUTION,
+  defaultImageParameter,
+} from "./default-image.js";
 export { Ec2Api, type Ec2ApiOptions } from "./ec2-api.js";
 export { EC2_ERROR_CODES, fromEc2Error } from "./errors.js";
 

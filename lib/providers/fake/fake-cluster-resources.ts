@@ -6,6 +6,7 @@ import type {
   SecretKind,
 } from "../../ports/cluster-resources.js";
 import { secretName } from "../../ports/cluster-resources.js";
+import { InvalidRequestError } from "../../ports/errors.js";
 
 type Method = keyof ClusterResources;
 
@@ -51,6 +52,15 @@ export class FakeClusterResources implements ClusterResources {
     const subnetIds = spec.zones.map(() => this.id("subnet"));
     this.put(clusterId, vpcId, { kind: "network", vpcId, subnetIds });
     return { vpcId, subnetIds };
+  }
+
+  /** The user's networks the fake knows as invalid (vpcId → the message); all others pass. */
+  readonly invalidNetworks = new Map<string, string>();
+
+  async validateNetwork(network: { vpcId: string; subnetIds: readonly string[] }): Promise<void> {
+    this.enter("validateNetwork", network);
+    const problem = this.invalidNetworks.get(network.vpcId);
+    if (problem !== undefined) throw new InvalidRequestError(problem);
   }
 
   async createSecurityGroup(clusterId: string, vpcId: string): Promise<{ securityGroupId: string }> {

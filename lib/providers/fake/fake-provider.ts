@@ -27,6 +27,7 @@ const KIND_OF_FAULT: Record<FaultKind, CloudErrorKind> = {
 export class FakeCloudApi implements CloudApi {
   readonly cloud = "fake";
   readonly maxIdsPerCall = 100;
+  readonly maxNameLength = 128;
 
   constructor(
     readonly fakeCloud: FakeCloud,

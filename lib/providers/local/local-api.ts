@@ -67,6 +67,7 @@ interface InstanceRecord {
 export class LocalApi implements CloudApi {
   readonly cloud = "local";
   readonly maxIdsPerCall = 100;
+  readonly maxNameLength = 128;
   private readonly clock: Clock;
   private readonly limits: OfferingLimit[];
 

@@ -11,6 +11,8 @@ export interface CloudApi {
   readonly cloud: string;
   /** At most this many ids per terminate or describe call. */
   readonly maxIdsPerCall: number;
+  /** The longest instance name the cloud takes (room for any suffix it adds itself left out). */
+  readonly maxNameLength: number;
 
   instanceTypes(): Promise<InstanceCatalog>;
 
@@ -42,6 +44,6 @@ export interface RunInstancesInput {
   tags: Readonly<Record<string, string>>;
   /** Plain text; the adapter encodes it (all three clouds take base64). */
   userData?: string;
-  /** A readable name prefix for consoles (`nowscale-<cluster>-<queue>`); not an identity. */
+  /** A readable name for consoles (`nowscale-<cluster>-<queue>`, cut to maxNameLength); not an identity. */
   namePrefix: string;
 }

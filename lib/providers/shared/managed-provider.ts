@@ -16,9 +16,11 @@ import {
   isCloudProviderError,
   NotFoundError,
   ServiceUnavailableError,
+  ThrottledError,
   UnauthorizedError,
 } from "../../ports/errors.js";
 import type { CloudApi } from "./cloud-api.js";
+import { instanceName } from "./instance-name.js";
 import { DEFAULT_UNAVAILABLE_TTL_MS, UnavailableOfferings } from "./offering-cache.js";
 import { DEFAULT_RETRY_POLICY, type Random, type RetryPolicy, withRetry } from "./retry.js";
 import { CLUSTER_TAG, instanceTags } from "./tags.js";
@@ -78,9 +80,15 @@ export class ManagedProvider implements CloudProvider {
 
       const heldUntil = this.unavailable.unavailableUntil(candidate);
       if (heldUntil !== undefined) {
-        const error = new InsufficientCapacityError(
-          `${describe(candidate)} is held unavailable until ${new Date(heldUntil).toISOString()} after a capacity error`,
-        );
+        const reason = this.unavailable.reason(candidate);
+        const until = new Date(heldUntil).toISOString();
+        // Skipped with the kind of the error that put it on hold, so callers count it the same way.
+        const error =
+          reason !== undefined && isCloudProviderError(reason)
+            ? heldError(reason, `${describe(candidate)} is held back until ${until} after: ${reason.message}`)
+            : new InsufficientCapacityError(
+                `${describe(candidate)} is held unavailable until ${until} after a capacity error`,
+              );
         failures.push({ index, candidate, error, skipped: true });
         continue;
       }
@@ -95,19 +103,22 @@ export class ManagedProvider implements CloudProvider {
             maxCount: wanted,
             clientToken: launchToken(request.clusterId, request.round, candidate),
             tags,
-            namePrefix: `nowscale-${request.clusterId}-${request.queue}`,
+            namePrefix: instanceName(request.clusterId, request.queue, this.api.maxNameLength),
             ...(request.userData === undefined ? {} : { userData: request.userData }),
           }),
         );
       } catch (caught) {
         const error = asCloudError(caught);
         if (error instanceof InsufficientCapacityError) this.unavailable.markUnavailable(candidate);
+        // Any other failure but throttling (the account's, not the offering's) backs off per offering.
+        else if (!(error instanceof ThrottledError)) this.unavailable.markFailed(candidate, error);
         failures.push({ index, candidate, error, skipped: false });
         // The same credentials fail the same way on every candidate: stop instead of hammering the API.
         if (error instanceof UnauthorizedError) break;
         continue;
       }
 
+      if (started.length > 0) this.unavailable.markSucceeded(candidate);
       // Never trust the count: a cloud without MinCount, an asynchronous launch failure, or a token that
       // found an earlier, different-sized call can all hand back more or fewer than asked.
       const fresh = started.filter((s) => !instances.some((i) => i.id === s.id));
@@ -191,6 +202,12 @@ export class ManagedProvider implements CloudProvider {
 
 function describe(candidate: LaunchCandidate): string {
   return `${candidate.instanceType} in ${candidate.zone} (${candidate.chargeType})`;
+}
+
+/** A new error of the same class as `reason` (same kind, same cause) with `message`. */
+function heldError(reason: CloudProviderError, message: string): CloudProviderError {
+  const Kind = reason.constructor as new (m: string, c?: CloudProviderError["cause"]) => CloudProviderError;
+  return new Kind(message, reason.cause);
 }
 
 /** An adapter bug or a network failure outside the SDK's mapping still reaches the caller typed. */

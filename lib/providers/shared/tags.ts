@@ -7,6 +7,12 @@ export const CLUSTER_TAG = "nowscale:cluster";
 export const QUEUE_TAG = "nowscale:queue";
 export const MANAGED_TAG = "nowscale:managed";
 export const RESERVED_TAG_PREFIX = "nowscale:";
+/** On the master only (set by the creation workflow): the scaler's roles may never terminate it. */
+export const ROLE_TAG = "nowscale-role";
+/** On a cluster secret: its kind, so a compute's role reads the munge key only. */
+export const SECRET_KIND_TAG = "nowscale:secret-kind";
+/** On a cluster secret: its cluster's VPC, so nodes read only the secrets of their own VPC. */
+export const SECRET_VPC_TAG = "nowscale:vpc";
 
 /** Tag keys and values that every cloud accepts (EC2, CVM and ECS share this subset). */
 export const TAG_KEY = /^[A-Za-z0-9][A-Za-z0-9 _.:/=+@-]{0,127}$/;

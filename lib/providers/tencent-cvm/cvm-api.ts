@@ -51,6 +51,8 @@ const PAGE = 100;
 export class CvmApi implements CloudApi {
   readonly cloud = "tencent";
   readonly maxIdsPerCall = 100;
+  /** InstanceName takes 128 characters; CVM appends "-<n>" to each of a multi-instance launch's names. */
+  readonly maxNameLength = 128 - 4;
   readonly client: CvmClient;
 
   constructor(private readonly options: CvmApiOptions) {

@@ -113,6 +113,24 @@ describe("create-cluster workflow, run locally on the real definition", () => {
     expect(bed.leftovers()).toEqual(NOTHING_LEFT);
   });
 
+  it("refuses a request for another region than the stack's, naming the field, before making anything", async () => {
+    // Prepare
+    const bed = new WorkflowBed();
+    bed.region = "eu-west-1";
+
+    // Act
+    const result = await bed.run(definition, { clusterId: CLUSTER_ID, request: createRequest() });
+
+    // Assess
+    expect(result.status).toBe("FAILED");
+    expect(result.retried).toEqual([]);
+    expect(bed.record().reason).toMatch(
+      /^ValidationError: .*region: must be the stack's region eu-west-1, not us-east-1/,
+    );
+    expect(bed.resources.calls.filter((c) => c.method.startsWith("create"))).toEqual([]);
+    expect(bed.leftovers()).toEqual(NOTHING_LEFT);
+  });
+
   it("gives up after six throttled retries and cleans up", async () => {
     // Prepare
     const bed = new WorkflowBed();

@@ -71,6 +71,8 @@ export class WorkflowBed {
   /** The security groups each provider was built with. */
   readonly providerSecurityGroups: (string[] | undefined)[] = [];
   readonly taskInputs: unknown[] = [];
+  /** The stack's region the tasks check requests against (undefined: no check). */
+  region: string | undefined;
 
   readonly lifecycleStore: LifecycleStore;
 
@@ -95,6 +97,7 @@ export class WorkflowBed {
         },
         agent: this.agent,
         clock: this.clock,
+        ...(this.region === undefined ? {} : { region: this.region }),
       },
       input,
     );

@@ -281,6 +281,30 @@ describe("SsmAgentChannel", () => {
     ssm.restore();
   });
 
+  it("with the stack's agent document, sends only the action, node and a reason cut to the document's pattern", async () => {
+    // Prepare
+    const ssm = mockClient(SSMClient);
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-4" } });
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: "Success", ResponseCode: 0 });
+    const channel = new SsmAgentChannel({
+      client: new SSMClient({ region: "us-east-1" }),
+      instanceId: "i-m",
+      clock: new FakeClock(),
+      documentName: "NowScale-AgentDocument-1",
+    });
+    // Act
+    await channel.drain("i-0abc", "idle for 300 s; it's time");
+    // Assess
+    const sent = ssm.commandCalls(SendCommandCommand)[0]?.args[0].input;
+    expect(sent?.DocumentName).toBe("NowScale-AgentDocument-1");
+    expect(sent?.Parameters).toEqual({
+      action: ["drain"],
+      node: ["i-0abc"],
+      reason: ["nowscale: idle for 300 s; it_s time"],
+    });
+    ssm.restore();
+  });
+
   it("runs the fixed report command and validates its output", async () => {
     // Prepare
     const ssm = mockClient(SSMClient);

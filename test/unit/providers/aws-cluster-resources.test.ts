@@ -1,12 +1,17 @@
 import {
   AuthorizeSecurityGroupIngressCommand,
+  CreateInternetGatewayCommand,
+  CreateRouteTableCommand,
   CreateSecurityGroupCommand,
   CreateSubnetCommand,
   CreateVpcCommand,
   DeleteSubnetCommand,
   DeleteVpcCommand,
+  DescribeInternetGatewaysCommand,
+  DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
+  DescribeVpcEndpointsCommand,
   DescribeVpcsCommand,
   EC2Client,
 } from "@aws-sdk/client-ec2";
@@ -43,6 +48,14 @@ describe("AwsClusterResources", () => {
     sm.reset();
     ec2.on(DescribeVpcsCommand).resolves({ Vpcs: [] });
     ec2.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [] });
+    // The rest of the network (gateway, routes, endpoints): test/integration/workflow/aws-network.test.ts.
+    ec2.on(DescribeSubnetsCommand).resolves({ Subnets: [] });
+    ec2.on(DescribeInternetGatewaysCommand).resolves({ InternetGateways: [] });
+    ec2.on(CreateInternetGatewayCommand).resolves({ InternetGateway: { InternetGatewayId: "igw-1" } });
+    ec2.on(DescribeRouteTablesCommand).resolves({ RouteTables: [] });
+    ec2.on(CreateRouteTableCommand).resolves({ RouteTable: { RouteTableId: "rtb-1" } });
+    ec2.on(DescribeVpcEndpointsCommand).resolves({ VpcEndpoints: [] });
+    ec2.on(CreateSecurityGroupCommand).resolves({ GroupId: "sg-endpoints" });
     sm.on(ListSecretsCommand).resolves({ SecretList: [] });
   });
 
@@ -75,7 +88,9 @@ describe("AwsClusterResources", () => {
   it("returns the cluster's existing network instead of making a second one", async () => {
     // Prepare
     ec2.on(DescribeVpcsCommand).resolves({ Vpcs: [{ VpcId: "vpc-old" }] });
-    ec2.on(DescribeSubnetsCommand).resolves({ Subnets: [{ SubnetId: "subnet-old" }] });
+    ec2
+      .on(DescribeSubnetsCommand)
+      .resolves({ Subnets: [{ SubnetId: "subnet-old", AvailabilityZone: "us-east-1a" }] });
 
     // Act
     const network = await adapter().createNetwork("hpc-1", { cidr: "10.42.0.0/16", zones: ["us-east-1a"] });
@@ -83,6 +98,7 @@ describe("AwsClusterResources", () => {
     // Assess
     expect(network).toEqual({ vpcId: "vpc-old", subnetIds: ["subnet-old"] });
     expect(ec2.commandCalls(CreateVpcCommand)).toHaveLength(0);
+    expect(ec2.commandCalls(CreateSubnetCommand)).toHaveLength(0);
   });
 
   it("opens the security group to its own members only", async () => {

@@ -1,11 +1,14 @@
 import {
   DescribeInstancesCommand,
+  DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
+  DescribeSubnetsCommand,
   EC2ServiceException,
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { awsCatalog } from "../../../lib/core/catalogs/aws.js";
 import {
   InsufficientCapacityError,
   InvalidRequestError,
@@ -85,9 +88,11 @@ describe("AWS EC2 adapter", () => {
       IamInstanceProfile: { Arn: "arn:aws:iam::123456789012:instance-profile/nowscale-node" },
       UserData: Buffer.from("#!/bin/sh\necho hi\n").toString("base64"),
       MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
+      // Every resource the launch makes is tagged: IAM authorizes RunInstances on each with the tag.
       TagSpecifications: [
         { ResourceType: "instance", Tags: tags },
         { ResourceType: "volume", Tags: tags },
+        { ResourceType: "network-interface", Tags: tags },
       ],
     });
   });
@@ -114,6 +119,43 @@ describe("AWS EC2 adapter", () => {
     });
     expect(input?.SubnetId).toBeUndefined();
     expect(input?.MetadataOptions?.HttpTokens).toBe("required");
+    expect(input?.TagSpecifications?.map((s) => s.ResourceType)).toEqual([
+      "instance",
+      "volume",
+      "network-interface",
+      "spot-instances-request",
+    ]);
+  });
+
+  it("puts a candidate without a subnet in the cluster's subnet of its zone, and refuses a zone the cluster has none in", async () => {
+    // Prepare
+    sim.restore();
+    sim = startEc2Simulator(cloud, { subnets: { "subnet-0a": "us-east-1a", "subnet-0b": "us-east-1b" } });
+    const api = new Ec2Api({ client: sim.client, subnetIds: ["subnet-0a", "subnet-0b"] });
+    const p = new ManagedProvider(api, { clock: new FakeClock(), random: () => 0.5 });
+    const launch = (zone: string, round: string) =>
+      p.launch({
+        clusterId: "hpc1",
+        queue: "q",
+        round,
+        candidates: [{ instanceType: "c5.xlarge", zone, chargeType: "ON_DEMAND" }],
+        count: 1,
+        allOrNothing: false,
+        imageId: "ami-0123456789abcdef0",
+      });
+
+    // Act
+    const inB = await launch("us-east-1b", "r1");
+    const inC = await launch("us-east-1c", "r2");
+
+    // Assess
+    expect(inB.failures).toEqual([]);
+    const runs = sim.mock.commandCalls(RunInstancesCommand).map((c) => c.args[0].input);
+    expect(runs.map((r) => r.SubnetId)).toEqual(["subnet-0b"]);
+    expect(inC.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+    expect(inC.failures[0]?.error.message).toMatch(/no subnet in us-east-1c/);
+    // The subnets' zones are read once per adapter.
+    expect(sim.mock.commandCalls(DescribeSubnetsCommand)).toHaveLength(1);
   });
 
   it("terminates by id and lists by the cluster tag and live states", async () => {
@@ -157,6 +199,37 @@ describe("AWS EC2 adapter", () => {
       "c5.xlarge": { vcpus: 4, memoryMiB: 8192, gpus: 0, pricePerHour: 0.17 },
       "g4dn.xlarge": { vcpus: 4, memoryMiB: 16384, gpus: 1, pricePerHour: 0.526 },
     });
+  });
+
+  it("describes only the types the region offers (read over every offerings page), 100 per call", async () => {
+    // Prepare: a region that offers all but one catalog type, listed two per page
+    sim.restore();
+    const all = Object.keys(awsCatalog);
+    const notOffered = all[all.length - 1] ?? "";
+    sim = startEc2Simulator(cloud, { offered: all.filter((n) => n !== notOffered), offeringsPageSize: 2 });
+    const api = new Ec2Api({
+      client: sim.client,
+      instanceTypes: ["c5.xlarge", "x9.nonexistent", notOffered, ...all.slice(0, 150)],
+    });
+
+    // Act
+    const catalog = await new ManagedProvider(api, {
+      clock: new FakeClock(),
+      random: () => 0.5,
+    }).instanceTypes();
+
+    // Assess
+    expect(catalog["c5.xlarge"]).toEqual({ vcpus: 4, memoryMiB: 8192, gpus: 0, pricePerHour: 0.17 });
+    expect(Object.keys(catalog)).not.toContain("x9.nonexistent");
+    expect(Object.keys(catalog)).not.toContain(notOffered);
+    expect(Object.keys(catalog).length).toBe(new Set(all.slice(0, 150).filter((n) => n !== notOffered)).size);
+    const describes = sim.mock
+      .commandCalls(DescribeInstanceTypesCommand)
+      .map((c) => c.args[0].input.InstanceTypes ?? []);
+    for (const d of describes) expect(d.length).toBeLessThanOrEqual(100);
+    expect(sim.mock.commandCalls(DescribeInstanceTypeOfferingsCommand).length).toBe(
+      Math.ceil((all.length - 1) / 2),
+    );
   });
 
   it.each([

@@ -62,6 +62,7 @@ function offeringOf(spec: NamespaceNodeSpec): string {
 class InjectingApi implements CloudApi {
   readonly cloud = "local";
   readonly maxIdsPerCall = 100;
+  readonly maxNameLength = 128;
   readonly inputs: RunInstancesInput[] = [];
   readonly faults: FaultKind[] = [];
 
@@ -124,7 +125,7 @@ export async function localHarness(): Promise<ContractHarness> {
           namePrefix: "seeded",
         }),
     },
-    launchInputs: () => api.inputs,
+    launchInputs: () => api.inputs.map((i) => ({ ...i, name: i.namePrefix })),
     clock,
     candidates: [
       { instanceType: "local.c2m2", zone: "local-a", chargeType: "ON_DEMAND" },

@@ -29,8 +29,8 @@ export interface ContractHarness {
   provider: CloudProvider;
   /** The simulated cloud behind the adapter's wire (SDK mock, local HTTP server, namespace nodes). */
   cloud: SimulatedCloud;
-  /** Token and minimum of every launch call that reached the cloud, in order. */
-  launchInputs(): { clientToken?: string; minCount: number }[];
+  /** Token, minimum and instance name of every launch call that reached the cloud, in order. */
+  launchInputs(): { clientToken?: string; minCount: number; name?: string }[];
   clock: FakeClock;
   /** Two valid candidates in different zones, first to try first. */
   candidates: [LaunchCandidate, LaunchCandidate];
@@ -71,6 +71,37 @@ export function providerContract(name: string, makeHarness: () => Promise<Contra
         ...overrides,
       };
     }
+
+    it("names instances within every cloud's 128-character limit, cut with a stable hash of the full name", async () => {
+      // Prepare: the longest names the allow-lists accept
+      const cluster = `c${"a".repeat(62)}`;
+      const launch = (queue: string, round: string) =>
+        h.provider.launch({
+          clusterId: cluster,
+          queue,
+          round,
+          candidates: [h.candidates[0]],
+          count: 1,
+          allOrNothing: false,
+          imageId: h.imageId,
+        });
+
+      // Act
+      const first = await launch(`q${"b".repeat(62)}`, "r1");
+      await launch(`q${"b".repeat(61)}c`, "r2");
+      await launch(`q${"b".repeat(62)}`, "r3");
+      await launch("short", "r4");
+
+      // Assess
+      expect(first.failures).toEqual([]);
+      const names = h.launchInputs().map((i) => i.name);
+      if (names.every((n) => n === undefined)) return; // a cloud without instance names (local)
+      for (const n of names) expect(n?.length ?? 0).toBeLessThanOrEqual(128);
+      expect(names[0]).toMatch(/^nowscale-caaaa.*-[0-9a-f]{8}$/);
+      expect(names[1]).not.toBe(names[0]);
+      expect(names[2]).toBe(names[0]);
+      expect(names[3]).toBe(`nowscale-${cluster}-short`);
+    });
 
     it("falls through to the second candidate after a capacity error on the first", async () => {
       // Prepare
@@ -138,6 +169,8 @@ export function providerContract(name: string, makeHarness: () => Promise<Contra
 
       // Act
       const invalid = await h.provider.launch(request({ round: "r-invalid" }));
+      // Past the invalid offering's back-off (its own test below), so both launches reach the cloud.
+      h.clock.advance(30_000);
       h.cloud.failNext("run", "unauthorized");
       const before = h.wireLaunchCalls();
       const denied = await h.provider.launch(request({ round: "r-denied" }));
@@ -150,6 +183,34 @@ export function providerContract(name: string, makeHarness: () => Promise<Contra
       expect(denied.failures[0]?.error).toBeInstanceOf(UnauthorizedError);
       expect(denied.instances).toEqual([]);
       expect(h.wireLaunchCalls()).toBe(before + 1);
+    });
+
+    it("backs a failing offering off (30 s, doubling) without calling the cloud, and forgets it after a success", async () => {
+      // Prepare: the first candidate refuses the request (an invalid image, say)
+      h.cloud.failNext("run", "invalid");
+      const one = (round: string) => h.provider.launch(request({ round, count: 1, allOrNothing: false }));
+
+      // Act
+      const failed = await one("b1");
+      const callsAfterFailure = h.wireLaunchCalls();
+      const held = await one("b2");
+      const heldCalls = h.wireLaunchCalls() - callsAfterFailure;
+      h.clock.advance(30_000);
+      h.cloud.failNext("run", "invalid");
+      await one("b3");
+      h.clock.advance(30_000);
+      const stillHeld = await one("b4");
+      h.clock.advance(30_000);
+      const retried = await one("b5");
+
+      // Assess: the held offering is skipped with the error that put it on hold, the next one serves
+      expect(failed.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+      expect(held.failures[0]).toMatchObject({ index: 0, skipped: true });
+      expect(held.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+      expect(heldCalls).toBe(1);
+      expect(stillHeld.failures[0]).toMatchObject({ index: 0, skipped: true });
+      expect(retried.failures).toEqual([]);
+      expect(retried.instances[0]?.zone).toBe(h.candidates[0].zone);
     });
 
     it("reports a quota error per candidate and moves on", async () => {

@@ -1,7 +1,9 @@
 import {
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
+  DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
+  DescribeSubnetsCommand,
   EC2Client,
   EC2ServiceException,
   type Instance,
@@ -40,7 +42,17 @@ export interface Ec2Simulator {
  * EC2 through aws-sdk-client-mock on the real client: each command is answered from the fake cloud,
  * and failures are thrown as the SDK's own EC2ServiceException with EC2's codes.
  */
-export function startEc2Simulator(cloud: FakeCloud): Ec2Simulator {
+export interface Ec2SimulatorOptions {
+  /** The types the region offers. @default every type of the built-in AWS catalog */
+  offered?: readonly string[];
+  /** Offerings per DescribeInstanceTypeOfferings page, to make the adapter page. @default 1000 */
+  offeringsPageSize?: number;
+  /** Subnet id → zone, for DescribeSubnets. */
+  subnets?: Record<string, string>;
+}
+
+export function startEc2Simulator(cloud: FakeCloud, options: Ec2SimulatorOptions = {}): Ec2Simulator {
+  const offered = options.offered ?? Object.keys(awsCatalog);
   const client = new EC2Client({
     region: "us-east-1",
     credentials: { accessKeyId: "test-access-key-id", secretAccessKey: "test-secret-access-key" },
@@ -63,6 +75,7 @@ export function startEc2Simulator(cloud: FakeCloud): Ec2Simulator {
         tags,
         ...(input.ClientToken === undefined ? {} : { clientToken: input.ClientToken }),
         ...(input.SubnetId === undefined ? {} : { subnetId: input.SubnetId }),
+        ...nameOf(input),
       });
       return { ReservationId: "r-0123456789abcdef0", Instances: started.map(toEc2Instance) };
     }),
@@ -90,10 +103,50 @@ export function startEc2Simulator(cloud: FakeCloud): Ec2Simulator {
       return { Reservations: found.length === 0 ? [] : [{ Instances: found.map(toEc2Instance) }] };
     }),
   );
+  mock.on(DescribeSubnetsCommand).callsFake((input: { SubnetIds?: string[] }) => ({
+    Subnets: (input.SubnetIds ?? []).map((SubnetId) => {
+      const zone = options.subnets?.[SubnetId];
+      if (zone === undefined)
+        throw new EC2ServiceException({
+          name: "InvalidSubnetID.NotFound",
+          $fault: "client",
+          message: `The subnet ID '${SubnetId}' does not exist`,
+          $metadata: { httpStatusCode: 400 },
+        });
+      return { SubnetId, AvailabilityZone: zone, VpcId: "vpc-0cluster" };
+    }),
+  }));
+  mock
+    .on(DescribeInstanceTypeOfferingsCommand)
+    .callsFake((input: { NextToken?: string; MaxResults?: number }) => {
+      const start = Number(input.NextToken ?? 0);
+      const size = Math.min(input.MaxResults ?? 1000, options.offeringsPageSize ?? 1000);
+      const next = start + size;
+      return {
+        InstanceTypeOfferings: offered
+          .slice(start, next)
+          .map((InstanceType) => ({ InstanceType, LocationType: "region", Location: "us-east-1" })),
+        ...(next < offered.length ? { NextToken: String(next) } : {}),
+      };
+    });
   mock.on(DescribeInstanceTypesCommand).callsFake((input: { InstanceTypes?: string[] }) => ({
     InstanceTypes: (input.InstanceTypes ?? []).flatMap((name) => {
       const info = awsCatalog[name];
-      if (info === undefined) return [];
+      // As EC2: one type the region does not know fails the whole call.
+      if (info === undefined || !offered.includes(name))
+        throw new EC2ServiceException({
+          name: "InvalidInstanceType",
+          $fault: "client",
+          message: `The following supplied instance types do not exist: [${name}]`,
+          $metadata: { httpStatusCode: 400 },
+        });
+      if ((input.InstanceTypes?.length ?? 0) > 100)
+        throw new EC2ServiceException({
+          name: "InvalidParameterValue",
+          $fault: "client",
+          message: "at most 100 instance types",
+          $metadata: { httpStatusCode: 400 },
+        });
       return [
         {
           InstanceType: name,
@@ -105,6 +158,14 @@ export function startEc2Simulator(cloud: FakeCloud): Ec2Simulator {
     }),
   }));
   return { client, mock, restore: () => mock.restore() };
+}
+
+/** The Name tag, which EC2 consoles show as the instance's name. */
+function nameOf(input: RunInstancesCommandInput): { name?: string } {
+  const name = input.TagSpecifications?.find((s) => s.ResourceType === "instance")?.Tags?.find(
+    (t) => t.Key === "Name",
+  )?.Value;
+  return name === undefined ? {} : { name };
 }
 
 function answer<T>(operation: () => T): T {

@@ -1,0 +1,75 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App, Stack } from "aws-cdk-lib";
+import { describe, expect, it } from "vitest";
+import { AGENT_DOCUMENT } from "../../lib/control/agent-ssm.js";
+import { AgentDocument } from "../../lib/infra/agent-document.js";
+
+interface DocumentContent {
+  parameters: Record<string, { allowedPattern?: string; allowedValues?: string[] }>;
+  mainSteps: { inputs: { runCommand: string[] } }[];
+}
+
+/** The document as SSM would run it: parameters checked against their patterns, then substituted. */
+function runDocument(content: DocumentContent, values: Record<string, string>): string {
+  for (const [name, value] of Object.entries(values)) {
+    const p = content.parameters[name];
+    if (p?.allowedValues !== undefined && !p.allowedValues.includes(value))
+      throw new Error(`${name} refused`);
+    if (p?.allowedPattern !== undefined && !new RegExp(p.allowedPattern).test(value))
+      throw new Error(`${name} refused`);
+  }
+  const script = (content.mainSteps[0]?.inputs.runCommand ?? [])
+    .join("\n")
+    .replace(/\{\{ (\w+) \}\}/g, (_m, name: string) => values[name] ?? "");
+  // A `node` first on PATH stands in for the agent: it prints the words it was given, one per line.
+  const bin = mkdtempSync(join(tmpdir(), "nowscale-doc-"));
+  writeFileSync(join(bin, "node"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\n", { mode: 0o755 });
+  try {
+    return execFileSync("bash", ["-c", script], {
+      encoding: "utf8",
+      env: { PATH: `${bin}:${process.env.PATH ?? ""}` },
+    });
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+}
+
+describe("the agent's SSM document", () => {
+  const stack = new Stack(new App(), "T");
+  const content = new AgentDocument(stack, "Agent").document.content as DocumentContent;
+
+  it("THEN it runs the agent's report and node actions with the words it was given", () => {
+    // Act
+    const report = runDocument(content, { action: "report", node: "", reason: "" });
+    const drain = runDocument(content, { action: "drain", node: "i-0abc", reason: "nowscale: idle (300 s)" });
+
+    // Assess
+    expect(report.split("\n")).toEqual(["/opt/nowscale/nowscale-agent.js", "report", ""]);
+    expect(drain.split("\n")).toEqual([
+      "/opt/nowscale/nowscale-agent.js",
+      "drain",
+      "i-0abc",
+      "--reason",
+      "nowscale: idle (300 s)",
+      "",
+    ]);
+  });
+
+  it("THEN a value that could leave its quotes or run a command is refused before anything runs", () => {
+    for (const [name, value] of [
+      ["node", "a'; reboot; '"],
+      ["reason", "x' $(reboot) '"],
+      ["reason", "`reboot`"],
+      ["action", "sh"],
+    ] as const) {
+      expect(
+        () => runDocument(content, { action: "drain", node: "n1", reason: "", [name]: value }),
+        value,
+      ).toThrow(`${name} refused`);
+    }
+    expect(content.parameters.node?.allowedPattern).toBe(AGENT_DOCUMENT.nodePattern);
+  });
+});

@@ -1,0 +1,298 @@
+import { EC2ServiceException } from "@aws-sdk/client-ec2";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { awsLifecycleDeps } from "../../../lib/control/lifecycle/aws-deps.js";
+import { runLifecycleTask } from "../../../lib/control/lifecycle/dispatch.js";
+import { WORKFLOW_ENV } from "../../../lib/control/lifecycle/env.js";
+import type { CreateClusterRequestInput } from "../../../lib/control/lifecycle/request.js";
+import { MemoryLifecycleStore } from "../../../lib/control/lifecycle/store.js";
+import { TABLE_ENV } from "../../../lib/state/tables.js";
+import { createClusterDefinition, deleteClusterDefinition } from "../../../lib/workflow/index.js";
+import { runWorkflowLocally } from "../../../lib/workflow/local-runner.js";
+import { ACCOUNT, AwsWorld, REGION, type Resource } from "../../support/aws-world.js";
+
+/**
+ * The network a cluster gets on AWS, made by the creation workflow's real tasks (the workflow-task
+ * Lambda's AWS ports) against the in-memory EC2 of test/support/aws-world.ts, which keeps EC2's rules
+ * on dependencies (a VPC goes only once nothing is left in it): resources and routes asserted, and
+ * compensation and deletion leaving nothing behind.
+ */
+
+const CLUSTER = "net-1";
+let world: AwsWorld;
+let store: MemoryLifecycleStore;
+
+const env = {
+  // The store is the in-memory one below; the table names only have to be there.
+  ...Object.fromEntries(Object.values(TABLE_ENV).map((name) => [name, "unused"])),
+  AWS_REGION: REGION,
+  [WORKFLOW_ENV.secretsKmsKeyArn]: `arn:aws:kms:${REGION}:${ACCOUNT}:key/k-1`,
+  [WORKFLOW_ENV.nodeInstanceProfileArn]: `arn:aws:iam::${ACCOUNT}:instance-profile/master`,
+};
+
+function request(network: CreateClusterRequestInput["network"]): CreateClusterRequestInput {
+  return {
+    region: REGION,
+    network,
+    master: { instanceType: "c5.xlarge", zone: `${REGION}a`, imageId: "ami-0123456789abcdef0" },
+    autoscaling: {
+      catalogs: ["aws"],
+      queueConfigs: [
+        { queueName: "compute", expansionNodeConfigs: [{ zone: `${REGION}a`, instanceType: "c5.xlarge" }] },
+      ],
+    },
+    agentHealthTimeoutSeconds: 120,
+  };
+}
+
+const NETWORK = { cidr: "10.42.0.0/16", zones: [`${REGION}a`, `${REGION}b`] };
+
+function run(kind: "create" | "delete", input: Record<string, unknown>) {
+  const deps = { ...awsLifecycleDeps(env), store };
+  const definition = kind === "create" ? createClusterDefinition() : deleteClusterDefinition();
+  return runWorkflowLocally(definition, { clusterId: CLUSTER, ...input }, (i) => runLifecycleTask(deps, i));
+}
+
+/** What still exists of the cluster: live resources and secrets carrying its tag, or in its VPC. */
+function leftovers(): string[] {
+  const vpcs = new Set(
+    world
+      .ofType("vpc")
+      .filter((v) => v.tags["nowscale:cluster"] === CLUSTER)
+      .map((v) => v.id),
+  );
+  const live = [...world.resources.values()].filter(
+    (r) =>
+      r.attrs.state !== "terminated" &&
+      (r.tags["nowscale:cluster"] === CLUSTER || vpcs.has(String(r.attrs.vpcId))),
+  );
+  const secrets = [...world.secrets.values()].filter((s) => s.tags["nowscale:cluster"] === CLUSTER);
+  return [...live.map((r) => `${r.type} ${r.id}`), ...secrets.map((s) => `secret ${s.name}`)];
+}
+
+const one = (list: Resource[]): Resource => {
+  expect(list).toHaveLength(1);
+  return list[0] as Resource;
+};
+
+beforeEach(() => {
+  world = new AwsWorld().install();
+  store = new MemoryLifecycleStore();
+  store.add(CLUSTER);
+});
+
+afterEach(() => world.restore());
+
+describe("the network the creation workflow makes on AWS", () => {
+  it("has public subnets behind an internet gateway, no way in, an S3 gateway endpoint and the four interface endpoints", async () => {
+    // Act
+    const result = await run("create", { request: request(NETWORK) });
+
+    // Assess
+    expect(result.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    const vpc = one(world.ofType("vpc").filter((v) => v.tags["nowscale:cluster"] === CLUSTER));
+    expect(vpc.attrs.dnsHostnames).toBe(true);
+    const inVpc = (type: string) => world.ofType(type).filter((r) => r.attrs.vpcId === vpc.id);
+    const subnets = inVpc("subnet");
+    expect(subnets.map((s) => [s.attrs.zone, s.attrs.cidr, s.attrs.mapPublicIp])).toEqual([
+      [`${REGION}a`, "10.42.0.0/20", true],
+      [`${REGION}b`, "10.42.16.0/20", true],
+    ]);
+    const gateway = one(
+      world.ofType("internet-gateway").filter((g) => (g.attrs.attachments as string[]).includes(vpc.id)),
+    );
+    const table = one(inVpc("route-table").filter((t) => t.attrs.main !== true));
+    expect(table.attrs.routes).toEqual([{ destination: "0.0.0.0/0", gatewayId: gateway.id }]);
+    expect((table.attrs.associations as { subnetId: string }[]).map((a) => a.subnetId).sort()).toEqual(
+      subnets.map((s) => s.id).sort(),
+    );
+    const endpoints = inVpc("vpc-endpoint");
+    const s3 = one(endpoints.filter((e) => e.attrs.service === `com.amazonaws.${REGION}.s3`));
+    expect(s3.attrs).toMatchObject({ endpointType: "Gateway", routeTableIds: [table.id] });
+    const iface = endpoints.filter((e) => e.attrs.endpointType === "Interface");
+    expect(iface.map((e) => e.attrs.service).sort()).toEqual(
+      ["ec2messages", "secretsmanager", "ssm", "ssmmessages"].map((n) => `com.amazonaws.${REGION}.${n}`),
+    );
+    const endpointGroup = one(inVpc("security-group").filter((g) => g.tags["nowscale:part"] === "endpoints"));
+    for (const e of iface)
+      expect(e.attrs).toMatchObject({
+        subnetIds: [subnets[0]?.id],
+        securityGroupIds: [endpointGroup.id],
+        privateDns: true,
+      });
+    expect(endpointGroup.attrs.ingress).toEqual([
+      { IpProtocol: "tcp", FromPort: 443, ToPort: 443, IpRanges: [{ CidrIp: "10.42.0.0/16" }] },
+    ]);
+    // The cluster's own group admits its members only: nothing from the internet.
+    const group = one(inVpc("security-group").filter((g) => g.tags["nowscale:part"] === undefined));
+    expect(group.attrs.ingress).toEqual([{ IpProtocol: "-1", UserIdGroupPairs: [{ GroupId: group.id }] }]);
+    const master = one(world.ofType("instance").filter((i) => i.tags["nowscale-role"] === "master"));
+    expect(master.attrs).toMatchObject({ subnetId: subnets[0]?.id, securityGroupIds: [group.id] });
+    for (const r of [vpc, ...subnets, gateway, table, ...endpoints, endpointGroup, group, master])
+      expect(r.tags, `${r.type} ${r.id}`).toMatchObject({
+        "nowscale:cluster": CLUSTER,
+        "nowscale:managed": "true",
+      });
+  });
+
+  it("is made whole by a retried step after a crash, and the deletion workflow removes all of it", async () => {
+    // Prepare: the first attempt dies after the internet gateway (the route table's creation fails)
+    world.failNext(
+      "CreateRouteTable",
+      new EC2ServiceException({
+        name: "RequestLimitExceeded",
+        $fault: "client",
+        message: "slow down",
+        $metadata: { httpStatusCode: 503 },
+      }),
+    );
+
+    // Act
+    const created = await run("create", { request: request(NETWORK) });
+    const deleted = await run("delete", {});
+
+    // Assess: one VPC, one gateway (the retry found them), then nothing left
+    expect(created.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(created.retried).toContain("CreateNetwork");
+    expect(world.calls.filter((c) => c.command === "CreateVpc")).toHaveLength(1);
+    expect(world.calls.filter((c) => c.command === "CreateInternetGateway")).toHaveLength(1);
+    expect(deleted.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("is removed whole by the compensation when the master cannot start", async () => {
+    // Prepare
+    world.failNext(
+      "RunInstances",
+      new EC2ServiceException({
+        name: "InvalidAMIID.NotFound",
+        $fault: "client",
+        message: "no such image",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+
+    // Act
+    const result = await run("create", { request: request(NETWORK) });
+
+    // Assess
+    expect(result.status).toBe("FAILED");
+    expect(store.clusters.get(CLUSTER)?.reason).toMatch(/InvalidAMIID/);
+    expect(leftovers()).toEqual([]);
+    expect(world.ofType("vpc").filter((v) => v.tags["nowscale:cluster"] === CLUSTER)).toEqual([]);
+  });
+
+  it("starts the master from the latest Debian 12 image of its architecture when the request names none", async () => {
+    // Prepare: Debian's public parameters, and a Graviton master
+    world.parameters.set("/aws/service/debian/release/12/latest/amd64", "ami-0d12a0000000000a1");
+    world.parameters.set("/aws/service/debian/release/12/latest/arm64", "ami-0d12a0000000000b2");
+    world.extraTypes.set("c7g.xlarge", { vcpus: 4, memoryMiB: 8192, gpus: 0 });
+    const input = request(NETWORK);
+    const { imageId: _named, ...master } = input.master;
+
+    // Act
+    const result = await run("create", {
+      request: { ...input, master: { ...master, instanceType: "c7g.xlarge" } },
+    });
+
+    // Assess
+    expect(result.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    const run0 = world.calls.find((c) => c.command === "RunInstances");
+    expect(run0?.input.ImageId).toBe("ami-0d12a0000000000b2");
+    expect(world.calls.filter((c) => c.command === "GetParameter").map((c) => c.input.Name)).toEqual([
+      "/aws/service/debian/release/12/latest/arm64",
+    ]);
+  });
+
+  it("has no interface endpoints when the request turns them off", async () => {
+    // Act
+    const result = await run("create", { request: request({ ...NETWORK, interfaceEndpoints: false }) });
+
+    // Assess
+    expect(result.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    const endpoints = world.ofType("vpc-endpoint");
+    expect(endpoints.map((e) => e.attrs.endpointType)).toEqual(["Gateway"]);
+  });
+});
+
+describe("the user's own network", () => {
+  function userVpc(options: { route?: "igw" | "none"; publicIp?: boolean; endpoints?: boolean }) {
+    const vpc = world.put({ id: "vpc-0u1", type: "vpc", tags: {}, attrs: { cidr: "172.31.0.0/16" } });
+    const subnet = world.put({
+      id: "subnet-0u1",
+      type: "subnet",
+      tags: {},
+      attrs: {
+        vpcId: vpc.id,
+        zone: `${REGION}a`,
+        cidr: "172.31.0.0/20",
+        mapPublicIp: options.publicIp ?? true,
+      },
+    });
+    world.put({ id: "igw-0u1", type: "internet-gateway", tags: {}, attrs: { attachments: [vpc.id] } });
+    world.put({
+      id: "rtb-0u1",
+      type: "route-table",
+      tags: {},
+      attrs: {
+        vpcId: vpc.id,
+        main: true,
+        routes: options.route === "none" ? [] : [{ destination: "0.0.0.0/0", gatewayId: "igw-0u1" }],
+        associations: [],
+      },
+    });
+    if (options.endpoints === true)
+      for (const name of ["ssm", "ssmmessages", "ec2messages", "secretsmanager"])
+        world.put({
+          id: `vpce-0u${name}`,
+          type: "vpc-endpoint",
+          tags: {},
+          attrs: { vpcId: vpc.id, service: `com.amazonaws.${REGION}.${name}`, endpointType: "Interface" },
+        });
+    return { vpcId: vpc.id, subnetIds: [subnet.id] };
+  }
+
+  it.each([
+    ["no route out", { route: "none" as const }, /network\.subnetIds\[0\]: subnet subnet-0u1 has no way out/],
+    [
+      "an internet gateway but no public addresses",
+      { publicIp: false },
+      /network\.subnetIds\[0\].*MapPublicIpOnLaunch/,
+    ],
+  ])("refuses a subnet with %s, naming the field, and makes nothing", async (_name, options, reason) => {
+    // Act
+    const result = await run("create", { request: request(userVpc(options)) });
+
+    // Assess
+    expect(result.status).toBe("FAILED");
+    expect(store.clusters.get(CLUSTER)?.reason).toMatch(reason);
+    expect(world.calls.filter((c) => c.command.startsWith("Create"))).toEqual([]);
+  });
+
+  it("refuses a subnet that is not in the VPC", async () => {
+    // Act
+    const network = userVpc({});
+    const result = await run("create", {
+      request: request({ ...network, subnetIds: ["subnet-0elsewhere"] }),
+    });
+
+    // Assess
+    expect(store.clusters.get(CLUSTER)?.reason).toMatch(
+      /network\.subnetIds\[0\]: subnet subnet-0elsewhere does not exist in vpc-0u1/,
+    );
+    expect(result.status).toBe("FAILED");
+  });
+
+  it("takes a private subnet when the VPC has the endpoints, and deletion leaves the user's network alone", async () => {
+    // Act
+    const created = await run("create", { request: request(userVpc({ route: "none", endpoints: true })) });
+    const deleted = await run("delete", {});
+
+    // Assess
+    expect(created.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(deleted.status).toBe("SUCCEEDED");
+    expect(leftovers()).toEqual([]);
+    expect(world.resources.has("vpc-0u1")).toBe(true);
+    expect(world.resources.has("subnet-0u1")).toBe(true);
+    expect(world.ofType("vpc-endpoint")).toHaveLength(4);
+  });
+});
