@@ -354,7 +354,7 @@ async function handlerScenario(): Promise<Partial<Record<RoleName, RecordedCall[
     ({
       httpMethod,
       path,
-      headers: {},
+      headers: body === undefined ? {} : { "content-type": "application/json" },
       queryStringParameters: null,
       body: body === undefined ? null : JSON.stringify(body),
       isBase64Encoded: false,

@@ -1,7 +1,7 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { METRICS_NAMESPACE } from "../../lib/control/env.js";
+import { CONTROL_ENV, METRICS_NAMESPACE } from "../../lib/control/env.js";
 import { FakeAgent } from "../../lib/control/fake-agent.js";
 import { FakeClock } from "../../lib/providers/fake/index.js";
 import type { DynamoStateStore } from "../../lib/state/dynamo-store.js";
@@ -65,6 +65,9 @@ beforeAll(async () => {
   vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint);
   vi.stubEnv("NOWSCALE_SCALER_WINDOW_SECONDS", "0");
   vi.stubEnv("NOWSCALE_AGENT_TRANSPORT", "ssm");
+  // The reconciler starts the workflows of stuck clusters (none here): it only needs their names.
+  vi.stubEnv(CONTROL_ENV.createStateMachineArn, `arn:aws:states:${REGION}:123456789012:stateMachine:create`);
+  vi.stubEnv(CONTROL_ENV.deleteStateMachineArn, `arn:aws:states:${REGION}:123456789012:stateMachine:delete`);
   // Dev mode: Powertools prints the EMF with the global console, where the test reads it.
   vi.stubEnv("POWERTOOLS_DEV", "true");
   vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "false");
