@@ -37,7 +37,7 @@ describe("POST /clusters and the stack's region", () => {
     const res = await handleApiRequest(deps, {
       method: "POST",
       path: "/clusters",
-      headers: {},
+      headers: { "content-type": "application/json" },
       query: {},
       body,
     });
@@ -74,7 +74,7 @@ describe("POST /clusters and the stack's region", () => {
       handleApiRequest(deps, {
         method: "POST",
         path: "/clusters",
-        headers: {},
+        headers: { "content-type": "application/json" },
         query: {},
         body: body(region),
       });
