@@ -1,4 +1,5 @@
 import { signRequest } from "../../agent/signing.js";
+import { type JobNote, parseJobNotes } from "../../scheduler-plugins/slurm/job-notes.js";
 import { isSimpleName } from "../core/names.js";
 import {
   AgentActionError,
@@ -61,6 +62,10 @@ export class HttpAgentChannel implements AgentChannel {
 
   async deleteNode(node: string): Promise<void> {
     await this.action("DELETE", `/v1/nodes/${checkedNode(node)}`);
+  }
+
+  async setJobNotes(notes: readonly JobNote[]): Promise<void> {
+    await this.action("POST", "/v1/jobs/notes", JSON.stringify({ notes: checkedNotes(notes) }));
   }
 
   async health(): Promise<{ agentVersion: string }> {
@@ -157,6 +162,15 @@ async function readLimited(
     chunks.push(value);
   }
   return Buffer.concat(chunks, size).toString("utf8");
+}
+
+/** The agent's own allow-lists, before anything is sent: a bad note is the caller's error. */
+export function checkedNotes(notes: readonly JobNote[]): JobNote[] {
+  try {
+    return parseJobNotes([...notes]);
+  } catch (error) {
+    throw new AgentActionError(`invalid job notes: ${(error as Error).message}`, 400);
+  }
 }
 
 function checkedNode(node: string): string {

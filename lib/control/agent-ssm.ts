@@ -5,6 +5,7 @@ import {
   type SSMClient,
 } from "@aws-sdk/client-ssm";
 import { DRAIN_REASON } from "../../scheduler-plugins/slurm/client.js";
+import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
 import { shellQuote } from "../../scheduler-plugins/slurm/shell.js";
 import { isSimpleName } from "../core/names.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
@@ -16,6 +17,7 @@ import {
 } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
+import { checkedNotes } from "./agent-http.js";
 import { reportFromText } from "./agent-report.js";
 
 export interface SsmAgentChannelOptions {
@@ -36,7 +38,7 @@ const AGENT_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
 /**
  * The agent through SSM Run Command, for masters the control plane cannot reach over the network:
- * `nowscale-agent report` and the one-shot node actions (`drain`, `resume`, `delete-node`). Nothing from a
+ * `nowscale-agent report` and the one-shot actions (`drain`, `resume`, `delete-node`, `set-job-notes`). Nothing from a
  * report ever reaches a command line; the node name and reason of an action are checked against the
  * agent's own allow-lists first and single-quoted. SSM keeps at most 24,000 characters of stdout, which
  * grouped reports fit.
@@ -83,6 +85,18 @@ export class SsmAgentChannel implements AgentChannel {
 
   async deleteNode(node: string): Promise<void> {
     await this.action("delete-node", node);
+  }
+
+  /** `nowscale-agent set-job-notes --notes JSON`, the JSON single-quoted as one word. */
+  async setJobNotes(notes: readonly JobNote[]): Promise<void> {
+    const json = JSON.stringify({ notes: checkedNotes(notes) });
+    const words = ["node", this.agentPath, "set-job-notes", "--notes", json].map(shellQuote).join(" ");
+    const { status, code } = await this.run([words]);
+    if (code === 0) return;
+    if (code === 2)
+      throw new SlurmctldUnreachableError("agent set-job-notes over SSM: slurmctld did not answer");
+    if (code === 64) throw new AgentActionError("agent set-job-notes over SSM: refused", 400);
+    throw new AgentActionError(`agent set-job-notes over SSM: ${status}, exit ${code}`, 502);
   }
 
   /** Exit codes of the agent's one-shot actions: 0 done, 2 slurmctld down, 3 no such node, 64 refused. */

@@ -1,4 +1,5 @@
 import type { JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
+import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import {
   type AgentChannel,
@@ -6,12 +7,14 @@ import {
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
+import { checkedNotes } from "./agent-http.js";
 
 export type FakeAgentCall =
   | { action: "report" }
   | { action: "drain"; node: string; reason: string }
   | { action: "resume"; node: string }
   | { action: "deleteNode"; node: string }
+  | { action: "setJobNotes"; notes: JobNote[] }
   | { action: "health" };
 
 /**
@@ -106,6 +109,27 @@ export class FakeAgent implements AgentChannel {
     this.calls.push({ action: "deleteNode", node });
     this.check();
     this.nodes = this.nodes.filter((n) => n.name !== node);
+  }
+
+  /** Checks the notes as the agent does, then puts them on the groups holding those jobs. */
+  async setJobNotes(notes: readonly JobNote[]): Promise<void> {
+    const checked = checkedNotes(notes);
+    this.calls.push({ action: "setJobNotes", notes: checked });
+    this.check();
+    for (const note of checked) {
+      for (const group of this.jobs) {
+        if (!group.jobIds.some((id) => note.jobIds.includes(id))) continue;
+        if (note.text === "") {
+          if (group.noteIn === note.field) {
+            delete group.note;
+            delete group.noteIn;
+          }
+        } else {
+          group.note = note.text;
+          group.noteIn = note.field;
+        }
+      }
+    }
   }
 
   async health(): Promise<{ agentVersion: string }> {

@@ -1,4 +1,7 @@
 import type { OkReport } from "../../agent/report-schema.js";
+import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
+
+export type { JobNote };
 
 /**
  * How the control plane reads and acts on one cluster's master (docs/agent.md). Adapters:
@@ -25,6 +28,15 @@ export interface AgentChannel {
 
   /** Removes a (dynamic) node from slurmctld; one already gone succeeds. Terminate the instance first. */
   deleteNode(node: string): Promise<void>;
+
+  /**
+   * Writes job notes: each note's text (`nowscale: ...`, or "" to clear) into the Comment or AdminComment
+   * of its jobs (scheduler-plugins/slurm/job-notes.ts), all in one call. Notes are checked against the
+   * agent's allow-lists before anything is sent: a bad one is an AgentActionError naming the field, and
+   * nothing is written. Jobs that are gone are skipped. Slurm refusing some notes: AgentActionError
+   * after the others were written; slurmctld down: SlurmctldUnreachableError. Idempotent.
+   */
+  setJobNotes(notes: readonly JobNote[]): Promise<void>;
 
   /** The agent's version when it answers; throws AgentUnreachableError otherwise. */
   health(): Promise<{ agentVersion: string }>;

@@ -46,6 +46,9 @@ async function startAgent(report: () => Promise<Report>, calls: string[] = []): 
       deleteNode: async (node) => {
         calls.push(`delete ${node}`);
       },
+      setJobNote: async (note) => {
+        calls.push(`note ${note.jobIds.join(",")} ${note.field} ${note.text}`);
+      },
     },
   });
   const s = server;
@@ -64,9 +67,20 @@ describe("HttpAgentChannel against the real agent server", () => {
     await channel.drain("c4-a", "nowscale: idle 300 s");
     await channel.resume("c4-a");
     await channel.deleteNode("c4-a");
+    await channel.setJobNotes([{ jobIds: ["17"], text: "nowscale: no type fits", field: "comment" }]);
+    const badNote = channel
+      .setJobNotes([{ jobIds: ["17"], text: "no prefix", field: "comment" }])
+      .catch((e: unknown) => e);
     // Assess
     expect(report.jobs[0]?.jobIds).toEqual(["17"]);
-    expect(calls).toEqual(["drain c4-a nowscale: idle 300 s", "resume c4-a", "delete c4-a"]);
+    expect(calls).toEqual([
+      "drain c4-a nowscale: idle 300 s",
+      "resume c4-a",
+      "delete c4-a",
+      "note 17 comment nowscale: no type fits",
+    ]);
+    expect(await badNote).toMatchObject({ name: "AgentActionError", status: 400 });
+    expect(String(await badNote)).toContain("notes[0].text");
     expect((await channel.health()).agentVersion).toMatch(/^\d/);
   });
 
@@ -278,6 +292,35 @@ describe("SsmAgentChannel", () => {
     await expect(channel.drain("a;reboot", "x")).rejects.toBeInstanceOf(AgentActionError);
     await expect(channel.drain("i-0abc", "bad\nreason")).rejects.toBeInstanceOf(AgentActionError);
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(3);
+    ssm.restore();
+  });
+
+  it("writes job notes with one set-job-notes command, the JSON one single-quoted word", async () => {
+    // Prepare
+    const ssm = mockClient(SSMClient);
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-4" } });
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolvesOnce({ Status: "Success", ResponseCode: 0 })
+      .resolvesOnce({ Status: "Failed", ResponseCode: 2 });
+    const channel = new SsmAgentChannel({
+      client: new SSMClient({ region: "us-east-1" }),
+      instanceId: "i-m",
+      clock: new FakeClock(),
+    });
+    const note = { jobIds: ["17", "9_0-28"], text: "nowscale: it's $(id) `x`", field: "comment" as const };
+    // Act
+    await channel.setJobNotes([note]);
+    const down = channel.setJobNotes([note]).catch((e: unknown) => e);
+    const bad = channel.setJobNotes([{ ...note, jobIds: ["1;reboot"] }]).catch((e: unknown) => e);
+    // Assess
+    const command = ssm.commandCalls(SendCommandCommand)[0]?.args[0].input.Parameters?.commands?.[0];
+    expect(command).toBe(
+      `'node' '/opt/nowscale/nowscale-agent.js' 'set-job-notes' '--notes' '{"notes":[{"jobIds":["17","9_0-28"],"text":"nowscale: it'\\''s $(id) \`x\`","field":"comment"}]}'`,
+    );
+    expect(await down).toBeInstanceOf(SlurmctldUnreachableError);
+    expect(await bad).toMatchObject({ name: "AgentActionError", status: 400 });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
     ssm.restore();
   });
 
