@@ -5,6 +5,7 @@ import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../scheduler-plugins/slurm/collect.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import { type JobNote, parseJobNotes } from "../scheduler-plugins/slurm/job-notes.js";
+import { type PlaceholderSpec, parsePlaceholderSpecs } from "../scheduler-plugins/slurm/placeholders.js";
 import { loadKey } from "./key.js";
 import { applyJobNotes, createAgentServer } from "./server.js";
 import { AGENT_VERSION } from "./version.js";
@@ -26,6 +27,10 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
       Writes job notes, as POST /v1/jobs/notes: JSON is {"notes": [{"jobIds": [...], "text": "nowscale: ..."
       or "" to clear, "field": "comment"|"adminComment"}]}. Exit 0 done, 2 slurmctld did not answer,
       64 a bad note (nothing written), 1 Slurm refused some.
+  nowscale-agent sync-placeholders --placeholders JSON
+      Makes the placeholder nodes exactly these, as POST /v1/placeholders: JSON is {"placeholders": [...]}.
+      Prints {"ok":true,"created":[...],"removed":[...]}. Exit 0 done, 2 slurmctld did not answer,
+      64 a bad spec (nothing done), 1 Slurm refused.
 
 Slurm's commands honour SLURM_CONF. --slurm-bin DIR runs squeue/sinfo/scontrol from DIR.`;
 
@@ -67,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     return nodeAction(client, command, positionals[1], values.reason);
   }
   if (command === "set-job-notes") return setJobNotes(client, values.notes);
+  if (command === "sync-placeholders") return syncPlaceholders(client, values.placeholders);
   if (command === "serve") {
     const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
     const m = /^(.*):(\d{1,5})$/.exec(listen);
@@ -127,6 +133,7 @@ function parse(argv: string[]) {
       "slurm-bin": { type: "string" },
       reason: { type: "string" },
       notes: { type: "string" },
+      placeholders: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },
@@ -166,6 +173,27 @@ async function setJobNotes(client: SlurmClient, json: string | undefined): Promi
   } catch (error) {
     if (error instanceof SlurmUnavailableError) return answer(2, { error: error.message.slice(0, 500) });
     throw error;
+  }
+}
+
+/** The placeholder sync with the same checks as the HTTP API. */
+async function syncPlaceholders(client: SlurmClient, json: string | undefined): Promise<number> {
+  const answer = (code: number, body: Record<string, unknown>) => {
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+    return code;
+  };
+  let specs: PlaceholderSpec[];
+  try {
+    specs = parsePlaceholderSpecs(JSON.parse(json ?? "null"));
+  } catch (error) {
+    const message = error instanceof TypeError ? error.message : "--placeholders must be JSON";
+    return answer(64, { error: `usage: nowscale-agent sync-placeholders --placeholders JSON: ${message}` });
+  }
+  try {
+    return answer(0, { ok: true, ...(await client.syncPlaceholders(specs)) });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed";
+    return answer(error instanceof SlurmUnavailableError ? 2 : 1, { error: message });
   }
 }
 

@@ -5,6 +5,7 @@ import { nodeInputSchema, parseState, type StateInput } from "../lib/core/state.
 import { parseWith } from "../lib/core/validation.js";
 import { FEATURE } from "../scheduler-plugins/slurm/features.js";
 import { NOTE_FIELDS, NOTE_TEXT } from "../scheduler-plugins/slurm/job-notes.js";
+import { MAX_PLACEHOLDERS, PLACEHOLDER_NAME } from "../scheduler-plugins/slurm/placeholders.js";
 import { LIMITS, REPORT_SCHEMA_VERSION } from "./report-limits.js";
 
 /**
@@ -90,6 +91,12 @@ export const okReportSchema = z.strictObject({
   nodes: z.array(reportNodeSchema).max(100_000),
   /** Nodes without NowScale's queue/type/zone features (static nodes people added): named, never scaled. */
   unmanagedNodes: z.array(z.string().max(200)).max(10_000),
+  /**
+   * The placeholder nodes (`ph-…`, State=FUTURE) slurmctld holds (scheduler-plugins/slurm/placeholders.ts);
+   * absent when they could not be read. Never capacity: the scale cycle only compares them with the
+   * configuration.
+   */
+  placeholders: z.array(z.string().regex(PLACEHOLDER_NAME)).max(MAX_PLACEHOLDERS).optional(),
   /** Records left out because a name failed the allow-lists; a few examples say why. */
   ignored: z.strictObject({
     jobs: int(0, 10_000_000),

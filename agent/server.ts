@@ -3,6 +3,7 @@ import { SIMPLE_NAME } from "../lib/core/names.js";
 import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import { type JobNote, parseJobNotes } from "../scheduler-plugins/slurm/job-notes.js";
+import { type PlaceholderSpec, parsePlaceholderSpecs } from "../scheduler-plugins/slurm/placeholders.js";
 import type { Report } from "./report-schema.js";
 import { RequestVerifier } from "./signing.js";
 import { AGENT_VERSION } from "./version.js";
@@ -14,6 +15,8 @@ export interface NodeActions {
   deleteNode(node: string): Promise<void>;
   /** Writes one checked job note (scheduler-plugins/slurm/job-notes.ts). */
   setJobNote(note: JobNote): Promise<void>;
+  /** Makes slurmctld's placeholder nodes exactly these (scheduler-plugins/slurm/placeholders.ts). */
+  syncPlaceholders(specs: readonly PlaceholderSpec[]): Promise<{ created: string[]; removed: string[] }>;
 }
 
 /**
@@ -70,6 +73,8 @@ const MAX_BODY_BYTES = 64 * 1024;
  *   DELETE /v1/nodes/{name}           removes a dynamic node from slurmctld
  *   POST   /v1/jobs/notes             body {"notes": [{jobIds, text, field}]} (job-notes.ts); 400 for any
  *                                     bad note (nothing written), 502 when Slurm refused some
+ *   POST   /v1/placeholders           body {"placeholders": [spec]} (placeholders.ts): creates the missing
+ *                                     FUTURE nodes, deletes the other ph- ones; {created, removed}
  * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
  */
 export function createAgentServer(options: AgentServerOptions): Server {
@@ -136,6 +141,24 @@ export function createAgentServer(options: AgentServerOptions): Server {
       } catch (error) {
         if (error instanceof SlurmUnavailableError) return send(res, 503, { error: error.message });
         throw error;
+      }
+    }
+
+    if (path === "/v1/placeholders") {
+      if (method !== "POST") return send(res, 405, { error: "use POST" });
+      let specs: PlaceholderSpec[];
+      try {
+        specs = parsePlaceholderSpecs(JSON.parse(body.toString("utf8")));
+      } catch (error) {
+        return send(res, 400, { error: error instanceof TypeError ? error.message : "body must be JSON" });
+      }
+      try {
+        return send(res, 200, { ok: true, ...(await options.actions.syncPlaceholders(specs)) });
+      } catch (error) {
+        if (error instanceof SlurmUnavailableError) return send(res, 503, { error: error.message });
+        return send(res, 502, {
+          error: error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed",
+        });
       }
     }
 

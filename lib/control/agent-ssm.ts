@@ -6,6 +6,7 @@ import {
 } from "@aws-sdk/client-ssm";
 import { DRAIN_REASON } from "../../scheduler-plugins/slurm/client.js";
 import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
+import type { PlaceholderSpec } from "../../scheduler-plugins/slurm/placeholders.js";
 import { shellQuote } from "../../scheduler-plugins/slurm/shell.js";
 import { isSimpleName } from "../core/names.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
@@ -17,7 +18,7 @@ import {
 } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
-import { checkedNotes } from "./agent-http.js";
+import { checkedNotes, checkedPlaceholders, placeholderAnswer } from "./agent-http.js";
 import { reportFromText } from "./agent-report.js";
 
 export interface SsmAgentChannelOptions {
@@ -38,7 +39,8 @@ const AGENT_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
 /**
  * The agent through SSM Run Command, for masters the control plane cannot reach over the network:
- * `nowscale-agent report` and the one-shot actions (`drain`, `resume`, `delete-node`, `set-job-notes`). Nothing from a
+ * `nowscale-agent report` and the one-shot actions (`drain`, `resume`, `delete-node`, `set-job-notes`,
+ * `sync-placeholders`). Nothing from a
  * report ever reaches a command line; the node name and reason of an action are checked against the
  * agent's own allow-lists first and single-quoted. SSM keeps at most 24,000 characters of stdout, which
  * grouped reports fit.
@@ -97,6 +99,22 @@ export class SsmAgentChannel implements AgentChannel {
       throw new SlurmctldUnreachableError("agent set-job-notes over SSM: slurmctld did not answer");
     if (code === 64) throw new AgentActionError("agent set-job-notes over SSM: refused", 400);
     throw new AgentActionError(`agent set-job-notes over SSM: ${status}, exit ${code}`, 502);
+  }
+
+  /** `nowscale-agent sync-placeholders --placeholders JSON`; its stdout is the `{created, removed}` answer. */
+  async syncPlaceholders(
+    specs: readonly PlaceholderSpec[],
+  ): Promise<{ created: string[]; removed: string[] }> {
+    const json = JSON.stringify({ placeholders: checkedPlaceholders(specs) });
+    const words = ["node", this.agentPath, "sync-placeholders", "--placeholders", json]
+      .map(shellQuote)
+      .join(" ");
+    const { status, code, stdout } = await this.run([words]);
+    if (code === 0) return placeholderAnswer(stdout, "agent sync-placeholders over SSM");
+    if (code === 2)
+      throw new SlurmctldUnreachableError("agent sync-placeholders over SSM: slurmctld did not answer");
+    if (code === 64) throw new AgentActionError("agent sync-placeholders over SSM: refused", 400);
+    throw new AgentActionError(`agent sync-placeholders over SSM: ${status}, exit ${code}`, 502);
   }
 
   /** Exit codes of the agent's one-shot actions: 0 done, 2 slurmctld down, 3 no such node, 64 refused. */

@@ -1,5 +1,6 @@
 import type { JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
 import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
+import { type PlaceholderSpec, placeholderChanges } from "../../scheduler-plugins/slurm/placeholders.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import {
   type AgentChannel,
@@ -7,7 +8,7 @@ import {
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
-import { checkedNotes } from "./agent-http.js";
+import { checkedNotes, checkedPlaceholders } from "./agent-http.js";
 
 export type FakeAgentCall =
   | { action: "report" }
@@ -15,6 +16,7 @@ export type FakeAgentCall =
   | { action: "resume"; node: string }
   | { action: "deleteNode"; node: string }
   | { action: "setJobNotes"; notes: JobNote[] }
+  | { action: "syncPlaceholders"; names: string[] }
   | { action: "health" };
 
 /**
@@ -26,6 +28,11 @@ export class FakeAgent implements AgentChannel {
   jobs: JobGroup[] = [];
   nodes: ReportNode[] = [];
   outage: "none" | "agent" | "slurmctld" = "none";
+  /**
+   * The placeholder nodes Slurm holds, as the report lists them; undefined: the report leaves them out
+   * (an agent that cannot read them), and the scale cycle then syncs nothing.
+   */
+  placeholders: string[] | undefined;
 
   constructor(private readonly clock: Clock) {}
 
@@ -84,6 +91,7 @@ export class FakeAgent implements AgentChannel {
       nodes: structuredClone(this.nodes),
       unmanagedNodes: [],
       ignored: { jobs: 0, nodes: 0, examples: [] },
+      ...(this.placeholders === undefined ? {} : { placeholders: [...this.placeholders] }),
     };
   }
 
@@ -130,6 +138,18 @@ export class FakeAgent implements AgentChannel {
         }
       }
     }
+  }
+
+  /** Checks the specs as the agent does, then makes `placeholders` exactly their names. */
+  async syncPlaceholders(
+    specs: readonly PlaceholderSpec[],
+  ): Promise<{ created: string[]; removed: string[] }> {
+    const checked = checkedPlaceholders(specs);
+    this.calls.push({ action: "syncPlaceholders", names: checked.map((s) => s.name) });
+    this.check();
+    const { create, remove } = placeholderChanges(checked, this.placeholders ?? []);
+    this.placeholders = checked.map((s) => s.name);
+    return { created: create.map((s) => s.name), removed: remove };
   }
 
   async health(): Promise<{ agentVersion: string }> {

@@ -22,6 +22,7 @@ import { jobNoteChanges, noteKey, notServedReasons } from "./job-notes.js";
 import { allowedCandidates, type KnownSupply, queueHealthOf, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
+import { placeholdersToSync } from "./placeholder-sync.js";
 
 export { appendControlEvent } from "./events.js";
 export { ROUND_TAG, recordedLaunch } from "./launch.js";
@@ -229,6 +230,9 @@ export class ShrinkMemory {
 
   /** The job notes written in the previous polls (job-notes.ts): each written once per stretch. */
   readonly jobNotes = new NoticeMemory();
+
+  /** The placeholder sets synced in the previous polls (placeholder-sync.ts): each asked once per stretch. */
+  readonly placeholders = new NoticeMemory();
 }
 
 /** Keys of notices the previous poll carried: a notice becomes an event when it is new, not every poll. */
@@ -384,6 +388,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     }
   }
   await writeJobNotes(ctx, report, notServedReasons(decision, held));
+  await syncPlaceholders(ctx, report);
   const calledFor = new Set<string>();
   const confirmed = decision.shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
   ctx.agreed.commit(calledFor);
@@ -422,6 +427,30 @@ async function writeJobNotes(
     } catch (error) {
       for (const note of notes) next.delete(noteKey(note));
       ctx.log.warn("job notes not written", {
+        clusterId: ctx.cluster.clusterId,
+        error: (error as Error).message,
+      });
+    }
+  }
+  memory.commit(next);
+}
+
+/**
+ * Keeps the placeholder FUTURE nodes in step with the configuration: when the report's differ from what
+ * the configuration needs (a queue, type, shape, zone or feature changed), one agent call syncs them.
+ * Never capacity: the planner never sees them. A failed call is logged and retried at the next poll.
+ */
+async function syncPlaceholders(ctx: PollContext, report: OkReport): Promise<void> {
+  const memory = ctx.agreed.placeholders;
+  const next = new Set<string>();
+  const wanted = placeholdersToSync(report, ctx.config);
+  if (wanted !== undefined && memory.isNew(next, wanted.key)) {
+    try {
+      const { created, removed } = await ctx.deps.agent.syncPlaceholders(wanted.specs);
+      ctx.log.info("placeholders synced", { clusterId: ctx.cluster.clusterId, created, removed });
+    } catch (error) {
+      next.delete(wanted.key);
+      ctx.log.warn("placeholders not synced", {
         clusterId: ctx.cluster.clusterId,
         error: (error as Error).message,
       });

@@ -17,7 +17,13 @@ import {
   SCONTROL_NODES_ARGS,
   SCONTROL_PARTITIONS_ARGS,
 } from "./nodes.js";
-import { type PlaceholderSpec, placeholderCreateArgs } from "./placeholders.js";
+import {
+  PLACEHOLDER_NAME,
+  type PlaceholderSpec,
+  parsePlaceholderSpecs,
+  placeholderChanges,
+  placeholderCreateArgs,
+} from "./placeholders.js";
 import { parseSqueueFormat, SQUEUE_FORMAT_ARGS } from "./squeue-format.js";
 import { parseSqueueJson } from "./squeue-json.js";
 
@@ -155,6 +161,32 @@ export class SlurmClient {
     const result = await this.runUnchecked("scontrol", placeholderCreateArgs(spec));
     if (result.code === 0 || /already exists|Duplicate/i.test(result.stderr)) return;
     throw this.failure("scontrol create", result);
+  }
+
+  /**
+   * The placeholder nodes (`ph-…`, State=FUTURE) slurmctld holds: `scontrol --future --oneliner show node`,
+   * since sinfo never lists FUTURE nodes.
+   */
+  async placeholderNames(): Promise<string[]> {
+    const result = await this.run("scontrol", ["--future", "--oneliner", "show", "node"]);
+    return parseScontrolNodes(result.stdout)
+      .filter((n) => n.state === "FUTURE" && PLACEHOLDER_NAME.test(n.name))
+      .map((n) => n.name);
+  }
+
+  /**
+   * Makes slurmctld's placeholders exactly `specs` (placeholders.ts): creates the missing ones, deletes
+   * the `ph-` FUTURE nodes not in it. Specs are checked first (TypeError names the field; nothing is
+   * done). Idempotent.
+   */
+  async syncPlaceholders(
+    specs: readonly PlaceholderSpec[],
+  ): Promise<{ created: string[]; removed: string[] }> {
+    const wanted = parsePlaceholderSpecs([...specs]);
+    const { create, remove } = placeholderChanges(wanted, await this.placeholderNames());
+    for (const spec of create) await this.createPlaceholder(spec);
+    for (const name of remove) await this.deleteNode(name);
+    return { created: create.map((s) => s.name), removed: remove };
   }
 
   /**

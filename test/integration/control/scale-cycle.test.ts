@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ReportNode } from "../../../agent/report-schema.js";
 import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { ROUND_TAG, runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
+import { type ConfigInput, parseConfig } from "../../../lib/core/config.js";
 import { AgentUnreachableError } from "../../../lib/ports/agent-channel.js";
+import { placeholderSpecs } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { CONFIG, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
@@ -489,5 +491,77 @@ describe("scale cycle: job notes, where users look (issue 12)", () => {
     // Assess
     expect(notesCalls(bed)).toEqual([]);
     expect((await bed.store.listEvents("demo")).map((e) => e.kind)).toContain("JOB_NOT_SERVED");
+  });
+});
+
+describe("scale cycle: placeholder FUTURE nodes in step with the configuration (issue 12)", () => {
+  const syncs = (bed: Awaited<ReturnType<typeof controlBed>>) =>
+    bed.agent.calls.flatMap((c) => (c.action === "syncPlaceholders" ? [c.names] : []));
+
+  it("creates them once, leaves them alone while in step, and replaces them when the configuration changes", async () => {
+    // Prepare: Slurm holds none yet, and one stale placeholder of an old configuration.
+    const bed = await controlBed(db);
+    bed.agent.placeholders = ["ph-00000000000000aa"];
+    const wanted = placeholderSpecs(parseConfig(CONFIG)).map((s) => s.name);
+    // Act: one invocation of four polls, a second one; then the queue gets a second type.
+    await runScaleCycle("demo", bed.deps("inv-1"), { windowMs: 50_000, pollMs: 15_000 });
+    await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    const afterFirst = [...(bed.agent.placeholders ?? [])];
+    const changed: ConfigInput = {
+      ...CONFIG,
+      queueConfigs: [
+        {
+          queueName: "compute",
+          maxSize: 20,
+          expansionNodeConfigs: [
+            { zone: "zone-a", instanceType: "c5.xlarge" },
+            { zone: "zone-a", instanceType: "c5.2xlarge" },
+          ],
+        },
+      ],
+    };
+    const cluster = await bed.store.getCluster("demo");
+    await bed.store.updateCluster("demo", cluster?.version ?? 0, {
+      autoscaling: changed,
+      now: bed.clock.now(),
+    });
+    await runScaleCycle("demo", bed.deps("inv-3"), ONE_POLL);
+    // Assess: one sync per change, never one while Slurm's match the configuration.
+    const next = placeholderSpecs(parseConfig(changed)).map((s) => s.name);
+    expect(afterFirst).toEqual(wanted);
+    expect(syncs(bed)).toEqual([wanted, next]);
+    expect(bed.agent.placeholders).toEqual(next);
+    expect(next).toHaveLength(2);
+    expect(next).toContain(wanted[0]);
+  });
+
+  it("never counts them as capacity: a pending job still launches beside them", async () => {
+    // Prepare
+    const bed = await controlBed(db);
+    bed.agent.placeholders = placeholderSpecs(parseConfig(CONFIG)).map((s) => s.name);
+    bed.agent.addPending("compute", "60", { nodes: 1, cpus: 4 });
+    // Act
+    const summary = await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(summary.launchedNodes).toBe(1);
+    expect(syncs(bed)).toEqual([]);
+  });
+
+  it("syncs nothing when the report cannot list them, and retries a failed sync at the next poll", async () => {
+    // Prepare: the first invocation's agent cannot read them; the second's refuses the first sync.
+    const bed = await controlBed(db);
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    bed.agent.placeholders = [];
+    const sync = bed.agent.syncPlaceholders.bind(bed.agent);
+    let failures = 1;
+    bed.agent.syncPlaceholders = async (specs) => {
+      if (failures-- > 0) throw new AgentUnreachableError("agent down for a moment");
+      return sync(specs);
+    };
+    // Act
+    await runScaleCycle("demo", bed.deps("inv-2"), { windowMs: 20_000, pollMs: 15_000 });
+    // Assess
+    expect(syncs(bed)).toHaveLength(1);
+    expect(bed.agent.placeholders).toEqual(placeholderSpecs(parseConfig(CONFIG)).map((s) => s.name));
   });
 });

@@ -10,6 +10,7 @@ import { signRequest } from "../../../agent/signing.js";
 import { AGENT_VERSION } from "../../../agent/version.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../../../scheduler-plugins/slurm/errors.js";
 import type { JobNote } from "../../../scheduler-plugins/slurm/job-notes.js";
+import { type PlaceholderSpec, placeholderName } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { failedReport } from "../../../scheduler-plugins/slurm/report.js";
 
 const KEY = Buffer.from("0123456789abcdef0123456789abcdef");
@@ -33,6 +34,11 @@ class FakeActions implements NodeActions {
     this.check();
     if (note.jobIds.includes("refused")) throw new Error("Access/permission denied");
     this.calls.push(`note ${note.jobIds.join(",")} ${note.field} ${note.text}`);
+  }
+  async syncPlaceholders(specs: readonly PlaceholderSpec[]) {
+    this.check();
+    this.calls.push(`placeholders ${specs.map((x) => x.name).join(",")}`);
+    return { created: specs.map((x) => x.name), removed: [] };
   }
   private check() {
     if (this.failWith) throw this.failWith;
@@ -168,6 +174,35 @@ describe("agent HTTP API", () => {
       "note 17,9_0-28 comment nowscale: no instance type fits",
       "note 18 adminComment ",
     ]);
+  });
+
+  it("syncs placeholders; a spec whose name is not its digest is 400 and nothing is done", async () => {
+    // Prepare
+    const { call, actions } = await start();
+    const shape = {
+      queue: "gpu",
+      instanceType: "g4",
+      cpus: 4,
+      realMemoryMiB: 1000,
+      gpus: 1,
+      features: ["q_gpu"],
+    };
+    const spec = { name: placeholderName(shape), ...shape };
+    // Act
+    const synced = await call("POST", "/v1/placeholders", JSON.stringify({ placeholders: [spec] }));
+    const forged = await call(
+      "POST",
+      "/v1/placeholders",
+      JSON.stringify({ placeholders: [spec, { ...spec, name: "c4-a" }] }),
+    );
+    actions.failWith = new SlurmUnavailableError("down");
+    const down = await call("POST", "/v1/placeholders", JSON.stringify({ placeholders: [] }));
+    // Assess
+    expect(synced).toEqual({ status: 200, body: { ok: true, created: [spec.name], removed: [] } });
+    expect(forged.status).toBe(400);
+    expect(String(forged.body.error)).toContain("placeholders[1].name");
+    expect(down.status).toBe(503);
+    expect(actions.calls).toEqual([`placeholders ${spec.name}`]);
   });
 
   it("job notes: Slurm refusing one is 502 after the others are written; slurmctld down is 503", async () => {

@@ -3,12 +3,12 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createAgentServer } from "../../agent/server.js";
 import { AGENT_VERSION } from "../../agent/version.js";
 import { HttpAgentChannel } from "../../lib/control/agent-http.js";
 import { runScaleCycle } from "../../lib/control/scale-cycle.js";
-import type { ConfigInput } from "../../lib/core/config.js";
+import { type ConfigInput, parseConfig } from "../../lib/core/config.js";
 import {
   startTestbed,
   stopTestbed,
@@ -19,16 +19,17 @@ import type { AgentChannel, JobNote } from "../../lib/ports/agent-channel.js";
 import { SlurmClient } from "../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../scheduler-plugins/slurm/collect.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { placeholderSpecs } from "../../scheduler-plugins/slurm/placeholders.js";
 import { controlBed } from "../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../support/dynalite.js";
 
 /**
- * Issue 12, "visible to the user", end to end on a real Slurm 22.05: the real scale cycle (on dynalite)
- * plans on the report of the real agent server, and writes its notes through the signed HTTP API into
- * the jobs' Comment; squeue shows them. Own ports and no network (no node joins); run under
- * `flock /tmp/slurm-test.lock npm run test:slurm`.
+ * Issue 12 end to end on a real Slurm 22.05: the real scale cycle (on dynalite) plans on the report of
+ * the real agent server and acts through its signed HTTP API: job notes in the jobs' Comment (squeue
+ * shows them), placeholder FUTURE nodes in step with the configuration. Own ports and no network (no
+ * node joins); run under `flock /tmp/slurm-test.lock npm run test:slurm`.
  */
-describe("job notes on a real Slurm", () => {
+describe("the scale cycle through the real agent on a real Slurm", () => {
   const key = Buffer.from("job-notes-test-key-0123456789abcdef0123");
   let tb: Testbed;
   let db: TestDynamo;
@@ -67,6 +68,10 @@ describe("job notes on a real Slurm", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }, 180_000);
+
+  afterEach(async () => {
+    await slurm("scancel", ["--user=root"]);
+  });
 
   afterAll(async () => {
     server?.close();
@@ -148,5 +153,59 @@ describe("job notes on a real Slurm", () => {
     expect(await comment(labelled)).toBe("project X");
     expect(await adminComment(labelled)).toBe("");
     expect(bed.provider.calls.filter((c) => c.method === "launch")).not.toHaveLength(0);
+  });
+
+  it("keeps placeholder FUTURE nodes in step with the queue's types: -C and --gpus accepted in an empty queue, never capacity", async () => {
+    // Prepare: a queue of one 4-GPU type; no node ever advertised type_p4 (slurmctld remembers a feature
+    // of a deleted node, so the other test's type names would not do).
+    const config = (type: string, gpus: number): ConfigInput => ({
+      expansionBusyTime: 0,
+      instanceTypes: { [type]: { vcpus: 8, memoryMiB: 65536, gpus } },
+      queueConfigs: [
+        { queueName: "gpu", maxSize: 10, expansionNodeConfigs: [{ zone: "zone-a", instanceType: type }] },
+      ],
+    });
+    const bed = await controlBed(db, "placeholders", config("p4", 4));
+    bed.clock.advance(Date.now() + 60_000 - bed.clock.now());
+    const agent = new HttpAgentChannel({ baseUrl, key });
+    const cycle = (owner: string) =>
+      runScaleCycle("placeholders", { ...bed.deps(owner), agent }, { windowMs: 0, pollMs: 15_000 });
+    const future = async () =>
+      (await slurm("scontrol", ["--future", "--oneliner", "show", "node"]))
+        .split("\n")
+        .filter((l) => / State=FUTURE/.test(l))
+        .map((l) => /^NodeName=(\S+) /.exec(l)?.[1]);
+    const refused = async (args: string[]) => {
+      const r = await runCommand("sbatch", ["--parsable", "--output=/dev/null", ...args], { env: tb.env });
+      return r.code === 0 ? "" : r.stderr.trim();
+    };
+    // Clean slate: placeholders of the other test's cluster go with its configuration.
+    await agent.syncPlaceholders([]);
+    const before = await refused(["-p", "gpu", "-C", "type_p4", "--wrap", "true"]);
+
+    // Act: a cycle; then the queue's type changes to an 8-GPU one and another cycle runs.
+    await cycle("inv-1");
+    const created = await future();
+    const constrained = await sbatch(["-p", "gpu", "-C", "type_p4", "--wrap", "sleep 300"]);
+    const gpuJob = await sbatch(["-p", "gpu", "--gpus-per-node=4", "--wrap", "sleep 300"]);
+    await cycle("inv-2");
+    const launchedBeside = bed.provider.calls.filter((c) => c.method === "launch").length;
+    const cluster = await bed.store.getCluster("placeholders");
+    await bed.store.updateCluster("placeholders", cluster?.version ?? 0, {
+      autoscaling: config("p8", 8),
+      now: bed.clock.now(),
+    });
+    await cycle("inv-3");
+
+    // Assess
+    const [p4] = placeholderSpecs(parseConfig(config("p4", 4)));
+    const [p8] = placeholderSpecs(parseConfig(config("p8", 8)));
+    expect(before).toMatch(/Invalid feature specification/);
+    expect(created).toEqual([p4?.name]);
+    expect(constrained).toMatch(/^\d+$/);
+    expect(gpuJob).toMatch(/^\d+$/);
+    // The placeholder is no capacity: the pending jobs were launched for.
+    expect(launchedBeside).toBeGreaterThan(0);
+    expect(await future()).toEqual([p8?.name]);
   });
 });
