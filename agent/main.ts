@@ -4,8 +4,10 @@ import { parseArgs } from "node:util";
 import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../scheduler-plugins/slurm/collect.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
+import { type JobNote, parseJobNotes } from "../scheduler-plugins/slurm/job-notes.js";
+import { type PlaceholderSpec, parsePlaceholderSpecs } from "../scheduler-plugins/slurm/placeholders.js";
 import { loadKey } from "./key.js";
-import { createAgentServer } from "./server.js";
+import { applyJobNotes, createAgentServer } from "./server.js";
 import { AGENT_VERSION } from "./version.js";
 
 const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm master
@@ -21,6 +23,14 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
   nowscale-agent drain NODE --reason TEXT | resume NODE | delete-node NODE
       One node action, as the HTTP API's (for SSM Run Command). Prints {"ok":true,...} or {"error":...}.
       Exit 0 done, 2 slurmctld did not answer, 3 no such node, 64 bad name or reason, 1 other failure.
+  nowscale-agent set-job-notes --notes JSON
+      Writes job notes, as POST /v1/jobs/notes: JSON is {"notes": [{"jobIds": [...], "text": "nowscale: ..."
+      or "" to clear, "field": "comment"|"adminComment"}]}. Exit 0 done, 2 slurmctld did not answer,
+      64 a bad note (nothing written), 1 Slurm refused some.
+  nowscale-agent sync-placeholders --placeholders JSON
+      Makes the placeholder nodes exactly these, as POST /v1/placeholders: JSON is {"placeholders": [...]}.
+      Prints {"ok":true,"created":[...],"removed":[...]}. Exit 0 done, 2 slurmctld did not answer,
+      64 a bad spec (nothing done), 1 Slurm refused.
 
 Slurm's commands honour SLURM_CONF. --slurm-bin DIR runs squeue/sinfo/scontrol from DIR.`;
 
@@ -61,6 +71,8 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "drain" || command === "resume" || command === "delete-node") {
     return nodeAction(client, command, positionals[1], values.reason);
   }
+  if (command === "set-job-notes") return setJobNotes(client, values.notes);
+  if (command === "sync-placeholders") return syncPlaceholders(client, values.placeholders);
   if (command === "serve") {
     const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
     const m = /^(.*):(\d{1,5})$/.exec(listen);
@@ -120,6 +132,8 @@ function parse(argv: string[]) {
       source: { type: "string" },
       "slurm-bin": { type: "string" },
       reason: { type: "string" },
+      notes: { type: "string" },
+      placeholders: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },
@@ -137,6 +151,50 @@ export function replayStateDir(
   const fromSystemd = env.STATE_DIRECTORY?.split(":")[0];
   const dir = flag ?? env.NOWSCALE_AGENT_STATE_DIR ?? fromSystemd;
   return dir === undefined || dir === "" ? undefined : dir;
+}
+
+/** The job notes action with the same checks as the HTTP API. */
+async function setJobNotes(client: SlurmClient, json: string | undefined): Promise<number> {
+  const answer = (code: number, body: Record<string, unknown>) => {
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+    return code;
+  };
+  let notes: JobNote[];
+  try {
+    notes = parseJobNotes(JSON.parse(json ?? "null"));
+  } catch (error) {
+    const message = error instanceof TypeError ? error.message : "--notes must be JSON";
+    return answer(64, { error: `usage: nowscale-agent set-job-notes --notes JSON: ${message}` });
+  }
+  try {
+    const { applied, failures } = await applyJobNotes(client, notes);
+    if (failures.length > 0) return answer(1, { error: failures[0], applied, failed: failures.length });
+    return answer(0, { ok: true, applied });
+  } catch (error) {
+    if (error instanceof SlurmUnavailableError) return answer(2, { error: error.message.slice(0, 500) });
+    throw error;
+  }
+}
+
+/** The placeholder sync with the same checks as the HTTP API. */
+async function syncPlaceholders(client: SlurmClient, json: string | undefined): Promise<number> {
+  const answer = (code: number, body: Record<string, unknown>) => {
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+    return code;
+  };
+  let specs: PlaceholderSpec[];
+  try {
+    specs = parsePlaceholderSpecs(JSON.parse(json ?? "null"));
+  } catch (error) {
+    const message = error instanceof TypeError ? error.message : "--placeholders must be JSON";
+    return answer(64, { error: `usage: nowscale-agent sync-placeholders --placeholders JSON: ${message}` });
+  }
+  try {
+    return answer(0, { ok: true, ...(await client.syncPlaceholders(specs)) });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed";
+    return answer(error instanceof SlurmUnavailableError ? 2 : 1, { error: message });
+  }
 }
 
 /** One node action with the same client, checks and idempotency as the HTTP API. */

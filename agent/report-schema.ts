@@ -4,6 +4,8 @@ import { JOB_ID, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../lib/core/names.js";
 import { nodeInputSchema, parseState, type StateInput } from "../lib/core/state.js";
 import { parseWith } from "../lib/core/validation.js";
 import { FEATURE } from "../scheduler-plugins/slurm/features.js";
+import { NOTE_FIELDS, NOTE_TEXT } from "../scheduler-plugins/slurm/job-notes.js";
+import { MAX_PLACEHOLDERS, PLACEHOLDER_NAME } from "../scheduler-plugins/slurm/placeholders.js";
 import { LIMITS, REPORT_SCHEMA_VERSION } from "./report-limits.js";
 
 /**
@@ -49,6 +51,14 @@ export const jobGroupSchema = z.strictObject({
   reason: z.string().max(LIMITS.text).optional(),
   /** Up to 5 member job ids, oldest first; jobIds[0] names the group in decisions. */
   jobIds: z.array(z.string().regex(JOB_ID)).min(1).max(LIMITS.jobIds),
+  /**
+   * NowScale's note the jobs hold now (scheduler-plugins/slurm/job-notes.ts) and the field it is in;
+   * `userComment`: their Comment is someone else's, so a note goes into AdminComment. Only the JSON
+   * source reads them; absent otherwise.
+   */
+  note: z.string().regex(NOTE_TEXT).optional(),
+  noteIn: z.enum(NOTE_FIELDS).optional(),
+  userComment: z.literal(true).optional(),
   /** RUNNING groups: the nodes their jobs occupy. */
   nodeNames: z.array(simpleName).max(100_000).optional(),
 });
@@ -81,6 +91,12 @@ export const okReportSchema = z.strictObject({
   nodes: z.array(reportNodeSchema).max(100_000),
   /** Nodes without NowScale's queue/type/zone features (static nodes people added): named, never scaled. */
   unmanagedNodes: z.array(z.string().max(200)).max(10_000),
+  /**
+   * The placeholder nodes (`ph-…`, State=FUTURE) slurmctld holds (scheduler-plugins/slurm/placeholders.ts);
+   * absent when they could not be read. Never capacity: the scale cycle only compares them with the
+   * configuration.
+   */
+  placeholders: z.array(z.string().regex(PLACEHOLDER_NAME)).max(MAX_PLACEHOLDERS).optional(),
   /** Records left out because a name failed the allow-lists; a few examples say why. */
   ignored: z.strictObject({
     jobs: int(0, 10_000_000),
@@ -121,7 +137,17 @@ export function parseReport(input: unknown, source = "agent report"): Report {
 export function reportToClusterState(report: OkReport): ClusterState {
   const input: StateInput = {
     jobs: report.jobs.map((g) => {
-      const { jobIds, oldestSubmittedAt, features, exclusive, wholeNode, ...rest } = g;
+      const {
+        jobIds,
+        oldestSubmittedAt,
+        features,
+        exclusive,
+        wholeNode,
+        note: _n,
+        noteIn: _ni,
+        userComment: _uc,
+        ...rest
+      } = g;
       return {
         ...rest,
         id: jobIds[0] as string,

@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { SIMPLE_NAME } from "../lib/core/names.js";
 import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
+import { type JobNote, parseJobNotes } from "../scheduler-plugins/slurm/job-notes.js";
+import { type PlaceholderSpec, parsePlaceholderSpecs } from "../scheduler-plugins/slurm/placeholders.js";
 import type { Report } from "./report-schema.js";
 import { RequestVerifier } from "./signing.js";
 import { AGENT_VERSION } from "./version.js";
@@ -11,6 +13,32 @@ export interface NodeActions {
   drain(node: string, reason: string): Promise<void>;
   resume(node: string): Promise<void>;
   deleteNode(node: string): Promise<void>;
+  /** Writes one checked job note (scheduler-plugins/slurm/job-notes.ts). */
+  setJobNote(note: JobNote): Promise<void>;
+  /** Makes slurmctld's placeholder nodes exactly these (scheduler-plugins/slurm/placeholders.ts). */
+  syncPlaceholders(specs: readonly PlaceholderSpec[]): Promise<{ created: string[]; removed: string[] }>;
+}
+
+/**
+ * Writes the notes one by one. slurmctld not answering stops at once (SlurmUnavailableError); any other
+ * failure of one note is counted and the rest are still written. Shared by the HTTP API and the CLI.
+ */
+export async function applyJobNotes(
+  actions: Pick<NodeActions, "setJobNote">,
+  notes: readonly JobNote[],
+): Promise<{ applied: number; failures: string[] }> {
+  const failures: string[] = [];
+  let applied = 0;
+  for (const note of notes) {
+    try {
+      await actions.setJobNote(note);
+      applied++;
+    } catch (error) {
+      if (error instanceof SlurmUnavailableError) throw error;
+      failures.push(`jobs ${note.jobIds.join(",")}: ${error instanceof Error ? error.message : "failed"}`);
+    }
+  }
+  return { applied, failures: failures.map((f) => f.slice(0, 300)) };
 }
 
 export interface AgentServerOptions {
@@ -43,6 +71,10 @@ const MAX_BODY_BYTES = 64 * 1024;
  *   POST   /v1/nodes/{name}/drain     body {"reason": "..."}; prefixed "nowscale: " unless it starts so
  *   POST   /v1/nodes/{name}/resume
  *   DELETE /v1/nodes/{name}           removes a dynamic node from slurmctld
+ *   POST   /v1/jobs/notes             body {"notes": [{jobIds, text, field}]} (job-notes.ts); 400 for any
+ *                                     bad note (nothing written), 502 when Slurm refused some
+ *   POST   /v1/placeholders           body {"placeholders": [spec]} (placeholders.ts): creates the missing
+ *                                     FUTURE nodes, deletes the other ph- ones; {created, removed}
  * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
  */
 export function createAgentServer(options: AgentServerOptions): Server {
@@ -92,6 +124,43 @@ export function createAgentServer(options: AgentServerOptions): Server {
     if (method === "GET" && path === "/v1/health")
       return send(res, 200, { status: "ok", agentVersion: AGENT_VERSION });
     if (method === "GET" && path === "/v1/report") return send(res, 200, await report());
+
+    if (path === "/v1/jobs/notes") {
+      if (method !== "POST") return send(res, 405, { error: "use POST" });
+      let notes: JobNote[];
+      try {
+        notes = parseJobNotes(JSON.parse(body.toString("utf8")));
+      } catch (error) {
+        return send(res, 400, { error: error instanceof TypeError ? error.message : "body must be JSON" });
+      }
+      try {
+        const { applied, failures } = await applyJobNotes(options.actions, notes);
+        if (failures.length > 0)
+          return send(res, 502, { error: failures[0], applied, failed: failures.length });
+        return send(res, 200, { ok: true, applied });
+      } catch (error) {
+        if (error instanceof SlurmUnavailableError) return send(res, 503, { error: error.message });
+        throw error;
+      }
+    }
+
+    if (path === "/v1/placeholders") {
+      if (method !== "POST") return send(res, 405, { error: "use POST" });
+      let specs: PlaceholderSpec[];
+      try {
+        specs = parsePlaceholderSpecs(JSON.parse(body.toString("utf8")));
+      } catch (error) {
+        return send(res, 400, { error: error instanceof TypeError ? error.message : "body must be JSON" });
+      }
+      try {
+        return send(res, 200, { ok: true, ...(await options.actions.syncPlaceholders(specs)) });
+      } catch (error) {
+        if (error instanceof SlurmUnavailableError) return send(res, 503, { error: error.message });
+        return send(res, 502, {
+          error: error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed",
+        });
+      }
+    }
 
     const m = /^\/v1\/nodes\/([^/?]+)(\/drain|\/resume)?$/.exec(path);
     if (!m) return send(res, 404, { error: "no such route" });

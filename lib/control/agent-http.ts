@@ -1,4 +1,10 @@
 import { signRequest } from "../../agent/signing.js";
+import { type JobNote, parseJobNotes } from "../../scheduler-plugins/slurm/job-notes.js";
+import {
+  PLACEHOLDER_NAME,
+  type PlaceholderSpec,
+  parsePlaceholderSpecs,
+} from "../../scheduler-plugins/slurm/placeholders.js";
 import { isSimpleName } from "../core/names.js";
 import {
   AgentActionError,
@@ -63,6 +69,17 @@ export class HttpAgentChannel implements AgentChannel {
     await this.action("DELETE", `/v1/nodes/${checkedNode(node)}`);
   }
 
+  async setJobNotes(notes: readonly JobNote[]): Promise<void> {
+    await this.action("POST", "/v1/jobs/notes", JSON.stringify({ notes: checkedNotes(notes) }));
+  }
+
+  async syncPlaceholders(
+    specs: readonly PlaceholderSpec[],
+  ): Promise<{ created: string[]; removed: string[] }> {
+    const body = JSON.stringify({ placeholders: checkedPlaceholders(specs) });
+    return placeholderAnswer(await this.action("POST", "/v1/placeholders", body), "agent placeholders");
+  }
+
   async health(): Promise<{ agentVersion: string }> {
     const { status, text } = await this.request("GET", "/v1/health");
     if (status !== 200) throw new AgentUnreachableError(`agent health: HTTP ${status}`);
@@ -74,9 +91,10 @@ export class HttpAgentChannel implements AgentChannel {
     return { agentVersion: version };
   }
 
-  private async action(method: string, path: string, body?: string): Promise<void> {
+  /** Resolves with the answer's text on 200; the typed errors otherwise. */
+  private async action(method: string, path: string, body?: string): Promise<string> {
     const { status, text } = await this.request(method, path, body);
-    if (status === 200) return;
+    if (status === 200) return text;
     if (status === 503)
       throw new SlurmctldUnreachableError(`agent ${method} ${path}: slurmctld did not answer`);
     if (status === 401) throw new AgentUnreachableError(`agent ${method} ${path}: signature refused (401)`);
@@ -157,6 +175,41 @@ async function readLimited(
     chunks.push(value);
   }
   return Buffer.concat(chunks, size).toString("utf8");
+}
+
+/** The agent's own allow-lists, before anything is sent: a bad note is the caller's error. */
+export function checkedNotes(notes: readonly JobNote[]): JobNote[] {
+  try {
+    return parseJobNotes([...notes]);
+  } catch (error) {
+    throw new AgentActionError(`invalid job notes: ${(error as Error).message}`, 400);
+  }
+}
+
+export function checkedPlaceholders(specs: readonly PlaceholderSpec[]): PlaceholderSpec[] {
+  try {
+    return parsePlaceholderSpecs([...specs]);
+  } catch (error) {
+    throw new AgentActionError(`invalid placeholders: ${(error as Error).message}`, 400);
+  }
+}
+
+/** The agent's `{created, removed}` answer, checked: untrusted like everything it says. */
+export function placeholderAnswer(text: string, what: string): { created: string[]; removed: string[] } {
+  const parsed = safeJson(text.trim().split("\n").pop() ?? "") as
+    | { created?: unknown; removed?: unknown }
+    | undefined;
+  const names = (v: unknown) =>
+    Array.isArray(v) &&
+    v.length <= 10_000 &&
+    v.every((n) => typeof n === "string" && PLACEHOLDER_NAME.test(n))
+      ? (v as string[])
+      : undefined;
+  const created = names(parsed?.created);
+  const removed = names(parsed?.removed);
+  if (created === undefined || removed === undefined)
+    throw new AgentUnreachableError(`${what}: unexpected answer`);
+  return { created, removed };
 }
 
 function checkedNode(node: string): string {

@@ -5,6 +5,8 @@ import {
   type SSMClient,
 } from "@aws-sdk/client-ssm";
 import { DRAIN_REASON } from "../../scheduler-plugins/slurm/client.js";
+import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
+import type { PlaceholderSpec } from "../../scheduler-plugins/slurm/placeholders.js";
 import { shellQuote } from "../../scheduler-plugins/slurm/shell.js";
 import { isSimpleName } from "../core/names.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
@@ -16,6 +18,7 @@ import {
 } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
+import { checkedNotes, checkedPlaceholders, placeholderAnswer } from "./agent-http.js";
 import { reportFromText } from "./agent-report.js";
 
 export interface SsmAgentChannelOptions {
@@ -49,7 +52,8 @@ const AGENT_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
 /**
  * The agent through SSM Run Command, for masters the control plane cannot reach over the network:
- * `nowscale-agent report` and the one-shot node actions (`drain`, `resume`, `delete-node`). Nothing from a
+ * `nowscale-agent report` and the one-shot actions (`drain`, `resume`, `delete-node`, `set-job-notes`,
+ * `sync-placeholders`). Nothing from a
  * report ever reaches a command line; the node name and reason of an action are checked against the
  * agent's own allow-lists first and single-quoted. SSM keeps at most 24,000 characters of stdout, which
  * grouped reports fit.
@@ -98,6 +102,42 @@ export class SsmAgentChannel implements AgentChannel {
     await this.action("delete-node", node);
   }
 
+  /** `nowscale-agent set-job-notes --notes JSON`, the JSON single-quoted as one word. */
+  async setJobNotes(notes: readonly JobNote[]): Promise<void> {
+    const json = JSON.stringify({ notes: checkedNotes(notes) });
+    const { status, code } = await this.runLine("set-job-notes", [
+      "node",
+      this.agentPath,
+      "set-job-notes",
+      "--notes",
+      json,
+    ]);
+    if (code === 0) return;
+    if (code === 2)
+      throw new SlurmctldUnreachableError("agent set-job-notes over SSM: slurmctld did not answer");
+    if (code === 64) throw new AgentActionError("agent set-job-notes over SSM: refused", 400);
+    throw new AgentActionError(`agent set-job-notes over SSM: ${status}, exit ${code}`, 502);
+  }
+
+  /** `nowscale-agent sync-placeholders --placeholders JSON`; its stdout is the `{created, removed}` answer. */
+  async syncPlaceholders(
+    specs: readonly PlaceholderSpec[],
+  ): Promise<{ created: string[]; removed: string[] }> {
+    const json = JSON.stringify({ placeholders: checkedPlaceholders(specs) });
+    const { status, code, stdout } = await this.runLine("sync-placeholders", [
+      "node",
+      this.agentPath,
+      "sync-placeholders",
+      "--placeholders",
+      json,
+    ]);
+    if (code === 0) return placeholderAnswer(stdout, "agent sync-placeholders over SSM");
+    if (code === 2)
+      throw new SlurmctldUnreachableError("agent sync-placeholders over SSM: slurmctld did not answer");
+    if (code === 64) throw new AgentActionError("agent sync-placeholders over SSM: refused", 400);
+    throw new AgentActionError(`agent sync-placeholders over SSM: ${status}, exit ${code}`, 502);
+  }
+
   /** Exit codes of the agent's one-shot actions: 0 done, 2 slurmctld down, 3 no such node, 64 refused. */
   private async action(action: string, node: string, extra: string[] = []): Promise<void> {
     if (!isSimpleName(node))
@@ -134,11 +174,34 @@ export class SsmAgentChannel implements AgentChannel {
             // The document's pattern is narrower than Slurm's: anything else becomes '_'.
             reason: [reason.replace(/[^A-Za-z0-9 _.,:;=+@/()-]/g, "_")],
           };
+    return this.send(documentName ?? "AWS-RunShellScript", parameters);
+  }
+
+  /**
+   * A JSON-carrying action (set-job-notes, sync-placeholders) as one shell line. The stack's agent document
+   * does not take these yet: with a document configured they are refused (AgentActionError 501), which
+   * the scale cycle logs before it goes on.
+   */
+  private async runLine(
+    action: string,
+    words: string[],
+  ): Promise<{ status: string; stdout: string; code: number }> {
+    if (this.options.documentName !== undefined) {
+      throw new AgentActionError(`the agent document does not allow ${action} over SSM yet`, 501);
+    }
+    return this.send("AWS-RunShellScript", { commands: [words.map(shellQuote).join(" ")] });
+  }
+
+  /** SendCommand, then GetCommandInvocation on the clock until the command ends or the timeout. */
+  private async send(
+    documentName: string,
+    parameters: Record<string, string[]>,
+  ): Promise<{ status: string; stdout: string; code: number }> {
     let commandId: string | undefined;
     try {
       const sent = await this.options.client.send(
         new SendCommandCommand({
-          DocumentName: documentName ?? "AWS-RunShellScript",
+          DocumentName: documentName,
           InstanceIds: [this.options.instanceId],
           Parameters: parameters,
           TimeoutSeconds: Math.max(30, Math.ceil(this.timeoutMs / 1000)),

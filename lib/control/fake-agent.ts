@@ -1,4 +1,6 @@
 import type { JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
+import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
+import { type PlaceholderSpec, placeholderChanges } from "../../scheduler-plugins/slurm/placeholders.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import {
   type AgentChannel,
@@ -6,12 +8,15 @@ import {
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
+import { checkedNotes, checkedPlaceholders } from "./agent-http.js";
 
 export type FakeAgentCall =
   | { action: "report" }
   | { action: "drain"; node: string; reason: string }
   | { action: "resume"; node: string }
   | { action: "deleteNode"; node: string }
+  | { action: "setJobNotes"; notes: JobNote[] }
+  | { action: "syncPlaceholders"; names: string[] }
   | { action: "health" };
 
 /**
@@ -23,6 +28,11 @@ export class FakeAgent implements AgentChannel {
   jobs: JobGroup[] = [];
   nodes: ReportNode[] = [];
   outage: "none" | "agent" | "slurmctld" = "none";
+  /**
+   * The placeholder nodes Slurm holds, as the report lists them; undefined: the report leaves them out
+   * (an agent that cannot read them), and the scale cycle then syncs nothing.
+   */
+  placeholders: string[] | undefined;
 
   constructor(private readonly clock: Clock) {}
 
@@ -81,6 +91,7 @@ export class FakeAgent implements AgentChannel {
       nodes: structuredClone(this.nodes),
       unmanagedNodes: [],
       ignored: { jobs: 0, nodes: 0, examples: [] },
+      ...(this.placeholders === undefined ? {} : { placeholders: [...this.placeholders] }),
     };
   }
 
@@ -106,6 +117,39 @@ export class FakeAgent implements AgentChannel {
     this.calls.push({ action: "deleteNode", node });
     this.check();
     this.nodes = this.nodes.filter((n) => n.name !== node);
+  }
+
+  /** Checks the notes as the agent does, then puts them on the groups holding those jobs. */
+  async setJobNotes(notes: readonly JobNote[]): Promise<void> {
+    const checked = checkedNotes(notes);
+    this.calls.push({ action: "setJobNotes", notes: checked });
+    this.check();
+    for (const note of checked) {
+      for (const group of this.jobs) {
+        if (!group.jobIds.some((id) => note.jobIds.includes(id))) continue;
+        if (note.text === "") {
+          if (group.noteIn === note.field) {
+            delete group.note;
+            delete group.noteIn;
+          }
+        } else {
+          group.note = note.text;
+          group.noteIn = note.field;
+        }
+      }
+    }
+  }
+
+  /** Checks the specs as the agent does, then makes `placeholders` exactly their names. */
+  async syncPlaceholders(
+    specs: readonly PlaceholderSpec[],
+  ): Promise<{ created: string[]; removed: string[] }> {
+    const checked = checkedPlaceholders(specs);
+    this.calls.push({ action: "syncPlaceholders", names: checked.map((s) => s.name) });
+    this.check();
+    const { create, remove } = placeholderChanges(checked, this.placeholders ?? []);
+    this.placeholders = checked.map((s) => s.name);
+    return { created: create.map((s) => s.name), removed: remove };
   }
 
   async health(): Promise<{ agentVersion: string }> {

@@ -18,9 +18,11 @@ import {
   type StateStore,
 } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
+import { jobNoteChanges, noteKey, notServedReasons } from "./job-notes.js";
 import { allowedCandidates, type KnownSupply, queueHealthOf, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
+import { placeholdersToSync } from "./placeholder-sync.js";
 
 export { appendControlEvent } from "./events.js";
 export { ROUND_TAG, recordedLaunch } from "./launch.js";
@@ -225,6 +227,12 @@ export class ShrinkMemory {
 
   /** What the previous poll already told in events (jobs not served, Slurm mismatches): told once per stretch. */
   readonly notices = new NoticeMemory();
+
+  /** The job notes written in the previous polls (job-notes.ts): each written once per stretch. */
+  readonly jobNotes = new NoticeMemory();
+
+  /** The placeholder sets synced in the previous polls (placeholder-sync.ts): each asked once per stretch. */
+  readonly placeholders = new NoticeMemory();
 }
 
 /** Keys of notices the previous poll carried: a notice becomes an event when it is new, not every poll. */
@@ -366,16 +374,21 @@ async function pollOnce(ctx: PollContext): Promise<void> {
   emitStateMetrics(metrics, state);
   await tellDecision(ctx, decision);
 
+  // Jobs whose launch this poll holds back (their queue is protected): their notes say so.
+  const held = new Map<string, string>();
   for (const [index, launch] of decision.launches.entries()) {
     if (allowedCandidates(queueHealthOf(cluster, launch.queue), launch.candidates).length === 0) {
       metrics.add("ProtectedQueues", "Count", 1, { Queue: launch.queue });
       ctx.log.warn("queue in protected mode: launch skipped", { clusterId, queue: launch.queue });
+      for (const job of launch.jobs) held.set(job, protectedReason(launch.queue));
       continue;
     }
     for (const [part, count] of splitCount(launch.count).entries()) {
       await launchOne(ctx, { ...launch, count }, `${ctx.round}-l${index}-${part}`, state.jobs, known);
     }
   }
+  await writeJobNotes(ctx, report, notServedReasons(decision, held));
+  await syncPlaceholders(ctx, report);
   const calledFor = new Set<string>();
   const confirmed = decision.shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
   ctx.agreed.commit(calledFor);
@@ -389,6 +402,61 @@ async function pollOnce(ctx: PollContext): Promise<void> {
       ctx.log.warn("shrink failed", { clusterId, node: shrink.node, error: (error as Error).message });
     }
   }
+}
+
+function protectedReason(queue: string): string {
+  return `queue ${queue} is in protected mode (its nodes failed to boot): nothing is launched for it until a node joins or an operator clears it`;
+}
+
+/**
+ * Puts the planner's reasons where users look (`squeue -O jobid,comment`): the notes that differ from
+ * what the report says the jobs hold, at most MAX_NOTES_PER_POLL, in one agent call. A failed call is
+ * logged and retried at the next poll; it never stops the cycle.
+ */
+async function writeJobNotes(
+  ctx: PollContext,
+  report: OkReport,
+  reasons: ReadonlyMap<string, string>,
+): Promise<void> {
+  const memory = ctx.agreed.jobNotes;
+  const next = new Set<string>();
+  const notes = jobNoteChanges(report, reasons, (key) => memory.isNew(next, key));
+  if (notes.length > 0) {
+    try {
+      await ctx.deps.agent.setJobNotes(notes);
+    } catch (error) {
+      for (const note of notes) next.delete(noteKey(note));
+      ctx.log.warn("job notes not written", {
+        clusterId: ctx.cluster.clusterId,
+        error: (error as Error).message,
+      });
+    }
+  }
+  memory.commit(next);
+}
+
+/**
+ * Keeps the placeholder FUTURE nodes in step with the configuration: when the report's differ from what
+ * the configuration needs (a queue, type, shape, zone or feature changed), one agent call syncs them.
+ * Never capacity: the planner never sees them. A failed call is logged and retried at the next poll.
+ */
+async function syncPlaceholders(ctx: PollContext, report: OkReport): Promise<void> {
+  const memory = ctx.agreed.placeholders;
+  const next = new Set<string>();
+  const wanted = placeholdersToSync(report, ctx.config);
+  if (wanted !== undefined && memory.isNew(next, wanted.key)) {
+    try {
+      const { created, removed } = await ctx.deps.agent.syncPlaceholders(wanted.specs);
+      ctx.log.info("placeholders synced", { clusterId: ctx.cluster.clusterId, created, removed });
+    } catch (error) {
+      next.delete(wanted.key);
+      ctx.log.warn("placeholders not synced", {
+        clusterId: ctx.cluster.clusterId,
+        error: (error as Error).message,
+      });
+    }
+  }
+  memory.commit(next);
 }
 
 /** Slurm takes 1-200 printable ASCII characters as a reason. */

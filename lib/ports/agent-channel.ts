@@ -1,4 +1,8 @@
 import type { OkReport } from "../../agent/report-schema.js";
+import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
+import type { PlaceholderSpec } from "../../scheduler-plugins/slurm/placeholders.js";
+
+export type { JobNote, PlaceholderSpec };
 
 /**
  * How the control plane reads and acts on one cluster's master (docs/agent.md). Adapters:
@@ -25,6 +29,24 @@ export interface AgentChannel {
 
   /** Removes a (dynamic) node from slurmctld; one already gone succeeds. Terminate the instance first. */
   deleteNode(node: string): Promise<void>;
+
+  /**
+   * Writes job notes: each note's text (`nowscale: ...`, or "" to clear) into the Comment or AdminComment
+   * of its jobs (scheduler-plugins/slurm/job-notes.ts), all in one call. Notes are checked against the
+   * agent's allow-lists before anything is sent: a bad one is an AgentActionError naming the field, and
+   * nothing is written. Jobs that are gone are skipped. Slurm refusing some notes: AgentActionError
+   * after the others were written; slurmctld down: SlurmctldUnreachableError. Idempotent.
+   */
+  setJobNotes(notes: readonly JobNote[]): Promise<void>;
+
+  /**
+   * Makes the cluster's placeholder nodes (State=FUTURE, `ph-…`) exactly `specs`
+   * (scheduler-plugins/slurm/placeholders.ts): the missing are created, the other `ph-` FUTURE nodes
+   * deleted; nothing else is touched. Specs are checked first (each name must be its spec's digest): a
+   * bad one is an AgentActionError naming the field and nothing is done. Answers what changed. Slurm
+   * refusing: AgentActionError; slurmctld down: SlurmctldUnreachableError. Idempotent.
+   */
+  syncPlaceholders(specs: readonly PlaceholderSpec[]): Promise<{ created: string[]; removed: string[] }>;
 
   /** The agent's version when it answers; throws AgentUnreachableError otherwise. */
   health(): Promise<{ agentVersion: string }>;

@@ -71,6 +71,73 @@ export const mungeKeySourceSchema = z.discriminatedUnion("source", [
 ]);
 
 /**
+ * The node's own gres.conf lines. Compute nodes run configless (`slurmd --conf-server`): slurmd reads the
+ * gres.conf slurmctld serves, and in 22.05 a local gres.conf beside it is removed. So the master's
+ * gres.conf holds only `Include /etc/slurm/nowscale-node-gres.conf` (master-bootstrap.ts; an absolute Include is read
+ * on each node from its own disk, measured on 22.05), and every compute node writes that file before
+ * slurmd starts: its GPUs, or nothing (an Include of a missing file would stop slurmd).
+ */
+export const NODE_GRES_CONF = "/etc/slurm/nowscale-node-gres.conf";
+
+/** Where Slurm's plugins live on the distributions NowScale installs (gpu_nvml.so is looked for there). */
+const SLURM_PLUGIN_DIRS = [
+  "/usr/lib/x86_64-linux-gnu/slurm-wlm",
+  "/usr/lib/aarch64-linux-gnu/slurm-wlm",
+  "/usr/lib/x86_64-linux-gnu/slurm",
+  "/usr/lib64/slurm",
+  "/usr/lib/slurm",
+  "/usr/local/lib/slurm",
+];
+
+/**
+ * Shell that writes the node's gres.conf (NODE_GRES_CONF) for its GPUs, beside the \`Gres=gpu:N\` it
+ * declares, so Slurm binds each job to the GPUs it was given (CUDA_VISIBLE_DEVICES; device cgroups with
+ * TaskPlugin=task/cgroup and ConstrainDevices=yes):
+ * - no GPUs: an empty file;
+ * - NVML (libnvidia-ml and Slurm's gpu/nvml plugin on the image): \`NodeName=<node> AutoDetect=nvml\`;
+ * - otherwise the device files: \`NodeName=<node> Name=gpu File=/dev/nvidia[0-N-1]\`, after waiting for
+ *   them. A device still missing fails the boot: slurmd would not start with a missing File (22.05 stops
+ *   after 20 s), and a node registering fewer GPUs than it declares is drained by Slurm, not NowScale.
+ * GPU_DEV_DIR, SLURM_PLUGIN_DIRS and the PATH's ldconfig can be overridden (tests run this function).
+ */
+export function nodeGresCommands(gpus: number, detect: "auto" | "nvml" | "files", waitS: number): string {
+  return `write_node_gres() {
+  local gpus=$1 out=$2 detect=$3 dev=\${GPU_DEV_DIR:-/dev} wait_s=$4
+  install -d -m 0755 "$(dirname "$out")"
+  if [ "$gpus" -eq 0 ]; then : > "$out"; return 0; fi
+  if [ "$detect" = auto ]; then
+    detect=files
+    if ldconfig -p 2>/dev/null | grep -q 'libnvidia-ml.so.1'; then
+      local d
+      for d in \${SLURM_PLUGIN_DIRS:-${SLURM_PLUGIN_DIRS.join(" ")}}; do
+        if [ -e "$d/gpu_nvml.so" ]; then detect=nvml; break; fi
+      done
+    fi
+  fi
+  if [ "$detect" = nvml ]; then
+    printf 'NodeName=%s AutoDetect=nvml\n' "$NODE_NAME" > "$out.new"
+  else
+    # nvidia-smi creates the device files when the driver has not yet.
+    if command -v nvidia-smi >/dev/null; then nvidia-smi -L >/dev/null 2>&1 || true; fi
+    local i waited=0
+    for ((i = 0; i < gpus; i++)); do
+      while [ ! -e "$dev/nvidia$i" ] && [ "$waited" -lt "$wait_s" ]; do sleep 5; waited=$((waited + 5)); done
+      [ -e "$dev/nvidia$i" ] || { log "GPU device $dev/nvidia$i is missing: this node cannot serve Gres=gpu:$gpus"; return 1; }
+    done
+    if [ "$gpus" -eq 1 ]; then
+      printf 'NodeName=%s Name=gpu File=%s/nvidia0\n' "$NODE_NAME" "$dev" > "$out.new"
+    else
+      printf 'NodeName=%s Name=gpu File=%s/nvidia[0-%d]\n' "$NODE_NAME" "$dev" $((gpus - 1)) > "$out.new"
+    fi
+  fi
+  mv -f "$out.new" "$out"
+}
+log ${shellQuote(`writing ${NODE_GRES_CONF} for ${gpus} GPU${gpus === 1 ? "" : "s"}`)}
+write_node_gres ${gpus} ${shellQuote(NODE_GRES_CONF)} ${detect} ${waitS}
+`;
+}
+
+/**
  * Where a node learns its own name, type and zone at boot instead of from the options: one launch call
  * starts `count` instances with the same user data, so the name (the instance id, as slurm-gcp names nodes
  * after instances) and the candidate that delivered (type, zone) can only be known on the instance.
@@ -114,6 +181,14 @@ export const bootstrapOptionsSchema = z
       .default([]),
     /** Present on images built with NowScale's packages: installation is skipped. */
     preinstalledMarker: localPath.default("/etc/nowscale/preinstalled"),
+    /**
+     * How the node's gres.conf names its GPUs: "auto" uses NVML (`AutoDetect=nvml`) where the image has
+     * both libnvidia-ml and Slurm's gpu/nvml plugin, else the device files /dev/nvidia0…N-1; "nvml" and
+     * "files" force one.
+     */
+    gpuDetect: z.enum(["auto", "nvml", "files"]).default("auto"),
+    /** How long to wait for the GPU device files (the driver creates them as it loads). */
+    gpuWaitS: int(0, 3600).default(300),
   })
   .superRefine((o, ctx) => {
     if ((o.nodeName === undefined) === (o.identityFrom === undefined)) {
@@ -198,6 +273,7 @@ chown -R munge:munge /etc/munge 2>/dev/null || true
 chmod 0400 /etc/munge/munge.key
 if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else munged; fi
 ${o.storage.map((s) => mountCommands(s)).join("")}${o.initScripts.map((s, i) => initScriptCommands(s.url, s.timeoutS, i)).join("")}
+${nodeGresCommands(o.gpus, o.gpuDetect, o.gpuWaitS)}
 log "starting slurmd -Z as $NODE_NAME"
 hostnamectl set-hostname "$NODE_NAME" 2>/dev/null || hostname "$NODE_NAME" || true
 install -d -m 0755 /var/spool/slurmd /var/log/slurm

@@ -8,6 +8,7 @@ import {
 } from "./errors.js";
 import { type CommandResult, type CommandRunner, isControllerUnreachable, runCommand } from "./exec.js";
 import { FEATURE } from "./features.js";
+import { type JobNote, jobNoteArgs, parseJobNotes } from "./job-notes.js";
 import type { SlurmJob, SlurmNode, SlurmPartition } from "./model.js";
 import {
   parseScontrolNodes,
@@ -16,7 +17,13 @@ import {
   SCONTROL_NODES_ARGS,
   SCONTROL_PARTITIONS_ARGS,
 } from "./nodes.js";
-import { type PlaceholderSpec, placeholderCreateArgs } from "./placeholders.js";
+import {
+  PLACEHOLDER_NAME,
+  type PlaceholderSpec,
+  parsePlaceholderSpecs,
+  placeholderChanges,
+  placeholderCreateArgs,
+} from "./placeholders.js";
 import { parseSqueueFormat, SQUEUE_FORMAT_ARGS } from "./squeue-format.js";
 import { parseSqueueJson } from "./squeue-json.js";
 
@@ -32,6 +39,13 @@ export interface SlurmClientOptions {
   /** Force the reader: "json" (22.05+) or "format" (older Slurm). @default chosen from the version */
   source?: "json" | "format";
 }
+
+/**
+ * What scontrol prints after a job update that was applied, or that found the job gone: the job's
+ * current pending reason (partition or node configuration not available now), an unknown or finished job.
+ */
+const NOTE_APPLIED_OR_GONE =
+  /configuration (is )?not available|Invalid job id specified|already completing or completed|Job has already finished/i;
 
 /** Drain reasons: printable text without control characters; the prefix marks NowScale's own drains. */
 export const DRAIN_REASON = /^[\x20-\x7e]{1,200}$/;
@@ -147,6 +161,51 @@ export class SlurmClient {
     const result = await this.runUnchecked("scontrol", placeholderCreateArgs(spec));
     if (result.code === 0 || /already exists|Duplicate/i.test(result.stderr)) return;
     throw this.failure("scontrol create", result);
+  }
+
+  /**
+   * The placeholder nodes (`ph-…`, State=FUTURE) slurmctld holds: `scontrol --future --oneliner show node`,
+   * since sinfo never lists FUTURE nodes.
+   */
+  async placeholderNames(): Promise<string[]> {
+    const result = await this.run("scontrol", ["--future", "--oneliner", "show", "node"]);
+    return parseScontrolNodes(result.stdout)
+      .filter((n) => n.state === "FUTURE" && PLACEHOLDER_NAME.test(n.name))
+      .map((n) => n.name);
+  }
+
+  /**
+   * Makes slurmctld's placeholders exactly `specs` (placeholders.ts): creates the missing ones, deletes
+   * the `ph-` FUTURE nodes not in it. Specs are checked first (TypeError names the field; nothing is
+   * done). Idempotent.
+   */
+  async syncPlaceholders(
+    specs: readonly PlaceholderSpec[],
+  ): Promise<{ created: string[]; removed: string[] }> {
+    const wanted = parsePlaceholderSpecs([...specs]);
+    const { create, remove } = placeholderChanges(wanted, await this.placeholderNames());
+    for (const spec of create) await this.createPlaceholder(spec);
+    for (const name of remove) await this.deleteNode(name);
+    return { created: create.map((s) => s.name), removed: remove };
+  }
+
+  /**
+   * Writes one job note (job-notes.ts) with `scontrol update JobId=<ids> Comment=<text>` (or
+   * AdminComment). Checked against the allow-lists first (TypeError names the field). Jobs that are
+   * gone are skipped, not errors. Slurm 22.05 applies the update to a pending job it cannot run now and
+   * still exits 1 saying "Requested partition configuration not available now" (measured): that is done.
+   */
+  async setJobNote(note: JobNote): Promise<void> {
+    const [checked] = parseJobNotes([note]);
+    const result = await this.runUnchecked("scontrol", jobNoteArgs(checked as JobNote));
+    if (result.code === 0) return;
+    const lines = result.stderr
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean);
+    const harmless = (line: string) => NOTE_APPLIED_OR_GONE.test(line);
+    if (!isControllerUnreachable(result) && lines.length > 0 && lines.every(harmless)) return;
+    throw this.failure("scontrol update JobId", result);
   }
 
   private async update(node: string, settings: string[]): Promise<void> {

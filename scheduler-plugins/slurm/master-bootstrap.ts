@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
+import { NODE_GRES_CONF } from "./bootstrap.js";
 import { imdsLockdownLines } from "./imds.js";
 import { shellQuote } from "./shell.js";
 import { renderSlurmConfParts } from "./slurm-conf.js";
@@ -190,6 +191,12 @@ TaskPlugin=task/none
 CONF
 cat >> /etc/slurm/slurm.conf <<'CONF'
 ${confParts}CONF
+# Each compute node describes its own GPUs in ${NODE_GRES_CONF} (bootstrap.ts); configless nodes get
+# this gres.conf, and the absolute Include is read from each node's own disk. The master keeps an empty one.
+cat > /etc/slurm/gres.conf <<'CONF'
+Include ${NODE_GRES_CONF}
+CONF
+[ -e ${NODE_GRES_CONF} ] || : > ${NODE_GRES_CONF}
 chown slurm:slurm /var/spool/slurmctld /var/log/slurm 2>/dev/null || true
 if command -v systemctl >/dev/null; then systemctl enable slurmctld; systemctl restart slurmctld; else slurmctld; fi
 

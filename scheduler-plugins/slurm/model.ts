@@ -55,6 +55,9 @@ export interface SlurmJob {
   exclusive: boolean;
   /** Nodes a running job occupies. */
   nodeNames: string[];
+  /** The job's Comment and AdminComment, where the source has them (squeue --json); NowScale's notes. */
+  comment?: string;
+  adminComment?: string;
 }
 
 export interface SlurmNode {

@@ -3,6 +3,7 @@ import type { FailedReport, JobGroup, OkReport, ReportNode } from "../../agent/r
 import type { NodeState } from "../../lib/core/model.js";
 import { JOB_ID, SIMPLE_NAME } from "../../lib/core/names.js";
 import { FEATURE, placementOf } from "./features.js";
+import { readNote } from "./job-notes.js";
 import type { SlurmJob, SlurmNode, SlurmPartition } from "./model.js";
 import { isBlocked, jobPhase } from "./reasons.js";
 
@@ -89,7 +90,23 @@ export function buildReport(input: ReportInput): OkReport {
     }
     const { wholeNode, ...shape } = shapeOf(job, partitions.get(queue));
     const features = job.features !== "" ? job.features.slice(0, 500) : undefined;
-    const key = JSON.stringify([state, queue, shape, features, job.exclusive, wholeNode, reason]);
+    // Jobs holding different notes are told apart, so each group's note is what all its jobs hold.
+    const notes =
+      job.comment === undefined && job.adminComment === undefined
+        ? {}
+        : readNote(job.comment ?? "", job.adminComment ?? "");
+    const key = JSON.stringify([
+      state,
+      queue,
+      shape,
+      features,
+      job.exclusive,
+      wholeNode,
+      reason,
+      notes.note,
+      notes.noteIn,
+      notes.userComment,
+    ]);
     const group = groups.get(key);
     if (group === undefined) {
       const g: JobGroup & { oldestMs: number } = {
@@ -105,6 +122,7 @@ export function buildReport(input: ReportInput): OkReport {
       if (job.exclusive) g.exclusive = true;
       if (wholeNode) g.wholeNode = true;
       if (reason !== undefined) g.reason = reason.slice(0, 500);
+      Object.assign(g, notes);
       if (state === "RUNNING") g.nodeNames = validNodeNames(job.nodeNames);
       // Slurm's numbers are untrusted too: a request beyond the schema's bounds is left out, not clamped.
       if (!withinLimits(shape, job.submittedAt)) {

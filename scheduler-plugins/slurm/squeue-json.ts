@@ -119,6 +119,9 @@ function jobFromJson(record: unknown, where: string): SlurmJob {
     exclusive,
     nodeNames: nodeNamesOf(record),
   };
+  // Only the JSON source has them: job notes (job-notes.ts) are written only where they can be read back.
+  job.comment = text(record.comment);
+  job.adminComment = text(record.admin_comment);
   const eligible = jsonCount(record.eligible_time);
   if (eligible !== undefined && eligible > 0) job.eligibleAt = eligible * 1000;
   if (arrayJobId > 0) job.arrayJobId = String(arrayJobId);

@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ReportNode } from "../../../agent/report-schema.js";
 import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { ROUND_TAG, runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
+import { type ConfigInput, parseConfig } from "../../../lib/core/config.js";
+import { AgentUnreachableError } from "../../../lib/ports/agent-channel.js";
+import { placeholderSpecs } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { CONFIG, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
@@ -376,5 +379,189 @@ describe("scale cycle", () => {
     expect(second.terminated).toEqual([stuck.id]);
     expect(bed.provider.fakeCloud.live().map((i) => i.id)).not.toContain(stuck.id);
     expect(bed.provider.fakeCloud.live()).toHaveLength(1);
+  });
+});
+
+describe("scale cycle: job notes, where users look (issue 12)", () => {
+  const notesCalls = (bed: Awaited<ReturnType<typeof controlBed>>) =>
+    bed.agent.calls.flatMap((c) => (c.action === "setJobNotes" ? [c.notes] : []));
+
+  it("writes why a job is not served into its Comment once, and clears it when the job is served", async () => {
+    // Prepare: 64 CPUs per node; c5.xlarge has 4.
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "90", { nodes: 1, cpus: 64 });
+    // Act: four polls; then the user shrinks the job to 4 CPUs (scontrol update) and a new invocation runs.
+    await runScaleCycle("demo", bed.deps("inv-1"), { windowMs: 50_000, pollMs: 15_000 });
+    const noted = structuredClone(bed.agent.jobs[0]);
+    (bed.agent.jobs[0] as { cpusPerNode: number }).cpusPerNode = 4;
+    await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    // Assess: one write while it lasted, the note as squeue would show it, then one clear.
+    expect(noted).toMatchObject({
+      note: "nowscale: no instance type of queue compute fits 64 CPU, 0 MiB per node",
+      noteIn: "comment",
+    });
+    expect(notesCalls(bed)).toEqual([
+      [{ jobIds: ["90"], text: noted?.note, field: "comment" }],
+      [{ jobIds: ["90"], text: "", field: "comment" }],
+    ]);
+    expect(bed.agent.jobs[0]).not.toHaveProperty("note");
+    expect(bed.provider.calls.filter((c) => c.method === "launch")).toHaveLength(1);
+  });
+
+  it("a new scaler reads the note Slurm holds: nothing is rewritten, and a stale note is cleared", async () => {
+    // Prepare: an earlier scaler wrote both notes; job 93 is served now.
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "92", { nodes: 1, cpus: 64 });
+    bed.agent.addPending("compute", "93", { nodes: 1, cpus: 2 });
+    Object.assign(bed.agent.jobs[0] as object, {
+      note: "nowscale: no instance type of queue compute fits 64 CPU, 0 MiB per node",
+      noteIn: "comment",
+    });
+    Object.assign(bed.agent.jobs[1] as object, { note: "nowscale: old reason", noteIn: "comment" });
+    // Act
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(notesCalls(bed)).toEqual([[{ jobIds: ["93"], text: "", field: "comment" }]]);
+  });
+
+  it("a job with a user's comment gets the note in AdminComment; the user's text is never touched", async () => {
+    // Prepare
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "94", { nodes: 1, cpus: 64 });
+    Object.assign(bed.agent.jobs[0] as object, { userComment: true });
+    // Act
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(
+      notesCalls(bed)
+        .flat()
+        .map((n) => n.field),
+    ).toEqual(["adminComment"]);
+    expect(bed.agent.jobs[0]).toMatchObject({ noteIn: "adminComment", userComment: true });
+  });
+
+  it("writes at most 20 notes per poll, in one agent call; the rest at the next poll", async () => {
+    // Prepare: 25 groups no type fits.
+    const bed = await controlBed(db);
+    for (let i = 0; i < 25; i++) bed.agent.addPending("compute", `${100 + i}`, { nodes: 1, cpus: 64 + i });
+    // Act
+    await runScaleCycle("demo", bed.deps("inv-1"), { windowMs: 20_000, pollMs: 15_000 });
+    // Assess
+    expect(notesCalls(bed).map((notes) => notes.length)).toEqual([20, 5]);
+    expect(bed.agent.jobs.every((g) => g.note?.startsWith("nowscale: no instance type"))).toBe(true);
+  });
+
+  it("a queue in protected mode: its jobs say so", async () => {
+    // Prepare
+    const bed = await controlBed(db);
+    await bed.store.recordBootstrapFailure("demo", "compute", 1, bed.clock.now());
+    bed.agent.addPending("compute", "41", { nodes: 2, cpus: 4 });
+    // Act
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(bed.agent.jobs[0]?.note).toMatch(/^nowscale: queue compute is in protected mode/);
+  });
+
+  it("a failed note call does not stop the cycle and is retried at the next poll", async () => {
+    // Prepare: the agent refuses the first notes call only.
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "95", { nodes: 1, cpus: 64 });
+    bed.agent.addPending("compute", "96", { nodes: 1, cpus: 4 });
+    const write = bed.agent.setJobNotes.bind(bed.agent);
+    let failures = 1;
+    bed.agent.setJobNotes = async (notes) => {
+      if (failures-- > 0) throw new AgentUnreachableError("agent down for a moment");
+      return write(notes);
+    };
+    // Act
+    const summary = await runScaleCycle("demo", bed.deps("inv-1"), { windowMs: 20_000, pollMs: 15_000 });
+    // Assess
+    expect(summary).toMatchObject({ outcome: "done", polls: 2, launchedNodes: 1 });
+    expect(bed.agent.jobs[0]?.note).toMatch(/^nowscale: no instance type/);
+  });
+
+  it("writes nothing from a format-string report (Slurm before 22.05): a user's comment cannot be seen there", async () => {
+    // Prepare
+    const bed = await controlBed(db);
+    bed.agent.addPending("compute", "97", { nodes: 1, cpus: 64 });
+    const report = bed.agent.report.bind(bed.agent);
+    bed.agent.report = async () => ({ ...(await report()), source: "format" });
+    // Act
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(notesCalls(bed)).toEqual([]);
+    expect((await bed.store.listEvents("demo")).map((e) => e.kind)).toContain("JOB_NOT_SERVED");
+  });
+});
+
+describe("scale cycle: placeholder FUTURE nodes in step with the configuration (issue 12)", () => {
+  const syncs = (bed: Awaited<ReturnType<typeof controlBed>>) =>
+    bed.agent.calls.flatMap((c) => (c.action === "syncPlaceholders" ? [c.names] : []));
+
+  it("creates them once, leaves them alone while in step, and replaces them when the configuration changes", async () => {
+    // Prepare: Slurm holds none yet, and one stale placeholder of an old configuration.
+    const bed = await controlBed(db);
+    bed.agent.placeholders = ["ph-00000000000000aa"];
+    const wanted = placeholderSpecs(parseConfig(CONFIG)).map((s) => s.name);
+    // Act: one invocation of four polls, a second one; then the queue gets a second type.
+    await runScaleCycle("demo", bed.deps("inv-1"), { windowMs: 50_000, pollMs: 15_000 });
+    await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    const afterFirst = [...(bed.agent.placeholders ?? [])];
+    const changed: ConfigInput = {
+      ...CONFIG,
+      queueConfigs: [
+        {
+          queueName: "compute",
+          maxSize: 20,
+          expansionNodeConfigs: [
+            { zone: "zone-a", instanceType: "c5.xlarge" },
+            { zone: "zone-a", instanceType: "c5.2xlarge" },
+          ],
+        },
+      ],
+    };
+    const cluster = await bed.store.getCluster("demo");
+    await bed.store.updateCluster("demo", cluster?.version ?? 0, {
+      autoscaling: changed,
+      now: bed.clock.now(),
+    });
+    await runScaleCycle("demo", bed.deps("inv-3"), ONE_POLL);
+    // Assess: one sync per change, never one while Slurm's match the configuration.
+    const next = placeholderSpecs(parseConfig(changed)).map((s) => s.name);
+    expect(afterFirst).toEqual(wanted);
+    expect(syncs(bed)).toEqual([wanted, next]);
+    expect(bed.agent.placeholders).toEqual(next);
+    expect(next).toHaveLength(2);
+    expect(next).toContain(wanted[0]);
+  });
+
+  it("never counts them as capacity: a pending job still launches beside them", async () => {
+    // Prepare
+    const bed = await controlBed(db);
+    bed.agent.placeholders = placeholderSpecs(parseConfig(CONFIG)).map((s) => s.name);
+    bed.agent.addPending("compute", "60", { nodes: 1, cpus: 4 });
+    // Act
+    const summary = await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(summary.launchedNodes).toBe(1);
+    expect(syncs(bed)).toEqual([]);
+  });
+
+  it("syncs nothing when the report cannot list them, and retries a failed sync at the next poll", async () => {
+    // Prepare: the first invocation's agent cannot read them; the second's refuses the first sync.
+    const bed = await controlBed(db);
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    bed.agent.placeholders = [];
+    const sync = bed.agent.syncPlaceholders.bind(bed.agent);
+    let failures = 1;
+    bed.agent.syncPlaceholders = async (specs) => {
+      if (failures-- > 0) throw new AgentUnreachableError("agent down for a moment");
+      return sync(specs);
+    };
+    // Act
+    await runScaleCycle("demo", bed.deps("inv-2"), { windowMs: 20_000, pollMs: 15_000 });
+    // Assess
+    expect(syncs(bed)).toHaveLength(1);
+    expect(bed.agent.placeholders).toEqual(placeholderSpecs(parseConfig(CONFIG)).map((s) => s.name));
   });
 });

@@ -41,7 +41,7 @@ export function agentFaultMethods(kind: AgentFault["kind"]): readonly string[] {
     case "tooLarge":
       return ["report"];
     default:
-      return ["report", "drain", "resume", "deleteNode", "health"];
+      return ["report", "drain", "resume", "deleteNode", "setJobNotes", "syncPlaceholders", "health"];
   }
 }
 
@@ -100,6 +100,8 @@ export function corruptingAgent(
     drain: (node, reason) => failing("drain", () => inner.drain(node, reason)),
     resume: (node) => failing("resume", () => inner.resume(node)),
     deleteNode: (node) => failing("deleteNode", () => inner.deleteNode(node)),
+    setJobNotes: (notes) => failing("setJobNotes", () => inner.setJobNotes(notes)),
+    syncPlaceholders: (specs) => failing("syncPlaceholders", () => inner.syncPlaceholders(specs)),
     health: () => failing("health", () => inner.health()),
   };
 }

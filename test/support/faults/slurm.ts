@@ -1,8 +1,14 @@
 import type { JobGroup, OkReport, ReportNode } from "../../../agent/report-schema.js";
+import { checkedNotes, checkedPlaceholders } from "../../../lib/control/agent-http.js";
 import { BUILTIN_CATALOGS } from "../../../lib/core/catalogs/index.js";
 import type { ChargeType } from "../../../lib/core/model.js";
 import { DRAIN_REASON_PREFIX } from "../../../lib/core/shrink.js";
-import { AgentActionError, type AgentChannel } from "../../../lib/ports/agent-channel.js";
+import {
+  AgentActionError,
+  type AgentChannel,
+  type JobNote,
+  type PlaceholderSpec,
+} from "../../../lib/ports/agent-channel.js";
 import type { Clock } from "../../../lib/ports/clock.js";
 import type { FakeCloud, FakeInstance } from "../../../lib/providers/fake/index.js";
 import { CLUSTER_TAG, QUEUE_TAG } from "../../../lib/providers/shared/tags.js";
@@ -365,6 +371,7 @@ export class SlurmSim implements AgentChannel {
         count: 1,
         oldestSubmittedAt: iso(j.submittedAt),
         jobIds: [j.id],
+        ...(this.notes.get(j.id) ?? {}),
         ...(j.state === "RUNNING" ? { nodeNames: [...j.nodeNames] } : {}),
       }));
     const nodes: ReportNode[] = [...this.nodes.values()]
@@ -435,6 +442,27 @@ export class SlurmSim implements AgentChannel {
 
   async health(): Promise<{ agentVersion: string }> {
     return { agentVersion: "0.1.0" };
+  }
+
+  /** Placeholders are not simulated: the report leaves them out, so the scale cycle syncs none. */
+  async syncPlaceholders(
+    specs: readonly PlaceholderSpec[],
+  ): Promise<{ created: string[]; removed: string[] }> {
+    checkedPlaceholders(specs);
+    return { created: [], removed: [] };
+  }
+
+  /** Job notes as the agent writes them: kept per job and shown in the report. */
+  readonly notes = new Map<string, { note: string; noteIn: JobNote["field"] }>();
+
+  async setJobNotes(notes: readonly JobNote[]): Promise<void> {
+    this.sync();
+    for (const note of checkedNotes(notes)) {
+      for (const id of note.jobIds) {
+        if (note.text === "") this.notes.delete(id);
+        else this.notes.set(id, { note: note.text, noteIn: note.field });
+      }
+    }
   }
 
   /** The deletion workflow's drainAll: every node drained (best effort, as the real agent). */

@@ -15,6 +15,7 @@ import {
 } from "../../../lib/ports/agent-channel.js";
 import { FakeClock } from "../../../lib/providers/fake/index.js";
 import { SlurmNodeNotFoundError } from "../../../scheduler-plugins/slurm/errors.js";
+import { placeholderName } from "../../../scheduler-plugins/slurm/placeholders.js";
 
 const KEY = Buffer.from("0123456789abcdef0123456789abcdef");
 const clock = new FakeClock(Date.now());
@@ -46,6 +47,13 @@ async function startAgent(report: () => Promise<Report>, calls: string[] = []): 
       deleteNode: async (node) => {
         calls.push(`delete ${node}`);
       },
+      setJobNote: async (note) => {
+        calls.push(`note ${note.jobIds.join(",")} ${note.field} ${note.text}`);
+      },
+      syncPlaceholders: async (specs) => {
+        calls.push(`placeholders ${specs.length}`);
+        return { created: specs.map((x) => x.name), removed: ["ph-00000000000000aa"] };
+      },
     },
   });
   const s = server;
@@ -64,10 +72,44 @@ describe("HttpAgentChannel against the real agent server", () => {
     await channel.drain("c4-a", "nowscale: idle 300 s");
     await channel.resume("c4-a");
     await channel.deleteNode("c4-a");
+    await channel.setJobNotes([{ jobIds: ["17"], text: "nowscale: no type fits", field: "comment" }]);
+    const badNote = channel
+      .setJobNotes([{ jobIds: ["17"], text: "no prefix", field: "comment" }])
+      .catch((e: unknown) => e);
     // Assess
     expect(report.jobs[0]?.jobIds).toEqual(["17"]);
-    expect(calls).toEqual(["drain c4-a nowscale: idle 300 s", "resume c4-a", "delete c4-a"]);
+    expect(calls).toEqual([
+      "drain c4-a nowscale: idle 300 s",
+      "resume c4-a",
+      "delete c4-a",
+      "note 17 comment nowscale: no type fits",
+    ]);
+    expect(await badNote).toMatchObject({ name: "AgentActionError", status: 400 });
+    expect(String(await badNote)).toContain("notes[0].text");
     expect((await channel.health()).agentVersion).toMatch(/^\d/);
+  });
+
+  it("syncs placeholders: checked specs out, the agent's answer checked in", async () => {
+    // Prepare
+    const calls: string[] = [];
+    const base = await startAgent(okReport, calls);
+    const channel = new HttpAgentChannel({ baseUrl: base, key: KEY });
+    const shape = {
+      queue: "gpu",
+      instanceType: "g4",
+      cpus: 4,
+      realMemoryMiB: 1000,
+      gpus: 1,
+      features: ["q_gpu"],
+    };
+    const spec = { name: placeholderName(shape), ...shape };
+    // Act
+    const answer = await channel.syncPlaceholders([spec]);
+    const forged = await channel.syncPlaceholders([{ ...spec, cpus: 8 }]).catch((e: unknown) => e);
+    // Assess
+    expect(answer).toEqual({ created: [spec.name], removed: ["ph-00000000000000aa"] });
+    expect(forged).toMatchObject({ name: "AgentActionError", status: 400 });
+    expect(calls).toEqual(["placeholders 1"]);
   });
 
   it("is unreachable with the wrong key, and an unknown node is an action error", async () => {
@@ -302,6 +344,82 @@ describe("SsmAgentChannel", () => {
       node: ["i-0abc"],
       reason: ["nowscale: idle for 300 s; it_s time"],
     });
+    // the document takes no JSON-carrying actions yet: refused, and nothing is sent
+    await expect(
+      channel.setJobNotes([{ jobIds: ["17"], text: "nowscale: x", field: "comment" }]),
+    ).rejects.toMatchObject({
+      name: "AgentActionError",
+      status: 501,
+    });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    ssm.restore();
+  });
+
+  it("writes job notes with one set-job-notes command, the JSON one single-quoted word", async () => {
+    // Prepare
+    const ssm = mockClient(SSMClient);
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-4" } });
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolvesOnce({ Status: "Success", ResponseCode: 0 })
+      .resolvesOnce({ Status: "Failed", ResponseCode: 2 });
+    const channel = new SsmAgentChannel({
+      client: new SSMClient({ region: "us-east-1" }),
+      instanceId: "i-m",
+      clock: new FakeClock(),
+    });
+    const note = { jobIds: ["17", "9_0-28"], text: "nowscale: it's $(id) `x`", field: "comment" as const };
+    // Act
+    await channel.setJobNotes([note]);
+    const down = channel.setJobNotes([note]).catch((e: unknown) => e);
+    const bad = channel.setJobNotes([{ ...note, jobIds: ["1;reboot"] }]).catch((e: unknown) => e);
+    // Assess
+    const command = ssm.commandCalls(SendCommandCommand)[0]?.args[0].input.Parameters?.commands?.[0];
+    expect(command).toBe(
+      `'node' '/opt/nowscale/nowscale-agent.js' 'set-job-notes' '--notes' '{"notes":[{"jobIds":["17","9_0-28"],"text":"nowscale: it'\\''s $(id) \`x\`","field":"comment"}]}'`,
+    );
+    expect(await down).toBeInstanceOf(SlurmctldUnreachableError);
+    expect(await bad).toMatchObject({ name: "AgentActionError", status: 400 });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
+    ssm.restore();
+  });
+
+  it("syncs placeholders with one sync-placeholders command and reads its answer from stdout", async () => {
+    // Prepare
+    const shape = {
+      queue: "gpu",
+      instanceType: "g4",
+      cpus: 4,
+      realMemoryMiB: 1000,
+      gpus: 1,
+      features: ["q_gpu"],
+    };
+    const spec = { name: placeholderName(shape), ...shape };
+    const ssm = mockClient(SSMClient);
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-5" } });
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolvesOnce({
+        Status: "Success",
+        ResponseCode: 0,
+        StandardOutputContent: `{"ok":true,"created":["${spec.name}"],"removed":[]}\n`,
+      })
+      .resolvesOnce({ Status: "Success", ResponseCode: 0, StandardOutputContent: '{"created":["$(id)"]}' });
+    const channel = new SsmAgentChannel({
+      client: new SSMClient({ region: "us-east-1" }),
+      instanceId: "i-m",
+      clock: new FakeClock(),
+    });
+    // Act
+    const answer = await channel.syncPlaceholders([spec]);
+    const lying = await channel.syncPlaceholders([spec]).catch((e: unknown) => e);
+    // Assess
+    const command = ssm.commandCalls(SendCommandCommand)[0]?.args[0].input.Parameters?.commands?.[0];
+    expect(command).toMatch(
+      /^'node' '\/opt\/nowscale\/nowscale-agent.js' 'sync-placeholders' '--placeholders' '\{"placeholders":\[/,
+    );
+    expect(answer).toEqual({ created: [spec.name], removed: [] });
+    expect(lying).toBeInstanceOf(AgentUnreachableError);
     ssm.restore();
   });
 

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { main } from "../../../agent/main.js";
+import { placeholderName } from "../../../scheduler-plugins/slurm/placeholders.js";
 
 /** A Slurm bin dir whose scontrol records its arguments and answers like Slurm for node "ghost" and "down". */
 function fakeSlurm(): { dir: string; calls: () => string[] } {
@@ -16,6 +17,11 @@ printf '%s\\n' "$*" >> '${log}'
 case "$*" in
   *NodeName=ghost*) echo "slurm_update error: Invalid node name specified" >&2; exit 1 ;;
   *NodeName=down*) echo "slurm_load_node error: Unable to contact slurm controller (connect failure)" >&2; exit 1 ;;
+  *JobId=5*) echo "Requested partition configuration not available now for job 5" >&2; exit 1 ;;
+  *JobId=6*) echo "Invalid job id specified for job 6" >&2; exit 1 ;;
+  *JobId=7*) echo "Access/permission denied for job 7" >&2; exit 1 ;;
+  *JobId=8*) echo "Unable to contact slurm controller (connect failure)" >&2; exit 1 ;;
+  "--future --oneliner show node") echo "NodeName=ph-00000000000000aa CPUTot=4 State=FUTURE+DYNAMIC_NORM" ;;
 esac
 exit 0
 `,
@@ -50,6 +56,65 @@ describe("nowscale-agent node actions (for SSM Run Command)", () => {
       "update NodeName=c4-a State=RESUME",
       "delete NodeName=c4-a",
       "delete NodeName=ghost",
+    ]);
+  });
+
+  it("set-job-notes writes Comment/AdminComment with scontrol, array records in brackets; Slurm's after-update warning and gone jobs are done", async () => {
+    // Prepare
+    const slurm = fakeSlurm();
+    const bin = ["--slurm-bin", slurm.dir, "--source", "json"];
+    const notes = (list: unknown[]) => ["set-job-notes", "--notes", JSON.stringify({ notes: list }), ...bin];
+    // Act
+    const done = await run(
+      notes([
+        { jobIds: ["5", "9_0-28"], text: "nowscale: no instance type of queue gpu fits", field: "comment" },
+        { jobIds: ["6"], text: "", field: "adminComment" },
+      ]),
+    );
+    const refused = await run(notes([{ jobIds: ["7"], text: "nowscale: x", field: "comment" }]));
+    const down = await run(notes([{ jobIds: ["8"], text: "nowscale: x", field: "comment" }]));
+    const bad = await run(notes([{ jobIds: ["5"], text: "nowscale: $(id)\n", field: "comment" }]));
+    // Assess
+    expect([done.code, refused.code, down.code, bad.code]).toEqual([0, 1, 2, 64]);
+    expect(done.out).toEqual({ ok: true, applied: 2 });
+    expect(String((bad.out as { error: string }).error)).toContain("notes[0].text");
+    expect(slurm.calls()).toEqual([
+      "update JobId=5,9_[0-28] Comment=nowscale: no instance type of queue gpu fits",
+      "update JobId=6 AdminComment=",
+      "update JobId=7 Comment=nowscale: x",
+      "update JobId=8 Comment=nowscale: x",
+    ]);
+  });
+
+  it("sync-placeholders creates the missing and deletes the stale, printing what it did; a forged name is 64", async () => {
+    // Prepare
+    const slurm = fakeSlurm();
+    const bin = ["--slurm-bin", slurm.dir, "--source", "json"];
+    const shape = {
+      queue: "gpu",
+      instanceType: "g4",
+      cpus: 4,
+      realMemoryMiB: 1000,
+      gpus: 1,
+      features: ["q_gpu"],
+    };
+    const spec = { name: placeholderName(shape), ...shape };
+    const sync = (list: unknown[]) => [
+      "sync-placeholders",
+      "--placeholders",
+      JSON.stringify({ placeholders: list }),
+      ...bin,
+    ];
+    // Act
+    const done = await run(sync([spec]));
+    const forged = await run(sync([{ ...spec, name: "ph-00000000000000aa" }]));
+    // Assess
+    expect([done.code, forged.code]).toEqual([0, 64]);
+    expect(done.out).toEqual({ ok: true, created: [spec.name], removed: ["ph-00000000000000aa"] });
+    expect(slurm.calls()).toEqual([
+      "--future --oneliner show node",
+      `create NodeName=${spec.name} State=FUTURE CPUs=4 RealMemory=1000 Features=q_gpu Gres=gpu:1`,
+      "delete NodeName=ph-00000000000000aa",
     ]);
   });
 

@@ -9,6 +9,8 @@ import { createAgentServer, type NodeActions } from "../../../agent/server.js";
 import { signRequest } from "../../../agent/signing.js";
 import { AGENT_VERSION } from "../../../agent/version.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../../../scheduler-plugins/slurm/errors.js";
+import type { JobNote } from "../../../scheduler-plugins/slurm/job-notes.js";
+import { type PlaceholderSpec, placeholderName } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { failedReport } from "../../../scheduler-plugins/slurm/report.js";
 
 const KEY = Buffer.from("0123456789abcdef0123456789abcdef");
@@ -27,6 +29,16 @@ class FakeActions implements NodeActions {
   async deleteNode(node: string) {
     this.check();
     this.calls.push(`delete ${node}`);
+  }
+  async setJobNote(note: JobNote) {
+    this.check();
+    if (note.jobIds.includes("refused")) throw new Error("Access/permission denied");
+    this.calls.push(`note ${note.jobIds.join(",")} ${note.field} ${note.text}`);
+  }
+  async syncPlaceholders(specs: readonly PlaceholderSpec[]) {
+    this.check();
+    this.calls.push(`placeholders ${specs.map((x) => x.name).join(",")}`);
+    return { created: specs.map((x) => x.name), removed: [] };
   }
   private check() {
     if (this.failWith) throw this.failWith;
@@ -127,6 +139,88 @@ describe("agent HTTP API", () => {
     expect((await call("GET", "/v1/nodes/c4-a/drain")).status).toBe(405);
     expect((await call("GET", "/v1/unknown")).status).toBe(404);
     expect(actions.calls).toEqual([]);
+  });
+
+  it("writes job notes, and refuses a bad note with 400 writing none of the request", async () => {
+    // Prepare
+    const { call, actions } = await start();
+    const good = { jobIds: ["17", "9_0-28"], text: "nowscale: no instance type fits", field: "comment" };
+    const clear = { jobIds: ["18"], text: "", field: "adminComment" };
+    // Act
+    const written = await call("POST", "/v1/jobs/notes", JSON.stringify({ notes: [good, clear] }));
+    const hostile = [
+      { ...good, text: "nowscale: line\nbreak" },
+      { ...good, text: "not ours" },
+      { ...good, jobIds: ["17;scancel -u root"] },
+      { ...good, field: "Comment" },
+      { ...good, extra: 1 },
+    ];
+    const refused = [];
+    for (const bad of hostile)
+      refused.push(await call("POST", "/v1/jobs/notes", JSON.stringify({ notes: [good, bad] })));
+    const wrongMethod = await call("GET", "/v1/jobs/notes");
+    // Assess
+    expect(written).toEqual({ status: 200, body: { ok: true, applied: 2 } });
+    expect(refused.map((r) => r.status)).toEqual([400, 400, 400, 400, 400]);
+    expect(refused.map((r) => String(r.body.error))).toEqual([
+      expect.stringContaining("notes[1].text"),
+      expect.stringContaining("notes[1].text"),
+      expect.stringContaining("notes[1].jobIds[0]"),
+      expect.stringContaining("notes[1].field"),
+      expect.stringContaining("notes[1].extra"),
+    ]);
+    expect(wrongMethod.status).toBe(405);
+    expect(actions.calls).toEqual([
+      "note 17,9_0-28 comment nowscale: no instance type fits",
+      "note 18 adminComment ",
+    ]);
+  });
+
+  it("syncs placeholders; a spec whose name is not its digest is 400 and nothing is done", async () => {
+    // Prepare
+    const { call, actions } = await start();
+    const shape = {
+      queue: "gpu",
+      instanceType: "g4",
+      cpus: 4,
+      realMemoryMiB: 1000,
+      gpus: 1,
+      features: ["q_gpu"],
+    };
+    const spec = { name: placeholderName(shape), ...shape };
+    // Act
+    const synced = await call("POST", "/v1/placeholders", JSON.stringify({ placeholders: [spec] }));
+    const forged = await call(
+      "POST",
+      "/v1/placeholders",
+      JSON.stringify({ placeholders: [spec, { ...spec, name: "c4-a" }] }),
+    );
+    actions.failWith = new SlurmUnavailableError("down");
+    const down = await call("POST", "/v1/placeholders", JSON.stringify({ placeholders: [] }));
+    // Assess
+    expect(synced).toEqual({ status: 200, body: { ok: true, created: [spec.name], removed: [] } });
+    expect(forged.status).toBe(400);
+    expect(String(forged.body.error)).toContain("placeholders[1].name");
+    expect(down.status).toBe(503);
+    expect(actions.calls).toEqual([`placeholders ${spec.name}`]);
+  });
+
+  it("job notes: Slurm refusing one is 502 after the others are written; slurmctld down is 503", async () => {
+    // Prepare
+    const { call, actions } = await start();
+    const note = (id: string) => ({ jobIds: [id], text: "nowscale: x", field: "comment" });
+    // Act
+    const partly = await call(
+      "POST",
+      "/v1/jobs/notes",
+      JSON.stringify({ notes: [note("refused"), note("2")] }),
+    );
+    actions.failWith = new SlurmUnavailableError("down");
+    const down = await call("POST", "/v1/jobs/notes", JSON.stringify({ notes: [note("3")] }));
+    // Assess
+    expect(partly).toMatchObject({ status: 502, body: { applied: 1, failed: 1 } });
+    expect(down.status).toBe(503);
+    expect(actions.calls).toEqual(["note 2 comment nowscale: x"]);
   });
 
   it("serves the report, saying explicitly when slurmctld is down, and shares one run between concurrent requests", async () => {

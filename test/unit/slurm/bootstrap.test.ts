@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../../../lib/core/validation.js";
 import { type BootstrapOptions, renderBootstrapScript } from "../../../scheduler-plugins/slurm/bootstrap.js";
+import { renderMasterBootstrapScript } from "../../../scheduler-plugins/slurm/master-bootstrap.js";
 import { shellQuote } from "../../../scheduler-plugins/slurm/shell.js";
 import { renderSlurmConfParts } from "../../../scheduler-plugins/slurm/slurm-conf.js";
 
@@ -191,5 +192,121 @@ describe("renderSlurmConfParts", () => {
     expect(() => renderSlurmConfParts({ queues: [{ name: "a" }, { name: "a" }] })).toThrow(/twice/);
     expect(() => renderSlurmConfParts({ queues: [{ name: "a" }], maxNodeCount: 0 })).toThrow(TypeError);
     expect(() => renderSlurmConfParts({ queues: [] })).toThrow(TypeError);
+  });
+});
+
+describe("the compute node's gres.conf (issue 12: GPU nodes bind jobs to their GPUs)", () => {
+  /**
+   * Runs the rendered script's own write_node_gres on a sandbox: device files in a directory, Slurm's
+   * plugin directory, and an ldconfig that lists libnvidia-ml or not.
+   */
+  function runGres(
+    script: string,
+    setup: { devices: number; nvmlLib: boolean; nvmlPlugin: boolean; detect?: string },
+  ): { status: number | null; gres: string | undefined; stderr: string } {
+    const fn = /write_node_gres\(\) \{[\s\S]*?\n\}\n/.exec(script)?.[0];
+    const call = /\nwrite_node_gres (\d+) '([^']+)' (\w+) (\d+)\n/.exec(script);
+    if (fn === undefined || call === null) throw new Error("no write_node_gres in the script");
+    const dir = mkdtempSync(join(tmpdir(), "nowscale-gres-"));
+    const [dev, plugins, bin] = ["dev", "plugins", "bin"].map((d) => join(dir, d)) as [
+      string,
+      string,
+      string,
+    ];
+    for (const d of [dev, plugins, bin]) execFileSync("mkdir", ["-p", d]);
+    for (let i = 0; i < setup.devices; i++) writeFileSync(join(dev, `nvidia${i}`), "");
+    if (setup.nvmlPlugin) writeFileSync(join(plugins, "gpu_nvml.so"), "");
+    const listing = setup.nvmlLib ? "\tlibnvidia-ml.so.1 (libc6,x86-64) => /usr/lib/libnvidia-ml.so.1" : "";
+    writeFileSync(join(bin, "ldconfig"), `#!/bin/sh\necho '${listing}'\n`, { mode: 0o755 });
+    const out = join(dir, "etc", "nowscale-node-gres.conf");
+    const program = `set -euo pipefail
+log() { echo "$*" >&2; }
+NODE_NAME=i-0abc
+${fn}
+write_node_gres ${call[1]} ${shellQuote(out)} ${setup.detect ?? call[3]} 0`;
+    const result = spawnSync("bash", ["-c", program], {
+      env: { PATH: `${bin}:${process.env.PATH}`, GPU_DEV_DIR: dev, SLURM_PLUGIN_DIRS: plugins },
+      encoding: "utf8",
+    });
+    let gres: string | undefined;
+    try {
+      gres = execFileSync("cat", [out], { encoding: "utf8" }).replaceAll(dev, "/dev");
+    } catch {
+      gres = undefined;
+    }
+    return { status: result.status, gres, stderr: result.stderr };
+  }
+
+  const TYPES = [
+    { type: "c5.xlarge", gpus: 0 },
+    { type: "g4dn.xlarge", gpus: 1 },
+    { type: "g4dn.12xlarge", gpus: 4 },
+    { type: "p3.16xlarge", gpus: 8 },
+  ];
+
+  it("per GPU type, without NVML: the device files beside Gres=gpu:N; a CPU type gets an empty file", () => {
+    for (const { type, gpus } of TYPES) {
+      // Prepare
+      const script = renderBootstrapScript({ ...BASE, instanceType: type, gpus });
+      // Act
+      const run = runGres(script, { devices: gpus, nvmlLib: false, nvmlPlugin: true });
+      // Assess
+      expect(bashSyntaxOk(script)).toBe(true);
+      expect(run.status).toBe(0);
+      expect(run.gres).toBe(
+        gpus === 0
+          ? ""
+          : gpus === 1
+            ? "NodeName=i-0abc Name=gpu File=/dev/nvidia0\n"
+            : `NodeName=i-0abc Name=gpu File=/dev/nvidia[0-${gpus - 1}]\n`,
+      );
+      if (gpus > 0) expect(script).toContain(`Gres=gpu:${gpus}`);
+    }
+  });
+
+  it("with NVML (libnvidia-ml and Slurm's gpu/nvml plugin): AutoDetect=nvml; the library alone is not enough", () => {
+    const script = renderBootstrapScript({ ...BASE, instanceType: "p3.16xlarge", gpus: 8 });
+    expect(runGres(script, { devices: 8, nvmlLib: true, nvmlPlugin: true }).gres).toBe(
+      "NodeName=i-0abc AutoDetect=nvml\n",
+    );
+    expect(runGres(script, { devices: 8, nvmlLib: true, nvmlPlugin: false }).gres).toBe(
+      "NodeName=i-0abc Name=gpu File=/dev/nvidia[0-7]\n",
+    );
+    expect(runGres(script, { devices: 0, nvmlLib: false, nvmlPlugin: false, detect: "nvml" }).gres).toBe(
+      "NodeName=i-0abc AutoDetect=nvml\n",
+    );
+  });
+
+  it("a GPU device that never appears fails the boot and writes no gres.conf", () => {
+    const script = renderBootstrapScript({ ...BASE, instanceType: "g4dn.12xlarge", gpus: 4 });
+    const run = runGres(script, { devices: 3, nvmlLib: false, nvmlPlugin: false });
+    expect(run.status).toBe(1);
+    expect(run.gres).toBeUndefined();
+    expect(run.stderr).toContain("nvidia3 is missing");
+  });
+
+  it("is written before slurmd starts, for the node named from the metadata service too", () => {
+    const script = renderBootstrapScript({ ...BASE, nodeName: undefined, identityFrom: "aws-imds", gpus: 4 });
+    expect(bashSyntaxOk(script)).toBe(true);
+    const write = script.indexOf("\nwrite_node_gres 4 '/etc/slurm/nowscale-node-gres.conf' auto 300\n");
+    expect(write).toBeGreaterThan(script.indexOf("NODE_NAME=$(md "));
+    expect(write).toBeLessThan(script.indexOf('log "starting slurmd -Z'));
+  });
+
+  it("the master's gres.conf includes each node's own file, and the master keeps an empty one", () => {
+    const script = renderMasterBootstrapScript({
+      clusterId: "hpc-1",
+      region: "us-east-1",
+      mungeKeySecretId: "nowscale/hpc-1/munge",
+      agentKeySecretId: "nowscale/hpc-1/agent",
+      queues: [{ name: "gpu" }],
+      agentUrl: "s3://b/nowscale-agent.js",
+    });
+    expect(script).toContain(
+      "cat > /etc/slurm/gres.conf <<'CONF'\nInclude /etc/slurm/nowscale-node-gres.conf\nCONF\n",
+    );
+    expect(script).toContain(
+      "[ -e /etc/slurm/nowscale-node-gres.conf ] || : > /etc/slurm/nowscale-node-gres.conf",
+    );
   });
 });

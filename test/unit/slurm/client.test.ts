@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loadKey } from "../../../agent/key.js";
+import { parseConfig } from "../../../lib/core/config.js";
 import { SlurmClient } from "../../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../../scheduler-plugins/slurm/collect.js";
 import {
@@ -8,6 +9,7 @@ import {
   SlurmUnavailableError,
 } from "../../../scheduler-plugins/slurm/errors.js";
 import type { CommandResult, CommandRunner } from "../../../scheduler-plugins/slurm/exec.js";
+import { type PlaceholderSpec, placeholderSpecs } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { fixture } from "./fixtures.js";
 
 type Script = (file: string, args: readonly string[]) => Partial<CommandResult>;
@@ -109,6 +111,45 @@ describe("SlurmClient actions", () => {
     expect(calls).toHaveLength(2);
   });
 
+  it("syncs placeholders: creates the missing, deletes stale ph- FUTURE nodes, never another node", async () => {
+    // Prepare: Slurm holds one wanted placeholder, one stale, a FUTURE node of someone else's, a real node.
+    const [wanted, missing] = placeholderSpecs(
+      parseConfig({
+        instanceTypes: { a: { vcpus: 4, memoryMiB: 8192 }, b: { vcpus: 8, memoryMiB: 8192, gpus: 2 } },
+        queueConfigs: [
+          {
+            queueName: "q",
+            expansionNodeConfigs: [
+              { instanceType: "a", zone: "z" },
+              { instanceType: "b", zone: "z" },
+            ],
+          },
+        ],
+      }),
+    ) as [PlaceholderSpec, PlaceholderSpec];
+    const stale = "ph-00000000000000aa";
+    const listing = [
+      `NodeName=${wanted.name} CPUTot=4 State=FUTURE+DYNAMIC_NORM`,
+      `NodeName=${stale} CPUTot=4 State=FUTURE+DYNAMIC_NORM`,
+      "NodeName=static-9 CPUTot=4 State=FUTURE",
+      "NodeName=ph-00000000000000bb CPUTot=4 State=IDLE",
+    ].join("\n");
+    const { runner, calls } = fakeRunner((_f, args) => (args[0] === "--future" ? { stdout: listing } : {}));
+    const client = new SlurmClient({ runner });
+    // Act
+    const result = await client.syncPlaceholders([wanted, missing]);
+    const refused = client.syncPlaceholders([{ ...missing, name: "static-9" }]).catch((e: unknown) => e);
+    // Assess
+    expect(result).toEqual({ created: [missing.name], removed: [stale] });
+    expect(calls.map((c) => c.slice(0, 3))).toEqual([
+      ["scontrol", "--future", "--oneliner"],
+      ["scontrol", "create", `NodeName=${missing.name}`],
+      ["scontrol", "delete", `NodeName=${stale}`],
+    ]);
+    expect(String(await refused)).toContain("placeholders[0].name");
+    expect(calls).toHaveLength(3);
+  });
+
   it("names an unknown node on drain, an unreachable controller, and other failures", async () => {
     const unknown = new SlurmClient({
       runner: fakeRunner(() => ({ code: 1, stderr: "Invalid node name specified" })).runner,
@@ -153,6 +194,24 @@ describe("collectReport", () => {
       () => 0,
     );
     expect(report.status).toBe("ok");
+  });
+
+  it("lists the placeholders slurmctld holds, and leaves them out rather than fail when they cannot be read", async () => {
+    // Prepare
+    const ph = "ph-0123456789abcdef";
+    const withFuture: Script = (file, args) =>
+      args[0] === "--future"
+        ? { stdout: `NodeName=${ph} CPUTot=4 State=FUTURE+DYNAMIC_NORM\n` }
+        : healthy(file, args);
+    const failing: Script = (file, args) =>
+      args[0] === "--future" ? { code: 1, stderr: "scontrol: error: boom" } : healthy(file, args);
+    // Act
+    const listed = await collectReport(new SlurmClient({ runner: fakeRunner(withFuture).runner }), "x");
+    const left = await collectReport(new SlurmClient({ runner: fakeRunner(failing).runner }), "x");
+    // Assess
+    expect(listed).toMatchObject({ status: "ok", placeholders: [ph] });
+    expect(left.status).toBe("ok");
+    expect(left).not.toHaveProperty("placeholders");
   });
 
   it("says slurmctld is unreachable when squeue --json carries errors (exit 0, empty list)", async () => {

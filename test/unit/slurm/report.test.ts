@@ -147,6 +147,39 @@ describe("buildReport grouping", () => {
     expect(report.jobs).toHaveLength(4);
   });
 
+  it("reads NowScale's job notes from Comment or AdminComment, tells a user's comment apart, and groups by them", () => {
+    // Prepare
+    const note = "nowscale: no instance type of queue compute fits 12 GPUs per node";
+    const jobs = [
+      job({ id: "1", comment: "", adminComment: "" }),
+      job({ id: "2", comment: note, adminComment: "" }),
+      job({ id: "3", comment: note, adminComment: "" }),
+      job({ id: "4", comment: "project X", adminComment: note }),
+      // A user's text that looks like a note but fails the allow-list stays the user's.
+      job({ id: "5", comment: "nowscale: \u00e9\nrm -rf", adminComment: "" }),
+      job({ id: "6" }),
+    ];
+    // Act
+    const report = reportOf(jobs);
+    // Assess
+    const byId = (id: string) => report.jobs.find((g) => g.jobIds.includes(id));
+    expect(report.jobs.map((g) => g.jobIds)).toEqual([["1", "6"], ["2", "3"], ["4"], ["5"]]);
+    expect(byId("1")).not.toHaveProperty("note");
+    expect(byId("2")).toMatchObject({ note, noteIn: "comment" });
+    expect(byId("2")).not.toHaveProperty("userComment");
+    expect(byId("4")).toMatchObject({ note, noteIn: "adminComment", userComment: true });
+    expect(byId("5")).toMatchObject({ userComment: true });
+    expect(byId("5")).not.toHaveProperty("note");
+    expect(parseReport(report)).toEqual(report);
+    expect(reportToClusterState(report).jobs.map((j) => j.id)).toEqual(["1", "2", "4", "5"]);
+  });
+
+  it("reads comments from squeue --json (recorded on Slurm 22.05: the sbatch cases label jobs with --comment)", () => {
+    const jobs = parseSqueueJson(fixture("squeue-sbatch-cases.json")).jobs;
+    expect(jobs[0]).toMatchObject({ comment: "gpus-per-job", adminComment: "" });
+    expect(reportOf(jobs.slice(0, 1)).jobs[0]).toMatchObject({ userComment: true });
+  });
+
   it("counts BadConstraints and ReqNodeNotAvail as demand: Slurm says so while no fitting node is up", () => {
     const report = reportOf([
       job({ id: "1", reason: "BadConstraints" }),
