@@ -18,7 +18,7 @@ import { launchToken } from "../providers/shared/token.js";
 import { appendControlEvent as event } from "./events.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
-import { retryTransient } from "./store-retry.js";
+import { ignoreConflict, retryTransient } from "./store-retry.js";
 
 /** Extra tag on every instance a launch starts: the round, so the reconciler can adopt a crashed launch. */
 export const ROUND_TAG = "NowScaleRound";
@@ -29,6 +29,12 @@ export const ROUND_TAG = "NowScaleRound";
  * two admissions never count the same free slot and no intent is written after deletion began.
  */
 export const admissionLeaseKey = (clusterId: string) => `admit#${clusterId}`;
+
+/**
+ * A launch intent still INTENDED this long after it was written has nobody left to finish it (every
+ * launcher's Lambda has timed out long before): the reconciler closes it, and deletion stops waiting for it.
+ */
+export const ABANDONED_INTENT_MS = 300_000;
 
 /** An offering as the queue health records it: "c5.xlarge@zone-a". */
 export function offeringKey(instanceType: string, zone: string): string {
@@ -67,20 +73,28 @@ export function occupiedSlots(
   intents: readonly LaunchIntent[],
   listed: readonly CloudInstance[],
 ): number {
-  const ids = new Set<string>();
-  const recordedByRound = new Map<string, number>();
-  for (const r of records) {
-    if (r.queue !== queue) continue;
-    ids.add(r.instanceId);
-    if (r.round !== undefined) recordedByRound.set(r.round, (recordedByRound.get(r.round) ?? 0) + 1);
-  }
+  const ofQueue = records.filter((r) => r.queue === queue);
+  const ids = new Set(ofQueue.map((r) => r.instanceId));
   for (const i of listed) if (i.queue === queue && i.state !== "TERMINATED") ids.add(i.id);
+  const recorded = recordedPerRound(ofQueue);
   let inFlight = 0;
   for (const intent of intents) {
     if (intent.queue !== queue || intent.status !== "INTENDED") continue;
-    inFlight += Math.max(0, intent.count - (recordedByRound.get(intent.round) ?? 0));
+    inFlight += stillToStart(intent, recorded);
   }
   return ids.size + inFlight;
+}
+
+/** How many of `records` each launch round has recorded (instances a launch recorded before its outcome). */
+export function recordedPerRound(records: Iterable<NodeRecord>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of records) if (r.round !== undefined) counts.set(r.round, (counts.get(r.round) ?? 0) + 1);
+  return counts;
+}
+
+/** What an INTENDED launch may still start beyond the instances its round has recorded. */
+export function stillToStart(intent: LaunchIntent, recorded: ReadonlyMap<string, number>): number {
+  return Math.max(0, intent.count - (recorded.get(intent.round) ?? 0));
 }
 
 export interface LaunchDeps {
@@ -195,11 +209,16 @@ export async function recordedLaunch(
   }
 
   const userData = deps.userData?.(cluster, admittedLaunch);
+  /** The idempotency token of the candidate an instance was started for, when it matches one. */
+  const tokenOf = (i: CloudInstance): { token?: string } => {
+    const index = candidates.findIndex(
+      (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
+    );
+    const token = index >= 0 ? tokens[index] : undefined;
+    return token === undefined ? {} : { token };
+  };
   const recordStarted = async (instances: readonly CloudInstance[]) => {
     for (const i of instances) {
-      const index = candidates.findIndex(
-        (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
-      );
       await retryTransient(
         () =>
           store.putNode({
@@ -212,7 +231,7 @@ export async function recordedLaunch(
             chargeType: i.chargeType,
             status: "LAUNCHING",
             round,
-            ...(index >= 0 && tokens[index] !== undefined ? { token: tokens[index] } : {}),
+            ...tokenOf(i),
             launchedAt: i.launchedAt ?? clock.now(),
             updatedAt: clock.now(),
             origin: "launch",
@@ -240,18 +259,13 @@ export async function recordedLaunch(
       },
     });
     outcome = {
-      instances: result.instances.map((i) => {
-        const index = candidates.findIndex(
-          (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
-        );
-        return {
-          id: i.id,
-          instanceType: i.instanceType,
-          zone: i.zone,
-          chargeType: i.chargeType,
-          ...(index >= 0 && tokens[index] !== undefined ? { token: tokens[index] } : {}),
-        };
-      }),
+      instances: result.instances.map((i) => ({
+        id: i.id,
+        instanceType: i.instanceType,
+        zone: i.zone,
+        chargeType: i.chargeType,
+        ...tokenOf(i),
+      })),
       failures: result.failures.map((f) => ({
         index: f.index,
         kind: f.error.kind,
@@ -443,16 +457,16 @@ function newSupply(
   known: KnownSupply | undefined,
 ): number {
   if (known === undefined) return 0;
-  const recordedByRound = new Map<string, number>();
-  let count = 0;
-  for (const r of records) {
-    if (r.queue !== queue || r.status === "TERMINATING" || r.status === "DRAINING") continue;
-    if (r.round !== undefined) recordedByRound.set(r.round, (recordedByRound.get(r.round) ?? 0) + 1);
-    if (!known.instances.has(r.instanceId) && !(r.round !== undefined && known.rounds.has(r.round))) count++;
-  }
+  const live = records.filter(
+    (r) => r.queue === queue && r.status !== "TERMINATING" && r.status !== "DRAINING",
+  );
+  let count = live.filter(
+    (r) => !known.instances.has(r.instanceId) && !(r.round !== undefined && known.rounds.has(r.round)),
+  ).length;
+  const recorded = recordedPerRound(live);
   for (const i of intents) {
     if (i.queue !== queue || i.status !== "INTENDED" || known.rounds.has(i.round)) continue;
-    count += Math.max(0, i.count - (recordedByRound.get(i.round) ?? 0));
+    count += stillToStart(i, recorded);
   }
   return count;
 }
@@ -482,8 +496,4 @@ export async function takeAdmissionLease(
     if (lease !== undefined || attempt >= attempts || deps.clock.now() >= deadline) return lease;
     await deps.clock.sleep(Math.min(stepMs, Math.max(1, deadline - deps.clock.now())));
   }
-}
-
-function ignoreConflict(error: unknown): void {
-  if (!(error instanceof ConflictError)) throw error;
 }

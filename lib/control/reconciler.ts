@@ -2,13 +2,13 @@ import type { OkReport } from "../../agent/report-schema.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider } from "../ports/cloud-provider.js";
-import { ConflictError, type NodeRecord, type StateStore } from "../ports/state-store.js";
+import type { NodeRecord, StateStore } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
-import { offeringKey, queueHealthOf, ROUND_TAG } from "./launch.js";
+import { ABANDONED_INTENT_MS, offeringKey, queueHealthOf, ROUND_TAG } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { isUnhealthy, nodesRunningJobs } from "./slurm-evidence.js";
-import { retryTransient } from "./store-retry.js";
+import { ignoreConflict, retryTransient } from "./store-retry.js";
 
 export interface ReconcilerDeps {
   store: StateStore;
@@ -89,7 +89,7 @@ const DEFAULTS = {
   goneConfirmMs: 120_000,
   downGraceMs: 300_000,
   releaseRetryMs: 60_000,
-  intentStaleMs: 300_000,
+  intentStaleMs: ABANDONED_INTENT_MS,
   intentRetentionMs: 86_400_000,
   leaseTtlMs: 120_000,
 };
@@ -552,8 +552,4 @@ async function retireUnhealthy(ctx: RunContext, slurm: SlurmView, report: OkRepo
 
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function ignoreConflict(error: unknown): void {
-  if (!(error instanceof ConflictError)) throw error;
 }

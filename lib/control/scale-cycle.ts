@@ -11,7 +11,6 @@ import type { Clock } from "../ports/clock.js";
 import { type CloudProvider, MAX_LAUNCH_COUNT } from "../ports/cloud-provider.js";
 import {
   type ClusterRecord,
-  ConflictError,
   type Lease,
   LeaseLostError,
   type NodeRecord,
@@ -19,10 +18,17 @@ import {
 } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
 import { jobNoteChanges, noteKey, notServedReasons } from "./job-notes.js";
-import { allowedCandidates, type KnownSupply, queueHealthOf, recordedLaunch } from "./launch.js";
+import {
+  allowedCandidates,
+  type KnownSupply,
+  queueHealthOf,
+  recordedLaunch,
+  recordedPerRound,
+} from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
+import { ignoreConflict } from "./store-retry.js";
 
 export { appendControlEvent } from "./events.js";
 export { ROUND_TAG, recordedLaunch } from "./launch.js";
@@ -483,14 +489,11 @@ function launchingNodes(
     }));
   // An intent in flight may already have recorded some instances (recorded before any release): those
   // are counted as records above, the rest as the intent's.
-  const recordedByRound = new Map<string, number>();
-  for (const r of records) {
-    if (r.round !== undefined) recordedByRound.set(r.round, (recordedByRound.get(r.round) ?? 0) + 1);
-  }
+  const recorded = recordedPerRound(records);
   for (const intent of intents) {
     const first = intent.candidates[0];
     if (first === undefined) continue;
-    for (let i = recordedByRound.get(intent.round) ?? 0; i < intent.count; i++) {
+    for (let i = recorded.get(intent.round) ?? 0; i < intent.count; i++) {
       nodes.push({
         name: `intent-${intent.round}-${i}`,
         queue: intent.queue,
@@ -584,8 +587,4 @@ function emitStateMetrics(metrics: MetricsSink, state: ClusterState): void {
     state.nodes.filter((n) => n.state === "MIXED" || n.state === "ALLOCATED").length,
   );
   metrics.add("NodesIdle", "Count", state.nodes.filter((n) => n.state === "IDLE").length);
-}
-
-function ignoreConflict(error: unknown): void {
-  if (!(error instanceof ConflictError)) throw error;
 }

@@ -27,3 +27,8 @@ export async function retryTransient<T>(
     }
   }
 }
+
+/** For writes whose lost condition means another writer already did it (`.catch(ignoreConflict)`). */
+export function ignoreConflict(error: unknown): void {
+  if (!(error instanceof ConflictError)) throw error;
+}

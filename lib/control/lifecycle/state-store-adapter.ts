@@ -9,6 +9,7 @@ import {
   type CreatedResource,
   type StateStore,
 } from "../../ports/state-store.js";
+import { ABANDONED_INTENT_MS } from "../launch.js";
 import { ClusterDeletedError } from "./errors.js";
 import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate } from "./store.js";
 
@@ -21,9 +22,6 @@ import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate
  */
 
 const MAX_CONFLICT_RETRIES = 5;
-
-/** As the reconciler's intentStaleMs: an INTENDED launch this old has nobody left to finish it. */
-const ABANDONED_INTENT_MS = 300_000;
 
 /** How each ledger entry is spelled as the record's CreatedResource `type`. */
 const TYPE = {
