@@ -407,6 +407,29 @@ async function handlerScenario(): Promise<Partial<Record<RoleName, RecordedCall[
   await as("api", () => api(http("DELETE", `/clusters/${clusterId}`), context));
   const gone = await as("workflow", () => runWorkflowLocally(deleteClusterDefinition(), started(), runTask));
   expect(gone.status, JSON.stringify(gone.error)).toBe("SUCCEEDED");
+  // A cluster left CREATING whose execution Step Functions no longer knows (the start did not take):
+  // past the grace period, the reconciler describes the execution and starts the creation again.
+  const stuckRequest = {
+    ...JSON.parse(readFileSync(new URL("../../examples/aws-cluster.json", import.meta.url), "utf8")),
+    name: "stuck",
+  };
+  const stuck = (await as("api", () => api(http("POST", "/clusters", stuckRequest), context))) as {
+    statusCode: number;
+  };
+  expect(stuck.statusCode).toBe(202);
+  const starts = world.calls.filter((c) => c.command === "StartExecution").length;
+  const stuckId = String(started().clusterId);
+  for (const arn of [...world.executions.keys()])
+    if (arn.endsWith(`:create-${stuckId}`)) world.executions.delete(arn);
+  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 10 * 60_000 });
+  try {
+    await as("reconciler", () => reconciler({}, context));
+  } finally {
+    vi.useRealTimers();
+  }
+  const recovery = (calls.reconciler ?? []).map((c) => c.command);
+  expect(recovery).toContain("DescribeExecution");
+  expect(world.calls.filter((c) => c.command === "StartExecution").length).toBe(starts + 1);
   vi.unstubAllEnvs();
   await db.close();
   return calls;

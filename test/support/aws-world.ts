@@ -46,7 +46,12 @@ import {
   ResourceNotFoundException,
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
-import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import {
+  DescribeExecutionCommand,
+  ExecutionDoesNotExist,
+  SFNClient,
+  StartExecutionCommand,
+} from "@aws-sdk/client-sfn";
 import {
   GetCommandInvocationCommand,
   GetParameterCommand,
@@ -109,6 +114,8 @@ export class AwsWorld {
   /** Zones each instance type is offered in; a type absent here is offered everywhere. */
   readonly offerings = new Map<string, string[]>();
   runCommand: RunCommandAnswer = () => ({ stdout: emptyReport(), code: 0 });
+  /** Step Functions executions started here (ARN → status); `delete` one to make it unknown to DescribeExecution. */
+  readonly executions = new Map<string, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">();
   /** Errors the next calls of a command throw, by command name. */
   private readonly faults = new Map<string, Error[]>();
   private readonly commands = new Map<string, { commands: string[]; instanceId: string }>();
@@ -673,10 +680,17 @@ export class AwsWorld {
         });
       return { Parameter: { Name: i.Name, Value: value, Type: "String" } };
     });
-    on(sfn as never, "states", StartExecutionCommand, (i: { stateMachineArn: string; name: string }) => ({
-      executionArn: `${i.stateMachineArn.replace(":stateMachine:", ":execution:")}:${i.name}`,
-      startDate: new Date(0),
-    }));
+    on(sfn as never, "states", StartExecutionCommand, (i: { stateMachineArn: string; name: string }) => {
+      const executionArn = `${i.stateMachineArn.replace(":stateMachine:", ":execution:")}:${i.name}`;
+      if (!this.executions.has(executionArn)) this.executions.set(executionArn, "RUNNING");
+      return { executionArn, startDate: new Date(0) };
+    });
+    on(sfn as never, "states", DescribeExecutionCommand, (i: { executionArn: string }) => {
+      const status = this.executions.get(i.executionArn);
+      if (status === undefined)
+        throw new ExecutionDoesNotExist({ message: `no execution ${i.executionArn}`, $metadata: {} });
+      return { executionArn: i.executionArn, status, startDate: new Date(0) };
+    });
     on(lambda as never, "lambda", InvokeCommand, () => ({ StatusCode: 202 }));
     return this;
   }

@@ -263,6 +263,10 @@ export function iamRequestsFor(
     push(action, "stateMachine", String(input.stateMachineArn), {});
     return out;
   }
+  if (action === "states:DescribeExecution") {
+    push(action, "execution", String(input.executionArn), {});
+    return out;
+  }
   if (action === "lambda:Invoke") {
     const name = String(input.FunctionName);
     push(

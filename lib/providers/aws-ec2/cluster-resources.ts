@@ -414,6 +414,7 @@ export class AwsClusterResources implements ClusterResources {
     options: { vpcId?: string } = {},
   ): Promise<{ secretId: string; secretName: string }> {
     const name = secretName(clusterId, kind);
+    let secretId: string;
     try {
       const found = await this.secrets.send(new DescribeSecretCommand({ SecretId: name }));
       if (found.ARN !== undefined && found.DeletedDate === undefined)
@@ -421,6 +422,7 @@ export class AwsClusterResources implements ClusterResources {
     } catch (error) {
       if ((error as { name?: string }).name !== "ResourceNotFoundException") throw fromSecretsError(error);
     }
+    if (options.vpcId !== undefined) await this.refuseSharedVpc(clusterId, options.vpcId);
     // munge wants 1024 random bytes; the agent's key is text of at least 32 bytes (docs/agent.md).
     const value =
       kind === "munge-key"
@@ -442,10 +444,55 @@ export class AwsClusterResources implements ClusterResources {
         }),
       );
       if (created.ARN === undefined) throw new Error("CreateSecret returned no ARN");
-      return { secretId: created.ARN, secretName: name };
+      secretId = created.ARN;
     } catch (error) {
       throw fromSecretsError(error);
     }
+    if (options.vpcId !== undefined) {
+      // The fence: two creations into one VPC at the same moment both pass the check above; each sees
+      // the other's secret here and gives up (both refuse, which is safe; neither reads the other's key).
+      try {
+        await this.refuseSharedVpc(clusterId, options.vpcId);
+      } catch (error) {
+        await this.deleteSecret(secretId).catch(() => undefined);
+        throw error;
+      }
+    }
+    return { secretId, secretName: name };
+  }
+
+  /**
+   * One NowScale cluster per VPC: a node role reads the secrets tagged with the VPC its request comes
+   * from (aws:ec2InstanceSourceVPC, lib/infra/node-role.ts), so a second cluster in the same VPC could
+   * read the first's munge key. Throws InvalidRequestError naming network.vpcId and the other cluster.
+   */
+  private async refuseSharedVpc(clusterId: string, vpcId: string): Promise<void> {
+    let nextToken: string | undefined;
+    do {
+      const page = await this.secretsCall(() =>
+        this.secrets.send(
+          new ListSecretsCommand({
+            Filters: [
+              { Key: "tag-key", Values: [SECRET_TAG_VPC] },
+              { Key: "tag-value", Values: [vpcId] },
+            ],
+            ...(nextToken === undefined ? {} : { NextToken: nextToken }),
+          }),
+        ),
+      );
+      for (const s of page.SecretList ?? []) {
+        // The filters match key and value separately (and by prefix): check the pair exactly.
+        if (s.Tags?.find((t) => t.Key === SECRET_TAG_VPC)?.Value !== vpcId) continue;
+        const other = s.Tags?.find((t) => t.Key === CLUSTER_TAG)?.Value;
+        if (other === undefined || other === clusterId || s.DeletedDate !== undefined) continue;
+        throw new InvalidRequestError(
+          `network.vpcId: ${vpcId} already holds NowScale cluster ${other}; a node reads the secrets of ` +
+            "its own VPC's cluster, so two clusters in one VPC could read each other's munge key: choose " +
+            `another VPC (or let NowScale create one with network.cidr), or delete cluster ${other} first`,
+        );
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
   }
 
   async deleteSecret(secretId: string): Promise<void> {

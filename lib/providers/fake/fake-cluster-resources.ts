@@ -72,16 +72,36 @@ export class FakeClusterResources implements ClusterResources {
     return { securityGroupId };
   }
 
-  async createSecret(clusterId: string, kind: SecretKind): Promise<{ secretId: string; secretName: string }> {
+  /** Secret id → the VPC it is scoped to, as the AWS adapter tags it. */
+  private readonly secretVpcs = new Map<string, string>();
+
+  async createSecret(
+    clusterId: string,
+    kind: SecretKind,
+    options: { vpcId?: string } = {},
+  ): Promise<{ secretId: string; secretName: string }> {
     this.enter("createSecret", clusterId, kind);
     const name = secretName(clusterId, kind);
     const existing = [...this.resources.values()].find(
       (r) => r.clusterId === clusterId && r.ref.kind === "secret" && r.ref.secretKind === kind,
     );
     if (existing?.ref.kind === "secret") return { secretId: existing.ref.secretId, secretName: name };
+    // One cluster per VPC, as on AWS (ClusterResources.createSecret).
+    const holder = [...this.resources.values()].find(
+      (r) =>
+        r.clusterId !== clusterId &&
+        r.ref.kind === "secret" &&
+        options.vpcId !== undefined &&
+        this.secretVpcs.get(r.ref.secretId) === options.vpcId,
+    );
+    if (holder !== undefined)
+      throw new InvalidRequestError(
+        `network.vpcId: ${options.vpcId} already holds NowScale cluster ${holder.clusterId}`,
+      );
     const secretId = `arn:aws:secretsmanager:us-east-1:123456789012:secret:${name}-${this.id("s")}`;
     this.secretValues.set(secretId, `fake-secret-value-${this.nextId}`);
     this.put(clusterId, secretId, { kind: "secret", secretKind: kind, secretId });
+    if (options.vpcId !== undefined) this.secretVpcs.set(secretId, options.vpcId);
     return { secretId, secretName: name };
   }
 
@@ -89,6 +109,7 @@ export class FakeClusterResources implements ClusterResources {
     this.enter("deleteSecret", secretId);
     this.resources.delete(secretId);
     this.secretValues.delete(secretId);
+    this.secretVpcs.delete(secretId);
   }
 
   async deleteSecurityGroup(securityGroupId: string): Promise<void> {

@@ -46,10 +46,10 @@ function request(network: CreateClusterRequestInput["network"]): CreateClusterRe
 
 const NETWORK = { cidr: "10.42.0.0/16", zones: [`${REGION}a`, `${REGION}b`] };
 
-function run(kind: "create" | "delete", input: Record<string, unknown>) {
+function run(kind: "create" | "delete", input: Record<string, unknown>, clusterId = CLUSTER) {
   const deps = { ...awsLifecycleDeps(env), store };
   const definition = kind === "create" ? createClusterDefinition() : deleteClusterDefinition();
-  return runWorkflowLocally(definition, { clusterId: CLUSTER, ...input }, (i) => runLifecycleTask(deps, i));
+  return runWorkflowLocally(definition, { clusterId, ...input }, (i) => runLifecycleTask(deps, i));
 }
 
 /** What still exists of the cluster: live resources and secrets carrying its tag, or in its VPC. */
@@ -294,5 +294,50 @@ describe("the user's own network", () => {
     expect(world.resources.has("vpc-0u1")).toBe(true);
     expect(world.resources.has("subnet-0u1")).toBe(true);
     expect(world.ofType("vpc-endpoint")).toHaveLength(4);
+  });
+
+  it("refuses a second cluster in a VPC that holds one, naming network.vpcId, and leaves the first whole", async () => {
+    // Prepare: node roles read the secrets of their own VPC's cluster, so one VPC holds one cluster.
+    const network = userVpc({});
+    store.add("net-2");
+    const first = await run("create", { request: request(network) });
+    const firstSecrets = [...world.secrets.values()].filter((x) => x.tags["nowscale:cluster"] === CLUSTER);
+
+    // Act
+    const second = await run("create", { request: request(network) }, "net-2");
+
+    // Assess
+    expect(first.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(second.status).toBe("FAILED");
+    expect(store.clusters.get("net-2")?.reason).toMatch(
+      /network\.vpcId: vpc-0u1 already holds NowScale cluster net-1/,
+    );
+    expect([...world.secrets.values()].filter((x) => x.tags["nowscale:cluster"] === "net-2")).toEqual([]);
+    expect(firstSecrets).toHaveLength(2);
+    for (const secret of firstSecrets) expect(world.secrets.has(secret.arn)).toBe(true);
+  });
+
+  it("lets neither of two concurrent creations into one VPC hold the other's keys", async () => {
+    // Prepare
+    const network = userVpc({});
+    store.add("net-2");
+
+    // Act
+    const results = await Promise.all([
+      run("create", { request: request(network) }),
+      run("create", { request: request(network) }, "net-2"),
+    ]);
+
+    // Assess: at most one holds secrets scoped to the VPC; every refusal names the field.
+    expect(results.filter((r) => r.status === "SUCCEEDED").length).toBeLessThanOrEqual(1);
+    const holders = new Set(
+      [...world.secrets.values()]
+        .filter((x) => x.tags["nowscale:vpc"] === "vpc-0u1")
+        .map((x) => x.tags["nowscale:cluster"]),
+    );
+    expect(holders.size).toBeLessThanOrEqual(1);
+    for (const [i, id] of [CLUSTER, "net-2"].entries())
+      if (results[i]?.status === "FAILED")
+        expect(store.clusters.get(id)?.reason).toMatch(/network\.vpcId: vpc-0u1 already holds/);
   });
 });
