@@ -23,14 +23,15 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
   nowscale-agent drain NODE --reason TEXT | resume NODE | delete-node NODE
       One node action, as the HTTP API's (for SSM Run Command). Prints {"ok":true,...} or {"error":...}.
       Exit 0 done, 2 slurmctld did not answer, 3 no such node, 64 bad name or reason, 1 other failure.
-  nowscale-agent set-job-notes --notes JSON
+  nowscale-agent set-job-notes --notes JSON|-
       Writes job notes, as POST /v1/jobs/notes: JSON is {"notes": [{"jobIds": [...], "text": "nowscale: ..."
       or "" to clear, "field": "comment"|"adminComment"}]}. Exit 0 done, 2 slurmctld did not answer,
       64 a bad note (nothing written), 1 Slurm refused some.
-  nowscale-agent sync-placeholders --placeholders JSON
+  nowscale-agent sync-placeholders --placeholders JSON|-
       Makes the placeholder nodes exactly these, as POST /v1/placeholders: JSON is {"placeholders": [...]}.
       Prints {"ok":true,"created":[...],"removed":[...]}. Exit 0 done, 2 slurmctld did not answer,
       64 a bad spec (nothing done), 1 Slurm refused.
+  "-" in place of JSON reads it from stdin (at most 4 MiB): how SSM Run Command passes it (docs/agent.md).
 
 Slurm's commands honour SLURM_CONF. --slurm-bin DIR runs squeue/sinfo/scontrol from DIR.`;
 
@@ -71,8 +72,9 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "drain" || command === "resume" || command === "delete-node") {
     return nodeAction(client, command, positionals[1], values.reason);
   }
-  if (command === "set-job-notes") return setJobNotes(client, values.notes);
-  if (command === "sync-placeholders") return syncPlaceholders(client, values.placeholders);
+  if (command === "set-job-notes") return setJobNotes(client, await jsonArgument(values.notes));
+  if (command === "sync-placeholders")
+    return syncPlaceholders(client, await jsonArgument(values.placeholders));
   if (command === "serve") {
     const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
     const m = /^(.*):(\d{1,5})$/.exec(listen);
@@ -151,6 +153,25 @@ export function replayStateDir(
   const fromSystemd = env.STATE_DIRECTORY?.split(":")[0];
   const dir = flag ?? env.NOWSCALE_AGENT_STATE_DIR ?? fromSystemd;
   return dir === undefined || dir === "" ? undefined : dir;
+}
+
+/** The most JSON read from stdin: ten times what the largest valid placeholder list needs. */
+const MAX_STDIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A JSON option's text: the value itself, or stdin for "-" (SSM Run Command pipes it there, past the
+ * 128 KiB limit of one argument). More than MAX_STDIN_BYTES gives undefined, which the caller refuses.
+ */
+async function jsonArgument(value: string | undefined): Promise<string | undefined> {
+  if (value !== "-") return value;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_STDIN_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** The job notes action with the same checks as the HTTP API. */

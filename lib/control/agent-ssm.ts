@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import {
   GetCommandInvocationCommand,
   InvocationDoesNotExist,
@@ -44,9 +45,16 @@ const FINAL = new Set(["Success", "Failed", "Cancelled", "TimedOut", "Cancelling
 
 /** The agent document's parameters: the actions, and what a node name and a drain reason may contain. */
 export const AGENT_DOCUMENT = {
-  actions: ["report", "drain", "resume", "delete-node"],
+  actions: ["report", "drain", "resume", "delete-node", "set-job-notes", "sync-placeholders"],
   nodePattern: "^([A-Za-z0-9][A-Za-z0-9-]{0,62})?$",
   reasonPattern: "^[A-Za-z0-9 _.,:;=+@/()-]{0,200}$",
+  /**
+   * The JSON of set-job-notes and sync-placeholders, gzipped and base64-encoded: no character of it can
+   * leave its quotes. 48,000 characters keep the document with its parameters under SSM's 64 KB
+   * (a document's content "includes the content specified for input parameters at runtime").
+   */
+  payloadPattern: "^[A-Za-z0-9+/=]{0,48000}$",
+  payloadMaxChars: 48_000,
 } as const;
 const AGENT_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
@@ -102,16 +110,10 @@ export class SsmAgentChannel implements AgentChannel {
     await this.action("delete-node", node);
   }
 
-  /** `nowscale-agent set-job-notes --notes JSON`, the JSON single-quoted as one word. */
+  /** `nowscale-agent set-job-notes --notes -`, the JSON on its stdin (runLine). */
   async setJobNotes(notes: readonly JobNote[]): Promise<void> {
     const json = JSON.stringify({ notes: checkedNotes(notes) });
-    const { status, code } = await this.runLine("set-job-notes", [
-      "node",
-      this.agentPath,
-      "set-job-notes",
-      "--notes",
-      json,
-    ]);
+    const { status, code } = await this.runLine("set-job-notes", json);
     if (code === 0) return;
     if (code === 2)
       throw new SlurmctldUnreachableError("agent set-job-notes over SSM: slurmctld did not answer");
@@ -119,18 +121,12 @@ export class SsmAgentChannel implements AgentChannel {
     throw new AgentActionError(`agent set-job-notes over SSM: ${status}, exit ${code}`, 502);
   }
 
-  /** `nowscale-agent sync-placeholders --placeholders JSON`; its stdout is the `{created, removed}` answer. */
+  /** `nowscale-agent sync-placeholders --placeholders -`; its stdout is the `{created, removed}` answer. */
   async syncPlaceholders(
     specs: readonly PlaceholderSpec[],
   ): Promise<{ created: string[]; removed: string[] }> {
     const json = JSON.stringify({ placeholders: checkedPlaceholders(specs) });
-    const { status, code, stdout } = await this.runLine("sync-placeholders", [
-      "node",
-      this.agentPath,
-      "sync-placeholders",
-      "--placeholders",
-      json,
-    ]);
+    const { status, code, stdout } = await this.runLine("sync-placeholders", json);
     if (code === 0) return placeholderAnswer(stdout, "agent sync-placeholders over SSM");
     if (code === 2)
       throw new SlurmctldUnreachableError("agent sync-placeholders over SSM: slurmctld did not answer");
@@ -178,18 +174,29 @@ export class SsmAgentChannel implements AgentChannel {
   }
 
   /**
-   * A JSON-carrying action (set-job-notes, sync-placeholders) as one shell line. The stack's agent document
-   * does not take these yet: with a document configured they are refused (AgentActionError 501), which
-   * the scale cycle logs before it goes on.
+   * A JSON-carrying action (set-job-notes, sync-placeholders): the JSON is gzipped and base64-encoded
+   * (the payload), which the document (or the shell line) decodes into the agent's stdin (`--notes -`),
+   * so its size is bounded by SSM's document limit, not by one argument's 128 KiB. Refused (413) before
+   * anything is sent when the payload is over AGENT_DOCUMENT.payloadMaxChars.
    */
   private async runLine(
-    action: string,
-    words: string[],
+    action: "set-job-notes" | "sync-placeholders",
+    json: string,
   ): Promise<{ status: string; stdout: string; code: number }> {
-    if (this.options.documentName !== undefined) {
-      throw new AgentActionError(`the agent document does not allow ${action} over SSM yet`, 501);
-    }
-    return this.send("AWS-RunShellScript", { commands: [words.map(shellQuote).join(" ")] });
+    const payload = gzipSync(Buffer.from(json, "utf8")).toString("base64");
+    if (payload.length > AGENT_DOCUMENT.payloadMaxChars)
+      throw new AgentActionError(
+        `agent ${action} over SSM: ${payload.length} characters of payload, over SSM's limit of ${AGENT_DOCUMENT.payloadMaxChars}`,
+        413,
+      );
+    const option = action === "set-job-notes" ? "--notes" : "--placeholders";
+    const documentName = this.options.documentName;
+    if (documentName !== undefined)
+      return this.send(documentName, { action: [action], node: [""], reason: [""], payload: [payload] });
+    const agent = ["node", this.agentPath, action, option, "-"].map(shellQuote).join(" ");
+    return this.send("AWS-RunShellScript", {
+      commands: [`printf '%s' ${shellQuote(payload)} | base64 -d | gunzip | ${agent}`],
+    });
   }
 
   /** SendCommand, then GetCommandInvocation on the clock until the command ends or the timeout. */

@@ -3,9 +3,10 @@ import { Construct } from "constructs";
 import { AGENT_DOCUMENT } from "../control/agent-ssm.js";
 
 /**
- * The one SSM document the control plane may run on a master: the agent's `report` or a node action
- * (drain, resume, delete-node) with a node name and a reason that SSM checks against the document's
- * patterns before anything runs. The functions' policies allow SendCommand with this document only
+ * The one SSM document the control plane may run on a master: the agent's `report`, a node action
+ * (drain, resume, delete-node) with a node name and a reason, or set-job-notes / sync-placeholders with
+ * their JSON as a gzipped base64 payload, each checked by SSM against the document's patterns before
+ * anything runs. The functions' policies allow SendCommand with this document only
  * (lib/infra/permissions.ts), so a compromised function cannot run an arbitrary shell on a cluster.
  */
 export class AgentDocument extends Construct {
@@ -24,6 +25,7 @@ export class AgentDocument extends Construct {
           action: { type: "String", allowedValues: [...AGENT_DOCUMENT.actions] },
           node: { type: "String", default: "", allowedPattern: AGENT_DOCUMENT.nodePattern },
           reason: { type: "String", default: "", allowedPattern: AGENT_DOCUMENT.reasonPattern },
+          payload: { type: "String", default: "", allowedPattern: AGENT_DOCUMENT.payloadPattern },
         },
         mainSteps: [
           {
@@ -33,11 +35,14 @@ export class AgentDocument extends Construct {
               timeoutSeconds: "60",
               // The values passed SSM's patterns: no quote can end the single-quoted strings.
               runCommand: [
-                "A='{{ action }}'; N='{{ node }}'; R='{{ reason }}'",
+                "A='{{ action }}'; N='{{ node }}'; R='{{ reason }}'; P='{{ payload }}'",
                 'case "$A" in',
                 `  report) exec node ${agent} report ;;`,
                 `  drain) exec node ${agent} drain "$N" --reason "$R" ;;`,
                 `  resume|delete-node) exec node ${agent} "$A" "$N" ;;`,
+                // The JSON, gzipped and base64-encoded by the channel (lib/control/agent-ssm.ts), on stdin.
+                `  set-job-notes) printf '%s' "$P" | base64 -d | gunzip | node ${agent} set-job-notes --notes -; exit $? ;;`,
+                `  sync-placeholders) printf '%s' "$P" | base64 -d | gunzip | node ${agent} sync-placeholders --placeholders -; exit $? ;;`,
                 "esac",
                 "exit 64",
               ],

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { App, Stack } from "aws-cdk-lib";
 import { describe, expect, it } from "vitest";
 import { AGENT_DOCUMENT } from "../../lib/control/agent-ssm.js";
@@ -26,10 +27,12 @@ function runDocument(content: DocumentContent, values: Record<string, string>): 
     .replace(/\{\{ (\w+) \}\}/g, (_m, name: string) => values[name] ?? "");
   // A `node` first on PATH stands in for the agent: it prints the words it was given, one per line.
   const bin = mkdtempSync(join(tmpdir(), "nowscale-doc-"));
-  writeFileSync(join(bin, "node"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\n", { mode: 0o755 });
+  // It prints the words it was given, then whatever it read on stdin.
+  writeFileSync(join(bin, "node"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\ncat\n", { mode: 0o755 });
   try {
     return execFileSync("bash", ["-c", script], {
       encoding: "utf8",
+      input: "",
       env: { PATH: `${bin}:${process.env.PATH ?? ""}` },
     });
   } finally {
@@ -56,6 +59,34 @@ describe("the agent's SSM document", () => {
       "nowscale: idle (300 s)",
       "",
     ]);
+  });
+
+  it("THEN it gives set-job-notes and sync-placeholders their JSON on stdin, decoded from the payload", () => {
+    // Prepare: the payload as the channel makes it (lib/control/agent-ssm.ts)
+    const notes = JSON.stringify({
+      notes: [{ jobIds: ["17"], text: "nowscale: it's $(id)", field: "comment" }],
+    });
+    const placeholders = JSON.stringify({ placeholders: [] });
+    const payload = (json: string) => gzipSync(Buffer.from(json)).toString("base64");
+
+    // Act
+    const setNotes = runDocument(content, { action: "set-job-notes", payload: payload(notes) });
+    const sync = runDocument(content, { action: "sync-placeholders", payload: payload(placeholders) });
+
+    // Assess
+    expect(setNotes).toBe(`/opt/nowscale/nowscale-agent.js\nset-job-notes\n--notes\n-\n${notes}`);
+    expect(sync).toBe(
+      `/opt/nowscale/nowscale-agent.js\nsync-placeholders\n--placeholders\n-\n${placeholders}`,
+    );
+    expect(() => runDocument(content, { action: "set-job-notes", payload: "x'; reboot; '" })).toThrow(
+      "payload refused",
+    );
+    expect(() =>
+      runDocument(content, {
+        action: "set-job-notes",
+        payload: "A".repeat(AGENT_DOCUMENT.payloadMaxChars + 1),
+      }),
+    ).toThrow("payload refused");
   });
 
   it("THEN a value that could leave its quotes or run a command is refused before anything runs", () => {

@@ -1,5 +1,11 @@
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -59,6 +65,27 @@ async function startAgent(report: () => Promise<Report>, calls: string[] = []): 
   const s = server;
   await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
   return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+const randomHex = () => randomBytes(6).toString("hex");
+
+/**
+ * Runs a shell line the SSM channel sent, in real bash, with a `node` first on PATH that stands in for
+ * the agent: it prints the words it was given, then what it read on stdin.
+ */
+function runSentLine(line: string): { words: string[]; stdin: string } {
+  const bin = mkdtempSync(join(tmpdir(), "nowscale-ssm-"));
+  writeFileSync(join(bin, "node"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\necho ---\ncat\n", { mode: 0o755 });
+  try {
+    const out = execFileSync("bash", ["-c", line], {
+      encoding: "utf8",
+      env: { PATH: `${bin}:${process.env.PATH ?? ""}` },
+    });
+    const [words = "", stdin = ""] = out.split("---\n");
+    return { words: words.trimEnd().split("\n"), stdin };
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
 }
 
 describe("HttpAgentChannel against the real agent server", () => {
@@ -344,14 +371,18 @@ describe("SsmAgentChannel", () => {
       node: ["i-0abc"],
       reason: ["nowscale: idle for 300 s; it_s time"],
     });
-    // the document takes no JSON-carrying actions yet: refused, and nothing is sent
-    await expect(
-      channel.setJobNotes([{ jobIds: ["17"], text: "nowscale: x", field: "comment" }]),
-    ).rejects.toMatchObject({
-      name: "AgentActionError",
-      status: 501,
-    });
-    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    // job notes: the JSON as the document's payload parameter, gzipped and base64-encoded
+    const note = { jobIds: ["17"], text: "nowscale: it's $(id)", field: "comment" as const };
+    await channel.setJobNotes([note]);
+    const notes = ssm.commandCalls(SendCommandCommand)[1]?.args[0].input.Parameters;
+    expect(notes?.action).toEqual(["set-job-notes"]);
+    expect(notes?.node).toEqual([""]);
+    expect(notes?.payload?.[0]).toMatch(/^[A-Za-z0-9+/=]+$/);
+    expect(JSON.parse(gunzipSync(Buffer.from(notes?.payload?.[0] ?? "", "base64")).toString("utf8"))).toEqual(
+      {
+        notes: [note],
+      },
+    );
     ssm.restore();
   });
 
@@ -375,9 +406,9 @@ describe("SsmAgentChannel", () => {
     const bad = channel.setJobNotes([{ ...note, jobIds: ["1;reboot"] }]).catch((e: unknown) => e);
     // Assess
     const command = ssm.commandCalls(SendCommandCommand)[0]?.args[0].input.Parameters?.commands?.[0];
-    expect(command).toBe(
-      `'node' '/opt/nowscale/nowscale-agent.js' 'set-job-notes' '--notes' '{"notes":[{"jobIds":["17","9_0-28"],"text":"nowscale: it'\\''s $(id) \`x\`","field":"comment"}]}'`,
-    );
+    const ran = runSentLine(command ?? "");
+    expect(ran.words).toEqual(["/opt/nowscale/nowscale-agent.js", "set-job-notes", "--notes", "-"]);
+    expect(JSON.parse(ran.stdin)).toEqual({ notes: [note] });
     expect(await down).toBeInstanceOf(SlurmctldUnreachableError);
     expect(await bad).toMatchObject({ name: "AgentActionError", status: 400 });
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
@@ -415,11 +446,24 @@ describe("SsmAgentChannel", () => {
     const lying = await channel.syncPlaceholders([spec]).catch((e: unknown) => e);
     // Assess
     const command = ssm.commandCalls(SendCommandCommand)[0]?.args[0].input.Parameters?.commands?.[0];
-    expect(command).toMatch(
-      /^'node' '\/opt\/nowscale\/nowscale-agent.js' 'sync-placeholders' '--placeholders' '\{"placeholders":\[/,
-    );
+    const ran = runSentLine(command ?? "");
+    expect(ran.words).toEqual([
+      "/opt/nowscale/nowscale-agent.js",
+      "sync-placeholders",
+      "--placeholders",
+      "-",
+    ]);
+    expect(JSON.parse(ran.stdin)).toEqual({ placeholders: [spec] });
     expect(answer).toEqual({ created: [spec.name], removed: [] });
     expect(lying).toBeInstanceOf(AgentUnreachableError);
+    // A list whose payload SSM could not carry is refused before anything is sent.
+    const huge = Array.from({ length: 1000 }, (_, i) => {
+      const big = { ...shape, cpus: i + 1, features: Array.from({ length: 64 }, () => `f${randomHex()}`) };
+      return { name: placeholderName(big), ...big };
+    });
+    const sent = ssm.commandCalls(SendCommandCommand).length;
+    await expect(channel.syncPlaceholders(huge)).rejects.toMatchObject({ status: 413 });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(sent);
     ssm.restore();
   });
 

@@ -1,6 +1,8 @@
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it, vi } from "vitest";
 import { main } from "../../../agent/main.js";
 import { placeholderName } from "../../../scheduler-plugins/slurm/placeholders.js";
@@ -133,5 +135,27 @@ describe("nowscale-agent node actions (for SSM Run Command)", () => {
       "update NodeName=ghost State=DRAIN Reason=nowscale: x",
       "update NodeName=down State=RESUME",
     ]);
+  });
+
+  it("reads the JSON of set-job-notes and sync-placeholders from stdin for '-', as the SSM document pipes it", () => {
+    // Prepare: the built agent bundle, as the master runs it
+    const slurm = fakeSlurm();
+    const bundle = fileURLToPath(new URL("../../../dist/agent/nowscale-agent.js", import.meta.url));
+    const agent = (args: string[], input: string) =>
+      spawnSync(process.execPath, [bundle, ...args, "--slurm-bin", slurm.dir, "--source", "json"], {
+        input,
+        encoding: "utf8",
+      });
+    const notes = { notes: [{ jobIds: ["17"], text: "nowscale: no type fits", field: "comment" }] };
+    // Act
+    const done = agent(["set-job-notes", "--notes", "-"], JSON.stringify(notes));
+    const bad = agent(["set-job-notes", "--notes", "-"], "not json");
+    const tooBig = agent(["sync-placeholders", "--placeholders", "-"], " ".repeat(5 * 1024 * 1024));
+    // Assess
+    expect(done.status, done.stdout).toBe(0);
+    expect(slurm.calls()).toEqual(["update JobId=17 Comment=nowscale: no type fits"]);
+    expect(bad.status).toBe(64);
+    expect(bad.stdout).toContain("--notes must be JSON");
+    expect(tooBig.status).toBe(64);
   });
 });
