@@ -186,8 +186,17 @@ AuthType=auth/munge
 SlurmUser=slurm
 StateSaveLocation=/var/spool/slurmctld
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup,task/affinity
+CONF
+# Jobs confined to what they were given: their cores, memory and GPUs (ConstrainDevices hides the GPU
+# devices a job was not given; bootstrap.ts names them in each GPU node's gres.conf). Configless nodes
+# fetch this file from slurmctld with slurm.conf. As ParallelCluster's clusters do.
+cat > /etc/slurm/cgroup.conf <<'CONF'
+CgroupPlugin=autodetect
+ConstrainCores=yes
+ConstrainRAMSpace=yes
+ConstrainDevices=yes
 CONF
 cat >> /etc/slurm/slurm.conf <<'CONF'
 ${confParts}CONF

@@ -35,6 +35,25 @@ describe("renderMasterBootstrapScript", () => {
     expect(script).toContain("aws s3 cp 's3://my-bucket/nowscale-agent.js'");
   });
 
+  it("confines jobs to their cores, memory and GPUs with the cgroup plugins, for every configless node", () => {
+    // Act
+    const script = renderMasterBootstrapScript(options);
+
+    // Assess: slurm.conf's plugins and the cgroup.conf the nodes fetch from slurmctld
+    const conf = (file: string) =>
+      new RegExp(`cat > ${file} <<'?CONF'?\\n([^]*?)\\nCONF`).exec(script)?.[1]?.split("\n") ?? [];
+    expect(conf("/etc/slurm/slurm.conf")).toEqual(
+      expect.arrayContaining(["ProctrackType=proctrack/cgroup", "TaskPlugin=task/cgroup,task/affinity"]),
+    );
+    expect(conf("/etc/slurm/cgroup.conf")).toEqual([
+      "CgroupPlugin=autodetect",
+      "ConstrainCores=yes",
+      "ConstrainRAMSpace=yes",
+      "ConstrainDevices=yes",
+    ]);
+    expect(script).not.toContain("TaskPlugin=task/none");
+  });
+
   it("fits the clouds' user-data limit (16 KiB after base64) with many queues", () => {
     // Act
     const queues = Array.from({ length: 30 }, (_, i) => ({ name: `queue-${i}`, defMemPerCpuMiB: 4096 }));
