@@ -34,6 +34,10 @@ export class LocalCloud implements CloudProvider {
     return this.computes.instanceTypes();
   }
 
+  unavailableOfferings() {
+    return this.computes.unavailableOfferings();
+  }
+
   async launch(request: LaunchRequest): Promise<LaunchResult> {
     if (request.queue !== MASTER_QUEUE) return this.computes.launch(request);
     const holder = this.master?.clusterId;

@@ -1,4 +1,4 @@
-import type { ChargeType, InstanceCatalog } from "../core/model.js";
+import type { ChargeType, InstanceCatalog, UnavailableOffering } from "../core/model.js";
 import type { CloudProviderError } from "./errors.js";
 
 /**
@@ -48,6 +48,14 @@ export interface CloudProvider {
 
   /** The instances among `instanceIds` that the cloud still knows, in any state; unknown ids are left out. */
   describe(instanceIds: readonly string[]): Promise<CloudInstance[]>;
+
+  /**
+   * The offerings (instance type, zone, charge type) this provider holds unavailable now after a capacity
+   * error, each with the epoch ms it is held until; no cloud call. The scale cycle gives them to the
+   * planner, which then plans the next-best shape instead of a launch the provider would skip
+   * (capacityFallback, docs/plan.md). Held in memory: empty after a cold start.
+   */
+  unavailableOfferings(): UnavailableOffering[];
 }
 
 /** One place to try: the core's Candidate with the subnet the cloud needs. */

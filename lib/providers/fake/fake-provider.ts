@@ -1,5 +1,5 @@
 import { BUILTIN_CATALOGS } from "../../core/catalogs/index.js";
-import type { InstanceCatalog } from "../../core/model.js";
+import type { InstanceCatalog, UnavailableOffering } from "../../core/model.js";
 import type {
   CloudInstance,
   CloudProvider,
@@ -153,6 +153,10 @@ export class FakeProvider implements CloudProvider {
   list(clusterId: string): Promise<CloudInstance[]> {
     this.calls.push({ method: "list", clusterId });
     return this.inner.list(clusterId);
+  }
+
+  unavailableOfferings(): UnavailableOffering[] {
+    return this.inner.unavailableOfferings();
   }
 
   describe(instanceIds: readonly string[]): Promise<CloudInstance[]> {

@@ -1,4 +1,4 @@
-import type { InstanceCatalog } from "../../core/model.js";
+import type { InstanceCatalog, UnavailableOffering } from "../../core/model.js";
 import { isSimpleName } from "../../core/names.js";
 import { type Clock, systemClock } from "../../ports/clock.js";
 import type {
@@ -65,6 +65,10 @@ export class ManagedProvider implements CloudProvider {
 
   instanceTypes(): Promise<InstanceCatalog> {
     return this.retrying(() => this.api.instanceTypes());
+  }
+
+  unavailableOfferings(): UnavailableOffering[] {
+    return this.unavailable.heldForCapacity();
   }
 
   async launch(request: LaunchRequest): Promise<LaunchResult> {

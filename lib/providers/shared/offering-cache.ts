@@ -69,6 +69,21 @@ export class UnavailableOfferings {
     return until;
   }
 
+  /**
+   * The offerings held now after a capacity error (not those backing off after other failures), with
+   * the epoch ms each is held until: what the planner steers around (ClusterState.unavailableOfferings).
+   */
+  heldForCapacity(): (Offering & { until: number })[] {
+    const now = this.clock.now();
+    const out: (Offering & { until: number })[] = [];
+    for (const [k, until] of this.until) {
+      if (until <= now || this.reasons.has(k)) continue;
+      const [instanceType = "", zone = "", chargeType] = k.split("\n");
+      out.push({ instanceType, zone, chargeType: chargeType as ChargeType, until });
+    }
+    return out;
+  }
+
   isUnavailable(offering: Offering): boolean {
     return this.unavailableUntil(offering) !== undefined;
   }

@@ -304,6 +304,36 @@ describe("scale cycle", () => {
     });
   });
 
+  it("launches the next-best shape once the provider holds the best fit unavailable (issue 12, case 7)", async () => {
+    // Prepare: the best fit for 4 CPUs is c5.xlarge, which has no capacity; c5.2xlarge fits too.
+    const bed = await controlBed(db, "demo", {
+      ...CONFIG,
+      queueConfigs: [
+        {
+          queueName: "compute",
+          maxSize: 20,
+          expansionNodeConfigs: [
+            { zone: "zone-a", instanceType: "c5.xlarge" },
+            { zone: "zone-a", instanceType: "c5.2xlarge" },
+          ],
+        },
+      ],
+    });
+    bed.provider.fakeCloud.setCapacity("c5.xlarge", "zone-a", 0);
+    bed.agent.addPending("compute", "71", { nodes: 1, cpus: 4 });
+    // Act: the first cycle meets the capacity error; the next plans around the held offering
+    const first = await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    bed.clock.advance(20_000);
+    const second = await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    // Assess
+    expect(first.launchedNodes).toBe(0);
+    expect(bed.provider.unavailableOfferings()).toEqual([
+      expect.objectContaining({ instanceType: "c5.xlarge", zone: "zone-a" }),
+    ]);
+    expect(second.launchedNodes).toBe(1);
+    expect(bed.provider.fakeCloud.live().map((i) => i.instanceType)).toEqual(["c5.2xlarge"]);
+  });
+
   it("skips a cluster that is not RUNNING", async () => {
     // Prepare
     const bed = await controlBed(db);

@@ -117,4 +117,21 @@ describe("unavailable offerings", () => {
     clock.advance(1);
     expect(cache.isUnavailable(candidate)).toBe(false);
   });
+
+  it("lists the offerings held for capacity, for the planner, but not those backing off after other failures", () => {
+    // Prepare
+    const clock = new FakeClock();
+    const cache = new UnavailableOfferings(clock, 600_000);
+    const misconfigured = { ...candidate, instanceType: "c5.2xlarge" };
+
+    // Act
+    cache.markUnavailable(candidate);
+    cache.markFailed(misconfigured, new InvalidRequestError("no such image"));
+
+    // Assess
+    expect(cache.heldForCapacity()).toEqual([{ ...candidate, until: clock.now() + 600_000 }]);
+    expect(cache.isUnavailable(misconfigured)).toBe(true);
+    clock.advance(600_000);
+    expect(cache.heldForCapacity()).toEqual([]);
+  });
 });
