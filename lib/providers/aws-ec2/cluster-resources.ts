@@ -32,7 +32,9 @@ import {
   CreateSecretCommand,
   DeleteSecretCommand,
   DescribeSecretCommand,
-  ListSecretsCommand,
+  FilterNameStringType,
+  paginateListSecrets,
+  type SecretListEntry,
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import type {
@@ -467,32 +469,36 @@ export class AwsClusterResources implements ClusterResources {
    * read the first's munge key. Throws InvalidRequestError naming network.vpcId and the other cluster.
    */
   private async refuseSharedVpc(clusterId: string, vpcId: string): Promise<void> {
-    let nextToken: string | undefined;
-    do {
-      const page = await this.secretsCall(() =>
-        this.secrets.send(
-          new ListSecretsCommand({
-            Filters: [
-              { Key: "tag-key", Values: [SECRET_TAG_VPC] },
-              { Key: "tag-value", Values: [vpcId] },
-            ],
-            ...(nextToken === undefined ? {} : { NextToken: nextToken }),
-          }),
-        ),
+    for (const s of await this.secretsTagged(SECRET_TAG_VPC, vpcId)) {
+      const other = s.Tags?.find((t) => t.Key === CLUSTER_TAG)?.Value;
+      if (other === undefined || other === clusterId || s.DeletedDate !== undefined) continue;
+      throw new InvalidRequestError(
+        `network.vpcId: ${vpcId} already holds NowScale cluster ${other}; a node reads the secrets of ` +
+          "its own VPC's cluster, so two clusters in one VPC could read each other's munge key: choose " +
+          `another VPC (or let NowScale create one with network.cidr), or delete cluster ${other} first`,
       );
-      for (const s of page.SecretList ?? []) {
-        // The filters match key and value separately (and by prefix): check the pair exactly.
-        if (s.Tags?.find((t) => t.Key === SECRET_TAG_VPC)?.Value !== vpcId) continue;
-        const other = s.Tags?.find((t) => t.Key === CLUSTER_TAG)?.Value;
-        if (other === undefined || other === clusterId || s.DeletedDate !== undefined) continue;
-        throw new InvalidRequestError(
-          `network.vpcId: ${vpcId} already holds NowScale cluster ${other}; a node reads the secrets of ` +
-            "its own VPC's cluster, so two clusters in one VPC could read each other's munge key: choose " +
-            `another VPC (or let NowScale create one with network.cidr), or delete cluster ${other} first`,
+    }
+  }
+
+  /**
+   * The secrets whose tag `key` is exactly `value`, every page. ListSecrets' filters match the key and
+   * the value separately, and by prefix, so the pair is checked here.
+   */
+  private async secretsTagged(key: string, value: string): Promise<SecretListEntry[]> {
+    const out: SecretListEntry[] = [];
+    const filters = [
+      { Key: FilterNameStringType.tag_key, Values: [key] },
+      { Key: FilterNameStringType.tag_value, Values: [value] },
+    ];
+    try {
+      for await (const page of paginateListSecrets({ client: this.secrets }, { Filters: filters }))
+        out.push(
+          ...(page.SecretList ?? []).filter((s) => s.Tags?.find((t) => t.Key === key)?.Value === value),
         );
-      }
-      nextToken = page.NextToken;
-    } while (nextToken);
+    } catch (error) {
+      throw fromSecretsError(error);
+    }
+    return out;
   }
 
   async deleteSecret(secretId: string): Promise<void> {
@@ -612,29 +618,12 @@ export class AwsClusterResources implements ClusterResources {
       if (g.Tags?.some((t) => t.Key === PART_TAG)) continue;
       if (g.GroupId !== undefined) refs.push({ kind: "securityGroup", securityGroupId: g.GroupId });
     }
-    let nextToken: string | undefined;
-    do {
-      const page = await this.secretsCall(() =>
-        this.secrets.send(
-          new ListSecretsCommand({
-            Filters: [
-              { Key: "tag-key", Values: [CLUSTER_TAG] },
-              { Key: "tag-value", Values: [clusterId] },
-            ],
-            ...(nextToken === undefined ? {} : { NextToken: nextToken }),
-          }),
-        ),
-      );
-      for (const s of page.SecretList ?? []) {
-        const ownTag = s.Tags?.find((t) => t.Key === CLUSTER_TAG)?.Value;
-        const kind = s.Tags?.find((t) => t.Key === SECRET_TAG_KIND)?.Value;
-        // The filters match key and value separately: check the pair, and the kind we wrote.
-        if (ownTag !== clusterId || s.ARN === undefined) continue;
-        if (kind !== "munge-key" && kind !== "agent-hmac-key") continue;
-        refs.push({ kind: "secret", secretKind: kind, secretId: s.ARN });
-      }
-      nextToken = page.NextToken;
-    } while (nextToken);
+    for (const s of await this.secretsTagged(CLUSTER_TAG, clusterId)) {
+      const kind = s.Tags?.find((t) => t.Key === SECRET_TAG_KIND)?.Value;
+      // Only the kinds NowScale writes.
+      if (s.ARN === undefined || (kind !== "munge-key" && kind !== "agent-hmac-key")) continue;
+      refs.push({ kind: "secret", secretKind: kind, secretId: s.ARN });
+    }
     return refs;
   }
 
@@ -643,14 +632,6 @@ export class AwsClusterResources implements ClusterResources {
       return await call();
     } catch (error) {
       throw fromEc2Error(error);
-    }
-  }
-
-  private async secretsCall<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      throw fromSecretsError(error);
     }
   }
 
