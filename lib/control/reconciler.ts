@@ -7,6 +7,7 @@ import { appendControlEvent as event } from "./events.js";
 import { ABANDONED_INTENT_MS, offeringKey, queueHealthOf, ROUND_TAG } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
+import { retireNode } from "./node-retirement.js";
 import { isUnhealthy, nodesRunningJobs } from "./slurm-evidence.js";
 import { ignoreConflict, retryTransient } from "./store-retry.js";
 
@@ -435,7 +436,7 @@ async function retryReleases(
 
 /** 4. Nodes that never joined: boot timeouts (launched) and orphans (adopted), on two runs that agree. */
 async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
-  const { store, provider, clock, metrics } = ctx.deps;
+  const { store, clock, metrics } = ctx.deps;
   const { clusterId, summary, now, o } = ctx;
   for (const record of await store.listNodes(clusterId)) {
     if (record.status !== "LAUNCHING") continue;
@@ -455,11 +456,8 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
       await store.markNode(clusterId, record.nodeName, { absentSince: now });
       continue;
     }
-    await store
-      .updateNodeStatus(clusterId, record.nodeName, "LAUNCHING", "TERMINATING", now)
-      .catch(ignoreConflict);
-    await provider.terminate([record.instanceId]);
-    await store.deleteNode(clusterId, record.nodeName);
+    // It never joined, so Slurm has no node to forget.
+    await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, { inSlurm: false });
     if (adopted) {
       summary.orphansTerminated.push(record.nodeName);
       metrics.add("OrphansTerminated", "Count", 1);
@@ -512,7 +510,7 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
 
 /** 5. Joined nodes that are DOWN, not responding or lost by Slurm past the grace, running no job: retired. */
 async function retireUnhealthy(ctx: RunContext, slurm: SlurmView, report: OkReport): Promise<void> {
-  const { store, provider, clock, agent, metrics } = ctx.deps;
+  const { store, clock, metrics } = ctx.deps;
   const { clusterId, summary, now, o } = ctx;
   for (const record of await store.listNodes(clusterId)) {
     if (record.status !== "JOINED" && record.status !== "DRAINING") continue;
@@ -527,14 +525,9 @@ async function retireUnhealthy(ctx: RunContext, slurm: SlurmView, report: OkRepo
       continue;
     }
     if (now - record.downSince < o.downGraceMs) continue;
-    await store
-      .updateNodeStatus(clusterId, record.nodeName, record.status, "TERMINATING", now)
-      .catch(ignoreConflict);
-    await provider.terminate([record.instanceId]);
-    if (slurm.listed.has(record.nodeName)) {
-      await agent.deleteNode(record.nodeName).catch(() => undefined);
-    }
-    await store.deleteNode(clusterId, record.nodeName);
+    await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, {
+      inSlurm: slurm.listed.has(record.nodeName),
+    });
     summary.retired.push(record.nodeName);
     metrics.add("NodesTerminated", "Count", 1, { Queue: record.queue });
     const state = report.nodes.find((n) => n.name === record.nodeName)?.slurmState ?? "not in Slurm";

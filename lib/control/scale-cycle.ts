@@ -27,6 +27,7 @@ import {
 } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
+import { retireNode } from "./node-retirement.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
 import { ignoreConflict } from "./store-retry.js";
 
@@ -567,12 +568,7 @@ async function shrinkOne(ctx: PollContext, shrink: Shrink, records: NodeRecord[]
     ctx.log.warn("drained node has no record: not terminated", { clusterId, node: shrink.node });
     return;
   }
-  if (record.status !== "TERMINATING") {
-    await store.updateNodeStatus(clusterId, record.nodeName, record.status, "TERMINATING", clock.now());
-  }
-  await deps.provider.terminate([record.instanceId]);
-  await deps.agent.deleteNode(record.nodeName);
-  await store.deleteNode(clusterId, record.nodeName);
+  await retireNode({ ...deps, log: ctx.log }, clusterId, record, clock.now());
   summary.terminated.push(record.nodeName);
   metrics.add("NodesTerminated", "Count", 1, { Queue: shrink.queue });
   await event(store, clusterId, clock, "TERMINATED", shrink.reason.slice(0, 500), shrink.queue, [

@@ -23,6 +23,7 @@ import {
   WorkflowStartError,
 } from "../lifecycle-recovery.js";
 import type { MetricsSink } from "../metrics.js";
+import { retireNode } from "../node-retirement.js";
 import { appendControlEvent as event, recordedLaunch } from "../scale-cycle.js";
 import {
   addNodesSchema,
@@ -388,18 +389,8 @@ async function deleteNodes(deps: ApiDeps, req: ApiRequest, [id]: string[]): Prom
   const now = deps.clock.now();
   for (const record of chosen) {
     if (record === undefined) continue;
-    if (record.status !== "TERMINATING") {
-      await deps.store.updateNodeStatus(
-        cluster.clusterId,
-        record.nodeName,
-        record.status,
-        "TERMINATING",
-        now,
-      );
-    }
-    await provider.terminate([record.instanceId]);
-    await agent.deleteNode(record.nodeName).catch(() => undefined); // the reconciler retries "Slurm told"
-    await deps.store.deleteNode(cluster.clusterId, record.nodeName);
+    // Slurm not told: the record stays TERMINATING and the reconciler removes the node from Slurm.
+    await retireNode({ store: deps.store, provider, agent }, cluster.clusterId, record, now);
   }
   await event(
     deps.store,
