@@ -2,11 +2,12 @@ import type { OkReport } from "../../agent/report-schema.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider } from "../ports/cloud-provider.js";
-import type { NodeRecord, StateStore } from "../ports/state-store.js";
+import type { ClusterRecord, NodeRecord, StateStore } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
 import { ABANDONED_INTENT_MS, offeringKey, queueHealthOf, ROUND_TAG } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
+import { recordJoin } from "./node-join.js";
 import { retireNode } from "./node-retirement.js";
 import { isUnhealthy, nodesRunningJobs } from "./slurm-evidence.js";
 import { ignoreConflict, retryTransient } from "./store-retry.js";
@@ -148,7 +149,7 @@ export async function reconcileCluster(
   if (lease === undefined) return { ...summary, skipped: "lease-held-elsewhere" };
 
   const workflowIds = new Set(cluster.resources.map((r) => r.id));
-  const ctx: RunContext = { deps, o, log, summary, clusterId, now: clock.now() };
+  const ctx: RunContext = { deps, o, log, summary, clusterId, cluster, now: clock.now() };
   try {
     // What the cloud lists: undefined when the listing failed (nothing is decided from its absence then).
     let instances: CloudInstance[] | undefined;
@@ -229,6 +230,8 @@ interface RunContext {
   log: ControlLog;
   summary: ReconcileSummary;
   clusterId: string;
+  /** The cluster's record as this run read it. */
+  cluster: ClusterRecord;
   /** The run's time: every mark and age is measured from it. */
   now: number;
 }
@@ -441,12 +444,7 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
   for (const record of await store.listNodes(clusterId)) {
     if (record.status !== "LAUNCHING") continue;
     if (slurm.listed.has(record.nodeName)) {
-      await store
-        .updateNodeStatus(clusterId, record.nodeName, "LAUNCHING", "JOINED", now)
-        .catch(ignoreConflict);
-      if (record.absentSince !== undefined)
-        await store.markNode(clusterId, record.nodeName, { absentSince: null });
-      if (record.origin !== "adopted") await store.recordBootstrapSuccess(clusterId, record.queue, now);
+      await recordJoin(ctx.deps, ctx.cluster, record, now);
       continue;
     }
     const adopted = record.origin === "adopted";

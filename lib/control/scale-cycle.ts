@@ -27,6 +27,7 @@ import {
 } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
+import { recordJoin } from "./node-join.js";
 import { retireNode } from "./node-retirement.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
 import { ignoreConflict } from "./store-retry.js";
@@ -343,19 +344,8 @@ async function pollOnce(ctx: PollContext): Promise<void> {
 
   // Nodes that registered since the last poll: joined, and their queue's bootstrap streak is broken.
   for (const record of records) {
-    if (record.status !== "LAUNCHING" || !inSlurm.has(record.nodeName)) continue;
-    await store
-      .updateNodeStatus(clusterId, record.nodeName, "LAUNCHING", "JOINED", now)
-      .catch(ignoreConflict);
-    record.status = "JOINED";
-    metrics.add("NodeJoinLatency", "Milliseconds", now - record.launchedAt, { Queue: record.queue });
-    const health = queueHealthOf(cluster, record.queue);
-    if (health !== undefined && (health.consecutiveBootstrapFailures > 0 || health.protected)) {
-      await store.recordBootstrapSuccess(clusterId, record.queue, now);
-      if (health.protected) {
-        await event(store, clusterId, clock, "PROTECTED_MODE_CLEARED", "a node joined", record.queue);
-      }
-    }
+    if (record.status === "LAUNCHING" && inSlurm.has(record.nodeName))
+      await recordJoin(deps, cluster, record, now);
   }
 
   // A node in Slurm that is not capacity yet covers demand only within bootTimeout of its launch: the
