@@ -280,11 +280,15 @@ install -d -m 0755 /var/spool/slurmd /var/log/slurm
 SLURMD=$(command -v slurmd || echo /usr/sbin/slurmd)
 if command -v systemctl >/dev/null; then
   install -d /etc/systemd/system/slurmd.service.d
+  # Debian's unit starts slurmd only when /etc/slurm/slurm.conf exists ([Unit] ConditionPathExists),
+  # which a configless node never has: the empty assignment clears it (a [Unit] key; in [Service] it is
+  # ignored and systemctl restart silently starts nothing).
   cat > /etc/systemd/system/slurmd.service.d/nowscale.conf <<UNIT
+[Unit]
+ConditionPathExists=
 [Service]
 ExecStart=
 ExecStart=$SLURMD -D -s -Z -N $NODE_NAME --conf-server $CONF_SERVER "--conf=$NODE_CONF"
-ConditionPathExists=
 UNIT
   systemctl daemon-reload
   systemctl enable slurmd

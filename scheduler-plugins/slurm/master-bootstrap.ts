@@ -191,12 +191,14 @@ TaskPlugin=task/cgroup,task/affinity
 CONF
 # Jobs confined to what they were given: their cores, memory and GPUs (ConstrainDevices hides the GPU
 # devices a job was not given; bootstrap.ts names them in each GPU node's gres.conf). Configless nodes
-# fetch this file from slurmctld with slurm.conf. As ParallelCluster's clusters do.
+# fetch this file from slurmctld with slurm.conf. As ParallelCluster's clusters do. IgnoreSystemdOnFailure:
+# a node without systemd's bus (a container, a minimal image) builds its cgroups itself instead of failing.
 cat > /etc/slurm/cgroup.conf <<'CONF'
 CgroupPlugin=autodetect
 ConstrainCores=yes
 ConstrainRAMSpace=yes
 ConstrainDevices=yes
+IgnoreSystemdOnFailure=yes
 CONF
 cat >> /etc/slurm/slurm.conf <<'CONF'
 ${confParts}CONF

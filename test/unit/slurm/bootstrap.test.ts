@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -63,6 +63,30 @@ describe("renderBootstrapScript", () => {
     );
     expect(script).toContain("readonly CONF_SERVER='10.0.0.5:6817'");
     expect(script).toContain('-Z -N "$NODE_NAME" --conf-server "$CONF_SERVER" --conf "$NODE_CONF"');
+  });
+
+  it("gives systemd a slurmd drop-in that clears Debian's slurm.conf condition, as systemd itself reads it", () => {
+    // Prepare: Debian's own unit (slurm-wlm) and systemd's own parser; the drop-in as the script writes it
+    const unit = "/lib/systemd/system/slurmd.service";
+    const analyze = spawnSync("systemd-analyze", ["--version"]);
+    if (analyze.status !== 0 || !existsSync(unit)) {
+      console.log(`skipped: needs systemd-analyze and ${unit} (slurm-wlm); CI installs both`);
+      return;
+    }
+    const dropIn = /nowscale\.conf <<UNIT\n([\s\S]*?)\nUNIT/.exec(renderBootstrapScript(BASE))?.[1] ?? "";
+    const dir = mkdtempSync(join(tmpdir(), "nowscale-unit-"));
+    copyFileSync(unit, join(dir, "slurmd.service"));
+    mkdirSync(join(dir, "slurmd.service.d"));
+    writeFileSync(join(dir, "slurmd.service.d", "nowscale.conf"), `${dropIn.replaceAll("$", "")}\n`);
+    // Act
+    const verify = spawnSync("systemd-analyze", ["verify", join(dir, "slurmd.service")], {
+      encoding: "utf8",
+      env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` },
+    });
+    // Assess: no key systemd ignores, and the condition is emptied in the section that holds it
+    expect(`${verify.stdout}${verify.stderr}`).not.toMatch(/Unknown key|Unknown section/);
+    expect(readFileSync(unit, "utf8")).toMatch(/\[Unit\][^[]*ConditionPathExists=\/etc\/slurm\/slurm\.conf/);
+    expect(dropIn).toMatch(/\[Unit\]\nConditionPathExists=\n\[Service\]/);
   });
 
   it("adds the queue's own features, and refuses one that is not a plain feature name", () => {

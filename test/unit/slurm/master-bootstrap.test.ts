@@ -41,7 +41,7 @@ describe("renderMasterBootstrapScript", () => {
 
     // Assess: slurm.conf's plugins and the cgroup.conf the nodes fetch from slurmctld
     const conf = (file: string) =>
-      new RegExp(`cat > ${file} <<'?CONF'?\\n([^]*?)\\nCONF`).exec(script)?.[1]?.split("\n") ?? [];
+      new RegExp(`cat > ${file} <<'?CONF'?\\n([\\s\\S]*?)\\nCONF`).exec(script)?.[1]?.split("\n") ?? [];
     expect(conf("/etc/slurm/slurm.conf")).toEqual(
       expect.arrayContaining(["ProctrackType=proctrack/cgroup", "TaskPlugin=task/cgroup,task/affinity"]),
     );
@@ -50,6 +50,7 @@ describe("renderMasterBootstrapScript", () => {
       "ConstrainCores=yes",
       "ConstrainRAMSpace=yes",
       "ConstrainDevices=yes",
+      "IgnoreSystemdOnFailure=yes",
     ]);
     expect(script).not.toContain("TaskPlugin=task/none");
   });
