@@ -58,6 +58,19 @@ export const AGENT_DOCUMENT = {
 } as const;
 const AGENT_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
+/** Exit status of a payload that did not decode (base64, then gzip): damaged in transit, not refused. */
+export const PAYLOAD_DAMAGED_EXIT = 65;
+
+/**
+ * The shell (POSIX sh: SSM runs it with /bin/sh, dash on Debian) that decodes a payload word (already
+ * quoted, or "$P") and gives the JSON to `agentCommand` on its stdin. The decode is checked on its own,
+ * since a pipeline's status is its last command's: a damaged payload exits PAYLOAD_DAMAGED_EXIT instead
+ * of reaching the agent as truncated JSON. Used by the channel's shell line and the agent document.
+ */
+export function payloadPipeline(payloadWord: string, agentCommand: string): string {
+  return `J=$(printf '%s' ${payloadWord} | base64 -d | gunzip) || exit ${PAYLOAD_DAMAGED_EXIT}; printf '%s' "$J" | ${agentCommand}; exit $?`;
+}
+
 /**
  * The agent through SSM Run Command, for masters the control plane cannot reach over the network:
  * `nowscale-agent report` and the one-shot actions (`drain`, `resume`, `delete-node`, `set-job-notes`,
@@ -118,6 +131,11 @@ export class SsmAgentChannel implements AgentChannel {
     if (code === 2)
       throw new SlurmctldUnreachableError("agent set-job-notes over SSM: slurmctld did not answer");
     if (code === 64) throw new AgentActionError("agent set-job-notes over SSM: refused", 400);
+    if (code === PAYLOAD_DAMAGED_EXIT)
+      throw new AgentActionError(
+        "agent set-job-notes over SSM: the payload did not decode on the master",
+        502,
+      );
     throw new AgentActionError(`agent set-job-notes over SSM: ${status}, exit ${code}`, 502);
   }
 
@@ -131,6 +149,11 @@ export class SsmAgentChannel implements AgentChannel {
     if (code === 2)
       throw new SlurmctldUnreachableError("agent sync-placeholders over SSM: slurmctld did not answer");
     if (code === 64) throw new AgentActionError("agent sync-placeholders over SSM: refused", 400);
+    if (code === PAYLOAD_DAMAGED_EXIT)
+      throw new AgentActionError(
+        "agent sync-placeholders over SSM: the payload did not decode on the master",
+        502,
+      );
     throw new AgentActionError(`agent sync-placeholders over SSM: ${status}, exit ${code}`, 502);
   }
 
@@ -194,9 +217,7 @@ export class SsmAgentChannel implements AgentChannel {
     if (documentName !== undefined)
       return this.send(documentName, { action: [action], node: [""], reason: [""], payload: [payload] });
     const agent = ["node", this.agentPath, action, option, "-"].map(shellQuote).join(" ");
-    return this.send("AWS-RunShellScript", {
-      commands: [`printf '%s' ${shellQuote(payload)} | base64 -d | gunzip | ${agent}`],
-    });
+    return this.send("AWS-RunShellScript", { commands: [payloadPipeline(shellQuote(payload), agent)] });
   }
 
   /** SendCommand, then GetCommandInvocation on the clock until the command ends or the timeout. */

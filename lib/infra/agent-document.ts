@@ -1,6 +1,6 @@
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
-import { AGENT_DOCUMENT } from "../control/agent-ssm.js";
+import { AGENT_DOCUMENT, payloadPipeline } from "../control/agent-ssm.js";
 
 /**
  * The one SSM document the control plane may run on a master: the agent's `report`, a node action
@@ -41,8 +41,8 @@ export class AgentDocument extends Construct {
                 `  drain) exec node ${agent} drain "$N" --reason "$R" ;;`,
                 `  resume|delete-node) exec node ${agent} "$A" "$N" ;;`,
                 // The JSON, gzipped and base64-encoded by the channel (lib/control/agent-ssm.ts), on stdin.
-                `  set-job-notes) printf '%s' "$P" | base64 -d | gunzip | node ${agent} set-job-notes --notes -; exit $? ;;`,
-                `  sync-placeholders) printf '%s' "$P" | base64 -d | gunzip | node ${agent} sync-placeholders --placeholders -; exit $? ;;`,
+                `  set-job-notes) ${payloadPipeline('"$P"', `node ${agent} set-job-notes --notes -`)} ;;`,
+                `  sync-placeholders) ${payloadPipeline('"$P"', `node ${agent} sync-placeholders --placeholders -`)} ;;`,
                 "esac",
                 "exit 64",
               ],

@@ -24,9 +24,10 @@ export interface ClusterResources {
    * Creates the secret with a fresh random value generated inside the adapter; the value is never
    * returned, so it never passes through workflow state or logs. Idempotent: an existing secret of the
    * same cluster and kind is returned as it is. `vpcId`, the cluster's VPC, is recorded on the secret
-   * (a tag on AWS) so that only instances in that VPC may read it; so one VPC holds one cluster: when
-   * another cluster's secrets are scoped to `vpcId` it throws InvalidRequestError naming network.vpcId
-   * (checked before and after creating, so of two concurrent creations into one VPC neither proceeds).
+   * (a tag on AWS) so that only instances in that VPC may read it; so one VPC holds one cluster (the
+   * creation workflow claims it first: LifecycleStore.claimVpc). When the cloud already lists another
+   * cluster's secrets scoped to `vpcId` (a cluster of another stack, say) it throws InvalidRequestError
+   * naming network.vpcId.
    */
   createSecret(
     clusterId: string,

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,8 +13,16 @@ interface DocumentContent {
   mainSteps: { inputs: { runCommand: string[] } }[];
 }
 
-/** The document as SSM would run it: parameters checked against their patterns, then substituted. */
-function runDocument(content: DocumentContent, values: Record<string, string>): string {
+/**
+ * The document as SSM would run it: parameters checked against their patterns, then substituted, then
+ * run by /bin/sh (dash on Debian, as SSM's aws:runShellScript does). A `node` first on PATH stands in
+ * for the agent: it prints the words it was given, then what it read on stdin, and exits NODE_EXIT.
+ */
+function runDocumentFully(
+  content: DocumentContent,
+  values: Record<string, string>,
+  nodeExit = 0,
+): { stdout: string; status: number | null } {
   for (const [name, value] of Object.entries(values)) {
     const p = content.parameters[name];
     if (p?.allowedValues !== undefined && !p.allowedValues.includes(value))
@@ -25,19 +33,24 @@ function runDocument(content: DocumentContent, values: Record<string, string>): 
   const script = (content.mainSteps[0]?.inputs.runCommand ?? [])
     .join("\n")
     .replace(/\{\{ (\w+) \}\}/g, (_m, name: string) => values[name] ?? "");
-  // A `node` first on PATH stands in for the agent: it prints the words it was given, one per line.
   const bin = mkdtempSync(join(tmpdir(), "nowscale-doc-"));
-  // It prints the words it was given, then whatever it read on stdin.
-  writeFileSync(join(bin, "node"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\ncat\n", { mode: 0o755 });
+  writeFileSync(join(bin, "node"), `#!/bin/sh\nprintf '%s\\n' "$@"\ncat\nexit ${nodeExit}\n`, {
+    mode: 0o755,
+  });
   try {
-    return execFileSync("bash", ["-c", script], {
+    const run = spawnSync("sh", ["-c", script], {
       encoding: "utf8",
       input: "",
       env: { PATH: `${bin}:${process.env.PATH ?? ""}` },
     });
+    return { stdout: run.stdout, status: run.status };
   } finally {
     rmSync(bin, { recursive: true, force: true });
   }
+}
+
+function runDocument(content: DocumentContent, values: Record<string, string>): string {
+  return runDocumentFully(content, values).stdout;
 }
 
 describe("the agent's SSM document", () => {
@@ -87,6 +100,23 @@ describe("the agent's SSM document", () => {
         payload: "A".repeat(AGENT_DOCUMENT.payloadMaxChars + 1),
       }),
     ).toThrow("payload refused");
+  });
+
+  it("THEN the agent's exit status comes back, and a payload that does not decode exits 65 before the agent runs", () => {
+    // Prepare
+    const payload = gzipSync(Buffer.from('{"notes":[]}')).toString("base64");
+
+    // Act
+    const down = runDocumentFully(content, { action: "set-job-notes", payload }, 2);
+    const truncated = runDocumentFully(content, {
+      action: "sync-placeholders",
+      payload: payload.slice(0, 12),
+    });
+
+    // Assess
+    expect(down.status).toBe(2);
+    expect(truncated.status).toBe(65);
+    expect(truncated.stdout).toBe("");
   });
 
   it("THEN a value that could leave its quotes or run a command is refused before anything runs", () => {

@@ -114,6 +114,8 @@ export class AwsWorld {
   /** Zones each instance type is offered in; a type absent here is offered everywhere. */
   readonly offerings = new Map<string, string[]>();
   runCommand: RunCommandAnswer = () => ({ stdout: emptyReport(), code: 0 });
+  /** ListSecrets answers as if nothing were made yet (its listing lags up to five minutes on AWS). */
+  staleSecretListing = false;
   /** Step Functions executions started here (ARN → status); `delete` one to make it unknown to DescribeExecution. */
   readonly executions = new Map<string, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">();
   /** Errors the next calls of a command throw, by command name. */
@@ -635,6 +637,8 @@ export class AwsWorld {
       return { ARN: entry.arn };
     });
     s(ListSecretsCommand, (i: { Filters?: { Key: string; Values: string[] }[] }) => {
+      // ListSecrets is eventually consistent: "might not reflect changes from the last five minutes".
+      if (this.staleSecretListing) return { SecretList: [] };
       const keys = i.Filters?.find((f) => f.Key === "tag-key")?.Values ?? [];
       const values = i.Filters?.find((f) => f.Key === "tag-value")?.Values ?? [];
       return {

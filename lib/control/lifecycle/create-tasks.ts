@@ -46,6 +46,13 @@ export async function createNetwork(
     const [first] = network.subnetIds;
     if (first === undefined) throw new InvalidRequestError("network.subnetIds is empty");
     await deps.resources.validateNetwork(network);
+    // Before anything is made in it (released by the secrets' removal, in compensation and deletion).
+    if (!(await deps.store.claimVpc(clusterId, network.vpcId)))
+      throw new InvalidRequestError(
+        `network.vpcId: ${network.vpcId} already holds another NowScale cluster; a node reads the secrets ` +
+          "of its own VPC's cluster, so one VPC holds one cluster: choose another VPC (or let NowScale " +
+          "create one with network.cidr), or delete the other cluster first",
+      );
     return { vpcId: network.vpcId, subnetIds: network.subnetIds, masterSubnetId: first, owned: false };
   }
   const created = await deps.resources.createNetwork(clusterId, {

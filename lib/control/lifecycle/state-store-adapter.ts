@@ -23,6 +23,10 @@ import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate
 
 const MAX_CONFLICT_RETRIES = 5;
 
+/** A VPC claim outlives any cluster; deletion releases it. */
+const VPC_CLAIM_MS = 100 * 365 * 24 * 3600 * 1000;
+const vpcClaimKey = (vpcId: string) => `vpc#${vpcId}`;
+
 /** How each ledger entry is spelled as the record's CreatedResource `type`. */
 const TYPE = {
   vpc: "vpc",
@@ -135,6 +139,30 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     const inFlight = intents.filter((i) => now - i.intendedAt < ABANDONED_INTENT_MS).length;
     const instanceIds = (await this.store.listNodes(clusterId)).map((n) => n.instanceId);
     return { inFlight, instanceIds };
+  }
+
+  /** A claim is a lease named `vpc#<id>` held by the cluster for ~100 years, released at deletion. */
+  async claimVpc(clusterId: string, vpcId: string): Promise<boolean> {
+    return (
+      (await this.store.acquireLease(vpcClaimKey(vpcId), clusterId, VPC_CLAIM_MS, this.clock.now())) !==
+      undefined
+    );
+  }
+
+  /** The VPC is the one the creation request named (the record's spec): only a user's VPC is claimed. */
+  async releaseVpcClaim(clusterId: string): Promise<void> {
+    const network = (await this.store.getCluster(clusterId))?.spec?.network;
+    const vpcId =
+      typeof network === "object" && network !== null ? (network as { vpcId?: unknown }).vpcId : undefined;
+    if (typeof vpcId !== "string") return;
+    // Taking it first proves it is ours (or free); another cluster's claim answers undefined and stays.
+    const lease = await this.store.acquireLease(
+      vpcClaimKey(vpcId),
+      clusterId,
+      VPC_CLAIM_MS,
+      this.clock.now(),
+    );
+    if (lease !== undefined) await this.store.releaseLease(lease);
   }
 
   private async read(clusterId: string): Promise<ClusterRecord> {

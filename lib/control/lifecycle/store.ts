@@ -56,6 +56,17 @@ export interface LifecycleStore {
    * records (terminated even if a listing lags behind them).
    */
   computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }>;
+
+  /**
+   * Claims the user's VPC for the cluster with a strongly consistent conditional write: true when the
+   * claim is the cluster's (new, or already its own: a retried step), false when another cluster holds
+   * it. One VPC holds one cluster, because node roles read the secrets of their own VPC
+   * (lib/infra/node-role.ts); Secrets Manager's listing lags up to five minutes, so it cannot decide this.
+   */
+  claimVpc(clusterId: string, vpcId: string): Promise<boolean>;
+
+  /** Releases every VPC claim the cluster holds (none: nothing happens); never another cluster's. */
+  releaseVpcClaim(clusterId: string): Promise<void>;
 }
 
 export interface MemoryClusterRecord {
@@ -121,6 +132,22 @@ export class MemoryLifecycleStore implements LifecycleStore {
     this.throwInjected("computeLaunches");
     const record = this.get(clusterId);
     return { inFlight: record.launchesInFlight ?? 0, instanceIds: [...(record.computeInstanceIds ?? [])] };
+  }
+
+  /** VPC id → the cluster that claimed it. */
+  readonly vpcClaims = new Map<string, string>();
+
+  async claimVpc(clusterId: string, vpcId: string): Promise<boolean> {
+    this.throwInjected("claimVpc");
+    const holder = this.vpcClaims.get(vpcId);
+    if (holder !== undefined && holder !== clusterId) return false;
+    this.vpcClaims.set(vpcId, clusterId);
+    return true;
+  }
+
+  async releaseVpcClaim(clusterId: string): Promise<void> {
+    this.throwInjected("releaseVpcClaim");
+    for (const [vpcId, holder] of this.vpcClaims) if (holder === clusterId) this.vpcClaims.delete(vpcId);
   }
 
   private get(clusterId: string): MemoryClusterRecord {

@@ -52,6 +52,8 @@ export async function deleteSecrets(deps: LifecycleDeps, clusterId: string): Pro
     await deps.resources.deleteSecret(s.secretId);
     await deps.store.forgetResource(clusterId, s);
   }
+  // With its secrets gone, the cluster no longer needs its VPC to itself.
+  await deps.store.releaseVpcClaim(clusterId);
   return { deleted: secrets.map((s) => s.secretId) };
 }
 

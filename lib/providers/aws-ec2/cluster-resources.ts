@@ -450,16 +450,6 @@ export class AwsClusterResources implements ClusterResources {
     } catch (error) {
       throw fromSecretsError(error);
     }
-    if (options.vpcId !== undefined) {
-      // The fence: two creations into one VPC at the same moment both pass the check above; each sees
-      // the other's secret here and gives up (both refuse, which is safe; neither reads the other's key).
-      try {
-        await this.refuseSharedVpc(clusterId, options.vpcId);
-      } catch (error) {
-        await this.deleteSecret(secretId).catch(() => undefined);
-        throw error;
-      }
-    }
     return { secretId, secretName: name };
   }
 
@@ -467,6 +457,9 @@ export class AwsClusterResources implements ClusterResources {
    * One NowScale cluster per VPC: a node role reads the secrets tagged with the VPC its request comes
    * from (aws:ec2InstanceSourceVPC, lib/infra/node-role.ts), so a second cluster in the same VPC could
    * read the first's munge key. Throws InvalidRequestError naming network.vpcId and the other cluster.
+   * The creation workflow's VPC claim (LifecycleStore.claimVpc, strongly consistent) decides within one
+   * stack; this check also sees clusters of another NowScale stack in the account, but ListSecrets lags
+   * up to five minutes, so it is a second line, not the rule.
    */
   private async refuseSharedVpc(clusterId: string, vpcId: string): Promise<void> {
     for (const s of await this.secretsTagged(SECRET_TAG_VPC, vpcId)) {
@@ -475,7 +468,8 @@ export class AwsClusterResources implements ClusterResources {
       throw new InvalidRequestError(
         `network.vpcId: ${vpcId} already holds NowScale cluster ${other}; a node reads the secrets of ` +
           "its own VPC's cluster, so two clusters in one VPC could read each other's munge key: choose " +
-          `another VPC (or let NowScale create one with network.cidr), or delete cluster ${other} first`,
+          `another VPC (or let NowScale create one with network.cidr), or delete cluster ${other} first ` +
+          "(Secrets Manager may list a cluster deleted in the last five minutes: then retry later)",
       );
     }
   }

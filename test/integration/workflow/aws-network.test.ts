@@ -310,17 +310,40 @@ describe("the user's own network", () => {
     expect(first.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
     expect(second.status).toBe("FAILED");
     expect(store.clusters.get("net-2")?.reason).toMatch(
-      /network\.vpcId: vpc-0u1 already holds NowScale cluster net-1/,
+      /network\.vpcId: vpc-0u1 already holds another NowScale cluster/,
     );
     expect([...world.secrets.values()].filter((x) => x.tags["nowscale:cluster"] === "net-2")).toEqual([]);
     expect(firstSecrets).toHaveLength(2);
     for (const secret of firstSecrets) expect(world.secrets.has(secret.arn)).toBe(true);
+    expect(store.vpcClaims.get("vpc-0u1")).toBe(CLUSTER);
   });
 
-  it("lets neither of two concurrent creations into one VPC hold the other's keys", async () => {
-    // Prepare
+  it("refuses a VPC whose secrets belong to a cluster of another NowScale stack, naming it", async () => {
+    // Prepare: no claim in this stack's store, but the cloud lists the other stack's secret in the VPC
+    const network = userVpc({});
+    world.putSecret(
+      "nowscale/other-1/munge-key",
+      { "nowscale:cluster": "other-1", "nowscale:managed": "true", "nowscale:vpc": "vpc-0u1" },
+      "arn:aws:kms:us-east-1:123456789012:key/k-other",
+      { SecretString: "x" },
+    );
+
+    // Act
+    const result = await run("create", { request: request(network) });
+
+    // Assess
+    expect(result.status).toBe("FAILED");
+    expect(store.clusters.get(CLUSTER)?.reason).toMatch(
+      /network\.vpcId: vpc-0u1 already holds NowScale cluster other-1/,
+    );
+    expect(store.vpcClaims.size).toBe(0);
+  });
+
+  it("lets one of two concurrent creations into one VPC through, even while Secrets Manager's listing lags", async () => {
+    // Prepare: the listing shows nothing new, as it may for five minutes on AWS
     const network = userVpc({});
     store.add("net-2");
+    world.staleSecretListing = true;
 
     // Act
     const results = await Promise.all([
@@ -328,16 +351,34 @@ describe("the user's own network", () => {
       run("create", { request: request(network) }, "net-2"),
     ]);
 
-    // Assess: at most one holds secrets scoped to the VPC; every refusal names the field.
-    expect(results.filter((r) => r.status === "SUCCEEDED").length).toBeLessThanOrEqual(1);
+    // Assess: exactly one holds secrets scoped to the VPC; the other was refused before it made anything
+    expect(results.map((r) => r.status).sort()).toEqual(["FAILED", "SUCCEEDED"]);
     const holders = new Set(
       [...world.secrets.values()]
         .filter((x) => x.tags["nowscale:vpc"] === "vpc-0u1")
         .map((x) => x.tags["nowscale:cluster"]),
     );
-    expect(holders.size).toBeLessThanOrEqual(1);
-    for (const [i, id] of [CLUSTER, "net-2"].entries())
-      if (results[i]?.status === "FAILED")
-        expect(store.clusters.get(id)?.reason).toMatch(/network\.vpcId: vpc-0u1 already holds/);
+    expect(holders.size).toBe(1);
+    const loser = results[0]?.status === "FAILED" ? CLUSTER : "net-2";
+    expect(store.clusters.get(loser)?.reason).toMatch(
+      /network\.vpcId: vpc-0u1 already holds another NowScale cluster/,
+    );
+    expect(world.ofType("security-group").filter((g) => g.tags["nowscale:cluster"] === loser)).toEqual([]);
+  });
+
+  it("gives the VPC to a new cluster once the one holding it is deleted", async () => {
+    // Prepare
+    const network = userVpc({});
+    store.add("net-2");
+    await run("create", { request: request(network) });
+    await run("delete", {});
+    world.staleSecretListing = true;
+
+    // Act
+    const next = await run("create", { request: request(network) }, "net-2");
+
+    // Assess
+    expect(next.status, store.clusters.get("net-2")?.reason).toBe("SUCCEEDED");
+    expect(store.vpcClaims.get("vpc-0u1")).toBe("net-2");
   });
 });

@@ -145,4 +145,32 @@ describe("workflows on the DynamoDB state store", () => {
     expect(bed.resources.live(CLUSTER_ID)).toEqual([]);
     expect(bed.liveInstances()).toEqual([]);
   });
+
+  it("claims a user's VPC for one cluster at a time, strongly, and releases it only for its holder", async () => {
+    // Prepare: two clusters whose requests name the same VPC
+    const { store } = await freshStore(db);
+    const clock = new WorkflowBed().clock;
+    const lifecycle = new StateStoreLifecycleStore(store, clock);
+    for (const clusterId of ["vpc-a", "vpc-b"])
+      await store.createCluster({
+        clusterId,
+        name: clusterId,
+        placement: { cloud: "fake", region: "us-east-1", imageId: "ami-0123456789abcdef0" },
+        autoscaling: createRequest().autoscaling,
+        spec: { network: { vpcId: "vpc-0shared", subnetIds: ["subnet-01"] } },
+        now: clock.now(),
+      });
+
+    // Act
+    const first = await lifecycle.claimVpc("vpc-a", "vpc-0shared");
+    const again = await lifecycle.claimVpc("vpc-a", "vpc-0shared");
+    const second = await lifecycle.claimVpc("vpc-b", "vpc-0shared");
+    await lifecycle.releaseVpcClaim("vpc-b");
+    const stillHeld = await lifecycle.claimVpc("vpc-b", "vpc-0shared");
+    await lifecycle.releaseVpcClaim("vpc-a");
+    const afterRelease = await lifecycle.claimVpc("vpc-b", "vpc-0shared");
+
+    // Assess
+    expect([first, again, second, stillHeld, afterRelease]).toEqual([true, true, false, false, true]);
+  });
 });

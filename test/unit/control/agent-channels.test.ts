@@ -70,14 +70,14 @@ async function startAgent(report: () => Promise<Report>, calls: string[] = []): 
 const randomHex = () => randomBytes(6).toString("hex");
 
 /**
- * Runs a shell line the SSM channel sent, in real bash, with a `node` first on PATH that stands in for
+ * Runs a shell line the SSM channel sent, in /bin/sh as SSM does, with a `node` first on PATH that stands in for
  * the agent: it prints the words it was given, then what it read on stdin.
  */
 function runSentLine(line: string): { words: string[]; stdin: string } {
   const bin = mkdtempSync(join(tmpdir(), "nowscale-ssm-"));
   writeFileSync(join(bin, "node"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\necho ---\ncat\n", { mode: 0o755 });
   try {
-    const out = execFileSync("bash", ["-c", line], {
+    const out = execFileSync("sh", ["-c", line], {
       encoding: "utf8",
       env: { PATH: `${bin}:${process.env.PATH ?? ""}` },
     });
