@@ -702,8 +702,12 @@ export class DynamoStateStore implements StateStore {
     ) => Pick<QueueHealth, "consecutiveBootstrapFailures" | "protected" | "failedOfferings">,
   ): Promise<QueueHealth> {
     for (let attempt = 1; ; attempt++) {
-      const cluster = await this.getCluster(clusterId);
-      if (cluster === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
+      const item = await this.getItem(this.t.clusters, { clusterId });
+      if (item === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
+      const cluster = toCluster(item);
+      // Queue health has a version of its own: node churn (every join ends a failure streak) must not
+      // bump the record's version, or an operator's PUT /autoscaling with If-Match fails for no reason.
+      const healthVersion = typeof item[HEALTH_VERSION] === "number" ? (item[HEALTH_VERSION] as number) : 0;
       const current = ownValue(cluster.queueHealth, queue) ?? {
         queue,
         consecutiveBootstrapFailures: 0,
@@ -717,13 +721,15 @@ export class DynamoStateStore implements StateStore {
           new UpdateCommand({
             TableName: this.t.clusters,
             Key: { clusterId },
-            UpdateExpression: "SET queueHealth.#q = :h, #version = :next, #writeId = :writeId",
-            ConditionExpression: "#version = :expected",
-            ExpressionAttributeNames: { "#q": queue, "#version": "version", "#writeId": WRITE_ID },
+            UpdateExpression: "SET queueHealth.#q = :h, #hv = :next, #writeId = :writeId",
+            // Its own write id: the record's (WRITE_ID) tells updateCluster whether its own write landed.
+            ConditionExpression:
+              healthVersion === 0 ? "attribute_not_exists(#hv) OR #hv = :expected" : "#hv = :expected",
+            ExpressionAttributeNames: { "#q": queue, "#hv": HEALTH_VERSION, "#writeId": HEALTH_WRITE_ID },
             ExpressionAttributeValues: {
               ":h": health,
-              ":expected": cluster.version,
-              ":next": cluster.version + 1,
+              ":expected": healthVersion,
+              ":next": healthVersion + 1,
               ":writeId": writeId,
             },
           }),
@@ -733,7 +739,7 @@ export class DynamoStateStore implements StateStore {
         // Our own change landed and its answer was lost: counting again would count one failure twice.
         if (isConditionFailure(error)) {
           const landed = await this.getItem(this.t.clusters, { clusterId });
-          if (landed?.[WRITE_ID] === writeId) return health;
+          if (landed?.[HEALTH_WRITE_ID] === writeId) return health;
         }
         if (!isConditionFailure(error) || attempt >= HEALTH_ATTEMPTS) {
           if (isConditionFailure(error)) {
@@ -751,8 +757,18 @@ function stripIntent(item: Record<string, unknown>): LaunchIntent {
   return intent as unknown as LaunchIntent;
 }
 
+/** The cluster item's counter for queue-health writes, apart from the record's version. */
+const HEALTH_VERSION = "healthVersion";
+const HEALTH_WRITE_ID = "healthWriteId";
+
 /** A cluster item without the store's write ids. */
 function toCluster(item: Record<string, unknown>): ClusterRecord {
-  const { [WRITE_ID]: _w, [CREATE_WRITE_ID]: _c, ...cluster } = item;
+  const {
+    [WRITE_ID]: _w,
+    [CREATE_WRITE_ID]: _c,
+    [HEALTH_VERSION]: _h,
+    [HEALTH_WRITE_ID]: _hw,
+    ...cluster
+  } = item;
   return cluster as unknown as ClusterRecord;
 }

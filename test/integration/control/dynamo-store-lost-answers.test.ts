@@ -177,7 +177,8 @@ describe("DynamoStateStore with lost answers (faulty-dynamo on dynalite)", () =>
     expect(health.consecutiveBootstrapFailures).toBe(1);
     const stored = await clean.getCluster("c-lost-health");
     expect(stored?.queueHealth.compute?.consecutiveBootstrapFailures).toBe(1);
-    expect(stored?.version).toBe(2);
+    // Queue health has its own version: the record's stays where the create left it.
+    expect(stored?.version).toBe(1);
   });
 
   it("acquires and renews a lease whose answers were lost, holding the fence that is stored", async () => {

@@ -141,6 +141,23 @@ describe("DynamoStateStore on dynalite", () => {
     expect(cleared).toMatchObject({ consecutiveBootstrapFailures: 0, protected: false });
   });
 
+  it("keeps queue-health churn off the record's version, so an operator's versioned update still lands", async () => {
+    // Prepare: the operator read the record (its version is their If-Match)
+    const { cluster } = await store.createCluster(newCluster("c-churn"));
+    // Act: nodes fail and join meanwhile, and two writers race on the health
+    await store.recordBootstrapFailure("c-churn", "compute", 3, T0);
+    await Promise.all([
+      store.recordBootstrapFailure("c-churn", "compute", 3, T0 + 1),
+      store.recordBootstrapFailure("c-churn", "gpu", 3, T0 + 1),
+    ]);
+    const updated = await store.updateCluster("c-churn", cluster.version, { status: "RUNNING", now: T0 + 2 });
+    // Assess: the versioned write landed, and no health change was lost to the race
+    expect(updated.version).toBe(cluster.version + 1);
+    expect(updated.queueHealth.compute?.consecutiveBootstrapFailures).toBe(2);
+    expect(updated.queueHealth.gpu?.consecutiveBootstrapFailures).toBe(1);
+    expect(Object.keys(updated)).not.toContain("healthVersion");
+  });
+
   it("lists events newest first", async () => {
     // Prepare
     for (let i = 0; i < 3; i++) {
