@@ -48,6 +48,7 @@ async function scaler(
       metrics: new PowertoolsMetricsSink(metrics, { ClusterId: clusterId }),
       log: controlLog(logger),
       owner: context.awsRequestId,
+      cluster,
       userData: computeUserData,
     },
     {

@@ -46,6 +46,12 @@ export interface ScaleCycleDeps {
   owner: string;
   /** The node's boot script for a launch; none when undefined. */
   userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
+  /**
+   * The cluster's record as the caller has just read it (the Lambda reads it to build its ports): the
+   * cycle's first poll uses it instead of reading it twice more; later polls read it afresh.
+   * @default read by the cycle
+   */
+  cluster?: ClusterRecord;
   /** Shrink decisions carried over from the cluster's previous cycle. @default a new, empty memory */
   shrinkMemory?: ShrinkMemory;
 }
@@ -108,7 +114,7 @@ export async function runScaleCycle(
     terminated: [],
   };
 
-  const first = await store.getCluster(clusterId);
+  const first = deps.cluster?.clusterId === clusterId ? deps.cluster : await store.getCluster(clusterId);
   if (first === undefined) return { ...summary, outcome: "cluster-missing" };
   if (first.status !== "RUNNING") return { ...summary, outcome: "not-running" };
   const acquired = await store.acquireLease(leaseKey(clusterId), deps.owner, ttlMs, started);
@@ -118,7 +124,8 @@ export async function runScaleCycle(
   const agreed = deps.shrinkMemory ?? new ShrinkMemory();
   try {
     for (let poll = 0; ; poll++) {
-      const cluster = await store.getCluster(clusterId);
+      // The first poll follows the read above by milliseconds (and launches are fenced on the status).
+      const cluster = poll === 0 ? first : await store.getCluster(clusterId);
       if (cluster === undefined || cluster.status !== "RUNNING") {
         summary.outcome = cluster === undefined ? "cluster-missing" : "not-running";
         break;

@@ -79,6 +79,7 @@ export function startScalerLoop(
           clock,
           metrics: cp.metrics,
           owner: `local-${randomUUID()}`,
+          cluster,
           shrinkMemory: memoryOf(cluster.clusterId),
         },
         // One poll per tick: the loop itself is the schedule.

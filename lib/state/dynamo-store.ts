@@ -358,7 +358,8 @@ export class DynamoStateStore implements StateStore {
   }
 
   async listLaunchIntents(clusterId: string, status?: LaunchIntentStatus): Promise<LaunchIntent[]> {
-    const items = await this.queryNodesTable(clusterId);
+    // Only the intents' key range: a poll reads intents, then the node records (listNodes).
+    const items = await this.queryNodesTable(clusterId, INTENT_PREFIX);
     return items
       .filter((i) => i.itemType === "intent")
       .map((i) => stripIntent(i))
@@ -674,15 +675,18 @@ export class DynamoStateStore implements StateStore {
     }
   }
 
-  private async queryNodesTable(clusterId: string): Promise<Record<string, unknown>[]> {
+  /** The cluster's partition of the nodes table, every page; only sort keys starting with `prefix` when given. */
+  private async queryNodesTable(clusterId: string, prefix?: string): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.doc.send(
         new QueryCommand({
           TableName: this.t.nodes,
-          KeyConditionExpression: "clusterId = :c",
-          ExpressionAttributeValues: { ":c": clusterId },
+          KeyConditionExpression:
+            prefix === undefined ? "clusterId = :c" : "clusterId = :c AND begins_with(nodeName, :p)",
+          ExpressionAttributeValues:
+            prefix === undefined ? { ":c": clusterId } : { ":c": clusterId, ":p": prefix },
           ExclusiveStartKey: start,
           ConsistentRead: true,
         }),

@@ -334,6 +334,27 @@ describe("scale cycle", () => {
     expect(bed.provider.fakeCloud.live().map((i) => i.instanceType)).toEqual(["c5.2xlarge"]);
   });
 
+  it("reads the cluster record once per poll, not again when the caller hands it over (issue 14)", async () => {
+    // Prepare: nothing to launch (a launch re-reads the record for its fences, on purpose)
+    const bed = await controlBed(db);
+    let reads = 0;
+    const getCluster = bed.store.getCluster.bind(bed.store);
+    bed.store.getCluster = (id: string) => {
+      reads += 1;
+      return getCluster(id);
+    };
+    // Act: the Lambda read the record to build its ports, and hands it over
+    const handed = await runScaleCycle("demo", { ...bed.deps("inv-1"), cluster: bed.cluster }, ONE_POLL);
+    const handedReads = reads;
+    reads = 0;
+    bed.clock.advance(20_000);
+    await runScaleCycle("demo", bed.deps("inv-2"), { windowMs: 20_000, pollMs: 15_000 });
+    // Assess: 0 reads with the record handed over; 1 + 1 for two polls without
+    expect(handed.polls).toBe(1);
+    expect(handedReads).toBe(0);
+    expect(reads).toBe(2);
+  });
+
   it("skips a cluster that is not RUNNING", async () => {
     // Prepare
     const bed = await controlBed(db);
