@@ -14,7 +14,7 @@ import {
   type QueueHealth,
   type StateStore,
 } from "../ports/state-store.js";
-import { launchToken } from "../providers/shared/token.js";
+import { launchToken } from "../ports/launch-token.js";
 import { appendControlEvent as event } from "./events.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
@@ -209,12 +209,10 @@ export async function recordedLaunch(
   }
 
   const userData = deps.userData?.(cluster, admittedLaunch);
-  /** The idempotency token of the candidate an instance was started for, when it matches one. */
+  /** Instance id → the idempotency token of the candidate the provider started it for. */
+  const tokenById = new Map<string, string>();
   const tokenOf = (i: CloudInstance): { token?: string } => {
-    const index = candidates.findIndex(
-      (c) => c.instanceType === i.instanceType && c.zone === i.zone && c.chargeType === i.chargeType,
-    );
-    const token = index >= 0 ? tokens[index] : undefined;
+    const token = tokenById.get(i.id);
     return token === undefined ? {} : { token };
   };
   const recordStarted = async (instances: readonly CloudInstance[]) => {
@@ -253,7 +251,9 @@ export async function recordedLaunch(
       imageId: cluster.placement.imageId,
       tags: { [ROUND_TAG]: round },
       ...(userData === undefined ? {} : { userData }),
-      onStarted: async (instances) => {
+      onStarted: async (instances, candidateIndex) => {
+        const token = tokens[candidateIndex];
+        if (token !== undefined) for (const i of instances) tokenById.set(i.id, token);
         started.push(...instances);
         await recordStarted(instances);
       },

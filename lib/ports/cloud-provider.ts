@@ -94,8 +94,10 @@ export interface LaunchRequest {
    * (a surplus, or a short all-or-nothing set it terminates again), so the caller records every id first:
    * an instance whose release then fails is never untracked. If it rejects, launch rejects with that
    * error and releases nothing (what started is left to the caller's records and the round tag).
+   * `candidateIndex` is the index in `candidates` of the candidate the call was for (so the caller
+   * knows each instance's launch token without guessing it back from the instance's shape).
    */
-  onStarted?: (instances: readonly CloudInstance[]) => Promise<void>;
+  onStarted?: (instances: readonly CloudInstance[], candidateIndex: number) => Promise<void>;
 }
 
 /** Launches larger than this are split by the caller (Alibaba and EC2 MinCount calls take at most 100). */

@@ -24,7 +24,7 @@ import { instanceName } from "./instance-name.js";
 import { DEFAULT_UNAVAILABLE_TTL_MS, UnavailableOfferings } from "./offering-cache.js";
 import { DEFAULT_RETRY_POLICY, type Random, type RetryPolicy, withRetry } from "./retry.js";
 import { CLUSTER_TAG, instanceTags } from "./tags.js";
-import { launchToken } from "./token.js";
+import { launchToken } from "../../ports/launch-token.js";
 import { validateLaunchRequest } from "./validate-request.js";
 
 export interface ManagedProviderOptions {
@@ -127,7 +127,7 @@ export class ManagedProvider implements CloudProvider {
       // found an earlier, different-sized call can all hand back more or fewer than asked.
       const fresh = started.filter((s) => !instances.some((i) => i.id === s.id));
       // Recorded before anything is released: a release that fails then leaves a record, not an orphan.
-      if (request.onStarted !== undefined && fresh.length > 0) await request.onStarted(fresh);
+      if (request.onStarted !== undefined && fresh.length > 0) await request.onStarted(fresh, index);
       if (request.allOrNothing && fresh.length < wanted) {
         unreleased.push(...(await this.release(fresh.map((i) => i.id))));
         this.unavailable.markUnavailable(candidate);

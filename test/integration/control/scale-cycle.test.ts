@@ -355,6 +355,46 @@ describe("scale cycle", () => {
     expect(reads).toBe(2);
   });
 
+  it("records each node with the token of the candidate it was started for, even between look-alike candidates", async () => {
+    // Prepare: two entries of one type and zone in different subnets; the first one's call fails
+    const bed = await controlBed(db, "demo", {
+      ...CONFIG,
+      queueConfigs: [
+        {
+          queueName: "compute",
+          maxSize: 20,
+          expansionNodeConfigs: [
+            { zone: "zone-a", instanceType: "c5.xlarge", subnetId: "subnet-a1" },
+            { zone: "zone-a", instanceType: "c5.xlarge", subnetId: "subnet-a2" },
+          ],
+        },
+      ],
+    });
+    // Each call delivers one instance, so two one-node jobs take one from each candidate.
+    bed.provider.fakeCloud.setUnderDelivery("c5.xlarge", "zone-a", 1);
+    bed.agent.addPending("compute", "73", { nodes: 1, cpus: 4 });
+    bed.agent.addPending("compute", "74", { nodes: 1, cpus: 4 });
+    // Act
+    const summary = await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    // Assess
+    expect(summary.launchedNodes).toBe(2);
+    const [intent] = await bed.store.listLaunchIntents("demo");
+    expect(intent?.tokens).toHaveLength(2);
+    const subnetOf = new Map(bed.provider.fakeCloud.live().map((i) => [i.id, i.subnetId]));
+    const nodes = await bed.store.listNodes("demo");
+    expect(
+      nodes
+        .map((n) => [
+          subnetOf.get(n.instanceId),
+          n.token === intent?.tokens[0] ? 0 : n.token === intent?.tokens[1] ? 1 : -1,
+        ])
+        .sort(),
+    ).toEqual([
+      ["subnet-a1", 0],
+      ["subnet-a2", 1],
+    ]);
+  });
+
   it("skips a cluster that is not RUNNING", async () => {
     // Prepare
     const bed = await controlBed(db);

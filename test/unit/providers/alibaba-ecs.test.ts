@@ -11,7 +11,7 @@ import {
 import { EcsApi, fromEcsError } from "../../../lib/providers/alibaba-ecs/index.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { ManagedProvider } from "../../../lib/providers/shared/managed-provider.js";
-import { launchToken } from "../../../lib/providers/shared/token.js";
+import { launchToken } from "../../../lib/ports/launch-token.js";
 import {
   type EcsSimulator,
   startEcsSimulator,

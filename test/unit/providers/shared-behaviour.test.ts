@@ -4,7 +4,7 @@ import { InvalidRequestError, ServiceUnavailableError, ThrottledError } from "..
 import { FakeClock } from "../../../lib/providers/fake/index.js";
 import { UnavailableOfferings } from "../../../lib/providers/shared/offering-cache.js";
 import { backoffDelay, DEFAULT_RETRY_POLICY, withRetry } from "../../../lib/providers/shared/retry.js";
-import { launchToken } from "../../../lib/providers/shared/token.js";
+import { launchToken } from "../../../lib/ports/launch-token.js";
 
 const candidate = { instanceType: "c5.xlarge", zone: "us-east-1a", chargeType: "ON_DEMAND" as const };
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { LaunchCandidate } from "../../ports/cloud-provider.js";
+import type { LaunchCandidate } from "./cloud-provider.js";
 
 /** Bumped only if the derivation changes: old and new tokens then never collide. */
 const TOKEN_VERSION = "nowscale-launch-v1";
