@@ -17,6 +17,11 @@ new NowScaleStack(app, "NowScale", {
   ...(alarmEmail === undefined ? {} : { alarmEmail }),
   ...(process.env.CDK_DEFAULT_ACCOUNT === undefined
     ? {}
-    : { env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION } }),
+    : {
+        env: {
+          account: process.env.CDK_DEFAULT_ACCOUNT,
+          ...(process.env.CDK_DEFAULT_REGION === undefined ? {} : { region: process.env.CDK_DEFAULT_REGION }),
+        },
+      }),
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));

@@ -4,6 +4,7 @@ import { ownValue } from "../core/own.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider, LaunchCandidate } from "../ports/cloud-provider.js";
 import { CloudProviderError } from "../ports/errors.js";
+import { launchToken } from "../ports/launch-token.js";
 import {
   type ClusterRecord,
   ConflictError,
@@ -14,7 +15,6 @@ import {
   type QueueHealth,
   type StateStore,
 } from "../ports/state-store.js";
-import { launchToken } from "../ports/launch-token.js";
 import { appendControlEvent as event } from "./events.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";

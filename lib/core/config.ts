@@ -27,15 +27,15 @@ export const instanceTypeSchema = z.strictObject({
   vcpus: int(1, 4096),
   memoryMiB: int(1, 64 * 1024 * 1024),
   gpus: int(0, 64).default(0),
-  pricePerHour: z.number().min(0, { error: "must be at least 0" }).max(10_000).optional(),
+  pricePerHour: z.number().min(0, { error: "must be at least 0" }).max(10_000).exactOptional(),
 });
 
 export const expansionNodeConfigSchema = z.strictObject({
   zone: cloudId,
   instanceType: cloudId,
   chargeType: z.enum(["ON_DEMAND", "SPOT"]).default("ON_DEMAND"),
-  subnetId: cloudId.optional(),
-  imageId: cloudId.optional(),
+  subnetId: cloudId.exactOptional(),
+  imageId: cloudId.exactOptional(),
 });
 
 /** One queue (Slurm partition), THPC's QueueConfig with its names in camelCase and its ranges. */

@@ -30,7 +30,9 @@ import {
 
 const clusterId = z.string().regex(SIMPLE_NAME);
 const id = z.string().regex(CLOUD_ID);
-const stepError = z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional();
+const stepError = z
+  .object({ Error: z.string().exactOptional(), Cause: z.string().exactOptional() })
+  .optional();
 const selection = z.enum(["computes", "master", "all"]);
 const network = z.strictObject({
   vpcId: id,
@@ -41,11 +43,11 @@ const network = z.strictObject({
 const secrets = z.strictObject({ mungeKeySecretId: z.string(), agentKeySecretId: z.string() });
 const master = z.strictObject({
   instanceId: id,
-  privateIp: z.string().optional(),
+  privateIp: z.string().exactOptional(),
   agentPort: z.number().int(),
-  securityGroupId: id.optional(),
-  mungeKeySecretId: z.string().optional(),
-  agentKeySecretId: z.string().optional(),
+  securityGroupId: id.exactOptional(),
+  mungeKeySecretId: z.string().exactOptional(),
+  agentKeySecretId: z.string().exactOptional(),
   healthDeadline: z.number(),
 });
 

@@ -19,12 +19,12 @@ import {
   ThrottledError,
   UnauthorizedError,
 } from "../../ports/errors.js";
+import { launchToken } from "../../ports/launch-token.js";
 import type { CloudApi } from "./cloud-api.js";
 import { instanceName } from "./instance-name.js";
 import { DEFAULT_UNAVAILABLE_TTL_MS, UnavailableOfferings } from "./offering-cache.js";
 import { DEFAULT_RETRY_POLICY, type Random, type RetryPolicy, withRetry } from "./retry.js";
 import { CLUSTER_TAG, instanceTags } from "./tags.js";
-import { launchToken } from "../../ports/launch-token.js";
 import { validateLaunchRequest } from "./validate-request.js";
 
 export interface ManagedProviderOptions {

@@ -295,14 +295,14 @@ export class SlurmSim implements AgentChannel {
       if (stopped > at) continue;
       node.down = true;
       const jobId = node.jobId;
-      node.jobId = undefined;
+      delete node.jobId;
       const job = jobId === undefined ? undefined : this.jobs.get(jobId);
       if (job === undefined || job.state !== "RUNNING") continue;
       this.losses.push({ at: stopped, jobId: job.id, node: node.name, cause });
       for (const name of job.nodeNames) {
         const other = this.nodes.get(name);
         if (other !== undefined && other.jobId === job.id) {
-          other.jobId = undefined;
+          delete other.jobId;
           other.idleSince = at;
         }
       }
@@ -320,7 +320,7 @@ export class SlurmSim implements AgentChannel {
     for (const name of job.nodeNames) {
       const node = this.nodes.get(name);
       if (node !== undefined && node.jobId === job.id) {
-        node.jobId = undefined;
+        delete node.jobId;
         node.idleSince = at;
       }
     }

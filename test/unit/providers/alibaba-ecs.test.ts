@@ -8,10 +8,10 @@ import {
   ThrottledError,
   UnauthorizedError,
 } from "../../../lib/ports/errors.js";
+import { launchToken } from "../../../lib/ports/launch-token.js";
 import { EcsApi, fromEcsError } from "../../../lib/providers/alibaba-ecs/index.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { ManagedProvider } from "../../../lib/providers/shared/managed-provider.js";
-import { launchToken } from "../../../lib/ports/launch-token.js";
 import {
   type EcsSimulator,
   startEcsSimulator,

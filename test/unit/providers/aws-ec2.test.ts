@@ -18,10 +18,10 @@ import {
   ThrottledError,
   UnauthorizedError,
 } from "../../../lib/ports/errors.js";
+import { launchToken } from "../../../lib/ports/launch-token.js";
 import { Ec2Api, fromEc2Error } from "../../../lib/providers/aws-ec2/index.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { ManagedProvider } from "../../../lib/providers/shared/managed-provider.js";
-import { launchToken } from "../../../lib/ports/launch-token.js";
 import { type Ec2Simulator, startEc2Simulator } from "./simulators/aws-ec2.js";
 
 describe("AWS EC2 adapter", () => {

@@ -1,10 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { InvalidRequestError, ServiceUnavailableError, ThrottledError } from "../../../lib/ports/errors.js";
+import { launchToken } from "../../../lib/ports/launch-token.js";
 import { FakeClock } from "../../../lib/providers/fake/index.js";
 import { UnavailableOfferings } from "../../../lib/providers/shared/offering-cache.js";
 import { backoffDelay, DEFAULT_RETRY_POLICY, withRetry } from "../../../lib/providers/shared/retry.js";
-import { launchToken } from "../../../lib/ports/launch-token.js";
 
 const candidate = { instanceType: "c5.xlarge", zone: "us-east-1a", chargeType: "ON_DEMAND" as const };
 

@@ -8,9 +8,9 @@ import {
   ThrottledError,
   UnauthorizedError,
 } from "../../../lib/ports/errors.js";
+import { launchToken } from "../../../lib/ports/launch-token.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { ManagedProvider } from "../../../lib/providers/shared/managed-provider.js";
-import { launchToken } from "../../../lib/ports/launch-token.js";
 import { CvmApi, fromCvmError } from "../../../lib/providers/tencent-cvm/index.js";
 import {
   type CvmSimulator,
