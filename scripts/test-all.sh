@@ -20,6 +20,15 @@ npm run typecheck || status=1
 step "unit and integration tests"
 npx vitest run --reporter=default --reporter=json --outputFile="$out/unit.json" || status=1
 
+step "coverage gate (lib/core, lib/providers/shared)"
+# Its tests already ran above: the gate counts as one check of its own in the closing line.
+if npx vitest run --config vitest.coverage.config.ts --coverage --reporter=dot; then
+  echo '{"numPassedTests":1,"numFailedTests":0}' > "$out/coverage-gate.json"
+else
+  echo '{"numPassedTests":0,"numFailedTests":1}' > "$out/coverage-gate.json"
+  status=1
+fi
+
 step "fault suite (the five promises under injected faults)"
 # The figures reporter goes last: the run ends with one line per promise.
 npx vitest run --config vitest.faults.config.ts --reporter=default --reporter=json \
