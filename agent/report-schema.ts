@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { ClusterState } from "../lib/core/model.js";
-import { JOB_ID, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../lib/core/names.js";
+import { JOB_ID, simpleNameSchema } from "../lib/core/names.js";
 import { nodeInputSchema, parseState, type StateInput } from "../lib/core/state.js";
 import { parseWith } from "../lib/core/validation.js";
 import { FEATURE } from "../scheduler-plugins/slurm/features.js";
@@ -20,7 +20,7 @@ import { LIMITS, REPORT_SCHEMA_VERSION } from "./report-limits.js";
 
 export { REPORT_SCHEMA_VERSION };
 
-const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
+const simpleName = simpleNameSchema;
 const isoTime = z.iso.datetime({ offset: true });
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 

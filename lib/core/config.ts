@@ -2,14 +2,7 @@ import { z } from "zod";
 import { BUILTIN_CATALOGS, type BuiltinCatalogName } from "./catalogs/index.js";
 import { RESERVED_FEATURE_PREFIXES } from "./features.js";
 import type { Candidate, InstanceCatalog, InstanceTypeInfo, Shape } from "./model.js";
-import {
-  CLOUD_ID,
-  CLOUD_ID_HINT,
-  FEATURE_NAME,
-  FEATURE_NAME_HINT,
-  SIMPLE_NAME,
-  SIMPLE_NAME_HINT,
-} from "./names.js";
+import { cloudIdSchema, FEATURE_NAME, FEATURE_NAME_HINT, simpleNameSchema } from "./names.js";
 import { emptyRecord, ownValue } from "./own.js";
 import { parseWith } from "./validation.js";
 
@@ -20,8 +13,8 @@ const int = (min: number, max: number) =>
     .min(min, { error: `must be at least ${min}` })
     .max(max, { error: `must be at most ${max}` });
 
-const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
-const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const simpleName = simpleNameSchema;
+const cloudId = cloudIdSchema;
 
 export const instanceTypeSchema = z.strictObject({
   vcpus: int(1, 4096),

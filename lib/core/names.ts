@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /**
  * Allow-lists for every name that can reach a shell script, slurm.conf, a cloud tag or a log line.
  * A name that fails here is rejected at the edge; nothing downstream quotes its way out of a bad name.
@@ -29,3 +31,9 @@ export function isSimpleName(value: string): boolean {
 export function isCloudId(value: string): boolean {
   return CLOUD_ID.test(value);
 }
+
+/** A name (SIMPLE_NAME) as a zod schema, its error saying how to fix it: every schema's one copy. */
+export const simpleNameSchema = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
+
+/** A cloud identifier (CLOUD_ID) as a zod schema, its error saying how to fix it. */
+export const cloudIdSchema = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });

@@ -7,7 +7,7 @@ import {
   NODE_STATES,
   type UnavailableOffering,
 } from "./model.js";
-import { CLOUD_ID, CLOUD_ID_HINT, JOB_ID, SIMPLE_NAME, SIMPLE_NAME_HINT } from "./names.js";
+import { cloudIdSchema, JOB_ID, simpleNameSchema } from "./names.js";
 import { parseWith } from "./validation.js";
 
 /**
@@ -15,8 +15,8 @@ import { parseWith } from "./validation.js";
  * toClusterState turns it into the core's model (epoch ms).
  */
 
-const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
-const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const simpleName = simpleNameSchema;
+const cloudId = cloudIdSchema;
 const isoTime = z.iso.datetime({
   offset: true,
   error: "expected an ISO-8601 time such as 2026-01-01T00:00:00Z",

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { parseConfig, type ResolvedConfig } from "../core/config.js";
-import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../core/names.js";
+import { cloudIdSchema, simpleNameSchema } from "../core/names.js";
 import { parseWith, ValidationError } from "../core/validation.js";
 
 /**
@@ -12,8 +12,8 @@ import { parseWith, ValidationError } from "../core/validation.js";
 export const DEFAULT_MEM_PER_CPU_MIB = 1024;
 
 const capacitySchema = z.strictObject({
-  instanceType: z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` }),
-  zone: z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` }),
+  instanceType: cloudIdSchema,
+  zone: cloudIdSchema,
   /** Most instances of this type that can run in this zone at once; launches beyond it fall back. */
   maxNodes: z.number().int({ error: "expected a whole number" }).min(0).max(1_000_000),
 });
@@ -21,10 +21,7 @@ const capacitySchema = z.strictObject({
 export const simulationSchema = z.strictObject({
   /** SWF queue number (field 15) → queue name; "*" for every other number. Default: the first queue. */
   queueMap: z
-    .record(
-      z.string().regex(/^(\*|\d+)$/, { error: 'keys are SWF queue numbers or "*"' }),
-      z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` }),
-    )
+    .record(z.string().regex(/^(\*|\d+)$/, { error: 'keys are SWF queue numbers or "*"' }), simpleNameSchema)
     .default({}),
   /** MiB per processor when the trace's requested memory (field 10) is unknown. */
   memPerCpuMiB: z

@@ -1,11 +1,11 @@
 import { z } from "zod";
 import {
   CLOUD_ID,
-  CLOUD_ID_HINT,
+  cloudIdSchema,
   FEATURE_NAME,
   FEATURE_NAME_HINT,
   SIMPLE_NAME,
-  SIMPLE_NAME_HINT,
+  simpleNameSchema,
 } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
 import { placementFeatures } from "./features.js";
@@ -20,8 +20,8 @@ import { shellQuote } from "./shell.js";
  * and single-quoted again where the script uses it.
  */
 
-const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
-const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const simpleName = simpleNameSchema;
+const cloudId = cloudIdSchema;
 const ipv4 = z.ipv4({ error: "expected an IPv4 address" });
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 /** An absolute path of plain segments: no "..", no spaces, no shell characters. */

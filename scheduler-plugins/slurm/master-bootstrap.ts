@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../lib/core/names.js";
+import { cloudIdSchema, simpleNameSchema } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
 import { NODE_GRES_CONF } from "./bootstrap.js";
 import { imdsLockdownLines } from "./imds.js";
@@ -18,8 +18,8 @@ import { renderSlurmConfParts } from "./slurm-conf.js";
  * /opt/nowscale/nowscale-agent.js.
  */
 
-const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
-const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const simpleName = simpleNameSchema;
+const cloudId = cloudIdSchema;
 const secretId = z.string().regex(/^[A-Za-z0-9/_+=.@:-]{1,512}$/, { error: "invalid secret id" });
 
 export const masterBootstrapOptionsSchema = z.strictObject({

@@ -1,14 +1,14 @@
 import { z } from "zod";
 import { configSchema } from "../../core/config.js";
-import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../core/names.js";
+import { cloudIdSchema, simpleNameSchema } from "../../core/names.js";
 import { createClusterRequestSchema } from "../lifecycle/request.js";
 
 /**
  * The API's request bodies: strict zod schemas (an unknown key is an error naming its path). The same
  * schemas generate docs/openapi.json (lib/control/api/openapi.ts).
  */
-const simpleName = z.string().regex(SIMPLE_NAME, { error: `invalid name: ${SIMPLE_NAME_HINT}` });
-const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const simpleName = simpleNameSchema;
+const cloudId = cloudIdSchema;
 const int = (min: number, max: number) =>
   z
     .number({ error: "expected a number" })

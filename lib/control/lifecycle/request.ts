@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { configSchema } from "../../core/config.js";
-import { CLOUD_ID, CLOUD_ID_HINT, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../core/names.js";
+import { cloudIdSchema, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../core/names.js";
 import { parseWith, ValidationError } from "../../core/validation.js";
 
 /**
@@ -9,7 +9,7 @@ import { parseWith, ValidationError } from "../../core/validation.js";
  * workflow started by hand cannot skip it.
  */
 
-const cloudId = z.string().regex(CLOUD_ID, { error: `invalid identifier: ${CLOUD_ID_HINT}` });
+const cloudId = cloudIdSchema;
 const cidr = z.cidrv4({ error: "expected an IPv4 CIDR block such as 10.42.0.0/16" }).refine(
   (c) => {
     const bits = Number(c.split("/")[1]);
