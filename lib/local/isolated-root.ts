@@ -1,0 +1,335 @@
+import { spawn } from "node:child_process";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, request as httpRequest, type Server } from "node:http";
+import { join } from "node:path";
+import { type CommandResult, runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { signal, sleep } from "./netns.js";
+
+/**
+ * A throw-away machine on this one, for running a cloud instance's real boot script as root without
+ * touching the host: the host's own root file system seen through an overlay whose writes go to a tmpfs
+ * (so the "image" is this machine's Debian, and everything the script installs, writes or deletes
+ * vanishes with it), in private mount, UTS, IPC and PID namespaces, inside its own network namespace
+ * joined to the host by one veth pair.
+ *
+ * Contract:
+ * - `startIsolatedRoot` creates the network namespace `name` with the veth `${name}h` (host side,
+ *   `hostAddress/30`) and `${name}r` (inside, `rootAddress/30`, default route via the host side), then
+ *   one process that mounts the overlay, /proc, /sys, /dev (the host's, with its own /dev/shm and
+ *   /dev/pts), /run and /tmp (tmpfs), sets the host name, chroots into the overlay and waits: it is
+ *   PID 1 of the root's PID namespace. Everything the root runs is its descendant.
+ * - Nothing leaves the root but through the veth; the host neither forwards nor NATs. A root that needs
+ *   packages gets `proxy`: an HTTP proxy on hostAddress that forwards only to the listed host names
+ *   (Debian's mirrors), which the caller names in the image's apt configuration.
+ * - `exec` runs a command inside (all its namespaces and its root directory) with only the given
+ *   environment; it never rejects (like runCommand). `writeFile`/`readFile` reach the root's files
+ *   through /proc/PID/root.
+ * - `close` kills PID 1 (the kernel then kills every process of the root, so no daemon survives),
+ *   which unmounts everything of the mount namespace and frees the tmpfs, stops the proxy, deletes the
+ *   network namespace (and with it both ends of the veth) and the work directory. It is idempotent and
+ *   also sweeps what a crashed earlier run with the same name left (processes in the namespace, the
+ *   namespace, the veth).
+ * Needs root, util-linux (unshare, nsenter) and iproute2. The host's daemons (its slurmctld, munged)
+ * are not affected: the root has its own network stack, /run (so its own munge socket) and processes.
+ */
+export interface IsolatedRootOptions {
+  /** Network namespace name; the veths are `${name}h` and `${name}r` (so at most 14 characters). */
+  name: string;
+  /** The host's end of the veth, e.g. 10.251.7.1 (a /30 with rootAddress). */
+  hostAddress: string;
+  /** The root's address, e.g. 10.251.7.2. */
+  rootAddress: string;
+  /** The root's host name (what `hostname -s` answers inside). */
+  hostname: string;
+  /** A host directory for the mount point and the proxy's log; removed by close(). */
+  workDir: string;
+  /** Size of the tmpfs holding the overlay's writes. @default 4096 */
+  tmpfsMiB?: number;
+  /** Host names the HTTP proxy forwards to (port 80 only); no proxy when absent. */
+  proxyHosts?: readonly string[];
+}
+
+export interface IsolatedRoot {
+  readonly name: string;
+  readonly hostAddress: string;
+  readonly rootAddress: string;
+  /** PID 1 of the root, as the host sees it. */
+  readonly pid: number;
+  /** http://hostAddress:PORT when proxyHosts was given. */
+  readonly proxyUrl: string | undefined;
+  /** "GET host/path" for every request the proxy took (forwarded or refused), oldest first. */
+  readonly proxyLog: readonly string[];
+  exec(
+    argv: readonly string[],
+    options?: { env?: Record<string, string>; timeoutMs?: number },
+  ): Promise<CommandResult>;
+  /** Writes a file inside the root (parent directories made), with `mode`. */
+  writeFile(path: string, content: string | Buffer, mode?: number): Promise<void>;
+  readFile(path: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+const NAME = /^[a-z][a-z0-9-]{0,13}$/;
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const HOSTNAME = /^[a-z][a-z0-9-]{0,62}$/;
+/** The environment every command inside starts from (nothing of the host's). */
+const BASE_ENV = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  HOME: "/root",
+  LANG: "C.UTF-8",
+};
+
+/** Why an isolated root cannot run here, or undefined when it can (root, unshare, nsenter, overlay). */
+export async function isolatedRootUnavailableReason(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return "it needs root (namespaces, mounts)";
+  for (const tool of ["unshare", "nsenter", "ip", "chroot"]) {
+    const r = await runCommand("sh", ["-c", `command -v ${tool}`]);
+    if (r.code !== 0) return `${tool} is missing`;
+  }
+  const fs = await readFile("/proc/filesystems", "utf8").catch(() => "");
+  if (!/\boverlay\b/.test(fs)) return "the kernel has no overlay file system";
+  return undefined;
+}
+
+function check(o: IsolatedRootOptions): void {
+  if (!NAME.test(o.name)) throw new TypeError(`name must match ${NAME}, got "${o.name.slice(0, 40)}"`);
+  for (const field of ["hostAddress", "rootAddress"] as const) {
+    const m = IPV4.exec(o[field]);
+    if (m === null || m.slice(1).some((x) => Number(x) > 255))
+      throw new TypeError(`${field} must be an IPv4 address, got "${o[field].slice(0, 40)}"`);
+  }
+  if (!HOSTNAME.test(o.hostname)) throw new TypeError(`hostname must match ${HOSTNAME}`);
+  if (!o.workDir.startsWith("/") || /[\s'"\\$`]/.test(o.workDir))
+    throw new TypeError("workDir must be an absolute path without spaces or quotes");
+  const size = o.tmpfsMiB ?? 4096;
+  if (!Number.isInteger(size) || size < 64 || size > 65_536)
+    throw new TypeError("tmpfsMiB must be 64 to 65536");
+  for (const h of o.proxyHosts ?? [])
+    if (!/^[a-z0-9.-]{1,253}$/.test(h)) throw new TypeError(`proxyHosts: invalid host "${h.slice(0, 60)}"`);
+}
+
+async function must(file: string, args: string[], okWhen?: RegExp): Promise<void> {
+  const r = await runCommand(file, args, { timeoutMs: 30_000 });
+  if (r.code !== 0 && !(okWhen?.test(r.stderr) ?? false))
+    throw new Error(`${file} ${args.join(" ")} failed: ${(r.stderr || r.error || "").trim()}`);
+}
+
+/** Removes what a root named `name` may have left: its processes, its namespace, the host's veth end. */
+export async function sweepIsolatedRoot(name: string): Promise<void> {
+  if (!NAME.test(name)) throw new TypeError(`invalid name "${name.slice(0, 40)}"`);
+  const pids = await runCommand("ip", ["netns", "pids", name]);
+  for (const pid of pids.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p))) signal(Number(pid), "SIGKILL");
+  await runCommand("ip", ["link", "del", `${name}h`]);
+  await runCommand("ip", ["netns", "del", name]);
+}
+
+export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<IsolatedRoot> {
+  check(options);
+  const { name, hostAddress, rootAddress, workDir } = options;
+  await sweepIsolatedRoot(name);
+  const mnt = join(workDir, "root");
+  const layers = join(workDir, "layers");
+  await mkdir(mnt, { recursive: true });
+  await mkdir(layers, { recursive: true });
+
+  let pid = 0;
+  let proxy: Server | undefined;
+  const proxyLog: string[] = [];
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    if (pid > 0) {
+      signal(pid, "SIGKILL");
+      for (let i = 0; i < 100 && signal(pid, 0); i++) await sleep(50);
+    }
+    if (proxy !== undefined) {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy?.close(resolve));
+    }
+    await sweepIsolatedRoot(name);
+    await rm(workDir, { recursive: true, force: true });
+  };
+
+  try {
+    await must("ip", ["netns", "add", name]);
+    await must("ip", ["link", "add", `${name}h`, "type", "veth", "peer", "name", `${name}r`]);
+    await must("ip", ["link", "set", `${name}r`, "netns", name]);
+    await must("ip", ["addr", "add", `${hostAddress}/30`, "dev", `${name}h`]);
+    await must("ip", ["link", "set", `${name}h`, "up"]);
+    const inNs = (args: string[]) => must("ip", ["netns", "exec", name, ...args]);
+    await inNs(["ip", "addr", "add", `${rootAddress}/30`, "dev", `${name}r`]);
+    await inNs(["ip", "link", "set", `${name}r`, "up"]);
+    await inNs(["ip", "link", "set", "lo", "up"]);
+    await inNs(["ip", "route", "add", "default", "via", hostAddress]);
+
+    // The mounts happen in the new mount namespace only (propagation private), before the chroot.
+    const setup = [
+      "set -eu",
+      `mount -t tmpfs -o size=${options.tmpfsMiB ?? 4096}m,mode=0755 nowscale-layers '${layers}'`,
+      `mkdir -p '${layers}/upper' '${layers}/work'`,
+      `mount -t overlay nowscale-root -o lowerdir=/,upperdir='${layers}/upper',workdir='${layers}/work' '${mnt}'`,
+      `mount -t proc proc '${mnt}/proc'`,
+      `mount -t sysfs sysfs '${mnt}/sys'`,
+      `mount --rbind /dev '${mnt}/dev'`,
+      `mount -t tmpfs -o mode=1777 shm '${mnt}/dev/shm'`,
+      `mount -t devpts -o newinstance,ptmxmode=0666 devpts '${mnt}/dev/pts'`,
+      `mount -t tmpfs -o mode=0755 run '${mnt}/run'`,
+      `mkdir -p '${mnt}/run/lock'`,
+      `mount -t tmpfs -o mode=1777 tmp '${mnt}/tmp'`,
+      `hostname '${options.hostname}'`,
+      "echo ready",
+      `exec chroot '${mnt}' /bin/sleep infinity`,
+    ].join("\n");
+    const child = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        name,
+        "unshare",
+        "--mount",
+        "--uts",
+        "--ipc",
+        "--pid",
+        "--fork",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        setup,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], detached: true },
+    );
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString("utf8");
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      out += d.toString("utf8");
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const ready = await Promise.race([
+      (async () => {
+        for (let i = 0; i < 300 && !out.includes("ready"); i++) await sleep(50);
+        return out.includes("ready");
+      })(),
+      exited.then(() => false),
+    ]);
+    if (!ready || child.pid === undefined) throw new Error(`the isolated root did not start: ${out.trim()}`);
+    child.unref();
+    // `ip netns exec` execs unshare in place; unshare's only child is the root's PID 1.
+    for (let i = 0; i < 100 && pid === 0; i++) {
+      const children = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").catch(
+        () => "",
+      );
+      pid = Number(children.trim().split(/\s+/)[0] ?? 0) || 0;
+      if (pid === 0) await sleep(50);
+    }
+    if (pid === 0) throw new Error("the isolated root's first process was not found");
+    // Wait until it has become `sleep` inside the overlay (the chroot is done).
+    for (let i = 0; i < 100; i++) {
+      const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+      if (comm.trim() === "sleep") break;
+      await sleep(50);
+    }
+
+    if (options.proxyHosts !== undefined) proxy = await startProxy(hostAddress, options.proxyHosts, proxyLog);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+
+  const address = proxy?.address();
+  const proxyUrl =
+    address !== undefined && address !== null && typeof address === "object"
+      ? `http://${hostAddress}:${address.port}`
+      : undefined;
+  const inside = (path: string) => {
+    if (!path.startsWith("/") || path.split("/").includes(".."))
+      throw new TypeError(`not an absolute path: ${path}`);
+    return `/proc/${pid}/root${path}`;
+  };
+  return {
+    name,
+    hostAddress,
+    rootAddress,
+    pid,
+    proxyUrl,
+    proxyLog,
+    exec: (argv, o = {}) =>
+      runCommand(
+        "nsenter",
+        [
+          `--target=${pid}`,
+          "--mount",
+          "--uts",
+          "--ipc",
+          "--net",
+          "--pid",
+          "--root",
+          "--wd",
+          "--",
+          "env",
+          "-i",
+          ...Object.entries({ ...BASE_ENV, ...(o.env ?? {}) }).map(([k, v]) => `${k}=${v}`),
+          ...argv,
+        ],
+        { timeoutMs: o.timeoutMs ?? 60_000 },
+      ),
+    writeFile: async (path, content, mode = 0o644) => {
+      await mkdir(join(inside(path), ".."), { recursive: true });
+      await writeFile(inside(path), content, { mode });
+      await runCommand("chmod", [mode.toString(8), inside(path)]);
+    },
+    readFile: (path) => readFile(inside(path), "utf8"),
+    close,
+  };
+}
+
+/** A forward proxy for plain HTTP to `hosts` (port 80) only, on `address` and a free port. */
+async function startProxy(address: string, hosts: readonly string[], log: string[]): Promise<Server> {
+  const allowed = new Set(hosts);
+  const server = createServer((req, res) => {
+    let target: URL;
+    try {
+      target = new URL(req.url ?? "");
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
+    const ok = target.protocol === "http:" && target.port === "" && allowed.has(target.hostname);
+    log.push(`${req.method} ${target.hostname}${target.pathname}${ok ? "" : " (refused)"}`);
+    if (!ok) {
+      res.writeHead(403, { "content-type": "text/plain" }).end("not an allowed host\n");
+      return;
+    }
+    const headers = { ...req.headers };
+    delete headers["proxy-connection"];
+    delete headers["proxy-authorization"];
+    const upstream = httpRequest(
+      {
+        host: target.hostname,
+        port: 80,
+        method: req.method,
+        path: `${target.pathname}${target.search}`,
+        headers,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on("error", (error) => {
+      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
+      res.end(`${error.message}\n`);
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, address, resolve);
+  });
+  return server;
+}

@@ -1,0 +1,245 @@
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HttpAgentChannel } from "../../lib/control/agent-http.js";
+import { type InstanceEndpoints, serveInstanceEndpoints } from "../../lib/local/instance-endpoints/index.js";
+import {
+  type IsolatedRoot,
+  isolatedRootUnavailableReason,
+  startIsolatedRoot,
+} from "../../lib/local/isolated-root.js";
+import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { renderMasterBootstrapScript } from "../../scheduler-plugins/slurm/master-bootstrap.js";
+
+/**
+ * The Slurm master's user data (renderMasterBootstrapScript, the text the AWS adapter sends, unmodified)
+ * executed as cloud-init would run it, as root, in an isolated root (lib/local/isolated-root.ts: this
+ * machine's Debian through an overlay whose writes vanish, its own mount, PID and network namespaces):
+ * it installs slurmctld, munge and awscli from Debian's repositories, fetches the munge and agent keys
+ * with `aws secretsmanager get-secret-value` and the agent with `aws s3 cp` from the instance
+ * endpoints (lib/local/instance-endpoints: IMDSv2 for the role's credentials, Secrets Manager, S3),
+ * starts munged and slurmctld, installs and starts the agent; then `nowscale-agent report` answers
+ * inside, and the control plane's HTTP channel reaches the agent from the host.
+ *
+ * The "image" differs from the host in what a cloud image would differ: slurmctld, munge and awscli
+ * (and what depends on them) are removed first and apt's cache emptied, so the script really downloads
+ * and installs them, apt reaches Debian through an HTTP proxy on
+ * the host's end of the veth (the host neither forwards nor NATs), no daemon starts during package
+ * installation (policy-rc.d, as in container images), and there is no systemd: PID 1 is not systemd
+ * here, so systemctl is removed and the script takes its branch for images without it (munged,
+ * slurmctld and the agent started directly). The systemd unit files it would write are not exercised.
+ *
+ * Ports and sockets are the root's own (its network stack, its /run), so the host's slurmctld and
+ * munged, used by the other suites, are untouched. Everything goes in afterAll, also on failure.
+ */
+const NAME = "nsmboot";
+const HOST_ADDRESS = "10.251.8.1";
+const ROOT_ADDRESS = "10.251.8.2";
+const HOSTNAME = "nsmaster";
+const REGION = "eu-west-1";
+const BUCKET = "nowscale-artifacts-local";
+const AGENT_KEY_PATH = "agent/nowscale-agent.js";
+const AGENT_BUNDLE = resolve(import.meta.dirname, "..", "..", "dist", "agent", "nowscale-agent.js");
+const REINSTALLED = ["slurmctld", "munge", "awscli"];
+/** dpkg-query's format for a package's status (its own ${...} syntax, not a template). */
+const STATUS_FORMAT = ["$", "{Status}"].join("");
+const CA_IN_ROOT = "/usr/local/share/nowscale-local/ca-bundle.pem";
+
+describe("the master bootstrap, executed in an isolated root", () => {
+  let work = "";
+  let root: IsolatedRoot | undefined;
+  let endpoints: InstanceEndpoints | undefined;
+  let boot: { code: number | null; out: string; seconds: number } | undefined;
+  let bootLog = "";
+  const agentKey = randomBytes(48).toString("base64");
+  const mungeKey = randomBytes(1024);
+  const hostMungeSocket = "/run/munge/munge.socket.2";
+  const hostMungeBefore = existsSync(hostMungeSocket) ? statSync(hostMungeSocket).ino : undefined;
+
+  /** Runs inside the root; the failure message carries the bootstrap log's tail. */
+  const inRoot = async (argv: string[], env: Record<string, string> = {}) => {
+    const r = await (root as IsolatedRoot).exec(argv, { env, timeoutMs: 60_000 });
+    return {
+      ...r,
+      why: `${argv.join(" ")}: ${r.stderr}${r.error ?? ""}\n--- bootstrap log tail:\n${bootLog.slice(-3000)}`,
+    };
+  };
+
+  beforeAll(async () => {
+    const unavailable = await isolatedRootUnavailableReason();
+    if (unavailable !== undefined) throw new Error(`the isolated root cannot run here: ${unavailable}`);
+    if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} is missing: run "npm run build" first`);
+    work = await mkdtemp(join(tmpdir(), "nowscale-master-boot-"));
+    await mkdir(join(work, "endpoints"));
+    root = await startIsolatedRoot({
+      name: NAME,
+      hostAddress: HOST_ADDRESS,
+      rootAddress: ROOT_ADDRESS,
+      hostname: HOSTNAME,
+      workDir: join(work, "iso"),
+      proxyHosts: ["deb.debian.org"],
+    });
+
+    // The instance's cloud: IMDSv2 (role credentials), Secrets Manager and S3, inside its namespace
+    const bundle = await readFile(AGENT_BUNDLE);
+    endpoints = await serveInstanceEndpoints(
+      NAME,
+      {
+        cloud: "aws",
+        instanceId: HOSTNAME,
+        instanceType: "c5.large",
+        zone: `${REGION}a`,
+        region: REGION,
+        privateIp: ROOT_ADDRESS,
+      },
+      [
+        { name: "nowscale/c-mboot/munge", binary: mungeKey },
+        { name: "nowscale/c-mboot/agent", text: agentKey },
+      ],
+      [{ bucket: BUCKET, key: AGENT_KEY_PATH, body: bundle }],
+      { dir: join(work, "endpoints") },
+    );
+
+    // The image: apt through the proxy, no daemon start during installs, no systemd, the packages absent
+    await root.writeFile(
+      "/etc/apt/apt.conf.d/00nowscale-proxy",
+      `Acquire::http::Proxy "${root.proxyUrl}";\n`,
+    );
+    await root.writeFile("/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0o755);
+    await root.writeFile("/etc/hosts", await readFile(endpoints.hostsFile));
+    await root.writeFile(CA_IN_ROOT, await readFile(endpoints.env.AWS_CA_BUNDLE as string));
+    const prepared = await root.exec(
+      [
+        "sh",
+        "-c",
+        `rm -f /usr/bin/systemctl && apt-get remove -y -q ${REINSTALLED.join(" ")} && apt-get clean`,
+      ],
+      { env: { DEBIAN_FRONTEND: "noninteractive" }, timeoutMs: 120_000 },
+    );
+    if (prepared.code !== 0) throw new Error(`preparing the image failed: ${prepared.stderr}`);
+
+    // Act: the user data as cloud-init runs it (a file under /var/lib/cloud, executed as root)
+    const script = renderMasterBootstrapScript({
+      clusterId: "c-mboot",
+      region: REGION,
+      mungeKeySecretId: "nowscale/c-mboot/munge",
+      agentKeySecretId: "nowscale/c-mboot/agent",
+      queues: [{ name: "compute" }],
+      agentUrl: `s3://${BUCKET}/${AGENT_KEY_PATH}`,
+      agentSha256: createHash("sha256").update(bundle).digest("hex"),
+    });
+    await root.writeFile("/var/lib/cloud/instance/scripts/part-001", script, 0o700);
+    const caEnv = Object.fromEntries(Object.keys(endpoints.env).map((k) => [k, CA_IN_ROOT]));
+    const started = Date.now();
+    const r = await root.exec(["/var/lib/cloud/instance/scripts/part-001"], {
+      env: caEnv,
+      timeoutMs: 600_000,
+    });
+    boot = {
+      code: r.code,
+      out: `${r.stdout}${r.stderr}${r.error ?? ""}`,
+      seconds: (Date.now() - started) / 1000,
+    };
+    bootLog = await root.readFile("/var/log/nowscale-bootstrap.log").catch(() => boot?.out ?? "");
+    console.log(`master bootstrap: exit ${boot.code} after ${boot.seconds.toFixed(1)} s`);
+  }, 900_000);
+
+  afterAll(async () => {
+    await endpoints?.close();
+    await root?.close();
+    // Assess the clean-up: no namespace, veth, process or mount of the root is left
+    const netns = await runCommand("ip", ["netns", "list"]);
+    expect(netns.stdout).not.toMatch(new RegExp(`^${NAME}\\b`, "m"));
+    expect((await runCommand("ip", ["link", "show", "dev", `${NAME}h`])).code).not.toBe(0);
+    expect(await readFile("/proc/self/mountinfo", "utf8")).not.toContain(work === "" ? "\0" : work);
+    expect(
+      readdirSync("/proc").filter((p) => /^\d+$/.test(p) && cmdlineOf(p).includes(work === "" ? "\0" : work)),
+    ).toEqual([]);
+    // The host's own munged socket (the other suites') is the same file as before
+    expect(existsSync(hostMungeSocket) ? statSync(hostMungeSocket).ino : undefined).toBe(hostMungeBefore);
+    if (work !== "") await runCommand("rm", ["-rf", work]);
+  }, 120_000);
+
+  it("runs the script to the end", () => {
+    expect(boot?.code, `${boot?.out.slice(-4000)}`).toBe(0);
+    expect(bootLog).toMatch(/nowscale-bootstrap: done/);
+    // Neither key is ever in the log
+    expect(bootLog).not.toContain(agentKey);
+    expect(bootLog).not.toContain(mungeKey.toString("base64").slice(0, 40));
+  });
+
+  it("installs slurmctld, munge and awscli from Debian's repositories", async () => {
+    const log = (root as IsolatedRoot).proxyLog;
+    for (const pkg of REINSTALLED) {
+      const status = await inRoot(["dpkg-query", "-W", "-f", STATUS_FORMAT, pkg]);
+      expect(status.stdout, status.why).toBe("install ok installed");
+      expect(
+        log.some((l) =>
+          new RegExp(`^GET deb\\.debian\\.org/debian\\S*/pool/main/\\S+/${pkg}_[^/]+\\.deb$`).test(l),
+        ),
+        pkg,
+      ).toBe(true);
+    }
+    expect(log.some((l) => l.includes("(refused)"))).toBe(false);
+  });
+
+  it("fetches the keys from Secrets Manager and the agent from S3 with the role's credentials", () => {
+    const requests = (endpoints as InstanceEndpoints).requests;
+    expect(requests.some((r) => /^PUT \S+ \/latest\/api\/token$/.test(r))).toBe(true);
+    expect(requests.some((r) => r.includes("/latest/meta-data/iam/security-credentials/"))).toBe(true);
+    expect(requests.filter((r) => r.startsWith(`POST secretsmanager.${REGION}.amazonaws.com`))).toHaveLength(
+      2,
+    );
+    expect(requests.some((r) => r.startsWith("GET ") && r.includes(AGENT_KEY_PATH))).toBe(true);
+  });
+
+  it("starts munged with the cluster's key and slurmctld on its own address", async () => {
+    const key = await inRoot(["cat", "/etc/munge/munge.key"]);
+    expect(Buffer.from(key.stdout, "latin1").length).toBeGreaterThan(0);
+    const sameKey = await inRoot(["sh", "-c", "sha256sum < /etc/munge/munge.key"]);
+    expect(sameKey.stdout.split(" ")[0]).toBe(createHash("sha256").update(mungeKey).digest("hex"));
+    const munge = await inRoot(["sh", "-c", "munge -n | unmunge"]);
+    expect(munge.code, munge.why).toBe(0);
+    expect(munge.stdout).toMatch(/STATUS:\s+Success/);
+    const ping = await inRoot(["scontrol", "ping"], { SLURM_CONF: "/etc/slurm/slurm.conf" });
+    expect(ping.stdout, ping.why).toMatch(new RegExp(`Slurmctld\\(primary\\) at ${HOSTNAME} is UP`));
+    const parts = await inRoot(["sinfo", "-h", "-o", "%R"], { SLURM_CONF: "/etc/slurm/slurm.conf" });
+    expect(parts.stdout.split("\n"), parts.why).toContain("compute");
+  });
+
+  it("installs and starts the agent: report answers inside, and the control plane's channel from the host", async () => {
+    // Prepare: a job waiting for a compute node, which the report must show
+    const slurm = { SLURM_CONF: "/etc/slurm/slurm.conf" };
+    const job = await inRoot(["sbatch", "--parsable", "-p", "compute", "-N1", "--wrap", "sleep 30"], slurm);
+    expect(job.code, job.why).toBe(0);
+
+    // Act
+    const report = await inRoot(["node", "/opt/nowscale/nowscale-agent.js", "report"], slurm);
+    const channel = new HttpAgentChannel({
+      baseUrl: `http://${ROOT_ADDRESS}:8787`,
+      key: Buffer.from(agentKey, "utf8"),
+    });
+    const overHttp = await channel.report();
+    const wrongKey = new HttpAgentChannel({ baseUrl: `http://${ROOT_ADDRESS}:8787`, key: randomBytes(48) });
+
+    // Assess
+    expect(report.code, report.why).toBe(0);
+    const parsed = JSON.parse(report.stdout) as { status: string; jobs: { queue: string; state: string }[] };
+    expect(parsed.status).toBe("ok");
+    expect(parsed.jobs.map((j) => [j.queue, j.state])).toEqual([["compute", "PENDING"]]);
+    expect(overHttp.status).toBe("ok");
+    expect(overHttp.status === "ok" ? overHttp.jobs.map((j) => j.queue) : []).toEqual(["compute"]);
+    await expect(wrongKey.health()).rejects.toThrow();
+  });
+});
+
+function cmdlineOf(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return "";
+  }
+}
