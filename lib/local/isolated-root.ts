@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { join } from "node:path";
@@ -47,6 +48,14 @@ export interface IsolatedRootOptions {
   tmpfsMiB?: number;
   /** Host names the HTTP proxy forwards to (port 80 only); no proxy when absent. */
   proxyHosts?: readonly string[];
+  /**
+   * What PID 1 becomes. "sleep": a process that only waits (no init system: the image behaves as a
+   * container image). "systemd": the image's systemd, started by boot() once the caller has prepared
+   * the image, with its own cgroup (a cgroup2 hierarchy under the host's, in a cgroup namespace), a
+   * read-only /sys and /proc/sys (as systemd-nspawn does, so it changes nothing of the host's kernel
+   * settings and runs no udev). @default "sleep"
+   */
+  init?: "sleep" | "systemd";
 }
 
 export interface IsolatedRoot {
@@ -66,6 +75,12 @@ export interface IsolatedRoot {
   /** Writes a file inside the root (parent directories made), with `mode`. */
   writeFile(path: string, content: string | Buffer, mode?: number): Promise<void>;
   readFile(path: string): Promise<string>;
+  /**
+   * With init "systemd": starts systemd as PID 1 and waits until it has finished booting (`systemctl
+   * is-system-running --wait`); resolves with its state ("running", or "degraded" with the failed
+   * units). Mask what the image must not start before calling it.
+   */
+  boot(timeoutMs?: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -123,10 +138,31 @@ export async function sweepIsolatedRoot(name: string): Promise<void> {
   await runCommand("ip", ["netns", "del", name]);
 }
 
+/** The host's cgroup2 hierarchy (the unified one of a hybrid setup, or the only one). */
+async function hostCgroup2(): Promise<string> {
+  const mounts = await readFile("/proc/self/mounts", "utf8");
+  const line = mounts.split("\n").find((l) => l.split(" ")[2] === "cgroup2");
+  const at = line?.split(" ")[1];
+  if (at === undefined)
+    throw new Error("no cgroup2 hierarchy is mounted: systemd cannot run in an isolated root");
+  return at;
+}
+
+/** Removes a cgroup directory tree (children first); only empty cgroups can go. */
+async function removeCgroup(dir: string): Promise<void> {
+  await runCommand("sh", ["-c", `[ -d '${dir}' ] && find '${dir}' -depth -type d -exec rmdir {} + ; true`]);
+}
+
 export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<IsolatedRoot> {
   check(options);
   const { name, hostAddress, rootAddress, workDir } = options;
+  const systemd = options.init === "systemd";
   await sweepIsolatedRoot(name);
+  const cgroup = systemd ? join(await hostCgroup2(), `nowscale-${name}`) : undefined;
+  if (cgroup !== undefined) {
+    await removeCgroup(cgroup);
+    await mkdir(cgroup, { recursive: true });
+  }
   const mnt = join(workDir, "root");
   const layers = join(workDir, "layers");
   await mkdir(mnt, { recursive: true });
@@ -148,6 +184,13 @@ export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<I
       await new Promise((resolve) => proxy?.close(resolve));
     }
     await sweepIsolatedRoot(name);
+    if (cgroup !== undefined) {
+      for (let i = 0; i < 50; i++) {
+        await removeCgroup(cgroup);
+        if (!existsSync(cgroup)) break;
+        await sleep(100);
+      }
+    }
     await rm(workDir, { recursive: true, force: true });
   };
 
@@ -170,7 +213,16 @@ export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<I
       `mkdir -p '${layers}/upper' '${layers}/work'`,
       `mount -t overlay nowscale-root -o lowerdir=/,upperdir='${layers}/upper',workdir='${layers}/work' '${mnt}'`,
       `mount -t proc proc '${mnt}/proc'`,
-      `mount -t sysfs sysfs '${mnt}/sys'`,
+      ...(systemd
+        ? [
+            // As systemd-nspawn: kernel settings and devices stay the host's business.
+            `mount --bind '${mnt}/proc/sys' '${mnt}/proc/sys'`,
+            `mount -o remount,bind,ro '${mnt}/proc/sys'`,
+            `mount -t sysfs -o ro sysfs '${mnt}/sys'`,
+            // The cgroup namespace's root is the cgroup made for this root: systemd's own hierarchy.
+            `mount -t cgroup2 cgroup2 '${mnt}/sys/fs/cgroup'`,
+          ]
+        : [`mount -t sysfs sysfs '${mnt}/sys'`]),
       `mount --rbind /dev '${mnt}/dev'`,
       `mount -t tmpfs -o mode=1777 shm '${mnt}/dev/shm'`,
       `mount -t devpts -o newinstance,ptmxmode=0666 devpts '${mnt}/dev/pts'`,
@@ -179,15 +231,24 @@ export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<I
       `mount -t tmpfs -o mode=1777 tmp '${mnt}/tmp'`,
       `hostname '${options.hostname}'`,
       "echo ready",
-      `exec chroot '${mnt}' /bin/sleep infinity`,
+      systemd
+        ? // PID 1 waits for boot(), then becomes systemd (still PID 1).
+          `exec chroot '${mnt}' /bin/sh -c 'while [ ! -e /run/nowscale-boot ]; do sleep 0.2; done; exec env -i container=nowscale-isolated-root /lib/systemd/systemd'`
+        : `exec chroot '${mnt}' /bin/sleep infinity`,
     ].join("\n");
     const child = spawn(
-      "ip",
+      cgroup === undefined ? "ip" : "sh",
       [
+        // Into its own cgroup first (before `ip netns exec` hides the host's cgroup mounts): the
+        // cgroup namespace unshare makes is rooted there. Every step execs: one pid throughout.
+        ...(cgroup === undefined
+          ? []
+          : ["-c", `echo $$ > '${cgroup}/cgroup.procs' && exec "$@"`, "sh", "ip"]),
         "netns",
         "exec",
         name,
         "unshare",
+        ...(cgroup === undefined ? [] : ["--cgroup"]),
         "--mount",
         "--uts",
         "--ipc",
@@ -219,7 +280,7 @@ export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<I
     ]);
     if (!ready || child.pid === undefined) throw new Error(`the isolated root did not start: ${out.trim()}`);
     child.unref();
-    // `ip netns exec` execs unshare in place; unshare's only child is the root's PID 1.
+    // sh and `ip netns exec` exec in place down to unshare, whose only child is the root's PID 1.
     for (let i = 0; i < 100 && pid === 0; i++) {
       const children = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").catch(
         () => "",
@@ -228,10 +289,10 @@ export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<I
       if (pid === 0) await sleep(50);
     }
     if (pid === 0) throw new Error("the isolated root's first process was not found");
-    // Wait until it has become `sleep` inside the overlay (the chroot is done).
+    // Wait until the chroot is done (PID 1 runs `sleep`, or the shell that waits for boot()).
     for (let i = 0; i < 100; i++) {
-      const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
-      if (comm.trim() === "sleep") break;
+      const root = await runCommand("readlink", [`/proc/${pid}/root`]);
+      if (root.stdout.trim() === mnt) break;
       await sleep(50);
     }
 
@@ -284,6 +345,42 @@ export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<I
       await runCommand("chmod", [mode.toString(8), inside(path)]);
     },
     readFile: (path) => readFile(inside(path), "utf8"),
+    boot: async (timeoutMs = 120_000) => {
+      if (!systemd) throw new Error("boot() needs init: systemd");
+      await writeFile(inside("/run/nowscale-boot"), "");
+      const deadline = Date.now() + timeoutMs;
+      // systemctl needs systemd's private socket, which appears a moment after exec.
+      let state = "";
+      while (Date.now() < deadline) {
+        const r = await runCommand(
+          "nsenter",
+          [`--target=${pid}`, "--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd", "--"].concat([
+            "systemctl",
+            "is-system-running",
+            "--wait",
+          ]),
+          { timeoutMs: Math.max(1000, deadline - Date.now()) },
+        );
+        state = r.stdout.trim();
+        if (state === "running") return state;
+        if (state === "degraded") {
+          const failed = await runCommand("nsenter", [
+            `--target=${pid}`,
+            "--mount",
+            "--pid",
+            "--root",
+            "--",
+            "systemctl",
+            "--failed",
+            "--no-legend",
+            "--plain",
+          ]);
+          return `degraded: ${failed.stdout.trim().replace(/\s+/g, " ")}`;
+        }
+        await sleep(250);
+      }
+      throw new Error(`systemd did not finish booting within ${timeoutMs / 1000} s (state "${state}")`);
+    },
     close,
   };
 }

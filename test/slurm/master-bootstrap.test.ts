@@ -17,27 +17,27 @@ import { renderMasterBootstrapScript } from "../../scheduler-plugins/slurm/maste
 /**
  * The Slurm master's user data (renderMasterBootstrapScript, the text the AWS adapter sends, unmodified)
  * executed as cloud-init would run it, as root, in an isolated root (lib/local/isolated-root.ts: this
- * machine's Debian through an overlay whose writes vanish, its own mount, PID and network namespaces):
- * it installs slurmctld, munge and awscli from Debian's repositories, fetches the munge and agent keys
- * with `aws secretsmanager get-secret-value` and the agent with `aws s3 cp` from the instance
- * endpoints (lib/local/instance-endpoints: IMDSv2 for the role's credentials, Secrets Manager, S3),
- * starts munged and slurmctld, installs and starts the agent; then `nowscale-agent report` answers
+ * machine's Debian through an overlay whose writes vanish, its own mount, PID, cgroup and network
+ * namespaces): it installs slurmctld, munge and awscli from Debian's repositories, fetches the munge and
+ * agent keys with `aws secretsmanager get-secret-value` and the agent with `aws s3 cp` from the
+ * instance endpoints (lib/local/instance-endpoints: IMDSv2 for the role's credentials, Secrets Manager,
+ * S3), starts munged and slurmctld, installs and starts the agent; then `nowscale-agent report` answers
  * inside, and the control plane's HTTP channel reaches the agent from the host.
+ *
+ * Twice, once per branch of the script: on an image booted with systemd as PID 1 (as on a cloud
+ * instance: munge, slurmctld and the agent as systemd units, the agent's hardened unit included), and
+ * on an image without systemd (a container image: systemctl absent, the daemons started directly).
  *
  * The "image" differs from the host in what a cloud image would differ: slurmctld, munge and awscli
  * (and what depends on them) are removed first and apt's cache emptied, so the script really downloads
- * and installs them, apt reaches Debian through an HTTP proxy on
- * the host's end of the veth (the host neither forwards nor NATs), no daemon starts during package
- * installation (policy-rc.d, as in container images), and there is no systemd: PID 1 is not systemd
- * here, so systemctl is removed and the script takes its branch for images without it (munged,
- * slurmctld and the agent started directly). The systemd unit files it would write are not exercised.
+ * and installs them; apt reaches Debian through an HTTP proxy on the host's end of the veth (the host
+ * neither forwards nor NATs); the host's own units that make no sense in a throw-away machine
+ * (postgresql, getty, apt's timers) are masked. Without systemd, policy-rc.d keeps package installation
+ * from starting daemons, as in container images.
  *
  * Ports and sockets are the root's own (its network stack, its /run), so the host's slurmctld and
  * munged, used by the other suites, are untouched. Everything goes in afterAll, also on failure.
  */
-const NAME = "nsmboot";
-const HOST_ADDRESS = "10.251.8.1";
-const ROOT_ADDRESS = "10.251.8.2";
 const HOSTNAME = "nsmaster";
 const REGION = "eu-west-1";
 const BUCKET = "nowscale-artifacts-local";
@@ -46,9 +46,31 @@ const AGENT_BUNDLE = resolve(import.meta.dirname, "..", "..", "dist", "agent", "
 const REINSTALLED = ["slurmctld", "munge", "awscli"];
 /** dpkg-query's format for a package's status (its own ${...} syntax, not a template). */
 const STATUS_FORMAT = ["$", "{Status}"].join("");
+/** The host's units a throw-away master must not start (they would only slow its boot or clash). */
+const MASKED = [
+  "getty@tty1.service",
+  "getty.target",
+  "console-getty.service",
+  "postgresql.service",
+  "slurmd.service",
+  "apt-daily.timer",
+  "apt-daily-upgrade.timer",
+  "dpkg-db-backup.timer",
+  "e2scrub_all.timer",
+  "e2scrub_reap.service",
+  "fstrim.timer",
+  "man-db.timer",
+];
 const CA_IN_ROOT = "/usr/local/share/nowscale-local/ca-bundle.pem";
 
-describe("the master bootstrap, executed in an isolated root", () => {
+const VARIANTS = [
+  { init: "systemd", name: "nsmboot", hostAddress: "10.251.8.1", rootAddress: "10.251.8.2" },
+  { init: "sleep", name: "nsmbootc", hostAddress: "10.251.8.5", rootAddress: "10.251.8.6" },
+] as const;
+
+describe.each(VARIANTS)("the master bootstrap, executed in an isolated root (init: $init)", (variant) => {
+  const { name: NAME, hostAddress: HOST_ADDRESS, rootAddress: ROOT_ADDRESS } = variant;
+  const systemd = variant.init === "systemd";
   let work = "";
   let root: IsolatedRoot | undefined;
   let endpoints: InstanceEndpoints | undefined;
@@ -81,6 +103,7 @@ describe("the master bootstrap, executed in an isolated root", () => {
       hostname: HOSTNAME,
       workDir: join(work, "iso"),
       proxyHosts: ["deb.debian.org"],
+      init: variant.init,
     });
 
     // The instance's cloud: IMDSv2 (role credentials), Secrets Manager and S3, inside its namespace
@@ -103,23 +126,34 @@ describe("the master bootstrap, executed in an isolated root", () => {
       { dir: join(work, "endpoints") },
     );
 
-    // The image: apt through the proxy, no daemon start during installs, no systemd, the packages absent
+    // The image: apt through the proxy, its host name, the packages absent; with systemd, booted
     await root.writeFile(
       "/etc/apt/apt.conf.d/00nowscale-proxy",
       `Acquire::http::Proxy "${root.proxyUrl}";\n`,
     );
-    await root.writeFile("/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0o755);
+    await root.writeFile("/etc/hostname", `${HOSTNAME}\n`);
     await root.writeFile("/etc/hosts", await readFile(endpoints.hostsFile));
     await root.writeFile(CA_IN_ROOT, await readFile(endpoints.env.AWS_CA_BUNDLE as string));
+    if (!systemd) await root.writeFile("/usr/sbin/policy-rc.d", "#!/bin/sh\nexit 101\n", 0o755);
     const prepared = await root.exec(
       [
         "sh",
         "-c",
-        `rm -f /usr/bin/systemctl && apt-get remove -y -q ${REINSTALLED.join(" ")} && apt-get clean`,
+        [
+          ...MASKED.map((unit) => `ln -sf /dev/null /etc/systemd/system/${unit}`),
+          ...(systemd ? [] : ["rm -f /usr/bin/systemctl"]),
+          `apt-get remove -y -q ${REINSTALLED.join(" ")}`,
+          "apt-get clean",
+        ].join(" && "),
       ],
       { env: { DEBIAN_FRONTEND: "noninteractive" }, timeoutMs: 120_000 },
     );
     if (prepared.code !== 0) throw new Error(`preparing the image failed: ${prepared.stderr}`);
+    if (systemd) {
+      const state = await root.boot(120_000);
+      // A unit of the host's that fails here is the host's business, not the script's: say which.
+      if (state !== "running") console.log(`the isolated root booted ${state}`);
+    }
 
     // Act: the user data as cloud-init runs it (a file under /var/lib/cloud, executed as root)
     const script = renderMasterBootstrapScript({
@@ -144,7 +178,9 @@ describe("the master bootstrap, executed in an isolated root", () => {
       seconds: (Date.now() - started) / 1000,
     };
     bootLog = await root.readFile("/var/log/nowscale-bootstrap.log").catch(() => boot?.out ?? "");
-    console.log(`master bootstrap: exit ${boot.code} after ${boot.seconds.toFixed(1)} s`);
+    console.log(
+      `master bootstrap (init ${variant.init}): exit ${boot.code} after ${boot.seconds.toFixed(1)} s`,
+    );
   }, 900_000);
 
   afterAll(async () => {
@@ -208,6 +244,13 @@ describe("the master bootstrap, executed in an isolated root", () => {
     expect(ping.stdout, ping.why).toMatch(new RegExp(`Slurmctld\\(primary\\) at ${HOSTNAME} is UP`));
     const parts = await inRoot(["sinfo", "-h", "-o", "%R"], { SLURM_CONF: "/etc/slurm/slurm.conf" });
     expect(parts.stdout.split("\n"), parts.why).toContain("compute");
+    if (systemd) {
+      // On a cloud image they are systemd's units, enabled for the next boot
+      const units = await inRoot(["systemctl", "is-active", "munge", "slurmctld", "nowscale-agent"]);
+      expect(units.stdout.trim().split("\n"), units.why).toEqual(["active", "active", "active"]);
+      const enabled = await inRoot(["systemctl", "is-enabled", "munge", "slurmctld", "nowscale-agent"]);
+      expect(enabled.stdout.trim().split("\n"), enabled.why).toEqual(["enabled", "enabled", "enabled"]);
+    }
   });
 
   it("installs and starts the agent: report answers inside, and the control plane's channel from the host", async () => {
