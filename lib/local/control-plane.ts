@@ -10,6 +10,7 @@ import { AgentChannelMasterAgent } from "../control/lifecycle/agent-channel-adap
 import type { LifecycleDeps } from "../control/lifecycle/deps.js";
 import { StateStoreLifecycleStore } from "../control/lifecycle/state-store-adapter.js";
 import { RecordingMetrics } from "../control/metrics.js";
+import type { Launch } from "../core/model.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import { systemClock } from "../ports/clock.js";
 import type { ClusterRecord } from "../ports/state-store.js";
@@ -20,6 +21,7 @@ import { createTables, prefixedTableNames } from "../state/tables.js";
 import { LocalCloud } from "./local-cloud.js";
 import { type LocalSettings, localPaths } from "./settings.js";
 import type { Testbed } from "./slurm-testbed.js";
+import { localComputeUserData } from "./user-data.js";
 import { LocalWorkflowStarter } from "./workflows.js";
 
 /**
@@ -35,6 +37,8 @@ export interface LocalControlPlane {
   workflows: LocalWorkflowStarter;
   api: ApiDeps;
   metrics: RecordingMetrics;
+  /** The compute user data of a launch (the scale cycle's and the API's). */
+  userData: (cluster: ClusterRecord, launch: Launch) => string | undefined;
   dynamoEndpoint: string;
   close(): Promise<void>;
 }
@@ -84,12 +88,15 @@ export async function startLocalControlPlane(
   };
   const workflows = new LocalWorkflowStarter(lifecycle, settings.agentPort, log);
   const metrics = new RecordingMetrics();
+  // Every compute node boots from the cloud's user data (AWS's), run in its namespace instance.
+  const userData = localComputeUserData(testbed);
   const api: ApiDeps = {
     store,
     clock,
     workflows,
     metrics,
     runtime: async () => ({ provider: cloud, agent }),
+    userData,
   };
   return {
     store,
@@ -99,6 +106,7 @@ export async function startLocalControlPlane(
     workflows,
     api,
     metrics,
+    userData,
     dynamoEndpoint: dynamo.endpoint,
     close: async () => {
       client.destroy();

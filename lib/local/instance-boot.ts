@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, writeSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { netnsPath } from "./netns.js";
 
 /**
@@ -30,8 +31,23 @@ export const INSTANCE_PRIVATE_DIRS = [
   "/opt/nowscale",
 ] as const;
 
-/** Binaries hidden in the instance (a bind of /dev/null: not executable, so `command -v` finds nothing). */
-const HIDDEN = ["/usr/bin/systemctl", "/bin/systemctl", "/usr/bin/hostnamectl", "/bin/hostnamectl"];
+/**
+ * Commands the instance does not have: it runs no systemd (no PID 1 of its own), so systemctl and
+ * hostnamectl are whited out of its /usr/bin (an overlay, writes go to the instance) and the boot
+ * scripts take their non-systemd branch instead of acting on the host's systemd.
+ */
+const HIDDEN = ["systemctl", "hostnamectl"];
+
+/**
+ * Directories Debian's munge and slurmd packages ship (dpkg -L) inside the private ones: the image has
+ * them even where the host's were cleaned out (a container's empty /var/log).
+ */
+const PACKAGE_DIRS: readonly (readonly [string, number, string])[] = [
+  ["/var/log/munge", 0o700, "munge"],
+  ["/var/lib/munge", 0o700, "munge"],
+  ["/run/munge", 0o755, "munge"],
+  ["/var/log/slurm", 0o755, "root"],
+];
 
 /** cloud-init's environment for user data, plus what the instance endpoints add. */
 const BASE_ENV = {
@@ -45,8 +61,7 @@ const WRAPPER = `set -eu
 dir=$1; hosts=$2; shift 2
 mount --bind "$hosts" /etc/hosts
 while [ "$#" -gt 1 ] && [ "$1" != -- ]; do mount --bind "$1" "$2"; shift 2; done
-shift
-for f in "$@"; do if [ -e "$f" ] && [ ! -L "$f" ]; then mount --bind /dev/null "$f"; fi; done
+mount -t overlay nowscale-usr-bin -o "lowerdir=/usr/bin,upperdir=$dir/usr-bin/upper,workdir=$dir/usr-bin/work" /usr/bin
 exec /bin/bash "$dir/user-data"`;
 
 export interface BootSpec {
@@ -84,7 +99,15 @@ export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done:
     const own = join(root, path);
     await mkdir(own, { recursive: true, mode: 0o755 });
     if (!existsSync(path)) await mkdir(path, { recursive: true, mode: 0o755 });
+    await copySkeleton(path, own);
     binds.push(own, path);
+  }
+  for (const [path, mode, owner] of PACKAGE_DIRS) {
+    const own = join(root, path);
+    await mkdir(own, { recursive: true });
+    await chmod(own, mode);
+    const ids = await userIds(owner);
+    await chown(own, ids.uid, ids.gid);
   }
   for (const [own, path] of spec.extraBinds ?? []) binds.push(own, path);
   for (const file of spec.imageFiles ?? []) {
@@ -92,6 +115,13 @@ export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done:
     if (!INSTANCE_PRIVATE_DIRS.some((d) => file.startsWith(`${d}/`)))
       throw new TypeError(`imageFiles: ${file} is not in a private directory of the instance`);
     await writeFile(target, "", { mode: 0o644 });
+  }
+  await mkdir(join(spec.dir, "usr-bin", "work"), { recursive: true, mode: 0o700 });
+  await mkdir(join(spec.dir, "usr-bin", "upper"), { recursive: true, mode: 0o755 });
+  for (const name of HIDDEN) {
+    // An overlay whiteout (a 0/0 character device) hides the lower file.
+    const whiteout = join(spec.dir, "usr-bin", "upper", name);
+    if (!existsSync(whiteout)) await runOk("mknod", [whiteout, "c", "0", "0"]);
   }
   await writeFile(join(spec.dir, "user-data"), spec.userData, { mode: 0o700 });
   const log = openSync(spec.consoleLog, "a", 0o600);
@@ -115,8 +145,6 @@ export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done:
       spec.dir,
       spec.hostsFile,
       ...binds,
-      "--",
-      ...HIDDEN,
     ],
     { env: { ...BASE_ENV, ...spec.env }, stdio: ["ignore", log, log], detached: true },
   );
@@ -148,9 +176,44 @@ export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done:
   return { pid: child.pid, done };
 }
 
+/**
+ * The image's directories without their files: the instance's private directory starts with the host's
+ * subdirectories (one level, same owner and mode), as a fresh instance of this machine's image would
+ * have them (e.g. /var/log/munge and /var/lib/munge owned by munge, which munged insists on).
+ */
+async function copySkeleton(hostDir: string, own: string): Promise<void> {
+  const top = await stat(hostDir);
+  await chmod(own, top.mode & 0o7777);
+  await chown(own, top.uid, top.gid);
+  for (const entry of await readdir(hostDir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const info = await stat(join(hostDir, entry.name));
+    const target = join(own, entry.name);
+    await mkdir(target, { recursive: true });
+    await chmod(target, info.mode & 0o7777);
+    await chown(target, info.uid, info.gid);
+  }
+}
+
+/** A user's uid and gid from /etc/passwd (root when the user does not exist). */
+async function userIds(name: string): Promise<{ uid: number; gid: number }> {
+  const passwd = await readFile("/etc/passwd", "utf8").catch(() => "");
+  for (const line of passwd.split("\n")) {
+    const [user, , uid, gid] = line.split(":");
+    if (user === name && uid !== undefined && gid !== undefined)
+      return { uid: Number(uid), gid: Number(gid) };
+  }
+  return { uid: 0, gid: 0 };
+}
+
 /** The last `lines` lines of a console log (undefined when there is none). */
 export async function consoleTail(file: string, lines = 20): Promise<string | undefined> {
   const text = await readFile(file, "utf8").catch(() => undefined);
   if (text === undefined) return undefined;
   return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+async function runOk(file: string, args: string[]): Promise<void> {
+  const r = await runCommand(file, args, { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`${file} failed: ${(r.stderr || r.error || "").trim().slice(0, 300)}`);
 }

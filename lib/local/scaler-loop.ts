@@ -80,6 +80,7 @@ export function startScalerLoop(
           metrics: cp.metrics,
           owner: `local-${randomUUID()}`,
           shrinkMemory: memoryOf(cluster.clusterId),
+          userData: cp.userData,
         },
         // One poll per tick: the loop itself is the schedule.
         { windowMs: 0, pollMs: intervalMs },

@@ -17,6 +17,7 @@ export function localTestbed(settings: LocalSettings): Testbed {
     confPath,
     env: { ...process.env, SLURM_CONF: confPath },
     controlAddress: `${settings.subnet}.1`,
+    slurmctldPort: settings.slurmctldPort,
     netnsPrefix: settings.prefix,
     network: { bridge: bridgeName(settings), hostAddress: `${settings.subnet}.1` },
   };

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { InstanceIdentity, InstanceObject, InstanceSecret } from "./index.js";
 import type { RoleCredentials } from "./metadata.js";
@@ -22,9 +22,10 @@ const ACCOUNT = "000000000000";
 /**
  * The cloud calls the boot scripts make, answered as the cloud answers them: AWS Secrets Manager
  * GetSecretValue and S3 GetObject/HeadObject, Tencent SSM GetSecretValue, Alibaba KMS GetSecretValue.
- * A request must be signed with the credentials this instance's metadata service handed out (the
- * credential id in the signature): a client that did not go through the metadata service is refused.
- * Signatures themselves are not recomputed; the real clouds check them.
+ * A request must be signed with the credentials this instance's metadata service handed out: a client
+ * that did not go through the metadata service is refused. Tencent's and Alibaba's signatures (made by
+ * the boot scripts' own code) are recomputed and checked; AWS's (made by the AWS CLI) are checked for
+ * the credential id and session token only.
  */
 export function awsApis(
   identity: InstanceIdentity,
@@ -145,6 +146,8 @@ export function tencentApis(
       r.headers["x-tc-token"] !== creds.token
     )
       return error("AuthFailure.SecretIdNotFound", "The SecretId is not found.");
+    if (!tc3SignatureMatches(r, auth, creds.secret))
+      return error("AuthFailure.SignatureFailure", "The provided credentials could not be validated.");
     if (r.headers["x-tc-action"] !== "GetSecretValue") return error("InvalidAction", "not emulated");
     const input = JSON.parse(r.body.toString("utf8") || "{}") as { SecretName?: unknown };
     const secret = secrets.find((s) => s.name === input.SecretName);
@@ -184,6 +187,11 @@ export function alibabaApis(
         Code: "InvalidAccessKeyId.NotFound",
         Message: "Specified access key is not found.",
       });
+    if (!rpcSignatureMatches(r.method, params, creds.secret))
+      return json(400, {
+        Code: "IncompleteSignature",
+        Message: "The request signature does not conform to Aliyun standards.",
+      });
     if (params.get("Action") !== "GetSecretValue")
       return json(400, { Code: "InvalidAction.NotFound", Message: "not emulated" });
     const secret = secrets.find((s) => s.name === params.get("SecretName"));
@@ -196,6 +204,50 @@ export function alibabaApis(
       SecretData: secret.binary !== undefined ? secret.binary.toString("base64") : (secret.text ?? ""),
     });
   };
+}
+
+/** Tencent Cloud API 3.0 signature (TC3-HMAC-SHA256) recomputed from the request. */
+function tc3SignatureMatches(r: ApiRequest, auth: string, secretKey: string): boolean {
+  const m =
+    /Credential=[^/]+\/(\d{4}-\d{2}-\d{2})\/([a-z]+)\/tc3_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$/.exec(
+      auth,
+    );
+  if (m === null) return false;
+  const [, day = "", service = "", signed = "", signature = ""] = m;
+  const names = signed.split(";");
+  const headers = names
+    .map(
+      (n) =>
+        `${n}:${String(r.headers[n] ?? "")
+          .trim()
+          .toLowerCase()}\n`,
+    )
+    .join("");
+  const sha = (text: Buffer | string) => createHash("sha256").update(text).digest("hex");
+  const canonical = `${r.method}\n${r.url.pathname}\n${r.url.search.slice(1)}\n${headers}\n${signed}\n${sha(r.body)}`;
+  const scope = `${day}/${service}/tc3_request`;
+  const toSign = `TC3-HMAC-SHA256\n${String(r.headers["x-tc-timestamp"] ?? "")}\n${scope}\n${sha(canonical)}`;
+  const h = (key: Buffer | string, text: string) => createHmac("sha256", key).update(text).digest();
+  const key = h(h(h(`TC3${secretKey}`, day), service), "tc3_request");
+  return same(createHmac("sha256", key).update(toSign).digest("hex"), signature);
+}
+
+/** Alibaba Cloud RPC signature (HMAC-SHA1 over the sorted, RFC 3986-encoded parameters) recomputed. */
+function rpcSignatureMatches(method: string, params: URLSearchParams, secret: string): boolean {
+  const q = (s: string) =>
+    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const pairs = [...params]
+    .filter(([k]) => k !== "Signature")
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const toSign = `${method}&${q("/")}&${q(pairs.map(([k, v]) => `${q(k)}=${q(v)}`).join("&"))}`;
+  return same(
+    createHmac("sha1", `${secret}&`).update(toSign).digest("base64"),
+    params.get("Signature") ?? "",
+  );
+}
+
+function same(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
 function arnOf(identity: InstanceIdentity, secret: InstanceSecret): string {
