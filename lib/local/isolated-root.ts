@@ -15,7 +15,8 @@ import { signal, sleep } from "./netns.js";
  *
  * Contract:
  * - `startIsolatedRoot` creates the network namespace `name` with the veth `${name}h` (host side,
- *   `hostAddress/30`) and `${name}r` (inside, `rootAddress/30`, default route via the host side), then
+ *   `hostAddress/30`, or a port of `bridge`) and `${name}r` (inside, `rootAddress/30` or `/24` on a
+ *   bridge, default route via hostAddress), then
  *   one process that mounts the overlay, /proc, /sys, /dev (the host's, with its own /dev/shm and
  *   /dev/pts), /run and /tmp (tmpfs), sets the host name, chroots into the overlay and waits: it is
  *   PID 1 of the root's PID namespace. Everything the root runs is its descendant.
@@ -36,10 +37,19 @@ import { signal, sleep } from "./netns.js";
 export interface IsolatedRootOptions {
   /** Network namespace name; the veths are `${name}h` and `${name}r` (so at most 14 characters). */
   name: string;
-  /** The host's end of the veth, e.g. 10.251.7.1 (a /30 with rootAddress). */
+  /**
+   * The host's address the root routes through, e.g. 10.251.7.1: the host's end of the veth (a /30
+   * with rootAddress), or, with `bridge`, that bridge's own address.
+   */
   hostAddress: string;
-  /** The root's address, e.g. 10.251.7.2. */
+  /** The root's address, e.g. 10.251.7.2 (in the bridge's /24 with `bridge`). */
   rootAddress: string;
+  /**
+   * An existing bridge (with hostAddress on it, /24) to put the host's end of the veth in, so the
+   * root shares a segment with namespaces on it (say compute nodes joining a master). Its owner
+   * creates and removes it.
+   */
+  bridge?: string;
   /** The root's host name (what `hostname -s` answers inside). */
   hostname: string;
   /** A host directory for the mount point and the proxy's log; removed by close(). */
@@ -114,6 +124,8 @@ function check(o: IsolatedRootOptions): void {
       throw new TypeError(`${field} must be an IPv4 address, got "${o[field].slice(0, 40)}"`);
   }
   if (!HOSTNAME.test(o.hostname)) throw new TypeError(`hostname must match ${HOSTNAME}`);
+  if (o.bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(o.bridge))
+    throw new TypeError(`bridge must be an interface name, got "${o.bridge.slice(0, 40)}"`);
   if (!o.workDir.startsWith("/") || /[\s'"\\$`]/.test(o.workDir))
     throw new TypeError("workDir must be an absolute path without spaces or quotes");
   const size = o.tmpfsMiB ?? 4096;
@@ -198,10 +210,13 @@ export async function startIsolatedRoot(options: IsolatedRootOptions): Promise<I
     await must("ip", ["netns", "add", name]);
     await must("ip", ["link", "add", `${name}h`, "type", "veth", "peer", "name", `${name}r`]);
     await must("ip", ["link", "set", `${name}r`, "netns", name]);
-    await must("ip", ["addr", "add", `${hostAddress}/30`, "dev", `${name}h`]);
+    if (options.bridge === undefined)
+      await must("ip", ["addr", "add", `${hostAddress}/30`, "dev", `${name}h`]);
+    else await must("ip", ["link", "set", `${name}h`, "master", options.bridge]);
     await must("ip", ["link", "set", `${name}h`, "up"]);
     const inNs = (args: string[]) => must("ip", ["netns", "exec", name, ...args]);
-    await inNs(["ip", "addr", "add", `${rootAddress}/30`, "dev", `${name}r`]);
+    const prefixLength = options.bridge === undefined ? 30 : 24;
+    await inNs(["ip", "addr", "add", `${rootAddress}/${prefixLength}`, "dev", `${name}r`]);
     await inNs(["ip", "link", "set", `${name}r`, "up"]);
     await inNs(["ip", "link", "set", "lo", "up"]);
     await inNs(["ip", "route", "add", "default", "via", hostAddress]);

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +11,18 @@ import {
   isolatedRootUnavailableReason,
   startIsolatedRoot,
 } from "../../lib/local/isolated-root.js";
+import {
+  ensureBridge,
+  killNamespaceProcesses,
+  listNamespaceNodes,
+  removeBridge,
+  removeNamespace,
+} from "../../lib/local/netns.js";
+import { type Testbed, testbedPaths } from "../../lib/local/slurm-testbed.js";
+import type { CloudProvider } from "../../lib/ports/cloud-provider.js";
+import { createLocalProvider, testbedNamespaceNodes } from "../../lib/providers/local/index.js";
+import { LOCAL_MUNGE_SECRET } from "../../lib/providers/local/testbed-nodes.js";
+import { renderBootstrapScript } from "../../scheduler-plugins/slurm/bootstrap.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { renderMasterBootstrapScript } from "../../scheduler-plugins/slurm/master-bootstrap.js";
 
@@ -22,7 +34,10 @@ import { renderMasterBootstrapScript } from "../../scheduler-plugins/slurm/maste
  * agent keys with `aws secretsmanager get-secret-value` and the agent with `aws s3 cp` from the
  * instance endpoints (lib/local/instance-endpoints: IMDSv2 for the role's credentials, Secrets Manager,
  * S3), starts munged and slurmctld, installs and starts the agent; then `nowscale-agent report` answers
- * inside, and the control plane's HTTP channel reaches the agent from the host.
+ * inside, and the control plane's HTTP channel reaches the agent from the host. Then a compute instance
+ * launched by the local provider (its AWS compute user data run in a namespace on the master's bridge,
+ * lib/providers/local/testbed-nodes.ts) joins this master, runs a job, and is terminated (its node
+ * removed from the master's Slurm).
  *
  * Twice, once per branch of the script: on an image booted with systemd as PID 1 (as on a cloud
  * instance: munge, slurmctld and the agent as systemd units, the agent's hardened unit included), and
@@ -63,17 +78,21 @@ const MASKED = [
 ];
 const CA_IN_ROOT = "/usr/local/share/nowscale-local/ca-bundle.pem";
 
+/** One master per branch of the script; each with its own bridge, subnet and compute prefix. */
 const VARIANTS = [
-  { init: "systemd", name: "nsmboot", hostAddress: "10.251.8.1", rootAddress: "10.251.8.2" },
-  { init: "sleep", name: "nsmbootc", hostAddress: "10.251.8.5", rootAddress: "10.251.8.6" },
+  { init: "systemd", name: "nsmboot", bridge: "nsmbbr", subnet: "192.168.246", computePrefix: "nsmbc-" },
+  { init: "sleep", name: "nsmbootc", bridge: "nsmcbr", subnet: "192.168.245", computePrefix: "nsmcc-" },
 ] as const;
 
 describe.each(VARIANTS)("the master bootstrap, executed in an isolated root (init: $init)", (variant) => {
-  const { name: NAME, hostAddress: HOST_ADDRESS, rootAddress: ROOT_ADDRESS } = variant;
+  const NAME = variant.name;
+  const HOST_ADDRESS = `${variant.subnet}.1`;
+  const ROOT_ADDRESS = `${variant.subnet}.2`;
   const systemd = variant.init === "systemd";
   let work = "";
   let root: IsolatedRoot | undefined;
   let endpoints: InstanceEndpoints | undefined;
+  let provider: CloudProvider | undefined;
   let boot: { code: number | null; out: string; seconds: number } | undefined;
   let bootLog = "";
   const agentKey = randomBytes(48).toString("base64");
@@ -96,7 +115,10 @@ describe.each(VARIANTS)("the master bootstrap, executed in an isolated root (ini
     if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} is missing: run "npm run build" first`);
     work = await mkdtemp(join(tmpdir(), "nowscale-master-boot-"));
     await mkdir(join(work, "endpoints"));
+    // The master and its compute nodes share a bridge, as a VPC subnet
+    await ensureBridge({ bridge: variant.bridge, hostAddress: HOST_ADDRESS });
     root = await startIsolatedRoot({
+      bridge: variant.bridge,
       name: NAME,
       hostAddress: HOST_ADDRESS,
       rootAddress: ROOT_ADDRESS,
@@ -184,9 +206,27 @@ describe.each(VARIANTS)("the master bootstrap, executed in an isolated root (ini
   }, 900_000);
 
   afterAll(async () => {
-    await endpoints?.close();
-    await root?.close();
-    // Assess the clean-up: no namespace, veth, process or mount of the root is left
+    // Every step runs whatever the one before did: a failed test must not leave anything behind.
+    const failures: unknown[] = [];
+    const step = async (what: () => Promise<unknown>) => {
+      await what().catch((error: unknown) => failures.push(error));
+    };
+    // Compute instances first (their namespaces, endpoints and records), then the master
+    const left = await listNamespaceNodes(variant.computePrefix);
+    if (provider !== undefined && left.length > 0)
+      await step(() => (provider as CloudProvider).terminate(left));
+    for (const node of await listNamespaceNodes(variant.computePrefix)) {
+      await step(() => killNamespaceProcesses(`${variant.computePrefix}${node}`, 1000));
+      await step(() => removeNamespace(`${variant.computePrefix}${node}`));
+    }
+    await step(async () => endpoints?.close());
+    await step(async () => root?.close());
+    await step(() => removeBridge(variant.bridge));
+    if (work !== "") await runCommand("rm", ["-rf", work]);
+    expect(failures).toEqual([]);
+    // Assess the clean-up: no namespace, veth, bridge, process or mount of the root or its nodes is left
+    expect(await listNamespaceNodes(variant.computePrefix)).toEqual([]);
+    expect((await runCommand("ip", ["link", "show", "dev", variant.bridge])).code).not.toBe(0);
     const netns = await runCommand("ip", ["netns", "list"]);
     expect(netns.stdout).not.toMatch(new RegExp(`^${NAME}\\b`, "m"));
     expect((await runCommand("ip", ["link", "show", "dev", `${NAME}h`])).code).not.toBe(0);
@@ -196,8 +236,7 @@ describe.each(VARIANTS)("the master bootstrap, executed in an isolated root (ini
     ).toEqual([]);
     // The host's own munged socket (the other suites') is the same file as before
     expect(existsSync(hostMungeSocket) ? statSync(hostMungeSocket).ino : undefined).toBe(hostMungeBefore);
-    if (work !== "") await runCommand("rm", ["-rf", work]);
-  }, 120_000);
+  }, 300_000);
 
   it("runs the script to the end", () => {
     expect(boot?.code, `${boot?.out.slice(-4000)}`).toBe(0);
@@ -276,6 +315,93 @@ describe.each(VARIANTS)("the master bootstrap, executed in an isolated root (ini
     expect(overHttp.status).toBe("ok");
     expect(overHttp.status === "ok" ? overHttp.jobs.map((j) => j.queue) : []).toEqual(["compute"]);
     await expect(wrongKey.health()).rejects.toThrow();
+  });
+
+  it("a compute instance launched by the local provider joins this master and runs a job", async () => {
+    // Prepare: the local provider's instances on the master's bridge, with the cluster's munge key in
+    // their own Secrets Manager (as the deployed secret is shared by master and computes)
+    const tbDir = join(work, "computes");
+    const paths = testbedPaths(tbDir);
+    await mkdir(paths.mungeDir, { recursive: true, mode: 0o700 });
+    await mkdir(paths.mungeSocketDir, { recursive: true });
+    await writeFile(paths.mungeKey, mungeKey, { mode: 0o400 });
+    // Slurm's clients on the host (terminate removes the node from Slurm) reach the root's slurmctld
+    // over the bridge, with credentials from the root's own munged (through /proc/PID/root).
+    const masterConf = await (root as IsolatedRoot).readFile("/etc/slurm/slurm.conf");
+    const mungeSocket = `/proc/${(root as IsolatedRoot).pid}/root/run/munge/munge.socket.2`;
+    await writeFile(paths.conf, `${masterConf}AuthInfo=socket=${mungeSocket}\n`);
+    const testbed: Testbed = {
+      stateDir: tbDir,
+      confPath: paths.conf,
+      env: { ...process.env, SLURM_CONF: paths.conf },
+      controlAddress: ROOT_ADDRESS,
+      slurmctldPort: 6817,
+      netnsPrefix: variant.computePrefix,
+      network: { bridge: variant.bridge, hostAddress: HOST_ADDRESS },
+    };
+    provider = createLocalProvider({
+      nodes: testbedNamespaceNodes(testbed, { cloud: "aws", region: REGION }),
+      stateDir: join(tbDir, "instances"),
+      subnetPrefix: variant.subnet,
+    });
+    const slurm = { SLURM_CONF: "/etc/slurm/slurm.conf" };
+    await inRoot(["scancel", "--partition=compute"], slurm);
+
+    // Act: launch one node with the AWS compute user data aimed at this master
+    const launched = await provider.launch({
+      clusterId: "c-mboot",
+      queue: "compute",
+      round: "cycle-1.0",
+      candidates: [{ instanceType: "local.c2m2", zone: "local-a", chargeType: "ON_DEMAND" }],
+      count: 1,
+      allOrNothing: true,
+      imageId: "local",
+      userData: renderBootstrapScript({
+        clusterId: "c-mboot",
+        identityFrom: "aws-imds",
+        queue: "compute",
+        instanceType: "local.c2m2",
+        zone: "local-a",
+        cpus: 2,
+        realMemoryMiB: 2048,
+        controllerAddress: ROOT_ADDRESS,
+        controllerPort: 6817,
+        mungeKey: { source: "aws-secretsmanager", secretId: LOCAL_MUNGE_SECRET, region: REGION },
+      }),
+    });
+    const node = launched.instances[0]?.id ?? "";
+    expect(node, JSON.stringify(launched.failures)).not.toBe("");
+    let state = "";
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline && !/^idle/i.test(state)) {
+      state = (await inRoot(["sinfo", "-h", "-n", node, "-o", "%T"], slurm)).stdout.trim();
+      if (!/^idle/i.test(state)) await new Promise((r) => setTimeout(r, 1000));
+    }
+    const consoleLog = (await provider.consoleOutput?.(node, 60)) ?? "";
+    expect(state, `node ${node} in the master's Slurm: "${state}"\n--- its console:\n${consoleLog}`).toMatch(
+      /^idle/i,
+    );
+
+    // Act: a job on the master's queue
+    const job = await inRoot(
+      ["sbatch", "--parsable", "--wait", "-p", "compute", "-N1", "--wrap", "hostname"],
+      slurm,
+    );
+
+    // Assess: it ran on the launched node and ended well
+    expect(job.code, job.why).toBe(0);
+    const shown = await inRoot(["scontrol", "show", "job", job.stdout.trim()], slurm);
+    expect(shown.stdout).toMatch(/JobState=COMPLETED/);
+    expect(shown.stdout).toMatch(new RegExp(`NodeList=${node}\\b`));
+    expect(consoleLog).toContain("user data exited with 0");
+
+    // Act: terminate
+    await provider.terminate([node]);
+
+    // Assess: the instance is gone, and so is its node in the master's Slurm
+    expect(await listNamespaceNodes(variant.computePrefix)).toEqual([]);
+    const after = await inRoot(["scontrol", "show", "node", node], slurm);
+    expect(after.stdout).not.toContain(`NodeName=${node}`);
   });
 });
 
