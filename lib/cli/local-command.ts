@@ -87,6 +87,8 @@ export function registerLocal(program: Command): void {
   withDir(local.command("link"))
     .description("print a one-time link that opens the status page in a browser (valid 10 minutes)")
     .action(async (opts: { stateDir: string }) => {
+      // The link is minted with the API's token, which only root can read.
+      requireRoot();
       const stateDir = resolve(opts.stateDir);
       const state = readLocalState(stateDir);
       if (state === undefined || !isOurProcess(state.supervisorPid, SUPERVISOR_MARKER))

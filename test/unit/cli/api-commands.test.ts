@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -108,6 +108,7 @@ describe("nowscale cluster / nodes / events against an API", () => {
 
   afterAll(async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it("prints clusters as a table, and the API's JSON with --json", async () => {
@@ -130,6 +131,7 @@ describe("nowscale cluster / nodes / events against an API", () => {
 
     // Act
     const listed = await run(["cluster", "list", "--endpoint", endpoint, "--state-dir", empty]);
+    rmSync(empty, { recursive: true, force: true });
 
     // Assess
     expect(listed.status).toBe(1);
