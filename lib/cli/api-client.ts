@@ -16,6 +16,11 @@ export interface ApiClientOptions {
   sign?: boolean;
   /** @default parsed from an execute-api host name, else AWS_REGION */
   region?: string;
+  /**
+   * The local API's bearer token, read when the first request goes out (lib/local/api-auth.ts). Sent
+   * only to an unsigned endpoint on this machine; throws when it cannot be read (not root).
+   */
+  localToken?: () => string;
 }
 
 export const LOCAL_ENDPOINT = "http://127.0.0.1:8080";
@@ -23,6 +28,7 @@ export const LOCAL_ENDPOINT = "http://127.0.0.1:8080";
 export class ApiClient {
   readonly base: URL;
   private readonly signer: SignatureV4 | undefined;
+  private readonly localToken: (() => string) | undefined;
 
   constructor(options: ApiClientOptions = {}) {
     const endpoint = options.endpoint ?? LOCAL_ENDPOINT;
@@ -38,6 +44,8 @@ export class ApiClient {
       throw new UsageError("--endpoint must be an http(s) URL");
     this.base = base;
     const local = ["127.0.0.1", "localhost", "[::1]"].includes(base.hostname);
+    // The local API's token never goes to another machine, nor along with a SigV4 signature.
+    if (local && !(options.sign ?? false)) this.localToken = options.localToken;
     if (options.sign ?? !local) {
       const region =
         options.region ??
@@ -68,6 +76,15 @@ export class ApiClient {
       ...(text === undefined ? {} : { "content-type": "application/json" }),
       ...headers,
     };
+    if (this.localToken !== undefined) {
+      let token: string;
+      try {
+        token = this.localToken();
+      } catch (error) {
+        throw new UsageError((error as Error).message, 1);
+      }
+      sendHeaders.authorization = `Bearer ${token}`;
+    }
     if (this.signer !== undefined) {
       const query: Record<string, string> = {};
       for (const [k, v] of url.searchParams) query[k] = v;

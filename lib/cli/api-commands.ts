@@ -1,5 +1,9 @@
+import { resolve } from "node:path";
 import type { Command } from "commander";
-import { ApiClient } from "./api-client.js";
+import { readApiToken } from "../local/api-auth.js";
+import { apiUrl, DEFAULT_STATE_DIR } from "../local/settings.js";
+import { readLocalState } from "../local/state-file.js";
+import { ApiClient, LOCAL_ENDPOINT } from "./api-client.js";
 import { readJsonFile, UsageError } from "./io.js";
 import { formatTable } from "./table.js";
 
@@ -14,6 +18,7 @@ interface CommonOptions {
   region?: string;
   sign?: boolean;
   json?: boolean;
+  stateDir?: string;
 }
 
 interface ClusterView {
@@ -29,18 +34,32 @@ interface ClusterView {
 
 function common(c: Command): Command {
   return c
-    .option("--endpoint <url>", "the API (env NOWSCALE_ENDPOINT); default: the local mode on 127.0.0.1:8080")
+    .option("--endpoint <url>", "the API (env NOWSCALE_ENDPOINT); default: the local mode's (127.0.0.1:8080)")
     .option("--region <region>", "the deployed API's region (default: from the URL, or AWS_REGION)")
     .option("--sign", "sign with SigV4 even for an endpoint on this machine")
+    .option(
+      "--state-dir <dir>",
+      `the local mode whose API to call and whose token to send (env NOWSCALE_LOCAL_DIR, default ${DEFAULT_STATE_DIR})`,
+    )
     .option("--json", "print the API's JSON answer");
 }
 
+/**
+ * The API client for a command. Without --endpoint it is the local mode's API (its port from the state
+ * file); to a local endpoint it sends the local mode's token (root only, lib/local/api-auth.ts).
+ */
 function client(o: CommonOptions): ApiClient {
-  const endpoint = o.endpoint ?? process.env.NOWSCALE_ENDPOINT;
+  const stateDir = resolve(o.stateDir ?? process.env.NOWSCALE_LOCAL_DIR ?? DEFAULT_STATE_DIR);
+  const local = readLocalState(stateDir);
+  const endpoint =
+    o.endpoint ??
+    process.env.NOWSCALE_ENDPOINT ??
+    (local === undefined ? LOCAL_ENDPOINT : apiUrl(local.settings));
   return new ApiClient({
-    ...(endpoint === undefined ? {} : { endpoint }),
+    endpoint,
     ...(o.region === undefined ? {} : { region: o.region }),
     ...(o.sign === true ? { sign: true } : {}),
+    localToken: () => readApiToken(stateDir),
   });
 }
 

@@ -3,6 +3,7 @@ import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { statusPageLink } from "../local/api-auth.js";
 import { formatSummary, runDemo } from "../local/demo.js";
 import { installCommand, installPackages, missingPackages } from "../local/dependencies.js";
 import { sleep } from "../local/netns.js";
@@ -81,6 +82,18 @@ export function registerLocal(program: Command): void {
     .action(async (opts: { stateDir: string }) => {
       requireRoot();
       await down(resolve(opts.stateDir));
+    });
+
+  withDir(local.command("link"))
+    .description("print a one-time link that opens the status page in a browser (valid 10 minutes)")
+    .action(async (opts: { stateDir: string }) => {
+      // The link is minted with the API's token, which only root can read.
+      requireRoot();
+      const stateDir = resolve(opts.stateDir);
+      const state = readLocalState(stateDir);
+      if (state === undefined || !isOurProcess(state.supervisorPid, SUPERVISOR_MARKER))
+        throw new UsageError(`local mode is not running (no state in ${stateDir})`, 3);
+      process.stdout.write(`${await linkOrError(state.settings)}\n`);
     });
 
   withDir(local.command("status"))
@@ -232,7 +245,10 @@ export async function up(settings: LocalSettings, timeoutMs: number): Promise<vo
     const state = readLocalState(settings.stateDir);
     if (state?.phase === "ready" && state.supervisorPid === pid) {
       process.stdout.write(
-        `NowScale local mode is up: API and status page on ${apiUrl(settings)}\n` +
+        `NowScale local mode is up: API on ${apiUrl(settings)} (token in ${paths.apiToken}, root only)\n` +
+          `  status page (one-time link, 10 min; "nowscale local link" prints another): ${await statusPageLink(
+            settings,
+          ).catch((error: unknown) => `unavailable (${(error as Error).message})`)}\n` +
           `  logs: ${paths.logDir}   stop: nowscale local down --state-dir ${settings.stateDir}\n`,
       );
       return;
@@ -250,6 +266,15 @@ export async function up(settings: LocalSettings, timeoutMs: number): Promise<vo
     `local mode was not ready within ${timeoutMs / 1000} s; see ${paths.supervisorLog}`,
     1,
   );
+}
+
+/** A status-page link; a UsageError says why there is none. */
+async function linkOrError(settings: LocalSettings): Promise<string> {
+  try {
+    return await statusPageLink(settings);
+  } catch (error) {
+    throw new UsageError(`no status-page link: ${(error as Error).message}`, 1);
+  }
 }
 
 /** Stops the supervisor (it cleans up), then sweeps whatever is left; works without any state too. */
@@ -285,7 +310,8 @@ function status(stateDir: string, json: boolean): void {
   process.stdout.write(
     `${[
       `local mode: ${state.phase} (supervisor pid ${state.supervisorPid}, agent pid ${state.agentPid ?? "-"})`,
-      `  API and status page: ${apiUrl(state.settings)}`,
+      `  API: ${apiUrl(state.settings)} (token in ${localPaths(stateDir).apiToken}, root only)`,
+      `  status page: "nowscale local link --state-dir ${stateDir}" prints a one-time link`,
       `  slurm: SLURM_CONF=${localPaths(stateDir).slurmDir}/slurm.conf`,
       `  logs: ${localPaths(stateDir).logDir}`,
     ].join("\n")}\n`,

@@ -1,4 +1,8 @@
-import { type IDENTITY_SOURCES, renderBootstrapScript } from "../../scheduler-plugins/slurm/bootstrap.js";
+import {
+  type BootstrapOptions,
+  type IDENTITY_SOURCES,
+  renderBootstrapScript,
+} from "../../scheduler-plugins/slurm/bootstrap.js";
 import { parseConfig } from "../core/config.js";
 import type { Launch } from "../core/model.js";
 import { ownValue } from "../core/own.js";
@@ -10,6 +14,24 @@ const IDENTITY: Partial<Record<ClusterRecord["placement"]["cloud"], (typeof IDEN
   alibaba: "alibaba-metadata",
 };
 
+export type BootCloud = "aws" | "tencent" | "alibaba";
+
+/** Where a compute node finds its master and its munge key: what differs between clouds and the local mode. */
+export interface ComputeBootTarget {
+  /** The cloud whose metadata service names the node and whose secret store holds the munge key. */
+  cloud: BootCloud;
+  /** slurmctld's IPv4 address as the nodes reach it. */
+  controllerAddress: string;
+  /** @default 6817 */
+  controllerPort?: number;
+  /** The munge key secret: its ARN or name (AWS), its name (Tencent SSM, Alibaba KMS). */
+  mungeSecret: string;
+  region: string;
+  /** Storage and init scripts of the node (bootstrap.ts options). */
+  storage?: BootstrapOptions["storage"];
+  initScripts?: BootstrapOptions["initScripts"];
+}
+
 /**
  * The boot script of a launch's compute nodes (scheduler-plugins/slurm/bootstrap.ts): each node names
  * itself after its instance id and reads its type and zone from the metadata service, so one script
@@ -19,21 +41,42 @@ const IDENTITY: Partial<Record<ClusterRecord["placement"]["cloud"], (typeof IDEN
  *
  * Undefined (the instance boots without NowScale's bootstrap, and the reconciler's boot timeout applies)
  * until the cluster has what the script needs: the master's private IPv4 address (its agent endpoint)
- * and the munge key secret. The munge key is read with the AWS CLI from Secrets Manager, so only AWS
- * clusters get a script for now.
+ * and the munge key secret (Secrets Manager on AWS, SSM on Tencent, KMS on Alibaba).
  */
 export function computeUserData(cluster: ClusterRecord, launch: Launch): string | undefined {
-  const identityFrom = IDENTITY[cluster.placement.cloud];
-  if (identityFrom === undefined || cluster.placement.cloud !== "aws") return undefined;
+  const cloud = cluster.placement.cloud;
+  if (cloud !== "aws" && cloud !== "tencent" && cloud !== "alibaba") return undefined;
   if (cluster.agent.kind !== "http") return undefined;
   const controllerAddress = new URL(cluster.agent.url).hostname;
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(controllerAddress)) return undefined;
   const munge = cluster.resources.find((r) => r.type === "secret:munge-key");
   if (munge === undefined) return undefined;
+  return renderComputeUserData(cluster, launch, {
+    cloud,
+    controllerAddress,
+    mungeSecret: munge.id,
+    region: cluster.placement.region,
+  });
+}
+
+/** The boot script for a launch and a target (the local mode's master and secret, or a cloud's). */
+export function renderComputeUserData(
+  cluster: ClusterRecord,
+  launch: Launch,
+  target: ComputeBootTarget,
+): string | undefined {
+  const identityFrom = IDENTITY[target.cloud];
+  if (identityFrom === undefined) return undefined;
   const config = parseConfig(cluster.autoscaling, "autoscaling configuration");
   const shape = ownValue(config.catalog, launch.instanceType);
   const queue = config.queueByName.get(launch.queue);
   if (shape === undefined || queue === undefined) return undefined;
+  const mungeKey: BootstrapOptions["mungeKey"] =
+    target.cloud === "aws"
+      ? { source: "aws-secretsmanager", secretId: target.mungeSecret, region: target.region }
+      : target.cloud === "tencent"
+        ? { source: "tencent-ssm", secretName: target.mungeSecret, region: target.region }
+        : { source: "alibaba-kms", secretName: target.mungeSecret, region: target.region };
   return renderBootstrapScript({
     clusterId: cluster.clusterId,
     identityFrom,
@@ -44,7 +87,10 @@ export function computeUserData(cluster: ClusterRecord, launch: Launch): string 
     realMemoryMiB: Math.max(1, Math.floor(shape.memoryMiB / queue.scaleUpMemRatio)),
     gpus: shape.gpus,
     features: queue.features,
-    controllerAddress,
-    mungeKey: { source: "aws-secretsmanager", secretId: munge.id, region: cluster.placement.region },
+    controllerAddress: target.controllerAddress,
+    ...(target.controllerPort === undefined ? {} : { controllerPort: target.controllerPort }),
+    mungeKey,
+    ...(target.storage === undefined ? {} : { storage: target.storage }),
+    ...(target.initScripts === undefined ? {} : { initScripts: target.initScripts }),
   });
 }

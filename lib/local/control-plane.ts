@@ -1,6 +1,6 @@
-import { readFile, writeFile } from "node:fs/promises";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { Agent, type Server } from "node:http";
+import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { renderSlurmConfParts } from "../../scheduler-plugins/slurm/slurm-conf.js";
@@ -10,6 +10,7 @@ import { AgentChannelMasterAgent } from "../control/lifecycle/agent-channel-adap
 import type { LifecycleDeps } from "../control/lifecycle/deps.js";
 import { StateStoreLifecycleStore } from "../control/lifecycle/state-store-adapter.js";
 import { RecordingMetrics } from "../control/metrics.js";
+import type { Launch } from "../core/model.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import { systemClock } from "../ports/clock.js";
 import type { ClusterRecord } from "../ports/state-store.js";
@@ -20,6 +21,7 @@ import { createTables, prefixedTableNames } from "../state/tables.js";
 import { LocalCloud } from "./local-cloud.js";
 import { type LocalSettings, localPaths } from "./settings.js";
 import type { Testbed } from "./slurm-testbed.js";
+import { localComputeUserData } from "./user-data.js";
 import { LocalWorkflowStarter } from "./workflows.js";
 
 /**
@@ -35,6 +37,8 @@ export interface LocalControlPlane {
   workflows: LocalWorkflowStarter;
   api: ApiDeps;
   metrics: RecordingMetrics;
+  /** The compute user data of a launch (the scale cycle's and the API's). */
+  userData: (cluster: ClusterRecord, launch: Launch) => string | undefined;
   dynamoEndpoint: string;
   close(): Promise<void>;
 }
@@ -46,11 +50,13 @@ export async function startLocalControlPlane(
 ): Promise<LocalControlPlane> {
   const paths = localPaths(settings.stateDir);
   const clock = systemClock;
-  const dynamo = await startDynalite();
+  const dynamo = await startDynalite(join(paths.runDir, "dynalite.sock"));
   const client = new DynamoDBClient({
-    endpoint: dynamo.endpoint,
+    // The host is never resolved: every connection goes to the socket.
+    endpoint: "http://dynalite.local",
     region: "us-east-1",
     credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    requestHandler: { httpAgent: dynamo.agent },
   });
   const tables = prefixedTableNames("nowscale-local-");
   await createTables(client, tables);
@@ -82,12 +88,15 @@ export async function startLocalControlPlane(
   };
   const workflows = new LocalWorkflowStarter(lifecycle, settings.agentPort, log);
   const metrics = new RecordingMetrics();
+  // Every compute node boots from the cloud's user data (AWS's), run in its namespace instance.
+  const userData = localComputeUserData(testbed);
   const api: ApiDeps = {
     store,
     clock,
     workflows,
     metrics,
     runtime: async () => ({ provider: cloud, agent }),
+    userData,
   };
   return {
     store,
@@ -97,6 +106,7 @@ export async function startLocalControlPlane(
     workflows,
     api,
     metrics,
+    userData,
     dynamoEndpoint: dynamo.endpoint,
     close: async () => {
       client.destroy();
@@ -105,19 +115,37 @@ export async function startLocalControlPlane(
   };
 }
 
-/** An in-memory dynalite on 127.0.0.1 and a free port (a dev dependency: local mode runs from a checkout). */
-async function startDynalite(): Promise<{ endpoint: string; close(): Promise<void> }> {
+/**
+ * An in-memory dynalite (a dev dependency: local mode runs from a checkout) on a Unix socket in a
+ * directory only root may enter. dynalite has no authentication, and the tables decide what the
+ * workflows launch (user data that runs as root), so it must not listen on a TCP port any local user
+ * could reach. `agent` connects every request to that socket.
+ */
+async function startDynalite(
+  socket: string,
+): Promise<{ endpoint: string; agent: Agent; close(): Promise<void> }> {
   // @ts-expect-error dynalite ships no types
   const { default: dynalite } = await import("dynalite");
   const server: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const dir = join(socket, "..");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  await rm(socket, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
+    server.listen(socket, resolve);
   });
-  const { port } = server.address() as AddressInfo;
+  await chmod(socket, 0o600);
+  // An Agent's own options override each request's, so every connection goes to the socket.
+  const agent = new Agent({ keepAlive: true, socketPath: socket } as ConstructorParameters<typeof Agent>[0]);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    endpoint: `unix:${socket}`,
+    agent,
+    close: async () => {
+      agent.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(socket, { force: true });
+    },
   };
 }
 

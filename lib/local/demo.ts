@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { readApiToken, statusPageLink } from "./api-auth.js";
 import { listNamespaceNodes, sleep } from "./netns.js";
 import { apiUrl, type LocalSettings, localPaths } from "./settings.js";
 
@@ -100,20 +101,24 @@ export interface DemoOptions {
 export async function runDemo(settings: LocalSettings, options: DemoOptions): Promise<DemoSummary> {
   const started = Date.now();
   const base = apiUrl(settings);
+  const token = readApiToken(settings.stateDir);
   const env = { ...process.env, SLURM_CONF: join(localPaths(settings.stateDir).slurmDir, "slurm.conf") };
   const slurm = (file: string, args: string[]) => runCommand(file, args, { env, timeoutMs: 30_000 });
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s`;
 
   options.out("creating the cluster (queues compute and bigmem, shapes local.c1m1, local.c2m2, local.c2m4)");
-  const created = await call(base, "POST", "/clusters", demoCluster(options.shrinkIdleSeconds));
+  const created = await call(base, token, "POST", "/clusters", demoCluster(options.shrinkIdleSeconds));
   const clusterId = (created as { clusterId: string }).clusterId;
   await until("the cluster to be RUNNING", 90_000, async () => {
-    const c = (await call(base, "GET", `/clusters/${clusterId}`)) as { status: string; reason?: string };
+    const c = (await call(base, token, "GET", `/clusters/${clusterId}`)) as {
+      status: string;
+      reason?: string;
+    };
     if (c.status === "FAILED") throw new Error(`cluster creation failed: ${c.reason ?? "no reason given"}`);
     return c.status === "RUNNING";
   });
   options.out(`cluster ${clusterId} is RUNNING with zero compute nodes; submitting the workload`);
-  options.out(`watch it live on ${base}/ (the status page)`);
+  options.out(`watch it live on the status page (one-time link): ${await statusPageLink(settings)}`);
 
   const jobDir = join(localPaths(settings.stateDir).logDir, "jobs");
   await mkdir(jobDir, { recursive: true });
@@ -195,7 +200,7 @@ export async function runDemo(settings: LocalSettings, options: DemoOptions): Pr
     await sleep(1000);
   }
 
-  const events = (await call(base, "GET", `/clusters/${clusterId}/events?limit=1000`)) as {
+  const events = (await call(base, token, "GET", `/clusters/${clusterId}/events?limit=1000`)) as {
     events: { kind: string; count?: number; nodes?: string[] }[];
   };
   const launches = events.events.filter((e) => e.kind === "LAUNCHED");
@@ -207,9 +212,9 @@ export async function runDemo(settings: LocalSettings, options: DemoOptions): Pr
     .filter((ms) => Number.isFinite(ms) && ms >= 0)
     .map((ms) => ms / 1000);
   options.out("deleting the cluster");
-  await call(base, "DELETE", `/clusters/${clusterId}`);
+  await call(base, token, "DELETE", `/clusters/${clusterId}`);
   await until("the cluster to be DELETED", 90_000, async () => {
-    const c = (await call(base, "GET", `/clusters/${clusterId}`)) as { status: string };
+    const c = (await call(base, token, "GET", `/clusters/${clusterId}`)) as { status: string };
     return c.status === "DELETED";
   });
   return {
@@ -250,10 +255,16 @@ async function expand(
   return r.code === 0 ? r.stdout.trim().split("\n").filter(Boolean) : [];
 }
 
-async function call(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
+async function call(
+  base: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.text();

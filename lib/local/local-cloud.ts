@@ -78,6 +78,11 @@ export class LocalCloud implements CloudProvider {
     return [...master, ...computes];
   }
 
+  async consoleOutput(instanceId: string, maxLines?: number): Promise<string | undefined> {
+    if (instanceId.startsWith("local-master-")) return undefined;
+    return this.computes.consoleOutput?.(instanceId, maxLines);
+  }
+
   async describe(instanceIds: readonly string[]): Promise<CloudInstance[]> {
     const computes = instanceIds.filter((id) => !id.startsWith("local-master-"));
     const found = computes.length > 0 ? await this.computes.describe(computes) : [];

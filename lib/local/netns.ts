@@ -19,15 +19,7 @@ export interface BridgeSpec {
   prefixLength?: number;
 }
 
-export interface NamespaceNodeSpec {
-  /** Slurm node name (SIMPLE_NAME); the namespace is `${netnsPrefix}${name}`. */
-  name: string;
-  netnsPrefix: string;
-  bridge: string;
-  /** The node's address inside its namespace, in the bridge's subnet. */
-  address: string;
-  /** @default 24 */
-  prefixLength?: number;
+export interface NamespaceNodeSpec extends NamespaceSpec {
   cpus: number;
   realMemoryMiB: number;
   /** Slurm features, e.g. from placementFeatures(): q_<queue>, type_<instance type>, zone_<zone>. */
@@ -81,23 +73,27 @@ export function vethName(netns: string): string {
   return `nsv${createHash("sha256").update(netns).digest("hex").slice(0, 10)}`;
 }
 
+/** A namespace on the bridge: what a local instance's network is. */
+export interface NamespaceSpec {
+  /** SIMPLE_NAME; the namespace is `${netnsPrefix}${name}`. */
+  name: string;
+  netnsPrefix: string;
+  bridge: string;
+  /** The address inside the namespace, in the bridge's subnet. */
+  address: string;
+  /** @default 24 */
+  prefixLength?: number;
+}
+
 /**
- * Creates the namespace, links it to the bridge, gives it its address and starts `slurmd -Z` in it with
- * the given CPUs, memory and features. Resolves once slurmd has daemonised (not yet registered: see
- * waitForNode in slurm-testbed.ts). On failure it removes what it created and rethrows.
+ * Creates the namespace and links it to the bridge: eth0 with the address, lo up, and a default route
+ * through the bridge's host address (`gateway`, when given). On failure removes what it created.
  */
-export async function createNamespaceNode(spec: NamespaceNodeSpec): Promise<void> {
+export async function createNamespace(spec: NamespaceSpec, gateway?: string): Promise<string> {
   if (!SIMPLE_NAME.test(spec.name)) throw new TypeError(`invalid node name "${spec.name.slice(0, 80)}"`);
   checkIpv4(spec.address);
   checkIfName(spec.bridge);
-  for (const f of spec.features)
-    if (!FEATURE.test(f)) throw new TypeError(`invalid feature "${f.slice(0, 80)}"`);
-  if (!Number.isSafeInteger(spec.cpus) || spec.cpus < 1)
-    throw new TypeError("cpus must be a whole number ≥ 1");
-  if (!Number.isSafeInteger(spec.realMemoryMiB) || spec.realMemoryMiB < 1)
-    throw new TypeError("realMemoryMiB must be ≥ 1");
-  const gpus = spec.gpus ?? 0;
-  if (!Number.isSafeInteger(gpus) || gpus < 0 || gpus > 64) throw new TypeError("gpus must be 0..64");
+  if (gateway !== undefined) checkIpv4(gateway);
   const netns = `${spec.netnsPrefix}${spec.name}`;
   const veth = vethName(netns);
   const inNs = (args: string[]) => runOk("nsenter", [`--net=${netnsPath(netns)}`, ...args]);
@@ -109,6 +105,31 @@ export async function createNamespaceNode(spec: NamespaceNodeSpec): Promise<void
     await inNs(["ip", "addr", "add", `${spec.address}/${spec.prefixLength ?? 24}`, "dev", "eth0"]);
     await inNs(["ip", "link", "set", "eth0", "up"]);
     await inNs(["ip", "link", "set", "lo", "up"]);
+    if (gateway !== undefined) await inNs(["ip", "route", "add", "default", "via", gateway]);
+    return netns;
+  } catch (error) {
+    await removeNamespace(netns).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Creates the namespace (createNamespace) and starts `slurmd -Z` in it with the given CPUs, memory and
+ * features: a node of a test bed without a boot script. Resolves once slurmd has daemonised (not yet
+ * registered: see waitForNode in slurm-testbed.ts). On failure it removes what it created and rethrows.
+ */
+export async function createNamespaceNode(spec: NamespaceNodeSpec): Promise<void> {
+  if (!SIMPLE_NAME.test(spec.name)) throw new TypeError(`invalid node name "${spec.name.slice(0, 80)}"`);
+  for (const f of spec.features)
+    if (!FEATURE.test(f)) throw new TypeError(`invalid feature "${f.slice(0, 80)}"`);
+  if (!Number.isSafeInteger(spec.cpus) || spec.cpus < 1)
+    throw new TypeError("cpus must be a whole number ≥ 1");
+  if (!Number.isSafeInteger(spec.realMemoryMiB) || spec.realMemoryMiB < 1)
+    throw new TypeError("realMemoryMiB must be ≥ 1");
+  const gpus = spec.gpus ?? 0;
+  if (!Number.isSafeInteger(gpus) || gpus < 0 || gpus > 64) throw new TypeError("gpus must be 0..64");
+  const netns = await createNamespace(spec);
+  try {
     await mkdir(spec.spoolDir, { recursive: true, mode: 0o755 });
     const conf =
       `CPUs=${spec.cpus} RealMemory=${spec.realMemoryMiB} Feature=${spec.features.join(",")}` +
@@ -191,7 +212,7 @@ async function deleteSlurmNode(name: string, slurmConf: string): Promise<void> {
   }
 }
 
-async function removeNamespace(netns: string): Promise<void> {
+export async function removeNamespace(netns: string): Promise<void> {
   await ip(["link", "del", vethName(netns)], /Cannot find device|does not exist/);
   await ip(["netns", "del", netns], /No such file|Cannot remove/);
 }

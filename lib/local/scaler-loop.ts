@@ -81,6 +81,7 @@ export function startScalerLoop(
           owner: `local-${randomUUID()}`,
           cluster,
           shrinkMemory: memoryOf(cluster.clusterId),
+          userData: cp.userData,
         },
         // One poll per tick: the loop itself is the schedule.
         { windowMs: 0, pollMs: intervalMs },

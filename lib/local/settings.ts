@@ -75,6 +75,10 @@ export function localPaths(stateDir: string) {
     supervisorLog: join(stateDir, "logs", "supervisor.log"),
     agentLog: join(stateDir, "logs", "agent.log"),
     agentKey: join(stateDir, "agent.key"),
+    /** The local API's bearer token (0600, root only; lib/local/api-auth.ts). */
+    apiToken: join(stateDir, "api.token"),
+    /** A 0700 directory for sockets only root may connect to (dynalite's). */
+    runDir: join(stateDir, "run"),
     slurmDir: join(stateDir, "slurm"),
     instancesDir: join(stateDir, "instances"),
   };

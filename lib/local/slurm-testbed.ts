@@ -49,6 +49,8 @@ export interface Testbed {
   /** Environment for Slurm's clients (SLURM_CONF set). */
   env: NodeJS.ProcessEnv;
   controlAddress: string;
+  /** slurmctld's port (what a node's `--conf-server` names beside controlAddress). */
+  slurmctldPort: number;
   netnsPrefix: string;
   network?: BridgeSpec;
 }
@@ -61,7 +63,14 @@ export function testbedPaths(stateDir: string) {
     mungeDir: join(stateDir, "munge"),
     mungeKey: join(stateDir, "munge", "munge.key"),
     runDir: join(stateDir, "run"),
-    mungeSocket: join(stateDir, "run", "munge.socket"),
+    /**
+     * The master's munged socket has a directory of its own, named like munged's default socket
+     * (/run/munge/munge.socket.2): a local instance binds its own /run/munge over this directory, so
+     * the slurmd its boot script starts (reading AuthInfo from the master's slurm.conf) talks to the
+     * instance's munged, as on a cloud node.
+     */
+    mungeSocketDir: join(stateDir, "munge-run"),
+    mungeSocket: join(stateDir, "munge-run", "munge.socket.2"),
     mungedPid: join(stateDir, "run", "munged.pid"),
     slurmctldPid: join(stateDir, "run", "slurmctld.pid"),
     stateSave: join(stateDir, "ctld"),
@@ -96,11 +105,19 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
     confPath: paths.conf,
     env: { ...process.env, SLURM_CONF: paths.conf },
     controlAddress,
+    slurmctldPort: options.slurmctldPort ?? 6817,
     netnsPrefix: options.netnsPrefix ?? "nowscale-",
   };
   if (options.network) testbed.network = options.network;
   try {
-    for (const dir of [options.stateDir, paths.runDir, paths.stateSave, paths.spoolRoot, paths.logDir]) {
+    for (const dir of [
+      options.stateDir,
+      paths.runDir,
+      paths.mungeSocketDir,
+      paths.stateSave,
+      paths.spoolRoot,
+      paths.logDir,
+    ]) {
       await mkdir(dir, { recursive: true, mode: 0o755 });
     }
     // munged insists on a private key directory and a socket directory others can enter.
@@ -109,6 +126,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
     // mkdtemp makes 0700 directories; munged needs every directory above its socket to be enterable.
     await chmod(options.stateDir, 0o755);
     await chmod(paths.runDir, 0o755);
+    await chmod(paths.mungeSocketDir, 0o755);
     await rm(paths.mungeKey, { force: true });
     await writeFile(paths.mungeKey, randomBytes(128), { mode: 0o400 });
     await writeFile(paths.cgroupConf, "CgroupPlugin=autodetect\nIgnoreSystemd=yes\n");

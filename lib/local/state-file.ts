@@ -13,7 +13,7 @@ export interface LocalState {
   /** The background process that runs the API, the scaler loop and the workflows. */
   supervisorPid: number;
   agentPid?: number;
-  /** dynalite's endpoint (in the supervisor's process). */
+  /** dynalite's endpoint (in the supervisor's process; a Unix socket only root may reach). */
   dynamoEndpoint?: string;
   /** Why the start failed (phase failed). */
   error?: string;

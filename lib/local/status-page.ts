@@ -2,6 +2,11 @@
  * The status page at the API's root: one self-contained HTML document (inline CSS and JS, no external
  * request) that polls /status.json every two seconds and draws clusters, queues, nodes and an SVG chart
  * of nodes against pending demand. Every value is inserted with textContent, never as HTML.
+ *
+ * The page itself holds no data; /status.json needs a page session (lib/local/api-auth.ts). Opened with
+ * a one-time link `/#login=CODE`, the script removes the fragment from the address bar and history,
+ * trades the code for a session at /local/sessions and keeps it in this tab's sessionStorage. Without
+ * a session it says how to get a link.
  */
 export function statusPageHtml(pollMs = 2000): string {
   return `<!doctype html>
@@ -23,6 +28,7 @@ export function statusPageHtml(pollMs = 2000): string {
 <body>
 <h1>NowScale</h1>
 <div class="muted">local mode · updated <span id="updated">never</span></div>
+<p id="auth" class="card" hidden></p>
 <h2>Nodes and pending demand</h2>
 <div class="legend"><span><i class="sw" style="background:#2f6fdf"></i>nodes</span><span><i class="sw" style="background:#e8812c"></i>pending jobs</span></div>
 <svg id="chart" viewBox="0 0 800 220" preserveAspectRatio="none" role="img" aria-label="nodes and pending jobs over time">
@@ -74,11 +80,34 @@ export function statusPageHtml(pollMs = 2000): string {
       root.appendChild(card);
     }
   }
+  const KEY = "nowscale-session";
+  const auth = (text) => { const a = document.getElementById("auth"); a.textContent = text; a.hidden = text === ""; };
+  const signIn = "sign in: run 'nowscale local link' as root on this machine and open the link it prints";
+  async function login() {
+    const m = /^#login=([A-Za-z0-9_-]{16,128})$/.exec(location.hash);
+    if (m === null) return;
+    // The code is spent now: keep it out of the address bar and the history.
+    history.replaceState(null, "", location.pathname + location.search);
+    try {
+      const r = await fetch("local/sessions", { method: "POST", cache: "no-store", headers: { authorization: "Bearer " + m[1] } });
+      const body = await r.json();
+      if (r.status === 201 && typeof body.session === "string") sessionStorage.setItem(KEY, body.session);
+      else auth("this link is used up or expired: " + signIn.slice(9));
+    } catch (e) { auth("the local API did not answer: is the local mode up?"); }
+  }
   async function poll() {
-    try { const r = await fetch("status.json", { cache: "no-store" }); if (r.ok) render(await r.json()); } catch (e) { /* next poll */ }
+    const session = sessionStorage.getItem(KEY);
+    if (session === null) { if (document.getElementById("auth").hidden) auth(signIn); }
+    else {
+      try {
+        const r = await fetch("status.json", { cache: "no-store", headers: { authorization: "Bearer " + session } });
+        if (r.status === 401) { sessionStorage.removeItem(KEY); auth("the session ended (local mode restarted?): " + signIn); }
+        else if (r.ok) { auth(""); render(await r.json()); }
+      } catch (e) { /* next poll */ }
+    }
     setTimeout(poll, ${Math.max(250, Math.floor(pollMs))});
   }
-  poll();
+  login().finally(poll);
 })();
 </script>
 </body>

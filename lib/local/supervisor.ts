@@ -6,6 +6,7 @@ import type { Server } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HttpAgentChannel } from "../control/agent-http.js";
+import { ApiAuth, checkStateDirOwnership, writeApiToken } from "./api-auth.js";
 import { startApiServer } from "./api-server.js";
 import {
   LOCAL_EXTRA_CONF,
@@ -41,6 +42,8 @@ export async function runSupervisor(settings: LocalSettings): Promise<number> {
   await mkdir(paths.logDir, { recursive: true });
   // munged refuses a socket below a directory others cannot enter (mkdtemp makes 0700 ones).
   await chmod(settings.stateDir, 0o755);
+  // The API token and the agent's key live here: only root may be able to replace them.
+  checkStateDirOwnership(settings.stateDir);
   await takeLock(paths.lockFile);
   const state: LocalState = {
     settings,
@@ -107,7 +110,9 @@ export async function runSupervisor(settings: LocalSettings): Promise<number> {
     sampler = new StatusSampler(cp);
     sampler.start(2000);
     const status = sampler;
-    server = await startApiServer(cp.api, settings.apiPort, log, () => status.current());
+    // A new token at each start (never logged): the CLI reads it from the file, the browser gets a link.
+    const auth = new ApiAuth(await writeApiToken(settings.stateDir));
+    server = await startApiServer(cp.api, settings.apiPort, log, auth, () => status.current());
     stopScaler = startScalerLoop(cp, settings.scalerIntervalSeconds * 1000, log);
 
     state.phase = "ready";

@@ -17,6 +17,7 @@ export function localTestbed(settings: LocalSettings): Testbed {
     confPath,
     env: { ...process.env, SLURM_CONF: confPath },
     controlAddress: `${settings.subnet}.1`,
+    slurmctldPort: settings.slurmctldPort,
     netnsPrefix: settings.prefix,
     network: { bridge: bridgeName(settings), hostAddress: `${settings.subnet}.1` },
   };
@@ -34,8 +35,8 @@ export async function stopProcess(pid: number | undefined, marker: string, grace
 /**
  * Removes everything a local mode made, whatever state it was left in (also after a SIGKILL): the
  * agent, every namespace node with the prefix (their slurmd and jobs, veths, Slurm node entries),
- * slurmctld, munged, the bridge, then slurmctld's saved state, instance records, key, lock and state
- * file. Logs stay under `logs/` (and `slurm/log/`). Idempotent.
+ * slurmctld, munged, the bridge, then slurmctld's saved state, instance records, keys and token, sockets, lock and
+ * state file. Logs stay under `logs/` (and `slurm/log/`). Idempotent.
  */
 export async function tearDownLocal(settings: LocalSettings, state?: LocalState): Promise<void> {
   const paths = localPaths(settings.stateDir);
@@ -49,6 +50,8 @@ export async function tearDownLocal(settings: LocalSettings, state?: LocalState)
   for (const path of [
     paths.instancesDir,
     paths.agentKey,
+    paths.apiToken,
+    paths.runDir,
     join(settings.stateDir, "agent.pid"),
     paths.lockFile,
     paths.stateFile,

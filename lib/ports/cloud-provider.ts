@@ -56,6 +56,14 @@ export interface CloudProvider {
    * (capacityFallback, docs/plan.md). Held in memory: empty after a cold start.
    */
   unavailableOfferings(): UnavailableOffering[];
+
+  /**
+   * The instance's console output (what its boot wrote: cloud-init and the user data), at most the
+   * last `maxLines` lines; undefined when the cloud keeps none for it (unknown or gone instance).
+   * Optional: only providers that can read it implement it (the local provider; EC2 GetConsoleOutput
+   * would fit). Never throws for an unknown instance.
+   */
+  consoleOutput?(instanceId: string, maxLines?: number): Promise<string | undefined>;
 }
 
 /** One place to try: the core's Candidate with the subnet the cloud needs. */

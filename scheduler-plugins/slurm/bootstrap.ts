@@ -58,6 +58,24 @@ export const mungeKeySourceSchema = z.discriminatedUnion("source", [
     region: cloudId,
   }),
   /**
+   * Tencent Cloud SSM GetSecretValue (API 3.0, TC3-HMAC-SHA256), signed with the instance's CAM role
+   * credentials from the metadata service; SecretBinary (or SecretString holding the key in base64).
+   */
+  z.strictObject({
+    source: z.literal("tencent-ssm"),
+    secretName: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/),
+    region: cloudId,
+  }),
+  /**
+   * Alibaba Cloud KMS GetSecretValue (RPC, HMAC-SHA1) on the region's VPC endpoint, signed with the
+   * instance's RAM role credentials from the metadata service (token mode); binary or base64 text data.
+   */
+  z.strictObject({
+    source: z.literal("alibaba-kms"),
+    secretName: z.string().regex(/^[A-Za-z0-9_/+=.@-]{1,192}$/),
+    region: cloudId,
+  }),
+  /**
    * Any command that prints the key in base64 on stdout, as an argument array, e.g.
    * ["tccli", "ssm", "GetSecretValue", ...] or ["aliyun", "kms", "GetSecretValue", ...] piped through a filter.
    */
@@ -242,12 +260,12 @@ install_packages() {
     *" debian "*|*" ubuntu "*)
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -q
-      apt-get install -y -q slurmd munge nfs-common curl ca-certificates awscli iptables ;;
+      apt-get install -y -q slurmd munge nfs-common curl ca-certificates awscli iptables python3 ;;
     *" rhel "*|*" centos "*|*" fedora "*|*" rocky "*|*" almalinux "*|*" openEuler "*|*" openeuler "*)
       local pm=dnf; command -v dnf >/dev/null || pm=yum
       # RHEL-family: slurm comes from EPEL; openEuler ships it in its own repositories.
       if [ "\${ID:-}" != openEuler ] && ! rpm -q epel-release >/dev/null 2>&1; then "$pm" install -y epel-release || true; fi
-      "$pm" install -y slurm-slurmd munge nfs-utils curl awscli iptables ;;
+      "$pm" install -y slurm-slurmd munge nfs-utils curl awscli iptables python3 ;;
     *) log "unsupported distribution \${ID:-unknown}: use a pre-installed image"; exit 1 ;;
   esac
 }
@@ -259,7 +277,7 @@ else
   install_packages
 fi
 
-${imdsLockdownLines()}
+${imdsLockdownLines(metadataAddress(o.identityFrom))}
 
 log "fetching the munge key"
 install -d -m 0700 /etc/munge
@@ -271,7 +289,8 @@ ${indent(mungeKeyCommand(o.mungeKey), 2)} | base64 -d > /etc/munge/munge.key.new
 mv -f /etc/munge/munge.key.new /etc/munge/munge.key
 chown -R munge:munge /etc/munge 2>/dev/null || true
 chmod 0400 /etc/munge/munge.key
-if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else munged; fi
+# Without systemd, munged runs as munge, as its unit and init script run it (as root it refuses the munge-owned dirs).
+if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else runuser -u munge -- munged; fi
 ${o.storage.map((s) => mountCommands(s)).join("")}${o.initScripts.map((s, i) => initScriptCommands(s.url, s.timeoutS, i)).join("")}
 ${nodeGresCommands(o.gpus, o.gpuDetect, o.gpuWaitS)}
 log "starting slurmd -Z as $NODE_NAME"
@@ -300,7 +319,56 @@ log "done"
 `;
 }
 
+/**
+ * Tencent SSM GetSecretValue with Python's standard library only (Debian and RHEL images carry python3;
+ * tccli would be one more package to install): CAM role credentials from the metadata service, TC3
+ * signature, the key printed in base64. No single quotes inside (the script single-quotes it).
+ */
+const TENCENT_SSM_PY = `import base64,datetime,hashlib,hmac,json,sys,time,urllib.error,urllib.request
+name,region=sys.argv[1],sys.argv[2]
+md="http://metadata.tencentyun.com/latest/meta-data/cam/security-credentials/"
+role=urllib.request.urlopen(md,timeout=10).read().decode().split()[0]
+c=json.load(urllib.request.urlopen(md+role,timeout=10))
+host="ssm.tencentcloudapi.com"
+body=json.dumps({"SecretName":name,"VersionId":"SSM_Current"})
+ts=int(time.time())
+day=datetime.datetime.fromtimestamp(ts,datetime.timezone.utc).strftime("%Y-%m-%d")
+ct="application/json; charset=utf-8"
+canon="POST\\n/\\n\\ncontent-type:"+ct+"\\nhost:"+host+"\\nx-tc-action:getsecretvalue\\n\\ncontent-type;host;x-tc-action\\n"+hashlib.sha256(body.encode()).hexdigest()
+scope=day+"/ssm/tc3_request"
+sts="TC3-HMAC-SHA256\\n"+str(ts)+"\\n"+scope+"\\n"+hashlib.sha256(canon.encode()).hexdigest()
+h=lambda k,m: hmac.new(k,m.encode(),hashlib.sha256).digest()
+sig=hmac.new(h(h(h(("TC3"+c["TmpSecretKey"]).encode(),day),"ssm"),"tc3_request"),sts.encode(),hashlib.sha256).hexdigest()
+auth="TC3-HMAC-SHA256 Credential="+c["TmpSecretId"]+"/"+scope+", SignedHeaders=content-type;host;x-tc-action, Signature="+sig
+req=urllib.request.Request("https://"+host+"/",data=body.encode(),method="POST",headers={"Authorization":auth,"Content-Type":ct,"X-TC-Action":"GetSecretValue","X-TC-Timestamp":str(ts),"X-TC-Version":"2019-09-23","X-TC-Region":region,"X-TC-Token":c["Token"]})
+r=json.load(urllib.request.urlopen(req,timeout=30))["Response"]
+if "Error" in r: sys.exit("SSM GetSecretValue: "+r["Error"]["Code"]+": "+r["Error"]["Message"])
+sys.stdout.write(r.get("SecretBinary") or r["SecretString"])`;
+
+/** Alibaba KMS GetSecretValue, the same way (RAM role credentials in token mode, RPC signature). */
+const ALIBABA_KMS_PY = `import base64,hashlib,hmac,json,sys,time,urllib.error,urllib.parse,urllib.request,uuid
+name,region=sys.argv[1],sys.argv[2]
+md="http://100.100.100.200/latest/"
+tok=urllib.request.urlopen(urllib.request.Request(md+"api/token",method="PUT",headers={"X-aliyun-ecs-metadata-token-ttl-seconds":"300"}),timeout=10).read().decode()
+get=lambda p: urllib.request.urlopen(urllib.request.Request(md+"meta-data/"+p,headers={"X-aliyun-ecs-metadata-token":tok}),timeout=10).read().decode()
+role=get("ram/security-credentials/").split()[0]
+c=json.loads(get("ram/security-credentials/"+role))
+p={"Action":"GetSecretValue","SecretName":name,"Format":"JSON","Version":"2016-01-20","AccessKeyId":c["AccessKeyId"],"SecurityToken":c["SecurityToken"],"SignatureMethod":"HMAC-SHA1","SignatureVersion":"1.0","SignatureNonce":str(uuid.uuid4()),"Timestamp":time.strftime("%Y-%m-%dT%H:%M:%SZ",time.gmtime())}
+q=lambda s: urllib.parse.quote(s,safe="-_.~")
+sts="POST&%2F&"+q("&".join(q(k)+"="+q(v) for k,v in sorted(p.items())))
+p["Signature"]=base64.b64encode(hmac.new((c["AccessKeySecret"]+"&").encode(),sts.encode(),hashlib.sha1).digest()).decode()
+req=urllib.request.Request("https://kms-vpc."+region+".aliyuncs.com/",data=urllib.parse.urlencode(p).encode(),method="POST",headers={"Content-Type":"application/x-www-form-urlencoded"})
+try:
+    r=json.load(urllib.request.urlopen(req,timeout=30))
+except urllib.error.HTTPError as e:
+    sys.exit("KMS GetSecretValue: HTTP "+str(e.code)+": "+e.read().decode()[:300])
+sys.stdout.write(r["SecretData"])`;
+
 function mungeKeyCommand(source: z.output<typeof mungeKeySourceSchema>): string {
+  if (source.source === "tencent-ssm")
+    return ["python3", "-c", TENCENT_SSM_PY, source.secretName, source.region].map(shellQuote).join(" ");
+  if (source.source === "alibaba-kms")
+    return ["python3", "-c", ALIBABA_KMS_PY, source.secretName, source.region].map(shellQuote).join(" ");
   if (source.source === "aws-secretsmanager") {
     // The secret holds the key as SecretBinary; the CLI prints it base64-encoded.
     return [
@@ -355,6 +423,15 @@ ${fetch}
 chmod 0700 ${file}
 timeout ${timeoutS} ${file}
 `;
+}
+
+/** The metadata address jobs must not reach (AWS's for a node named by the options, as before). */
+function metadataAddress(source: (typeof IDENTITY_SOURCES)[number] | undefined): string {
+  return source === "tencent-metadata"
+    ? "169.254.0.23"
+    : source === "alibaba-metadata"
+      ? "100.100.100.200"
+      : "169.254.169.254";
 }
 
 function indent(text: string, spaces: number): string {

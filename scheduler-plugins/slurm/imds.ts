@@ -7,15 +7,25 @@
  */
 
 /** The iptables rule, checked before it is added so that running it twice adds it once. */
-export const IMDS_RULE = "OUTPUT -d 169.254.169.254/32 -m owner ! --uid-owner 0 -j REJECT";
+export const IMDS_RULE = imdsRule("169.254.169.254");
 
-/** Shell lines (for a bash boot script with `log` defined) that apply the rule now and at every boot. */
-export function imdsLockdownLines(): string {
-  const apply = `iptables -C ${IMDS_RULE} 2>/dev/null || iptables -I ${IMDS_RULE.replace("OUTPUT", "OUTPUT 1")}`;
+/** The rule for a metadata address (Tencent's is 169.254.0.23, Alibaba's 100.100.100.200). */
+export function imdsRule(address: string): string {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) throw new TypeError(`invalid metadata address "${address}"`);
+  return `OUTPUT -d ${address}/32 -m owner ! --uid-owner 0 -j REJECT`;
+}
+
+/**
+ * Shell lines (for a bash boot script with `log` defined) that apply the rule now and at every boot,
+ * for the cloud's metadata address (AWS's by default).
+ */
+export function imdsLockdownLines(address = "169.254.169.254"): string {
+  const rule = imdsRule(address);
+  const apply = `iptables -C ${rule} 2>/dev/null || iptables -I ${rule.replace("OUTPUT", "OUTPUT 1")}`;
   return `log "keeping the metadata service for root only"
 command -v iptables >/dev/null || { log "iptables is needed to keep the metadata service from jobs"; exit 1; }
 ${apply}
-iptables -C ${IMDS_RULE} || { log "the metadata service rule did not take"; exit 1; }
+iptables -C ${rule} || { log "the metadata service rule did not take"; exit 1; }
 if command -v systemctl >/dev/null; then
   cat > /etc/systemd/system/nowscale-imds-lockdown.service <<'UNIT'
 [Unit]

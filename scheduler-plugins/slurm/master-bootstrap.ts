@@ -173,7 +173,12 @@ install -d -m 0700 /etc/munge
 mv -f /etc/munge/munge.key.new /etc/munge/munge.key
 chown -R munge:munge /etc/munge 2>/dev/null || true
 chmod 0400 /etc/munge/munge.key
-if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else munged; fi
+if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge
+else
+  # No systemd (a container image): as munge.service does, as the munge user, with its run directory.
+  install -d -o munge -g munge -m 0755 /run/munge
+  runuser -u munge -- munged
+fi
 
 log "writing slurm.conf"
 MASTER_IP=$(hostname -I | awk '{print $1}')

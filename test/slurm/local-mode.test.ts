@@ -4,6 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { readApiToken } from "../../lib/local/api-auth.js";
 import { listNamespaceNodes, sleep, vethName } from "../../lib/local/netns.js";
 import { localPaths } from "../../lib/local/settings.js";
 import { testbedUnavailableReason } from "../../lib/local/slurm-testbed.js";
@@ -14,7 +15,8 @@ import { CLI } from "../support/cli.js";
 /**
  * `nowscale local up/down` as a user runs them (the built CLI, a background supervisor, real Slurm):
  * a cluster created through the API grows to its jobs and shrinks to zero, and `local down` leaves
- * nothing behind, also after the supervisor was killed with SIGKILL mid-run. Its own prefix, subnet and
+ * nothing behind, also after the supervisor was killed with SIGKILL mid-run; its API refuses callers
+ * without the token (also the unprivileged user nobody) and the CLI as root finds it alone. Its own prefix, subnet and
  * ports keep it apart from the other real-Slurm suites; run by hand under `flock /tmp/slurm-test.lock`.
  */
 const PREFIX = "nslm-";
@@ -103,10 +105,16 @@ function up(stateDir: string) {
   return cli(["local", "up", ...upOptions(stateDir)]);
 }
 
+/** The running local mode's API token (read after `up`, as root). */
+let apiToken = "";
+
 async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> {
   // The API takes bodies sent as application/json only (fetch would label a string text/plain).
+  const auth = { authorization: `Bearer ${apiToken}` };
   const headers =
-    init.body === undefined ? init.headers : { "content-type": "application/json", ...init.headers };
+    init.body === undefined
+      ? { ...auth, ...init.headers }
+      : { "content-type": "application/json", ...auth, ...init.headers };
   const res = await fetch(`${API}${path}`, { ...init, ...(headers === undefined ? {} : { headers }) });
   return { status: res.status, body: await res.json() };
 }
@@ -161,7 +169,14 @@ async function expectClean(stateDir: string, nodes: readonly string[]): Promise<
   expect((await runCommand("ip", ["link", "show", "dev", `${PREFIX}br`])).code).not.toBe(0);
   expect(processesOf(stateDir)).toEqual([]);
   const paths = localPaths(stateDir);
-  for (const gone of [paths.stateFile, paths.lockFile, paths.agentKey, paths.instancesDir]) {
+  for (const gone of [
+    paths.stateFile,
+    paths.lockFile,
+    paths.agentKey,
+    paths.apiToken,
+    paths.runDir,
+    paths.instancesDir,
+  ]) {
     expect(existsSync(gone), gone).toBe(false);
   }
   // slurmctld's saved state holds the dynamic nodes: without it no node can come back.
@@ -210,13 +225,14 @@ describe("nowscale local up/down on a real Slurm", () => {
     await expectClean(stateDir, [...launched]);
   }, 600_000);
 
-  it("after the supervisor is killed with SIGKILL mid-run, down leaves nothing behind", async () => {
+  it("refuses callers without the token; after the supervisor is killed with SIGKILL mid-run, down leaves nothing behind", async () => {
     // Prepare: a running cluster with a node that runs a long job
     const stateDir = await mkdtemp(join(tmpdir(), "nowscale-local-kill-"));
     const started = up(stateDir);
     expect(started.status, started.out).toBe(0);
+    apiToken = readApiToken(stateDir);
     const run = slurm(stateDir);
-    await createRunningCluster();
+    const clusterId = await createRunningCluster();
     expect((await run("sbatch", ["-p", "compute", "--output=/dev/null", "--wrap", "sleep 600"])).code).toBe(
       0,
     );
@@ -231,6 +247,36 @@ describe("nowscale local up/down on a real Slurm", () => {
     const state = readLocalState(stateDir);
     expect(state?.phase).toBe("ready");
     expect(processesOf(stateDir).length).toBeGreaterThan(2);
+
+    // Assess: the CLI (root) finds the API and its token from the state directory alone; a request
+    // without the token, or from the unprivileged user nobody, is refused and changes nothing
+    expect(started.out).toMatch(
+      /status page \(one-time link.*\): http:\/\/127\.0\.0\.1:\d+\/#login=[\w-]{43}\n/,
+    );
+    expect(readFileSync(join(stateDir, "logs", "supervisor.log"), "utf8")).not.toContain(apiToken);
+    const listed = cli(["cluster", "list", "--state-dir", stateDir, "--json"]);
+    expect(listed.status, listed.out).toBe(0);
+    const before = (await api("/clusters")).body;
+    expect(JSON.stringify(before)).toContain(clusterId);
+    const bare = await fetch(`${API}/clusters/${clusterId}`, { method: "DELETE" });
+    expect(bare.status).toBe(401);
+    const nobody = spawnSync(
+      "setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        CLI,
+        "cluster",
+        "delete",
+        clusterId,
+      ].concat(["--state-dir", stateDir]),
+      { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/" } },
+    );
+    expect(nobody.status, nobody.stderr).toBe(1);
+    expect(nobody.stderr).toMatch(/local API accepts root only|is the local mode up there/);
+    expect((await api("/clusters")).body).toEqual(before);
 
     // Act: kill the supervisor as a crash would, then down
     process.kill(state?.supervisorPid as number, "SIGKILL");

@@ -13,6 +13,8 @@ import {
 import type { CloudProvider } from "../../lib/ports/cloud-provider.js";
 import { InsufficientCapacityError } from "../../lib/ports/errors.js";
 import { createLocalProvider, testbedNamespaceNodes } from "../../lib/providers/local/index.js";
+import { LOCAL_MUNGE_SECRET } from "../../lib/providers/local/testbed-nodes.js";
+import { renderBootstrapScript } from "../../scheduler-plugins/slurm/bootstrap.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 
 /**
@@ -70,6 +72,20 @@ describe("local provider on a real Slurm", () => {
       count: 1,
       allOrNothing: true,
       imageId: "local",
+      // The AWS compute boot script as the scaler renders it: identity from IMDSv2, the munge key from
+      // Secrets Manager, slurmd -Z configless from the test bed's slurmctld.
+      userData: renderBootstrapScript({
+        clusterId: "lp1",
+        identityFrom: "aws-imds",
+        queue: "compute",
+        instanceType: "local.c2m2",
+        zone: "local-a",
+        cpus: 2,
+        realMemoryMiB: 2048,
+        controllerAddress: tb.controlAddress,
+        controllerPort: tb.slurmctldPort,
+        mungeKey: { source: "aws-secretsmanager", secretId: LOCAL_MUNGE_SECRET, region: "local" },
+      }),
     });
 
     // Assess: launched on the second candidate, joined Slurm, found by list
@@ -77,7 +93,11 @@ describe("local provider on a real Slurm", () => {
     expect(result.instances).toHaveLength(1);
     const node = result.instances[0]?.id ?? "";
     expect(result.instances[0]?.zone).toBe("local-b");
-    await waitForNode(tb, node, ["IDLE"]);
+    await waitForNode(tb, node, ["IDLE"], 60_000);
+    const console = (await provider.consoleOutput?.(node, 200)) ?? "";
+    expect(console).toContain("pre-installed image: skipping package installation");
+    expect(console).toContain(`starting slurmd -Z as ${node}`);
+    expect(console).toContain("user data exited with 0");
     expect((await provider.list("lp1")).map((i) => i.id)).toEqual([node]);
     const features = await slurm("scontrol", ["show", "node", node]);
     expect(features.stdout).toMatch(/AvailableFeatures=.*q_compute.*type_local\.c2m2.*zone_local-b/);
@@ -107,5 +127,7 @@ describe("local provider on a real Slurm", () => {
     const shown = await slurm("scontrol", ["show", "node", node]);
     expect(shown.stdout).not.toContain(`NodeName=${node}`);
     expect(await provider.list("lp1")).toEqual([]);
+    // The console log is kept after the instance is gone.
+    expect(await provider.consoleOutput?.(node, 5)).toContain("user data exited with 0");
   }, 180_000);
 });

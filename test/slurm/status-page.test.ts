@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readApiToken } from "../../lib/local/api-auth.js";
 import { demoCluster } from "../../lib/local/demo.js";
 import { localPaths } from "../../lib/local/settings.js";
 import { testbedUnavailableReason } from "../../lib/local/slurm-testbed.js";
@@ -13,7 +14,9 @@ import { CLI } from "../support/cli.js";
 
 /**
  * The status page of a running local mode in headless Chromium (Debian's chromium, driven by
- * playwright-core): it loads, shows the cluster, and its chart follows the nodes launched for a job.
+ * playwright-core): opened with the one-time link `nowscale local link` prints, it loads, shows the
+ * cluster, and its chart follows the nodes launched for a job; the same link a second time, or the page
+ * without one, shows no data.
  * The screenshot goes to .test-results/status-page.png. Its own prefix, subnet and ports keep it apart
  * from the other real-Slurm suites.
  */
@@ -91,7 +94,7 @@ describe("the status page in headless Chromium", () => {
     // Prepare: a running cluster
     const created = await fetch(`${API}/clusters`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${readApiToken(stateDir)}` },
       body: JSON.stringify(demoCluster(5)),
     });
     expect(created.status).toBe(202);
@@ -102,8 +105,13 @@ describe("the status page in headless Chromium", () => {
       if (!r.url().startsWith(API)) external.push(r.url());
     });
 
-    // Act: open the page
-    await page.goto(`${API}/`);
+    const link = cli(["local", "link", "--state-dir", stateDir]);
+    expect(link.status, link.out).toBe(0);
+    const url = link.out.trim();
+    expect(url).toMatch(new RegExp(`^${API}/#login=[\\w-]{43}$`));
+
+    // Act: open the page with the link
+    await page.goto(url);
 
     // Assess: the cluster is shown and becomes RUNNING
     const card = page.locator(`[data-cluster="${clusterId}"]`);
@@ -141,5 +149,20 @@ describe("the status page in headless Chromium", () => {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
     expect(external).toEqual([]);
+    // The code left the address bar at once
+    expect(page.url()).toBe(`${API}/`);
+
+    // Act: the same link in another tab (spent), and the page without any link
+    const reused = await (browser as BrowserContext).newPage();
+    await reused.goto(url);
+    const bare = await (browser as BrowserContext).newPage();
+    await bare.goto(`${API}/`);
+
+    // Assess: neither shows data; each says how to get in
+    await reused.locator("#auth", { hasText: /used up or expired/ }).waitFor({ timeout: 10_000 });
+    await bare.locator("#auth", { hasText: /nowscale local link/ }).waitFor({ timeout: 10_000 });
+    await bare.waitForTimeout(2500);
+    expect(await bare.locator("[data-cluster]").count()).toBe(0);
+    expect(await reused.locator("[data-cluster]").count()).toBe(0);
   }, 240_000);
 });

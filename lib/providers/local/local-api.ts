@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { placementFeatures } from "../../../scheduler-plugins/slurm/features.js";
 import type { ChargeType, InstanceCatalog } from "../../core/model.js";
+import { SIMPLE_NAME } from "../../core/names.js";
 import { type Clock, systemClock } from "../../ports/clock.js";
 import type { CloudInstance } from "../../ports/cloud-provider.js";
 import {
@@ -140,9 +140,10 @@ export class LocalApi implements CloudApi {
         await this.options.nodes.create({
           name: record.id,
           address,
-          cpus: shape.vcpus,
-          realMemoryMiB: shape.memoryMiB,
-          features: placementFeatures({ queue, instanceType: candidate.instanceType, zone: candidate.zone }),
+          instanceType: candidate.instanceType,
+          zone: candidate.zone,
+          imageId: input.imageId,
+          ...(input.userData === undefined ? {} : { userData: input.userData }),
         });
       } catch (error) {
         await this.forget(record.id);
@@ -187,6 +188,11 @@ export class LocalApi implements CloudApi {
     return (await this.records())
       .filter((r) => r.tags[key] === value && live.has(r.id))
       .map((r) => toInstance(r, true));
+  }
+
+  async consoleOutput(instanceId: string, maxLines: number): Promise<string | undefined> {
+    if (!SIMPLE_NAME.test(instanceId)) return undefined;
+    return this.options.nodes.consoleOutput(instanceId, maxLines);
   }
 
   private catalog(): InstanceCatalog {

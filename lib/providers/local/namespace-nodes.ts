@@ -1,23 +1,32 @@
 /**
- * What the local provider needs from the machine: compute nodes as network namespaces, each running
- * `slurmd -Z` that joins a local slurmctld (design.md section 5). A port, so the provider's logic is unit
- * tested without root; testbed-nodes.ts wires it to lib/local (netns.ts, slurm-testbed.ts).
+ * What the local provider needs from the machine: instances as network namespaces that boot from their
+ * user data as a cloud instance does (design.md section 5; lib/local/instance-boot.ts). A port, so the
+ * provider's logic is unit tested without root; testbed-nodes.ts wires it to lib/local.
  */
 export interface NamespaceNodeSpec {
-  /** Slurm node name and instance id (SIMPLE_NAME). */
+  /** The instance id (SIMPLE_NAME): what its metadata service answers, so its Slurm node name. */
   name: string;
-  /** The node's address inside its namespace. */
+  /** The instance's address inside its namespace. */
   address: string;
-  cpus: number;
-  realMemoryMiB: number;
-  features: readonly string[];
+  instanceType: string;
+  zone: string;
+  /** The image: the local one is pre-installed (its marker file exists) unless it is "local-bare". */
+  imageId: string;
+  /** The user data, run once as root at boot; without it the instance boots and does nothing. */
+  userData?: string;
 }
 
 export interface NamespaceNodes {
-  /** Creates the namespace and veth and starts slurmd; resolves once the node has joined. Cleans up on failure. */
+  /**
+   * Creates the namespace and veth and the instance's metadata and secret endpoints, and starts its user
+   * data. Resolves once the boot has started, not when the node joins Slurm (as a cloud's launch call).
+   * Cleans up and rejects when the instance cannot be created.
+   */
   create(spec: NamespaceNodeSpec): Promise<void>;
-  /** Stops slurmd and the node's processes, removes it from Slurm, deletes namespace and veth. Idempotent. */
+  /** Stops the instance's processes, removes it from Slurm, deletes namespace and veth. Idempotent; the console log stays. */
   destroy(name: string): Promise<void>;
   /** Names of the nodes whose namespaces exist now. */
   list(): Promise<string[]>;
+  /** The last `maxLines` lines of the instance's console log; undefined when there is none. Kept after destroy. */
+  consoleOutput(name: string, maxLines: number): Promise<string | undefined>;
 }

@@ -31,6 +31,9 @@ export interface CloudApi {
 
   /** Live (not terminated) instances carrying tag `key` = `value`. */
   listInstancesByTag(key: string, value: string): Promise<CloudInstance[]>;
+
+  /** The instance's console output, last `maxLines` lines (CloudProvider.consoleOutput). Optional. */
+  consoleOutput?(instanceId: string, maxLines: number): Promise<string | undefined>;
 }
 
 export interface RunInstancesInput {

@@ -177,6 +177,10 @@ export class ManagedProvider implements CloudProvider {
     return out;
   }
 
+  async consoleOutput(instanceId: string, maxLines = 50): Promise<string | undefined> {
+    return this.api.consoleOutput?.(instanceId, maxLines);
+  }
+
   /** A batch fails as a whole when one id is unknown; then each id goes alone and "not found" is success. */
   private async terminateBatch(ids: readonly string[]): Promise<void> {
     try {

@@ -1,13 +1,17 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeApiToken } from "../../../lib/local/api-auth.js";
 import { CLI, tempFiles } from "../../support/cli.js";
 
 /**
  * The API commands of the built CLI against a fake API on 127.0.0.1: tables and --json, errors that
- * name the API's fields, SigV4 signing, and a clear message when no API answers.
+ * name the API's fields, the local API's token sent from the state directory, SigV4 signing (without
+ * the token), and a clear message when no API answers or the token cannot be read.
  */
 interface Seen {
   method: string;
@@ -51,8 +55,14 @@ describe("nowscale cluster / nodes / events against an API", () => {
   const seen: Seen[] = [];
   let server: Server;
   let endpoint = "";
+  let stateDir = "";
+  let token = "";
 
   beforeAll(async () => {
+    // A state directory with a token, as a running local mode leaves it; NOWSCALE_LOCAL_DIR names it.
+    stateDir = mkdtempSync(join(tmpdir(), "nowscale-cli-state-"));
+    token = await writeApiToken(stateDir);
+    process.env.NOWSCALE_LOCAL_DIR = stateDir;
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
     server = createServer((req, res) => {
       let body = "";
@@ -98,6 +108,7 @@ describe("nowscale cluster / nodes / events against an API", () => {
 
   afterAll(async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it("prints clusters as a table, and the API's JSON with --json", async () => {
@@ -110,7 +121,22 @@ describe("nowscale cluster / nodes / events against an API", () => {
     expect(table.stdout).toMatch(/^CLUSTER\s+NAME\s+STATUS\s+CLOUD\s+QUEUES\s+UPDATED\n/);
     expect(table.stdout).toMatch(/c-0123456789ab\s+demo\s+RUNNING\s+local\/local\s+compute/);
     expect(JSON.parse(json.stdout)).toEqual({ clusters: [CLUSTER] });
-    expect(seen.at(-1)?.headers.authorization).toBeUndefined();
+    expect(seen.at(-1)?.headers.authorization).toBe(`Bearer ${token}`);
+  });
+
+  it("says the local API is root's when its token cannot be read, and sends nothing", async () => {
+    // Prepare
+    const requests = seen.length;
+    const empty = mkdtempSync(join(tmpdir(), "nowscale-cli-empty-"));
+
+    // Act
+    const listed = await run(["cluster", "list", "--endpoint", endpoint, "--state-dir", empty]);
+    rmSync(empty, { recursive: true, force: true });
+
+    // Assess
+    expect(listed.status).toBe(1);
+    expect(listed.stderr).toContain(`no local API token in ${empty}: is the local mode up there?`);
+    expect(seen.length).toBe(requests);
   });
 
   it("prints events as a table", async () => {
@@ -153,6 +179,7 @@ describe("nowscale cluster / nodes / events against an API", () => {
       /^AWS4-HMAC-SHA256 Credential=AKIDNOWSCALETEST\/\d{8}\/eu-west-1\/execute-api\/aws4_request, SignedHeaders=[a-z0-9;-]*host[a-z0-9;-]*, Signature=[0-9a-f]{64}$/,
     );
     expect(headers["x-amz-date"]).toMatch(/^\d{8}T\d{6}Z$/);
+    expect(JSON.stringify(headers)).not.toContain(token);
     expect(listed.stderr).not.toContain("secret-for-the-test");
   });
 

@@ -54,17 +54,39 @@ describe("computeUserData", () => {
     expect(Buffer.from(script).toString("base64").length).toBeLessThan(16_384);
   });
 
-  it("gives none until the master's address and the munge key are known, and none off AWS", () => {
+  it("gives none until the master's address and the munge key are known", () => {
     expect(computeUserData(cluster({ agent: { kind: "none" } }), LAUNCH)).toBeUndefined();
     expect(computeUserData(cluster({ resources: [] }), LAUNCH)).toBeUndefined();
     expect(
       computeUserData(cluster({ agent: { kind: "http", url: "http://master.internal:8787" } }), LAUNCH),
     ).toBeUndefined();
     expect(
-      computeUserData(
-        cluster({ placement: { cloud: "tencent", region: "ap-guangzhou", imageId: "img-1" } }),
-        LAUNCH,
-      ),
+      computeUserData(cluster({ placement: { cloud: "local", region: "local", imageId: "local" } }), LAUNCH),
     ).toBeUndefined();
+  });
+
+  it("reads the munge key from Tencent SSM and Alibaba KMS on those clouds", () => {
+    // Prepare
+    const resources = [{ type: "secret:munge-key", id: "nowscale-demo-munge", createdAt: 0 }];
+
+    // Act
+    const tencent = computeUserData(
+      cluster({ placement: { cloud: "tencent", region: "ap-guangzhou", imageId: "img-1" }, resources }),
+      LAUNCH,
+    );
+    const alibaba = computeUserData(
+      cluster({ placement: { cloud: "alibaba", region: "cn-hangzhou", imageId: "m-1" }, resources }),
+      LAUNCH,
+    );
+
+    // Assess
+    expect(tencent).toContain("http://metadata.tencentyun.com/latest/meta-data/");
+    expect(tencent).toContain("X-TC-Action");
+    expect(tencent).toContain("'nowscale-demo-munge' 'ap-guangzhou'");
+    expect(tencent).toContain("-d 169.254.0.23/32");
+    expect(alibaba).toContain("http://100.100.100.200/latest/api/token");
+    expect(alibaba).toContain("kms-vpc.");
+    expect(alibaba).toContain("'nowscale-demo-munge' 'cn-hangzhou'");
+    expect(alibaba).toContain("-d 100.100.100.200/32");
   });
 });

@@ -47,15 +47,17 @@ class MemoryNamespaceNodes implements NamespaceNodes {
     return [...this.nodes.keys()].sort();
   }
 
+  async consoleOutput(name: string): Promise<string | undefined> {
+    return this.nodes.has(name) ? "booted in memory" : undefined;
+  }
+
   count(instanceType: string, zone: string): number {
     return [...this.nodes.values()].filter((s) => offeringOf(s) === `${instanceType}\n${zone}`).length;
   }
 }
 
 function offeringOf(spec: NamespaceNodeSpec): string {
-  const type = spec.features.find((f) => f.startsWith("type_"))?.slice(5) ?? "";
-  const zone = spec.features.find((f) => f.startsWith("zone_"))?.slice(5) ?? "";
-  return `${type}\n${zone}`;
+  return `${spec.instanceType}\n${spec.zone}`;
 }
 
 /** The local adapter with faults injected at its API boundary (a local machine does not throttle by itself). */

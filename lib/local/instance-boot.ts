@@ -1,0 +1,219 @@
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, writeSync } from "node:fs";
+import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { netnsPath } from "./netns.js";
+
+/**
+ * Runs an instance's user data as cloud-init runs it: once, as root, with its output in the
+ * instance's console log. The script runs in the instance's network namespace and in a private mount
+ * and UTS namespace of its own, where:
+ * - /etc/hosts is the instance's (the cloud API names on its loopback: instance-endpoints/);
+ * - the directories a node writes (munge's key, socket and state, Slurm's spool and gres.conf, logs,
+ *   NowScale's files) are the instance's own, bound over the host's, so every instance has its own
+ *   munged and slurmd and nothing it writes there reaches the host or another instance;
+ * - systemctl and hostnamectl are absent (an instance without systemd as PID 1: the scripts take their
+ *   non-systemd branch), and `hostname` changes only the instance's UTS namespace.
+ * The daemons the script starts stay in these namespaces; `ip netns pids` finds them for teardown.
+ */
+
+/** Directories every instance has for itself (created on the host, empty, when missing: mount points). */
+export const INSTANCE_PRIVATE_DIRS = [
+  "/etc/munge",
+  "/run/munge",
+  "/var/lib/munge",
+  "/var/log",
+  "/var/spool/slurmd",
+  "/etc/slurm",
+  "/etc/nowscale",
+  "/var/lib/nowscale",
+  "/opt/nowscale",
+] as const;
+
+/**
+ * Commands the instance does not have: it runs no systemd (no PID 1 of its own), so systemctl and
+ * hostnamectl are whited out of its /usr/bin (an overlay, writes go to the instance) and the boot
+ * scripts take their non-systemd branch instead of acting on the host's systemd.
+ */
+const HIDDEN = ["systemctl", "hostnamectl"];
+
+/**
+ * Directories Debian's munge and slurmd packages ship (dpkg -L) inside the private ones: the image has
+ * them even where the host's were cleaned out (a container's empty /var/log).
+ */
+const PACKAGE_DIRS: readonly (readonly [string, number, string])[] = [
+  ["/var/log/munge", 0o700, "munge"],
+  ["/var/lib/munge", 0o700, "munge"],
+  ["/run/munge", 0o755, "munge"],
+  ["/var/log/slurm", 0o755, "root"],
+];
+
+/** cloud-init's environment for user data, plus what the instance endpoints add. */
+const BASE_ENV = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  HOME: "/root",
+  LANG: "C.UTF-8",
+  USER: "root",
+};
+
+const WRAPPER = `set -eu
+dir=$1; hosts=$2; shift 2
+mount --bind "$hosts" /etc/hosts
+while [ "$#" -gt 1 ] && [ "$1" != -- ]; do mount --bind "$1" "$2"; shift 2; done
+mount -t overlay nowscale-usr-bin -o "lowerdir=/usr/bin,upperdir=$dir/usr-bin/upper,workdir=$dir/usr-bin/work" /usr/bin
+exec /bin/bash "$dir/user-data"`;
+
+export interface BootSpec {
+  /** The instance's network namespace (exists, with its interfaces up). */
+  netns: string;
+  /** The instance's own directory (private dirs, user data, result). */
+  dir: string;
+  /** The console log file (appended; kept after the instance is gone). */
+  consoleLog: string;
+  userData: string;
+  /** The instance's /etc/hosts. */
+  hostsFile: string;
+  /** Added to cloud-init's environment (the endpoints' CA bundle). */
+  env: Record<string, string>;
+  /** More host paths bound to instance dirs: [instanceDir, hostPath] (e.g. the test bed's munge socket dir). */
+  extraBinds?: readonly (readonly [string, string])[];
+  /** Files created in the instance's private dirs before boot, e.g. the image's pre-installed marker. */
+  imageFiles?: readonly string[];
+}
+
+export interface BootResult {
+  code: number | null;
+  signal: string | null;
+  finishedAt: number;
+}
+
+/**
+ * Starts the user data in the background and returns at once (a cloud's RunInstances does not wait for
+ * the boot). `done` resolves when the script exits; the result is also written to DIR/boot-result.json.
+ */
+export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done: Promise<BootResult> }> {
+  const root = join(spec.dir, "root");
+  const binds: string[] = [];
+  for (const path of INSTANCE_PRIVATE_DIRS) {
+    const own = join(root, path);
+    await mkdir(own, { recursive: true, mode: 0o755 });
+    if (!existsSync(path)) await mkdir(path, { recursive: true, mode: 0o755 });
+    await copySkeleton(path, own);
+    binds.push(own, path);
+  }
+  for (const [path, mode, owner] of PACKAGE_DIRS) {
+    const own = join(root, path);
+    await mkdir(own, { recursive: true });
+    await chmod(own, mode);
+    const ids = await userIds(owner);
+    await chown(own, ids.uid, ids.gid);
+  }
+  for (const [own, path] of spec.extraBinds ?? []) binds.push(own, path);
+  for (const file of spec.imageFiles ?? []) {
+    const target = join(root, file);
+    if (!INSTANCE_PRIVATE_DIRS.some((d) => file.startsWith(`${d}/`)))
+      throw new TypeError(`imageFiles: ${file} is not in a private directory of the instance`);
+    await writeFile(target, "", { mode: 0o644 });
+  }
+  await mkdir(join(spec.dir, "usr-bin", "work"), { recursive: true, mode: 0o700 });
+  await mkdir(join(spec.dir, "usr-bin", "upper"), { recursive: true, mode: 0o755 });
+  for (const name of HIDDEN) {
+    // An overlay whiteout (a 0/0 character device) hides the lower file.
+    const whiteout = join(spec.dir, "usr-bin", "upper", name);
+    if (!existsSync(whiteout)) await runOk("mknod", [whiteout, "c", "0", "0"]);
+  }
+  await writeFile(join(spec.dir, "user-data"), spec.userData, { mode: 0o700 });
+  const log = openSync(spec.consoleLog, "a", 0o600);
+  writeSync(
+    log,
+    `${new Date().toISOString()} nowscale-local: running user data (${Buffer.byteLength(spec.userData)} bytes)\n`,
+  );
+  const child = spawn(
+    "nsenter",
+    [
+      `--net=${netnsPath(spec.netns)}`,
+      "unshare",
+      "--mount",
+      "--uts",
+      "--propagation",
+      "private",
+      "/bin/bash",
+      "-c",
+      WRAPPER,
+      "nowscale-boot",
+      spec.dir,
+      spec.hostsFile,
+      ...binds,
+    ],
+    { env: { ...BASE_ENV, ...spec.env }, stdio: ["ignore", log, log], detached: true },
+  );
+  child.unref();
+  let ended = false;
+  const done = new Promise<BootResult>((resolve) => {
+    const end = (result: BootResult, line: string) => {
+      if (ended) return;
+      ended = true;
+      try {
+        writeSync(log, `${new Date().toISOString()} nowscale-local: ${line}\n`);
+      } finally {
+        closeSync(log);
+      }
+      void writeFile(join(spec.dir, "boot-result.json"), JSON.stringify(result)).catch(() => undefined);
+      resolve(result);
+    };
+    child.on("exit", (code, signal) =>
+      end({ code, signal, finishedAt: Date.now() }, `user data exited with ${code ?? signal}`),
+    );
+    child.on("error", (error) =>
+      end(
+        { code: null, signal: null, finishedAt: Date.now() },
+        `could not run the user data: ${error.message}`,
+      ),
+    );
+  });
+  if (child.pid === undefined) throw new Error("the user data did not start");
+  return { pid: child.pid, done };
+}
+
+/**
+ * The image's directories without their files: the instance's private directory starts with the host's
+ * subdirectories (one level, same owner and mode), as a fresh instance of this machine's image would
+ * have them (e.g. /var/log/munge and /var/lib/munge owned by munge, which munged insists on).
+ */
+async function copySkeleton(hostDir: string, own: string): Promise<void> {
+  const top = await stat(hostDir);
+  await chmod(own, top.mode & 0o7777);
+  await chown(own, top.uid, top.gid);
+  for (const entry of await readdir(hostDir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const info = await stat(join(hostDir, entry.name));
+    const target = join(own, entry.name);
+    await mkdir(target, { recursive: true });
+    await chmod(target, info.mode & 0o7777);
+    await chown(target, info.uid, info.gid);
+  }
+}
+
+/** A user's uid and gid from /etc/passwd (root when the user does not exist). */
+async function userIds(name: string): Promise<{ uid: number; gid: number }> {
+  const passwd = await readFile("/etc/passwd", "utf8").catch(() => "");
+  for (const line of passwd.split("\n")) {
+    const [user, , uid, gid] = line.split(":");
+    if (user === name && uid !== undefined && gid !== undefined)
+      return { uid: Number(uid), gid: Number(gid) };
+  }
+  return { uid: 0, gid: 0 };
+}
+
+/** The last `lines` lines of a console log (undefined when there is none). */
+export async function consoleTail(file: string, lines = 20): Promise<string | undefined> {
+  const text = await readFile(file, "utf8").catch(() => undefined);
+  if (text === undefined) return undefined;
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+async function runOk(file: string, args: string[]): Promise<void> {
+  const r = await runCommand(file, args, { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`${file} failed: ${(r.stderr || r.error || "").trim().slice(0, 300)}`);
+}
