@@ -3,7 +3,7 @@ import { type Command, Option } from "commander";
 import { type BootTimeSpec, parseBootTime } from "../sim/boot-time.js";
 import { renderHtmlReport } from "../sim/report-html.js";
 import { capacityKey, parseSimConfig } from "../sim/sim-config.js";
-import { parsePolicies, policyName, type SimulateOptions, simulate } from "../sim/simulate.js";
+import { parsePolicies, policyName, type SimulateOptions, simulateWithBound } from "../sim/simulate.js";
 import { formatTable, type SimulationSummary, summarize } from "../sim/summary.js";
 import { parseSwf } from "../sim/swf.js";
 import { toWorkload } from "../sim/workload.js";
@@ -83,7 +83,7 @@ export function runSimulate(
 
   const policies = options.compare === undefined ? [{ kind: config.policy }] : parsePolicies(options.compare);
   if (typeof policies === "string") throw new UsageError(policies);
-  const runs = simulate(workload, config, {
+  const { runs, bound } = simulateWithBound(workload, config, {
     policies,
     pollSeconds,
     boot,
@@ -103,6 +103,7 @@ export function runSimulate(
     memPerCpuMiB: simulation.memPerCpuMiB,
     capacity,
     runs,
+    bound,
   });
   const out: SimulateOutput = {
     summary,

@@ -58,7 +58,7 @@ export class CoreScaler implements Scaler {
     for (const s of decision.shrinks) {
       const node = cluster.nodesByName.get(s.node);
       if (!node) throw new Error(`plan shrinks unknown node ${s.node}`);
-      if (s.action === "drain") cluster.drain(node);
+      if (s.action === "drain") cluster.drain(node, now);
       else if (node.runningJobs === 0) cluster.terminate(node, now);
       else throw new Error(`plan terminates ${s.node}, which runs a job`);
     }

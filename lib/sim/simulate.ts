@@ -1,5 +1,6 @@
 import type { ResolvedConfig } from "../core/config.js";
 import { type BootTimeSpec, bootSampler } from "./boot-time.js";
+import { type BoundParts, clairvoyantBound, shortestBootSeconds } from "./bound.js";
 import { SimCluster } from "./cluster.js";
 import { type ReplaySpan, replay } from "./engine.js";
 import { computeMetrics, type PolicyMetrics, sortedWaits } from "./metrics.js";
@@ -65,10 +66,25 @@ export interface PolicyRun {
  * same workload, config and options give the same runs.
  */
 export function simulate(workload: Workload, config: ResolvedConfig, options: SimulateOptions): PolicyRun[] {
+  return simulateWithBound(workload, config, options).runs;
+}
+
+/** The clairvoyant zero-wait bound of the workload (docs/simulator.md, "The bound"). */
+export function boundOf(workload: Workload, config: ResolvedConfig, boot: BootTimeSpec): BoundParts {
+  return clairvoyantBound(workload.jobs, config, shortestBootSeconds(boot));
+}
+
+/** `simulate`, and the bound every run's ratios are measured against. */
+export function simulateWithBound(
+  workload: Workload,
+  config: ResolvedConfig,
+  options: SimulateOptions,
+): { bound: BoundParts; runs: PolicyRun[] } {
+  const bound = boundOf(workload, config, options.boot);
   const pollMs = Math.round(options.pollSeconds * 1000);
   const first = workload.jobs[0]?.submitMs ?? 0;
   const last = workload.jobs[workload.jobs.length - 1]?.submitMs ?? 0;
-  return options.policies.map((spec) => {
+  const runs = options.policies.map((spec) => {
     const name = policyName(spec);
     const cluster = new SimCluster(
       workload.jobs,
@@ -89,12 +105,13 @@ export function simulate(workload: Workload, config: ResolvedConfig, options: Si
     const waits = sortedWaits(cluster, span.endMs);
     return {
       policy: name,
-      metrics: computeMetrics(cluster, span, waits),
+      metrics: computeMetrics(cluster, span, waits, bound),
       waits,
       span,
       timeline: cluster.timeline,
     };
   });
+  return { bound, runs };
 }
 
 function scalerFor(spec: PolicySpec, config: ResolvedConfig): Scaler {
