@@ -83,12 +83,16 @@ export function replay(cluster: SimCluster, scaler: Scaler, options: ReplayOptio
       else if (t - drainedSince > options.stallLimitMs) break;
     } else drainedSince = Number.NaN;
 
-    if (scaler.polls && scaler.quiet(cluster)) {
-      const nextWork = Math.min(
-        next < jobs.length ? (jobs[next] as SimJob).submitMs : Number.POSITIVE_INFINITY,
-        cluster.events.peekTime(),
-      );
-      if (nextWork > nextPoll) nextPoll = firstPoll(nextWork);
+    if (scaler.polls) {
+      const until = scaler.quietUntil(cluster);
+      if (until > nextPoll) {
+        const nextWork = Math.min(
+          next < jobs.length ? (jobs[next] as SimJob).submitMs : Number.POSITIVE_INFINITY,
+          cluster.events.peekTime(),
+          until,
+        );
+        if (nextWork > nextPoll) nextPoll = firstPoll(nextWork);
+      }
     }
     if (options.onProgress && ++steps % 4096 === 0) options.onProgress(t);
   }

@@ -13,10 +13,11 @@ export interface Scaler {
   begin(cluster: SimCluster, now: number): void;
   poll(cluster: SimCluster, now: number): void;
   /**
-   * True when a poll now would certainly do nothing, and will keep doing nothing until the next job
-   * event or arrival: the engine then skips polls up to that event (an exact shortcut, not a guess).
+   * Until when (simulated ms) polls would certainly do nothing if no job event or arrival came first:
+   * the engine skips polls up to the earlier of that time and the next event (an exact shortcut, not a
+   * guess). Infinity: nothing until the next event; `now` or earlier: poll as usual.
    */
-  quiet(cluster: SimCluster): boolean;
+  quietUntil(cluster: SimCluster): number;
   /** After the last poll, with no jobs or boots left: true when nothing more will shrink. */
   settled(): boolean;
   onReady?(cluster: SimCluster, node: SimNode, now: number): void;
@@ -64,15 +65,22 @@ export class CoreScaler implements Scaler {
     }
   }
 
-  quiet(cluster: SimCluster): boolean {
-    if (cluster.pendingViews.size > 0) return false;
+  quietUntil(cluster: SimCluster): number {
+    if (cluster.pendingViews.size > 0) return Number.NEGATIVE_INFINITY;
+    const idleMs = this.config.shrinkIdleTime * 1000;
+    let until = Number.POSITIVE_INFINITY;
     for (const q of cluster.queues.values()) {
       const cfg = this.config.queueByName.get(q.name);
-      if (cfg?.enableAutoExpansion && q.nodes.length < cfg.minSize) return false;
-      // Idle and drained nodes are what shrink acts on, by time: those polls must run.
-      for (const n of q.nodes) if (n.ready && n.runningJobs === 0) return false;
+      if (cfg?.enableAutoExpansion && q.nodes.length < cfg.minSize) return Number.NEGATIVE_INFINITY;
+      // Idle nodes shrink by time: nothing happens to one before its idle time is up. A drained one
+      // is terminated at the next poll.
+      for (const n of q.nodes) {
+        if (!n.ready || n.runningJobs > 0) continue;
+        if (n.draining || n.idleSince === undefined) return Number.NEGATIVE_INFINITY;
+        until = Math.min(until, n.idleSince + idleMs);
+      }
     }
-    return true;
+    return until;
   }
 
   settled(): boolean {
@@ -106,8 +114,8 @@ export class StaticScaler implements Scaler {
 
   poll(): void {}
 
-  quiet(): boolean {
-    return true;
+  quietUntil(): number {
+    return Number.POSITIVE_INFINITY;
   }
 
   settled(): boolean {

@@ -68,9 +68,7 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
       }
     } else {
       // Runs past the reservation: only what the head job leaves spare on each node.
-      const capCpus = freeCpus.map((c, i) => Math.min(c, spareCpus[i] as number));
-      const capMem = freeMem.map((m, i) => Math.min(m, spareMemMiB[i] as number));
-      const placed = place(job, capCpus, capMem);
+      const placed = place(job, freeCpus, freeMem, spareCpus, spareMemMiB);
       if (placed) {
         take(placed, job, spareCpus, spareMemMiB);
         totalFree -= take(placed, job, freeCpus, freeMem);
@@ -93,14 +91,18 @@ export function place(
   job: Pick<SimJob, "procs" | "memPerTaskMiB">,
   cpus: readonly number[],
   mem: readonly number[],
+  capCpus?: readonly number[],
+  capMem?: readonly number[],
 ): Slots | undefined {
   const n = cpus.length;
   const slots = new Array<number>(n);
   let total = 0;
   let single = -1;
   for (let i = 0; i < n; i++) {
-    const c = cpus[i] as number;
-    const s = job.memPerTaskMiB > 0 ? Math.min(c, Math.floor((mem[i] as number) / job.memPerTaskMiB)) : c;
+    // Within the caps when given (what a reservation leaves spare), without copying them.
+    const c = capCpus ? Math.min(cpus[i] as number, capCpus[i] as number) : (cpus[i] as number);
+    const m = capMem ? Math.min(mem[i] as number, capMem[i] as number) : (mem[i] as number);
+    const s = job.memPerTaskMiB > 0 ? Math.min(c, Math.floor(m / job.memPerTaskMiB)) : c;
     slots[i] = s;
     total += s;
     if (s >= job.procs && (single < 0 || s < (slots[single] as number))) single = i;
