@@ -106,11 +106,43 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
       shrinkIdleTimeS: config.shrinkIdleTime,
       bootTimeoutS: config.bootTimeout,
       now,
+      headroomVcpus: headroomVcpus(config, queue, state, pending, now),
+      vcpusOf: (n) => ownValue(config.catalog, n.instanceType)?.vcpus ?? 0,
+      cancelUnneededBoots: config.cancelUnneededBoots,
     });
     decision.shrinks.push(...shrink.shrinks);
     decision.skipped.push(...shrink.skipped);
   }
   return decision;
+}
+
+/**
+ * The warm headroom of a queue, in vCPUs: the rate at which single-node jobs' CPUs arrived over the
+ * last headroomWindow seconds × headroomSeconds. From the state's `arrivals` when it lists the queue,
+ * else from the jobs in the state (running jobs included; those that already ended are not there).
+ */
+function headroomVcpus(
+  config: ResolvedConfig,
+  queue: ResolvedQueue,
+  state: ClusterState,
+  pending: readonly Job[],
+  now: number,
+): number {
+  if (config.headroomSeconds <= 0) return 0;
+  const given = state.arrivals?.find((a) => a.queue === queue.queueName);
+  if (given) return Math.ceil((given.cpus / given.windowS) * config.headroomSeconds);
+  const largest = Math.max(0, ...queue.groups.map((g) => g.shape.vcpus));
+  const since = now - config.headroomWindow * 1000;
+  let cpus = 0;
+  const count = (job: Job) => {
+    if (job.submittedAt < since) return;
+    const r = job.request;
+    const c = r.kind === "tasks" ? r.tasks * r.cpusPerTask : r.nodes * r.cpusPerNode;
+    if (c <= largest) cpus += c * job.count;
+  };
+  for (const job of pending) count(job);
+  for (const job of state.jobs) if (job.state === "RUNNING" && job.queue === queue.queueName) count(job);
+  return Math.ceil((cpus / config.headroomWindow) * config.headroomSeconds);
 }
 
 /**

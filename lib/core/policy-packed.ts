@@ -197,7 +197,7 @@ const pack: Policy = ({ queue, jobs, held, supply, room, weighPrice, viewOf }) =
         } else if (b.supply) {
           used ??= new Set();
           used.add(b.supply.node.name);
-          if (b.supply.node.state === "IDLE") result.reserved.set(b.supply.node.name, job.id);
+          result.reserved.set(b.supply.node.name, job.id);
         }
       }
       if (firstNew < 0) covered++;

@@ -53,7 +53,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
       copiesLeft--;
       for (const s of taken.nodes) {
         usedNames.push(s.node.name);
-        if (s.node.state === "IDLE") result.reserved.set(s.node.name, job.id);
+        result.reserved.set(s.node.name, job.id);
       }
       if (rest) needs.push({ nodes: rest.layout.nodes, group: rest.group, copies: 1 });
     }

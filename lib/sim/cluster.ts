@@ -121,6 +121,8 @@ export class SimCluster {
     neverUsedVcpuSeconds: 0,
   };
   readonly timeline: Timeline | undefined;
+  /** Placement: nodes already running a job before idle ones (the "busy-first" lever). */
+  busyFirst = false;
   private readonly capacityLeft = new Map<string, number>();
   /**
    * Offerings a launch found full, held unavailable until the time given (as the providers' cache does

@@ -1,7 +1,15 @@
 import type { ResolvedConfig } from "../core/config.js";
-import type { ClusterNode, Decision, Job, UnavailableOffering } from "../core/model.js";
+import type {
+  ClusterNode,
+  ClusterState,
+  Decision,
+  Job,
+  QueueArrivals,
+  UnavailableOffering,
+} from "../core/model.js";
 import { plan } from "../core/plan.js";
 import type { Placement, SimCluster, SimNode } from "./cluster.js";
+import type { SimJob } from "./workload.js";
 
 /**
  * What grows and shrinks the simulated cluster. The engine calls `poll` every poll interval (when
@@ -32,8 +40,15 @@ export interface Scaler {
 export class CoreScaler implements Scaler {
   readonly polls = true;
   private last: Decision | undefined;
+  /** Sliding window of arrivals for the headroom: jobs [windowLo, windowHi) of the trace, CPUs per queue. */
+  private windowLo = 0;
+  private windowHi = 0;
+  private readonly windowCpus = new Map<string, number>();
 
-  constructor(private readonly config: ResolvedConfig) {}
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly terminateAtDrain = false,
+  ) {}
 
   begin(): void {}
 
@@ -48,7 +63,9 @@ export class CoreScaler implements Scaler {
       if (held.until > now) unavailableOfferings.push(held);
       else cluster.unavailableUntil.delete(key);
     }
-    const decision = plan(this.config, { jobs, nodes, unavailableOfferings }, now);
+    const state: ClusterState = { jobs, nodes, unavailableOfferings };
+    if (this.config.headroomSeconds > 0) state.arrivals = this.arrivals(cluster, now);
+    const decision = plan(this.config, state, now);
     this.last = decision;
 
     let launched = 0;
@@ -59,24 +76,57 @@ export class CoreScaler implements Scaler {
     for (const s of decision.shrinks) {
       const node = cluster.nodesByName.get(s.node);
       if (!node) throw new Error(`plan shrinks unknown node ${s.node}`);
-      if (s.action === "drain") cluster.drain(node, now);
-      else if (node.runningJobs === 0) cluster.terminate(node, now);
+      if (s.action === "drain") {
+        cluster.drain(node, now);
+        if (this.terminateAtDrain && node.runningJobs === 0) cluster.terminate(node, now);
+      } else if (node.runningJobs === 0) cluster.terminate(node, now);
       else throw new Error(`plan terminates ${s.node}, which runs a job`);
     }
+  }
+
+  /**
+   * What the agent would count for the headroom: CPUs of the single-node jobs (at most the queue's
+   * largest vCPUs) submitted in the last headroomWindow seconds, ended ones included.
+   */
+  private arrivals(cluster: SimCluster, now: number): QueueArrivals[] {
+    const jobs = cluster.jobs;
+    const since = now - this.config.headroomWindow * 1000;
+    const add = (i: number, sign: number) => {
+      const job = jobs[i] as SimJob;
+      const queue = this.config.queueByName.get(job.queue);
+      const largest = queue ? Math.max(...queue.groups.map((g) => g.shape.vcpus)) : 0;
+      if (job.procs <= largest)
+        this.windowCpus.set(job.queue, (this.windowCpus.get(job.queue) ?? 0) + sign * job.procs);
+    };
+    for (; this.windowHi < jobs.length && (jobs[this.windowHi] as SimJob).submitMs <= now; this.windowHi++)
+      add(this.windowHi, 1);
+    for (; this.windowLo < this.windowHi && (jobs[this.windowLo] as SimJob).submitMs < since; this.windowLo++)
+      add(this.windowLo, -1);
+    return this.config.queues.map((q) => ({
+      queue: q.queueName,
+      windowS: this.config.headroomWindow,
+      cpus: this.windowCpus.get(q.queueName) ?? 0,
+    }));
   }
 
   quietUntil(cluster: SimCluster): number {
     if (cluster.pendingViews.size > 0) return Number.NEGATIVE_INFINITY;
     const idleMs = this.config.shrinkIdleTime * 1000;
+    const headroom = this.config.headroomSeconds > 0;
     let until = Number.POSITIVE_INFINITY;
     for (const q of cluster.queues.values()) {
       const cfg = this.config.queueByName.get(q.name);
       if (cfg?.enableAutoExpansion && q.nodes.length < cfg.minSize) return Number.NEGATIVE_INFINITY;
-      // Idle nodes shrink by time: nothing happens to one before its idle time is up. A drained one
-      // is terminated at the next poll.
+      // Idle nodes shrink by time: nothing happens to one before its idle time is up, unless the
+      // headroom (which moves with the arrival window) keeps it. A drained one is terminated at the
+      // next poll; a booting one no job needs may be cancelled.
       for (const n of q.nodes) {
-        if (!n.ready || n.runningJobs > 0) continue;
-        if (n.draining || n.idleSince === undefined) return Number.NEGATIVE_INFINITY;
+        if (!n.ready) {
+          if (this.config.cancelUnneededBoots) return Number.NEGATIVE_INFINITY;
+          continue;
+        }
+        if (n.runningJobs > 0) continue;
+        if (n.draining || n.idleSince === undefined || headroom) return Number.NEGATIVE_INFINITY;
         until = Math.min(until, n.idleSince + idleMs);
       }
     }

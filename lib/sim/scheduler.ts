@@ -38,6 +38,8 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
   if (nodes.length === 0) return;
   const freeCpus = nodes.map((n) => n.freeCpus);
   const freeMem = nodes.map((n) => n.freeMemMiB);
+  // busy-first placement: nodes running a job when the pass began come first.
+  const busy = cluster.busyFirst ? nodes.map((n) => n.runningJobs > 0) : undefined;
   let totalFree = 0;
   for (const c of freeCpus) totalFree += c;
   if (totalFree === 0) return;
@@ -49,7 +51,8 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
     if (totalFree === 0 || ++examined > BACKFILL_DEPTH) break;
     const job = cluster.jobs[index] as SimJob;
     if (reservation === undefined) {
-      const placed = job.procs <= totalFree ? place(job, freeCpus, freeMem) : undefined;
+      const placed =
+        job.procs <= totalFree ? place(job, freeCpus, freeMem, undefined, undefined, busy) : undefined;
       if (placed) {
         totalFree -= take(placed, job, freeCpus, freeMem);
         startOn(cluster, index, placed, nodes, now, started);
@@ -61,14 +64,14 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
     if (job.procs > totalFree) continue;
     const { spareCpus, spareMemMiB } = reservation;
     if (now + job.estimateMs <= reservation.timeMs || spareCpus === undefined || spareMemMiB === undefined) {
-      const placed = place(job, freeCpus, freeMem);
+      const placed = place(job, freeCpus, freeMem, undefined, undefined, busy);
       if (placed) {
         totalFree -= take(placed, job, freeCpus, freeMem);
         startOn(cluster, index, placed, nodes, now, started);
       }
     } else {
       // Runs past the reservation: only what the head job leaves spare on each node.
-      const placed = place(job, freeCpus, freeMem, spareCpus, spareMemMiB);
+      const placed = place(job, freeCpus, freeMem, spareCpus, spareMemMiB, busy);
       if (placed) {
         take(placed, job, spareCpus, spareMemMiB);
         totalFree -= take(placed, job, freeCpus, freeMem);
@@ -93,6 +96,7 @@ export function place(
   mem: readonly number[],
   capCpus?: readonly number[],
   capMem?: readonly number[],
+  busy?: readonly boolean[],
 ): Slots | undefined {
   const n = cpus.length;
   const slots = new Array<number>(n);
@@ -105,13 +109,16 @@ export function place(
     const s = job.memPerTaskMiB > 0 ? Math.min(c, Math.floor(m / job.memPerTaskMiB)) : c;
     slots[i] = s;
     total += s;
-    if (s >= job.procs && (single < 0 || s < (slots[single] as number))) single = i;
+    if (s >= job.procs && (single < 0 || better(i, single, s, slots[single] as number, busy))) single = i;
   }
   if (total < job.procs) return undefined;
   if (single >= 0) return [[single, job.procs]];
   const order: number[] = [];
   for (let i = 0; i < n; i++) if ((slots[i] as number) > 0) order.push(i);
-  order.sort((a, b) => (slots[b] as number) - (slots[a] as number) || a - b);
+  order.sort(
+    (a, b) =>
+      (busy ? Number(busy[b]) - Number(busy[a]) : 0) || (slots[b] as number) - (slots[a] as number) || a - b,
+  );
   const out: Slots = [];
   let left = job.procs;
   for (const i of order) {
@@ -121,6 +128,12 @@ export function place(
     if (left === 0) break;
   }
   return out;
+}
+
+/** Single-node pick: a busy node before an idle one (busy-first), then the fewest free slots. */
+function better(i: number, j: number, slotsI: number, slotsJ: number, busy?: readonly boolean[]): boolean {
+  if (busy && busy[i] !== busy[j]) return busy[i] === true;
+  return slotsI < slotsJ;
 }
 
 /** Subtracts a placement from per-node arrays; returns the CPUs taken. */

@@ -50,6 +50,10 @@ export interface SimulateOptions {
   timeline: boolean;
   /** Progress of one policy's replay, 0..1 of the trace's arrival span. */
   onProgress?: (policy: string, fraction: number) => void;
+  /** Levers only the simulation models (the `simulation` section; sim-config.ts). */
+  terminateAtDrain?: boolean;
+  wakeSeconds?: number;
+  placement?: "fewest-free" | "busy-first";
 }
 
 export interface PolicyRun {
@@ -93,9 +97,13 @@ export function simulateWithBound(
       bootSampler(options.boot, options.seed),
       options.timeline,
     );
+    cluster.busyFirst = options.placement === "busy-first";
     const onProgress = options.onProgress;
-    const span = replay(cluster, scalerFor(spec, config), {
+    const span = replay(cluster, scalerFor(spec, config, options), {
       pollMs,
+      ...(options.wakeSeconds !== undefined && (spec.kind === "thpc" || spec.kind === "packed")
+        ? { wakeMs: (config.expansionBusyTime + options.wakeSeconds) * 1000 }
+        : {}),
       stallLimitMs: (config.shrinkIdleTime + config.expansionBusyTime) * 1000 + 10 * pollMs,
       onProgress:
         onProgress &&
@@ -114,11 +122,11 @@ export function simulateWithBound(
   return { bound, runs };
 }
 
-function scalerFor(spec: PolicySpec, config: ResolvedConfig): Scaler {
+function scalerFor(spec: PolicySpec, config: ResolvedConfig, options: SimulateOptions): Scaler {
   switch (spec.kind) {
     case "thpc":
     case "packed":
-      return new CoreScaler({ ...config, policy: spec.kind });
+      return new CoreScaler({ ...config, policy: spec.kind }, options.terminateAtDrain === true);
     case "static":
       return new StaticScaler(config, spec.nodes);
     case "per-job":

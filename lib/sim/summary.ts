@@ -23,11 +23,19 @@ export interface SimulationSummary {
     seed: number;
     memPerCpuMiB: number;
     capacity: Record<string, number>;
+    /** The simulation-only levers (the config's `simulation` section). */
+    levers: SimLevers;
   };
   /** The clairvoyant zero-wait bound the ratios are measured against (docs/simulator.md, "The bound"). */
   bound: BoundParts;
   /** Policy name → metrics, in --compare order. */
   policies: Record<string, PolicyMetrics>;
+}
+
+export interface SimLevers {
+  terminateAtDrain: boolean;
+  wakeSeconds: number | null;
+  placement: "fewest-free" | "busy-first";
 }
 
 export interface SummaryInput {
@@ -42,6 +50,7 @@ export interface SummaryInput {
   capacity: ReadonlyMap<string, number>;
   runs: readonly PolicyRun[];
   bound: BoundParts;
+  levers?: SimLevers;
 }
 
 export function summarize(input: SummaryInput): SimulationSummary {
@@ -60,6 +69,7 @@ export function summarize(input: SummaryInput): SimulationSummary {
       seed: input.seed,
       memPerCpuMiB: input.memPerCpuMiB,
       capacity: Object.fromEntries(input.capacity),
+      levers: input.levers ?? { terminateAtDrain: false, wakeSeconds: null, placement: "fewest-free" },
     },
     bound: roundBound(input.bound),
     policies: Object.fromEntries(input.runs.map((r) => [r.policy, r.metrics])),

@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { place } from "../../../lib/sim/scheduler.js";
+import { nodesAt, run, testConfig } from "./helpers.js";
+
+/**
+ * The levers only the simulation models (the config's `simulation` section). testConfig: 4-vCPU nodes
+ * at 0.40 USD/h, thpc, busy time 120 s, shrinkIdleTime 300 s; polls every 60 s; boot 180 s.
+ */
+describe("simulation levers", () => {
+  it("terminateAtDrain: an idle node is drained and terminated in the same poll", () => {
+    // Prepare: the one-job case (scenarios.test.ts): node 120..1260 with the drain at 1200 and the
+    //   terminate at the next poll; with the lever the node is gone at 1200.
+    const jobs = [{ id: 1, submit: 0, run: 600, procs: 4 }];
+
+    // Act
+    const before = run(jobs);
+    const after = run(jobs, { terminateAtDrain: true });
+
+    // Assess: 60 s less of a 4-vCPU node, no drain tail.
+    expect(nodesAt(before, 1200)).toBe(1);
+    expect(nodesAt(after, 1200)).toBe(0);
+    expect(before.metrics.breakdown.drainTail).toBeCloseTo((4 * 60) / 3600, 2);
+    expect(after.metrics.breakdown.drainTail).toBe(0);
+    expect(after.metrics.vcpuHours).toBeCloseTo(before.metrics.vcpuHours - (4 * 60) / 3600, 2);
+  });
+
+  it("wakeSeconds: a job that cannot start wakes the scaler, not waiting for the poll grid", () => {
+    // Prepare: busy time 0; a job arriving at 30 s. Polls at 0, 60, ...: launch at 60, ready 240,
+    //   wait 210. With a wake 10 s after arrival: launch at 40, ready 220, wait 190.
+    const config = testConfig({ cluster: { expansionBusyTime: 0 } });
+    const jobs = [{ id: 1, submit: 30, run: 600, procs: 4 }];
+
+    // Act
+    const grid = run(jobs, { config });
+    const woken = run(jobs, { config, wakeSeconds: 10 });
+
+    // Assess
+    expect(grid.metrics.meanWaitS).toBe(210);
+    expect(woken.metrics.meanWaitS).toBe(190);
+  });
+
+  it("busy-first placement puts a job on a node already running one, not on an idle node", () => {
+    // Prepare: slot 0 idle with 4 free CPUs, slot 1 busy with 6 free; a 4-task job.
+    const job = { procs: 4, memPerTaskMiB: 0 };
+
+    // Act
+    const fewestFree = place(job, [4, 6], [8192, 8192]);
+    const busyFirst = place(job, [4, 6], [8192, 8192], undefined, undefined, [false, true]);
+
+    // Assess: fewest free slots picks the idle node; busy-first the busy one.
+    expect(fewestFree).toEqual([[0, 4]]);
+    expect(busyFirst).toEqual([[1, 4]]);
+  });
+});
