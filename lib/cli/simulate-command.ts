@@ -4,7 +4,8 @@ import { configSchema } from "../core/config.js";
 import { type BootTimeSpec, parseBootTime } from "../sim/boot-time.js";
 import { renderHtmlReport } from "../sim/report-html.js";
 import { capacityKey, parseSimConfig, simulationSchema } from "../sim/sim-config.js";
-import { parsePolicies, policyName, type SimulateOptions, simulateWithBound } from "../sim/simulate.js";
+import { simulateInParallel } from "../sim/parallel.js";
+import { parsePolicies, policyName, type SimulateOptions } from "../sim/simulate.js";
 import { formatTable, type SimulationSummary, summarize } from "../sim/summary.js";
 import { parseSwf } from "../sim/swf.js";
 import { toWorkload } from "../sim/workload.js";
@@ -39,19 +40,17 @@ export interface SimulateOutput {
  * `nowscale simulate`: replays an SWF trace through the scaling core under each policy and reports
  * waits, node-hours and cost. Pure apart from reading the two input files; `onProgress` gets 0..1.
  */
-export function runSimulate(
+export async function runSimulate(
   options: SimulateCliOptions,
   onProgress?: SimulateOptions["onProgress"],
-): SimulateOutput {
+): Promise<SimulateOutput> {
   const pollSeconds = wholeNumber(options.pollSeconds, "--poll-seconds", 1, 86_400);
   const seed = wholeNumber(options.seed, "--seed", 0, 2 ** 31 - 1);
   const boot: BootTimeSpec | string = parseBootTime(options.bootSeconds);
   if (typeof boot === "string") throw new UsageError(`--boot-seconds: ${boot}`);
 
-  const { config, simulation } = parseSimConfig(
-    withSettings(readJsonFile(options.config, "config"), options.set),
-    options.config,
-  );
+  const raw = withSettings(readJsonFile(options.config, "config"), options.set);
+  const { config, simulation } = parseSimConfig(raw, options.config);
   if (options.memPerCpuMib !== undefined) {
     simulation.memPerCpuMiB = wholeNumber(options.memPerCpuMib, "--mem-per-cpu-mib", 0, 1 << 24);
   }
@@ -88,7 +87,8 @@ export function runSimulate(
 
   const policies = options.compare === undefined ? [{ kind: config.policy }] : parsePolicies(options.compare);
   if (typeof policies === "string") throw new UsageError(policies);
-  const { runs, bound } = simulateWithBound(workload, config, {
+  // Policies replay on worker threads, one per core: the same runs, sooner.
+  const { runs, bound } = await simulateInParallel(raw, options.config, workload, config, {
     policies,
     pollSeconds,
     boot,
@@ -158,12 +158,12 @@ export function registerSimulate(program: Command): void {
     .option("--json", "print the metrics as JSON on stdout")
     .option("--out <report.html>", "write a self-contained HTML report")
     .addOption(new Option("--progress", "show a progress bar on stderr even when it is not a terminal"))
-    .action((options: SimulateCliOptions) => {
+    .action(async (options: SimulateCliOptions) => {
       const showBar = options.progress === true || process.stderr.isTTY === true;
       const bar = showBar ? startProgress(process.stderr, policyCount(options)) : undefined;
       let result: SimulateOutput;
       try {
-        result = runSimulate(options, bar?.update);
+        result = await runSimulate(options, bar?.update);
       } finally {
         bar?.stop();
       }

@@ -38,7 +38,10 @@ interface Use {
  * memory) takes empty nodes only and leaves nothing of them to others. Same caps and rounds as thpc.
  */
 export const planPacked: Policy = (input) => {
+  if (input.jobs.length === 0) return { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
   const packed = pack(input);
+  // Launching nothing cannot be worse than thpc.
+  if (packed.newNodes.length === 0) return packed;
   const thpc = planThpc(input);
   // Sizing each new node by its job's own best fit makes packed need no more nodes than thpc per job,
   // but first-fit over existing holes has no such proof across jobs (a search of 20,000 random inputs

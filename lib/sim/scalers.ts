@@ -110,10 +110,17 @@ export class CoreScaler implements Scaler {
   }
 
   quietUntil(cluster: SimCluster): number {
-    if (cluster.pendingViews.size > 0) return Number.NEGATIVE_INFINITY;
     const idleMs = this.config.shrinkIdleTime * 1000;
     const headroom = this.config.headroomSeconds > 0;
     let until = Number.POSITIVE_INFINITY;
+    // A pending job launches nothing before its busy time is up (and the scheduler has already put it
+    // on any idle node it fits): until then only shrink, by time, can happen.
+    const busyMs = this.config.expansionBusyTime * 1000;
+    for (const job of cluster.pendingViews.values()) {
+      const cfg = this.config.queueByName.get(job.queue);
+      if (!cfg?.enableAutoExpansion) return Number.NEGATIVE_INFINITY;
+      until = Math.min(until, job.submittedAt + busyMs);
+    }
     for (const q of cluster.queues.values()) {
       const cfg = this.config.queueByName.get(q.name);
       if (cfg?.enableAutoExpansion && q.nodes.length < cfg.minSize) return Number.NEGATIVE_INFINITY;

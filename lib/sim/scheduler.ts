@@ -47,6 +47,15 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
   const started = new Set<number>();
   let reservation: Reservation | undefined;
   let examined = 0;
+  // A job fits iff the free slots add up to its tasks, and slots only shrink during a pass: once P
+  // tasks of m MiB did not fit, no later job of at least P tasks of m MiB fits (uncapped; capped
+  // also by what the reservation leaves). Skips most of a long backlog's place() calls, exactly.
+  const failFree = new Map<number, number>();
+  const failCapped = new Map<number, number>();
+  const known = (memo: Map<number, number>, job: SimJob) =>
+    job.procs >= (memo.get(job.memPerTaskMiB) ?? Number.POSITIVE_INFINITY);
+  const fail = (memo: Map<number, number>, job: SimJob) =>
+    memo.set(job.memPerTaskMiB, Math.min(job.procs, memo.get(job.memPerTaskMiB) ?? Number.POSITIVE_INFINITY));
   for (const index of q.pending) {
     if (totalFree === 0 || ++examined > BACKFILL_DEPTH) break;
     const job = cluster.jobs[index] as SimJob;
@@ -61,22 +70,22 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
       }
       continue;
     }
-    if (job.procs > totalFree) continue;
+    if (job.procs > totalFree || known(failFree, job)) continue;
     const { spareCpus, spareMemMiB } = reservation;
     if (now + job.estimateMs <= reservation.timeMs || spareCpus === undefined || spareMemMiB === undefined) {
       const placed = place(job, freeCpus, freeMem, undefined, undefined, busy);
       if (placed) {
         totalFree -= take(placed, job, freeCpus, freeMem);
         startOn(cluster, index, placed, nodes, now, started);
-      }
-    } else {
+      } else fail(failFree, job);
+    } else if (!known(failCapped, job)) {
       // Runs past the reservation: only what the head job leaves spare on each node.
       const placed = place(job, freeCpus, freeMem, spareCpus, spareMemMiB, busy);
       if (placed) {
         take(placed, job, spareCpus, spareMemMiB);
         totalFree -= take(placed, job, freeCpus, freeMem);
         startOn(cluster, index, placed, nodes, now, started);
-      }
+      } else fail(failCapped, job);
     }
   }
   if (started.size > 0) q.pending = q.pending.filter((i) => !started.has(i));
