@@ -38,7 +38,8 @@ interface Use {
  * memory) takes empty nodes only and leaves nothing of them to others. Same caps and rounds as thpc.
  */
 export const planPacked: Policy = (input) => {
-  if (input.jobs.length === 0) return { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
+  if (input.jobs.length === 0)
+    return { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
   const packed = pack(input);
   // Launching nothing cannot be worse than thpc.
   if (packed.newNodes.length === 0) return packed;
