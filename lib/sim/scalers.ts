@@ -146,7 +146,11 @@ export class CoreScaler implements Scaler {
     return (
       d.launches.length === 0 &&
       d.shrinks.length === 0 &&
-      !d.skipped.some((s) => "node" in s && s.code === "IDLE_TIME_NOT_REACHED")
+      // A node still counting its idle time, or kept warm by a headroom that shrinks as arrivals
+      // leave its window, will shrink later: its tail is billed until then.
+      !d.skipped.some(
+        (s) => "node" in s && (s.code === "IDLE_TIME_NOT_REACHED" || s.code === "KEPT_FOR_HEADROOM"),
+      )
     );
   }
 }

@@ -104,7 +104,13 @@ export function simulateWithBound(
       ...(options.wakeSeconds !== undefined && (spec.kind === "thpc" || spec.kind === "packed")
         ? { wakeMs: (config.expansionBusyTime + options.wakeSeconds) * 1000 }
         : {}),
-      stallLimitMs: (config.shrinkIdleTime + config.expansionBusyTime) * 1000 + 10 * pollMs,
+      // Long enough for every idle node to shrink: its idle time, and a warm headroom's window.
+      stallLimitMs:
+        (config.shrinkIdleTime +
+          config.expansionBusyTime +
+          (config.headroomSeconds > 0 ? config.headroomWindow : 0)) *
+          1000 +
+        10 * pollMs,
       onProgress:
         onProgress &&
         ((now) => onProgress(name, last > first ? Math.min(1, (now - first) / (last - first)) : 1)),

@@ -51,4 +51,30 @@ describe("simulation levers", () => {
     expect(fewestFree).toEqual([[0, 4]]);
     expect(busyFirst).toEqual([[1, 4]]);
   });
+
+  it("headroom: the replay reports arrivals, so an idle node stays warm for the next job", () => {
+    // Prepare: busy time 0, shrinkIdleTime 60 s. Job 1 (4 CPUs) at 0: launched at poll 0, runs
+    //   180..780. Job 2 (4 CPUs) at 2000.
+    //   Without headroom: the node drains at 840 and goes at 900; job 2 waits for a launch at poll
+    //   2040 and a boot: starts at 2220 (wait 220 s).
+    //   headroomSeconds 3600: 4 CPUs arrived in the last 3600 s → 4 vCPUs kept warm: job 2 starts at
+    //   once, and the node stays until its arrival leaves the window (3600 s after 2000).
+    const jobs = [
+      { id: 1, submit: 0, run: 600, procs: 4 },
+      { id: 2, submit: 2000, run: 100, procs: 4 },
+    ];
+    const cluster = { expansionBusyTime: 0, shrinkIdleTime: 60 };
+
+    // Act
+    const cold = run(jobs, { config: testConfig({ cluster }) });
+    const warm = run(jobs, { config: testConfig({ cluster: { ...cluster, headroomSeconds: 3600 } }) });
+
+    // Assess
+    expect(cold.metrics.maxWaitS).toBe(220);
+    expect(nodesAt(cold, 1000)).toBe(0);
+    expect(warm.metrics.maxWaitS).toBe(180); // job 1's boot; job 2 waits 0
+    expect(warm.metrics.launches).toBe(1);
+    expect(nodesAt(warm, 5000)).toBe(1);
+    expect(nodesAt(warm, 5800)).toBe(0);
+  });
 });
