@@ -50,6 +50,33 @@ export interface PreparedJobs {
   notes: Map<string, string>;
 }
 
+/**
+ * What depends on the queue's config alone, made once per (immutable) resolved queue: the scaler
+ * plans every few seconds, and the simulator thousands of times, with the same config.
+ */
+const entryFeatureCache = new WeakMap<ResolvedQueue, readonly Set<string>[]>();
+const allEntriesCache = new WeakMap<ResolvedQueue, ReadonlySet<number>>();
+
+function featuresOfEntries(queue: ResolvedQueue): readonly Set<string>[] {
+  let features = entryFeatureCache.get(queue);
+  if (!features) {
+    features = queue.entries.map(
+      (e) => new Set(nodeFeatures(queue.queueName, e.instanceType, e.zone, queue.features)),
+    );
+    entryFeatureCache.set(queue, features);
+  }
+  return features;
+}
+
+function allEntriesOf(queue: ResolvedQueue): ReadonlySet<number> {
+  let all = allEntriesCache.get(queue);
+  if (!all) {
+    all = new Set(queue.entries.map((e) => e.index));
+    allEntriesCache.set(queue, all);
+  }
+  return all;
+}
+
 /** At most this many mismatches are listed per queue; the rule applies to all of them. */
 const MAX_MISMATCHES = 200;
 
@@ -69,9 +96,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
   };
   const q = queue.queueName;
   let nextId = 1;
-  const entryFeatures = queue.entries.map(
-    (e) => new Set(nodeFeatures(q, e.instanceType, e.zone, queue.features)),
-  );
+  const entryFeatures = featuresOfEntries(queue);
   const nodeFeatureCache = new Map<ClusterNode, Set<string>>();
   const featuresOf = (node: ClusterNode) => {
     let set = nodeFeatureCache.get(node);
@@ -99,7 +124,10 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
         (u.chargeType === undefined || u.chargeType === e.chargeType) &&
         (u.until === undefined || u.until > now),
     );
-  const available = new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
+  const available =
+    input.unavailable.length === 0
+      ? allEntriesOf(queue)
+      : new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
 
   // Views shared by every job with the same constraint, refused types and availability; a job's own
   // excluded nodes (the safety net) wrap a shared view, which keeps its id: fits depend on groups only.
@@ -371,7 +399,7 @@ export function fullView(queue: ResolvedQueue): JobView {
   return {
     id: 0,
     groups: queue.groups,
-    entries: new Set(queue.entries.map((e) => e.index)),
+    entries: allEntriesOf(queue),
     allEntries: true,
     anyNode: true,
     accepts: () => true,
