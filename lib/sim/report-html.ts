@@ -213,7 +213,7 @@ function frontierChart(policies: Record<string, PolicyMetrics>, color: (i: numbe
   const dots = entries
     .map(
       ([name], i) =>
-        `<circle cx="${x(xs[i] as number).toFixed(1)}" cy="${y(ys[i] as number).toFixed(1)}" r="4" fill="${color(i)}"/><text x="${(x(xs[i] as number) + 7).toFixed(1)}" y="${(y(ys[i] as number) + 4).toFixed(1)}" font-size="11">${esc(name)} ×${(ys[i] as number).toFixed(3)}</text>`,
+        `<circle cx="${x(xs[i] as number).toFixed(1)}" cy="${y(ys[i] as number).toFixed(1)}" r="4" fill="${color(i)}"/><text x="${(x(xs[i] as number) + 7).toFixed(1)}" y="${(y(ys[i] as number) + (i % 2 === 0 ? 4 : 16)).toFixed(1)}" font-size="11">${esc(name)} ×${(ys[i] as number).toFixed(3)}</text>`,
     )
     .join("");
   const ticks: string[] = [];
