@@ -105,6 +105,7 @@ const pack: Policy = ({ queue, jobs, held, supply, room, weighPrice, viewOf }) =
   const uses: Use[] = [];
   const opened: Bin[] = [];
   const freshByRequest = new Map<string, number>();
+  const groupByRequest = new Map<string, ShapeGroup | undefined>();
   for (const [j, job] of jobs.entries()) {
     const hold = held.get(job);
     const view = viewOf(job);
@@ -151,7 +152,15 @@ const pack: Policy = ({ queue, jobs, held, supply, room, weighPrice, viewOf }) =
           else if (hold) failure = "held";
           else if (freshNodes > queue.maxSize) failure = "large";
           else if (roomLeft - opened.length <= 0) failure = "room";
-          const group = failure ? undefined : chooseGroup(view.groups, slice, units, distinct);
+          let group: ShapeGroup | undefined;
+          if (!failure) {
+            // The shape depends on the view and the request only: chosen once per pair.
+            group = groupByRequest.get(key);
+            if (group === undefined && !groupByRequest.has(key)) {
+              group = chooseGroup(view.groups, slice, units, distinct);
+              groupByRequest.set(key, group);
+            }
+          }
           if (!group) {
             failure ??= "fit";
             break;
