@@ -14,6 +14,8 @@ export interface BenchRow {
   extra?: Record<string, number | string>;
   /** Target, for the summary line: ok when ms <= targetMs. */
   targetMs?: number;
+  /** A target that is not a time (a ratio, a wait): what it is, and whether this run met it. */
+  goal?: { text: string; met: boolean };
 }
 
 export interface BenchModule {

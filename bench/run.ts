@@ -36,8 +36,10 @@ for (const file of files) {
           ? `  [ok: target ${row.targetMs} ms]`
           : `  [MISSED target ${row.targetMs} ms]`;
     if (row.targetMs !== undefined && row.ms > row.targetMs) misses++;
+    if (row.goal && !row.goal.met) misses++;
+    const goal = row.goal ? `  [${row.goal.met ? "ok" : "MISSED"}: ${row.goal.text}]` : "";
     console.log(
-      `${row.name.padEnd(52)} ${row.ms.toFixed(1).padStart(9)} ms  x${ratio.toFixed(2)} baseline${heap}${extra}${target}`,
+      `${row.name.padEnd(52)} ${row.ms.toFixed(1).padStart(9)} ms  x${ratio.toFixed(2)} baseline${heap}${extra}${target}${goal}`,
     );
   }
   console.log("");

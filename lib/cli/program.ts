@@ -1,14 +1,18 @@
 import { Command, CommanderError } from "commander";
 import { ValidationError } from "../core/index.js";
-import { registerApiCommands } from "./api-commands.js";
 import { UsageError } from "./io.js";
-import { registerLocal } from "./local-command.js";
 import { registerPlan } from "./plan-command.js";
 import { registerSimulate } from "./simulate-command.js";
 
 export const VERSION = "0.1.0";
 
-export function buildProgram(): Command {
+/**
+ * The CLI. `plan` and `simulate` are pure and load nothing else: the local mode and the API commands
+ * pull in cloud SDKs (about a second of start-up), so they are imported only when the command line
+ * may need them (any other command, or none, e.g. --help).
+ */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
+  const command = argv.slice(2).find((a) => !a.startsWith("-"));
   const program = new Command()
     .name("nowscale")
     .description("NowScale: SLURM clusters that grow to the queue's demand and shrink to zero")
@@ -17,6 +21,11 @@ export function buildProgram(): Command {
     .exitOverride();
   registerPlan(program);
   registerSimulate(program);
+  if (command === "plan" || command === "simulate") return program;
+  const [{ registerLocal }, { registerApiCommands }] = await Promise.all([
+    import("./local-command.js"),
+    import("./api-commands.js"),
+  ]);
   registerLocal(program);
   registerApiCommands(program);
   return program;
@@ -25,7 +34,7 @@ export function buildProgram(): Command {
 /** Runs the CLI; user errors print one clear message (no stack) and set a non-zero exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv as string[]);
+    await (await buildProgram(argv)).parseAsync(argv as string[]);
     // A command may set a status without failing (e.g. `local status --json` when not running).
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {

@@ -1,9 +1,11 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
+import { configSchema } from "../core/config.js";
 import { type BootTimeSpec, parseBootTime } from "../sim/boot-time.js";
+import { simulateInParallel } from "../sim/parallel.js";
 import { renderHtmlReport } from "../sim/report-html.js";
-import { capacityKey, parseSimConfig } from "../sim/sim-config.js";
-import { parsePolicies, policyName, type SimulateOptions, simulate } from "../sim/simulate.js";
+import { capacityKey, parseSimConfig, simulationSchema } from "../sim/sim-config.js";
+import { parsePolicies, policyName, type SimulateOptions } from "../sim/simulate.js";
 import { formatTable, type SimulationSummary, summarize } from "../sim/summary.js";
 import { parseSwf } from "../sim/swf.js";
 import { toWorkload } from "../sim/workload.js";
@@ -23,6 +25,7 @@ export interface SimulateCliOptions {
   json?: boolean;
   out?: string;
   progress?: boolean;
+  set?: string;
 }
 
 export interface SimulateOutput {
@@ -37,16 +40,17 @@ export interface SimulateOutput {
  * `nowscale simulate`: replays an SWF trace through the scaling core under each policy and reports
  * waits, node-hours and cost. Pure apart from reading the two input files; `onProgress` gets 0..1.
  */
-export function runSimulate(
+export async function runSimulate(
   options: SimulateCliOptions,
   onProgress?: SimulateOptions["onProgress"],
-): SimulateOutput {
+): Promise<SimulateOutput> {
   const pollSeconds = wholeNumber(options.pollSeconds, "--poll-seconds", 1, 86_400);
   const seed = wholeNumber(options.seed, "--seed", 0, 2 ** 31 - 1);
   const boot: BootTimeSpec | string = parseBootTime(options.bootSeconds);
   if (typeof boot === "string") throw new UsageError(`--boot-seconds: ${boot}`);
 
-  const { config, simulation } = parseSimConfig(readJsonFile(options.config, "config"), options.config);
+  const raw = withSettings(readJsonFile(options.config, "config"), options.set);
+  const { config, simulation } = parseSimConfig(raw, options.config);
   if (options.memPerCpuMib !== undefined) {
     simulation.memPerCpuMiB = wholeNumber(options.memPerCpuMib, "--mem-per-cpu-mib", 0, 1 << 24);
   }
@@ -83,13 +87,17 @@ export function runSimulate(
 
   const policies = options.compare === undefined ? [{ kind: config.policy }] : parsePolicies(options.compare);
   if (typeof policies === "string") throw new UsageError(policies);
-  const runs = simulate(workload, config, {
+  // Policies replay on worker threads, one per core: the same runs, sooner.
+  const { runs, bound } = await simulateInParallel(raw, options.config, workload, config, {
     policies,
     pollSeconds,
     boot,
     seed,
     capacity,
     timeline: options.out !== undefined,
+    terminateAtDrain: simulation.terminateAtDrain,
+    placement: simulation.placement,
+    ...(simulation.wakeSeconds === undefined ? {} : { wakeSeconds: simulation.wakeSeconds }),
     ...(onProgress ? { onProgress } : {}),
   });
   const summary = summarize({
@@ -103,6 +111,12 @@ export function runSimulate(
     memPerCpuMiB: simulation.memPerCpuMiB,
     capacity,
     runs,
+    bound,
+    levers: {
+      terminateAtDrain: simulation.terminateAtDrain,
+      wakeSeconds: simulation.wakeSeconds ?? null,
+      placement: simulation.placement,
+    },
   });
   const out: SimulateOutput = {
     summary,
@@ -137,15 +151,19 @@ export function registerSimulate(program: Command): void {
     .option("--mem-per-cpu-mib <MiB>", "memory per processor when the trace has none (overrides the config)")
     .option("--capacity <list>", "capacity limits, e.g. c5.xlarge@us-east-1a=10,c5.xlarge@us-east-1b=4")
     .option("--queue-map <list>", "SWF queue number to queue, e.g. 0=compute,1=gpu,*=compute")
+    .option(
+      "--set <list>",
+      "override config fields, e.g. shrinkIdleTime=60,headroomSeconds=1800,simulation.wakeSeconds=10",
+    )
     .option("--json", "print the metrics as JSON on stdout")
     .option("--out <report.html>", "write a self-contained HTML report")
     .addOption(new Option("--progress", "show a progress bar on stderr even when it is not a terminal"))
-    .action((options: SimulateCliOptions) => {
+    .action(async (options: SimulateCliOptions) => {
       const showBar = options.progress === true || process.stderr.isTTY === true;
       const bar = showBar ? startProgress(process.stderr, policyCount(options)) : undefined;
       let result: SimulateOutput;
       try {
-        result = runSimulate(options, bar?.update);
+        result = await runSimulate(options, bar?.update);
       } finally {
         bar?.stop();
       }
@@ -159,6 +177,37 @@ export function registerSimulate(program: Command): void {
       }
       process.stdout.write(`${result.stdout}\n`);
     });
+}
+
+/**
+ * Applies `--set key=value,...` to the raw config before it is validated: top-level config fields and
+ * `simulation.<field>`, only names the schemas know (so no other key reaches the object); each value
+ * is read as JSON (a number, true/false, a quoted string or an array), else taken as a string.
+ */
+function withSettings(raw: unknown, text: string | undefined): unknown {
+  if (text === undefined) return raw;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw;
+  const out = { ...(raw as Record<string, unknown>) };
+  const sim = { ...((out.simulation as Record<string, unknown> | undefined) ?? {}) };
+  const configKeys = new Set(Object.keys(configSchema.shape));
+  const simKeys = new Set(Object.keys(simulationSchema.shape));
+  for (const [key, value] of pairs(text, "--set", "shrinkIdleTime=60")) {
+    let parsed: unknown = value;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      // Not JSON: a plain string (e.g. placement=busy-first).
+    }
+    const simKey = key.startsWith("simulation.") ? key.slice("simulation.".length) : undefined;
+    if (simKey !== undefined && simKeys.has(simKey)) sim[simKey] = parsed;
+    else if (simKey === undefined && configKeys.has(key)) out[key] = parsed;
+    else
+      throw new UsageError(
+        `--set: unknown field "${key}": use a config field (${[...configKeys].join(", ")}) or simulation.<${[...simKeys].join("|")}>`,
+      );
+  }
+  out.simulation = sim;
+  return out;
 }
 
 function policyCount(options: SimulateCliOptions): string[] {

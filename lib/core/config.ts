@@ -126,6 +126,16 @@ export const configSchema = z
     capacityFallback: z.enum(["next-shape", "strict"]).default("next-shape"),
     /** packed only: choose new node types by price per used vCPU when every fitting type has a price. */
     weighPrice: z.boolean().default(true),
+    /**
+     * Warm headroom, in seconds of recent arrivals: idle vCPUs up to (CPUs of the single-node jobs
+     * submitted in the last headroomWindow seconds) ÷ headroomWindow × headroomSeconds are not shrunk,
+     * so that shrinkIdleTime can be short without making arriving jobs wait for a boot. 0: off (THPC).
+     */
+    headroomSeconds: int(0, 3600).default(0),
+    /** Seconds of arrivals the headroom is sized from. */
+    headroomWindow: int(60, 86_400).default(3600),
+    /** Terminate LAUNCHING nodes that no pending job will use any more (beyond minSize and the headroom). */
+    cancelUnneededBoots: z.boolean().default(false),
     catalogs: z
       .array(z.enum(Object.keys(BUILTIN_CATALOGS) as [BuiltinCatalogName, ...BuiltinCatalogName[]]))
       .default([]),

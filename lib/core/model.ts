@@ -98,6 +98,18 @@ export interface ClusterState {
   nodes: readonly ClusterNode[];
   /** Offerings that recently answered "no capacity" (the provider's cache, the simulator's full pools). */
   unavailableOfferings?: readonly UnavailableOffering[];
+  /**
+   * Recent arrivals per queue, for the warm headroom (config `headroomSeconds`): CPUs of the single-node
+   * jobs submitted in the last `windowS` seconds, ended ones included. A queue not listed is estimated
+   * from the jobs in `jobs` (pending and running only, so short jobs that already ended are missed).
+   */
+  arrivals?: readonly QueueArrivals[];
+}
+
+export interface QueueArrivals {
+  queue: string;
+  windowS: number;
+  cpus: number;
 }
 
 /** One place to try a launch: an entry of the queue's expansionNodeConfigs. */
@@ -161,6 +173,7 @@ export type SkipCode =
   | "RESERVED_FOR_PENDING_JOB"
   | "KEPT_FOR_MIN_SIZE"
   | "KEPT_FOR_DESIRED_IDLE"
+  | "KEPT_FOR_HEADROOM"
   | "RUNS_A_JOB"
   | "DRAINED_BY_OTHERS"
   | "LEFT_TO_RECONCILER"

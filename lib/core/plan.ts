@@ -106,11 +106,43 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
       shrinkIdleTimeS: config.shrinkIdleTime,
       bootTimeoutS: config.bootTimeout,
       now,
+      headroomVcpus: headroomVcpus(config, queue, state, pending, now),
+      vcpusOf: (n) => ownValue(config.catalog, n.instanceType)?.vcpus ?? 0,
+      cancelUnneededBoots: config.cancelUnneededBoots,
     });
     decision.shrinks.push(...shrink.shrinks);
     decision.skipped.push(...shrink.skipped);
   }
   return decision;
+}
+
+/**
+ * The warm headroom of a queue, in vCPUs: the rate at which single-node jobs' CPUs arrived over the
+ * last headroomWindow seconds × headroomSeconds. From the state's `arrivals` when it lists the queue,
+ * else from the jobs in the state (running jobs included; those that already ended are not there).
+ */
+function headroomVcpus(
+  config: ResolvedConfig,
+  queue: ResolvedQueue,
+  state: ClusterState,
+  pending: readonly Job[],
+  now: number,
+): number {
+  if (config.headroomSeconds <= 0) return 0;
+  const given = state.arrivals?.find((a) => a.queue === queue.queueName);
+  if (given) return Math.ceil((given.cpus / given.windowS) * config.headroomSeconds);
+  const largest = Math.max(0, ...queue.groups.map((g) => g.shape.vcpus));
+  const since = now - config.headroomWindow * 1000;
+  let cpus = 0;
+  const count = (job: Job) => {
+    if (job.submittedAt < since) return;
+    const r = job.request;
+    const c = r.kind === "tasks" ? r.tasks * r.cpusPerTask : r.nodes * r.cpusPerNode;
+    if (c <= largest) cpus += c * job.count;
+  };
+  for (const job of pending) count(job);
+  for (const job of state.jobs) if (job.state === "RUNNING" && job.queue === queue.queueName) count(job);
+  return Math.ceil((cpus / config.headroomWindow) * config.headroomSeconds);
 }
 
 /**
@@ -267,22 +299,51 @@ function launchAt(
   return { queue: queue.queueName, instanceType: first.instanceType, zone: first.zone, count, candidates };
 }
 
-/** Pending jobs in FIFO order: submit time, then id. Sorts indices on a typed key array (fast). */
+/**
+ * Pending jobs in FIFO order: submit time, then id. When the submit times span less than about 100
+ * days (always, in practice), each job's key is (time − earliest) × 2^20 + its index, and a native
+ * numeric sort of a Float64Array orders them; runs of equal times are then ordered by id. Otherwise, a
+ * comparator sort.
+ */
 function oldestFirst(jobs: Job[]): Job[] {
-  const keys = new Float64Array(jobs.length);
-  const order = new Uint32Array(jobs.length);
-  for (let i = 0; i < jobs.length; i++) {
-    keys[i] = (jobs[i] as Job).submittedAt;
-    order[i] = i;
+  const n = jobs.length;
+  if (n < 2) return jobs.slice();
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  let sorted = true;
+  for (let i = 0; i < n; i++) {
+    const t = (jobs[i] as Job).submittedAt;
+    if (t < min) min = t;
+    if (t > max) max = t;
+    if (i > 0 && !before(jobs[i - 1] as Job, jobs[i] as Job)) sorted = false;
   }
-  order.sort((a, b) => {
-    const byTime = (keys[a] as number) - (keys[b] as number);
-    if (byTime !== 0) return byTime;
-    const ia = (jobs[a] as Job).id;
-    const ib = (jobs[b] as Job).id;
-    return ia < ib ? -1 : ia > ib ? 1 : 0;
-  });
-  return Array.from(order, (i) => jobs[i] as Job);
+  // Already in order (the agent reports squeue's order): nothing to sort.
+  if (sorted) return jobs.slice();
+  const SHIFT = 2 ** 20;
+  if (n >= SHIFT || (max - min + 1) * SHIFT >= Number.MAX_SAFE_INTEGER || !Number.isInteger(max - min)) {
+    return jobs.slice().sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+  }
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = ((jobs[i] as Job).submittedAt - min) * SHIFT + i;
+  keys.sort();
+  const out = new Array<Job>(n);
+  for (let i = 0; i < n; i++) out[i] = jobs[(keys[i] as number) % SHIFT] as Job;
+  // Equal submit times: by id.
+  for (let i = 0; i < n; ) {
+    let j = i + 1;
+    while (j < n && (out[j] as Job).submittedAt === (out[i] as Job).submittedAt) j++;
+    if (j - i > 1) {
+      const run = out.slice(i, j).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      for (let k = i; k < j; k++) out[k] = run[k - i] as Job;
+    }
+    i = j;
+  }
+  return out;
+}
+
+/** FIFO order: submit time, then id. */
+function before(a: Job, b: Job): boolean {
+  return a.submittedAt < b.submittedAt || (a.submittedAt === b.submittedAt && a.id < b.id);
 }
 
 function push<T>(map: Map<string, T[]>, key: string, value: T): void {

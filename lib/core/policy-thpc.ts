@@ -9,6 +9,7 @@ import {
   type PolicyResult,
   type SupplyNode,
 } from "./policy.js";
+import type { JobView } from "./views.js";
 
 /**
  * THPC_AS exactly: each job gets whole nodes of its best-fit shape; nothing is shared between jobs.
@@ -21,9 +22,15 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
   const pool = new SupplyPool(supply);
   let roomLeft = room;
 
+  // One acceptance test per view, not per job: most jobs share a view.
+  const acceptsOf = new Map<JobView, (s: SupplyNode) => boolean>();
   for (const job of jobs) {
     const view = viewOf(job);
-    const accepts = view.anyNode ? undefined : (s: SupplyNode) => view.accepts(s.node);
+    let accepts = view.anyNode ? undefined : acceptsOf.get(view);
+    if (!view.anyNode && accepts === undefined) {
+      accepts = (s: SupplyNode) => view.accepts(s.node);
+      acceptsOf.set(view, accepts);
+    }
     const { slice, units, distinct } = slicesOf(job.request, queue.scaleUpMemRatio);
     // Many jobs share a request and a view: fit each distinct pair once.
     const key = `${view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
@@ -53,7 +60,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
       copiesLeft--;
       for (const s of taken.nodes) {
         usedNames.push(s.node.name);
-        if (s.node.state === "IDLE") result.reserved.set(s.node.name, job.id);
+        result.reserved.set(s.node.name, job.id);
       }
       if (rest) needs.push({ nodes: rest.layout.nodes, group: rest.group, copies: 1 });
     }

@@ -49,7 +49,7 @@ export interface PolicyResult {
    */
   copyStarts: Map<Job, CopyStarts>;
   skipped: Skip[];
-  /** Idle nodes that pending jobs will use, by node name: not to be shrunk. */
+  /** Idle and booting nodes that pending jobs will use, by node name → job id: not to be shrunk or cancelled. */
   reserved: Map<string, string>;
 }
 

@@ -9,9 +9,15 @@ export interface ShrinkInput {
   nodes: readonly ClusterNode[];
   /** Names of nodes a running job occupies (from node states and running jobs' node lists). */
   busy: ReadonlySet<string>;
-  /** Idle nodes pending jobs will use, by node name → job id. */
+  /** Idle and booting nodes pending jobs will use, by node name → job id. */
   reserved: ReadonlyMap<string, string>;
   shrinkIdleTimeS: number;
+  /** Idle vCPUs kept warm (the headroom); 0: none. */
+  headroomVcpus?: number;
+  /** vCPUs of a node (its type's), for the headroom. */
+  vcpusOf?: (node: ClusterNode) => number;
+  /** Terminate LAUNCHING nodes no pending job will use, beyond minSize and the headroom. */
+  cancelUnneededBoots?: boolean;
   /** A LAUNCHING or NOT_READY node not usable this long after its launch is flagged (NOT_READY: retired). */
   bootTimeoutS: number;
   now: number;
@@ -26,7 +32,9 @@ export function isBusy(node: ClusterNode, runningOn: ReadonlySet<string>): boole
 /**
  * THPC shrink: a node idle without a break for shrinkIdleTime is drained; a drained node holding no
  * job is terminated. A node that runs a job is never terminated; minSize nodes and
- * desiredIdleNodeCapacity idle nodes are kept. Longest-idle nodes go first.
+ * desiredIdleNodeCapacity idle nodes are kept. Longest-idle nodes go first. Beyond THPC, when
+ * configured: idle nodes are kept while the idle vCPUs left would fall below the headroom, and
+ * booting nodes no pending job will use are terminated (newest first) down to the headroom.
  */
 export function planShrink(input: ShrinkInput): { shrinks: Shrink[]; skipped: Skip[] } {
   const { queue, nodes, busy, reserved, now } = input;
@@ -94,6 +102,12 @@ export function planShrink(input: ShrinkInput): { shrinks: Shrink[]; skipped: Sk
     }
   }
 
+  const headroom = input.headroomVcpus ?? 0;
+  const vcpusOf = input.vcpusOf ?? (() => 0);
+  // Idle vCPUs no pending job will use: what the headroom counts.
+  let spareVcpus = 0;
+  for (const node of idle) if (!reserved.has(node.name)) spareVcpus += vcpusOf(node);
+
   const limitMs = input.shrinkIdleTimeS * 1000;
   const byIdleAge = [...idle].sort(
     (a, b) => (a.idleSince ?? now) - (b.idleSince ?? now) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
@@ -121,14 +135,48 @@ export function planShrink(input: ShrinkInput): { shrinks: Shrink[]; skipped: Sk
         "KEPT_FOR_DESIRED_IDLE",
         `queue ${q} keeps desiredIdleNodeCapacity ${queue.desiredIdleNodeCapacity} idle nodes`,
       );
+    } else if (headroom > 0 && spareVcpus - vcpusOf(node) < headroom) {
+      skip(
+        node,
+        "KEPT_FOR_HEADROOM",
+        `kept warm: ${spareVcpus} idle vCPUs, headroom ${headroom} vCPUs from recent arrivals`,
+      );
     } else {
       remaining--;
       idleLeft--;
+      spareVcpus -= vcpusOf(node);
       shrinks.push({
         node: node.name,
         queue: q,
         action: "drain",
         reason: `idle ${Math.floor(idleMs / 1000)} s without a break (shrinkIdleTime ${input.shrinkIdleTimeS} s)`,
+      });
+    }
+  }
+  if (input.cancelUnneededBoots && queue.enableAutoShrink) {
+    // A booting node no pending job will use only adds idle time once up; terminating it now forgoes
+    // the boot already paid, so the newest go first. The headroom counts it as spare capacity too.
+    const unneeded = nodes
+      .filter(
+        (n) =>
+          n.state === "LAUNCHING" &&
+          !reserved.has(n.name) &&
+          !busy.has(n.name) &&
+          n.launchedAt !== undefined &&
+          now - n.launchedAt < bootMs,
+      )
+      .sort((a, b) => (b.launchedAt ?? 0) - (a.launchedAt ?? 0) || (a.name < b.name ? -1 : 1));
+    for (const node of unneeded) spareVcpus += vcpusOf(node);
+    for (const node of unneeded) {
+      if (headroom > 0 && spareVcpus - vcpusOf(node) < headroom) continue;
+      if (keep(node)) continue;
+      remaining--;
+      spareVcpus -= vcpusOf(node);
+      shrinks.push({
+        node: node.name,
+        queue: q,
+        action: "terminate",
+        reason: "booting, and no pending job will use it (cancelUnneededBoots)",
       });
     }
   }

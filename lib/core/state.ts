@@ -99,6 +99,17 @@ export const stateInputSchema = z
     nodes: z.array(nodeInputSchema).default([]),
     /** Offerings held unavailable after capacity errors: the planner launches elsewhere meanwhile. */
     unavailableOfferings: z.array(unavailableOfferingSchema).max(10_000).default([]),
+    /** Recent arrivals per queue (CPUs of single-node jobs in the last windowS s), for the warm headroom. */
+    arrivals: z
+      .array(
+        z.strictObject({
+          queue: simpleName,
+          windowS: z.number().int().min(1).max(86_400),
+          cpus: z.number().int().min(0).max(1_000_000_000),
+        }),
+      )
+      .max(1000)
+      .default([]),
   })
   .superRefine((s, ctx) => {
     const names = new Set<string>();
@@ -182,5 +193,6 @@ export function parseState(input: unknown, source = "state"): ClusterState {
       return out;
     });
   }
+  if (s.arrivals.length > 0) state.arrivals = s.arrivals.map((a) => ({ ...a }));
   return state;
 }

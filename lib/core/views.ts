@@ -50,6 +50,33 @@ export interface PreparedJobs {
   notes: Map<string, string>;
 }
 
+/**
+ * What depends on the queue's config alone, made once per (immutable) resolved queue: the scaler
+ * plans every few seconds, and the simulator thousands of times, with the same config.
+ */
+const entryFeatureCache = new WeakMap<ResolvedQueue, readonly Set<string>[]>();
+const allEntriesCache = new WeakMap<ResolvedQueue, ReadonlySet<number>>();
+
+function featuresOfEntries(queue: ResolvedQueue): readonly Set<string>[] {
+  let features = entryFeatureCache.get(queue);
+  if (!features) {
+    features = queue.entries.map(
+      (e) => new Set(nodeFeatures(queue.queueName, e.instanceType, e.zone, queue.features)),
+    );
+    entryFeatureCache.set(queue, features);
+  }
+  return features;
+}
+
+function allEntriesOf(queue: ResolvedQueue): ReadonlySet<number> {
+  let all = allEntriesCache.get(queue);
+  if (!all) {
+    all = new Set(queue.entries.map((e) => e.index));
+    allEntriesCache.set(queue, all);
+  }
+  return all;
+}
+
 /** At most this many mismatches are listed per queue; the rule applies to all of them. */
 const MAX_MISMATCHES = 200;
 
@@ -69,9 +96,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
   };
   const q = queue.queueName;
   let nextId = 1;
-  const entryFeatures = queue.entries.map(
-    (e) => new Set(nodeFeatures(q, e.instanceType, e.zone, queue.features)),
-  );
+  const entryFeatures = featuresOfEntries(queue);
   const nodeFeatureCache = new Map<ClusterNode, Set<string>>();
   const featuresOf = (node: ClusterNode) => {
     let set = nodeFeatureCache.get(node);
@@ -99,7 +124,10 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
         (u.chargeType === undefined || u.chargeType === e.chargeType) &&
         (u.until === undefined || u.until > now),
     );
-  const available = new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
+  const available =
+    input.unavailable.length === 0
+      ? allEntriesOf(queue)
+      : new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
 
   // Views shared by every job with the same constraint, refused types and availability; a job's own
   // excluded nodes (the safety net) wrap a shared view, which keeps its id: fits depend on groups only.
@@ -172,6 +200,37 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     (s) => s.node.state === "IDLE" && s.node.idleSince !== undefined && now - s.node.idleSince > limitMs,
   );
 
+  /** Per constraint and request: the stale idle nodes the job seems to fit, their types and names. */
+  const nets = new Map<
+    string,
+    { nodes: SupplyNode[]; refused: Set<string>; refusedKey: string; excluded: Set<string> } | null
+  >();
+  const safetyNet = (key: string, constraintView: JobView, slice: Slice, distinct: boolean) => {
+    let net = nets.get(key);
+    if (net === undefined) {
+      const nodes = staleIdle.filter(
+        (s) => constraintView.accepts(s.node) && slicesPerNode(slice, s.shape, distinct) > 0,
+      );
+      const refused = new Set(nodes.map((s) => s.node.instanceType));
+      net =
+        nodes.length === 0
+          ? null
+          : {
+              nodes,
+              refused,
+              refusedKey: [...refused].sort().join(","),
+              excluded: new Set(nodes.map((s) => s.node.name)),
+            };
+      nets.set(key, net);
+    }
+    return net ?? undefined;
+  };
+
+  const lookups = new Map<
+    string,
+    { fitAll: ReturnType<typeof bestFit>; launchable: JobView; fitAvailable: ReturnType<typeof bestFit> }
+  >();
+
   const allAvailable = available.size === queue.entries.length;
   for (const job of input.jobs) {
     // Most jobs: no constraint, nothing held unavailable, no idle node Slurm had its chance on.
@@ -240,39 +299,55 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       const ckey = keyOf(partConstraint);
       const constraintView = viewFor(partConstraint, ckey, undefined, "", true, undefined);
 
-      // The safety net: idle nodes this job seems to fit, where Slurm has not started it.
-      let refused: Set<string> | undefined;
-      let excluded: Set<string> | undefined;
+      // The safety net: idle nodes this job seems to fit, where Slurm has not started it. What it
+      // refuses and excludes depends on the constraint and the request only: worked out once per pair.
+      const request = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+      const net =
+        staleIdle.length > 0 && now - part.submittedAt > limitMs
+          ? safetyNet(`${ckey}|${request}`, constraintView, slice, distinct)
+          : undefined;
+      const refused = net?.refused;
+      const excluded = net?.excluded;
       let last: { node: string; waitedS: number } | undefined;
-      if (staleIdle.length > 0 && now - part.submittedAt > limitMs) {
-        for (const s of staleIdle) {
-          if (!constraintView.accepts(s.node) || slicesPerNode(slice, s.shape, distinct) === 0) continue;
-          refused ??= new Set();
-          excluded ??= new Set();
-          refused.add(s.node.instanceType);
-          excluded.add(s.node.name);
-          const waitedS = Math.floor((now - Math.max(s.node.idleSince ?? now, part.submittedAt)) / 1000);
-          last = { node: s.node.name, waitedS };
-          if (out.mismatches.length < MAX_MISMATCHES) {
-            const mismatch: SlurmMismatch = {
-              node: s.node.name,
-              job: part.id,
-              queue: q,
-              waitedS,
-              reason: `idle ${waitedS} s beside pending job ${part.id}, which NowScale read as fitting it, and Slurm has not started it there${part.reason ? ` (Slurm: ${part.reason})` : ""}: the node no longer covers the job`,
-            };
-            if (part.reason !== undefined) mismatch.slurmReason = part.reason;
-            out.mismatches.push(mismatch);
-          }
+      for (const s of net?.nodes ?? []) {
+        const waitedS = Math.floor((now - Math.max(s.node.idleSince ?? now, part.submittedAt)) / 1000);
+        last = { node: s.node.name, waitedS };
+        if (out.mismatches.length < MAX_MISMATCHES) {
+          const mismatch: SlurmMismatch = {
+            node: s.node.name,
+            job: part.id,
+            queue: q,
+            waitedS,
+            reason: `idle ${waitedS} s beside pending job ${part.id}, which NowScale read as fitting it, and Slurm has not started it there${part.reason ? ` (Slurm: ${part.reason})` : ""}: the node no longer covers the job`,
+          };
+          if (part.reason !== undefined) mismatch.slurmReason = part.reason;
+          out.mismatches.push(mismatch);
+        } else if (net !== undefined) {
+          // Only the last node's wait is needed from here on (for a hold's reason).
+          const end = net.nodes[net.nodes.length - 1] as SupplyNode;
+          last = {
+            node: end.node.name,
+            waitedS: Math.floor((now - Math.max(end.node.idleSince ?? now, part.submittedAt)) / 1000),
+          };
+          break;
         }
       }
 
-      const rkey = refused === undefined ? "" : [...refused].sort().join(",");
-      const request = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
-      const allView = viewFor(partConstraint, ckey, refused, rkey, true, undefined);
-      const fitAll = fitOf(allView, request, slice, units, distinct);
-      const launchable = viewFor(partConstraint, ckey, refused, rkey, false, excluded);
-      const fitAvailable = fitOf(launchable, request, slice, units, distinct);
+      const rkey = net?.refusedKey ?? "";
+      // The views and fits depend on the constraint, the request and the safety net's verdict only.
+      const lookKey = `${ckey}|${request}|${net === undefined ? "" : "net"}`;
+      let look = lookups.get(lookKey);
+      if (look === undefined) {
+        const allView = viewFor(partConstraint, ckey, refused, rkey, true, undefined);
+        const launchable = viewFor(partConstraint, ckey, refused, rkey, false, excluded);
+        look = {
+          fitAll: fitOf(allView, request, slice, units, distinct),
+          launchable,
+          fitAvailable: fitOf(launchable, request, slice, units, distinct),
+        };
+        lookups.set(lookKey, look);
+      }
+      const { fitAll, launchable, fitAvailable } = look;
       let hold = baseHold;
       let view = launchable;
       if (hold === undefined && refused !== undefined && fitAll === null) {
@@ -324,7 +399,7 @@ export function fullView(queue: ResolvedQueue): JobView {
   return {
     id: 0,
     groups: queue.groups,
-    entries: new Set(queue.entries.map((e) => e.index)),
+    entries: allEntriesOf(queue),
     allEntries: true,
     anyNode: true,
     accepts: () => true,

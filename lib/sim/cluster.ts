@@ -32,6 +32,15 @@ export interface SimNode {
   readonly view: ClusterNode;
   /** Scratch index the scheduler uses within one pass. */
   slot: number;
+  /** Where the node's time has been sorted into the parts below (simulated ms). */
+  settledMs: number;
+  /** Whether any job ever ran here: a node that never ran one is "launched, never used" as a whole. */
+  everRan: boolean;
+  /** vCPU-ms by what the node was doing: booting, free vCPUs beside a job, idle, drained and empty. */
+  bootVms: number;
+  fragVms: number;
+  idleVms: number;
+  drainVms: number;
 }
 
 /** Tasks of one job on one node (one CPU each). */
@@ -67,6 +76,16 @@ export interface ClusterCounters {
   vcpuSeconds: number;
   costUSD: number;
   unpricedNodes: number;
+  /**
+   * Where the vCPU-seconds that ran no task went (nodes of which a job ran somewhere): booting, free
+   * vCPUs on nodes running a job, idle before shrink, drained and empty before termination; and the
+   * whole lifetime of nodes no job ever ran on.
+   */
+  bootVcpuSeconds: number;
+  fragVcpuSeconds: number;
+  idleVcpuSeconds: number;
+  drainVcpuSeconds: number;
+  neverUsedVcpuSeconds: number;
 }
 
 /**
@@ -95,8 +114,15 @@ export class SimCluster {
     vcpuSeconds: 0,
     costUSD: 0,
     unpricedNodes: 0,
+    bootVcpuSeconds: 0,
+    fragVcpuSeconds: 0,
+    idleVcpuSeconds: 0,
+    drainVcpuSeconds: 0,
+    neverUsedVcpuSeconds: 0,
   };
   readonly timeline: Timeline | undefined;
+  /** Placement: nodes already running a job before idle ones (the "busy-first" lever). */
+  busyFirst = false;
   private readonly capacityLeft = new Map<string, number>();
   /**
    * Offerings a launch found full, held unavailable until the time given (as the providers' cache does
@@ -159,6 +185,8 @@ export class SimCluster {
   start(job: number, placements: Placement[], now: number): void {
     const j = this.jobs[job] as SimJob;
     for (const p of placements) {
+      settle(p.node, now);
+      p.node.everRan = true;
       p.node.freeCpus -= p.tasks;
       p.node.freeMemMiB -= p.tasks * j.memPerTaskMiB;
       p.node.runningJobs++;
@@ -186,6 +214,7 @@ export class SimCluster {
     const j = this.jobs[job] as SimJob;
     const placements = this.placements.get(job) ?? [];
     for (const p of placements) {
+      settle(p.node, now);
       p.node.freeCpus += p.tasks;
       p.node.freeMemMiB += p.tasks * j.memPerTaskMiB;
       p.node.runningJobs--;
@@ -243,12 +272,14 @@ export class SimCluster {
   }
 
   markReady(node: SimNode, now: number): void {
+    settle(node, now);
     node.ready = true;
     node.idleSince = now;
   }
 
   /** Slurm drain: the node takes no new job; DRAINED once its jobs end. */
-  drain(node: SimNode): void {
+  drain(node: SimNode, now: number): void {
+    settle(node, now);
     node.draining = true;
   }
 
@@ -331,6 +362,12 @@ export class SimCluster {
       boundJob,
       view: { name, queue, instanceType, zone, state: "LAUNCHING", launchedAt: now },
       slot: -1,
+      settledMs: now,
+      everRan: false,
+      bootVms: 0,
+      fragVms: 0,
+      idleVms: 0,
+      drainVms: 0,
     };
     this.queue(queue).nodes.push(node);
     this.nodesByName.set(name, node);
@@ -343,10 +380,31 @@ export class SimCluster {
   }
 
   private account(node: SimNode, now: number): void {
+    settle(node, now);
+    const c = this.counters;
+    if (node.everRan) {
+      c.bootVcpuSeconds += node.bootVms / 1000;
+      c.fragVcpuSeconds += node.fragVms / 1000;
+      c.idleVcpuSeconds += node.idleVms / 1000;
+      c.drainVcpuSeconds += node.drainVms / 1000;
+    } else {
+      c.neverUsedVcpuSeconds += (node.bootVms + node.fragVms + node.idleVms + node.drainVms) / 1000;
+    }
     const seconds = Math.max(0, now - node.launchedAt) / 1000;
     this.counters.nodeSeconds += seconds;
     this.counters.vcpuSeconds += seconds * node.vcpus;
     if (node.pricePerHour === undefined) this.counters.unpricedNodes++;
     else this.counters.costUSD += (seconds / 3600) * node.pricePerHour;
   }
+}
+
+/** Sorts the node's time since it was last settled into boot, fragmentation, idle or drained-and-empty. */
+function settle(node: SimNode, now: number): void {
+  const dt = now - node.settledMs;
+  if (dt <= 0) return;
+  node.settledMs = now;
+  if (!node.ready) node.bootVms += node.vcpus * dt;
+  else if (node.runningJobs > 0) node.fragVms += node.freeCpus * dt;
+  else if (node.draining) node.drainVms += node.vcpus * dt;
+  else node.idleVms += node.vcpus * dt;
 }

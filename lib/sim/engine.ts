@@ -12,6 +12,11 @@ export interface ReplayOptions {
   stallLimitMs: number;
   /** Called now and then with the simulated time reached (ms). */
   onProgress?: (nowMs: number) => void;
+  /**
+   * Event-driven scale-out: a poll this long after an arrival that could not start at once, besides
+   * the regular polls (which stay on their grid).
+   */
+  wakeMs?: number;
 }
 
 export interface ReplaySpan {
@@ -36,6 +41,9 @@ export function replay(cluster: SimCluster, scaler: Scaler, options: ReplayOptio
 
   let next = 0;
   let nextPoll = scaler.polls ? firstPoll(startMs) : Number.POSITIVE_INFINITY;
+  /** Wake-up polls asked for by arrivals (event-driven scale-out), in time order. */
+  const wakes: number[] = [];
+  let wakeHead = 0;
   let now = startMs;
   let drainedSince = Number.NaN;
   let steps = 0;
@@ -44,7 +52,8 @@ export function replay(cluster: SimCluster, scaler: Scaler, options: ReplayOptio
       next < jobs.length ? (jobs[next] as SimJob).submitMs : Number.POSITIVE_INFINITY,
       cluster.events.peekTime(),
     );
-    const t = Math.min(work, nextPoll);
+    const wake = wakeHead < wakes.length ? (wakes[wakeHead] as number) : Number.POSITIVE_INFINITY;
+    const t = Math.min(work, nextPoll, wake);
     if (t === Number.POSITIVE_INFINITY) break;
     now = t;
 
@@ -61,16 +70,27 @@ export function replay(cluster: SimCluster, scaler: Scaler, options: ReplayOptio
         scaler.onReady?.(cluster, event.node, t);
       }
     }
+    const firstArrival = next;
     while (next < jobs.length && (jobs[next] as SimJob).submitMs === t) {
       cluster.arrive(next++);
       changed = true;
     }
     if (changed) schedule(cluster, t);
+    if (options.wakeMs !== undefined && scaler.polls) {
+      for (let i = firstArrival; i < next; i++) {
+        if (Number.isNaN(cluster.startMs[i] as number)) {
+          wakes.push(t + options.wakeMs);
+          break;
+        }
+      }
+    }
 
-    const polled = nextPoll === t;
+    const woken = wake === t;
+    while (wakeHead < wakes.length && (wakes[wakeHead] as number) <= t) wakeHead++;
+    const polled = nextPoll === t || woken;
     if (polled) {
       scaler.poll(cluster, t);
-      nextPoll = t + pollMs;
+      if (nextPoll === t) nextPoll = t + pollMs;
     }
     if (changed || polled) cluster.sample(t);
 
@@ -83,12 +103,16 @@ export function replay(cluster: SimCluster, scaler: Scaler, options: ReplayOptio
       else if (t - drainedSince > options.stallLimitMs) break;
     } else drainedSince = Number.NaN;
 
-    if (scaler.polls && scaler.quiet(cluster)) {
-      const nextWork = Math.min(
-        next < jobs.length ? (jobs[next] as SimJob).submitMs : Number.POSITIVE_INFINITY,
-        cluster.events.peekTime(),
-      );
-      if (nextWork > nextPoll) nextPoll = firstPoll(nextWork);
+    if (scaler.polls) {
+      const until = scaler.quietUntil(cluster);
+      if (until > nextPoll) {
+        const nextWork = Math.min(
+          next < jobs.length ? (jobs[next] as SimJob).submitMs : Number.POSITIVE_INFINITY,
+          cluster.events.peekTime(),
+          until,
+        );
+        if (nextWork > nextPoll) nextPoll = firstPoll(nextWork);
+      }
     }
     if (options.onProgress && ++steps % 4096 === 0) options.onProgress(t);
   }

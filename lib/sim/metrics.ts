@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from "../core/config.js";
+import type { BoundParts } from "./bound.js";
 import type { SimCluster } from "./cluster.js";
 import type { ReplaySpan } from "./engine.js";
 import type { SimJob } from "./workload.js";
@@ -38,6 +39,24 @@ export interface PolicyMetrics {
   unlaunchedNodes: number;
   /** First arrival to the end of the replay (last job end, or last shrink). */
   simulatedHours: number;
+  /** vCPU-hours of all instances, launch to termination (equal to cost when prices are linear in vCPUs). */
+  vcpuHours: number;
+  /** vCPU-hours ÷ the clairvoyant zero-wait bound's (docs/simulator.md, "The bound"). */
+  vcpuHoursToBound: number;
+  /** Cost ÷ the bound's cost; null when a type has no price. */
+  costToBound: number | null;
+  /**
+   * Where the vCPU-hours went: the jobs' CPU-hours, then what ran no task (see ClusterCounters).
+   * The parts add up to vcpuHours.
+   */
+  breakdown: {
+    work: number;
+    fragmentation: number;
+    boot: number;
+    idleBeforeShrink: number;
+    drainTail: number;
+    neverUsed: number;
+  };
 }
 
 /** Bounded slowdown's threshold: jobs shorter than this count as this long. */
@@ -78,7 +97,12 @@ export function lowerBoundNodeHours(jobs: readonly SimJob[], config: ResolvedCon
   return hours;
 }
 
-export function computeMetrics(cluster: SimCluster, span: ReplaySpan, waits: Float64Array): PolicyMetrics {
+export function computeMetrics(
+  cluster: SimCluster,
+  span: ReplaySpan,
+  waits: Float64Array,
+  bound: BoundParts,
+): PolicyMetrics {
   const c = cluster.counters;
   let slowdown = 0;
   let usedCpuSeconds = 0;
@@ -117,5 +141,17 @@ export function computeMetrics(cluster: SimCluster, span: ReplaySpan, waits: Flo
     fallbacks: c.fallbacks,
     unlaunchedNodes: c.unlaunchedNodes,
     simulatedHours: round((span.endMs - span.startMs) / 3600 / 1000, 2),
+    vcpuHours: round(c.vcpuSeconds / 3600, 2),
+    vcpuHoursToBound: round(bound.vcpuHours > 0 ? c.vcpuSeconds / 3600 / bound.vcpuHours : 0, 4),
+    costToBound:
+      c.unpricedNodes > 0 || bound.cost === null || bound.cost <= 0 ? null : round(c.costUSD / bound.cost, 4),
+    breakdown: {
+      work: round(usedCpuSeconds / 3600, 2),
+      fragmentation: round(c.fragVcpuSeconds / 3600, 2),
+      boot: round(c.bootVcpuSeconds / 3600, 2),
+      idleBeforeShrink: round(c.idleVcpuSeconds / 3600, 2),
+      drainTail: round(c.drainVcpuSeconds / 3600, 2),
+      neverUsed: round(c.neverUsedVcpuSeconds / 3600, 2),
+    },
   };
 }

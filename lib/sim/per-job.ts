@@ -46,10 +46,10 @@ export class PerJobScaler implements Scaler {
     if (launchedAny) cluster.counters.scaleOutRounds++;
   }
 
-  quiet(cluster: SimCluster): boolean {
+  quietUntil(cluster: SimCluster): number {
     let pending = 0;
     for (const q of cluster.queues.values()) pending += q.pending.length;
-    return pending === this.waiting.size;
+    return pending === this.waiting.size ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
   }
 
   settled(): boolean {

@@ -1,6 +1,6 @@
 import type { PolicyMetrics } from "./metrics.js";
 import type { PolicyRun } from "./simulate.js";
-import { duration, type SimulationSummary } from "./summary.js";
+import { BREAKDOWN, duration, type SimulationSummary } from "./summary.js";
 import type { TimelinePoint } from "./timeline.js";
 
 /**
@@ -46,6 +46,18 @@ Config ${esc(summary.settings.config)}; poll every ${summary.settings.pollSecond
 <h2>Policies side by side</h2>
 ${metricsTable(summary.policies)}
 ${barCharts(summary.policies, color)}
+<h2>Against the clairvoyant bound</h2>
+<p>Bound: <b>${summary.bound.vcpuHours.toFixed(0)} vCPU-hours</b>${summary.bound.cost === null ? "" : ` (${summary.bound.cost.toFixed(0)} USD)`}: what a
+clairvoyant operator pays when every job starts at its submit time and each instance boots for ${summary.bound.bootSeconds} s
+(work ${summary.bound.workHours.toFixed(0)}, rounding to whole units ${summary.bound.roundingHours.toFixed(0)}, boots ${summary.bound.bootHours.toFixed(0)},
+short gaps kept idle ${summary.bound.idleHours.toFixed(0)}). A policy that makes jobs wait can go below it; read each ratio with its waits.</p>
+<p class="note">The excess of each policy's vCPU-hours over the bound, by where it goes (each part less the bound's own part of that kind;
+a part can be negative, e.g. idling through a gap where the bound boots again).</p>
+${excessChart(summary, color)}
+<h2>Cost against wait</h2>
+<p class="note">Each policy's cost (or vCPU-hours) as a multiple of the bound against its mean wait; the line joins the policies no other
+beats on both (the frontier). Lower left is better.</p>
+${frontierChart(summary.policies, color)}
 <h2>Wait-time distribution</h2>
 <p class="note">Share of completed jobs that waited at most x seconds (log scale); higher and further left is better.</p>
 ${cdfChart(runs, color)}
@@ -75,6 +87,9 @@ const ROWS: Row[] = [
   ["peak nodes", (m) => m.peakNodes, String, "none"],
   ["scale-out rounds", (m) => m.scaleOutRounds, String, "none"],
   ["capacity fallbacks", (m) => m.fallbacks, String, "none"],
+  ["vCPU-hours", (m) => m.vcpuHours, (v) => v.toFixed(0), "low"],
+  ["vCPU-hours ÷ bound", (m) => m.vcpuHoursToBound, (v) => `×${v.toFixed(3)}`, "low"],
+  ["cost ÷ bound", (m) => m.costToBound, (v) => `×${v.toFixed(3)}`, "low"],
   ["lower bound node-hours", (m) => m.lowerBoundNodeHours, (v) => v.toFixed(0), "none"],
 ];
 
@@ -121,6 +136,111 @@ function barCharts(policies: Record<string, PolicyMetrics>, color: (i: number) =
       return `<svg width="${bw}" height="${24 + entries.length * rowH}" role="img" aria-label="${title}"><text x="0" y="12" font-size="12" font-weight="bold">${title}</text>${bars}</svg>`;
     })
     .join("")}</div>`;
+}
+
+const PART_COLORS = ["#e15759", "#f28e2b", "#edc948", "#76b7b2", "#b07aa1"];
+
+/** One stacked bar per policy: its excess vCPU-hours over the bound, part by part. */
+function excessChart(summary: SimulationSummary, _color: (i: number) => string): string {
+  const entries = Object.entries(summary.policies);
+  const parts = entries.map(([, m]) =>
+    BREAKDOWN.map(
+      ([, part, boundPart]) => m.breakdown[part] - (boundPart ? (summary.bound[boundPart] as number) : 0),
+    ),
+  );
+  const pos = parts.map((p) => p.reduce((a, v) => a + Math.max(0, v), 0));
+  const neg = parts.map((p) => p.reduce((a, v) => a + Math.min(0, v), 0));
+  const max = Math.max(1e-9, ...pos);
+  const min = Math.min(0, ...neg);
+  const left = 90;
+  const width = W - left - 190;
+  const x = (v: number) => left + ((v - min) / (max - min)) * width;
+  const rowH = 22;
+  const bars = entries
+    .map(([name, m], i) => {
+      const y = 10 + i * rowH;
+      let up = 0;
+      let down = 0;
+      const rects = (parts[i] ?? [])
+        .map((v, k) => {
+          const from = v >= 0 ? up : down + v;
+          if (v >= 0) up += v;
+          else down += v;
+          const w = Math.abs(x(from + Math.abs(v)) - x(from));
+          return `<rect x="${x(from).toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${PART_COLORS[k % PART_COLORS.length]}"><title>${esc(BREAKDOWN[k]?.[0] ?? "")}: ${v.toFixed(0)} vCPU-h</title></rect>`;
+        })
+        .join("");
+      const excess = m.vcpuHours - summary.bound.vcpuHours;
+      return `<text x="0" y="${y + 12}" font-size="12">${esc(name)}</text>${rects}<text x="${(x(up) + 4).toFixed(1)}" y="${y + 12}" font-size="11">${excess.toFixed(0)} vCPU-h (×${m.vcpuHoursToBound.toFixed(3)})</text>`;
+    })
+    .join("");
+  const zero = `<line x1="${x(0)}" x2="${x(0)}" y1="4" y2="${14 + entries.length * rowH}" stroke="#444"/>`;
+  const legend = BREAKDOWN.map(
+    ([label], k) =>
+      `<span class="sw" style="background:${PART_COLORS[k % PART_COLORS.length]}"></span>${esc(label)}&nbsp;&nbsp;`,
+  ).join("");
+  return `<svg width="${W}" height="${20 + entries.length * rowH}" role="img" aria-label="excess over the bound by part">${bars}${zero}</svg><div>${legend}</div>`;
+}
+
+/** Cost ratio (or vCPU-hours ratio) against mean wait, one point per policy, frontier joined. */
+function frontierChart(policies: Record<string, PolicyMetrics>, color: (i: number) => string): string {
+  const entries = Object.entries(policies);
+  if (entries.length === 0) return "";
+  const ratio = (m: PolicyMetrics) => m.costToBound ?? m.vcpuHoursToBound;
+  const xs = entries.map(([, m]) => Math.log10(m.meanWaitS + 1));
+  const ys = entries.map(([, m]) => ratio(m));
+  const xMax = Math.max(1, ...xs) * 1.05;
+  const yMin = Math.min(1, ...ys);
+  const yMax = Math.max(yMin + 0.01, ...ys) * 1.01;
+  const x = (v: number) => PAD.left + (v / xMax) * (W - PAD.left - PAD.right - 80);
+  const y = (v: number) => H - PAD.bottom - ((v - yMin) / (yMax - yMin)) * (H - PAD.top - PAD.bottom);
+  const onFrontier = entries.map(([, a]) =>
+    entries.every(
+      ([, b]) =>
+        b === a ||
+        !(
+          b.meanWaitS <= a.meanWaitS &&
+          ratio(b) <= ratio(a) &&
+          (b.meanWaitS < a.meanWaitS || ratio(b) < ratio(a))
+        ),
+    ),
+  );
+  const front = entries
+    .map((_, i) => i)
+    .filter((i) => onFrontier[i])
+    .sort((a, b) => (xs[a] as number) - (xs[b] as number))
+    .map((i) => `${x(xs[i] as number).toFixed(1)},${y(ys[i] as number).toFixed(1)}`);
+  const dots = entries
+    .map(
+      ([name], i) =>
+        `<circle cx="${x(xs[i] as number).toFixed(1)}" cy="${y(ys[i] as number).toFixed(1)}" r="4" fill="${color(i)}"/><text x="${(x(xs[i] as number) + 7).toFixed(1)}" y="${(y(ys[i] as number) + (i % 2 === 0 ? 4 : 16)).toFixed(1)}" font-size="11">${esc(name)} ×${(ys[i] as number).toFixed(3)}</text>`,
+    )
+    .join("");
+  const ticks: string[] = [];
+  for (const [s, label] of [
+    [10, "10 s"],
+    [60, "1 min"],
+    [600, "10 min"],
+    [3600, "1 h"],
+    [36_000, "10 h"],
+    [360_000, "100 h"],
+  ] as const) {
+    if (Math.log10(s + 1) > xMax) break;
+    ticks.push(
+      `<text x="${x(Math.log10(s + 1))}" y="${H - 14}" font-size="11" text-anchor="middle">${label}</text>`,
+    );
+  }
+  for (const f of [0, 0.5, 1]) {
+    const v = yMin + f * (yMax - yMin);
+    ticks.push(
+      `<text x="${PAD.left - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">×${v.toFixed(2)}</text>`,
+    );
+  }
+  const line =
+    front.length > 1
+      ? `<polyline fill="none" stroke="#999" stroke-dasharray="4 3" points="${front.join(" ")}"/>`
+      : "";
+  return `<svg width="${W}" height="${H}" role="img" aria-label="cost against mean wait">${axes()}${ticks.join("")}${line}${dots}</svg>`;
 }
 
 function cdfChart(runs: readonly PolicyRun[], color: (i: number) => string): string {

@@ -1,7 +1,15 @@
 import type { ResolvedConfig } from "../core/config.js";
-import type { ClusterNode, Decision, Job, UnavailableOffering } from "../core/model.js";
+import type {
+  ClusterNode,
+  ClusterState,
+  Decision,
+  Job,
+  QueueArrivals,
+  UnavailableOffering,
+} from "../core/model.js";
 import { plan } from "../core/plan.js";
 import type { Placement, SimCluster, SimNode } from "./cluster.js";
+import type { SimJob } from "./workload.js";
 
 /**
  * What grows and shrinks the simulated cluster. The engine calls `poll` every poll interval (when
@@ -13,10 +21,11 @@ export interface Scaler {
   begin(cluster: SimCluster, now: number): void;
   poll(cluster: SimCluster, now: number): void;
   /**
-   * True when a poll now would certainly do nothing, and will keep doing nothing until the next job
-   * event or arrival: the engine then skips polls up to that event (an exact shortcut, not a guess).
+   * Until when (simulated ms) polls would certainly do nothing if no job event or arrival came first:
+   * the engine skips polls up to the earlier of that time and the next event (an exact shortcut, not a
+   * guess). Infinity: nothing until the next event; `now` or earlier: poll as usual.
    */
-  quiet(cluster: SimCluster): boolean;
+  quietUntil(cluster: SimCluster): number;
   /** After the last poll, with no jobs or boots left: true when nothing more will shrink. */
   settled(): boolean;
   onReady?(cluster: SimCluster, node: SimNode, now: number): void;
@@ -31,8 +40,15 @@ export interface Scaler {
 export class CoreScaler implements Scaler {
   readonly polls = true;
   private last: Decision | undefined;
+  /** Sliding window of arrivals for the headroom: jobs [windowLo, windowHi) of the trace, CPUs per queue. */
+  private windowLo = 0;
+  private windowHi = 0;
+  private readonly windowCpus = new Map<string, number>();
 
-  constructor(private readonly config: ResolvedConfig) {}
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly terminateAtDrain = false,
+  ) {}
 
   begin(): void {}
 
@@ -47,7 +63,9 @@ export class CoreScaler implements Scaler {
       if (held.until > now) unavailableOfferings.push(held);
       else cluster.unavailableUntil.delete(key);
     }
-    const decision = plan(this.config, { jobs, nodes, unavailableOfferings }, now);
+    const state: ClusterState = { jobs, nodes, unavailableOfferings };
+    if (this.config.headroomSeconds > 0) state.arrivals = this.arrivals(cluster, now);
+    const decision = plan(this.config, state, now);
     this.last = decision;
 
     let launched = 0;
@@ -58,21 +76,68 @@ export class CoreScaler implements Scaler {
     for (const s of decision.shrinks) {
       const node = cluster.nodesByName.get(s.node);
       if (!node) throw new Error(`plan shrinks unknown node ${s.node}`);
-      if (s.action === "drain") cluster.drain(node);
-      else if (node.runningJobs === 0) cluster.terminate(node, now);
+      if (s.action === "drain") {
+        cluster.drain(node, now);
+        if (this.terminateAtDrain && node.runningJobs === 0) cluster.terminate(node, now);
+      } else if (node.runningJobs === 0) cluster.terminate(node, now);
       else throw new Error(`plan terminates ${s.node}, which runs a job`);
     }
   }
 
-  quiet(cluster: SimCluster): boolean {
-    if (cluster.pendingViews.size > 0) return false;
+  /**
+   * What the agent would count for the headroom: CPUs of the single-node jobs (at most the queue's
+   * largest vCPUs) submitted in the last headroomWindow seconds, ended ones included.
+   */
+  private arrivals(cluster: SimCluster, now: number): QueueArrivals[] {
+    const jobs = cluster.jobs;
+    const since = now - this.config.headroomWindow * 1000;
+    const add = (i: number, sign: number) => {
+      const job = jobs[i] as SimJob;
+      const queue = this.config.queueByName.get(job.queue);
+      const largest = queue ? Math.max(...queue.groups.map((g) => g.shape.vcpus)) : 0;
+      if (job.procs <= largest)
+        this.windowCpus.set(job.queue, (this.windowCpus.get(job.queue) ?? 0) + sign * job.procs);
+    };
+    for (; this.windowHi < jobs.length && (jobs[this.windowHi] as SimJob).submitMs <= now; this.windowHi++)
+      add(this.windowHi, 1);
+    for (; this.windowLo < this.windowHi && (jobs[this.windowLo] as SimJob).submitMs < since; this.windowLo++)
+      add(this.windowLo, -1);
+    return this.config.queues.map((q) => ({
+      queue: q.queueName,
+      windowS: this.config.headroomWindow,
+      cpus: this.windowCpus.get(q.queueName) ?? 0,
+    }));
+  }
+
+  quietUntil(cluster: SimCluster): number {
+    const idleMs = this.config.shrinkIdleTime * 1000;
+    const headroom = this.config.headroomSeconds > 0;
+    let until = Number.POSITIVE_INFINITY;
+    // A pending job launches nothing before its busy time is up (and the scheduler has already put it
+    // on any idle node it fits): until then only shrink, by time, can happen.
+    const busyMs = this.config.expansionBusyTime * 1000;
+    for (const job of cluster.pendingViews.values()) {
+      const cfg = this.config.queueByName.get(job.queue);
+      if (!cfg?.enableAutoExpansion) return Number.NEGATIVE_INFINITY;
+      until = Math.min(until, job.submittedAt + busyMs);
+    }
     for (const q of cluster.queues.values()) {
       const cfg = this.config.queueByName.get(q.name);
-      if (cfg?.enableAutoExpansion && q.nodes.length < cfg.minSize) return false;
-      // Idle and drained nodes are what shrink acts on, by time: those polls must run.
-      for (const n of q.nodes) if (n.ready && n.runningJobs === 0) return false;
+      if (cfg?.enableAutoExpansion && q.nodes.length < cfg.minSize) return Number.NEGATIVE_INFINITY;
+      // Idle nodes shrink by time: nothing happens to one before its idle time is up, unless the
+      // headroom (which moves with the arrival window) keeps it. A drained one is terminated at the
+      // next poll; a booting one no job needs may be cancelled.
+      for (const n of q.nodes) {
+        if (!n.ready) {
+          if (this.config.cancelUnneededBoots) return Number.NEGATIVE_INFINITY;
+          continue;
+        }
+        if (n.runningJobs > 0) continue;
+        if (n.draining || n.idleSince === undefined || headroom) return Number.NEGATIVE_INFINITY;
+        until = Math.min(until, n.idleSince + idleMs);
+      }
     }
-    return true;
+    return until;
   }
 
   settled(): boolean {
@@ -81,7 +146,11 @@ export class CoreScaler implements Scaler {
     return (
       d.launches.length === 0 &&
       d.shrinks.length === 0 &&
-      !d.skipped.some((s) => "node" in s && s.code === "IDLE_TIME_NOT_REACHED")
+      // A node still counting its idle time, or kept warm by a headroom that shrinks as arrivals
+      // leave its window, will shrink later: its tail is billed until then.
+      !d.skipped.some(
+        (s) => "node" in s && (s.code === "IDLE_TIME_NOT_REACHED" || s.code === "KEPT_FOR_HEADROOM"),
+      )
     );
   }
 }
@@ -106,8 +175,8 @@ export class StaticScaler implements Scaler {
 
   poll(): void {}
 
-  quiet(): boolean {
-    return true;
+  quietUntil(): number {
+    return Number.POSITIVE_INFINITY;
   }
 
   settled(): boolean {

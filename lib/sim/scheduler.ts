@@ -38,6 +38,8 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
   if (nodes.length === 0) return;
   const freeCpus = nodes.map((n) => n.freeCpus);
   const freeMem = nodes.map((n) => n.freeMemMiB);
+  // busy-first placement: nodes running a job when the pass began come first.
+  const busy = cluster.busyFirst ? nodes.map((n) => n.runningJobs > 0) : undefined;
   let totalFree = 0;
   for (const c of freeCpus) totalFree += c;
   if (totalFree === 0) return;
@@ -45,11 +47,21 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
   const started = new Set<number>();
   let reservation: Reservation | undefined;
   let examined = 0;
+  // A job fits iff the free slots add up to its tasks, and slots only shrink during a pass: once P
+  // tasks of m MiB did not fit, no later job of at least P tasks of m MiB fits (uncapped; capped
+  // also by what the reservation leaves). Skips most of a long backlog's place() calls, exactly.
+  const failFree = new Map<number, number>();
+  const failCapped = new Map<number, number>();
+  const known = (memo: Map<number, number>, job: SimJob) =>
+    job.procs >= (memo.get(job.memPerTaskMiB) ?? Number.POSITIVE_INFINITY);
+  const fail = (memo: Map<number, number>, job: SimJob) =>
+    memo.set(job.memPerTaskMiB, Math.min(job.procs, memo.get(job.memPerTaskMiB) ?? Number.POSITIVE_INFINITY));
   for (const index of q.pending) {
     if (totalFree === 0 || ++examined > BACKFILL_DEPTH) break;
     const job = cluster.jobs[index] as SimJob;
     if (reservation === undefined) {
-      const placed = job.procs <= totalFree ? place(job, freeCpus, freeMem) : undefined;
+      const placed =
+        job.procs <= totalFree ? place(job, freeCpus, freeMem, undefined, undefined, busy) : undefined;
       if (placed) {
         totalFree -= take(placed, job, freeCpus, freeMem);
         startOn(cluster, index, placed, nodes, now, started);
@@ -58,24 +70,22 @@ function scheduleQueue(cluster: SimCluster, q: QueueState, now: number): void {
       }
       continue;
     }
-    if (job.procs > totalFree) continue;
+    if (job.procs > totalFree || known(failFree, job)) continue;
     const { spareCpus, spareMemMiB } = reservation;
     if (now + job.estimateMs <= reservation.timeMs || spareCpus === undefined || spareMemMiB === undefined) {
-      const placed = place(job, freeCpus, freeMem);
+      const placed = place(job, freeCpus, freeMem, undefined, undefined, busy);
       if (placed) {
         totalFree -= take(placed, job, freeCpus, freeMem);
         startOn(cluster, index, placed, nodes, now, started);
-      }
-    } else {
+      } else fail(failFree, job);
+    } else if (!known(failCapped, job)) {
       // Runs past the reservation: only what the head job leaves spare on each node.
-      const capCpus = freeCpus.map((c, i) => Math.min(c, spareCpus[i] as number));
-      const capMem = freeMem.map((m, i) => Math.min(m, spareMemMiB[i] as number));
-      const placed = place(job, capCpus, capMem);
+      const placed = place(job, freeCpus, freeMem, spareCpus, spareMemMiB, busy);
       if (placed) {
         take(placed, job, spareCpus, spareMemMiB);
         totalFree -= take(placed, job, freeCpus, freeMem);
         startOn(cluster, index, placed, nodes, now, started);
-      }
+      } else fail(failCapped, job);
     }
   }
   if (started.size > 0) q.pending = q.pending.filter((i) => !started.has(i));
@@ -93,23 +103,31 @@ export function place(
   job: Pick<SimJob, "procs" | "memPerTaskMiB">,
   cpus: readonly number[],
   mem: readonly number[],
+  capCpus?: readonly number[],
+  capMem?: readonly number[],
+  busy?: readonly boolean[],
 ): Slots | undefined {
   const n = cpus.length;
   const slots = new Array<number>(n);
   let total = 0;
   let single = -1;
   for (let i = 0; i < n; i++) {
-    const c = cpus[i] as number;
-    const s = job.memPerTaskMiB > 0 ? Math.min(c, Math.floor((mem[i] as number) / job.memPerTaskMiB)) : c;
+    // Within the caps when given (what a reservation leaves spare), without copying them.
+    const c = capCpus ? Math.min(cpus[i] as number, capCpus[i] as number) : (cpus[i] as number);
+    const m = capMem ? Math.min(mem[i] as number, capMem[i] as number) : (mem[i] as number);
+    const s = job.memPerTaskMiB > 0 ? Math.min(c, Math.floor(m / job.memPerTaskMiB)) : c;
     slots[i] = s;
     total += s;
-    if (s >= job.procs && (single < 0 || s < (slots[single] as number))) single = i;
+    if (s >= job.procs && (single < 0 || better(i, single, s, slots[single] as number, busy))) single = i;
   }
   if (total < job.procs) return undefined;
   if (single >= 0) return [[single, job.procs]];
   const order: number[] = [];
   for (let i = 0; i < n; i++) if ((slots[i] as number) > 0) order.push(i);
-  order.sort((a, b) => (slots[b] as number) - (slots[a] as number) || a - b);
+  order.sort(
+    (a, b) =>
+      (busy ? Number(busy[b]) - Number(busy[a]) : 0) || (slots[b] as number) - (slots[a] as number) || a - b,
+  );
   const out: Slots = [];
   let left = job.procs;
   for (const i of order) {
@@ -119,6 +137,12 @@ export function place(
     if (left === 0) break;
   }
   return out;
+}
+
+/** Single-node pick: a busy node before an idle one (busy-first), then the fewest free slots. */
+function better(i: number, j: number, slotsI: number, slotsJ: number, busy?: readonly boolean[]): boolean {
+  if (busy && busy[i] !== busy[j]) return busy[i] === true;
+  return slotsI < slotsJ;
 }
 
 /** Subtracts a placement from per-node arrays; returns the CPUs taken. */

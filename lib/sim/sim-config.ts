@@ -31,6 +31,22 @@ export const simulationSchema = z.strictObject({
     .max(1 << 24)
     .default(DEFAULT_MEM_PER_CPU_MIB),
   capacity: z.array(capacitySchema).max(1000).default([]),
+  /**
+   * Drain an idle node and terminate it in the same poll when it runs no job (the planner drains; the
+   * deployed control plane terminates at a later poll, after two reports). Default: off.
+   */
+  terminateAtDrain: z.boolean().default(false),
+  /**
+   * Event-driven scale-out: a job that cannot start when it arrives wakes the scaler this many seconds
+   * after its busy time is up (the agent noticing it in squeue), besides the regular polls. Default: off.
+   */
+  wakeSeconds: z.number().int({ error: "expected a whole number" }).min(0).max(3600).optional(),
+  /**
+   * Where the scheduler puts a job: "fewest-free" (the node with the fewest free slots that holds it;
+   * Slurm's best fit) or "busy-first" (nodes already running a job before idle ones, so idle nodes
+   * stay idle and shrink; as node weights the agent would set). Default: fewest-free.
+   */
+  placement: z.enum(["fewest-free", "busy-first"]).default("fewest-free"),
 });
 
 export type SimulationSection = z.output<typeof simulationSchema>;

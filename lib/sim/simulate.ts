@@ -1,5 +1,6 @@
 import type { ResolvedConfig } from "../core/config.js";
 import { type BootTimeSpec, bootSampler } from "./boot-time.js";
+import { type BoundParts, clairvoyantBound, shortestBootSeconds } from "./bound.js";
 import { SimCluster } from "./cluster.js";
 import { type ReplaySpan, replay } from "./engine.js";
 import { computeMetrics, type PolicyMetrics, sortedWaits } from "./metrics.js";
@@ -49,6 +50,10 @@ export interface SimulateOptions {
   timeline: boolean;
   /** Progress of one policy's replay, 0..1 of the trace's arrival span. */
   onProgress?: (policy: string, fraction: number) => void;
+  /** Levers only the simulation models (the `simulation` section; sim-config.ts). */
+  terminateAtDrain?: boolean;
+  wakeSeconds?: number;
+  placement?: "fewest-free" | "busy-first";
 }
 
 export interface PolicyRun {
@@ -65,10 +70,25 @@ export interface PolicyRun {
  * same workload, config and options give the same runs.
  */
 export function simulate(workload: Workload, config: ResolvedConfig, options: SimulateOptions): PolicyRun[] {
+  return simulateWithBound(workload, config, options).runs;
+}
+
+/** The clairvoyant zero-wait bound of the workload (docs/simulator.md, "The bound"). */
+export function boundOf(workload: Workload, config: ResolvedConfig, boot: BootTimeSpec): BoundParts {
+  return clairvoyantBound(workload.jobs, config, shortestBootSeconds(boot));
+}
+
+/** `simulate`, and the bound every run's ratios are measured against. */
+export function simulateWithBound(
+  workload: Workload,
+  config: ResolvedConfig,
+  options: SimulateOptions,
+): { bound: BoundParts; runs: PolicyRun[] } {
+  const bound = boundOf(workload, config, options.boot);
   const pollMs = Math.round(options.pollSeconds * 1000);
   const first = workload.jobs[0]?.submitMs ?? 0;
   const last = workload.jobs[workload.jobs.length - 1]?.submitMs ?? 0;
-  return options.policies.map((spec) => {
+  const runs = options.policies.map((spec) => {
     const name = policyName(spec);
     const cluster = new SimCluster(
       workload.jobs,
@@ -77,10 +97,20 @@ export function simulate(workload: Workload, config: ResolvedConfig, options: Si
       bootSampler(options.boot, options.seed),
       options.timeline,
     );
+    cluster.busyFirst = options.placement === "busy-first";
     const onProgress = options.onProgress;
-    const span = replay(cluster, scalerFor(spec, config), {
+    const span = replay(cluster, scalerFor(spec, config, options), {
       pollMs,
-      stallLimitMs: (config.shrinkIdleTime + config.expansionBusyTime) * 1000 + 10 * pollMs,
+      ...(options.wakeSeconds !== undefined && (spec.kind === "thpc" || spec.kind === "packed")
+        ? { wakeMs: (config.expansionBusyTime + options.wakeSeconds) * 1000 }
+        : {}),
+      // Long enough for every idle node to shrink: its idle time, and a warm headroom's window.
+      stallLimitMs:
+        (config.shrinkIdleTime +
+          config.expansionBusyTime +
+          (config.headroomSeconds > 0 ? config.headroomWindow : 0)) *
+          1000 +
+        10 * pollMs,
       onProgress:
         onProgress &&
         ((now) => onProgress(name, last > first ? Math.min(1, (now - first) / (last - first)) : 1)),
@@ -89,19 +119,20 @@ export function simulate(workload: Workload, config: ResolvedConfig, options: Si
     const waits = sortedWaits(cluster, span.endMs);
     return {
       policy: name,
-      metrics: computeMetrics(cluster, span, waits),
+      metrics: computeMetrics(cluster, span, waits, bound),
       waits,
       span,
       timeline: cluster.timeline,
     };
   });
+  return { bound, runs };
 }
 
-function scalerFor(spec: PolicySpec, config: ResolvedConfig): Scaler {
+function scalerFor(spec: PolicySpec, config: ResolvedConfig, options: SimulateOptions): Scaler {
   switch (spec.kind) {
     case "thpc":
     case "packed":
-      return new CoreScaler({ ...config, policy: spec.kind });
+      return new CoreScaler({ ...config, policy: spec.kind }, options.terminateAtDrain === true);
     case "static":
       return new StaticScaler(config, spec.nodes);
     case "per-job":

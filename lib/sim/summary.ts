@@ -1,4 +1,5 @@
 import { type BootTimeSpec, describeBootTime } from "./boot-time.js";
+import type { BoundParts } from "./bound.js";
 import type { PolicyMetrics } from "./metrics.js";
 import type { PolicyRun } from "./simulate.js";
 import type { SwfTrace } from "./swf.js";
@@ -22,9 +23,19 @@ export interface SimulationSummary {
     seed: number;
     memPerCpuMiB: number;
     capacity: Record<string, number>;
+    /** The simulation-only levers (the config's `simulation` section). */
+    levers: SimLevers;
   };
+  /** The clairvoyant zero-wait bound the ratios are measured against (docs/simulator.md, "The bound"). */
+  bound: BoundParts;
   /** Policy name → metrics, in --compare order. */
   policies: Record<string, PolicyMetrics>;
+}
+
+export interface SimLevers {
+  terminateAtDrain: boolean;
+  wakeSeconds: number | null;
+  placement: "fewest-free" | "busy-first";
 }
 
 export interface SummaryInput {
@@ -38,6 +49,8 @@ export interface SummaryInput {
   memPerCpuMiB: number;
   capacity: ReadonlyMap<string, number>;
   runs: readonly PolicyRun[];
+  bound: BoundParts;
+  levers?: SimLevers;
 }
 
 export function summarize(input: SummaryInput): SimulationSummary {
@@ -56,7 +69,9 @@ export function summarize(input: SummaryInput): SimulationSummary {
       seed: input.seed,
       memPerCpuMiB: input.memPerCpuMiB,
       capacity: Object.fromEntries(input.capacity),
+      levers: input.levers ?? { terminateAtDrain: false, wakeSeconds: null, placement: "fewest-free" },
     },
+    bound: roundBound(input.bound),
     policies: Object.fromEntries(input.runs.map((r) => [r.policy, r.metrics])),
   };
 }
@@ -71,7 +86,10 @@ const COLUMNS: [string, (m: PolicyMetrics) => string][] = [
   ["max wait", (m) => wait(m, m.maxWaitS)],
   ["bsld", (m) => m.meanBoundedSlowdown.toFixed(2)],
   ["node-h", (m) => m.nodeHours.toFixed(0)],
+  ["vCPU-h", (m) => m.vcpuHours.toFixed(0)],
+  ["×bound", (m) => m.vcpuHoursToBound.toFixed(3)],
   ["cost $", (m) => (m.cost === null ? "n/a" : m.cost.toFixed(0))],
+  ["cost×bound", (m) => (m.costToBound === null ? "n/a" : m.costToBound.toFixed(3))],
   ["cpu util", (m) => `${(m.cpuUtilization * 100).toFixed(1)}%`],
   ["launches", (m) => String(m.launches)],
   ["peak", (m) => String(m.peakNodes)],
@@ -94,9 +112,53 @@ export function formatTable(summary: SimulationSummary): string {
             .join(", ")})`
         : ""),
     `poll ${summary.settings.pollSeconds} s, boot ${summary.settings.bootSeconds} s, seed ${summary.settings.seed}`,
+    `bound (clairvoyant, zero wait, boot ${summary.bound.bootSeconds} s): ${summary.bound.vcpuHours.toFixed(0)} vCPU-hours` +
+      (summary.bound.cost === null ? "" : `, ${summary.bound.cost.toFixed(0)} USD`) +
+      ` (work ${summary.bound.workHours.toFixed(0)}, rounding ${summary.bound.roundingHours.toFixed(0)}, boot ${summary.bound.bootHours.toFixed(0)}, idle ${summary.bound.idleHours.toFixed(0)})`,
     first ? `lower bound: ${first.lowerBoundNodeHours.toFixed(0)} node-hours of the largest type` : "",
   ].filter((s) => s !== "");
-  return [...notes, "", line(header), ...rows.map(line)].join("\n");
+  const parts = Object.entries(summary.policies).map(([name, m]) => [
+    name,
+    ...BREAKDOWN.map(([, part, boundPart]) => {
+      const b = boundPart ? (summary.bound[boundPart] as number) : 0;
+      return (m.breakdown[part] - b).toFixed(0);
+    }),
+  ]);
+  const partHeader = ["excess vCPU-h", ...BREAKDOWN.map(([h]) => h)];
+  const partWidths = partHeader.map((h, i) => Math.max(h.length, ...parts.map((r) => (r[i] ?? "").length)));
+  const partLine = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(partWidths[i] ?? 0) : c.padStart(partWidths[i] ?? 0))).join("  ");
+  return [
+    ...notes,
+    "",
+    line(header),
+    ...rows.map(line),
+    "",
+    partLine(partHeader),
+    ...parts.map(partLine),
+  ].join("\n");
+}
+
+/** The excess over the bound, part by part: the policy's part less the bound's own. */
+export const BREAKDOWN: [string, keyof PolicyMetrics["breakdown"], keyof BoundParts | undefined][] = [
+  ["fragmentation", "fragmentation", "roundingHours"],
+  ["boot", "boot", "bootHours"],
+  ["idle before shrink", "idleBeforeShrink", "idleHours"],
+  ["drain tail", "drainTail", undefined],
+  ["never used", "neverUsed", undefined],
+];
+
+function roundBound(b: BoundParts): BoundParts {
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return {
+    vcpuHours: r(b.vcpuHours),
+    workHours: r(b.workHours),
+    roundingHours: r(b.roundingHours),
+    bootHours: r(b.bootHours),
+    idleHours: r(b.idleHours),
+    cost: b.cost === null ? null : r(b.cost),
+    bootSeconds: b.bootSeconds,
+  };
 }
 
 /** A wait figure; "≥" when jobs that never started make it a lower bound. */

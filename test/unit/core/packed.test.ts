@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { plan } from "../../../lib/core/index.js";
-import { config, job, minutes, node, queue, state, T0 } from "./builders.js";
+import { config, job, minutes, node, queue, SHAPES, state, T0 } from "./builders.js";
 
 const NOW = T0 + minutes(10);
 const total = (d: ReturnType<typeof plan>) => d.launches.reduce((n, l) => n + l.count, 0);
@@ -106,5 +106,88 @@ describe("packed policy", () => {
     expect(total(decision)).toBe(3);
     expect(decision.skipped.filter((s) => s.code === "QUEUE_AT_MAX_SIZE")).toHaveLength(4);
     expect(decision.skipped.filter((s) => s.code === "DEFERRED_BY_SCALE_OUT_RATIO")).toHaveLength(3);
+  });
+
+  it("a 32-task job beside a 1-task job: one 32-vCPU node and one 2-vCPU node, as thpc", () => {
+    // Prepare: 2- to 32-vCPU types at the same price per vCPU. Sizing by the whole queue's 33 CPUs
+    //   would pick 17 two-vCPU nodes (the cheapest way to hold 33 CPUs); each job's own best fit is
+    //   one 32-vCPU node and one 2-vCPU node.
+    const types = ["c2m4", "c4m8", "c8m16", "c16m32", "c32m64"];
+    const cfg = config(
+      {
+        policy: "packed",
+        instanceTypes: { ...SHAPES, c32m64: { vcpus: 32, memoryMiB: 65536, gpus: 0, pricePerHour: 1.6 } },
+      },
+      [queue({ expansionNodeConfigs: types.map((instanceType) => ({ zone: "z1", instanceType })) })],
+    );
+    const tasks = (id: string, n: number) =>
+      job({
+        id,
+        nodes: undefined,
+        cpusPerNode: undefined,
+        memPerNodeMiB: undefined,
+        gpusPerNode: undefined,
+        tasks: n,
+        cpusPerTask: 1,
+        memPerTaskMiB: 1024,
+      });
+    const jobs = [tasks("big", 32), tasks("one", 1)];
+
+    // Act
+    const packed = plan(cfg, state(jobs), NOW);
+    const thpc = plan({ ...cfg, policy: "thpc" }, state(jobs), NOW);
+
+    // Assess
+    expect(packed.launches.map((l) => [l.instanceType, l.count])).toEqual([
+      ["c32m64", 1],
+      ["c2m4", 1],
+    ]);
+    expect(total(packed)).toBe(total(thpc));
+  });
+
+  it("never launches more instances, or a dearer set, than thpc for the same demand", () => {
+    // Prepare: mixed shapes, seeded: one-node jobs of 1-16 CPUs and task jobs of 1-70 tasks, with a
+    //   few idle nodes of random types whose holes packing may spread jobs over.
+    const types = Object.keys(SHAPES).filter((t) => !t.startsWith("g"));
+    const cfg = config({ policy: "packed" }, [
+      queue({ expansionNodeConfigs: types.map((instanceType) => ({ zone: "z1", instanceType })) }),
+    ]);
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let trial = 0; trial < 200; trial++) {
+      const jobs = Array.from({ length: 1 + rand(12) }, (_, i) =>
+        rand(2) === 0
+          ? job({ id: `n${i}`, cpusPerNode: 1 + rand(16), memPerNodeMiB: 512 * (1 + rand(8)) })
+          : job({
+              id: `t${i}`,
+              nodes: undefined,
+              cpusPerNode: undefined,
+              memPerNodeMiB: undefined,
+              gpusPerNode: undefined,
+              tasks: 1 + rand(70),
+              cpusPerTask: 1,
+              memPerTaskMiB: 1024,
+            }),
+      );
+      const nodes = Array.from({ length: rand(4) }, (_, i) =>
+        node(`idle${i}`, { state: "IDLE", instanceType: types[rand(types.length)] as string }),
+      );
+
+      // Act
+      const packed = plan(cfg, state(jobs, nodes), NOW);
+      const thpc = plan({ ...cfg, policy: "thpc" }, state(jobs, nodes), NOW);
+
+      // Assess
+      const price = (d: ReturnType<typeof plan>) =>
+        d.launches.reduce(
+          (sum, l) => sum + l.count * (SHAPES[l.instanceType as keyof typeof SHAPES]?.pricePerHour ?? 0),
+          0,
+        );
+      expect(total(packed)).toBeLessThanOrEqual(total(thpc));
+      expect(price(packed)).toBeLessThanOrEqual(price(thpc) + 1e-9);
+    }
   });
 });

@@ -66,6 +66,9 @@ export interface RunOptions {
   seed?: number;
   capacity?: Map<string, number>;
   pollSeconds?: number;
+  terminateAtDrain?: boolean;
+  wakeSeconds?: number;
+  placement?: "fewest-free" | "busy-first";
 }
 
 /** Replays `jobs` under one policy (thpc by default) with poll 60 s and a fixed 180 s boot. */
@@ -79,6 +82,9 @@ export function run(jobs: readonly TraceJob[], options: RunOptions = {}): Policy
     seed: options.seed ?? 1,
     capacity: options.capacity ?? new Map(),
     timeline: true,
+    ...(options.terminateAtDrain === undefined ? {} : { terminateAtDrain: options.terminateAtDrain }),
+    ...(options.wakeSeconds === undefined ? {} : { wakeSeconds: options.wakeSeconds }),
+    ...(options.placement === undefined ? {} : { placement: options.placement }),
   });
   if (!result) throw new Error("simulate returned no run");
   return result;

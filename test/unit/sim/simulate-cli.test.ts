@@ -77,6 +77,39 @@ describe("nowscale simulate (built CLI)", () => {
     expect(r.stderr).toContain("report written to");
   });
 
+  it("--set overrides config fields and simulation levers, and names an unknown field", () => {
+    // Prepare: the one-job trace: thpc waits busy time 120 s + boot 180 s; with busy time 0 it
+    //   launches at poll 0 and waits only the boot; same-poll terminate removes the drain tail.
+    const dir = inputs(swf([{ id: 1, submit: 0, run: 600, procs: 4 }]));
+    const base = [
+      "simulate",
+      "--trace",
+      join(dir, "trace.swf"),
+      "--config",
+      join(dir, "config.json"),
+      "--json",
+    ];
+
+    // Act
+    const set = nowscale([...base, "--set", "expansionBusyTime=0,simulation.terminateAtDrain=true"]);
+    const bad = nowscale([...base, "--set", "shrinkIdle=60"]);
+
+    // Assess
+    expect(set.status).toBe(0);
+    const out = JSON.parse(set.stdout);
+    expect(out.policies.thpc).toMatchObject({ meanWaitS: 180 });
+    expect(out.policies.thpc.breakdown.drainTail).toBe(0);
+    expect(out.settings.levers).toEqual({
+      terminateAtDrain: true,
+      wakeSeconds: null,
+      placement: "fewest-free",
+    });
+    expect(out.bound.vcpuHours).toBeCloseTo((4 * (180 + 600)) / 3600, 2);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--set: unknown field "shrinkIdle"/);
+    expect(bad.stdout).toBe("");
+  });
+
   it("prints a table by default and no progress bar when stderr is not a terminal", () => {
     // Prepare
     const dir = inputs(swf([{ id: 1, submit: 0, run: 600, procs: 4 }]));

@@ -1,0 +1,136 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import type { PolicyMetrics } from "../lib/sim/metrics.js";
+import { parseSimConfig } from "../lib/sim/sim-config.js";
+import { type PolicySpec, type SimulateOptions, simulateWithBound } from "../lib/sim/simulate.js";
+import { parseSwf } from "../lib/sim/swf.js";
+import { syntheticTrace } from "../lib/sim/synthetic.js";
+import { toWorkload } from "../lib/sim/workload.js";
+import { type BenchModule, type BenchRow, timeMedian } from "./harness.js";
+
+/** This file runs from dist/bench: the repository root is two levels up. */
+const ROOT = resolve(import.meta.dirname, "../..");
+const LUBLIN = resolve(ROOT, "../shared/traces/lublin_256.swf");
+const CLI = resolve(ROOT, "dist/bin/nowscale.js");
+const example = (name: string) => resolve(ROOT, "examples", name);
+
+/** One in-process replay of `trace` under `config` (an examples/ file), with overrides and levers. */
+function replay(
+  trace: string,
+  configFile: string,
+  policies: PolicySpec[],
+  overrides: Record<string, unknown> = {},
+  levers: Partial<SimulateOptions> = {},
+): { ms: number; runs: Record<string, PolicyMetrics> } {
+  const raw = { ...JSON.parse(readFileSync(configFile, "utf8")), ...overrides };
+  const { config, simulation } = parseSimConfig(raw, configFile);
+  const capacity = new Map(simulation.capacity.map((c) => [`${c.instanceType}@${c.zone}`, c.maxNodes]));
+  const workload = toWorkload(parseSwf(trace).records, config, simulation);
+  const start = performance.now();
+  const { runs } = simulateWithBound(workload, config, {
+    policies,
+    pollSeconds: 60,
+    boot: { kind: "fixed", seconds: 180 },
+    seed: 1,
+    capacity,
+    timeline: false,
+    ...levers,
+  });
+  return { ms: performance.now() - start, runs: Object.fromEntries(runs.map((r) => [r.policy, r.metrics])) };
+}
+
+const figures = (m: PolicyMetrics) => ({
+  "×bound": m.vcpuHoursToBound.toFixed(3),
+  "cost×bound": m.costToBound?.toFixed(3) ?? "n/a",
+  "mean wait s": m.meanWaitS.toFixed(0),
+  "p95 s": m.p95WaitS.toFixed(0),
+  "max s": m.maxWaitS.toFixed(0),
+  never: m.neverStartedJobs,
+  launches: m.launches,
+});
+
+/**
+ * The issue's targets, measured in one run: the Lublin trace against the clairvoyant bound (ratios and
+ * waits of the recommended and cost-first configs, with and without the simulation-only levers),
+ * packed against thpc (Lublin and mixed-shape synthetic traces), and `nowscale simulate` of the
+ * 10k-job trace under four policies, start-up included.
+ */
+const bench: BenchModule = {
+  title: "bound: Lublin against the clairvoyant bound, packed against thpc, simulate under four policies",
+  async run() {
+    const rows: BenchRow[] = [];
+    if (!existsSync(LUBLIN)) {
+      console.log(`note: ${LUBLIN} not found; the Lublin rows are skipped`);
+      return rows;
+    }
+    const lublin = readFileSync(LUBLIN, "utf8");
+    const thpc: PolicySpec = { kind: "thpc" };
+    const packed: PolicySpec = { kind: "packed" };
+    const simOnly = { wakeSeconds: 10, terminateAtDrain: true };
+
+    const today = replay(lublin, example("sim-config.json"), [thpc, packed]);
+    const todayThpc = today.runs.thpc as PolicyMetrics;
+    rows.push({ name: "lublin today (sim-config.json, thpc)", ms: today.ms / 2, extra: figures(todayThpc) });
+
+    const goal1 = (m: PolicyMetrics) => ({
+      text: "≤ 1.07 × bound at mean ≤ 60 s, p95 ≤ 190 s",
+      met: m.vcpuHoursToBound <= 1.07 && m.meanWaitS <= 60 && m.p95WaitS <= 190,
+    });
+    const goal2 = (m: PolicyMetrics) => ({
+      text: `≤ 1.03 × bound at mean ≤ ${todayThpc.meanWaitS.toFixed(0)} s (today's thpc)`,
+      met: m.vcpuHoursToBound <= 1.03 && m.meanWaitS <= todayThpc.meanWaitS,
+    });
+    for (const [name, file, levers, goal] of [
+      ["lublin recommended (thpc)", "sim-recommended.json", {}, goal1],
+      ["lublin recommended + wake 10 s + terminateAtDrain", "sim-recommended.json", simOnly, goal1],
+      ["lublin cost-first (thpc)", "sim-cost-first.json", {}, goal2],
+      ["lublin cost-first + terminateAtDrain", "sim-cost-first.json", { terminateAtDrain: true }, goal2],
+    ] as const) {
+      const r = replay(lublin, example(file), [thpc], {}, levers);
+      const m = r.runs.thpc as PolicyMetrics;
+      rows.push({ name, ms: r.ms, extra: figures(m), goal: goal(m) });
+    }
+
+    // packed against thpc: instances launched and cost, on Lublin and on mixed-shape synthetic traces.
+    const versus = (name: string, runs: Record<string, PolicyMetrics>, ms: number) => {
+      const t = runs.thpc as PolicyMetrics;
+      const p = runs.packed as PolicyMetrics;
+      rows.push({
+        name,
+        ms,
+        extra: {
+          "launches packed/thpc": `${p.launches}/${t.launches}`,
+          "cost packed/thpc": `${p.cost?.toFixed(0)}/${t.cost?.toFixed(0)}`,
+        },
+        goal: {
+          text: "packed ≤ thpc in instances and cost",
+          met: p.launches <= t.launches && (p.cost ?? 0) <= (t.cost ?? 0),
+        },
+      });
+    };
+    versus("packed vs thpc: lublin (sim-config.json)", today.runs, today.ms);
+    for (const seed of [1, 2, 3]) {
+      const trace = syntheticTrace({ jobs: 2000, seed, meanInterarrivalS: 120, maxProcs: 128 });
+      const r = replay(trace, example("sim-config.json"), [thpc, packed]);
+      versus(`packed vs thpc: synthetic 2k mixed shapes, seed ${seed}`, r.runs, r.ms);
+    }
+
+    // The CLI, start-up included, as a user runs it.
+    const args = [
+      CLI,
+      "simulate",
+      "--trace",
+      LUBLIN,
+      "--config",
+      example("sim-config.json"),
+      "--compare",
+      "thpc,packed,static:32,per-job",
+      "--json",
+    ];
+    const ms = await timeMedian(() => execFileSync(process.execPath, args, { stdio: "pipe" }), 3, 1);
+    rows.push({ name: "nowscale simulate lublin, 4 policies (process)", ms, targetMs: 2000 });
+    return rows;
+  },
+};
+export default bench;

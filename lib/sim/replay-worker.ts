@@ -1,0 +1,39 @@
+import { parentPort } from "node:worker_threads";
+import type { ResolvedConfig } from "../core/config.js";
+import type { ReplayReply, ReplayRequest } from "./parallel.js";
+import { parseSimConfig } from "./sim-config.js";
+import { simulate } from "./simulate.js";
+import type { Workload } from "./workload.js";
+
+/**
+ * A worker thread that replays policies for `simulateInParallel`: first an "init" message with the
+ * raw config and the workload, then one "run" message per policy; each answers with the run (its
+ * waits transferred, not copied) and reports progress on the way.
+ */
+let config: ResolvedConfig | undefined;
+let workload: Workload | undefined;
+
+parentPort?.on("message", (message: ReplayRequest) => {
+  const port = parentPort;
+  if (!port) return;
+  if (message.kind === "init") {
+    config = parseSimConfig(message.raw, message.source).config;
+    workload = { jobs: message.jobs, skipped: {} };
+    return;
+  }
+  if (!config || !workload) throw new Error("replay worker: run before init");
+  const [run] = simulate(workload, config, {
+    ...message.options,
+    capacity: new Map(message.options.capacity),
+    policies: [message.policy],
+    onProgress: (_policy, fraction) =>
+      port.postMessage({ kind: "progress", index: message.index, fraction } satisfies ReplayReply),
+  });
+  if (!run) throw new Error("replay worker: no run");
+  const reply: ReplayReply = {
+    kind: "done",
+    index: message.index,
+    run: { ...run, timeline: run.timeline ? { ...run.timeline } : undefined },
+  };
+  port.postMessage(reply, [run.waits.buffer as ArrayBuffer]);
+});

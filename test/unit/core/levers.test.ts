@@ -1,0 +1,106 @@
+import { describe, expect, it } from "vitest";
+import { parseState, plan } from "../../../lib/core/index.js";
+import { config, iso, job, minutes, node, state, T0 } from "./builders.js";
+
+/**
+ * The cost levers beyond THPC's rules (docs/plan.md, "Shrink"): the warm headroom sized from recent
+ * arrivals, and cancelling booting nodes no pending job needs. Both are off by default. The builders'
+ * queue has 4-vCPU nodes (c4m8).
+ */
+const NOW = T0 + minutes(30);
+const idleFor = (m: number) => iso(NOW - minutes(m));
+const threeIdle = () => [
+  node("a", { idleSince: idleFor(20) }),
+  node("b", { idleSince: idleFor(15) }),
+  node("c", { idleSince: idleFor(10) }),
+];
+
+describe("warm headroom", () => {
+  it("keeps the newest idle vCPUs up to the headroom from the reported arrivals", () => {
+    // Prepare: 48 CPUs of single-node jobs in the last hour; headroomSeconds 600 →
+    //   48 / 3600 × 600 = 8 vCPUs: two of three idle 4-vCPU nodes (all past shrinkIdleTime) stay.
+    const input = parseState({
+      jobs: [],
+      nodes: threeIdle(),
+      arrivals: [{ queue: "compute", windowS: 3600, cpus: 48 }],
+    });
+
+    // Act
+    const decision = plan(config({ headroomSeconds: 600 }), input, NOW);
+
+    // Assess: the longest idle goes; the other two are kept warm.
+    expect(decision.shrinks).toEqual([expect.objectContaining({ node: "a", action: "drain" })]);
+    expect(
+      decision.skipped.filter((s) => s.code === "KEPT_FOR_HEADROOM").map((s) => "node" in s && s.node),
+    ).toEqual(["b", "c"]);
+  });
+
+  it("without reported arrivals, sizes it from the jobs in the state submitted within the window", () => {
+    // Prepare: a running 4-CPU job submitted 10 min ago (in the 3600 s window) and one submitted
+    //   2 h ago (outside): 4 CPUs / 3600 s × 3600 s = 4 vCPUs, one idle node kept.
+    const jobs = [
+      job({ id: "recent", state: "RUNNING", submittedAt: iso(NOW - minutes(10)), nodeNames: ["busy"] }),
+      job({ id: "old", state: "RUNNING", submittedAt: iso(NOW - minutes(120)), nodeNames: ["busy"] }),
+    ];
+    const nodes = [...threeIdle(), node("busy", { state: "ALLOCATED" })];
+
+    // Act
+    const decision = plan(config({ headroomSeconds: 3600 }), state(jobs, nodes), NOW);
+
+    // Assess
+    expect(decision.shrinks.map((s) => s.node)).toEqual(["a", "b"]);
+    expect(decision.skipped).toContainEqual(
+      expect.objectContaining({ node: "c", code: "KEPT_FOR_HEADROOM" }),
+    );
+  });
+
+  it("is off by default: THPC's rule drains every node past shrinkIdleTime", () => {
+    // Act
+    const input = parseState({
+      nodes: threeIdle(),
+      arrivals: [{ queue: "compute", windowS: 3600, cpus: 48 }],
+    });
+    const decision = plan(config(), input, NOW);
+
+    // Assess
+    expect(decision.shrinks.map((s) => s.node)).toEqual(["a", "b", "c"]);
+  });
+
+  it("rejects a bad arrivals entry, naming the field", () => {
+    expect(() => parseState({ arrivals: [{ queue: "compute", windowS: 0, cpus: 4 }] })).toThrow(/arrivals/);
+  });
+});
+
+describe("cancelUnneededBoots", () => {
+  const launching = (name: string, agoMin: number) =>
+    node(name, { state: "LAUNCHING", idleSince: undefined, launchedAt: iso(NOW - minutes(agoMin)) });
+
+  it("terminates booting nodes no pending job will use, and keeps the one a pending job needs", () => {
+    // Prepare: one pending 4-CPU job and three booting 4-vCPU nodes: the job claims one.
+    const jobs = [job({ id: "p", submittedAt: iso(NOW - minutes(1)) })];
+    const nodes = [launching("l1", 3), launching("l2", 2), launching("l3", 1)];
+
+    // Act
+    const decision = plan(config({ cancelUnneededBoots: true }), state(jobs, nodes), NOW);
+
+    // Assess: the two unclaimed are cancelled, nothing launched.
+    const claimed = ["l1", "l2", "l3"].filter((n) => !decision.shrinks.some((s) => s.node === n));
+    expect(claimed).toHaveLength(1);
+    expect(decision.shrinks).toHaveLength(2);
+    expect(decision.shrinks.every((s) => s.action === "terminate")).toBe(true);
+    expect(decision.launches).toEqual([]);
+  });
+
+  it("leaves booting nodes alone when off (THPC), and keeps what the headroom wants", () => {
+    const nodes = [launching("l1", 3), launching("l2", 2)];
+
+    // Act
+    const off = plan(config(), state([], nodes), NOW);
+    const withHeadroom = parseState({ nodes, arrivals: [{ queue: "compute", windowS: 3600, cpus: 24 }] });
+    const kept = plan(config({ cancelUnneededBoots: true, headroomSeconds: 600 }), withHeadroom, NOW);
+
+    // Assess: off: nothing; headroom 24 / 3600 × 600 = 4 vCPUs: the older boot stays, the newer goes.
+    expect(off.shrinks).toEqual([]);
+    expect(kept.shrinks).toEqual([expect.objectContaining({ node: "l2", action: "terminate" })]);
+  });
+});
