@@ -76,11 +76,11 @@ export interface ClusterNode {
   zone: string;
   state: NodeState;
   /** Epoch ms when the node's current unbroken idle stretch began; set for IDLE (and DRAINED) nodes. */
-  idleSince?: number;
+  idleSince?: number | undefined;
   /** Epoch ms. */
   launchedAt?: number;
   /** Slurm's reason for a DRAINING/DRAINED/DOWN node; NowScale's own drains start with "nowscale". */
-  reason?: string;
+  reason?: string | undefined;
 }
 
 /** An offering held unavailable after a capacity error: the planner launches elsewhere while it lasts. */

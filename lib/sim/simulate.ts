@@ -111,9 +111,12 @@ export function simulateWithBound(
           (config.headroomSeconds > 0 ? config.headroomWindow : 0)) *
           1000 +
         10 * pollMs,
-      onProgress:
-        onProgress &&
-        ((now) => onProgress(name, last > first ? Math.min(1, (now - first) / (last - first)) : 1)),
+      ...(onProgress === undefined
+        ? {}
+        : {
+            onProgress: (now: number) =>
+              onProgress(name, last > first ? Math.min(1, (now - first) / (last - first)) : 1),
+          }),
     });
     onProgress?.(name, 1);
     const waits = sortedWaits(cluster, span.endMs);
