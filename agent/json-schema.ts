@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { reportSchema } from "./report-schema.js";
+import { reportSchema } from "../lib/ports/agent-report.js";
 
 /** The report's JSON Schema (draft 2020-12), generated from the zod schema the control plane uses. */
 export function reportJsonSchema(): Record<string, unknown> {

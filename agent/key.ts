@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { MIN_KEY_BYTES } from "./signing.js";
+import { MIN_KEY_BYTES } from "../lib/ports/agent-signing.js";
 
 /**
  * The HMAC key: the contents of `keyFile` (or NOWSCALE_AGENT_KEY_FILE), else NOWSCALE_AGENT_KEY, with

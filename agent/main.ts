@@ -1,11 +1,15 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import {
+  type JobNote,
+  type PlaceholderSpec,
+  parseJobNotes,
+  parsePlaceholderSpecs,
+} from "../lib/ports/agent-protocol.js";
 import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../scheduler-plugins/slurm/collect.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
-import { type JobNote, parseJobNotes } from "../scheduler-plugins/slurm/job-notes.js";
-import { type PlaceholderSpec, parsePlaceholderSpecs } from "../scheduler-plugins/slurm/placeholders.js";
 import { loadKey } from "./key.js";
 import { applyJobNotes, createAgentServer } from "./server.js";
 import { AGENT_VERSION } from "./version.js";

@@ -1,11 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { SIMPLE_NAME } from "../lib/core/names.js";
+import {
+  type JobNote,
+  type PlaceholderSpec,
+  parseJobNotes,
+  parsePlaceholderSpecs,
+} from "../lib/ports/agent-protocol.js";
+import type { Report } from "../lib/ports/agent-report.js";
+import { RequestVerifier } from "../lib/ports/agent-signing.js";
 import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
-import { type JobNote, parseJobNotes } from "../scheduler-plugins/slurm/job-notes.js";
-import { type PlaceholderSpec, parsePlaceholderSpecs } from "../scheduler-plugins/slurm/placeholders.js";
-import type { Report } from "./report-schema.js";
-import { RequestVerifier } from "./signing.js";
 import { AGENT_VERSION } from "./version.js";
 
 /** What the server does to Slurm; SlurmClient fits, tests pass a fake. */
@@ -67,7 +71,7 @@ const MAX_BODY_BYTES = 64 * 1024;
  * The agent's HTTP API. Every request must be signed (signing.ts); one that is not, or that replays a
  * nonce of the window (also across a restart, with `replayFile`), gets 401 and changes nothing. Routes:
  *   GET    /v1/health                 {status, agentVersion}
- *   GET    /v1/report                 the report (report-schema.ts); 200 also when slurmctld is down
+ *   GET    /v1/report                 the report (lib/ports/agent-report.ts); 200 also when slurmctld is down
  *   POST   /v1/nodes/{name}/drain     body {"reason": "..."}; prefixed "nowscale: " unless it starts so
  *   POST   /v1/nodes/{name}/resume
  *   DELETE /v1/nodes/{name}           removes a dynamic node from slurmctld

@@ -1,12 +1,12 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { SFNClient } from "@aws-sdk/client-sfn";
+import { CONTROL_ENV, METRICS_NAMESPACE, requireEnv } from "../lib/aws/control-env.js";
+import { awsControlRuntime } from "../lib/aws/runtime.js";
 import { createApiHandler } from "../lib/control/api/handler.js";
-import { SfnWorkflowStarter } from "../lib/control/api/workflows.js";
-import { awsControlRuntime } from "../lib/control/aws-runtime.js";
 import { computeUserData } from "../lib/control/compute-user-data.js";
-import { CONTROL_ENV, METRICS_NAMESPACE, requireEnv } from "../lib/control/env.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
+import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 
 /** Every REST route (API Gateway proxy integration); lib/control/api/routes.ts does the work. */
 const logger = new Logger();

@@ -5,14 +5,14 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
-import { SfnWorkflowStarter } from "../lib/control/api/workflows.js";
-import { awsControlRuntime } from "../lib/control/aws-runtime.js";
-import { CONTROL_ENV, METRICS_NAMESPACE, requireEnv } from "../lib/control/env.js";
+import { CONTROL_ENV, METRICS_NAMESPACE, requireEnv } from "../lib/aws/control-env.js";
+import { awsControlRuntime } from "../lib/aws/runtime.js";
 import { recoverStuckClusters } from "../lib/control/lifecycle-recovery.js";
 import { controlLog } from "../lib/control/log.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
 import { reconcileAll } from "../lib/control/reconcile-all.js";
 import { reconcileCluster } from "../lib/control/reconciler.js";
+import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 
 /**
  * EventBridge schedule → recover clusters stuck CREATING or DELETING (lib/control/lifecycle-recovery.ts),

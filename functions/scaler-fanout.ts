@@ -2,9 +2,9 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import middy from "@middy/core";
-import { awsControlRuntime } from "../lib/control/aws-runtime.js";
-import { CONTROL_ENV, requireEnv } from "../lib/control/env.js";
-import { fanOutScaler } from "../lib/control/fanout.js";
+import { CONTROL_ENV, requireEnv } from "../lib/aws/control-env.js";
+import { fanOutScaler } from "../lib/aws/fanout.js";
+import { awsControlRuntime } from "../lib/aws/runtime.js";
 
 /** EventBridge schedule → one async scaler invocation per RUNNING cluster. */
 const logger = new Logger();

@@ -1,8 +1,8 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
-import { awsLifecycleDeps } from "../lib/control/lifecycle/aws-deps.js";
-import { runLifecycleTask } from "../lib/control/lifecycle/dispatch.js";
+import { awsLifecycleDeps } from "../lib/aws/workflow-deps.js";
+import { runLifecycleTask } from "../lib/workflow/tasks/dispatch.js";
 
 /**
  * The one Lambda every Task state of the create/delete workflows invokes with `{task, clusterId, ...}`

@@ -1,6 +1,7 @@
-import type { OkReport } from "../../agent/report-schema.js";
-import { type JobNote, type NoteField, noteText } from "../../scheduler-plugins/slurm/job-notes.js";
+import { noteText } from "../../scheduler-plugins/slurm/job-notes.js";
 import type { Decision } from "../core/model.js";
+import type { JobNote, NoteField } from "../ports/agent-protocol.js";
+import type { OkReport } from "../ports/agent-report.js";
 
 /**
  * Skip codes that mean NowScale will not serve the job as it stands, whatever capacity appears: the

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../ports/clock.js";
 import type { ClusterRecord, StateStore } from "../ports/state-store.js";
-import type { ExecutionState, WorkflowStarter } from "./api/workflows.js";
+import type { ExecutionState, WorkflowStarter } from "../workflow/starter.js";
 import { takeAdmissionLease } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 

@@ -1,10 +1,7 @@
-import type { OkReport } from "../../agent/report-schema.js";
-import {
-  type PlaceholderSpec,
-  placeholderChanges,
-  placeholderSpecs,
-} from "../../scheduler-plugins/slurm/placeholders.js";
+import { placeholderChanges, placeholderSpecs } from "../../scheduler-plugins/slurm/placeholders.js";
 import type { ResolvedConfig } from "../core/config.js";
+import type { PlaceholderSpec } from "../ports/agent-protocol.js";
+import type { OkReport } from "../ports/agent-report.js";
 
 /**
  * The placeholders to sync, or undefined when Slurm's are in step with the configuration (or the report

@@ -1,5 +1,5 @@
-import type { OkReport } from "../../agent/report-schema.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
+import type { OkReport } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider } from "../ports/cloud-provider.js";
 import type { ClusterRecord, NodeRecord, StateStore } from "../ports/state-store.js";

@@ -1,4 +1,3 @@
-import { type OkReport, reportToClusterState } from "../../agent/report-schema.js";
 import { parseConfig, type ResolvedConfig } from "../core/config.js";
 import type { ClusterNode, ClusterState, Decision, Launch, Shrink } from "../core/model.js";
 import { plan } from "../core/plan.js";
@@ -7,6 +6,7 @@ import {
   AgentUnreachableError,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
+import { type OkReport, reportToClusterState } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import { type CloudProvider, MAX_LAUNCH_COUNT } from "../ports/cloud-provider.js";
 import {

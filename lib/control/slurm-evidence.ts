@@ -1,4 +1,4 @@
-import type { OkReport, ReportNode } from "../../agent/report-schema.js";
+import type { OkReport, ReportNode } from "../ports/agent-report.js";
 
 /**
  * What one agent report says about the nodes, as the control plane's destroying decisions read it.

@@ -14,6 +14,9 @@ export const CLOUD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Slurm job ids: 17, 17_3 (array), 17+1 (het job). */
 export const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$/;
 
+/** Slurm node feature names NowScale writes and the agent reports: what its prefixes and cloud ids produce. */
+export const FEATURE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,191}$/;
+
 /** A queue's own Slurm node features (config `features`): a plain word, as slurm.conf and sbatch -C read it. */
 export const FEATURE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 

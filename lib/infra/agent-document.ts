@@ -1,6 +1,6 @@
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
-import { AGENT_DOCUMENT, payloadPipeline } from "../control/agent-ssm.js";
+import { AGENT_DOCUMENT, payloadPipeline } from "../agent-channels/ssm.js";
 
 /**
  * The one SSM document the control plane may run on a master: the agent's `report`, a node action

@@ -2,7 +2,7 @@ import { Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
-import { MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../providers/shared/tags.js";
+import { MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../ports/tags.js";
 
 /** IAM's policy variable (not a JavaScript template): the VPC of the instance that signed the request. */
 const SOURCE_VPC_VARIABLE = ["$", "{aws:ec2InstanceSourceVPC}"].join("");

@@ -1,8 +1,8 @@
 import { Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
+import { MANAGED_TAG, ROLE_TAG, SECRET_KIND_TAG } from "../ports/tags.js";
 import { defaultImageParameter } from "../providers/aws-ec2/default-image.js";
-import { MANAGED_TAG, ROLE_TAG, SECRET_KIND_TAG } from "../providers/shared/tags.js";
 
 /**
  * Least-privilege statements for what the control plane does in EC2, SSM and Secrets Manager. Each one

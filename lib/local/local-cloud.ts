@@ -1,7 +1,7 @@
-import { MASTER_QUEUE } from "../control/lifecycle/create-tasks.js";
 import type { CloudInstance, CloudProvider, LaunchRequest, LaunchResult } from "../ports/cloud-provider.js";
 import { InvalidRequestError } from "../ports/errors.js";
-import { CLUSTER_TAG, instanceTags } from "../providers/shared/tags.js";
+import { CLUSTER_TAG, instanceTags } from "../ports/tags.js";
+import { MASTER_QUEUE } from "../workflow/tasks/create-tasks.js";
 
 /**
  * The local mode's cloud as the workflows see it. Compute launches go to the local provider (namespace

@@ -1,5 +1,5 @@
-import type { OkReport } from "../../agent/report-schema.js";
 import { ownValue } from "../core/own.js";
+import type { OkReport } from "../ports/agent-report.js";
 import type { LocalControlPlane } from "./control-plane.js";
 
 /**

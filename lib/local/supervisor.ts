@@ -5,7 +5,7 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HttpAgentChannel } from "../control/agent-http.js";
+import { HttpAgentChannel } from "../agent-channels/http.js";
 import { ApiAuth, checkStateDirOwnership, writeApiToken } from "./api-auth.js";
 import { startApiServer } from "./api-server.js";
 import {

@@ -1,8 +1,8 @@
-import type { ExecutionState, WorkflowStarter } from "../control/api/workflows.js";
-import type { LifecycleDeps } from "../control/lifecycle/deps.js";
-import { runLifecycleTask } from "../control/lifecycle/dispatch.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../workflow/index.js";
 import { type LocalRunResult, runWorkflowLocally } from "../workflow/local-runner.js";
+import type { ExecutionState, WorkflowStarter } from "../workflow/starter.js";
+import type { LifecycleDeps } from "../workflow/tasks/deps.js";
+import { runLifecycleTask } from "../workflow/tasks/dispatch.js";
 
 /**
  * The API's WorkflowStarter in local mode: the creation and deletion workflows run from the same ASL

@@ -1,6 +1,5 @@
-import type { OkReport } from "../../agent/report-schema.js";
-import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
-import type { PlaceholderSpec } from "../../scheduler-plugins/slurm/placeholders.js";
+import type { JobNote, PlaceholderSpec } from "./agent-protocol.js";
+import type { OkReport } from "./agent-report.js";
 
 export type { JobNote, PlaceholderSpec };
 

@@ -66,6 +66,19 @@ export interface CloudProvider {
   consoleOutput?(instanceId: string, maxLines?: number): Promise<string | undefined>;
 }
 
+/**
+ * The image id a cluster's placement carries when the user named none: the provider launches its cloud's
+ * default image (on AWS, the latest Debian 12 for each instance type's architecture, resolved from its
+ * public SSM parameter: lib/providers/aws-ec2/default-image.ts). Never a real image id.
+ */
+export const DEFAULT_IMAGE = "nowscale-default-debian-12";
+
+/**
+ * How long a provider holds an offering unavailable after a capacity error (10 minutes), as
+ * ParallelCluster and Karpenter do; the simulator's full pools use the same figure.
+ */
+export const DEFAULT_UNAVAILABLE_TTL_MS = 600_000;
+
 /** One place to try: the core's Candidate with the subnet the cloud needs. */
 export interface LaunchCandidate {
   instanceType: string;

@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from "../core/config.js";
 import type { Candidate, ClusterNode, Job } from "../core/model.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
-import { DEFAULT_UNAVAILABLE_TTL_MS } from "../providers/shared/offering-cache.js";
+import { DEFAULT_UNAVAILABLE_TTL_MS } from "../ports/cloud-provider.js";
 import { EventQueue } from "./event-queue.js";
 import { capacityKey } from "./sim-config.js";
 import { Timeline } from "./timeline.js";

@@ -1,7 +1,7 @@
-import type { TaskName } from "../control/lifecycle/dispatch.js";
 import type { Catcher, Retrier, TaskState } from "./asl.js";
 import { TASK_FUNCTION_ARN_PLACEHOLDER } from "./asl.js";
 import { STANDARD_RETRY } from "./retry.js";
+import type { TaskName } from "./tasks/dispatch.js";
 
 export interface TaskOptions {
   /** The rest of the Lambda's input: literal values, or JSONPath when the key ends in `.$`. */

@@ -1,5 +1,12 @@
-import { SIMPLE_NAME } from "../../lib/core/names.js";
+import { FEATURE, SIMPLE_NAME } from "../../lib/core/names.js";
 import { DRAIN_REASON_PREFIX } from "../../lib/core/shrink.js";
+import {
+  type JobNote,
+  PLACEHOLDER_NAME,
+  type PlaceholderSpec,
+  parseJobNotes,
+  parsePlaceholderSpecs,
+} from "../../lib/ports/agent-protocol.js";
 import {
   SlurmCommandError,
   SlurmNodeNotFoundError,
@@ -7,8 +14,7 @@ import {
   SlurmUnavailableError,
 } from "./errors.js";
 import { type CommandResult, type CommandRunner, isControllerUnreachable, runCommand } from "./exec.js";
-import { FEATURE } from "./features.js";
-import { type JobNote, jobNoteArgs, parseJobNotes } from "./job-notes.js";
+import { jobNoteArgs } from "./job-notes.js";
 import type { SlurmJob, SlurmNode, SlurmPartition } from "./model.js";
 import {
   parseScontrolNodes,
@@ -17,13 +23,7 @@ import {
   SCONTROL_NODES_ARGS,
   SCONTROL_PARTITIONS_ARGS,
 } from "./nodes.js";
-import {
-  PLACEHOLDER_NAME,
-  type PlaceholderSpec,
-  parsePlaceholderSpecs,
-  placeholderChanges,
-  placeholderCreateArgs,
-} from "./placeholders.js";
+import { placeholderChanges, placeholderCreateArgs } from "./placeholders.js";
 import { parseSqueueFormat, SQUEUE_FORMAT_ARGS } from "./squeue-format.js";
 import { parseSqueueJson } from "./squeue-json.js";
 

@@ -1,7 +1,7 @@
-import type { Report } from "../../agent/report-schema.js";
+import { MAX_PLACEHOLDERS } from "../../lib/ports/agent-protocol.js";
+import type { Report } from "../../lib/ports/agent-report.js";
 import type { SlurmClient } from "./client.js";
 import { SlurmUnavailableError } from "./errors.js";
-import { MAX_PLACEHOLDERS } from "./placeholders.js";
 import { buildReport, failedReport } from "./report.js";
 
 /**

@@ -13,9 +13,6 @@ import { CLOUD_ID, FEATURE_NAME, SIMPLE_NAME } from "../../lib/core/names.js";
  */
 export { QUEUE_FEATURE_PREFIX, TYPE_FEATURE_PREFIX, ZONE_FEATURE_PREFIX };
 
-/** Feature names the agent reports: what these prefixes and cloud ids can produce. */
-export const FEATURE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,191}$/;
-
 export interface NodePlacement {
   queue: string;
   instanceType: string;

@@ -1,4 +1,4 @@
-import { JOB_ID } from "../../lib/core/names.js";
+import { type JobNote, NOTE_PREFIX, NOTE_TEXT, type NoteField } from "../../lib/ports/agent-protocol.js";
 
 /**
  * Job notes: why NowScale will not serve a job, written where the user looks (`squeue -O jobid,comment`)
@@ -10,60 +10,6 @@ import { JOB_ID } from "../../lib/core/names.js";
  * their jobs with --comment): then into its AdminComment (shown by `scontrol show job`; 22.05's
  * `squeue -O` has no field for it), so NowScale never overwrites a user's text.
  */
-
-/** Every note starts so: it is how a note is told from a user's comment. */
-export const NOTE_PREFIX = "nowscale: ";
-
-/** A note: the prefix and 1-190 printable ASCII characters (Slurm keeps them as given, one argument). */
-export const NOTE_TEXT = /^nowscale: [\x20-\x7e]{1,190}$/;
-
-export const NOTE_FIELDS = ["comment", "adminComment"] as const;
-export type NoteField = (typeof NOTE_FIELDS)[number];
-
-/** Bounds of one request: notes per call, job ids per note. */
-export const MAX_NOTES = 50;
-export const MAX_NOTE_JOB_IDS = 20;
-
-/** One change: write `text` into `field` of these jobs; `text` "" clears the field. */
-export interface JobNote {
-  jobIds: string[];
-  text: string;
-  field: NoteField;
-}
-
-/**
- * Validates a request's notes (`{"notes": [...]}` or the list itself). Throws TypeError naming the field
- * (`notes[2].text: ...`); nothing is written for a request with any bad note.
- */
-export function parseJobNotes(input: unknown): JobNote[] {
-  const list =
-    typeof input === "object" && input !== null && !Array.isArray(input)
-      ? (input as { notes?: unknown }).notes
-      : input;
-  if (!Array.isArray(list) || list.length < 1 || list.length > MAX_NOTES)
-    throw new TypeError(`notes: must be a list of 1-${MAX_NOTES} notes`);
-  return list.map((raw, i): JobNote => {
-    const where = `notes[${i}]`;
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw))
-      throw new TypeError(`${where}: must be an object {jobIds, text, field}`);
-    const extra = Object.keys(raw).filter((k) => k !== "jobIds" && k !== "text" && k !== "field");
-    if (extra.length > 0) throw new TypeError(`${where}.${extra[0]?.slice(0, 40)}: unknown field`);
-    const { jobIds, text, field } = raw as Record<string, unknown>;
-    if (!Array.isArray(jobIds) || jobIds.length < 1 || jobIds.length > MAX_NOTE_JOB_IDS)
-      throw new TypeError(`${where}.jobIds: must be a list of 1-${MAX_NOTE_JOB_IDS} job ids`);
-    jobIds.forEach((id, j) => {
-      if (typeof id !== "string" || !JOB_ID.test(id))
-        throw new TypeError(`${where}.jobIds[${j}]: not a Slurm job id`);
-    });
-    if (typeof text !== "string" || (text !== "" && !NOTE_TEXT.test(text)))
-      throw new TypeError(
-        `${where}.text: must be "" (clear) or "${NOTE_PREFIX}" and 1-190 printable ASCII characters`,
-      );
-    if (typeof field !== "string" || !(NOTE_FIELDS as readonly string[]).includes(field))
-      throw new TypeError(`${where}.field: must be ${NOTE_FIELDS.join(" or ")}`);
-    return { jobIds: [...(jobIds as string[])], text, field: field as NoteField };
-  });
-}
 
 /**
  * A note for this reason, within the allow-list: the prefix, other characters than printable ASCII

@@ -1,8 +1,8 @@
-import { LIMITS, REPORT_SCHEMA_VERSION } from "../../agent/report-limits.js";
-import type { FailedReport, JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
 import type { NodeState } from "../../lib/core/model.js";
-import { JOB_ID, SIMPLE_NAME } from "../../lib/core/names.js";
-import { FEATURE, placementOf } from "./features.js";
+import { FEATURE, JOB_ID, SIMPLE_NAME } from "../../lib/core/names.js";
+import type { FailedReport, JobGroup, OkReport, ReportNode } from "../../lib/ports/agent-report.js";
+import { LIMITS, REPORT_SCHEMA_VERSION } from "../../lib/ports/agent-report-limits.js";
+import { placementOf } from "./features.js";
 import { readNote } from "./job-notes.js";
 import type { SlurmJob, SlurmNode, SlurmPartition } from "./model.js";
 import { isBlocked, jobPhase } from "./reasons.js";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AGENT_TEST_NODE_VERSION, buildAgentBundle } from "../../agent/bundle.js";
 import { main } from "../../agent/main.js";
-import { parseReport } from "../../agent/report-schema.js";
+import { parseReport } from "../../lib/ports/agent-report.js";
 import { DEFAULT_IMAGE_DISTRIBUTION } from "../../lib/providers/aws-ec2/index.js";
 import { renderMasterBootstrapScript } from "../../scheduler-plugins/slurm/master-bootstrap.js";
 import { synthNowScale } from "./synth.js";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { App, Stack } from "aws-cdk-lib";
 import { describe, expect, it } from "vitest";
-import { AGENT_DOCUMENT } from "../../lib/control/agent-ssm.js";
+import { AGENT_DOCUMENT } from "../../lib/agent-channels/ssm.js";
 import { AgentDocument } from "../../lib/infra/agent-document.js";
 
 interface DocumentContent {

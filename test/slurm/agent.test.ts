@@ -5,8 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type JobGroup, type OkReport, parseReport, type Report } from "../../agent/report-schema.js";
-import { signRequest } from "../../agent/signing.js";
 import { killNamespaceProcesses, listNamespaceNodes, sleep } from "../../lib/local/netns.js";
 import {
   addTestbedNode,
@@ -19,6 +17,8 @@ import {
   testbedPaths,
   testbedUnavailableReason,
 } from "../../lib/local/slurm-testbed.js";
+import { type JobGroup, type OkReport, parseReport, type Report } from "../../lib/ports/agent-report.js";
+import { signRequest } from "../../lib/ports/agent-signing.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { placementFeatures } from "../../scheduler-plugins/slurm/features.js";
 

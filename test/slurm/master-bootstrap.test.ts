@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HttpAgentChannel } from "../../lib/control/agent-http.js";
+import { HttpAgentChannel } from "../../lib/agent-channels/http.js";
 import { type InstanceEndpoints, serveInstanceEndpoints } from "../../lib/local/instance-endpoints/index.js";
 import {
   type IsolatedRoot,

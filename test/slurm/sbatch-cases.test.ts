@@ -2,7 +2,6 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type JobGroup, type OkReport, reportToClusterState } from "../../agent/report-schema.js";
 import { AGENT_VERSION } from "../../agent/version.js";
 import { type ConfigInput, type Decision, parseConfig, plan } from "../../lib/core/index.js";
 import { sleep } from "../../lib/local/netns.js";
@@ -14,6 +13,7 @@ import {
   type Testbed,
   testbedUnavailableReason,
 } from "../../lib/local/slurm-testbed.js";
+import { type JobGroup, type OkReport, reportToClusterState } from "../../lib/ports/agent-report.js";
 import { SlurmClient } from "../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../scheduler-plugins/slurm/collect.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";

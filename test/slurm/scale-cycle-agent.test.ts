@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createAgentServer } from "../../agent/server.js";
 import { AGENT_VERSION } from "../../agent/version.js";
-import { HttpAgentChannel } from "../../lib/control/agent-http.js";
+import { HttpAgentChannel } from "../../lib/agent-channels/http.js";
 import { runScaleCycle } from "../../lib/control/scale-cycle.js";
 import { type ConfigInput, parseConfig } from "../../lib/core/config.js";
 import {

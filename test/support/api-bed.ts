@@ -1,11 +1,11 @@
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
+import { FakeAgent } from "../../lib/agent-channels/fake.js";
 import { type ApiDeps, type ApiRequest, handleApiRequest } from "../../lib/control/api/routes.js";
-import { RecordingWorkflowStarter, type WorkflowStarter } from "../../lib/control/api/workflows.js";
-import { FakeAgent } from "../../lib/control/fake-agent.js";
 import { RecordingMetrics } from "../../lib/control/metrics.js";
 import { FakeClock, FakeProvider } from "../../lib/providers/fake/index.js";
 import type { DynamoStateStore } from "../../lib/state/dynamo-store.js";
 import type { TableNames } from "../../lib/state/tables.js";
+import { RecordingWorkflowStarter, type WorkflowStarter } from "../../lib/workflow/starter.js";
 import { CONFIG, T0 } from "./control-bed.js";
 import { freshStore, type TestDynamo } from "./dynalite.js";
 

@@ -59,8 +59,8 @@ import {
   SSMClient,
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
-import { REPORT_SCHEMA_VERSION } from "../../agent/report-schema.js";
 import { awsCatalog } from "../../lib/core/catalogs/aws.js";
+import { REPORT_SCHEMA_VERSION } from "../../lib/ports/agent-report.js";
 
 /**
  * A small stateful AWS for tests: EC2 (network, instances), Secrets Manager, SSM, Step Functions and

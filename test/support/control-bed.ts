@@ -1,4 +1,4 @@
-import { FakeAgent } from "../../lib/control/fake-agent.js";
+import { FakeAgent } from "../../lib/agent-channels/fake.js";
 import { RecordingMetrics } from "../../lib/control/metrics.js";
 import type { ScaleCycleDeps } from "../../lib/control/scale-cycle.js";
 import type { ConfigInput } from "../../lib/core/config.js";

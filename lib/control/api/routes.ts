@@ -7,6 +7,7 @@ import { formatPath, issuesFromZod, ValidationError, type ValidationIssue } from
 import type { AgentChannel } from "../../ports/agent-channel.js";
 import type { Clock } from "../../ports/clock.js";
 import type { CloudProvider } from "../../ports/cloud-provider.js";
+import { DEFAULT_IMAGE } from "../../ports/cloud-provider.js";
 import {
   type ClusterRecord,
   type ClusterStatus,
@@ -14,8 +15,8 @@ import {
   NotFoundInStoreError,
   type StateStore,
 } from "../../ports/state-store.js";
-import { DEFAULT_IMAGE } from "../../providers/aws-ec2/default-image.js";
-import { createClusterRequestSchema } from "../lifecycle/request.js";
+import type { WorkflowStarter } from "../../workflow/starter.js";
+import { createClusterRequestSchema } from "../../workflow/tasks/request.js";
 import {
   currentExecution,
   startCreation,
@@ -32,7 +33,6 @@ import {
   deleteNodesSchema,
   IDEMPOTENCY_KEY,
 } from "./schemas.js";
-import type { WorkflowStarter } from "./workflows.js";
 
 /** A REST request, already taken out of API Gateway's event (functions/api.ts). */
 export interface ApiRequest {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { configSchema } from "../../core/config.js";
 import { cloudIdSchema, simpleNameSchema } from "../../core/names.js";
-import { createClusterRequestSchema } from "../lifecycle/request.js";
+import { createClusterRequestSchema } from "../../workflow/tasks/request.js";
 
 /**
  * The API's request bodies: strict zod schemas (an unknown key is an error naming its path). The same

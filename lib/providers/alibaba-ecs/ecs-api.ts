@@ -4,8 +4,8 @@ import { $OpenApiUtil } from "@alicloud/openapi-core";
 import { alibabaCatalog } from "../../core/catalogs/alibaba.js";
 import type { InstanceCatalog } from "../../core/model.js";
 import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
+import { CLUSTER_TAG, QUEUE_TAG } from "../../ports/tags.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
-import { CLUSTER_TAG, QUEUE_TAG } from "../shared/tags.js";
 import { fromEcsError } from "./errors.js";
 
 /**

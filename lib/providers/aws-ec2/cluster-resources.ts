@@ -46,7 +46,7 @@ import type {
 } from "../../ports/cluster-resources.js";
 import { secretName } from "../../ports/cluster-resources.js";
 import { type CloudProviderError, InvalidRequestError, isCloudProviderError } from "../../ports/errors.js";
-import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG, tagsToList } from "../shared/tags.js";
+import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG, tagsToList } from "../../ports/tags.js";
 import { fromEc2Error } from "./errors.js";
 
 export interface AwsClusterResourcesOptions {

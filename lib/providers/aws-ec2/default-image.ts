@@ -25,12 +25,6 @@ export function defaultImageParameter(architecture: "amd64" | "arm64"): string {
   return `/aws/service/debian/release/12/latest/${architecture}`;
 }
 
-/**
- * The image id a cluster's placement carries when the user named none: EC2 launches then resolve the
- * default image's parameter for each instance type's architecture (Ec2Api). Never an AMI id.
- */
-export const DEFAULT_IMAGE = "nowscale-default-debian-12";
-
 /** amd64 or arm64 for an instance type, from DescribeInstanceTypes; remembered per client. */
 export async function architectureOf(ec2: EC2Client, instanceType: string): Promise<"amd64" | "arm64"> {
   let out: DescribeInstanceTypesCommandOutput;

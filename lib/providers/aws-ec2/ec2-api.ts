@@ -15,10 +15,11 @@ import {
 import { awsCatalog } from "../../core/catalogs/aws.js";
 import type { InstanceCatalog, InstanceTypeInfo } from "../../core/model.js";
 import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
+import { DEFAULT_IMAGE } from "../../ports/cloud-provider.js";
 import { InvalidRequestError } from "../../ports/errors.js";
+import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../../ports/tags.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
-import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../shared/tags.js";
-import { architectureOf, DEFAULT_IMAGE, defaultImageParameter } from "./default-image.js";
+import { architectureOf, defaultImageParameter } from "./default-image.js";
 import { fromEc2Error } from "./errors.js";
 
 export interface Ec2ApiOptions {

@@ -4,7 +4,6 @@ import { Ec2Api, type Ec2ApiOptions } from "./ec2-api.js";
 
 export {
   AwsDefaultImages,
-  DEFAULT_IMAGE,
   DEFAULT_IMAGE_DISTRIBUTION,
   defaultImageParameter,
 } from "./default-image.js";

@@ -7,9 +7,9 @@ import type {
   LaunchResult,
 } from "../../ports/cloud-provider.js";
 import { type CloudErrorKind, cloudError } from "../../ports/errors.js";
+import { CLUSTER_TAG, QUEUE_TAG } from "../../ports/tags.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
 import { ManagedProvider, type ManagedProviderOptions } from "../shared/managed-provider.js";
-import { CLUSTER_TAG, QUEUE_TAG } from "../shared/tags.js";
 import { FakeCloud, FakeCloudFault, type FakeInstance, type FaultKind } from "./fake-cloud.js";
 
 const KIND_OF_FAULT: Record<FaultKind, CloudErrorKind> = {

@@ -12,8 +12,8 @@ import {
   NotFoundError,
   ServiceUnavailableError,
 } from "../../ports/errors.js";
+import { CLUSTER_TAG, QUEUE_TAG } from "../../ports/tags.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
-import { CLUSTER_TAG, QUEUE_TAG } from "../shared/tags.js";
 import type { NamespaceNodes } from "./namespace-nodes.js";
 
 /** Small shapes: a 2-core machine can hold several of them (slurmd -Z takes the shape on trust). */

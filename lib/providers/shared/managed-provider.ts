@@ -9,6 +9,7 @@ import type {
   LaunchRequest,
   LaunchResult,
 } from "../../ports/cloud-provider.js";
+import { DEFAULT_UNAVAILABLE_TTL_MS } from "../../ports/cloud-provider.js";
 import {
   type CloudProviderError,
   InsufficientCapacityError,
@@ -20,11 +21,11 @@ import {
   UnauthorizedError,
 } from "../../ports/errors.js";
 import { launchToken } from "../../ports/launch-token.js";
+import { CLUSTER_TAG, instanceTags } from "../../ports/tags.js";
 import type { CloudApi } from "./cloud-api.js";
 import { instanceName } from "./instance-name.js";
-import { DEFAULT_UNAVAILABLE_TTL_MS, UnavailableOfferings } from "./offering-cache.js";
+import { UnavailableOfferings } from "./offering-cache.js";
 import { DEFAULT_RETRY_POLICY, type Random, type RetryPolicy, withRetry } from "./retry.js";
-import { CLUSTER_TAG, instanceTags } from "./tags.js";
 import { validateLaunchRequest } from "./validate-request.js";
 
 export interface ManagedProviderOptions {

@@ -1,8 +1,6 @@
 import type { ChargeType } from "../../core/model.js";
 import type { Clock } from "../../ports/clock.js";
-
-/** ParallelCluster and Karpenter both hold an offering unavailable for a while after a capacity error. */
-export const DEFAULT_UNAVAILABLE_TTL_MS = 600_000;
+import { DEFAULT_UNAVAILABLE_TTL_MS } from "../../ports/cloud-provider.js";
 
 /**
  * After any other failure but throttling (an invalid request, a quota, a missing image, a denied call,

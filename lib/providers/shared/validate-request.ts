@@ -1,7 +1,7 @@
 import { isCloudId, isSimpleName } from "../../core/names.js";
 import { type LaunchRequest, MAX_LAUNCH_COUNT } from "../../ports/cloud-provider.js";
 import { InvalidRequestError } from "../../ports/errors.js";
-import { RESERVED_TAG_PREFIX, TAG_KEY, TAG_VALUE } from "./tags.js";
+import { RESERVED_TAG_PREFIX, TAG_KEY, TAG_VALUE } from "../../ports/tags.js";
 
 /** A round id reaches a hash only, but also logs: the same kind of allow-list as the other names. */
 const ROUND = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;

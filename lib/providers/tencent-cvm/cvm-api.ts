@@ -12,8 +12,8 @@ import { tencentCatalog } from "../../core/catalogs/tencent.js";
 import type { InstanceCatalog } from "../../core/model.js";
 import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
 import { InvalidRequestError, NotFoundError } from "../../ports/errors.js";
+import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../../ports/tags.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
-import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../shared/tags.js";
 import { fromCvmError } from "./errors.js";
 
 type CvmClient = InstanceType<typeof cvm.v20170312.Client>;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiDeps, type ApiRequest, handleApiRequest } from "../../../lib/control/api/routes.js";
-import { RecordingWorkflowStarter } from "../../../lib/control/api/workflows.js";
 import { admissionLeaseKey } from "../../../lib/control/launch.js";
 import { reconcileAll } from "../../../lib/control/reconcile-all.js";
 import { type ReconcileSummary, reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle } from "../../../lib/control/scale-cycle.js";
 import type { ConfigInput } from "../../../lib/core/config.js";
 import type { ClusterRecord } from "../../../lib/ports/state-store.js";
+import { RecordingWorkflowStarter } from "../../../lib/workflow/starter.js";
 import { CONFIG, type ControlBed, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 

@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeAgent } from "../../../lib/agent-channels/fake.js";
 import { type ApiDeps, handleApiRequest } from "../../../lib/control/api/routes.js";
-import { RecordingWorkflowStarter } from "../../../lib/control/api/workflows.js";
-import { FakeAgent } from "../../../lib/control/fake-agent.js";
 import { RecordingMetrics } from "../../../lib/control/metrics.js";
-import { DEFAULT_IMAGE } from "../../../lib/providers/aws-ec2/index.js";
+import { DEFAULT_IMAGE } from "../../../lib/ports/cloud-provider.js";
 import { FakeClock, FakeProvider } from "../../../lib/providers/fake/index.js";
+import { RecordingWorkflowStarter } from "../../../lib/workflow/starter.js";
 import { CONFIG, T0 } from "../../support/control-bed.js";
 import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
 

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeAgent } from "../../../lib/control/fake-agent.js";
+import { FakeAgent } from "../../../lib/agent-channels/fake.js";
 import { RecordingMetrics } from "../../../lib/control/metrics.js";
 import { runScaleCycle } from "../../../lib/control/scale-cycle.js";
 import {

@@ -5,8 +5,8 @@ import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { FakeAgent } from "../../../lib/control/fake-agent.js";
-import { fanOutScaler } from "../../../lib/control/fanout.js";
+import { FakeAgent } from "../../../lib/agent-channels/fake.js";
+import { fanOutScaler } from "../../../lib/aws/fanout.js";
 import { FakeClock } from "../../../lib/providers/fake/index.js";
 import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
 import { TABLE_ENV, type TableNames } from "../../../lib/state/tables.js";

@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecutionState, WorkflowStarter } from "../../../lib/control/api/workflows.js";
-import { StateStoreLifecycleStore } from "../../../lib/control/lifecycle/state-store-adapter.js";
 import {
   type LifecycleRecoveryOptions,
   RECOVERY_GRACE_MS,
@@ -8,6 +6,8 @@ import {
 } from "../../../lib/control/lifecycle-recovery.js";
 import { LocalWorkflowStarter } from "../../../lib/local/workflows.js";
 import { FakeClusterResources } from "../../../lib/providers/fake/fake-cluster-resources.js";
+import type { ExecutionState, WorkflowStarter } from "../../../lib/workflow/starter.js";
+import { StateStoreLifecycleStore } from "../../../lib/workflow/tasks/state-store-adapter.js";
 import { type ApiBed, apiBed, apiBedWith, VALID_CREATE } from "../../support/api-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 import { FakeAgent as FakeMasterAgent } from "../workflow/harness.js";

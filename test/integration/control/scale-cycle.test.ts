@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ReportNode } from "../../../agent/report-schema.js";
 import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { ROUND_TAG, runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
 import { type ConfigInput, parseConfig } from "../../../lib/core/config.js";
 import { AgentUnreachableError } from "../../../lib/ports/agent-channel.js";
+import type { ReportNode } from "../../../lib/ports/agent-report.js";
 import { placeholderSpecs } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { CONFIG, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";

@@ -1,13 +1,13 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { awsLifecycleDeps } from "../../../lib/control/lifecycle/aws-deps.js";
-import { runLifecycleTask } from "../../../lib/control/lifecycle/dispatch.js";
-import { WORKFLOW_ENV } from "../../../lib/control/lifecycle/env.js";
-import type { CreateClusterRequestInput } from "../../../lib/control/lifecycle/request.js";
-import { MemoryLifecycleStore } from "../../../lib/control/lifecycle/store.js";
+import { awsLifecycleDeps } from "../../../lib/aws/workflow-deps.js";
+import { WORKFLOW_ENV } from "../../../lib/aws/workflow-env.js";
 import { TABLE_ENV } from "../../../lib/state/tables.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../../../lib/workflow/index.js";
 import { runWorkflowLocally } from "../../../lib/workflow/local-runner.js";
+import { runLifecycleTask } from "../../../lib/workflow/tasks/dispatch.js";
+import type { CreateClusterRequestInput } from "../../../lib/workflow/tasks/request.js";
+import { MemoryLifecycleStore } from "../../../lib/workflow/tasks/store.js";
 import { ACCOUNT, AwsWorld, REGION, type Resource } from "../../support/aws-world.js";
 
 /**

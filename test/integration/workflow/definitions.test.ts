@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { taskInputSchema } from "../../../lib/control/lifecycle/dispatch.js";
 import {
   createClusterDefinition,
   definitionJson,
@@ -7,6 +6,7 @@ import {
   type State,
   TASK_FUNCTION_ARN_PLACEHOLDER,
 } from "../../../lib/workflow/index.js";
+import { taskInputSchema } from "../../../lib/workflow/tasks/dispatch.js";
 
 const definitions = { create: createClusterDefinition(), delete: deleteClusterDefinition() };
 

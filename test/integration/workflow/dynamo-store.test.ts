@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { StateStoreLifecycleStore } from "../../../lib/control/lifecycle/state-store-adapter.js";
 import { QuotaExceededError } from "../../../lib/ports/errors.js";
 import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
 import { createClusterDefinition } from "../../../lib/workflow/create-cluster.js";
 import { deleteClusterDefinition } from "../../../lib/workflow/delete-cluster.js";
 import { runWorkflowLocally } from "../../../lib/workflow/local-runner.js";
+import { StateStoreLifecycleStore } from "../../../lib/workflow/tasks/state-store-adapter.js";
 import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
 import { CLUSTER_ID, createRequest, WorkflowBed } from "./harness.js";
 

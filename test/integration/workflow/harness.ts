@@ -1,16 +1,16 @@
-import type { MasterAgent } from "../../../lib/control/lifecycle/agent.js";
-import { runLifecycleTask } from "../../../lib/control/lifecycle/dispatch.js";
-import type { CreateClusterRequestInput } from "../../../lib/control/lifecycle/request.js";
-import {
-  type LifecycleStore,
-  type MasterRecord,
-  MemoryLifecycleStore,
-} from "../../../lib/control/lifecycle/store.js";
 import { FakeClock } from "../../../lib/providers/fake/fake-clock.js";
 import { FakeClusterResources } from "../../../lib/providers/fake/fake-cluster-resources.js";
 import { FakeProvider } from "../../../lib/providers/fake/fake-provider.js";
 import type { StateMachineDefinition } from "../../../lib/workflow/asl.js";
 import { type LocalRunResult, runWorkflowLocally } from "../../../lib/workflow/local-runner.js";
+import type { MasterAgent } from "../../../lib/workflow/tasks/agent.js";
+import { runLifecycleTask } from "../../../lib/workflow/tasks/dispatch.js";
+import type { CreateClusterRequestInput } from "../../../lib/workflow/tasks/request.js";
+import {
+  type LifecycleStore,
+  type MasterRecord,
+  MemoryLifecycleStore,
+} from "../../../lib/workflow/tasks/store.js";
 
 /** A master agent that turns healthy after `healthyAfterPolls` polls; each poll moves the clock on. */
 export class FakeAgent implements MasterAgent {

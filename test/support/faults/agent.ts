@@ -1,9 +1,9 @@
-import type { JobGroup, OkReport, ReportNode } from "../../../agent/report-schema.js";
 import {
   type AgentChannel,
   AgentUnreachableError,
   SlurmctldUnreachableError,
 } from "../../../lib/ports/agent-channel.js";
+import type { JobGroup, OkReport, ReportNode } from "../../../lib/ports/agent-report.js";
 import type { FaultBook, When } from "./rules.js";
 
 /**

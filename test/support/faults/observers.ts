@@ -1,9 +1,9 @@
 import type { Clock } from "../../../lib/ports/clock.js";
 import type { CloudProvider, LaunchRequest } from "../../../lib/ports/cloud-provider.js";
 import type { ClusterRecord, StateStore } from "../../../lib/ports/state-store.js";
+import { CLUSTER_TAG, QUEUE_TAG } from "../../../lib/ports/tags.js";
 import type { FakeClusterResources } from "../../../lib/providers/fake/fake-cluster-resources.js";
 import type { FakeCloud } from "../../../lib/providers/fake/index.js";
-import { CLUSTER_TAG, QUEUE_TAG } from "../../../lib/providers/shared/tags.js";
 import { currentActor } from "./context.js";
 import type { SlurmSim } from "./slurm.js";
 

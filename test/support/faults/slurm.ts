@@ -1,5 +1,4 @@
-import type { JobGroup, OkReport, ReportNode } from "../../../agent/report-schema.js";
-import { checkedNotes, checkedPlaceholders } from "../../../lib/control/agent-http.js";
+import { checkedNotes, checkedPlaceholders } from "../../../lib/agent-channels/http.js";
 import { BUILTIN_CATALOGS } from "../../../lib/core/catalogs/index.js";
 import type { ChargeType } from "../../../lib/core/model.js";
 import { DRAIN_REASON_PREFIX } from "../../../lib/core/shrink.js";
@@ -9,9 +8,10 @@ import {
   type JobNote,
   type PlaceholderSpec,
 } from "../../../lib/ports/agent-channel.js";
+import type { JobGroup, OkReport, ReportNode } from "../../../lib/ports/agent-report.js";
 import type { Clock } from "../../../lib/ports/clock.js";
+import { CLUSTER_TAG, QUEUE_TAG } from "../../../lib/ports/tags.js";
 import type { FakeCloud, FakeInstance } from "../../../lib/providers/fake/index.js";
-import { CLUSTER_TAG, QUEUE_TAG } from "../../../lib/providers/shared/tags.js";
 import type { Rng } from "./rng.js";
 
 /** How instances of a queue come up: they join Slurm `bootMs` after launch, or never when `broken`. */

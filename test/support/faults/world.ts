@@ -1,10 +1,5 @@
 import { DeleteTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { type ApiDeps, type ApiRequest, handleApiRequest } from "../../../lib/control/api/routes.js";
-import type { ExecutionState, WorkflowStarter } from "../../../lib/control/api/workflows.js";
-import type { MasterAgent } from "../../../lib/control/lifecycle/agent.js";
-import type { LifecycleDeps } from "../../../lib/control/lifecycle/deps.js";
-import { runLifecycleTask } from "../../../lib/control/lifecycle/dispatch.js";
-import { StateStoreLifecycleStore } from "../../../lib/control/lifecycle/state-store-adapter.js";
 import { recoverStuckClusters } from "../../../lib/control/lifecycle-recovery.js";
 import { RecordingMetrics } from "../../../lib/control/metrics.js";
 import {
@@ -29,6 +24,11 @@ import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
 import type { TableNames } from "../../../lib/state/tables.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../../../lib/workflow/index.js";
 import { type LocalRunResult, runWorkflowLocally } from "../../../lib/workflow/local-runner.js";
+import type { ExecutionState, WorkflowStarter } from "../../../lib/workflow/starter.js";
+import type { MasterAgent } from "../../../lib/workflow/tasks/agent.js";
+import type { LifecycleDeps } from "../../../lib/workflow/tasks/deps.js";
+import { runLifecycleTask } from "../../../lib/workflow/tasks/dispatch.js";
+import { StateStoreLifecycleStore } from "../../../lib/workflow/tasks/state-store-adapter.js";
 import { freshStore, type TestDynamo } from "../dynalite.js";
 import { type AgentFault, agentFaultMethods, corruptingAgent } from "./agent.js";
 import { asActor } from "./context.js";

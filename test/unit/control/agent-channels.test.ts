@@ -9,19 +9,19 @@ import { gunzipSync } from "node:zlib";
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Report } from "../../../agent/report-schema.js";
 import { createAgentServer } from "../../../agent/server.js";
-import { HttpAgentChannel } from "../../../lib/control/agent-http.js";
-import { SsmAgentChannel } from "../../../lib/control/agent-ssm.js";
-import { FakeAgent } from "../../../lib/control/fake-agent.js";
+import { FakeAgent } from "../../../lib/agent-channels/fake.js";
+import { HttpAgentChannel } from "../../../lib/agent-channels/http.js";
+import { SsmAgentChannel } from "../../../lib/agent-channels/ssm.js";
 import {
   AgentActionError,
   AgentUnreachableError,
   SlurmctldUnreachableError,
 } from "../../../lib/ports/agent-channel.js";
+import { placeholderName } from "../../../lib/ports/agent-protocol.js";
+import type { Report } from "../../../lib/ports/agent-report.js";
 import { FakeClock } from "../../../lib/providers/fake/index.js";
 import { SlurmNodeNotFoundError } from "../../../scheduler-plugins/slurm/errors.js";
-import { placeholderName } from "../../../scheduler-plugins/slurm/placeholders.js";
 
 const KEY = Buffer.from("0123456789abcdef0123456789abcdef");
 const clock = new FakeClock(Date.now());

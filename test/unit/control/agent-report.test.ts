@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseReport } from "../../../agent/report-schema.js";
-import { reportFromText } from "../../../lib/control/agent-report.js";
-import { FakeAgent } from "../../../lib/control/fake-agent.js";
+import { FakeAgent } from "../../../lib/agent-channels/fake.js";
+import { reportFromText } from "../../../lib/agent-channels/report-text.js";
 import { AgentUnreachableError, SlurmctldUnreachableError } from "../../../lib/ports/agent-channel.js";
+import { parseReport } from "../../../lib/ports/agent-report.js";
 import { FakeClock } from "../../../lib/providers/fake/index.js";
 
 const clock = new FakeClock();

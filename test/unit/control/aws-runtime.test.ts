@@ -1,9 +1,9 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
-import { HttpAgentChannel } from "../../../lib/control/agent-http.js";
-import { SsmAgentChannel } from "../../../lib/control/agent-ssm.js";
-import { awsControlRuntime } from "../../../lib/control/aws-runtime.js";
+import { HttpAgentChannel } from "../../../lib/agent-channels/http.js";
+import { SsmAgentChannel } from "../../../lib/agent-channels/ssm.js";
+import { awsControlRuntime } from "../../../lib/aws/runtime.js";
 import type { ClusterRecord } from "../../../lib/ports/state-store.js";
 
 const ENV = {

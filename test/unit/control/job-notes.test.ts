@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { OkReport } from "../../../agent/report-schema.js";
 import { jobNoteChanges, notServedReasons } from "../../../lib/control/job-notes.js";
 import type { Decision } from "../../../lib/core/model.js";
-import { NOTE_TEXT, noteText, scontrolJobId } from "../../../scheduler-plugins/slurm/job-notes.js";
+import { NOTE_TEXT } from "../../../lib/ports/agent-protocol.js";
+import type { OkReport } from "../../../lib/ports/agent-report.js";
+import { noteText, scontrolJobId } from "../../../scheduler-plugins/slurm/job-notes.js";
 
 function decision(skipped: Decision["skipped"]): Decision {
   return { launches: [], shrinks: [], skipped, queues: [], mismatches: [] } as unknown as Decision;

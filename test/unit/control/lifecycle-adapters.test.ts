@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { FakeAgent } from "../../../lib/control/fake-agent.js";
-import { AgentChannelMasterAgent } from "../../../lib/control/lifecycle/agent-channel-adapter.js";
-import { failureReason } from "../../../lib/control/lifecycle/reason.js";
+import { FakeAgent } from "../../../lib/agent-channels/fake.js";
 import { AgentActionError } from "../../../lib/ports/agent-channel.js";
 import { FakeClock } from "../../../lib/providers/fake/fake-clock.js";
+import { AgentChannelMasterAgent } from "../../../lib/workflow/tasks/agent-channel-adapter.js";
+import { failureReason } from "../../../lib/workflow/tasks/reason.js";
 
 const master = { instanceId: "i-1", agentPort: 8787 };
 

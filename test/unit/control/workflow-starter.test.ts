@@ -7,7 +7,7 @@ import {
 } from "@aws-sdk/client-sfn";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
-import { RecordingWorkflowStarter, SfnWorkflowStarter } from "../../../lib/control/api/workflows.js";
+import { RecordingWorkflowStarter, SfnWorkflowStarter } from "../../../lib/workflow/starter.js";
 
 const CREATE = "arn:aws:states:us-east-1:123456789012:stateMachine:create";
 const DELETE = "arn:aws:states:us-east-1:123456789012:stateMachine:delete";

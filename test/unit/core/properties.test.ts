@@ -221,15 +221,24 @@ describe("plan properties", () => {
         const decision = plan(config, state, NOW);
         for (const q of config.queues) {
           // Demand: fresh best-fit nodes of every pending job old enough to count, in a queue that expands.
-          // packed may trade node count for price, so it is bounded by the least-fitting shape instead.
+          // packed may trade node count for price, and thpc falls back to another shape when the safety
+          // net refused the best fit (an idle node of it Slurm did not start the job on within
+          // reservationTimeout): so a refused job is bounded by the least-fitting shape instead.
           let demand = 0;
           for (const job of state.jobs) {
             if (job.queue !== q.queueName || job.state !== "PENDING" || !q.enableAutoExpansion) continue;
             if (NOW - job.submittedAt < config.expansionBusyTime * 1000) continue;
             const { slice, units, distinct } = slicesOf(job.request, q.scaleUpMemRatio);
             const fresh = q.groups.map((g) => layoutOn(slice, units, distinct, g.shape)?.nodes ?? 0);
+            const refusable = state.nodes.some(
+              (n) =>
+                n.queue === q.queueName &&
+                n.state === "IDLE" &&
+                n.idleSince !== undefined &&
+                NOW - n.idleSince >= config.reservationTimeout * 1000,
+            );
             const perCopy =
-              config.policy === "thpc"
+              config.policy === "thpc" && !refusable
                 ? (bestFit(q, slice, units, distinct)?.layout.nodes ?? 0)
                 : Math.max(0, ...fresh);
             demand += perCopy * job.count;

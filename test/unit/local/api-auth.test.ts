@@ -14,7 +14,6 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RecordingWorkflowStarter } from "../../../lib/control/api/workflows.js";
 import {
   ApiAuth,
   checkStateDirOwnership,
@@ -25,6 +24,7 @@ import {
 } from "../../../lib/local/api-auth.js";
 import { startApiServer } from "../../../lib/local/api-server.js";
 import type { StatusSnapshot } from "../../../lib/local/status.js";
+import type { RecordingWorkflowStarter } from "../../../lib/workflow/starter.js";
 import { type ApiBed, apiBed, snapshot, VALID_CREATE } from "../../support/api-bed.js";
 import { CLI, tempFiles } from "../../support/cli.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";

@@ -1,7 +1,6 @@
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { formatTable } from "../../../lib/cli/table.js";
-import { MASTER_QUEUE } from "../../../lib/control/lifecycle/create-tasks.js";
 import { LocalCloud, masterInstanceId } from "../../../lib/local/local-cloud.js";
 import { busyPorts } from "../../../lib/local/ports.js";
 import { checkSettings, DEFAULT_SETTINGS } from "../../../lib/local/settings.js";
@@ -9,6 +8,7 @@ import { withLocalAgentPort } from "../../../lib/local/workflows.js";
 import type { LaunchRequest } from "../../../lib/ports/cloud-provider.js";
 import { InvalidRequestError } from "../../../lib/ports/errors.js";
 import { FakeClock, FakeProvider } from "../../../lib/providers/fake/index.js";
+import { MASTER_QUEUE } from "../../../lib/workflow/tasks/create-tasks.js";
 
 /** The local mode's pure parts: the master-claiming cloud, settings checks, the workflow request, tables. */
 

@@ -6,8 +6,8 @@ import {
   QuotaExceededError,
   UnauthorizedError,
 } from "../../../lib/ports/errors.js";
+import { CLUSTER_TAG, MANAGED_TAG, QUEUE_TAG } from "../../../lib/ports/tags.js";
 import type { FakeClock, FaultKind } from "../../../lib/providers/fake/index.js";
-import { CLUSTER_TAG, MANAGED_TAG, QUEUE_TAG } from "../../../lib/providers/shared/tags.js";
 
 /** The controls and views of a simulated cloud; FakeCloud has them all, the local harness maps them. */
 export interface SimulatedCloud {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it, vi } from "vitest";
 import { main } from "../../../agent/main.js";
-import { placeholderName } from "../../../scheduler-plugins/slurm/placeholders.js";
+import { placeholderName } from "../../../lib/ports/agent-protocol.js";
 
 /** A Slurm bin dir whose scontrol records its arguments and answers like Slurm for node "ghost" and "down". */
 function fakeSlurm(): { dir: string; calls: () => string[] } {

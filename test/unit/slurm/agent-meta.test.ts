@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { reportJsonSchema } from "../../../agent/json-schema.js";
-import { failedReportSchema, parseReport } from "../../../agent/report-schema.js";
 import { AGENT_VERSION } from "../../../agent/version.js";
 import { ValidationError } from "../../../lib/core/validation.js";
+import { failedReportSchema, parseReport } from "../../../lib/ports/agent-report.js";
 
 const root = join(import.meta.dirname, "..", "..", "..");
 

@@ -4,13 +4,12 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Report } from "../../../agent/report-schema.js";
 import { createAgentServer, type NodeActions } from "../../../agent/server.js";
-import { signRequest } from "../../../agent/signing.js";
 import { AGENT_VERSION } from "../../../agent/version.js";
+import { type JobNote, type PlaceholderSpec, placeholderName } from "../../../lib/ports/agent-protocol.js";
+import type { Report } from "../../../lib/ports/agent-report.js";
+import { signRequest } from "../../../lib/ports/agent-signing.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../../../scheduler-plugins/slurm/errors.js";
-import type { JobNote } from "../../../scheduler-plugins/slurm/job-notes.js";
-import { type PlaceholderSpec, placeholderName } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { failedReport } from "../../../scheduler-plugins/slurm/report.js";
 
 const KEY = Buffer.from("0123456789abcdef0123456789abcdef");

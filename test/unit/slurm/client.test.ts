@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { loadKey } from "../../../agent/key.js";
 import { parseConfig } from "../../../lib/core/config.js";
+import type { PlaceholderSpec } from "../../../lib/ports/agent-protocol.js";
 import { SlurmClient } from "../../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../../scheduler-plugins/slurm/collect.js";
 import {
@@ -9,7 +10,7 @@ import {
   SlurmUnavailableError,
 } from "../../../scheduler-plugins/slurm/errors.js";
 import type { CommandResult, CommandRunner } from "../../../scheduler-plugins/slurm/exec.js";
-import { type PlaceholderSpec, placeholderSpecs } from "../../../scheduler-plugins/slurm/placeholders.js";
+import { placeholderSpecs } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { fixture } from "./fixtures.js";
 
 type Script = (file: string, args: readonly string[]) => Partial<CommandResult>;

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseReport } from "../../../agent/report-schema.js";
+import { parseReport } from "../../../lib/ports/agent-report.js";
 import { SlurmParseError, SlurmUnavailableError } from "../../../scheduler-plugins/slurm/errors.js";
 import { expandHostlist } from "../../../scheduler-plugins/slurm/hostlist.js";
 import {

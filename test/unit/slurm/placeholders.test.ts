@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../../lib/core/index.js";
+import { parsePlaceholderSpecs, placeholderName } from "../../../lib/ports/agent-protocol.js";
 import {
-  parsePlaceholderSpecs,
   placeholderChanges,
   placeholderCreateArgs,
-  placeholderName,
   placeholderSpecs,
 } from "../../../scheduler-plugins/slurm/placeholders.js";
 

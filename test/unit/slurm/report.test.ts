@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseReport, reportToClusterState } from "../../../agent/report-schema.js";
+import { parseReport, reportToClusterState } from "../../../lib/ports/agent-report.js";
 import type { SlurmJob, SlurmNode } from "../../../scheduler-plugins/slurm/model.js";
 import { parseScontrolPartitions, parseSinfoJson } from "../../../scheduler-plugins/slurm/nodes.js";
 import { buildReport, nodeStateOf, shapeOf } from "../../../scheduler-plugins/slurm/report.js";

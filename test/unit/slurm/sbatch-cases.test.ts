@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type JobGroup, reportToClusterState } from "../../../agent/report-schema.js";
 import { type ConfigInput, type Decision, parseConfig, plan } from "../../../lib/core/index.js";
+import { type JobGroup, reportToClusterState } from "../../../lib/ports/agent-report.js";
 import { parseScontrolPartitions } from "../../../scheduler-plugins/slurm/nodes.js";
 import { buildReport } from "../../../scheduler-plugins/slurm/report.js";
 import { parseSqueueJson } from "../../../scheduler-plugins/slurm/squeue-json.js";

@@ -5,7 +5,7 @@ import {
   HEADER_TIMESTAMP,
   RequestVerifier,
   signRequest,
-} from "../../../agent/signing.js";
+} from "../../../lib/ports/agent-signing.js";
 
 const KEY = Buffer.from("k".repeat(32));
 const NOW = Date.parse("2026-11-24T04:00:00Z");

@@ -1,10 +1,3 @@
-import { signRequest } from "../../agent/signing.js";
-import { type JobNote, parseJobNotes } from "../../scheduler-plugins/slurm/job-notes.js";
-import {
-  PLACEHOLDER_NAME,
-  type PlaceholderSpec,
-  parsePlaceholderSpecs,
-} from "../../scheduler-plugins/slurm/placeholders.js";
 import { isSimpleName } from "../core/names.js";
 import {
   AgentActionError,
@@ -12,9 +5,17 @@ import {
   AgentUnreachableError,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
+import {
+  type JobNote,
+  PLACEHOLDER_NAME,
+  type PlaceholderSpec,
+  parseJobNotes,
+  parsePlaceholderSpecs,
+} from "../ports/agent-protocol.js";
+import { signRequest } from "../ports/agent-signing.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
-import { reportFromText } from "./agent-report.js";
+import { reportFromText } from "./report-text.js";
 
 export interface HttpAgentChannelOptions {
   /** e.g. http://10.0.0.5:8787 (a private address in the cluster's VPC) or an https:// URL. */

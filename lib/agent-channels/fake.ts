@@ -1,14 +1,14 @@
-import type { JobGroup, OkReport, ReportNode } from "../../agent/report-schema.js";
-import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
-import { type PlaceholderSpec, placeholderChanges } from "../../scheduler-plugins/slurm/placeholders.js";
+import { placeholderChanges } from "../../scheduler-plugins/slurm/placeholders.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import {
   type AgentChannel,
   AgentUnreachableError,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
+import type { JobNote, PlaceholderSpec } from "../ports/agent-protocol.js";
+import type { JobGroup, OkReport, ReportNode } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
-import { checkedNotes, checkedPlaceholders } from "./agent-http.js";
+import { checkedNotes, checkedPlaceholders } from "./http.js";
 
 export type FakeAgentCall =
   | { action: "report" }

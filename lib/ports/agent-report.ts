@@ -1,12 +1,10 @@
 import { z } from "zod";
-import type { ClusterState } from "../lib/core/model.js";
-import { JOB_ID, simpleNameSchema } from "../lib/core/names.js";
-import { nodeInputSchema, parseState, type StateInput } from "../lib/core/state.js";
-import { parseWith } from "../lib/core/validation.js";
-import { FEATURE } from "../scheduler-plugins/slurm/features.js";
-import { NOTE_FIELDS, NOTE_TEXT } from "../scheduler-plugins/slurm/job-notes.js";
-import { MAX_PLACEHOLDERS, PLACEHOLDER_NAME } from "../scheduler-plugins/slurm/placeholders.js";
-import { LIMITS, REPORT_SCHEMA_VERSION } from "./report-limits.js";
+import type { ClusterState } from "../core/model.js";
+import { FEATURE, JOB_ID, simpleNameSchema } from "../core/names.js";
+import { nodeInputSchema, parseState, type StateInput } from "../core/state.js";
+import { parseWith } from "../core/validation.js";
+import { MAX_PLACEHOLDERS, NOTE_FIELDS, NOTE_TEXT, PLACEHOLDER_NAME } from "./agent-protocol.js";
+import { LIMITS, REPORT_SCHEMA_VERSION } from "./agent-report-limits.js";
 
 /**
  * The agent's report: what the control plane reads from a master. It is untrusted data there, so the

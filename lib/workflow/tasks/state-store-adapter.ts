@@ -1,3 +1,4 @@
+import { ABANDONED_INTENT_MS } from "../../control/launch.js";
 import type { Clock } from "../../ports/clock.js";
 import type { ClusterResourceRef } from "../../ports/cluster-resources.js";
 import { resourceKey } from "../../ports/cluster-resources.js";
@@ -9,7 +10,6 @@ import {
   type CreatedResource,
   type StateStore,
 } from "../../ports/state-store.js";
-import { ABANDONED_INTENT_MS } from "../launch.js";
 import { ClusterDeletedError } from "./errors.js";
 import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate } from "./store.js";
 

@@ -1,5 +1,5 @@
-import { type OkReport, parseReport } from "../../agent/report-schema.js";
 import { AgentUnreachableError, SlurmctldUnreachableError } from "../ports/agent-channel.js";
+import { type OkReport, parseReport } from "../ports/agent-report.js";
 
 /**
  * Turns an agent's raw answer (text) into an ok report, or the typed error that says what went wrong.

@@ -6,8 +6,6 @@ import {
   type SSMClient,
 } from "@aws-sdk/client-ssm";
 import { DRAIN_REASON } from "../../scheduler-plugins/slurm/client.js";
-import type { JobNote } from "../../scheduler-plugins/slurm/job-notes.js";
-import type { PlaceholderSpec } from "../../scheduler-plugins/slurm/placeholders.js";
 import { shellQuote } from "../../scheduler-plugins/slurm/shell.js";
 import { isSimpleName } from "../core/names.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
@@ -17,10 +15,11 @@ import {
   AgentUnreachableError,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
+import type { JobNote, PlaceholderSpec } from "../ports/agent-protocol.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
-import { checkedNotes, checkedPlaceholders, placeholderAnswer } from "./agent-http.js";
-import { reportFromText } from "./agent-report.js";
+import { checkedNotes, checkedPlaceholders, placeholderAnswer } from "./http.js";
+import { reportFromText } from "./report-text.js";
 
 export interface SsmAgentChannelOptions {
   client: SSMClient;

@@ -1,6 +1,6 @@
 import { renderMasterBootstrapScript } from "../../../scheduler-plugins/slurm/master-bootstrap.js";
 import { InvalidRequestError } from "../../ports/errors.js";
-import { ROLE_TAG } from "../../providers/shared/tags.js";
+import { ROLE_TAG } from "../../ports/tags.js";
 import type { LifecycleDeps } from "./deps.js";
 import { type CreateClusterRequest, parseCreateCluster } from "./request.js";
 import type { MasterRecord } from "./store.js";

@@ -1,17 +1,17 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { systemClock } from "../../ports/clock.js";
-import { AwsClusterResources } from "../../providers/aws-ec2/cluster-resources.js";
-import { AwsDefaultImages, createAwsEc2Provider } from "../../providers/aws-ec2/index.js";
-import { DynamoStateStore, storeClientConfig } from "../../state/dynamo-store.js";
-import { tableNamesFromEnv } from "../../state/tables.js";
-import { SsmAgentChannel } from "../agent-ssm.js";
-import { requireEnv } from "../env.js";
-import { AgentChannelMasterAgent } from "./agent-channel-adapter.js";
-import type { LifecycleDeps } from "./deps.js";
-import { WORKFLOW_ENV } from "./env.js";
-import { StateStoreLifecycleStore } from "./state-store-adapter.js";
+import { SsmAgentChannel } from "../agent-channels/ssm.js";
+import { systemClock } from "../ports/clock.js";
+import { AwsClusterResources } from "../providers/aws-ec2/cluster-resources.js";
+import { AwsDefaultImages, createAwsEc2Provider } from "../providers/aws-ec2/index.js";
+import { DynamoStateStore, storeClientConfig } from "../state/dynamo-store.js";
+import { tableNamesFromEnv } from "../state/tables.js";
+import { AgentChannelMasterAgent } from "../workflow/tasks/agent-channel-adapter.js";
+import type { LifecycleDeps } from "../workflow/tasks/deps.js";
+import { StateStoreLifecycleStore } from "../workflow/tasks/state-store-adapter.js";
+import { requireEnv } from "./control-env.js";
+import { WORKFLOW_ENV } from "./workflow-env.js";
 
 /**
  * The lifecycle tasks' ports on AWS, from the Lambda's environment. The health check goes through SSM

@@ -1,6 +1,8 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
+import { HttpAgentChannel } from "../agent-channels/http.js";
+import { SsmAgentChannel } from "../agent-channels/ssm.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
@@ -10,9 +12,7 @@ import { createAwsEc2Provider } from "../providers/aws-ec2/index.js";
 import { createTencentCvmProvider } from "../providers/tencent-cvm/index.js";
 import { DynamoStateStore, storeClientConfig } from "../state/dynamo-store.js";
 import { tableNamesFromEnv } from "../state/tables.js";
-import { HttpAgentChannel } from "./agent-http.js";
-import { SsmAgentChannel } from "./agent-ssm.js";
-import { CONTROL_ENV, requireEnv } from "./env.js";
+import { CONTROL_ENV, requireEnv } from "./control-env.js";
 
 /** How a cluster's cloud and agent are reached: what the scaler, reconciler and API need per cluster. */
 export type ClusterRuntime = (
