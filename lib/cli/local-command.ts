@@ -6,7 +6,6 @@ import type { Command } from "commander";
 import { statusPageLink } from "../local/api-auth.js";
 import { formatSummary, runDemo } from "../local/demo.js";
 import { installCommand, installPackages, missingPackages } from "../local/dependencies.js";
-import { sleep } from "../local/netns.js";
 import { busyPorts } from "../local/ports.js";
 import {
   apiUrl,
@@ -19,6 +18,7 @@ import {
 import { isOurProcess, readLocalState } from "../local/state-file.js";
 import { runSupervisor, SUPERVISOR_MARKER } from "../local/supervisor.js";
 import { stopProcess, tearDownLocal } from "../local/teardown.js";
+import { sleep } from "../providers/local/netns.js";
 import { UsageError } from "./io.js";
 
 /**

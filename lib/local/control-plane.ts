@@ -13,6 +13,7 @@ import { systemClock } from "../ports/clock.js";
 import type { ClusterRecord } from "../ports/state-store.js";
 import { FakeClusterResources } from "../providers/fake/fake-cluster-resources.js";
 import { createLocalProvider, testbedNamespaceNodes } from "../providers/local/index.js";
+import type { Testbed } from "../providers/local/slurm-testbed.js";
 import { DynamoStateStore } from "../state/dynamo-store.js";
 import { createTables, prefixedTableNames } from "../state/tables.js";
 import { AgentChannelMasterAgent } from "../workflow/tasks/agent-channel-adapter.js";
@@ -20,7 +21,6 @@ import type { LifecycleDeps } from "../workflow/tasks/deps.js";
 import { StateStoreLifecycleStore } from "../workflow/tasks/state-store-adapter.js";
 import { LocalCloud } from "./local-cloud.js";
 import { type LocalSettings, localPaths } from "./settings.js";
-import type { Testbed } from "./slurm-testbed.js";
 import { localComputeUserData } from "./user-data.js";
 import { LocalWorkflowStarter } from "./workflows.js";
 

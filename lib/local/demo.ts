@@ -1,8 +1,8 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { listNamespaceNodes, sleep } from "../providers/local/netns.js";
 import { readApiToken, statusPageLink } from "./api-auth.js";
-import { listNamespaceNodes, sleep } from "./netns.js";
 import { apiUrl, type LocalSettings, localPaths } from "./settings.js";
 
 /**

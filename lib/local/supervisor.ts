@@ -6,6 +6,8 @@ import type { Server } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HttpAgentChannel } from "../agent-channels/http.js";
+import { sleep } from "../providers/local/netns.js";
+import { startTestbed } from "../providers/local/slurm-testbed.js";
 import { ApiAuth, checkStateDirOwnership, writeApiToken } from "./api-auth.js";
 import { startApiServer } from "./api-server.js";
 import {
@@ -14,10 +16,8 @@ import {
   type LocalControlPlane,
   startLocalControlPlane,
 } from "./control-plane.js";
-import { sleep } from "./netns.js";
 import { startScalerLoop } from "./scaler-loop.js";
 import { bridgeName, type LocalSettings, localPaths } from "./settings.js";
-import { startTestbed } from "./slurm-testbed.js";
 import { isOurProcess, type LocalState, readLocalState, writeLocalState } from "./state-file.js";
 import { StatusSampler } from "./status.js";
 import { tearDownLocal } from "./teardown.js";

@@ -1,8 +1,8 @@
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { signal, sleep } from "./netns.js";
+import { signal, sleep } from "../providers/local/netns.js";
+import { stopTestbed, type Testbed } from "../providers/local/slurm-testbed.js";
 import { bridgeName, type LocalSettings, localPaths } from "./settings.js";
-import { stopTestbed, type Testbed } from "./slurm-testbed.js";
 import { isOurProcess, type LocalState } from "./state-file.js";
 
 /** The marker in the agent's command line, so a reused pid is never signalled. */

@@ -1,8 +1,8 @@
 import { type BootCloud, renderComputeUserData } from "../control/compute-user-data.js";
 import type { Launch } from "../core/model.js";
 import type { ClusterRecord } from "../ports/state-store.js";
+import type { Testbed } from "../providers/local/slurm-testbed.js";
 import { LOCAL_MUNGE_SECRET } from "../providers/local/testbed-nodes.js";
-import type { Testbed } from "./slurm-testbed.js";
 
 /**
  * The user data of the local mode's compute launches: the cloud's own compute boot script

@@ -5,7 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killNamespaceProcesses, listNamespaceNodes, sleep } from "../../lib/local/netns.js";
+import { type JobGroup, type OkReport, parseReport, type Report } from "../../lib/ports/agent-report.js";
+import { signRequest } from "../../lib/ports/agent-signing.js";
+import { killNamespaceProcesses, listNamespaceNodes, sleep } from "../../lib/providers/local/netns.js";
 import {
   addTestbedNode,
   removeTestbedNode,
@@ -16,9 +18,7 @@ import {
   type Testbed,
   testbedPaths,
   testbedUnavailableReason,
-} from "../../lib/local/slurm-testbed.js";
-import { type JobGroup, type OkReport, parseReport, type Report } from "../../lib/ports/agent-report.js";
-import { signRequest } from "../../lib/ports/agent-signing.js";
+} from "../../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { placementFeatures } from "../../scheduler-plugins/slurm/features.js";
 

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createNamespaceNode } from "../../lib/local/netns.js";
+import { createNamespaceNode } from "../../lib/providers/local/netns.js";
 import {
   startTestbed,
   stopTestbed,
@@ -11,7 +11,7 @@ import {
   testbedPaths,
   testbedUnavailableReason,
   waitForNode,
-} from "../../lib/local/slurm-testbed.js";
+} from "../../lib/providers/local/slurm-testbed.js";
 import { nodeGresCommands } from "../../scheduler-plugins/slurm/bootstrap.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { placementFeatures } from "../../scheduler-plugins/slurm/features.js";

@@ -2,18 +2,18 @@ import { mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bootInstance } from "../../lib/local/instance-boot.js";
+import { bootInstance } from "../../lib/providers/local/instance-boot.js";
 import {
   type InstanceEndpoints,
   type InstanceIdentity,
   serveInstanceEndpoints,
-} from "../../lib/local/instance-endpoints/index.js";
-import { killNamespaceProcesses } from "../../lib/local/netns.js";
+} from "../../lib/providers/local/instance-endpoints/index.js";
+import { killNamespaceProcesses } from "../../lib/providers/local/netns.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 
 /**
- * The instance endpoints (lib/local/instance-endpoints) as a boot script meets them: run inside a
- * namespace instance (lib/local/instance-boot.ts) with the real curl and Debian's AWS CLI, the
+ * The instance endpoints (lib/providers/local/instance-endpoints) as a boot script meets them: run inside a
+ * namespace instance (lib/providers/local/instance-boot.ts) with the real curl and Debian's AWS CLI, the
  * metadata service's session rules hold and the secret and object come back through the calls the
  * scripts make. Needs root; run under `flock /work/notes/slurm.lock`.
  */

@@ -5,10 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readApiToken } from "../../lib/local/api-auth.js";
-import { listNamespaceNodes, sleep, vethName } from "../../lib/local/netns.js";
 import { localPaths } from "../../lib/local/settings.js";
-import { testbedUnavailableReason } from "../../lib/local/slurm-testbed.js";
 import { readLocalState } from "../../lib/local/state-file.js";
+import { listNamespaceNodes, sleep, vethName } from "../../lib/providers/local/netns.js";
+import { testbedUnavailableReason } from "../../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { CLI } from "../support/cli.js";
 

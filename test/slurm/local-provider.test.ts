@@ -2,17 +2,17 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listNamespaceNodes, vethName } from "../../lib/local/netns.js";
+import type { CloudProvider } from "../../lib/ports/cloud-provider.js";
+import { InsufficientCapacityError } from "../../lib/ports/errors.js";
+import { createLocalProvider, testbedNamespaceNodes } from "../../lib/providers/local/index.js";
+import { listNamespaceNodes, vethName } from "../../lib/providers/local/netns.js";
 import {
   startTestbed,
   stopTestbed,
   type Testbed,
   testbedUnavailableReason,
   waitForNode,
-} from "../../lib/local/slurm-testbed.js";
-import type { CloudProvider } from "../../lib/ports/cloud-provider.js";
-import { InsufficientCapacityError } from "../../lib/ports/errors.js";
-import { createLocalProvider, testbedNamespaceNodes } from "../../lib/providers/local/index.js";
+} from "../../lib/providers/local/slurm-testbed.js";
 import { LOCAL_MUNGE_SECRET } from "../../lib/providers/local/testbed-nodes.js";
 import { renderBootstrapScript } from "../../scheduler-plugins/slurm/bootstrap.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";

@@ -5,22 +5,25 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpAgentChannel } from "../../lib/agent-channels/http.js";
-import { type InstanceEndpoints, serveInstanceEndpoints } from "../../lib/local/instance-endpoints/index.js";
+import type { CloudProvider } from "../../lib/ports/cloud-provider.js";
+import { createLocalProvider, testbedNamespaceNodes } from "../../lib/providers/local/index.js";
+import {
+  type InstanceEndpoints,
+  serveInstanceEndpoints,
+} from "../../lib/providers/local/instance-endpoints/index.js";
 import {
   type IsolatedRoot,
   isolatedRootUnavailableReason,
   startIsolatedRoot,
-} from "../../lib/local/isolated-root.js";
+} from "../../lib/providers/local/isolated-root.js";
 import {
   ensureBridge,
   killNamespaceProcesses,
   listNamespaceNodes,
   removeBridge,
   removeNamespace,
-} from "../../lib/local/netns.js";
-import { type Testbed, testbedPaths } from "../../lib/local/slurm-testbed.js";
-import type { CloudProvider } from "../../lib/ports/cloud-provider.js";
-import { createLocalProvider, testbedNamespaceNodes } from "../../lib/providers/local/index.js";
+} from "../../lib/providers/local/netns.js";
+import { type Testbed, testbedPaths } from "../../lib/providers/local/slurm-testbed.js";
 import { LOCAL_MUNGE_SECRET } from "../../lib/providers/local/testbed-nodes.js";
 import { renderBootstrapScript } from "../../scheduler-plugins/slurm/bootstrap.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
@@ -28,11 +31,11 @@ import { renderMasterBootstrapScript } from "../../scheduler-plugins/slurm/maste
 
 /**
  * The Slurm master's user data (renderMasterBootstrapScript, the text the AWS adapter sends, unmodified)
- * executed as cloud-init would run it, as root, in an isolated root (lib/local/isolated-root.ts: this
+ * executed as cloud-init would run it, as root, in an isolated root (lib/providers/local/isolated-root.ts: this
  * machine's Debian through an overlay whose writes vanish, its own mount, PID, cgroup and network
  * namespaces): it installs slurmctld, munge and awscli from Debian's repositories, fetches the munge and
  * agent keys with `aws secretsmanager get-secret-value` and the agent with `aws s3 cp` from the
- * instance endpoints (lib/local/instance-endpoints: IMDSv2 for the role's credentials, Secrets Manager,
+ * instance endpoints (lib/providers/local/instance-endpoints: IMDSv2 for the role's credentials, Secrets Manager,
  * S3), starts munged and slurmctld, installs and starts the agent; then `nowscale-agent report` answers
  * inside, and the control plane's HTTP channel reaches the agent from the host. Then a compute instance
  * launched by the local provider (its AWS compute user data run in a namespace on the master's bridge,

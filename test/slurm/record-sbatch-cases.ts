@@ -7,7 +7,7 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startTestbed, stopTestbed } from "../../lib/local/slurm-testbed.js";
+import { startTestbed, stopTestbed } from "../../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { SCONTROL_PARTITIONS_ARGS } from "../../scheduler-plugins/slurm/nodes.js";
 

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_VERSION } from "../../agent/version.js";
 import { type ConfigInput, type Decision, parseConfig, plan } from "../../lib/core/index.js";
-import { sleep } from "../../lib/local/netns.js";
+import { type JobGroup, type OkReport, reportToClusterState } from "../../lib/ports/agent-report.js";
+import { sleep } from "../../lib/providers/local/netns.js";
 import {
   addTestbedNode,
   removeTestbedNode,
@@ -12,8 +13,7 @@ import {
   stopTestbed,
   type Testbed,
   testbedUnavailableReason,
-} from "../../lib/local/slurm-testbed.js";
-import { type JobGroup, type OkReport, reportToClusterState } from "../../lib/ports/agent-report.js";
+} from "../../lib/providers/local/slurm-testbed.js";
 import { SlurmClient } from "../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../scheduler-plugins/slurm/collect.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";

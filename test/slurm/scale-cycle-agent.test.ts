@@ -9,13 +9,13 @@ import { AGENT_VERSION } from "../../agent/version.js";
 import { HttpAgentChannel } from "../../lib/agent-channels/http.js";
 import { runScaleCycle } from "../../lib/control/scale-cycle.js";
 import { type ConfigInput, parseConfig } from "../../lib/core/config.js";
+import type { AgentChannel, JobNote } from "../../lib/ports/agent-channel.js";
 import {
   startTestbed,
   stopTestbed,
   type Testbed,
   testbedUnavailableReason,
-} from "../../lib/local/slurm-testbed.js";
-import type { AgentChannel, JobNote } from "../../lib/ports/agent-channel.js";
+} from "../../lib/providers/local/slurm-testbed.js";
 import { SlurmClient } from "../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../scheduler-plugins/slurm/collect.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readApiToken } from "../../lib/local/api-auth.js";
 import { demoCluster } from "../../lib/local/demo.js";
 import { localPaths } from "../../lib/local/settings.js";
-import { testbedUnavailableReason } from "../../lib/local/slurm-testbed.js";
+import { testbedUnavailableReason } from "../../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { CLI } from "../support/cli.js";
 

@@ -1,6 +1,6 @@
 /**
  * What the local provider needs from the machine: instances as network namespaces that boot from their
- * user data as a cloud instance does (design.md section 5; lib/local/instance-boot.ts). A port, so the
+ * user data as a cloud instance does (design.md section 5; lib/providers/local/instance-boot.ts). A port, so the
  * provider's logic is unit tested without root; testbed-nodes.ts wires it to lib/local.
  */
 export interface NamespaceNodeSpec {

@@ -1,16 +1,16 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { SIMPLE_NAME } from "../../core/names.js";
-import { bootInstance, consoleTail } from "../../local/instance-boot.js";
+import { bootInstance, consoleTail } from "./instance-boot.js";
 import {
   type InstanceCloud,
   type InstanceEndpoints,
   type InstanceObject,
   serveInstanceEndpoints,
-} from "../../local/instance-endpoints/index.js";
-import { createNamespace, listNamespaceNodes, removeNamespace } from "../../local/netns.js";
-import { removeTestbedNode, type Testbed, testbedPaths } from "../../local/slurm-testbed.js";
+} from "./instance-endpoints/index.js";
 import type { NamespaceNodes } from "./namespace-nodes.js";
+import { createNamespace, listNamespaceNodes, removeNamespace } from "./netns.js";
+import { removeTestbedNode, type Testbed, testbedPaths } from "./slurm-testbed.js";
 
 /** The munge key's secret name in every local instance's secret store (Secrets Manager, SSM or KMS). */
 export const LOCAL_MUNGE_SECRET = "nowscale-local-munge-key";
@@ -34,9 +34,9 @@ export function consoleLogPath(tb: Testbed, name: string): string {
 }
 
 /**
- * Instances of a running test bed (lib/local/slurm-testbed.ts): a namespace on its bridge with the
+ * Instances of a running test bed (lib/providers/local/slurm-testbed.ts): a namespace on its bridge with the
  * cloud's metadata and secret endpoints inside (the munge key is the test bed's), booted by running its
- * user data (lib/local/instance-boot.ts). The boot script joins the test bed's slurmctld itself.
+ * user data (lib/providers/local/instance-boot.ts). The boot script joins the test bed's slurmctld itself.
  */
 export function testbedNamespaceNodes(tb: Testbed, options: TestbedInstanceOptions = {}): NamespaceNodes {
   const endpoints = new Map<string, InstanceEndpoints>();

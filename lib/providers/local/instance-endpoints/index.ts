@@ -4,8 +4,8 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import { join } from "node:path";
-import { runCommand } from "../../../scheduler-plugins/slurm/exec.js";
-import { CLOUD_ID, SIMPLE_NAME } from "../../core/names.js";
+import { runCommand } from "../../../../scheduler-plugins/slurm/exec.js";
+import { CLOUD_ID, SIMPLE_NAME } from "../../../core/names.js";
 import { netnsPath } from "../netns.js";
 import { type ApiRequest, alibabaApis, awsApis, tencentApis } from "./apis.js";
 import { listenInNamespace, type NamespaceListener } from "./listen-in-netns.js";
@@ -23,7 +23,7 @@ import { makeServerTls } from "./tls.js";
  * AWS_ENDPOINT_URL (2.13), hence host names and TLS rather than an endpoint override.
  *
  * The caller runs the instance's processes with `env` and binds `hostsFile` over /etc/hosts in the
- * instance's private mount namespace (lib/local/instance-boot.ts does both).
+ * instance's private mount namespace (lib/providers/local/instance-boot.ts does both).
  */
 
 export type InstanceCloud = "aws" | "tencent" | "alibaba";

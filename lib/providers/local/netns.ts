@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
-import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
-import { SIMPLE_NAME } from "../core/names.js";
+import { runCommand } from "../../../scheduler-plugins/slurm/exec.js";
+import { SIMPLE_NAME } from "../../core/names.js";
 
 /**
  * Compute nodes as network namespaces on one machine: each "instance" is a namespace with a veth on a

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { join } from "node:path";
-import { type CommandResult, runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { type CommandResult, runCommand } from "../../../scheduler-plugins/slurm/exec.js";
 import { signal, sleep } from "./netns.js";
 
 /**

@@ -3,9 +3,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
-import { type QueueConf, renderSlurmConfParts } from "../../scheduler-plugins/slurm/slurm-conf.js";
-import { SIMPLE_NAME } from "../core/names.js";
+import { runCommand } from "../../../scheduler-plugins/slurm/exec.js";
+import { type QueueConf, renderSlurmConfParts } from "../../../scheduler-plugins/slurm/slurm-conf.js";
+import { SIMPLE_NAME } from "../../core/names.js";
 import {
   type BridgeSpec,
   createNamespaceNode,

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
+import { runCommand } from "../../../scheduler-plugins/slurm/exec.js";
 import { netnsPath } from "./netns.js";
 
 /**

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { runCommand } from "../../../scheduler-plugins/slurm/exec.js";
+import { runCommand } from "../../../../scheduler-plugins/slurm/exec.js";
 
 /**
  * A throw-away certificate authority per instance and one server certificate for the cloud API host
