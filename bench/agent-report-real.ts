@@ -7,7 +7,7 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startTestbed, stopTestbed } from "../lib/local/slurm-testbed.js";
+import { startTestbed, stopTestbed } from "../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../scheduler-plugins/slurm/exec.js";
 
 const jobs = Number(process.argv[2] ?? "10000");
