@@ -28,9 +28,9 @@ export interface TestbedInstanceOptions {
   objects?: readonly InstanceObject[];
 }
 
-/** Where an instance's console log is kept (also after it is gone). */
+/** Where an instance's console log is kept: beside Slurm's logs, which stay after `local down`. */
 export function consoleLogPath(tb: Testbed, name: string): string {
-  return join(tb.stateDir, "console", `${name}.log`);
+  return join(testbedPaths(tb.stateDir).logDir, "console", `${name}.log`);
 }
 
 /**
@@ -50,7 +50,7 @@ export function testbedNamespaceNodes(tb: Testbed, options: TestbedInstanceOptio
       const dir = instanceDir(spec.name);
       await rm(dir, { recursive: true, force: true });
       await mkdir(join(dir, "endpoints"), { recursive: true, mode: 0o700 });
-      await mkdir(join(tb.stateDir, "console"), { recursive: true, mode: 0o700 });
+      await mkdir(join(testbedPaths(tb.stateDir).logDir, "console"), { recursive: true, mode: 0o700 });
       const netns = await createNamespace({
         name: spec.name,
         netnsPrefix: tb.netnsPrefix,
