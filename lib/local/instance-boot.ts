@@ -29,6 +29,8 @@ export const INSTANCE_PRIVATE_DIRS = [
   "/etc/nowscale",
   "/var/lib/nowscale",
   "/opt/nowscale",
+  // Where boot scripts mount storage: each instance mounts its own.
+  "/mnt",
 ] as const;
 
 /**
@@ -58,10 +60,12 @@ const BASE_ENV = {
 };
 
 const WRAPPER = `set -eu
-dir=$1; hosts=$2; shift 2
+dir=$1; hosts=$2; name=$3; shift 3
+hostname "$name"
 mount --bind "$hosts" /etc/hosts
 while [ "$#" -gt 1 ] && [ "$1" != -- ]; do mount --bind "$1" "$2"; shift 2; done
 mount -t overlay nowscale-usr-bin -o "lowerdir=/usr/bin,upperdir=$dir/usr-bin/upper,workdir=$dir/usr-bin/work" /usr/bin
+mount -t overlay nowscale-usr-sbin -o "lowerdir=/usr/sbin,upperdir=$dir/usr-sbin/upper,workdir=$dir/usr-sbin/work" /usr/sbin
 exec /bin/bash "$dir/user-data"`;
 
 export interface BootSpec {
@@ -74,10 +78,17 @@ export interface BootSpec {
   userData: string;
   /** The instance's /etc/hosts. */
   hostsFile: string;
+  /** Its host name at boot (cloud-init sets the one the metadata names before user data runs). */
+  hostname: string;
   /** Added to cloud-init's environment (the endpoints' CA bundle). */
   env: Record<string, string>;
   /** More host paths bound to instance dirs: [instanceDir, hostPath] (e.g. the test bed's munge socket dir). */
   extraBinds?: readonly (readonly [string, string])[];
+  /**
+   * Programs the instance's /usr/sbin has beyond the host's: [name, text] (e.g. the local stand-in
+   * for mount.nfs, testbed-nodes.ts).
+   */
+  sbinFiles?: readonly (readonly [string, string])[];
   /** Files created in the instance's private dirs before boot, e.g. the image's pre-installed marker. */
   imageFiles?: readonly string[];
 }
@@ -93,6 +104,8 @@ export interface BootResult {
  * the boot). `done` resolves when the script exits; the result is also written to DIR/boot-result.json.
  */
 export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done: Promise<BootResult> }> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(spec.hostname))
+    throw new TypeError(`hostname: invalid "${spec.hostname.slice(0, 80)}"`);
   const root = join(spec.dir, "root");
   const binds: string[] = [];
   for (const path of INSTANCE_PRIVATE_DIRS) {
@@ -116,8 +129,15 @@ export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done:
       throw new TypeError(`imageFiles: ${file} is not in a private directory of the instance`);
     await writeFile(target, "", { mode: 0o644 });
   }
-  await mkdir(join(spec.dir, "usr-bin", "work"), { recursive: true, mode: 0o700 });
-  await mkdir(join(spec.dir, "usr-bin", "upper"), { recursive: true, mode: 0o755 });
+  for (const d of ["usr-bin", "usr-sbin"]) {
+    await mkdir(join(spec.dir, d, "work"), { recursive: true, mode: 0o700 });
+    await mkdir(join(spec.dir, d, "upper"), { recursive: true, mode: 0o755 });
+  }
+  for (const [name, text] of spec.sbinFiles ?? []) {
+    if (!/^[a-z][a-z0-9._-]{0,63}$/.test(name))
+      throw new TypeError(`sbinFiles: invalid name "${name.slice(0, 80)}"`);
+    await writeFile(join(spec.dir, "usr-sbin", "upper", name), text, { mode: 0o755 });
+  }
   for (const name of HIDDEN) {
     // An overlay whiteout (a 0/0 character device) hides the lower file.
     const whiteout = join(spec.dir, "usr-bin", "upper", name);
@@ -144,6 +164,7 @@ export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done:
       "nowscale-boot",
       spec.dir,
       spec.hostsFile,
+      spec.hostname,
       ...binds,
     ],
     { env: { ...BASE_ENV, ...spec.env }, stdio: ["ignore", log, log], detached: true },

@@ -47,6 +47,7 @@ async function withInstance(
       consoleLog,
       userData: `#!/bin/bash\nset -euo pipefail\n${script}`,
       hostsFile: endpoints.hostsFile,
+      hostname: name,
       env: endpoints.env,
     });
     const result = await boot.done;

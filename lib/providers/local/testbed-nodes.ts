@@ -26,6 +26,36 @@ export interface TestbedInstanceOptions {
   region?: string;
   /** S3 objects the instances can fetch (AWS only), e.g. init scripts. */
   objects?: readonly InstanceObject[];
+  /**
+   * The host directory standing for the NFS server on the bridge's host address: `HOST:/path` mounts
+   * ROOT/path. This machine's kernel has neither an NFS server nor an NFS client (no nfs/nfsd in
+   * /proc/filesystems), so the instances' mount.nfs is a stand-in that bind-mounts the export; the
+   * boot script's own `mount -t nfs -o ... HOST:/path DIR` runs unchanged through mount(8).
+   */
+  nfsExportRoot?: string;
+}
+
+/** The stand-in mount.nfs (mount(8) runs /sbin/mount.TYPE as `mount.nfs REMOTE DIR -o OPTIONS`). */
+export function localMountNfs(serverAddress: string, exportRoot: string): string {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(serverAddress))
+    throw new TypeError(`invalid NFS server address "${serverAddress}"`);
+  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(exportRoot) || exportRoot.split("/").includes(".."))
+    throw new TypeError(
+      `nfsExportRoot: expected an absolute path of plain segments, got "${exportRoot.slice(0, 200)}"`,
+    );
+  return `#!/bin/sh
+# NowScale local instance: stand-in for mount.nfs (no NFS in this kernel). SERVER:/path is the host
+# directory ${exportRoot}/path, bind-mounted where mount(8) was asked to mount the export.
+set -eu
+remote=$1; dir=$2; shift 2
+server=\${remote%%:*}; path=\${remote#*:}
+case "$path" in /*) ;; *) echo "mount.nfs: bad remote $remote" >&2; exit 32 ;; esac
+case "$path" in *..*) echo "mount.nfs: bad path $path" >&2; exit 32 ;; esac
+if [ "$server" != '${serverAddress}' ]; then echo "mount.nfs: Connection timed out ($server)" >&2; exit 32; fi
+if [ ! -d '${exportRoot}'"$path" ]; then echo "mount.nfs: access denied by server while mounting $remote" >&2; exit 32; fi
+echo "mount.nfs (local stand-in): $remote on $dir $*" >&2
+exec mount --bind '${exportRoot}'"$path" "$dir"
+`;
 }
 
 /** Where an instance's console log is kept: beside Slurm's logs, which stay after `local down`. */
@@ -82,11 +112,17 @@ export function testbedNamespaceNodes(tb: Testbed, options: TestbedInstanceOptio
           // An instance launched without user data boots and does nothing (it never joins).
           userData: spec.userData ?? "#!/bin/sh\nexit 0\n",
           hostsFile: served.hostsFile,
+          hostname: spec.name,
           env: served.env,
           // The master's slurm.conf names its own munge socket (AuthInfo): in the instance, that path
           // is the instance's own munged, as on a cloud node.
           extraBinds: [[join(dir, "root", "run", "munge"), paths.mungeSocketDir]],
           imageFiles: spec.imageId === BARE_IMAGE ? [] : [PREINSTALLED_MARKER],
+          ...(options.nfsExportRoot === undefined
+            ? {}
+            : {
+                sbinFiles: [["mount.nfs", localMountNfs(tb.controlAddress, options.nfsExportRoot)]] as const,
+              }),
         });
       } catch (error) {
         await endpoints.get(spec.name)?.close();
