@@ -10,6 +10,8 @@ import {
   type BridgeSpec,
   createNamespaceNode,
   destroyNamespaceNode,
+  disableInternet,
+  enableInternet,
   ensureBridge,
   listNamespaceNodes,
   removeBridge,
@@ -73,6 +75,8 @@ export function testbedPaths(stateDir: string) {
     mungeSocket: join(stateDir, "munge-run", "munge.socket.2"),
     mungedPid: join(stateDir, "run", "munged.pid"),
     slurmctldPid: join(stateDir, "run", "slurmctld.pid"),
+    /** IPv4 forwarding as it was before the test bed gave its namespaces the internet. */
+    savedIpForward: join(stateDir, "run", "ip_forward.before"),
     stateSave: join(stateDir, "ctld"),
     spoolRoot: join(stateDir, "spool"),
     logDir: join(stateDir, "log"),
@@ -132,6 +136,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
     await writeFile(paths.cgroupConf, "CgroupPlugin=autodetect\nIgnoreSystemd=yes\n");
     await writeFile(paths.conf, renderTestbedConf(options, clusterName, controlAddress));
     if (options.network) await ensureBridge(options.network);
+    if (options.network?.internet === true) await enableInternet(options.network, paths.savedIpForward);
     await startMunged(testbed);
     await startSlurmctld(testbed);
     return testbed;
@@ -310,8 +315,10 @@ export async function stopTestbed(tb: Testbed): Promise<void> {
   await attempt(() => stopSlurmctld(tb));
   await attempt(() => stopByPidFile(testbedPaths(tb.stateDir).mungedPid));
   if (tb.network) {
-    const bridge = tb.network.bridge;
-    await attempt(() => removeBridge(bridge));
+    const network = tb.network;
+    if (network.internet === true)
+      await attempt(() => disableInternet(network, testbedPaths(tb.stateDir).savedIpForward));
+    await attempt(() => removeBridge(network.bridge));
   }
   if (errors.length > 0) throw new AggregateError(errors, "test bed cleanup was incomplete");
 }

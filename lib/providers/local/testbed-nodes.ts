@@ -81,13 +81,17 @@ export function testbedNamespaceNodes(tb: Testbed, options: TestbedInstanceOptio
       await rm(dir, { recursive: true, force: true });
       await mkdir(join(dir, "endpoints"), { recursive: true, mode: 0o700 });
       await mkdir(join(testbedPaths(tb.stateDir).logDir, "console"), { recursive: true, mode: 0o700 });
-      const netns = await createNamespace({
-        name: spec.name,
-        netnsPrefix: tb.netnsPrefix,
-        bridge: tb.network.bridge,
-        address: spec.address,
-        prefixLength: tb.network.prefixLength ?? 24,
-      });
+      const netns = await createNamespace(
+        {
+          name: spec.name,
+          netnsPrefix: tb.netnsPrefix,
+          bridge: tb.network.bridge,
+          address: spec.address,
+          prefixLength: tb.network.prefixLength ?? 24,
+        },
+        // With internet access, the route out goes through the host.
+        tb.network.internet === true ? tb.network.hostAddress : undefined,
+      );
       try {
         const paths = testbedPaths(tb.stateDir);
         const served = await serveInstanceEndpoints(
