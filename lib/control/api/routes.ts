@@ -477,11 +477,13 @@ async function nodeConsole(deps: ApiDeps, req: ApiRequest, [id, node]: string[])
   const cluster = await mustGet(deps, id);
   const record = (await deps.store.listNodes(cluster.clusterId)).find((n) => n.nodeName === node);
   const { provider } = await deps.runtime(cluster);
-  if (provider.consoleOutput === undefined)
+  if (provider.consoleOutput === undefined) {
+    if (record === undefined) throw new HttpError(404, `no node ${node} in cluster ${cluster.clusterId}`);
     throw new HttpError(501, `the ${provider.cloud} provider cannot read instance consoles`);
+  }
   const output = await provider.consoleOutput(record?.instanceId ?? node, lines);
   if (output === undefined)
-    throw new HttpError(404, `no console output for node ${node} of cluster ${cluster.clusterId}`);
+    throw new HttpError(404, `no node ${node} with a console output in cluster ${cluster.clusterId}`);
   return json(200, { node, instanceId: record?.instanceId ?? node, output });
 }
 
