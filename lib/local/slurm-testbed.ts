@@ -8,7 +8,6 @@ import { type QueueConf, renderSlurmConfParts } from "../../scheduler-plugins/sl
 import { SIMPLE_NAME } from "../core/names.js";
 import {
   type BridgeSpec,
-  createNamespaceNode,
   destroyNamespaceNode,
   disableInternet,
   enableInternet,
@@ -256,10 +255,12 @@ export interface TestbedNodeSpec {
 }
 
 /**
- * Writes the node's gres.conf line (`NodeName=<node> Name=gpu File=<dir>/gpu[0-N]`) with its stand-in
- * devices; slurmd reads gres.conf beside slurm.conf when it starts. Other nodes' lines are kept.
+ * Writes the node's gres.conf line (`NodeName=<node> Name=gpu File=<dir>/nvidia[0-N]`) with its stand-in
+ * devices, named as the driver names them (a boot script waits for `$GPU_DEV_DIR/nvidiaN`); slurmd
+ * reads the gres.conf beside slurm.conf (directly, or served by slurmctld when configless). Other nodes'
+ * lines are kept. Returns the stand-in directory (undefined without GPUs).
  */
-async function writeTestbedGres(tb: Testbed, name: string, gpus: number): Promise<void> {
+export async function writeTestbedGres(tb: Testbed, name: string, gpus: number): Promise<string | undefined> {
   const gresConf = join(tb.stateDir, "gres.conf");
   const existing = existsSync(gresConf) ? (await readFile(gresConf, "utf8")).split("\n") : [];
   const kept = existing.filter((line) => line.trim() !== "" && !line.startsWith(`NodeName=${name} `));
@@ -267,28 +268,13 @@ async function writeTestbedGres(tb: Testbed, name: string, gpus: number): Promis
     const dir = join(tb.stateDir, "gpus", name);
     await mkdir(dir, { recursive: true, mode: 0o755 });
     for (let i = 0; i < gpus; i++) {
-      const device = join(dir, `gpu${i}`);
+      const device = join(dir, `nvidia${i}`);
       if (!existsSync(device)) await run("mknod", [device, "c", "1", "3"]);
     }
-    kept.push(`NodeName=${name} Name=gpu File=${dir}/gpu[0-${gpus - 1}]`);
+    kept.push(`NodeName=${name} Name=gpu File=${dir}/nvidia[0-${gpus - 1}]`);
   }
   await writeFile(gresConf, kept.length > 0 ? `${kept.join("\n")}\n` : "");
-}
-
-/** Starts a namespace node that joins this test bed and waits until it is IDLE. Needs `network`. */
-export async function addTestbedNode(tb: Testbed, spec: TestbedNodeSpec): Promise<void> {
-  if (!tb.network)
-    throw new Error("this test bed has no network: start it with `network` to add namespace nodes");
-  await writeTestbedGres(tb, spec.name, spec.gpus ?? 0);
-  await createNamespaceNode({
-    ...spec,
-    netnsPrefix: tb.netnsPrefix,
-    bridge: tb.network.bridge,
-    prefixLength: tb.network.prefixLength ?? 24,
-    slurmConf: tb.confPath,
-    spoolDir: join(testbedPaths(tb.stateDir).spoolRoot, spec.name),
-  });
-  await waitForNode(tb, spec.name);
+  return gpus > 0 ? join(tb.stateDir, "gpus", name) : undefined;
 }
 
 /** Stops the node's slurmd and jobs, deletes it from slurmctld and removes its namespace. Idempotent. */

@@ -7,13 +7,12 @@ import { AGENT_VERSION } from "../../agent/version.js";
 import { type ConfigInput, type Decision, parseConfig, plan } from "../../lib/core/index.js";
 import { sleep } from "../../lib/local/netns.js";
 import {
-  addTestbedNode,
-  removeTestbedNode,
   startTestbed,
   stopTestbed,
   type Testbed,
   testbedUnavailableReason,
 } from "../../lib/local/slurm-testbed.js";
+import { addTestbedNode, removeTestbedNode } from "../../lib/providers/local/testbed-nodes.js";
 import { SlurmClient } from "../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../scheduler-plugins/slurm/collect.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
