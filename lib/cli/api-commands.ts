@@ -238,6 +238,20 @@ export function registerApiCommands(program: Command): void {
       else print(`deleted: ${answer.deleted.join(" ")}`);
     });
 
+  common(nodes.command("log"))
+    .description("a node's console log: its boot (the user data's output), kept after a failed boot")
+    .argument("<cluster>", "the cluster id")
+    .argument("<node>", "the node name")
+    .option("--lines <n>", "the last n lines (1-10000)", "100")
+    .action(async (clusterId: string, node: string, o: CommonOptions & { lines: string }) => {
+      const answer = (await client(o).request(
+        "GET",
+        `/clusters/${id(clusterId)}/nodes/${id(node)}/console?lines=${encodeURIComponent(o.lines)}`,
+      )) as { node: string; instanceId: string; output: string };
+      if (o.json === true) printJson(answer);
+      else print(answer.output);
+    });
+
   common(program.command("events"))
     .description("a cluster's scaling events, newest first")
     .argument("<cluster>", "the cluster id")

@@ -454,6 +454,8 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
       await store.markNode(clusterId, record.nodeName, { absentSince: now });
       continue;
     }
+    // The boot's last console lines say why (read before the terminate, while the cloud still has them).
+    const consoleLines = adopted ? undefined : await bootConsoleTail(ctx.deps.provider, record.instanceId);
     // It never joined, so Slurm has no node to forget.
     await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, { inSlurm: false });
     if (adopted) {
@@ -487,7 +489,8 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
       clusterId,
       clock,
       "BOOTSTRAP_FAILED",
-      `did not join Slurm within ${Math.round(o.bootTimeoutMs / 1000)} s (${health.consecutiveBootstrapFailures} in a row)`,
+      `did not join Slurm within ${Math.round(o.bootTimeoutMs / 1000)} s (${health.consecutiveBootstrapFailures} in a row)` +
+        (consoleLines === undefined ? "" : `; console log ends:\n${consoleLines}`),
       record.queue,
       [record.nodeName],
     );
@@ -504,6 +507,17 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
       );
     }
   }
+}
+
+/** Lines of a failed boot's console shown in its event (the event stays small: DynamoDB items are bounded). */
+export const BOOT_CONSOLE_LINES = 8;
+
+/** The last lines of the instance's console, at most 1500 characters; undefined when the cloud keeps none. */
+async function bootConsoleTail(provider: CloudProvider, instanceId: string): Promise<string | undefined> {
+  if (provider.consoleOutput === undefined) return undefined;
+  const text = await provider.consoleOutput(instanceId, BOOT_CONSOLE_LINES).catch(() => undefined);
+  if (text === undefined || text.trim() === "") return undefined;
+  return text.length > 1500 ? `…${text.slice(-1500)}` : text;
 }
 
 /** 5. Joined nodes that are DOWN, not responding or lost by Slurm past the grace, running no job: retired. */

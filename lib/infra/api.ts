@@ -29,6 +29,7 @@ export const API_ROUTES: readonly { path: string; methods: readonly string[]; bo
   { path: "clusters/{clusterId}/sleep", methods: ["POST"], body: false },
   { path: "clusters/{clusterId}/wake", methods: ["POST"], body: false },
   { path: "clusters/{clusterId}/events", methods: ["GET"], body: false },
+  { path: "clusters/{clusterId}/nodes/{node}/console", methods: ["GET"], body: false },
   { path: "clusters/{clusterId}/queues/{queue}/reset-protection", methods: ["POST"], body: false },
 ];
 

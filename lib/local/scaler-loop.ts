@@ -8,6 +8,12 @@ import type { LocalControlPlane } from "./control-plane.js";
 export const RECONCILE_EVERY_MS = 30_000;
 
 /**
+ * A local node that has not joined this long after launch is a failed boot (the deployed default is
+ * 15 minutes for a cloud's boot; a local instance of a pre-installed image joins within seconds).
+ */
+export const LOCAL_BOOT_TIMEOUT_MS = 120_000;
+
+/**
  * The schedules of the deployed stack on one machine: every `intervalMs`, one scale cycle (the same
  * runScaleCycle, one poll) for each RUNNING cluster, and every RECONCILE_EVERY_MS the reconciler
  * (recoverStuckClusters, then reconcileCluster for each RUNNING or SLEEPING cluster, one after another).
@@ -43,14 +49,18 @@ export function startScalerLoop(
     }
     for (const cluster of await cp.store.listClusters()) {
       if (stopped || (cluster.status !== "RUNNING" && cluster.status !== "SLEEPING")) continue;
-      const r = await reconcileCluster(cluster.clusterId, {
-        store: cp.store,
-        agent: cp.agent,
-        provider: cp.cloud,
-        clock,
-        metrics: cp.metrics,
-        owner: `local-${randomUUID()}`,
-      });
+      const r = await reconcileCluster(
+        cluster.clusterId,
+        {
+          store: cp.store,
+          agent: cp.agent,
+          provider: cp.cloud,
+          clock,
+          metrics: cp.metrics,
+          owner: `local-${randomUUID()}`,
+        },
+        { bootTimeoutMs: LOCAL_BOOT_TIMEOUT_MS },
+      );
       const fixed = [...r.adopted, ...r.orphansTerminated, ...r.bootTimeouts, ...r.gone, ...r.retired];
       if (fixed.length > 0 || r.intentsClosed.length > 0) {
         log(

@@ -283,7 +283,7 @@ log "fetching the munge key"
 install -d -m 0700 /etc/munge
 (
   umask 077
-${indent(mungeKeyCommand(o.mungeKey), 2)} | base64 -d > /etc/munge/munge.key.new
+  ${mungeKeyCommand(o.mungeKey)} | base64 -d > /etc/munge/munge.key.new
 )
 [ -s /etc/munge/munge.key.new ] || { log "the munge key secret was empty"; exit 1; }
 mv -f /etc/munge/munge.key.new /etc/munge/munge.key
@@ -432,13 +432,6 @@ function metadataAddress(source: (typeof IDENTITY_SOURCES)[number] | undefined):
     : source === "alibaba-metadata"
       ? "100.100.100.200"
       : "169.254.169.254";
-}
-
-function indent(text: string, spaces: number): string {
-  return text
-    .split("\n")
-    .map((l) => " ".repeat(spaces) + l)
-    .join("\n");
 }
 
 /** Metadata reads per cloud: (instance id, instance type, zone) paths and how to get a session token. */

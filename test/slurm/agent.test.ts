@@ -9,8 +9,6 @@ import { type JobGroup, type OkReport, parseReport, type Report } from "../../li
 import { signRequest } from "../../lib/ports/agent-signing.js";
 import { killNamespaceProcesses, listNamespaceNodes, sleep } from "../../lib/providers/local/netns.js";
 import {
-  addTestbedNode,
-  removeTestbedNode,
   startSlurmctld,
   startTestbed,
   stopSlurmctld,
@@ -19,6 +17,7 @@ import {
   testbedPaths,
   testbedUnavailableReason,
 } from "../../lib/providers/local/slurm-testbed.js";
+import { addTestbedNode, removeTestbedNode } from "../../lib/providers/local/testbed-nodes.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { placementFeatures } from "../../scheduler-plugins/slurm/features.js";
 

@@ -47,6 +47,7 @@ async function withInstance(
       consoleLog,
       userData: `#!/bin/bash\nset -euo pipefail\n${script}`,
       hostsFile: endpoints.hostsFile,
+      hostname: name,
       env: endpoints.env,
     });
     const result = await boot.done;
@@ -82,6 +83,8 @@ aws s3 cp s3://nowscale-artifacts/agent/nowscale-agent.js /tmp/agent.js --region
 echo "object=$(cat /tmp/agent.js)"
 aws secretsmanager get-secret-value --secret-id missing --region eu-west-3 >/dev/null 2>&1 || echo "missing refused"
 echo "ttl-rule: $(iptables -t mangle -S OUTPUT | grep -c -- '--ttl-set 1')"
+# The hop limit: the token answers left with TTL 1 (the rule's counter counts them).
+echo "ttl-hits: $(iptables -t mangle -L OUTPUT -v -n -x | awk '/TTL set to 1/ {print $1}')"
 `;
 
     // Act
@@ -105,6 +108,7 @@ echo "ttl-rule: $(iptables -t mangle -S OUTPUT | grep -c -- '--ttl-set 1')"
     expect(r.console).toContain("object=console.log(1)");
     expect(r.console).toContain("missing refused");
     expect(r.console).toContain("ttl-rule: 1");
+    expect(r.console).toMatch(/ttl-hits: [1-9]\d*/);
     // The CLI took the role's credentials from the metadata service (token first), then called the APIs.
     expect(r.endpoints.requests).toContain("PUT 169.254.169.254 /latest/api/token");
     expect(r.endpoints.requests.some((q) => q.includes("/latest/meta-data/iam/security-credentials/"))).toBe(

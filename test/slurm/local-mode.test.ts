@@ -223,6 +223,15 @@ describe("nowscale local up/down on a real Slurm", () => {
     expect(demo.out).toMatch(/demo passed in \d+ s/);
     expect(demo.out).toMatch(/multi-node/);
     await expectClean(stateDir, [...launched]);
+    // Every node booted from the AWS compute user data (run in its instance; the console logs stay).
+    expect(launched.size).toBeGreaterThan(0);
+    for (const node of launched) {
+      const log = readFileSync(join(localPaths(stateDir).slurmDir, "log", "console", `${node}.log`), "utf8");
+      expect(log).toContain("pre-installed image: skipping package installation");
+      expect(log).toContain("fetching the munge key");
+      expect(log).toContain(`starting slurmd -Z as ${node}`);
+      expect(log).toContain("user data exited with 0");
+    }
   }, 600_000);
 
   it("refuses callers without the token; after the supervisor is killed with SIGKILL mid-run, down leaves nothing behind", async () => {

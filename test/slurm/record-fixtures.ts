@@ -6,12 +6,8 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  addTestbedNode,
-  startTestbed,
-  stopSlurmctld,
-  stopTestbed,
-} from "../../lib/providers/local/slurm-testbed.js";
+import { startTestbed, stopSlurmctld, stopTestbed } from "../../lib/providers/local/slurm-testbed.js";
+import { addTestbedNode } from "../../lib/providers/local/testbed-nodes.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { placementFeatures } from "../../scheduler-plugins/slurm/features.js";
 import { SCONTROL_NODES_ARGS, SCONTROL_PARTITIONS_ARGS } from "../../scheduler-plugins/slurm/nodes.js";

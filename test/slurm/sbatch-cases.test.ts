@@ -7,13 +7,12 @@ import { type ConfigInput, type Decision, parseConfig, plan } from "../../lib/co
 import { type JobGroup, type OkReport, reportToClusterState } from "../../lib/ports/agent-report.js";
 import { sleep } from "../../lib/providers/local/netns.js";
 import {
-  addTestbedNode,
-  removeTestbedNode,
   startTestbed,
   stopTestbed,
   type Testbed,
   testbedUnavailableReason,
 } from "../../lib/providers/local/slurm-testbed.js";
+import { addTestbedNode, removeTestbedNode } from "../../lib/providers/local/testbed-nodes.js";
 import { SlurmClient } from "../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../scheduler-plugins/slurm/collect.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";

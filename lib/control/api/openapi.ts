@@ -135,6 +135,25 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: { "200": answer("newest first", "EventList"), ...errors },
         },
       },
+      "/clusters/{clusterId}/nodes/{node}/console": {
+        parameters: [clusterId, { name: "node", in: "path", required: true, schema: { type: "string" } }],
+        get: {
+          operationId: "getNodeConsole",
+          parameters: [
+            {
+              name: "lines",
+              in: "query",
+              required: false,
+              schema: { type: "integer", minimum: 1, maximum: 10000 },
+            },
+          ],
+          responses: {
+            "200": answer("the node's console output (its boot), last lines", "NodeConsole"),
+            ...errors,
+            "501": answer("the cloud's provider cannot read instance consoles", "Error"),
+          },
+        },
+      },
       "/clusters/{clusterId}/queues/{queue}/reset-protection": {
         parameters: [clusterId, { name: "queue", in: "path", required: true, schema: { type: "string" } }],
         post: {
@@ -227,6 +246,14 @@ export function buildOpenApi(): Record<string, unknown> {
         DeleteNodesResult: {
           type: "object",
           properties: { deleted: { type: "array", items: { type: "string" } } },
+        },
+        NodeConsole: {
+          type: "object",
+          properties: {
+            node: { type: "string" },
+            instanceId: { type: "string" },
+            output: { type: "string" },
+          },
         },
         EventList: {
           type: "object",

@@ -120,6 +120,7 @@ export const ROUTES: readonly Route[] = [
   route("POST", "/clusters/{clusterId}/sleep", "empty", (d, r, p) => setStatus(d, r, p, "SLEEPING")),
   route("POST", "/clusters/{clusterId}/wake", "empty", (d, r, p) => setStatus(d, r, p, "RUNNING")),
   route("GET", "/clusters/{clusterId}/events", "none", listEvents, ["limit"]),
+  route("GET", "/clusters/{clusterId}/nodes/{node}/console", "none", nodeConsole, ["lines"]),
   route("POST", "/clusters/{clusterId}/queues/{queue}/reset-protection", "none", resetProtection),
 ];
 
@@ -448,6 +449,33 @@ async function listEvents(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promi
   const cluster = await mustGet(deps, id);
   const events = await deps.store.listEvents(cluster.clusterId, limit);
   return json(200, { events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
+}
+
+/**
+ * A node's console output (its boot: cloud-init and the user data), the last `lines` lines (default 100).
+ * A node is named after its instance id, so a node already gone (a failed boot) is still found by name
+ * where the cloud keeps its console. 501 where the cloud's provider cannot read consoles.
+ */
+async function nodeConsole(deps: ApiDeps, req: ApiRequest, [id, node]: string[]): Promise<ApiResponse> {
+  const raw = req.query.lines;
+  const lines = raw === undefined ? 100 : Number(raw);
+  if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) {
+    throw new HttpError(400, "query is invalid", [
+      { path: "lines", message: "a whole number from 1 to 10000" },
+    ]);
+  }
+  if (node === undefined || !SIMPLE_NAME.test(node)) throw new HttpError(404, `no node ${shown(node ?? "")}`);
+  const cluster = await mustGet(deps, id);
+  const record = (await deps.store.listNodes(cluster.clusterId)).find((n) => n.nodeName === node);
+  const { provider } = await deps.runtime(cluster);
+  if (provider.consoleOutput === undefined) {
+    if (record === undefined) throw new HttpError(404, `no node ${node} in cluster ${cluster.clusterId}`);
+    throw new HttpError(501, `the ${provider.cloud} provider cannot read instance consoles`);
+  }
+  const output = await provider.consoleOutput(record?.instanceId ?? node, lines);
+  if (output === undefined)
+    throw new HttpError(404, `no node ${node} with a console output in cluster ${cluster.clusterId}`);
+  return json(200, { node, instanceId: record?.instanceId ?? node, output });
 }
 
 async function resetProtection(deps: ApiDeps, _req: ApiRequest, [id, queue]: string[]): Promise<ApiResponse> {

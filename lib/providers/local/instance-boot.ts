@@ -10,15 +10,24 @@ import { netnsPath } from "./netns.js";
  * instance's console log. The script runs in the instance's network namespace and in a private mount
  * and UTS namespace of its own, where:
  * - /etc/hosts is the instance's (the cloud API names on its loopback: instance-endpoints/);
+ * - /etc, /usr, /var/lib and /var/cache are copy-on-write overlays over the host's: the instance sees
+ *   this machine's image, and what it writes there (apt-get installing packages, units, configuration)
+ *   stays in the instance;
  * - the directories a node writes (munge's key, socket and state, Slurm's spool and gres.conf, logs,
- *   NowScale's files) are the instance's own, bound over the host's, so every instance has its own
- *   munged and slurmd and nothing it writes there reaches the host or another instance;
+ *   NowScale's files, its mounts) are the instance's own, empty but for the image's skeleton, so every
+ *   instance has its own munged and slurmd;
  * - systemctl and hostnamectl are absent (an instance without systemd as PID 1: the scripts take their
  *   non-systemd branch), and `hostname` changes only the instance's UTS namespace.
  * The daemons the script starts stay in these namespaces; `ip netns pids` finds them for teardown.
  */
 
-/** Directories every instance has for itself (created on the host, empty, when missing: mount points). */
+/** The host's trees the instance sees copy-on-write (overlayfs; its writes go to its own upper dir). */
+const OVERLAYS = ["/etc", "/usr", "/var/lib", "/var/cache"] as const;
+
+/**
+ * Directories every instance has for itself. A mount point missing on the host is made in the overlay
+ * when it lies in one, else on the host (an empty directory).
+ */
 export const INSTANCE_PRIVATE_DIRS = [
   "/etc/munge",
   "/run/munge",
@@ -29,6 +38,8 @@ export const INSTANCE_PRIVATE_DIRS = [
   "/etc/nowscale",
   "/var/lib/nowscale",
   "/opt/nowscale",
+  // Where boot scripts mount storage: each instance mounts its own.
+  "/mnt",
 ] as const;
 
 /**
@@ -36,7 +47,7 @@ export const INSTANCE_PRIVATE_DIRS = [
  * hostnamectl are whited out of its /usr/bin (an overlay, writes go to the instance) and the boot
  * scripts take their non-systemd branch instead of acting on the host's systemd.
  */
-const HIDDEN = ["systemctl", "hostnamectl"];
+const HIDDEN = ["bin/systemctl", "bin/hostnamectl"];
 
 /**
  * Directories Debian's munge and slurmd packages ship (dpkg -L) inside the private ones: the image has
@@ -57,11 +68,18 @@ const BASE_ENV = {
   USER: "root",
 };
 
+// The overlay of /etc shows the image's own resolv.conf, not the one mounted over it: keep the host's.
 const WRAPPER = `set -eu
-dir=$1; hosts=$2; shift 2
+dir=$1; hosts=$2; name=$3; shift 3
+hostname "$name"
+cat /etc/resolv.conf > "$dir/resolv.conf" 2>/dev/null || :
+for d in ${OVERLAYS.join(" ")}; do
+  o="$dir/overlay/$(printf %s "\${d#/}" | tr / -)"
+  mount -t overlay "nowscale-overlay" -o "lowerdir=$d,upperdir=$o/upper,workdir=$o/work" "$d"
+done
+mount --bind "$dir/resolv.conf" /etc/resolv.conf
 mount --bind "$hosts" /etc/hosts
-while [ "$#" -gt 1 ] && [ "$1" != -- ]; do mount --bind "$1" "$2"; shift 2; done
-mount -t overlay nowscale-usr-bin -o "lowerdir=/usr/bin,upperdir=$dir/usr-bin/upper,workdir=$dir/usr-bin/work" /usr/bin
+while [ "$#" -gt 1 ]; do mount --bind "$1" "$2"; shift 2; done
 exec /bin/bash "$dir/user-data"`;
 
 export interface BootSpec {
@@ -74,10 +92,17 @@ export interface BootSpec {
   userData: string;
   /** The instance's /etc/hosts. */
   hostsFile: string;
+  /** Its host name at boot (cloud-init sets the one the metadata names before user data runs). */
+  hostname: string;
   /** Added to cloud-init's environment (the endpoints' CA bundle). */
   env: Record<string, string>;
   /** More host paths bound to instance dirs: [instanceDir, hostPath] (e.g. the test bed's munge socket dir). */
   extraBinds?: readonly (readonly [string, string])[];
+  /**
+   * Programs the instance's /usr/sbin has beyond the host's: [name, text] (e.g. the local stand-in
+   * for mount.nfs, testbed-nodes.ts).
+   */
+  sbinFiles?: readonly (readonly [string, string])[];
   /** Files created in the instance's private dirs before boot, e.g. the image's pre-installed marker. */
   imageFiles?: readonly string[];
 }
@@ -93,13 +118,28 @@ export interface BootResult {
  * the boot). `done` resolves when the script exits; the result is also written to DIR/boot-result.json.
  */
 export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done: Promise<BootResult> }> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(spec.hostname))
+    throw new TypeError(`hostname: invalid "${spec.hostname.slice(0, 80)}"`);
   const root = join(spec.dir, "root");
+  const upper = (tree: (typeof OVERLAYS)[number]) =>
+    join(spec.dir, "overlay", tree.slice(1).replaceAll("/", "-"), "upper");
+  for (const tree of OVERLAYS) {
+    await mkdir(join(upper(tree), ".."), { recursive: true, mode: 0o700 });
+    await mkdir(upper(tree), { recursive: true, mode: 0o755 });
+    await mkdir(join(upper(tree), "..", "work"), { recursive: true, mode: 0o700 });
+  }
   const binds: string[] = [];
   for (const path of INSTANCE_PRIVATE_DIRS) {
     const own = join(root, path);
     await mkdir(own, { recursive: true, mode: 0o755 });
-    if (!existsSync(path)) await mkdir(path, { recursive: true, mode: 0o755 });
-    await copySkeleton(path, own);
+    if (existsSync(path)) await copySkeleton(path, own);
+    else {
+      const tree = OVERLAYS.find((t) => path.startsWith(`${t}/`));
+      await mkdir(tree === undefined ? path : join(upper(tree), path.slice(tree.length)), {
+        recursive: true,
+        mode: 0o755,
+      });
+    }
     binds.push(own, path);
   }
   for (const [path, mode, owner] of PACKAGE_DIRS) {
@@ -116,12 +156,17 @@ export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done:
       throw new TypeError(`imageFiles: ${file} is not in a private directory of the instance`);
     await writeFile(target, "", { mode: 0o644 });
   }
-  await mkdir(join(spec.dir, "usr-bin", "work"), { recursive: true, mode: 0o700 });
-  await mkdir(join(spec.dir, "usr-bin", "upper"), { recursive: true, mode: 0o755 });
+  await mkdir(join(upper("/usr"), "bin"), { recursive: true, mode: 0o755 });
+  await mkdir(join(upper("/usr"), "sbin"), { recursive: true, mode: 0o755 });
   for (const name of HIDDEN) {
     // An overlay whiteout (a 0/0 character device) hides the lower file.
-    const whiteout = join(spec.dir, "usr-bin", "upper", name);
+    const whiteout = join(upper("/usr"), name);
     if (!existsSync(whiteout)) await runOk("mknod", [whiteout, "c", "0", "0"]);
+  }
+  for (const [name, text] of spec.sbinFiles ?? []) {
+    if (!/^[a-z][a-z0-9._-]{0,63}$/.test(name))
+      throw new TypeError(`sbinFiles: invalid name "${name.slice(0, 80)}"`);
+    await writeFile(join(upper("/usr"), "sbin", name), text, { mode: 0o755 });
   }
   await writeFile(join(spec.dir, "user-data"), spec.userData, { mode: 0o700 });
   const log = openSync(spec.consoleLog, "a", 0o600);
@@ -144,6 +189,7 @@ export async function bootInstance(spec: BootSpec): Promise<{ pid: number; done:
       "nowscale-boot",
       spec.dir,
       spec.hostsFile,
+      spec.hostname,
       ...binds,
     ],
     { env: { ...BASE_ENV, ...spec.env }, stdio: ["ignore", log, log], detached: true },

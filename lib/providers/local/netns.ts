@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { mkdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { runCommand } from "../../../scheduler-plugins/slurm/exec.js";
 import { SIMPLE_NAME } from "../../core/names.js";
 
@@ -17,6 +18,47 @@ export interface BridgeSpec {
   hostAddress: string;
   /** @default 24 */
   prefixLength?: number;
+  /**
+   * Namespaces reach the internet through the host (a default route via the bridge, IPv4 forwarding
+   * and a MASQUERADE rule for the subnet): for boots that install packages from Debian's repositories.
+   */
+  internet?: boolean;
+}
+
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+
+function natRule(spec: BridgeSpec): string[] {
+  const [a, b, c] = spec.hostAddress.split(".");
+  const length = spec.prefixLength ?? 24;
+  if (length !== 24) throw new TypeError("internet access is set up for /24 bridges only");
+  return ["POSTROUTING", "-s", `${a}.${b}.${c}.0/24`, "!", "-o", spec.bridge, "-j", "MASQUERADE"];
+}
+
+/**
+ * Lets the bridge's namespaces reach the internet: IPv4 forwarding on (its value before is kept in
+ * `savedForwardFile`, so disableInternet puts it back) and one MASQUERADE rule (checked first: once).
+ */
+export async function enableInternet(spec: BridgeSpec, savedForwardFile: string): Promise<void> {
+  checkIfName(spec.bridge);
+  checkIpv4(spec.hostAddress);
+  const before = (await readFile(IP_FORWARD, "utf8")).trim();
+  if (!existsSync(savedForwardFile)) await writeFile(savedForwardFile, `${before}\n`);
+  await writeFile(IP_FORWARD, "1\n");
+  const rule = natRule(spec);
+  const present = await runCommand("iptables", ["-t", "nat", "-C", ...rule]);
+  if (present.code !== 0) await runOk("iptables", ["-t", "nat", "-A", ...rule]);
+}
+
+/** Removes the rule and restores IPv4 forwarding as it was; idempotent. */
+export async function disableInternet(spec: BridgeSpec, savedForwardFile: string): Promise<void> {
+  const rule = natRule(spec);
+  while ((await runCommand("iptables", ["-t", "nat", "-C", ...rule])).code === 0)
+    await runOk("iptables", ["-t", "nat", "-D", ...rule]);
+  const before = await readFile(savedForwardFile, "utf8").catch(() => undefined);
+  if (before !== undefined && /^[01]$/.test(before.trim())) {
+    await writeFile(IP_FORWARD, `${before.trim()}\n`);
+    await rm(savedForwardFile, { force: true });
+  }
 }
 
 export interface NamespaceNodeSpec extends NamespaceSpec {

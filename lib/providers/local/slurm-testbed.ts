@@ -8,8 +8,9 @@ import { type QueueConf, renderSlurmConfParts } from "../../../scheduler-plugins
 import { SIMPLE_NAME } from "../../core/names.js";
 import {
   type BridgeSpec,
-  createNamespaceNode,
   destroyNamespaceNode,
+  disableInternet,
+  enableInternet,
   ensureBridge,
   listNamespaceNodes,
   removeBridge,
@@ -73,6 +74,8 @@ export function testbedPaths(stateDir: string) {
     mungeSocket: join(stateDir, "munge-run", "munge.socket.2"),
     mungedPid: join(stateDir, "run", "munged.pid"),
     slurmctldPid: join(stateDir, "run", "slurmctld.pid"),
+    /** IPv4 forwarding as it was before the test bed gave its namespaces the internet. */
+    savedIpForward: join(stateDir, "run", "ip_forward.before"),
     stateSave: join(stateDir, "ctld"),
     spoolRoot: join(stateDir, "spool"),
     logDir: join(stateDir, "log"),
@@ -132,6 +135,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
     await writeFile(paths.cgroupConf, "CgroupPlugin=autodetect\nIgnoreSystemd=yes\n");
     await writeFile(paths.conf, renderTestbedConf(options, clusterName, controlAddress));
     if (options.network) await ensureBridge(options.network);
+    if (options.network?.internet === true) await enableInternet(options.network, paths.savedIpForward);
     await startMunged(testbed);
     await startSlurmctld(testbed);
     return testbed;
@@ -251,10 +255,12 @@ export interface TestbedNodeSpec {
 }
 
 /**
- * Writes the node's gres.conf line (`NodeName=<node> Name=gpu File=<dir>/gpu[0-N]`) with its stand-in
- * devices; slurmd reads gres.conf beside slurm.conf when it starts. Other nodes' lines are kept.
+ * Writes the node's gres.conf line (`NodeName=<node> Name=gpu File=<dir>/nvidia[0-N]`) with its stand-in
+ * devices, named as the driver names them (a boot script waits for `$GPU_DEV_DIR/nvidiaN`); slurmd
+ * reads the gres.conf beside slurm.conf (directly, or served by slurmctld when configless). Other nodes'
+ * lines are kept. Returns the stand-in directory (undefined without GPUs).
  */
-async function writeTestbedGres(tb: Testbed, name: string, gpus: number): Promise<void> {
+export async function writeTestbedGres(tb: Testbed, name: string, gpus: number): Promise<string | undefined> {
   const gresConf = join(tb.stateDir, "gres.conf");
   const existing = existsSync(gresConf) ? (await readFile(gresConf, "utf8")).split("\n") : [];
   const kept = existing.filter((line) => line.trim() !== "" && !line.startsWith(`NodeName=${name} `));
@@ -262,28 +268,13 @@ async function writeTestbedGres(tb: Testbed, name: string, gpus: number): Promis
     const dir = join(tb.stateDir, "gpus", name);
     await mkdir(dir, { recursive: true, mode: 0o755 });
     for (let i = 0; i < gpus; i++) {
-      const device = join(dir, `gpu${i}`);
+      const device = join(dir, `nvidia${i}`);
       if (!existsSync(device)) await run("mknod", [device, "c", "1", "3"]);
     }
-    kept.push(`NodeName=${name} Name=gpu File=${dir}/gpu[0-${gpus - 1}]`);
+    kept.push(`NodeName=${name} Name=gpu File=${dir}/nvidia[0-${gpus - 1}]`);
   }
   await writeFile(gresConf, kept.length > 0 ? `${kept.join("\n")}\n` : "");
-}
-
-/** Starts a namespace node that joins this test bed and waits until it is IDLE. Needs `network`. */
-export async function addTestbedNode(tb: Testbed, spec: TestbedNodeSpec): Promise<void> {
-  if (!tb.network)
-    throw new Error("this test bed has no network: start it with `network` to add namespace nodes");
-  await writeTestbedGres(tb, spec.name, spec.gpus ?? 0);
-  await createNamespaceNode({
-    ...spec,
-    netnsPrefix: tb.netnsPrefix,
-    bridge: tb.network.bridge,
-    prefixLength: tb.network.prefixLength ?? 24,
-    slurmConf: tb.confPath,
-    spoolDir: join(testbedPaths(tb.stateDir).spoolRoot, spec.name),
-  });
-  await waitForNode(tb, spec.name);
+  return gpus > 0 ? join(tb.stateDir, "gpus", name) : undefined;
 }
 
 /** Stops the node's slurmd and jobs, deletes it from slurmctld and removes its namespace. Idempotent. */
@@ -310,8 +301,10 @@ export async function stopTestbed(tb: Testbed): Promise<void> {
   await attempt(() => stopSlurmctld(tb));
   await attempt(() => stopByPidFile(testbedPaths(tb.stateDir).mungedPid));
   if (tb.network) {
-    const bridge = tb.network.bridge;
-    await attempt(() => removeBridge(bridge));
+    const network = tb.network;
+    if (network.internet === true)
+      await attempt(() => disableInternet(network, testbedPaths(tb.stateDir).savedIpForward));
+    await attempt(() => removeBridge(network.bridge));
   }
   if (errors.length > 0) throw new AggregateError(errors, "test bed cleanup was incomplete");
 }

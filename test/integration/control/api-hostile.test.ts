@@ -91,7 +91,7 @@ function request(
   change: { params?: Record<string, string>; body?: string | null; headers?: Record<string, string> } = {},
   query: Record<string, string> = {},
 ): ApiRequest {
-  const params = { clusterId: base.clusterId, queue: "compute", ...change.params };
+  const params = { clusterId: base.clusterId, queue: "compute", node: "ln-none", ...change.params };
   const body = change.body !== undefined ? change.body : base.body ? JSON.stringify(base.body()) : null;
   return {
     method: route.method,

@@ -109,6 +109,40 @@ describe("API", () => {
     expect(tooMany.status).toBe(409);
   });
 
+  it("shows a node's console where the provider keeps it, also once the node is gone; 501 where it cannot", async () => {
+    // Prepare
+    const t = await api();
+    const id = await runningCluster(t);
+    const added = await t.call("POST", `/clusters/${id}/nodes`, { queue: "compute", count: 1 });
+    const node = (added.body.nodes as string[])[0] ?? "";
+    const noConsole = await t.call("GET", `/clusters/${id}/nodes/${node}/console`);
+    const asked: string[] = [];
+    Object.assign(t.provider, {
+      consoleOutput: async (instanceId: string, lines?: number) => {
+        asked.push(`${instanceId}:${lines}`);
+        return instanceId === "gone-1" ? "boot failed\nexit 1" : undefined;
+      },
+    });
+    // Act
+    const gone = await t.call("GET", `/clusters/${id}/nodes/gone-1/console`, undefined, {}, { lines: "5" });
+    const none = await t.call("GET", `/clusters/${id}/nodes/${node}/console`);
+    const badLines = await t.call(
+      "GET",
+      `/clusters/${id}/nodes/${node}/console`,
+      undefined,
+      {},
+      { lines: "0" },
+    );
+    // Assess
+    expect(noConsole.status).toBe(501);
+    expect(gone.status).toBe(200);
+    expect(gone.body).toEqual({ node: "gone-1", instanceId: "gone-1", output: "boot failed\nexit 1" });
+    expect(none.status).toBe(404);
+    expect(badLines.status).toBe(400);
+    expect(badLines.body.issues[0].path).toBe("lines");
+    expect(asked).toEqual(["gone-1:5", `${node}:100`]);
+  });
+
   it("sleeps and wakes a running cluster, 409 otherwise; deletes with the delete workflow", async () => {
     // Prepare
     const t = await api();

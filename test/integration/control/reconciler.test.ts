@@ -243,6 +243,34 @@ describe("reconciler", () => {
     expect(kinds).toContain("PROTECTED_MODE");
   });
 
+  it("a failed boot's event ends with the last lines of the instance's console", async () => {
+    // Prepare: a cloud that keeps consoles; the node's boot script stopped at the munge key
+    const bed = await controlBed(db);
+    const asked: string[] = [];
+    Object.assign(bed.provider, {
+      consoleOutput: async (id: string, maxLines?: number) => {
+        asked.push(`${id}:${maxLines}`);
+        return "nowscale-bootstrap: fetching the munge key\nAccessDeniedException: not authorized";
+      },
+    });
+    bed.agent.addPending("compute", "19", { nodes: 1, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    bed.clock.advance(900_000);
+
+    // Act
+    await reconcileCluster("demo", bed.deps("rec-0"));
+    bed.clock.advance(120_000);
+    const summary = await reconcileCluster("demo", bed.deps("rec-1"));
+
+    // Assess
+    expect(summary.bootTimeouts).toHaveLength(1);
+    const failed = (await bed.store.listEvents("demo")).find((e) => e.kind === "BOOTSTRAP_FAILED");
+    expect(failed?.message).toMatch(/did not join Slurm within 900 s \(1 in a row\); console log ends:\n/);
+    expect(failed?.message).toContain("AccessDeniedException: not authorized");
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatch(/:8$/);
+  });
+
   it("protects a queue's failing offering even while jobs run there, and keeps launching its healthy one (class 6)", async () => {
     // Prepare: a queue of two offerings; the first one's nodes never join, while jobs run in the queue
     const bed = await controlBed(db, "demo", TWO_OFFERINGS);

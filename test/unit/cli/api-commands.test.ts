@@ -96,6 +96,14 @@ describe("nowscale cluster / nodes / events against an API", () => {
               ],
             }),
           );
+        } else if (req.url?.startsWith("/v1/clusters/c-0123456789ab/nodes/ln-1/console")) {
+          res.end(
+            JSON.stringify({
+              node: "ln-1",
+              instanceId: "ln-1",
+              output: "nowscale-bootstrap: fetching the munge key\nnowscale-local: user data exited with 1",
+            }),
+          );
         } else {
           res.statusCode = 404;
           res.end(JSON.stringify({ error: "no such route" }));
@@ -147,6 +155,27 @@ describe("nowscale cluster / nodes / events against an API", () => {
     expect(events.status, events.stderr).toBe(0);
     expect(seen.at(-1)?.url).toBe("/v1/clusters/c-0123456789ab/events?limit=5");
     expect(events.stdout).toMatch(/LAUNCHED\s+compute\s+2\s+2 × local\.c1m1/);
+  });
+
+  it("prints a node's console log", async () => {
+    // Act
+    const log = await run([
+      "nodes",
+      "log",
+      "c-0123456789ab",
+      "ln-1",
+      "--endpoint",
+      endpoint,
+      "--lines",
+      "20",
+    ]);
+
+    // Assess
+    expect(log.status, log.stderr).toBe(0);
+    expect(seen.at(-1)?.url).toBe("/v1/clusters/c-0123456789ab/nodes/ln-1/console?lines=20");
+    expect(log.stdout).toBe(
+      "nowscale-bootstrap: fetching the munge key\nnowscale-local: user data exited with 1\n",
+    );
   });
 
   it("fails with the API's message and every field it names", async () => {
