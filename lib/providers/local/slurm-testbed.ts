@@ -252,15 +252,27 @@ export interface TestbedNodeSpec {
    * numbers) in gres.conf: Slurm schedules them by count, nothing is bound to hardware. @default 0
    */
   gpus?: number;
+  /**
+   * The node's GPUs are named by its own boot script's gres.conf (read through the test bed's
+   * `Include`, as on a cluster's master), not by a line the test bed writes. @default false
+   */
+  gresFromBootScript?: boolean;
 }
 
 /**
  * Writes the node's gres.conf line (`NodeName=<node> Name=gpu File=<dir>/nvidia[0-N]`) with its stand-in
  * devices, named as the driver names them (a boot script waits for `$GPU_DEV_DIR/nvidiaN`); slurmd
  * reads the gres.conf beside slurm.conf (directly, or served by slurmctld when configless). Other nodes'
- * lines are kept. Returns the stand-in directory (undefined without GPUs).
+ * lines are kept. With `line: false` only the devices are made: a test bed whose gres.conf is the
+ * master's `Include` leaves the line to the node's boot script. Returns the stand-in directory
+ * (undefined without GPUs).
  */
-export async function writeTestbedGres(tb: Testbed, name: string, gpus: number): Promise<string | undefined> {
+export async function writeTestbedGres(
+  tb: Testbed,
+  name: string,
+  gpus: number,
+  options: { line?: boolean } = {},
+): Promise<string | undefined> {
   const gresConf = join(tb.stateDir, "gres.conf");
   const existing = existsSync(gresConf) ? (await readFile(gresConf, "utf8")).split("\n") : [];
   const kept = existing.filter((line) => line.trim() !== "" && !line.startsWith(`NodeName=${name} `));
@@ -271,7 +283,8 @@ export async function writeTestbedGres(tb: Testbed, name: string, gpus: number):
       const device = join(dir, `nvidia${i}`);
       if (!existsSync(device)) await run("mknod", [device, "c", "1", "3"]);
     }
-    kept.push(`NodeName=${name} Name=gpu File=${dir}/nvidia[0-${gpus - 1}]`);
+    // Without the line, the node's own gres.conf (its boot script's) must name them: an Include.
+    if (options.line ?? true) kept.push(`NodeName=${name} Name=gpu File=${dir}/nvidia[0-${gpus - 1}]`);
   }
   await writeFile(gresConf, kept.length > 0 ? `${kept.join("\n")}\n` : "");
   return gpus > 0 ? join(tb.stateDir, "gpus", name) : undefined;

@@ -192,9 +192,10 @@ export async function addTestbedNode(tb: Testbed, spec: TestbedNodeSpec): Promis
   const zone = pick("zone_");
   const own = spec.features.filter((f) => !/^(q|type|zone)_/.test(f));
   const gpus = spec.gpus ?? 0;
-  const gpuDir = await writeTestbedGres(tb, spec.name, gpus);
+  const ownGres = spec.gresFromBootScript === true;
+  const gpuDir = await writeTestbedGres(tb, spec.name, gpus, { line: !ownGres });
   // slurmctld serves gres.conf to configless nodes as it read it: let it read the new lines.
-  if (gpus > 0) {
+  if (gpus > 0 && !ownGres) {
     const r = await runCommand("scontrol", ["reconfigure"], { env: tb.env, timeoutMs: 30_000 });
     if (r.code !== 0) throw new Error(`scontrol reconfigure failed: ${(r.stderr || r.error || "").trim()}`);
   }
