@@ -49,18 +49,7 @@ export function startScalerLoop(
     }
     for (const cluster of await cp.store.listClusters()) {
       if (stopped || (cluster.status !== "RUNNING" && cluster.status !== "SLEEPING")) continue;
-      const r = await reconcileCluster(
-        cluster.clusterId,
-        {
-          store: cp.store,
-          agent: cp.agent,
-          provider: cp.cloud,
-          clock,
-          metrics: cp.metrics,
-          owner: `local-${randomUUID()}`,
-        },
-        { bootTimeoutMs: LOCAL_BOOT_TIMEOUT_MS },
-      );
+      const r = await reconcileCluster(cluster.clusterId, ports(), { bootTimeoutMs: LOCAL_BOOT_TIMEOUT_MS });
       const fixed = [...r.adopted, ...r.orphansTerminated, ...r.bootTimeouts, ...r.gone, ...r.retired];
       if (fixed.length > 0 || r.intentsClosed.length > 0) {
         log(
@@ -71,6 +60,15 @@ export function startScalerLoop(
       }
     }
   };
+  /** What the scale cycle and the reconciler share: the same ports, a fresh owner per run. */
+  const ports = () => ({
+    store: cp.store,
+    agent: cp.agent,
+    provider: cp.cloud,
+    clock,
+    metrics: cp.metrics,
+    owner: `local-${randomUUID()}`,
+  });
   const tick = async () => {
     if (Date.now() - lastReconcile >= RECONCILE_EVERY_MS) {
       await reconcile().catch((error: unknown) =>
@@ -82,17 +80,7 @@ export function startScalerLoop(
       if (stopped) return;
       const summary = await runScaleCycle(
         cluster.clusterId,
-        {
-          store: cp.store,
-          agent: cp.agent,
-          provider: cp.cloud,
-          clock,
-          metrics: cp.metrics,
-          owner: `local-${randomUUID()}`,
-          cluster,
-          shrinkMemory: memoryOf(cluster.clusterId),
-          userData: cp.userData,
-        },
+        { ...ports(), cluster, shrinkMemory: memoryOf(cluster.clusterId), userData: cp.userData },
         // One poll per tick: the loop itself is the schedule.
         { windowMs: 0, pollMs: intervalMs },
       );
