@@ -626,3 +626,149 @@ describe("THPC: minSize top-up", () => {
     expect(d.launches).toEqual([]);
   });
 });
+
+describe("THPC: demand, reasons and the queue summary", () => {
+  it("RUNNING jobs are not demand, BLOCKED ones and unknown queues are skipped with reasons", () => {
+    const d = plan(
+      config(),
+      state([
+        job({ id: "run", state: "RUNNING", queue: "elsewhere", nodeNames: ["x1"] }),
+        job({ id: "lost", state: "BLOCKED", queue: "elsewhere" }),
+        job({ id: "held", state: "BLOCKED" }),
+        job({ id: "dep", state: "BLOCKED", reason: "Dependency" }),
+      ]),
+      NOW,
+    );
+    expect(d.launches).toEqual([]);
+    expect(d.skipped).toEqual([
+      {
+        job: "lost",
+        queue: "elsewhere",
+        code: "QUEUE_NOT_CONFIGURED",
+        reason: "queue elsewhere is not in queueConfigs",
+        copies: 1,
+      },
+      { job: "held", queue: "compute", code: "BLOCKED", reason: "blocked: scale-out cannot help", copies: 1 },
+      { job: "dep", queue: "compute", code: "BLOCKED", reason: "Dependency", copies: 1 },
+    ]);
+    expect(d.queues[0]).toMatchObject({ pendingJobs: 0, neededNodes: 0 });
+  });
+
+  it("a node of an unknown queue is left alone, and says so", () => {
+    const d = plan(config(), state([], [node("stray", { queue: "other", idleSince: iso(T0) })]), NOW);
+    expect(d.skipped).toEqual([
+      {
+        node: "stray",
+        queue: "other",
+        code: "QUEUE_NOT_CONFIGURED",
+        reason: "queue other is not in queueConfigs: node left alone",
+      },
+    ]);
+    expect(d.queues[0]).toMatchObject({ existingNodes: 0 });
+  });
+
+  it("expansionBusyTime: a job that waited exactly that long is demand; a second less, or from the future, is not", () => {
+    const d = plan(
+      config({ expansionBusyTime: 120 }),
+      state([
+        job({ id: "at", submittedAt: iso(NOW - 120_000) }),
+        job({ id: "short", submittedAt: iso(NOW - 119_999) }),
+        job({ id: "future", submittedAt: iso(NOW + 5000) }),
+      ]),
+      NOW,
+    );
+    expect(d.launches.map((l) => l.jobs)).toEqual([["at"]]);
+    expect(d.skipped).toEqual([
+      expect.objectContaining({
+        job: "short",
+        code: "BUSY_TIME_NOT_REACHED",
+        reason: "waited 119 s of expansionBusyTime 120 s",
+      }),
+      expect.objectContaining({
+        job: "future",
+        code: "BUSY_TIME_NOT_REACHED",
+        reason: "waited 0 s of expansionBusyTime 120 s",
+      }),
+    ]);
+  });
+
+  it("a queue with expansion disabled says so for each of its jobs, copies included", () => {
+    const d = plan(
+      config({}, [queue({ queueName: "off", enableAutoExpansion: false })]),
+      state([job({ id: "a", queue: "off", count: 2 })]),
+      NOW,
+    );
+    expect(d.skipped).toEqual([
+      {
+        job: "a",
+        queue: "off",
+        code: "AUTO_EXPANSION_DISABLED",
+        reason: "auto expansion is disabled for queue off (2 identical jobs)",
+        copies: 2,
+      },
+    ]);
+  });
+
+  it("a round exactly at maxNodesPerCycle is the ratio's doing, and its reason says so", () => {
+    // 4 needed, ratio 50 → 2; maxNodesPerCycle 2 leaves room for 2: the ratio, not the cap, defers.
+    const d = plan(
+      config({}, [queue({ scaleOutRatio: 50, maxNodesPerCycle: 2 })]),
+      state(["a", "b", "c", "d"].map((id) => job({ id }))),
+      NOW,
+    );
+    expect(d.launches.map((l) => [l.jobs, l.count])).toEqual([[["a", "b"], 2]]);
+    expect(d.skipped).toContainEqual({
+      job: "c",
+      queue: "compute",
+      code: "DEFERRED_BY_SCALE_OUT_RATIO",
+      reason: "this round launches 2 of 4 needed nodes (scaleOutRatio 50%, threshold 0)",
+      copies: 1,
+    });
+  });
+
+  it("counts an aggregated job's copies as pending jobs, and defers the copies beyond the round", () => {
+    // 5 copies of agg and one more job, scaleOutNodeThreshold 2, ratio 40.
+    const d = plan(
+      config({}, [queue({ scaleOutRatio: 40, scaleOutNodeThreshold: 2 })]),
+      state([job({ id: "agg", count: 5 }), job({ id: "one", submittedAt: iso(NOW) })]),
+      NOW,
+    );
+    // 6 needed > 2: ceil(6 × 40 / 100) = 3 → agg's first 3 copies; 2 copies and "one" wait.
+    expect(d.launches.map((l) => [l.jobs, l.count, l.copies])).toEqual([[["agg"], 3, [3]]]);
+    expect(jobSkips(d)).toEqual([
+      { job: "agg", code: "DEFERRED_BY_SCALE_OUT_RATIO", copies: 2 },
+      { job: "one", code: "DEFERRED_BY_SCALE_OUT_RATIO", copies: 1 },
+    ]);
+    expect(d.queues[0]).toMatchObject({ pendingJobs: 6, neededNodes: 6, launchedNodes: 3 });
+  });
+
+  it("reports node skips in node-name order, whatever the state's order", () => {
+    const d = plan(
+      config(),
+      state([], [node("c", { state: "DOWN" }), node("a", { state: "DOWN" }), node("b", { state: "DOWN" })]),
+      NOW,
+    );
+    expect(d.skipped.map((s) => ("node" in s ? s.node : ""))).toEqual(["a", "b", "c"]);
+  });
+
+  it("plans each queue with its own settings", () => {
+    const d = plan(
+      config({}, [queue({ queueName: "small", maxSize: 1 }), queue({ queueName: "big" })]),
+      state([
+        job({ id: "s1", queue: "small" }),
+        job({ id: "s2", queue: "small" }),
+        job({ id: "b1", queue: "big" }),
+        job({ id: "b2", queue: "big" }),
+      ]),
+      NOW,
+    );
+    expect(d.launches.map((l) => [l.queue, l.jobs, l.count])).toEqual([
+      ["small", ["s1"], 1],
+      ["big", ["b1", "b2"], 2],
+    ]);
+    expect(d.queues.map((q) => [q.queue, q.pendingJobs, q.launchedNodes])).toEqual([
+      ["small", 2, 1],
+      ["big", 2, 2],
+    ]);
+  });
+});
