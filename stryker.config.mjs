@@ -1,11 +1,12 @@
 // Mutation testing of the scaling core (issue 14): `npm run test:mutation`. Mutates lib/core (not the
-// instance-type catalogs, which are data) and runs only the core's unit tests (vitest.core.config.ts),
-// at most two test processes (the machine is shared). Kept out of the CI run
-// (test:all): it takes longer than the CI budget. The HTML and JSON reports go to reports/mutation/.
+// instance-type catalogs, which are data) and runs the core's example unit tests against each mutant
+// (vitest.mutation.config.ts says why the property suites are left out), at most two test processes
+// (the machine is shared). Not part of test:all. Reports (HTML, JSON) go to reports/mutation/;
+// `npm run test:mutation -- --incremental` re-tests only mutants whose code or tests changed.
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
 export default {
   testRunner: "vitest",
-  vitest: { configFile: "vitest.core.config.ts" },
+  vitest: { configFile: "vitest.mutation.config.ts" },
   mutate: ["lib/core/**/*.ts", "!lib/core/catalogs/**"],
   coverageAnalysis: "perTest",
   concurrency: 2,
