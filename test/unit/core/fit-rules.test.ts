@@ -159,7 +159,8 @@ describe("roundSize: THPC's proportional rounds", () => {
     expect(roundSize(3, 100, 0)).toBe(3);
   });
 
-  it("needs nothing for nothing", () => {
+  it("needs nothing for nothing, and never a negative round", () => {
+    expect(roundSize(-3, 50, 0)).toBe(0);
     expect(roundSize(0, 50, 0)).toBe(0);
     expect(roundSize(0, 50, 10)).toBe(0);
   });

@@ -772,3 +772,171 @@ describe("THPC: demand, reasons and the queue summary", () => {
     ]);
   });
 });
+
+describe("THPC: the pool of existing nodes, in detail", () => {
+  const idleNode = (name: string, instanceType = "c4m8") =>
+    node(name, { instanceType, idleSince: FRESH_IDLE });
+  const at = (s: number) => iso(NOW - s * 1000);
+
+  it("a node job no type fits is skipped naming its per-node request", () => {
+    const d = plan(config(), state([job({ id: "huge", cpusPerNode: 64 })]), NOW);
+    expect(d.skipped).toEqual([
+      expect.objectContaining({
+        job: "huge",
+        code: "NO_FITTING_SHAPE",
+        reason: "no instance type of queue compute fits 64 CPU, 4096 MiB per node",
+      }),
+    ]);
+  });
+
+  it("a node job and a task job of the same numbers are fitted apart", () => {
+    // 2 nodes of 1 CPU / 1024 MiB need 2 c4m8; 2 tasks of the same share one.
+    const d = plan(
+      config(),
+      state([
+        job({ id: "n", nodes: 2, cpusPerNode: 1, memPerNodeMiB: 1024 }),
+        tasks({ id: "t", tasks: 2, cpus: 1, mem: 1024 }),
+      ]),
+      NOW,
+    );
+    expect(d.launches.map((l) => [l.jobs, l.count, l.allOrNothing])).toEqual([
+      [["n"], 2, true],
+      [["t"], 1, false],
+    ]);
+  });
+
+  it("partial help that brings a multi-node job to exactly maxSize is taken", () => {
+    // maxSize 3, one idle node, a 3-node job: the idle node and 2 new ones make 3.
+    const d = plan(
+      config({}, [queue({ maxSize: 3 })]),
+      state([job({ id: "m", nodes: 3 })], [idleNode("i1")]),
+      NOW,
+    );
+    expect(d.launches.map((l) => [l.jobs, l.count, l.allOrNothing])).toEqual([[["m"], 2, true]]);
+    expect(nodeSkip(d, "i1")).toMatchObject({ code: "RESERVED_FOR_PENDING_JOB" });
+  });
+
+  it("multi-node jobs use up the room node by node", () => {
+    // maxSize 4: A (2 nodes) and B (2 nodes) fill it; C (1 node) waits.
+    const d = plan(
+      config({}, [queue({ maxSize: 4 })]),
+      state([
+        job({ id: "A", nodes: 2, submittedAt: at(3) }),
+        job({ id: "B", nodes: 2, submittedAt: at(2) }),
+        job({ id: "C", submittedAt: at(1) }),
+      ]),
+      NOW,
+    );
+    expect(d.launches.map((l) => [l.jobs, l.count])).toEqual([
+      [["A"], 2],
+      [["B"], 2],
+    ]);
+    expect(jobSkips(d)).toEqual([{ job: "C", code: "QUEUE_AT_MAX_SIZE", copies: 1 }]);
+  });
+
+  it("a copy takes every existing node it can use before the next copy is looked at", () => {
+    // 2 copies of 8 one-CPU tasks (4 per c4m8), two idle c4m8: the first copy takes both idle nodes
+    // and is covered; the second needs 2 new nodes, all-or-nothing.
+    const d = plan(
+      config(),
+      state([tasks({ id: "t", tasks: 8, cpus: 1, mem: 1024, count: 2 })], [idleNode("i1"), idleNode("i2")]),
+      NOW,
+    );
+    expect(d.launches.map((l) => [l.jobs, l.count, l.allOrNothing, l.copies])).toEqual([
+      [["t"], 2, true, [1]],
+    ]);
+    expect([nodeSkip(d, "i1")?.code, nodeSkip(d, "i2")?.code]).toEqual([
+      "RESERVED_FOR_PENDING_JOB",
+      "RESERVED_FOR_PENDING_JOB",
+    ]);
+    expect(jobSkips(d)).toEqual([{ job: "t", code: "COVERED_BY_EXISTING_NODES", copies: 1 }]);
+  });
+
+  it("among identical nodes the first by name is taken, whatever the state's order", () => {
+    const d = plan(
+      config(),
+      state([job({ id: "a", submittedAt: at(30) })], [idleNode("n3"), idleNode("n1"), idleNode("n2")]),
+      NOW,
+    );
+    expect(["n1", "n2", "n3"].map((n) => nodeSkip(d, n)?.code)).toEqual([
+      "RESERVED_FOR_PENDING_JOB",
+      "IDLE_TIME_NOT_REACHED",
+      "IDLE_TIME_NOT_REACHED",
+    ]);
+  });
+
+  it("a node too small for a multi-node job's slice is not taken with the ones that fit", () => {
+    // A 2-node job of 4 CPU: the idle c4m8 fits, the idle c2m4 does not: 1 new node.
+    const d = plan(
+      config(),
+      state([job({ id: "m", nodes: 2 })], [idleNode("fit"), idleNode("tiny", "c2m4")]),
+      NOW,
+    );
+    expect(d.launches.map((l) => [l.jobs, l.count])).toEqual([[["m"], 1]]);
+    expect(nodeSkip(d, "fit")?.code).toBe("RESERVED_FOR_PENDING_JOB");
+    expect(nodeSkip(d, "tiny")?.code).toBe("IDLE_TIME_NOT_REACHED");
+  });
+
+  it("a task job spreads over idle nodes of two shapes, best fitting first", () => {
+    // 12 one-CPU tasks: the idle c4m8 takes 4, the idle c8m16 the other 8: nothing to launch.
+    const d = plan(
+      config({}, [typesQueue(["c4m8", "c8m16"])]),
+      state(
+        [tasks({ id: "t", tasks: 12, cpus: 1, mem: 1024 })],
+        [idleNode("b", "c8m16"), idleNode("a", "c4m8")],
+      ),
+      NOW,
+    );
+    expect(d.launches).toEqual([]);
+    expect(d.skipped).toContainEqual(
+      expect.objectContaining({
+        job: "t",
+        code: "COVERED_BY_EXISTING_NODES",
+        reason: "existing nodes will run it: a, b",
+      }),
+    );
+  });
+
+  it("nodes a job tried and left go back to the pool as they were, with their own shape", () => {
+    // Prepare: idle a-big (c8m16), i1 and i2 (c4m8). Jobs, oldest first: b (8 CPU) takes a-big. t (16
+    // one-CPU tasks): fresh, one c16m32; i1 + i2 hold 8 tasks and the other 8 still need one node, so
+    // t leaves them and launches its c16m32. c (4 CPU) then takes i1, the first by name; d (8 CPU) has
+    // no c8m16 left (i2 is a c4m8) and launches one.
+    const d = plan(
+      config({}, [typesQueue(["c4m8", "c8m16", "c16m32"])]),
+      state(
+        [
+          job({ id: "b", cpusPerNode: 8, submittedAt: at(40) }),
+          tasks({ id: "t", tasks: 16, cpus: 1, mem: 1024, submittedAt: at(30) }),
+          job({ id: "c", submittedAt: at(20) }),
+          job({ id: "d", cpusPerNode: 8, submittedAt: at(10) }),
+        ],
+        [idleNode("a-big", "c8m16"), idleNode("i1"), idleNode("i2")],
+      ),
+      NOW,
+    );
+    expect(d.launches.map((l) => [l.jobs, l.instanceType, l.count])).toEqual([
+      [["t"], "c16m32", 1],
+      [["d"], "c8m16", 1],
+    ]);
+    expect(
+      ["a-big", "i1", "i2"].map((n) => d.skipped.find((s) => "node" in s && s.node === n)?.reason),
+    ).toEqual([
+      "pending job b will run here",
+      "pending job c will run here",
+      "idle 30 s of shrinkIdleTime 300 s",
+    ]);
+  });
+
+  it("an existing node is chosen by spare vCPUs before spare memory", () => {
+    // 4 CPU / 4096 MiB: idle c8m8 spares 4 vCPU and 4096 MiB, idle c4m16 0 vCPU and 12288 MiB: c4m16.
+    const d = plan(
+      config(),
+      state([job({ id: "a" })], [idleNode("a8", "c8m8"), idleNode("b4", "c4m16")]),
+      NOW,
+    );
+    expect(d.launches).toEqual([]);
+    expect(nodeSkip(d, "b4")?.code).toBe("RESERVED_FOR_PENDING_JOB");
+    expect(nodeSkip(d, "a8")?.code).toBe("IDLE_TIME_NOT_REACHED");
+  });
+});
