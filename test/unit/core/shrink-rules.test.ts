@@ -271,3 +271,37 @@ describe("shrink: nodes that never became capacity", () => {
     ]);
   });
 });
+
+describe("shrink: every node left alone says why", () => {
+  it("gives each reason in full", () => {
+    const d = plan(
+      config({}, [queue({ enableAutoShrink: false })]),
+      state(
+        [job({ id: "r", state: "RUNNING", nodeNames: ["nr-busy"] })],
+        [
+          node("down", { state: "DOWN" }),
+          node("draining", { state: "DRAINING" }),
+          node("maint", { state: "DRAINED", reason: "bad DIMM" }),
+          node("nr-busy", { state: "NOT_READY", launchedAt: idleFor(1200) }),
+          node("nr-unknown", { state: "NOT_READY", idleSince: undefined }),
+          node("nr-old", { state: "NOT_READY", launchedAt: idleFor(1200) }),
+          node("ours", { state: "DRAINED", reason: "nowscale: idle" }),
+          node("idle", { idleSince: idleFor(600) }),
+        ],
+      ),
+      NOW,
+    );
+    expect(d.shrinks).toEqual([]);
+    expect(Object.fromEntries(d.skipped.map((s) => ["node" in s ? s.node : s.job, s.reason]))).toEqual({
+      down: "node is DOWN: the reconciler replaces or removes it",
+      draining: "draining: terminated once its jobs have ended",
+      maint: 'drained by someone else ("bad DIMM"): left alone',
+      "nr-busy": "not responding but holds a running job: left alone",
+      "nr-unknown":
+        "in Slurm but not capacity (not responding, powered down or unknown), since an unknown time: not counted as capacity",
+      "nr-old": "auto shrink is disabled for queue compute",
+      ours: "auto shrink is disabled for queue compute",
+      idle: "auto shrink is disabled for queue compute",
+    });
+  });
+});

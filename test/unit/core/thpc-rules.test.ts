@@ -133,6 +133,8 @@ describe("THPC: which node states are capacity", () => {
     ["DRAINING", { state: "DRAINING" }, 1],
     ["DRAINED", { state: "DRAINED", reason: "nowscale: idle" }, 1],
     ["DOWN", { state: "DOWN" }, 1],
+    ["MIXED launched 5 min ago", { state: "MIXED", launchedAt: iso(NOW - minutes(5)) }, 1],
+    ["DOWN launched 5 min ago", { state: "DOWN", launchedAt: iso(NOW - minutes(5)) }, 1],
     [
       "IDLE of a type the config does not know",
       { state: "IDLE", idleSince: FRESH_IDLE, instanceType: "mystery" },
@@ -611,9 +613,26 @@ describe("THPC: minSize top-up", () => {
     expect(d.queues[0]).toMatchObject({ launchedNodes: 3, neededNodes: 1, existingNodes: 1 });
   });
 
-  it("the top-up stays within maxNodesPerCycle", () => {
+  it("the top-up stays within maxNodesPerCycle, counting the round", () => {
     const d = plan(config({}, [queue({ minSize: 5, maxNodesPerCycle: 3 })]), state(), NOW);
     expect(d.launches.map((l) => [l.jobs, l.count])).toEqual([[[], 3]]);
+    // With one job: the round takes 1 of the 3, the top-up the other 2 (not 5 − 1 = 4).
+    const withJob = plan(
+      config({}, [queue({ minSize: 5, maxNodesPerCycle: 3 })]),
+      state([job({ id: "a" })]),
+      NOW,
+    );
+    expect(withJob.launches.map((l) => [l.jobs, l.count])).toEqual([
+      [["a"], 1],
+      [[], 2],
+    ]);
+  });
+
+  it("a launch's reason names a shape without GPUs without a GPU count", () => {
+    const d = plan(config(), state([job({ id: "a" })]), NOW);
+    expect(d.launches.map((l) => l.reason)).toEqual([
+      "best fit 4 vCPU / 8192 MiB for 1 job(s); round of 1 of 1 needed nodes",
+    ]);
   });
 
   it("no top-up when auto expansion is disabled", () => {
