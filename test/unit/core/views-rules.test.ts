@@ -60,7 +60,7 @@ describe("the safety net, to the second", () => {
       state([job({ id: "b", submittedAt: ago(300) })], [node("n1", { idleSince: ago(70) })]),
       NOW,
     );
-    expect(a.mismatches).toEqual([
+    expect(a.mismatches).toStrictEqual([
       {
         node: "n1",
         job: "a",
@@ -218,6 +218,91 @@ describe("offerings held unavailable", () => {
     );
     expect(d.launches.map((l) => l.candidates.map((c) => `${c.instanceType}@${c.zone}`))).toEqual([
       ["c4m8@z2"],
+    ]);
+  });
+});
+
+describe("views: reasons in full", () => {
+  it("a mismatch quotes Slurm's pending reason", () => {
+    const d = plan(
+      cfg(),
+      state(
+        [job({ id: "a", submittedAt: ago(61), reason: "Resources" })],
+        [node("n1", { idleSince: ago(600) })],
+      ),
+      NOW,
+    );
+    expect(d.mismatches).toStrictEqual([
+      {
+        node: "n1",
+        job: "a",
+        queue: "compute",
+        waitedS: 61,
+        slurmReason: "Resources",
+        reason:
+          "idle 61 s beside pending job a, which NowScale read as fitting it, and Slurm has not started it there (Slurm: Resources): the node no longer covers the job",
+      },
+    ]);
+  });
+
+  it("a constraint it cannot read is quoted (at most 100 characters) with the problem", () => {
+    const long = `${"x".repeat(150)}!`;
+    const d = plan(
+      cfg(),
+      state([job({ id: "a", constraint: "a&&b" }), job({ id: "b", constraint: long })]),
+      NOW,
+    );
+    expect(d.skipped.map((s) => s.reason)).toEqual([
+      'constraint "a&&b" not understood (expected a feature name at position 3 of "a&&b"): NowScale launches nothing for it',
+      `constraint "${"x".repeat(100)}" not understood (unexpected '!' at position 151 of "${"x".repeat(80)}"): NowScale launches nothing for it`,
+    ]);
+  });
+
+  it("a queue without features of its own lists only NowScale's", () => {
+    const d = plan(config(), state([job({ id: "a", constraint: "gpu" })]), NOW);
+    expect(d.skipped.map((s) => s.reason)).toEqual([
+      'no instance type of queue compute has features satisfying "gpu" (features: q_compute, type_<type>, zone_<zone>)',
+    ]);
+  });
+
+  it("held offerings: strict waits for the best fit; with nothing left, no capacity; both say which", () => {
+    const held = (types: [string, string][]) => types.map(([instanceType, zone]) => ({ instanceType, zone }));
+    const strict = plan(
+      cfg({ capacityFallback: "strict" }),
+      parseStateWith({
+        jobs: [job({ id: "a" })],
+        unavailableOfferings: held([
+          ["c4m8", "z1"],
+          ["c4m8", "z2"],
+        ]),
+      }),
+      NOW,
+    );
+    const none = plan(
+      cfg(),
+      parseStateWith({
+        jobs: [job({ id: "a" })],
+        unavailableOfferings: held([
+          ["c4m8", "z1"],
+          ["c4m8", "z2"],
+          ["c8m16", "z1"],
+        ]),
+      }),
+      NOW,
+    );
+    expect(strict.launches).toEqual([]);
+    expect(strict.skipped.map((s) => [s.code, s.reason])).toEqual([
+      [
+        "BEST_FIT_UNAVAILABLE",
+        'every offering of the best-fit shape (c4m8@z1, c4m8@z2) is held unavailable after capacity errors; capacityFallback "strict" waits for it',
+      ],
+    ]);
+    expect(none.launches).toEqual([]);
+    expect(none.skipped.map((s) => [s.code, s.reason])).toEqual([
+      [
+        "NO_CAPACITY",
+        "every offering that fits (c4m8@z1, c4m8@z2 first) is held unavailable after capacity errors",
+      ],
     ]);
   });
 });
