@@ -1,0 +1,205 @@
+import { describe, expect, it } from "vitest";
+import { type Decision, plan } from "../../../lib/core/index.js";
+import { config, iso, type JobIn, job, minutes, node, queue, state, T0 } from "./builders.js";
+
+/**
+ * The packed policy keeps count of each node's memory and GPUs as well as its vCPUs (docs/plan.md step
+ * 5): a node is shared only while every resource lasts. Shapes (builders.ts): c4m8 = 4 vCPU / 8192 MiB,
+ * c4m16 = 4 / 16384, g4m16 = 4 / 16384 / 1 GPU. Expected values by hand.
+ */
+
+const NOW = T0 + minutes(10);
+const FRESH_IDLE = iso(NOW - 30_000);
+const launched = (d: Decision) => d.launches.map((l) => [l.instanceType, l.count, l.jobs]);
+
+const small = (id: string, memPerNodeMiB: number, over: Partial<JobIn> = {}) =>
+  job({ id, cpusPerNode: 1, memPerNodeMiB, ...over });
+const packed = (over: Parameters<typeof queue>[0] = {}, weighPrice = true) =>
+  config({ policy: "packed", weighPrice }, [queue(over)]);
+
+describe("packed: node memory and GPUs are tracked", () => {
+  it("two jobs share a new node while memory lasts (2 × 4000 ≤ 8192), not past it (2 × 5000)", () => {
+    const fit = plan(packed(), state([small("a", 4000), small("b", 4000)]), NOW);
+    const over = plan(packed(), state([small("a", 5000), small("b", 5000)]), NOW);
+    expect(launched(fit)).toEqual([["c4m8", 1, ["a", "b"]]]);
+    expect(launched(over)).toEqual([["c4m8", 2, ["a", "b"]]]);
+  });
+
+  it("an idle node's memory is used up by the job it takes", () => {
+    // Prepare: an idle c4m8 and two 1-CPU jobs of 6000 MiB: a takes the idle node (2192 MiB left), b
+    // needs a node of its own although the idle node has 3 vCPUs free.
+    const d = plan(
+      packed(),
+      state([small("a", 6000), small("b", 6000)], [node("i1", { idleSince: FRESH_IDLE })]),
+      NOW,
+    );
+    expect(launched(d)).toEqual([["c4m8", 1, ["b"]]]);
+    expect(d.skipped).toContainEqual(
+      expect.objectContaining({
+        node: "i1",
+        code: "RESERVED_FOR_PENDING_JOB",
+        reason: "pending job a will run here",
+      }),
+    );
+    expect(d.skipped).toContainEqual(
+      expect.objectContaining({ job: "a", code: "COVERED_BY_EXISTING_NODES" }),
+    );
+  });
+
+  it("tasks share a node by memory: 6 one-CPU tasks of 3000 MiB need 3 c4m8 nodes (2 per node)", () => {
+    const d = plan(
+      packed(),
+      state([
+        job({
+          id: "t",
+          nodes: undefined,
+          cpusPerNode: undefined,
+          memPerNodeMiB: undefined,
+          gpusPerNode: undefined,
+          tasks: 6,
+          cpusPerTask: 1,
+          memPerTaskMiB: 3000,
+        }),
+      ]),
+      NOW,
+    );
+    expect(d.launches.reduce((n, l) => n + l.count, 0)).toBe(3);
+  });
+
+  it("one-GPU jobs need a GPU each: two of them on one-GPU nodes need two nodes", () => {
+    const d = plan(
+      packed({ expansionNodeConfigs: [{ zone: "z1", instanceType: "g4m16" }] }),
+      state([small("a", 1024, { gpusPerNode: 1 }), small("b", 1024, { gpusPerNode: 1 })]),
+      NOW,
+    );
+    expect(launched(d)).toEqual([["g4m16", 2, ["a", "b"]]]);
+  });
+
+  it.each([true, false])(
+    "a new node's shape is chosen by the memory the demand needs too (weighPrice %s)",
+    (weigh) => {
+      // Two 1-CPU jobs of 8192 MiB: c4m8 holds one each (2 nodes, 6 spare vCPUs, 0.40 /h), c4m16 both
+      // (1 node, 2 spare vCPUs, 0.25 /h): c4m16 either way.
+      const q = {
+        expansionNodeConfigs: [
+          { zone: "z1", instanceType: "c4m8" },
+          { zone: "z1", instanceType: "c4m16" },
+        ],
+      };
+      const d = plan(packed(q, weigh), state([small("a", 8192), small("b", 8192)]), NOW);
+      expect(launched(d)).toEqual([["c4m16", 1, ["a", "b"]]]);
+    },
+  );
+});
+
+describe("packed: sharing, whole nodes, caps and reasons", () => {
+  it("jobs sharing a new node each count a copy in its launch", () => {
+    const d = plan(packed(), state([small("a", 1024), small("b", 1024), small("c", 1024)]), NOW);
+    expect(d.launches.map((l) => [l.count, l.jobs, l.copies])).toEqual([[1, ["a", "b", "c"], [1, 1, 1]]]);
+  });
+
+  it("a whole-node job takes an empty node and leaves nothing of it to others", () => {
+    // Two 1-CPU jobs (s before w by id), w whole-node: 2 nodes, where sharing would need 1.
+    const d = plan(packed(), state([small("w", 1024, { wholeNode: true }), small("s", 1024)]), NOW);
+    expect(launched(d)).toEqual([["c4m8", 2, ["s", "w"]]]);
+  });
+
+  it("a whole-node job does not take an idle node another job already uses", () => {
+    // Prepare: one idle c4m8; a (1 CPU) is older and takes it; w (whole node) needs a node of its own.
+    const d = plan(
+      packed(),
+      state(
+        [
+          small("a", 1024, { submittedAt: iso(NOW - 2000) }),
+          small("w", 1024, { wholeNode: true, submittedAt: iso(NOW - 1000) }),
+        ],
+        [node("i1", { idleSince: FRESH_IDLE })],
+      ),
+      NOW,
+    );
+    expect(launched(d)).toEqual([["c4m8", 1, ["w"]]]);
+  });
+
+  it("the nodes of a multi-node job are different nodes, an idle one included", () => {
+    // A 3-node job of 1 CPU per node with one idle c4m8: the idle node and 2 new ones.
+    const d = plan(
+      packed(),
+      state([small("m", 1024, { nodes: 3 })], [node("i1", { idleSince: FRESH_IDLE })]),
+      NOW,
+    );
+    expect(d.launches.reduce((n, l) => n + l.count, 0)).toBe(2);
+    expect(d.skipped).toContainEqual(
+      expect.objectContaining({ node: "i1", code: "RESERVED_FOR_PENDING_JOB" }),
+    );
+  });
+
+  it("skips with THPC's codes: too large for maxSize, no room left, no fitting shape", () => {
+    const d = plan(
+      packed({ maxSize: 2 }),
+      state([
+        small("big", 1024, { nodes: 3, submittedAt: iso(NOW - 4000) }),
+        job({ id: "w1", submittedAt: iso(NOW - 3000) }),
+        job({ id: "w2", submittedAt: iso(NOW - 2000) }),
+        job({ id: "w3", submittedAt: iso(NOW - 1000) }),
+        job({ id: "huge", cpusPerNode: 64 }),
+      ]),
+      NOW,
+    );
+    // huge is oldest (T0) but fits no shape; big needs 3 > maxSize 2 nodes; w1, w2 fill the room.
+    expect(launched(d)).toEqual([["c4m8", 2, ["w1", "w2"]]]);
+    expect(d.skipped).toEqual([
+      expect.objectContaining({
+        job: "huge",
+        code: "NO_FITTING_SHAPE",
+        reason: "no instance type of queue compute fits 64 CPU, 4096 MiB per node",
+      }),
+      expect.objectContaining({
+        job: "big",
+        code: "JOB_LARGER_THAN_MAX_SIZE",
+        reason: "needs 3 new nodes but queue compute has maxSize 2",
+      }),
+      expect.objectContaining({
+        job: "w3",
+        code: "QUEUE_AT_MAX_SIZE",
+        reason: "queue compute would exceed maxSize 2",
+      }),
+    ]);
+  });
+
+  it("a job held by expansionBusyTime uses free room on existing nodes, and launches nothing", () => {
+    const d = plan(
+      config({ policy: "packed", expansionBusyTime: 120 }),
+      state(
+        [small("a", 1024, { submittedAt: iso(NOW - 30_000), count: 5 })],
+        [node("i1", { idleSince: FRESH_IDLE })],
+      ),
+      NOW,
+    );
+    // 4 copies fit the idle c4m8 (4 vCPUs); the fifth waits for expansionBusyTime.
+    expect(d.launches).toEqual([]);
+    expect(d.skipped).toEqual([
+      expect.objectContaining({
+        job: "a",
+        code: "COVERED_BY_EXISTING_NODES",
+        reason: "existing nodes will run it: i1 (4 identical jobs)",
+        copies: 4,
+      }),
+      expect.objectContaining({ job: "a", code: "BUSY_TIME_NOT_REACHED", copies: 1 }),
+      expect.objectContaining({ node: "i1", code: "RESERVED_FOR_PENDING_JOB" }),
+    ]);
+  });
+
+  it("CPU work avoids GPU shapes when a CPU shape fits", () => {
+    const d = plan(
+      packed({
+        expansionNodeConfigs: [
+          { zone: "z1", instanceType: "g4m16" },
+          { zone: "z1", instanceType: "c8m16" },
+        ],
+      }),
+      state([small("a", 1024)]),
+      NOW,
+    );
+    expect(launched(d)).toEqual([["c8m16", 1, ["a"]]]);
+  });
+});
