@@ -179,7 +179,7 @@ class SupplyPool {
     }
     // Idle nodes before launching ones: they run the job soonest. Taken from the end: reverse.
     for (const g of this.groups) {
-      g.nodes.sort((a, b) => rank(b) - rank(a) || (a.node.name < b.node.name ? 1 : -1));
+      g.nodes.sort((a, b) => rank(a) - rank(b) || (a.node.name < b.node.name ? 1 : -1));
     }
   }
 

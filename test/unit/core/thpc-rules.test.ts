@@ -239,6 +239,22 @@ describe("THPC: which node states are capacity", () => {
 });
 
 describe("THPC: existing idle and launching nodes are used first", () => {
+  it("takes an idle node before a launching one of the same shape (docs/plan.md step 2)", () => {
+    // Prepare: one pending one-node job; an idle node and a launching node of the same type.
+    const d = plan(
+      config(),
+      state(
+        [job({ id: "a", submittedAt: iso(NOW - 30_000) })],
+        [node("i", { idleSince: iso(NOW - 30_000) }), node("l", { state: "LAUNCHING" })],
+      ),
+      NOW,
+    );
+    // Assess: the idle node runs it soonest, so it is the one reserved; the launching one stays free.
+    expect(d.launches).toEqual([]);
+    expect(nodeSkip(d, "i")).toMatchObject({ code: "RESERVED_FOR_PENDING_JOB" });
+    expect(nodeSkip(d, "l")?.code).not.toBe("RESERVED_FOR_PENDING_JOB");
+  });
+
   it("takes the best-fitting existing node: fewest spare vCPUs, then least spare memory", () => {
     // Prepare: idle c8m16, c4m16 and c4m8 nodes; a 4 CPU / 4096 MiB job. Spare: c8m16 4 vCPU,
     // c4m16 0 vCPU / 12288 MiB, c4m8 0 vCPU / 4096 MiB → c4m8.
