@@ -10,6 +10,7 @@ import {
 import { parseWith } from "../../lib/core/validation.js";
 import { placementFeatures } from "./features.js";
 import { imdsLockdownLines } from "./imds.js";
+import { bootPreamble } from "./preamble.js";
 import { shellQuote } from "./shell.js";
 
 /**
@@ -237,46 +238,19 @@ readonly NODE_CONF=${q(nodeConf.join(" "))}`
       : identityFromMetadata(o.identityFrom, o.queue, o.cpus, o.realMemoryMiB, o.gpus, o.features);
   const nodeLabel = o.nodeName ?? `(instance id from ${o.identityFrom})`;
 
-  return `#!/bin/bash
-# NowScale compute node bootstrap, generated for cluster ${o.clusterId}, node ${nodeLabel}. Do not edit.
-set -euo pipefail
-umask 022
-exec > >(tee -a /var/log/nowscale-bootstrap.log) 2>&1
-
-readonly NOWSCALE_NODE_ROLE=COMPUTE
-readonly NOWSCALE_CLUSTER_ID=${q(o.clusterId)}
-readonly NOWSCALE_SCHEDULER_TYPE=SLURM
-readonly CONF_SERVER=${q(`${o.controllerAddress}:${o.controllerPort}`)}
-readonly PREINSTALLED_MARKER=${q(o.preinstalledMarker)}
-export NOWSCALE_NODE_ROLE NOWSCALE_CLUSTER_ID NOWSCALE_SCHEDULER_TYPE
-
-log() { printf '%s nowscale-bootstrap: %s\\n' "$(date -u +%FT%TZ)" "$*"; }
-
-${identity}
-
-install_packages() {
-  . /etc/os-release
-  case " \${ID:-} \${ID_LIKE:-} " in
-    *" debian "*|*" ubuntu "*)
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get update -q
-      apt-get install -y -q slurmd munge nfs-common curl ca-certificates awscli iptables python3 ;;
-    *" rhel "*|*" centos "*|*" fedora "*|*" rocky "*|*" almalinux "*|*" openEuler "*|*" openeuler "*)
-      local pm=dnf; command -v dnf >/dev/null || pm=yum
-      # RHEL-family: slurm comes from EPEL; openEuler ships it in its own repositories.
-      if [ "\${ID:-}" != openEuler ] && ! rpm -q epel-release >/dev/null 2>&1; then "$pm" install -y epel-release || true; fi
-      "$pm" install -y slurm-slurmd munge nfs-utils curl awscli iptables python3 ;;
-    *) log "unsupported distribution \${ID:-unknown}: use a pre-installed image"; exit 1 ;;
-  esac
-}
-
-if [ -f "$PREINSTALLED_MARKER" ]; then
-  log "pre-installed image: skipping package installation"
-else
-  log "installing slurmd and munge"
-  install_packages
-fi
-
+  return `${bootPreamble({
+    role: "COMPUTE",
+    title: `NowScale compute node bootstrap, generated for cluster ${o.clusterId}, node ${nodeLabel}.`,
+    clusterId: o.clusterId,
+    preinstalledMarker: o.preinstalledMarker,
+    readonly: [["CONF_SERVER", `${o.controllerAddress}:${o.controllerPort}`]],
+    beforeInstall: identity,
+    packages: {
+      debian: ["slurmd", "munge", "nfs-common", "curl", "ca-certificates", "awscli", "iptables", "python3"],
+      rhel: ["slurm-slurmd", "munge", "nfs-utils", "curl", "awscli", "iptables", "python3"],
+    },
+    installing: "installing slurmd and munge",
+  })}
 ${imdsLockdownLines(metadataAddress(o.identityFrom))}
 
 log "fetching the munge key"

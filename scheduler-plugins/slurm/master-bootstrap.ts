@@ -3,6 +3,7 @@ import { cloudIdSchema, simpleNameSchema } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
 import { NODE_GRES_CONF } from "./bootstrap.js";
 import { imdsLockdownLines } from "./imds.js";
+import { bootPreamble } from "./preamble.js";
 import { shellQuote } from "./shell.js";
 import { renderSlurmConfParts } from "./slurm-conf.js";
 
@@ -125,42 +126,17 @@ install_ssm_agent
 `
     : "";
 
-  return `#!/bin/bash
-# NowScale Slurm master bootstrap, generated for cluster ${o.clusterId}. Do not edit.
-set -euo pipefail
-umask 022
-exec > >(tee -a /var/log/nowscale-bootstrap.log) 2>&1
-
-readonly NOWSCALE_NODE_ROLE=MASTER
-readonly NOWSCALE_CLUSTER_ID=${q(o.clusterId)}
-readonly NOWSCALE_SCHEDULER_TYPE=SLURM
-readonly PREINSTALLED_MARKER=${q(o.preinstalledMarker)}
-export NOWSCALE_NODE_ROLE NOWSCALE_CLUSTER_ID NOWSCALE_SCHEDULER_TYPE
-
-log() { printf '%s nowscale-bootstrap: %s\\n' "$(date -u +%FT%TZ)" "$*"; }
-
-install_packages() {
-  . /etc/os-release
-  case " \${ID:-} \${ID_LIKE:-} " in
-    *" debian "*|*" ubuntu "*)
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get update -q
-      apt-get install -y -q slurmctld munge nodejs awscli curl ca-certificates iptables ;;
-    *" rhel "*|*" centos "*|*" fedora "*|*" rocky "*|*" almalinux "*|*" openEuler "*|*" openeuler "*)
-      local pm=dnf; command -v dnf >/dev/null || pm=yum
-      if [ "\${ID:-}" != openEuler ] && ! rpm -q epel-release >/dev/null 2>&1; then "$pm" install -y epel-release || true; fi
-      "$pm" install -y slurm-slurmctld munge nodejs awscli curl iptables ;;
-    *) log "unsupported distribution \${ID:-unknown}: use a pre-installed image"; exit 1 ;;
-  esac
-}
-
-if [ -f "$PREINSTALLED_MARKER" ]; then
-  log "pre-installed image: skipping package installation"
-else
-  log "installing slurmctld, munge and node"
-  install_packages
-fi
-${ssmAgent}
+  return `${bootPreamble({
+    role: "MASTER",
+    title: `NowScale Slurm master bootstrap, generated for cluster ${o.clusterId}.`,
+    clusterId: o.clusterId,
+    preinstalledMarker: o.preinstalledMarker,
+    packages: {
+      debian: ["slurmctld", "munge", "nodejs", "awscli", "curl", "ca-certificates", "iptables"],
+      rhel: ["slurm-slurmctld", "munge", "nodejs", "awscli", "curl", "iptables"],
+    },
+    installing: "installing slurmctld, munge and node",
+  })}${ssmAgent}
 ${imdsLockdownLines()}
 
 log "fetching the munge key"
