@@ -1,5 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import example from "../../examples/local-cluster.json" with { type: "json" };
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { listNamespaceNodes, sleep } from "../providers/local/netns.js";
 import { readApiToken, statusPageLink } from "./api-auth.js";
@@ -14,41 +15,9 @@ import { apiUrl, type LocalSettings, localPaths } from "./settings.js";
 
 /** The demo's cluster: the API's create body. Short idle and busy times so it shrinks within the demo. */
 export function demoCluster(shrinkIdleSeconds: number) {
-  return {
-    name: "demo",
-    cloud: "local",
-    region: "local",
-    network: { vpcId: "local-vpc", subnetIds: ["local-subnet"] },
-    master: { instanceType: "local.master", zone: "local-a", imageId: "local" },
-    autoscaling: {
-      expansionBusyTime: 0,
-      shrinkIdleTime: shrinkIdleSeconds,
-      instanceTypes: {
-        "local.c1m1": { vcpus: 1, memoryMiB: 1024 },
-        "local.c2m2": { vcpus: 2, memoryMiB: 2048 },
-        "local.c2m4": { vcpus: 2, memoryMiB: 4096 },
-      },
-      queueConfigs: [
-        {
-          queueName: "compute",
-          maxSize: 6,
-          scaleUpMemRatio: 1,
-          // THPC's proportional rounds: a burst of N nodes comes in rounds of N/2, N/4, ...
-          scaleOutRatio: 50,
-          expansionNodeConfigs: [
-            { zone: "local-a", instanceType: "local.c1m1" },
-            { zone: "local-a", instanceType: "local.c2m2" },
-          ],
-        },
-        {
-          queueName: "bigmem",
-          maxSize: 2,
-          scaleUpMemRatio: 1,
-          expansionNodeConfigs: [{ zone: "local-b", instanceType: "local.c2m4" }],
-        },
-      ],
-    },
-  };
+  // The one definition is the example a user creates by hand (examples/local-cluster.json): queues
+  // compute (THPC's proportional rounds: scaleOutRatio 50) and bigmem.
+  return { ...example, autoscaling: { ...example.autoscaling, shrinkIdleTime: shrinkIdleSeconds } };
 }
 
 /** The demo fails when neither jobs nor nodes change for this long. */

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readApiToken } from "../../lib/local/api-auth.js";
+import { demoCluster } from "../../lib/local/demo.js";
 import { localPaths } from "../../lib/local/settings.js";
 import { readLocalState } from "../../lib/local/state-file.js";
 import { listNamespaceNodes, sleep, vethName } from "../../lib/providers/local/netns.js";
@@ -24,39 +25,8 @@ const SUBNET = "192.168.254";
 const PORTS = { api: 7380, agent: 7319, slurmctld: 7317, slurmd: 7318 };
 const API = `http://127.0.0.1:${PORTS.api}`;
 
-const CLUSTER = {
-  name: "e2e",
-  cloud: "local",
-  region: "local",
-  network: { vpcId: "local-vpc", subnetIds: ["local-subnet"] },
-  master: { instanceType: "local.master", zone: "local-a", imageId: "local" },
-  autoscaling: {
-    expansionBusyTime: 0,
-    shrinkIdleTime: 5,
-    instanceTypes: {
-      "local.c1m1": { vcpus: 1, memoryMiB: 1024 },
-      "local.c2m2": { vcpus: 2, memoryMiB: 2048 },
-      "local.c2m4": { vcpus: 2, memoryMiB: 4096 },
-    },
-    queueConfigs: [
-      {
-        queueName: "compute",
-        maxSize: 4,
-        scaleUpMemRatio: 1,
-        expansionNodeConfigs: [
-          { zone: "local-a", instanceType: "local.c1m1" },
-          { zone: "local-a", instanceType: "local.c2m2" },
-        ],
-      },
-      {
-        queueName: "bigmem",
-        maxSize: 1,
-        scaleUpMemRatio: 1,
-        expansionNodeConfigs: [{ zone: "local-b", instanceType: "local.c2m4" }],
-      },
-    ],
-  },
-};
+/** The demo's cluster (examples/local-cluster.json), named for this test, shrinking after 5 s idle. */
+const CLUSTER = { ...demoCluster(5), name: "e2e" };
 
 function cli(args: string[], timeoutMs = 240_000) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: timeoutMs });
