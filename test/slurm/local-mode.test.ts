@@ -12,6 +12,7 @@ import { listNamespaceNodes, sleep, vethName } from "../../lib/providers/local/n
 import { testbedUnavailableReason } from "../../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
 import { CLI } from "../support/cli.js";
+import { asNobodyCommand, inRepo } from "../support/nobody.js";
 
 /**
  * `nowscale local up/down` as a user runs them (the built CLI, a background supervisor, real Slurm):
@@ -239,20 +240,20 @@ describe("nowscale local up/down on a real Slurm", () => {
     expect(JSON.stringify(before)).toContain(clusterId);
     const bare = await fetch(`${API}/clusters/${clusterId}`, { method: "DELETE" });
     expect(bare.status).toBe(401);
-    const nobody = spawnSync(
-      "setpriv",
-      [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        process.execPath,
-        CLI,
-        "cluster",
-        "delete",
-        clusterId,
-      ].concat(["--state-dir", stateDir]),
-      { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/" } },
-    );
+    const asNobody = asNobodyCommand([
+      process.execPath,
+      inRepo("dist/bin/nowscale.js"),
+      "cluster",
+      "delete",
+      clusterId,
+      "--state-dir",
+      stateDir,
+    ]);
+    const nobody = spawnSync(asNobody.file, asNobody.args, {
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/" },
+    });
     expect(nobody.status, nobody.stderr).toBe(1);
     expect(nobody.stderr).toMatch(/local API accepts root only|is the local mode up there/);
     expect((await api("/clusters")).body).toEqual(before);

@@ -28,6 +28,7 @@ import type { RecordingWorkflowStarter } from "../../../lib/workflow/starter.js"
 import { type ApiBed, apiBed, snapshot, VALID_CREATE } from "../../support/api-bed.js";
 import { CLI, tempFiles } from "../../support/cli.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
+import { asNobodyCommand, inRepo } from "../../support/nobody.js";
 
 /**
  * The local API's authentication (lib/local/api-auth.ts) on the real server (startApiServer) over the
@@ -233,10 +234,26 @@ describe("the local API's authentication", () => {
         );
       });
 
+    const asNobodyFromRepo = (args: string[]) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        const command = asNobodyCommand(args);
+        execFile(
+          command.file,
+          command.args,
+          {
+            encoding: "utf8",
+            timeout: 30_000,
+            env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home },
+          },
+          (error, stdout, stderr) =>
+            resolve({ status: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
+        );
+      });
+
     // Act: the CLI as nobody, reading the token itself; the token file directly; a bare request
-    const cli = await asNobody([
+    const cli = await asNobodyFromRepo([
       process.execPath,
-      CLI,
+      inRepo("dist/bin/nowscale.js"),
       "cluster",
       "create",
       "--file",
