@@ -369,7 +369,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     ],
     // What the provider holds unavailable after capacity errors: the planner falls back to the next-best
     // shape (capacityFallback) rather than plan a launch the provider would skip every cycle.
-    unavailableOfferings: ctx.deps.provider.unavailableOfferings(),
+    unavailableOfferings: await ctx.deps.provider.unavailableOfferings(),
   };
   const decision = plan(ctx.config, state, now);
   // What this plan counted as supply: a launch or node that appears after it (another path launched

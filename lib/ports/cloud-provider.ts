@@ -51,11 +51,12 @@ export interface CloudProvider {
 
   /**
    * The offerings (instance type, zone, charge type) this provider holds unavailable now after a capacity
-   * error, each with the epoch ms it is held until; no cloud call. The scale cycle gives them to the
+   * error, each with the epoch ms it is held until; no cloud call (asynchronous like every port method,
+   * so decorators such as the fault suite's may wrap it). The scale cycle gives them to the
    * planner, which then plans the next-best shape instead of a launch the provider would skip
    * (capacityFallback, docs/plan.md). Held in memory: empty after a cold start.
    */
-  unavailableOfferings(): UnavailableOffering[];
+  unavailableOfferings(): Promise<UnavailableOffering[]>;
 
   /**
    * The instance's console output (what its boot wrote: cloud-init and the user data), at most the

@@ -155,7 +155,7 @@ export class FakeProvider implements CloudProvider {
     return this.inner.list(clusterId);
   }
 
-  unavailableOfferings(): UnavailableOffering[] {
+  unavailableOfferings(): Promise<UnavailableOffering[]> {
     return this.inner.unavailableOfferings();
   }
 

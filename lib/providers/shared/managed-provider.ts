@@ -68,7 +68,7 @@ export class ManagedProvider implements CloudProvider {
     return this.retrying(() => this.api.instanceTypes());
   }
 
-  unavailableOfferings(): UnavailableOffering[] {
+  async unavailableOfferings(): Promise<UnavailableOffering[]> {
     return this.unavailable.heldForCapacity();
   }
 

@@ -327,7 +327,7 @@ describe("scale cycle", () => {
     const second = await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
     // Assess
     expect(first.launchedNodes).toBe(0);
-    expect(bed.provider.unavailableOfferings()).toEqual([
+    expect(await bed.provider.unavailableOfferings()).toEqual([
       expect.objectContaining({ instanceType: "c5.xlarge", zone: "zone-a" }),
     ]);
     expect(second.launchedNodes).toBe(1);
