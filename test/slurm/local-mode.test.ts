@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readApiToken } from "../../lib/local/api-auth.js";
 import { demoCluster } from "../../lib/local/demo.js";
 import { localPaths } from "../../lib/local/settings.js";
@@ -155,6 +155,14 @@ async function expectClean(stateDir: string, nodes: readonly string[]): Promise<
 }
 
 describe("nowscale local up/down on a real Slurm", () => {
+  /** Each test's state directory: a test that fails half way still leaves no daemon behind. */
+  const stateDirs: string[] = [];
+  afterEach(() => {
+    for (const dir of stateDirs.splice(0)) {
+      if (processesOf(dir).length > 0) cli(["local", "down", "--state-dir", dir]);
+    }
+  }, 240_000);
+
   beforeAll(() => {
     const unavailable = testbedUnavailableReason();
     if (unavailable !== undefined) throw new Error(`the real-Slurm suite cannot run here: ${unavailable}`);
@@ -164,6 +172,7 @@ describe("nowscale local up/down on a real Slurm", () => {
   it("runs the shortened demo: the cluster grows to its jobs, shrinks to zero, and down leaves nothing", async () => {
     // Prepare
     const stateDir = await mkdtemp(join(tmpdir(), "nowscale-local-demo-"));
+    stateDirs.push(stateDir);
     const launched = new Set<string>();
     const watching = setInterval(() => {
       listNamespaceNodes(PREFIX).then(
@@ -208,6 +217,7 @@ describe("nowscale local up/down on a real Slurm", () => {
   it("refuses callers without the token; after the supervisor is killed with SIGKILL mid-run, down leaves nothing behind", async () => {
     // Prepare: a running cluster with a node that runs a long job
     const stateDir = await mkdtemp(join(tmpdir(), "nowscale-local-kill-"));
+    stateDirs.push(stateDir);
     const started = up(stateDir);
     expect(started.status, started.out).toBe(0);
     apiToken = readApiToken(stateDir);
