@@ -178,7 +178,7 @@ export async function removeTestbedNode(tb: Testbed, name: string): Promise<void
 /**
  * A test bed node booted as a cloud node is: the AWS compute user data, named by the options (not the
  * metadata), with the CPUs, memory, GPUs and placement features of `spec` (its features must be
- * placementFeatures' q_/type_/zone_ and the queue's own), joined when this resolves (IDLE). GPUs are
+ * placementFeatures' q_/type_/zone_ and the queue's own), joined when this resolves (IDLE, or MIXED/ALLOCATED when a job was waiting for it). GPUs are
  * the test bed's stand-in devices (writeTestbedGres), which the script finds through GPU_DEV_DIR.
  */
 export async function addTestbedNode(tb: Testbed, spec: TestbedNodeSpec): Promise<void> {
@@ -221,7 +221,9 @@ export async function addTestbedNode(tb: Testbed, spec: TestbedNodeSpec): Promis
     gpuDir === undefined ? {} : { GPU_DEV_DIR: gpuDir },
   );
   try {
-    await waitForNode(tb, spec.name, ["IDLE"], 60_000);
+    // Joined: IDLE, or already running a job Slurm was holding for it (a multi-node job starts the
+    // moment its last node registers).
+    await waitForNode(tb, spec.name, ["IDLE", "MIXED", "ALLOCATED"], 60_000);
   } catch (error) {
     const console = await consoleTail(consoleLogPath(tb, spec.name), 15);
     throw new Error(`${(error as Error).message}; console:\n${console ?? "(none)"}`);
