@@ -57,12 +57,10 @@ export interface AwsClusterResourcesOptions {
   kmsKeyId: string;
 }
 
-const SECRET_TAG_KIND = SECRET_KIND_TAG;
 /** On the parts of the network that are not the cluster's own resources (the endpoints' group). */
 const PART_TAG = "nowscale:part";
 /** The interface endpoints a cluster's nodes need: the SSM agent's three services and Secrets Manager. */
 export const INTERFACE_ENDPOINTS = ["ssm", "ssmmessages", "ec2messages", "secretsmanager"] as const;
-const SECRET_TAG_VPC = SECRET_VPC_TAG;
 
 /**
  * ClusterResources on AWS: a VPC with one subnet per zone and a self-referencing security group (EC2),
@@ -416,7 +414,6 @@ export class AwsClusterResources implements ClusterResources {
     options: { vpcId?: string } = {},
   ): Promise<{ secretId: string; secretName: string }> {
     const name = secretName(clusterId, kind);
-    let secretId: string;
     try {
       const found = await this.secrets.send(new DescribeSecretCommand({ SecretId: name }));
       if (found.ARN !== undefined && found.DeletedDate === undefined)
@@ -440,17 +437,16 @@ export class AwsClusterResources implements ClusterResources {
           // The node roles read a secret only by its kind and from its cluster's VPC (lib/infra/node-role.ts).
           Tags: tagsToList({
             ...baseTags(clusterId),
-            [SECRET_TAG_KIND]: kind,
-            ...(options.vpcId === undefined ? {} : { [SECRET_TAG_VPC]: options.vpcId }),
+            [SECRET_KIND_TAG]: kind,
+            ...(options.vpcId === undefined ? {} : { [SECRET_VPC_TAG]: options.vpcId }),
           }),
         }),
       );
       if (created.ARN === undefined) throw new Error("CreateSecret returned no ARN");
-      secretId = created.ARN;
+      return { secretId: created.ARN, secretName: name };
     } catch (error) {
       throw fromSecretsError(error);
     }
-    return { secretId, secretName: name };
   }
 
   /**
@@ -462,7 +458,7 @@ export class AwsClusterResources implements ClusterResources {
    * up to five minutes, so it is a second line, not the rule.
    */
   private async refuseSharedVpc(clusterId: string, vpcId: string): Promise<void> {
-    for (const s of await this.secretsTagged(SECRET_TAG_VPC, vpcId)) {
+    for (const s of await this.secretsTagged(SECRET_VPC_TAG, vpcId)) {
       const other = s.Tags?.find((t) => t.Key === CLUSTER_TAG)?.Value;
       if (other === undefined || other === clusterId || s.DeletedDate !== undefined) continue;
       throw new InvalidRequestError(
@@ -613,7 +609,7 @@ export class AwsClusterResources implements ClusterResources {
       if (g.GroupId !== undefined) refs.push({ kind: "securityGroup", securityGroupId: g.GroupId });
     }
     for (const s of await this.secretsTagged(CLUSTER_TAG, clusterId)) {
-      const kind = s.Tags?.find((t) => t.Key === SECRET_TAG_KIND)?.Value;
+      const kind = s.Tags?.find((t) => t.Key === SECRET_KIND_TAG)?.Value;
       // Only the kinds NowScale writes.
       if (s.ARN === undefined || (kind !== "munge-key" && kind !== "agent-hmac-key")) continue;
       refs.push({ kind: "secret", secretKind: kind, secretId: s.ARN });
