@@ -28,7 +28,7 @@ import type { RecordingWorkflowStarter } from "../../../lib/workflow/starter.js"
 import { type ApiBed, apiBed, snapshot, VALID_CREATE } from "../../support/api-bed.js";
 import { CLI, tempFiles } from "../../support/cli.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
-import { asNobodyCommand, inRepo } from "../../support/nobody.js";
+import { asNobodyCommand, inRepo, NOBODY } from "../../support/nobody.js";
 
 /**
  * The local API's authentication (lib/local/api-auth.ts) on the real server (startApiServer) over the
@@ -36,7 +36,6 @@ import { asNobodyCommand, inRepo } from "../../support/nobody.js";
  * and a client running as the unprivileged user `nobody` are all refused and change nothing; the
  * token opens everything; a one-time link opens one read-only page session.
  */
-const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
 
 describe("the local API's authentication", () => {
@@ -221,21 +220,6 @@ describe("the local API's authentication", () => {
     // Asynchronous: the server answers from this very process.
     const asNobody = (args: string[]) =>
       new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(
-          "setpriv",
-          ["--reuid", String(NOBODY), "--regid", String(NOBODY), "--clear-groups", ...args],
-          {
-            encoding: "utf8",
-            timeout: 30_000,
-            env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home },
-          },
-          (error, stdout, stderr) =>
-            resolve({ status: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
-        );
-      });
-
-    const asNobodyFromRepo = (args: string[]) =>
-      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
         const command = asNobodyCommand(args);
         execFile(
           command.file,
@@ -251,7 +235,7 @@ describe("the local API's authentication", () => {
       });
 
     // Act: the CLI as nobody, reading the token itself; the token file directly; a bare request
-    const cli = await asNobodyFromRepo([
+    const cli = await asNobody([
       process.execPath,
       inRepo("dist/bin/nowscale.js"),
       "cluster",
