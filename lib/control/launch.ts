@@ -107,6 +107,8 @@ export interface LaunchDeps {
   owner: string;
   /** The node's boot script for a launch; none when undefined. */
   userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
+  /** The operator's principal when a person asked for the launch (API); its events carry it. */
+  by?: string;
 }
 
 /** The node records (instance ids) and launch intents (rounds) a plan counted as supply. */
@@ -346,6 +348,7 @@ export async function recordedLaunch(
       launch.queue,
       outcome.instances.map((i) => i.id),
       startedCount,
+      deps.by,
     );
   } else {
     const kinds = [...new Set(outcome.failures.map((f) => f.kind))].join(", ");
@@ -358,6 +361,7 @@ export async function recordedLaunch(
       launch.queue,
       [],
       count,
+      deps.by,
     );
   }
   return { admitted: count, outcome };

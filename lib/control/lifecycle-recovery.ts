@@ -60,6 +60,7 @@ export async function startDeletionAttempt(
   deps: LifecycleRecoveryDeps,
   cluster: ClusterRecord,
   why: string,
+  by?: string,
 ): Promise<ClusterRecord> {
   const now = deps.clock.now();
   const attempt = cluster.status === "DELETING" ? (cluster.deletionAttempts ?? 1) + 1 : 1;
@@ -101,6 +102,7 @@ export async function startDeletionAttempt(
     message:
       attempt === 1 ? `cluster deletion started${why}` : `cluster deletion attempt ${attempt} started${why}`,
     at: now,
+    ...(by === undefined ? {} : { by }),
   });
   return updated;
 }

@@ -65,6 +65,7 @@ export async function retireNode(
       return "slurm-pending";
     }
   }
-  await deps.store.deleteNode(clusterId, record.nodeName);
+  // Its usage ends when the terminate was decided (`now`), not when Slurm let go.
+  await deps.store.deleteNode(clusterId, record.nodeName, now);
   return "retired";
 }

@@ -398,7 +398,10 @@ async function forgetGone(
         });
       });
     }
-    await store.deleteNode(clusterId, record.nodeName);
+    // Its usage ends when it stopped costing: its retirement (a TERMINATING record), else the first run
+    // that missed it (the cloud lost it between two runs), else now.
+    const endedAt = record.status === "TERMINATING" ? record.updatedAt : (record.missingSince ?? now);
+    await store.deleteNode(clusterId, record.nodeName, endedAt);
     summary.gone.push(record.nodeName);
     await event(
       store,

@@ -24,8 +24,19 @@ export async function readBody(req: IncomingMessage): Promise<Buffer | "too-larg
   return Buffer.concat(chunks);
 }
 
-/** The proxy event for a request, as API Gateway builds it for a `/{proxy+}` resource. */
-export function toProxyEvent(req: IncomingMessage, body: Buffer, stage = "local"): APIGatewayProxyEvent {
+/** The principal the local mode's requests carry: whoever holds STATE_DIR/api.token, which only root reads. */
+export const LOCAL_PRINCIPAL = "local:root";
+
+/**
+ * The proxy event for a request, as API Gateway builds it for a `/{proxy+}` resource. `principal` is what
+ * IAM authentication would put in `requestContext.identity.userArn` (the API records it on operator events).
+ */
+export function toProxyEvent(
+  req: IncomingMessage,
+  body: Buffer,
+  stage = "local",
+  principal = LOCAL_PRINCIPAL,
+): APIGatewayProxyEvent {
   const url = new URL(req.url ?? "/", "http://localhost");
   const headers: Record<string, string> = {};
   const multiValueHeaders: Record<string, string[]> = {};
@@ -77,7 +88,7 @@ export function toProxyEvent(req: IncomingMessage, body: Buffer, stage = "local"
         sourceIp: req.socket.remoteAddress ?? "127.0.0.1",
         user: null,
         userAgent: headers["user-agent"] ?? null,
-        userArn: "arn:aws:iam::000000000000:user/local",
+        userArn: principal,
       },
       path: `/${stage}${url.pathname}`,
       stage,

@@ -81,8 +81,22 @@ export interface StateStore {
     at: number,
   ): Promise<void>;
 
-  /** Removes a node record; removing one that is gone succeeds. */
-  deleteNode(clusterId: string, nodeName: string): Promise<void>;
+  /**
+   * Removes a node record; removing one that is gone succeeds. A node record never leaves without its
+   * usage: before the record is deleted, a copy with `endedAt` is kept in the usage history
+   * (listEndedNodes), so node-hours and cost still count an instance after its record is gone. The first
+   * copy of a node's launch stays (a retried delete keeps the first end). `endedAt` is when the instance
+   * stopped costing: the retirement's time, or for an instance found gone the first run that missed it.
+   * @default endedAt: the record's `updatedAt` (for a TERMINATING record, when its terminate was decided)
+   */
+  deleteNode(clusterId: string, nodeName: string, endedAt?: number): Promise<void>;
+
+  /**
+   * The usage history: nodes whose record was deleted (their instance terminated or gone), each as its
+   * record was with `endedAt`, oldest end first; with `endedSince`, only those that ended at or after it.
+   * Kept for the store's usage retention (TTL).
+   */
+  listEndedNodes(clusterId: string, endedSince?: number): Promise<EndedNode[]>;
 
   /**
    * Sets (a number, epoch ms) or clears (null) the node's evidence marks, leaving the other fields and
@@ -311,6 +325,12 @@ export interface NodeRecord {
   downSince?: number;
 }
 
+/** A node whose record was deleted: the record as it was, and when the instance stopped costing. */
+export interface EndedNode extends NodeRecord {
+  /** Epoch ms. */
+  endedAt: number;
+}
+
 export type EventKind =
   | "LAUNCH_INTENDED"
   | "LAUNCHED"
@@ -344,6 +364,12 @@ export interface NewEvent {
   nodes?: string[];
   count?: number;
   at: number;
+  /**
+   * Who asked for it, for operator actions: the caller's IAM principal on the deployed API (API
+   * Gateway's requestContext.identity.userArn), `local:root` for the local mode's token. Absent on the
+   * service's own events (the scaler, the reconciler, the workflows).
+   */
+  by?: string;
 }
 
 export interface ScalingEvent extends NewEvent {

@@ -19,6 +19,7 @@ import {
   type ClusterRecord,
   type ClusterStatus,
   ConflictError,
+  type EndedNode,
   type LaunchIntent,
   type LaunchIntentStatus,
   type LaunchOutcome,
@@ -44,6 +45,8 @@ export interface DynamoStoreOptions {
   eventRetentionMs?: number;
   /** How long an API Idempotency-Key is remembered. @default 24 hours */
   idempotencyTtlMs?: number;
+  /** How long a deleted node's usage is kept (DynamoDB TTL, from its end). @default 400 days */
+  usageRetentionMs?: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -70,6 +73,13 @@ const CREATE_WRITE_ID = "createWriteId";
 const OUTCOME_WRITE_ID = "outcomeWriteId";
 
 const newWriteId = () => randomBytes(12).toString("base64url");
+
+/**
+ * A usage item's sort key: the node and its launch time, so the same name launched twice (a local test
+ * bed's names restart) keeps two entries, and a retried delete of one launch finds its own.
+ */
+const usageKey = (node: NodeRecord) =>
+  `${node.nodeName}#${String(Math.max(0, Math.floor(node.launchedAt))).padStart(15, "0")}`;
 
 /**
  * Settings of the DynamoDB client the store uses in production (the Lambda runtime and the workflow
@@ -121,6 +131,7 @@ export class DynamoStateStore implements StateStore {
   private readonly t: TableNames;
   private readonly eventRetentionMs: number;
   private readonly idempotencyTtlMs: number;
+  private readonly usageRetentionMs: number;
 
   constructor(options: DynamoStoreOptions) {
     this.doc = DynamoDBDocumentClient.from(options.client, {
@@ -129,6 +140,7 @@ export class DynamoStateStore implements StateStore {
     this.t = options.tables;
     this.eventRetentionMs = options.eventRetentionMs ?? 30 * DAY_MS;
     this.idempotencyTtlMs = options.idempotencyTtlMs ?? DAY_MS;
+    this.usageRetentionMs = options.usageRetentionMs ?? 400 * DAY_MS;
   }
 
   // ── clusters ──────────────────────────────────────────────────────────────────────────────────────
@@ -439,8 +451,57 @@ export class DynamoStateStore implements StateStore {
     }
   }
 
-  async deleteNode(clusterId: string, nodeName: string): Promise<void> {
+  async deleteNode(clusterId: string, nodeName: string, endedAt?: number): Promise<void> {
+    // The usage copy first: a crash between the two writes leaves the record, and the retried delete
+    // finds the copy already there (its first end stays). No transaction: dynalite has none.
+    const item = await this.getItem(this.t.nodes, { clusterId, nodeName });
+    if (item?.itemType === "node") {
+      const { itemType: _t, [WRITE_ID]: _w, ...node } = item;
+      const record = node as unknown as NodeRecord;
+      const end = Math.max(record.launchedAt, endedAt ?? record.updatedAt);
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.t.usage,
+            Item: {
+              ...record,
+              usageKey: usageKey(record),
+              endedAt: end,
+              expiresAt: toTtl(end + this.usageRetentionMs),
+            },
+            ConditionExpression: "attribute_not_exists(usageKey)",
+          }),
+        );
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+    }
     await this.doc.send(new DeleteCommand({ TableName: this.t.nodes, Key: { clusterId, nodeName } }));
+  }
+
+  async listEndedNodes(clusterId: string, endedSince?: number): Promise<EndedNode[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.t.usage,
+          KeyConditionExpression: "clusterId = :c",
+          ...(endedSince === undefined
+            ? { ExpressionAttributeValues: { ":c": clusterId } }
+            : {
+                FilterExpression: "endedAt >= :since",
+                ExpressionAttributeValues: { ":c": clusterId, ":since": endedSince },
+              }),
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start !== undefined);
+    return items
+      .map(({ usageKey: _k, expiresAt: _e, ...node }) => node as unknown as EndedNode)
+      .sort((a, b) => a.endedAt - b.endedAt || (a.nodeName < b.nodeName ? -1 : 1));
   }
 
   async markNode(clusterId: string, nodeName: string, marks: NodeMarks): Promise<void> {

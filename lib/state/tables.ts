@@ -27,6 +27,12 @@ export const TABLES = {
   leases: { partitionKey: "leaseKey", ttlAttribute: "expiresAt" },
   /** API Idempotency-Key → the cluster it created; expires after a day. */
   idempotency: { partitionKey: "idempotencyKey", ttlAttribute: "expiresAt" },
+  /**
+   * Per cluster: the nodes whose record was deleted, each with its end (`<node>#<launch time>`), for
+   * node-hours and cost; expire after the usage retention. Apart from `nodes`, which every scaler poll
+   * reads whole.
+   */
+  usage: { partitionKey: "clusterId", sortKey: "usageKey", ttlAttribute: "expiresAt" },
 } as const satisfies Record<string, TableDefinition>;
 
 export type TableId = keyof typeof TABLES;
@@ -38,6 +44,7 @@ export const TABLE_ENV = {
   events: "NOWSCALE_TABLE_EVENTS",
   leases: "NOWSCALE_TABLE_LEASES",
   idempotency: "NOWSCALE_TABLE_IDEMPOTENCY",
+  usage: "NOWSCALE_TABLE_USAGE",
 } as const satisfies Record<TableId, string>;
 
 export type TableNames = Record<TableId, string>;
@@ -62,6 +69,7 @@ export function prefixedTableNames(prefix: string): TableNames {
     events: `${prefix}events`,
     leases: `${prefix}leases`,
     idempotency: `${prefix}idempotency`,
+    usage: `${prefix}usage`,
   };
 }
 

@@ -29,6 +29,7 @@ export function createApiHandler(
         headers: event.headers ?? {},
         query: event.queryStringParameters ?? {},
         body,
+        ...principalField(event),
       });
     } catch (error) {
       logger.error("request failed", { error: error as Error });
@@ -41,4 +42,17 @@ export function createApiHandler(
   }
   const handler = middy(api).use(injectLambdaContext(logger, { resetKeys: true }));
   return metrics === undefined ? handler : handler.use(logMetrics(metrics));
+}
+
+/**
+ * Who called: the IAM principal API Gateway authenticated the SigV4 signature as (AWS_IAM authorization
+ * sets `requestContext.identity.userArn`, e.g. arn:aws:sts::123456789012:assumed-role/Admin/alice; `caller`
+ * when there is no ARN). The local mode sets its token's principal there (lib/local/api-gateway.ts).
+ * Kept printable and bounded: it goes into events and tables.
+ */
+export function principalField(event: APIGatewayProxyEvent): { principal?: string } {
+  const identity = event.requestContext?.identity;
+  const value = identity?.userArn ?? identity?.caller ?? undefined;
+  if (typeof value !== "string" || value === "") return {};
+  return { principal: value.replace(/[^\x20-\x7e]/g, "?").slice(0, 256) };
 }

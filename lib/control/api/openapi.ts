@@ -1,5 +1,11 @@
 import { z } from "zod";
-import { addNodesSchema, autoscalingSchema, createClusterSchema, deleteNodesSchema } from "./schemas.js";
+import {
+  addNodesSchema,
+  autoscalingSchema,
+  createClusterSchema,
+  deleteNodesSchema,
+  rebuildNodesSchema,
+} from "./schemas.js";
 
 /**
  * The API's OpenAPI 3.1 document, generated from the same zod schemas the handlers validate with
@@ -92,6 +98,12 @@ export function buildOpenApi(): Record<string, unknown> {
       },
       "/clusters/{clusterId}/nodes": {
         parameters: [clusterId],
+        get: {
+          operationId: "describeNodes",
+          description:
+            "THPC's DescribeNodes: every node record with Slurm's state (the agent's report), idle time, cost so far (hours × the catalog's pricePerHour) and whether `nodes/rebuild` may replace it. When Slurm cannot be read the records still answer, with `slurm.reachable` false.",
+          responses: { "200": answer("the nodes", "NodeList"), ...errors },
+        },
         post: {
           operationId: "addNodes",
           requestBody: body("AddNodes"),
@@ -107,6 +119,33 @@ export function buildOpenApi(): Record<string, unknown> {
           operationId: "deleteNodes",
           requestBody: body("DeleteNodes"),
           responses: { "200": answer("deleted", "DeleteNodesResult"), ...bodyErrors },
+        },
+      },
+      "/clusters/{clusterId}/nodes/rebuild": {
+        parameters: [clusterId],
+        post: {
+          operationId: "rebuildNodes",
+          description:
+            "HPC-NOW's rebuild: failed nodes (DOWN/FAIL/not responding in Slurm, lost by Slurm, or not in Slurm `bootGraceSeconds` after launch; never one running a job) are terminated and replaced in their queue through the launch path. Send `{}` for every failed node. A named node that is unknown (404) or not failed (409) is named in `issues` and nothing changes; 503 when Slurm's view cannot be read.",
+          requestBody: body("RebuildNodes"),
+          responses: {
+            "200": answer("what was retired and launched", "RebuildNodesResult"),
+            ...bodyErrors,
+            "503": answer("Slurm's view could not be read: nothing rebuilt", "Error"),
+          },
+        },
+      },
+      "/clusters/{clusterId}/usage": {
+        parameters: [clusterId],
+        get: {
+          operationId: "describeUsage",
+          description:
+            "Node-hours and cost per UTC day, queue and instance type in [from, to], from the node records and the usage history of deleted ones (HPC-NOW's usage). Cost is hours × the catalog's on-demand pricePerHour: a guide, not a bill.",
+          parameters: [
+            { name: "from", in: "query", required: false, schema: { type: "string", format: "date-time" } },
+            { name: "to", in: "query", required: false, schema: { type: "string", format: "date-time" } },
+          ],
+          responses: { "200": answer("the usage", "Usage"), ...errors },
         },
       },
       "/clusters/{clusterId}/sleep": {
@@ -176,6 +215,7 @@ export function buildOpenApi(): Record<string, unknown> {
         AutoScalingConfiguration: schema(autoscalingSchema),
         AddNodes: schema(addNodesSchema),
         DeleteNodes: schema(deleteNodesSchema),
+        RebuildNodes: schema(rebuildNodesSchema),
         Error: {
           type: "object",
           required: ["error"],
@@ -247,6 +287,106 @@ export function buildOpenApi(): Record<string, unknown> {
           type: "object",
           properties: { deleted: { type: "array", items: { type: "string" } } },
         },
+        NodeList: {
+          type: "object",
+          properties: {
+            clusterId: { type: "string" },
+            at: { type: "string", format: "date-time" },
+            slurm: {
+              type: "object",
+              properties: { reachable: { type: "boolean" }, error: { type: "string" } },
+            },
+            nodes: {
+              type: "array",
+              items: {
+                type: "object",
+                properties: {
+                  node: { type: "string" },
+                  instanceId: { type: "string" },
+                  queue: { type: "string" },
+                  instanceType: { type: "string" },
+                  zone: { type: "string" },
+                  chargeType: { enum: ["ON_DEMAND", "SPOT"] },
+                  status: { enum: ["LAUNCHING", "JOINED", "DRAINING", "TERMINATING"] },
+                  slurmState: { type: ["string", "null"] },
+                  runningJob: { type: ["boolean", "null"] },
+                  launchedAt: { type: "string", format: "date-time" },
+                  joinedAt: { type: "string", format: "date-time" },
+                  idleSince: { type: "string", format: "date-time" },
+                  idleSeconds: { type: ["integer", "null"] },
+                  hours: { type: "number" },
+                  pricePerHour: { type: ["number", "null"] },
+                  costSoFar: { type: ["number", "null"] },
+                  rebuild: {
+                    type: "object",
+                    properties: { eligible: { type: "boolean" }, reason: { type: "string" } },
+                  },
+                },
+              },
+            },
+          },
+        },
+        RebuildNodesResult: {
+          type: "object",
+          properties: {
+            rebuilt: {
+              type: "array",
+              items: {
+                type: "object",
+                properties: {
+                  node: { type: "string" },
+                  queue: { type: "string" },
+                  reason: { type: "string" },
+                  round: { type: "string" },
+                },
+              },
+            },
+            launched: { type: "array", items: { type: "string" } },
+            failures: { type: "array", items: { type: "object" } },
+          },
+        },
+        Usage: {
+          type: "object",
+          properties: {
+            clusterId: { type: "string" },
+            from: { type: "string", format: "date-time" },
+            to: { type: "string", format: "date-time" },
+            at: { type: "string", format: "date-time" },
+            rows: {
+              type: "array",
+              items: {
+                type: "object",
+                properties: {
+                  clusterId: { type: "string" },
+                  day: { type: "string", format: "date" },
+                  queue: { type: "string" },
+                  instanceType: { type: "string" },
+                  nodes: { type: "integer" },
+                  nodeHours: { type: "number" },
+                  pricePerHour: { type: ["number", "null"] },
+                  cost: { type: ["number", "null"] },
+                },
+              },
+            },
+            byQueue: { $ref: "#/components/schemas/UsageTotals" },
+            byInstanceType: { $ref: "#/components/schemas/UsageTotals" },
+            byDay: { $ref: "#/components/schemas/UsageTotals" },
+            total: { type: "object" },
+            nodes: { type: "array", items: { type: "object" } },
+          },
+        },
+        UsageTotals: {
+          type: "array",
+          items: {
+            type: "object",
+            properties: {
+              key: { type: "string" },
+              nodeHours: { type: "number" },
+              cost: { type: "number" },
+              unpricedNodeHours: { type: "number" },
+            },
+          },
+        },
         NodeConsole: {
           type: "object",
           properties: {
@@ -270,6 +410,11 @@ export function buildOpenApi(): Record<string, unknown> {
                   nodes: { type: "array", items: { type: "string" } },
                   count: { type: "integer" },
                   at: { type: "string", format: "date-time" },
+                  by: {
+                    type: "string",
+                    description:
+                      "who asked (operator actions): the caller's IAM principal ARN, or local:root in the local mode; absent on the service's own events",
+                  },
                 },
               },
             },

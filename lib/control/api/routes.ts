@@ -24,14 +24,19 @@ import {
   WorkflowStartError,
 } from "../lifecycle-recovery.js";
 import type { MetricsSink } from "../metrics.js";
+import { nodeViews, slurmNodes } from "../node-list.js";
+import { RebuildRefusedError, rebuildNodes } from "../node-rebuild.js";
 import { retireNode } from "../node-retirement.js";
 import { appendControlEvent as event, recordedLaunch } from "../scale-cycle.js";
+import { clusterPrices, computeUsage } from "../usage.js";
 import {
   addNodesSchema,
   autoscalingSchema,
   createClusterSchema,
   deleteNodesSchema,
   IDEMPOTENCY_KEY,
+  rebuildNodesSchema,
+  usageQuerySchema,
 } from "./schemas.js";
 
 /** A REST request, already taken out of API Gateway's event (functions/api.ts). */
@@ -42,6 +47,11 @@ export interface ApiRequest {
   headers: Record<string, string | undefined>;
   query: Record<string, string | undefined>;
   body: string | null;
+  /**
+   * Who is asking: the IAM principal (deployed API), `local:root` (the local mode's token). Operator
+   * events record it; absent when the transport authenticated nobody.
+   */
+  principal?: string;
 }
 
 export interface ApiResponse {
@@ -115,8 +125,11 @@ export const ROUTES: readonly Route[] = [
   route("GET", "/clusters/{clusterId}", "none", getCluster),
   route("DELETE", "/clusters/{clusterId}", "none", deleteCluster),
   route("PUT", "/clusters/{clusterId}/autoscaling", "json", putAutoscaling),
+  route("GET", "/clusters/{clusterId}/nodes", "none", listNodes),
   route("POST", "/clusters/{clusterId}/nodes", "json", addNodes),
   route("POST", "/clusters/{clusterId}/nodes/delete", "json", deleteNodes),
+  route("POST", "/clusters/{clusterId}/nodes/rebuild", "json", rebuildNodesRoute),
+  route("GET", "/clusters/{clusterId}/usage", "none", usage, ["from", "to"]),
   route("POST", "/clusters/{clusterId}/sleep", "empty", (d, r, p) => setStatus(d, r, p, "SLEEPING")),
   route("POST", "/clusters/{clusterId}/wake", "empty", (d, r, p) => setStatus(d, r, p, "RUNNING")),
   route("GET", "/clusters/{clusterId}/events", "none", listEvents, ["limit"]),
@@ -144,6 +157,15 @@ export async function handleApiRequest(deps: ApiDeps, req: ApiRequest): Promise<
       });
     }
     if (error instanceof WorkflowStartError) return json(503, { error: error.message });
+    if (error instanceof RebuildRefusedError) {
+      const status = { "unknown-node": 404, "not-eligible": 409, "not-running": 409, "no-slurm-view": 503 }[
+        error.kind
+      ];
+      return json(status, {
+        error: error.message,
+        ...(error.issues.length > 0 ? { issues: error.issues } : {}),
+      });
+    }
     if (error instanceof ConflictError) return json(409, { error: error.message });
     if (error instanceof NotFoundInStoreError) return json(404, { error: error.message });
     throw error;
@@ -229,7 +251,9 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
     } catch (error) {
       if (!(error instanceof WorkflowStartError)) throw error;
       const message = "cluster recorded; its creation workflow could not be started";
-      if (created) await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", message);
+      if (created) {
+        await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", message, ...by(req));
+      }
       throw new WorkflowStartError(
         `${error.message}: cluster ${current.clusterId} is recorded CREATING; retry with the same ` +
           "Idempotency-Key or DELETE it (the reconciler also starts it within minutes)",
@@ -237,7 +261,14 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
     }
   }
   if (started) {
-    await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", "cluster creation started");
+    await event(
+      deps.store,
+      cluster.clusterId,
+      deps.clock,
+      "STATUS_CHANGED",
+      "cluster creation started",
+      ...by(req),
+    );
   }
   return json(created ? 202 : 200, clusterView(current));
 }
@@ -257,7 +288,7 @@ async function getCluster(deps: ApiDeps, _req: ApiRequest, [id]: string[]): Prom
  * is refused only while its creation workflow runs: one whose start failed, or whose execution ended
  * without recording the outcome, is deleted (deletion removes whatever the ledger and the tag find).
  */
-async function deleteCluster(deps: ApiDeps, _req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
+async function deleteCluster(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
   const cluster = await mustGet(deps, id);
   if (cluster.status === "DELETED") return json(202, clusterView(cluster));
   const running = (await describeCurrent(deps, cluster)).status === "RUNNING";
@@ -267,7 +298,7 @@ async function deleteCluster(deps: ApiDeps, _req: ApiRequest, [id]: string[]): P
   }
   const why = cluster.status === "DELETING" ? " (the previous attempt is not running)" : "";
   try {
-    return json(202, clusterView(await startDeletionAttempt(deps, cluster, why)));
+    return json(202, clusterView(await startDeletionAttempt(deps, cluster, why, req.principal)));
   } catch (error) {
     if (!(error instanceof WorkflowStartError)) throw error;
     throw new WorkflowStartError(
@@ -306,6 +337,7 @@ async function putAutoscaling(deps: ApiDeps, req: ApiRequest, [id]: string[]): P
     deps.clock,
     "CONFIG_UPDATED",
     "autoscaling configuration replaced",
+    ...by(req),
   );
   return json(200, clusterView(updated));
 }
@@ -355,7 +387,7 @@ async function addNodes(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promise
   const { provider } = await deps.runtime(cluster);
   const owner = `api-${randomBytes(8).toString("hex")}`;
   const { outcome, refused, message } = await recordedLaunch(
-    { ...deps, provider, owner },
+    { ...deps, provider, owner, ...(req.principal === undefined ? {} : { by: req.principal }) },
     cluster,
     launch,
     round,
@@ -402,8 +434,111 @@ async function deleteNodes(deps: ApiDeps, req: ApiRequest, [id]: string[]): Prom
     undefined,
     body.nodes,
     body.nodes.length,
+    req.principal,
   );
   return json(200, { deleted: body.nodes });
+}
+
+/**
+ * The cluster's nodes (THPC DescribeNodes): each record with Slurm's state from the agent's report, idle
+ * time, cost so far and whether it may be rebuilt. Slurm unreachable: the records still answer, with
+ * `slurm.reachable` false and Slurm's fields null.
+ */
+async function listNodes(deps: ApiDeps, _req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
+  const cluster = await mustGet(deps, id);
+  const records = await deps.store.listNodes(cluster.clusterId);
+  let slurm: ReturnType<typeof slurmNodes> | undefined;
+  let slurmError: string | undefined;
+  if (cluster.status === "RUNNING" || cluster.status === "SLEEPING") {
+    try {
+      const { agent } = await deps.runtime(cluster);
+      slurm = slurmNodes(await agent.report());
+    } catch (error) {
+      slurmError = (error as Error).message.slice(0, 300);
+    }
+  } else slurmError = `the cluster is ${cluster.status}`;
+  const now = deps.clock.now();
+  const config = parseConfig(cluster.autoscaling, "autoscaling configuration");
+  const views = nodeViews(records, slurm, clusterPrices(cluster), now, config.bootTimeout * 1000);
+  const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+  return json(200, {
+    clusterId: cluster.clusterId,
+    at: iso(now),
+    slurm: slurm === undefined ? { reachable: false, error: slurmError } : { reachable: true },
+    nodes: views.map((v) => ({
+      ...v,
+      launchedAt: iso(v.launchedAt),
+      ...(v.joinedAt === undefined ? {} : { joinedAt: iso(v.joinedAt) }),
+      ...(v.idleSince === undefined ? {} : { idleSince: iso(v.idleSince) }),
+    })),
+  });
+}
+
+/** Rebuild failed nodes (lib/control/node-rebuild.ts): retire them, launch replacements in their queue. */
+async function rebuildNodesRoute(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
+  const body = parseBody(req, rebuildNodesSchema, "request body");
+  const cluster = await mustGet(deps, id);
+  const { provider, agent } = await deps.runtime(cluster);
+  const result = await rebuildNodes(
+    {
+      ...deps,
+      provider,
+      agent,
+      ...(req.principal === undefined ? {} : { by: req.principal }),
+    },
+    cluster,
+    {
+      ...(body.nodes === undefined ? {} : { nodes: body.nodes }),
+      ...(body.bootGraceSeconds === undefined ? {} : { bootGraceSeconds: body.bootGraceSeconds }),
+    },
+  );
+  return json(200, result);
+}
+
+/**
+ * Node-hours and cost by day, queue and instance type (lib/control/usage.ts) in the window [from, to]
+ * (ISO-8601; the first launch and now by default), from the live records and the usage history.
+ */
+async function usage(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
+  const parsed = usageQuerySchema.safeParse({ ...req.query });
+  if (!parsed.success) {
+    const issues = issuesFromZod(parsed.error);
+    throw new HttpError(400, invalidMessage("query", issues), issues);
+  }
+  const from = parsed.data.from === undefined ? undefined : Date.parse(parsed.data.from);
+  const to = parsed.data.to === undefined ? undefined : Date.parse(parsed.data.to);
+  if (from !== undefined && to !== undefined && to < from) {
+    throw new HttpError(400, "query is invalid: to: must not be before from", [
+      { path: "to", message: "must not be before from" },
+    ]);
+  }
+  const cluster = await mustGet(deps, id);
+  const [live, ended] = await Promise.all([
+    deps.store.listNodes(cluster.clusterId),
+    deps.store.listEndedNodes(cluster.clusterId, from),
+  ]);
+  const now = deps.clock.now();
+  const report = computeUsage({
+    clusterId: cluster.clusterId,
+    live,
+    ended,
+    price: clusterPrices(cluster),
+    now,
+    ...(from === undefined ? {} : { from }),
+    ...(to === undefined ? {} : { to }),
+  });
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return json(200, {
+    ...report,
+    from: iso(report.from),
+    to: iso(report.to),
+    at: iso(now),
+    nodes: report.nodes.map((n) => ({
+      ...n,
+      launchedAt: iso(n.launchedAt),
+      ...(n.endedAt === undefined ? {} : { endedAt: iso(n.endedAt) }),
+    })),
+  });
 }
 
 async function setStatus(
@@ -434,6 +569,7 @@ async function setStatus(
     deps.clock,
     "STATUS_CHANGED",
     status === "SLEEPING" ? "asleep" : "awake",
+    ...by(req),
   );
   return json(200, clusterView(updated));
 }
@@ -478,7 +614,7 @@ async function nodeConsole(deps: ApiDeps, req: ApiRequest, [id, node]: string[])
   return json(200, { node, instanceId: record?.instanceId ?? node, output });
 }
 
-async function resetProtection(deps: ApiDeps, _req: ApiRequest, [id, queue]: string[]): Promise<ApiResponse> {
+async function resetProtection(deps: ApiDeps, req: ApiRequest, [id, queue]: string[]): Promise<ApiResponse> {
   const cluster = await mustGet(deps, id);
   // Only the configuration's queues have a health to reset: any other name would be written into the
   // cluster record (growing it toward DynamoDB's item limit) for nothing.
@@ -498,11 +634,19 @@ async function resetProtection(deps: ApiDeps, _req: ApiRequest, [id, queue]: str
     "PROTECTED_MODE_CLEARED",
     "reset by an operator",
     queue,
+    undefined,
+    undefined,
+    req.principal,
   );
   return json(200, health);
 }
 
 // ── helpers ───────────────────────────────────────────────────────────────────────────────────────
+
+/** The trailing arguments of appendControlEvent that record who asked (queue, nodes, count, by). */
+function by(req: ApiRequest): [undefined, undefined, undefined, string | undefined] {
+  return [undefined, undefined, undefined, req.principal];
+}
 
 function checkWith<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value);

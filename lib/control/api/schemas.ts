@@ -44,6 +44,24 @@ export const deleteNodesSchema = z.strictObject({
   nodes: z.array(simpleName).min(1).max(100),
 });
 
+/** Rebuild: the failed nodes to replace (every failed node when absent). */
+export const rebuildNodesSchema = z.strictObject({
+  nodes: z.array(simpleName).min(1).max(100).optional(),
+  /** A LAUNCHING node not in Slurm this long after launch counts as a failed boot. @default the config's bootTimeout */
+  bootGraceSeconds: int(0, 86_400).optional(),
+});
+
+const isoQueryTime = z.iso.datetime({
+  offset: true,
+  error: "expected an ISO-8601 time such as 2026-01-01T00:00:00Z",
+});
+
+/** Usage's query: the window (ISO-8601 times); from the first launch to now by default. */
+export const usageQuerySchema = z.strictObject({
+  from: isoQueryTime.optional(),
+  to: isoQueryTime.optional(),
+});
+
 /** The autoscaling PUT takes exactly the core's configuration. */
 export const autoscalingSchema = configSchema;
 
