@@ -75,7 +75,9 @@ function baseline(route: Route, clusterId: string): Baseline {
   if (route.path === "/clusters" && route.method === "POST")
     return { clusterId, body: () => structuredClone(VALID_CREATE) };
   if (route.path.endsWith("/autoscaling")) return { clusterId, body: () => structuredClone(CONFIG) };
-  if (route.path.endsWith("/nodes")) return { clusterId, body: () => ({ queue: "compute", count: 1 }) };
+  if (route.method === "POST" && route.path.endsWith("/nodes"))
+    return { clusterId, body: () => ({ queue: "compute", count: 1 }) };
+  if (route.path.endsWith("/nodes/rebuild")) return { clusterId, body: () => ({ nodes: ["i-none"] }) };
   if (route.path.endsWith("/nodes/delete")) return { clusterId, body: () => ({ nodes: ["i-none"] }) };
   if (route.body === "empty") return { clusterId, body: () => ({}) };
   return { clusterId };
@@ -175,6 +177,18 @@ const FIELD_TARGETS: Record<
       values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES, "zone-b")),
     },
   ],
+  "POST /clusters/{id}/nodes/rebuild": [
+    {
+      field: "nodes[0]",
+      set: (b, v) => setOwn(b, "nodes", [v]),
+      values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES)),
+    },
+    {
+      field: "bootGraceSeconds",
+      set: (b, v) => setOwn(b, "bootGraceSeconds", v),
+      values: fc.constantFrom(-1, 86_401, 1e308, 1.5, "1", null, true, [], {}, ...OBJECT_MEMBER_NAMES),
+    },
+  ],
   "POST /clusters/{id}/nodes/delete": [
     {
       field: "nodes[0]",
@@ -198,6 +212,7 @@ const KNOWN_KEYS = new Set([
   "instanceType",
   "zone",
   "nodes",
+  "bootGraceSeconds",
   "queueConfigs",
   "catalogs",
   "instanceTypes",
@@ -243,7 +258,8 @@ function protoPlaces(body: Body): { path: string; holder: Body }[] {
 
 /** Every kind of hostile input that applies to the route. */
 function hostileFor(route: Route, base: Baseline): fc.Arbitrary<Hostile>[] {
-  const key = `${route.method} ${route.path}`;
+  // FIELD_TARGETS name the cluster parameter {id}.
+  const key = `${route.method} ${route.path.replace("{clusterId}", "{id}")}`;
   const kinds: fc.Arbitrary<Hostile>[] = [];
   const make = (kind: string, req: ApiRequest, names: string): Hostile => ({ route, kind, req, names });
 
@@ -273,6 +289,20 @@ function hostileFor(route: Route, base: Baseline): fc.Arbitrary<Hostile>[] {
           ...OBJECT_MEMBER_NAMES,
         )
         .map((v) => make("query limit", request(route, base, {}, { limit: v }), "limit")),
+    );
+  }
+  for (const param of ["from", "to"].filter((p) => route.query.includes(p))) {
+    kinds.push(
+      fc
+        .constantFrom(
+          "yesterday",
+          "",
+          "2026-13-01T00:00:00Z",
+          "1767225600000",
+          "2026-01-01",
+          ...OBJECT_MEMBER_NAMES,
+        )
+        .map((v) => make(`query ${param}`, request(route, base, {}, { [param]: v }), param)),
     );
   }
   if (route.body === "none") {
