@@ -4,6 +4,7 @@ import { readApiToken } from "../local/api-auth.js";
 import { apiUrl, DEFAULT_STATE_DIR } from "../local/settings.js";
 import { readLocalState } from "../local/state-file.js";
 import { ApiClient, LOCAL_ENDPOINT } from "./api-client.js";
+import { clusterOrCurrent } from "./context.js";
 import { readJsonFile, UsageError } from "./io.js";
 import { formatTable } from "./table.js";
 
@@ -13,7 +14,7 @@ import { formatTable } from "./table.js";
  * for people on stdout; --json prints the API's answer as it is; progress goes to stderr.
  */
 
-interface CommonOptions {
+export interface CommonOptions {
   endpoint?: string;
   region?: string;
   sign?: boolean;
@@ -32,7 +33,7 @@ interface ClusterView {
   updatedAt: string;
 }
 
-function common(c: Command): Command {
+export function common(c: Command): Command {
   return c
     .option("--endpoint <url>", "the API (env NOWSCALE_ENDPOINT); default: the local mode's (127.0.0.1:8080)")
     .option("--region <region>", "the deployed API's region (default: from the URL, or AWS_REGION)")
@@ -48,7 +49,7 @@ function common(c: Command): Command {
  * The API client for a command. Without --endpoint it is the local mode's API (its port from the state
  * file); to a local endpoint it sends the local mode's token (root only, lib/local/api-auth.ts).
  */
-function client(o: CommonOptions): ApiClient {
+export function client(o: CommonOptions): ApiClient {
   const stateDir = resolve(o.stateDir ?? process.env.NOWSCALE_LOCAL_DIR ?? DEFAULT_STATE_DIR);
   const local = readLocalState(stateDir);
   const endpoint =
@@ -62,6 +63,9 @@ function client(o: CommonOptions): ApiClient {
     localToken: () => readApiToken(stateDir),
   });
 }
+
+/** A command's cluster argument: optional, the current cluster (nowscale use) when left out. */
+export const CLUSTER_ARG = 'the cluster id (default: the current cluster, "nowscale use")';
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
@@ -144,8 +148,9 @@ export function registerApiCommands(program: Command): void {
 
   common(cluster.command("get"))
     .description("show one cluster")
-    .argument("<cluster>", "the cluster id")
-    .action(async (clusterId: string, o: CommonOptions) => {
+    .argument("[cluster]", CLUSTER_ARG)
+    .action(async (given: string | undefined, o: CommonOptions) => {
+      const clusterId = clusterOrCurrent(given);
       const c = (await client(o).request("GET", `/clusters/${id(clusterId)}`)) as ClusterView;
       if (o.json === true) printJson(c);
       else print(clusterDetails(c));
@@ -153,6 +158,7 @@ export function registerApiCommands(program: Command): void {
 
   common(cluster.command("delete"))
     .description("delete a cluster (its nodes, master and resources)")
+    // Named every time: a deletion never falls back on the current cluster.
     .argument("<cluster>", "the cluster id")
     .option("--wait", "wait until the cluster is DELETED")
     .action(async (clusterId: string, o: CommonOptions & { wait?: boolean }) => {
@@ -170,18 +176,20 @@ export function registerApiCommands(program: Command): void {
 
   common(autoscaling.command("get"))
     .description("print the configuration (JSON, ready to edit and set)")
-    .argument("<cluster>", "the cluster id")
-    .action(async (clusterId: string, o: CommonOptions) => {
+    .argument("[cluster]", CLUSTER_ARG)
+    .action(async (given: string | undefined, o: CommonOptions) => {
+      const clusterId = clusterOrCurrent(given);
       const c = (await client(o).request("GET", `/clusters/${id(clusterId)}`)) as ClusterView;
       printJson(c.autoscaling);
     });
 
   common(autoscaling.command("set"))
     .description("replace the configuration with a JSON file")
-    .argument("<cluster>", "the cluster id")
+    .argument("[cluster]", CLUSTER_ARG)
     .requiredOption("--file <file>", "the configuration (docs/plan.md, Config)")
     .option("--if-version <version>", "only if the cluster is still at this version")
-    .action(async (clusterId: string, o: CommonOptions & { file: string; ifVersion?: string }) => {
+    .action(async (given: string | undefined, o: CommonOptions & { file: string; ifVersion?: string }) => {
+      const clusterId = clusterOrCurrent(given);
       const body = readJsonFile(o.file, "autoscaling configuration");
       const headers: Record<string, string> = o.ifVersion === undefined ? {} : { "if-match": o.ifVersion };
       const c = (await client(o).request(
@@ -198,16 +206,17 @@ export function registerApiCommands(program: Command): void {
 
   common(nodes.command("add"))
     .description("launch nodes in a queue now")
-    .argument("<cluster>", "the cluster id")
+    .argument("[cluster]", CLUSTER_ARG)
     .requiredOption("--queue <queue>", "the queue")
     .requiredOption("--count <n>", "how many nodes (1-100)")
     .option("--instance-type <type>", "one of the queue's instance types")
     .option("--zone <zone>", "one of the queue's zones")
     .action(
       async (
-        clusterId: string,
+        given: string | undefined,
         o: CommonOptions & { queue: string; count: string; instanceType?: string; zone?: string },
       ) => {
+        const clusterId = clusterOrCurrent(given);
         const count = Number(o.count);
         if (!Number.isInteger(count) || count < 1 || count > 100)
           throw new UsageError("--count must be a whole number from 1 to 100");
@@ -254,9 +263,10 @@ export function registerApiCommands(program: Command): void {
 
   common(program.command("events"))
     .description("a cluster's scaling events, newest first")
-    .argument("<cluster>", "the cluster id")
+    .argument("[cluster]", CLUSTER_ARG)
     .option("--limit <n>", "at most this many (1-1000)", "50")
-    .action(async (clusterId: string, o: CommonOptions & { limit: string }) => {
+    .action(async (given: string | undefined, o: CommonOptions & { limit: string }) => {
+      const clusterId = clusterOrCurrent(given);
       const answer = (await client(o).request(
         "GET",
         `/clusters/${id(clusterId)}/events?limit=${encodeURIComponent(o.limit)}`,

@@ -18,16 +18,20 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
     .description("NowScale: SLURM clusters that grow to the queue's demand and shrink to zero")
     .version(VERSION)
     .showHelpAfterError()
+    // "nowscale clustr" → (Did you mean cluster?); the same for subcommands and --flags (inherited).
+    .showSuggestionAfterError(true)
     .exitOverride();
   registerPlan(program);
   registerSimulate(program);
   if (command === "plan" || command === "simulate") return program;
-  const [{ registerLocal }, { registerApiCommands }] = await Promise.all([
+  const [{ registerLocal }, { registerApiCommands }, { registerOpsCommands }] = await Promise.all([
     import("./local-command.js"),
     import("./api-commands.js"),
+    import("./ops-commands.js"),
   ]);
   registerLocal(program);
   registerApiCommands(program);
+  registerOpsCommands(program);
   return program;
 }
 

@@ -39,3 +39,41 @@ export function startProgress(stream: NodeJS.WriteStream, policies: readonly str
     stop: () => bar.stop(),
   };
 }
+
+/** Progress through a known number of steps (clusters read, nodes joined): `update(done, note)`. */
+export interface Counter {
+  update: (done: number, note?: string) => void;
+  stop: () => void;
+}
+
+/**
+ * A counter on `stream` (stderr): a bar on a terminal; elsewhere (a pipe, CI's log) one plain line per
+ * change, "label: done/total note", so logs stay readable and nothing is redrawn.
+ */
+export function startCounter(stream: NodeJS.WriteStream, label: string, total: number): Counter {
+  if (stream.isTTY !== true) {
+    let last = "";
+    return {
+      update: (done, note) => {
+        const line = `${label}: ${done}/${total}${note === undefined ? "" : ` ${note}`}`;
+        if (line !== last) stream.write(`${line}\n`);
+        last = line;
+      },
+      stop: () => undefined,
+    };
+  }
+  const bar = new cliProgress.SingleBar(
+    {
+      stream,
+      format: `${label} [{bar}] {value}/{total} {note}`,
+      hideCursor: true,
+      clearOnComplete: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(Math.max(1, total), 0, { note: "" });
+  return {
+    update: (done, note) => bar.update(done, { note: note ?? "" }),
+    stop: () => bar.stop(),
+  };
+}
