@@ -14,6 +14,7 @@ describe("functions/workflow-task", () => {
       NOWSCALE_TABLE_EVENTS: "e",
       NOWSCALE_TABLE_LEASES: "l",
       NOWSCALE_TABLE_IDEMPOTENCY: "i",
+      NOWSCALE_TABLE_USAGE: "u",
       NOWSCALE_SECRETS_KMS_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/k",
       NOWSCALE_NODE_INSTANCE_PROFILE_ARN: "arn:aws:iam::123456789012:instance-profile/p",
       POWERTOOLS_LOG_LEVEL: "SILENT",
