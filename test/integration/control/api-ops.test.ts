@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiHandler } from "../../../lib/control/api/handler.js";
 import { type ApiBed, apiBed, snapshot } from "../../support/api-bed.js";
 import { T0 } from "../../support/control-bed.js";
-import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
+import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
 /**
  * Day-2 operations through the API handler on dynalite (the deployed service's code path): the node list
@@ -315,5 +315,40 @@ describe("history: the operator's principal on the events", () => {
     expect(byMessage.get("asleep")).toBe(PRINCIPAL);
     expect(byMessage.has("awake")).toBe(true);
     expect(byMessage.get("awake")).toBeUndefined();
+  });
+});
+
+describe("the usage history (DynamoStateStore)", () => {
+  it("keeps a deleted node's record with its end; a retried delete keeps the first end; endedSince filters", async () => {
+    // Prepare: two records, one TERMINATING (its retirement decided at T0+2 h)
+    const { store } = await freshStore(db);
+    const base = {
+      clusterId: "c-u",
+      queue: "compute",
+      instanceType: "c5.xlarge",
+      zone: "zone-a",
+      chargeType: "ON_DEMAND" as const,
+      launchedAt: T0,
+      updatedAt: T0,
+    };
+    await store.putNode({ ...base, nodeName: "i-a", instanceId: "i-a", status: "JOINED" });
+    await store.putNode({ ...base, nodeName: "i-b", instanceId: "i-b", status: "JOINED" });
+    await store.updateNodeStatus("c-u", "i-b", "JOINED", "TERMINATING", T0 + 2 * HOUR);
+    // Act: i-a deleted at T0+1 h and again later (a retry); i-b without an end (its retirement's time)
+    await store.deleteNode("c-u", "i-a", T0 + HOUR);
+    await store.putNode({ ...base, nodeName: "i-a", instanceId: "i-a", status: "JOINED" });
+    await store.deleteNode("c-u", "i-a", T0 + 5 * HOUR);
+    await store.deleteNode("c-u", "i-b");
+    await store.deleteNode("c-u", "i-gone", T0); // nothing to keep
+    // Assess
+    expect(await store.listNodes("c-u")).toEqual([]);
+    const ended = await store.listEndedNodes("c-u");
+    expect(ended.map((n) => [n.nodeName, n.endedAt, n.status])).toEqual([
+      ["i-a", T0 + HOUR, "JOINED"],
+      ["i-b", T0 + 2 * HOUR, "TERMINATING"],
+    ]);
+    expect(ended[0]).not.toHaveProperty("usageKey");
+    expect(ended[0]).not.toHaveProperty("expiresAt");
+    expect((await store.listEndedNodes("c-u", T0 + 90 * MIN)).map((n) => n.nodeName)).toEqual(["i-b"]);
   });
 });

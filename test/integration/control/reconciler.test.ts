@@ -3,7 +3,7 @@ import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle } from "../../../lib/control/scale-cycle.js";
 import type { ConfigInput } from "../../../lib/core/config.js";
 import type { StateStore } from "../../../lib/ports/state-store.js";
-import { CONFIG, type ControlBed, controlBed } from "../../support/control-bed.js";
+import { CONFIG, type ControlBed, controlBed, T0 } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
 let db: TestDynamo;
@@ -219,6 +219,9 @@ describe("reconciler", () => {
     expect(first.gone).toEqual([]);
     expect(tooSoon.gone).toEqual([]);
     expect(agreed.gone).toEqual([instance.id]);
+    // Its usage ends at the first run that missed it, not at the run that agreed
+    const [ended] = await bed.store.listEndedNodes("demo");
+    expect(ended).toMatchObject({ nodeName: instance.id, endedAt: T0 + 200_000 });
   });
 
   it("terminates nodes that never join, and protects the queue after N failures in a row", async () => {
