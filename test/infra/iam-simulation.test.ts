@@ -57,18 +57,22 @@ function request(): CreateClusterRequestInput {
     network: { cidr: "10.42.0.0/16", zones: [`${REGION}a`, `${REGION}b`] },
     // No image: the default one, read from Debian's public parameter at create time.
     master: { instanceType: "c5.xlarge", zone: `${REGION}a` },
-    autoscaling: {
-      catalogs: ["aws"],
-      queueConfigs: [
-        {
-          queueName: "compute",
-          expansionNodeConfigs: [{ zone: `${REGION}a`, instanceType: "c5.xlarge", chargeType: "ON_DEMAND" }],
-        },
-      ],
-    },
     agentHealthTimeoutSeconds: 120,
   };
 }
+
+/** The autoscaling configuration on the cluster record (the workflow's request carries none). */
+const AUTOSCALING = {
+  catalogs: ["aws" as const],
+  queueConfigs: [
+    {
+      queueName: "compute",
+      expansionNodeConfigs: [
+        { zone: `${REGION}a`, instanceType: "c5.xlarge", chargeType: "ON_DEMAND" as const },
+      ],
+    },
+  ],
+};
 
 function view() {
   return {
@@ -112,7 +116,7 @@ function clusterRecord(clusterId: string, overrides: Partial<ClusterRecord> = {}
   return {
     clusterId,
     placement: { cloud: "aws", region: REGION, imageId: "ami-0123456789abcdef0" },
-    autoscaling: request().autoscaling,
+    autoscaling: AUTOSCALING,
     status: "RUNNING",
     version: 1,
     createdAt: 0,

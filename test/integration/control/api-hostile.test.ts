@@ -136,7 +136,7 @@ const FIELD_TARGETS: Record<
       values: fc.constantFrom(1e308, -1, 1.5, 10_001, "10", null, true, [], {}, ...OBJECT_MEMBER_NAMES),
     },
   ],
-  "PUT /clusters/{id}/autoscaling": [
+  "PUT /clusters/{clusterId}/autoscaling": [
     {
       field: "queueConfigs[0].queueName",
       set: (b, v) => setOwn(b.queueConfigs[0], "queueName", v),
@@ -153,7 +153,7 @@ const FIELD_TARGETS: Record<
       values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES)),
     },
   ],
-  "POST /clusters/{id}/nodes": [
+  "POST /clusters/{clusterId}/nodes": [
     {
       field: "count",
       set: (b, v) => setOwn(b, "count", v),
@@ -175,7 +175,7 @@ const FIELD_TARGETS: Record<
       values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES, "zone-b")),
     },
   ],
-  "POST /clusters/{id}/nodes/delete": [
+  "POST /clusters/{clusterId}/nodes/delete": [
     {
       field: "nodes[0]",
       set: (b, v) => setOwn(b, "nodes", [v]),
@@ -351,7 +351,7 @@ function hostileFor(route: Route, base: Baseline): fc.Arbitrary<Hostile>[] {
         ),
     );
   }
-  if (key === "PUT /clusters/{id}/autoscaling") {
+  if (key === "PUT /clusters/{clusterId}/autoscaling") {
     kinds.push(
       fc
         .constantFrom("abc", "0", "-1", "1.5", "", ...OBJECT_MEMBER_NAMES)

@@ -34,12 +34,6 @@ function request(network: CreateClusterRequestInput["network"]): CreateClusterRe
     region: REGION,
     network,
     master: { instanceType: "c5.xlarge", zone: `${REGION}a`, imageId: "ami-0123456789abcdef0" },
-    autoscaling: {
-      catalogs: ["aws"],
-      queueConfigs: [
-        { queueName: "compute", expansionNodeConfigs: [{ zone: `${REGION}a`, instanceType: "c5.xlarge" }] },
-      ],
-    },
     agentHealthTimeoutSeconds: 120,
   };
 }

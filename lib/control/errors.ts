@@ -1,0 +1,27 @@
+import type { ValidationIssue } from "../core/validation.js";
+
+/**
+ * The services' refusals that no port error already names. Each edge (the REST API's error table,
+ * lib/control/api/errors.ts) maps them by class; nothing here knows about HTTP.
+ */
+
+/** A name in a request (cluster id, queue, node) that names nothing here; `issues` names the field. */
+export class UnknownNameError extends Error {
+  override readonly name = "UnknownNameError";
+  constructor(
+    message: string,
+    readonly issues: readonly ValidationIssue[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** Another launch or a deletion holds the cluster's admission lease: the caller retries in seconds. */
+export class AdmissionBusyError extends Error {
+  override readonly name = "AdmissionBusyError";
+}
+
+/** The cluster's cloud provider does not implement an optional port method (e.g. consoleOutput). */
+export class UnsupportedOperationError extends Error {
+  override readonly name = "UnsupportedOperationError";
+}
