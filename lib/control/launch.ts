@@ -390,10 +390,11 @@ async function admit(
     const config = parseConfig(current.autoscaling, "autoscaling configuration");
     const queue = config.queueByName.get(launch.queue);
     if (queue === undefined) return refuse("queue-unknown", `queue ${launch.queue} is not configured`);
+    // The plan's candidates as they are (candidateOf made them): filtered, never copied again.
     const candidates: LaunchCandidate[] = allowedCandidates(
       queueHealthOf(current, launch.queue),
       launch.candidates,
-    ).map((c) => ({ ...c }));
+    );
     if (candidates.length === 0) {
       return refuse(
         "queue-protected",
