@@ -113,6 +113,11 @@ export async function createCluster(
   return { cluster: current, created };
 }
 
+/** Every cluster, any status, ordered by id. */
+export function listClusters(deps: Pick<ClusterAdminDeps, "store">): Promise<ClusterRecord[]> {
+  return deps.store.listClusters();
+}
+
 /** The cluster; UnknownNameError naming `clusterId` when there is none. */
 export async function getCluster(
   deps: Pick<ClusterAdminDeps, "store">,

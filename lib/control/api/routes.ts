@@ -59,7 +59,7 @@ const MAX_DEPTH = 32;
 const none = z.strictObject({});
 type Schema = z.ZodType;
 
-/** A route's inputs, each parsed with its schema. */
+/** A route's inputs, each parsed with its schema (a route without a body gets `undefined`). */
 interface Input<P extends Schema, Q extends Schema, H extends Schema, B extends Schema> {
   params: z.output<P>;
   query: z.output<Q>;
@@ -70,7 +70,7 @@ interface Input<P extends Schema, Q extends Schema, H extends Schema, B extends 
 /**
  * One route. `body`: "json" requires a JSON body, "none" refuses any body, "empty" takes none or `{}`.
  * `params` and `query` are the names of its path and query parameters (any other query parameter is
- * refused by name); `parse` reads the inputs with the route's schemas and `run` serves them.
+ * refused by name); `serve` parses every input with the route's schemas, then runs the route.
  */
 export interface Route {
   method: "GET" | "POST" | "PUT" | "DELETE";
@@ -142,7 +142,7 @@ const ROUTE_LIST = [
   route({
     method: "GET",
     path: "/clusters",
-    run: async (deps) => json(200, { clusters: (await deps.store.listClusters()).map(clusterView) }),
+    run: async (deps) => json(200, { clusters: (await admin.listClusters(deps)).map(clusterView) }),
   }),
   route({
     method: "GET",
