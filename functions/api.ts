@@ -1,7 +1,7 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { SFNClient } from "@aws-sdk/client-sfn";
-import { CONTROL_ENV, METRICS_NAMESPACE, requireEnv } from "../lib/aws/control-env.js";
+import { lambdaEnv } from "../lib/aws/env.js";
 import { awsControlRuntime } from "../lib/aws/runtime.js";
 import { createApiHandler } from "../lib/control/api/handler.js";
 import { computeUserData } from "../lib/control/compute-user-data.js";
@@ -9,13 +9,14 @@ import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
 import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 
 /** Every REST route (API Gateway proxy integration); lib/control/api/routes.ts does the work. */
+const env = lambdaEnv("api");
 const logger = new Logger();
-const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE });
-const { store, clock, runtime } = awsControlRuntime();
+const metrics = new Metrics({ namespace: env.metricsNamespace });
+const { store, clock, runtime } = awsControlRuntime(env);
 const workflows = new SfnWorkflowStarter(
   new SFNClient({}),
-  requireEnv(CONTROL_ENV.createStateMachineArn),
-  requireEnv(CONTROL_ENV.deleteStateMachineArn),
+  env.createStateMachineArn,
+  env.deleteStateMachineArn,
 );
 const deps = {
   store,
@@ -25,7 +26,7 @@ const deps = {
   userData: computeUserData,
   metrics: new PowertoolsMetricsSink(metrics),
   // Clusters are made in the stack's own region (the workflow checks it again).
-  region: requireEnv("AWS_REGION"),
+  region: env.region,
 };
 
 export const handler = createApiHandler(deps, logger, metrics);

@@ -5,7 +5,7 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
-import { CONTROL_ENV, METRICS_NAMESPACE, requireEnv } from "../lib/aws/control-env.js";
+import { lambdaEnv } from "../lib/aws/env.js";
 import { awsControlRuntime } from "../lib/aws/runtime.js";
 import { recoverStuckClusters } from "../lib/control/lifecycle-recovery.js";
 import { controlLog } from "../lib/control/log.js";
@@ -18,13 +18,14 @@ import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
  * EventBridge schedule → recover clusters stuck CREATING or DELETING (lib/control/lifecycle-recovery.ts),
  * then reconcile every RUNNING or SLEEPING cluster, a few at a time, each within a budget.
  */
+const env = lambdaEnv("reconciler");
 const logger = new Logger();
-const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE });
-const { store, clock, runtime } = awsControlRuntime();
+const metrics = new Metrics({ namespace: env.metricsNamespace });
+const { store, clock, runtime } = awsControlRuntime(env);
 const workflows = new SfnWorkflowStarter(
   new SFNClient({}),
-  requireEnv(CONTROL_ENV.createStateMachineArn),
-  requireEnv(CONTROL_ENV.deleteStateMachineArn),
+  env.createStateMachineArn,
+  env.deleteStateMachineArn,
 );
 
 /** Each cluster's run stops between steps after this long; the whole run ends this long before the timeout. */

@@ -1,16 +1,22 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import middy from "@middy/core";
-import { CONTROL_ENV, requireEnv } from "../lib/aws/control-env.js";
+import { lambdaEnv } from "../lib/aws/env.js";
 import { fanOutScaler } from "../lib/aws/fanout.js";
-import { awsControlRuntime } from "../lib/aws/runtime.js";
+import { DynamoStateStore, storeClientConfig } from "../lib/state/dynamo-store.js";
 
 /** EventBridge schedule → one async scaler invocation per RUNNING cluster. */
+const env = lambdaEnv("scalerFanout");
 const logger = new Logger();
-const { store } = awsControlRuntime();
+// Only the store: the fan-out never reaches a cluster's cloud or agent.
+const store = new DynamoStateStore({
+  client: new DynamoDBClient(storeClientConfig(env.region)),
+  tables: env.tables,
+});
 const lambda = new LambdaClient({});
-const scaler = requireEnv(CONTROL_ENV.scalerFunctionName);
+const scaler = env.scalerFunctionName;
 
 async function scalerFanout(): Promise<{ invoked: number; failed: number }> {
   const { invoked, failed } = await fanOutScaler(store, lambda, scaler);

@@ -4,7 +4,7 @@ import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
-import { CONTROL_ENV, METRICS_NAMESPACE } from "../lib/aws/control-env.js";
+import { lambdaEnv } from "../lib/aws/env.js";
 import { awsControlRuntime } from "../lib/aws/runtime.js";
 import { computeUserData } from "../lib/control/compute-user-data.js";
 import { controlLog } from "../lib/control/log.js";
@@ -13,10 +13,10 @@ import { type CycleSummary, runScaleCycle } from "../lib/control/scale-cycle.js"
 import { SIMPLE_NAME } from "../lib/core/names.js";
 
 /** One cluster's scale cycle: `{"clusterId": "..."}` from the fan-out. */
+const env = lambdaEnv("scaler");
 const logger = new Logger();
-const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE });
-const { store, clock, runtime } = awsControlRuntime();
-const seconds = (name: string, fallback: number) => Number(process.env[name] ?? fallback) * 1000;
+const metrics = new Metrics({ namespace: env.metricsNamespace });
+const { store, clock, runtime } = awsControlRuntime(env);
 
 async function scaler(
   event: { clusterId?: unknown },
@@ -53,11 +53,8 @@ async function scaler(
     },
     {
       // The last poll must end before the Lambda does: leave 40 s for a launch walk and the records.
-      windowMs: Math.min(
-        seconds(CONTROL_ENV.scalerWindowSeconds, 50),
-        Math.max(0, context.getRemainingTimeInMillis() - 40_000),
-      ),
-      pollMs: seconds(CONTROL_ENV.scalerPollSeconds, 15),
+      windowMs: Math.min(env.scalerWindowMs, Math.max(0, context.getRemainingTimeInMillis() - 40_000)),
+      pollMs: env.scalerPollMs,
     },
   );
   logger.info("cycle done", { ...summary });

@@ -1,6 +1,7 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
+import { lambdaEnv } from "../lib/aws/env.js";
 import { awsLifecycleDeps } from "../lib/aws/workflow-deps.js";
 import { runLifecycleTask } from "../lib/workflow/tasks/dispatch.js";
 
@@ -10,7 +11,7 @@ import { runLifecycleTask } from "../lib/workflow/tasks/dispatch.js";
  * match on.
  */
 const logger = new Logger();
-const deps = awsLifecycleDeps();
+const deps = awsLifecycleDeps(lambdaEnv("workflowTask"));
 
 async function workflowTask(event: { task?: unknown; clusterId?: unknown }): Promise<unknown> {
   logger.appendKeys({ task: String(event.task), clusterId: String(event.clusterId) });

@@ -11,8 +11,7 @@ import { createAlibabaEcsProvider } from "../providers/alibaba-ecs/index.js";
 import { createAwsEc2Provider } from "../providers/aws-ec2/index.js";
 import { createTencentCvmProvider } from "../providers/tencent-cvm/index.js";
 import { DynamoStateStore, storeClientConfig } from "../state/dynamo-store.js";
-import { tableNamesFromEnv } from "../state/tables.js";
-import { CONTROL_ENV, requireEnv } from "./control-env.js";
+import { type ClusterAccessEnv, CONTROL_ENV } from "./env.js";
 
 /** How a cluster's cloud and agent are reached: what the scaler, reconciler and API need per cluster. */
 export type ClusterRuntime = (
@@ -20,26 +19,29 @@ export type ClusterRuntime = (
 ) => Promise<{ provider: CloudProvider; agent: AgentChannel }>;
 
 /**
- * The control plane's ports on AWS, from the Lambda environment. One provider per (cloud, region) is
- * kept for the life of the container so the unavailable-offering cache carries across invocations.
- * Tencent and Alibaba clusters use the access key in the Secrets Manager secret named by
- * NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN (`{"secretId","secretKey"}`) or
+ * The control plane's ports on AWS, from the function's parsed environment (lib/aws/env.ts). One provider
+ * per (cloud, region) is kept for the life of the container so the unavailable-offering cache carries
+ * across invocations. Tencent and Alibaba clusters use the access key in the Secrets Manager secret named
+ * by NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN (`{"secretId","secretKey"}`) or
  * NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN (`{"accessKeyId","accessKeySecret"}`).
  */
-export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
-  const region = requireEnv("AWS_REGION", env);
+export function awsControlRuntime(env: ClusterAccessEnv) {
+  const region = env.region;
   const clock: Clock = systemClock;
   const store = new DynamoStateStore({
     client: new DynamoDBClient(storeClientConfig(region)),
-    tables: tableNamesFromEnv(env),
+    tables: env.tables,
   });
   const secrets = new SecretsManagerClient({ region });
   const ssm = new SSMClient({ region });
   const providers = new Map<string, CloudProvider>();
   const keys = new Map<string, Uint8Array>();
 
-  const secretJson = async (envName: string): Promise<Record<string, unknown>> => {
-    const secretId = requireEnv(envName, env);
+  const secretJson = async (
+    envName: keyof ClusterAccessEnv["credentialSecrets"],
+  ): Promise<Record<string, unknown>> => {
+    const secretId = env.credentialSecrets[envName];
+    if (secretId === undefined) throw new Error(`environment variable ${envName} is not set`);
     const out = await secrets.send(new GetSecretValueCommand({ SecretId: secretId }));
     const parsed: unknown = JSON.parse(out.SecretString ?? "{}");
     if (typeof parsed !== "object" || parsed === null)
@@ -61,7 +63,7 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
     if (cached !== undefined) return cached;
     let p: CloudProvider;
     if (cloud === "aws") {
-      const instanceProfileArn = env[CONTROL_ENV.nodeInstanceProfileArn];
+      const instanceProfileArn = env.nodeInstanceProfileArn;
       p = createAwsEc2Provider({
         region: clusterRegion,
         clock,
@@ -110,7 +112,7 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
   };
 
   const agent = async (cluster: ClusterRecord): Promise<AgentChannel> => {
-    const transport = env[CONTROL_ENV.agentTransport] ?? "http";
+    const transport = env.agentTransport;
     const a = cluster.agent;
     if (transport === "http" && a.kind === "http" && a.keySecretArn !== undefined) {
       return new HttpAgentChannel({ baseUrl: a.url, key: await agentKey(a.keySecretArn), clock });
@@ -118,12 +120,11 @@ export function awsControlRuntime(env: NodeJS.ProcessEnv = process.env) {
     const master =
       a.kind === "ssm" ? a.instanceId : cluster.resources.find((r) => r.type === "masterInstance")?.id;
     if (master === undefined) throw new Error(`cluster ${cluster.clusterId} has no reachable agent yet`);
-    const documentName = env[CONTROL_ENV.agentDocumentName];
     return new SsmAgentChannel({
       client: ssm,
       instanceId: master,
       clock,
-      ...(documentName === undefined || documentName === "" ? {} : { documentName }),
+      ...(env.agentDocumentName === undefined ? {} : { documentName: env.agentDocumentName }),
     });
   };
 

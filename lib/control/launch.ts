@@ -108,7 +108,7 @@ export interface LaunchDeps {
   /** The node's boot script for a launch; none when undefined. */
   userData?: (cluster: ClusterRecord, launch: Launch) => string | undefined;
   /** The operator's principal when a person asked for the launch (API); its events carry it. */
-  by?: string;
+  by?: string | undefined;
 }
 
 /** The node records (instance ids) and launch intents (rounds) a plan counted as supply. */
@@ -394,10 +394,11 @@ async function admit(
     const config = parseConfig(current.autoscaling, "autoscaling configuration");
     const queue = config.queueByName.get(launch.queue);
     if (queue === undefined) return refuse("queue-unknown", `queue ${launch.queue} is not configured`);
+    // The plan's candidates as they are (candidateOf made them): filtered, never copied again.
     const candidates: LaunchCandidate[] = allowedCandidates(
       queueHealthOf(current, launch.queue),
       launch.candidates,
-    ).map((c) => ({ ...c }));
+    );
     if (candidates.length === 0) {
       return refuse(
         "queue-protected",

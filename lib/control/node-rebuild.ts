@@ -6,6 +6,7 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
 import type { ClusterRecord, NodeRecord, StateStore } from "../ports/state-store.js";
+import { SlurmUnavailableError, StateRefusedError, UnknownNameError } from "./errors.js";
 import { appendControlEvent as event } from "./events.js";
 import { recordedLaunch } from "./launch.js";
 import type { ControlLog } from "./log.js";
@@ -49,19 +50,6 @@ export interface RebuildResult {
   failures: { node?: string; queue?: string; message: string }[];
 }
 
-/** A request the service refuses as a whole, with every node named; nothing was changed. */
-export class RebuildRefusedError extends Error {
-  override readonly name = "RebuildRefusedError";
-  constructor(
-    /** "unknown-node": 404; "not-eligible" and "not-running": 409; "no-slurm-view": 503. */
-    readonly kind: "unknown-node" | "not-eligible" | "not-running" | "no-slurm-view",
-    message: string,
-    readonly issues: readonly ValidationIssue[] = [],
-  ) {
-    super(message);
-  }
-}
-
 export async function rebuildNodes(
   deps: RebuildDeps,
   cluster: ClusterRecord,
@@ -71,10 +59,7 @@ export async function rebuildNodes(
   const clusterId = cluster.clusterId;
   // Replacements need a RUNNING cluster (the launch path's admission): refuse before retiring anything.
   if (cluster.status !== "RUNNING") {
-    throw new RebuildRefusedError(
-      "not-running",
-      `the cluster is ${cluster.status}, not RUNNING: nothing rebuilt`,
-    );
+    throw new StateRefusedError(`the cluster is ${cluster.status}, not RUNNING: nothing rebuilt`);
   }
   const config = parseConfig(cluster.autoscaling, "autoscaling configuration");
   const graceMs = (request.bootGraceSeconds ?? config.bootTimeout) * 1000;
@@ -84,15 +69,14 @@ export async function rebuildNodes(
   for (const [i, name] of (request.nodes ?? []).entries()) {
     if (!byName.has(name)) issues.push({ path: `nodes[${i}]`, message: `no node ${name} in this cluster` });
   }
-  if (issues.length > 0) throw new RebuildRefusedError("unknown-node", "unknown nodes", issues);
+  if (issues.length > 0) throw new UnknownNameError("unknown nodes", issues);
 
   // Slurm's view decides what failed and what runs a job: without it nothing is touched.
   let slurm: ReturnType<typeof slurmNodes>;
   try {
     slurm = slurmNodes(await deps.agent.report());
   } catch (error) {
-    throw new RebuildRefusedError(
-      "no-slurm-view",
+    throw new SlurmUnavailableError(
       `Slurm's view of the nodes could not be read (${(error as Error).message.slice(0, 200)}): nothing rebuilt; retry when the agent answers`,
     );
   }
@@ -111,7 +95,7 @@ export async function rebuildNodes(
       else
         issues.push({ path: `nodes[${i}]`, message: `${name}: ${e.reason}: only failed nodes are rebuilt` });
     }
-    if (issues.length > 0) throw new RebuildRefusedError("not-eligible", "nodes not rebuilt", issues);
+    if (issues.length > 0) throw new StateRefusedError("nodes not rebuilt", issues);
   }
 
   const result: RebuildResult = { rebuilt: [], launched: [], failures: [] };

@@ -1,4 +1,4 @@
-import type { ResolvedConfig, ResolvedQueue } from "./config.js";
+import { candidateOf, type ResolvedConfig, type ResolvedQueue } from "./config.js";
 import type { Candidate, ClusterNode, ClusterState, Decision, Job, Launch, QueueSummary } from "./model.js";
 import { ownValue } from "./own.js";
 import type { Hold, NewNode, Policy, PolicyResult, SupplyNode } from "./policy.js";
@@ -288,12 +288,7 @@ function launchAt(
   entries: readonly Candidate[],
   count: number,
 ): Pick<Launch, "queue" | "instanceType" | "zone" | "count" | "candidates"> {
-  const candidates = entries.map(({ instanceType, zone, chargeType, subnetId, imageId }): Candidate => {
-    const c: Candidate = { instanceType, zone, chargeType };
-    if (subnetId !== undefined) c.subnetId = subnetId;
-    if (imageId !== undefined) c.imageId = imageId;
-    return c;
-  });
+  const candidates = entries.map(candidateOf);
   const first = candidates[0];
   if (!first) throw new Error(`queue ${queue.queueName} has a shape group without entries`);
   return { queue: queue.queueName, instanceType: first.instanceType, zone: first.zone, count, candidates };

@@ -5,7 +5,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
-import { CONTROL_ENV, METRICS_NAMESPACE } from "../aws/control-env.js";
+import { CONTROL_ENV, METRICS_NAMESPACE } from "../aws/env.js";
 
 /** The repository root: functions/ and package-lock.json are found from here. */
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));

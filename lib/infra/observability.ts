@@ -5,7 +5,7 @@ import type * as kms from "aws-cdk-lib/aws-kms";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subs from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
-import { METRICS_NAMESPACE } from "../aws/control-env.js";
+import { METRICS_NAMESPACE } from "../aws/env.js";
 
 /**
  * The dashboard and alarms on the control plane's EMF metrics (lib/control/metrics.ts), read with the

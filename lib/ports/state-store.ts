@@ -192,7 +192,10 @@ export interface NewCluster {
   placement: ClusterPlacement;
   /** The autoscaling configuration (core configSchema input), validated before it is stored. */
   autoscaling: ConfigInput;
-  /** The raw create request, for the workflow. */
+  /**
+   * The creation workflow's request (what to make: region, network, master), without the autoscaling
+   * configuration: that is `autoscaling` above, the one copy.
+   */
   spec?: Record<string, unknown>;
   now: number;
 }

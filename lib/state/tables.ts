@@ -49,18 +49,6 @@ export const TABLE_ENV = {
 
 export type TableNames = Record<TableId, string>;
 
-/** Table names from the environment; a missing variable is an error naming it. */
-export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
-  const names = {} as TableNames;
-  for (const id of Object.keys(TABLE_ENV) as TableId[]) {
-    const value = env[TABLE_ENV[id]];
-    if (value === undefined || value === "")
-      throw new Error(`environment variable ${TABLE_ENV[id]} is not set`);
-    names[id] = value;
-  }
-  return names;
-}
-
 /** Names with a common prefix, for tests and the local mode. */
 export function prefixedTableNames(prefix: string): TableNames {
   return {

@@ -4,7 +4,7 @@ import { SFNClient } from "@aws-sdk/client-sfn";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FakeAgent } from "../../lib/agent-channels/fake.js";
-import { CONTROL_ENV } from "../../lib/aws/control-env.js";
+import { CONTROL_ENV, lambdaEnv } from "../../lib/aws/env.js";
 import { fanOutScaler } from "../../lib/aws/fanout.js";
 import { awsControlRuntime } from "../../lib/aws/runtime.js";
 import { awsLifecycleDeps } from "../../lib/aws/workflow-deps.js";
@@ -57,18 +57,22 @@ function request(): CreateClusterRequestInput {
     network: { cidr: "10.42.0.0/16", zones: [`${REGION}a`, `${REGION}b`] },
     // No image: the default one, read from Debian's public parameter at create time.
     master: { instanceType: "c5.xlarge", zone: `${REGION}a` },
-    autoscaling: {
-      catalogs: ["aws"],
-      queueConfigs: [
-        {
-          queueName: "compute",
-          expansionNodeConfigs: [{ zone: `${REGION}a`, instanceType: "c5.xlarge", chargeType: "ON_DEMAND" }],
-        },
-      ],
-    },
     agentHealthTimeoutSeconds: 120,
   };
 }
+
+/** The autoscaling configuration on the cluster record (the workflow's request carries none). */
+const AUTOSCALING = {
+  catalogs: ["aws" as const],
+  queueConfigs: [
+    {
+      queueName: "compute",
+      expansionNodeConfigs: [
+        { zone: `${REGION}a`, instanceType: "c5.xlarge", chargeType: "ON_DEMAND" as const },
+      ],
+    },
+  ],
+};
 
 function view() {
   return {
@@ -91,7 +95,10 @@ function expand(calls: RecordedCall[], principalContext: Record<string, string> 
 
 /** Runs the create workflow then (optionally) leaves the cluster; returns the calls of the workflow role. */
 async function runCreate(clusterId: string, input: CreateClusterRequestInput, store: MemoryLifecycleStore) {
-  const env = { ...t.functionEnv(t.functionId("WorkflowTask")), AWS_REGION: REGION };
+  const env = lambdaEnv("workflowTask", {
+    ...t.functionEnv(t.functionId("WorkflowTask")),
+    AWS_REGION: REGION,
+  });
   store.add(clusterId);
   const deps = { ...awsLifecycleDeps(env), store };
   const result = await runWorkflowLocally(createClusterDefinition(), { clusterId, request: input }, (i) =>
@@ -112,7 +119,7 @@ function clusterRecord(clusterId: string, overrides: Partial<ClusterRecord> = {}
   return {
     clusterId,
     placement: { cloud: "aws", region: REGION, imageId: "ami-0123456789abcdef0" },
-    autoscaling: request().autoscaling,
+    autoscaling: AUTOSCALING,
     status: "RUNNING",
     version: 1,
     createdAt: 0,
@@ -143,10 +150,13 @@ function secretsReadBy(script: string): string[] {
 
 /** The cluster's runtime ports, as the scaler, reconciler and API Lambdas build them, exercised whole. */
 async function exerciseClusterRuntime(functionPrefix: string): Promise<RecordedCall[]> {
-  const env = { ...t.functionEnv(t.functionId(functionPrefix)), AWS_REGION: REGION };
+  const raw = { ...t.functionEnv(t.functionId(functionPrefix)), AWS_REGION: REGION };
+  const kind = ({ Scaler: "scaler", Reconciler: "reconciler", ApiHandler: "api" } as const)[
+    functionPrefix as "Scaler" | "Reconciler" | "ApiHandler"
+  ];
   return recording(async () => {
     const cluster = clusterRecord(CLUSTER);
-    const { runtime } = awsControlRuntime(env);
+    const { runtime } = awsControlRuntime(lambdaEnv(kind, raw));
     const { provider, agent } = await runtime(cluster);
     const subnet = world.ofType("subnet").find((s) => s.tags["nowscale:cluster"] === CLUSTER);
     const onDemand = await provider.launch({
@@ -190,7 +200,7 @@ async function exerciseClusterRuntime(functionPrefix: string): Promise<RecordedC
     await agent.resume(ids[0] ?? "");
     await agent.deleteNode(ids[0] ?? "");
     // The signed HTTP channel reads the cluster's agent key; Tencent and Alibaba clusters the credentials.
-    const http = awsControlRuntime({ ...env, [CONTROL_ENV.agentTransport]: "http" });
+    const http = awsControlRuntime(lambdaEnv(kind, { ...raw, [CONTROL_ENV.agentTransport]: "http" }));
     const keyArn = cluster.resources.find((r) => r.type === "secret:agent-hmac-key")?.id;
     await http.runtime(
       clusterRecord(CLUSTER, {
@@ -603,7 +613,10 @@ beforeAll(async () => {
   );
 
   // Deletion of both clusters by the workflow role.
-  const env = { ...t.functionEnv(t.functionId("WorkflowTask")), AWS_REGION: REGION };
+  const env = lambdaEnv("workflowTask", {
+    ...t.functionEnv(t.functionId("WorkflowTask")),
+    AWS_REGION: REGION,
+  });
   const deps = { ...awsLifecycleDeps(env), store };
   const deleteCalls = await recording(async () => {
     for (const clusterId of [CLUSTER, OTHER_CLUSTER]) {

@@ -2,7 +2,7 @@ import { EC2ServiceException } from "@aws-sdk/client-ec2";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FakeAgent } from "../../lib/agent-channels/fake.js";
-import { CONTROL_ENV, METRICS_NAMESPACE } from "../../lib/aws/control-env.js";
+import { CONTROL_ENV, METRICS_NAMESPACE } from "../../lib/aws/env.js";
 import { FakeClock } from "../../lib/providers/fake/index.js";
 import type { DynamoStateStore } from "../../lib/state/dynamo-store.js";
 import { TABLE_ENV, type TableNames } from "../../lib/state/tables.js";

@@ -1,5 +1,6 @@
 import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type FunctionKind, lambdaEnv } from "../../lib/aws/env.js";
 import { API_ROUTES } from "../../lib/infra/api.js";
 import { TABLE_ENV, TABLES, type TableDefinition } from "../../lib/state/tables.js";
 import {
@@ -8,6 +9,7 @@ import {
   deleteClusterDefinition,
 } from "../../lib/workflow/index.js";
 import { synthNowScale } from "./synth.js";
+import { ResolvedTemplate } from "./template-iam.js";
 
 type Resource = { Type: string; Properties: Record<string, unknown> };
 
@@ -288,5 +290,28 @@ describe("CloudWatch", () => {
     ]) {
       expect(body, name).toContain(name);
     }
+  });
+});
+
+describe("Lambda environments", () => {
+  it("THEN each function's environment passes its kind's schema, as its handler parses it at cold start", () => {
+    // Prepare
+    const t = new ResolvedTemplate(template.toJSON() as never);
+    const kinds: Record<string, FunctionKind> = {
+      ApiHandler: "api",
+      Reconciler: "reconciler",
+      Scaler: "scaler",
+      ScalerFanout: "scalerFanout",
+      WorkflowTask: "workflowTask",
+    };
+    // Act: Lambda itself sets AWS_REGION.
+    const parsed = Object.entries(kinds).map(([id, kind]) =>
+      lambdaEnv(kind, { ...t.functionEnv(t.functionId(id)), AWS_REGION: "us-east-1" }),
+    );
+    // Assess
+    expect(parsed.map((e) => e.metricsNamespace)).toEqual(Array(5).fill("NowScale"));
+    expect(parsed.map((e) => Object.values(e.tables).every((name) => name !== ""))).toEqual(
+      Array(5).fill(true),
+    );
   });
 });

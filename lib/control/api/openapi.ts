@@ -2,19 +2,39 @@ import { z } from "zod";
 import {
   addNodesSchema,
   autoscalingSchema,
+  clusterParams,
+  consoleQuery,
   createClusterSchema,
+  createHeaders,
   deleteNodesSchema,
+  eventsQuery,
+  ifMatchHeaders,
+  nodeParams,
+  queueParams,
   rebuildNodesSchema,
+  usageQuerySchema,
 } from "./schemas.js";
 
 /**
- * The API's OpenAPI 3.1 document, generated from the same zod schemas the handlers validate with
- * (zod 4's JSON Schema output, in its request-body "input" form). `npm run build:openapi` writes it to
- * docs/openapi.json; a unit test fails when that file is stale.
+ * The API's OpenAPI 3.1 document, generated from the same zod schemas the routes parse every input with
+ * (zod 4's JSON Schema output, in its request "input" form): bodies, path and query parameters, headers.
+ * `npm run build:openapi` writes it to docs/openapi.json; a unit test fails when that file is stale.
  */
 export function buildOpenApi(): Record<string, unknown> {
   const schema = (s: z.ZodType) =>
     z.toJSONSchema(s, { io: "input", unrepresentable: "any", target: "draft-2020-12" });
+  /** One OpenAPI parameter per key of a route's params, query or headers schema. */
+  const parameters = (where: "path" | "query" | "header", s: z.ZodObject) =>
+    Object.entries(s.shape).map(([name, field]) => {
+      const { $schema: _, description, ...fieldSchema } = schema(field as z.ZodType);
+      return {
+        name,
+        in: where,
+        required: where === "path" || !(field as z.ZodType).safeParse(undefined).success,
+        ...(description === undefined ? {} : { description }),
+        schema: fieldSchema,
+      };
+    });
   const body = (ref: string) => ({
     required: true,
     content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } },
@@ -38,7 +58,6 @@ export function buildOpenApi(): Record<string, unknown> {
     "the workflow could not be started: the cluster keeps its status; retry (the reconciler also retries)",
     "Error",
   );
-  const clusterId = { name: "clusterId", in: "path", required: true, schema: { type: "string" } };
   const sigv4 = [{ sigv4: [] }];
 
   return {
@@ -55,15 +74,7 @@ export function buildOpenApi(): Record<string, unknown> {
         get: { operationId: "listClusters", responses: { "200": answer("all clusters", "ClusterList") } },
         post: {
           operationId: "createCluster",
-          parameters: [
-            {
-              name: "Idempotency-Key",
-              in: "header",
-              required: false,
-              description: "a retried request with the same key returns the same cluster (kept 24 h)",
-              schema: { type: "string", pattern: "^[A-Za-z0-9_-]{1,128}$" },
-            },
-          ],
+          parameters: parameters("header", createHeaders),
           requestBody: body("CreateCluster"),
           responses: {
             "202": answer("created; the creation workflow runs"),
@@ -76,7 +87,7 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       "/clusters/{clusterId}": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         get: { operationId: "getCluster", responses: { "200": answer("the cluster"), "404": errors["404"] } },
         delete: {
           operationId: "deleteCluster",
@@ -86,18 +97,18 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       "/clusters/{clusterId}/autoscaling": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         put: {
           operationId: "setAutoScalingConfiguration",
           description:
             "THPC's SetAutoScalingConfiguration: replaces the whole configuration. `If-Match: <version>` makes it conditional.",
-          parameters: [{ name: "If-Match", in: "header", required: false, schema: { type: "string" } }],
+          parameters: parameters("header", ifMatchHeaders),
           requestBody: body("AutoScalingConfiguration"),
           responses: { "200": answer("the updated cluster"), ...bodyErrors },
         },
       },
       "/clusters/{clusterId}/nodes": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         get: {
           operationId: "describeNodes",
           description:
@@ -114,7 +125,7 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       "/clusters/{clusterId}/nodes/delete": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         post: {
           operationId: "deleteNodes",
           requestBody: body("DeleteNodes"),
@@ -122,7 +133,7 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       "/clusters/{clusterId}/nodes/rebuild": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         post: {
           operationId: "rebuildNodes",
           description:
@@ -136,56 +147,39 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       "/clusters/{clusterId}/usage": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         get: {
           operationId: "describeUsage",
           description:
             "Node-hours and cost per UTC day, queue and instance type in [from, to], from the node records and the usage history of deleted ones (HPC-NOW's usage). Cost is hours × the catalog's on-demand pricePerHour: a guide, not a bill.",
-          parameters: [
-            { name: "from", in: "query", required: false, schema: { type: "string", format: "date-time" } },
-            { name: "to", in: "query", required: false, schema: { type: "string", format: "date-time" } },
-          ],
+          parameters: parameters("query", usageQuerySchema),
           responses: { "200": answer("the usage", "Usage"), ...errors },
         },
       },
       "/clusters/{clusterId}/sleep": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         post: {
           operationId: "sleepCluster",
           responses: { "200": answer("SLEEPING: autoscaling paused"), ...errors },
         },
       },
       "/clusters/{clusterId}/wake": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         post: { operationId: "wakeUpCluster", responses: { "200": answer("RUNNING again"), ...errors } },
       },
       "/clusters/{clusterId}/events": {
-        parameters: [clusterId],
+        parameters: parameters("path", clusterParams),
         get: {
           operationId: "listScalingEvents",
-          parameters: [
-            {
-              name: "limit",
-              in: "query",
-              required: false,
-              schema: { type: "integer", minimum: 1, maximum: 1000 },
-            },
-          ],
+          parameters: parameters("query", eventsQuery),
           responses: { "200": answer("newest first", "EventList"), ...errors },
         },
       },
       "/clusters/{clusterId}/nodes/{node}/console": {
-        parameters: [clusterId, { name: "node", in: "path", required: true, schema: { type: "string" } }],
+        parameters: parameters("path", nodeParams),
         get: {
           operationId: "getNodeConsole",
-          parameters: [
-            {
-              name: "lines",
-              in: "query",
-              required: false,
-              schema: { type: "integer", minimum: 1, maximum: 10000 },
-            },
-          ],
+          parameters: parameters("query", consoleQuery),
           responses: {
             "200": answer("the node's console output (its boot), last lines", "NodeConsole"),
             ...errors,
@@ -194,7 +188,7 @@ export function buildOpenApi(): Record<string, unknown> {
         },
       },
       "/clusters/{clusterId}/queues/{queue}/reset-protection": {
-        parameters: [clusterId, { name: "queue", in: "path", required: true, schema: { type: "string" } }],
+        parameters: parameters("path", queueParams),
         post: {
           operationId: "resetProtectedMode",
           responses: { "200": answer("the queue's health", "QueueHealth"), ...errors },

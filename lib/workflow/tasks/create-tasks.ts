@@ -26,8 +26,9 @@ export interface MasterResult extends MasterRecord {
 }
 
 /**
- * Validates the request with the core's schema and the names allow-list, and its region against the
- * stack's (`deps.region`); returns it with defaults.
+ * Validates the request (what to make: region, network, master) with the names allow-list, and its region
+ * against the stack's (`deps.region`); returns it with defaults. The autoscaling configuration is not part
+ * of it: it was validated when the cluster record was written, and launchMaster reads it from there.
  */
 export function validate(
   deps: Pick<LifecycleDeps, "region">,
@@ -131,7 +132,9 @@ export async function launchMaster(
     region: request.region,
     mungeKeySecretId: secrets.mungeKeySecretId,
     agentKeySecretId: secrets.agentKeySecretId,
-    queues: request.autoscaling.queueConfigs.map((q) => ({ name: q.queueName })),
+    // The configuration as it stands now (the cluster record's, the one copy): not a copy the workflow
+    // was started with, which a PUT /autoscaling since would have made stale.
+    queues: (await deps.store.queues(clusterId)).map((name) => ({ name })),
     agentPort: request.master.agentPort,
     ...bundle,
     // The control plane reaches the agent through SSM Run Command; Debian's images have no SSM agent.

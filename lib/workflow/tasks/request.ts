@@ -1,12 +1,11 @@
 import { z } from "zod";
-import { configSchema } from "../../core/config.js";
 import { cloudIdSchema, SIMPLE_NAME, SIMPLE_NAME_HINT } from "../../core/names.js";
 import { parseWith, ValidationError } from "../../core/validation.js";
 
 /**
- * What the creation workflow is started with: the cluster's id (chosen by the API) and the request the
- * user sent. The same schema validates at the API and again in the workflow's first step, so a
- * workflow started by hand cannot skip it.
+ * What the creation workflow is started with: the cluster's id (chosen by the API) and the part of the
+ * user's request that says what to make (region, network, master). The same fields validate at the API
+ * and again in the workflow's first step, so a workflow started by hand cannot skip them.
  */
 
 const cloudId = cloudIdSchema;
@@ -34,40 +33,52 @@ export const networkRequestSchema = z.union([
   }),
 ]);
 
+/**
+ * The fields of the creation request, for the API's body to reuse (lib/control/api/schemas.ts): what
+ * the workflow makes. The autoscaling configuration is not among them: the API validates it once and it
+ * lives on the cluster record alone, where the workflow reads the queue names when it needs them.
+ */
+export const createClusterRequestShape = {
+  region: cloudId,
+  network: networkRequestSchema,
+  master: z.strictObject({
+    instanceType: cloudId,
+    zone: cloudId,
+    /** @default the latest Debian 12 image for the instance type's architecture (lib/infra/default-image.ts) */
+    imageId: cloudId.optional(),
+    agentPort: z.number().int().min(1024).max(65_535).default(8787),
+    /** Where the master downloads the agent bundle; without it the image must carry the agent. */
+    agentUrl: z
+      .string()
+      .regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/)
+      .optional(),
+    /** The SHA-256 (hex) the bundle at agentUrl must have; the stack's own bundle is always checked. */
+    agentSha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits" })
+      .optional(),
+  }),
+  /** How long the master's agent may take to answer its health check. */
+  agentHealthTimeoutSeconds: z.number().int().min(60).max(7200).default(900),
+};
+
+/** The cross-field rule of a creation request: the master's zone is among the zones of the network made. */
+export function checkMasterZone(
+  r: { network: z.output<typeof networkRequestSchema>; master: { zone: string } },
+  ctx: z.RefinementCtx,
+): void {
+  if ("zones" in r.network && !r.network.zones.includes(r.master.zone)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["master", "zone"],
+      message: `the master's zone must be one of network.zones (${r.network.zones.join(", ")})`,
+    });
+  }
+}
+
 export const createClusterRequestSchema = z
-  .strictObject({
-    region: cloudId,
-    network: networkRequestSchema,
-    master: z.strictObject({
-      instanceType: cloudId,
-      zone: cloudId,
-      /** @default the latest Debian 12 image for the instance type's architecture (lib/infra/default-image.ts) */
-      imageId: cloudId.optional(),
-      agentPort: z.number().int().min(1024).max(65_535).default(8787),
-      /** Where the master downloads the agent bundle; without it the image must carry the agent. */
-      agentUrl: z
-        .string()
-        .regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/)
-        .optional(),
-      /** The SHA-256 (hex) the bundle at agentUrl must have; the stack's own bundle is always checked. */
-      agentSha256: z
-        .string()
-        .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits" })
-        .optional(),
-    }),
-    autoscaling: configSchema,
-    /** How long the master's agent may take to answer its health check. */
-    agentHealthTimeoutSeconds: z.number().int().min(60).max(7200).default(900),
-  })
-  .superRefine((r, ctx) => {
-    if ("zones" in r.network && !r.network.zones.includes(r.master.zone)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["master", "zone"],
-        message: `the master's zone must be one of network.zones (${r.network.zones.join(", ")})`,
-      });
-    }
-  });
+  .strictObject(createClusterRequestShape)
+  .superRefine(checkMasterZone);
 
 export type CreateClusterRequestInput = z.input<typeof createClusterRequestSchema>;
 export type CreateClusterRequest = z.output<typeof createClusterRequestSchema>;

@@ -131,6 +131,11 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     return master;
   }
 
+  /** The record's autoscaling configuration was validated when it was written (the API, the CLI). */
+  async queues(clusterId: string): Promise<string[]> {
+    return (await this.read(clusterId)).autoscaling.queueConfigs.map((q) => q.queueName);
+  }
+
   async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {
     const now = this.clock.now();
     const intents = await this.store.listLaunchIntents(clusterId, "INTENDED");

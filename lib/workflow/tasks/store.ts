@@ -51,6 +51,15 @@ export interface LifecycleStore {
   master(clusterId: string): Promise<MasterRecord | undefined>;
 
   /**
+   * The queue names of the cluster's autoscaling configuration as it stands now (the master's Slurm
+   * partitions). The configuration lives on the cluster record alone, validated when it was written: the
+   * workflow carries no copy of its own, so a configuration replaced while the cluster is CREATING (or a
+   * creation restarted by the reconciler) gives the master the current queues. Throws when the cluster
+   * does not exist.
+   */
+  queues(clusterId: string): Promise<string[]>;
+
+  /**
    * Compute launches as deletion must see them: how many launches were admitted but have no outcome yet
    * (they may still start instances: deletion waits for them), and the instance ids of the compute node
    * records (terminated even if a listing lags behind them).
@@ -71,6 +80,8 @@ export interface LifecycleStore {
 
 export interface MemoryClusterRecord {
   status: ClusterLifecycleStatus | "REQUESTED";
+  /** The queue names of its autoscaling configuration. */
+  queues: string[];
   reason?: string;
   master?: MasterRecord;
   ledger: Map<string, ClusterResourceRef>;
@@ -85,9 +96,14 @@ export class MemoryLifecycleStore implements LifecycleStore {
   readonly clusters = new Map<string, MemoryClusterRecord>();
   private readonly faults: { method: keyof LifecycleStore; error: Error; status?: string }[] = [];
 
-  /** Creates the record the API would have made before starting the workflow. */
-  add(clusterId: string): void {
-    this.clusters.set(clusterId, { status: "REQUESTED", ledger: new Map(), history: ["REQUESTED"] });
+  /** Creates the record the API would have made before starting the workflow, with its queues. */
+  add(clusterId: string, queues: readonly string[] = ["compute"]): void {
+    this.clusters.set(clusterId, {
+      status: "REQUESTED",
+      queues: [...queues],
+      ledger: new Map(),
+      history: ["REQUESTED"],
+    });
   }
 
   /** The next call of `method` (for setStatus: to `status`, when given) throws `error`. */
@@ -126,6 +142,11 @@ export class MemoryLifecycleStore implements LifecycleStore {
   async master(clusterId: string): Promise<MasterRecord | undefined> {
     this.throwInjected("master");
     return this.get(clusterId).master;
+  }
+
+  async queues(clusterId: string): Promise<string[]> {
+    this.throwInjected("queues");
+    return [...this.get(clusterId).queues];
   }
 
   async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {

@@ -138,7 +138,7 @@ const FIELD_TARGETS: Record<
       values: fc.constantFrom(1e308, -1, 1.5, 10_001, "10", null, true, [], {}, ...OBJECT_MEMBER_NAMES),
     },
   ],
-  "PUT /clusters/{id}/autoscaling": [
+  "PUT /clusters/{clusterId}/autoscaling": [
     {
       field: "queueConfigs[0].queueName",
       set: (b, v) => setOwn(b.queueConfigs[0], "queueName", v),
@@ -155,7 +155,7 @@ const FIELD_TARGETS: Record<
       values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES)),
     },
   ],
-  "POST /clusters/{id}/nodes": [
+  "POST /clusters/{clusterId}/nodes": [
     {
       field: "count",
       set: (b, v) => setOwn(b, "count", v),
@@ -177,7 +177,7 @@ const FIELD_TARGETS: Record<
       values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES, "zone-b")),
     },
   ],
-  "POST /clusters/{id}/nodes/rebuild": [
+  "POST /clusters/{clusterId}/nodes/rebuild": [
     {
       field: "nodes[0]",
       set: (b, v) => setOwn(b, "nodes", [v]),
@@ -189,7 +189,7 @@ const FIELD_TARGETS: Record<
       values: fc.constantFrom(-1, 86_401, 1e308, 1.5, "1", null, true, [], {}, ...OBJECT_MEMBER_NAMES),
     },
   ],
-  "POST /clusters/{id}/nodes/delete": [
+  "POST /clusters/{clusterId}/nodes/delete": [
     {
       field: "nodes[0]",
       set: (b, v) => setOwn(b, "nodes", [v]),
@@ -258,8 +258,7 @@ function protoPlaces(body: Body): { path: string; holder: Body }[] {
 
 /** Every kind of hostile input that applies to the route. */
 function hostileFor(route: Route, base: Baseline): fc.Arbitrary<Hostile>[] {
-  // FIELD_TARGETS name the cluster parameter {id}.
-  const key = `${route.method} ${route.path.replace("{clusterId}", "{id}")}`;
+  const key = `${route.method} ${route.path}`;
   const kinds: fc.Arbitrary<Hostile>[] = [];
   const make = (kind: string, req: ApiRequest, names: string): Hostile => ({ route, kind, req, names });
 
@@ -381,7 +380,7 @@ function hostileFor(route: Route, base: Baseline): fc.Arbitrary<Hostile>[] {
         ),
     );
   }
-  if (key === "PUT /clusters/{id}/autoscaling") {
+  if (key === "PUT /clusters/{clusterId}/autoscaling") {
     kinds.push(
       fc
         .constantFrom("abc", "0", "-1", "1.5", "", ...OBJECT_MEMBER_NAMES)

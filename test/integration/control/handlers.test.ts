@@ -149,6 +149,21 @@ describe("functions/api.ts", () => {
   });
 });
 
+describe("functions/scaler-fanout.ts", () => {
+  it("does not start without its variables: the cold start fails naming each one", async () => {
+    // Prepare: the tables are set, the scaler's function name and the region are not.
+    for (const [id, name] of Object.entries(tables)) vi.stubEnv(TABLE_ENV[id as keyof TableNames], name);
+    vi.stubEnv("NOWSCALE_SCALER_FUNCTION_NAME", undefined);
+    vi.stubEnv("AWS_REGION", "");
+    // Act
+    const loading = import("../../../functions/scaler-fanout.js");
+    // Assess
+    await expect(loading).rejects.toThrow(
+      /Lambda environment \(scalerFanout\) is invalid:\n {2}AWS_REGION: is not set\n {2}NOWSCALE_SCALER_FUNCTION_NAME: is not set/,
+    );
+  });
+});
+
 describe("functions/scaler.ts", () => {
   it("runs one cycle for the cluster: report over SSM, launch on EC2, records in DynamoDB", async () => {
     // Prepare

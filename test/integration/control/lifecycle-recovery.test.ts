@@ -332,6 +332,44 @@ describe("with the real workflows (local runner) on dynalite", () => {
     expect(leftovers("c-1")).toEqual({ instances: [], resources: [] });
   });
 
+  it("a configuration replaced before the reconciler starts a creation reaches the master: no stale copy", async () => {
+    // Prepare: the POST's start failed; the operator then replaces the configuration (other queues).
+    const { t, leftovers } = await realWorkflows();
+    t.workflows.failNextStart("create");
+    const failedPost = await t.call("POST", "/clusters", VALID_CREATE);
+    const next = {
+      ...VALID_CREATE.autoscaling,
+      queueConfigs: [
+        { queueName: "gpu", expansionNodeConfigs: [{ zone: "zone-a", instanceType: "c5.xlarge" }] },
+        { queueName: "big", expansionNodeConfigs: [{ zone: "zone-a", instanceType: "c5.2xlarge" }] },
+      ],
+    };
+    const put = await t.call("PUT", "/clusters/c-1/autoscaling", next);
+    // Act: the reconciler starts the creation from the record, and the workflow runs to its end.
+    t.clock.advance(RECOVERY_GRACE_MS);
+    const summary = await recover(t);
+    await t.workflows.inner.idle();
+    // Assess: one copy of the configuration (the record's); the workflow's request carries none, and the
+    // master's slurm.conf has the partitions of the configuration replaced before the start.
+    const record = await t.store.getCluster("c-1");
+    const masterRuns = t.provider.fakeCloud.calls
+      .filter((c) => c.operation === "run")
+      .map((c) => c.input as { tags: Record<string, string>; userData?: string })
+      .filter((input) => input.tags["nowscale-role"] === "master");
+    const userData = masterRuns[0]?.userData ?? "";
+    expect(failedPost.status).toBe(503);
+    expect(put.status).toBe(200);
+    expect(summary.creationsStarted).toEqual(["c-1"]);
+    expect(record?.status).toBe("RUNNING");
+    expect(record?.spec).not.toHaveProperty("autoscaling");
+    expect(record?.autoscaling.queueConfigs.map((q) => q.queueName)).toEqual(["gpu", "big"]);
+    expect(masterRuns).toHaveLength(1);
+    expect(userData).toContain("PartitionName=gpu ");
+    expect(userData).toContain("PartitionName=big ");
+    expect(userData).not.toContain("PartitionName=compute");
+    expect(leftovers("c-1").instances).toHaveLength(1);
+  });
+
   it("a creation started late, after a DELETE of its never-started cluster, does not take the cluster back", async () => {
     // Prepare: the POST's start failed; the user deletes the CREATING cluster.
     const { t, leftovers } = await realWorkflows();

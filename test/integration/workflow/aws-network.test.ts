@@ -1,7 +1,7 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { lambdaEnv, WORKFLOW_ENV } from "../../../lib/aws/env.js";
 import { awsLifecycleDeps } from "../../../lib/aws/workflow-deps.js";
-import { WORKFLOW_ENV } from "../../../lib/aws/workflow-env.js";
 import { TABLE_ENV } from "../../../lib/state/tables.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../../../lib/workflow/index.js";
 import { runWorkflowLocally } from "../../../lib/workflow/local-runner.js";
@@ -21,25 +21,19 @@ const CLUSTER = "net-1";
 let world: AwsWorld;
 let store: MemoryLifecycleStore;
 
-const env = {
+const env = lambdaEnv("workflowTask", {
   // The store is the in-memory one below; the table names only have to be there.
   ...Object.fromEntries(Object.values(TABLE_ENV).map((name) => [name, "unused"])),
   AWS_REGION: REGION,
   [WORKFLOW_ENV.secretsKmsKeyArn]: `arn:aws:kms:${REGION}:${ACCOUNT}:key/k-1`,
   [WORKFLOW_ENV.nodeInstanceProfileArn]: `arn:aws:iam::${ACCOUNT}:instance-profile/master`,
-};
+});
 
 function request(network: CreateClusterRequestInput["network"]): CreateClusterRequestInput {
   return {
     region: REGION,
     network,
     master: { instanceType: "c5.xlarge", zone: `${REGION}a`, imageId: "ami-0123456789abcdef0" },
-    autoscaling: {
-      catalogs: ["aws"],
-      queueConfigs: [
-        { queueName: "compute", expansionNodeConfigs: [{ zone: `${REGION}a`, instanceType: "c5.xlarge" }] },
-      ],
-    },
     agentHealthTimeoutSeconds: 120,
   };
 }

@@ -6,7 +6,7 @@ import { deleteClusterDefinition } from "../../../lib/workflow/delete-cluster.js
 import { runWorkflowLocally } from "../../../lib/workflow/local-runner.js";
 import { StateStoreLifecycleStore } from "../../../lib/workflow/tasks/state-store-adapter.js";
 import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
-import { CLUSTER_ID, createRequest, WorkflowBed } from "./harness.js";
+import { AUTOSCALING, CLUSTER_ID, createRequest, WorkflowBed } from "./harness.js";
 
 /** The workflows with the control plane's DynamoDB store (on dynalite) as the lifecycle store. */
 describe("workflows on the DynamoDB state store", () => {
@@ -27,7 +27,7 @@ describe("workflows on the DynamoDB state store", () => {
       clusterId: CLUSTER_ID,
       name: "hpc one",
       placement: { cloud: "fake", region: "us-east-1", imageId: "ami-0123456789abcdef0" },
-      autoscaling: createRequest().autoscaling,
+      autoscaling: AUTOSCALING,
       now: bed.clock.now(),
     });
     return { bed, store };
@@ -156,7 +156,7 @@ describe("workflows on the DynamoDB state store", () => {
         clusterId,
         name: clusterId,
         placement: { cloud: "fake", region: "us-east-1", imageId: "ami-0123456789abcdef0" },
-        autoscaling: createRequest().autoscaling,
+        autoscaling: AUTOSCALING,
         spec: { network: { vpcId: "vpc-0shared", subnetIds: ["subnet-01"] } },
         now: clock.now(),
       });

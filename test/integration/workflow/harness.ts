@@ -1,3 +1,4 @@
+import type { ConfigInput } from "../../../lib/core/config.js";
 import { FakeClock } from "../../../lib/providers/fake/fake-clock.js";
 import { FakeClusterResources } from "../../../lib/providers/fake/fake-cluster-resources.js";
 import { FakeProvider } from "../../../lib/providers/fake/fake-provider.js";
@@ -42,20 +43,22 @@ export class FakeAgent implements MasterAgent {
 
 export const CLUSTER_ID = "hpc-1";
 
+/** The autoscaling configuration the cluster record holds (the workflow's request carries none). */
+export const AUTOSCALING: ConfigInput = {
+  catalogs: ["aws"],
+  queueConfigs: [
+    {
+      queueName: "compute",
+      expansionNodeConfigs: [{ zone: "us-east-1a", instanceType: "c5.xlarge", chargeType: "ON_DEMAND" }],
+    },
+  ],
+};
+
 export function createRequest(overrides: Partial<CreateClusterRequestInput> = {}): CreateClusterRequestInput {
   return {
     region: "us-east-1",
     network: { cidr: "10.42.0.0/16", zones: ["us-east-1a", "us-east-1b"] },
     master: { instanceType: "c5.xlarge", zone: "us-east-1a", imageId: "ami-0123456789abcdef0" },
-    autoscaling: {
-      catalogs: ["aws"],
-      queueConfigs: [
-        {
-          queueName: "compute",
-          expansionNodeConfigs: [{ zone: "us-east-1a", instanceType: "c5.xlarge", chargeType: "ON_DEMAND" }],
-        },
-      ],
-    },
     agentHealthTimeoutSeconds: 120,
     ...overrides,
   };

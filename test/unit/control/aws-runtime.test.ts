@@ -3,10 +3,11 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
 import { HttpAgentChannel } from "../../../lib/agent-channels/http.js";
 import { SsmAgentChannel } from "../../../lib/agent-channels/ssm.js";
+import { lambdaEnv } from "../../../lib/aws/env.js";
 import { awsControlRuntime } from "../../../lib/aws/runtime.js";
 import type { ClusterRecord } from "../../../lib/ports/state-store.js";
 
-const ENV = {
+const ENV = lambdaEnv("scaler", {
   AWS_REGION: "us-east-1",
   NOWSCALE_TABLE_CLUSTERS: "c",
   NOWSCALE_TABLE_NODES: "n",
@@ -15,7 +16,7 @@ const ENV = {
   NOWSCALE_TABLE_IDEMPOTENCY: "i",
   NOWSCALE_TABLE_USAGE: "u",
   NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN: "arn:tencent",
-};
+});
 
 function cluster(overrides: Partial<ClusterRecord>): ClusterRecord {
   return {
