@@ -13,10 +13,12 @@ import {
   type ClusterStatus,
   ConflictError,
   NotFoundInStoreError,
+  originOf,
   type StateStore,
 } from "../../ports/state-store.js";
 import type { WorkflowStarter } from "../../workflow/starter.js";
 import { createClusterRequestSchema } from "../../workflow/tasks/request.js";
+import { type AttachPorts, AttachRefusedError, attachCluster } from "../attach.js";
 import {
   currentExecution,
   startCreation,
@@ -28,6 +30,7 @@ import { retireNode } from "../node-retirement.js";
 import { appendControlEvent as event, recordedLaunch } from "../scale-cycle.js";
 import {
   addNodesSchema,
+  attachClusterSchema,
   autoscalingSchema,
   createClusterSchema,
   deleteNodesSchema,
@@ -63,6 +66,8 @@ export interface ApiDeps {
   newClusterId?: () => string;
   /** The stack's region: a create request for another is refused naming `region`. @default no check */
   region?: string;
+  /** How an existing master is reached and its network checked before it is attached (lib/control/attach.ts). @default attach refused (501) */
+  attach?: AttachPorts;
 }
 
 /** Bodies beyond this are refused before they are parsed. */
@@ -111,9 +116,11 @@ function route(
 /** Every route of the API (docs/control-plane.md; docs/openapi.json describes the bodies). */
 export const ROUTES: readonly Route[] = [
   route("POST", "/clusters", "json", createCluster),
+  route("POST", "/clusters/attach", "json", attachClusterRoute),
   route("GET", "/clusters", "none", listClusters),
   route("GET", "/clusters/{clusterId}", "none", getCluster),
   route("DELETE", "/clusters/{clusterId}", "none", deleteCluster),
+  route("POST", "/clusters/{clusterId}/detach", "none", detachCluster),
   route("PUT", "/clusters/{clusterId}/autoscaling", "json", putAutoscaling),
   route("POST", "/clusters/{clusterId}/nodes", "json", addNodes),
   route("POST", "/clusters/{clusterId}/nodes/delete", "json", deleteNodes),
@@ -240,6 +247,48 @@ async function createCluster(deps: ApiDeps, req: ApiRequest): Promise<ApiRespons
     await event(deps.store, cluster.clusterId, deps.clock, "STATUS_CHANGED", "cluster creation started");
   }
   return json(created ? 202 : 200, clusterView(current));
+}
+
+/**
+ * Attaches an existing Slurm master: every check, then one RUNNING record; a failed check is 422 (409 for
+ * a master already attached) naming the field, with nothing stored (lib/control/attach.ts).
+ */
+async function attachClusterRoute(deps: ApiDeps, req: ApiRequest): Promise<ApiResponse> {
+  const body = parseBody(req, attachClusterSchema, "request body");
+  if (deps.region !== undefined && body.cloud === "aws" && body.region !== deps.region) {
+    throw new HttpError(400, "request body is invalid", [
+      { path: "region", message: `must be the stack's region ${deps.region}, not ${body.region}` },
+    ]);
+  }
+  checkConfig(body.autoscaling, "autoscaling.");
+  if (deps.attach === undefined) throw new HttpError(501, "this control plane cannot attach masters");
+  try {
+    const outcome = await attachCluster(
+      {
+        store: deps.store,
+        clock: deps.clock,
+        ports: deps.attach,
+        ...(deps.newClusterId === undefined ? {} : { newClusterId: deps.newClusterId }),
+      },
+      body,
+    );
+    return json(201, { ...clusterView(outcome.cluster), checks: outcome.checks, userMust: outcome.userMust });
+  } catch (error) {
+    if (error instanceof AttachRefusedError) throw new HttpError(error.status, error.message, error.issues);
+    throw error;
+  }
+}
+
+/**
+ * Detaches an attached cluster: the deletion workflow's detach path retires what NowScale launched and
+ * leaves the master alone (DELETE does the same for an attached cluster). A created cluster is 409.
+ */
+async function detachCluster(deps: ApiDeps, req: ApiRequest, params: string[]): Promise<ApiResponse> {
+  const cluster = await mustGet(deps, params[0]);
+  if (originOf(cluster) !== "attached") {
+    throw new HttpError(409, `cluster ${cluster.clusterId} was created by NowScale: DELETE deletes it`);
+  }
+  return deleteCluster(deps, req, params);
 }
 
 async function listClusters(deps: ApiDeps): Promise<ApiResponse> {
@@ -648,6 +697,8 @@ export function clusterView(c: ClusterRecord) {
     status: c.status,
     ...(c.reason === undefined ? {} : { reason: c.reason }),
     version: c.version,
+    origin: originOf(c),
+    ...(c.attachment === undefined ? {} : { attachment: c.attachment }),
     placement: c.placement,
     autoscaling: c.autoscaling,
     agent: { kind: c.agent.kind },

@@ -8,6 +8,7 @@ import {
   type ClusterRecord,
   ConflictError,
   type CreatedResource,
+  originOf,
   type StateStore,
 } from "../../ports/state-store.js";
 import { ClusterDeletedError } from "./errors.js";
@@ -129,6 +130,10 @@ export class StateStoreLifecycleStore implements LifecycleStore {
       if (record.agent.keySecretArn !== undefined) master.agentKeySecretId = record.agent.keySecretArn;
     }
     return master;
+  }
+
+  async origin(clusterId: string): Promise<"created" | "attached"> {
+    return originOf(await this.read(clusterId));
   }
 
   async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {
