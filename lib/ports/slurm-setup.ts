@@ -25,6 +25,8 @@ export const slurmSetupSchema = z.strictObject({
   slurmdPort: port,
   /** SlurmctldParameters split at commas ("enable_configless", ...). */
   slurmctldParameters: z.array(word).max(100),
+  /** SlurmdParameters split at commas ("config_overrides", ...); absent from older agents' answers. */
+  slurmdParameters: z.array(word).max(100).optional(),
   /** Absent when Slurm prints none. */
   maxNodeCount: z.number().int().min(0).max(100_000_000).optional(),
   treeWidth: z.number().int().min(0).max(100_000).optional(),

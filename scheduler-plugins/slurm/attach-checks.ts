@@ -23,7 +23,15 @@ export function nowscaleNodeSet(partition: string): string {
 
 export interface AttachFinding {
   /** What was checked. */
-  check: "version" | "configless" | "maxNodeCount" | "partition" | "nodeSet" | "featureNodes" | "treeWidth";
+  check:
+    | "version"
+    | "configless"
+    | "maxNodeCount"
+    | "partition"
+    | "nodeSet"
+    | "featureNodes"
+    | "treeWidth"
+    | "configOverrides";
   /** The partition it is about, for partition checks. */
   partition?: string;
   message: string;
@@ -67,6 +75,13 @@ export function checkAttachSetup(setup: SlurmSetup, partitions: readonly string[
     notes.push({
       check: "treeWidth",
       message: `TreeWidth=${setup.treeWidth}: Slurm recommends TreeWidth=65533 with dynamic nodes (no fan-out through nodes that come and go)`,
+    });
+  }
+  if (setup.slurmdParameters !== undefined && !setup.slurmdParameters.includes("config_overrides")) {
+    notes.push({
+      check: "configOverrides",
+      message:
+        "SlurmdParameters lacks config_overrides: each node registers the memory its queue's scaleUpMemRatio leaves (spec ÷ ratio), and Slurm drains one whose kernel reports less; keep scaleUpMemRatio at 1.1 or more",
     });
   }
   if (setup.featureNodes.count > 0) {

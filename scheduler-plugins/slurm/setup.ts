@@ -52,6 +52,7 @@ export async function collectSlurmSetup(
     slurmctldPort: firstPort(config.get("SlurmctldPort")) ?? 6817,
     slurmdPort: firstPort(config.get("SlurmdPort")) ?? 6818,
     slurmctldParameters: words(config.get("SlurmctldParameters")),
+    slurmdParameters: words(config.get("SlurmdParameters")),
     partitions: parsePartitions(partitionText),
     featureNodes: { count: featured.length, examples: featured.slice(0, 10) },
   };
