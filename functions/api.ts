@@ -11,7 +11,7 @@ import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 /** Every REST route (API Gateway proxy integration); lib/control/api/routes.ts does the work. */
 const logger = new Logger();
 const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE });
-const { store, clock, runtime } = awsControlRuntime();
+const { store, clock, runtime, attach } = awsControlRuntime();
 const workflows = new SfnWorkflowStarter(
   new SFNClient({}),
   requireEnv(CONTROL_ENV.createStateMachineArn),
@@ -21,6 +21,7 @@ const deps = {
   store,
   clock,
   runtime,
+  attach,
   workflows,
   userData: computeUserData,
   metrics: new PowertoolsMetricsSink(metrics),

@@ -11,6 +11,7 @@ import { AgentChannelMasterAgent } from "../workflow/tasks/agent-channel-adapter
 import type { LifecycleDeps } from "../workflow/tasks/deps.js";
 import { StateStoreLifecycleStore } from "../workflow/tasks/state-store-adapter.js";
 import { requireEnv } from "./control-env.js";
+import { awsControlRuntime } from "./runtime.js";
 import { WORKFLOW_ENV } from "./workflow-env.js";
 
 /**
@@ -51,6 +52,8 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
     ),
     clock,
     region,
+    // Detach reaches an attached cluster's cloud and agent as the scaler does (its own channel).
+    controlPlane: { store, runtime: awsControlRuntime(env).runtime },
     images: new AwsDefaultImages(new EC2Client({ region }), ssm),
     ...(bundleUrl === undefined || bundleSha256 === undefined
       ? {}

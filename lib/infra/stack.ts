@@ -18,7 +18,9 @@ import { NowScaleObservability } from "./observability.js";
 import {
   agentKeyStatement,
   agentOverSsmStatements,
+  attachedMasterSsmStatement,
   clusterSecretStatements,
+  launchIntoAttachedGroupsStatement,
   launchStatements,
   networkStatements,
   terminateComputesStatement,
@@ -187,6 +189,8 @@ export class NowScaleStack extends Stack {
         terminateComputesStatement(this),
         ...agentOverSsmStatements(this, agentDocumentArn),
         agentKeyStatement(this),
+        attachedMasterSsmStatement(this),
+        launchIntoAttachedGroupsStatement(this),
       ])
         fn.addToRolePolicy(s);
       tencentCredentials.grantRead(fn);
@@ -198,6 +202,9 @@ export class NowScaleStack extends Stack {
       ...agentOverSsmStatements(this, agentDocumentArn),
       ...networkStatements(this),
       ...clusterSecretStatements(this),
+      // Detach reaches an attached master over its own channel (lib/control/detach.ts).
+      attachedMasterSsmStatement(this),
+      agentKeyStatement(this),
     ])
       workflowTask.addToRolePolicy(s);
     keys.secretsKey.grantEncryptDecrypt(workflowTask);
