@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readySetup } from "../../../lib/agent-channels/fake.js";
 import { LocalWorkflowStarter } from "../../../lib/local/workflows.js";
@@ -224,6 +225,29 @@ describe("attach", () => {
     expect(refused.status).toBe(409);
     expect(refused.body.error).toContain("was created by NowScale: DELETE deletes it");
     expect(withBody.status).toBe(400);
+  });
+
+  it("the documented example (examples/attach-aws.json, a hybrid mi- master over SSM) attaches", async () => {
+    // Prepare
+    const t = await attachBed();
+    t.agent.setup = readySetup(["burst"]);
+    const example = JSON.parse(
+      readFileSync(new URL("../../../examples/attach-aws.json", import.meta.url), "utf8"),
+    );
+    // Act
+    const res = await t.call("POST", "/clusters/attach", example);
+    // Assess
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.agent).toEqual({ kind: "ssm" });
+    expect(res.body.attachment).toMatchObject({
+      channel: "ssm",
+      instanceId: "mi-0123456789abcdef0",
+      controllerAddress: "10.20.0.5",
+      subnetIds: ["subnet-0aaaaaaaaaaaaaaa1"],
+      securityGroupIds: ["sg-0aaaaaaaaaaaaaaa1"],
+    });
+    // Over SSM the setup's answer is the round trip: no separate health call.
+    expect(t.agent.calls.map((c) => c.action)).toEqual(["slurmSetup"]);
   });
 
   it("without attach ports the route is 501 (a control plane that cannot reach masters)", async () => {
