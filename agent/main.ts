@@ -10,6 +10,8 @@ import {
 import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../scheduler-plugins/slurm/collect.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
+import { collectSlurmSetup } from "../scheduler-plugins/slurm/setup.js";
+import { installOptions, runInstall } from "./install.js";
 import { loadKey } from "./key.js";
 import { applyJobNotes, createAgentServer } from "./server.js";
 import { AGENT_VERSION } from "./version.js";
@@ -36,6 +38,14 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
       Prints {"ok":true,"created":[...],"removed":[...]}. Exit 0 done, 2 slurmctld did not answer,
       64 a bad spec (nothing done), 1 Slurm refused.
   "-" in place of JSON reads it from stdin (at most 4 MiB): how SSM Run Command passes it (docs/agent.md).
+  nowscale-agent slurm-setup
+      Prints how Slurm is set up (what \`nowscale cluster attach\` checks), as GET /v1/slurm-setup.
+      Exit 0, 2 slurmctld did not answer.
+  nowscale-agent install --partitions P[,P...] [--listen HOST:PORT] [--key-secret SECRET] [--print-key]
+                         [--slurm-conf FILE] [--root DIR] [--no-start] [--bundle FILE]
+      Readies an existing master for attach (docs/attach.md): installs this bundle, the signing key and
+      the systemd unit, starts the agent, and prints the slurm.conf lines the partitions still need.
+      Exit 0 ready, 3 slurm.conf needs the printed lines, 2 slurmctld did not answer, 64 bad usage.
 
 Slurm's commands honour SLURM_CONF. --slurm-bin DIR runs squeue/sinfo/scontrol from DIR.`;
 
@@ -76,6 +86,26 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "drain" || command === "resume" || command === "delete-node") {
     return nodeAction(client, command, positionals[1], values.reason);
   }
+  if (command === "slurm-setup") {
+    try {
+      process.stdout.write(`${JSON.stringify(await collectSlurmSetup(client, AGENT_VERSION))}\n`);
+      return 0;
+    } catch (error) {
+      if (!(error instanceof SlurmUnavailableError)) throw error;
+      process.stdout.write(`${JSON.stringify({ error: error.message.slice(0, 500) })}\n`);
+      return 2;
+    }
+  }
+  if (command === "install") {
+    let options: ReturnType<typeof installOptions>;
+    try {
+      options = installOptions(values);
+    } catch (error) {
+      process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+      return 64;
+    }
+    return runInstall(options, (line) => process.stdout.write(`${line}\n`));
+  }
   if (command === "set-job-notes") return setJobNotes(client, await jsonArgument(values.notes));
   if (command === "sync-placeholders")
     return syncPlaceholders(client, await jsonArgument(values.placeholders));
@@ -100,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
       key,
       actions: client,
       report: () => collectReport(client, AGENT_VERSION),
+      setup: () => collectSlurmSetup(client, AGENT_VERSION),
       windowS,
       ...(replayFile === undefined ? {} : { replayFile }),
       log,
@@ -140,6 +171,13 @@ function parse(argv: string[]) {
       reason: { type: "string" },
       notes: { type: "string" },
       placeholders: { type: "string" },
+      partitions: { type: "string" },
+      "key-secret": { type: "string" },
+      "print-key": { type: "boolean" },
+      "slurm-conf": { type: "string" },
+      root: { type: "string" },
+      "no-start": { type: "boolean" },
+      bundle: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },

@@ -8,6 +8,7 @@ import {
 } from "../lib/ports/agent-protocol.js";
 import type { Report } from "../lib/ports/agent-report.js";
 import { RequestVerifier } from "../lib/ports/agent-signing.js";
+import type { SlurmSetup } from "../lib/ports/slurm-setup.js";
 import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import { AGENT_VERSION } from "./version.js";
@@ -50,6 +51,11 @@ export interface AgentServerOptions {
   actions: NodeActions;
   /** Produces one report; never throws (collectReport). */
   report: () => Promise<Report>;
+  /**
+   * Reads how the master's Slurm is set up (scheduler-plugins/slurm/setup.ts) for `GET /v1/slurm-setup`,
+   * the attach checks' input. SlurmUnavailableError when slurmctld does not answer. @default none: 404
+   */
+  setup?: () => Promise<SlurmSetup>;
   /** Replay window, seconds. @default 300 */
   windowS?: number;
   /**
@@ -79,6 +85,8 @@ const MAX_BODY_BYTES = 64 * 1024;
  *                                     bad note (nothing written), 502 when Slurm refused some
  *   POST   /v1/placeholders           body {"placeholders": [spec]} (placeholders.ts): creates the missing
  *                                     FUTURE nodes, deletes the other ph- ones; {created, removed}
+ *   GET    /v1/slurm-setup            how Slurm is set up (lib/ports/slurm-setup.ts), read-only: what
+ *                                     `nowscale cluster attach` checks; 503 when slurmctld does not answer
  * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
  */
 export function createAgentServer(options: AgentServerOptions): Server {
@@ -128,6 +136,17 @@ export function createAgentServer(options: AgentServerOptions): Server {
     if (method === "GET" && path === "/v1/health")
       return send(res, 200, { status: "ok", agentVersion: AGENT_VERSION });
     if (method === "GET" && path === "/v1/report") return send(res, 200, await report());
+    if (method === "GET" && path === "/v1/slurm-setup") {
+      if (options.setup === undefined) return send(res, 404, { error: "no such route" });
+      try {
+        return send(res, 200, await options.setup());
+      } catch (error) {
+        if (error instanceof SlurmUnavailableError) return send(res, 503, { error: error.message });
+        return send(res, 502, {
+          error: error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed",
+        });
+      }
+    }
 
     if (path === "/v1/jobs/notes") {
       if (method !== "POST") return send(res, 405, { error: "use POST" });

@@ -12,7 +12,7 @@ import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 const env = lambdaEnv("api");
 const logger = new Logger();
 const metrics = new Metrics({ namespace: env.metricsNamespace });
-const { store, clock, runtime } = awsControlRuntime(env);
+const { store, clock, runtime, attach } = awsControlRuntime(env);
 const workflows = new SfnWorkflowStarter(
   new SFNClient({}),
   env.createStateMachineArn,
@@ -22,6 +22,7 @@ const deps = {
   store,
   clock,
   runtime,
+  attach,
   workflows,
   userData: computeUserData,
   metrics: new PowertoolsMetricsSink(metrics),

@@ -8,6 +8,7 @@ import {
 import type { JobNote, PlaceholderSpec } from "../ports/agent-protocol.js";
 import type { JobGroup, OkReport, ReportNode } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
+import type { SlurmSetup } from "../ports/slurm-setup.js";
 import { checkedNotes, checkedPlaceholders } from "./http.js";
 
 export type FakeAgentCall =
@@ -17,7 +18,8 @@ export type FakeAgentCall =
   | { action: "deleteNode"; node: string }
   | { action: "setJobNotes"; notes: JobNote[] }
   | { action: "syncPlaceholders"; names: string[] }
-  | { action: "health" };
+  | { action: "health" }
+  | { action: "slurmSetup" };
 
 /**
  * An in-memory Slurm master for control-plane tests: jobs (as the agent's groups) and nodes are set by
@@ -33,6 +35,13 @@ export class FakeAgent implements AgentChannel {
    * (an agent that cannot read them), and the scale cycle then syncs nothing.
    */
   placeholders: string[] | undefined;
+
+  /**
+   * How its Slurm is set up, for attach (lib/ports/slurm-setup.ts): by default a Slurm 22.05 master ready
+   * for attaching partition `compute` (configless, MaxNodeCount, NodeSet nowscale_compute), which a test
+   * changes field by field.
+   */
+  setup: SlurmSetup = readySetup(["compute"]);
 
   constructor(private readonly clock: Clock) {}
 
@@ -158,8 +167,40 @@ export class FakeAgent implements AgentChannel {
     return { agentVersion: "0.1.0" };
   }
 
+  async slurmSetup(): Promise<SlurmSetup> {
+    this.calls.push({ action: "slurmSetup" });
+    this.check();
+    return structuredClone(this.setup);
+  }
+
   private check(): void {
     if (this.outage === "agent") throw new AgentUnreachableError("fake agent is down");
     if (this.outage === "slurmctld") throw new SlurmctldUnreachableError("fake slurmctld is down");
   }
+}
+
+/** A Slurm 22.05 master ready to attach these partitions (each with a NodeSet selecting q_<partition>). */
+export function readySetup(partitions: readonly string[]): SlurmSetup {
+  return {
+    agentVersion: "0.1.0",
+    slurmVersion: "22.05.8",
+    clusterName: "theirs",
+    controllers: [{ host: "head", address: "10.0.0.5" }],
+    slurmctldPort: 6817,
+    slurmdPort: 6818,
+    slurmctldParameters: ["enable_configless"],
+    maxNodeCount: 1024,
+    treeWidth: 65533,
+    partitions: partitions.map((name) => ({ name, nodeSets: [`nowscale_${name}`], state: "UP" })),
+    conf: {
+      path: "/etc/slurm/slurm.conf",
+      nodeSets: partitions.map((name) => ({ name: `nowscale_${name}`, feature: `q_${name}` })),
+      partitions: partitions.map((name) => ({
+        name,
+        nodes: `own[1-2],nowscale_${name}`,
+        line: `PartitionName=${name} Nodes=own[1-2],nowscale_${name} State=UP`,
+      })),
+    },
+    featureNodes: { count: 0, examples: [] },
+  };
 }

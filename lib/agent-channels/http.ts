@@ -15,6 +15,7 @@ import {
 import { signRequest } from "../ports/agent-signing.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
+import { parseSlurmSetup, type SlurmSetup } from "../ports/slurm-setup.js";
 import { reportFromText } from "./report-text.js";
 
 export interface HttpAgentChannelOptions {
@@ -90,6 +91,16 @@ export class HttpAgentChannel implements AgentChannel {
       throw new AgentUnreachableError("agent health: unexpected answer");
     }
     return { agentVersion: version };
+  }
+
+  async slurmSetup(): Promise<SlurmSetup> {
+    const { status, text } = await this.request("GET", "/v1/slurm-setup");
+    if (status === 503) throw new SlurmctldUnreachableError("agent slurm-setup: slurmctld did not answer");
+    if (status !== 200) {
+      const hint = status === 404 ? " (an agent older than the attach path: install this version)" : "";
+      throw new AgentUnreachableError(`agent slurm-setup: HTTP ${status}${hint}`);
+    }
+    return setupFromText(text, "agent slurm-setup");
   }
 
   /** Resolves with the answer's text on 200; the typed errors otherwise. */
@@ -211,6 +222,22 @@ export function placeholderAnswer(text: string, what: string): { created: string
   if (created === undefined || removed === undefined)
     throw new AgentUnreachableError(`${what}: unexpected answer`);
   return { created, removed };
+}
+
+/** The agent's slurm-setup answer, checked: untrusted like everything it says. */
+export function setupFromText(text: string, what: string): SlurmSetup {
+  const raw = safeJson(text.trim().split("\n").pop() ?? "");
+  if (raw === undefined) throw new AgentUnreachableError(`${what}: the answer is not JSON`);
+  try {
+    return parseSlurmSetup(raw, what);
+  } catch (error) {
+    throw new AgentUnreachableError(
+      `${what}: not a valid answer: ${(error as Error).message.slice(0, 300)}`,
+      {
+        cause: error,
+      },
+    );
+  }
 }
 
 function checkedNode(node: string): string {

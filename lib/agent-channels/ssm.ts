@@ -18,7 +18,8 @@ import {
 import type { JobNote, PlaceholderSpec } from "../ports/agent-protocol.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
-import { checkedNotes, checkedPlaceholders, placeholderAnswer } from "./http.js";
+import type { SlurmSetup } from "../ports/slurm-setup.js";
+import { checkedNotes, checkedPlaceholders, placeholderAnswer, setupFromText } from "./http.js";
 import { reportFromText } from "./report-text.js";
 
 export interface SsmAgentChannelOptions {
@@ -44,7 +45,7 @@ const FINAL = new Set(["Success", "Failed", "Cancelled", "TimedOut", "Cancelling
 
 /** The agent document's parameters: the actions, and what a node name and a drain reason may contain. */
 export const AGENT_DOCUMENT = {
-  actions: ["report", "drain", "resume", "delete-node", "set-job-notes", "sync-placeholders"],
+  actions: ["report", "drain", "resume", "delete-node", "set-job-notes", "sync-placeholders", "slurm-setup"],
   nodePattern: "^([A-Za-z0-9][A-Za-z0-9-]{0,62})?$",
   reasonPattern: "^[A-Za-z0-9 _.,:;=+@/()-]{0,200}$",
   /**
@@ -105,6 +106,18 @@ export class SsmAgentChannel implements AgentChannel {
       return undefined;
     });
     return { agentVersion: report?.agentVersion ?? "unknown" };
+  }
+
+  /** `nowscale-agent slurm-setup`: exit 2 is slurmctld not answering; its stdout is the setup's JSON. */
+  async slurmSetup(): Promise<SlurmSetup> {
+    const { status, stdout, code } = await this.run("slurm-setup", "", "");
+    if (code === 2)
+      throw new SlurmctldUnreachableError("agent slurm-setup over SSM: slurmctld did not answer");
+    if (code !== 0)
+      throw new AgentUnreachableError(
+        `agent slurm-setup over SSM: ${status}, exit ${code} (an agent older than the attach path: install this version)`,
+      );
+    return setupFromText(stdout, "agent slurm-setup (SSM)");
   }
 
   async drain(node: string, reason: string): Promise<void> {

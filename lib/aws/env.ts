@@ -161,7 +161,8 @@ function startersOf(e: z.output<typeof starters>): StarterEnv {
   };
 }
 
-export interface WorkflowTaskEnv extends CommonEnv {
+/** The lifecycle tasks: they reach an attached cluster's cloud and agent too (detach, lib/control/detach.ts). */
+export interface WorkflowTaskEnv extends ClusterAccessEnv {
   secretsKmsKeyArn: string;
   nodeInstanceProfileArn: string;
   agentDocumentName?: string;
@@ -188,7 +189,7 @@ const SCHEMAS = {
     .transform((e) => ({ ...commonOf(e), scalerFunctionName: e[CONTROL_ENV.scalerFunctionName] })),
   workflowTask: z
     .object({
-      ...common.shape,
+      ...clusterAccess.shape,
       [WORKFLOW_ENV.secretsKmsKeyArn]: required,
       [WORKFLOW_ENV.nodeInstanceProfileArn]: required,
       [WORKFLOW_ENV.agentDocumentName]: optional,
@@ -199,7 +200,7 @@ const SCHEMAS = {
       const url = e[WORKFLOW_ENV.agentBundleUrl];
       const sha256 = e[WORKFLOW_ENV.agentBundleSha256];
       return {
-        ...commonOf(e),
+        ...accessOf(e),
         secretsKmsKeyArn: e[WORKFLOW_ENV.secretsKmsKeyArn],
         nodeInstanceProfileArn: e[WORKFLOW_ENV.nodeInstanceProfileArn],
         ...given("agentDocumentName", e[WORKFLOW_ENV.agentDocumentName]),

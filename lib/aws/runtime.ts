@@ -1,13 +1,16 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { EC2Client } from "@aws-sdk/client-ec2";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { HttpAgentChannel } from "../agent-channels/http.js";
 import { SsmAgentChannel } from "../agent-channels/ssm.js";
+import { type AttachPorts, AttachRefusedError } from "../control/attach.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
-import type { ClusterRecord } from "../ports/state-store.js";
+import type { AgentEndpoint, ClusterRecord } from "../ports/state-store.js";
 import { createAlibabaEcsProvider } from "../providers/alibaba-ecs/index.js";
+import { AwsAttachNetworkCheck } from "../providers/aws-ec2/attach-network.js";
 import { createAwsEc2Provider } from "../providers/aws-ec2/index.js";
 import { createTencentCvmProvider } from "../providers/tencent-cvm/index.js";
 import { DynamoStateStore, storeClientConfig } from "../state/dynamo-store.js";
@@ -56,7 +59,11 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
 
   const provider = async (cluster: ClusterRecord): Promise<CloudProvider> => {
     const { cloud, region: clusterRegion } = cluster.placement;
-    const securityGroupIds = cluster.resources.filter((r) => r.type === "securityGroup").map((r) => r.id);
+    // An attached cluster's computes go into the user's own security groups (never NowScale's to delete).
+    const securityGroupIds = [
+      ...cluster.resources.filter((r) => r.type === "securityGroup").map((r) => r.id),
+      ...(cluster.attachment?.securityGroupIds ?? []),
+    ];
     const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id;
     const cacheKey = `${cloud}:${clusterRegion}:${securityGroupIds.join(",")}:${vpcId ?? ""}:${clusterSubnets(cluster).join(",")}`;
     const cached = providers.get(cacheKey);
@@ -111,7 +118,27 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
     return key;
   };
 
+  const documentName = env.agentDocumentName;
+  /** The channel an endpoint names, whatever the stack's default transport: an attached master's own choice. */
+  const channelTo = async (endpoint: AgentEndpoint, timeoutMs?: number): Promise<AgentChannel> => {
+    if (endpoint.kind === "http" && endpoint.keySecretArn !== undefined)
+      return new HttpAgentChannel({
+        baseUrl: endpoint.url,
+        key: await agentKey(endpoint.keySecretArn),
+        clock,
+      });
+    if (endpoint.kind !== "ssm") throw new Error("no agent endpoint");
+    return new SsmAgentChannel({
+      client: ssm,
+      instanceId: endpoint.instanceId,
+      clock,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...(documentName === undefined || documentName === "" ? {} : { documentName }),
+    });
+  };
+
   const agent = async (cluster: ClusterRecord): Promise<AgentChannel> => {
+    if (cluster.attachment !== undefined) return channelTo(cluster.agent);
     const transport = env.agentTransport;
     const a = cluster.agent;
     if (transport === "http" && a.kind === "http" && a.keySecretArn !== undefined) {
@@ -132,11 +159,37 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
     provider: await provider(cluster),
     agent: await agent(cluster),
   });
-  return { store, clock, runtime };
+
+  /**
+   * Attaching a master (lib/control/attach.ts): its channel from the request (the agent key read from the
+   * secret it names; SSM within 20 s, inside API Gateway's 29 s), and the EC2 network check for AWS.
+   */
+  const attach: AttachPorts = {
+    probe: async (request, endpoint) => {
+      try {
+        return await channelTo(endpoint, 20_000);
+      } catch (error) {
+        const message =
+          `cannot read the agent's key from ${request.master.agentKeySecret}: ${(error as Error).name}: ${(error as Error).message}`.slice(
+            0,
+            500,
+          );
+        throw new AttachRefusedError(`master.agentKeySecret: ${message}`, [
+          { path: "master.agentKeySecret", message },
+        ]);
+      }
+    },
+    network: (request) =>
+      request.cloud === "aws"
+        ? new AwsAttachNetworkCheck(new EC2Client({ region: request.region }))
+        : undefined,
+  };
+  return { store, clock, runtime, attach };
 }
 
 /** The subnets NowScale made for the cluster, or the user's own from the create request. */
 export function clusterSubnets(cluster: ClusterRecord): string[] {
+  if (cluster.attachment !== undefined) return [...cluster.attachment.subnetIds];
   const made = cluster.resources.filter((r) => r.type === "subnet").map((r) => r.id);
   if (made.length > 0) return made;
   const network = (cluster.spec as { network?: { subnetIds?: unknown } } | undefined)?.network;

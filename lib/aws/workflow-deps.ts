@@ -10,6 +10,7 @@ import { AgentChannelMasterAgent } from "../workflow/tasks/agent-channel-adapter
 import type { LifecycleDeps } from "../workflow/tasks/deps.js";
 import { StateStoreLifecycleStore } from "../workflow/tasks/state-store-adapter.js";
 import type { WorkflowTaskEnv } from "./env.js";
+import { awsControlRuntime } from "./runtime.js";
 
 /**
  * The lifecycle tasks' ports on AWS, from the function's parsed environment (lib/aws/env.ts). The health check goes through SSM
@@ -45,6 +46,8 @@ export function awsLifecycleDeps(env: WorkflowTaskEnv): LifecycleDeps {
     ),
     clock,
     region,
+    // Detach reaches an attached cluster's cloud and agent as the scaler does (its own channel).
+    controlPlane: { store, runtime: awsControlRuntime(env).runtime },
     images: new AwsDefaultImages(new EC2Client({ region }), ssm),
     ...(env.agentBundle === undefined ? {} : { agentBundle: env.agentBundle }),
   };

@@ -26,6 +26,8 @@ interface ClusterView {
   clusterId: string;
   name: string;
   status: string;
+  origin?: "created" | "attached";
+  attachment?: { controllerAddress: string; controllerPort: number; slurmVersion: string };
   reason?: string;
   version: number;
   placement: { cloud: string; region: string };
@@ -90,6 +92,11 @@ function clusterDetails(c: ClusterView): string {
     `cluster  ${c.clusterId} (${c.name})`,
     `status   ${c.status}${c.reason === undefined ? "" : `: ${c.reason}`}`,
     `cloud    ${c.placement.cloud}, region ${c.placement.region}`,
+    ...(c.attachment === undefined
+      ? []
+      : [
+          `attached Slurm ${c.attachment.slurmVersion}, slurmctld ${c.attachment.controllerAddress}:${c.attachment.controllerPort} (the master is the user's: never touched)`,
+        ]),
     `version  ${c.version}, updated ${c.updatedAt}`,
     "",
     formatTable(
@@ -170,6 +177,43 @@ export function registerApiCommands(program: Command): void {
       }
       if (o.json === true) printJson(c);
       else print(`${c.clusterId} ${c.status}`);
+    });
+
+  common(cluster.command("attach"))
+    .description("attach an existing Slurm master from a JSON request (docs/attach.md): checked, then scaled")
+    .requiredOption("--file <file>", "the attach request (examples/attach-aws.json)")
+    .action(async (o: CommonOptions & { file: string }) => {
+      const body = readJsonFile(o.file, "attach request");
+      const c = (await client(o).request("POST", "/clusters/attach", body)) as ClusterView & {
+        checks: { check: string; message: string }[];
+        userMust: string[];
+      };
+      if (o.json === true) {
+        printJson(c);
+        return;
+      }
+      print(`${c.clusterId} ${c.status}: attached`);
+      for (const check of c.checks) print(`  checked: ${check.message}`);
+      for (const must of c.userMust) print(`  yours to ensure: ${must}`);
+    });
+
+  common(cluster.command("detach"))
+    .description(
+      "detach an attached cluster: retire the nodes NowScale launched (never a node running a job) and the Slurm entries it added; the master is never touched",
+    )
+    .argument("<cluster>", "the cluster id")
+    .option("--wait", "wait until the detach has ended (DELETED)")
+    .action(async (clusterId: string, o: CommonOptions & { wait?: boolean }) => {
+      const api = client(o);
+      let c = (await api.request("POST", `/clusters/${id(clusterId)}/detach`)) as ClusterView;
+      if (o.wait === true) {
+        process.stderr.write(
+          `waiting for ${clusterId} to be detached (jobs on NowScale's nodes finish first)…\n`,
+        );
+        c = await waitForStatus(api, clusterId, ["DELETED"], 7 * 24 * 3_600_000);
+      }
+      if (o.json === true) printJson(c);
+      else print(`${c.clusterId} ${c.status === "DELETED" ? "detached" : c.status}`);
     });
 
   const autoscaling = program.command("autoscaling").description("a cluster's autoscaling configuration");

@@ -12,12 +12,15 @@ import {
   type ClusterRecord,
   type ClusterStatus,
   ConflictError,
+  originOf,
   type QueueHealth,
   type ScalingEvent,
   type StateStore,
 } from "../ports/state-store.js";
 import type { WorkflowStarter } from "../workflow/starter.js";
 import { type CreateClusterRequest, checkRegion } from "../workflow/tasks/request.js";
+import type { AttachClusterBody } from "./api/schemas.js";
+import { type AttachOutcome, type AttachPorts, attachCluster as attach } from "./attach.js";
 import { AdmissionBusyError, UnknownNameError, UnsupportedOperationError } from "./errors.js";
 import { appendControlEvent as event } from "./events.js";
 import { recordedLaunch } from "./launch.js";
@@ -58,6 +61,8 @@ export interface ClusterAdminDeps {
    * record it (`by`); absent when the transport authenticated nobody.
    */
   by?: string | undefined;
+  /** How an existing master is reached and its network checked before it is attached (lib/control/attach.ts). @default attach refused (501) */
+  attach?: AttachPorts;
 }
 
 export interface NewClusterRequest {
@@ -412,6 +417,42 @@ export async function resetProtection(
     deps.by,
   );
   return health;
+}
+
+/**
+ * Attaches an existing Slurm master (lib/control/attach.ts): every check, then one RUNNING record.
+ * AttachRefusedError (a check failed), StateRefusedError (the master is already attached), naming the
+ * field; nothing stored. UnsupportedOperationError when this control plane has no attach ports.
+ */
+export async function attachCluster(deps: ClusterAdminDeps, body: AttachClusterBody): Promise<AttachOutcome> {
+  if (deps.region !== undefined && body.cloud === "aws" && body.region !== deps.region) {
+    throw new ValidationError("request body", [
+      { path: "region", message: `must be the stack's region ${deps.region}, not ${body.region}` },
+    ]);
+  }
+  if (deps.attach === undefined)
+    throw new UnsupportedOperationError("this control plane cannot attach masters");
+  return attach(
+    {
+      store: deps.store,
+      clock: deps.clock,
+      ports: deps.attach,
+      ...(deps.newClusterId === undefined ? {} : { newClusterId: deps.newClusterId }),
+    },
+    body,
+  );
+}
+
+/**
+ * Detaches an attached cluster: the deletion workflow's detach path retires what NowScale launched and
+ * leaves the master alone (DELETE does the same for an attached cluster). A created cluster: ConflictError.
+ */
+export async function detachCluster(deps: ClusterAdminDeps, clusterId: string): Promise<ClusterRecord> {
+  const cluster = await getCluster(deps, clusterId);
+  if (originOf(cluster) !== "attached") {
+    throw new ConflictError(`cluster ${cluster.clusterId} was created by NowScale: DELETE deletes it`);
+  }
+  return deleteCluster(deps, clusterId);
 }
 
 /**

@@ -6,7 +6,7 @@ import {
 import { parseConfig } from "../core/config.js";
 import type { Launch } from "../core/model.js";
 import { ownValue } from "../core/own.js";
-import type { ClusterRecord } from "../ports/state-store.js";
+import type { AttachedMaster, ClusterRecord } from "../ports/state-store.js";
 
 const IDENTITY: Partial<Record<ClusterRecord["placement"]["cloud"], (typeof IDENTITY_SOURCES)[number]>> = {
   aws: "aws-imds",
@@ -46,6 +46,15 @@ export interface ComputeBootTarget {
 export function computeUserData(cluster: ClusterRecord, launch: Launch): string | undefined {
   const cloud = cluster.placement.cloud;
   if (cloud !== "aws" && cloud !== "tencent" && cloud !== "alibaba") return undefined;
+  const attached = cluster.attachment;
+  if (attached !== undefined) {
+    // An attached master: the nodes join the user's slurmctld configless, with the user's munge key.
+    return renderComputeUserData(
+      cluster,
+      launch,
+      attachedBootTarget(cloud, cluster.placement.region, attached),
+    );
+  }
   if (cluster.agent.kind !== "http") return undefined;
   const controllerAddress = new URL(cluster.agent.url).hostname;
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(controllerAddress)) return undefined;
@@ -57,6 +66,21 @@ export function computeUserData(cluster: ClusterRecord, launch: Launch): string 
     mungeSecret: munge.id,
     region: cluster.placement.region,
   });
+}
+
+/** Where the compute nodes of an attached master boot to: its slurmctld and its munge key's secret. */
+export function attachedBootTarget(
+  cloud: BootCloud,
+  region: string,
+  attached: AttachedMaster,
+): ComputeBootTarget {
+  return {
+    cloud,
+    controllerAddress: attached.controllerAddress,
+    controllerPort: attached.controllerPort,
+    mungeSecret: attached.mungeKeySecret,
+    region,
+  };
 }
 
 /** The boot script for a launch and a target (the local mode's master and secret, or a cloud's). */

@@ -38,6 +38,7 @@ export class AgentDocument extends Construct {
                 "A='{{ action }}'; N='{{ node }}'; R='{{ reason }}'; P='{{ payload }}'",
                 'case "$A" in',
                 `  report) exec node ${agent} report ;;`,
+                `  slurm-setup) exec node ${agent} slurm-setup ;;`,
                 `  drain) exec node ${agent} drain "$N" --reason "$R" ;;`,
                 `  resume|delete-node) exec node ${agent} "$A" "$N" ;;`,
                 // The JSON, gzipped and base64-encoded by the channel (lib/control/agent-ssm.ts), on stdin.

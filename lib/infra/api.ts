@@ -22,7 +22,9 @@ export interface NowScaleApiProps {
 export const API_ROUTES: readonly { path: string; methods: readonly string[]; body: boolean }[] = [
   { path: "clusters", methods: ["GET"], body: false },
   { path: "clusters", methods: ["POST"], body: true },
+  { path: "clusters/attach", methods: ["POST"], body: true },
   { path: "clusters/{clusterId}", methods: ["GET", "DELETE"], body: false },
+  { path: "clusters/{clusterId}/detach", methods: ["POST"], body: false },
   { path: "clusters/{clusterId}/autoscaling", methods: ["PUT"], body: true },
   { path: "clusters/{clusterId}/nodes", methods: ["GET"], body: false },
   { path: "clusters/{clusterId}/nodes", methods: ["POST"], body: true },

@@ -63,6 +63,10 @@ const IAM5_FINDINGS: readonly (readonly [string, string])[] = [
       ] as const,
   ),
   [
+    "Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:managed-instance/*",
+    "Attached masters may be SSM hybrid-activated servers (mi-…) chosen by the user at attach time: SendCommand requires the nowscale:attach=true tag the user puts on them, and only the agent's document.",
+  ],
+  [
     `Resource::${EC2}:<AWS::AccountId>:key-pair/*`,
     "RunInstances may name an operator's key pair, chosen per cluster at run time.",
   ],

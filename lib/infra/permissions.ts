@@ -1,7 +1,7 @@
 import { Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
-import { MANAGED_TAG, ROLE_TAG, SECRET_KIND_TAG } from "../ports/tags.js";
+import { ATTACH_TAG, MANAGED_TAG, ROLE_TAG, SECRET_KIND_TAG } from "../ports/tags.js";
 import { defaultImageParameter } from "../providers/aws-ec2/default-image.js";
 
 /**
@@ -300,4 +300,32 @@ export function agentOverSsmStatements(scope: Construct, documentArn: string): i
       resources: ["*"],
     }),
   ];
+}
+
+/**
+ * Attached masters (docs/attach.md): Run Command of the agent's document on a master the user tagged
+ * `nowscale:attach=true`, an EC2 instance or an SSM hybrid-activated server (`managed-instance/mi-…`),
+ * so NowScale reaches no server of theirs they did not opt in. The document statement
+ * (agentOverSsmStatements) still limits what runs to the agent's actions.
+ */
+export function attachedMasterSsmStatement(scope: Construct): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "RunAgentOnAttachedMasters",
+    actions: ["ssm:SendCommand"],
+    resources: [ec2Arn(scope, "instance/*"), arn(scope, "ssm", "managed-instance/*")],
+    conditions: { StringEquals: { [`ssm:resourceTag/${ATTACH_TAG}`]: "true" } },
+  });
+}
+
+/**
+ * Attached clusters' computes launch into the user's own security groups, those they tagged
+ * `nowscale:attach=true` (the launch statements allow NowScale's own groups only).
+ */
+export function launchIntoAttachedGroupsStatement(scope: Construct): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "LaunchIntoAttachedSecurityGroups",
+    actions: ["ec2:RunInstances"],
+    resources: [ec2Arn(scope, "security-group/*")],
+    conditions: { StringEquals: { [`aws:ResourceTag/${ATTACH_TAG}`]: "true" } },
+  });
 }

@@ -17,7 +17,9 @@ import { NowScaleObservability } from "./observability.js";
 import {
   agentKeyStatement,
   agentOverSsmStatements,
+  attachedMasterSsmStatement,
   clusterSecretStatements,
+  launchIntoAttachedGroupsStatement,
   launchStatements,
   networkStatements,
   terminateComputesStatement,
@@ -186,6 +188,8 @@ export class NowScaleStack extends Stack {
         terminateComputesStatement(this),
         ...agentOverSsmStatements(this, agentDocumentArn),
         agentKeyStatement(this),
+        attachedMasterSsmStatement(this),
+        launchIntoAttachedGroupsStatement(this),
       ])
         fn.addToRolePolicy(s);
       tencentCredentials.grantRead(fn);
@@ -197,6 +201,9 @@ export class NowScaleStack extends Stack {
       ...agentOverSsmStatements(this, agentDocumentArn),
       ...networkStatements(this),
       ...clusterSecretStatements(this),
+      // Detach reaches an attached master over its own channel (lib/control/detach.ts).
+      attachedMasterSsmStatement(this),
+      agentKeyStatement(this),
     ])
       workflowTask.addToRolePolicy(s);
     keys.secretsKey.grantEncryptDecrypt(workflowTask);

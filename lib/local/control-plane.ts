@@ -10,6 +10,7 @@ import { RecordingMetrics } from "../control/metrics.js";
 import type { Launch } from "../core/model.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import { systemClock } from "../ports/clock.js";
+import type { CloudProvider } from "../ports/cloud-provider.js";
 import type { ClusterRecord } from "../ports/state-store.js";
 import { FakeClusterResources } from "../providers/fake/fake-cluster-resources.js";
 import { createLocalProvider, testbedNamespaceNodes } from "../providers/local/index.js";
@@ -19,6 +20,7 @@ import { createTables, prefixedTableNames } from "../state/tables.js";
 import { AgentChannelMasterAgent } from "../workflow/tasks/agent-channel-adapter.js";
 import type { LifecycleDeps } from "../workflow/tasks/deps.js";
 import { StateStoreLifecycleStore } from "../workflow/tasks/state-store-adapter.js";
+import { localAttachedAgent, localAttachedUserData, localAttachPorts } from "./attached.js";
 import { LocalCloud } from "./local-cloud.js";
 import { type LocalSettings, localPaths } from "./settings.js";
 import { localComputeUserData } from "./user-data.js";
@@ -39,6 +41,11 @@ export interface LocalControlPlane {
   metrics: RecordingMetrics;
   /** The compute user data of a launch (the scale cycle's and the API's). */
   userData: (cluster: ClusterRecord, launch: Launch) => string | undefined;
+  /**
+   * A cluster's cloud and agent: this machine's agent for a created cluster, the attached master's own
+   * agent (lib/local/attached.ts) for an attached one.
+   */
+  runtime(cluster: ClusterRecord): Promise<{ provider: CloudProvider; agent: AgentChannel }>;
   dynamoEndpoint: string;
   close(): Promise<void>;
 }
@@ -78,6 +85,10 @@ export async function startLocalControlPlane(
       if (cluster !== undefined) await setSlurmQueues(testbed, cluster, log);
     },
   });
+  const runtime = async (cluster: ClusterRecord) => ({
+    provider: cloud as CloudProvider,
+    agent: cluster.attachment === undefined ? agent : await localAttachedAgent(cluster, clock),
+  });
   const lifecycle: LifecycleDeps = {
     store: new StateStoreLifecycleStore(store, clock),
     // No network or secrets to make on one machine: the bridge and the local keys exist already.
@@ -85,18 +96,22 @@ export async function startLocalControlPlane(
     provider: () => cloud,
     agent: new AgentChannelMasterAgent(async () => agent),
     clock,
+    controlPlane: { store, runtime },
   };
   const workflows = new LocalWorkflowStarter(lifecycle, settings.agentPort, log);
   const metrics = new RecordingMetrics();
   // Every compute node boots from the cloud's user data (AWS's), run in its namespace instance.
-  const userData = localComputeUserData(testbed);
+  const created = localComputeUserData(testbed);
+  const userData = (cluster: ClusterRecord, launch: Launch) =>
+    cluster.attachment === undefined ? created(cluster, launch) : localAttachedUserData(cluster, launch);
   const api: ApiDeps = {
     store,
     clock,
     workflows,
     metrics,
-    runtime: async () => ({ provider: cloud, agent }),
+    runtime,
     userData,
+    attach: localAttachPorts(clock),
   };
   return {
     store,
@@ -107,6 +122,7 @@ export async function startLocalControlPlane(
     api,
     metrics,
     userData,
+    runtime,
     dynamoEndpoint: dynamo.endpoint,
     close: async () => {
       client.destroy();

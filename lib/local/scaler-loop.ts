@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { recoverStuckClusters } from "../control/lifecycle-recovery.js";
 import { reconcileCluster } from "../control/reconciler.js";
 import { runScaleCycle, ShrinkMemory } from "../control/scale-cycle.js";
+import type { ClusterRecord } from "../ports/state-store.js";
 import type { LocalControlPlane } from "./control-plane.js";
 
 /** How often the reconciler runs (the stack's schedule is every few minutes; nodes boot faster here). */
@@ -49,7 +50,9 @@ export function startScalerLoop(
     }
     for (const cluster of await cp.store.listClusters()) {
       if (stopped || (cluster.status !== "RUNNING" && cluster.status !== "SLEEPING")) continue;
-      const r = await reconcileCluster(cluster.clusterId, ports(), { bootTimeoutMs: LOCAL_BOOT_TIMEOUT_MS });
+      const r = await reconcileCluster(cluster.clusterId, await ports(cluster), {
+        bootTimeoutMs: LOCAL_BOOT_TIMEOUT_MS,
+      });
       const fixed = [...r.adopted, ...r.orphansTerminated, ...r.bootTimeouts, ...r.gone, ...r.retired];
       if (fixed.length > 0 || r.intentsClosed.length > 0) {
         log(
@@ -60,11 +63,10 @@ export function startScalerLoop(
       }
     }
   };
-  /** What the scale cycle and the reconciler share: the same ports, a fresh owner per run. */
-  const ports = () => ({
+  /** What the scale cycle and the reconciler share: the cluster's ports, a fresh owner per run. */
+  const ports = async (cluster: ClusterRecord) => ({
     store: cp.store,
-    agent: cp.agent,
-    provider: cp.cloud,
+    ...(await cp.runtime(cluster)),
     clock,
     metrics: cp.metrics,
     owner: `local-${randomUUID()}`,
@@ -80,7 +82,12 @@ export function startScalerLoop(
       if (stopped) return;
       const summary = await runScaleCycle(
         cluster.clusterId,
-        { ...ports(), cluster, shrinkMemory: memoryOf(cluster.clusterId), userData: cp.userData },
+        {
+          ...(await ports(cluster)),
+          cluster,
+          shrinkMemory: memoryOf(cluster.clusterId),
+          userData: cp.userData,
+        },
         // One poll per tick: the loop itself is the schedule.
         { windowMs: 0, pollMs: intervalMs },
       );

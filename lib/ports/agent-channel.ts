@@ -1,5 +1,6 @@
 import type { JobNote, PlaceholderSpec } from "./agent-protocol.js";
 import type { OkReport } from "./agent-report.js";
+import type { SlurmSetup } from "./slurm-setup.js";
 
 export type { JobNote, PlaceholderSpec };
 
@@ -49,6 +50,15 @@ export interface AgentChannel {
 
   /** The agent's version when it answers; throws AgentUnreachableError otherwise. */
   health(): Promise<{ agentVersion: string }>;
+
+  /**
+   * How the master's Slurm is set up (lib/ports/slurm-setup.ts), schema-validated: what attaching an
+   * existing master checks. Read-only on the master. SlurmctldUnreachableError when slurmctld does not
+   * answer; AgentUnreachableError when the agent cannot be reached or answers something invalid (an
+   * agent older than the attach path has no such call: 404, also AgentUnreachableError). Optional: only
+   * the channels that can reach a master being attached implement it.
+   */
+  slurmSetup?(): Promise<SlurmSetup>;
 }
 
 /** The agent could not be reached, refused us, or answered with something that is not a valid answer. */

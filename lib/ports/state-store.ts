@@ -186,6 +186,42 @@ export interface CreatedResource {
   createdAt: number;
 }
 
+/**
+ * How a cluster came to NowScale. "created": NowScale made its network, secrets and master (the creation
+ * workflow) and deletion removes them. "attached": an existing Slurm master the user registered
+ * (`POST /clusters/attach`, docs/attach.md): NowScale only launches and retires compute nodes for it,
+ * and deleting it detaches (retires what NowScale launched), never touching the master.
+ */
+export type ClusterOrigin = "created" | "attached";
+
+/** A record without `origin` predates the field: it was created. */
+export function originOf(cluster: Pick<ClusterRecord, "origin">): ClusterOrigin {
+  return cluster.origin ?? "created";
+}
+
+/** What NowScale knows of an attached master (what the compute nodes and detach need). */
+export interface AttachedMaster {
+  /** How the control plane reaches the agent (also in `agent`): signed HTTP or SSM Run Command. */
+  channel: "http" | "ssm";
+  /** slurmctld as compute nodes reach it: `slurmd --conf-server ADDRESS:PORT` (configless). */
+  controllerAddress: string;
+  controllerPort: number;
+  /** The secret holding the master's munge key, which compute nodes fetch at boot (never its value). */
+  mungeKeySecret: string;
+  /** The master's instance id (`i-…`, `mi-…`), when known; it is never adopted, drained or terminated. */
+  instanceId?: string;
+  /** Where compute nodes launch: the user's subnets and security groups (never created or deleted). */
+  subnetIds: string[];
+  securityGroupIds: string[];
+  /** Slurm's version when it was attached. */
+  slurmVersion: string;
+  /**
+   * Epoch ms. Only instances launched after it can be NowScale's (detach adopts nothing older), so a
+   * master that happens to carry the cluster's tag can never be taken for a compute node.
+   */
+  attachedAt: number;
+}
+
 export interface NewCluster {
   clusterId: string;
   name: string;
@@ -194,9 +230,17 @@ export interface NewCluster {
   autoscaling: ConfigInput;
   /**
    * The creation workflow's request (what to make: region, network, master), without the autoscaling
-   * configuration: that is `autoscaling` above, the one copy.
+   * configuration: that is `autoscaling` above, the one copy. For an attached cluster, the attach request.
    */
   spec?: Record<string, unknown>;
+  /** @default "created" */
+  origin?: ClusterOrigin;
+  /** Attached clusters only. */
+  attachment?: AttachedMaster;
+  /** The first status: an attached cluster starts RUNNING, with its agent endpoint. @default "CREATING" */
+  status?: "CREATING" | "RUNNING";
+  /** @default { kind: "none" } */
+  agent?: AgentEndpoint;
   now: number;
 }
 
@@ -214,7 +258,7 @@ export interface QueueHealth {
   updatedAt: number;
 }
 
-export interface ClusterRecord extends Omit<NewCluster, "now"> {
+export interface ClusterRecord extends Omit<NewCluster, "now" | "status" | "agent"> {
   status: ClusterStatus;
   /** Set when status is FAILED. */
   reason?: string;

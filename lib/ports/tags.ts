@@ -14,6 +14,13 @@ export const SECRET_KIND_TAG = "nowscale:secret-kind";
 /** On a cluster secret: its cluster's VPC, so nodes read only the secrets of their own VPC. */
 export const SECRET_VPC_TAG = "nowscale:vpc";
 
+/**
+ * Put by the user on what they let NowScale use for an attached master (docs/attach.md): the master
+ * itself (EC2 instance or SSM hybrid managed instance, so Run Command may reach its agent) and the
+ * security groups its compute nodes launch into. Value "true". IAM allows nothing else of theirs.
+ */
+export const ATTACH_TAG = "nowscale:attach";
+
 /** Tag keys and values that every cloud accepts (EC2, CVM and ECS share this subset). */
 export const TAG_KEY = /^[A-Za-z0-9][A-Za-z0-9 _.:/=+@-]{0,127}$/;
 export const TAG_VALUE = /^[A-Za-z0-9 _.:/=+@-]{0,255}$/;

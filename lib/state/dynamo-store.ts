@@ -175,16 +175,16 @@ export class DynamoStateStore implements StateStore {
         // The first request recorded its key and then failed before writing the cluster: finish its work.
       }
     }
-    const { now, ...rest } = input;
+    const { now, status, agent, ...rest } = input;
     const writeId = newWriteId();
     const cluster: ClusterRecord = {
       ...rest,
       clusterId,
-      status: "CREATING",
+      status: status ?? "CREATING",
       version: 1,
       createdAt: now,
       updatedAt: now,
-      agent: { kind: "none" },
+      agent: agent ?? { kind: "none" },
       resources: [],
       queueHealth: {},
     };

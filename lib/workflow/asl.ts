@@ -31,11 +31,10 @@ export interface TaskState {
   End?: true;
 }
 
-export interface WaitState {
-  Type: "Wait";
-  Seconds: number;
-  Next: string;
-}
+export type WaitState =
+  | { Type: "Wait"; Seconds: number; Next: string }
+  /** Seconds read from the state (a number there). */
+  | { Type: "Wait"; SecondsPath: string; Next: string };
 
 export interface ChoiceRule {
   Variable: string;

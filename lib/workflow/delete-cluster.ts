@@ -5,14 +5,23 @@ import { lambdaTask } from "./task.js";
 /**
  * The cluster deletion workflow. Input: `{clusterId}`.
  *
- * record DELETING → drain (best effort) → wait for compute launches in flight (the fence: no launch is
- * admitted once the cluster is DELETING) → terminate the computes and wait until they are gone →
- * terminate the master and wait → delete the secrets → delete the security group and network →
- * record DELETED. A failure records DELETE_FAILED with its reason; running the workflow again resumes,
- * since every step is idempotent.
+ * record DELETING → which origin? A created cluster: drain (best effort) → wait for compute launches in
+ * flight (the fence: no launch is admitted once the cluster is DELETING) → terminate the computes and
+ * wait until they are gone → terminate the master and wait → delete the secrets → delete the security
+ * group and network → record DELETED.
+ * An attached cluster (docs/attach.md) takes the detach path instead, which never reaches a step above:
+ * detach steps (lib/control/detach.ts) every 15-300 s retire what NowScale launched, by the retirement
+ * protocol (drained, idle in two steps in a row, never a node running a job), until none is left; then
+ * record DELETED. The master, its network and secrets are the user's and are never touched.
+ * A failure records DELETE_FAILED with its reason; running the workflow again resumes, since every step
+ * is idempotent.
  */
 
-const DELETE_TIMEOUT_SECONDS = 60 * 60;
+/**
+ * The deletion path ends within about two hours (every step's retries are bounded); the detach path
+ * waits for jobs running on NowScale's nodes, up to MAX_DETACH_STEPS steps (about a week).
+ */
+const DELETE_TIMEOUT_SECONDS = 8 * 24 * 60 * 60;
 
 const toFailed: Catcher[] = [
   { ErrorEquals: ["States.ALL"], ResultPath: "$.error", Next: "RecordDeleteFailed" },
@@ -27,9 +36,37 @@ export function deleteClusterDefinition(): StateMachineDefinition {
       RecordDeleting: lambdaTask("recordStatus", {
         parameters: { status: "DELETING" },
         resultPath: null,
-        next: "Drain",
+        next: "Origin",
         catch: toFailed,
       }),
+      Origin: lambdaTask("clusterOrigin", { resultPath: "$.origin", next: "IsAttached", catch: toFailed }),
+      IsAttached: {
+        Type: "Choice",
+        Choices: [{ Variable: "$.origin.attached", BooleanEquals: true, Next: "DetachBegin" }],
+        Default: "Drain",
+      },
+      DetachBegin: {
+        Type: "Pass",
+        Comment: "an attached cluster: retire NowScale's nodes only, never the master",
+        Result: { idle: [], absent: [], steps: 0, done: false, waitSeconds: 0 },
+        ResultPath: "$.detach",
+        Next: "DetachStep",
+      },
+      DetachStep: lambdaTask("detachStep", {
+        parameters: {
+          "previous.$": "$.detach",
+        },
+        resultPath: "$.detach",
+        next: "Detached?",
+        timeoutSeconds: 120,
+        catch: toFailed,
+      }),
+      "Detached?": {
+        Type: "Choice",
+        Choices: [{ Variable: "$.detach.done", BooleanEquals: true, Next: "RecordDeleted" }],
+        Default: "DetachWait",
+      },
+      DetachWait: { Type: "Wait", SecondsPath: "$.detach.waitSeconds", Next: "DetachStep" },
       Drain: lambdaTask("drain", {
         resultPath: "$.drain",
         next: "AwaitLaunchesSettled",

@@ -14,6 +14,9 @@ export const PERMANENT_ERRORS = [
   "QuotaExceededError",
   "InsufficientCapacityError",
   "NotFoundError",
+  "AttachedClusterError",
+  "NotDetachableError",
+  "DetachTimeoutError",
 ];
 
 /** Throttling and transient failures of the clouds and of Lambda itself. */

@@ -107,6 +107,16 @@ export class SlurmClient {
   }
 
   /**
+   * The text of a read-only scontrol query, for readers that parse it themselves (setup.ts):
+   * `scontrol show config` or `scontrol --oneliner show partition`. SlurmUnavailableError when
+   * slurmctld does not answer.
+   */
+  async scontrolText(what: "config" | "partitions"): Promise<string> {
+    const args = what === "config" ? ["show", "config"] : [...SCONTROL_PARTITIONS_ARGS];
+    return (await this.run("scontrol", args)).stdout;
+  }
+
+  /**
    * Drains a node so it takes no new job; running jobs finish. `reason` is prefixed with "nowscale: "
    * unless it starts with "nowscale" already, so the core tells NowScale's drains from people's.
    * Draining a drained node again succeeds. Throws SlurmNodeNotFoundError for an unknown node.

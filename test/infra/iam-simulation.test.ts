@@ -3,7 +3,7 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { FakeAgent } from "../../lib/agent-channels/fake.js";
+import { FakeAgent, readySetup } from "../../lib/agent-channels/fake.js";
 import { CONTROL_ENV, lambdaEnv } from "../../lib/aws/env.js";
 import { fanOutScaler } from "../../lib/aws/fanout.js";
 import { awsControlRuntime } from "../../lib/aws/runtime.js";
@@ -211,6 +211,117 @@ async function exerciseClusterRuntime(functionPrefix: string): Promise<RecordedC
       await runtime(
         clusterRecord(CLUSTER, { placement: { cloud, region: "ap-guangzhou", imageId: "img-1" } }),
       );
+  });
+}
+
+/** What the user made and tagged for an attached master (docs/attach.md), in their own VPC. */
+const ATTACHED = {
+  master: "i-0user00000000master",
+  hybrid: "mi-0123456789abcdef0",
+  group: "sg-0user0000000attach",
+  untaggedGroup: "sg-0user00000000plain",
+  keySecret: "nowscale/attached/theirs/agent-key",
+};
+
+function attachedRecord(subnetId: string, agent: ClusterRecord["agent"]): ClusterRecord {
+  return clusterRecord("attached-1", {
+    agent,
+    resources: [],
+    origin: "attached",
+    attachment: {
+      channel: agent.kind === "http" ? "http" : "ssm",
+      controllerAddress: "172.31.0.10",
+      controllerPort: 6817,
+      mungeKeySecret: "nowscale/attached/theirs/munge-key",
+      subnetIds: [subnetId],
+      securityGroupIds: [ATTACHED.group],
+      slurmVersion: "22.05.8",
+      attachedAt: 0,
+    },
+  });
+}
+
+/**
+ * An attached cluster through a function's cluster runtime: computes launched into the user's tagged
+ * security group and terminated; the agent over SSM on the user's tagged EC2 master and on a hybrid
+ * (mi-) server, and over HTTP with the key from the user's secret; with `attach`, the attach checks
+ * (the SSM probe and EC2's network check), as the API runs them.
+ */
+async function exerciseAttached(
+  functionPrefix: string,
+  subnetId: string,
+  attach = false,
+): Promise<RecordedCall[]> {
+  const raw = { ...t.functionEnv(t.functionId(functionPrefix)), AWS_REGION: REGION };
+  const kind = ({ Scaler: "scaler", Reconciler: "reconciler", ApiHandler: "api" } as const)[
+    functionPrefix as "Scaler" | "Reconciler" | "ApiHandler"
+  ];
+  return recording(async () => {
+    const control =
+      functionPrefix === "WorkflowTask"
+        ? {
+            runtime: awsLifecycleDeps(lambdaEnv("workflowTask", raw)).controlPlane?.runtime,
+            attach: undefined,
+          }
+        : awsControlRuntime(lambdaEnv(kind, raw));
+    const runtime = control.runtime;
+    if (runtime === undefined) throw new Error(`${functionPrefix} has no cluster runtime`);
+    for (const instanceId of [ATTACHED.master, ATTACHED.hybrid]) {
+      const { provider, agent } = await runtime(attachedRecord(subnetId, { kind: "ssm", instanceId }));
+      if (functionPrefix !== "WorkflowTask") {
+        const launched = await provider.launch({
+          clusterId: "attached-1",
+          queue: "compute",
+          round: `${functionPrefix}-attached-${instanceId}`,
+          candidates: [{ instanceType: "c5.xlarge", zone: `${REGION}a`, chargeType: "ON_DEMAND", subnetId }],
+          count: 1,
+          allOrNothing: true,
+          imageId: "ami-0123456789abcdef0",
+          userData: "#!/bin/sh\n",
+        });
+        expect(launched.failures, "launch into the attached group").toEqual([]);
+        await provider.terminate(launched.instances.map((i) => i.id));
+      } else {
+        await provider.list("attached-1");
+        await provider.terminate([]);
+      }
+      await agent.report();
+      expect((await agent.slurmSetup?.())?.slurmVersion).toBe("22.05.8");
+      await agent.drain("i-0abc", "nowscale: cluster detached");
+      await agent.deleteNode("i-0abc");
+    }
+    await runtime(
+      attachedRecord(subnetId, {
+        kind: "http",
+        url: "http://172.31.0.10:8787",
+        keySecretArn: ATTACHED.keySecret,
+      }),
+    );
+    if (attach && control.attach !== undefined) {
+      const attachRequest = {
+        name: "theirs",
+        cloud: "aws",
+        region: REGION,
+        master: {
+          channel: "ssm",
+          instanceId: ATTACHED.master,
+          mungeKeySecret: "nowscale/attached/theirs/munge-key",
+        },
+        network: { subnetIds: [subnetId], securityGroupIds: [ATTACHED.group] },
+        autoscaling: AUTOSCALING,
+      } as never;
+      const probe = await control.attach.probe(attachRequest, { kind: "ssm", instanceId: ATTACHED.master });
+      await probe.slurmSetup?.();
+      await control.attach.network?.(attachRequest)?.check({
+        region: REGION,
+        controllerAddress: "172.31.0.10",
+        controllerPort: 6817,
+        slurmdPort: 6818,
+        masterInstanceId: ATTACHED.master,
+        subnetIds: [subnetId],
+        securityGroupIds: [ATTACHED.group],
+      });
+    }
   });
 }
 
@@ -593,6 +704,47 @@ beforeAll(async () => {
   const scalerCalls = await exerciseClusterRuntime("Scaler");
   const reconcilerCalls = await exerciseClusterRuntime("Reconciler");
   const apiCalls = await exerciseClusterRuntime("ApiHandler");
+
+  // An attached master: what the user made and tagged, then the same functions and the detach.
+  world.put({
+    id: ATTACHED.group,
+    type: "security-group",
+    tags: { "nowscale:attach": "true" },
+    attrs: { vpcId: userVpc.id },
+  });
+  world.put({ id: ATTACHED.untaggedGroup, type: "security-group", tags: {}, attrs: { vpcId: userVpc.id } });
+  world.put({
+    id: ATTACHED.master,
+    type: "instance",
+    tags: { "nowscale:attach": "true" },
+    attrs: {
+      state: "running",
+      vpcId: userVpc.id,
+      subnetId: userSubnet.id,
+      securityGroupIds: [ATTACHED.group],
+    },
+  });
+  world.put({
+    id: ATTACHED.hybrid,
+    type: "managed-instance",
+    tags: { "nowscale:attach": "true" },
+    attrs: {},
+  });
+  world.putSecret(
+    ATTACHED.keySecret,
+    { "nowscale:managed": "true", "nowscale:secret-kind": "agent-hmac-key" },
+    "aws/secretsmanager",
+    { SecretString: "k".repeat(48) },
+  );
+  const answer = world.runCommand;
+  world.runCommand = (commands) =>
+    commands.includes("action=slurm-setup")
+      ? { stdout: JSON.stringify(readySetup(["compute"])), code: 0 }
+      : answer(commands);
+  const scalerAttached = await exerciseAttached("Scaler", userSubnet.id);
+  const reconcilerAttached = await exerciseAttached("Reconciler", userSubnet.id);
+  const apiAttached = await exerciseAttached("ApiHandler", userSubnet.id, true);
+  const workflowAttached = await exerciseAttached("WorkflowTask", userSubnet.id);
   const apiEnv = t.functionEnv(t.functionId("ApiHandler"));
   const apiStarts = await recording(async () => {
     const starter = new SfnWorkflowStarter(
@@ -629,10 +781,16 @@ beforeAll(async () => {
 
   // The handlers themselves, DynamoDB included.
   const handlers = await handlerScenario();
-  requests.workflow = expand([...createCalls, ...userCalls, ...deleteCalls, ...(handlers.workflow ?? [])]);
-  requests.scaler = expand([...scalerCalls, ...(handlers.scaler ?? [])]);
-  requests.reconciler = expand([...reconcilerCalls, ...(handlers.reconciler ?? [])]);
-  requests.api = expand([...apiCalls, ...apiStarts, ...(handlers.api ?? [])]);
+  requests.workflow = expand([
+    ...createCalls,
+    ...userCalls,
+    ...deleteCalls,
+    ...workflowAttached,
+    ...(handlers.workflow ?? []),
+  ]);
+  requests.scaler = expand([...scalerCalls, ...scalerAttached, ...(handlers.scaler ?? [])]);
+  requests.reconciler = expand([...reconcilerCalls, ...reconcilerAttached, ...(handlers.reconciler ?? [])]);
+  requests.api = expand([...apiCalls, ...apiAttached, ...apiStarts, ...(handlers.api ?? [])]);
   requests.fanout = expand([...fanoutCalls, ...(handlers.fanout ?? [])]);
 }, 180_000);
 
@@ -824,6 +982,48 @@ describe("IAM simulation of what must be denied", () => {
     expect(await allowed(roleIds.compute, read(myAgentKey, mine.vpc))).toBe(false);
     for (const role of ["scaler", "reconciler", "api"] as const)
       expect(await allowed(roleIds[role], read(mine)), role).toBe(false);
+  });
+
+  it("THEN an attached master's Run Command and its computes' launch reach only what the user tagged nowscale:attach", async () => {
+    // Prepare
+    const send = (resourceType: string, resource: string, tags: Record<string, string>): IamRequest => ({
+      action: "ssm:SendCommand",
+      resourceType,
+      resource,
+      context: Object.fromEntries(Object.entries(tags).map(([k, v]) => [`ssm:resourceTag/${k}`, v])),
+      origin: "negative",
+    });
+    const hybrid = `arn:aws:ssm:${REGION}:${ACCOUNT}:managed-instance/mi-0fffffffffffffff1`;
+    const launchInto = (tags: Record<string, string>): IamRequest => ({
+      action: "ec2:RunInstances",
+      resourceType: "security-group",
+      resource: `arn:aws:ec2:${REGION}:${ACCOUNT}:security-group/sg-0fffffffffffffff1`,
+      context: Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:ResourceTag/${k}`, v])),
+      origin: "negative",
+    });
+    // Assess
+    for (const role of ["workflow", "scaler", "reconciler", "api"] as const) {
+      expect(
+        await allowed(roleIds[role], send("managed-instance", hybrid, { "nowscale:attach": "true" })),
+        role,
+      ).toBe(true);
+      expect(await allowed(roleIds[role], send("managed-instance", hybrid, {})), role).toBe(false);
+      expect(
+        await allowed(roleIds[role], send("managed-instance", hybrid, { "nowscale:attach": "yes" })),
+        role,
+      ).toBe(false);
+      expect(
+        await allowed(roleIds[role], send("instance", instance("i-0fffffffffffffff3"), { Name: "theirs" })),
+        role,
+      ).toBe(false);
+    }
+    for (const role of ["scaler", "reconciler", "api"] as const) {
+      expect(await allowed(roleIds[role], launchInto({ "nowscale:attach": "true" })), role).toBe(true);
+      expect(await allowed(roleIds[role], launchInto({ Name: "theirs" })), role).toBe(false);
+    }
+    // Nothing of an attached master may be terminated: it carries no nowscale:managed tag.
+    for (const role of ["workflow", "scaler", "reconciler", "api"] as const)
+      expect(await allowed(roleIds[role], terminate({ "nowscale:attach": "true" })), role).toBe(false);
   });
 
   it("THEN Run Command reaches masters only, never a compute or an untagged instance", async () => {

@@ -19,6 +19,20 @@ export const VALID_CREATE = {
   autoscaling: CONFIG,
 };
 
+/** A valid attach request for the fake cloud (the fake agent's default setup is ready for queue compute). */
+export const VALID_ATTACH = {
+  name: "theirs",
+  cloud: "fake",
+  region: "local",
+  master: {
+    channel: "http",
+    url: "http://10.0.0.5:8787",
+    agentKeySecret: "nowscale/attached/theirs/agent-key",
+    mungeKeySecret: "nowscale/attached/theirs/munge-key",
+  },
+  autoscaling: CONFIG,
+};
+
 export interface ApiCall {
   status: number;
   // biome-ignore lint/suspicious/noExplicitAny: answers are read field by field in the tests

@@ -243,8 +243,14 @@ export function iamRequestsFor(
         ? `arn:aws:ssm:${REGION}::document/${doc}`
         : `arn:aws:ssm:${REGION}:${ACCOUNT}:document/${doc}`;
     push(action, "document", docArn, {});
-    for (const r of call.touched)
-      push(action, "instance", ec2Arn("instance", r.id), { ...resourceTags(r.tags, "ssm:resourceTag") });
+    for (const r of call.touched) {
+      // An SSM hybrid-activated server (mi-…) is a managed instance of SSM, not an EC2 instance.
+      if (r.type === "managed-instance")
+        push(action, "managed-instance", `arn:aws:ssm:${REGION}:${ACCOUNT}:managed-instance/${r.id}`, {
+          ...resourceTags(r.tags, "ssm:resourceTag"),
+        });
+      else push(action, "instance", ec2Arn("instance", r.id), { ...resourceTags(r.tags, "ssm:resourceTag") });
+    }
     return out;
   }
   if (action === "ssm:GetParameter") {

@@ -1,5 +1,6 @@
 import { ValidationError, type ValidationIssue } from "../../core/validation.js";
 import { ConflictError, NotFoundInStoreError } from "../../ports/state-store.js";
+import { AttachRefusedError } from "../attach.js";
 import {
   AdmissionBusyError,
   SlurmUnavailableError,
@@ -61,6 +62,7 @@ export const ERROR_STATUS: ReadonlyMap<ErrorClass, number> = new Map<ErrorClass,
   [StateRefusedError, 409], // a node's or the cluster's state refuses it: `issues` names each
   [BodyTooLargeError, 413],
   [UnsupportedMediaTypeError, 415],
+  [AttachRefusedError, 422], // a check of the master to attach failed: `issues` names the field; nothing stored
   [UnsupportedOperationError, 501], // the cluster's cloud provider cannot do it
   [WorkflowStartError, 503], // Step Functions could not start or describe: retry
   [SlurmUnavailableError, 503], // the agent did not answer and the request needs Slurm's view: retry

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
   addNodesSchema,
+  attachClusterSchema,
   autoscalingSchema,
   clusterParams,
   consoleQuery,
@@ -82,6 +83,40 @@ export function buildOpenApi(): Record<string, unknown> {
               "the cluster an earlier request with this Idempotency-Key created (its workflow started if it had not)",
             ),
             ...bodyErrors,
+            "503": notStarted,
+          },
+        },
+      },
+      "/clusters/attach": {
+        post: {
+          operationId: "attachCluster",
+          description:
+            "Attaches an existing Slurm master (docs/attach.md): its agent answers a signed request, its Slurm is 22.05+ and configless, every queue is a partition taking NowScale's nodes, and what the cloud can tell of the network is checked; then one RUNNING cluster is recorded. A failed check stores nothing.",
+          requestBody: body("AttachCluster"),
+          responses: {
+            "201": answer(
+              "attached: the cluster, with `checks` (what was verified) and `userMust` (what was not)",
+            ),
+            ...bodyErrors,
+            "409": answer("this master is already attached", "Error"),
+            "422": answer(
+              "a check failed: `issues` names the request field to fix; nothing was stored",
+              "Error",
+            ),
+            "501": answer("this control plane cannot attach masters", "Error"),
+          },
+        },
+      },
+      "/clusters/{clusterId}/detach": {
+        parameters: parameters("path", clusterParams),
+        post: {
+          operationId: "detachCluster",
+          description:
+            "An attached cluster only (DELETE does the same for it): the deletion workflow retires the nodes NowScale launched (drained, never while running a job) and the Slurm entries it added, then records DELETED; the master is never touched.",
+          responses: {
+            "202": answer("DELETING; the detach runs"),
+            ...errors,
+            "409": answer("a created cluster (DELETE deletes it), or one still being created", "Error"),
             "503": notStarted,
           },
         },
@@ -206,6 +241,7 @@ export function buildOpenApi(): Record<string, unknown> {
       },
       schemas: {
         CreateCluster: schema(createClusterSchema),
+        AttachCluster: schema(attachClusterSchema),
         AutoScalingConfiguration: schema(autoscalingSchema),
         AddNodes: schema(addNodesSchema),
         DeleteNodes: schema(deleteNodesSchema),
@@ -243,6 +279,8 @@ export function buildOpenApi(): Record<string, unknown> {
             status: { enum: ["CREATING", "RUNNING", "SLEEPING", "DELETING", "DELETED", "FAILED"] },
             reason: { type: "string" },
             version: { type: "integer" },
+            origin: { enum: ["created", "attached"] },
+            attachment: { type: "object" },
             placement: { type: "object" },
             autoscaling: { $ref: "#/components/schemas/AutoScalingConfiguration" },
             agent: { type: "object", properties: { kind: { enum: ["http", "ssm", "none"] } } },

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { formatPath, issuesFromZod, ValidationError, type ValidationIssue } from "../../core/validation.js";
-import type { ClusterRecord } from "../../ports/state-store.js";
+import { type ClusterRecord, originOf } from "../../ports/state-store.js";
 import * as admin from "../cluster-admin.js";
 import { UnknownNameError } from "../errors.js";
 import { rebuildNodes } from "../node-rebuild.js";
@@ -14,6 +14,7 @@ import {
 } from "./errors.js";
 import {
   addNodesSchema,
+  attachClusterSchema,
   autoscalingSchema,
   clusterParams,
   consoleQuery,
@@ -148,6 +149,15 @@ const ROUTE_LIST = [
     },
   }),
   route({
+    method: "POST",
+    path: "/clusters/attach",
+    body: { schema: attachClusterSchema, required: true },
+    run: async (deps, { body }) => {
+      const { cluster, checks, userMust } = await admin.attachCluster(deps, body);
+      return json(201, { ...clusterView(cluster), checks, userMust });
+    },
+  }),
+  route({
     method: "GET",
     path: "/clusters",
     run: async (deps) => json(200, { clusters: (await admin.listClusters(deps)).map(clusterView) }),
@@ -164,6 +174,13 @@ const ROUTE_LIST = [
     params: clusterParams,
     run: async (deps, { params }) =>
       json(202, clusterView(await admin.deleteCluster(deps, params.clusterId))),
+  }),
+  route({
+    method: "POST",
+    path: "/clusters/{clusterId}/detach",
+    params: clusterParams,
+    run: async (deps, { params }) =>
+      json(202, clusterView(await admin.detachCluster(deps, params.clusterId))),
   }),
   route({
     method: "PUT",
@@ -473,6 +490,8 @@ export function clusterView(c: ClusterRecord) {
     status: c.status,
     ...(c.reason === undefined ? {} : { reason: c.reason }),
     version: c.version,
+    origin: originOf(c),
+    ...(c.attachment === undefined ? {} : { attachment: c.attachment }),
     placement: c.placement,
     autoscaling: c.autoscaling,
     agent: { kind: c.agent.kind },

@@ -122,4 +122,89 @@ export const autoscalingSchema = configSchema;
 /** Sleep and wake take no body, or `{}`. */
 export const emptyBodySchema = z.strictObject({});
 
+/** A secret's name or ARN (AWS Secrets Manager; in the local mode a root-only file's absolute path). */
+const secretRef = z.string().regex(/^(?!.*\.\.)[A-Za-z0-9/][A-Za-z0-9/_+=.@:-]{0,511}$/, {
+  error: "a secret name or ARN: letters, digits and / _ + = . @ : -, not starting with a sign, no '..'",
+});
+
+/** The agent's URL: scheme, host and port only (no credentials, path or query to smuggle anything in). */
+const agentUrl = z
+  .string()
+  .regex(/^https?:\/\/[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?\/?$/, {
+    error: "expected http(s)://HOST[:PORT], an address the control plane reaches",
+  });
+
+const MUNGE_SECRET_RULES: Partial<Record<(typeof CLOUDS)[number], { pattern: RegExp; message: string }>> = {
+  tencent: {
+    pattern: /^[A-Za-z0-9_-]{1,128}$/,
+    message: "a Tencent SSM secret name: letters, digits, _ and -",
+  },
+  alibaba: { pattern: /^[A-Za-z0-9_/+=.@-]{1,192}$/, message: "an Alibaba KMS secret name (no ':')" },
+};
+
+/** Clouds whose compute nodes launch into the user's subnets and security groups. */
+const NETWORKED_CLOUDS: readonly string[] = ["aws", "tencent", "alibaba"];
+
+/**
+ * Attach an existing Slurm master (docs/attach.md): how to reach its agent, where its compute nodes go,
+ * and the autoscaling configuration whose queues are the master's partitions to scale.
+ */
+export const attachClusterSchema = z
+  .strictObject({
+    name: simpleName,
+    /** @default "aws" */
+    cloud: z.enum(CLOUDS).default("aws"),
+    region: cloudId,
+    master: z
+      .strictObject({
+        /** "http": the agent's signed HTTP API at `url`; "ssm": SSM Run Command on `instanceId` (i-… or mi-…). */
+        channel: z.enum(["http", "ssm"]),
+        url: agentUrl.optional(),
+        /** http: the secret holding the agent's key (what `nowscale-agent install` wrote to /etc/nowscale/agent.key). */
+        agentKeySecret: secretRef.optional(),
+        instanceId: cloudId.optional(),
+        /** The IPv4 address compute nodes reach slurmctld on. @default the first SlurmctldHost's address */
+        slurmctldAddress: z.ipv4({ error: "expected an IPv4 address" }).optional(),
+        /** The secret holding the master's munge key (binary), which compute nodes fetch at boot. */
+        mungeKeySecret: secretRef,
+      })
+      .superRefine((m, ctx) => {
+        const need = (field: "url" | "agentKeySecret" | "instanceId", why: string) => {
+          if (m[field] === undefined) ctx.addIssue({ code: "custom", path: [field], message: why });
+        };
+        if (m.channel === "http") {
+          need("url", "the http channel needs the agent's URL");
+          need("agentKeySecret", "the http channel needs the secret holding the agent's key");
+        } else need("instanceId", "the ssm channel needs the master's managed instance id (i-… or mi-…)");
+      }),
+    /** Where compute nodes launch (the user's own: never created, changed or deleted). */
+    network: z
+      .strictObject({
+        subnetIds: z.array(cloudId).max(16),
+        securityGroupIds: z.array(cloudId).max(5),
+      })
+      .default({ subnetIds: [], securityGroupIds: [] }),
+    /** The image compute nodes boot from; its slurmd must suit the master's Slurm. @default the cloud's default image */
+    computeImageId: cloudId.optional(),
+    /** The core's configuration: each queue is one of the master's partitions. */
+    autoscaling: configSchema,
+  })
+  .superRefine((r, ctx) => {
+    // The secret stores' own name rules, as the compute boot script reads them (bootstrap.ts).
+    const rule = MUNGE_SECRET_RULES[r.cloud];
+    if (rule !== undefined && !rule.pattern.test(r.master.mungeKeySecret))
+      ctx.addIssue({ code: "custom", path: ["master", "mungeKeySecret"], message: rule.message });
+    if (!NETWORKED_CLOUDS.includes(r.cloud)) return;
+    if (r.network.subnetIds.length === 0)
+      ctx.addIssue({ code: "custom", path: ["network", "subnetIds"], message: "name the compute subnets" });
+    if (r.network.securityGroupIds.length === 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["network", "securityGroupIds"],
+        message: "name the compute nodes' security groups",
+      });
+  });
+
+export type AttachClusterBody = z.output<typeof attachClusterSchema>;
+
 export type CreateClusterBody = z.output<typeof createClusterSchema>;

@@ -42,6 +42,11 @@ export interface TestbedOptions {
   maxNodeCount?: number;
   /** Lines appended to slurm.conf (e.g. "MaxJobCount=200000"). */
   extraConf?: string[];
+  /**
+   * The cluster's own part of slurm.conf, in place of NowScale's (renderSlurmConfParts of `queues`): a
+   * master NowScale did not set up, as an attach test needs. @default NowScale's part
+   */
+  ownParts?: string;
 }
 
 export interface Testbed {
@@ -175,10 +180,11 @@ function renderTestbedConf(options: TestbedOptions, clusterName: string, control
     "SlurmdTimeout=60",
     "InactiveLimit=0",
     "KillWait=5",
-    renderSlurmConfParts({
-      queues: options.queues ?? [{ name: "compute" }],
-      maxNodeCount: options.maxNodeCount ?? 64,
-    }),
+    options.ownParts ??
+      renderSlurmConfParts({
+        queues: options.queues ?? [{ name: "compute" }],
+        maxNodeCount: options.maxNodeCount ?? 64,
+      }),
     ...(options.extraConf ?? []),
   ].join("\n");
 }

@@ -1,6 +1,8 @@
+import type { AgentChannel } from "../../ports/agent-channel.js";
 import type { Clock } from "../../ports/clock.js";
 import type { CloudProvider } from "../../ports/cloud-provider.js";
 import type { ClusterResources } from "../../ports/cluster-resources.js";
+import type { ClusterRecord, StateStore } from "../../ports/state-store.js";
 import type { MasterAgent } from "./agent.js";
 import type { LifecycleStore } from "./store.js";
 
@@ -21,6 +23,14 @@ export interface LifecycleDeps {
   images?: MasterImages;
   /** The region the tasks make resources in (the stack's); a request for another is refused. @default no check */
   region?: string;
+  /**
+   * The control plane's store and a cluster's own cloud and agent (as the scaler reaches them): what the
+   * detach of an attached cluster works with (lib/control/detach.ts). @default detach refused
+   */
+  controlPlane?: {
+    store: StateStore;
+    runtime(cluster: ClusterRecord): Promise<{ provider: CloudProvider; agent: AgentChannel }>;
+  };
 }
 
 export interface MasterImages {

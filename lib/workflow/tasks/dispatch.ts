@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { detachStep } from "../../control/detach.js";
 import { CLOUD_ID, SIMPLE_NAME } from "../../core/names.js";
 import { parseWith } from "../../core/validation.js";
 import {
@@ -79,6 +80,17 @@ export const taskInputSchema = z.discriminatedUnion("task", [
   z.strictObject({ task: z.literal("awaitInstancesGone"), clusterId, which: selection }),
   z.strictObject({ task: z.literal("deleteSecrets"), clusterId }),
   z.strictObject({ task: z.literal("deleteNetwork"), clusterId }),
+  z.strictObject({ task: z.literal("clusterOrigin"), clusterId }),
+  z.strictObject({
+    task: z.literal("detachStep"),
+    clusterId,
+    // What the previous step saw (delete-cluster.ts carries it in the execution's state).
+    previous: z.object({
+      idle: z.array(z.string().regex(SIMPLE_NAME)).max(10_000),
+      absent: z.array(z.string().regex(SIMPLE_NAME)).max(10_000),
+      steps: z.number().int().min(0),
+    }),
+  }),
 ]);
 
 export type TaskInput = z.input<typeof taskInputSchema>;
@@ -124,5 +136,37 @@ export async function runLifecycleTask(deps: LifecycleDeps, raw: unknown): Promi
       return deleteSecrets(deps, input.clusterId);
     case "deleteNetwork":
       return deleteNetwork(deps, input.clusterId);
+    case "clusterOrigin":
+      return { attached: (await deps.store.origin(input.clusterId)) === "attached" };
+    case "detachStep":
+      return detach(deps, input.clusterId, input.previous);
   }
+}
+
+/** One detach step with the cluster's own cloud and agent, as the scaler reaches them. */
+async function detach(
+  deps: LifecycleDeps,
+  clusterId: string,
+  previous: { idle: string[]; absent: string[]; steps: number },
+) {
+  const control = deps.controlPlane;
+  if (control === undefined) throw new BadTaskInputError("this workflow runtime cannot detach clusters");
+  const cluster = await control.store.getCluster(clusterId);
+  if (cluster === undefined) throw new BadTaskInputError(`no cluster ${clusterId}`);
+  const { provider, agent } = await control.runtime(cluster);
+  const progress = await detachStep(
+    { store: control.store, provider, agent, clock: deps.clock },
+    clusterId,
+    previous,
+  );
+  // The execution's state keeps what the next step needs and what a person reading it wants to see.
+  return {
+    idle: progress.idle,
+    absent: progress.absent,
+    steps: progress.steps,
+    done: progress.done,
+    waitSeconds: progress.waitSeconds,
+    remaining: progress.remaining,
+    busy: progress.busy.slice(0, 20),
+  };
 }

@@ -21,3 +21,12 @@ export class BadTaskInputError extends Error {
 export class ClusterDeletedError extends Error {
   override readonly name = "ClusterDeletedError";
 }
+
+/**
+ * A teardown step (drain, terminate, secrets, network) was asked to run on an attached cluster: its
+ * master, network and secrets are the user's. The deletion workflow detaches such a cluster instead
+ * (lib/workflow/delete-cluster.ts); this guard holds even for a hand-started or older execution. Not retried.
+ */
+export class AttachedClusterError extends Error {
+  override readonly name = "AttachedClusterError";
+}

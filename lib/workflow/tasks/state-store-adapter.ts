@@ -8,6 +8,7 @@ import {
   type ClusterRecord,
   ConflictError,
   type CreatedResource,
+  originOf,
   type StateStore,
 } from "../../ports/state-store.js";
 import { ClusterDeletedError } from "./errors.js";
@@ -134,6 +135,10 @@ export class StateStoreLifecycleStore implements LifecycleStore {
   /** The record's autoscaling configuration was validated when it was written (the API, the CLI). */
   async queues(clusterId: string): Promise<string[]> {
     return (await this.read(clusterId)).autoscaling.queueConfigs.map((q) => q.queueName);
+  }
+
+  async origin(clusterId: string): Promise<"created" | "attached"> {
+    return originOf(await this.read(clusterId));
   }
 
   async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {

@@ -60,6 +60,12 @@ export interface LifecycleStore {
   queues(clusterId: string): Promise<string[]>;
 
   /**
+   * How the cluster came to NowScale (lib/ports/state-store.ts, ClusterOrigin): the deletion workflow
+   * detaches an attached cluster instead of deleting it, and its teardown steps refuse one.
+   */
+  origin(clusterId: string): Promise<"created" | "attached">;
+
+  /**
    * Compute launches as deletion must see them: how many launches were admitted but have no outcome yet
    * (they may still start instances: deletion waits for them), and the instance ids of the compute node
    * records (terminated even if a listing lags behind them).
@@ -89,6 +95,8 @@ export interface MemoryClusterRecord {
   /** What computeLaunches answers (the control plane's launches are not modelled here). */
   launchesInFlight?: number;
   computeInstanceIds?: string[];
+  /** @default "created" */
+  origin?: "created" | "attached";
 }
 
 /** An in-memory LifecycleStore for tests and the local mode. */
@@ -147,6 +155,11 @@ export class MemoryLifecycleStore implements LifecycleStore {
   async queues(clusterId: string): Promise<string[]> {
     this.throwInjected("queues");
     return [...this.get(clusterId).queues];
+  }
+
+  async origin(clusterId: string): Promise<"created" | "attached"> {
+    this.throwInjected("origin");
+    return this.get(clusterId).origin ?? "created";
   }
 
   async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {

@@ -2,18 +2,29 @@ import type { ClusterResourceRef } from "../../ports/cluster-resources.js";
 import { resourceKey } from "../../ports/cluster-resources.js";
 import { isCloudProviderError } from "../../ports/errors.js";
 import type { LifecycleDeps } from "./deps.js";
-import { ResourcesInUseError } from "./errors.js";
+import { AttachedClusterError, ResourcesInUseError } from "./errors.js";
 
 /**
  * Removal steps shared by the creation workflow's compensation and the deletion workflow. Each one
  * deletes what the ledger recorded and what the cloud finds by the cluster's tag (a step that crashed
  * between making a resource and recording it left only the tag), then forgets it. All are idempotent.
+ * None runs on an attached cluster (refuseAttached): there the master, network and secrets are the user's.
  */
+
+/** Throws AttachedClusterError for an attached cluster: its teardown is the detach path's (lib/control/detach.ts). */
+export async function refuseAttached(deps: LifecycleDeps, clusterId: string, step: string): Promise<void> {
+  if ((await deps.store.origin(clusterId)) === "attached") {
+    throw new AttachedClusterError(
+      `cluster ${clusterId} is attached: ${step} never runs on it (its master, network and secrets are the user's; detach retires NowScale's nodes only)`,
+    );
+  }
+}
 
 export type InstanceSelection = "computes" | "master" | "all";
 
 /** Drains every node first so Slurm starts nothing new; an unreachable agent does not stop deletion. */
 export async function drainCluster(deps: LifecycleDeps, clusterId: string): Promise<{ drained: boolean }> {
+  await refuseAttached(deps, clusterId, "drain");
   const master = await deps.store.master(clusterId);
   if (master === undefined) return { drained: false };
   return { drained: await deps.agent.drainAll(clusterId, master, "nowscale: cluster deletion") };
@@ -24,6 +35,7 @@ export async function terminateInstances(
   clusterId: string,
   which: InstanceSelection,
 ): Promise<{ terminated: string[] }> {
+  await refuseAttached(deps, clusterId, "terminateInstances");
   const ids = await selectInstances(deps, clusterId, which);
   if (ids.length > 0) await deps.provider().terminate(ids);
   return { terminated: ids };
@@ -35,6 +47,7 @@ export async function awaitInstancesGone(
   clusterId: string,
   which: InstanceSelection,
 ): Promise<{ gone: string[] }> {
+  await refuseAttached(deps, clusterId, "awaitInstancesGone");
   const ids = await selectInstances(deps, clusterId, which);
   const live = (await deps.provider().describe(ids)).filter((i) => i.state !== "TERMINATED");
   if (live.length > 0) {
@@ -47,6 +60,7 @@ export async function awaitInstancesGone(
 }
 
 export async function deleteSecrets(deps: LifecycleDeps, clusterId: string): Promise<{ deleted: string[] }> {
+  await refuseAttached(deps, clusterId, "deleteSecrets");
   const secrets = await known(deps, clusterId, "secret");
   for (const s of secrets) {
     await deps.resources.deleteSecret(s.secretId);
@@ -59,6 +73,7 @@ export async function deleteSecrets(deps: LifecycleDeps, clusterId: string): Pro
 
 /** The security group, then the network NowScale made (never the user's: it is neither recorded nor tagged). */
 export async function deleteNetwork(deps: LifecycleDeps, clusterId: string): Promise<{ deleted: string[] }> {
+  await refuseAttached(deps, clusterId, "deleteNetwork");
   const deleted: string[] = [];
   for (const group of await known(deps, clusterId, "securityGroup")) {
     await inUseIsRetryable(() => deps.resources.deleteSecurityGroup(group.securityGroupId));

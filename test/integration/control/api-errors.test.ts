@@ -3,6 +3,7 @@ import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ERROR_STATUS, statusOf } from "../../../lib/control/api/errors.js";
 import { createApiHandler } from "../../../lib/control/api/handler.js";
+import { AttachRefusedError } from "../../../lib/control/attach.js";
 import {
   AdmissionBusyError,
   SlurmUnavailableError,
@@ -63,6 +64,7 @@ describe("the API's error table", () => {
       [new NotFoundInStoreError("gone meanwhile"), 404],
       [new ConflictError("the cluster is DELETING"), 409],
       [new StateRefusedError("nodes not rebuilt", [{ path: "nodes[0]", message: "running a job" }]), 409],
+      [new AttachRefusedError("master.url: no answer", [{ path: "master.url", message: "no answer" }]), 422],
       [new UnsupportedOperationError("the fake provider cannot read consoles"), 501],
       [new WorkflowStartError("Step Functions throttled: retry"), 503],
       [new AdmissionBusyError("another launch holds the admission lease: retry"), 503],

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiRequest, ROUTES, type Route } from "../../../lib/control/api/routes.js";
-import { type ApiBed, apiBed, snapshot, VALID_CREATE } from "../../support/api-bed.js";
+import { type ApiBed, apiBed, snapshot, VALID_ATTACH, VALID_CREATE } from "../../support/api-bed.js";
 import { CONFIG } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
@@ -74,6 +74,7 @@ interface Baseline {
 function baseline(route: Route, clusterId: string): Baseline {
   if (route.path === "/clusters" && route.method === "POST")
     return { clusterId, body: () => structuredClone(VALID_CREATE) };
+  if (route.path === "/clusters/attach") return { clusterId, body: () => structuredClone(VALID_ATTACH) };
   if (route.path.endsWith("/autoscaling")) return { clusterId, body: () => structuredClone(CONFIG) };
   if (route.method === "POST" && route.path.endsWith("/nodes"))
     return { clusterId, body: () => ({ queue: "compute", count: 1 }) };
@@ -136,6 +137,25 @@ const FIELD_TARGETS: Record<
       field: "autoscaling.queueConfigs[0].maxSize",
       set: (b, v) => setOwn(b.autoscaling.queueConfigs[0], "maxSize", v),
       values: fc.constantFrom(1e308, -1, 1.5, 10_001, "10", null, true, [], {}, ...OBJECT_MEMBER_NAMES),
+    },
+  ],
+  "POST /clusters/attach": [
+    { field: "name", set: (b, v) => setOwn(b, "name", v), values: hostileValue },
+    { field: "master.url", set: (b, v) => setOwn(b.master, "url", v), values: hostileValue },
+    {
+      field: "master.mungeKeySecret",
+      set: (b, v) => setOwn(b.master, "mungeKeySecret", v),
+      values: hostileValue,
+    },
+    {
+      field: "master.channel",
+      set: (b, v) => setOwn(b.master, "channel", v),
+      values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES)),
+    },
+    {
+      field: "autoscaling.queueConfigs[0].queueName",
+      set: (b, v) => setOwn(b.autoscaling.queueConfigs[0], "queueName", v),
+      values: hostileValue,
     },
   ],
   "PUT /clusters/{clusterId}/autoscaling": [

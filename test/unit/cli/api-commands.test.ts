@@ -82,6 +82,38 @@ describe("nowscale cluster / nodes / events against an API", () => {
               issues: [{ path: "autoscaling.queueConfigs[0].maxSize", message: "must be at most 1000" }],
             }),
           );
+        } else if (req.url === "/v1/clusters/attach" && req.method === "POST") {
+          const name = (JSON.parse(body) as { name?: string }).name;
+          res.statusCode = name === "unreachable" ? 422 : 201;
+          res.end(
+            JSON.stringify(
+              name === "unreachable"
+                ? {
+                    error: "master.url: the agent did not answer a signed request",
+                    issues: [{ path: "master.url", message: "the agent did not answer a signed request" }],
+                  }
+                : {
+                    ...CLUSTER,
+                    origin: "attached",
+                    attachment: {
+                      controllerAddress: "10.0.0.5",
+                      controllerPort: 6817,
+                      slurmVersion: "22.05.8",
+                    },
+                    checks: [
+                      {
+                        check: "partition",
+                        ok: true,
+                        message: "partition burst takes nodes through NodeSet nowscale_burst",
+                      },
+                    ],
+                    userMust: ["network ACLs let slurmctld's port through"],
+                  },
+            ),
+          );
+        } else if (req.url === "/v1/clusters/c-0123456789ab/detach" && req.method === "POST") {
+          res.statusCode = 202;
+          res.end(JSON.stringify({ ...CLUSTER, status: "DELETING", origin: "attached" }));
         } else if (req.url?.startsWith("/v1/clusters/c-0123456789ab/events")) {
           res.end(
             JSON.stringify({
@@ -190,6 +222,37 @@ describe("nowscale cluster / nodes / events against an API", () => {
     expect(created.stderr).toContain("POST /v1/clusters failed with HTTP 400: request body is invalid");
     expect(created.stderr).toContain("autoscaling.queueConfigs[0].maxSize: must be at most 1000");
     expect(JSON.parse(seen.at(-1)?.body ?? "")).toEqual({ name: "x" });
+  });
+
+  it("attaches a master from a file, printing what was checked and what is the user's; a refusal names the field", async () => {
+    // Prepare
+    const dir = tempFiles({ "attach.json": { name: "theirs" }, "bad.json": { name: "unreachable" } });
+
+    // Act
+    const attached = await run(["cluster", "attach", "--file", `${dir}/attach.json`, "--endpoint", endpoint]);
+    const refused = await run(["cluster", "attach", "--file", `${dir}/bad.json`, "--endpoint", endpoint]);
+    const detached = await run(["cluster", "detach", "c-0123456789ab", "--endpoint", endpoint]);
+
+    // Assess
+    expect(attached.status, attached.stderr).toBe(0);
+    expect(attached.stdout).toBe(
+      [
+        "c-0123456789ab RUNNING: attached",
+        "  checked: partition burst takes nodes through NodeSet nowscale_burst",
+        "  yours to ensure: network ACLs let slurmctld's port through",
+        "",
+      ].join("\n"),
+    );
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain("POST /v1/clusters/attach failed with HTTP 422");
+    expect(refused.stderr).toContain("master.url: the agent did not answer a signed request");
+    expect(detached.status, detached.stderr).toBe(0);
+    expect(detached.stdout).toBe("c-0123456789ab DELETING\n");
+    expect(seen.at(-1)).toMatchObject({
+      method: "POST",
+      url: "/v1/clusters/c-0123456789ab/detach",
+      body: "",
+    });
   });
 
   it("signs requests with SigV4 for execute-api with the default credential chain", async () => {
