@@ -1,16 +1,8 @@
 import type { ResolvedQueue, ShapeGroup } from "./config.js";
 import { bestFit, describeSlice, layoutOn, type Slice, slicesOf } from "./fit.js";
 import type { InstanceTypeInfo, Job, Skip } from "./model.js";
-import {
-  CopyStarts,
-  type Hold,
-  jobSkip,
-  listNames,
-  type Policy,
-  type PolicyInput,
-  type PolicyResult,
-  type SupplyNode,
-} from "./policy.js";
+import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
+import { CopyStarts, listNames, type Policy, type PolicyInput, type PolicyResult } from "./policy.js";
 import { planThpc } from "./policy-thpc.js";
 import type { JobView } from "./views.js";
 
