@@ -58,7 +58,10 @@ export function allowedCandidates<C extends { instanceType: string; zone: string
 }
 
 /** The queue's health from the cluster record, or undefined; never a member of Object.prototype. */
-export function queueHealthOf(cluster: ClusterRecord, queue: string): QueueHealth | undefined {
+export function queueHealthOf(
+  cluster: Pick<ClusterRecord, "queueHealth">,
+  queue: string,
+): QueueHealth | undefined {
   return ownValue(cluster.queueHealth, queue);
 }
 

@@ -2,14 +2,24 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import type { OkReport } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider } from "../ports/cloud-provider.js";
-import type { ClusterRecord, NodeRecord, StateStore } from "../ports/state-store.js";
+import type { ClusterRecord, LaunchIntent, StateStore } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
-import { ABANDONED_INTENT_MS, offeringKey, queueHealthOf, ROUND_TAG } from "./launch.js";
+import { ABANDONED_INTENT_MS, offeringKey, queueHealthOf } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
 import { retireNode } from "./node-retirement.js";
-import { isUnhealthy, nodesRunningJobs } from "./slurm-evidence.js";
+import {
+  bootActions,
+  goneActions,
+  goneSuspects,
+  healthActions,
+  intentClosures,
+  planAdoptions,
+  releaseActions,
+  type SlurmView,
+  slurmView,
+} from "./reconcile-decision.js";
 import { ignoreConflict, retryTransient } from "./store-retry.js";
 
 export interface ReconcilerDeps {
@@ -110,7 +120,8 @@ const DEFAULTS = {
  * - retire: a joined node DOWN, not responding or lost by Slurm past the grace, in two runs, running no job;
  * - intents left INTENDED with nothing started are closed; old finished ones are pruned.
  * Each step's failure is caught and reported in `errors`; the others still run. Instances the cluster's
- * workflow created (the master: ids in `resources`) are never touched.
+ * workflow created (the master: ids in `resources`) are never touched. Each step reads, asks its pure
+ * decision in reconcile-decision.ts what to do, and does it in that order.
  */
 export async function reconcileCluster(
   clusterId: string,
@@ -120,21 +131,7 @@ export async function reconcileCluster(
   const o = { ...DEFAULTS, ...definedOnly(options) };
   const { store, provider, clock } = deps;
   const log = deps.log ?? silentLog;
-  const summary: ReconcileSummary = {
-    clusterId,
-    adopted: [],
-    orphansTerminated: [],
-    bootTimeouts: [],
-    gone: [],
-    retired: [],
-    releasesRetried: [],
-    intentsClosed: [],
-    intentsPruned: 0,
-    protectedQueues: [],
-    agentReachable: false,
-    errors: [],
-    truncated: false,
-  };
+  const summary = emptySummary(clusterId);
 
   // The run's first reads and its adoption writes are retried on transient store failures: a run lost to
   // one throttled call leaves instances untracked for another interval.
@@ -157,16 +154,7 @@ export async function reconcileCluster(
       instances = (await provider.list(clusterId)).filter((i) => !workflowIds.has(i.id));
     });
     const intents = await retried(() => store.listLaunchIntents(clusterId, "INTENDED"));
-    let report: OkReport | undefined;
-    try {
-      report = await deps.agent.report();
-      summary.agentReachable = true;
-    } catch (error) {
-      log.warn("agent unreachable: decisions that need Slurm's view wait for the next run", {
-        clusterId,
-        error: (error as Error).message,
-      });
-    }
+    const report = await readReport(ctx);
     const slurm = report === undefined ? undefined : slurmView(report);
     const adoptedRounds = new Set<string>();
 
@@ -178,42 +166,9 @@ export async function reconcileCluster(
     }
     if (slurm !== undefined) {
       await step(ctx, "boot", () => bootTimeouts(ctx, slurm));
-      await step(ctx, "retire", () => retireUnhealthy(ctx, slurm, report as OkReport));
+      await step(ctx, "retire", () => retireUnhealthy(ctx, slurm));
     }
-    await step(ctx, "intents", async () => {
-      const records = await store.listNodes(clusterId);
-      for (const intent of intents) {
-        if (adoptedRounds.has(intent.round) || ctx.now - intent.intendedAt < o.intentStaleMs) continue;
-        // A launch that recorded its instances but died before its outcome: close it as LAUNCHED with them.
-        const recorded = records.filter((r) => r.round === intent.round);
-        if (recorded.length > 0) {
-          await store
-            .recordLaunchOutcome(clusterId, intent.round, {
-              instances: recorded.map((r) => ({
-                id: r.instanceId,
-                instanceType: r.instanceType,
-                zone: r.zone,
-                chargeType: r.chargeType,
-              })),
-              failures: [],
-              at: ctx.now,
-            })
-            .then(() => summary.intentsClosed.push(intent.round))
-            .catch(ignoreConflict);
-          continue;
-        }
-        await store
-          .recordLaunchOutcome(clusterId, intent.round, {
-            instances: [],
-            failures: [
-              { index: -1, kind: "Abandoned", message: "no outcome was recorded; closed by the reconciler" },
-            ],
-            at: ctx.now,
-          })
-          .then(() => summary.intentsClosed.push(intent.round))
-          .catch(ignoreConflict);
-      }
-    });
+    await step(ctx, "intents", () => closeStaleIntents(ctx, intents, adoptedRounds));
     await step(ctx, "prune", async () => {
       summary.intentsPruned = await store.pruneLaunchIntents(clusterId, ctx.now - o.intentRetentionMs);
     });
@@ -236,19 +191,19 @@ interface RunContext {
   now: number;
 }
 
-/** Slurm's view in one report: which nodes it lists, which run a job, which are unhealthy. */
-interface SlurmView {
-  listed: Set<string>;
-  busy: Set<string>;
-  unhealthy: Set<string>;
-}
-
-function slurmView(report: OkReport): SlurmView {
-  return {
-    listed: new Set(report.nodes.map((n) => n.name)),
-    busy: nodesRunningJobs(report),
-    unhealthy: new Set(report.nodes.filter(isUnhealthy).map((n) => n.name)),
-  };
+/** The agent's report, or undefined when the agent cannot give one (summary.agentReachable says which). */
+async function readReport(ctx: RunContext): Promise<OkReport | undefined> {
+  try {
+    const report = await ctx.deps.agent.report();
+    ctx.summary.agentReachable = true;
+    return report;
+  } catch (error) {
+    ctx.log.warn("agent unreachable: decisions that need Slurm's view wait for the next run", {
+      clusterId: ctx.clusterId,
+      error: (error as Error).message,
+    });
+    return undefined;
+  }
 }
 
 /** Runs one step with its failure isolated; skipped once the deadline has passed. */
@@ -273,7 +228,7 @@ async function step(ctx: RunContext, name: string, action: () => Promise<void>):
 async function adopt(
   ctx: RunContext,
   instances: readonly CloudInstance[],
-  intents: Awaited<ReturnType<StateStore["listLaunchIntents"]>>,
+  intents: readonly LaunchIntent[],
   slurm: SlurmView | undefined,
   adoptedRounds: Set<string>,
 ): Promise<void> {
@@ -282,41 +237,13 @@ async function adopt(
   const tracked = new Set(
     (await retryTransient(() => store.listNodes(clusterId), clock)).map((r) => r.instanceId),
   );
-  const byRound = new Map(intents.map((i) => [i.round, i]));
-  const adoptedByRound = new Map<string, CloudInstance[]>();
-  const orphans: string[] = [];
-  for (const instance of instances) {
-    // Shutting down: on its way out; a record would only be forgotten again.
-    if (tracked.has(instance.id) || instance.state === "TERMINATING" || instance.state === "STOPPING")
-      continue;
-    const round = Object.hasOwn(instance.tags, ROUND_TAG) ? instance.tags[ROUND_TAG] : undefined;
-    const intent = round === undefined ? undefined : byRound.get(round);
-    const inSlurm = slurm?.listed.has(instance.id) === true;
-    const node: NodeRecord = {
-      clusterId,
-      nodeName: instance.id,
-      instanceId: instance.id,
-      queue: intent?.queue ?? instance.queue ?? "unknown",
-      instanceType: instance.instanceType,
-      zone: instance.zone,
-      chargeType: instance.chargeType,
-      status: inSlurm ? "JOINED" : "LAUNCHING",
-      ...(round === undefined ? {} : { round }),
-      launchedAt: instance.launchedAt ?? intent?.intendedAt ?? ctx.now,
-      updatedAt: clock.now(),
-      origin: intent === undefined ? "adopted" : "launch",
-    };
-    await retryTransient(() => store.putNode(node), clock);
-    tracked.add(instance.id);
+  const plan = planAdoptions(clusterId, instances, tracked, intents, slurm, ctx.now);
+  for (const { instance, record, intentRound } of plan.adoptions) {
+    await retryTransient(() => store.putNode({ ...record, updatedAt: clock.now() }), clock);
     summary.adopted.push(instance.id);
-    if (intent === undefined) {
-      orphans.push(instance.id);
-      continue;
-    }
-    adoptedRounds.add(intent.round);
-    adoptedByRound.set(intent.round, [...(adoptedByRound.get(intent.round) ?? []), instance]);
+    if (intentRound !== undefined) adoptedRounds.add(intentRound);
   }
-  for (const [round, adopted] of adoptedByRound) {
+  for (const [round, adopted] of plan.byRound) {
     await store
       .recordLaunchOutcome(clusterId, round, {
         instances: adopted.map((i) => ({
@@ -330,6 +257,7 @@ async function adopt(
       })
       .catch(ignoreConflict);
   }
+  const { orphans } = plan;
   if (orphans.length > 0) {
     await event(
       store,
@@ -353,43 +281,31 @@ async function forgetGone(
   const { store, provider, clock, agent } = ctx.deps;
   const { clusterId, summary, now, o } = ctx;
   const records = await store.listNodes(clusterId);
-  const listed = new Set(instances.map((i) => i.id));
-  for (const r of records) {
-    if (listed.has(r.instanceId) && r.missingSince !== undefined) {
-      await store.markNode(clusterId, r.nodeName, { missingSince: null });
-    }
-  }
-  const unlisted = records.filter((r) => !listed.has(r.instanceId) && now - r.launchedAt >= o.goneGraceMs);
+  const { relisted, unlisted } = goneSuspects(records, instances, now, o);
+  for (const r of relisted) await store.markNode(clusterId, r.nodeName, { missingSince: null });
   if (unlisted.length === 0) return;
   // The listing is one observation; a describe by id is a second, independent one.
   const described = new Map(
     (await provider.describe(unlisted.map((r) => r.instanceId))).map((i) => [i.id, i]),
   );
-  for (const record of unlisted) {
-    const found = described.get(record.instanceId);
-    if (found !== undefined && found.state !== "TERMINATED") {
-      // The listing was short (a page, a lag): the instance is there.
-      if (record.missingSince !== undefined)
-        await store.markNode(clusterId, record.nodeName, { missingSince: null });
+  for (const action of goneActions(unlisted, described, slurm, now, o)) {
+    const record = action.record;
+    if (action.kind === "clear-mark") {
+      await store.markNode(clusterId, record.nodeName, { missingSince: null });
       continue;
     }
-    const confirmed =
-      found?.state === "TERMINATED" ||
-      (record.missingSince !== undefined && now - record.missingSince >= o.goneConfirmMs);
-    if (!confirmed) {
-      if (record.missingSince === undefined)
-        await store.markNode(clusterId, record.nodeName, { missingSince: now });
+    if (action.kind === "mark") {
+      await store.markNode(clusterId, record.nodeName, { missingSince: now });
       continue;
     }
-    // Slurm still runs a job there: deleting the node would kill it. Wait until Slurm lets go of it.
-    if (slurm?.busy.has(record.nodeName) === true) {
+    if (action.kind === "busy") {
       ctx.log.warn("instance gone but Slurm still runs a job on its node: waiting", {
         clusterId,
         node: record.nodeName,
       });
       continue;
     }
-    if (slurm === undefined || slurm.listed.has(record.nodeName)) {
+    if (action.deleteFromSlurm) {
       await agent.deleteNode(record.nodeName).catch((error: unknown) => {
         ctx.log.warn("could not remove the node from Slurm", {
           clusterId,
@@ -403,17 +319,7 @@ async function forgetGone(
     const endedAt = record.status === "TERMINATING" ? record.updatedAt : (record.missingSince ?? now);
     await store.deleteNode(clusterId, record.nodeName, endedAt);
     summary.gone.push(record.nodeName);
-    await event(
-      store,
-      clusterId,
-      clock,
-      "NODE_GONE",
-      found?.state === "TERMINATED"
-        ? "the cloud reports the instance terminated: record removed"
-        : "instance not found by two listings and describes: record removed",
-      record.queue,
-      [record.nodeName],
-    );
+    await event(store, clusterId, clock, "NODE_GONE", action.reason, record.queue, [record.nodeName]);
   }
 }
 
@@ -424,19 +330,14 @@ async function retryReleases(
   slurm: SlurmView | undefined,
 ): Promise<void> {
   const { store, provider, agent } = ctx.deps;
-  const { clusterId, summary, now, o } = ctx;
-  const live = new Set(instances.filter((i) => i.state !== "TERMINATING").map((i) => i.id));
-  for (const record of await store.listNodes(clusterId)) {
-    if (record.status !== "TERMINATING" || !live.has(record.instanceId)) continue;
-    if (now - record.updatedAt < o.releaseRetryMs) continue;
-    // Without Slurm's view nobody knows whether it took a job meanwhile; with a job, drain and wait.
-    if (slurm === undefined) continue;
-    if (slurm.busy.has(record.nodeName)) {
+  const records = await store.listNodes(ctx.clusterId);
+  for (const { kind, record } of releaseActions(records, instances, slurm, ctx.now, ctx.o)) {
+    if (kind === "drain") {
       await agent.drain(record.nodeName, "nowscale: release pending").catch(() => undefined);
       continue;
     }
     await provider.terminate([record.instanceId]);
-    summary.releasesRetried.push(record.nodeName);
+    ctx.summary.releasesRetried.push(record.nodeName);
   }
 }
 
@@ -444,19 +345,18 @@ async function retryReleases(
 async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
   const { store, clock, metrics } = ctx.deps;
   const { clusterId, summary, now, o } = ctx;
-  for (const record of await store.listNodes(clusterId)) {
-    if (record.status !== "LAUNCHING") continue;
-    if (slurm.listed.has(record.nodeName)) {
+  for (const action of bootActions(await store.listNodes(clusterId), slurm, now, o)) {
+    const record = action.record;
+    if (action.kind === "joined") {
       await recordJoin(ctx.deps, ctx.cluster, record, now);
       continue;
     }
-    const adopted = record.origin === "adopted";
-    if (now - record.launchedAt < (adopted ? o.orphanGraceMs : o.bootTimeoutMs)) continue;
-    if (record.absentSince === undefined) {
+    if (action.kind === "mark") {
       // First run to see it absent past the limit: the next run decides (one report never destroys).
       await store.markNode(clusterId, record.nodeName, { absentSince: now });
       continue;
     }
+    const adopted = action.kind === "orphan";
     // The boot's last console lines say why (read before the terminate, while the cloud still has them).
     const consoleLines = adopted ? undefined : await bootConsoleTail(ctx.deps.provider, record.instanceId);
     // It never joined, so Slurm has no node to forget.
@@ -469,7 +369,7 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
         clusterId,
         clock,
         "ORPHAN_TERMINATED",
-        `untracked instance never joined Slurm within ${Math.round(o.orphanGraceMs / 1000)} s: terminated`,
+        action.reason,
         record.queue,
         [record.nodeName],
         1,
@@ -492,7 +392,7 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
       clusterId,
       clock,
       "BOOTSTRAP_FAILED",
-      `did not join Slurm within ${Math.round(o.bootTimeoutMs / 1000)} s (${health.consecutiveBootstrapFailures} in a row)` +
+      `${action.reason} (${health.consecutiveBootstrapFailures} in a row)` +
         (consoleLines === undefined ? "" : `; console log ends:\n${consoleLines}`),
       record.queue,
       [record.nodeName],
@@ -524,38 +424,58 @@ async function bootConsoleTail(provider: CloudProvider, instanceId: string): Pro
 }
 
 /** 5. Joined nodes that are DOWN, not responding or lost by Slurm past the grace, running no job: retired. */
-async function retireUnhealthy(ctx: RunContext, slurm: SlurmView, report: OkReport): Promise<void> {
+async function retireUnhealthy(ctx: RunContext, slurm: SlurmView): Promise<void> {
   const { store, clock, metrics } = ctx.deps;
   const { clusterId, summary, now, o } = ctx;
-  for (const record of await store.listNodes(clusterId)) {
-    if (record.status !== "JOINED" && record.status !== "DRAINING") continue;
-    const bad = slurm.unhealthy.has(record.nodeName) || !slurm.listed.has(record.nodeName);
-    if (!bad || slurm.busy.has(record.nodeName)) {
-      if (record.downSince !== undefined)
-        await store.markNode(clusterId, record.nodeName, { downSince: null });
+  for (const action of healthActions(await store.listNodes(clusterId), slurm, now, o)) {
+    const record = action.record;
+    if (action.kind === "clear-mark") {
+      await store.markNode(clusterId, record.nodeName, { downSince: null });
       continue;
     }
-    if (record.downSince === undefined) {
+    if (action.kind === "mark") {
       await store.markNode(clusterId, record.nodeName, { downSince: now });
       continue;
     }
-    if (now - record.downSince < o.downGraceMs) continue;
-    await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, {
-      inSlurm: slurm.listed.has(record.nodeName),
-    });
+    await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, { inSlurm: action.inSlurm });
     summary.retired.push(record.nodeName);
     metrics.add("NodesTerminated", "Count", 1, { Queue: record.queue });
-    const state = report.nodes.find((n) => n.name === record.nodeName)?.slurmState ?? "not in Slurm";
-    await event(
-      store,
-      clusterId,
-      clock,
-      "NODE_RETIRED",
-      `${state} for ${Math.round((now - record.downSince) / 1000)} s and running no job: terminated, its demand goes elsewhere`,
-      record.queue,
-      [record.nodeName],
-    );
+    await event(store, clusterId, clock, "NODE_RETIRED", action.reason, record.queue, [record.nodeName]);
   }
+}
+
+/** 6. Intents left INTENDED with nothing started are closed (LAUNCHED with what their round recorded, or FAILED). */
+async function closeStaleIntents(
+  ctx: RunContext,
+  intents: readonly LaunchIntent[],
+  adoptedRounds: ReadonlySet<string>,
+): Promise<void> {
+  const { store } = ctx.deps;
+  const records = await store.listNodes(ctx.clusterId);
+  for (const { round, outcome } of intentClosures(intents, records, adoptedRounds, ctx.now, ctx.o)) {
+    await store
+      .recordLaunchOutcome(ctx.clusterId, round, outcome)
+      .then(() => ctx.summary.intentsClosed.push(round))
+      .catch(ignoreConflict);
+  }
+}
+
+function emptySummary(clusterId: string): ReconcileSummary {
+  return {
+    clusterId,
+    adopted: [],
+    orphansTerminated: [],
+    bootTimeouts: [],
+    gone: [],
+    retired: [],
+    releasesRetried: [],
+    intentsClosed: [],
+    intentsPruned: 0,
+    protectedQueues: [],
+    agentReachable: false,
+    errors: [],
+    truncated: false,
+  };
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

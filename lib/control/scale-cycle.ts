@@ -1,6 +1,5 @@
 import { parseConfig, type ResolvedConfig } from "../core/config.js";
-import type { ClusterNode, ClusterState, Decision, Launch, Shrink } from "../core/model.js";
-import { plan } from "../core/plan.js";
+import type { ClusterState, Decision, Launch, Shrink } from "../core/model.js";
 import {
   type AgentChannel,
   AgentUnreachableError,
@@ -8,7 +7,7 @@ import {
 } from "../ports/agent-channel.js";
 import { type OkReport, reportToClusterState } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
-import { type CloudProvider, MAX_LAUNCH_COUNT } from "../ports/cloud-provider.js";
+import type { CloudProvider } from "../ports/cloud-provider.js";
 import {
   type ClusterRecord,
   type Lease,
@@ -17,19 +16,14 @@ import {
   type StateStore,
 } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
-import { jobNoteChanges, noteKey, notServedReasons } from "./job-notes.js";
-import {
-  allowedCandidates,
-  type KnownSupply,
-  queueHealthOf,
-  recordedLaunch,
-  recordedPerRound,
-} from "./launch.js";
+import { jobNoteChanges, noteKey } from "./job-notes.js";
+import { type KnownSupply, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
 import { retireNode } from "./node-retirement.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
+import { decidePoll, joinedSinceLastPoll } from "./poll-decision.js";
 import { ignoreConflict } from "./store-retry.js";
 
 export { appendControlEvent } from "./events.js";
@@ -321,16 +315,66 @@ async function tellDecision(ctx: PollContext, decision: Decision): Promise<void>
   ctx.agreed.notices.commit(next);
 }
 
+/**
+ * One poll, in three phases: observe (the agent's report, the records, the intents, the provider's
+ * unavailable offerings; nodes that joined are recorded on the way), decide (`decidePoll`, pure), act
+ * (launch, tell, note, shrink what two reports in a row called for).
+ */
 async function pollOnce(ctx: PollContext): Promise<void> {
   const { deps, cluster } = ctx;
   const { store, clock, metrics } = deps;
   const clusterId = cluster.clusterId;
 
-  let report: OkReport;
-  let seen: ClusterState;
+  // Observe.
+  const read = await readReport(ctx);
+  if (read === undefined) return;
+  const { report, seen } = read;
+  // Intents before records (as admission reads them): a launch finishing in between is seen either way.
+  const intents = await store.listLaunchIntents(clusterId, "INTENDED");
+  const records = await store.listNodes(clusterId);
+  const now = clock.now();
+  // Nodes that registered since the last poll: joined, and their queue's bootstrap streak is broken.
+  for (const record of joinedSinceLastPoll(records, seen)) await recordJoin(deps, cluster, record, now);
+  const unavailable = await deps.provider.unavailableOfferings();
+
+  // Decide.
+  const next = decidePoll({
+    cluster,
+    config: ctx.config,
+    seen,
+    records,
+    intents,
+    unavailable,
+    now,
+    round: ctx.round,
+  });
+
+  // Act.
+  emitStateMetrics(metrics, next.state);
+  await tellDecision(ctx, next.decision);
+  for (const step of next.launches) {
+    if (step.kind === "protected") {
+      metrics.add("ProtectedQueues", "Count", 1, { Queue: step.queue });
+      ctx.log.warn("queue in protected mode: launch skipped", { clusterId, queue: step.queue });
+      continue;
+    }
+    await launchOne(ctx, step.launch, step.round, next.state.jobs, next.known);
+  }
+  await writeJobNotes(ctx, report, next.notServed);
+  await syncPlaceholders(ctx, report);
+  await shrinkAgreed(ctx, next.decision.shrinks, records);
+}
+
+/**
+ * The agent's report and the cluster state it describes; undefined when the agent, slurmctld or the
+ * report cannot be trusted this poll (told as an event, and the shrink memory's chain is broken).
+ */
+async function readReport(ctx: PollContext): Promise<{ report: OkReport; seen: ClusterState } | undefined> {
+  const { store, clock, metrics } = ctx.deps;
+  const clusterId = ctx.cluster.clusterId;
   try {
-    report = await deps.agent.report();
-    seen = reportToClusterState(report);
+    const report = await ctx.deps.agent.report();
+    return { report, seen: reportToClusterState(report) };
   } catch (error) {
     const kind = error instanceof SlurmctldUnreachableError ? "SLURMCTLD_UNREACHABLE" : "AGENT_UNREACHABLE";
     if (!(error instanceof AgentUnreachableError || error instanceof SlurmctldUnreachableError)) {
@@ -340,64 +384,18 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     metrics.add("AgentUnreachable", "Count", 1, { Reason: kind });
     await event(store, clusterId, clock, kind, (error as Error).message.slice(0, 500));
     ctx.agreed.forget();
-    return;
+    return undefined;
   }
+}
 
-  // Intents before records (as admission reads them): a launch finishing in between is seen either way.
-  const intents = await store.listLaunchIntents(clusterId, "INTENDED");
-  const records = await store.listNodes(clusterId);
-  const inSlurm = new Set(seen.nodes.map((n) => n.name));
-  const now = clock.now();
-
-  // Nodes that registered since the last poll: joined, and their queue's bootstrap streak is broken.
-  for (const record of records) {
-    if (record.status === "LAUNCHING" && inSlurm.has(record.nodeName))
-      await recordJoin(deps, cluster, record, now);
-  }
-
-  // A node in Slurm that is not capacity yet covers demand only within bootTimeout of its launch: the
-  // planner needs the launch time, which only NowScale's records know.
-  const launchedAt = new Map(records.map((r) => [r.nodeName, r.launchedAt]));
-  const state: ClusterState = {
-    jobs: seen.jobs,
-    nodes: [
-      ...seen.nodes.map((n) => {
-        const at = launchedAt.get(n.name);
-        return n.launchedAt === undefined && at !== undefined ? { ...n, launchedAt: at } : n;
-      }),
-      ...launchingNodes(records, intents, inSlurm),
-    ],
-    // What the provider holds unavailable after capacity errors: the planner falls back to the next-best
-    // shape (capacityFallback) rather than plan a launch the provider would skip every cycle.
-    unavailableOfferings: await ctx.deps.provider.unavailableOfferings(),
-  };
-  const decision = plan(ctx.config, state, now);
-  // What this plan counted as supply: a launch or node that appears after it (another path launched
-  // meanwhile) reduces what admission lets through.
-  const known: KnownSupply = {
-    instances: new Set(records.map((r) => r.instanceId)),
-    rounds: new Set(intents.map((i) => i.round)),
-  };
-  emitStateMetrics(metrics, state);
-  await tellDecision(ctx, decision);
-
-  // Jobs whose launch this poll holds back (their queue is protected): their notes say so.
-  const held = new Map<string, string>();
-  for (const [index, launch] of decision.launches.entries()) {
-    if (allowedCandidates(queueHealthOf(cluster, launch.queue), launch.candidates).length === 0) {
-      metrics.add("ProtectedQueues", "Count", 1, { Queue: launch.queue });
-      ctx.log.warn("queue in protected mode: launch skipped", { clusterId, queue: launch.queue });
-      for (const job of launch.jobs) held.set(job, protectedReason(launch.queue));
-      continue;
-    }
-    for (const [part, count] of splitCount(launch.count).entries()) {
-      await launchOne(ctx, { ...launch, count }, `${ctx.round}-l${index}-${part}`, state.jobs, known);
-    }
-  }
-  await writeJobNotes(ctx, report, notServedReasons(decision, held));
-  await syncPlaceholders(ctx, report);
+/** Shrinks the planner called for that the previous report also called for; each node's failure isolated. */
+async function shrinkAgreed(
+  ctx: PollContext,
+  shrinks: readonly Shrink[],
+  records: NodeRecord[],
+): Promise<void> {
   const calledFor = new Set<string>();
-  const confirmed = decision.shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
+  const confirmed = shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
   ctx.agreed.commit(calledFor);
   for (const shrink of confirmed) {
     try {
@@ -405,14 +403,14 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     } catch (error) {
       if (error instanceof LeaseLostError) throw error;
       // One node that cannot be drained or terminated now must not stop the others; the next poll retries.
-      metrics.add("CycleErrors", "Count", 1);
-      ctx.log.warn("shrink failed", { clusterId, node: shrink.node, error: (error as Error).message });
+      ctx.deps.metrics.add("CycleErrors", "Count", 1);
+      ctx.log.warn("shrink failed", {
+        clusterId: ctx.cluster.clusterId,
+        node: shrink.node,
+        error: (error as Error).message,
+      });
     }
   }
-}
-
-function protectedReason(queue: string): string {
-  return `queue ${queue} is in protected mode (its nodes failed to boot): nothing is launched for it until a node joins or an operator clears it`;
 }
 
 /**
@@ -469,49 +467,6 @@ async function syncPlaceholders(ctx: PollContext, report: OkReport): Promise<voi
 /** Slurm takes 1-200 printable ASCII characters as a reason. */
 function drainReason(reason: string): string {
   return `nowscale: ${reason}`.replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
-}
-
-/** Nodes the planner must count as launching: started but not yet in Slurm, and launches still in flight. */
-function launchingNodes(
-  records: NodeRecord[],
-  intents: Awaited<ReturnType<StateStore["listLaunchIntents"]>>,
-  inSlurm: Set<string>,
-): ClusterNode[] {
-  const nodes: ClusterNode[] = records
-    // Only nodes still booting: a joined node that left Slurm is the reconciler's business, not capacity.
-    .filter((r) => !inSlurm.has(r.nodeName) && r.status === "LAUNCHING")
-    .map((r) => ({
-      name: r.nodeName,
-      queue: r.queue,
-      instanceType: r.instanceType,
-      zone: r.zone,
-      state: "LAUNCHING",
-      launchedAt: r.launchedAt,
-    }));
-  // An intent in flight may already have recorded some instances (recorded before any release): those
-  // are counted as records above, the rest as the intent's.
-  const recorded = recordedPerRound(records);
-  for (const intent of intents) {
-    const first = intent.candidates[0];
-    if (first === undefined) continue;
-    for (let i = recorded.get(intent.round) ?? 0; i < intent.count; i++) {
-      nodes.push({
-        name: `intent-${intent.round}-${i}`,
-        queue: intent.queue,
-        instanceType: first.instanceType,
-        zone: first.zone,
-        state: "LAUNCHING",
-        launchedAt: intent.intendedAt,
-      });
-    }
-  }
-  return nodes;
-}
-
-function splitCount(count: number): number[] {
-  const parts: number[] = [];
-  for (let left = count; left > 0; left -= MAX_LAUNCH_COUNT) parts.push(Math.min(left, MAX_LAUNCH_COUNT));
-  return parts;
 }
 
 /** Record the intent (with its tokens) → call the provider → record the outcome, in that order. */

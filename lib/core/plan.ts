@@ -1,8 +1,8 @@
 import { candidateOf, type ResolvedConfig, type ResolvedQueue } from "./config.js";
 import type { Candidate, ClusterNode, ClusterState, Decision, Job, Launch, QueueSummary } from "./model.js";
 import { ownValue } from "./own.js";
-import type { Hold, NewNode, Policy, PolicyResult, SupplyNode } from "./policy.js";
-import { jobSkip } from "./policy.js";
+import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
+import type { NewNode, Policy, PolicyResult } from "./policy.js";
 import { planPacked } from "./policy-packed.js";
 import { planThpc } from "./policy-thpc.js";
 import { roundSize } from "./rounds.js";

@@ -1,8 +1,10 @@
-import type { ShapeGroup } from "./config.js";
+import type { ResolvedQueue, ShapeGroup } from "./config.js";
 import { bestFit, describeSlice, layoutOn, type Slice, slicesOf } from "./fit.js";
-import type { InstanceTypeInfo } from "./model.js";
-import { CopyStarts, jobSkip, listNames, type Policy, type PolicyResult, type SupplyNode } from "./policy.js";
+import type { InstanceTypeInfo, Job, Skip } from "./model.js";
+import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
+import { CopyStarts, listNames, type Policy, type PolicyInput, type PolicyResult } from "./policy.js";
 import { planThpc } from "./policy-thpc.js";
+import type { JobView } from "./views.js";
 
 /** A node's capacity during planning: an existing node or one this cycle would launch. */
 interface Bin {
@@ -66,202 +68,316 @@ function newNodeTally(result: PolicyResult): { nodes: number; cost: number | und
   return { nodes, cost };
 }
 
-const pack: Policy = ({ queue, jobs, held, supply, room, weighPrice, viewOf }) => {
-  const result: PolicyResult = { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
-  const maxCpus = Math.max(1, ...queue.groups.map((g) => g.shape.vcpus), ...supply.map((s) => s.shape.vcpus));
-  const buckets = new Bins(maxCpus);
-  for (const s of supply) buckets.add(newBin(s.shape, s));
+/**
+ * Packs the queue's pending jobs, oldest first, each copy whole or not at all: a copy takes the best-fitting
+ * bins (existing nodes, then nodes planned for earlier jobs) and opens new nodes only for what is left.
+ */
+const pack: Policy = (input) => {
+  const packer = new Packer(input);
+  const memRatio = input.queue.scaleUpMemRatio;
+  const slices = input.jobs.map((job) => slicesOf(job.request, memRatio));
+  for (const [j, job] of input.jobs.entries()) packer.planJob(job, slices[j] as ReturnType<typeof slicesOf>);
+  return packer.result;
+};
 
-  const memRatio = queue.scaleUpMemRatio;
-  const slices = jobs.map((job) => slicesOf(job.request, memRatio));
+/** Why a copy could not be placed: no shape fits, launching is held, the job exceeds maxSize, no room left. */
+type CopyFailure = "fit" | "held" | "large" | "room";
 
-  // A new node takes the shape of the job's own best fit for its whole request (thpc's shape), so
-  // packed never needs more instances than thpc for the same job: the part of the job that existing
-  // holes do not take needs at most as many nodes of that shape. With weighPrice (and a price for
-  // every fitting type), a type that is cheaper for the job without needing more nodes wins.
-  const chooseGroup = (groups: readonly ShapeGroup[], slice: Slice, units: number, distinct: boolean) => {
-    const fit = bestFit({ groups }, slice, units, distinct);
-    if (!fit || !weighPrice) return fit?.group;
-    const gpuOk = slice.gpus > 0 || fit.group.shape.gpus > 0;
-    let best = fit.group;
-    let bestCost = Number.POSITIVE_INFINITY;
-    for (const group of groups) {
-      if (!gpuOk && group.shape.gpus > 0) continue;
-      const layout = layoutOn(slice, units, distinct, group.shape);
-      if (!layout) continue;
-      const price = group.shape.pricePerHour;
-      if (price === undefined) return fit.group;
-      if (layout.nodes > fit.layout.nodes) continue;
-      const cost = layout.nodes * price;
-      if (cost < bestCost - 1e-9 || (Math.abs(cost - bestCost) <= 1e-9 && group === fit.group)) {
-        best = group;
-        bestCost = cost;
+/** What every copy of one job shares: its request, the bins it may use, what fresh nodes it would need. */
+interface JobRequestPlan {
+  job: Job;
+  hold: Hold | undefined;
+  view: JobView;
+  /** Exclusive, all the memory: takes empty bins only and leaves nothing of them. */
+  whole: boolean;
+  slice: Slice;
+  units: number;
+  distinct: boolean;
+  /** The view and the request: the key of the per-call caches of fresh-node counts and shapes. */
+  key: string;
+  /** Fewest fresh nodes one copy could need (Infinity: no shape fits). */
+  freshNodes: number;
+  /** Which bins the job may use (undefined: all). */
+  accepts: ((bin: Bin) => boolean) | undefined;
+  /** A copy of a multi-node job must not put two of its nodes on one bin: the bins this copy has taken. */
+  exclude: Set<Bin> | undefined;
+}
+
+/** How the copies of one job fared, each copy counted once. */
+interface CopyTally {
+  covered: number;
+  unplaceable: number;
+  waiting: number;
+  tooLarge: number;
+  denied: number;
+  /** Existing nodes the covered copies use. */
+  used: Set<string> | undefined;
+  starts: CopyStarts;
+}
+
+/** One call's packing state: the bins, the result so far, and the copy being placed (undone if it fails). */
+class Packer {
+  readonly result: PolicyResult = { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
+  private readonly buckets: Bins;
+  private roomLeft: number;
+  /** The placements of the copy being placed, and the bins it opened. */
+  private readonly uses: Use[] = [];
+  private readonly opened: Bin[] = [];
+  private readonly freshByRequest = new Map<string, number>();
+  private readonly groupByRequest = new Map<string, ShapeGroup | undefined>();
+
+  constructor(private readonly input: PolicyInput) {
+    const { queue, supply } = input;
+    const maxCpus = Math.max(
+      1,
+      ...queue.groups.map((g) => g.shape.vcpus),
+      ...supply.map((s) => s.shape.vcpus),
+    );
+    this.buckets = new Bins(maxCpus);
+    for (const s of supply) this.buckets.add(newBin(s.shape, s));
+    this.roomLeft = input.room;
+  }
+
+  /** Places the job's copies one by one until one fails; the rest of its copies fail alike. */
+  planJob(job: Job, sliced: ReturnType<typeof slicesOf>): void {
+    const req = this.requestPlan(job, sliced);
+    const tally: CopyTally = {
+      covered: 0,
+      unplaceable: 0,
+      waiting: 0,
+      tooLarge: 0,
+      denied: 0,
+      used: undefined,
+      starts: new CopyStarts(),
+    };
+    for (let copy = 0; copy < job.count; copy++) {
+      const failure = this.placeCopy(req);
+      if (failure) {
+        this.undoCopy();
+        const rest = job.count - copy;
+        if (failure === "fit") tally.unplaceable += rest;
+        else if (failure === "held") tally.waiting += rest;
+        else if (failure === "large") tally.tooLarge += rest;
+        else tally.denied += rest;
+        break;
       }
+      this.commitCopy(job, tally);
     }
-    return best;
-  };
+    const { covered, unplaceable, waiting, tooLarge, denied } = tally;
+    if (covered < job.count - unplaceable - waiting - tooLarge - denied)
+      this.result.copyStarts.set(job, tally.starts);
+    this.result.skipped.push(...jobSkips(req, tally, this.input.queue));
+  }
 
-  let roomLeft = room;
-  const uses: Use[] = [];
-  const opened: Bin[] = [];
-  const freshByRequest = new Map<string, number>();
-  const groupByRequest = new Map<string, ShapeGroup | undefined>();
-  for (const [j, job] of jobs.entries()) {
-    const hold = held.get(job);
-    const view = viewOf(job);
+  /** What the job's copies share; the fresh-node count is computed once per view and request. */
+  private requestPlan(job: Job, { slice, units, distinct }: ReturnType<typeof slicesOf>): JobRequestPlan {
+    const view = this.input.viewOf(job);
     const whole = job.wholeNode === true;
-    const { slice, units, distinct } = slices[j] as ReturnType<typeof slicesOf>;
-    // Fewest fresh nodes one copy could need (Infinity: no shape fits); many jobs share a request.
     const key = `${view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
-    let freshNodes = freshByRequest.get(key);
+    let freshNodes = this.freshByRequest.get(key);
     if (freshNodes === undefined) {
       freshNodes = Number.POSITIVE_INFINITY;
       for (const g of view.groups)
         freshNodes = Math.min(freshNodes, layoutOn(slice, units, distinct, g.shape)?.nodes ?? freshNodes);
-      freshByRequest.set(key, freshNodes);
+      this.freshByRequest.set(key, freshNodes);
     }
-    // Which bins this job may use: its view's nodes, and planned nodes whose every candidate it accepts.
-    const accepts =
-      view.anyNode && view.allEntries && !whole
-        ? undefined
-        : (bin: Bin) =>
-            (!whole || bin.jobIds.length === 0) &&
-            (bin.supply !== undefined
-              ? view.anyNode || view.accepts(bin.supply.node)
-              : view.allEntries || (bin.group?.entries.every((e) => view.entries.has(e.index)) ?? false));
-    // A copy of a multi-node job must not put two of its nodes on one bin.
-    const exclude = distinct && units > 1 ? new Set<Bin>() : undefined;
-    let used: Set<string> | undefined;
-    const starts = new CopyStarts();
-    let covered = 0;
-    let unplaceable = 0;
-    let waiting = 0;
-    let denied = 0;
-    let tooLarge = 0;
+    return {
+      job,
+      hold: this.input.held.get(job),
+      view,
+      whole,
+      slice,
+      units,
+      distinct,
+      key,
+      freshNodes,
+      accepts: binsAccepted(view, whole),
+      exclude: distinct && units > 1 ? new Set<Bin>() : undefined,
+    };
+  }
 
-    for (let copy = 0; copy < job.count; copy++) {
-      uses.length = 0;
-      opened.length = 0;
-      exclude?.clear();
-      let left = units;
-      let failure: "fit" | "held" | "room" | "large" | undefined;
-      while (left > 0) {
-        let bin = buckets.find(slice, exclude, accepts);
-        if (!bin) {
-          if (!Number.isFinite(freshNodes)) failure = "fit";
-          else if (hold) failure = "held";
-          else if (freshNodes > queue.maxSize) failure = "large";
-          else if (roomLeft - opened.length <= 0) failure = "room";
-          let group: ShapeGroup | undefined;
-          if (!failure) {
-            // The shape depends on the view and the request only: chosen once per pair.
-            group = groupByRequest.get(key);
-            if (group === undefined && !groupByRequest.has(key)) {
-              group = chooseGroup(view.groups, slice, units, distinct);
-              groupByRequest.set(key, group);
-            }
-          }
-          if (!group) {
-            failure ??= "fit";
-            break;
-          }
-          bin = newBin(group.shape, undefined, result.newNodes.length + opened.length, group);
-          opened.push(bin);
-          buckets.add(bin);
-        }
-        const take = distinct ? 1 : Math.min(left, fitCount(slice, bin));
-        const addedJob = bin.jobIds[bin.jobIds.length - 1] !== job.id;
-        // A whole-node job leaves nothing of its nodes to others.
-        const cpus = whole ? bin.freeCpus : take * slice.cpus;
-        const memMiB = whole ? bin.freeMemMiB : take * slice.memMiB;
-        const gpus = whole ? bin.freeGpus : take * slice.gpus;
-        buckets.consume(bin, cpus, memMiB, gpus);
-        if (addedJob) bin.jobIds.push(job.id);
-        uses.push({ bin, cpus, memMiB, gpus, addedJob });
-        exclude?.add(bin);
-        left -= take;
+  /**
+   * Places one copy: each unit (a node, or as many tasks as fit) on the best-fitting bin it may use, or on
+   * a new node of the request's shape when none has room. Returns why it failed, leaving its placements
+   * in `uses` and `opened` for undoCopy; undefined when the whole copy is placed.
+   */
+  private placeCopy(req: JobRequestPlan): CopyFailure | undefined {
+    const { job, slice, distinct, whole, exclude, accepts, freshNodes } = req;
+    const { queue } = this.input;
+    this.uses.length = 0;
+    this.opened.length = 0;
+    exclude?.clear();
+    let left = req.units;
+    let failure: CopyFailure | undefined;
+    while (left > 0) {
+      let bin = this.buckets.find(slice, exclude, accepts);
+      if (!bin) {
+        if (!Number.isFinite(freshNodes)) failure = "fit";
+        else if (req.hold) failure = "held";
+        else if (freshNodes > queue.maxSize) failure = "large";
+        else if (this.roomLeft - this.opened.length <= 0) failure = "room";
+        const group = failure ? undefined : this.groupFor(req);
+        if (!group) return failure ?? "fit";
+        bin = newBin(group.shape, undefined, this.result.newNodes.length + this.opened.length, group);
+        this.opened.push(bin);
+        this.buckets.add(bin);
       }
+      const take = distinct ? 1 : Math.min(left, fitCount(slice, bin));
+      const addedJob = bin.jobIds[bin.jobIds.length - 1] !== job.id;
+      // A whole-node job leaves nothing of its nodes to others.
+      const cpus = whole ? bin.freeCpus : take * slice.cpus;
+      const memMiB = whole ? bin.freeMemMiB : take * slice.memMiB;
+      const gpus = whole ? bin.freeGpus : take * slice.gpus;
+      this.buckets.consume(bin, cpus, memMiB, gpus);
+      if (addedJob) bin.jobIds.push(job.id);
+      this.uses.push({ bin, cpus, memMiB, gpus, addedJob });
+      exclude?.add(bin);
+      left -= take;
+    }
+    return undefined;
+  }
 
-      if (failure) {
-        // Undo this copy: a job is planned whole or not at all.
-        for (let i = uses.length - 1; i >= 0; i--) {
-          const { bin, cpus, memMiB, gpus, addedJob } = uses[i] as Use;
-          buckets.consume(bin, -cpus, -memMiB, -gpus);
-          if (addedJob) bin.jobIds.pop();
-        }
-        for (const bin of opened) buckets.remove(bin);
-        const rest = job.count - copy;
-        if (failure === "fit") unplaceable += rest;
-        else if (failure === "held") waiting += rest;
-        else if (failure === "large") tooLarge += rest;
-        else denied += rest;
-        break;
-      }
+  /** The shape of a new node for the request: chosen once per view and request. */
+  private groupFor(req: JobRequestPlan): ShapeGroup | undefined {
+    let group = this.groupByRequest.get(req.key);
+    if (group === undefined && !this.groupByRequest.has(req.key)) {
+      group = chooseGroup(req.view.groups, req.slice, req.units, req.distinct, this.input.weighPrice);
+      this.groupByRequest.set(req.key, group);
+    }
+    return group;
+  }
 
-      for (const { group, jobIds } of opened) {
-        if (group) result.newNodes.push({ group, count: 1, jobs: jobIds, unit: group.key, multiNode: false });
-      }
-      roomLeft -= opened.length;
-      let firstNew = -1;
-      for (const use of uses) {
-        const b = use.bin;
-        if (b.newIndex !== undefined) {
-          if (firstNew < 0 || b.newIndex < firstNew) firstNew = b.newIndex;
-        } else if (b.supply) {
-          used ??= new Set();
-          used.add(b.supply.node.name);
-          result.reserved.set(b.supply.node.name, job.id);
-        }
-      }
-      if (firstNew < 0) covered++;
-      else starts.add(firstNew);
+  /** Undoes the failed copy: a job is planned whole or not at all. */
+  private undoCopy(): void {
+    for (let i = this.uses.length - 1; i >= 0; i--) {
+      const { bin, cpus, memMiB, gpus, addedJob } = this.uses[i] as Use;
+      this.buckets.consume(bin, -cpus, -memMiB, -gpus);
+      if (addedJob) bin.jobIds.pop();
     }
+    for (const bin of this.opened) this.buckets.remove(bin);
+  }
 
-    if (covered < job.count - unplaceable - waiting - tooLarge - denied) result.copyStarts.set(job, starts);
-    if (covered > 0) {
-      result.skipped.push(
-        jobSkip(
-          job,
-          "COVERED_BY_EXISTING_NODES",
-          `existing nodes will run it: ${listNames([...(used ?? [])])}`,
-          covered,
-        ),
-      );
+  /**
+   * Keeps the placed copy: its new nodes join the result, the existing nodes it uses are reserved for the
+   * job, and the copy counts as covered (existing nodes only) or as starting at its first new node.
+   */
+  private commitCopy(job: Job, tally: CopyTally): void {
+    for (const { group, jobIds } of this.opened) {
+      if (group)
+        this.result.newNodes.push({ group, count: 1, jobs: jobIds, unit: group.key, multiNode: false });
     }
-    if (unplaceable > 0) {
-      result.skipped.push(
-        jobSkip(
-          job,
-          "NO_FITTING_SHAPE",
-          `no instance type of queue ${queue.queueName} fits ${describeSlice(slice)} per ${distinct ? "node" : "task"}`,
-          unplaceable,
-        ),
-      );
+    this.roomLeft -= this.opened.length;
+    let firstNew = -1;
+    for (const use of this.uses) {
+      const b = use.bin;
+      if (b.newIndex !== undefined) {
+        if (firstNew < 0 || b.newIndex < firstNew) firstNew = b.newIndex;
+      } else if (b.supply) {
+        tally.used ??= new Set();
+        tally.used.add(b.supply.node.name);
+        this.result.reserved.set(b.supply.node.name, job.id);
+      }
     }
-    if (hold && waiting > 0) result.skipped.push(jobSkip(job, hold.code, hold.reason, waiting));
-    if (tooLarge > 0) {
-      result.skipped.push(
-        jobSkip(
-          job,
-          "JOB_LARGER_THAN_MAX_SIZE",
-          `needs ${freshNodes} new nodes but queue ${queue.queueName} has maxSize ${queue.maxSize}`,
-          tooLarge,
-        ),
-      );
-    }
-    if (denied > 0) {
-      result.skipped.push(
-        jobSkip(
-          job,
-          "QUEUE_AT_MAX_SIZE",
-          `queue ${queue.queueName} would exceed maxSize ${queue.maxSize}`,
-          denied,
-        ),
-      );
+    if (firstNew < 0) tally.covered++;
+    else tally.starts.add(firstNew);
+  }
+}
+
+/**
+ * Which bins a job may use: its view's existing nodes, and planned nodes whose every candidate it accepts;
+ * a whole-node job only empty ones. Undefined when every bin will do.
+ */
+function binsAccepted(view: JobView, whole: boolean): ((bin: Bin) => boolean) | undefined {
+  if (view.anyNode && view.allEntries && !whole) return undefined;
+  return (bin: Bin) =>
+    (!whole || bin.jobIds.length === 0) &&
+    (bin.supply !== undefined
+      ? view.anyNode || view.accepts(bin.supply.node)
+      : view.allEntries || (bin.group?.entries.every((e) => view.entries.has(e.index)) ?? false));
+}
+
+/**
+ * The shape of a new node for a request: the job's own best fit for its whole request (thpc's shape), so
+ * packed never needs more instances than thpc for the same job: the part of the job that existing holes
+ * do not take needs at most as many nodes of that shape. With weighPrice (and a price for every fitting
+ * type), a type that is cheaper for the job without needing more nodes wins; a shape with GPUs only for
+ * GPU work, unless the best fit has GPUs.
+ */
+function chooseGroup(
+  groups: readonly ShapeGroup[],
+  slice: Slice,
+  units: number,
+  distinct: boolean,
+  weighPrice: boolean,
+): ShapeGroup | undefined {
+  const fit = bestFit({ groups }, slice, units, distinct);
+  if (!fit || !weighPrice) return fit?.group;
+  const gpuOk = slice.gpus > 0 || fit.group.shape.gpus > 0;
+  let best = fit.group;
+  let bestCost = Number.POSITIVE_INFINITY;
+  for (const group of groups) {
+    if (!gpuOk && group.shape.gpus > 0) continue;
+    const layout = layoutOn(slice, units, distinct, group.shape);
+    if (!layout) continue;
+    const price = group.shape.pricePerHour;
+    if (price === undefined) return fit.group;
+    if (layout.nodes > fit.layout.nodes) continue;
+    const cost = layout.nodes * price;
+    if (cost < bestCost - 1e-9 || (Math.abs(cost - bestCost) <= 1e-9 && group === fit.group)) {
+      best = group;
+      bestCost = cost;
     }
   }
-  return result;
-};
+  return best;
+}
+
+/** The skips of a job's copies that launch nothing, each with its reason, in a fixed order. */
+function jobSkips(req: JobRequestPlan, tally: CopyTally, queue: ResolvedQueue): Skip[] {
+  const { job, hold, slice, distinct, freshNodes } = req;
+  const skips: Skip[] = [];
+  if (tally.covered > 0) {
+    skips.push(
+      jobSkip(
+        job,
+        "COVERED_BY_EXISTING_NODES",
+        `existing nodes will run it: ${listNames([...(tally.used ?? [])])}`,
+        tally.covered,
+      ),
+    );
+  }
+  if (tally.unplaceable > 0) {
+    skips.push(
+      jobSkip(
+        job,
+        "NO_FITTING_SHAPE",
+        `no instance type of queue ${queue.queueName} fits ${describeSlice(slice)} per ${distinct ? "node" : "task"}`,
+        tally.unplaceable,
+      ),
+    );
+  }
+  if (hold && tally.waiting > 0) skips.push(jobSkip(job, hold.code, hold.reason, tally.waiting));
+  if (tally.tooLarge > 0) {
+    skips.push(
+      jobSkip(
+        job,
+        "JOB_LARGER_THAN_MAX_SIZE",
+        `needs ${freshNodes} new nodes but queue ${queue.queueName} has maxSize ${queue.maxSize}`,
+        tally.tooLarge,
+      ),
+    );
+  }
+  if (tally.denied > 0) {
+    skips.push(
+      jobSkip(
+        job,
+        "QUEUE_AT_MAX_SIZE",
+        `queue ${queue.queueName} would exceed maxSize ${queue.maxSize}`,
+        tally.denied,
+      ),
+    );
+  }
+  return skips;
+}
 
 function newBin(shape: InstanceTypeInfo, supply?: SupplyNode, newIndex?: number, group?: ShapeGroup): Bin {
   const bin: Bin = {

@@ -1,14 +1,7 @@
 import { type ShapeGroup, shapeKey } from "./config.js";
 import { bestFit, describeSlice, type Slice, slicesOf, slicesPerNode } from "./fit.js";
-import {
-  CopyStarts,
-  jobSkip,
-  listNames,
-  type NewNode,
-  type Policy,
-  type PolicyResult,
-  type SupplyNode,
-} from "./policy.js";
+import { jobSkip, type SupplyNode } from "./plan-terms.js";
+import { CopyStarts, listNames, type NewNode, type Policy, type PolicyResult } from "./policy.js";
 import type { JobView } from "./views.js";
 
 /**

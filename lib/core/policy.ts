@@ -1,12 +1,7 @@
 import type { ResolvedQueue, ShapeGroup } from "./config.js";
-import type { ClusterNode, InstanceTypeInfo, Job, Skip } from "./model.js";
+import type { Job, Skip } from "./model.js";
+import type { Hold, SupplyNode } from "./plan-terms.js";
 import type { JobView } from "./views.js";
-
-/** An existing node that can take pending work: IDLE (soonest) or LAUNCHING. */
-export interface SupplyNode {
-  node: ClusterNode;
-  shape: InstanceTypeInfo;
-}
 
 /** A run of identical nodes to launch, in priority order; the scale-out round takes a prefix of them. */
 export interface NewNode {
@@ -53,20 +48,7 @@ export interface PolicyResult {
   reserved: Map<string, string>;
 }
 
-export interface Hold {
-  code: Skip["code"];
-  reason: string;
-}
-
 export type Policy = (input: PolicyInput) => PolicyResult;
-
-export function countSuffix(count: number): string {
-  return count > 1 ? ` (${count} identical jobs)` : "";
-}
-
-export function jobSkip(job: Job, code: Skip["code"], reason: string, count = job.count): Skip {
-  return { job: job.id, queue: job.queue, code, reason: reason + countSuffix(count), copies: count };
-}
 
 /**
  * Where each copy of an aggregated job starts among the new nodes, run-length encoded: copies on fresh

@@ -3,7 +3,7 @@ import { type Constraint, countedParts, formatConstraint, parseConstraint, satis
 import { nodeFeatures } from "./features.js";
 import { bestFit, type Slice, slicesOf, slicesPerNode } from "./fit.js";
 import type { ClusterNode, Job, Skip, SlurmMismatch, UnavailableOffering } from "./model.js";
-import { type Hold, jobSkip, type SupplyNode } from "./policy.js";
+import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
 
 /**
  * What one pending job may use: the shapes (and entries) it may launch and the existing nodes it may

@@ -9,7 +9,8 @@ import {
   slicesPerNode,
 } from "../../../lib/core/fit.js";
 import { parseConfig } from "../../../lib/core/index.js";
-import { CopyStarts, countSuffix, jobSkip, listNames } from "../../../lib/core/policy.js";
+import { countSuffix, jobSkip } from "../../../lib/core/plan-terms.js";
+import { CopyStarts, listNames } from "../../../lib/core/policy.js";
 import { roundSize } from "../../../lib/core/rounds.js";
 
 /**

@@ -205,3 +205,135 @@ describe("packed: sharing, whole nodes, caps and reasons", () => {
     expect(launched(d)).toEqual([["c8m16", 1, ["a"]]]);
   });
 });
+
+describe("packed: the shape of a new node, with weighPrice (docs/plan.md step 5)", () => {
+  /** A queue of these types, in this order, all in zone z1. */
+  const priced = (
+    types: Record<string, { vcpus: number; memoryMiB: number; gpus?: number; pricePerHour?: number }>,
+    weighPrice = true,
+  ) =>
+    config({ policy: "packed", weighPrice, instanceTypes: types }, [
+      queue({
+        expansionNodeConfigs: Object.keys(types).map((instanceType) => ({ zone: "z1", instanceType })),
+      }),
+    ]);
+  const threeCpu = () => state([job({ id: "a", cpusPerNode: 3, memPerNodeMiB: 1024 })]);
+
+  it("a type cheaper for the job in as many nodes wins over the best fit; without weighPrice the best fit", () => {
+    // Prepare: a 3-CPU job. Best fit: fit4 (1 spare vCPU against cheap8's 5). One node either way; cheap8
+    // costs 0.3 an hour, fit4 0.5.
+    const types = {
+      fit4: { vcpus: 4, memoryMiB: 8192, pricePerHour: 0.5 },
+      cheap8: { vcpus: 8, memoryMiB: 8192, pricePerHour: 0.3 },
+    };
+    // Act
+    const weighed = plan(priced(types), threeCpu(), NOW);
+    const plain = plan(priced(types, false), threeCpu(), NOW);
+    // Assess
+    expect(launched(weighed)).toEqual([["cheap8", 1, ["a"]]]);
+    expect(launched(plain)).toEqual([["fit4", 1, ["a"]]]);
+  });
+
+  it("a cheaper type that needs more nodes than the best fit does not win", () => {
+    // Prepare: 2 tasks of 4 CPU. big8 holds both on 1 node (0.5); small4 needs 2 nodes (2 × 0.2 = 0.4,
+    // cheaper, but 2 > 1 nodes).
+    const types = {
+      small4: { vcpus: 4, memoryMiB: 8192, pricePerHour: 0.2 },
+      big8: { vcpus: 8, memoryMiB: 16384, pricePerHour: 0.5 },
+    };
+    const t = job({
+      id: "t",
+      nodes: undefined,
+      cpusPerNode: undefined,
+      memPerNodeMiB: undefined,
+      gpusPerNode: undefined,
+      tasks: 2,
+      cpusPerTask: 4,
+      memPerTaskMiB: 1024,
+    });
+    // Act
+    const d = plan(priced(types), state([t]), NOW);
+    // Assess
+    expect(launched(d)).toEqual([["big8", 1, ["t"]]]);
+  });
+
+  it("a fitting type without a price keeps the best fit", () => {
+    // Prepare: as the first case, but cheap8 has no price: prices cannot be compared.
+    const types = {
+      fit4: { vcpus: 4, memoryMiB: 8192, pricePerHour: 0.5 },
+      cheap8: { vcpus: 8, memoryMiB: 8192 },
+    };
+    // Act
+    const d = plan(priced(types), threeCpu(), NOW);
+    // Assess
+    expect(launched(d)).toEqual([["fit4", 1, ["a"]]]);
+  });
+
+  it("on an equal price the best fit stays, whichever entry comes first", () => {
+    // Prepare: wide8 (listed first) and fit4 both cost 0.3 for the one node the job needs.
+    const types = {
+      wide8: { vcpus: 8, memoryMiB: 8192, pricePerHour: 0.3 },
+      fit4: { vcpus: 4, memoryMiB: 8192, pricePerHour: 0.3 },
+    };
+    // Act
+    const d = plan(priced(types), threeCpu(), NOW);
+    // Assess
+    expect(launched(d)).toEqual([["fit4", 1, ["a"]]]);
+  });
+
+  it("CPU work does not take a cheaper GPU type; GPU work may take the cheapest GPU type", () => {
+    // Prepare: cpu4 0.2; gpuA (1 GPU) 0.1; gpuB (1 GPU, 8 vCPUs) 0.05. A 3-CPU job: the GPU types are for GPU
+    // work, so cpu4. A 3-CPU 1-GPU job: best fit gpuA (1 spare vCPU), but gpuB is cheaper in 1 node.
+    const types = {
+      cpu4: { vcpus: 4, memoryMiB: 8192, pricePerHour: 0.2 },
+      gpuA: { vcpus: 4, memoryMiB: 8192, gpus: 1, pricePerHour: 0.1 },
+      gpuB: { vcpus: 8, memoryMiB: 8192, gpus: 1, pricePerHour: 0.05 },
+    };
+    // Act
+    const cpu = plan(priced(types), threeCpu(), NOW);
+    const gpu = plan(
+      priced(types),
+      state([job({ id: "g", cpusPerNode: 3, memPerNodeMiB: 1024, gpusPerNode: 1 })]),
+      NOW,
+    );
+    // Assess
+    expect(launched(cpu)).toEqual([["cpu4", 1, ["a"]]]);
+    expect(launched(gpu)).toEqual([["gpuB", 1, ["g"]]]);
+  });
+});
+
+describe("packed: a copy is placed whole or not at all", () => {
+  it("a job that cannot be placed gives back the idle node it had taken, for the next job", () => {
+    // Prepare: maxSize 2, one idle c4m8 i1 (so room for 1 new node). a (older) needs 3 nodes of 4 CPU: it
+    // takes i1, then finds it needs 3 > maxSize new nodes and is undone. w, a whole-node job of 4 CPU,
+    // then takes i1, empty again: nothing is launched.
+    const d = plan(
+      packed({ maxSize: 2 }),
+      state(
+        [
+          job({ id: "a", nodes: 3, submittedAt: iso(NOW - 2000) }),
+          job({ id: "w", wholeNode: true, submittedAt: iso(NOW - 1000) }),
+        ],
+        [node("i1", { idleSince: FRESH_IDLE })],
+      ),
+      NOW,
+    );
+    // Assess
+    expect(d.launches).toEqual([]);
+    expect(d.skipped).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          job: "a",
+          code: "JOB_LARGER_THAN_MAX_SIZE",
+          reason: "needs 3 new nodes but queue compute has maxSize 2",
+        }),
+        expect.objectContaining({
+          job: "w",
+          code: "COVERED_BY_EXISTING_NODES",
+          reason: "existing nodes will run it: i1",
+        }),
+        expect.objectContaining({ node: "i1", code: "RESERVED_FOR_PENDING_JOB" }),
+      ]),
+    );
+  });
+});

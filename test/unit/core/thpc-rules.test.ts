@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { type Decision, plan } from "../../../lib/core/index.js";
-import { config, iso, type JobIn, job, minutes, node, queue, state, T0 } from "./builders.js";
+import { type Decision, type InstanceTypeInfo, plan, type ResolvedQueue } from "../../../lib/core/index.js";
+import type { SupplyNode } from "../../../lib/core/plan-terms.js";
+import { planThpc } from "../../../lib/core/policy-thpc.js";
+import { fullView } from "../../../lib/core/views.js";
+import { config, iso, type JobIn, job, minutes, node, queue, SHAPES, state, T0 } from "./builders.js";
 
 /**
  * THPC_AS's scale-out rules (docs/plan.md "What the planner does", the THPC operations guide), each
@@ -973,5 +976,86 @@ describe("THPC: the pool of existing nodes, in detail", () => {
     expect(d.launches).toEqual([]);
     expect(nodeSkip(d, "b4")?.code).toBe("RESERVED_FOR_PENDING_JOB");
     expect(nodeSkip(d, "a8")?.code).toBe("IDLE_TIME_NOT_REACHED");
+  });
+});
+
+describe("THPC: which existing node a job takes", () => {
+  const idle = (name: string, instanceType: string) => node(name, { instanceType, idleSince: FRESH_IDLE });
+  const covered = (d: Decision, id: string) =>
+    d.skipped.find((s) => "job" in s && s.job === id && s.code === "COVERED_BY_EXISTING_NODES")?.reason;
+
+  it("an idle node before a launching one even when the launching one comes first by name", () => {
+    // Prepare: a-boot (LAUNCHING, launched a minute ago, inside bootTimeout) and z-idle (IDLE), both c4m8;
+    // one 4 CPU job. The idle node runs it soonest (docs/plan.md step 2): the name order must not decide.
+    const d = plan(
+      config(),
+      state(
+        [job({ id: "a" })],
+        [node("a-boot", { state: "LAUNCHING", launchedAt: iso(NOW - 60_000) }), idle("z-idle", "c4m8")],
+      ),
+      NOW,
+    );
+    // Assess
+    expect(d.launches).toEqual([]);
+    expect(covered(d, "a")).toBe("existing nodes will run it: z-idle");
+    expect(nodeSkip(d, "z-idle")).toMatchObject({ code: "RESERVED_FOR_PENDING_JOB" });
+  });
+
+  it("a task job takes the node its tasks leave the fewest vCPUs of, counting every task it holds", () => {
+    // Prepare: 2 tasks of 4 CPU / 1024 MiB. Idle x (c8m16) holds 2 tasks: 8 - 2 × 4 = 0 spare vCPUs;
+    // idle y (c5m8, 5 vCPUs) holds 1: 5 - 4 = 1 spare. Best fit: x, which takes both tasks; y stays free.
+    const cfg = config({ instanceTypes: { ...SHAPES, c5m8: { vcpus: 5, memoryMiB: 8192, gpus: 0 } } }, [
+      typesQueue(["c8m16", "c5m8"]),
+    ]);
+    // Act
+    const d = plan(
+      cfg,
+      state([tasks({ id: "t", tasks: 2, cpus: 4, mem: 1024 })], [idle("x", "c8m16"), idle("y", "c5m8")]),
+      NOW,
+    );
+    // Assess
+    expect(d.launches).toEqual([]);
+    expect(covered(d, "t")).toBe("existing nodes will run it: x");
+    expect(nodeSkip(d, "y")).toMatchObject({ code: "IDLE_TIME_NOT_REACHED" });
+  });
+
+  it("on equal spare vCPUs, the node its tasks leave the least memory of, counting every task it holds", () => {
+    // Prepare: 4 tasks of 2 CPU / 2048 MiB. Idle x (c8m8) holds 4: 0 spare vCPUs, 8192 - 4 × 2048 = 0 MiB;
+    // idle y (c2m3: 2 vCPUs, 3072 MiB) holds 1: 0 spare vCPUs, 1024 MiB. Best fit: x, for all 4 tasks.
+    const cfg = config({ instanceTypes: { ...SHAPES, c2m3: { vcpus: 2, memoryMiB: 3072, gpus: 0 } } }, [
+      typesQueue(["c8m8", "c2m3"]),
+    ]);
+    // Act
+    const d = plan(
+      cfg,
+      state([tasks({ id: "t", tasks: 4, cpus: 2, mem: 2048 })], [idle("x", "c8m8"), idle("y", "c2m3")]),
+      NOW,
+    );
+    // Assess
+    expect(d.launches).toEqual([]);
+    expect(covered(d, "t")).toBe("existing nodes will run it: x");
+    expect(nodeSkip(d, "y")).toMatchObject({ code: "IDLE_TIME_NOT_REACHED" });
+  });
+
+  it("the policy itself takes the first by name of identical idle nodes, in whatever order it is given them", () => {
+    // Prepare: planThpc called directly (plan sorts the nodes by name before; the policy must not need it).
+    const cfg = config();
+    const queueOf = cfg.queues[0] as ResolvedQueue;
+    const shape = cfg.catalog.c4m8 as InstanceTypeInfo;
+    const s = state([job({ id: "a" })], [idle("n1", "c4m8"), idle("n2", "c4m8")]);
+    const [n1, n2] = s.nodes.map((n) => ({ node: n, shape }));
+    const input = (supply: SupplyNode[]) => ({
+      queue: queueOf,
+      jobs: s.jobs,
+      held: new Map(),
+      supply,
+      room: 10,
+      weighPrice: false,
+      viewOf: () => fullView(queueOf),
+    });
+    // Act
+    const given = [planThpc(input([n1, n2] as SupplyNode[])), planThpc(input([n2, n1] as SupplyNode[]))];
+    // Assess
+    expect(given.map((r) => [...r.reserved.entries()])).toEqual([[["n1", "a"]], [["n1", "a"]]]);
   });
 });
