@@ -20,6 +20,8 @@ export type ReplayRequest =
       kind: "run";
       index: number;
       policy: PolicySpec;
+      /** The workload's bound, worked out once in the main thread. */
+      bound: BoundParts;
       options: Omit<SimulateOptions, "policies" | "onProgress" | "capacity"> & {
         capacity: [string, number][];
       };
@@ -45,7 +47,6 @@ export async function simulateInParallel(
 ): Promise<{ bound: BoundParts; runs: PolicyRun[] }> {
   const threads = Math.min(options.policies.length, availableParallelism());
   if (threads <= 1) return simulateWithBound(workload, config, options);
-  const bound = boundOf(workload, config, options.boot);
   const { policies, onProgress, capacity, ...rest } = options;
   const runs = new Array<PolicyRun | undefined>(policies.length);
   const workers = Array.from(
@@ -54,6 +55,8 @@ export async function simulateInParallel(
   );
   let nextPolicy = 0;
   try {
+    // Worked out while the workers start up (they load their modules meanwhile).
+    const bound = boundOf(workload, config, options.boot);
     await Promise.all(
       workers.map(
         (worker) =>
@@ -65,6 +68,7 @@ export async function simulateInParallel(
                 kind: "run",
                 index,
                 policy: policies[index] as PolicySpec,
+                bound,
                 options: { ...rest, capacity: [...capacity] },
               } satisfies ReplayRequest);
             };
@@ -88,8 +92,8 @@ export async function simulateInParallel(
           }),
       ),
     );
+    return { bound, runs: runs.map((r) => r as PolicyRun) };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
-  return { bound, runs: runs.map((r) => r as PolicyRun) };
 }

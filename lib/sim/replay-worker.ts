@@ -2,7 +2,7 @@ import { parentPort } from "node:worker_threads";
 import type { ResolvedConfig } from "../core/config.js";
 import type { ReplayReply, ReplayRequest } from "./parallel.js";
 import { parseSimConfig } from "./sim-config.js";
-import { simulate } from "./simulate.js";
+import { simulateWithBound } from "./simulate.js";
 import type { Workload } from "./workload.js";
 
 /**
@@ -22,13 +22,18 @@ parentPort?.on("message", (message: ReplayRequest) => {
     return;
   }
   if (!config || !workload) throw new Error("replay worker: run before init");
-  const [run] = simulate(workload, config, {
-    ...message.options,
-    capacity: new Map(message.options.capacity),
-    policies: [message.policy],
-    onProgress: (_policy, fraction) =>
-      port.postMessage({ kind: "progress", index: message.index, fraction } satisfies ReplayReply),
-  });
+  const [run] = simulateWithBound(
+    workload,
+    config,
+    {
+      ...message.options,
+      capacity: new Map(message.options.capacity),
+      policies: [message.policy],
+      onProgress: (_policy, fraction) =>
+        port.postMessage({ kind: "progress", index: message.index, fraction } satisfies ReplayReply),
+    },
+    message.bound,
+  ).runs;
   if (!run) throw new Error("replay worker: no run");
   const reply: ReplayReply = {
     kind: "done",
