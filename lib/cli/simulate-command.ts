@@ -2,9 +2,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { configSchema } from "../core/config.js";
 import { type BootTimeSpec, parseBootTime } from "../sim/boot-time.js";
+import { capacityKey } from "../sim/cluster.js";
 import { simulateInParallel } from "../sim/parallel.js";
 import { renderHtmlReport } from "../sim/report-html.js";
-import { capacityKey, parseSimConfig, simulationSchema } from "../sim/sim-config.js";
+import { parseSimConfig, simulationSchema } from "../sim/sim-config.js";
 import { parsePolicies, policyName, type SimulateOptions } from "../sim/simulate.js";
 import { formatTable, type SimulationSummary, summarize } from "../sim/summary.js";
 import { parseSwf } from "../sim/swf.js";
@@ -88,7 +89,7 @@ export async function runSimulate(
   const policies = options.compare === undefined ? [{ kind: config.policy }] : parsePolicies(options.compare);
   if (typeof policies === "string") throw new UsageError(policies);
   // Policies replay on worker threads, one per core: the same runs, sooner.
-  const { runs, bound } = await simulateInParallel(raw, options.config, workload, config, {
+  const { runs, bound } = await simulateInParallel(workload, config, {
     policies,
     pollSeconds,
     boot,

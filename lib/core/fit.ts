@@ -95,6 +95,11 @@ export function bestFit(
   return best ?? bestGpu;
 }
 
+/** Key of a shape (vCPUs/MiB/GPUs): instance types with equal keys form one ShapeGroup. */
+export function shapeKey(shape: Shape): string {
+  return `${shape.vcpus}/${shape.memoryMiB}/${shape.gpus}`;
+}
+
 export function describeSlice(slice: Slice): string {
   const gpus = slice.gpus > 0 ? `, ${slice.gpus} GPU` : "";
   return `${slice.cpus} CPU, ${slice.memMiB} MiB${gpus}`;

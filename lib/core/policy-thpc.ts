@@ -1,5 +1,5 @@
-import { type ShapeGroup, shapeKey } from "./config.js";
-import { bestFit, describeSlice, type Slice, slicesOf, slicesPerNode } from "./fit.js";
+import type { ShapeGroup } from "./config.js";
+import { bestFit, describeSlice, type Slice, shapeKey, slicesOf, slicesPerNode } from "./fit.js";
 import {
   CopyStarts,
   jobSkip,

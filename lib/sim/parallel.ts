@@ -15,7 +15,7 @@ import type { SimJob, Workload } from "./workload.js";
 
 /** What the CLI sends a replay worker (replay-worker.ts). */
 export type ReplayRequest =
-  | { kind: "init"; raw: unknown; source: string; jobs: SimJob[] }
+  | { kind: "init"; config: ResolvedConfig; jobs: SimJob[] }
   | {
       kind: "run";
       index: number;
@@ -35,12 +35,10 @@ export type ReplayReply =
 /**
  * `simulateWithBound`, with the policies replayed on worker threads (one per core, at most one per
  * policy): each replay is independent and seeded alike, so the runs are the same as one after
- * another, only sooner. `raw` is the config as read (the workers validate it again; it holds no
- * functions). One policy, or one core: in this thread.
+ * another, only sooner. The workers get `config` as it is (it holds no functions). One policy, or one
+ * core: in this thread.
  */
 export async function simulateInParallel(
-  raw: unknown,
-  source: string,
   workload: Workload,
   config: ResolvedConfig,
   options: SimulateOptions,
@@ -87,7 +85,7 @@ export async function simulateInParallel(
             worker.on("exit", (code) => {
               if (code !== 0) reject(new Error(`replay worker stopped with code ${code}`));
             });
-            worker.postMessage({ kind: "init", raw, source, jobs: workload.jobs } satisfies ReplayRequest);
+            worker.postMessage({ kind: "init", config, jobs: workload.jobs } satisfies ReplayRequest);
             send();
           }),
       ),
