@@ -43,25 +43,27 @@ export async function simulateInParallel(
   config: ResolvedConfig,
   options: SimulateOptions,
 ): Promise<{ bound: BoundParts; runs: PolicyRun[] }> {
-  const threads = Math.min(options.policies.length, availableParallelism());
+  const lanes = replayLanes(options.policies, availableParallelism());
+  const threads = lanes.reduce((n, lane) => n + lane.workers, 0);
   if (threads <= 1) return simulateWithBound(workload, config, options);
   const { policies, onProgress, capacity, ...rest } = options;
   const runs = new Array<PolicyRun | undefined>(policies.length);
-  const workers = Array.from(
-    { length: threads },
-    () => new Worker(new URL("./replay-worker.js", import.meta.url)),
+  const workers = lanes.flatMap((lane) =>
+    Array.from({ length: lane.workers }, () => ({
+      lane,
+      worker: new Worker(new URL("./replay-worker.js", import.meta.url)),
+    })),
   );
-  let nextPolicy = 0;
   try {
     // Worked out while the workers start up (they load their modules meanwhile).
     const bound = boundOf(workload, config, options.boot);
     await Promise.all(
       workers.map(
-        (worker) =>
+        ({ lane, worker }) =>
           new Promise<void>((resolve, reject) => {
             const send = () => {
-              if (nextPolicy >= policies.length) return resolve();
-              const index = nextPolicy++;
+              const index = lane.policies.shift();
+              if (index === undefined) return resolve();
               worker.postMessage({
                 kind: "run",
                 index,
@@ -92,6 +94,31 @@ export async function simulateInParallel(
     );
     return { bound, runs: runs.map((r) => r as PolicyRun) };
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all(workers.map(({ worker }) => worker.terminate()));
   }
+}
+
+/** Policies (indices, in order) that a set of workers take one at a time, each the next when free. */
+export interface ReplayLane {
+  policies: number[];
+  workers: number;
+}
+
+/**
+ * How the policies are spread over at most `cores` workers. thpc and packed run the same scaling core,
+ * whose JIT warm-up costs each worker more than a warm replay: when other policies (the baselines)
+ * can keep the other workers busy meanwhile, thpc and packed go one after the other on one worker, so
+ * the warm-up is paid once. Otherwise every worker takes the next policy when free.
+ */
+export function replayLanes(policies: readonly PolicySpec[], cores: number): ReplayLane[] {
+  const isCore = (p: PolicySpec) => p.kind === "thpc" || p.kind === "packed";
+  const core = policies.flatMap((p, i) => (isCore(p) ? [i] : []));
+  const others = policies.flatMap((p, i) => (isCore(p) ? [] : [i]));
+  if (cores < 2 || core.length < 2 || others.length === 0) {
+    return [{ policies: policies.map((_, i) => i), workers: Math.max(1, Math.min(policies.length, cores)) }];
+  }
+  return [
+    { policies: core, workers: 1 },
+    { policies: others, workers: Math.min(others.length, cores - 1) },
+  ];
 }
