@@ -95,6 +95,41 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     notes: new Map(),
   };
   const q = queue.queueName;
+  if (input.jobs.length === 0) return out;
+
+  const isUnavailable = (e: ResolvedEntry) =>
+    input.unavailable.some(
+      (u) =>
+        u.instanceType === e.instanceType &&
+        u.zone === e.zone &&
+        (u.chargeType === undefined || u.chargeType === e.chargeType) &&
+        (u.until === undefined || u.until > now),
+    );
+  const available =
+    input.unavailable.length === 0
+      ? allEntriesOf(queue)
+      : new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
+  const allAvailable = available.size === queue.entries.length;
+  const limitMs = input.reservationTimeoutS * 1000;
+  // Idle nodes Slurm has had its chance to use: idle longer than the safety net's limit.
+  const staleIdle = input.supply.filter(
+    (s) => s.node.state === "IDLE" && s.node.idleSince !== undefined && now - s.node.idleSince > limitMs,
+  );
+  // Most jobs: no constraint, nothing held unavailable, no idle node Slurm had its chance on.
+  const plain = (job: Job) =>
+    job.constraint === undefined &&
+    allAvailable &&
+    (staleIdle.length === 0 || now - job.submittedAt <= limitMs);
+  // Every job plain (most polls): nothing below is needed.
+  if (input.jobs.every(plain)) {
+    for (const job of input.jobs) {
+      const hold = input.held.get(job);
+      if (hold !== undefined) out.held.set(job, hold);
+      out.jobs.push(job);
+    }
+    return out;
+  }
+
   let nextId = 1;
   const entryFeatures = featuresOfEntries(queue);
   const nodeFeatureCache = new Map<ClusterNode, Set<string>>();
@@ -115,19 +150,6 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     }
     return result;
   };
-
-  const isUnavailable = (e: ResolvedEntry) =>
-    input.unavailable.some(
-      (u) =>
-        u.instanceType === e.instanceType &&
-        u.zone === e.zone &&
-        (u.chargeType === undefined || u.chargeType === e.chargeType) &&
-        (u.until === undefined || u.until > now),
-    );
-  const available =
-    input.unavailable.length === 0
-      ? allEntriesOf(queue)
-      : new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
 
   // Views shared by every job with the same constraint, refused types and availability; a job's own
   // excluded nodes (the safety net) wrap a shared view, which keeps its id: fits depend on groups only.
@@ -194,12 +216,6 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     return fit;
   };
 
-  const limitMs = input.reservationTimeoutS * 1000;
-  // Idle nodes Slurm has had its chance to use: idle longer than the safety net's limit.
-  const staleIdle = input.supply.filter(
-    (s) => s.node.state === "IDLE" && s.node.idleSince !== undefined && now - s.node.idleSince > limitMs,
-  );
-
   /** Per constraint and request: the stale idle nodes the job seems to fit, their types and names. */
   const nets = new Map<
     string,
@@ -231,14 +247,8 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     { fitAll: ReturnType<typeof bestFit>; launchable: JobView; fitAvailable: ReturnType<typeof bestFit> }
   >();
 
-  const allAvailable = available.size === queue.entries.length;
   for (const job of input.jobs) {
-    // Most jobs: no constraint, nothing held unavailable, no idle node Slurm had its chance on.
-    if (
-      job.constraint === undefined &&
-      allAvailable &&
-      (staleIdle.length === 0 || now - job.submittedAt <= limitMs)
-    ) {
+    if (plain(job)) {
       const hold = input.held.get(job);
       if (hold !== undefined) out.held.set(job, hold);
       out.jobs.push(job);
@@ -394,14 +404,21 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
   return out;
 }
 
-/** The default view: every shape and node of the queue. */
+const fullViewCache = new WeakMap<ResolvedQueue, JobView>();
+
+/** The default view: every shape and node of the queue (one per queue, like the caches above). */
 export function fullView(queue: ResolvedQueue): JobView {
-  return {
-    id: 0,
-    groups: queue.groups,
-    entries: allEntriesOf(queue),
-    allEntries: true,
-    anyNode: true,
-    accepts: () => true,
-  };
+  let view = fullViewCache.get(queue);
+  if (!view) {
+    view = {
+      id: 0,
+      groups: queue.groups,
+      entries: allEntriesOf(queue),
+      allEntries: true,
+      anyNode: true,
+      accepts: () => true,
+    };
+    fullViewCache.set(queue, view);
+  }
+  return view;
 }
