@@ -2,8 +2,8 @@ import { parentPort } from "node:worker_threads";
 import type { ResolvedConfig } from "../core/config.js";
 import type { InstanceTypeInfo } from "../core/model.js";
 import { emptyRecord } from "../core/own.js";
-import type { ReplayReply, ReplayRequest } from "./parallel.js";
-import { simulateWithBound } from "./simulate.js";
+import { type ReplayReply, type ReplayRequest, warmUp } from "./parallel.js";
+import { type PolicySpec, simulateWithBound } from "./simulate.js";
 import type { Workload } from "./workload.js";
 
 /**
@@ -14,6 +14,8 @@ import type { Workload } from "./workload.js";
  */
 let config: ResolvedConfig | undefined;
 let workload: Workload | undefined;
+/** The policies to warm up for before the first replay (see warmUp); emptied once done. */
+let toWarmUp: PolicySpec[] = [];
 
 parentPort?.on("message", (message: ReplayRequest) => {
   const port = parentPort;
@@ -24,15 +26,21 @@ parentPort?.on("message", (message: ReplayRequest) => {
     const catalog = Object.assign(emptyRecord<InstanceTypeInfo>(), message.config.catalog);
     config = { ...message.config, catalog };
     workload = { jobs: message.jobs, skipped: {} };
+    toWarmUp = message.policies;
     return;
   }
   if (!config || !workload) throw new Error("replay worker: run before init");
+  const capacity = new Map(message.options.capacity);
+  if (toWarmUp.length > 0) {
+    warmUp(workload, config, toWarmUp, { ...message.options, capacity }, message.bound);
+    toWarmUp = [];
+  }
   const [run] = simulateWithBound(
     workload,
     config,
     {
       ...message.options,
-      capacity: new Map(message.options.capacity),
+      capacity,
       policies: [message.policy],
       onProgress: (_policy, fraction) =>
         port.postMessage({ kind: "progress", index: message.index, fraction } satisfies ReplayReply),

@@ -3,9 +3,9 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { replayLanes } from "../../../lib/sim/parallel.js";
+import { replayLanes, warmUp } from "../../../lib/sim/parallel.js";
 import { parseSimConfig } from "../../../lib/sim/sim-config.js";
-import type { PolicySpec } from "../../../lib/sim/simulate.js";
+import { type PolicySpec, simulateWithBound } from "../../../lib/sim/simulate.js";
 import { parseSwf } from "../../../lib/sim/swf.js";
 import { syntheticTrace } from "../../../lib/sim/synthetic.js";
 import { toWorkload } from "../../../lib/sim/workload.js";
@@ -55,6 +55,44 @@ describe("replayLanes", () => {
     ]);
     expect(replayLanes(FOUR, 1)).toEqual([{ policies: [0, 1, 2, 3], workers: 1 }]);
     expect(replayLanes([{ kind: "packed" }], 4)).toEqual([{ policies: [0], workers: 1 }]);
+  });
+});
+
+describe("warmUp", () => {
+  it("changes neither the workload nor the replays that follow it", () => {
+    // Prepare
+    const { config, simulation } = parseSimConfig({
+      catalogs: ["aws"],
+      queueConfigs: [
+        {
+          queueName: "compute",
+          maxSize: 40,
+          expansionNodeConfigs: [
+            { zone: "a", instanceType: "c5.xlarge" },
+            { zone: "a", instanceType: "c5.4xlarge" },
+          ],
+        },
+      ],
+    });
+    const trace = parseSwf(syntheticTrace({ jobs: 150, seed: 8, meanInterarrivalS: 60, maxProcs: 16 }));
+    const workload = toWorkload(trace.records, config, simulation);
+    const before = JSON.stringify(workload);
+    const options = {
+      policies: FOUR,
+      pollSeconds: 30,
+      boot: { kind: "fixed" as const, seconds: 120 },
+      seed: 4,
+      capacity: new Map<string, number>(),
+      timeline: false,
+    };
+    const fresh = JSON.stringify(simulateWithBound(workload, config, options));
+
+    // Act
+    warmUp(workload, config, FOUR, options, simulateWithBound(workload, config, options).bound);
+
+    // Assess
+    expect(JSON.stringify(workload)).toBe(before);
+    expect(JSON.stringify(simulateWithBound(workload, config, options))).toBe(fresh);
   });
 });
 
