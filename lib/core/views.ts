@@ -1,7 +1,7 @@
 import type { ResolvedEntry, ResolvedQueue, ShapeGroup } from "./config.js";
 import { type Constraint, countedParts, formatConstraint, parseConstraint, satisfies } from "./constraint.js";
 import { nodeFeatures } from "./features.js";
-import { bestFit, type Slice, slicesOf, slicesPerNode } from "./fit.js";
+import { bestFit, RequestIds, type Slice, slicesOf, slicesPerNode } from "./fit.js";
 import type { ClusterNode, Job, Skip, SlurmMismatch, UnavailableOffering } from "./model.js";
 import { type Hold, jobSkip, type SupplyNode } from "./policy.js";
 
@@ -153,7 +153,9 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
 
   // Views shared by every job with the same constraint, refused types and availability; a job's own
   // excluded nodes (the safety net) wrap a shared view, which keeps its id: fits depend on groups only.
-  const shared = new Map<string, JobView>();
+  // By constraint key, then refused key: [with unavailable offerings, without].
+  const shared = new Map<string, Map<string, [JobView | undefined, JobView | undefined]>>();
+  const noViews = (): [JobView | undefined, JobView | undefined] => [undefined, undefined];
   const makeView = (allowed: (e: ResolvedEntry) => boolean, constraint: Constraint | undefined): JobView => {
     const groups: ShapeGroup[] = [];
     const entries = new Set<number>();
@@ -189,29 +191,32 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     withUnavailable: boolean,
     excluded: ReadonlySet<string> | undefined,
   ): JobView => {
-    const key = `${constraintKey}|${refusedKey}|${withUnavailable}`;
-    let view = shared.get(key);
+    const pair = inner(inner(shared, constraintKey), refusedKey, noViews);
+    const slot = withUnavailable ? 0 : 1;
+    let view = pair[slot];
     if (!view) {
       const allowed = (e: ResolvedEntry) =>
         (constraint === undefined || satisfies(constraint, entryFeatures[e.index] as Set<string>)) &&
         !refused?.has(e.instanceType) &&
         (withUnavailable || available.has(e.index));
       view = makeView(allowed, constraint);
-      shared.set(key, view);
+      pair[slot] = view;
     }
     if (excluded === undefined || excluded.size === 0) return view;
     const base = view;
     return { ...base, anyNode: false, accepts: (node) => base.accepts(node) && !excluded.has(node.name) };
   };
 
-  // Many jobs share a request and a view: fit each pair once.
-  const fits = new Map<string, ReturnType<typeof bestFit>>();
-  const fitOf = (view: JobView, request: string, slice: Slice, units: number, distinct: boolean) => {
-    const key = `${view.id}:${request}`;
-    let fit = fits.get(key);
+  // Requests as small integers: the keys below are looked up once per job, without building strings.
+  const requestIds = new RequestIds();
+  // Many jobs share a request and a view: fit each pair once. By view id, then request.
+  const fits = new Map<number, Map<number, ReturnType<typeof bestFit>>>();
+  const fitOf = (view: JobView, request: number, slice: Slice, units: number, distinct: boolean) => {
+    const byRequest = inner(fits, view.id);
+    let fit = byRequest.get(request);
     if (fit === undefined) {
       fit = bestFit(view, slice, units, distinct);
-      fits.set(key, fit);
+      byRequest.set(request, fit);
     }
     return fit;
   };
@@ -219,10 +224,20 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
   /** Per constraint and request: the stale idle nodes the job seems to fit, their types and names. */
   const nets = new Map<
     string,
-    { nodes: SupplyNode[]; refused: Set<string>; refusedKey: string; excluded: Set<string> } | null
+    Map<
+      number,
+      { nodes: SupplyNode[]; refused: Set<string>; refusedKey: string; excluded: Set<string> } | null
+    >
   >();
-  const safetyNet = (key: string, constraintView: JobView, slice: Slice, distinct: boolean) => {
-    let net = nets.get(key);
+  const safetyNet = (
+    ckey: string,
+    request: number,
+    constraintView: JobView,
+    slice: Slice,
+    distinct: boolean,
+  ) => {
+    const byRequest = inner(nets, ckey);
+    let net = byRequest.get(request);
     if (net === undefined) {
       const nodes = staleIdle.filter(
         (s) => constraintView.accepts(s.node) && slicesPerNode(slice, s.shape, distinct) > 0,
@@ -237,15 +252,20 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
               refusedKey: [...refused].sort().join(","),
               excluded: new Set(nodes.map((s) => s.node.name)),
             };
-      nets.set(key, net);
+      byRequest.set(request, net);
     }
     return net ?? undefined;
   };
 
+  /** By constraint key, then request × 2 + 1 when the safety net applies. */
   const lookups = new Map<
     string,
-    { fitAll: ReturnType<typeof bestFit>; launchable: JobView; fitAvailable: ReturnType<typeof bestFit> }
+    Map<
+      number,
+      { fitAll: ReturnType<typeof bestFit>; launchable: JobView; fitAvailable: ReturnType<typeof bestFit> }
+    >
   >();
+  const keyOf = (c: Constraint | undefined) => (c === undefined ? "" : formatConstraint(c));
 
   for (const job of input.jobs) {
     if (plain(job)) {
@@ -288,7 +308,6 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       }
     }
 
-    const keyOf = (c: Constraint | undefined) => (c === undefined ? "" : formatConstraint(c));
     const unsatisfied = parts.find(
       (p) => viewFor(p.constraint, keyOf(p.constraint), undefined, "", true, undefined).entries.size === 0,
     );
@@ -311,10 +330,10 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
 
       // The safety net: idle nodes this job seems to fit, where Slurm has not started it. What it
       // refuses and excludes depends on the constraint and the request only: worked out once per pair.
-      const request = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+      const request = requestIds.id(slice, units, distinct);
       const net =
         staleIdle.length > 0 && now - part.submittedAt > limitMs
-          ? safetyNet(`${ckey}|${request}`, constraintView, slice, distinct)
+          ? safetyNet(ckey, request, constraintView, slice, distinct)
           : undefined;
       const refused = net?.refused;
       const excluded = net?.excluded;
@@ -345,8 +364,9 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
 
       const rkey = net?.refusedKey ?? "";
       // The views and fits depend on the constraint, the request and the safety net's verdict only.
-      const lookKey = `${ckey}|${request}|${net === undefined ? "" : "net"}`;
-      let look = lookups.get(lookKey);
+      const byRequest = inner(lookups, ckey);
+      const lookKey = request * 2 + (net === undefined ? 0 : 1);
+      let look = byRequest.get(lookKey);
       if (look === undefined) {
         const allView = viewFor(partConstraint, ckey, refused, rkey, true, undefined);
         const launchable = viewFor(partConstraint, ckey, refused, rkey, false, excluded);
@@ -355,7 +375,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
           launchable,
           fitAvailable: fitOf(launchable, request, slice, units, distinct),
         };
-        lookups.set(lookKey, look);
+        byRequest.set(lookKey, look);
       }
       const { fitAll, launchable, fitAvailable } = look;
       let hold = baseHold;
@@ -402,6 +422,18 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     }
   }
   return out;
+}
+
+/** The map under `key` in `outer`, made (by `make`, else empty) when there is none yet. */
+function inner<K, V>(outer: Map<K, V>, key: K, make?: () => V): V;
+function inner<K, K2, V2>(outer: Map<K, Map<K2, V2>>, key: K): Map<K2, V2>;
+function inner<K, V>(outer: Map<K, V>, key: K, make?: () => V): V {
+  let value = outer.get(key);
+  if (value === undefined) {
+    value = make ? make() : (new Map() as V);
+    outer.set(key, value);
+  }
+  return value;
 }
 
 const fullViewCache = new WeakMap<ResolvedQueue, JobView>();
