@@ -2,15 +2,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { configSchema } from "../core/config.js";
 import { type BootTimeSpec, parseBootTime } from "../sim/boot-time.js";
+import { capacityKey } from "../sim/cluster.js";
 import { simulateInParallel } from "../sim/parallel.js";
-import { renderHtmlReport } from "../sim/report-html.js";
-import { capacityKey, parseSimConfig, simulationSchema } from "../sim/sim-config.js";
+import { parseSimConfig, simulationSchema } from "../sim/sim-config.js";
 import { parsePolicies, policyName, type SimulateOptions } from "../sim/simulate.js";
 import { formatTable, type SimulationSummary, summarize } from "../sim/summary.js";
 import { parseSwf } from "../sim/swf.js";
 import { toWorkload } from "../sim/workload.js";
 import { readJsonFile, UsageError } from "./io.js";
-import { startProgress } from "./progress.js";
 
 export interface SimulateCliOptions {
   trace: string;
@@ -88,7 +87,7 @@ export async function runSimulate(
   const policies = options.compare === undefined ? [{ kind: config.policy }] : parsePolicies(options.compare);
   if (typeof policies === "string") throw new UsageError(policies);
   // Policies replay on worker threads, one per core: the same runs, sooner.
-  const { runs, bound } = await simulateInParallel(raw, options.config, workload, config, {
+  const { runs, bound } = await simulateInParallel(workload, config, {
     policies,
     pollSeconds,
     boot,
@@ -122,7 +121,9 @@ export async function runSimulate(
     summary,
     stdout: options.json ? JSON.stringify(summary, null, 2) : formatTable(summary),
   };
-  if (options.out !== undefined) out.html = renderHtmlReport(summary, runs);
+  // Loaded only when asked for, like the progress bar: start-up counts in a replay's time.
+  if (options.out !== undefined)
+    out.html = (await import("../sim/report-html.js")).renderHtmlReport(summary, runs);
   return out;
 }
 
@@ -160,7 +161,9 @@ export function registerSimulate(program: Command): void {
     .addOption(new Option("--progress", "show a progress bar on stderr even when it is not a terminal"))
     .action(async (options: SimulateCliOptions) => {
       const showBar = options.progress === true || process.stderr.isTTY === true;
-      const bar = showBar ? startProgress(process.stderr, policyCount(options)) : undefined;
+      const bar = showBar
+        ? (await import("./progress.js")).startProgress(process.stderr, policyCount(options))
+        : undefined;
       let result: SimulateOutput;
       try {
         result = await runSimulate(options, bar?.update);

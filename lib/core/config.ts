@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { BUILTIN_CATALOGS, type BuiltinCatalogName } from "./catalogs/index.js";
 import { RESERVED_FEATURE_PREFIXES } from "./features.js";
-import type { Candidate, InstanceCatalog, InstanceTypeInfo, Shape } from "./model.js";
+import { shapeKey } from "./fit.js";
+import type { Candidate, InstanceCatalog, InstanceTypeInfo } from "./model.js";
 import { cloudIdSchema, FEATURE_NAME, FEATURE_NAME_HINT, simpleNameSchema } from "./names.js";
 import { emptyRecord, ownValue } from "./own.js";
 import { parseWith } from "./validation.js";
@@ -246,8 +247,4 @@ export function resolveConfig(config: Config): ResolvedConfig {
 /** Validates raw JSON (throws ValidationError naming each bad field) and resolves the catalog. */
 export function parseConfig(input: unknown, source = "config"): ResolvedConfig {
   return resolveConfig(parseWith(configSchema, input, source));
-}
-
-export function shapeKey(shape: Shape): string {
-  return `${shape.vcpus}/${shape.memoryMiB}/${shape.gpus}`;
 }

@@ -95,6 +95,47 @@ export function bestFit(
   return best ?? bestGpu;
 }
 
+/**
+ * The same small integer for equal requests (units, node or task slices, the slice's numbers): map keys
+ * the planner looks up once per pending job, without building and hashing a string each time. One per
+ * plan call, so it holds only that call's requests.
+ */
+export class RequestIds {
+  private readonly byUnits = new Map<number, Map<number, Map<number, Map<number, number>>>>();
+  private next = 0;
+
+  id(slice: Slice, units: number, distinct: boolean): number {
+    // Node slices (distinct) and task slices of the same numbers are different requests.
+    const u = distinct ? -1 - units : units;
+    let byCpus = this.byUnits.get(u);
+    if (!byCpus) {
+      byCpus = new Map();
+      this.byUnits.set(u, byCpus);
+    }
+    let byMem = byCpus.get(slice.cpus);
+    if (!byMem) {
+      byMem = new Map();
+      byCpus.set(slice.cpus, byMem);
+    }
+    let byGpus = byMem.get(slice.memMiB);
+    if (!byGpus) {
+      byGpus = new Map();
+      byMem.set(slice.memMiB, byGpus);
+    }
+    let id = byGpus.get(slice.gpus);
+    if (id === undefined) {
+      id = this.next++;
+      byGpus.set(slice.gpus, id);
+    }
+    return id;
+  }
+}
+
+/** Key of a shape (vCPUs/MiB/GPUs): instance types with equal keys form one ShapeGroup. */
+export function shapeKey(shape: Shape): string {
+  return `${shape.vcpus}/${shape.memoryMiB}/${shape.gpus}`;
+}
+
 export function describeSlice(slice: Slice): string {
   const gpus = slice.gpus > 0 ? `, ${slice.gpus} GPU` : "";
   return `${slice.cpus} CPU, ${slice.memMiB} MiB${gpus}`;

@@ -9,9 +9,8 @@ export {
   type ResolvedConfig,
   type ResolvedQueue,
   resolveConfig,
-  shapeKey,
 } from "./config.js";
-export { bestFit, layoutOn, slicesOf } from "./fit.js";
+export { bestFit, layoutOn, shapeKey, slicesOf } from "./fit.js";
 export * from "./model.js";
 export { isCloudId, isSimpleName } from "./names.js";
 export { emptyRecord, hasOwnKey, ownValue } from "./own.js";

@@ -1,5 +1,14 @@
 import { candidateOf, type ResolvedConfig, type ResolvedQueue } from "./config.js";
-import type { Candidate, ClusterNode, ClusterState, Decision, Job, Launch, QueueSummary } from "./model.js";
+import type {
+  Candidate,
+  ClusterNode,
+  ClusterState,
+  Decision,
+  Job,
+  Launch,
+  QueueSummary,
+  Skip,
+} from "./model.js";
 import { ownValue } from "./own.js";
 import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
 import type { NewNode, Policy, PolicyResult } from "./policy.js";
@@ -55,10 +64,9 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
   const bootTimeoutMs = config.bootTimeout * 1000;
   for (const queue of config.queues) {
     const pending = oldestFirst(jobsByQueue.get(queue.queueName) ?? []);
-    const nodes = (nodesByQueue.get(queue.queueName) ?? []).sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-    );
-    const busy = new Set(nodes.filter((n) => isBusy(n, runningOn)).map((n) => n.name));
+    const nodes = byName(nodesByQueue.get(queue.queueName) ?? []);
+    const busy = new Set<string>();
+    for (const n of nodes) if (isBusy(n, runningOn)) busy.add(n.name);
     const supply: SupplyNode[] = [];
     for (const node of nodes) {
       const shape = ownValue(config.catalog, node.instanceType);
@@ -192,24 +200,29 @@ function scaleOut(
   const round = Math.min(byRatio, cycleRoom);
 
   for (const skip of result.skipped) decision.skipped.push(skip);
-  // One reason for every job the round leaves out.
-  const [code, reason] =
-    byRatio <= cycleRoom
-      ? ([
-          "DEFERRED_BY_SCALE_OUT_RATIO",
-          `this round launches ${round} of ${needed} needed nodes (scaleOutRatio ${queue.scaleOutRatio}%, threshold ${queue.scaleOutNodeThreshold})`,
-        ] as const)
-      : ([
-          "CYCLE_CAP_REACHED",
-          `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
-        ] as const);
+  // One reason for every job the round leaves out (worked out when one is: most polls defer none).
+  let why: readonly [Skip["code"], string] | undefined;
+  const deferral = () =>
+    (why ??=
+      byRatio <= cycleRoom
+        ? [
+            "DEFERRED_BY_SCALE_OUT_RATIO",
+            `this round launches ${round} of ${needed} needed nodes (scaleOutRatio ${queue.scaleOutRatio}%, threshold ${queue.scaleOutNodeThreshold})`,
+          ]
+        : [
+            "CYCLE_CAP_REACHED",
+            `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
+          ]);
   const { launches, launchOf } = groupIntoLaunches(queue, result.newNodes, round, needed, notes);
   // Every copy whose first new node lies beyond the round waits for a later round, and says so; each
   // launched copy counts in the launch that holds its first new node.
   const copies = launches.map(() => new Map<string, number>());
   for (const [job, starts] of result.copyStarts) {
     const deferred = starts.atOrAbove(round);
-    if (deferred > 0) decision.skipped.push(jobSkip(job, code, reason, deferred));
+    if (deferred > 0) {
+      const [code, reason] = deferral();
+      decision.skipped.push(jobSkip(job, code, reason, deferred));
+    }
     if (starts.first >= round) continue;
     starts.forEachBelow(round, (position, n) => {
       const perJob = copies[launchOf[position] as number];
@@ -272,7 +285,10 @@ function groupIntoLaunches(
   const launches = [...byUnit.values()].map(({ run, count, jobs }): Launch => {
     const { vcpus, memoryMiB, gpus } = run.group.shape;
     const shape = `${vcpus} vCPU / ${memoryMiB} MiB${gpus ? ` / ${gpus} GPU` : ""}`;
-    const why = [...new Set([...jobs].map((id) => notes.get(id)).filter((n) => n !== undefined))];
+    const why =
+      notes.size === 0
+        ? []
+        : [...new Set([...jobs].map((id) => notes.get(id)).filter((n) => n !== undefined))];
     return {
       ...launchAt(queue, run.group.entries, count),
       allOrNothing: run.multiNode && count === unitSize.get(run.unit),
@@ -334,6 +350,19 @@ function oldestFirst(jobs: Job[]): Job[] {
     i = j;
   }
   return out;
+}
+
+/**
+ * Sorts nodes by name, in place. A list already in order (the simulator's, and sinfo's as a rule) is
+ * only checked: the planner runs every poll, and a comparator sort costs more than the check.
+ */
+function byName(nodes: ClusterNode[]): ClusterNode[] {
+  for (let i = 1; i < nodes.length; i++) {
+    if ((nodes[i - 1] as ClusterNode).name > (nodes[i] as ClusterNode).name) {
+      return nodes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+  }
+  return nodes;
 }
 
 /** FIFO order: submit time, then id. */

@@ -1,5 +1,5 @@
-import { type ShapeGroup, shapeKey } from "./config.js";
-import { bestFit, describeSlice, type Slice, slicesOf, slicesPerNode } from "./fit.js";
+import type { ShapeGroup } from "./config.js";
+import { bestFit, describeSlice, RequestIds, type Slice, shapeKey, slicesOf, slicesPerNode } from "./fit.js";
 import { jobSkip, type SupplyNode } from "./plan-terms.js";
 import { CopyStarts, listNames, type NewNode, type Policy, type PolicyResult } from "./policy.js";
 import type { JobView } from "./views.js";
@@ -11,7 +11,9 @@ import type { JobView } from "./views.js";
 export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) => {
   const result: PolicyResult = { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
   let planned = 0;
-  const fits = new Map<string, ReturnType<typeof bestFit>>();
+  /** Fits by view id, then request id. */
+  const fits = new Map<number, Map<number, ReturnType<typeof bestFit>>>();
+  const requestIds = new RequestIds();
   const pool = new SupplyPool(supply);
   let roomLeft = room;
 
@@ -26,11 +28,16 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
     }
     const { slice, units, distinct } = slicesOf(job.request, queue.scaleUpMemRatio);
     // Many jobs share a request and a view: fit each distinct pair once.
-    const key = `${view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
-    let fresh = fits.get(key);
+    let viewFits = fits.get(view.id);
+    if (!viewFits) {
+      viewFits = new Map();
+      fits.set(view.id, viewFits);
+    }
+    const request = requestIds.id(slice, units, distinct);
+    let fresh = viewFits.get(request);
     if (fresh === undefined) {
       fresh = bestFit(view, slice, units, distinct);
-      fits.set(key, fresh);
+      viewFits.set(request, fresh);
     }
     const usedNames: string[] = [];
     /** New nodes the not-yet-covered copies need, and of which shape; `copies` copies alike. */

@@ -1,7 +1,7 @@
 import type { ResolvedEntry, ResolvedQueue, ShapeGroup } from "./config.js";
 import { type Constraint, countedParts, formatConstraint, parseConstraint, satisfies } from "./constraint.js";
 import { nodeFeatures } from "./features.js";
-import { bestFit, type Slice, slicesOf, slicesPerNode } from "./fit.js";
+import { bestFit, RequestIds, type Slice, slicesOf, slicesPerNode } from "./fit.js";
 import type { ClusterNode, Job, Skip, SlurmMismatch, UnavailableOffering } from "./model.js";
 import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
 
@@ -95,6 +95,41 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     notes: new Map(),
   };
   const q = queue.queueName;
+  if (input.jobs.length === 0) return out;
+
+  const isUnavailable = (e: ResolvedEntry) =>
+    input.unavailable.some(
+      (u) =>
+        u.instanceType === e.instanceType &&
+        u.zone === e.zone &&
+        (u.chargeType === undefined || u.chargeType === e.chargeType) &&
+        (u.until === undefined || u.until > now),
+    );
+  const available =
+    input.unavailable.length === 0
+      ? allEntriesOf(queue)
+      : new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
+  const allAvailable = available.size === queue.entries.length;
+  const limitMs = input.reservationTimeoutS * 1000;
+  // Idle nodes Slurm has had its chance to use: idle longer than the safety net's limit.
+  const staleIdle = input.supply.filter(
+    (s) => s.node.state === "IDLE" && s.node.idleSince !== undefined && now - s.node.idleSince > limitMs,
+  );
+  // Most jobs: no constraint, nothing held unavailable, no idle node Slurm had its chance on.
+  const plain = (job: Job) =>
+    job.constraint === undefined &&
+    allAvailable &&
+    (staleIdle.length === 0 || now - job.submittedAt <= limitMs);
+  // Every job plain (most polls): nothing below is needed.
+  if (input.jobs.every(plain)) {
+    for (const job of input.jobs) {
+      const hold = input.held.get(job);
+      if (hold !== undefined) out.held.set(job, hold);
+      out.jobs.push(job);
+    }
+    return out;
+  }
+
   let nextId = 1;
   const entryFeatures = featuresOfEntries(queue);
   const nodeFeatureCache = new Map<ClusterNode, Set<string>>();
@@ -116,22 +151,11 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     return result;
   };
 
-  const isUnavailable = (e: ResolvedEntry) =>
-    input.unavailable.some(
-      (u) =>
-        u.instanceType === e.instanceType &&
-        u.zone === e.zone &&
-        (u.chargeType === undefined || u.chargeType === e.chargeType) &&
-        (u.until === undefined || u.until > now),
-    );
-  const available =
-    input.unavailable.length === 0
-      ? allEntriesOf(queue)
-      : new Set(queue.entries.filter((e) => !isUnavailable(e)).map((e) => e.index));
-
   // Views shared by every job with the same constraint, refused types and availability; a job's own
   // excluded nodes (the safety net) wrap a shared view, which keeps its id: fits depend on groups only.
-  const shared = new Map<string, JobView>();
+  // By constraint key, then refused key: [with unavailable offerings, without].
+  const shared = new Map<string, Map<string, [JobView | undefined, JobView | undefined]>>();
+  const noViews = (): [JobView | undefined, JobView | undefined] => [undefined, undefined];
   const makeView = (allowed: (e: ResolvedEntry) => boolean, constraint: Constraint | undefined): JobView => {
     const groups: ShapeGroup[] = [];
     const entries = new Set<number>();
@@ -167,46 +191,53 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     withUnavailable: boolean,
     excluded: ReadonlySet<string> | undefined,
   ): JobView => {
-    const key = `${constraintKey}|${refusedKey}|${withUnavailable}`;
-    let view = shared.get(key);
+    const pair = inner(inner(shared, constraintKey), refusedKey, noViews);
+    const slot = withUnavailable ? 0 : 1;
+    let view = pair[slot];
     if (!view) {
       const allowed = (e: ResolvedEntry) =>
         (constraint === undefined || satisfies(constraint, entryFeatures[e.index] as Set<string>)) &&
         !refused?.has(e.instanceType) &&
         (withUnavailable || available.has(e.index));
       view = makeView(allowed, constraint);
-      shared.set(key, view);
+      pair[slot] = view;
     }
     if (excluded === undefined || excluded.size === 0) return view;
     const base = view;
     return { ...base, anyNode: false, accepts: (node) => base.accepts(node) && !excluded.has(node.name) };
   };
 
-  // Many jobs share a request and a view: fit each pair once.
-  const fits = new Map<string, ReturnType<typeof bestFit>>();
-  const fitOf = (view: JobView, request: string, slice: Slice, units: number, distinct: boolean) => {
-    const key = `${view.id}:${request}`;
-    let fit = fits.get(key);
+  // Requests as small integers: the keys below are looked up once per job, without building strings.
+  const requestIds = new RequestIds();
+  // Many jobs share a request and a view: fit each pair once. By view id, then request.
+  const fits = new Map<number, Map<number, ReturnType<typeof bestFit>>>();
+  const fitOf = (view: JobView, request: number, slice: Slice, units: number, distinct: boolean) => {
+    const byRequest = inner(fits, view.id);
+    let fit = byRequest.get(request);
     if (fit === undefined) {
       fit = bestFit(view, slice, units, distinct);
-      fits.set(key, fit);
+      byRequest.set(request, fit);
     }
     return fit;
   };
 
-  const limitMs = input.reservationTimeoutS * 1000;
-  // Idle nodes Slurm has had its chance to use: idle longer than the safety net's limit.
-  const staleIdle = input.supply.filter(
-    (s) => s.node.state === "IDLE" && s.node.idleSince !== undefined && now - s.node.idleSince > limitMs,
-  );
-
   /** Per constraint and request: the stale idle nodes the job seems to fit, their types and names. */
   const nets = new Map<
     string,
-    { nodes: SupplyNode[]; refused: Set<string>; refusedKey: string; excluded: Set<string> } | null
+    Map<
+      number,
+      { nodes: SupplyNode[]; refused: Set<string>; refusedKey: string; excluded: Set<string> } | null
+    >
   >();
-  const safetyNet = (key: string, constraintView: JobView, slice: Slice, distinct: boolean) => {
-    let net = nets.get(key);
+  const safetyNet = (
+    ckey: string,
+    request: number,
+    constraintView: JobView,
+    slice: Slice,
+    distinct: boolean,
+  ) => {
+    const byRequest = inner(nets, ckey);
+    let net = byRequest.get(request);
     if (net === undefined) {
       const nodes = staleIdle.filter(
         (s) => constraintView.accepts(s.node) && slicesPerNode(slice, s.shape, distinct) > 0,
@@ -221,24 +252,23 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
               refusedKey: [...refused].sort().join(","),
               excluded: new Set(nodes.map((s) => s.node.name)),
             };
-      nets.set(key, net);
+      byRequest.set(request, net);
     }
     return net ?? undefined;
   };
 
+  /** By constraint key, then request × 2 + 1 when the safety net applies. */
   const lookups = new Map<
     string,
-    { fitAll: ReturnType<typeof bestFit>; launchable: JobView; fitAvailable: ReturnType<typeof bestFit> }
+    Map<
+      number,
+      { fitAll: ReturnType<typeof bestFit>; launchable: JobView; fitAvailable: ReturnType<typeof bestFit> }
+    >
   >();
+  const keyOf = (c: Constraint | undefined) => (c === undefined ? "" : formatConstraint(c));
 
-  const allAvailable = available.size === queue.entries.length;
   for (const job of input.jobs) {
-    // Most jobs: no constraint, nothing held unavailable, no idle node Slurm had its chance on.
-    if (
-      job.constraint === undefined &&
-      allAvailable &&
-      (staleIdle.length === 0 || now - job.submittedAt <= limitMs)
-    ) {
+    if (plain(job)) {
       const hold = input.held.get(job);
       if (hold !== undefined) out.held.set(job, hold);
       out.jobs.push(job);
@@ -278,7 +308,6 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       }
     }
 
-    const keyOf = (c: Constraint | undefined) => (c === undefined ? "" : formatConstraint(c));
     const unsatisfied = parts.find(
       (p) => viewFor(p.constraint, keyOf(p.constraint), undefined, "", true, undefined).entries.size === 0,
     );
@@ -301,10 +330,10 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
 
       // The safety net: idle nodes this job seems to fit, where Slurm has not started it. What it
       // refuses and excludes depends on the constraint and the request only: worked out once per pair.
-      const request = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+      const request = requestIds.id(slice, units, distinct);
       const net =
         staleIdle.length > 0 && now - part.submittedAt > limitMs
-          ? safetyNet(`${ckey}|${request}`, constraintView, slice, distinct)
+          ? safetyNet(ckey, request, constraintView, slice, distinct)
           : undefined;
       const refused = net?.refused;
       const excluded = net?.excluded;
@@ -335,8 +364,9 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
 
       const rkey = net?.refusedKey ?? "";
       // The views and fits depend on the constraint, the request and the safety net's verdict only.
-      const lookKey = `${ckey}|${request}|${net === undefined ? "" : "net"}`;
-      let look = lookups.get(lookKey);
+      const byRequest = inner(lookups, ckey);
+      const lookKey = request * 2 + (net === undefined ? 0 : 1);
+      let look = byRequest.get(lookKey);
       if (look === undefined) {
         const allView = viewFor(partConstraint, ckey, refused, rkey, true, undefined);
         const launchable = viewFor(partConstraint, ckey, refused, rkey, false, excluded);
@@ -345,7 +375,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
           launchable,
           fitAvailable: fitOf(launchable, request, slice, units, distinct),
         };
-        lookups.set(lookKey, look);
+        byRequest.set(lookKey, look);
       }
       const { fitAll, launchable, fitAvailable } = look;
       let hold = baseHold;
@@ -394,14 +424,33 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
   return out;
 }
 
-/** The default view: every shape and node of the queue. */
+/** The map under `key` in `outer`, made (by `make`, else empty) when there is none yet. */
+function inner<K, V>(outer: Map<K, V>, key: K, make?: () => V): V;
+function inner<K, K2, V2>(outer: Map<K, Map<K2, V2>>, key: K): Map<K2, V2>;
+function inner<K, V>(outer: Map<K, V>, key: K, make?: () => V): V {
+  let value = outer.get(key);
+  if (value === undefined) {
+    value = make ? make() : (new Map() as V);
+    outer.set(key, value);
+  }
+  return value;
+}
+
+const fullViewCache = new WeakMap<ResolvedQueue, JobView>();
+
+/** The default view: every shape and node of the queue (one per queue, like the caches above). */
 export function fullView(queue: ResolvedQueue): JobView {
-  return {
-    id: 0,
-    groups: queue.groups,
-    entries: allEntriesOf(queue),
-    allEntries: true,
-    anyNode: true,
-    accepts: () => true,
-  };
+  let view = fullViewCache.get(queue);
+  if (!view) {
+    view = {
+      id: 0,
+      groups: queue.groups,
+      entries: allEntriesOf(queue),
+      allEntries: true,
+      anyNode: true,
+      accepts: () => true,
+    };
+    fullViewCache.set(queue, view);
+  }
+  return view;
 }

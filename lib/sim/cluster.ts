@@ -3,7 +3,6 @@ import type { Candidate, ClusterNode, Job } from "../core/model.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import { DEFAULT_UNAVAILABLE_TTL_MS } from "../ports/cloud-provider.js";
 import { EventQueue } from "./event-queue.js";
-import { capacityKey } from "./sim-config.js";
 import { Timeline } from "./timeline.js";
 import type { SimJob } from "./workload.js";
 
@@ -41,6 +40,11 @@ export interface SimNode {
   fragVms: number;
   idleVms: number;
   drainVms: number;
+}
+
+/** Key of a (type, zone) pair in capacity maps. */
+export function capacityKey(instanceType: string, zone: string): string {
+  return `${instanceType}@${zone}`;
 }
 
 /** Tasks of one job on one node (one CPU each). */

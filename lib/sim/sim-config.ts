@@ -56,11 +56,6 @@ export interface SimConfig {
   simulation: SimulationSection;
 }
 
-/** Key of a (type, zone) pair in capacity maps. */
-export function capacityKey(instanceType: string, zone: string): string {
-  return `${instanceType}@${zone}`;
-}
-
 /**
  * Validates a simulation config file's JSON: the core config (strict, as everywhere) plus the
  * `simulation` section. Throws ValidationError naming each bad field.

@@ -78,13 +78,16 @@ export function boundOf(workload: Workload, config: ResolvedConfig, boot: BootTi
   return clairvoyantBound(workload.jobs, config, shortestBootSeconds(boot));
 }
 
-/** `simulate`, and the bound every run's ratios are measured against. */
+/**
+ * `simulate`, and the bound every run's ratios are measured against. `bound` is boundOf(workload,
+ * config, options.boot), passed in when already known (replay workers get the main thread's).
+ */
 export function simulateWithBound(
   workload: Workload,
   config: ResolvedConfig,
   options: SimulateOptions,
+  bound: BoundParts = boundOf(workload, config, options.boot),
 ): { bound: BoundParts; runs: PolicyRun[] } {
-  const bound = boundOf(workload, config, options.boot);
   const pollMs = Math.round(options.pollSeconds * 1000);
   const first = workload.jobs[0]?.submitMs ?? 0;
   const last = workload.jobs[workload.jobs.length - 1]?.submitMs ?? 0;
