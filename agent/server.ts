@@ -2,14 +2,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { SIMPLE_NAME } from "../lib/core/names.js";
 import {
   type JobNote,
+  type PartitionSpec,
   type PlaceholderSpec,
   parseJobNotes,
+  parsePartitionSpecs,
   parsePlaceholderSpecs,
 } from "../lib/ports/agent-protocol.js";
 import type { Report } from "../lib/ports/agent-report.js";
 import { RequestVerifier } from "../lib/ports/agent-signing.js";
 import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
+import type { PartitionApplyResult } from "../scheduler-plugins/slurm/partition-apply.js";
 import { AGENT_VERSION } from "./version.js";
 
 /** What the server does to Slurm; SlurmClient fits, tests pass a fake. */
@@ -21,6 +24,35 @@ export interface NodeActions {
   setJobNote(note: JobNote): Promise<void>;
   /** Makes slurmctld's placeholder nodes exactly these (scheduler-plugins/slurm/placeholders.ts). */
   syncPlaceholders(specs: readonly PlaceholderSpec[]): Promise<{ created: string[]; removed: string[] }>;
+  /** Makes slurm.conf's NowScale partitions exactly these, with rollback (partition-apply.ts). */
+  setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionApplyResult>;
+}
+
+/**
+ * The answer to set-partitions: HTTP-like status and body, shared by the HTTP API and the CLI.
+ * 400 a bad spec or a file NowScale did not render (nothing written), 503 slurmctld did not answer
+ * (the file was rolled back), 502 slurmctld refused the file (rolled back) or another failure.
+ */
+export async function answerSetPartitions(
+  actions: Pick<NodeActions, "setPartitions">,
+  input: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  let specs: PartitionSpec[];
+  try {
+    specs = parsePartitionSpecs(input);
+  } catch (error) {
+    return { status: 400, body: { error: error instanceof TypeError ? error.message : "bad body" } };
+  }
+  try {
+    return { status: 200, body: { ok: true, ...(await actions.setPartitions(specs)) } };
+  } catch (error) {
+    const message = error instanceof Error ? error.message.slice(0, 500) : "failed";
+    if (error instanceof TypeError) return { status: 400, body: { error: message } };
+    const rolledBack = error instanceof Error && error.name === "PartitionRollbackError";
+    const unreachable =
+      error instanceof SlurmUnavailableError || (error as Error)?.cause instanceof SlurmUnavailableError;
+    return { status: unreachable ? 503 : 502, body: { error: message, rolledBack } };
+  }
 }
 
 /**
@@ -79,6 +111,9 @@ const MAX_BODY_BYTES = 64 * 1024;
  *                                     bad note (nothing written), 502 when Slurm refused some
  *   POST   /v1/placeholders           body {"placeholders": [spec]} (placeholders.ts): creates the missing
  *                                     FUTURE nodes, deletes the other ph- ones; {created, removed}
+ *   POST   /v1/partitions             body {"partitions": [{name, default?, defMemPerCpuMiB?}]}: rewrites
+ *                                     slurm.conf's NowScale partitions, scontrol reconfigure, rollback on
+ *                                     failure (partition-apply.ts); {partitions, added, removed, changed}
  * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
  */
 export function createAgentServer(options: AgentServerOptions): Server {
@@ -164,6 +199,18 @@ export function createAgentServer(options: AgentServerOptions): Server {
           error: error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed",
         });
       }
+    }
+
+    if (path === "/v1/partitions") {
+      if (method !== "POST") return send(res, 405, { error: "use POST" });
+      let input: unknown;
+      try {
+        input = JSON.parse(body.toString("utf8"));
+      } catch {
+        return send(res, 400, { error: "body must be JSON" });
+      }
+      const answer = await answerSetPartitions(options.actions, input);
+      return send(res, answer.status, answer.body);
     }
 
     const m = /^\/v1\/nodes\/([^/?]+)(\/drain|\/resume)?$/.exec(path);
