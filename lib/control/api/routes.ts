@@ -4,7 +4,12 @@ import { parseConfig } from "../../core/config.js";
 import type { Launch } from "../../core/model.js";
 import { SIMPLE_NAME } from "../../core/names.js";
 import { formatPath, issuesFromZod, ValidationError, type ValidationIssue } from "../../core/validation.js";
-import type { AgentChannel } from "../../ports/agent-channel.js";
+import {
+  AgentActionError,
+  type AgentChannel,
+  AgentUnreachableError,
+  SlurmctldUnreachableError,
+} from "../../ports/agent-channel.js";
 import type { Clock } from "../../ports/clock.js";
 import type { CloudProvider } from "../../ports/cloud-provider.js";
 import { DEFAULT_IMAGE } from "../../ports/cloud-provider.js";
@@ -27,6 +32,7 @@ import type { MetricsSink } from "../metrics.js";
 import { nodeViews, slurmNodes } from "../node-list.js";
 import { RebuildRefusedError, rebuildNodes } from "../node-rebuild.js";
 import { retireNode } from "../node-retirement.js";
+import { addQueue, deleteQueue, describeQueues, partitionSpecs, QueueOperationError } from "../queues.js";
 import { appendControlEvent as event, recordedLaunch } from "../scale-cycle.js";
 import { clusterPrices, computeUsage } from "../usage.js";
 import {
@@ -35,6 +41,7 @@ import {
   createClusterSchema,
   deleteNodesSchema,
   IDEMPOTENCY_KEY,
+  queueConfigSchema,
   rebuildNodesSchema,
   usageQuerySchema,
 } from "./schemas.js";
@@ -135,6 +142,9 @@ export const ROUTES: readonly Route[] = [
   route("GET", "/clusters/{clusterId}/events", "none", listEvents, ["limit"]),
   route("GET", "/clusters/{clusterId}/nodes/{node}/console", "none", nodeConsole, ["lines"]),
   route("POST", "/clusters/{clusterId}/queues/{queue}/reset-protection", "none", resetProtection),
+  route("GET", "/clusters/{clusterId}/queues", "none", listQueues),
+  route("POST", "/clusters/{clusterId}/queues", "json", postQueue),
+  route("DELETE", "/clusters/{clusterId}/queues/{queue}", "none", removeQueue, ["force"]),
 ];
 
 /** Routes one request; every failure becomes a JSON error answer, never a stack trace. */
@@ -327,6 +337,25 @@ async function putAutoscaling(deps: ApiDeps, req: ApiRequest, [id]: string[]): P
     throw new HttpError(409, `the cluster is ${cluster.status}`);
   }
   const expected = ifMatch(req) ?? cluster.version;
+  // Queues are partitions on the master: a new one gets its partition first (as POST .../queues does);
+  // one dropped is refused, since its nodes must be drained and retired first (DELETE .../queues/{q}).
+  const before = parseConfig(cluster.autoscaling, "autoscaling configuration").queues.map((q) => q.queueName);
+  const after = body.queueConfigs.map((q) => q.queueName);
+  const dropped = before.filter((q) => !after.includes(q));
+  if (dropped.length > 0)
+    throw new HttpError(
+      409,
+      `queue ${dropped.join(", ")} would be dropped: delete a queue with DELETE /clusters/${cluster.clusterId}/queues/{queue} (nowscale queue delete), which drains and retires its nodes first`,
+    );
+  if (after.some((q) => !before.includes(q))) {
+    if (cluster.status !== "RUNNING")
+      throw new HttpError(
+        409,
+        `the cluster is ${cluster.status}: queues can be added to a RUNNING cluster only`,
+      );
+    const { agent } = await deps.runtime(cluster);
+    await queueCall(() => agent.setPartitions(partitionSpecs(body)));
+  }
   const updated = await deps.store.updateCluster(cluster.clusterId, expected, {
     autoscaling: body,
     now: deps.clock.now(),
@@ -731,6 +760,60 @@ function invalidMessage(source: string, issues: readonly ValidationIssue[]): str
 }
 
 /** Resolves the catalog references (the schema checks them too; this catches anything resolve refuses). */
+// ── queues (THPC AddQueue / DeleteQueue / DescribeQueues): the logic is lib/control/queues.ts ──────
+
+async function listQueues(deps: ApiDeps, _req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
+  const cluster = await mustGet(deps, id);
+  return json(200, { clusterId: cluster.clusterId, ...(await describeQueues(deps, cluster)) });
+}
+
+async function postQueue(deps: ApiDeps, req: ApiRequest, [id]: string[]): Promise<ApiResponse> {
+  const body = parseBody(req, queueConfigSchema, "queue");
+  const cluster = await mustGet(deps, id);
+  const config = await queueCall(() =>
+    addQueue({ ...deps, ...by1(req) }, cluster, body, ifMatch(req) ?? cluster.version),
+  );
+  return json(200, { clusterId: cluster.clusterId, queue: body.queueName, autoscaling: config });
+}
+
+async function removeQueue(deps: ApiDeps, req: ApiRequest, [id, queue]: string[]): Promise<ApiResponse> {
+  const force = req.query.force;
+  if (force !== undefined && force !== "true" && force !== "false")
+    throw new HttpError(400, "query is invalid", [{ path: "force", message: "must be true or false" }]);
+  const cluster = await mustGet(deps, id);
+  if (queue === undefined || !SIMPLE_NAME.test(queue))
+    throw new HttpError(404, "no such queue", [{ path: "queue", message: "no such queue" }]);
+  const result = await queueCall(() =>
+    deleteQueue({ ...deps, ...by1(req) }, cluster, queue, { force: force === "true" }),
+  );
+  return json(200, { clusterId: cluster.clusterId, ...result });
+}
+
+function by1(req: ApiRequest): { by?: string } {
+  return req.principal === undefined ? {} : { by: req.principal };
+}
+
+/** The queue service's refusals and the agent's failures as HTTP answers. */
+async function queueCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof QueueOperationError) {
+      const issues = error.path === undefined ? undefined : [{ path: error.path, message: error.message }];
+      throw new HttpError(error.status, error.message, issues);
+    }
+    if (error instanceof ValidationError) {
+      const issues = error.issues.map((i) => ({ path: `autoscaling.${i.path}`, message: i.message }));
+      throw new HttpError(400, invalidMessage("request body", issues), issues);
+    }
+    if (error instanceof SlurmctldUnreachableError || error instanceof AgentUnreachableError)
+      throw new HttpError(503, `the master did not answer: ${error.message}`.slice(0, 500));
+    if (error instanceof AgentActionError)
+      throw new HttpError(502, `the master refused: ${error.message}`.slice(0, 500));
+    throw error;
+  }
+}
+
 function checkConfig(config: unknown, prefix: string): void {
   try {
     parseConfig(config, "autoscaling configuration");

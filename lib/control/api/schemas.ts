@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { configSchema } from "../../core/config.js";
+import { configSchema, queueConfigSchema as coreQueueConfigSchema } from "../../core/config.js";
 import { cloudIdSchema, simpleNameSchema } from "../../core/names.js";
 import { createClusterRequestSchema } from "../../workflow/tasks/request.js";
 
@@ -64,6 +64,9 @@ export const usageQuerySchema = z.strictObject({
 
 /** The autoscaling PUT takes exactly the core's configuration. */
 export const autoscalingSchema = configSchema;
+
+/** Add queue (THPC AddQueue): one queue of the core's configuration, as in `queueConfigs[]`. */
+export const queueConfigSchema = coreQueueConfigSchema;
 
 export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{1,128}$/;
 
