@@ -13,7 +13,7 @@ import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plug
 import { collectSlurmSetup } from "../scheduler-plugins/slurm/setup.js";
 import { installOptions, runInstall } from "./install.js";
 import { loadKey } from "./key.js";
-import { applyJobNotes, createAgentServer } from "./server.js";
+import { answerSetPartitions, applyJobNotes, createAgentServer } from "./server.js";
 import { AGENT_VERSION } from "./version.js";
 
 const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm master
@@ -37,6 +37,12 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
       Makes the placeholder nodes exactly these, as POST /v1/placeholders: JSON is {"placeholders": [...]}.
       Prints {"ok":true,"created":[...],"removed":[...]}. Exit 0 done, 2 slurmctld did not answer,
       64 a bad spec (nothing done), 1 Slurm refused.
+  nowscale-agent set-partitions --partitions JSON|-
+      Makes slurm.conf's NowScale partitions exactly these, as POST /v1/partitions: JSON is
+      {"partitions": [{"name": "q1", "default": true, "defMemPerCpuMiB": 1000}]}. The file is kept as
+      slurm.conf.nowscale-prev, rewritten atomically, then scontrol reconfigure; on failure it is rolled
+      back. Exit 0 done, 2 slurmctld did not answer (rolled back), 64 a bad spec (nothing written),
+      1 slurmctld refused the file (rolled back).
   "-" in place of JSON reads it from stdin (at most 4 MiB): how SSM Run Command passes it (docs/agent.md).
   nowscale-agent slurm-setup
       Prints how Slurm is set up (what \`nowscale cluster attach\` checks), as GET /v1/slurm-setup.
@@ -109,6 +115,18 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "set-job-notes") return setJobNotes(client, await jsonArgument(values.notes));
   if (command === "sync-placeholders")
     return syncPlaceholders(client, await jsonArgument(values.placeholders));
+  if (command === "set-partitions") {
+    const json = await jsonArgument(values.partitions);
+    let input: unknown;
+    try {
+      input = JSON.parse(json ?? "null");
+    } catch {
+      input = undefined;
+    }
+    const { status, body } = await answerSetPartitions(client, input);
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+    return status === 200 ? 0 : status === 400 ? 64 : status === 503 ? 2 : 1;
+  }
   if (command === "serve") {
     const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
     const m = /^(.*):(\d{1,5})$/.exec(listen);

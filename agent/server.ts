@@ -2,8 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { SIMPLE_NAME } from "../lib/core/names.js";
 import {
   type JobNote,
+  type PartitionSpec,
   type PlaceholderSpec,
   parseJobNotes,
+  parsePartitionSpecs,
   parsePlaceholderSpecs,
 } from "../lib/ports/agent-protocol.js";
 import type { Report } from "../lib/ports/agent-report.js";
@@ -11,6 +13,7 @@ import { RequestVerifier } from "../lib/ports/agent-signing.js";
 import type { SlurmSetup } from "../lib/ports/slurm-setup.js";
 import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
+import type { PartitionApplyResult } from "../scheduler-plugins/slurm/partition-apply.js";
 import { AGENT_VERSION } from "./version.js";
 
 /** What the server does to Slurm; SlurmClient fits, tests pass a fake. */
@@ -22,6 +25,35 @@ export interface NodeActions {
   setJobNote(note: JobNote): Promise<void>;
   /** Makes slurmctld's placeholder nodes exactly these (scheduler-plugins/slurm/placeholders.ts). */
   syncPlaceholders(specs: readonly PlaceholderSpec[]): Promise<{ created: string[]; removed: string[] }>;
+  /** Makes slurm.conf's NowScale partitions exactly these, with rollback (partition-apply.ts). */
+  setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionApplyResult>;
+}
+
+/**
+ * The answer to set-partitions: HTTP-like status and body, shared by the HTTP API and the CLI.
+ * 400 a bad spec or a file NowScale did not render (nothing written), 503 slurmctld did not answer
+ * (the file was rolled back), 502 slurmctld refused the file (rolled back) or another failure.
+ */
+export async function answerSetPartitions(
+  actions: Pick<NodeActions, "setPartitions">,
+  input: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  let specs: PartitionSpec[];
+  try {
+    specs = parsePartitionSpecs(input);
+  } catch (error) {
+    return { status: 400, body: { error: error instanceof TypeError ? error.message : "bad body" } };
+  }
+  try {
+    return { status: 200, body: { ok: true, ...(await actions.setPartitions(specs)) } };
+  } catch (error) {
+    const message = error instanceof Error ? error.message.slice(0, 500) : "failed";
+    if (error instanceof TypeError) return { status: 400, body: { error: message } };
+    const rolledBack = error instanceof Error && error.name === "PartitionRollbackError";
+    const unreachable =
+      error instanceof SlurmUnavailableError || (error as Error)?.cause instanceof SlurmUnavailableError;
+    return { status: unreachable ? 503 : 502, body: { error: message, rolledBack } };
+  }
 }
 
 /**
@@ -87,6 +119,9 @@ const MAX_BODY_BYTES = 64 * 1024;
  *                                     FUTURE nodes, deletes the other ph- ones; {created, removed}
  *   GET    /v1/slurm-setup            how Slurm is set up (lib/ports/slurm-setup.ts), read-only: what
  *                                     `nowscale cluster attach` checks; 503 when slurmctld does not answer
+ *   POST   /v1/partitions             body {"partitions": [{name, default?, defMemPerCpuMiB?}]}: rewrites
+ *                                     slurm.conf's NowScale partitions, scontrol reconfigure, rollback on
+ *                                     failure (partition-apply.ts); {partitions, added, removed, changed}
  * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
  */
 export function createAgentServer(options: AgentServerOptions): Server {
@@ -183,6 +218,18 @@ export function createAgentServer(options: AgentServerOptions): Server {
           error: error instanceof Error ? error.message.slice(0, 500) : "Slurm command failed",
         });
       }
+    }
+
+    if (path === "/v1/partitions") {
+      if (method !== "POST") return send(res, 405, { error: "use POST" });
+      let input: unknown;
+      try {
+        input = JSON.parse(body.toString("utf8"));
+      } catch {
+        return send(res, 400, { error: "body must be JSON" });
+      }
+      const answer = await answerSetPartitions(options.actions, input);
+      return send(res, answer.status, answer.body);
     }
 
     const m = /^\/v1\/nodes\/([^/?]+)(\/drain|\/resume)?$/.exec(path);

@@ -1,15 +1,16 @@
 import { placeholderChanges } from "../../scheduler-plugins/slurm/placeholders.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import {
+  AgentActionError,
   type AgentChannel,
   AgentUnreachableError,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
-import type { JobNote, PlaceholderSpec } from "../ports/agent-protocol.js";
+import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "../ports/agent-protocol.js";
 import type { JobGroup, OkReport, ReportNode } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import type { SlurmSetup } from "../ports/slurm-setup.js";
-import { checkedNotes, checkedPlaceholders } from "./http.js";
+import { checkedNotes, checkedPartitions, checkedPlaceholders } from "./http.js";
 
 export type FakeAgentCall =
   | { action: "report" }
@@ -18,6 +19,7 @@ export type FakeAgentCall =
   | { action: "deleteNode"; node: string }
   | { action: "setJobNotes"; notes: JobNote[] }
   | { action: "syncPlaceholders"; names: string[] }
+  | { action: "setPartitions"; names: string[] }
   | { action: "health" }
   | { action: "slurmSetup" };
 
@@ -35,6 +37,10 @@ export class FakeAgent implements AgentChannel {
    * (an agent that cannot read them), and the scale cycle then syncs nothing.
    */
   placeholders: string[] | undefined;
+  /** The NowScale partitions the master's slurm.conf declares (setPartitions makes them so). */
+  partitions: string[] = ["compute"];
+  /** Makes the next setPartitions fail as a refused reconfigure does (rolled back: nothing changes). */
+  refuseReconfigure = false;
 
   /**
    * How its Slurm is set up, for attach (lib/ports/slurm-setup.ts): by default a Slurm 22.05 master ready
@@ -159,6 +165,26 @@ export class FakeAgent implements AgentChannel {
     const { create, remove } = placeholderChanges(checked, this.placeholders ?? []);
     this.placeholders = checked.map((s) => s.name);
     return { created: create.map((s) => s.name), removed: remove };
+  }
+
+  /** Checks the specs as the agent does; a refused reconfigure leaves `partitions` as they were. */
+  async setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionsAnswer> {
+    const names = checkedPartitions(specs).map((s) => s.name);
+    this.calls.push({ action: "setPartitions", names });
+    this.check();
+    if (this.refuseReconfigure)
+      throw new AgentActionError(
+        "agent POST /v1/partitions: HTTP 502: scontrol reconfigure failed, slurm.conf rolled back to the previous file",
+        502,
+      );
+    const before = this.partitions;
+    this.partitions = names;
+    return {
+      partitions: names,
+      added: names.filter((n) => !before.includes(n)),
+      removed: before.filter((n) => !names.includes(n)),
+      changed: names.join() !== before.join(),
+    };
   }
 
   async health(): Promise<{ agentVersion: string }> {

@@ -7,9 +7,13 @@ import {
 } from "../ports/agent-channel.js";
 import {
   type JobNote,
+  type PartitionSpec,
+  type PartitionsAnswer,
   PLACEHOLDER_NAME,
   type PlaceholderSpec,
   parseJobNotes,
+  parsePartitionSpecs,
+  parsePartitionsAnswer,
   parsePlaceholderSpecs,
 } from "../ports/agent-protocol.js";
 import { signRequest } from "../ports/agent-signing.js";
@@ -80,6 +84,11 @@ export class HttpAgentChannel implements AgentChannel {
   ): Promise<{ created: string[]; removed: string[] }> {
     const body = JSON.stringify({ placeholders: checkedPlaceholders(specs) });
     return placeholderAnswer(await this.action("POST", "/v1/placeholders", body), "agent placeholders");
+  }
+
+  async setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionsAnswer> {
+    const body = JSON.stringify({ partitions: checkedPartitions(specs) });
+    return partitionsAnswer(await this.action("POST", "/v1/partitions", body), "agent partitions");
   }
 
   async health(): Promise<{ agentVersion: string }> {
@@ -204,6 +213,21 @@ export function checkedPlaceholders(specs: readonly PlaceholderSpec[]): Placehol
   } catch (error) {
     throw new AgentActionError(`invalid placeholders: ${(error as Error).message}`, 400);
   }
+}
+
+export function checkedPartitions(specs: readonly PartitionSpec[]): PartitionSpec[] {
+  try {
+    return parsePartitionSpecs([...specs]);
+  } catch (error) {
+    throw new AgentActionError(`invalid partitions: ${(error as Error).message}`, 400);
+  }
+}
+
+/** The agent's set-partitions answer (its last line), checked. */
+export function partitionsAnswer(text: string, what: string): PartitionsAnswer {
+  const answer = parsePartitionsAnswer(safeJson(text.trim().split("\n").pop() ?? ""));
+  if (answer === undefined) throw new AgentUnreachableError(`${what}: unexpected answer`);
+  return answer;
 }
 
 /** The agent's `{created, removed}` answer, checked: untrusted like everything it says. */

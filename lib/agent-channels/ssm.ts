@@ -15,11 +15,18 @@ import {
   AgentUnreachableError,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
-import type { JobNote, PlaceholderSpec } from "../ports/agent-protocol.js";
+import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "../ports/agent-protocol.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
 import type { SlurmSetup } from "../ports/slurm-setup.js";
-import { checkedNotes, checkedPlaceholders, placeholderAnswer, setupFromText } from "./http.js";
+import {
+  checkedNotes,
+  checkedPartitions,
+  checkedPlaceholders,
+  partitionsAnswer,
+  placeholderAnswer,
+  setupFromText,
+} from "./http.js";
 import { reportFromText } from "./report-text.js";
 
 export interface SsmAgentChannelOptions {
@@ -45,7 +52,16 @@ const FINAL = new Set(["Success", "Failed", "Cancelled", "TimedOut", "Cancelling
 
 /** The agent document's parameters: the actions, and what a node name and a drain reason may contain. */
 export const AGENT_DOCUMENT = {
-  actions: ["report", "drain", "resume", "delete-node", "set-job-notes", "sync-placeholders", "slurm-setup"],
+  actions: [
+    "report",
+    "drain",
+    "resume",
+    "delete-node",
+    "set-job-notes",
+    "sync-placeholders",
+    "slurm-setup",
+    "set-partitions",
+  ],
   nodePattern: "^([A-Za-z0-9][A-Za-z0-9-]{0,62})?$",
   reasonPattern: "^[A-Za-z0-9 _.,:;=+@/()-]{0,200}$",
   /**
@@ -169,6 +185,23 @@ export class SsmAgentChannel implements AgentChannel {
     throw new AgentActionError(`agent sync-placeholders over SSM: ${status}, exit ${code}`, 502);
   }
 
+  /** `nowscale-agent set-partitions --partitions -`; its stdout is the answer. */
+  async setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionsAnswer> {
+    const json = JSON.stringify({ partitions: checkedPartitions(specs) });
+    const { status, code, stdout } = await this.runLine("set-partitions", json);
+    if (code === 0) return partitionsAnswer(stdout, "agent set-partitions over SSM");
+    const detail = agentError(stdout);
+    if (code === 2)
+      throw new SlurmctldUnreachableError(`agent set-partitions over SSM: slurmctld did not answer${detail}`);
+    if (code === 64) throw new AgentActionError(`agent set-partitions over SSM: refused${detail}`, 400);
+    if (code === PAYLOAD_DAMAGED_EXIT)
+      throw new AgentActionError(
+        "agent set-partitions over SSM: the payload did not decode on the master",
+        502,
+      );
+    throw new AgentActionError(`agent set-partitions over SSM: ${status}, exit ${code}${detail}`, 502);
+  }
+
   /** Exit codes of the agent's one-shot actions: 0 done, 2 slurmctld down, 3 no such node, 64 refused. */
   private async action(action: string, node: string, extra: string[] = []): Promise<void> {
     if (!isSimpleName(node))
@@ -215,7 +248,7 @@ export class SsmAgentChannel implements AgentChannel {
    * anything is sent when the payload is over AGENT_DOCUMENT.payloadMaxChars.
    */
   private async runLine(
-    action: "set-job-notes" | "sync-placeholders",
+    action: "set-job-notes" | "sync-placeholders" | "set-partitions",
     json: string,
   ): Promise<{ status: string; stdout: string; code: number }> {
     const payload = gzipSync(Buffer.from(json, "utf8")).toString("base64");
@@ -224,7 +257,12 @@ export class SsmAgentChannel implements AgentChannel {
         `agent ${action} over SSM: ${payload.length} characters of payload, over SSM's limit of ${AGENT_DOCUMENT.payloadMaxChars}`,
         413,
       );
-    const option = action === "set-job-notes" ? "--notes" : "--placeholders";
+    const option =
+      action === "set-job-notes"
+        ? "--notes"
+        : action === "sync-placeholders"
+          ? "--placeholders"
+          : "--partitions";
     const documentName = this.options.documentName;
     if (documentName !== undefined)
       return this.send(documentName, { action: [action], node: [""], reason: [""], payload: [payload] });
@@ -276,5 +314,15 @@ export class SsmAgentChannel implements AgentChannel {
       }
     }
     throw new AgentUnreachableError(`SSM command ${commandId} did not finish within ${this.timeoutMs} ms`);
+  }
+}
+
+/** `: <the agent's error>` from its JSON answer on stdout (printable, bounded), or "". */
+function agentError(stdout: string): string {
+  try {
+    const error = (JSON.parse(stdout.trim().split("\n").pop() ?? "") as { error?: unknown }).error;
+    return typeof error === "string" ? `: ${error.replace(/[^\x20-\x7e]/g, "?").slice(0, 300)}` : "";
+  } catch {
+    return "";
   }
 }

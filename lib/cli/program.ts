@@ -24,14 +24,17 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   registerPlan(program);
   registerSimulate(program);
   if (command === "plan" || command === "simulate") return program;
-  const [{ registerLocal }, { registerApiCommands }, { registerOpsCommands }] = await Promise.all([
-    import("./local-command.js"),
-    import("./api-commands.js"),
-    import("./ops-commands.js"),
-  ]);
+  const [{ registerLocal }, { registerApiCommands }, { registerOpsCommands }, { registerQueueCommands }] =
+    await Promise.all([
+      import("./local-command.js"),
+      import("./api-commands.js"),
+      import("./ops-commands.js"),
+      import("./queue-commands.js"),
+    ]);
   registerLocal(program);
   registerApiCommands(program);
   registerOpsCommands(program);
+  registerQueueCommands(program);
   return program;
 }
 

@@ -21,7 +21,12 @@ import type { WorkflowStarter } from "../workflow/starter.js";
 import { type CreateClusterRequest, checkRegion } from "../workflow/tasks/request.js";
 import type { AttachClusterBody } from "./api/schemas.js";
 import { type AttachOutcome, type AttachPorts, attachCluster as attach } from "./attach.js";
-import { AdmissionBusyError, UnknownNameError, UnsupportedOperationError } from "./errors.js";
+import {
+  AdmissionBusyError,
+  StateRefusedError,
+  UnknownNameError,
+  UnsupportedOperationError,
+} from "./errors.js";
 import { appendControlEvent as event } from "./events.js";
 import { recordedLaunch } from "./launch.js";
 import {
@@ -33,6 +38,7 @@ import {
 import type { MetricsSink } from "./metrics.js";
 import { type NodeView, nodeViews, slurmNodes } from "./node-list.js";
 import { retireNode } from "./node-retirement.js";
+import { partitionSpecs } from "./queues.js";
 import { clusterPrices, computeUsage, type UsageReport } from "./usage.js";
 
 /**
@@ -189,6 +195,9 @@ export async function deleteCluster(deps: ClusterAdminDeps, clusterId: string): 
 /**
  * Replaces the whole autoscaling configuration (THPC's SetAutoScalingConfiguration), conditional on
  * `expectedVersion` when given (ConflictError when the record moved on). Refused while deleting.
+ * Queues are partitions on the master: a new queue gets its partition first (as `queue add` does; a
+ * CREATING cluster's master takes the queues the record holds when it is launched); a dropped queue is refused (StateRefusedError), since its nodes must be
+ * drained and retired first (`DELETE .../queues/{queue}`, lib/control/queues.ts).
  */
 export async function replaceAutoscaling(
   deps: ClusterAdminDeps,
@@ -199,6 +208,24 @@ export async function replaceAutoscaling(
   const cluster = await getCluster(deps, clusterId);
   if (cluster.status === "DELETING" || cluster.status === "DELETED") {
     throw new ConflictError(`the cluster is ${cluster.status}`);
+  }
+  const before = parseConfig(cluster.autoscaling, "autoscaling configuration").queues.map((q) => q.queueName);
+  const after = config.queueConfigs.map((q) => q.queueName);
+  const dropped = before.filter((q) => !after.includes(q));
+  // A CREATING cluster has neither nodes nor partitions yet: its queues may change freely.
+  if (dropped.length > 0 && cluster.status !== "CREATING")
+    throw new StateRefusedError(
+      `queue ${dropped.join(", ")} would be dropped: delete a queue with DELETE /clusters/${cluster.clusterId}/queues/{queue} (nowscale queue delete), which drains and retires its nodes first`,
+    );
+  // A CREATING cluster's master takes the record's queues when the workflow launches it (LifecycleStore
+  // .queues); a running master gets the new partitions through its agent first.
+  if (after.some((q) => !before.includes(q)) && cluster.status !== "CREATING") {
+    if (cluster.status !== "RUNNING" && cluster.status !== "SLEEPING")
+      throw new StateRefusedError(
+        `the cluster is ${cluster.status}: queues can be added to a CREATING, RUNNING or SLEEPING cluster only`,
+      );
+    const { agent } = await deps.runtime(cluster);
+    await agent.setPartitions(partitionSpecs(config));
   }
   const updated = await deps.store.updateCluster(cluster.clusterId, expectedVersion ?? cluster.version, {
     autoscaling: config,

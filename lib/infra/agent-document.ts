@@ -4,7 +4,7 @@ import { AGENT_DOCUMENT, payloadPipeline } from "../agent-channels/ssm.js";
 
 /**
  * The one SSM document the control plane may run on a master: the agent's `report`, a node action
- * (drain, resume, delete-node) with a node name and a reason, or set-job-notes / sync-placeholders with
+ * (drain, resume, delete-node) with a node name and a reason, or set-job-notes / sync-placeholders / set-partitions with
  * their JSON as a gzipped base64 payload, each checked by SSM against the document's patterns before
  * anything runs. The functions' policies allow SendCommand with this document only
  * (lib/infra/permissions.ts), so a compromised function cannot run an arbitrary shell on a cluster.
@@ -44,6 +44,7 @@ export class AgentDocument extends Construct {
                 // The JSON, gzipped and base64-encoded by the channel (lib/control/agent-ssm.ts), on stdin.
                 `  set-job-notes) ${payloadPipeline('"$P"', `node ${agent} set-job-notes --notes -`)} ;;`,
                 `  sync-placeholders) ${payloadPipeline('"$P"', `node ${agent} sync-placeholders --placeholders -`)} ;;`,
+                `  set-partitions) ${payloadPipeline('"$P"', `node ${agent} set-partitions --partitions -`)} ;;`,
                 "esac",
                 "exit 64",
               ],

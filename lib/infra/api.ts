@@ -35,6 +35,9 @@ export const API_ROUTES: readonly { path: string; methods: readonly string[]; bo
   { path: "clusters/{clusterId}/wake", methods: ["POST"], body: false },
   { path: "clusters/{clusterId}/events", methods: ["GET"], body: false },
   { path: "clusters/{clusterId}/nodes/{node}/console", methods: ["GET"], body: false },
+  { path: "clusters/{clusterId}/queues", methods: ["GET"], body: false },
+  { path: "clusters/{clusterId}/queues", methods: ["POST"], body: true },
+  { path: "clusters/{clusterId}/queues/{queue}", methods: ["DELETE"], body: false },
   { path: "clusters/{clusterId}/queues/{queue}/reset-protection", methods: ["POST"], body: false },
 ];
 

@@ -1,8 +1,8 @@
-import type { JobNote, PlaceholderSpec } from "./agent-protocol.js";
+import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "./agent-protocol.js";
 import type { OkReport } from "./agent-report.js";
 import type { SlurmSetup } from "./slurm-setup.js";
 
-export type { JobNote, PlaceholderSpec };
+export type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec };
 
 /**
  * How the control plane reads and acts on one cluster's master (docs/agent.md). Adapters:
@@ -47,6 +47,16 @@ export interface AgentChannel {
    * refusing: AgentActionError; slurmctld down: SlurmctldUnreachableError. Idempotent.
    */
   syncPlaceholders(specs: readonly PlaceholderSpec[]): Promise<{ created: string[]; removed: string[] }>;
+
+  /**
+   * Makes the NowScale partitions of the master's slurm.conf exactly `specs` (one per queue, the whole
+   * set) and has slurmctld reread it (scheduler-plugins/slurm/partition-apply.ts): the previous file is
+   * kept as slurm.conf.nowscale-prev, the new one written atomically, and put back when
+   * `scontrol reconfigure` fails. Specs are checked first: a bad one is an AgentActionError (400) naming
+   * the field and nothing is written. Slurm refusing the file: AgentActionError (502, rolled back);
+   * slurmctld down: SlurmctldUnreachableError (rolled back). Idempotent: the same set changes nothing.
+   */
+  setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionsAnswer>;
 
   /** The agent's version when it answers; throws AgentUnreachableError otherwise. */
   health(): Promise<{ agentVersion: string }>;

@@ -154,3 +154,91 @@ export function parsePlaceholderSpecs(input: unknown): PlaceholderSpec[] {
     return spec;
   });
 }
+
+// ── partitions ────────────────────────────────────────────────────────────────────────────────────
+
+/** One NowScale partition (= queue) as the master's slurm.conf declares it (slurm-conf.ts renders it). */
+export interface PartitionSpec {
+  /** Queue and partition name (allow-list SIMPLE_NAME). */
+  name: string;
+  /** Slurm's default partition; at most one may say so. @default the first one */
+  default?: boolean;
+  /** DefMemPerCPU of the partition, MiB. @default none */
+  defMemPerCpuMiB?: number;
+}
+
+/** Partitions one request may set (a cluster's queues: config.ts allows far fewer). */
+export const MAX_PARTITIONS = 64;
+
+/**
+ * Validates a set-partitions request (`{"partitions": [...]}` or the list): the whole set of NowScale
+ * partitions the master should have, 1 to MAX_PARTITIONS, names unique and on the allow-list. Throws
+ * TypeError naming the field (`partitions[1].name: ...`); nothing is written for a bad request.
+ */
+export function parsePartitionSpecs(input: unknown): PartitionSpec[] {
+  const list =
+    typeof input === "object" && input !== null && !Array.isArray(input)
+      ? (input as { partitions?: unknown }).partitions
+      : input;
+  if (!Array.isArray(list) || list.length < 1 || list.length > MAX_PARTITIONS)
+    throw new TypeError(`partitions: must be a list of 1-${MAX_PARTITIONS} partitions`);
+  const seen = new Set<string>();
+  let defaults = 0;
+  const specs = list.map((raw, i): PartitionSpec => {
+    const where = `partitions[${i}]`;
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+      throw new TypeError(`${where}: must be an object {name, default?, defMemPerCpuMiB?}`);
+    const extra = Object.keys(raw).find((k) => k !== "name" && k !== "default" && k !== "defMemPerCpuMiB");
+    if (extra !== undefined) throw new TypeError(`${where}.${extra.slice(0, 40)}: unknown field`);
+    const r = raw as Record<string, unknown>;
+    if (typeof r.name !== "string" || !SIMPLE_NAME.test(r.name))
+      throw new TypeError(
+        `${where}.name: not a queue name (letters, digits and '-', at most 63 characters, not starting with '-')`,
+      );
+    if (seen.has(r.name)) throw new TypeError(`${where}.name: "${r.name}" is listed twice`);
+    seen.add(r.name);
+    const spec: PartitionSpec = { name: r.name };
+    if (r.default !== undefined) {
+      if (typeof r.default !== "boolean") throw new TypeError(`${where}.default: must be true or false`);
+      spec.default = r.default;
+      if (r.default) defaults++;
+    }
+    if (r.defMemPerCpuMiB !== undefined) {
+      const v = r.defMemPerCpuMiB;
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1 || v > 1 << 30)
+        throw new TypeError(`${where}.defMemPerCpuMiB: must be a whole number from 1 to ${1 << 30}`);
+      spec.defMemPerCpuMiB = v;
+    }
+    return spec;
+  });
+  if (defaults > 1) throw new TypeError("partitions: at most one may be the default");
+  return specs;
+}
+
+/** The agent's answer to set-partitions. */
+export interface PartitionsAnswer {
+  /** The NowScale partitions slurm.conf declares now. */
+  partitions: string[];
+  added: string[];
+  removed: string[];
+  /** False when the file already said so (nothing written, no reconfigure). */
+  changed: boolean;
+}
+
+/** The agent's set-partitions answer, checked (untrusted like everything it says); undefined if malformed. */
+export function parsePartitionsAnswer(input: unknown): PartitionsAnswer | undefined {
+  if (typeof input !== "object" || input === null) return undefined;
+  const r = input as Record<string, unknown>;
+  const names = (v: unknown) =>
+    Array.isArray(v) &&
+    v.length <= MAX_PARTITIONS &&
+    v.every((n) => typeof n === "string" && SIMPLE_NAME.test(n))
+      ? [...(v as string[])]
+      : undefined;
+  const partitions = names(r.partitions);
+  const added = names(r.added);
+  const removed = names(r.removed);
+  if (partitions === undefined || added === undefined || removed === undefined) return undefined;
+  if (typeof r.changed !== "boolean") return undefined;
+  return { partitions, added, removed, changed: r.changed };
+}

@@ -2,6 +2,7 @@ import { FEATURE, SIMPLE_NAME } from "../../lib/core/names.js";
 import { DRAIN_REASON_PREFIX } from "../../lib/core/shrink.js";
 import {
   type JobNote,
+  type PartitionSpec,
   PLACEHOLDER_NAME,
   type PlaceholderSpec,
   parseJobNotes,
@@ -23,6 +24,7 @@ import {
   SCONTROL_NODES_ARGS,
   SCONTROL_PARTITIONS_ARGS,
 } from "./nodes.js";
+import { applyPartitions, type PartitionApplyResult } from "./partition-apply.js";
 import { placeholderChanges, placeholderCreateArgs } from "./placeholders.js";
 import { parseSqueueFormat, SQUEUE_FORMAT_ARGS } from "./squeue-format.js";
 import { parseSqueueJson } from "./squeue-json.js";
@@ -150,6 +152,25 @@ export class SlurmClient {
     const result = await this.runUnchecked("scontrol", ["delete", `NodeName=${node}`]);
     if (result.code === 0 || /Invalid node name specified/i.test(result.stderr)) return;
     throw this.failure("scontrol delete", result);
+  }
+
+  /** `scontrol reconfigure`: slurmctld rereads slurm.conf (and tells configless nodes). */
+  async reconfigure(): Promise<void> {
+    await this.run("scontrol", ["reconfigure"]);
+  }
+
+  /**
+   * Makes the NowScale partitions of slurm.conf exactly `specs` and has slurmctld reread it, rolling the
+   * file back when it refuses (partition-apply.ts). The file is SLURM_CONF of the client's environment,
+   * else /etc/slurm/slurm.conf. TypeError (nothing written) for a bad spec or a file NowScale did not
+   * render; PartitionRollbackError after a rollback.
+   */
+  async setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionApplyResult> {
+    const env = this.options.env ?? process.env;
+    return applyPartitions(specs, {
+      confPath: env.SLURM_CONF ?? "/etc/slurm/slurm.conf",
+      reconfigure: () => this.reconfigure(),
+    });
   }
 
   /**

@@ -11,7 +11,9 @@ import {
   eventsQuery,
   ifMatchHeaders,
   nodeParams,
+  queueConfigSchema,
   queueParams,
+  queueQuery,
   rebuildNodesSchema,
   usageQuerySchema,
 } from "./schemas.js";
@@ -222,6 +224,43 @@ export function buildOpenApi(): Record<string, unknown> {
           },
         },
       },
+      "/clusters/{clusterId}/queues": {
+        parameters: parameters("path", clusterParams),
+        get: {
+          operationId: "describeQueues",
+          description:
+            "THPC DescribeQueues: each queue's autoscaling settings and what Slurm's report says about it (nodes, idle, busy, pending and running jobs); `slurm.reachable` false and each queue's `slurm` null when the master cannot be read.",
+          responses: { "200": answer("the queues", "QueueList"), ...errors },
+        },
+        post: {
+          operationId: "addQueue",
+          description:
+            "THPC AddQueue: the queue's Slurm partition is created on the running master (the agent rewrites slurm.conf's partition section, keeps the previous file and runs scontrol reconfigure, rolling back on failure), then the queue is added to the autoscaling configuration. 409 when it exists or the cluster is not RUNNING; 502/503 when the master refused or did not answer (nothing changed).",
+          parameters: parameters("header", ifMatchHeaders),
+          requestBody: body("QueueConfig"),
+          responses: {
+            "200": answer("the new autoscaling configuration", "QueueChange"),
+            ...bodyErrors,
+            "502": answer("the master refused the change (slurm.conf rolled back)", "Error"),
+            "503": answer("the master did not answer: nothing changed", "Error"),
+          },
+        },
+      },
+      "/clusters/{clusterId}/queues/{queue}": {
+        parameters: parameters("path", queueParams),
+        delete: {
+          operationId: "deleteQueue",
+          description:
+            "THPC DeleteQueue: refused (409) while any job runs in the queue, always; while jobs pend there unless force=true (they are then left unrunnable in Slurm). Otherwise the queue's nodes are drained, checked again, the queue leaves the configuration, its nodes are retired and its partition is removed. The last queue cannot be deleted.",
+          parameters: parameters("query", queueQuery),
+          responses: {
+            "200": answer("the queue and the nodes retired", "QueueDeleted"),
+            ...errors,
+            "502": answer("the master refused", "Error"),
+            "503": answer("the master did not answer", "Error"),
+          },
+        },
+      },
       "/clusters/{clusterId}/queues/{queue}/reset-protection": {
         parameters: parameters("path", queueParams),
         post: {
@@ -297,6 +336,34 @@ export function buildOpenApi(): Record<string, unknown> {
         ClusterList: {
           type: "object",
           properties: { clusters: { type: "array", items: { $ref: "#/components/schemas/Cluster" } } },
+        },
+        QueueConfig: schema(queueConfigSchema),
+        QueueChange: {
+          type: "object",
+          properties: {
+            clusterId: { type: "string" },
+            queue: { type: "string" },
+            autoscaling: { type: "object" },
+          },
+        },
+        QueueDeleted: {
+          type: "object",
+          properties: {
+            clusterId: { type: "string" },
+            queue: { type: "string" },
+            retired: { type: "array", items: { type: "string" } },
+          },
+        },
+        QueueList: {
+          type: "object",
+          properties: {
+            clusterId: { type: "string" },
+            slurm: {
+              type: "object",
+              properties: { reachable: { type: "boolean" }, error: { type: "string" } },
+            },
+            queues: { type: "array", items: { type: "object" } },
+          },
         },
         QueueHealth: {
           type: "object",

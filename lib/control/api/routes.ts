@@ -4,6 +4,7 @@ import { type ClusterRecord, originOf } from "../../ports/state-store.js";
 import * as admin from "../cluster-admin.js";
 import { UnknownNameError } from "../errors.js";
 import { rebuildNodes } from "../node-rebuild.js";
+import { addQueue, deleteQueue, describeQueues } from "../queues.js";
 import {
   BodyTooLargeError,
   errorBody,
@@ -25,7 +26,9 @@ import {
   eventsQuery,
   ifMatchHeaders,
   nodeParams,
+  queueConfigSchema,
   queueParams,
+  queueQuery,
   rebuildNodesSchema,
   usageQuerySchema,
 } from "./schemas.js";
@@ -304,6 +307,38 @@ const ROUTE_LIST = [
     query: consoleQuery,
     run: async (deps, { params, query }) =>
       json(200, await admin.nodeConsole(deps, params.clusterId, params.node, query.lines)),
+  }),
+  route({
+    method: "GET",
+    path: "/clusters/{clusterId}/queues",
+    params: clusterParams,
+    run: async (deps, { params }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      return json(200, { clusterId: cluster.clusterId, ...(await describeQueues(deps, cluster)) });
+    },
+  }),
+  route({
+    method: "POST",
+    path: "/clusters/{clusterId}/queues",
+    params: clusterParams,
+    headers: ifMatchHeaders,
+    body: { schema: queueConfigSchema, required: true },
+    run: async (deps, { params, headers, body }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      const config = await addQueue(deps, cluster, body, headers["If-Match"] ?? cluster.version);
+      return json(200, { clusterId: cluster.clusterId, queue: body.queueName, autoscaling: config });
+    },
+  }),
+  route({
+    method: "DELETE",
+    path: "/clusters/{clusterId}/queues/{queue}",
+    params: queueParams,
+    query: queueQuery,
+    run: async (deps, { params, query }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      const result = await deleteQueue(deps, cluster, params.queue, { force: query.force === "true" });
+      return json(200, { clusterId: cluster.clusterId, ...result });
+    },
   }),
   route({
     method: "POST",

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { configSchema } from "../../core/config.js";
+import { configSchema, queueConfigSchema as coreQueueConfigSchema } from "../../core/config.js";
 import { cloudIdSchema, simpleNameSchema } from "../../core/names.js";
 import { checkMasterZone, createClusterRequestShape } from "../../workflow/tasks/request.js";
 
@@ -35,6 +35,10 @@ export const queueParams = z.strictObject({ clusterId: simpleName, queue: simple
 // ── query parameters ──────────────────────────────────────────────────────────────────────────────
 
 export const eventsQuery = z.strictObject({ limit: queryInt(1, 1000).default(100) });
+/** Delete queue: `force=true` also deletes a queue whose jobs pend (never one whose jobs run). */
+export const queueQuery = z.strictObject({
+  force: z.enum(["true", "false"], { error: "must be true or false" }).optional(),
+});
 export const consoleQuery = z.strictObject({ lines: queryInt(1, 10_000).default(100) });
 
 // ── headers (matched in any case) ─────────────────────────────────────────────────────────────────
@@ -206,5 +210,8 @@ export const attachClusterSchema = z
   });
 
 export type AttachClusterBody = z.output<typeof attachClusterSchema>;
+
+/** Add queue (THPC AddQueue): one queue of the core's configuration, as in `queueConfigs[]`. */
+export const queueConfigSchema = coreQueueConfigSchema;
 
 export type CreateClusterBody = z.output<typeof createClusterSchema>;

@@ -13,6 +13,11 @@ import {
 } from "../../../lib/control/errors.js";
 import { WorkflowStartError } from "../../../lib/control/lifecycle-recovery.js";
 import { ValidationError } from "../../../lib/core/validation.js";
+import {
+  AgentActionError,
+  AgentUnreachableError,
+  SlurmctldUnreachableError,
+} from "../../../lib/ports/agent-channel.js";
 import { ConflictError, LeaseLostError, NotFoundInStoreError } from "../../../lib/ports/state-store.js";
 import { type ApiBed, apiBed, snapshot } from "../../support/api-bed.js";
 import { CONFIG } from "../../support/control-bed.js";
@@ -66,6 +71,9 @@ describe("the API's error table", () => {
       [new StateRefusedError("nodes not rebuilt", [{ path: "nodes[0]", message: "running a job" }]), 409],
       [new AttachRefusedError("master.url: no answer", [{ path: "master.url", message: "no answer" }]), 422],
       [new UnsupportedOperationError("the fake provider cannot read consoles"), 501],
+      [new AgentActionError("scontrol reconfigure failed: rolled back", 502), 502],
+      [new AgentUnreachableError("connect ECONNREFUSED"), 503],
+      [new SlurmctldUnreachableError("slurmctld did not answer"), 503],
       [new WorkflowStartError("Step Functions throttled: retry"), 503],
       [new AdmissionBusyError("another launch holds the admission lease: retry"), 503],
       [new SlurmUnavailableError("Slurm's view could not be read: retry"), 503],

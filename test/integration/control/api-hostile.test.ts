@@ -80,6 +80,15 @@ function baseline(route: Route, clusterId: string): Baseline {
     return { clusterId, body: () => ({ queue: "compute", count: 1 }) };
   if (route.path.endsWith("/nodes/rebuild")) return { clusterId, body: () => ({ nodes: ["i-none"] }) };
   if (route.path.endsWith("/nodes/delete")) return { clusterId, body: () => ({ nodes: ["i-none"] }) };
+  if (route.method === "POST" && route.path.endsWith("/queues"))
+    return {
+      clusterId,
+      body: () => ({
+        queueName: "gpu",
+        maxSize: 4,
+        expansionNodeConfigs: [{ zone: "zone-a", instanceType: "c5.xlarge" }],
+      }),
+    };
   if (route.body === "empty") return { clusterId, body: () => ({}) };
   return { clusterId };
 }
@@ -207,6 +216,15 @@ const FIELD_TARGETS: Record<
       field: "bootGraceSeconds",
       set: (b, v) => setOwn(b, "bootGraceSeconds", v),
       values: fc.constantFrom(-1, 86_401, 1e308, 1.5, "1", null, true, [], {}, ...OBJECT_MEMBER_NAMES),
+    },
+  ],
+  "POST /clusters/{clusterId}/queues": [
+    {
+      field: "queueName",
+      set: (b, v) => setOwn(b, "queueName", v),
+      // "toString" and the like are valid queue names (the allow-list; kept in Maps, never as object
+      // keys), so adding one is not refused: only what the allow-list refuses is hostile here.
+      values: hostileValue,
     },
   ],
   "POST /clusters/{clusterId}/nodes/delete": [

@@ -102,6 +102,7 @@ export function corruptingAgent(
     deleteNode: (node) => failing("deleteNode", () => inner.deleteNode(node)),
     setJobNotes: (notes) => failing("setJobNotes", () => inner.setJobNotes(notes)),
     syncPlaceholders: (specs) => failing("syncPlaceholders", () => inner.syncPlaceholders(specs)),
+    setPartitions: (specs) => failing("setPartitions", () => inner.setPartitions(specs)),
     health: () => failing("health", () => inner.health()),
   };
 }

@@ -1,4 +1,4 @@
-import { checkedNotes, checkedPlaceholders } from "../../../lib/agent-channels/http.js";
+import { checkedNotes, checkedPartitions, checkedPlaceholders } from "../../../lib/agent-channels/http.js";
 import { BUILTIN_CATALOGS } from "../../../lib/core/catalogs/index.js";
 import type { ChargeType } from "../../../lib/core/model.js";
 import { DRAIN_REASON_PREFIX } from "../../../lib/core/shrink.js";
@@ -6,6 +6,8 @@ import {
   AgentActionError,
   type AgentChannel,
   type JobNote,
+  type PartitionSpec,
+  type PartitionsAnswer,
   type PlaceholderSpec,
 } from "../../../lib/ports/agent-channel.js";
 import type { JobGroup, OkReport, ReportNode } from "../../../lib/ports/agent-report.js";
@@ -450,6 +452,12 @@ export class SlurmSim implements AgentChannel {
   ): Promise<{ created: string[]; removed: string[] }> {
     checkedPlaceholders(specs);
     return { created: [], removed: [] };
+  }
+
+  /** The partitions as the agent would write them (no fault scenario changes queues yet). */
+  async setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionsAnswer> {
+    const names = checkedPartitions(specs).map((s) => s.name);
+    return { partitions: names, added: [], removed: [], changed: false };
   }
 
   /** Job notes as the agent writes them: kept per job and shown in the report. */

@@ -60,6 +60,10 @@ async function startAgent(report: () => Promise<Report>, calls: string[] = []): 
         calls.push(`placeholders ${specs.length}`);
         return { created: specs.map((x) => x.name), removed: ["ph-00000000000000aa"] };
       },
+      setPartitions: async (specs) => {
+        calls.push(`partitions ${specs.map((x) => x.name).join(",")}`);
+        return { partitions: specs.map((x) => x.name), added: [], removed: [], changed: true };
+      },
     },
   });
   const s = server;

@@ -6,10 +6,16 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAgentServer, type NodeActions } from "../../../agent/server.js";
 import { AGENT_VERSION } from "../../../agent/version.js";
-import { type JobNote, type PlaceholderSpec, placeholderName } from "../../../lib/ports/agent-protocol.js";
+import {
+  type JobNote,
+  type PartitionSpec,
+  type PlaceholderSpec,
+  placeholderName,
+} from "../../../lib/ports/agent-protocol.js";
 import type { Report } from "../../../lib/ports/agent-report.js";
 import { signRequest } from "../../../lib/ports/agent-signing.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../../../scheduler-plugins/slurm/errors.js";
+import { PartitionRollbackError } from "../../../scheduler-plugins/slurm/partition-apply.js";
 import { failedReport } from "../../../scheduler-plugins/slurm/report.js";
 
 const KEY = Buffer.from("0123456789abcdef0123456789abcdef");
@@ -38,6 +44,11 @@ class FakeActions implements NodeActions {
     this.check();
     this.calls.push(`placeholders ${specs.map((x) => x.name).join(",")}`);
     return { created: specs.map((x) => x.name), removed: [] };
+  }
+  async setPartitions(specs: readonly PartitionSpec[]) {
+    this.check();
+    this.calls.push(`partitions ${specs.map((x) => x.name).join(",")}`);
+    return { partitions: specs.map((x) => x.name), added: [], removed: [], changed: true };
   }
   private check() {
     if (this.failWith) throw this.failWith;
@@ -202,6 +213,38 @@ describe("agent HTTP API", () => {
     expect(String(forged.body.error)).toContain("placeholders[1].name");
     expect(down.status).toBe(503);
     expect(actions.calls).toEqual([`placeholders ${spec.name}`]);
+  });
+
+  it("sets partitions; a hostile name is 400 and nothing is done; a rollback is 502, slurmctld down 503", async () => {
+    // Prepare
+    const { call, actions } = await start();
+
+    // Act
+    const set = await call("POST", "/v1/partitions", JSON.stringify({ partitions: [{ name: "gpu" }] }));
+    const hostile = await call(
+      "POST",
+      "/v1/partitions",
+      JSON.stringify({ partitions: [{ name: "a\nX=1" }] }),
+    );
+    const wrongMethod = await call("GET", "/v1/partitions");
+    actions.failWith = new PartitionRollbackError("scontrol reconfigure failed, slurm.conf rolled back");
+    const refused = await call("POST", "/v1/partitions", JSON.stringify({ partitions: [{ name: "gpu" }] }));
+    actions.failWith = new PartitionRollbackError("rolled back", {
+      cause: new SlurmUnavailableError("down"),
+    });
+    const down = await call("POST", "/v1/partitions", JSON.stringify({ partitions: [{ name: "gpu" }] }));
+
+    // Assess
+    expect(set).toEqual({
+      status: 200,
+      body: { ok: true, partitions: ["gpu"], added: [], removed: [], changed: true },
+    });
+    expect(hostile.status).toBe(400);
+    expect(String(hostile.body.error)).toContain("partitions[0].name");
+    expect(wrongMethod.status).toBe(405);
+    expect(refused).toMatchObject({ status: 502, body: { rolledBack: true } });
+    expect(down).toMatchObject({ status: 503, body: { rolledBack: true } });
+    expect(actions.calls).toEqual(["partitions gpu"]);
   });
 
   it("job notes: Slurm refusing one is 502 after the others are written; slurmctld down is 503", async () => {

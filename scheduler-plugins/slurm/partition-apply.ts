@@ -1,0 +1,97 @@
+import { randomBytes } from "node:crypto";
+import { copyFile, open, readFile, rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { type PartitionSpec, parsePartitionSpecs } from "../../lib/ports/agent-protocol.js";
+import { managedPartitions, rewritePartitionSection } from "./slurm-conf.js";
+
+/** Suffix of the copy of slurm.conf kept before each change: the rollback, and what a person restores. */
+export const PREVIOUS_CONF_SUFFIX = ".nowscale-prev";
+
+export interface PartitionApplyOptions {
+  /** The master's slurm.conf: SLURM_CONF, else /etc/slurm/slurm.conf. */
+  confPath: string;
+  /** `scontrol reconfigure`: resolves when slurmctld took the file, throws when it did not. */
+  reconfigure: () => Promise<void>;
+}
+
+export interface PartitionApplyResult {
+  /** The NowScale partitions the file declares now. */
+  partitions: string[];
+  added: string[];
+  removed: string[];
+  /** False when the file already said so: nothing written, no reconfigure. */
+  changed: boolean;
+}
+
+/** Reconfigure failed and the previous slurm.conf was put back (the cause is the reconfigure's error). */
+export class PartitionRollbackError extends Error {
+  override readonly name = "PartitionRollbackError";
+}
+
+/**
+ * Makes the NowScale partitions of the master's slurm.conf exactly `specs` (`set-partitions`): checks
+ * them (TypeError naming the field, file untouched), rewrites the partition section
+ * (rewritePartitionSection: the same renderer as the master's bootstrap), keeps the current file as
+ * `<conf>.nowscale-prev`, writes the new one atomically (temporary file, fsync, rename, fsync of the
+ * directory) and runs `scontrol reconfigure`. When reconfigure fails the previous file is put back the same
+ * way, reconfigure is tried once more (so slurmctld and the file agree) and PartitionRollbackError is
+ * thrown with the first failure as its cause. Idempotent: the same set twice writes nothing.
+ */
+export async function applyPartitions(
+  specs: readonly PartitionSpec[],
+  options: PartitionApplyOptions,
+): Promise<PartitionApplyResult> {
+  const wanted = parsePartitionSpecs([...specs]);
+  const current = await readFile(options.confPath, "utf8");
+  const next = rewritePartitionSection(current, wanted);
+  const before = managedPartitions(current);
+  const after = managedPartitions(next);
+  const result = {
+    partitions: after,
+    added: after.filter((p) => !before.includes(p)),
+    removed: before.filter((p) => !after.includes(p)),
+  };
+  if (next === current) return { ...result, changed: false };
+  const previous = `${options.confPath}${PREVIOUS_CONF_SUFFIX}`;
+  await atomicWrite(previous, current);
+  await atomicWrite(options.confPath, next);
+  try {
+    await options.reconfigure();
+  } catch (error) {
+    await atomicWrite(options.confPath, current);
+    // slurmctld may have read part of the new file before refusing it: let it read the old one again.
+    await options.reconfigure().catch(() => undefined);
+    const message = error instanceof Error ? error.message : String(error);
+    throw new PartitionRollbackError(
+      `scontrol reconfigure failed, slurm.conf rolled back to the previous file: ${message.slice(0, 300)}`,
+      { cause: error },
+    );
+  }
+  return { ...result, changed: true };
+}
+
+/** Temporary file beside the target (same file system), fsync, rename over it, fsync of the directory. */
+async function atomicWrite(path: string, text: string): Promise<void> {
+  const temporary = `${path}.tmp-${randomBytes(6).toString("hex")}`;
+  try {
+    // The mode of the file it replaces (slurm.conf is world-readable: every client reads it).
+    await copyFile(path, temporary).catch(() => undefined);
+    const file = await open(temporary, "w", 0o644);
+    try {
+      await file.writeFile(text, "utf8");
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  const dir = await open(dirname(path), "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
