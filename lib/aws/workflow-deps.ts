@@ -30,6 +30,7 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
   const documentName = env[WORKFLOW_ENV.agentDocumentName];
   const bundleUrl = env[WORKFLOW_ENV.agentBundleUrl];
   const bundleSha256 = env[WORKFLOW_ENV.agentBundleSha256];
+  const wakeEventBus = env[WORKFLOW_ENV.wakeEventBus];
   return {
     store: new StateStoreLifecycleStore(store, clock),
     resources: new AwsClusterResources({ region, kmsKeyId: requireEnv(WORKFLOW_ENV.secretsKmsKeyArn, env) }),
@@ -55,5 +56,6 @@ export function awsLifecycleDeps(env: NodeJS.ProcessEnv = process.env): Lifecycl
     ...(bundleUrl === undefined || bundleSha256 === undefined
       ? {}
       : { agentBundle: { url: bundleUrl, sha256: bundleSha256 } }),
+    ...(wakeEventBus === undefined || wakeEventBus === "" ? {} : { wakeEventBus }),
   };
 }

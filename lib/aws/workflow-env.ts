@@ -10,6 +10,8 @@ export const WORKFLOW_ENV = {
   /** The agent bundle's S3 URL (the stack's asset, lib/infra/agent-bundle.ts) and its SHA-256. */
   agentBundleUrl: "NOWSCALE_AGENT_BUNDLE_URL",
   agentBundleSha256: "NOWSCALE_AGENT_BUNDLE_SHA256",
+  /** Optional: the stack's wake bus, where the master's watcher puts its wakes (lib/ports/wake.ts). */
+  wakeEventBus: "NOWSCALE_WAKE_EVENT_BUS",
   /** Optional: the stack's agent document, for the health check over SSM (lib/infra/agent-document.ts). */
   agentDocumentName: "NOWSCALE_AGENT_DOCUMENT_NAME",
 } as const;

@@ -134,6 +134,7 @@ export async function launchMaster(
     queues: request.autoscaling.queueConfigs.map((q) => ({ name: q.queueName })),
     agentPort: request.master.agentPort,
     ...bundle,
+    ...(deps.wakeEventBus === undefined ? {} : { wakeEventBus: deps.wakeEventBus }),
     // The control plane reaches the agent through SSM Run Command; Debian's images have no SSM agent.
     installSsmAgent: true,
   });
