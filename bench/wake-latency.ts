@@ -38,6 +38,8 @@ export interface WakeLatencyOptions {
 }
 
 export interface WakeLatencyResult {
+  /** The local mode's state directory (removed by `local down`; its logs stay). */
+  stateDir: string;
   wake: boolean;
   intervalSeconds: number;
   samplesMs: number[];
@@ -113,7 +115,8 @@ export async function measureWakeLatency(o: WakeLatencyOptions): Promise<WakeLat
     log(`cluster ${clusterId} RUNNING; interval ${o.intervalSeconds} s, wake ${o.wake}`);
     const timeoutMs = o.timeoutMs ?? 2 * o.intervalSeconds * 1000 + 30_000;
     for (let i = 0; i < o.samples; i++) {
-      await sleep(Math.random() * (o.maxJitterMs ?? o.intervalSeconds * 1000));
+      const jitter = Math.round(Math.random() * (o.maxJitterMs ?? o.intervalSeconds * 1000));
+      await sleep(jitter);
       const before = launchCalls(paths.supervisorLog).length;
       const r = await runCommand(
         "sbatch",
@@ -130,7 +133,10 @@ export async function measureWakeLatency(o: WakeLatencyOptions): Promise<WakeLat
       if (call === undefined)
         throw new Error(`no launch call within ${timeoutMs / 1000} s of job ${r.stdout.trim()}`);
       samplesMs.push(call - submitted);
-      log(`sample ${i + 1}: job ${r.stdout.trim()} → launch call in ${call - submitted} ms`);
+      log(
+        `sample ${i + 1}: waited ${jitter} ms, job ${r.stdout.trim()} submitted ${new Date(submitted).toISOString()}` +
+          ` → launch call in ${call - submitted} ms`,
+      );
     }
     await runCommand("scancel", ["--user", "root"], { env, timeoutMs: 30_000 });
   } finally {
@@ -138,6 +144,7 @@ export async function measureWakeLatency(o: WakeLatencyOptions): Promise<WakeLat
   }
   const sorted = [...samplesMs].sort((a, b) => a - b);
   return {
+    stateDir,
     wake: o.wake,
     intervalSeconds: o.intervalSeconds,
     samplesMs,
