@@ -42,6 +42,8 @@ export function startScalerLoop(
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let current: Promise<void> = Promise.resolve();
+  /** When the next scheduled tick is due: woken cycles never push it back (the schedule is the safety net). */
+  let nextTickAt = Date.now() + intervalMs;
   /** Clusters whose wake was honoured and whose cycle has not run since. */
   const woken = new Set<string>();
   // One poll per cycle here, so the two reports a shrink needs span two cycles: keep the memory between them.
@@ -127,15 +129,17 @@ export function startScalerLoop(
     current = work()
       .catch((error: unknown) => log(`scaler error: ${(error as Error).message}`.slice(0, 1000)))
       .finally(() => {
+        // The interval runs from the end of a scheduled tick, as before wakes existed.
+        if (work === tick) nextTickAt = Date.now() + intervalMs;
         running = false;
         schedule();
       });
   };
   const schedule = () => {
     if (stopped) return;
-    // A wake that came during the work runs now; otherwise the next tick comes after the interval.
+    // A wake that came during the work runs now; otherwise the scheduled tick when it is due.
     if (woken.size > 0) run(wokenTick);
-    else timer = setTimeout(() => run(tick), intervalMs);
+    else timer = setTimeout(() => run(tick), Math.max(0, nextTickAt - Date.now()));
   };
   schedule();
   return {
