@@ -1,20 +1,25 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { SIMPLE_NAME } from "../lib/core/names.js";
 import {
   type JobNote,
   type PlaceholderSpec,
   parseJobNotes,
   parsePlaceholderSpecs,
 } from "../lib/ports/agent-protocol.js";
+import { systemClock } from "../lib/ports/clock.js";
+import { DEFAULT_WAKE_DEBOUNCE_MS, DEFAULT_WATCH_INTERVAL_MS } from "../lib/ports/wake.js";
 import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../scheduler-plugins/slurm/collect.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import { collectSlurmSetup } from "../scheduler-plugins/slurm/setup.js";
+import { defaultCredentials, EventBridgeWaker } from "./events.js";
 import { installOptions, runInstall } from "./install.js";
 import { loadKey } from "./key.js";
 import { answerSetPartitions, applyJobNotes, createAgentServer } from "./server.js";
 import { AGENT_VERSION } from "./version.js";
+import { runWatch } from "./watch.js";
 
 const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm master
 
@@ -52,6 +57,12 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
       Readies an existing master for attach (docs/attach.md): installs this bundle, the signing key and
       the systemd unit, starts the agent, and prints the slurm.conf lines the partitions still need.
       Exit 0 ready, 3 slurm.conf needs the printed lines, 2 slurmctld did not answer, 64 bad usage.
+  nowscale-agent watch --cluster-id ID --event-bus NAME --region REGION [--endpoint-url URL]
+                       [--interval SECONDS] [--debounce SECONDS]
+      Reads the pending job ids every --interval (2) seconds and, when new ones appear, wakes the scaler:
+      one EventBridge event (source nowscale.agent) on the bus, at most one per --debounce (5) seconds.
+      Credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the instance role (IMDSv2).
+      Runs until SIGTERM; exit 64 on bad usage.
 
 Slurm's commands honour SLURM_CONF. --slurm-bin DIR runs squeue/sinfo/scontrol from DIR.`;
 
@@ -127,6 +138,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(body)}\n`);
     return status === 200 ? 0 : status === 400 ? 64 : status === 503 ? 2 : 1;
   }
+  if (command === "watch") return watch(client, values);
   if (command === "serve") {
     const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
     const m = /^(.*):(\d{1,5})$/.exec(listen);
@@ -196,10 +208,75 @@ function parse(argv: string[]) {
       root: { type: "string" },
       "no-start": { type: "boolean" },
       bundle: { type: "string" },
+      "cluster-id": { type: "string" },
+      "event-bus": { type: "string" },
+      region: { type: "string" },
+      "endpoint-url": { type: "string" },
+      interval: { type: "string" },
+      debounce: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },
   });
+}
+
+/** An EventBridge bus name or ARN (EventBridge's own pattern, with ':' for an ARN). */
+const BUS_NAME = /^[A-Za-z0-9._/:-]{1,1600}$/;
+const REGION = /^[a-z0-9-]{1,32}$/;
+
+/** `watch`: the pending-job watcher that wakes the scaler (agent/watch.ts); runs until SIGTERM. */
+async function watch(client: SlurmClient, values: ReturnType<typeof parse>["values"]): Promise<number> {
+  const clusterId = values["cluster-id"] ?? "";
+  const bus = values["event-bus"] ?? "";
+  const region = values.region ?? process.env.AWS_REGION ?? "";
+  const intervalS = Number(values.interval ?? DEFAULT_WATCH_INTERVAL_MS / 1000);
+  const debounceS = Number(values.debounce ?? DEFAULT_WAKE_DEBOUNCE_MS / 1000);
+  const problems = [
+    SIMPLE_NAME.test(clusterId) ? "" : "--cluster-id must be a cluster id",
+    BUS_NAME.test(bus) ? "" : "--event-bus must be an event bus name or ARN",
+    REGION.test(region) ? "" : "--region (or AWS_REGION) must be a region such as eu-west-1",
+    intervalS >= 0.5 && intervalS <= 60 ? "" : "--interval must be 0.5 to 60 seconds",
+    debounceS >= 1 && debounceS <= 600 ? "" : "--debounce must be 1 to 600 seconds",
+  ].filter(Boolean);
+  let waker: EventBridgeWaker | undefined;
+  if (problems.length === 0) {
+    try {
+      waker = new EventBridgeWaker({
+        clusterId,
+        busName: bus,
+        region,
+        credentials: defaultCredentials(),
+        ...(values["endpoint-url"] === undefined ? {} : { endpoint: values["endpoint-url"] }),
+      });
+    } catch (error) {
+      problems.push(`--endpoint-url: ${(error as Error).message}`);
+    }
+  }
+  if (problems.length > 0 || waker === undefined) {
+    process.stderr.write(`${problems.join("\n")}\n\n${USAGE}\n`);
+    return 64;
+  }
+  const log = (entry: Record<string, unknown>) =>
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  log({ msg: "watching", clusterId, bus, region, intervalS, debounceS, agentVersion: AGENT_VERSION });
+  const w = waker;
+  await runWatch({
+    read: () => client.pendingJobIds(),
+    wake: () => w.wake(),
+    clock: systemClock,
+    intervalMs: intervalS * 1000,
+    debounceMs: debounceS * 1000,
+    log,
+    stopped: () => stopped,
+  });
+  return 0;
 }
 
 /**

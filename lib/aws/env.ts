@@ -50,6 +50,8 @@ export const WORKFLOW_ENV = {
   /** The agent bundle's S3 URL (the stack's asset, lib/infra/agent-bundle.ts) and its SHA-256. */
   agentBundleUrl: "NOWSCALE_AGENT_BUNDLE_URL",
   agentBundleSha256: "NOWSCALE_AGENT_BUNDLE_SHA256",
+  /** Optional: the stack's wake bus, where the master's watcher puts its wakes (lib/ports/wake.ts). */
+  wakeEventBus: "NOWSCALE_WAKE_EVENT_BUS",
   /** Optional: the stack's agent document, for the health check over SSM (lib/infra/agent-document.ts). */
   agentDocumentName: "NOWSCALE_AGENT_DOCUMENT_NAME",
 } as const;
@@ -167,6 +169,8 @@ export interface WorkflowTaskEnv extends ClusterAccessEnv {
   nodeInstanceProfileArn: string;
   agentDocumentName?: string;
   agentBundle?: { url: string; sha256: string };
+  /** The stack's wake bus, rendered into the master's boot script for its watcher. */
+  wakeEventBus?: string;
 }
 
 /** One schema per function kind, each the common part plus its own; the output is what the code reads. */
@@ -195,6 +199,7 @@ const SCHEMAS = {
       [WORKFLOW_ENV.agentDocumentName]: optional,
       [WORKFLOW_ENV.agentBundleUrl]: optional,
       [WORKFLOW_ENV.agentBundleSha256]: optional,
+      [WORKFLOW_ENV.wakeEventBus]: optional,
     })
     .transform((e): WorkflowTaskEnv => {
       const url = e[WORKFLOW_ENV.agentBundleUrl];
@@ -205,6 +210,7 @@ const SCHEMAS = {
         nodeInstanceProfileArn: e[WORKFLOW_ENV.nodeInstanceProfileArn],
         ...given("agentDocumentName", e[WORKFLOW_ENV.agentDocumentName]),
         ...(url === undefined || sha256 === undefined ? {} : { agentBundle: { url, sha256 } }),
+        ...given("wakeEventBus", e[WORKFLOW_ENV.wakeEventBus]),
       };
     }),
 };

@@ -50,5 +50,6 @@ export function awsLifecycleDeps(env: WorkflowTaskEnv): LifecycleDeps {
     controlPlane: { store, runtime: awsControlRuntime(env).runtime },
     images: new AwsDefaultImages(new EC2Client({ region }), ssm),
     ...(env.agentBundle === undefined ? {} : { agentBundle: env.agentBundle }),
+    ...(env.wakeEventBus === undefined ? {} : { wakeEventBus: env.wakeEventBus }),
   };
 }

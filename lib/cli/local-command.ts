@@ -53,6 +53,7 @@ export function registerLocal(program: Command): void {
         String(DEFAULT_SETTINGS.scalerIntervalSeconds),
       )
       .option("--boot-delay <ms>", "simulated boot time of a node", String(DEFAULT_SETTINGS.bootDelayMs))
+      .option("--no-wake", "poll every --interval only: the agent does not wake the scaler on new jobs")
       .option("--timeout <seconds>", "how long to wait for the start", "180");
 
   withUpOptions(local.command("up"))
@@ -131,6 +132,7 @@ function settingsFrom(opts: Record<string, string | boolean | undefined>): Local
       subnet: String(opts.subnet),
       scalerIntervalSeconds: Number(opts.interval),
       bootDelayMs: Number(opts.bootDelay),
+      wake: opts.wake !== false,
     });
   } catch (error) {
     if (error instanceof TypeError) throw new UsageError(error.message);

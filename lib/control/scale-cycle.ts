@@ -48,6 +48,11 @@ export interface ScaleCycleDeps {
   cluster?: ClusterRecord;
   /** Shrink decisions carried over from the cluster's previous cycle. @default a new, empty memory */
   shrinkMemory?: ShrinkMemory;
+  /**
+   * The wait between two polls; resolving before `pollMs` polls early (a wake: lib/control/wake.ts).
+   * @default clock.sleep(pollMs)
+   */
+  betweenPolls?: (pollMs: number) => Promise<void>;
 }
 
 export interface ScaleCycleOptions {
@@ -151,7 +156,7 @@ export async function runScaleCycle(
         agreed,
       });
       if (clock.now() + pollMs - started > windowMs) break;
-      await clock.sleep(pollMs);
+      await (deps.betweenPolls?.(pollMs) ?? clock.sleep(pollMs));
       await holder.renew();
     }
   } catch (error) {

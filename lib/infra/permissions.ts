@@ -329,3 +329,22 @@ export function launchIntoAttachedGroupsStatement(scope: Construct): iam.PolicyS
     conditions: { StringEquals: { [`aws:ResourceTag/${ATTACH_TAG}`]: "true" } },
   });
 }
+
+/**
+ * The master's wake (lib/ports/wake.ts): PutEvents on the stack's wake bus only, and only events with the
+ * wake's source and detail-type, so a master's credentials cannot put anything else anywhere. Both keys
+ * hold the values of every entry of the call (IAM's ArrayOfString): ForAllValues makes every entry a
+ * wake, and Null false refuses a call where they are absent (ForAllValues alone holds for an empty set).
+ * What a wake names stays untrusted: the scaler treats it as a hint (lib/control/wake.ts).
+ */
+export function wakeStatement(busArn: string, source: string, detailType: string): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "WakeOwnScalerOnly",
+    actions: ["events:PutEvents"],
+    resources: [busArn],
+    conditions: {
+      "ForAllValues:StringEquals": { "events:source": [source], "events:detail-type": [detailType] },
+      Null: { "events:source": "false", "events:detail-type": "false" },
+    },
+  });
+}

@@ -6,6 +6,7 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type { Construct } from "constructs";
 import { CONTROL_ENV, WORKFLOW_ENV } from "../aws/env.js";
+import { WAKE_DETAIL_TYPE, WAKE_SOURCE } from "../ports/wake.js";
 import { AgentBundle } from "./agent-bundle.js";
 import { AgentDocument } from "./agent-document.js";
 import { NowScaleApi } from "./api.js";
@@ -24,6 +25,7 @@ import {
   networkStatements,
   terminateComputesStatement,
   terminateTaggedStatement,
+  wakeStatement,
 } from "./permissions.js";
 import { NowScaleTables } from "./tables.js";
 import { NowScaleWorkflows } from "./workflows.js";
@@ -104,6 +106,12 @@ export class NowScaleStack extends Stack {
       "accessKeySecret",
     );
 
+    // Event-driven scale-out: the masters' watchers put their wakes here, and only here (docs/deploy.md).
+    const wakeBus = new events.EventBus(this, "WakeBus", {
+      description: "NowScale: wakes from the masters' agents (new pending jobs)",
+    });
+    masterRole.role.addToPolicy(wakeStatement(wakeBus.eventBusArn, WAKE_SOURCE, WAKE_DETAIL_TYPE));
+
     const agentDocument = new AgentDocument(this, "AgentDocument");
     const agentBundle = new AgentBundle(this, "AgentBundle");
     agentBundle.grantRead(masterRole.role);
@@ -132,6 +140,7 @@ export class NowScaleStack extends Stack {
         [WORKFLOW_ENV.agentDocumentName]: agentDocument.documentName,
         [WORKFLOW_ENV.agentBundleUrl]: agentBundle.url,
         [WORKFLOW_ENV.agentBundleSha256]: agentBundle.sha256,
+        [WORKFLOW_ENV.wakeEventBus]: wakeBus.eventBusName,
       },
     });
     const workflows = new NowScaleWorkflows(this, "Workflows", { ...common, taskFunction: workflowTask });
@@ -225,6 +234,24 @@ export class NowScaleStack extends Stack {
       description: "NowScale: reconcile records and clouds",
       schedule: events.Schedule.rate(Duration.minutes(props.reconcilerIntervalMinutes ?? 2)),
       targets: [new targets.LambdaFunction(reconciler, { retryAttempts: 0 })],
+    });
+
+    // A wake runs the woken cluster's cycle at once (or makes the running one poll now); the minute's
+    // schedule above stays the safety net, so a wake EventBridge could not deliver is not retried.
+    new events.Rule(this, "WakeRule", {
+      description: "NowScale: a master's agent saw new pending jobs: scale its cluster now",
+      eventBus: wakeBus,
+      eventPattern: { source: [WAKE_SOURCE], detailType: [WAKE_DETAIL_TYPE] },
+      targets: [
+        new targets.LambdaFunction(scaler, {
+          event: events.RuleTargetInput.fromObject({
+            clusterId: events.EventField.fromPath("$.detail.clusterId"),
+            wake: true,
+          }),
+          retryAttempts: 0,
+          maxEventAge: Duration.seconds(60),
+        }),
+      ],
     });
 
     const restApi = new NowScaleApi(this, "Api", { ...common, handler: api });

@@ -4,6 +4,7 @@ import { createApiHandler } from "../control/api/handler.js";
 import type { ApiDeps } from "../control/api/routes.js";
 import { type Access, type ApiAuth, bearer, LOGIN_CODES_PATH, SESSIONS_PATH } from "./api-auth.js";
 import { type ProxyHandler, sendJson, serveThroughHandler } from "./api-gateway.js";
+import { LOCAL_EVENTS_PATH, type LocalEventBus } from "./event-bus.js";
 import type { StatusSnapshot } from "./status.js";
 import { statusPageHtml } from "./status-page.js";
 
@@ -16,7 +17,9 @@ import { statusPageHtml } from "./status-page.js";
  * Every request is authenticated first (lib/local/api-auth.ts), before its body is read: the API token
  * for everything, a page session for GET /status.json only. Without a valid credential the answer is
  * 401, with a page session on any other route 403, and nothing runs. Only the page's HTML (GET /, static,
- * no data) and the trade of a one-time login code for a page session are open.
+ * no data) and the trade of a one-time login code for a page session are open. The local wake bus
+ * (POST /local/events, lib/local/event-bus.ts) authenticates its own callers (SigV4, the watcher's
+ * credentials) and can do nothing but wake the scaler.
  */
 export async function startApiServer(
   deps: ApiDeps,
@@ -24,11 +27,12 @@ export async function startApiServer(
   log: (line: string) => void,
   auth: ApiAuth,
   status?: () => Promise<StatusSnapshot>,
+  events?: LocalEventBus,
 ): Promise<Server> {
   // The deployed API's handler (middy, Powertools logger), built with the local dependencies.
   const handler = createApiHandler(deps, new Logger({ serviceName: "nowscale-local-api", logLevel: "WARN" }));
   const server = createServer((req, res) => {
-    serve(handler, auth, req, res, log, status).catch((error: unknown) => {
+    serve(handler, auth, req, res, log, status, events).catch((error: unknown) => {
       log(`api error on ${req.method} ${safePath(req)}: ${(error as Error).message}`.slice(0, 1000));
       if (!res.headersSent) sendJson(res, 500, { error: "internal error (see the local mode's log)" });
       else res.end();
@@ -60,6 +64,7 @@ async function serve(
   res: ServerResponse,
   log: (line: string) => void,
   status?: () => Promise<StatusSnapshot>,
+  events?: LocalEventBus,
 ): Promise<void> {
   const page = new URL(req.url ?? "/", "http://localhost").pathname;
   const method = req.method ?? "GET";
@@ -84,6 +89,10 @@ async function serve(
     }
     res.setHeader("cache-control", "no-store");
     sendJson(res, 201, { session });
+    return;
+  }
+  if (events !== undefined && page === LOCAL_EVENTS_PATH) {
+    await events.handle(req, res);
     return;
   }
   const access: Access = auth.access(req);

@@ -50,10 +50,17 @@ export interface LocalControlPlane {
   close(): Promise<void>;
 }
 
+/** What the supervisor does when the master changes hands (start and stop the agent's watcher). */
+export interface LocalMasterEvents {
+  claimed(clusterId: string): Promise<void>;
+  released(clusterId: string): Promise<void>;
+}
+
 export async function startLocalControlPlane(
   settings: LocalSettings,
   testbed: Testbed,
   log: (line: string) => void,
+  master?: LocalMasterEvents,
 ): Promise<LocalControlPlane> {
   const paths = localPaths(settings.stateDir);
   const clock = systemClock;
@@ -84,6 +91,18 @@ export async function startLocalControlPlane(
       const cluster = await store.getCluster(clusterId);
       if (cluster !== undefined) await setSlurmQueues(testbed, cluster, log);
     },
+    ...(master === undefined
+      ? {}
+      : {
+          masterClaimed: (id: string) => master.claimed(id),
+          masterReleased: (id: string) => master.released(id),
+        }),
+    // One line per compute launch call: when the launch reached the provider (docs/local-mode.md measures
+    // submit → launch call from it).
+    computeLaunch: (request) =>
+      log(
+        `launch call: ${request.clusterId} queue ${request.queue} count ${request.count} round ${request.round}`,
+      ),
   });
   const runtime = async (cluster: ClusterRecord) => ({
     provider: cloud as CloudProvider,

@@ -14,6 +14,12 @@ export interface LocalMasterHooks {
   prepareMaster(clusterId: string): Promise<void>;
   /** The agent's address as the master's private IP. */
   agentAddress: string;
+  /** Called once the master is the cluster's (as a cloud master's boot starts its services). */
+  masterClaimed?(clusterId: string): Promise<void>;
+  /** Called when the cluster's master is terminated (released). */
+  masterReleased?(clusterId: string): Promise<void>;
+  /** Called as a compute launch reaches the local provider (the moment of the cloud's RunInstances). */
+  computeLaunch?(request: LaunchRequest): void;
 }
 
 export function masterInstanceId(clusterId: string): string {
@@ -39,7 +45,10 @@ export class LocalCloud implements CloudProvider {
   }
 
   async launch(request: LaunchRequest): Promise<LaunchResult> {
-    if (request.queue !== MASTER_QUEUE) return this.computes.launch(request);
+    if (request.queue !== MASTER_QUEUE) {
+      this.hooks.computeLaunch?.(request);
+      return this.computes.launch(request);
+    }
     const holder = this.master?.clusterId;
     if (holder !== undefined && holder !== request.clusterId) {
       throw new InvalidRequestError(
@@ -61,13 +70,17 @@ export class LocalCloud implements CloudProvider {
         queue: MASTER_QUEUE,
         tags: { ...request.tags, ...instanceTags(request.clusterId, MASTER_QUEUE) },
       };
+      await this.hooks.masterClaimed?.(request.clusterId);
     }
     return { instances: [{ ...this.master }], failures: [], unreleased: [] };
   }
 
   async terminate(instanceIds: readonly string[]): Promise<void> {
-    const masterId = this.master?.id;
-    if (masterId !== undefined && instanceIds.includes(masterId)) this.master = undefined;
+    const master = this.master;
+    if (master !== undefined && instanceIds.includes(master.id)) {
+      this.master = undefined;
+      if (master.clusterId !== undefined) await this.hooks.masterReleased?.(master.clusterId);
+    }
     const computes = instanceIds.filter((id) => !id.startsWith("local-master-"));
     if (computes.length > 0) await this.computes.terminate(computes);
   }

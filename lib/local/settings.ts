@@ -22,6 +22,11 @@ export interface LocalSettings {
   scalerIntervalSeconds: number;
   /** Simulated boot time of a local instance (ms). */
   bootDelayMs: number;
+  /**
+   * The agent's watcher wakes the scaler through the local bus when jobs are submitted (event-driven
+   * scale-out). False: polling every `scalerIntervalSeconds` only. Absent (an older state file): true.
+   */
+  wake?: boolean;
 }
 
 export const DEFAULT_STATE_DIR = "/var/tmp/nowscale-local";
@@ -35,6 +40,7 @@ export const DEFAULT_SETTINGS: Omit<LocalSettings, "stateDir"> = {
   subnet: "192.168.250",
   scalerIntervalSeconds: 2,
   bootDelayMs: 1000,
+  wake: true,
 };
 
 const PREFIX = /^[a-z][a-z0-9]{0,5}-$/;
@@ -63,6 +69,7 @@ export function checkSettings(s: LocalSettings): LocalSettings {
     throw new TypeError("scalerIntervalSeconds must be 1 to 300");
   if (!(Number.isInteger(s.bootDelayMs) && s.bootDelayMs >= 0 && s.bootDelayMs <= 600_000))
     throw new TypeError("bootDelayMs must be 0 to 600000");
+  if (s.wake !== undefined && typeof s.wake !== "boolean") throw new TypeError("wake must be true or false");
   return s;
 }
 
@@ -74,6 +81,8 @@ export function localPaths(stateDir: string) {
     logDir: join(stateDir, "logs"),
     supervisorLog: join(stateDir, "logs", "supervisor.log"),
     agentLog: join(stateDir, "logs", "agent.log"),
+    /** The agent's watcher (`nowscale-agent watch`), while a cluster holds the master. */
+    watcherLog: join(stateDir, "logs", "agent-watch.log"),
     agentKey: join(stateDir, "agent.key"),
     /** The local API's bearer token (0600, root only; lib/local/api-auth.ts). */
     apiToken: join(stateDir, "api.token"),

@@ -13,6 +13,8 @@ export interface LocalState {
   /** The background process that runs the API, the scaler loop and the workflows. */
   supervisorPid: number;
   agentPid?: number;
+  /** The agent's watcher, while a cluster holds the master (settings.wake). */
+  watcherPid?: number;
   /** dynalite's endpoint (in the supervisor's process; a Unix socket only root may reach). */
   dynamoEndpoint?: string;
   /** Why the start failed (phase failed). */

@@ -16,11 +16,18 @@ import {
   type LocalControlPlane,
   startLocalControlPlane,
 } from "./control-plane.js";
-import { startScalerLoop } from "./scaler-loop.js";
+import {
+  LOCAL_BUS_NAME,
+  LOCAL_EVENTS_PATH,
+  LOCAL_EVENTS_REGION,
+  type LocalBusCredentials,
+  LocalEventBus,
+} from "./event-bus.js";
+import { type ScalerLoop, startScalerLoop } from "./scaler-loop.js";
 import { bridgeName, type LocalSettings, localPaths } from "./settings.js";
 import { isOurProcess, type LocalState, readLocalState, writeLocalState } from "./state-file.js";
 import { StatusSampler } from "./status.js";
-import { tearDownLocal } from "./teardown.js";
+import { AGENT_MARKER, stopProcess, tearDownLocal } from "./teardown.js";
 
 /** The marker in the supervisor's command line (`nowscale local supervise ...`). */
 export const SUPERVISOR_MARKER = "local supervise";
@@ -55,14 +62,14 @@ export async function runSupervisor(settings: LocalSettings): Promise<number> {
 
   let cp: LocalControlPlane | undefined;
   let server: Server | undefined;
-  let stopScaler: (() => Promise<void>) | undefined;
+  let loop: ScalerLoop | undefined;
   let sampler: StatusSampler | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       log("stopping");
       await writeLocalState({ ...state, phase: "stopping" }).catch(() => undefined);
-      await stopScaler?.().catch(() => undefined);
+      await loop?.stop().catch(() => undefined);
       sampler?.stop();
       if (server !== undefined) {
         server.closeAllConnections();
@@ -102,8 +109,38 @@ export async function runSupervisor(settings: LocalSettings): Promise<number> {
     await writeLocalState(state);
     await waitForAgent(settings);
 
+    // The wake path (docs/local-mode.md): the local stand-in of the master's role credentials, the bus
+    // that checks them, and the agent's watcher, started when a cluster claims the master.
+    const wake = settings.wake !== false;
+    const credentials: LocalBusCredentials = {
+      accessKeyId: `AKIALOCAL${randomBytes(6).toString("hex").toUpperCase()}`,
+      secretAccessKey: randomBytes(30).toString("base64"),
+    };
+    const bus = wake
+      ? new LocalEventBus({
+          credentials,
+          onWake: (detail) => {
+            loop?.wake(detail).catch((error: unknown) => log(`wake error: ${(error as Error).message}`));
+          },
+        })
+      : undefined;
+    const master = {
+      claimed: async (clusterId: string) => {
+        if (!wake) return;
+        await stopProcess(state.watcherPid, AGENT_MARKER);
+        state.watcherPid = startWatcher(settings, testbed.env, clusterId, credentials);
+        await writeLocalState(state);
+        log(`agent watcher started for ${clusterId} (pid ${state.watcherPid})`);
+      },
+      released: async () => {
+        await stopProcess(state.watcherPid, AGENT_MARKER);
+        delete state.watcherPid;
+        await writeLocalState(state);
+      },
+    };
+
     log("step: starting dynalite and the control plane");
-    cp = await startLocalControlPlane(settings, testbed, log);
+    cp = await startLocalControlPlane(settings, testbed, log, master);
     state.dynamoEndpoint = cp.dynamoEndpoint;
 
     log(`step: starting the API on http://127.0.0.1:${settings.apiPort}`);
@@ -112,8 +149,8 @@ export async function runSupervisor(settings: LocalSettings): Promise<number> {
     const status = sampler;
     // A new token at each start (never logged): the CLI reads it from the file, the browser gets a link.
     const auth = new ApiAuth(await writeApiToken(settings.stateDir));
-    server = await startApiServer(cp.api, settings.apiPort, log, auth, () => status.current());
-    stopScaler = startScalerLoop(cp, settings.scalerIntervalSeconds * 1000, log);
+    server = await startApiServer(cp.api, settings.apiPort, log, auth, () => status.current(), bus);
+    loop = startScalerLoop(cp, settings.scalerIntervalSeconds * 1000, log);
 
     state.phase = "ready";
     state.readyAt = Date.now();
@@ -170,6 +207,50 @@ function startAgent(settings: LocalSettings, env: NodeJS.ProcessEnv): number {
   );
   child.unref();
   if (child.pid === undefined) throw new Error("the agent did not start");
+  return child.pid;
+}
+
+/**
+ * The agent's watcher for the cluster holding the master (`nowscale-agent watch`, as the master's boot
+ * script starts it on AWS), sending its wakes to the local bus with the local credentials (in its
+ * environment only: never logged, readable by root alone in /proc).
+ */
+function startWatcher(
+  settings: LocalSettings,
+  env: NodeJS.ProcessEnv,
+  clusterId: string,
+  credentials: LocalBusCredentials,
+): number {
+  const paths = localPaths(settings.stateDir);
+  const out = openSync(paths.watcherLog, "a");
+  const { AWS_SESSION_TOKEN: _token, ...rest } = env;
+  const child = spawn(
+    process.execPath,
+    [
+      agentBundlePath(),
+      "watch",
+      "--cluster-id",
+      clusterId,
+      "--event-bus",
+      LOCAL_BUS_NAME,
+      "--region",
+      LOCAL_EVENTS_REGION,
+      "--endpoint-url",
+      `http://127.0.0.1:${settings.apiPort}${LOCAL_EVENTS_PATH}`,
+    ],
+    {
+      env: {
+        ...rest,
+        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      },
+      // Its own process group, as the agent's: teardown stops it by pid.
+      detached: true,
+      stdio: ["ignore", out, out],
+    },
+  );
+  child.unref();
+  if (child.pid === undefined) throw new Error("the agent's watcher did not start");
   return child.pid;
 }
 

@@ -34,13 +34,14 @@ export async function stopProcess(pid: number | undefined, marker: string, grace
 
 /**
  * Removes everything a local mode made, whatever state it was left in (also after a SIGKILL): the
- * agent, every namespace node with the prefix (their slurmd and jobs, veths, Slurm node entries),
+ * agent and its watcher, every namespace node with the prefix (their slurmd and jobs, veths, Slurm node entries),
  * slurmctld, munged, the bridge, then slurmctld's saved state, instance records, keys and token, sockets, lock and
  * state file. Logs stay under `logs/` (and `slurm/log/`). Idempotent.
  */
 export async function tearDownLocal(settings: LocalSettings, state?: LocalState): Promise<void> {
   const paths = localPaths(settings.stateDir);
   const agentPid = state?.agentPid ?? (await pidFrom(join(settings.stateDir, "agent.pid")));
+  await stopProcess(state?.watcherPid, AGENT_MARKER);
   await stopProcess(agentPid, AGENT_MARKER);
   await stopTestbed(localTestbed(settings));
   // Saved controller state would bring the dynamic nodes back on the next start.

@@ -151,6 +151,13 @@ export interface StateStore {
 
   /** Gives the lease up if `owner` still holds it; a lease already taken over is left alone. */
   releaseLease(lease: Lease): Promise<void>;
+
+  /**
+   * The lease as stored (its fence included, also once expired or released), undefined when it was never
+   * taken. A read that may lag a write by a moment (eventually consistent): for watching a fence grow
+   * (lib/control/wake.ts), never for deciding who holds a lease.
+   */
+  readLease(key: string): Promise<Lease | undefined>;
 }
 
 export type ClusterStatus = "CREATING" | "RUNNING" | "SLEEPING" | "DELETING" | "DELETED" | "FAILED";

@@ -706,6 +706,14 @@ export class DynamoStateStore implements StateStore {
     }
   }
 
+  async readLease(key: string): Promise<Lease | undefined> {
+    // Eventually consistent (half the read cost): a wake seen a moment late is still seen.
+    const out = await this.doc.send(new GetCommand({ TableName: this.t.leases, Key: { leaseKey: key } }));
+    const a = out.Item;
+    if (a === undefined) return undefined;
+    return { key, owner: String(a.owner), expiresAtMs: Number(a.expiresAtMs), fence: Number(a.fence) };
+  }
+
   // ── helpers ───────────────────────────────────────────────────────────────────────────────────────
 
   private async getIntent(clusterId: string, round: string): Promise<LaunchIntent | undefined> {

@@ -25,6 +25,7 @@ import {
   SCONTROL_PARTITIONS_ARGS,
 } from "./nodes.js";
 import { applyPartitions, type PartitionApplyResult } from "./partition-apply.js";
+import { PENDING_IDS_ARGS, parsePendingIds } from "./pending.js";
 import { placeholderChanges, placeholderCreateArgs } from "./placeholders.js";
 import { parseSqueueFormat, SQUEUE_FORMAT_ARGS } from "./squeue-format.js";
 import { parseSqueueJson } from "./squeue-json.js";
@@ -92,6 +93,11 @@ export class SlurmClient {
     }
     const result = await this.run("squeue", SQUEUE_FORMAT_ARGS);
     return { source, jobs: parseSqueueFormat(result.stdout) };
+  }
+
+  /** The ids of the pending jobs (pending.ts): one short squeue line each, for the agent's watcher. */
+  async pendingJobIds(): Promise<string[]> {
+    return parsePendingIds((await this.run("squeue", PENDING_IDS_ARGS)).stdout);
   }
 
   /** Every node slurmctld knows, once each. */

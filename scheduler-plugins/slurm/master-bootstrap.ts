@@ -17,6 +17,9 @@ import { renderSlurmConfParts } from "./slurm-conf.js";
  * The agent bundle comes from `agentUrl` (an https:// or s3:// URL; the stack's S3 asset by default,
  * lib/infra/agent-bundle.ts), checked against `agentSha256`, or is pre-installed in the image at
  * /opt/nowscale/nowscale-agent.js.
+ *
+ * With `wakeEventBus`, the agent's watcher (`nowscale-agent watch`, a unit of its own) wakes the scaler
+ * through that EventBridge bus when jobs are submitted (docs/agent.md); without it, polling alone.
  */
 
 const simpleName = simpleNameSchema;
@@ -54,6 +57,11 @@ export const masterBootstrapOptionsSchema = z.strictObject({
   agentSha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/, { error: "expected 64 lowercase hex digits" })
+    .optional(),
+  /** The stack's wake bus (name or ARN): the watcher puts its wakes there. @default no watcher */
+  wakeEventBus: z
+    .string()
+    .regex(/^[A-Za-z0-9._/:-]{1,1600}$/, { error: "expected an event bus name or ARN" })
     .optional(),
   /**
    * Install AWS's SSM agent when the image has none (Debian's images do not): the control plane reaches
@@ -234,6 +242,42 @@ else
   NOWSCALE_AGENT_LISTEN=0.0.0.0:${o.agentPort} NOWSCALE_AGENT_KEY_FILE=/etc/nowscale/agent.key \\
     NOWSCALE_AGENT_STATE_DIR=/var/lib/nowscale-agent SLURM_CONF=/etc/slurm/slurm.conf nohup "$NODE" /opt/nowscale/nowscale-agent.js serve >>/var/log/nowscale-agent.log 2>&1 &
 fi
-log "done"
+${o.wakeEventBus === undefined ? "" : watcherLines(o.clusterId, o.wakeEventBus, o.region)}log "done"
+`;
+}
+
+/**
+ * The agent's watcher (agent/watch.ts): a unit of its own, so a watcher that fails never takes the agent's
+ * API down with it. It reads squeue as root (SLURM_CONF) and signs its wakes with the instance role's
+ * credentials from the metadata service, which the lockdown above keeps for root.
+ */
+function watcherLines(clusterId: string, bus: string, region: string): string {
+  // Allow-listed by the schema and quoted again: systemd's ExecStart reads single quotes as the shell does.
+  const args = ["watch", "--cluster-id", clusterId, "--event-bus", bus, "--region", region]
+    .map(shellQuote)
+    .join(" ");
+  return `log "starting the agent's watcher (wakes the scaler on new jobs)"
+if command -v systemctl >/dev/null; then
+  cat > /etc/systemd/system/nowscale-agent-watch.service <<UNIT
+[Unit]
+Description=NowScale agent watcher (wakes the scaler when jobs are submitted)
+After=network-online.target slurmctld.service nowscale-agent.service
+[Service]
+Environment=SLURM_CONF=/etc/slurm/slurm.conf
+ExecStart=$NODE /opt/nowscale/nowscale-agent.js ${args}
+Restart=always
+RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+[Install]
+WantedBy=multi-user.target
+UNIT
+  systemctl daemon-reload
+  systemctl enable --now nowscale-agent-watch
+else
+  SLURM_CONF=/etc/slurm/slurm.conf nohup "$NODE" /opt/nowscale/nowscale-agent.js ${args} >>/var/log/nowscale-agent-watch.log 2>&1 &
+fi
 `;
 }

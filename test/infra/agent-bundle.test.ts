@@ -1,10 +1,13 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AGENT_TEST_NODE_VERSION, buildAgentBundle } from "../../agent/bundle.js";
 import { main } from "../../agent/main.js";
+import { LOCAL_BUS_NAME, LOCAL_EVENTS_REGION, LocalEventBus } from "../../lib/local/event-bus.js";
 import { parseReport } from "../../lib/ports/agent-report.js";
 import { DEFAULT_IMAGE_DISTRIBUTION } from "../../lib/providers/aws-ec2/index.js";
 import { renderMasterBootstrapScript } from "../../scheduler-plugins/slurm/master-bootstrap.js";
@@ -159,6 +162,59 @@ describe("the agent bundle under the default image's Node", () => {
       "update NodeName=n-1 State=DRAIN Reason=nowscale: idle\n",
     );
   });
+});
+
+describe("the agent's watcher in the bundle", () => {
+  it("THEN under that Node a new pending job becomes one signed wake that the SDK's signer verifies", async () => {
+    // Prepare: an squeue with one pending job, and the local mode's bus (which re-signs with @smithy)
+    const bin = join(work, "watch-bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "squeue"), "#!/bin/sh\necho 17\n");
+    chmodSync(join(bin, "squeue"), 0o755);
+    const credentials = { accessKeyId: "AKIABUNDLETEST", secretAccessKey: "bundle-secret-0123456789" };
+    const woken: unknown[] = [];
+    const bus = new LocalEventBus({ credentials, onWake: (detail) => woken.push(detail) });
+    const server = createServer((req, res) => void bus.handle(req, res));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/local/events`;
+
+    // Act
+    const child = spawn(
+      node18,
+      [
+        installed,
+        "watch",
+        "--cluster-id",
+        "c1",
+        "--event-bus",
+        LOCAL_BUS_NAME,
+        "--region",
+        LOCAL_EVENTS_REGION,
+      ].concat(["--endpoint-url", url, "--slurm-bin", bin]),
+      {
+        env: {
+          PATH: process.env.PATH ?? "",
+          AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+        },
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString("utf8");
+    });
+    const deadline = Date.now() + 15_000;
+    while (woken.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // Three more reads of the same job: still one wake.
+    await new Promise((r) => setTimeout(r, 6500));
+    child.kill("SIGTERM");
+    server.close();
+
+    // Assess
+    expect(woken, stderr).toEqual([{ clusterId: "c1" }]);
+    expect(stderr).toContain('"msg":"wake sent","newPendingJobs":1');
+    expect(stderr).not.toMatch(/Warning/);
+  }, 30_000);
 });
 
 describe("the master's boot script and the bundle's checksum", () => {

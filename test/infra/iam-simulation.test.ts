@@ -1,8 +1,11 @@
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { EventBridgeWaker } from "../../agent/events.js";
 import { FakeAgent, readySetup } from "../../lib/agent-channels/fake.js";
 import { CONTROL_ENV, lambdaEnv } from "../../lib/aws/env.js";
 import { fanOutScaler } from "../../lib/aws/fanout.js";
@@ -11,6 +14,7 @@ import { awsLifecycleDeps } from "../../lib/aws/workflow-deps.js";
 import { computeUserData } from "../../lib/control/compute-user-data.js";
 import { DEFAULT_IMAGE } from "../../lib/ports/cloud-provider.js";
 import type { ClusterRecord, StateStore } from "../../lib/ports/state-store.js";
+import { WAKE_DETAIL_TYPE, WAKE_SOURCE } from "../../lib/ports/wake.js";
 import { defaultImageParameter } from "../../lib/providers/aws-ec2/index.js";
 import { FakeClock } from "../../lib/providers/fake/index.js";
 import { createTables, TABLE_ENV, type TableNames } from "../../lib/state/tables.js";
@@ -24,6 +28,7 @@ import { ACCOUNT, AwsWorld, REGION, type RecordedCall } from "../support/aws-wor
 import { startDynalite } from "../support/dynalite.js";
 import {
   checkRequests,
+  eventBusArn,
   type IamRequest,
   iamRequestsFor,
   requiredResourceTypes,
@@ -146,6 +151,46 @@ function secretsReadBy(script: string): string[] {
     ),
   ];
   return found.map((m) => m[1] ?? "");
+}
+
+/**
+ * The watcher's wake as the master's boot script starts it: its `watch` arguments read from the rendered
+ * script, and the PutEvents request the real agent code (EventBridgeWaker) sends with them, captured at a
+ * local endpoint standing in for EventBridge.
+ */
+async function wakeCallOf(script: string): Promise<RecordedCall> {
+  const arg = (flag: string) => new RegExp(`'${flag}' '([^']+)'`).exec(script)?.[1];
+  const clusterId = arg("--cluster-id");
+  const bus = arg("--event-bus");
+  const region = arg("--region");
+  expect({ clusterId, bus, region }, "the master starts the watcher").toEqual({
+    clusterId: expect.any(String),
+    bus: expect.any(String),
+    region: REGION,
+  });
+  let body = "";
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      body = Buffer.concat(chunks).toString("utf8");
+      res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
+      res.end(JSON.stringify({ FailedEntryCount: 0, Entries: [{ EventId: "e-1" }] }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    await new EventBridgeWaker({
+      clusterId: clusterId ?? "",
+      busName: bus ?? "",
+      region: region ?? "",
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+      credentials: async () => ({ accessKeyId: "AKIAEXAMPLE", secretAccessKey: "secret" }),
+    }).wake();
+  } finally {
+    server.close();
+  }
+  return { service: "events", command: "PutEvents", input: JSON.parse(body), touched: [], secrets: [] };
 }
 
 /** The cluster's runtime ports, as the scaler, reconciler and API Lambdas build them, exercised whole. */
@@ -691,7 +736,7 @@ beforeAll(async () => {
     origin: "ssm-agent",
   }));
   requests.master = [
-    ...expand([...nodeRead(masterReads, vpcOf(CLUSTER)), bundleRead], {
+    ...expand([...nodeRead(masterReads, vpcOf(CLUSTER)), bundleRead, await wakeCallOf(masterScript)], {
       "aws:ec2InstanceSourceVPC": vpcOf(CLUSTER),
     }),
     ...ssmAgent,
@@ -1024,6 +1069,38 @@ describe("IAM simulation of what must be denied", () => {
     // Nothing of an attached master may be terminated: it carries no nowscale:managed tag.
     for (const role of ["workflow", "scaler", "reconciler", "api"] as const)
       expect(await allowed(roleIds[role], terminate({ "nowscale:attach": "true" })), role).toBe(false);
+  });
+
+  it("THEN a master wakes through its own stack's bus only, with the wake's source and detail-type; no other role wakes", async () => {
+    // Prepare
+    const [busId = ""] = t.ofType("AWS::Events::EventBus").map(([id]) => id);
+    const own = t.getAtt(busId, "Arn");
+    const put = (bus: string, sources = [WAKE_SOURCE], detailTypes = [WAKE_DETAIL_TYPE]): IamRequest => ({
+      action: "events:PutEvents",
+      resourceType: "event-bus",
+      resource: bus,
+      context: { "events:source": sources, "events:detail-type": detailTypes },
+      origin: "negative",
+    });
+    expect(requests.master.filter((r) => r.action === "events:PutEvents").map((r) => r.resource)).toEqual([
+      own,
+    ]);
+
+    // Assess: the wake itself, on the stack's bus
+    expect(await allowed(roleIds.master, put(own))).toBe(true);
+    // another bus: the account's default one, another stack's wake bus
+    for (const bus of [eventBusArn("default"), eventBusArn("OtherStackWakeBus0123ABCD")])
+      expect(await allowed(roleIds.master, put(bus)), bus).toBe(false);
+    // anything but a wake on the own bus: another source (an AWS one too), another detail-type, a wake
+    // with another event beside it in the same call, and a call whose entries carry no source at all
+    for (const source of ["aws.ec2", "nowscale.scaler", "nowscale.agent.other"])
+      expect(await allowed(roleIds.master, put(own, [source])), source).toBe(false);
+    expect(await allowed(roleIds.master, put(own, [WAKE_SOURCE], ["NowScale Launch"]))).toBe(false);
+    expect(await allowed(roleIds.master, put(own, [WAKE_SOURCE, "aws.ec2"]))).toBe(false);
+    expect(await allowed(roleIds.master, { ...put(own), context: {} }), "keys absent").toBe(false);
+    // and no other role, a compute node's above all
+    for (const role of ["compute", "workflow", "scaler", "reconciler", "api", "fanout"] as const)
+      expect(await allowed(roleIds[role], put(own)), role).toBe(false);
   });
 
   it("THEN Run Command reaches masters only, never a compute or an untagged instance", async () => {

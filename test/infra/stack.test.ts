@@ -2,6 +2,7 @@ import { Match, type Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type FunctionKind, lambdaEnv } from "../../lib/aws/env.js";
 import { API_ROUTES } from "../../lib/infra/api.js";
+import { WAKE_DETAIL_TYPE, WAKE_SOURCE } from "../../lib/ports/wake.js";
 import { TABLE_ENV, TABLES, type TableDefinition } from "../../lib/state/tables.js";
 import {
   createClusterDefinition,
@@ -172,6 +173,35 @@ describe("Lambda functions", () => {
     template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(1 minute)" });
     template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(2 minutes)" });
   });
+
+  it("THEN a wake on the stack's own bus runs the scaler for the cluster it names, flagged as a wake, once", () => {
+    // Prepare
+    const [[busId = ""] = []] = resources("AWS::Events::EventBus");
+    const [[scalerId = ""] = []] = resources("AWS::Lambda::Function").filter(([id]) =>
+      /^Scaler[0-9A-F]{8}$/.test(id),
+    );
+    const [[, rule] = ["", undefined]] = resources("AWS::Events::Rule").filter(
+      ([, r]) => JSON.stringify(r.Properties.EventBusName) === JSON.stringify({ Ref: busId }),
+    );
+    const [target] = (rule?.Properties.Targets ?? []) as Record<string, unknown>[];
+    const workflow = resources("AWS::Lambda::Function").find(([id]) => id.startsWith("WorkflowTask"));
+    const workflowEnv = (workflow?.[1].Properties.Environment as { Variables?: Record<string, unknown> })
+      ?.Variables;
+
+    // Assess
+    expect(rule?.Properties.EventPattern).toEqual({
+      source: [WAKE_SOURCE],
+      "detail-type": [WAKE_DETAIL_TYPE],
+    });
+    expect(target?.Arn).toEqual({ "Fn::GetAtt": [scalerId, "Arn"] });
+    expect(target?.InputTransformer).toEqual({
+      InputPathsMap: { "detail-clusterId": "$.detail.clusterId" },
+      InputTemplate: '{"clusterId":<detail-clusterId>,"wake":true}',
+    });
+    // A wake not delivered at once is worth nothing: the schedule polls anyway.
+    expect(target?.RetryPolicy).toEqual({ MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 });
+    expect(workflowEnv?.NOWSCALE_WAKE_EVENT_BUS).toEqual({ Ref: busId });
+  });
 });
 
 describe("IAM least privilege", () => {
@@ -237,6 +267,20 @@ describe("IAM least privilege", () => {
       expect(ec2Roles.map(([id]) => ({ "Fn::GetAtt": [id, "Arn"] }))).toContainEqual(s.Resource);
       expect(s.Condition).toEqual({ StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } });
     }
+  });
+
+  it("THEN only the master role may put events, on the wake bus, every entry a wake", () => {
+    const puts = statementsWith("events:PutEvents");
+    expect(puts).toHaveLength(1);
+    expect(puts[0]?.Condition).toEqual({
+      "ForAllValues:StringEquals": {
+        "events:source": [WAKE_SOURCE],
+        "events:detail-type": [WAKE_DETAIL_TYPE],
+      },
+      Null: { "events:source": "false", "events:detail-type": "false" },
+    });
+    const [[busId = ""] = []] = resources("AWS::Events::EventBus");
+    expect(puts[0]?.Resource).toEqual({ "Fn::GetAtt": [busId, "Arn"] });
   });
 
   it("THEN no statement allows every action", () => {

@@ -69,6 +69,8 @@ export class ResolvedTemplate {
         return `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${id}:*`;
       case "AWS::S3::Bucket":
         return `arn:aws:s3:::${id}`;
+      case "AWS::Events::EventBus":
+        return `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${id}`;
       default:
         return this.ref(id);
     }

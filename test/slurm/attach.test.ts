@@ -292,7 +292,8 @@ describe("attach an existing Slurm master (real Slurm, local mode)", () => {
     const clustersAfterRefusal = await cp.store.listClusters();
     const attached = await api("POST", "/clusters/attach", request);
     const id = attached.body.clusterId as string;
-    stopLoop = startScalerLoop(cp, 1000, (line) => log.push(line));
+    const loop = startScalerLoop(cp, 1000, (line) => log.push(line));
+    stopLoop = () => loop.stop();
     const job = await slurm("sbatch", [
       "--parsable",
       "-p",

@@ -283,11 +283,31 @@ export function iamRequestsFor(
     );
     return out;
   }
+  if (action === "events:PutEvents") {
+    // One authorization per bus the entries name, its condition keys holding every such entry's source
+    // and detail-type (both are ArrayOfString keys).
+    const byBus = new Map<string, Record<string, unknown>[]>();
+    for (const entry of (input.Entries ?? []) as Record<string, unknown>[]) {
+      const name = String(entry.EventBusName ?? "default");
+      const bus = name.startsWith("arn:") ? name : eventBusArn(name);
+      byBus.set(bus, [...(byBus.get(bus) ?? []), entry]);
+    }
+    for (const [bus, entries] of byBus)
+      push(action, "event-bus", bus, {
+        "events:source": [...new Set(entries.map((e) => String(e.Source)))],
+        "events:detail-type": [...new Set(entries.map((e) => String(e.DetailType)))],
+      });
+    return out;
+  }
   if (action === "s3:GetObject") {
     push(action, "object", `arn:aws:s3:::${String(input.Bucket)}/${String(input.Key)}`, {});
     return out;
   }
   throw new Error(`no IAM expansion for ${action}: add it to test/support/iam-requests.ts`);
+}
+
+export function eventBusArn(name: string): string {
+  return `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${name}`;
 }
 
 function secretNameArn(name: string): string {

@@ -137,6 +137,7 @@ export async function launchMaster(
     queues: (await deps.store.queues(clusterId)).map((name) => ({ name })),
     agentPort: request.master.agentPort,
     ...bundle,
+    ...(deps.wakeEventBus === undefined ? {} : { wakeEventBus: deps.wakeEventBus }),
     // The control plane reaches the agent through SSM Run Command; Debian's images have no SSM agent.
     installSsmAgent: true,
   });

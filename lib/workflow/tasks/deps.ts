@@ -19,6 +19,8 @@ export interface LifecycleDeps {
   clock: Clock;
   /** The agent bundle the master downloads when the request names none (the stack's S3 asset). */
   agentBundle?: { url: string; sha256: string };
+  /** The stack's wake bus: the master's watcher wakes the scaler there (docs/agent.md). @default no watcher */
+  wakeEventBus?: string;
   /** Where the master's image comes from when the request names none. */
   images?: MasterImages;
   /** The region the tasks make resources in (the stack's); a request for another is refused. @default no check */

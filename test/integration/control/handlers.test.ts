@@ -236,4 +236,135 @@ describe("functions/scaler.ts", () => {
     ssm.restore();
     ec2.restore();
   });
+
+  it("takes a wake as a hint: one cycle for a RUNNING cluster, then debounced; forged ones cost nothing", async () => {
+    // Prepare: the environment of the test above; a second cluster with one pending job
+    const { cluster } = await store.createCluster({
+      clusterId: "aws-2",
+      name: "aws-2",
+      placement: { cloud: "aws", region: "us-east-1", imageId: "ami-compute" },
+      autoscaling: {
+        expansionBusyTime: 0,
+        catalogs: ["aws"],
+        queueConfigs: [
+          { queueName: "compute", expansionNodeConfigs: [{ zone: "us-east-1a", instanceType: "c5.xlarge" }] },
+        ],
+      },
+      now: Date.now(),
+    });
+    await store.updateCluster("aws-2", cluster.version, {
+      status: "RUNNING",
+      resources: [{ type: "masterInstance", id: "i-master2", createdAt: Date.now() }],
+      now: Date.now(),
+    });
+    const agent = new FakeAgent(new FakeClock(Date.now() - 60_000));
+    agent.addPending("compute", "43", { nodes: 1, cpus: 4 });
+    const ssm = mockClient(SSMClient);
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-2" } });
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolves({ Status: "Success", StandardOutputContent: JSON.stringify(await agent.report()) });
+    const ec2 = mockClient(EC2Client);
+    ec2.on(RunInstancesCommand).callsFake((input) =>
+      Promise.resolve({
+        Instances: [
+          {
+            InstanceId: "i-woken",
+            InstanceType: input.InstanceType,
+            Placement: { AvailabilityZone: input.Placement?.AvailabilityZone },
+            State: { Name: "pending" },
+            LaunchTime: new Date(),
+          },
+        ],
+      }),
+    );
+    const { handler } = await import("../../../functions/scaler.js");
+    const invoke = (event: unknown, id: string) =>
+      handler(event as never, { ...context, awsRequestId: id } as Context);
+
+    // Act: forged wakes (no valid id, unknown cluster), the real one, the same again at once
+    const forged = [
+      await invoke({ clusterId: { S: "aws-2" }, wake: true }, "w-1"),
+      await invoke({ clusterId: "aws-nope", wake: true }, "w-2"),
+    ];
+    const woken = await invoke({ clusterId: "aws-2", wake: true }, "w-3");
+    const again = await invoke({ clusterId: "aws-2", wake: true }, "w-4");
+
+    // Assess
+    expect(forged).toEqual([{ skipped: "wake bad-cluster-id" }, { skipped: "wake unknown-cluster" }]);
+    expect(woken).toMatchObject({ outcome: "done", launchedNodes: 1 });
+    expect(again).toEqual({ skipped: "wake debounced" });
+    expect(ec2.commandCalls(RunInstancesCommand)).toHaveLength(1);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    expect(await store.readLease("wake#aws-nope")).toBeUndefined();
+    ssm.restore();
+    ec2.restore();
+  });
+
+  it("a woken invocation finding a cycle just ending takes its lease over; one finding it running leaves it the poll", async () => {
+    // Prepare: two clusters whose cycle lease another invocation holds, one for 1.5 s more, one for 60 s
+    const ssm = mockClient(SSMClient);
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-3" } });
+    const agent = new FakeAgent(new FakeClock(Date.now() - 60_000));
+    agent.addPending("compute", "44", { nodes: 1, cpus: 4 });
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolves({ Status: "Success", StandardOutputContent: JSON.stringify(await agent.report()) });
+    const ec2 = mockClient(EC2Client);
+    ec2.on(RunInstancesCommand).callsFake((input) =>
+      Promise.resolve({
+        Instances: [
+          {
+            InstanceId: `i-${input.Placement?.AvailabilityZone}-taken`,
+            InstanceType: input.InstanceType,
+            Placement: { AvailabilityZone: input.Placement?.AvailabilityZone },
+            State: { Name: "pending" },
+            LaunchTime: new Date(),
+          },
+        ],
+      }),
+    );
+    for (const [id, holdMs] of [
+      ["aws-ending", 1500],
+      ["aws-busy", 60_000],
+    ] as const) {
+      const { cluster } = await store.createCluster({
+        clusterId: id,
+        name: id,
+        placement: { cloud: "aws", region: "us-east-1", imageId: "ami-compute" },
+        autoscaling: {
+          expansionBusyTime: 0,
+          catalogs: ["aws"],
+          queueConfigs: [
+            {
+              queueName: "compute",
+              expansionNodeConfigs: [{ zone: "us-east-1a", instanceType: "c5.xlarge" }],
+            },
+          ],
+        },
+        now: Date.now(),
+      });
+      await store.updateCluster(id, cluster.version, {
+        status: "RUNNING",
+        resources: [{ type: "masterInstance", id: `i-${id}`, createdAt: Date.now() }],
+        now: Date.now(),
+      });
+      expect(
+        await store.acquireLease(`scaler#${id}`, "another-invocation", holdMs, Date.now()),
+      ).toBeDefined();
+    }
+    const { handler } = await import("../../../functions/scaler.js");
+    const invoke = (clusterId: string) =>
+      handler({ clusterId, wake: true } as never, { ...context, awsRequestId: `w-${clusterId}` } as Context);
+
+    // Act
+    const [ending, busy] = await Promise.all([invoke("aws-ending"), invoke("aws-busy")]);
+
+    // Assess
+    expect(ending).toMatchObject({ outcome: "done", launchedNodes: 1 });
+    expect(busy).toMatchObject({ outcome: "lease-held-elsewhere", launchedNodes: 0 });
+    expect(ec2.commandCalls(RunInstancesCommand)).toHaveLength(1);
+    ssm.restore();
+    ec2.restore();
+  }, 20_000);
 });

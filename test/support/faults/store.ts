@@ -19,7 +19,14 @@ export type StoreFault = When &
   ({ kind: "throttle" } | { kind: "error" } | { kind: "lost" } | { kind: "slow"; ms: number });
 
 /** Methods that only read: a lost answer to them is just an error. Every other method counts as a write. */
-const READS = new Set(["getCluster", "listClusters", "listLaunchIntents", "listNodes", "listEvents"]);
+const READS = new Set([
+  "getCluster",
+  "listClusters",
+  "listLaunchIntents",
+  "listNodes",
+  "listEvents",
+  "readLease",
+]);
 
 /** Store faults apply to every method unless a rule names some. */
 export function storeFaultMethods(): readonly string[] {

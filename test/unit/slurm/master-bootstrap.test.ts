@@ -55,10 +55,34 @@ describe("renderMasterBootstrapScript", () => {
     expect(script).not.toContain("TaskPlugin=task/none");
   });
 
+  it("starts the agent's watcher as a unit of its own when given the wake bus, and none without it", () => {
+    // Act
+    const bus = "NowScaleWakeBusC0DC8DB4";
+    const script = renderMasterBootstrapScript({ ...options, wakeEventBus: bus });
+    const without = renderMasterBootstrapScript(options);
+
+    // Assess
+    execFileSync("bash", ["-n"], { input: script });
+    const watch = `/opt/nowscale/nowscale-agent.js 'watch' '--cluster-id' 'hpc-1' '--event-bus' '${bus}' '--region' 'us-east-1'`;
+    const unit = /cat > \/etc\/systemd\/system\/nowscale-agent-watch.service <<UNIT\n([\s\S]*?)\nUNIT/.exec(
+      script,
+    )?.[1];
+    expect(unit).toContain(`ExecStart=$NODE ${watch}`);
+    expect(unit).toContain("Environment=SLURM_CONF=/etc/slurm/slurm.conf");
+    expect(script).toContain("systemctl enable --now nowscale-agent-watch");
+    // without systemd, in the background as the agent is
+    expect(script).toContain(`nohup "$NODE" ${watch} >>/var/log/nowscale-agent-watch.log`);
+    expect(without).not.toContain("watch");
+  });
+
   it("fits the clouds' user-data limit (16 KiB after base64) with many queues", () => {
     // Act
     const queues = Array.from({ length: 30 }, (_, i) => ({ name: `queue-${i}`, defMemPerCpuMiB: 4096 }));
-    const script = renderMasterBootstrapScript({ ...options, queues });
+    const script = renderMasterBootstrapScript({
+      ...options,
+      queues,
+      wakeEventBus: "NowScaleWakeBusC0DC8DB4",
+    });
 
     // Assess
     expect(Buffer.from(script).toString("base64").length).toBeLessThanOrEqual(16_384);
@@ -72,6 +96,7 @@ describe("renderMasterBootstrapScript", () => {
     ["queues[0].name", { queues: [{ name: "q\nx" }] }],
     ["agentUrl", { agentUrl: "http://insecure/agent.js" }],
     ["agentPort", { agentPort: 22 }],
+    ["wakeEventBus", { wakeEventBus: "bus'; reboot; '" }],
   ])("refuses a hostile %s", (field, bad) => {
     // Act
     const render = () => renderMasterBootstrapScript({ ...options, ...bad } as MasterBootstrapOptions);
