@@ -200,20 +200,34 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     (s) => s.node.state === "IDLE" && s.node.idleSince !== undefined && now - s.node.idleSince > limitMs,
   );
 
-  /** Per constraint and request: the stale idle nodes the job seems to fit, their types and names. */
+  /**
+   * Per constraint and request: the stale idle nodes the job seems to fit, their types and names. Only
+   * when together they could hold the whole job (`units`): Slurm starts a job on all its nodes at once,
+   * so idle nodes that could hold only part of it (a multi-node job whose other nodes still boot) say
+   * nothing about how Slurm reads it, and they stay the job's (reserved, not shrunk) while it pends.
+   */
   const nets = new Map<
     string,
     { nodes: SupplyNode[]; refused: Set<string>; refusedKey: string; excluded: Set<string> } | null
   >();
-  const safetyNet = (key: string, constraintView: JobView, slice: Slice, distinct: boolean) => {
+  const safetyNet = (
+    key: string,
+    constraintView: JobView,
+    slice: Slice,
+    units: number,
+    distinct: boolean,
+  ) => {
     let net = nets.get(key);
     if (net === undefined) {
-      const nodes = staleIdle.filter(
-        (s) => constraintView.accepts(s.node) && slicesPerNode(slice, s.shape, distinct) > 0,
-      );
+      let room = 0;
+      const nodes = staleIdle.filter((s) => {
+        const n = constraintView.accepts(s.node) ? slicesPerNode(slice, s.shape, distinct) : 0;
+        room += n;
+        return n > 0;
+      });
       const refused = new Set(nodes.map((s) => s.node.instanceType));
       net =
-        nodes.length === 0
+        nodes.length === 0 || room < units
           ? null
           : {
               nodes,
@@ -304,7 +318,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       const request = `${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
       const net =
         staleIdle.length > 0 && now - part.submittedAt > limitMs
-          ? safetyNet(`${ckey}|${request}`, constraintView, slice, distinct)
+          ? safetyNet(`${ckey}|${request}`, constraintView, slice, units, distinct)
           : undefined;
       const refused = net?.refused;
       const excluded = net?.excluded;
