@@ -6,7 +6,7 @@ import {
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import type { JobNote, PlaceholderSpec } from "../ports/agent-protocol.js";
-import type { JobGroup, OkReport, ReportNode } from "../ports/agent-report.js";
+import type { JobGroup, OkReport, ReportArrival, ReportNode } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import { checkedNotes, checkedPlaceholders } from "./http.js";
 
@@ -33,6 +33,8 @@ export class FakeAgent implements AgentChannel {
    * (an agent that cannot read them), and the scale cycle then syncs nothing.
    */
   placeholders: string[] | undefined;
+  /** Recent arrivals as the agent counts them; undefined: the report leaves them out. */
+  arrivals: ReportArrival[] | undefined;
 
   constructor(private readonly clock: Clock) {}
 
@@ -92,6 +94,7 @@ export class FakeAgent implements AgentChannel {
       unmanagedNodes: [],
       ignored: { jobs: 0, nodes: 0, examples: [] },
       ...(this.placeholders === undefined ? {} : { placeholders: [...this.placeholders] }),
+      ...(this.arrivals === undefined ? {} : { arrivals: structuredClone(this.arrivals) }),
     };
   }
 

@@ -370,6 +370,8 @@ async function pollOnce(ctx: PollContext): Promise<void> {
     // What the provider holds unavailable after capacity errors: the planner falls back to the next-best
     // shape (capacityFallback) rather than plan a launch the provider would skip every cycle.
     unavailableOfferings: await ctx.deps.provider.unavailableOfferings(),
+    // The agent's count of recent arrivals (ended jobs included), for the warm headroom.
+    ...(seen.arrivals === undefined ? {} : { arrivals: seen.arrivals }),
   };
   const decision = plan(ctx.config, state, now);
   // What this plan counted as supply: a launch or node that appears after it (another path launched

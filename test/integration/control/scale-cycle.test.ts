@@ -189,6 +189,41 @@ describe("scale cycle", () => {
     expect((await bed.store.listNodes("demo")).map((r) => r.status)).toEqual(["DRAINING"]);
   });
 
+  it("keeps an idle node warm for the arrivals the agent counted, and drains it without them (headroom, issue 15)", async () => {
+    // Prepare: headroomSeconds 600, shrinkIdleTime 60 s; one idle 4-vCPU node, no job left in Slurm.
+    //   The agent counted 48 CPUs of single-node jobs in the last hour: 48 / 3600 × 600 = 8 vCPUs of
+    //   headroom, more than the node's 4: it stays. Without the count the planner sees no recent job.
+    const config = { ...CONFIG, shrinkIdleTime: 60, headroomSeconds: 600 };
+    const warm = await controlBed(db, "demo", config);
+    const cold = await controlBed(db, "demo", config);
+    for (const bed of [warm, cold]) {
+      await idleJoinedNode(bed, "40");
+      bed.clock.advance(120_000);
+    }
+    warm.agent.arrivals = [
+      { queue: "compute", windowS: 300, cpus: 4 },
+      { queue: "compute", windowS: 3600, cpus: 48 },
+    ];
+    // Act: two polls each (a shrink needs two reports that agree)
+    const shrunk = async (bed: typeof warm) => {
+      const memory = new ShrinkMemory();
+      const drained: string[] = [];
+      for (const owner of ["inv-2", "inv-3"]) {
+        drained.push(
+          ...(await runScaleCycle("demo", { ...bed.deps(owner), shrinkMemory: memory }, ONE_POLL)).drained,
+        );
+      }
+      return drained;
+    };
+    const warmDrained = await shrunk(warm);
+    const coldDrained = await shrunk(cold);
+    // Assess
+    expect(warmDrained).toEqual([]);
+    expect(warm.provider.fakeCloud.live()).toHaveLength(1);
+    expect(coldDrained).toHaveLength(1);
+    expect(cold.provider.fakeCloud.live()).toHaveLength(0);
+  });
+
   it("a busy node flapped to drained or idle in one report is neither drained nor terminated (class 8)", async () => {
     // Prepare: a node NowScale launched runs a job
     const bed = await controlBed(db);
