@@ -85,10 +85,14 @@ export interface KeptDrained {
  * reports ALLOCATED, MIXED or COMPLETING under a drain —, named by no running job), else why not. A
  * drained node takes no new job, so this answer, read after the drain, stays true until the terminate.
  */
-export function drainedWithoutJob(report: OkReport, node: string): string | undefined {
+export function drainedWithoutJob(
+  report: OkReport,
+  node: string,
+  busy: ReadonlySet<string> = nodesRunningJobs(report),
+): string | undefined {
   const seen = report.nodes.find((n) => n.name === node);
   if (seen === undefined) return "not in the report read after the drain";
-  if (nodesRunningJobs(report).has(node)) return `Slurm shows it ${seen.state} with a job`;
+  if (busy.has(node)) return `Slurm shows it ${seen.state} with a job`;
   if (seen.state !== "DRAINED") return `Slurm shows it ${seen.state}, not DRAINED`;
   if (seen.reason !== undefined && !seen.reason.startsWith(DRAIN_REASON_PREFIX))
     return `drained by someone else ("${seen.reason.slice(0, 80)}")`;
@@ -121,8 +125,9 @@ export async function retireDrainedNodes(
     const reason = `Slurm could not be read after the drain: ${(error as Error).message.slice(0, 200)}`;
     return { retired, kept: drained.map((r) => ({ node: r.nodeName, reason })) };
   }
+  const busy = nodesRunningJobs(report);
   for (const record of drained) {
-    const why = drainedWithoutJob(report, record.nodeName);
+    const why = drainedWithoutJob(report, record.nodeName, busy);
     if (why !== undefined) {
       kept.push({ node: record.nodeName, reason: why });
       continue;
