@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -14,6 +15,7 @@ import { SlurmClient } from "../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../scheduler-plugins/slurm/collect.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import { collectSlurmSetup } from "../scheduler-plugins/slurm/setup.js";
+import { arrivalsFile } from "./arrivals-file.js";
 import { defaultCredentials, EventBridgeWaker } from "./events.js";
 import { installOptions, runInstall } from "./install.js";
 import { loadKey } from "./key.js";
@@ -23,9 +25,10 @@ import { runWatch } from "./watch.js";
 
 const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm master
 
-  nowscale-agent report [--source json|format]
+  nowscale-agent report [--source json|format] [--state-dir DIR]
       Prints one JSON report (agent/report.schema.json) on stdout. Exit 0 when slurmctld answered,
-      2 when the report says it did not (status "slurmctld-unreachable" or "error").
+      2 when the report says it did not (status "slurmctld-unreachable" or "error"). The recent
+      arrivals are kept in the state directory (as serve's; /var/lib/nowscale-agent when it exists).
   nowscale-agent serve [--listen HOST:PORT] [--key-file FILE] [--window SECONDS] [--state-dir DIR]
                        [--source json|format]
       Serves the signed HTTP API (docs/agent.md). Default --listen 127.0.0.1:8787 (NOWSCALE_AGENT_LISTEN),
@@ -96,7 +99,10 @@ export async function main(argv: string[]): Promise<number> {
   });
 
   if (command === "report") {
-    const report = await collectReport(client, AGENT_VERSION);
+    // SSM runs `report` afresh every poll: the arrivals record carries over in the state directory.
+    const stateDir = replayStateDir(values["state-dir"]) ?? existingDir(SYSTEMD_STATE_DIR);
+    const arrivals = stateDir === undefined ? undefined : arrivalsFile(stateDir);
+    const report = await collectReport(client, AGENT_VERSION, Date.now, arrivals);
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return report.status === "ok" ? 0 : 2;
   }
@@ -156,10 +162,11 @@ export async function main(argv: string[]): Promise<number> {
       await mkdir(stateDir, { recursive: true, mode: 0o700 });
       replayFile = join(stateDir, "replay-cache.json");
     }
+    const arrivals = stateDir === undefined ? undefined : arrivalsFile(stateDir);
     const server = createAgentServer({
       key,
       actions: client,
-      report: () => collectReport(client, AGENT_VERSION),
+      report: () => collectReport(client, AGENT_VERSION, Date.now, arrivals),
       setup: () => collectSlurmSetup(client, AGENT_VERSION),
       windowS,
       ...(replayFile === undefined ? {} : { replayFile }),
@@ -290,6 +297,13 @@ export function replayStateDir(
   const fromSystemd = env.STATE_DIRECTORY?.split(":")[0];
   const dir = flag ?? env.NOWSCALE_AGENT_STATE_DIR ?? fromSystemd;
   return dir === undefined || dir === "" ? undefined : dir;
+}
+
+/** systemd's StateDirectory=nowscale-agent (agent/nowscale-agent.service), where `serve` keeps its state. */
+const SYSTEMD_STATE_DIR = "/var/lib/nowscale-agent";
+
+function existingDir(dir: string): string | undefined {
+  return existsSync(dir) ? dir : undefined;
 }
 
 /** The most JSON read from stdin: ten times what the largest valid placeholder list needs. */

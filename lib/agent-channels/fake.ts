@@ -7,7 +7,7 @@ import {
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "../ports/agent-protocol.js";
-import type { JobGroup, OkReport, ReportNode } from "../ports/agent-report.js";
+import type { JobGroup, OkReport, ReportArrival, ReportNode } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import type { SlurmSetup } from "../ports/slurm-setup.js";
 import { checkedNotes, checkedPartitions, checkedPlaceholders } from "./http.js";
@@ -48,6 +48,9 @@ export class FakeAgent implements AgentChannel {
    * changes field by field.
    */
   setup: SlurmSetup = readySetup(["compute"]);
+
+  /** Recent arrivals as the agent counts them; undefined: the report leaves them out. */
+  arrivals: ReportArrival[] | undefined;
 
   constructor(private readonly clock: Clock) {}
 
@@ -107,6 +110,7 @@ export class FakeAgent implements AgentChannel {
       unmanagedNodes: [],
       ignored: { jobs: 0, nodes: 0, examples: [] },
       ...(this.placeholders === undefined ? {} : { placeholders: [...this.placeholders] }),
+      ...(this.arrivals === undefined ? {} : { arrivals: structuredClone(this.arrivals) }),
     };
   }
 

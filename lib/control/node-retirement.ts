@@ -1,7 +1,10 @@
+import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
+import type { OkReport } from "../ports/agent-report.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
 import type { NodeRecord, StateStore } from "../ports/state-store.js";
 import { type ControlLog, silentLog } from "./log.js";
+import { nodesRunningJobs } from "./slurm-evidence.js";
 import { ignoreConflict } from "./store-retry.js";
 
 /**
@@ -10,9 +13,10 @@ import { ignoreConflict } from "./store-retry.js";
  * crash leaves the reconciler to retry it), the instance is terminated, the node is removed from Slurm,
  * and only then is the record deleted.
  *
- * The caller has already established, on evidence that agrees (docs/control-plane.md), that the node
- * runs no job and is to go; this module does not decide, it only carries the decision out in the one
- * order that never loses track of an instance or a Slurm node.
+ * The caller of `retireNode` has already established, on evidence that agrees (docs/control-plane.md),
+ * that the node runs no job and is to go; `retireNode` does not decide, it only carries the decision out
+ * in the one order that never loses track of an instance or a Slurm node. `retireDrainedNodes` is the
+ * one place that decides: the scale cycle's same-poll terminate, on a report read after its drain.
  */
 
 export interface RetirementDeps {
@@ -68,4 +72,81 @@ export async function retireNode(
   // Its usage ends when the terminate was decided (`now`), not when Slurm let go.
   await deps.store.deleteNode(clusterId, record.nodeName, now);
   return "retired";
+}
+
+/** Why a node the scale cycle has just drained was not terminated in the same poll. */
+export interface KeptDrained {
+  node: string;
+  reason: string;
+}
+
+/**
+ * What the report read right after a drain says about one of the drained nodes: undefined when Slurm
+ * shows it DRAINED by NowScale with no job (no CPU allocated, not DRAINING — which is also how the agent
+ * reports ALLOCATED, MIXED or COMPLETING under a drain —, named by no running job), else why not. A
+ * drained node takes no new job, so this answer, read after the drain, stays true until the terminate.
+ */
+export function drainedWithoutJob(
+  report: OkReport,
+  node: string,
+  busy: ReadonlySet<string> = nodesRunningJobs(report),
+): string | undefined {
+  const seen = report.nodes.find((n) => n.name === node);
+  if (seen === undefined) return "not in the report read after the drain";
+  if (busy.has(node)) return `Slurm shows it ${seen.state} with a job`;
+  if (seen.state !== "DRAINED") return `Slurm shows it ${seen.state}, not DRAINED`;
+  if (seen.reason !== undefined && !seen.reason.startsWith(DRAIN_REASON_PREFIX))
+    return `drained by someone else ("${seen.reason.slice(0, 80)}")`;
+  return undefined;
+}
+
+/**
+ * Same-poll terminate (issue 15): the scale cycle has just drained `drained` (each on two reports in a
+ * row that saw it idle with no job); this reads the cluster again (a second report, after the drain)
+ * and retires, in this poll, each node Slurm now shows DRAINED with no job (`drainedWithoutJob`).
+ * A node that got a job between the report the plan read and the drain shows DRAINING: it is kept, and
+ * terminated by the usual path once its job has ended (two reports that agree it is drained and empty).
+ * An agent that cannot be read now retires nothing: the usual path again. One node's failed retirement
+ * does not stop the others (its record stays TERMINATING for the reconciler).
+ */
+export async function retireDrainedNodes(
+  deps: RetirementDeps,
+  clusterId: string,
+  drained: readonly NodeRecord[],
+  now: () => number,
+): Promise<{ retired: NodeRecord[]; kept: KeptDrained[] }> {
+  const log = deps.log ?? silentLog;
+  const retired: NodeRecord[] = [];
+  const kept: KeptDrained[] = [];
+  if (drained.length === 0) return { retired, kept };
+  let report: OkReport;
+  try {
+    report = await deps.agent.report();
+  } catch (error) {
+    const reason = `Slurm could not be read after the drain: ${(error as Error).message.slice(0, 200)}`;
+    return { retired, kept: drained.map((r) => ({ node: r.nodeName, reason })) };
+  }
+  const busy = nodesRunningJobs(report);
+  for (const record of drained) {
+    const why = drainedWithoutJob(report, record.nodeName, busy);
+    if (why !== undefined) {
+      kept.push({ node: record.nodeName, reason: why });
+      continue;
+    }
+    try {
+      await retireNode(deps, clusterId, record, now());
+      retired.push(record);
+    } catch (error) {
+      log.warn("same-poll terminate failed: the reconciler retries it", {
+        clusterId,
+        node: record.nodeName,
+        error: (error as Error).message.slice(0, 300),
+      });
+      kept.push({
+        node: record.nodeName,
+        reason: `terminate failed: ${(error as Error).message.slice(0, 200)}`,
+      });
+    }
+  }
+  return { retired, kept };
 }

@@ -109,6 +109,8 @@ export function plannerState(
     // What the provider holds unavailable after capacity errors: the planner falls back to the next-best
     // shape (capacityFallback) rather than plan a launch the provider would skip every cycle.
     unavailableOfferings: unavailable,
+    // The agent's count of recent arrivals (ended jobs included), for the warm headroom.
+    ...(seen.arrivals === undefined ? {} : { arrivals: seen.arrivals }),
   };
 }
 

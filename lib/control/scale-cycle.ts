@@ -21,7 +21,7 @@ import { type KnownSupply, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
-import { retireNode } from "./node-retirement.js";
+import { retireDrainedNodes, retireNode } from "./node-retirement.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
 import { decidePoll, joinedSinceLastPoll } from "./poll-decision.js";
 import { ignoreConflict } from "./store-retry.js";
@@ -402,9 +402,11 @@ async function shrinkAgreed(
   const calledFor = new Set<string>();
   const confirmed = shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
   ctx.agreed.commit(calledFor);
+  const drainedNow: NodeRecord[] = [];
   for (const shrink of confirmed) {
     try {
-      await shrinkOne(ctx, shrink, records);
+      const drained = await shrinkOne(ctx, shrink, records);
+      if (drained !== undefined) drainedNow.push(drained);
     } catch (error) {
       if (error instanceof LeaseLostError) throw error;
       // One node that cannot be drained or terminated now must not stop the others; the next poll retries.
@@ -416,6 +418,37 @@ async function shrinkAgreed(
       });
     }
   }
+  await terminateDrainedNow(ctx, drainedNow);
+}
+
+/**
+ * Same-poll terminate (issue 15): the nodes this poll drained are read back from Slurm at once, and each
+ * one Slurm shows DRAINED with no job is terminated and removed from Slurm now, not a poll later
+ * (node-retirement.ts, `retireDrainedNodes`, says on what evidence).
+ */
+async function terminateDrainedNow(ctx: PollContext, drained: NodeRecord[]): Promise<void> {
+  if (drained.length === 0) return;
+  const { deps, summary } = ctx;
+  const { store, clock, metrics } = deps;
+  const clusterId = ctx.cluster.clusterId;
+  await ctx.holder.fresh();
+  const { retired, kept } = await retireDrainedNodes({ ...deps, log: ctx.log }, clusterId, drained, () =>
+    clock.now(),
+  );
+  for (const record of retired) {
+    summary.terminated.push(record.nodeName);
+    metrics.add("NodesTerminated", "Count", 1, { Queue: record.queue });
+    await event(
+      store,
+      clusterId,
+      clock,
+      "TERMINATED",
+      "drained and holds no job: terminated in the poll that drained it",
+      record.queue,
+      [record.nodeName],
+    );
+  }
+  for (const k of kept) ctx.log.info("drained node kept for a later poll", { clusterId, ...k });
 }
 
 /**
@@ -502,8 +535,15 @@ async function launchOne(
   ctx.summary.launchFailures += outcome.failures.length;
 }
 
-/** Drain through the agent; terminate only a drained node NowScale launched (a node record exists). */
-async function shrinkOne(ctx: PollContext, shrink: Shrink, records: NodeRecord[]): Promise<void> {
+/**
+ * Drain through the agent; terminate only a drained node NowScale launched (a node record exists).
+ * Answers the record of a node it drained (as the store now holds it), for the same-poll terminate.
+ */
+async function shrinkOne(
+  ctx: PollContext,
+  shrink: Shrink,
+  records: NodeRecord[],
+): Promise<NodeRecord | undefined> {
   const { deps, cluster, summary } = ctx;
   const { store, clock, metrics } = deps;
   const clusterId = cluster.clusterId;
@@ -519,11 +559,13 @@ async function shrinkOne(ctx: PollContext, shrink: Shrink, records: NodeRecord[]
     summary.drained.push(shrink.node);
     metrics.add("NodesDrained", "Count", 1, { Queue: shrink.queue });
     await event(store, clusterId, clock, "DRAINED", shrink.reason.slice(0, 500), shrink.queue, [shrink.node]);
-    return;
+    return record === undefined
+      ? undefined
+      : { ...record, status: record.status === "JOINED" ? "DRAINING" : record.status };
   }
   if (record === undefined) {
     ctx.log.warn("drained node has no record: not terminated", { clusterId, node: shrink.node });
-    return;
+    return undefined;
   }
   await retireNode({ ...deps, log: ctx.log }, clusterId, record, clock.now());
   summary.terminated.push(record.nodeName);
@@ -531,6 +573,7 @@ async function shrinkOne(ctx: PollContext, shrink: Shrink, records: NodeRecord[]
   await event(store, clusterId, clock, "TERMINATED", shrink.reason.slice(0, 500), shrink.queue, [
     record.nodeName,
   ]);
+  return undefined;
 }
 
 function emitStateMetrics(metrics: MetricsSink, state: ClusterState): void {

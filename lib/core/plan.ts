@@ -6,6 +6,7 @@ import type {
   Decision,
   Job,
   Launch,
+  QueueArrivals,
   QueueSummary,
   Skip,
 } from "./model.js";
@@ -126,8 +127,9 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
 
 /**
  * The warm headroom of a queue, in vCPUs: the rate at which single-node jobs' CPUs arrived over the
- * last headroomWindow seconds × headroomSeconds. From the state's `arrivals` when it lists the queue,
- * else from the jobs in the state (running jobs included; those that already ended are not there).
+ * last headroomWindow seconds × headroomSeconds. From the state's `arrivals` when it lists the queue
+ * (the agent reports several windows: the one nearest headroomWindow, arrivalsFor), else from the jobs
+ * in the state (running jobs included; those that already ended are not there).
  */
 function headroomVcpus(
   config: ResolvedConfig,
@@ -137,7 +139,7 @@ function headroomVcpus(
   now: number,
 ): number {
   if (config.headroomSeconds <= 0) return 0;
-  const given = state.arrivals?.find((a) => a.queue === queue.queueName);
+  const given = arrivalsFor(state.arrivals, queue.queueName, config.headroomWindow);
   if (given) return Math.ceil((given.cpus / given.windowS) * config.headroomSeconds);
   const largest = Math.max(0, ...queue.groups.map((g) => g.shape.vcpus));
   const since = now - config.headroomWindow * 1000;
@@ -151,6 +153,24 @@ function headroomVcpus(
   for (const job of pending) count(job);
   for (const job of state.jobs) if (job.state === "RUNNING" && job.queue === queue.queueName) count(job);
   return Math.ceil((cpus / config.headroomWindow) * config.headroomSeconds);
+}
+
+/**
+ * The queue's arrivals over the window nearest `windowS`: that window itself, else the longest shorter
+ * one, else the shortest longer one; on a tie, the first listed. Undefined when the queue has none.
+ */
+export function arrivalsFor(
+  arrivals: ClusterState["arrivals"],
+  queue: string,
+  windowS: number,
+): QueueArrivals | undefined {
+  let best: QueueArrivals | undefined;
+  // Lower is nearer: windows up to windowS by how much shorter, then longer ones by how much longer.
+  const distance = (a: QueueArrivals) => (a.windowS <= windowS ? windowS - a.windowS : 2 ** 31 + a.windowS);
+  for (const a of arrivals ?? []) {
+    if (a.queue === queue && (best === undefined || distance(a) < distance(best))) best = a;
+  }
+  return best;
 }
 
 /**

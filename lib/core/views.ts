@@ -221,7 +221,12 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     return fit;
   };
 
-  /** Per constraint and request: the stale idle nodes the job seems to fit, their types and names. */
+  /**
+   * Per constraint and request: the stale idle nodes the job seems to fit, their types and names. Only
+   * when together they could hold the whole job (`units`): Slurm starts a job on all its nodes at once,
+   * so idle nodes that could hold only part of it (a multi-node job whose other nodes still boot) say
+   * nothing about how Slurm reads it, and they stay the job's (reserved, not shrunk) while it pends.
+   */
   const nets = new Map<
     string,
     Map<
@@ -234,17 +239,21 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     request: number,
     constraintView: JobView,
     slice: Slice,
+    units: number,
     distinct: boolean,
   ) => {
     const byRequest = inner(nets, ckey);
     let net = byRequest.get(request);
     if (net === undefined) {
-      const nodes = staleIdle.filter(
-        (s) => constraintView.accepts(s.node) && slicesPerNode(slice, s.shape, distinct) > 0,
-      );
+      let room = 0;
+      const nodes = staleIdle.filter((s) => {
+        const n = constraintView.accepts(s.node) ? slicesPerNode(slice, s.shape, distinct) : 0;
+        room += n;
+        return n > 0;
+      });
       const refused = new Set(nodes.map((s) => s.node.instanceType));
       net =
-        nodes.length === 0
+        nodes.length === 0 || room < units
           ? null
           : {
               nodes,
@@ -333,7 +342,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       const request = requestIds.id(slice, units, distinct);
       const net =
         staleIdle.length > 0 && now - part.submittedAt > limitMs
-          ? safetyNet(ckey, request, constraintView, slice, distinct)
+          ? safetyNet(ckey, request, constraintView, slice, units, distinct)
           : undefined;
       const refused = net?.refused;
       const excluded = net?.excluded;

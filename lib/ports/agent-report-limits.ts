@@ -13,4 +13,7 @@ export const LIMITS = {
   count: 10_000_000,
   jobIds: 5,
   text: 500,
+  /** Entries of the report's `arrivals` (queues × windows): the core's state takes as many. */
+  arrivals: 1000,
+  arrivalCpus: 1_000_000_000,
 } as const;

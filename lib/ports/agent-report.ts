@@ -72,6 +72,17 @@ export const reportNodeSchema = nodeInputSchema.extend({
   slurmState: z.string().max(200),
 });
 
+/**
+ * Recent arrivals of one queue over one window (scheduler-plugins/slurm/arrivals.ts): the CPUs of the
+ * single-node jobs submitted in the last `windowS` seconds, ended ones included; the same fields as the
+ * core's `arrivals` (lib/core/state.ts), which size the warm headroom.
+ */
+export const reportArrivalSchema = z.strictObject({
+  queue: simpleName,
+  windowS: int(1, 86_400),
+  cpus: int(0, LIMITS.arrivalCpus),
+});
+
 const common = {
   schemaVersion: z.literal(REPORT_SCHEMA_VERSION),
   agentVersion: z.string().max(50),
@@ -95,6 +106,11 @@ export const okReportSchema = z.strictObject({
    * configuration.
    */
   placeholders: z.array(z.string().regex(PLACEHOLDER_NAME)).max(MAX_PLACEHOLDERS).optional(),
+  /**
+   * Recent arrivals per queue and window, for the warm headroom; absent from agents that do not count
+   * them (the planner then estimates them from the report's jobs).
+   */
+  arrivals: z.array(reportArrivalSchema).max(LIMITS.arrivals).optional(),
   /** Records left out because a name failed the allow-lists; a few examples say why. */
   ignored: z.strictObject({
     jobs: int(0, 10_000_000),
@@ -120,6 +136,7 @@ export type OkReport = z.output<typeof okReportSchema>;
 export type FailedReport = z.output<typeof failedReportSchema>;
 export type JobGroup = z.output<typeof jobGroupSchema>;
 export type ReportNode = z.output<typeof reportNodeSchema>;
+export type ReportArrival = z.output<typeof reportArrivalSchema>;
 
 /** Validates a report from an agent (throws ValidationError naming each bad field). */
 export function parseReport(input: unknown, source = "agent report"): Report {
@@ -129,8 +146,8 @@ export function parseReport(input: unknown, source = "agent report"): Report {
 /**
  * The core's view of an ok report: each job group becomes one Job (id = jobIds[0],
  * submittedAt = oldestSubmittedAt, count = count, constraint = features; wholeNode as reported, which
- * --exclusive implies), each node keeps the core's node fields. Throws ValidationError if the result
- * breaks the core's rules.
+ * --exclusive implies), each node keeps the core's node fields, arrivals pass as they are. Throws
+ * ValidationError if the result breaks the core's rules.
  */
 export function reportToClusterState(report: OkReport): ClusterState {
   const input: StateInput = {
@@ -167,6 +184,7 @@ export function reportToClusterState(report: OkReport): ClusterState {
       } = n;
       return core;
     }),
+    ...(report.arrivals === undefined ? {} : { arrivals: report.arrivals.map((a) => ({ ...a })) }),
   };
   return parseState(input, "agent report");
 }

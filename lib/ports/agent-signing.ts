@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync } from "node:fs";
+import { replaceFileAtomically } from "./atomic-file.js";
 
 /**
  * Request signing between the control plane and the agent: HMAC-SHA256 over
@@ -224,40 +224,14 @@ function loadReplayFile(file: string): ReplayFileContents | string {
   }
 }
 
-/**
- * Replaces the replay file atomically: a temporary file in the same directory, fsync, rename over the
- * file, fsync of the directory, so a crash or power loss leaves the old or the new list, never half.
- */
+/** Replaces the replay file atomically (atomic-file.ts): a crash leaves the old or the new list, never half. */
 function saveReplayFile(file: string, nonces: Map<string, number>, notAfterS: number | undefined): void {
   const text = JSON.stringify({
     version: REPLAY_FILE_VERSION,
     ...(notAfterS === undefined ? {} : { notAfter: notAfterS }),
     nonces: [...nonces],
   });
-  const temp = `${file}.${process.pid}.tmp`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(temp, "w", 0o600);
-    writeSync(fd, text);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(temp, file);
-  } catch (error) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(temp, { force: true });
-    throw error;
-  }
-  try {
-    const dir = openSync(dirname(file), "r");
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
-  } catch {
-    // Some file systems cannot fsync a directory; the rename itself has happened.
-  }
+  replaceFileAtomically(file, text);
 }
 
 function single(value: string | string[] | undefined): string | undefined {

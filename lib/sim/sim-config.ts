@@ -32,10 +32,11 @@ export const simulationSchema = z.strictObject({
     .default(DEFAULT_MEM_PER_CPU_MIB),
   capacity: z.array(capacitySchema).max(1000).default([]),
   /**
-   * Drain an idle node and terminate it in the same poll when it runs no job (the planner drains; the
-   * deployed control plane terminates at a later poll, after two reports). Default: off.
+   * Terminate an idle node in the poll that drains it when it runs no job, as the control plane does
+   * (it reads Slurm back after the drain: node-retirement.ts). false replays the earlier behaviour, a
+   * drained node terminated at the next poll. Default: on.
    */
-  terminateAtDrain: z.boolean().default(false),
+  terminateAtDrain: z.boolean().default(true),
   /**
    * Event-driven scale-out: a job that cannot start when it arrives wakes the scaler this many seconds
    * after its busy time is up (the agent noticing it in squeue), besides the regular polls. Default: off.

@@ -50,7 +50,7 @@ export interface SimulateOptions {
   timeline: boolean;
   /** Progress of one policy's replay, 0..1 of the trace's arrival span. */
   onProgress?: (policy: string, fraction: number) => void;
-  /** Levers only the simulation models (the `simulation` section; sim-config.ts). */
+  /** Levers of the `simulation` section (sim-config.ts). terminateAtDrain: @default true, as deployed. */
   terminateAtDrain?: boolean;
   wakeSeconds?: number;
   placement?: "fewest-free" | "busy-first";
@@ -138,7 +138,7 @@ function scalerFor(spec: PolicySpec, config: ResolvedConfig, options: SimulateOp
   switch (spec.kind) {
     case "thpc":
     case "packed":
-      return new CoreScaler({ ...config, policy: spec.kind }, options.terminateAtDrain === true);
+      return new CoreScaler({ ...config, policy: spec.kind }, options.terminateAtDrain ?? true);
     case "static":
       return new StaticScaler(config, spec.nodes);
     case "per-job":

@@ -69,7 +69,7 @@ export function summarize(input: SummaryInput): SimulationSummary {
       seed: input.seed,
       memPerCpuMiB: input.memPerCpuMiB,
       capacity: Object.fromEntries(input.capacity),
-      levers: input.levers ?? { terminateAtDrain: false, wakeSeconds: null, placement: "fewest-free" },
+      levers: input.levers ?? { terminateAtDrain: true, wakeSeconds: null, placement: "fewest-free" },
     },
     bound: roundBound(input.bound),
     policies: Object.fromEntries(input.runs.map((r) => [r.policy, r.metrics])),

@@ -205,10 +205,15 @@ export class SlurmClient {
    * since sinfo never lists FUTURE nodes.
    */
   async placeholderNames(): Promise<string[]> {
+    return (await this.placeholderNodes()).map((n) => n.name);
+  }
+
+  /** The placeholder nodes themselves (their CPUs and features tell the queues' shapes: arrivals.ts). */
+  async placeholderNodes(): Promise<SlurmNode[]> {
     const result = await this.run("scontrol", ["--future", "--oneliner", "show", "node"]);
-    return parseScontrolNodes(result.stdout)
-      .filter((n) => n.state === "FUTURE" && PLACEHOLDER_NAME.test(n.name))
-      .map((n) => n.name);
+    return parseScontrolNodes(result.stdout).filter(
+      (n) => n.state === "FUTURE" && PLACEHOLDER_NAME.test(n.name),
+    );
   }
 
   /**

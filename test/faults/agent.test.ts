@@ -40,6 +40,28 @@ describe("agent faults", () => {
     });
   }
 
+  it("a job lands on a node between the report and its drain: the node is drained, not terminated while the job runs", async (ctx) => {
+    // Prepare: two 5-minute jobs; once their nodes have idled past shrinkIdleTime the scaler drains them,
+    // and Slurm starts a new job on the first just before that drain lands (the same-poll terminate
+    // then reads the node back DRAINING)
+    const world = await World.create(db, {
+      name: "a job lands between the report and the drain",
+      seed,
+      agent: [{ kind: "jobBeforeDrain", actor: "scaler", times: 1 }],
+    });
+    const submitted = submitJobs(world, 2, { minutes: 5 });
+    // Act
+    await world.run(60 * MINUTE);
+    await settle(ctx, world);
+    // Assess: the landed job ran to its end on its node; every node went once idle
+    const landed = [...world.sim().jobs.values()].filter((j) => !submitted.includes(j.id));
+    expect(world.agentFaults.injected.get("jobBeforeDrain")).toBe(1);
+    expect(landed.map((j) => [j.state, j.requeues])).toEqual([["DONE", 0]]);
+    expect(world.sim().losses).toEqual([]);
+    expect(unfinished(world)).toBe(0);
+    expect(world.sim().liveComputes()).toEqual([]);
+  });
+
   it("nodes missing from one report while jobs wait for room", async (ctx) => {
     // Prepare: the queue is full (4 of 4 busy) and 4 more jobs wait; one report leaves out all 4 nodes
     const world = await World.create(db, {

@@ -20,6 +20,8 @@ import type { FaultBook, When } from "./rules.js";
  *   AgentUnreachableError after 10 s, as lib/control/agent-http.ts answers.
  * - `tooLarge`: a 256 MiB answer: AgentUnreachableError("answer too large"), as the channel refuses
  *   answers over 16 MiB.
+ * - `jobBeforeDrain`: Slurm starts a job on the node a drain is for just before the drain lands (the job
+ *   arrived between the report the scaler planned on and its drain), so the drain finds it busy.
  */
 export type AgentFault = When &
   (
@@ -29,6 +31,7 @@ export type AgentFault = When &
     | { kind: "slurmctldDown" }
     | { kind: "slow"; ms: number }
     | { kind: "tooLarge" }
+    | { kind: "jobBeforeDrain" }
   );
 
 /** The channel's own timeout (lib/control/agent-http.ts). */
@@ -40,6 +43,8 @@ export function agentFaultMethods(kind: AgentFault["kind"]): readonly string[] {
     case "dropNodes":
     case "tooLarge":
       return ["report"];
+    case "jobBeforeDrain":
+      return ["drain"];
     default:
       return ["report", "drain", "resume", "deleteNode", "setJobNotes", "syncPlaceholders", "health"];
   }
@@ -60,7 +65,12 @@ export function busyNodes(report: OkReport): string[] {
 export function corruptingAgent(
   inner: AgentChannel,
   book: FaultBook<AgentFault>,
-  deps: { sleep: (ms: number) => Promise<void>; pick: <T>(items: readonly T[]) => T | undefined },
+  deps: {
+    sleep: (ms: number) => Promise<void>;
+    pick: <T>(items: readonly T[]) => T | undefined;
+    /** Starts a job on the node now if it is idle and in service; true when one started. */
+    landJob?: (node: string) => boolean;
+  },
 ): AgentChannel {
   const failing = async <T>(method: string, call: () => Promise<T>): Promise<T> => {
     const fault = book.match(method);
@@ -97,7 +107,18 @@ export function corruptingAgent(
           return applyTransportFault(fault, deps, () => inner.report());
       }
     },
-    drain: (node, reason) => failing("drain", () => inner.drain(node, reason)),
+    drain: async (node, reason) => {
+      const landed = book.match(
+        "drain",
+        (rule) => rule.kind !== "jobBeforeDrain" || deps.landJob !== undefined,
+      );
+      if (landed?.kind === "jobBeforeDrain") {
+        deps.landJob?.(node);
+        return inner.drain(node, reason);
+      }
+      if (landed === undefined) return inner.drain(node, reason);
+      return applyTransportFault(landed, deps, () => inner.drain(node, reason));
+    },
     resume: (node) => failing("resume", () => inner.resume(node)),
     deleteNode: (node) => failing("deleteNode", () => inner.deleteNode(node)),
     setJobNotes: (notes) => failing("setJobNotes", () => inner.setJobNotes(notes)),

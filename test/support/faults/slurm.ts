@@ -137,6 +137,33 @@ export class SlurmSim implements AgentChannel {
     return id;
   }
 
+  /**
+   * Starts a one-node job of `runtimeMs` on `node` now, if the node is joined, up, idle and not drained
+   * (Slurm placing a new job there); its id, else undefined.
+   */
+  landJobOn(node: string, runtimeMs: number): string | undefined {
+    this.sync();
+    const n = this.nodes.get(node);
+    if (n === undefined || n.down || n.jobId !== undefined || n.drainReason !== undefined) return undefined;
+    const id = String(this.nextJob++);
+    const now = this.clock.now();
+    this.jobs.set(id, {
+      id,
+      queue: n.queue,
+      nodes: 1,
+      cpusPerNode: n.cpus,
+      runtimeMs,
+      submittedAt: now,
+      state: "RUNNING",
+      nodeNames: [node],
+      startedAt: now,
+      endsAt: now + runtimeMs,
+      requeues: 0,
+    });
+    n.jobId = id;
+    return id;
+  }
+
   /** At `at` (or as soon after as one runs a job), a spot instance of the cluster running a job is reclaimed. */
   reclaimSpotAt(at: number): void {
     this.reclaims.push(at);

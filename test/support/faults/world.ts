@@ -437,6 +437,7 @@ export class World {
         corruptingAgent(this.sim(clusterId), this.agentFaults, {
           sleep: (ms) => this.clock.sleep(ms),
           pick: (items) => pickRng.pick(items),
+          landJob: (node) => this.sim(clusterId).landJobOn(node, 10 * 60 * SECOND) !== undefined,
         }),
       );
       this.agents.set(clusterId, agent);

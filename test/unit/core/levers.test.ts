@@ -35,6 +35,32 @@ describe("warm headroom", () => {
     ).toEqual(["b", "c"]);
   });
 
+  it("with several windows reported (the agent's), uses the one nearest headroomWindow", () => {
+    // Prepare: the agent reports 300 s: 4 CPUs, 1800 s: 48, 7200 s: 96. headroomSeconds 600.
+    //   headroomWindow 1800: that window, 48 / 1800 × 600 = 16 vCPUs: all three nodes stay.
+    //   headroomWindow 3600: the longest shorter one, 1800 s: the same 16 vCPUs.
+    //   headroomWindow 60: none shorter, so the shortest, 300 s: 4 / 300 × 600 = 8: two stay.
+    const input = parseState({
+      nodes: threeIdle(),
+      arrivals: [
+        { queue: "compute", windowS: 7200, cpus: 96 },
+        { queue: "compute", windowS: 300, cpus: 4 },
+        { queue: "compute", windowS: 1800, cpus: 48 },
+        { queue: "other", windowS: 3600, cpus: 1 },
+      ],
+    });
+
+    // Act
+    const exact = plan(config({ headroomSeconds: 600, headroomWindow: 1800 }), input, NOW);
+    const shorter = plan(config({ headroomSeconds: 600, headroomWindow: 3600 }), input, NOW);
+    const shortest = plan(config({ headroomSeconds: 600, headroomWindow: 60 }), input, NOW);
+
+    // Assess
+    expect(exact.shrinks).toEqual([]);
+    expect(shorter.shrinks).toEqual([]);
+    expect(shortest.shrinks.map((s) => s.node)).toEqual(["a"]);
+  });
+
   it("without reported arrivals, sizes it from the jobs in the state submitted within the window", () => {
     // Prepare: a running 4-CPU job submitted 10 min ago (in the 3600 s window) and one submitted
     //   2 h ago (outside): 4 CPUs / 3600 s × 3600 s = 4 vCPUs, one idle node kept.

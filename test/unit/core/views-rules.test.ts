@@ -142,6 +142,92 @@ describe("the safety net, to the second", () => {
     expect(d.shrinks).toEqual([expect.objectContaining({ node: "n1", action: "drain" })]);
   });
 
+  it("a multi-node job whose other node still boots keeps its idle nodes: Slurm could not start it there (issue 15)", () => {
+    // Job a: 3 nodes of 4 CPU, pending 10 min. n1 and n2 (c4m8) idle 5 min, n3 launching for it.
+    //   Slurm starts a job on all its nodes at once: two idle nodes cannot hold three, so their idling
+    //   beside it says nothing about how Slurm reads it. n1 + n2 + n3 cover the job: nothing launched,
+    //   n1 and n2 stay reserved (not drained, although idle past shrinkIdleTime 60 s).
+    //   Before this rule the net refused c4m8, launched 3 × c8m16 and drained n1, n2: the 214-processor
+    //   Lublin job's 70-minute wait, round after round.
+    const d = plan(
+      cfg({ shrinkIdleTime: 60 }),
+      state(
+        [job({ id: "a", nodes: 3, submittedAt: ago(600) })],
+        [
+          node("n1", { idleSince: ago(300) }),
+          node("n2", { idleSince: ago(300) }),
+          node("n3", { state: "LAUNCHING", launchedAt: ago(60) }),
+        ],
+      ),
+      NOW,
+    );
+    expect(d.mismatches).toEqual([]);
+    expect(d.launches).toEqual([]);
+    expect(d.shrinks).toEqual([]);
+    expect(codeOf(d, "n1")).toBe("RESERVED_FOR_PENDING_JOB");
+    expect(codeOf(d, "n2")).toBe("RESERVED_FOR_PENDING_JOB");
+    expect(d.skipped).toContainEqual({
+      job: "a",
+      queue: "compute",
+      code: "COVERED_BY_EXISTING_NODES",
+      reason: "existing nodes will run it: n1, n2, n3",
+      copies: 1,
+    });
+  });
+
+  it("once its idle nodes could hold the whole job and Slurm still has not started it, the net applies", () => {
+    // The same job beside three c4m8 idle 5 min: Slurm had its chance on all three. c4m8 is refused:
+    //   3 × c8m16 launched, the three idle nodes mismatched and drained (idle 300 s ≥ 60 s).
+    const d = plan(
+      cfg({ shrinkIdleTime: 60 }),
+      state(
+        [job({ id: "a", nodes: 3, submittedAt: ago(600) })],
+        [
+          node("n1", { idleSince: ago(300) }),
+          node("n2", { idleSince: ago(300) }),
+          node("n3", { idleSince: ago(300) }),
+        ],
+      ),
+      NOW,
+    );
+    expect(d.mismatches.map((m) => m.node)).toEqual(["n1", "n2", "n3"]);
+    expect(d.launches.map((l) => [l.instanceType, l.count, l.jobs])).toEqual([["c8m16", 3, ["a"]]]);
+    expect(d.shrinks.map((s) => [s.node, s.action])).toEqual([
+      ["n1", "drain"],
+      ["n2", "drain"],
+      ["n3", "drain"],
+    ]);
+  });
+
+  it("counts the idle nodes' room in tasks: 8 tasks beside one idle 4-CPU node are no evidence", () => {
+    // Job t: 8 tasks of 1 CPU / 1024 MiB, pending 10 min; n1 (c4m8) idle 5 min holds 4 of them: no
+    //   mismatch. THPC's own rule then applies: n1 would not save a new node (c8m16 holds all 8 with no
+    //   spare CPU), so t gets its best fit, one c8m16, and n1, free of it, drains after shrinkIdleTime.
+    const d = plan(
+      cfg({ shrinkIdleTime: 60 }),
+      state(
+        [
+          job({
+            id: "t",
+            nodes: undefined,
+            cpusPerNode: undefined,
+            memPerNodeMiB: undefined,
+            gpusPerNode: undefined,
+            tasks: 8,
+            cpusPerTask: 1,
+            memPerTaskMiB: 1024,
+            submittedAt: ago(600),
+          }),
+        ],
+        [node("n1", { idleSince: ago(300) })],
+      ),
+      NOW,
+    );
+    expect(d.mismatches).toEqual([]);
+    expect(d.launches.map((l) => [l.instanceType, l.count, l.jobs])).toEqual([["c8m16", 1, ["t"]]]);
+    expect(d.shrinks.map((s) => [s.node, s.action])).toEqual([["n1", "drain"]]);
+  });
+
   it("lists at most 200 mismatches per queue; the rule applies to every job", () => {
     const jobs = Array.from({ length: 201 }, (_, i) => job({ id: `j${i}`, submittedAt: ago(300) }));
     const d = plan(config({}, [queue()]), state(jobs, [node("n1", { idleSince: ago(600) })]), NOW);

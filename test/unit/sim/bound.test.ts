@@ -114,22 +114,22 @@ describe("clairvoyant zero-wait bound", () => {
 describe("policies against the bound", () => {
   it("the one-job replay: ratio, and a breakdown that adds up to the vCPU-hours", () => {
     // Prepare: 4 processors for 600 s at t=0. Bound: 4 × (180 + 600) = 3120 vCPU-s.
-    //   thpc (scenarios.test.ts): node 120..1260 = 4 × 1140 vCPU-s: boot 120..300, job 300..900,
-    //   idle 900..1200, drained and empty 1200..1260.
+    //   thpc (scenarios.test.ts): node 120..1200 = 4 × 1080 vCPU-s: boot 120..300, job 300..900,
+    //   idle 900..1200, then drained and terminated in the same poll: no drain tail.
     const jobs = [{ id: 1, submit: 0, run: 600, procs: 4 }];
 
     // Act
     const { metrics } = run(jobs);
 
     // Assess
-    expect(metrics.vcpuHoursToBound).toBeCloseTo(4560 / 3120, 3);
-    expect(metrics.costToBound).toBeCloseTo(4560 / 3120, 3);
+    expect(metrics.vcpuHoursToBound).toBeCloseTo(4320 / 3120, 3);
+    expect(metrics.costToBound).toBeCloseTo(4320 / 3120, 3);
     expect(metrics.breakdown).toEqual({
       work: 0.67, // 2400 s
       fragmentation: 0,
       boot: 0.2, // 720
       idleBeforeShrink: 0.33, // 1200
-      drainTail: 0.07, // 240
+      drainTail: 0,
       neverUsed: 0,
     });
   });

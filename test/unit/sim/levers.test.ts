@@ -7,14 +7,14 @@ import { nodesAt, run, testConfig } from "./helpers.js";
  * at 0.40 USD/h, thpc, busy time 120 s, shrinkIdleTime 300 s; polls every 60 s; boot 180 s.
  */
 describe("simulation levers", () => {
-  it("terminateAtDrain: an idle node is drained and terminated in the same poll", () => {
-    // Prepare: the one-job case (scenarios.test.ts): node 120..1260 with the drain at 1200 and the
-    //   terminate at the next poll; with the lever the node is gone at 1200.
+  it("terminateAtDrain (the default, as deployed): an idle node is drained and terminated in the same poll", () => {
+    // Prepare: the one-job case (scenarios.test.ts): drained at 1200; with the lever off the node is
+    //   terminated at the next poll (node 120..1260), with it (the default) it is gone at 1200.
     const jobs = [{ id: 1, submit: 0, run: 600, procs: 4 }];
 
     // Act
-    const before = run(jobs);
-    const after = run(jobs, { terminateAtDrain: true });
+    const before = run(jobs, { terminateAtDrain: false });
+    const after = run(jobs);
 
     // Assess: 60 s less of a 4-vCPU node, no drain tail.
     expect(nodesAt(before, 1200)).toBe(1);

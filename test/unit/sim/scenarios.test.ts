@@ -10,8 +10,9 @@ describe("simulator on hand-made traces", () => {
   it("one job: waits busy time + boot, and its node shrinks after the idle time", () => {
     // Prepare: one 4-processor job at t=0 that runs 600 s.
     //   polls 0 and 60: waited < 120 s, nothing; poll 120: launch 1 node, ready at 300;
-    //   job runs 300..900 (wait 300 s); idle from 900; poll 1200 (idle 300 s): drain; poll 1260: terminate.
-    //   node lives 120..1260 = 1140 s = 0.3167 h → cost 0.4 × 0.3167 = 0.1267 USD.
+    //   job runs 300..900 (wait 300 s); idle from 900; poll 1200 (idle 300 s): drained and, holding no
+    //   job, terminated in that poll (terminateAtDrain, as the control plane does).
+    //   node lives 120..1200 = 1080 s = 0.3 h → cost 0.4 × 0.3 = 0.12 USD.
     const jobs = [{ id: 1, submit: 0, run: 600, procs: 4 }];
 
     // Act
@@ -26,21 +27,21 @@ describe("simulator on hand-made traces", () => {
       p95WaitS: 300,
       maxWaitS: 300,
       meanBoundedSlowdown: 1.5, // (300 + 600) / 600
-      nodeHours: 0.32,
-      cost: 0.13,
-      cpuUtilization: 0.5263, // 4 × 600 / (4 × 1140)
+      nodeHours: 0.3,
+      cost: 0.12,
+      cpuUtilization: 0.5556, // 4 × 600 / (4 × 1080)
       launches: 1,
       peakNodes: 1,
       scaleOutRounds: 1,
       lowerBoundNodeHours: 0.17, // 4 × 600 / 4 / 3600
-      simulatedHours: 0.35, // 0 .. 1260 s
+      simulatedHours: 0.33, // 0 .. 1200 s
     });
   });
 
   it("back-to-back jobs: the second reuses the idle node at once", () => {
     // Prepare: job 1 as above (node up 300, job 300..900); job 2 arrives at 1000 while the node is
     //   idle (idle 100 s < 300 s): it starts at 1000 (wait 0), ends 1300. Idle from 1300; poll 1620
-    //   (idle 320 s): drain; 1680: terminate. Node lives 120..1680 = 1560 s = 0.4333 h → 0.1733 USD.
+    //   (idle 320 s): drained and terminated. Node lives 120..1620 = 1500 s = 0.4167 h → 0.1667 USD.
     const jobs = [
       { id: 1, submit: 0, run: 600, procs: 4 },
       { id: 2, submit: 1000, run: 300, procs: 4 },
@@ -56,9 +57,9 @@ describe("simulator on hand-made traces", () => {
       p50WaitS: 0, // nearest rank: 1st of [0, 300]
       p95WaitS: 300,
       meanBoundedSlowdown: 1.25, // (1.5 + 1) / 2
-      nodeHours: 0.43,
+      nodeHours: 0.42,
       cost: 0.17,
-      cpuUtilization: 0.5769, // (2400 + 1200) / (4 × 1560)
+      cpuUtilization: 0.6, // (2400 + 1200) / (4 × 1500)
       launches: 1,
       scaleOutRounds: 1,
     });
@@ -92,9 +93,9 @@ describe("simulator on hand-made traces", () => {
   });
 
   it("an idle gap shrinks the cluster to zero, and the next job launches again", () => {
-    // Prepare: job 1 at 0 (600 s) as in the one-job case: node 120..1260, then zero nodes.
+    // Prepare: job 1 at 0 (600 s) as in the one-job case: node 120..1200, then zero nodes.
     //   Job 2 at 3600 (600 s): polls 3600, 3660 wait; 3720 launches (ready 3900); runs 3900..4500;
-    //   drain at 4800, terminate at 4860. Two lifetimes of 1140 s = 0.6333 h → 0.2533 USD.
+    //   drained and terminated at 4800. Two lifetimes of 1080 s = 0.6 h → 0.24 USD.
     const jobs = [
       { id: 1, submit: 0, run: 600, procs: 4 },
       { id: 2, submit: 3600, run: 600, procs: 4 },
@@ -104,25 +105,25 @@ describe("simulator on hand-made traces", () => {
     const result = run(jobs);
 
     // Assess
-    expect(nodesAt(result, 1259)).toBe(1);
-    expect(nodesAt(result, 1260)).toBe(0);
+    expect(nodesAt(result, 1199)).toBe(1);
+    expect(nodesAt(result, 1200)).toBe(0);
     expect(nodesAt(result, 3719)).toBe(0);
     expect(nodesAt(result, 3720)).toBe(1);
-    expect(nodesAt(result, 4860)).toBe(0);
+    expect(nodesAt(result, 4800)).toBe(0);
     expect(result.metrics).toMatchObject({
       completedJobs: 2,
       meanWaitS: 300,
-      nodeHours: 0.63,
-      cost: 0.25,
+      nodeHours: 0.6,
+      cost: 0.24,
       launches: 2,
       scaleOutRounds: 2,
       peakNodes: 1,
-      simulatedHours: 1.35, // 0 .. 4860 s
+      simulatedHours: 1.33, // 0 .. 4800 s
     });
   });
   it("a job that can never run ends the replay after the stall limit instead of polling for ever", () => {
     // Prepare: maxSize 2; job 1 needs 4 nodes (16 processors): never launched (larger than maxSize).
-    //   Job 2 (4 procs, 600 s) runs 300..900 as in the one-job case; its node goes at 1260.
+    //   Job 2 (4 procs, 600 s) runs 300..900 as in the one-job case; its node goes at 1200.
     //   Nothing runs or boots from 900; the stall limit is 300 + 120 s + 10 polls = 1020 s, so the
     //   first poll after 1920 (1980) ends the replay.
     const jobs = [
@@ -141,7 +142,7 @@ describe("simulator on hand-made traces", () => {
       neverStartedJobs: 1,
       meanWaitS: 1140, // (300 + ≥1980) / 2
       maxWaitS: 1980,
-      nodeHours: 0.32,
+      nodeHours: 0.3,
       simulatedHours: 0.55,
     });
   });

@@ -37,7 +37,7 @@ function inputs(trace: string, queue: { maxSize?: number } = {}) {
 
 describe("nowscale simulate (built CLI)", () => {
   it("prints every policy's metrics as JSON and writes a self-contained HTML report", () => {
-    // Prepare: the one-job trace worked out in scenarios.test.ts (thpc: wait 300 s, 0.32 node-hours).
+    // Prepare: the one-job trace worked out in scenarios.test.ts (thpc: wait 300 s, 0.3 node-hours).
     const dir = inputs(swf([{ id: 1, submit: 0, run: 600, procs: 4 }]));
     const report = join(dir, "report.html");
 
@@ -63,8 +63,8 @@ describe("nowscale simulate (built CLI)", () => {
       jobs: 1,
       completedJobs: 1,
       meanWaitS: 300,
-      nodeHours: 0.32,
-      cost: 0.13,
+      nodeHours: 0.3,
+      cost: 0.12,
     });
     expect(out.policies["per-job"]).toMatchObject({ meanWaitS: 180, launches: 1 });
     expect(out.policies["static:2"]).toMatchObject({ meanWaitS: 0, launches: 2 });
@@ -79,7 +79,8 @@ describe("nowscale simulate (built CLI)", () => {
 
   it("--set overrides config fields and simulation levers, and names an unknown field", () => {
     // Prepare: the one-job trace: thpc waits busy time 120 s + boot 180 s; with busy time 0 it
-    //   launches at poll 0 and waits only the boot; same-poll terminate removes the drain tail.
+    //   launches at poll 0 and waits only the boot; with same-poll terminate off the drain tail is back
+    //   (one poll of the 4-vCPU node, drained and empty: 240 vCPU-s).
     const dir = inputs(swf([{ id: 1, submit: 0, run: 600, procs: 4 }]));
     const base = [
       "simulate",
@@ -91,16 +92,16 @@ describe("nowscale simulate (built CLI)", () => {
     ];
 
     // Act
-    const set = nowscale([...base, "--set", "expansionBusyTime=0,simulation.terminateAtDrain=true"]);
+    const set = nowscale([...base, "--set", "expansionBusyTime=0,simulation.terminateAtDrain=false"]);
     const bad = nowscale([...base, "--set", "shrinkIdle=60"]);
 
     // Assess
     expect(set.status).toBe(0);
     const out = JSON.parse(set.stdout);
     expect(out.policies.thpc).toMatchObject({ meanWaitS: 180 });
-    expect(out.policies.thpc.breakdown.drainTail).toBe(0);
+    expect(out.policies.thpc.breakdown.drainTail).toBeCloseTo(240 / 3600, 2);
     expect(out.settings.levers).toEqual({
-      terminateAtDrain: true,
+      terminateAtDrain: false,
       wakeSeconds: null,
       placement: "fewest-free",
     });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { loadKey } from "../../../agent/key.js";
 import { parseConfig } from "../../../lib/core/config.js";
 import type { PlaceholderSpec } from "../../../lib/ports/agent-protocol.js";
+import type { ArrivalRecord } from "../../../scheduler-plugins/slurm/arrivals.js";
 import { SlurmClient } from "../../../scheduler-plugins/slurm/client.js";
 import { collectReport } from "../../../scheduler-plugins/slurm/collect.js";
 import {
@@ -213,6 +214,38 @@ describe("collectReport", () => {
     expect(listed).toMatchObject({ status: "ok", placeholders: [ph] });
     expect(left.status).toBe("ok");
     expect(left).not.toHaveProperty("placeholders");
+  });
+
+  it("counts the recent arrivals of each queue whose shapes it knows, and keeps the record in the store", async () => {
+    // Prepare: the recorded squeue (all submitted at one second) and a 4-CPU placeholder of compute:
+    //   compute's jobs of at most 4 CPUs: 2 + 2 + 3 + 1 + 1 + 1 = 10 (the 8-CPU ones are multi-node
+    //   here); gpu has no known shape, so it is not counted.
+    const ph = "ph-0123456789abcdef";
+    const withFuture: Script = (file, args) =>
+      args[0] === "--future"
+        ? { stdout: `NodeName=${ph} CPUTot=4 AvailableFeatures=q_compute,type_t4,zone_a State=FUTURE\n` }
+        : healthy(file, args);
+    const submitted = 1795491942 * 1000;
+    const saved: ArrivalRecord[] = [];
+    const store = { load: async () => undefined, save: async (r: ArrivalRecord) => void saved.push(r) };
+    // Act
+    const report = await collectReport(
+      new SlurmClient({ runner: fakeRunner(withFuture).runner }),
+      "x",
+      () => submitted + 30_000,
+      store,
+    );
+    // Assess
+    if (report.status !== "ok") throw new Error(report.error);
+    expect(report.arrivals?.find((a) => a.windowS === 300)).toEqual({
+      queue: "compute",
+      windowS: 300,
+      cpus: 10,
+    });
+    expect(new Set(report.arrivals?.map((a) => a.queue))).toEqual(new Set(["compute"]));
+    expect(saved.map((r) => r.queues.map((q) => q.buckets))).toEqual([
+      [[[Math.floor(submitted / 60_000), 10]]],
+    ]);
   });
 
   it("says slurmctld is unreachable when squeue --json carries errors (exit 0, empty list)", async () => {
