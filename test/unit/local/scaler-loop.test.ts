@@ -34,6 +34,8 @@ describe("the local scaler loop", () => {
       store: bed.store,
       agent: bed.agent,
       cloud: bed.provider,
+      // The cluster's cloud and agent, as the local control plane gives them per cluster.
+      runtime: async () => ({ provider: bed.provider, agent: bed.agent }),
       metrics: bed.metrics,
       userData: () => undefined,
     } as unknown as LocalControlPlane;
