@@ -101,34 +101,51 @@ export function bestFit(
  * plan call, so it holds only that call's requests.
  */
 export class RequestIds {
-  private readonly byUnits = new Map<number, Map<number, Map<number, Map<number, number>>>>();
+  /** By units and CPUs, then memory and GPUs, each pair packed into one exact integer. */
+  private readonly packed = new Map<number, Map<number, number>>();
+  /** Requests whose numbers do not pack (fractions, thousands of GPUs): by a string, as a fallback. */
+  private readonly other = new Map<string, number>();
   private next = 0;
 
   id(slice: Slice, units: number, distinct: boolean): number {
     // Node slices (distinct) and task slices of the same numbers are different requests.
     const u = distinct ? -1 - units : units;
-    let byCpus = this.byUnits.get(u);
-    if (!byCpus) {
-      byCpus = new Map();
-      this.byUnits.set(u, byCpus);
+    const { cpus, memMiB, gpus } = slice;
+    const outer = u * 4096 + cpus;
+    const inner = memMiB * 1024 + gpus;
+    if (
+      below(cpus, 4096) &&
+      below(gpus, 1024) &&
+      Number.isInteger(memMiB) &&
+      memMiB >= 0 &&
+      Number.isSafeInteger(outer) &&
+      Number.isSafeInteger(inner)
+    ) {
+      let byMemory = this.packed.get(outer);
+      if (!byMemory) {
+        byMemory = new Map();
+        this.packed.set(outer, byMemory);
+      }
+      let id = byMemory.get(inner);
+      if (id === undefined) {
+        id = this.next++;
+        byMemory.set(inner, id);
+      }
+      return id;
     }
-    let byMem = byCpus.get(slice.cpus);
-    if (!byMem) {
-      byMem = new Map();
-      byCpus.set(slice.cpus, byMem);
-    }
-    let byGpus = byMem.get(slice.memMiB);
-    if (!byGpus) {
-      byGpus = new Map();
-      byMem.set(slice.memMiB, byGpus);
-    }
-    let id = byGpus.get(slice.gpus);
+    const key = `${u}/${cpus}/${memMiB}/${gpus}`;
+    let id = this.other.get(key);
     if (id === undefined) {
       id = this.next++;
-      byGpus.set(slice.gpus, id);
+      this.other.set(key, id);
     }
     return id;
   }
+}
+
+/** A whole number from 0 to limit − 1. */
+function below(n: number, limit: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n < limit;
 }
 
 /** Key of a shape (vCPUs/MiB/GPUs): instance types with equal keys form one ShapeGroup. */

@@ -221,34 +221,35 @@ function scaleOut(
 
   for (const skip of result.skipped) decision.skipped.push(skip);
   // One reason for every job the round leaves out (worked out when one is: most polls defer none).
-  let why: readonly [Skip["code"], string] | undefined;
+  let why: { code: Skip["code"]; reason: string } | undefined;
   const deferral = () =>
     (why ??=
       byRatio <= cycleRoom
-        ? [
-            "DEFERRED_BY_SCALE_OUT_RATIO",
-            `this round launches ${round} of ${needed} needed nodes (scaleOutRatio ${queue.scaleOutRatio}%, threshold ${queue.scaleOutNodeThreshold})`,
-          ]
-        : [
-            "CYCLE_CAP_REACHED",
-            `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
-          ]);
+        ? {
+            code: "DEFERRED_BY_SCALE_OUT_RATIO",
+            reason: `this round launches ${round} of ${needed} needed nodes (scaleOutRatio ${queue.scaleOutRatio}%, threshold ${queue.scaleOutNodeThreshold})`,
+          }
+        : {
+            code: "CYCLE_CAP_REACHED",
+            reason: `maxNodesPerCycle ${queue.maxNodesPerCycle} reached with ${launching} nodes launching and ${round} launched now`,
+          });
   const { launches, launchOf } = groupIntoLaunches(queue, result.newNodes, round, needed, notes);
   // Every copy whose first new node lies beyond the round waits for a later round, and says so; each
   // launched copy counts in the launch that holds its first new node.
   const copies = launches.map(() => new Map<string, number>());
-  for (const [job, starts] of result.copyStarts) {
+  // forEach, not for-of: no [job, starts] pair per job.
+  result.copyStarts.forEach((starts, job) => {
     const deferred = starts.atOrAbove(round);
     if (deferred > 0) {
-      const [code, reason] = deferral();
+      const { code, reason } = deferral();
       decision.skipped.push(jobSkip(job, code, reason, deferred));
     }
-    if (starts.first >= round) continue;
+    if (starts.first >= round) return;
     starts.forEachBelow(round, (position, n) => {
       const perJob = copies[launchOf[position] as number];
       perJob?.set(job.id, (perJob.get(job.id) ?? 0) + n);
     });
-  }
+  });
   launches.forEach((launch, i) => {
     launch.copies = launch.jobs.map((id) => copies[i]?.get(id) ?? 0);
   });

@@ -39,9 +39,12 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
       fresh = bestFit(view, slice, units, distinct);
       viewFits.set(request, fresh);
     }
-    const usedNames: string[] = [];
-    /** New nodes the not-yet-covered copies need, and of which shape; `copies` copies alike. */
-    const needs: { nodes: number; group: ShapeGroup; copies: number }[] = [];
+    // Made only when needed: this runs once per pending job, and most need neither.
+    let usedNames: string[] | undefined;
+    /** New nodes each copy that existing nodes help still needs, and of which shape. */
+    let helped: { nodes: number; group: ShapeGroup }[] | undefined;
+    /** Copies that lie wholly on fresh nodes of the job's best fit. */
+    let freshCopies = 0;
     let copiesLeft = job.count;
     let unplaceable = 0;
 
@@ -59,25 +62,30 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
       }
       copiesLeft--;
       for (const s of taken.nodes) {
+        usedNames ??= [];
         usedNames.push(s.node.name);
         result.reserved.set(s.node.name, job.id);
       }
-      if (rest) needs.push({ nodes: rest.layout.nodes, group: rest.group, copies: 1 });
+      if (rest) {
+        helped ??= [];
+        helped.push({ nodes: rest.layout.nodes, group: rest.group });
+      }
     }
     // The remaining copies all lie on fresh nodes the same way.
     if (copiesLeft > 0) {
-      if (fresh) needs.push({ nodes: fresh.layout.nodes, group: fresh.group, copies: copiesLeft });
+      if (fresh) freshCopies = copiesLeft;
       else unplaceable += copiesLeft;
     }
 
-    const needing = needs.reduce((n, need) => n + need.copies, 0);
+    const helpedCopies = helped?.length ?? 0;
+    const needing = helpedCopies + freshCopies;
     const covered = job.count - needing - unplaceable;
     if (covered > 0) {
       result.skipped.push(
         jobSkip(
           job,
           "COVERED_BY_EXISTING_NODES",
-          `existing nodes will run it: ${listNames(usedNames)}`,
+          `existing nodes will run it: ${listNames(usedNames ?? [])}`,
           covered,
         ),
       );
@@ -103,7 +111,12 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
     let tooLarge = 0;
     let deniedByRoom = 0;
     let copy = 0;
-    for (const { nodes: need, group, copies } of needs) {
+    // The helped copies one by one, then the fresh ones together.
+    for (let k = 0; k < helpedCopies + (freshCopies > 0 ? 1 : 0); k++) {
+      const help = helped?.[k];
+      const need = help ? help.nodes : (fresh as NonNullable<typeof fresh>).layout.nodes;
+      const group = help ? help.group : (fresh as NonNullable<typeof fresh>).group;
+      const copies = help ? 1 : freshCopies;
       if (need > queue.maxSize) {
         tooLarge += copies;
         copy += copies;
@@ -184,12 +197,13 @@ class SupplyPool {
   }
 
   canHost(slice: Slice, distinct: boolean, accepts?: (s: SupplyNode) => boolean): boolean {
-    return this.groups.some(
-      (g) =>
-        g.nodes.length > 0 &&
-        slicesPerNode(slice, g.shape, distinct) > 0 &&
-        (accepts === undefined || g.nodes.some(accepts)),
-    );
+    // Plain loops, no closures: this runs once per pending job.
+    for (const g of this.groups) {
+      if (g.nodes.length === 0 || slicesPerNode(slice, g.shape, distinct) === 0) continue;
+      if (accepts === undefined) return true;
+      for (const s of g.nodes) if (accepts(s)) return true;
+    }
+    return false;
   }
 
   /** Takes the best-fitting nodes for one copy of a job; returns them and the units still unplaced. */

@@ -96,32 +96,48 @@ export class CopyStarts {
     return n;
   }
 
+  // The methods below run once per pending job: static helpers, not closures, so they allocate nothing.
+
   /** Calls `fn` with each position below `limit` and the copies that start there (at most `limit` calls per run). */
   forEachBelow(limit: number, fn: (position: number, copies: number) => void): void {
-    const visit = (start: number, copies: number, step: number) => {
-      if (copies === 0 || start >= limit) return;
-      if (step === 0) fn(start, copies);
-      else for (let k = 0; k < copies && start + k * step < limit; k++) fn(start + k * step, 1);
-    };
-    visit(this.start, this.copies, this.step);
+    CopyStarts.visit(limit, fn, this.start, this.copies, this.step);
     const runs = this.more;
     if (runs !== undefined) {
       for (let i = 0; i < runs.length; i += 3)
-        visit(runs[i] as number, runs[i + 1] as number, runs[i + 2] as number);
+        CopyStarts.visit(limit, fn, runs[i] as number, runs[i + 1] as number, runs[i + 2] as number);
     }
+  }
+
+  private static visit(
+    limit: number,
+    fn: (position: number, copies: number) => void,
+    start: number,
+    copies: number,
+    step: number,
+  ): void {
+    if (copies === 0 || start >= limit) return;
+    if (step === 0) fn(start, copies);
+    else for (let k = 0; k < copies && start + k * step < limit; k++) fn(start + k * step, 1);
   }
 
   /** How many copies start at or beyond `limit`. */
   atOrAbove(limit: number): number {
-    const count = (start: number, copies: number, step: number) =>
-      start >= limit ? copies : step > 0 ? Math.max(0, copies - Math.ceil((limit - start) / step)) : 0;
-    let n = count(this.start, this.copies, this.step);
+    let n = CopyStarts.countAtOrAbove(limit, this.start, this.copies, this.step);
     const runs = this.more;
     if (runs !== undefined) {
       for (let i = 0; i < runs.length; i += 3)
-        n += count(runs[i] as number, runs[i + 1] as number, runs[i + 2] as number);
+        n += CopyStarts.countAtOrAbove(
+          limit,
+          runs[i] as number,
+          runs[i + 1] as number,
+          runs[i + 2] as number,
+        );
     }
     return n;
+  }
+
+  private static countAtOrAbove(limit: number, start: number, copies: number, step: number): number {
+    return start >= limit ? copies : step > 0 ? Math.max(0, copies - Math.ceil((limit - start) / step)) : 0;
   }
 
   /** The first copy's position (Infinity when none). */

@@ -79,6 +79,12 @@ function allEntriesOf(queue: ResolvedQueue): ReadonlySet<number> {
 
 /** At most this many mismatches are listed per queue; the rule applies to all of them. */
 const MAX_MISMATCHES = 200;
+const NO_NODES: readonly SupplyNode[] = [];
+
+/** Whole seconds an idle node has been beside a pending job: since the later of the two. */
+function waitedBeside(s: SupplyNode, job: Job, now: number): number {
+  return Math.floor((now - Math.max(s.node.idleSince ?? now, job.submittedAt)) / 1000);
+}
 
 /**
  * Narrows each pending job to what it may use and splits jobs with node counts (`[a*3&b*1]`) into parts.
@@ -275,6 +281,11 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     >
   >();
   const keyOf = (c: Constraint | undefined) => (c === undefined ? "" : formatConstraint(c));
+  const whole: { job: Job; constraint: Constraint | undefined } = {
+    job: input.jobs[0] as Job,
+    constraint: undefined,
+  };
+  const wholeOnly = [whole];
 
   for (const job of input.jobs) {
     if (plain(job)) {
@@ -300,7 +311,10 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     }
 
     // Node counts (`[a*3&b*1]`): one part per count, each with its own constraint, all-or-nothing each.
-    let parts: { job: Job; constraint: Constraint | undefined }[] = [{ job, constraint }];
+    // Without counts, the job is its one part (a list made once per call, not per job).
+    whole.job = job;
+    whole.constraint = constraint;
+    let parts: { job: Job; constraint: Constraint | undefined }[] = wholeOnly;
     const counted = constraint && job.request.kind === "nodes" ? countedParts(constraint) : undefined;
     if (counted && job.request.kind === "nodes") {
       const request = job.request;
@@ -317,9 +331,14 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       }
     }
 
-    const unsatisfied = parts.find(
-      (p) => viewFor(p.constraint, keyOf(p.constraint), undefined, "", true, undefined).entries.size === 0,
-    );
+    // Without a constraint every entry is allowed: nothing to check (most jobs).
+    const unsatisfied =
+      constraint === undefined
+        ? undefined
+        : parts.find(
+            (p) =>
+              viewFor(p.constraint, keyOf(p.constraint), undefined, "", true, undefined).entries.size === 0,
+          );
     if (unsatisfied && constraint !== undefined) {
       out.skipped.push(
         jobSkip(
@@ -346,29 +365,18 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
           : undefined;
       const refused = net?.refused;
       const excluded = net?.excluded;
-      let last: { node: string; waitedS: number } | undefined;
-      for (const s of net?.nodes ?? []) {
-        const waitedS = Math.floor((now - Math.max(s.node.idleSince ?? now, part.submittedAt)) / 1000);
-        last = { node: s.node.name, waitedS };
-        if (out.mismatches.length < MAX_MISMATCHES) {
-          const mismatch: SlurmMismatch = {
-            node: s.node.name,
-            job: part.id,
-            queue: q,
-            waitedS,
-            reason: `idle ${waitedS} s beside pending job ${part.id}, which NowScale read as fitting it, and Slurm has not started it there${part.reason ? ` (Slurm: ${part.reason})` : ""}: the node no longer covers the job`,
-          };
-          if (part.reason !== undefined) mismatch.slurmReason = part.reason;
-          out.mismatches.push(mismatch);
-        } else if (net !== undefined) {
-          // Only the last node's wait is needed from here on (for a hold's reason).
-          const end = net.nodes[net.nodes.length - 1] as SupplyNode;
-          last = {
-            node: end.node.name,
-            waitedS: Math.floor((now - Math.max(end.node.idleSince ?? now, part.submittedAt)) / 1000),
-          };
-          break;
-        }
+      for (const s of net?.nodes ?? NO_NODES) {
+        if (out.mismatches.length >= MAX_MISMATCHES) break;
+        const waitedS = waitedBeside(s, part, now);
+        const mismatch: SlurmMismatch = {
+          node: s.node.name,
+          job: part.id,
+          queue: q,
+          waitedS,
+          reason: `idle ${waitedS} s beside pending job ${part.id}, which NowScale read as fitting it, and Slurm has not started it there${part.reason ? ` (Slurm: ${part.reason})` : ""}: the node no longer covers the job`,
+        };
+        if (part.reason !== undefined) mismatch.slurmReason = part.reason;
+        out.mismatches.push(mismatch);
       }
 
       const rkey = net?.refusedKey ?? "";
@@ -391,10 +399,11 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       let view = launchable;
       if (hold === undefined && refused !== undefined && fitAll === null) {
         // Every type NowScale reads as fitting is one Slurm did not use: launching more of it would leak.
-        const first = last as { node: string; waitedS: number };
+        // The reason names the safety net's last node (a net has at least one).
+        const last = net?.nodes[net.nodes.length - 1] as SupplyNode;
         hold = {
           code: "NOT_STARTED_BY_SLURM",
-          reason: `Slurm has not started it on idle ${[...refused].join(", ")} node ${first.node} for ${first.waitedS} s${part.reason ? ` (Slurm: ${part.reason})` : ""}: NowScale's reading of the job differs from Slurm's, so it launches no more of that type for it`,
+          reason: `Slurm has not started it on idle ${[...refused].join(", ")} node ${last.node.name} for ${waitedBeside(last, part, now)} s${part.reason ? ` (Slurm: ${part.reason})` : ""}: NowScale's reading of the job differs from Slurm's, so it launches no more of that type for it`,
         };
       }
       if (fitAll !== null && fitAvailable?.group.key !== fitAll.group.key) {

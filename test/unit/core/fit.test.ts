@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { RequestIds, type Slice } from "../../../lib/core/fit.js";
 import { bestFit, parseConfig, roundSize, slicesOf } from "../../../lib/core/index.js";
 
 function queueWith(types: Record<string, { vcpus: number; memoryMiB: number; gpus?: number }>) {
@@ -117,5 +118,39 @@ describe("proportional rounds", () => {
 
   it("ratio 100 launches everything at once", () => {
     expect(rounds(37, 100, 0)).toEqual([37]);
+  });
+});
+
+describe("RequestIds", () => {
+  it("gives equal requests one id and every different request its own, packed or not", () => {
+    // Prepare: node and task slices of the same numbers, neighbours in every field, and numbers that do
+    // not pack into the integer keys (a fraction, 5000 GPUs, huge units) and so take the string fallback.
+    const ids = new RequestIds();
+    const requests: [Slice, number, boolean][] = [
+      [{ cpus: 4, memMiB: 4096, gpus: 0 }, 2, true],
+      [{ cpus: 4, memMiB: 4096, gpus: 0 }, 2, false],
+      [{ cpus: 4, memMiB: 4096, gpus: 0 }, 3, true],
+      [{ cpus: 5, memMiB: 4096, gpus: 0 }, 2, true],
+      [{ cpus: 4, memMiB: 4097, gpus: 0 }, 2, true],
+      [{ cpus: 4, memMiB: 4096, gpus: 1 }, 2, true],
+      [{ cpus: 0, memMiB: 4096, gpus: 0 }, 3, true],
+      [{ cpus: 4095, memMiB: 0, gpus: 1023 }, 1, false],
+      // Would share packed keys with the next one if the packing took them.
+      [{ cpus: 4096, memMiB: 0, gpus: 0 }, 1, false],
+      [{ cpus: 0, memMiB: 0, gpus: 0 }, 2, false],
+      [{ cpus: 1, memMiB: 0, gpus: 1024 }, 1, false],
+      [{ cpus: 1, memMiB: 1, gpus: 0 }, 1, false],
+      [{ cpus: 1.5, memMiB: 2048, gpus: 0 }, 1, false],
+      [{ cpus: 1, memMiB: 2048, gpus: 5000 }, 1, false],
+      [{ cpus: 1, memMiB: 2048, gpus: 0 }, 2 ** 45, false],
+    ];
+
+    // Act
+    const first = requests.map(([slice, units, distinct]) => ids.id(slice, units, distinct));
+    const again = requests.map(([slice, units, distinct]) => ids.id({ ...slice }, units, distinct));
+
+    // Assess
+    expect(again).toEqual(first);
+    expect(new Set(first).size).toBe(requests.length);
   });
 });
