@@ -80,6 +80,68 @@ describe("warm headroom", () => {
     );
   });
 
+  it("from the jobs: single-node work of the queue, running or pending, submitted within the window", () => {
+    // Prepare: headroomSeconds = headroomWindow = 3600, so the headroom is the CPUs counted. The queue's
+    //   largest shape has 4 vCPUs (c4m8). Counted: r1 (2 CPUs, submitted exactly at the window's start),
+    //   r2 (one 3-CPU task), r4 (2 copies of 1 CPU) = 7. Not counted: r3 (2 nodes × 4 CPUs = 8 > 4), r5
+    //   (another queue), b1 (BLOCKED), old (before the window). Six idle 2-vCPU nodes (c2m4), all past
+    //   shrinkIdleTime: 12 idle vCPUs; draining oldest first while 12 − 2k ≥ 7 drains k = 2 of them.
+    const since = NOW - 3_600_000;
+    const running = { state: "RUNNING" as const, nodeNames: ["busy"] };
+    const jobs = [
+      job({ id: "r1", ...running, cpusPerNode: 2, submittedAt: iso(since) }),
+      job({
+        id: "r2",
+        ...running,
+        nodes: undefined,
+        cpusPerNode: undefined,
+        memPerNodeMiB: undefined,
+        gpusPerNode: undefined,
+        tasks: 1,
+        cpusPerTask: 3,
+        memPerTaskMiB: 1024,
+        submittedAt: iso(NOW - minutes(5)),
+      }),
+      job({ id: "r3", ...running, nodes: 2, cpusPerNode: 4, submittedAt: iso(NOW - minutes(5)) }),
+      job({ id: "r4", ...running, cpusPerNode: 1, count: 2, submittedAt: iso(NOW - minutes(5)) }),
+      job({ id: "r5", ...running, queue: "other", submittedAt: iso(NOW - minutes(5)) }),
+      job({ id: "b1", state: "BLOCKED", reason: "held", submittedAt: iso(NOW - minutes(5)) }),
+      job({ id: "old", ...running, submittedAt: iso(since - 1000) }),
+    ];
+    const idle = ["a", "b", "c", "d", "e", "f"].map((name, i) =>
+      node(name, { instanceType: "c2m4", idleSince: idleFor(20 - i) }),
+    );
+    const nodes = [...idle, node("busy", { state: "ALLOCATED", instanceType: "c16m32" })];
+
+    // Act
+    const decision = plan(config({ headroomSeconds: 3600 }), state(jobs, nodes), NOW);
+
+    // Assess: a and b (idle longest) drained; c keeps 8 idle vCPUs ≥ 7, d would leave 6 < 7.
+    expect(decision.shrinks.map((s) => s.node)).toEqual(["a", "b"]);
+    expect(decision.skipped).toContainEqual(
+      expect.objectContaining({
+        node: "c",
+        code: "KEPT_FOR_HEADROOM",
+        reason: "kept warm: 8 idle vCPUs, headroom 7 vCPUs from recent arrivals",
+      }),
+    );
+  });
+
+  it("from reported arrivals, only the queue's own entry counts", () => {
+    // Prepare: another queue's entry comes first (600 CPUs); compute's is 24 CPUs / 3600 s × 600 s = 4 vCPUs.
+    const input = parseState({
+      nodes: threeIdle(),
+      arrivals: [
+        { queue: "other", windowS: 3600, cpus: 600 },
+        { queue: "compute", windowS: 3600, cpus: 24 },
+      ],
+    });
+    // Act
+    const decision = plan(config({ headroomSeconds: 600 }), input, NOW);
+    // Assess: three 4-vCPU nodes, 12 idle vCPUs: a and b go (8, then 4 ≥ 4 left), c stays.
+    expect(decision.shrinks.map((s) => s.node)).toEqual(["a", "b"]);
+  });
+
   it("is off by default: THPC's rule drains every node past shrinkIdleTime", () => {
     // Act
     const input = parseState({

@@ -72,6 +72,20 @@ describe("THPC: oldest job first (FIFO by submit time, then id)", () => {
     expect(jobSkips(two)).toEqual([{ job: "y", code: "QUEUE_AT_MAX_SIZE", copies: 1 }]);
   });
 
+  it("orders jobs submitted months apart oldest first too", () => {
+    // Prepare: three one-node jobs a year apart in all, listed newest first; room for two.
+    const jobs = [
+      job({ id: "new", submittedAt: "2025-12-31T00:00:00Z" }),
+      job({ id: "mid", submittedAt: "2025-06-01T00:00:00Z" }),
+      job({ id: "old", submittedAt: "2024-12-31T00:00:00Z" }),
+    ];
+    // Act
+    const d = plan(config({}, [queue({ maxSize: 2 })]), state(jobs), NOW);
+    // Assess: old, then mid, launch; new waits for room.
+    expect(d.launches.map((l) => [l.jobs, l.count])).toEqual([[["old", "mid"], 2]]);
+    expect(jobSkips(d)).toEqual([{ job: "new", code: "QUEUE_AT_MAX_SIZE", copies: 1 }]);
+  });
+
   it("a scale-out round takes the oldest demand first", () => {
     // Prepare: 4 one-node jobs, scaleOutRatio 50: the round is ceil(4 × 50 / 100) = 2 nodes.
     const jobs = [
