@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { PolicyMetrics } from "../lib/sim/metrics.js";
@@ -7,12 +6,11 @@ import { type PolicySpec, type SimulateOptions, simulateWithBound } from "../lib
 import { parseSwf } from "../lib/sim/swf.js";
 import { syntheticTrace } from "../lib/sim/synthetic.js";
 import { toWorkload } from "../lib/sim/workload.js";
-import { type BenchModule, type BenchRow, timeMedian } from "./harness.js";
+import type { BenchModule, BenchRow } from "./harness.js";
 
 /** This file runs from dist/bench: the repository root is two levels up. */
 const ROOT = resolve(import.meta.dirname, "../..");
 const LUBLIN = resolve(ROOT, "../shared/traces/lublin_256.swf");
-const CLI = resolve(ROOT, "dist/bin/nowscale.js");
 const example = (name: string) => resolve(ROOT, "examples", name);
 
 /** One in-process replay of `trace` under `config` (an examples/ file), with overrides and levers. */
@@ -53,11 +51,10 @@ const figures = (m: PolicyMetrics) => ({
 /**
  * The issue's targets, measured in one run: the Lublin trace against the clairvoyant bound (ratios and
  * waits of the recommended and cost-first configs, with and without the simulation-only levers),
- * packed against thpc (Lublin and mixed-shape synthetic traces), and `nowscale simulate` of the
- * 10k-job trace under four policies, start-up included.
+ * and packed against thpc (Lublin and mixed-shape synthetic traces).
  */
 const bench: BenchModule = {
-  title: "bound: Lublin against the clairvoyant bound, packed against thpc, simulate under four policies",
+  title: "bound: Lublin against the clairvoyant bound, packed against thpc",
   async run() {
     const rows: BenchRow[] = [];
     if (!existsSync(LUBLIN)) {
@@ -115,21 +112,7 @@ const bench: BenchModule = {
       const r = replay(trace, example("sim-config.json"), [thpc, packed]);
       versus(`packed vs thpc: synthetic 2k mixed shapes, seed ${seed}`, r.runs, r.ms);
     }
-
-    // The CLI, start-up included, as a user runs it.
-    const args = [
-      CLI,
-      "simulate",
-      "--trace",
-      LUBLIN,
-      "--config",
-      example("sim-config.json"),
-      "--compare",
-      "thpc,packed,static:32,per-job",
-      "--json",
-    ];
-    const ms = await timeMedian(() => execFileSync(process.execPath, args, { stdio: "pipe" }), 3, 1);
-    rows.push({ name: "nowscale simulate lublin, 4 policies (process)", ms, targetMs: 2000 });
+    // `nowscale simulate` under four policies, start-up included: simulate.bench.ts.
     return rows;
   },
 };
