@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { PolicyMetrics } from "../lib/sim/metrics.js";
@@ -7,12 +6,11 @@ import { type PolicySpec, type SimulateOptions, simulateWithBound } from "../lib
 import { parseSwf } from "../lib/sim/swf.js";
 import { syntheticTrace } from "../lib/sim/synthetic.js";
 import { toWorkload } from "../lib/sim/workload.js";
-import { type BenchModule, type BenchRow, timeMedian } from "./harness.js";
+import type { BenchModule, BenchRow } from "./harness.js";
 
 /** This file runs from dist/bench: the repository root is two levels up. */
 const ROOT = resolve(import.meta.dirname, "../..");
 const LUBLIN = resolve(ROOT, "../shared/traces/lublin_256.swf");
-const CLI = resolve(ROOT, "dist/bin/nowscale.js");
 const example = (name: string) => resolve(ROOT, "examples", name);
 
 /** One in-process replay of `trace` under `config` (an examples/ file), with overrides and levers. */
@@ -55,11 +53,11 @@ const figures = (m: PolicyMetrics) => ({
  * waits of the recommended and cost-first configs, with levers that exist in the control plane: small
  * shapes, busy time 0, the warm headroom from the agent's arrivals, same-poll terminate (the
  * simulator's default), and the event-driven wake modelled as `wakeSeconds`), packed against thpc
- * (Lublin and mixed-shape synthetic traces), and `nowscale simulate` of the 10k-job trace under four
- * policies, start-up included.
+ * (Lublin and mixed-shape synthetic traces). `nowscale simulate` of the 10k-job trace under four
+ * policies, start-up included, is simulate.bench.ts.
  */
 const bench: BenchModule = {
-  title: "bound: Lublin against the clairvoyant bound, packed against thpc, simulate under four policies",
+  title: "bound: Lublin against the clairvoyant bound, packed against thpc",
   async run() {
     const rows: BenchRow[] = [];
     if (!existsSync(LUBLIN)) {
@@ -148,20 +146,7 @@ const bench: BenchModule = {
       },
     });
 
-    // The CLI, start-up included, as a user runs it.
-    const args = [
-      CLI,
-      "simulate",
-      "--trace",
-      LUBLIN,
-      "--config",
-      example("sim-config.json"),
-      "--compare",
-      "thpc,packed,static:32,per-job",
-      "--json",
-    ];
-    const ms = await timeMedian(() => execFileSync(process.execPath, args, { stdio: "pipe" }), 3, 1);
-    rows.push({ name: "nowscale simulate lublin, 4 policies (process)", ms, targetMs: 2000 });
+    // `nowscale simulate` under four policies, start-up included: simulate.bench.ts.
     return rows;
   },
 };

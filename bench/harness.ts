@@ -8,6 +8,10 @@ export interface BenchRow {
   name: string;
   /** Median wall time of the measured runs, ms. */
   ms: number;
+  /** Fastest of the measured runs, ms: what the machine does when nothing else runs. */
+  minMs?: number;
+  /** One of the issue's speed targets: printed again, together, at the end of `npm run bench`. */
+  headline?: boolean;
   /** Heap growth attributed to the work, MiB (measured after a forced GC), when meaningful. */
   heapMiB?: number;
   /** Extra figures (sizes, counts, ratios). */
@@ -38,6 +42,15 @@ export async function timeMedian(
   runs = 5,
   warmup = 1,
 ): Promise<number> {
+  return (await timeRuns(fn, runs, warmup)).median;
+}
+
+/** Like timeMedian, with the fastest run too. */
+export async function timeRuns(
+  fn: () => unknown | Promise<unknown>,
+  runs = 5,
+  warmup = 1,
+): Promise<{ median: number; min: number }> {
   for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -46,7 +59,7 @@ export async function timeMedian(
     times.push(performance.now() - start);
   }
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)] ?? Number.NaN;
+  return { median: times[Math.floor(times.length / 2)] ?? Number.NaN, min: times[0] ?? Number.NaN };
 }
 
 /** A fixed CPU-bound loop: the same-run baseline the other figures are divided by. */

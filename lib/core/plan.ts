@@ -284,8 +284,16 @@ function groupIntoLaunches(
   needed: number,
   notes: ReadonlyMap<string, string>,
 ): { launches: Launch[]; launchOf: Int32Array } {
+  // Nodes per unit, for the all-or-nothing test of multi-node units: only their units are counted (a
+  // pass that hashed every run's unit cost more than the rest of this function).
   const unitSize = new Map<string, number>();
-  for (const run of runs) unitSize.set(run.unit, (unitSize.get(run.unit) ?? 0) + run.count);
+  for (const run of runs) if (run.multiNode) unitSize.set(run.unit, 0);
+  if (unitSize.size > 0) {
+    for (const run of runs) {
+      const size = unitSize.get(run.unit);
+      if (size !== undefined) unitSize.set(run.unit, size + run.count);
+    }
+  }
   const byUnit = new Map<string, { run: NewNode; count: number; jobs: Set<string>; index: number }>();
   /** For each new node of the round (by position), the index of its launch. */
   const launchOf = new Int32Array(round);

@@ -49,7 +49,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
     let unplaceable = 0;
 
     // Copies that existing nodes help, one at a time; the pool is small.
-    while (copiesLeft > 0 && pool.canHost(slice, distinct, accepts)) {
+    while (copiesLeft > 0 && pool.canHost(slice, distinct, accepts, request)) {
       const taken = pool.take(slice, units, distinct, accepts);
       const rest = taken.unitsLeft > 0 ? bestFit(view, slice, taken.unitsLeft, distinct) : null;
       // A copy that would hold more nodes than maxSize can never run: reserving nodes for it would
@@ -177,6 +177,11 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
 /** Existing nodes that can still take a job, grouped by shape; each is used by at most one job. */
 class SupplyPool {
   private readonly groups: { shape: SupplyNode["shape"]; nodes: SupplyNode[] }[] = [];
+  /**
+   * canHost's answers while the pool is unchanged, by acceptance test, then request id: every pending
+   * job asks, most with a request and a view others have, and nodes they refuse would be tried again.
+   */
+  private readonly answers = new Map<((s: SupplyNode) => boolean) | undefined, Map<number, boolean>>();
 
   constructor(supply: readonly SupplyNode[]) {
     const byKey = new Map<string, { shape: SupplyNode["shape"]; nodes: SupplyNode[] }>();
@@ -196,8 +201,27 @@ class SupplyPool {
     }
   }
 
-  canHost(slice: Slice, distinct: boolean, accepts?: (s: SupplyNode) => boolean): boolean {
-    // Plain loops, no closures: this runs once per pending job.
+  /** Whether a node of the pool takes one slice of `request` (its id; the same slice and distinct). */
+  canHost(
+    slice: Slice,
+    distinct: boolean,
+    accepts: ((s: SupplyNode) => boolean) | undefined,
+    request: number,
+  ): boolean {
+    let byRequest = this.answers.get(accepts);
+    if (!byRequest) {
+      byRequest = new Map();
+      this.answers.set(accepts, byRequest);
+    }
+    let answer = byRequest.get(request);
+    if (answer === undefined) {
+      answer = this.hosts(slice, distinct, accepts);
+      byRequest.set(request, answer);
+    }
+    return answer;
+  }
+
+  private hosts(slice: Slice, distinct: boolean, accepts: ((s: SupplyNode) => boolean) | undefined): boolean {
     for (const g of this.groups) {
       if (g.nodes.length === 0 || slicesPerNode(slice, g.shape, distinct) === 0) continue;
       if (accepts === undefined) return true;
@@ -213,6 +237,7 @@ class SupplyPool {
     distinct: boolean,
     accepts?: (s: SupplyNode) => boolean,
   ): { nodes: SupplyNode[]; unitsLeft: number } {
+    this.answers.clear();
     const fitting = this.groups
       .filter((g) => g.nodes.length > 0 && slicesPerNode(slice, g.shape, distinct) > 0)
       .sort((a, b) => spare(a.shape, slice, distinct) - spare(b.shape, slice, distinct));
@@ -235,6 +260,7 @@ class SupplyPool {
 
   /** Returns nodes taken by `take`, in reverse, so the pool is as it was. */
   giveBack(nodes: readonly SupplyNode[]): void {
+    this.answers.clear();
     for (const s of [...nodes].reverse()) {
       this.groups.find((g) => g.shape === s.shape || shapeKey(g.shape) === shapeKey(s.shape))?.nodes.push(s);
     }
