@@ -1,15 +1,8 @@
-import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApiAuth, writeApiToken } from "../../../lib/local/api-auth.js";
-import { startApiServer } from "../../../lib/local/api-server.js";
-import { type ApiBed, apiBed } from "../../support/api-bed.js";
-import { CLI } from "../../support/cli.js";
-import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { ApiBed } from "../../support/api-bed.js";
+import { cliApiBed } from "../../support/cli-api-bed.js";
 
 /**
  * The day-2 commands of the built CLI (`use`, `nodes list`, `nodes rebuild`, `usage`, `history`,
@@ -21,58 +14,14 @@ import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 const MIN = 60_000;
 
 describe("nowscale use / nodes / usage / history / doctor", () => {
-  let db: TestDynamo;
+  const t = cliApiBed("nowscale-ops");
+  const run = (args: string[]) => t.run(args);
   let bed: ApiBed;
-  let server: Server;
-  let endpoint = "";
-  let stateDir = "";
   let configDir = "";
   let clusterId = "";
-
-  beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
-    db = await startDynalite();
-    bed = await apiBed(db);
-    stateDir = mkdtempSync(join(tmpdir(), "nowscale-ops-state-"));
-    chmodSync(stateDir, 0o755);
-    const token = await writeApiToken(stateDir);
-    server = await startApiServer(bed.deps, 0, () => undefined, new ApiAuth(token));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    configDir = join(mkdtempSync(join(tmpdir(), "nowscale-ops-config-")), "nowscale");
-    clusterId = await bed.runningCluster();
+  beforeAll(() => {
+    ({ bed, configDir, clusterId } = t);
   });
-
-  afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await db.close();
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(configDir, { recursive: true, force: true });
-  });
-
-  /** The CLI as a separate process (asynchronously: the API answers from this process). */
-  function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: {
-          ...process.env,
-          NOWSCALE_LOCAL_DIR: stateDir,
-          NOWSCALE_ENDPOINT: endpoint,
-          NOWSCALE_CONFIG_DIR: configDir,
-        },
-        timeout: 30_000,
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString("utf8");
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString("utf8");
-      });
-      child.on("close", (status) => resolve({ status, stdout, stderr }));
-    });
-  }
 
   it("use: keeps the current cluster in a 0600 file after checking it exists, and commands say they used it", async () => {
     // Act

@@ -1,15 +1,6 @@
-import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApiAuth, writeApiToken } from "../../../lib/local/api-auth.js";
-import { startApiServer } from "../../../lib/local/api-server.js";
-import { type ApiBed, apiBed } from "../../support/api-bed.js";
-import { CLI } from "../../support/cli.js";
-import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { ApiBed } from "../../support/api-bed.js";
+import { cliApiBed } from "../../support/cli-api-bed.js";
 
 /**
  * `nowscale queue add|list|delete` of the built CLI against the real local API server over the API's
@@ -17,58 +8,13 @@ import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
  */
 
 describe("nowscale queue", () => {
-  let db: TestDynamo;
+  const t = cliApiBed("nowscale-queue");
+  const run = (args: string[]) => t.run(args);
   let bed: ApiBed;
-  let server: Server;
-  let endpoint = "";
-  let stateDir = "";
-  let configDir = "";
   let clusterId = "";
-
-  beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
-    db = await startDynalite();
-    bed = await apiBed(db);
-    stateDir = mkdtempSync(join(tmpdir(), "nowscale-queue-state-"));
-    chmodSync(stateDir, 0o755);
-    const token = await writeApiToken(stateDir);
-    server = await startApiServer(bed.deps, 0, () => undefined, new ApiAuth(token));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    configDir = join(mkdtempSync(join(tmpdir(), "nowscale-queue-config-")), "nowscale");
-    clusterId = await bed.runningCluster();
+  beforeAll(() => {
+    ({ bed, clusterId } = t);
   });
-
-  afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await db.close();
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(configDir, { recursive: true, force: true });
-  });
-
-  /** The CLI as a separate process (asynchronously: the API answers from this process). */
-  function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: {
-          ...process.env,
-          NOWSCALE_LOCAL_DIR: stateDir,
-          NOWSCALE_ENDPOINT: endpoint,
-          NOWSCALE_CONFIG_DIR: configDir,
-        },
-        timeout: 30_000,
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString("utf8");
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString("utf8");
-      });
-      child.on("close", (status) => resolve({ status, stdout, stderr }));
-    });
-  }
 
   it("adds a queue (its partition first), lists it with Slurm's view, refuses a busy delete, then deletes", async () => {
     // Act
