@@ -340,38 +340,49 @@ function launchAt(
 }
 
 /**
- * Pending jobs in FIFO order: submit time, then id. When the submit times span less than about 100
- * days (always, in practice), each job's key is (time − earliest) × 2^20 + its index, and a native
- * numeric sort of a Float64Array orders them; runs of equal times are then ordered by id. Otherwise, a
- * comparator sort.
+ * Pending jobs in FIFO order: submit time, then id. When the submit times are whole ms spanning less
+ * than about 100 days (always, in practice), each job's key is (time − the first job's) × 2^20 + its
+ * index, and a native numeric sort of a Float64Array orders them; runs of equal times are then ordered
+ * by id. Otherwise, a comparator sort. The keys are made in the pass that checks the order, and equal
+ * times are found from the sorted keys: with 100k jobs, each pass that reads every job object again
+ * costs about as much as the sort.
  */
 function oldestFirst(jobs: Job[]): Job[] {
   const n = jobs.length;
   if (n < 2) return jobs.slice();
-  let min = Number.POSITIVE_INFINITY;
-  let max = Number.NEGATIVE_INFINITY;
+  const SHIFT = 2 ** 20;
+  const first = (jobs[0] as Job).submittedAt;
+  const keys = new Float64Array(n);
+  let min = first;
+  let max = first;
+  let whole = Number.isInteger(first);
   let sorted = true;
-  for (let i = 0; i < n; i++) {
-    const t = (jobs[i] as Job).submittedAt;
+  for (let i = 1; i < n; i++) {
+    const job = jobs[i] as Job;
+    const t = job.submittedAt;
     if (t < min) min = t;
     if (t > max) max = t;
-    if (i > 0 && !before(jobs[i - 1] as Job, jobs[i] as Job)) sorted = false;
+    if (!Number.isInteger(t)) whole = false;
+    if (sorted && !before(jobs[i - 1] as Job, job)) sorted = false;
+    keys[i] = (t - first) * SHIFT + i;
   }
   // Already in order (the agent reports squeue's order): nothing to sort.
   if (sorted) return jobs.slice();
-  const SHIFT = 2 ** 20;
-  if (n >= SHIFT || (max - min + 1) * SHIFT >= Number.MAX_SAFE_INTEGER || !Number.isInteger(max - min)) {
+  if (n >= SHIFT || (max - min + 1) * SHIFT >= Number.MAX_SAFE_INTEGER || !whole) {
     return jobs.slice().sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
   }
-  const keys = new Float64Array(n);
-  for (let i = 0; i < n; i++) keys[i] = ((jobs[i] as Job).submittedAt - min) * SHIFT + i;
   keys.sort();
+  // A key is (time − first) × 2^20 + index, exactly: its time and index come back by division.
+  const delta = (key: number) => Math.floor(key / SHIFT);
   const out = new Array<Job>(n);
-  for (let i = 0; i < n; i++) out[i] = jobs[(keys[i] as number) % SHIFT] as Job;
+  for (let i = 0; i < n; i++) {
+    const key = keys[i] as number;
+    out[i] = jobs[key - delta(key) * SHIFT] as Job;
+  }
   // Equal submit times: by id.
   for (let i = 0; i < n; ) {
     let j = i + 1;
-    while (j < n && (out[j] as Job).submittedAt === (out[i] as Job).submittedAt) j++;
+    while (j < n && delta(keys[j] as number) === delta(keys[i] as number)) j++;
     if (j - i > 1) {
       const run = out.slice(i, j).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       for (let k = i; k < j; k++) out[k] = run[k - i] as Job;
