@@ -68,12 +68,12 @@ export const ERROR_STATUS: ReadonlyMap<ErrorClass, number> = new Map<ErrorClass,
   [BodyTooLargeError, 413],
   [UnsupportedMediaTypeError, 415],
   [AttachRefusedError, 422], // a check of the master to attach failed: `issues` names the field; nothing stored
-  [UnsupportedOperationError, 501],
-  [AgentActionError, 502], // the master's agent refused the action (e.g. a reconfigure rolled back) // the cluster's cloud provider cannot do it
+  [UnsupportedOperationError, 501], // the cluster's cloud provider cannot do it
+  [AgentActionError, 502], // the master's agent refused the action (e.g. a reconfigure rolled back)
   [WorkflowStartError, 503], // Step Functions could not start or describe: retry
-  [SlurmUnavailableError, 503],
+  [SlurmUnavailableError, 503], // the agent did not answer and the request needs Slurm's view: retry
   [AgentUnreachableError, 503], // the master's agent did not answer: retry
-  [SlurmctldUnreachableError, 503], // the agent answered, slurmctld did not: retry // the agent did not answer and the request needs Slurm's view: retry
+  [SlurmctldUnreachableError, 503], // the agent answered, slurmctld did not: retry
   [AdmissionBusyError, 503], // another launch or a deletion holds the cluster: retry in seconds
 ]);
 
