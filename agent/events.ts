@@ -1,4 +1,3 @@
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { SignatureV4 } from "@smithy/signature-v4";
@@ -23,33 +22,14 @@ export interface AwsCredentials {
   expiration?: Date;
 }
 
+import { NodeSha256 } from "../lib/ports/node-sha256.js";
+
+export { NodeSha256 };
+
 export type CredentialSource = () => Promise<AwsCredentials>;
 
 export const PUT_EVENTS_TARGET = "AWSEvents.PutEvents";
 export const PUT_EVENTS_CONTENT_TYPE = "application/x-amz-json-1.1";
-
-/** The hash SignatureV4 takes, on node:crypto (the SDK's own is a package the agent does not bundle). */
-export class NodeSha256 {
-  private readonly hash: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash =
-      secret === undefined
-        ? createHash("sha256")
-        : createHmac("sha256", typeof secret === "string" ? secret : bytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === "string" ? data : bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
-
-function bytes(data: ArrayBuffer | ArrayBufferView): Buffer {
-  return ArrayBuffer.isView(data)
-    ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    : Buffer.from(data);
-}
 
 /** EventBridge's endpoint in `region` (the China regions have their own domain). */
 export function eventsEndpoint(region: string): string {

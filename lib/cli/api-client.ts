@@ -1,6 +1,6 @@
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { defaultProvider } from "@aws-sdk/credential-provider-node";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { NodeSha256 } from "../ports/node-sha256.js";
 import { UsageError } from "./io.js";
 
 /**
@@ -140,27 +140,4 @@ function errorMessage(method: string, path: string, status: number, body: unknow
     ? b.issues.map((i) => `\n  ${String(i.path ?? "") || "(body)"}: ${String(i.message ?? "")}`).join("")
     : "";
   return `${method} ${path} failed with HTTP ${status}${what === "" ? "" : `: ${what}`}${issues}`;
-}
-
-/** SHA-256 and HMAC-SHA256 from node:crypto in the shape the signer expects. */
-class NodeSha256 {
-  private readonly hash: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash =
-      secret === undefined
-        ? createHash("sha256")
-        : createHmac("sha256", typeof secret === "string" ? secret : bytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === "string" ? data : bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
-
-function bytes(data: ArrayBuffer | ArrayBufferView): Buffer {
-  return ArrayBuffer.isView(data)
-    ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    : Buffer.from(data);
 }
