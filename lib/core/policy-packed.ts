@@ -151,7 +151,17 @@ class Packer {
       starts: new CopyStarts(),
     };
     for (let copy = 0; copy < job.count; copy++) {
-      const failure = this.placeCopy(req);
+      let failure = this.placeCopy(req, false);
+      // Help from other bins that saves no new node (thpc's rule): the copy goes on fresh nodes alone,
+      // leaving those holes to later jobs.
+      if (
+        !failure &&
+        this.opened.length >= req.freshNodes &&
+        this.uses.some((u) => !this.opened.includes(u.bin))
+      ) {
+        this.undoCopy();
+        failure = this.placeCopy(req, true);
+      }
       if (failure) {
         this.undoCopy();
         const rest = job.count - copy;
@@ -198,11 +208,13 @@ class Packer {
 
   /**
    * Places one copy: each unit (a node, or as many tasks as fit) on the best-fitting bin it may use, or on
-   * a new node of the request's shape when none has room. Returns why it failed, leaving its placements
-   * in `uses` and `opened` for undoCopy; undefined when the whole copy is placed.
+   * a new node when none has room, of the best fit for the units still to place. `freshOnly`: on new nodes
+   * of the job's own best fit alone (thpc's layout). Returns why it failed, leaving its placements in
+   * `uses` and `opened` for undoCopy; undefined when the whole copy is placed.
    */
-  private placeCopy(req: JobRequestPlan): CopyFailure | undefined {
+  private placeCopy(req: JobRequestPlan, freshOnly: boolean): CopyFailure | undefined {
     const { job, slice, distinct, whole, exclude, accepts, freshNodes } = req;
+    let group: ShapeGroup | undefined;
     const { queue } = this.input;
     this.uses.length = 0;
     this.opened.length = 0;
@@ -210,14 +222,18 @@ class Packer {
     let left = req.units;
     let failure: CopyFailure | undefined;
     while (left > 0) {
-      let bin = this.buckets.find(slice, exclude, accepts);
+      // Fresh only: the copy fills the node it opened last, then opens another; no other bin.
+      let bin = freshOnly
+        ? this.lastOpenedWithRoom(slice, exclude)
+        : this.buckets.find(slice, exclude, accepts);
       if (!bin) {
         if (!Number.isFinite(freshNodes)) failure = "fit";
         else if (req.hold) failure = "held";
         else if (freshNodes > queue.maxSize) failure = "large";
         else if (this.roomLeft - this.opened.length <= 0) failure = "room";
-        const group = failure ? undefined : this.groupFor(req);
-        if (!group) return failure ?? "fit";
+        // The part existing bins do not take gets its own best fit, as thpc's remainder does.
+        if (!failure && !group) group = this.groupForUnits(req, left);
+        if (failure || !group) return failure ?? "fit";
         bin = newBin(group.shape, undefined, this.result.newNodes.length + this.opened.length, group);
         this.opened.push(bin);
         this.buckets.add(bin);
@@ -243,6 +259,25 @@ class Packer {
     if (group === undefined && !this.groupByRequest.has(req.key)) {
       group = chooseGroup(req.view.groups, req.slice, req.units, req.distinct, this.input.weighPrice);
       this.groupByRequest.set(req.key, group);
+    }
+    return group;
+  }
+
+  /** The node this copy opened last, when the slice still fits there. */
+  private lastOpenedWithRoom(slice: Slice, exclude: ReadonlySet<Bin> | undefined): Bin | undefined {
+    const bin = this.opened[this.opened.length - 1];
+    return bin && !exclude?.has(bin) && fitCount(slice, bin) > 0 ? bin : undefined;
+  }
+
+  /** The shape of new nodes for the part of a copy existing bins do not take: its own best fit. */
+  private groupForUnits(req: JobRequestPlan, units: number): ShapeGroup | undefined {
+    if (units === req.units) return this.groupFor(req);
+    const { slice, distinct } = req;
+    const key = `${req.view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
+    let group = this.groupByRequest.get(key);
+    if (group === undefined && !this.groupByRequest.has(key)) {
+      group = chooseGroup(req.view.groups, slice, units, distinct, this.input.weighPrice);
+      this.groupByRequest.set(key, group);
     }
     return group;
   }

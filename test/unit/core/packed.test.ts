@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { plan } from "../../../lib/core/index.js";
-import { config, job, minutes, node, queue, SHAPES, state, T0 } from "./builders.js";
+import { config, iso, job, minutes, node, queue, SHAPES, state, T0 } from "./builders.js";
 
 const NOW = T0 + minutes(10);
 const total = (d: ReturnType<typeof plan>) => d.launches.reduce((n, l) => n + l.count, 0);
@@ -189,5 +189,43 @@ describe("packed policy", () => {
       expect(total(packed)).toBeLessThanOrEqual(total(thpc));
       expect(price(packed)).toBeLessThanOrEqual(price(thpc) + 1e-9);
     }
+  });
+
+  describe("existing nodes and the rest of a job (thpc's rules)", () => {
+    // One queue of c4m8 (4 vCPUs, 0.2/h) and c16m32 (16 vCPUs, 0.8/h); one-CPU tasks of 512 MiB.
+    const cfg = () =>
+      config({ policy: "packed" }, [
+        queue({
+          expansionNodeConfigs: [
+            { zone: "z1", instanceType: "c4m8" },
+            { zone: "z1", instanceType: "c16m32" },
+          ],
+        }),
+      ]);
+    const tasks = (id: string, n: number) =>
+      job({
+        id,
+        nodes: undefined,
+        cpusPerNode: undefined,
+        memPerNodeMiB: undefined,
+        gpusPerNode: undefined,
+        tasks: n,
+        cpusPerTask: 1,
+        memPerTaskMiB: 512,
+      });
+
+    it("leaves an idle node alone when using it saves no new node", () => {
+      // Prepare: 14 tasks; alone they need one c16m32. An idle c4m8, idle past shrinkIdleTime, would take
+      //   4 of them, but the other 10 still need one c16m32: the idle node saves nothing.
+      const jobs = [tasks("j", 14)];
+      const nodes = [node("idle4", { idleSince: iso(NOW - minutes(10)) })];
+
+      // Act
+      const decision = plan(cfg(), state(jobs, nodes), NOW);
+
+      // Assess: one c16m32 for the job, and the idle node is not reserved for it, so it shrinks.
+      expect(decision.launches.map((l) => [l.instanceType, l.count, l.jobs])).toEqual([["c16m32", 1, ["j"]]]);
+      expect(decision.shrinks).toEqual([expect.objectContaining({ node: "idle4", action: "drain" })]);
+    });
   });
 });
