@@ -135,6 +135,11 @@ export const configSchema = z
     headroomSeconds: int(0, 3600).default(0),
     /** Seconds of arrivals the headroom is sized from. */
     headroomWindow: int(60, 86_400).default(3600),
+    /**
+     * Also launch nodes of the queue's first shape when the idle and booting vCPUs no pending job will
+     * use fall below the headroom (false: the headroom only keeps idle nodes from shrinking).
+     */
+    headroomLaunch: z.boolean().default(false),
     /** Terminate LAUNCHING nodes that no pending job will use any more (beyond minSize and the headroom). */
     cancelUnneededBoots: z.boolean().default(false),
     catalogs: z

@@ -1,4 +1,5 @@
 import { candidateOf, type ResolvedConfig, type ResolvedQueue } from "./config.js";
+import { headroomLaunchCount } from "./headroom.js";
 import type {
   Candidate,
   ClusterNode,
@@ -8,6 +9,7 @@ import type {
   Launch,
   QueueArrivals,
   QueueSummary,
+  Shrink,
   Skip,
 } from "./model.js";
 import { ownValue } from "./own.js";
@@ -107,6 +109,8 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
     summary.pendingJobs = pending.reduce((sum, j) => sum + j.count, 0);
     decision.queues.push(summary);
 
+    const headroom = headroomVcpus(config, queue, state, pending, now);
+    const vcpusOf = (n: ClusterNode) => ownValue(config.catalog, n.instanceType)?.vcpus ?? 0;
     const shrink = planShrink({
       queue,
       nodes,
@@ -115,14 +119,45 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
       shrinkIdleTimeS: config.shrinkIdleTime,
       bootTimeoutS: config.bootTimeout,
       now,
-      headroomVcpus: headroomVcpus(config, queue, state, pending, now),
-      vcpusOf: (n) => ownValue(config.catalog, n.instanceType)?.vcpus ?? 0,
+      headroomVcpus: headroom,
+      vcpusOf,
       cancelUnneededBoots: config.cancelUnneededBoots,
     });
     decision.shrinks.push(...shrink.shrinks);
     decision.skipped.push(...shrink.skipped);
+    if (config.headroomLaunch)
+      launchHeadroom(queue, nodes, busy, result, shrink.shrinks, headroom, vcpusOf, summary, decision);
   }
   return decision;
+}
+
+/** Launches nodes of the queue's first shape up to the warm headroom (config headroomLaunch; headroom.ts). */
+function launchHeadroom(
+  queue: ResolvedQueue,
+  nodes: readonly ClusterNode[],
+  busy: ReadonlySet<string>,
+  result: PolicyResult,
+  shrinks: readonly Shrink[],
+  headroomVcpus: number,
+  vcpusOf: (n: ClusterNode) => number,
+  summary: QueueSummary,
+  decision: Decision,
+): void {
+  const room = Math.min(
+    queue.maxSize - nodes.length - summary.launchedNodes,
+    queue.maxNodesPerCycle - summary.launchingNodes - summary.launchedNodes,
+  );
+  const reserved = result.reserved;
+  const count = headroomLaunchCount({ queue, nodes, busy, reserved, shrinks, headroomVcpus, vcpusOf, room });
+  const first = queue.groups[0];
+  if (count <= 0 || !first) return;
+  decision.launches.push({
+    ...launchAt(queue, first.entries, count),
+    allOrNothing: false,
+    jobs: [],
+    reason: `warm headroom: ${headroomVcpus} vCPUs from recent arrivals, too few idle or booting`,
+  });
+  summary.launchedNodes += count;
 }
 
 /**

@@ -112,6 +112,8 @@ export class CoreScaler implements Scaler {
   quietUntil(cluster: SimCluster): number {
     const idleMs = this.config.shrinkIdleTime * 1000;
     const headroom = this.config.headroomSeconds > 0;
+    // A launched headroom follows every start on an idle node and every arrival: no poll is provably empty.
+    if (headroom && this.config.headroomLaunch) return Number.NEGATIVE_INFINITY;
     let until = Number.POSITIVE_INFINITY;
     // A pending job launches nothing before its busy time is up (and the scheduler has already put it
     // on any idle node it fits): until then only shrink, by time, can happen.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseState, plan } from "../../../lib/core/index.js";
-import { config, iso, job, minutes, node, state, T0 } from "./builders.js";
+import { config, iso, job, minutes, node, queue, state, T0 } from "./builders.js";
 
 /**
  * The cost levers beyond THPC's rules (docs/plan.md, "Shrink"): the warm headroom sized from recent
@@ -190,5 +190,85 @@ describe("cancelUnneededBoots", () => {
     // Assess: off: nothing; headroom 24 / 3600 × 600 = 4 vCPUs: the older boot stays, the newer goes.
     expect(off.shrinks).toEqual([]);
     expect(kept.shrinks).toEqual([expect.objectContaining({ node: "l2", action: "terminate" })]);
+  });
+});
+
+describe("headroomLaunch: launching the warm headroom", () => {
+  // 60 CPUs of single-node jobs in the last hour, headroomSeconds 600: 60 / 3600 × 600 = 10 vCPUs.
+  const arrivals = [{ queue: "compute", windowS: 3600, cpus: 60 }];
+  const launched = (d: ReturnType<typeof plan>) =>
+    d.launches.map((l) => ({ type: l.instanceType, count: l.count, jobs: l.jobs, all: l.allOrNothing }));
+
+  it("launches nodes of the first shape up to the headroom when too few vCPUs are idle", () => {
+    // Prepare: one idle 4-vCPU node (idle 1 min, under shrinkIdleTime) and one running a job: 4 spare
+    //   vCPUs, 6 missing: two 4-vCPU nodes (6 / 4 rounded up).
+    const input = parseState({
+      jobs: [job({ id: "r", state: "RUNNING", nodeNames: ["busy"] })],
+      nodes: [node("idle", { idleSince: idleFor(1) }), node("busy", { state: "ALLOCATED" })],
+      arrivals,
+    });
+
+    // Act
+    const on = plan(config({ headroomSeconds: 600, headroomLaunch: true }), input, NOW);
+    const off = plan(config({ headroomSeconds: 600 }), input, NOW);
+
+    // Assess: a top-up for no job; off (the default), the headroom only keeps idle nodes.
+    expect(launched(on)).toEqual([{ type: "c4m8", count: 2, jobs: [], all: false }]);
+    expect(on.launches[0]?.reason).toBe(
+      "warm headroom: 10 vCPUs from recent arrivals, too few idle or booting",
+    );
+    expect(on.queues[0]?.launchedNodes).toBe(2);
+    expect(launched(off)).toEqual([]);
+  });
+
+  it("counts booting nodes as spare, and not the nodes pending jobs will use", () => {
+    // Prepare: a booting node (4 spare) and an idle node a pending 4-CPU job will take (not spare):
+    //   10 − 4 = 6 missing: two nodes, besides nothing for the job (it is covered).
+    const input = parseState({
+      jobs: [job({ id: "p", submittedAt: iso(NOW - minutes(1)) })],
+      nodes: [
+        node("boot", { state: "LAUNCHING", idleSince: undefined, launchedAt: iso(NOW - minutes(1)) }),
+        node("idle", { idleSince: idleFor(1) }),
+      ],
+      arrivals,
+    });
+
+    // Act
+    const decision = plan(config({ headroomSeconds: 600, headroomLaunch: true }), input, NOW);
+
+    // Assess
+    expect(launched(decision)).toEqual([{ type: "c4m8", count: 2, jobs: [], all: false }]);
+  });
+
+  it("launches nothing when the idle vCPUs cover the headroom, and shrinks what is beyond it", () => {
+    // Prepare: three idle 4-vCPU nodes past shrinkIdleTime: 12 idle vCPUs ≥ 10.
+    const input = parseState({ nodes: threeIdle(), arrivals });
+
+    // Act
+    const decision = plan(config({ headroomSeconds: 600, headroomLaunch: true }), input, NOW);
+
+    // Assess: none launched; none drained either (12 − 4 = 8 < 10).
+    expect(decision.launches).toEqual([]);
+    expect(decision.shrinks).toEqual([]);
+  });
+
+  it("stays under maxSize and maxNodesPerCycle", () => {
+    // Prepare: nothing idle: 10 vCPUs missing, three nodes wanted.
+    const input = parseState({
+      jobs: [job({ id: "r", state: "RUNNING", nodeNames: ["busy"] })],
+      nodes: [node("busy", { state: "ALLOCATED" })],
+      arrivals,
+    });
+    const levers = { headroomSeconds: 600, headroomLaunch: true };
+
+    // Act
+    const bySize = plan(config(levers, [queue({ maxSize: 3 })]), input, NOW);
+    const byCycle = plan(config(levers, [queue({ maxNodesPerCycle: 1 })]), input, NOW);
+    const free = plan(config(levers), input, NOW);
+
+    // Assess: maxSize 3 with one node: two; one per cycle: one; otherwise three.
+    expect(launched(bySize)).toEqual([{ type: "c4m8", count: 2, jobs: [], all: false }]);
+    expect(launched(byCycle)).toEqual([{ type: "c4m8", count: 1, jobs: [], all: false }]);
+    expect(launched(free)).toEqual([{ type: "c4m8", count: 3, jobs: [], all: false }]);
   });
 });
