@@ -1,0 +1,23 @@
+import { z } from "zod";
+import { initScriptSchema, storageOptionSchema } from "../../../scheduler-plugins/slurm/bootstrap.js";
+
+/**
+ * Inputs of the node-setup routes (lib/control/storage.ts): the boot-script renderer's own schemas, so
+ * the API refuses exactly what the renderer would, naming the field; the service adds the reserved mount
+ * points. Kept apart from schemas.ts so the routes of other day-2 items do not meet these.
+ */
+
+/** AddClusterStorageOption: one mount, as THPC's CFSOption (protocol, remotePath, localPath). */
+export const storageOptionBodySchema = storageOptionSchema;
+
+/** DeleteClusterStorageOption names the mount point in the query: a path has slashes. */
+export const storageDeleteQuery = z.strictObject({
+  localPath: z.string({ error: "the mount point to delete, e.g. /data" }).regex(/^(\/[A-Za-z0-9._-]+)+\/?$/, {
+    error: "expected an absolute path of letters, digits, '.', '_', '-' and '/'",
+  }),
+});
+
+/** ModifyInitNodeScripts: the whole list, replacing the previous one (`[]` removes every script). */
+export const initScriptsBodySchema = z.strictObject({
+  initScripts: z.array(initScriptSchema).max(20, { error: "at most 20 init scripts" }),
+});
