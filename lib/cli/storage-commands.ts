@@ -31,7 +31,7 @@ const MAX_SCRIPT_BYTES = 64 * 1024;
 export function registerStorageCommands(program: Command): void {
   const storage = program
     .command("storage")
-    .description("a cluster's storage mounts (THPC storage options), made by every node launched afterwards");
+    .description("a cluster's storage mounts (THPC storage options): on its running nodes and every new one");
 
   common(storage.command("list"))
     .description("list the storage options: protocol, remote path, mount point")
@@ -52,7 +52,7 @@ export function registerStorageCommands(program: Command): void {
     });
 
   common(storage.command("add"))
-    .description("add a mount: nodes launched from now on mount it before they join")
+    .description("add a mount: running nodes mount it within 15 s, new nodes before they join")
     .argument("[cluster]", CLUSTER_ARG)
     .requiredOption("--remote <path>", "host:/path (NFS), or address@tcpN:/fsname (CFS Turbo / Lustre)")
     .requiredOption("--local <path>", "the mount point on each node, e.g. /data")
@@ -68,24 +68,31 @@ export function registerStorageCommands(program: Command): void {
         const body = { protocol: o.protocol, remotePath: o.remote, localPath: o.local };
         const answer = (await client(o).request("POST", `/clusters/${id(clusterId)}/storage`, body)) as {
           storage: StorageView[];
+          runningNodes: string;
         };
         if (o.json === true) return print(JSON.stringify(answer, null, 2));
-        print(`storage ${o.remote} on ${o.local} added to ${clusterId}: nodes launched from now on mount it`);
+        print(
+          `storage ${o.remote} on ${o.local} added to ${clusterId}: new nodes mount it; running nodes: ${answer.runningNodes}`,
+        );
       },
     );
 
   common(storage.command("delete"))
-    .description("delete a mount: nodes launched from now on no longer mount it (running nodes keep theirs)")
+    .description(
+      "delete a mount: running nodes unmount it once nothing uses it, new nodes no longer mount it; refused while jobs run unless --force",
+    )
     .argument("<local-path>", "the mount point, e.g. /data")
     .argument("[cluster]", CLUSTER_ARG)
-    .action(async (localPath: string, given: string | undefined, o: CommonOptions) => {
+    .option("--force", "delete although jobs run (a node still unmounts only once nothing there uses it)")
+    .action(async (localPath: string, given: string | undefined, o: CommonOptions & { force?: boolean }) => {
       const clusterId = clusterOrCurrent(given);
+      const force = o.force === true ? "&force=true" : "";
       const answer = (await client(o).request(
         "DELETE",
-        `/clusters/${id(clusterId)}/storage?localPath=${id(localPath)}`,
-      )) as { storage: StorageView[] };
+        `/clusters/${id(clusterId)}/storage?localPath=${id(localPath)}${force}`,
+      )) as { storage: StorageView[]; runningNodes: string };
       if (o.json === true) return print(JSON.stringify(answer, null, 2));
-      print(`storage on ${localPath} deleted from ${clusterId}`);
+      print(`storage on ${localPath} deleted from ${clusterId}; running nodes: ${answer.runningNodes}`);
     });
 
   const scripts = program

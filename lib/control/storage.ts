@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import { initScriptSchema, storageOptionSchema } from "../../scheduler-plugins/slurm/bootstrap.js";
 import { parseWith, ValidationError } from "../core/validation.js";
+import type { AgentChannel } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import type { ClusterRecord, NodeSetup, StateStore } from "../ports/state-store.js";
 import { StateRefusedError, UnknownNameError } from "./errors.js";
@@ -17,20 +18,36 @@ import { appendControlEvent as event } from "./events.js";
  * the mount points a node needs for itself (RESERVED_MOUNT_ROOTS). A bad input is a ValidationError
  * naming the field, and nothing is written.
  *
- * Scope: the setup reaches the nodes launched after the change. Nodes already running keep what they
- * booted with (THPC's ModifyInitNodeScripts does the same for init scripts; for storage THPC also mounts
- * on current nodes, which NowScale does not do yet: docs/control-plane.md says so).
+ * Running nodes: storage changes of a RUNNING cluster go to the master first, through the agent's
+ * set-node-storage (scheduler-plugins/slurm/node-storage.ts: one comment line of slurm.conf, scontrol
+ * reconfigure, rollback), which configless Slurm sends to every node, whose storage sync mounts or
+ * unmounts within STORAGE_SYNC_INTERVAL_S; then the record (as queues.ts: a lost race leaves the master
+ * ahead, and the next change sends the whole set again). Init scripts reach new nodes only, as THPC's
+ * ModifyInitNodeScripts ("existing nodes do not run it"): re-running setup under running jobs is unsafe.
  */
 
 export interface StorageDeps {
   store: StateStore;
   clock: Clock;
+  /** The cluster's agent, which tells the running nodes (absent: only new nodes get the change). */
+  runtime?: (cluster: ClusterRecord) => Promise<{ agent: AgentChannel }>;
   /** Who asked (the IAM principal), recorded on the event. */
   by?: string | undefined;
 }
 
 export type StorageOptionView = z.output<typeof storageOptionSchema>;
 export type InitScriptView = z.output<typeof initScriptSchema>;
+
+/** What a storage change answers: the options now, and whether the running nodes were told. */
+export interface StorageChange {
+  storage: StorageOptionView[];
+  /**
+   * "synced": the master's slurm.conf says so and the running nodes follow within the sync interval;
+   * otherwise why they were not told (the cluster is not RUNNING, or its agent has no such call): the
+   * nodes launched afterwards get it all the same.
+   */
+  runningNodes: string;
+}
 
 /** At most this many mounts and init scripts per cluster (the renderer's own limits). */
 export const MAX_STORAGE_OPTIONS = 20;
@@ -78,7 +95,7 @@ export async function addStorageOption(
   deps: StorageDeps,
   cluster: ClusterRecord,
   input: unknown,
-): Promise<StorageOptionView[]> {
+): Promise<StorageChange> {
   alive(cluster);
   const option = checkedStorageOption(input);
   const setup = setupOf(cluster);
@@ -89,19 +106,24 @@ export async function addStorageOption(
   if (setup.storage.length >= MAX_STORAGE_OPTIONS)
     throw new StateRefusedError(`the cluster already has ${MAX_STORAGE_OPTIONS} storage options`);
   const storage = [...setup.storage, option];
+  const runningNodes = await tellRunningNodes(deps, cluster, storage);
   await save(deps, cluster, { ...setup, storage }, `storage ${option.localPath} added (${option.protocol})`);
-  return storage as StorageOptionView[];
+  return { storage: storage as StorageOptionView[], runningNodes };
 }
 
 /**
  * Deletes the storage option mounted at `localPath` (DeleteClusterStorageOption): nodes launched from
- * now on do not mount it. 404 naming `localPath` when the cluster has no such mount point.
+ * now on do not mount it, and running nodes unmount it. Slurm cannot say which job reads which path, so
+ * the deletion is refused (409) while any job runs on the cluster unless `force`; forced, or not, a node
+ * never unmounts under a process using the mount (umount fails busy, and its sync retries until the
+ * job is done). 404 naming `localPath` when the cluster has no such mount point.
  */
 export async function deleteStorageOption(
   deps: StorageDeps,
   cluster: ClusterRecord,
   localPath: string,
-): Promise<StorageOptionView[]> {
+  options: { force?: boolean } = {},
+): Promise<StorageChange> {
   alive(cluster);
   const path = normalPath(localPath);
   const setup = setupOf(cluster);
@@ -110,8 +132,17 @@ export async function deleteStorageOption(
       { path: "localPath", message: "not a storage mount point of the cluster" },
     ]);
   const storage = setup.storage.filter((s) => s.localPath !== path);
+  if (options.force !== true && cluster.status === "RUNNING" && deps.runtime !== undefined) {
+    const report = await (await deps.runtime(cluster)).agent.report();
+    const running = report.jobs.filter((g) => g.state === "RUNNING").reduce((n, g) => n + g.count, 0);
+    if (running > 0)
+      throw new StateRefusedError(
+        `${running} job(s) run on the cluster and may use ${path}: wait, or delete with force (each node unmounts it once nothing there uses it)`,
+      );
+  }
+  const runningNodes = await tellRunningNodes(deps, cluster, storage);
   await save(deps, cluster, { ...setup, storage }, `storage ${path} deleted`);
-  return storage as StorageOptionView[];
+  return { storage: storage as StorageOptionView[], runningNodes };
 }
 
 /**
@@ -166,6 +197,20 @@ export function checkedStorageOption(input: unknown): StorageOptionView {
       },
     ]);
   return { ...option, localPath };
+}
+
+/** Sends the whole set to the master (set-node-storage) when the cluster runs; answers what happened. */
+async function tellRunningNodes(
+  deps: StorageDeps,
+  cluster: ClusterRecord,
+  storage: NodeSetup["storage"],
+): Promise<string> {
+  if (cluster.status !== "RUNNING") return `not told: the cluster is ${cluster.status}`;
+  if (deps.runtime === undefined) return "not told: no agent";
+  const { agent } = await deps.runtime(cluster);
+  if (agent.setNodeStorage === undefined) return "not told: the agent channel cannot set node storage";
+  await agent.setNodeStorage(storage);
+  return "synced";
 }
 
 function normalPath(path: string): string {

@@ -10,6 +10,7 @@ import {
 import { parseWith } from "../../lib/core/validation.js";
 import { placementFeatures } from "./features.js";
 import { imdsLockdownLines } from "./imds.js";
+import { STORAGE_SYNC_INTERVAL_S, storageSyncProgram } from "./node-storage-sync.js";
 import { bootPreamble } from "./preamble.js";
 import { shellQuote } from "./shell.js";
 
@@ -309,6 +310,7 @@ UNIT
 else
   "$SLURMD" -Z -N "$NODE_NAME" --conf-server "$CONF_SERVER" --conf "$NODE_CONF"
 fi
+${storageSyncCommands()}
 log "done"
 `;
 }
@@ -382,6 +384,42 @@ function mungeKeyCommand(source: z.output<typeof mungeKeySourceSchema>): string 
       .join(" ");
   }
   return source.argv.map(shellQuote).join(" ");
+}
+
+/**
+ * Installs the node's storage sync (node-storage-sync.ts): every STORAGE_SYNC_INTERVAL_S it makes the
+ * node's mounts what the master's slurm.conf says, so storage added or deleted after the node booted
+ * reaches it. A systemd timer where systemd runs, else a background loop (the local mode's instances).
+ */
+function storageSyncCommands(): string {
+  const program = "/opt/nowscale/nowscale-storage-sync";
+  return `log "installing the storage sync (every ${STORAGE_SYNC_INTERVAL_S} s)"
+install -d -m 0755 /opt/nowscale
+printf '%s' ${shellQuote(Buffer.from(storageSyncProgram(), "utf8").toString("base64"))} | base64 -d > ${program}
+chmod 0700 ${program}
+if command -v systemctl >/dev/null; then
+  cat > /etc/systemd/system/nowscale-storage-sync.service <<'UNIT'
+[Unit]
+Description=NowScale: the cluster's storage mounts
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/python3 ${program}
+UNIT
+  cat > /etc/systemd/system/nowscale-storage-sync.timer <<'UNIT'
+[Unit]
+Description=NowScale: the cluster's storage mounts, kept in step with the master
+[Timer]
+OnBootSec=${STORAGE_SYNC_INTERVAL_S}
+OnUnitActiveSec=${STORAGE_SYNC_INTERVAL_S}
+AccuracySec=1
+[Install]
+WantedBy=timers.target
+UNIT
+  systemctl daemon-reload
+  systemctl enable --now nowscale-storage-sync.timer
+else
+  nohup sh -c 'while :; do python3 ${program}; sleep ${STORAGE_SYNC_INTERVAL_S}; done' </dev/null >>/var/log/nowscale-storage-sync.log 2>&1 &
+fi`;
 }
 
 function mountCommands(s: z.output<typeof storageOptionSchema>): string {

@@ -281,7 +281,7 @@ export function buildOpenApi(): Record<string, unknown> {
         post: {
           operationId: "addClusterStorageOption",
           description:
-            "THPC AddClusterStorageOption (one CFSOption): checked as the boot-script renderer checks it (host:/path or Lustre NID remote, an absolute local path of plain segments outside the node's system trees), stored on the cluster and rendered into the boot script of every node launched afterwards. Nodes already running are not changed. 409 when the local path is already a mount point.",
+            "THPC AddClusterStorageOption (one CFSOption): checked as the boot-script renderer checks it (host:/path or Lustre NID remote, an absolute local path of plain segments outside the node's system trees). On a RUNNING cluster the master's agent first writes the whole set into slurm.conf (one comment line, scontrol reconfigure, rolled back on failure), which configless Slurm sends to every node, whose storage sync mounts it within 15 s (`runningNodes`: synced); then it is stored on the cluster and rendered into the boot script of every node launched afterwards. 409 when the local path is already a mount point; 502/503 when the master refused or did not answer (nothing changed).",
           requestBody: body("StorageOption"),
           responses: {
             "200": answer("the storage options after the change", "StorageOptions"),
@@ -291,7 +291,7 @@ export function buildOpenApi(): Record<string, unknown> {
         delete: {
           operationId: "deleteClusterStorageOption",
           description:
-            "THPC DeleteClusterStorageOption: nodes launched afterwards no longer mount `localPath`; nodes already running keep their mount. 404 naming localPath when it is not a mount point of the cluster.",
+            "THPC DeleteClusterStorageOption: nodes launched afterwards no longer mount `localPath`, and running nodes unmount it (the same path as add). Slurm cannot tell which job reads which path, so it is refused (409) while any job runs on the cluster unless force=true; even forced, a node unmounts only once nothing there uses the mount (a busy umount is retried). 404 naming localPath when it is not a mount point of the cluster.",
           parameters: parameters("query", storageDeleteQuery),
           responses: { "200": answer("the storage options after the change", "StorageOptions"), ...errors },
         },
@@ -389,6 +389,10 @@ export function buildOpenApi(): Record<string, unknown> {
           properties: {
             clusterId: { type: "string" },
             storage: { type: "array", items: { $ref: "#/components/schemas/StorageOption" } },
+            runningNodes: {
+              type: "string",
+              description: "synced, or why the running nodes were not told (changes only)",
+            },
           },
         },
         InitScripts: {

@@ -368,7 +368,7 @@ const ROUTE_LIST = [
       const cluster = await admin.getCluster(deps, params.clusterId);
       return json(200, {
         clusterId: cluster.clusterId,
-        storage: await storage.addStorageOption(deps, cluster, body),
+        ...(await storage.addStorageOption(deps, cluster, body)),
       });
     },
   }),
@@ -379,8 +379,10 @@ const ROUTE_LIST = [
     query: storageDeleteQuery,
     run: async (deps, { params, query }) => {
       const cluster = await admin.getCluster(deps, params.clusterId);
-      const left = await storage.deleteStorageOption(deps, cluster, query.localPath);
-      return json(200, { clusterId: cluster.clusterId, storage: left });
+      const change = await storage.deleteStorageOption(deps, cluster, query.localPath, {
+        force: query.force === "true",
+      });
+      return json(200, { clusterId: cluster.clusterId, ...change });
     },
   }),
   route({

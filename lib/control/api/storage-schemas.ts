@@ -15,6 +15,8 @@ export const storageDeleteQuery = z.strictObject({
   localPath: z.string({ error: "the mount point to delete, e.g. /data" }).regex(/^(\/[A-Za-z0-9._-]+)+\/?$/, {
     error: "expected an absolute path of letters, digits, '.', '_', '-' and '/'",
   }),
+  /** Delete although jobs run (each node still unmounts only once nothing there uses the mount). */
+  force: z.enum(["true", "false"], { error: "must be true or false" }).optional(),
 });
 
 /** ModifyInitNodeScripts: the whole list, replacing the previous one (`[]` removes every script). */

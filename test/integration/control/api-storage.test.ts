@@ -54,6 +54,7 @@ describe("storage options (THPC AddClusterStorageOption / DeleteClusterStorageOp
     const first = await t.call("POST", `/clusters/${id}/storage`, DATA);
     const second = await t.call("POST", `/clusters/${id}/storage`, SCRATCH);
     const listed = await t.call("GET", `/clusters/${id}/storage`);
+    const toldAfterAdd = t.agent.storage.map((s) => s.localPath);
     const withBoth = computeUserData(bootable((await t.store.getCluster(id)) as ClusterRecord), LAUNCH);
     const deleted = await t.call("DELETE", `/clusters/${id}/storage`, undefined, {}, { localPath: "/data" });
     const withOne = computeUserData(bootable((await t.store.getCluster(id)) as ClusterRecord), LAUNCH);
@@ -61,6 +62,9 @@ describe("storage options (THPC AddClusterStorageOption / DeleteClusterStorageOp
 
     // Assess
     expect(first.status).toBe(200);
+    expect(first.body.runningNodes).toBe("synced");
+    expect(toldAfterAdd).toEqual(["/data", "/scratch"]);
+    expect(t.agent.storage.map((s) => s.localPath)).toEqual(["/scratch"]);
     expect(second.status).toBe(200);
     expect(listed.body.storage).toEqual([DATA, { ...SCRATCH, localPath: "/scratch" }]);
     expect(withBoth).toContain("mount '-t' 'nfs' '-o' 'vers=4.0,noresvport' '172.30.3.90:/' '/data'");
@@ -124,6 +128,72 @@ describe("storage options (THPC AddClusterStorageOption / DeleteClusterStorageOp
     expect(badQuery.status).toBe(400);
     expect(badQuery.body.issues[0].path).toBe("localPath");
     expect(await snapshot(db, t.tables)).toBe(before);
+  });
+});
+
+describe("storage options on the running nodes (the agent's set-node-storage)", () => {
+  it("refuses a deletion while jobs run unless forced, and a refused reconfigure changes nothing", async () => {
+    // Prepare
+    const t = await apiBed(db);
+    const id = await t.runningCluster();
+    expect((await t.call("POST", `/clusters/${id}/storage`, DATA)).status).toBe(200);
+    t.agent.jobs.push({
+      queue: "compute",
+      state: "RUNNING",
+      nodes: 1,
+      cpusPerNode: 1,
+      memPerNodeMiB: 0,
+      gpusPerNode: 0,
+      count: 2,
+      oldestSubmittedAt: new Date(t.clock.now()).toISOString(),
+      jobIds: ["7", "8"],
+    });
+    const before = await snapshot(db, t.tables);
+
+    // Act
+    const busy = await t.call("DELETE", `/clusters/${id}/storage`, undefined, {}, { localPath: "/data" });
+    const afterBusy = await snapshot(db, t.tables);
+    t.agent.refuseReconfigure = true;
+    const refused = await t.call("POST", `/clusters/${id}/storage`, SCRATCH);
+    const afterRefused = await snapshot(db, t.tables);
+    t.agent.refuseReconfigure = false;
+    const forced = await t.call(
+      "DELETE",
+      `/clusters/${id}/storage`,
+      undefined,
+      {},
+      {
+        localPath: "/data",
+        force: "true",
+      },
+    );
+
+    // Assess
+    expect(busy.status).toBe(409);
+    expect(busy.body.error).toMatch(/2 job\(s\) run on the cluster and may use \/data/);
+    expect(afterBusy).toBe(before);
+    expect(refused.status).toBe(502);
+    expect(afterRefused).toBe(before);
+    expect(forced.status).toBe(200);
+    expect(forced.body).toMatchObject({ storage: [], runningNodes: "synced" });
+    expect(t.agent.storage).toEqual([]);
+  });
+
+  it("tells only a RUNNING cluster's master; a sleeping cluster's new nodes still get the change", async () => {
+    // Prepare
+    const t = await apiBed(db);
+    const id = await t.runningCluster();
+    const c = (await t.store.getCluster(id)) as ClusterRecord;
+    await t.store.updateCluster(id, c.version, { status: "SLEEPING", now: t.clock.now() });
+
+    // Act
+    const added = await t.call("POST", `/clusters/${id}/storage`, DATA);
+
+    // Assess
+    expect(added.status).toBe(200);
+    expect(added.body.runningNodes).toBe("not told: the cluster is SLEEPING");
+    expect(t.agent.storage).toEqual([]);
+    expect((await t.store.getCluster(id))?.nodeSetup?.storage).toEqual([DATA]);
   });
 });
 

@@ -45,11 +45,13 @@ describe("nowscale storage and init-scripts", () => {
     // Assess
     expect(added.status, added.stderr).toBe(0);
     expect(added.stdout).toContain("storage 10.0.0.9:/export on /data added");
+    expect(added.stdout).toContain("running nodes: synced");
+    expect(bed.agent.storage).toEqual([]);
     expect(hostile.status).toBe(1);
     expect(hostile.stderr).toContain("localPath");
     expect(listed.stdout).toMatch(/\/data\s+NFS 4\.0\s+10\.0\.0\.9:\/export/);
     expect(deleted.status, deleted.stderr).toBe(0);
-    expect(JSON.parse(deleted.stdout)).toMatchObject({ storage: [] });
+    expect(JSON.parse(deleted.stdout)).toMatchObject({ storage: [], runningNodes: "synced" });
     expect((await bed.store.getCluster(clusterId))?.nodeSetup?.storage).toEqual([]);
   });
 
