@@ -1,9 +1,11 @@
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Launch } from "../../lib/core/model.js";
 import { localComputeUserData } from "../../lib/local/user-data.js";
+import type { AgentChannel, NodeStorageSpec } from "../../lib/ports/agent-channel.js";
 import type { CloudProvider } from "../../lib/ports/cloud-provider.js";
 import type { ClusterRecord } from "../../lib/ports/state-store.js";
 import { createLocalProvider, testbedNamespaceNodes } from "../../lib/providers/local/index.js";
@@ -25,7 +27,10 @@ import { startDynalite, type TestDynamo } from "../support/dynalite.js";
  * instance with the boot script the scaler renders from the cluster record (localComputeUserData, the
  * deployed renderer). The node mounts the storage before it joins (mount(8) → the instances' stand-in
  * mount.nfs, since this kernel has no NFS: lib/providers/local/testbed-nodes.ts), runs the init script,
- * and a job on it sees both. A mount deleted afterwards is not made by the next node.
+ * and a job on it sees both. A mount deleted afterwards is not made by the next node. And on a node
+ * already running: the agent's set-node-storage (the bundle's command, as SSM runs it on a master)
+ * writes slurm.conf's storage line, reconfigure sends it to the node, whose storage sync mounts it, and
+ * unmounts it after the deletion.
  * Own bridge, subnet, ports and prefix; run under `flock /work/notes/slurm.lock`.
  */
 const PREFIX = "nsst-";
@@ -45,6 +50,7 @@ describe("storage options and init scripts reach new nodes of a running cluster 
   let clusterId = "";
   let provider: CloudProvider;
   let exportRoot: string;
+  let bundle: string;
 
   beforeAll(async () => {
     const unavailable = testbedUnavailableReason();
@@ -69,6 +75,17 @@ describe("storage options and init scripts reach new nodes of a running cluster 
       subnetPrefix: SUBNET,
       firstHost: 10,
       lastHost: 19,
+    });
+    bundle = join(stateDir, "nowscale-agent.js");
+    await build({
+      entryPoints: [join(import.meta.dirname, "..", "..", "agent", "cli.ts")],
+      bundle: true,
+      platform: "node",
+      target: "node20",
+      format: "esm",
+      keepNames: true,
+      outfile: bundle,
+      logLevel: "error",
     });
     db = await startDynalite();
     api = await apiBed(db);
@@ -206,6 +223,72 @@ describe("storage options and init scripts reach new nodes of a running cluster 
     expect(deleted.status).toBe(200);
     expect(cleared.status).toBe(200);
     expect(seen).toBe("unmounted\nno-marker");
+    await provider.terminate([node]);
+  }, 240_000);
+
+  it("a mount added while a node runs is mounted there by its storage sync, and unmounted once deleted", async () => {
+    // Prepare: a node without the mount; the master's agent as SSM runs it (the bundle's command)
+    const node = await launchNode();
+    const master: Pick<AgentChannel, "setNodeStorage"> = {
+      setNodeStorage: async (storage: readonly NodeStorageSpec[]) => {
+        const r = await runCommand(
+          process.execPath,
+          [bundle, "set-node-storage", "--storage", JSON.stringify({ storage })],
+          { env: tb.env, timeoutMs: 60_000 },
+        );
+        if (r.code !== 0) throw new Error(`set-node-storage: exit ${r.code}: ${r.stdout} ${r.stderr}`);
+        return { changed: (JSON.parse(r.stdout) as { changed: boolean }).changed };
+      },
+    };
+    api.deps.runtime = async () => ({ provider, agent: master as AgentChannel });
+    const probe = "mountpoint -q /mnt/live && cat /mnt/live/hello || echo unmounted";
+    const until = async (want: string) => {
+      let seen = "";
+      for (let i = 0; i < 20 && seen !== want; i++) {
+        seen = await onNode(node, probe);
+        if (seen !== want) await sleep(3000);
+      }
+      return seen;
+    };
+    const storage = {
+      protocol: "NFS 3.0",
+      remotePath: `${tb.controlAddress}:/projects`,
+      localPath: "/mnt/live",
+    };
+
+    // Act
+    const before = await onNode(node, probe);
+    const added = await api.call("POST", `/clusters/${clusterId}/storage`, storage);
+    const started = Date.now();
+    const mounted = await until("from the export");
+    const mountedAfterS = (Date.now() - started) / 1000;
+    const line = (await readFile(tb.confPath, "utf8"))
+      .split("\n")
+      .filter((l) => l.startsWith("#nowscale-storage "));
+    const deleted = await api.call(
+      "DELETE",
+      `/clusters/${clusterId}/storage`,
+      undefined,
+      {},
+      {
+        localPath: "/mnt/live",
+        force: "true",
+      },
+    );
+    const unmounted = await until("unmounted");
+
+    // Assess
+    expect(before).toBe("unmounted");
+    expect(added.status, JSON.stringify(added.body)).toBe(200);
+    expect(added.body.runningNodes).toBe("synced");
+    expect(line).toHaveLength(1);
+    expect(mounted).toBe("from the export");
+    console.log(
+      `storage sync: mounted on the running node ${mountedAfterS.toFixed(1)} s after the API answered`,
+    );
+    expect(deleted.status, JSON.stringify(deleted.body)).toBe(200);
+    expect(unmounted).toBe("unmounted");
+    expect(await readFile(tb.confPath, "utf8")).not.toContain("#nowscale-storage ");
     await provider.terminate([node]);
   }, 240_000);
 });
