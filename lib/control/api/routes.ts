@@ -379,6 +379,10 @@ const ROUTE_LIST = [
     query: storageDeleteQuery,
     run: async (deps, { params, query }) => {
       const cluster = await admin.getCluster(deps, params.clusterId);
+      if (query.localPath === undefined)
+        throw new ValidationError("query", [
+          { path: "localPath", message: "the mount point to delete, e.g. /data" },
+        ]);
       const change = await storage.deleteStorageOption(deps, cluster, query.localPath, {
         force: query.force === "true",
       });

@@ -12,9 +12,14 @@ export const storageOptionBodySchema = storageOptionSchema;
 
 /** DeleteClusterStorageOption names the mount point in the query: a path has slashes. */
 export const storageDeleteQuery = z.strictObject({
-  localPath: z.string({ error: "the mount point to delete, e.g. /data" }).regex(/^(\/[A-Za-z0-9._-]+)+\/?$/, {
-    error: "expected an absolute path of letters, digits, '.', '_', '-' and '/'",
-  }),
+  // Optional here so an unknown cluster is 404 before a missing path is 400; the route requires it.
+  localPath: z
+    .string()
+    .regex(/^(\/[A-Za-z0-9._-]+)+\/?$/, {
+      error: "expected an absolute path of letters, digits, '.', '_', '-' and '/'",
+    })
+    .optional()
+    .describe("the mount point to delete, e.g. /data (required)"),
   /** Delete although jobs run (each node still unmounts only once nothing there uses the mount). */
   force: z.enum(["true", "false"], { error: "must be true or false" }).optional(),
 });

@@ -127,6 +127,8 @@ describe("storage options (THPC AddClusterStorageOption / DeleteClusterStorageOp
     expect(unknown.body.issues[0].path).toBe("localPath");
     expect(badQuery.status).toBe(400);
     expect(badQuery.body.issues[0].path).toBe("localPath");
+    expect(missing.status).toBe(400);
+    expect(missing.body.issues[0].path).toBe("localPath");
     expect(await snapshot(db, t.tables)).toBe(before);
   });
 });
