@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { z } from "zod";
 import {
   CLOUD_ID,
@@ -395,7 +396,7 @@ function storageSyncCommands(): string {
   const program = "/opt/nowscale/nowscale-storage-sync";
   return `log "installing the storage sync (every ${STORAGE_SYNC_INTERVAL_S} s)"
 install -d -m 0755 /opt/nowscale
-printf '%s' ${shellQuote(Buffer.from(storageSyncProgram(), "utf8").toString("base64"))} | base64 -d > ${program}
+printf '%s' ${shellQuote(gzipSync(storageSyncProgram(), { level: 9 }).toString("base64"))} | base64 -d | gunzip > ${program}
 chmod 0700 ${program}
 if command -v systemctl >/dev/null; then
   cat > /etc/systemd/system/nowscale-storage-sync.service <<'UNIT'

@@ -108,6 +108,7 @@ describe("storage options (THPC AddClusterStorageOption / DeleteClusterStorageOp
       {},
       { localPath: "data;x" },
     );
+    const missing = await t.call("DELETE", `/clusters/${id}/storage`);
 
     // Assess
     expect(hostileRemote.status).toBe(400);
