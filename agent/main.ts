@@ -19,6 +19,7 @@ import { arrivalsFile } from "./arrivals-file.js";
 import { defaultCredentials, EventBridgeWaker } from "./events.js";
 import { installOptions, runInstall } from "./install.js";
 import { loadKey } from "./key.js";
+import { answerSetNodeStorage } from "./node-storage.js";
 import { answerSetPartitions, applyJobNotes, createAgentServer } from "./server.js";
 import { AGENT_VERSION } from "./version.js";
 import { runWatch } from "./watch.js";
@@ -51,6 +52,10 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
       slurm.conf.nowscale-prev, rewritten atomically, then scontrol reconfigure; on failure it is rolled
       back. Exit 0 done, 2 slurmctld did not answer (rolled back), 64 a bad spec (nothing written),
       1 slurmctld refused the file (rolled back).
+  nowscale-agent set-node-storage --storage JSON|-
+      Makes slurm.conf's storage line say these mounts, as POST /v1/node-storage: JSON is {"storage":
+      [{"protocol": "NFS 4.0", "remotePath": "host:/path", "localPath": "/data"}]}; scontrol reconfigure
+      sends it to the configless nodes, whose storage sync mounts and unmounts. Exit codes as set-partitions.
   "-" in place of JSON reads it from stdin (at most 4 MiB): how SSM Run Command passes it (docs/agent.md).
   nowscale-agent slurm-setup
       Prints how Slurm is set up (what \`nowscale cluster attach\` checks), as GET /v1/slurm-setup.
@@ -144,6 +149,21 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(body)}\n`);
     return status === 200 ? 0 : status === 400 ? 64 : status === 503 ? 2 : 1;
   }
+  if (command === "set-node-storage") {
+    let input: unknown;
+    try {
+      input = JSON.parse((await jsonArgument(values.storage)) ?? "null");
+    } catch {
+      input = undefined;
+    }
+    const env = process.env;
+    const { status, body } = await answerSetNodeStorage(input, {
+      confPath: env.SLURM_CONF ?? "/etc/slurm/slurm.conf",
+      reconfigure: () => client.reconfigure(),
+    });
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+    return status === 200 ? 0 : status === 400 ? 64 : status === 503 ? 2 : 1;
+  }
   if (command === "watch") return watch(client, values);
   if (command === "serve") {
     const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
@@ -168,6 +188,10 @@ export async function main(argv: string[]): Promise<number> {
       actions: client,
       report: () => collectReport(client, AGENT_VERSION, Date.now, arrivals),
       setup: () => collectSlurmSetup(client, AGENT_VERSION),
+      storage: {
+        confPath: process.env.SLURM_CONF ?? "/etc/slurm/slurm.conf",
+        reconfigure: () => client.reconfigure(),
+      },
       windowS,
       ...(replayFile === undefined ? {} : { replayFile }),
       log,
@@ -209,6 +233,7 @@ function parse(argv: string[]) {
       notes: { type: "string" },
       placeholders: { type: "string" },
       partitions: { type: "string" },
+      storage: { type: "string" },
       "key-secret": { type: "string" },
       "print-key": { type: "boolean" },
       "slurm-conf": { type: "string" },

@@ -14,6 +14,7 @@ import type { SlurmSetup } from "../lib/ports/slurm-setup.js";
 import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import type { PartitionApplyResult } from "../scheduler-plugins/slurm/partition-apply.js";
+import { answerSetNodeStorage } from "./node-storage.js";
 import { AGENT_VERSION } from "./version.js";
 
 /** What the server does to Slurm; SlurmClient fits, tests pass a fake. */
@@ -88,6 +89,11 @@ export interface AgentServerOptions {
    * the attach checks' input. SlurmUnavailableError when slurmctld does not answer. @default none: 404
    */
   setup?: () => Promise<SlurmSetup>;
+  /**
+   * slurm.conf and reconfigure for `POST /v1/node-storage` (node-storage.ts: the storage line configless
+   * nodes receive). @default none: 404
+   */
+  storage?: { confPath: string; reconfigure: () => Promise<void> };
   /** Replay window, seconds. @default 300 */
   windowS?: number;
   /**
@@ -119,6 +125,8 @@ const MAX_BODY_BYTES = 64 * 1024;
  *                                     FUTURE nodes, deletes the other ph- ones; {created, removed}
  *   GET    /v1/slurm-setup            how Slurm is set up (lib/ports/slurm-setup.ts), read-only: what
  *                                     `nowscale cluster attach` checks; 503 when slurmctld does not answer
+ *   POST   /v1/node-storage           body {"storage": [{protocol, remotePath, localPath}]}: slurm.conf's
+ *                                     storage line for the nodes' sync, reconfigure, rollback (node-storage.ts)
  *   POST   /v1/partitions             body {"partitions": [{name, default?, defMemPerCpuMiB?}]}: rewrites
  *                                     slurm.conf's NowScale partitions, scontrol reconfigure, rollback on
  *                                     failure (partition-apply.ts); {partitions, added, removed, changed}
@@ -229,6 +237,18 @@ export function createAgentServer(options: AgentServerOptions): Server {
         return send(res, 400, { error: "body must be JSON" });
       }
       const answer = await answerSetPartitions(options.actions, input);
+      return send(res, answer.status, answer.body);
+    }
+
+    if (path === "/v1/node-storage" && options.storage !== undefined) {
+      if (method !== "POST") return send(res, 405, { error: "use POST" });
+      let input: unknown;
+      try {
+        input = JSON.parse(body.toString("utf8"));
+      } catch {
+        return send(res, 400, { error: "body must be JSON" });
+      }
+      const answer = await answerSetNodeStorage(input, options.storage);
       return send(res, answer.status, answer.body);
     }
 

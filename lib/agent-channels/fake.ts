@@ -4,13 +4,14 @@ import {
   AgentActionError,
   type AgentChannel,
   AgentUnreachableError,
+  type NodeStorageSpec,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "../ports/agent-protocol.js";
 import type { JobGroup, OkReport, ReportArrival, ReportNode } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import type { SlurmSetup } from "../ports/slurm-setup.js";
-import { checkedNotes, checkedPartitions, checkedPlaceholders } from "./http.js";
+import { checkedNotes, checkedPartitions, checkedPlaceholders, checkedStorage } from "./http.js";
 
 export type FakeAgentCall =
   | { action: "report" }
@@ -20,6 +21,7 @@ export type FakeAgentCall =
   | { action: "setJobNotes"; notes: JobNote[] }
   | { action: "syncPlaceholders"; names: string[] }
   | { action: "setPartitions"; names: string[] }
+  | { action: "setNodeStorage"; localPaths: string[] }
   | { action: "health" }
   | { action: "slurmSetup" };
 
@@ -41,6 +43,8 @@ export class FakeAgent implements AgentChannel {
   partitions: string[] = ["compute"];
   /** Makes the next setPartitions fail as a refused reconfigure does (rolled back: nothing changes). */
   refuseReconfigure = false;
+  /** The storage line of the master's slurm.conf (setNodeStorage makes it so; the nodes follow it). */
+  storage: NodeStorageSpec[] = [];
 
   /**
    * How its Slurm is set up, for attach (lib/ports/slurm-setup.ts): by default a Slurm 22.05 master ready
@@ -169,6 +173,21 @@ export class FakeAgent implements AgentChannel {
     const { create, remove } = placeholderChanges(checked, this.placeholders ?? []);
     this.placeholders = checked.map((s) => s.name);
     return { created: create.map((s) => s.name), removed: remove };
+  }
+
+  /** Checks the entries as the agent does; a refused reconfigure leaves `storage` as it was. */
+  async setNodeStorage(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }> {
+    const checked = checkedStorage(storage);
+    this.calls.push({ action: "setNodeStorage", localPaths: checked.map((s) => s.localPath) });
+    this.check();
+    if (this.refuseReconfigure)
+      throw new AgentActionError(
+        "agent POST /v1/node-storage: HTTP 502: scontrol reconfigure failed, slurm.conf rolled back to the previous file",
+        502,
+      );
+    const changed = JSON.stringify(checked) !== JSON.stringify(this.storage);
+    this.storage = checked;
+    return { changed };
   }
 
   /** Checks the specs as the agent does; a refused reconfigure leaves `partitions` as they were. */

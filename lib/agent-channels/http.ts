@@ -1,8 +1,11 @@
+import { parseNodeStorage } from "../../scheduler-plugins/slurm/node-storage.js";
 import { isSimpleName } from "../core/names.js";
+import { ValidationError } from "../core/validation.js";
 import {
   AgentActionError,
   type AgentChannel,
   AgentUnreachableError,
+  type NodeStorageSpec,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import {
@@ -89,6 +92,11 @@ export class HttpAgentChannel implements AgentChannel {
   async setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionsAnswer> {
     const body = JSON.stringify({ partitions: checkedPartitions(specs) });
     return partitionsAnswer(await this.action("POST", "/v1/partitions", body), "agent partitions");
+  }
+
+  async setNodeStorage(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }> {
+    const body = JSON.stringify({ storage: checkedStorage(storage) });
+    return storageAnswer(await this.action("POST", "/v1/node-storage", body), "agent node-storage");
   }
 
   async health(): Promise<{ agentVersion: string }> {
@@ -275,5 +283,25 @@ function safeJson(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return undefined;
+  }
+}
+
+/** The agent's set-node-storage answer, checked (untrusted like everything it says). */
+export function storageAnswer(text: string, what: string): { changed: boolean } {
+  const line = text.trim().split("\n").at(-1) ?? "";
+  const parsed = safeJson(line) as { ok?: unknown; changed?: unknown } | undefined;
+  if (parsed?.ok !== true || typeof parsed.changed !== "boolean")
+    throw new AgentUnreachableError(`${what}: unexpected answer`);
+  return { changed: parsed.changed };
+}
+
+/** The entries as the agent checks them; a bad one is an AgentActionError (400) before anything is sent. */
+export function checkedStorage(storage: readonly NodeStorageSpec[]): NodeStorageSpec[] {
+  try {
+    return parseNodeStorage([...storage]);
+  } catch (error) {
+    if (error instanceof ValidationError)
+      throw new AgentActionError(`storage: ${JSON.stringify(error.issues).slice(0, 300)}`, 400);
+    throw error;
   }
 }

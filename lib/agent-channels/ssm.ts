@@ -13,6 +13,7 @@ import {
   AgentActionError,
   type AgentChannel,
   AgentUnreachableError,
+  type NodeStorageSpec,
   SlurmctldUnreachableError,
 } from "../ports/agent-channel.js";
 import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "../ports/agent-protocol.js";
@@ -23,9 +24,11 @@ import {
   checkedNotes,
   checkedPartitions,
   checkedPlaceholders,
+  checkedStorage,
   partitionsAnswer,
   placeholderAnswer,
   setupFromText,
+  storageAnswer,
 } from "./http.js";
 import { reportFromText } from "./report-text.js";
 
@@ -61,6 +64,7 @@ export const AGENT_DOCUMENT = {
     "sync-placeholders",
     "slurm-setup",
     "set-partitions",
+    "set-node-storage",
   ],
   nodePattern: "^([A-Za-z0-9][A-Za-z0-9-]{0,62})?$",
   reasonPattern: "^[A-Za-z0-9 _.,:;=+@/()-]{0,200}$",
@@ -202,6 +206,20 @@ export class SsmAgentChannel implements AgentChannel {
     throw new AgentActionError(`agent set-partitions over SSM: ${status}, exit ${code}${detail}`, 502);
   }
 
+  /** `nowscale-agent set-node-storage --storage -`; its stdout is the answer. */
+  async setNodeStorage(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }> {
+    const json = JSON.stringify({ storage: checkedStorage(storage) });
+    const { status, code, stdout } = await this.runLine("set-node-storage", json);
+    if (code === 0) return storageAnswer(stdout, "agent set-node-storage over SSM");
+    const detail = agentError(stdout);
+    if (code === 2)
+      throw new SlurmctldUnreachableError(
+        `agent set-node-storage over SSM: slurmctld did not answer${detail}`,
+      );
+    if (code === 64) throw new AgentActionError(`agent set-node-storage over SSM: refused${detail}`, 400);
+    throw new AgentActionError(`agent set-node-storage over SSM: ${status}, exit ${code}${detail}`, 502);
+  }
+
   /** Exit codes of the agent's one-shot actions: 0 done, 2 slurmctld down, 3 no such node, 64 refused. */
   private async action(action: string, node: string, extra: string[] = []): Promise<void> {
     if (!isSimpleName(node))
@@ -248,7 +266,7 @@ export class SsmAgentChannel implements AgentChannel {
    * anything is sent when the payload is over AGENT_DOCUMENT.payloadMaxChars.
    */
   private async runLine(
-    action: "set-job-notes" | "sync-placeholders" | "set-partitions",
+    action: "set-job-notes" | "sync-placeholders" | "set-partitions" | "set-node-storage",
     json: string,
   ): Promise<{ status: string; stdout: string; code: number }> {
     const payload = gzipSync(Buffer.from(json, "utf8")).toString("base64");

@@ -35,6 +35,7 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   registerApiCommands(program);
   registerOpsCommands(program);
   registerQueueCommands(program);
+  (await import("./storage-commands.js")).registerStorageCommands(program);
   return program;
 }
 

@@ -114,7 +114,9 @@ export function renderComputeUserData(
     controllerAddress: target.controllerAddress,
     ...(target.controllerPort === undefined ? {} : { controllerPort: target.controllerPort }),
     mungeKey,
-    ...(target.storage === undefined ? {} : { storage: target.storage }),
-    ...(target.initScripts === undefined ? {} : { initScripts: target.initScripts }),
+    // The cluster's node setup (lib/control/storage.ts) unless the target names its own; the renderer
+    // checks it again against its allow-lists, so a record changed behind the API's back renders nothing.
+    storage: target.storage ?? (cluster.nodeSetup?.storage as BootstrapOptions["storage"]) ?? [],
+    initScripts: target.initScripts ?? cluster.nodeSetup?.initScripts ?? [],
   });
 }

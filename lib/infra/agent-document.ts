@@ -45,6 +45,7 @@ export class AgentDocument extends Construct {
                 `  set-job-notes) ${payloadPipeline('"$P"', `node ${agent} set-job-notes --notes -`)} ;;`,
                 `  sync-placeholders) ${payloadPipeline('"$P"', `node ${agent} sync-placeholders --placeholders -`)} ;;`,
                 `  set-partitions) ${payloadPipeline('"$P"', `node ${agent} set-partitions --partitions -`)} ;;`,
+                `  set-node-storage) ${payloadPipeline('"$P"', `node ${agent} set-node-storage --storage -`)} ;;`,
                 "esac",
                 "exit 64",
               ],

@@ -39,6 +39,11 @@ export const API_ROUTES: readonly { path: string; methods: readonly string[]; bo
   { path: "clusters/{clusterId}/queues", methods: ["POST"], body: true },
   { path: "clusters/{clusterId}/queues/{queue}", methods: ["DELETE"], body: false },
   { path: "clusters/{clusterId}/queues/{queue}/reset-protection", methods: ["POST"], body: false },
+  // node setup (lib/control/storage.ts)
+  { path: "clusters/{clusterId}/storage", methods: ["GET", "DELETE"], body: false },
+  { path: "clusters/{clusterId}/storage", methods: ["POST"], body: true },
+  { path: "clusters/{clusterId}/init-scripts", methods: ["GET"], body: false },
+  { path: "clusters/{clusterId}/init-scripts", methods: ["PUT"], body: true },
 ];
 
 /**

@@ -1,6 +1,10 @@
 import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "./agent-protocol.js";
 import type { OkReport } from "./agent-report.js";
 import type { SlurmSetup } from "./slurm-setup.js";
+import type { NodeSetup } from "./state-store.js";
+
+/** One storage mount as the agent's set-node-storage takes it. */
+export type NodeStorageSpec = NodeSetup["storage"][number];
 
 export type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec };
 
@@ -57,6 +61,16 @@ export interface AgentChannel {
    * slurmctld down: SlurmctldUnreachableError (rolled back). Idempotent: the same set changes nothing.
    */
   setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionsAnswer>;
+
+  /**
+   * Makes the storage line of the master's slurm.conf say `storage` (the whole set) and has slurmctld send
+   * the file to the configless nodes, whose storage sync mounts what is new and unmounts what was removed
+   * (scheduler-plugins/slurm/node-storage.ts). Entries are checked first: a bad one is an
+   * AgentActionError (400) and nothing is written. Slurm refusing the file: AgentActionError (502, rolled
+   * back); slurmctld down: SlurmctldUnreachableError (rolled back). Idempotent. Optional: an agent
+   * channel without it leaves running nodes as they are (new nodes still get the storage at boot).
+   */
+  setNodeStorage?(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }>;
 
   /** The agent's version when it answers; throws AgentUnreachableError otherwise. */
   health(): Promise<{ agentVersion: string }>;

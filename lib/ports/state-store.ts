@@ -283,6 +283,22 @@ export interface ClusterRecord extends Omit<NewCluster, "now" | "status" | "agen
    * counts, even one whose start failed); bounds the reconciler's automatic retries.
    */
   deletionAttempts?: number;
+  /**
+   * What every compute node sets up before it joins (THPC StorageOption and InitNodeScripts): rendered
+   * into each new node's boot script (lib/control/storage.ts; checked again by the renderer). Absent: none.
+   */
+  nodeSetup?: NodeSetup;
+}
+
+/**
+ * A cluster's node setup as stored: plain data, validated by lib/control/storage.ts with the boot-script
+ * renderer's own schemas (scheduler-plugins/slurm/bootstrap.ts) on the way in and again at render.
+ */
+export interface NodeSetup {
+  /** Mounts, by localPath (unique). */
+  storage: { protocol: string; remotePath: string; localPath: string }[];
+  /** Run in order before the node joins, each from a URL or inline. */
+  initScripts: ({ url: string; timeoutS: number } | { inline: string; timeoutS: number })[];
 }
 
 /** Fields updateCluster may change; `resources` replaces the list. */
@@ -294,6 +310,8 @@ export interface ClusterChange {
   resources?: CreatedResource[];
   executionArn?: string;
   deletionAttempts?: number;
+  /** Replaces the node setup as a whole. */
+  nodeSetup?: NodeSetup;
   now: number;
 }
 

@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { z } from "zod";
 import {
   CLOUD_ID,
@@ -10,6 +11,7 @@ import {
 import { parseWith } from "../../lib/core/validation.js";
 import { placementFeatures } from "./features.js";
 import { imdsLockdownLines } from "./imds.js";
+import { STORAGE_SYNC_INTERVAL_S, storageSyncProgram } from "./node-storage-sync.js";
 import { bootPreamble } from "./preamble.js";
 import { shellQuote } from "./shell.js";
 
@@ -50,6 +52,36 @@ export const storageOptionSchema = z.discriminatedUnion("protocol", [
     localPath,
   }),
 ]);
+
+/** An init script's URL: https:// or s3://, of characters that need no quoting beyond single quotes. */
+export const INIT_SCRIPT_URL = /^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/;
+
+/** The largest inline init script: boot scripts travel as user data (16 KiB on EC2, base64 here). */
+export const INLINE_SCRIPT_MAX_CHARS = 4096;
+
+/**
+ * One init script (THPC InitNodeScripts): fetched from `url` (https:// or s3://), or given `inline` as
+ * its text. Inline text reaches the node base64-encoded and is written to a file, never spliced into the
+ * boot script's shell; it must start with `#!/` as THPC requires, and hold printable ASCII, tabs and
+ * newlines only (no control characters that could hide a line from a reviewer).
+ */
+export const initScriptSchema = z.union([
+  z.strictObject({
+    url: z.string().regex(INIT_SCRIPT_URL, { error: "expected an https:// or s3:// URL" }),
+    timeoutS: int(1, 3600).default(600),
+  }),
+  z.strictObject({
+    inline: z
+      .string()
+      .max(INLINE_SCRIPT_MAX_CHARS, { error: `at most ${INLINE_SCRIPT_MAX_CHARS} characters` })
+      .regex(/^#!\/[^\n]*\n/, { error: "must start with a #!/ interpreter line" })
+      .regex(/^[\x20-\x7e\t\n]*$/, { error: "printable ASCII, tabs and newlines only" }),
+    timeoutS: int(1, 3600).default(600),
+  }),
+]);
+
+export type InitScript = z.input<typeof initScriptSchema>;
+export type StorageOption = z.input<typeof storageOptionSchema>;
 
 /** Where the munge key comes from: never the user-data itself. */
 export const mungeKeySourceSchema = z.discriminatedUnion("source", [
@@ -187,17 +219,7 @@ export const bootstrapOptionsSchema = z
     mungeKey: mungeKeySourceSchema,
     storage: z.array(storageOptionSchema).max(20).default([]),
     /** Scripts run before the node joins, with NOWSCALE_NODE_ROLE, NOWSCALE_CLUSTER_ID, NOWSCALE_SCHEDULER_TYPE set. */
-    initScripts: z
-      .array(
-        z.strictObject({
-          url: z.string().regex(/^(https:\/\/|s3:\/\/)[A-Za-z0-9._~:/?=&%+-]{1,1000}$/, {
-            error: "expected an https:// or s3:// URL",
-          }),
-          timeoutS: int(1, 3600).default(600),
-        }),
-      )
-      .max(20)
-      .default([]),
+    initScripts: z.array(initScriptSchema).max(20).default([]),
     /** Present on images built with NowScale's packages: installation is skipped. */
     preinstalledMarker: localPath.default("/etc/nowscale/preinstalled"),
     /**
@@ -265,7 +287,7 @@ chown -R munge:munge /etc/munge 2>/dev/null || true
 chmod 0400 /etc/munge/munge.key
 # Without systemd, munged runs as munge, as its unit and init script run it (as root it refuses the munge-owned dirs).
 if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else runuser -u munge -- munged; fi
-${o.storage.map((s) => mountCommands(s)).join("")}${o.initScripts.map((s, i) => initScriptCommands(s.url, s.timeoutS, i)).join("")}
+${o.storage.map((s) => mountCommands(s)).join("")}${o.initScripts.map((s, i) => initScriptCommands(s, i)).join("")}
 ${nodeGresCommands(o.gpus, o.gpuDetect, o.gpuWaitS)}
 log "starting slurmd -Z as $NODE_NAME"
 hostnamectl set-hostname "$NODE_NAME" 2>/dev/null || hostname "$NODE_NAME" || true
@@ -289,6 +311,7 @@ UNIT
 else
   "$SLURMD" -Z -N "$NODE_NAME" --conf-server "$CONF_SERVER" --conf "$NODE_CONF"
 fi
+${storageSyncCommands()}
 log "done"
 `;
 }
@@ -364,6 +387,42 @@ function mungeKeyCommand(source: z.output<typeof mungeKeySourceSchema>): string 
   return source.argv.map(shellQuote).join(" ");
 }
 
+/**
+ * Installs the node's storage sync (node-storage-sync.ts): every STORAGE_SYNC_INTERVAL_S it makes the
+ * node's mounts what the master's slurm.conf says, so storage added or deleted after the node booted
+ * reaches it. A systemd timer where systemd runs, else a background loop (the local mode's instances).
+ */
+function storageSyncCommands(): string {
+  const program = "/opt/nowscale/nowscale-storage-sync";
+  return `log "installing the storage sync (every ${STORAGE_SYNC_INTERVAL_S} s)"
+install -d -m 0755 /opt/nowscale
+printf '%s' ${shellQuote(gzipSync(storageSyncProgram(), { level: 9 }).toString("base64"))} | base64 -d | gunzip > ${program}
+chmod 0700 ${program}
+if command -v systemctl >/dev/null; then
+  cat > /etc/systemd/system/nowscale-storage-sync.service <<'UNIT'
+[Unit]
+Description=NowScale: the cluster's storage mounts
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/python3 ${program}
+UNIT
+  cat > /etc/systemd/system/nowscale-storage-sync.timer <<'UNIT'
+[Unit]
+Description=NowScale: the cluster's storage mounts, kept in step with the master
+[Timer]
+OnBootSec=${STORAGE_SYNC_INTERVAL_S}
+OnUnitActiveSec=${STORAGE_SYNC_INTERVAL_S}
+AccuracySec=1
+[Install]
+WantedBy=timers.target
+UNIT
+  systemctl daemon-reload
+  systemctl enable --now nowscale-storage-sync.timer
+else
+  nohup sh -c 'while :; do python3 ${program}; sleep ${STORAGE_SYNC_INTERVAL_S}; done' </dev/null >>/var/log/nowscale-storage-sync.log 2>&1 &
+fi`;
+}
+
 function mountCommands(s: z.output<typeof storageOptionSchema>): string {
   const options =
     s.protocol === "NFS 3.0"
@@ -385,17 +444,27 @@ fi
 `;
 }
 
-function initScriptCommands(url: string, timeoutS: number, index: number): string {
+function initScriptCommands(script: z.output<typeof initScriptSchema>, index: number): string {
   const file = `/var/lib/nowscale/init-${index}`;
-  const fetch = url.startsWith("s3://")
-    ? `aws s3 cp ${shellQuote(url)} ${file}`
-    : `curl -fsSL --retry 5 --proto '=https' -o ${file} ${shellQuote(url)}`;
+  let fetch: string;
+  let label: string;
+  if ("inline" in script) {
+    // base64 in single quotes: the text never meets the boot script's shell.
+    fetch = `printf '%s' ${shellQuote(Buffer.from(script.inline, "utf8").toString("base64"))} | base64 -d > ${file}`;
+    label = `(inline, ${script.inline.length} characters)`;
+  } else {
+    const url = script.url;
+    label = url;
+    fetch = url.startsWith("s3://")
+      ? `aws s3 cp ${shellQuote(url)} ${file}`
+      : `curl -fsSL --retry 5 --proto '=https' -o ${file} ${shellQuote(url)}`;
+  }
   return `
-log ${shellQuote(`running init script ${index}: ${url}`)}
+log ${shellQuote(`running init script ${index}: ${label}`)}
 install -d -m 0700 /var/lib/nowscale
 ${fetch}
 chmod 0700 ${file}
-timeout ${timeoutS} ${file}
+timeout ${script.timeoutS} ${file}
 `;
 }
 

@@ -71,7 +71,7 @@ export async function applyPartitions(
 }
 
 /** Temporary file beside the target (same file system), fsync, rename over it, fsync of the directory. */
-async function atomicWrite(path: string, text: string): Promise<void> {
+export async function atomicWrite(path: string, text: string): Promise<void> {
   const temporary = `${path}.tmp-${randomBytes(6).toString("hex")}`;
   try {
     // The mode of the file it replaces (slurm.conf is world-readable: every client reads it).

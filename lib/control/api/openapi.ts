@@ -17,6 +17,7 @@ import {
   rebuildNodesSchema,
   usageQuerySchema,
 } from "./schemas.js";
+import { initScriptsBodySchema, storageDeleteQuery, storageOptionBodySchema } from "./storage-schemas.js";
 
 /**
  * The API's OpenAPI 3.1 document, generated from the same zod schemas the routes parse every input with
@@ -268,6 +269,49 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: { "200": answer("the queue's health", "QueueHealth"), ...errors },
         },
       },
+      // ── node setup (lib/control/storage.ts) ──
+      "/clusters/{clusterId}/storage": {
+        parameters: parameters("path", clusterParams),
+        get: {
+          operationId: "describeClusterStorageOption",
+          description:
+            "THPC DescribeClusterStorageOption: the mounts every compute node launched from now on makes before it joins.",
+          responses: { "200": answer("the storage options", "StorageOptions"), ...errors },
+        },
+        post: {
+          operationId: "addClusterStorageOption",
+          description:
+            "THPC AddClusterStorageOption (one CFSOption): checked as the boot-script renderer checks it (host:/path or Lustre NID remote, an absolute local path of plain segments outside the node's system trees). On a RUNNING cluster the master's agent first writes the whole set into slurm.conf (one comment line, scontrol reconfigure, rolled back on failure), which configless Slurm sends to every node, whose storage sync mounts it within 15 s (`runningNodes`: synced); then it is stored on the cluster and rendered into the boot script of every node launched afterwards. 409 when the local path is already a mount point; 502/503 when the master refused or did not answer (nothing changed).",
+          requestBody: body("StorageOption"),
+          responses: {
+            "200": answer("the storage options after the change", "StorageOptions"),
+            ...bodyErrors,
+          },
+        },
+        delete: {
+          operationId: "deleteClusterStorageOption",
+          description:
+            "THPC DeleteClusterStorageOption: nodes launched afterwards no longer mount `localPath`, and running nodes unmount it (the same path as add). Slurm cannot tell which job reads which path, so it is refused (409) while any job runs on the cluster unless force=true; even forced, a node unmounts only once nothing there uses the mount (a busy umount is retried). 404 naming localPath when it is not a mount point of the cluster.",
+          parameters: parameters("query", storageDeleteQuery),
+          responses: { "200": answer("the storage options after the change", "StorageOptions"), ...errors },
+        },
+      },
+      "/clusters/{clusterId}/init-scripts": {
+        parameters: parameters("path", clusterParams),
+        get: {
+          operationId: "describeInitNodeScripts",
+          description:
+            "The init scripts every compute node launched from now on runs before it joins, in order.",
+          responses: { "200": answer("the init scripts", "InitScripts"), ...errors },
+        },
+        put: {
+          operationId: "modifyInitNodeScripts",
+          description:
+            "THPC ModifyInitNodeScripts: replaces the list (`[]` removes them). Each script is an https:// or s3:// `url`, or `inline` text starting with #!/ (at most 4096 printable ASCII characters, sent to the node base64-encoded), with a timeout. As in THPC, it applies to nodes launched afterwards; running nodes do not run it.",
+          requestBody: body("InitScriptsChange"),
+          responses: { "200": answer("the init scripts after the change", "InitScripts"), ...bodyErrors },
+        },
+      },
     },
     components: {
       securitySchemes: {
@@ -338,6 +382,26 @@ export function buildOpenApi(): Record<string, unknown> {
           properties: { clusters: { type: "array", items: { $ref: "#/components/schemas/Cluster" } } },
         },
         QueueConfig: schema(queueConfigSchema),
+        StorageOption: schema(storageOptionBodySchema),
+        InitScriptsChange: schema(initScriptsBodySchema),
+        StorageOptions: {
+          type: "object",
+          properties: {
+            clusterId: { type: "string" },
+            storage: { type: "array", items: { $ref: "#/components/schemas/StorageOption" } },
+            runningNodes: {
+              type: "string",
+              description: "synced, or why the running nodes were not told (changes only)",
+            },
+          },
+        },
+        InitScripts: {
+          type: "object",
+          properties: {
+            clusterId: { type: "string" },
+            initScripts: { type: "array", items: { type: "object" } },
+          },
+        },
         QueueChange: {
           type: "object",
           properties: {

@@ -5,6 +5,7 @@ import * as admin from "../cluster-admin.js";
 import { UnknownNameError } from "../errors.js";
 import { rebuildNodes } from "../node-rebuild.js";
 import { addQueue, deleteQueue, describeQueues } from "../queues.js";
+import * as storage from "../storage.js";
 import {
   BodyTooLargeError,
   errorBody,
@@ -32,6 +33,7 @@ import {
   rebuildNodesSchema,
   usageQuerySchema,
 } from "./schemas.js";
+import { initScriptsBodySchema, storageDeleteQuery, storageOptionBodySchema } from "./storage-schemas.js";
 
 /**
  * The REST edge: each route parses its inputs once with the schemas of schemas.ts (which also generate
@@ -346,6 +348,66 @@ const ROUTE_LIST = [
     params: queueParams,
     run: async (deps, { params }) =>
       json(200, await admin.resetProtection(deps, params.clusterId, params.queue)),
+  }),
+  // ── node setup: storage options and init scripts (lib/control/storage.ts) ──
+  route({
+    method: "GET",
+    path: "/clusters/{clusterId}/storage",
+    params: clusterParams,
+    run: async (deps, { params }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      return json(200, { clusterId: cluster.clusterId, storage: storage.describeStorageOptions(cluster) });
+    },
+  }),
+  route({
+    method: "POST",
+    path: "/clusters/{clusterId}/storage",
+    params: clusterParams,
+    body: { schema: storageOptionBodySchema, required: true },
+    run: async (deps, { params, body }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      return json(200, {
+        clusterId: cluster.clusterId,
+        ...(await storage.addStorageOption(deps, cluster, body)),
+      });
+    },
+  }),
+  route({
+    method: "DELETE",
+    path: "/clusters/{clusterId}/storage",
+    params: clusterParams,
+    query: storageDeleteQuery,
+    run: async (deps, { params, query }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      if (query.localPath === undefined)
+        throw new ValidationError("query", [
+          { path: "localPath", message: "the mount point to delete, e.g. /data" },
+        ]);
+      const change = await storage.deleteStorageOption(deps, cluster, query.localPath, {
+        force: query.force === "true",
+      });
+      return json(200, { clusterId: cluster.clusterId, ...change });
+    },
+  }),
+  route({
+    method: "GET",
+    path: "/clusters/{clusterId}/init-scripts",
+    params: clusterParams,
+    run: async (deps, { params }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      return json(200, { clusterId: cluster.clusterId, initScripts: storage.describeInitScripts(cluster) });
+    },
+  }),
+  route({
+    method: "PUT",
+    path: "/clusters/{clusterId}/init-scripts",
+    params: clusterParams,
+    body: { schema: initScriptsBodySchema, required: true },
+    run: async (deps, { params, body }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      const scripts = await storage.setInitScripts(deps, cluster, body.initScripts);
+      return json(200, { clusterId: cluster.clusterId, initScripts: scripts });
+    },
   }),
 ];
 

@@ -89,6 +89,13 @@ function baseline(route: Route, clusterId: string): Baseline {
         expansionNodeConfigs: [{ zone: "zone-a", instanceType: "c5.xlarge" }],
       }),
     };
+  if (route.method === "POST" && route.path.endsWith("/storage"))
+    return {
+      clusterId,
+      body: () => ({ protocol: "NFS 4.0", remotePath: "10.0.0.9:/export", localPath: "/data" }),
+    };
+  if (route.method === "PUT" && route.path.endsWith("/init-scripts"))
+    return { clusterId, body: () => ({ initScripts: [] }) };
   if (route.body === "empty") return { clusterId, body: () => ({}) };
   return { clusterId };
 }
