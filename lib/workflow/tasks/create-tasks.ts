@@ -144,7 +144,7 @@ export async function launchMaster(
       ? // The control plane reaches the agent through SSM Run Command; Debian's images have no SSM agent.
         renderMasterBootstrapScript({ ...options, installSsmAgent: true })
       : deps.masterUserData(options);
-  const provider = deps.provider({ securityGroupIds: [securityGroupId] });
+  const provider = deps.provider({ securityGroupIds: [securityGroupId], vpcId: network.vpcId });
   const result = await provider.launch({
     clusterId,
     queue: MASTER_QUEUE,

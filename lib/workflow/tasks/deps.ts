@@ -18,9 +18,10 @@ export interface CloudLifecycleParts {
   resources: ClusterResources;
   /**
    * The provider for the cluster's instances. The master is launched with the cluster's security
-   * group; terminate and list do not need one.
+   * group and in its VPC (CVM wants the VPC with the subnet; EC2 ignores it); terminate and list need
+   * neither.
    */
-  provider(options?: { securityGroupIds?: string[] }): CloudProvider;
+  provider(options?: { securityGroupIds?: string[]; vpcId?: string }): CloudProvider;
   agent: MasterAgent;
   /** Where the master's image comes from when the request names none. @default the request must name one */
   images?: MasterImages;
@@ -39,7 +40,10 @@ export type OtherLifecycleCloud = (typeof OTHER_LIFECYCLE_CLOUDS)[number];
  * Builds a cloud's parts for a cluster's region. Called once per task (credentials are read then, so a
  * rotated key is picked up); may throw CloudProviderError (unreadable credentials: not retried).
  */
-export type CloudPartsFactory = (placement: { region: string }) => Promise<CloudLifecycleParts>;
+export type CloudPartsFactory = (placement: { region: string }) => Promise<OtherCloudParts>;
+
+/** Another cloud's parts name the master's user data: AWS's bootstrap is never a fallback for them. */
+export type OtherCloudParts = CloudLifecycleParts & Required<Pick<CloudLifecycleParts, "masterUserData">>;
 
 /** Everything the lifecycle tasks touch, as ports: the stack's own cloud's parts and the shared ones. */
 export interface LifecycleDeps extends CloudLifecycleParts {
@@ -99,7 +103,7 @@ export async function lifecycleDepsFor(
     provider: parts.provider,
     agent: parts.agent,
     ...(parts.images === undefined ? {} : { images: parts.images }),
-    ...(parts.masterUserData === undefined ? {} : { masterUserData: parts.masterUserData }),
+    masterUserData: parts.masterUserData,
     region: placement.region,
   };
 }

@@ -6,6 +6,7 @@ export {
   type LifecycleDeps,
   lifecycleDepsFor,
   OTHER_LIFECYCLE_CLOUDS,
+  type OtherCloudParts,
   type OtherLifecycleCloud,
 } from "./deps.js";
 export { runLifecycleTask, type TaskInput, type TaskName, taskInputSchema } from "./dispatch.js";

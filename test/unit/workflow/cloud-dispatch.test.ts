@@ -3,7 +3,7 @@ import { FakeClock } from "../../../lib/providers/fake/fake-clock.js";
 import { FakeClusterResources } from "../../../lib/providers/fake/fake-cluster-resources.js";
 import { FakeProvider } from "../../../lib/providers/fake/fake-provider.js";
 import type { MasterAgent } from "../../../lib/workflow/tasks/agent.js";
-import type { CloudLifecycleParts, LifecycleDeps } from "../../../lib/workflow/tasks/deps.js";
+import type { LifecycleDeps, OtherCloudParts } from "../../../lib/workflow/tasks/deps.js";
 import { runLifecycleTask } from "../../../lib/workflow/tasks/dispatch.js";
 import { MemoryLifecycleStore } from "../../../lib/workflow/tasks/store.js";
 
@@ -17,9 +17,14 @@ function bed() {
   const aws = new FakeClusterResources();
   const tencent = new FakeClusterResources();
   const regions: string[] = [];
-  const tencentParts = async (placement: { region: string }): Promise<CloudLifecycleParts> => {
+  const tencentParts = async (placement: { region: string }): Promise<OtherCloudParts> => {
     regions.push(placement.region);
-    return { resources: tencent, provider: () => new FakeProvider({ clock }), agent: healthy };
+    return {
+      resources: tencent,
+      provider: () => new FakeProvider({ clock }),
+      agent: healthy,
+      masterUserData: () => "#!/bin/sh\necho tencent\n",
+    };
   };
   const deps: LifecycleDeps = {
     store,

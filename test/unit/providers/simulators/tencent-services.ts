@@ -74,14 +74,14 @@ export class TencentServices {
   tatAgent: TatAgent | undefined;
   /** Describe polls a TAT task stays RUNNING. */
   tatPolls = 1;
-  private readonly faults: { action: string; code: string }[] = [];
+  private readonly faults: { action: string; code: string; after: number }[] = [];
   private next = 1;
 
   constructor(private readonly cloud: FakeCloud) {}
 
-  /** The next call of `action` fails with `code`. */
-  failNext(action: string, code: string): void {
-    this.faults.push({ action, code });
+  /** The next call of `action` (after `after` successful ones) fails with `code`. */
+  failNext(action: string, code: string, after = 0): void {
+    this.faults.push({ action, code, after });
   }
 
   /** Everything that exists in the account, for "left nothing behind" assertions. */
@@ -102,7 +102,9 @@ export class TencentServices {
 
   handle(action: string, p: Record<string, unknown>): Record<string, unknown> {
     const at = this.faults.findIndex((f) => f.action === action);
-    if (at >= 0) {
+    const pending = this.faults[at];
+    if (pending !== undefined && pending.after > 0) pending.after--;
+    else if (at >= 0) {
       const [fault] = this.faults.splice(at, 1);
       throw new TencentApiError(fault?.code ?? "InternalError", `injected ${fault?.code}`);
     }
