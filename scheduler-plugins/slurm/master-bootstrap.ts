@@ -97,7 +97,7 @@ export function renderMasterBootstrapScript(input: MasterBootstrapOptions): stri
   });
   const getSecret = (id: string, field: "SecretBinary" | "SecretString") =>
     o.secretStore === "tencent-ssm"
-      ? `NOWSCALE_SECRET_NAME=${q(id)} NOWSCALE_SECRET_FIELD=${field} NOWSCALE_REGION=${q(o.region)} node --input-type=module -e ${q(TENCENT_SECRET_FETCHER)}`
+      ? `NOWSCALE_SECRET_NAME=${q(id)} NOWSCALE_SECRET_FIELD=${field} NOWSCALE_REGION=${q(o.region)} node --input-type=module -e ${q(oneLine(TENCENT_SECRET_FETCHER))}`
       : ["aws", "secretsmanager", "get-secret-value", "--secret-id", id, "--region", o.region]
           .concat(["--query", field, "--output", "text"])
           .map(q)
@@ -290,6 +290,14 @@ else
 fi
 `;
 }
+
+/** The fetcher on one line (each of its statements ends with ';'), so the script's line is one command. */
+const oneLine = (js: string) =>
+  js
+    .trim()
+    .split("\n")
+    .map((l) => l.trim())
+    .join(" ");
 
 /** metadata.tencentyun.com: the CVM role's key is there, kept from jobs as AWS's is. */
 const TENCENT_METADATA_ADDRESS = "169.254.0.23";
