@@ -226,6 +226,20 @@ describe("a cluster on Tencent Cloud, created, scaled, shrunk and deleted by the
     expect(leftovers()).toEqual(nothing);
   });
 
+  it("treats a master that ends LAUNCH_FAILED after RunInstances as a capacity failure and removes everything", async () => {
+    // Prepare: RunInstances answers the id; DescribeInstances then shows it LAUNCH_FAILED.
+    sim.failLaunchOfNext(1);
+
+    // Act
+    const result = await run("create", { request: request() });
+
+    // Assess
+    expect(result.status).toBe("FAILED");
+    expect((await store.getCluster(CLUSTER))?.reason).toMatch(/^InsufficientCapacityError: .*started 0 of 1/);
+    expect(sim.callsOf("RunCommand")).toEqual([]);
+    expect(leftovers()).toEqual(nothing);
+  });
+
   it("removes the network and group when the second secret cannot be made", async () => {
     // Prepare: SSM's secret quota is reached by the second one.
     sim.services.failNext("CreateSecret", "LimitExceeded.SecretCount", 1);

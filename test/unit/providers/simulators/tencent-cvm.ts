@@ -38,6 +38,11 @@ export interface CvmSimulator extends LocalServer {
   callsOf(action: string): CvmCall[];
   /** The account's VPC, SSM and TAT state (tencent-services.ts). */
   services: TencentServices;
+  /**
+   * The next RunInstances answers its ids, then this many of them end LAUNCH_FAILED (as CVM does when the
+   * stock runs out after the call), seen so by DescribeInstances.
+   */
+  failLaunchOfNext(count: number): void;
 }
 
 /**
@@ -49,6 +54,7 @@ export interface CvmSimulator extends LocalServer {
  */
 export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator> {
   const calls: CvmCall[] = [];
+  const launch = { failNext: 0, failed: new Set<string>() };
   const services = new TencentServices(cloud);
   const server = await startLocalServer((request) => {
     const action = request.headers["x-tc-action"] ?? "";
@@ -69,7 +75,9 @@ export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator>
       return reply({ Error: { Code: code, Message: problems.join("; ") } });
     }
     try {
-      return reply(service === "cvm" ? handle(cloud, action, params) : services.handle(action, params));
+      return reply(
+        service === "cvm" ? handle(cloud, action, params, launch) : services.handle(action, params),
+      );
     } catch (error) {
       if (error instanceof TencentApiError)
         return reply({ Error: { Code: error.code, Message: error.message } });
@@ -79,7 +87,15 @@ export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator>
       throw error;
     }
   });
-  return { ...server, calls, services, callsOf: (action) => calls.filter((c) => c.action === action) };
+  return {
+    ...server,
+    calls,
+    services,
+    callsOf: (action) => calls.filter((c) => c.action === action),
+    failLaunchOfNext: (count) => {
+      launch.failNext = count;
+    },
+  };
 }
 
 function serviceOf(version: string, action: string): string {
@@ -96,7 +112,12 @@ function reply(response: Record<string, unknown>): HttpReply {
   };
 }
 
-function handle(cloud: FakeCloud, action: string, p: Record<string, unknown>): Record<string, unknown> {
+function handle(
+  cloud: FakeCloud,
+  action: string,
+  p: Record<string, unknown>,
+  launch: { failNext: number; failed: Set<string> },
+): Record<string, unknown> {
   switch (action) {
     case "RunInstances": {
       const placement = p.Placement as { Zone: string };
@@ -122,11 +143,19 @@ function handle(cloud: FakeCloud, action: string, p: Record<string, unknown>): R
           : {}),
         ...(typeof p.InstanceName === "string" ? { name: p.InstanceName } : {}),
       });
+      for (const i of started.slice(0, launch.failNext)) launch.failed.add(i.id);
+      launch.failNext = 0;
       return { InstanceIdSet: started.map((i) => i.id) };
     }
-    case "TerminateInstances":
-      cloud.terminate(p.InstanceIds as string[]);
+    case "TerminateInstances": {
+      // One charge type per call (TerminateInstances' documentation): a mixed batch is refused whole.
+      const ids = p.InstanceIds as string[];
+      const types = new Set(cloud.describe(ids).map((i) => i.chargeType));
+      if (types.size > 1)
+        throw new TencentApiError("InvalidParameter", "instances of different charge types in one call");
+      cloud.terminate(ids);
       return {};
+    }
     case "DescribeInstances": {
       let found: FakeInstance[];
       if (Array.isArray(p.InstanceIds)) {
@@ -142,7 +171,15 @@ function handle(cloud: FakeCloud, action: string, p: Record<string, unknown>): R
       const limit = Number(p.Limit ?? 20);
       return {
         TotalCount: found.length,
-        InstanceSet: found.slice(offset, offset + limit).map(toCvmInstance),
+        InstanceSet: found
+          .slice(offset, offset + limit)
+          .map((i) =>
+            toCvmInstance(
+              launch.failed.has(i.id) && i.state !== "TERMINATED"
+                ? { ...i, state: "LAUNCH_FAILED" as never }
+                : i,
+            ),
+          ),
       };
     }
     default:
