@@ -197,7 +197,7 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
         ? new AwsAttachNetworkCheck(new EC2Client({ region: request.region }))
         : undefined,
   };
-  return { store, clock, runtime, attach };
+  return { store, clock, runtime, attach, tencentCredential };
 }
 
 /** The subnets NowScale made for the cluster, or the user's own from the create request. */

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { CONTROL_ENV, lambdaEnv, WORKFLOW_ENV } from "../../../lib/aws/env.js";
+import { awsLifecycleDeps } from "../../../lib/aws/workflow-deps.js";
 import { FakeClock } from "../../../lib/providers/fake/fake-clock.js";
 import { FakeClusterResources } from "../../../lib/providers/fake/fake-cluster-resources.js";
 import { FakeProvider } from "../../../lib/providers/fake/fake-provider.js";
+import { TABLE_ENV } from "../../../lib/state/tables.js";
 import type { MasterAgent } from "../../../lib/workflow/tasks/agent.js";
 import type { LifecycleDeps, OtherCloudParts } from "../../../lib/workflow/tasks/deps.js";
 import { runLifecycleTask } from "../../../lib/workflow/tasks/dispatch.js";
@@ -146,5 +149,29 @@ describe("per-cloud lifecycle deps", () => {
 
     // Assess
     expect(aws.live("aws-1").map((r) => r.kind)).toEqual(["securityGroup"]);
+  });
+});
+
+describe("the workflow Lambda's deps on AWS", () => {
+  const base = {
+    ...Object.fromEntries(Object.values(TABLE_ENV).map((name) => [name, "unused"])),
+    AWS_REGION: "us-east-1",
+    [WORKFLOW_ENV.secretsKmsKeyArn]: "arn:aws:kms:us-east-1:123456789012:key/k-1",
+    [WORKFLOW_ENV.nodeInstanceProfileArn]: "arn:aws:iam::123456789012:instance-profile/master",
+  };
+
+  it("create Tencent clusters when the stack gives the function its Tencent key, and only then", () => {
+    // Act
+    const withKey = awsLifecycleDeps(
+      lambdaEnv("workflowTask", {
+        ...base,
+        [CONTROL_ENV.tencentCredentialsSecretArn]: "arn:aws:secretsmanager:us-east-1:123456789012:secret:tc",
+      }),
+    );
+    const without = awsLifecycleDeps(lambdaEnv("workflowTask", base));
+
+    // Assess
+    expect(typeof withKey.clouds?.tencent).toBe("function");
+    expect(without.clouds).toBeUndefined();
   });
 });
