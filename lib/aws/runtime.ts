@@ -4,6 +4,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-sec
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { HttpAgentChannel } from "../agent-channels/http.js";
 import { SsmAgentChannel } from "../agent-channels/ssm.js";
+import { TatAgentChannel, tatClient } from "../agent-channels/tat.js";
 import { type AttachPorts, AttachRefusedError } from "../control/attach.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import { type Clock, systemClock } from "../ports/clock.js";
@@ -57,6 +58,13 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
     return v;
   };
 
+  /** The stack's Tencent key (the secret NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN names). */
+  const tencentCredential = async () => {
+    const name = CONTROL_ENV.tencentCredentialsSecretArn;
+    const s = await secretJson(name);
+    return { secretId: text(s, "secretId", name), secretKey: text(s, "secretKey", name) };
+  };
+
   const provider = async (cluster: ClusterRecord): Promise<CloudProvider> => {
     const { cloud, region: clusterRegion } = cluster.placement;
     // An attached cluster's computes go into the user's own security groups (never NowScale's to delete).
@@ -80,13 +88,11 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
         ...(instanceProfileArn === undefined ? {} : { instanceProfileArn }),
       });
     } else if (cloud === "tencent") {
-      const name = CONTROL_ENV.tencentCredentialsSecretArn;
-      const s = await secretJson(name);
       p = createTencentCvmProvider({
         region: clusterRegion,
         clock,
         securityGroupIds,
-        credential: { secretId: text(s, "secretId", name), secretKey: text(s, "secretKey", name) },
+        credential: await tencentCredential(),
         ...(vpcId === undefined ? {} : { vpcId }),
       });
     } else if (cloud === "alibaba") {
@@ -147,6 +153,13 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
     const master =
       a.kind === "ssm" ? a.instanceId : cluster.resources.find((r) => r.type === "masterInstance")?.id;
     if (master === undefined) throw new Error(`cluster ${cluster.clusterId} has no reachable agent yet`);
+    // A created Tencent cluster's master is reached through TAT, the run-command channel of its own cloud.
+    if (cluster.placement.cloud === "tencent")
+      return new TatAgentChannel({
+        client: tatClient({ region: cluster.placement.region, credential: await tencentCredential() }),
+        instanceId: master,
+        clock,
+      });
     return new SsmAgentChannel({
       client: ssm,
       instanceId: master,
@@ -184,7 +197,7 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
         ? new AwsAttachNetworkCheck(new EC2Client({ region: request.region }))
         : undefined,
   };
-  return { store, clock, runtime, attach };
+  return { store, clock, runtime, attach, tencentCredential };
 }
 
 /** The subnets NowScale made for the cluster, or the user's own from the create request. */

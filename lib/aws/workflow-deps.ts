@@ -6,10 +6,11 @@ import { systemClock } from "../ports/clock.js";
 import { AwsClusterResources } from "../providers/aws-ec2/cluster-resources.js";
 import { AwsDefaultImages, createAwsEc2Provider } from "../providers/aws-ec2/index.js";
 import { DynamoStateStore, storeClientConfig } from "../state/dynamo-store.js";
+import { tencentLifecycleParts } from "../tencent/lifecycle-parts.js";
 import { AgentChannelMasterAgent } from "../workflow/tasks/agent-channel-adapter.js";
 import type { LifecycleDeps } from "../workflow/tasks/deps.js";
 import { StateStoreLifecycleStore } from "../workflow/tasks/state-store-adapter.js";
-import type { WorkflowTaskEnv } from "./env.js";
+import { CONTROL_ENV, type WorkflowTaskEnv } from "./env.js";
 import { awsControlRuntime } from "./runtime.js";
 
 /**
@@ -25,6 +26,13 @@ export function awsLifecycleDeps(env: WorkflowTaskEnv): LifecycleDeps {
     tables: env.tables,
   });
   const ssm = new SSMClient({ region });
+  const control = awsControlRuntime(env);
+  // Tencent clusters when the stack gives this function its Tencent key (docs/clouds.md); without it the
+  // tasks never read a cluster's placement, as before.
+  const tencent =
+    env.credentialSecrets[CONTROL_ENV.tencentCredentialsSecretArn] === undefined
+      ? undefined
+      : tencentLifecycleParts({ credential: control.tencentCredential, clock });
   return {
     store: new StateStoreLifecycleStore(store, clock),
     resources: new AwsClusterResources({ region, kmsKeyId: env.secretsKmsKeyArn }),
@@ -47,7 +55,8 @@ export function awsLifecycleDeps(env: WorkflowTaskEnv): LifecycleDeps {
     clock,
     region,
     // Detach reaches an attached cluster's cloud and agent as the scaler does (its own channel).
-    controlPlane: { store, runtime: awsControlRuntime(env).runtime },
+    controlPlane: { store, runtime: control.runtime },
+    ...(tencent === undefined ? {} : { clouds: { tencent } }),
     images: new AwsDefaultImages(new EC2Client({ region }), ssm),
     ...(env.agentBundle === undefined ? {} : { agentBundle: env.agentBundle }),
     ...(env.wakeEventBus === undefined ? {} : { wakeEventBus: env.wakeEventBus }),

@@ -135,6 +135,8 @@ export class NowScaleStack extends Stack {
       timeoutSeconds: 300,
       environment: {
         ...tableEnv,
+        // Its Tencent key makes clusters on Tencent Cloud (docs/clouds.md).
+        ...credentialsEnv,
         [WORKFLOW_ENV.secretsKmsKeyArn]: keys.secretsKey.keyArn,
         [WORKFLOW_ENV.nodeInstanceProfileArn]: masterRole.instanceProfile.instanceProfileArn,
         [WORKFLOW_ENV.agentDocumentName]: agentDocument.documentName,

@@ -68,6 +68,12 @@ export const masterBootstrapOptionsSchema = z.strictObject({
    * the master's agent through SSM Run Command.
    */
   installSsmAgent: z.boolean().default(false),
+  /**
+   * Where the secrets are read: AWS Secrets Manager with the aws CLI, or Tencent Cloud's Secrets Manager
+   * (SSM) with the CVM role's temporary key from the metadata service, signed by node itself
+   * (tencentSecretFetcher below), so no Tencent CLI is installed and no key is in the user data.
+   */
+  secretStore: z.enum(["aws-secrets-manager", "tencent-ssm"]).default("aws-secrets-manager"),
   preinstalledMarker: z
     .string()
     .regex(/^(\/[A-Za-z0-9._-]+)+$/)
@@ -90,10 +96,13 @@ export function renderMasterBootstrapScript(input: MasterBootstrapOptions): stri
     maxNodeCount: o.maxNodeCount,
   });
   const getSecret = (id: string, field: "SecretBinary" | "SecretString") =>
-    ["aws", "secretsmanager", "get-secret-value", "--secret-id", id, "--region", o.region]
-      .concat(["--query", field, "--output", "text"])
-      .map(q)
-      .join(" ");
+    o.secretStore === "tencent-ssm"
+      ? `NOWSCALE_SECRET_NAME=${q(id)} NOWSCALE_SECRET_FIELD=${field} NOWSCALE_REGION=${q(o.region)} node --input-type=module -e ${q(oneLine(TENCENT_SECRET_FETCHER))}`
+      : ["aws", "secretsmanager", "get-secret-value", "--secret-id", id, "--region", o.region]
+          .concat(["--query", field, "--output", "text"])
+          .map(q)
+          .join(" ");
+  const cli = o.secretStore === "tencent-ssm" ? [] : ["awscli"];
   const download =
     o.agentUrl === undefined
       ? undefined
@@ -140,12 +149,12 @@ install_ssm_agent
     clusterId: o.clusterId,
     preinstalledMarker: o.preinstalledMarker,
     packages: {
-      debian: ["slurmctld", "munge", "nodejs", "awscli", "curl", "ca-certificates", "iptables"],
-      rhel: ["slurm-slurmctld", "munge", "nodejs", "awscli", "curl", "iptables"],
+      debian: ["slurmctld", "munge", "nodejs", ...cli, "curl", "ca-certificates", "iptables"],
+      rhel: ["slurm-slurmctld", "munge", "nodejs", ...cli, "curl", "iptables"],
     },
     installing: "installing slurmctld, munge and node",
   })}${ssmAgent}
-${imdsLockdownLines()}
+${imdsLockdownLines(o.secretStore === "tencent-ssm" ? TENCENT_METADATA_ADDRESS : undefined)}
 
 log "fetching the munge key"
 install -d -m 0700 /etc/munge
@@ -281,3 +290,49 @@ else
 fi
 `;
 }
+
+/** The fetcher on one line (each of its statements ends with ';'), so the script's line is one command. */
+const oneLine = (js: string) =>
+  js
+    .trim()
+    .split("\n")
+    .map((l) => l.trim())
+    .join(" ");
+
+/** metadata.tencentyun.com: the CVM role's key is there, kept from jobs as AWS's is. */
+const TENCENT_METADATA_ADDRESS = "169.254.0.23";
+
+/**
+ * Reads one secret from Tencent Cloud's Secrets Manager on a CVM instance: the CAM role's temporary key
+ * from the metadata service, a TC3-HMAC-SHA256 signed GetSecretValue to SSM's internal endpoint (reached
+ * from the VPC without a NAT gateway), the field (SecretBinary is base64, as the munge key's pipe wants)
+ * on stdout. The secret's name, field and region come from the environment, never from the script's text.
+ * NOWSCALE_TENCENT_METADATA and NOWSCALE_TENCENT_SSM_ENDPOINT exist for tests (the loopback simulator).
+ */
+export const TENCENT_SECRET_FETCHER = `
+import { createHash, createHmac } from "node:crypto";
+const env = process.env;
+const meta = (env.NOWSCALE_TENCENT_METADATA || "http://metadata.tencentyun.com") + "/latest/meta-data/cam/security-credentials/";
+const endpoint = env.NOWSCALE_TENCENT_SSM_ENDPOINT || "https://ssm.internal.tencentcloudapi.com";
+const get = async (url) => { const r = await fetch(url); if (!r.ok) throw new Error(url + ": HTTP " + r.status); return r; };
+const role = (await (await get(meta)).text()).trim().split("\\n")[0];
+const c = await (await get(meta + role)).json();
+const body = JSON.stringify({ SecretName: env.NOWSCALE_SECRET_NAME, VersionId: "v1" });
+const ts = Math.floor(Date.now() / 1000);
+const date = new Date(ts * 1000).toISOString().slice(0, 10);
+const host = new URL(endpoint).hostname;
+const sha = (s) => createHash("sha256").update(s).digest("hex");
+const mac = (k, m) => createHmac("sha256", k).update(m).digest();
+const canonical = ["POST", "/", "", "content-type:application/json\\nhost:" + host + "\\n", "content-type;host", sha(body)].join("\\n");
+const scope = date + "/ssm/tc3_request";
+const toSign = ["TC3-HMAC-SHA256", String(ts), scope, sha(canonical)].join("\\n");
+const signature = createHmac("sha256", mac(mac(mac("TC3" + c.TmpSecretKey, date), "ssm"), "tc3_request")).update(toSign).digest("hex");
+const res = await fetch(endpoint, { method: "POST", body, headers: {
+  "Content-Type": "application/json", "X-TC-Action": "GetSecretValue", "X-TC-Version": "2019-09-23",
+  "X-TC-Timestamp": String(ts), "X-TC-Region": env.NOWSCALE_REGION, "X-TC-Token": c.Token,
+  Authorization: "TC3-HMAC-SHA256 Credential=" + c.TmpSecretId + "/" + scope + ", SignedHeaders=content-type;host, Signature=" + signature,
+} });
+const answer = (await res.json()).Response ?? {};
+if (answer.Error) { console.error("SSM GetSecretValue: " + answer.Error.Code); process.exit(1); }
+process.stdout.write(answer[env.NOWSCALE_SECRET_FIELD] ?? "");
+`;

@@ -42,6 +42,8 @@ export interface RunInstancesInput {
   imageId: string;
   minCount: number;
   maxCount: number;
+  /** The request's: all `maxCount` or none (a cloud whose ids come before its instances confirms them). */
+  allOrNothing?: boolean;
   clientToken: string;
   /** Complete: the caller's tags plus the reserved nowscale: ones. */
   tags: Readonly<Record<string, string>>;

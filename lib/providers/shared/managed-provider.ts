@@ -106,6 +106,7 @@ export class ManagedProvider implements CloudProvider {
             imageId: candidate.imageId ?? request.imageId,
             minCount: request.allOrNothing ? wanted : 1,
             maxCount: wanted,
+            allOrNothing: request.allOrNothing,
             clientToken: launchToken(request.clusterId, request.round, candidate),
             tags,
             namePrefix: instanceName(request.clusterId, request.queue, this.api.maxNameLength),

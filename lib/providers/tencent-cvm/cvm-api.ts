@@ -10,6 +10,7 @@ import type {
 } from "tencentcloud-sdk-nodejs-cvm/tencentcloud/services/cvm/v20170312/cvm_models.js";
 import { tencentCatalog } from "../../core/catalogs/tencent.js";
 import type { InstanceCatalog } from "../../core/model.js";
+import { type Clock, systemClock } from "../../ports/clock.js";
 import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
 import { InvalidRequestError, NotFoundError } from "../../ports/errors.js";
 import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../../ports/tags.js";
@@ -43,6 +44,13 @@ export interface CvmApiOptions {
   catalog?: InstanceCatalog;
   /** A configured client (tests); overrides everything above but `vpcId` and the launch settings. */
   client?: CvmClient;
+  /** For the wait of an all-or-nothing launch's confirmation. @default the wall clock */
+  clock?: Clock;
+  /**
+   * How long an all-or-nothing launch waits for its instances to leave PENDING (RUNNING, or LAUNCH_FAILED),
+   * polling every 5 s. @default 120000
+   */
+  confirmLaunchMs?: number;
 }
 
 const PAGE = 100;
@@ -75,7 +83,37 @@ export class CvmApi implements CloudApi {
     return this.options.catalog ?? tencentCatalog;
   }
 
+  /**
+   * RunInstances answers with ids before the instances exist, and some may end LAUNCH_FAILED (a stock-out
+   * found late). So an all-or-nothing launch (the master's, a tightly coupled job's) is confirmed by DescribeInstances until
+   * none is PENDING: the LAUNCH_FAILED ones are terminated (they exist, and are billed for nothing) and
+   * left out, so the caller sees fewer than it asked for, a capacity event of the offering (ManagedProvider
+   * marks it unavailable), never a node that fails to boot. Best-effort launches are not held up: a member
+   * that fails later never joins Slurm and is reaped as any node that does not boot.
+   */
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
+    const started = await this.startInstances(input);
+    if (input.allOrNothing !== true || started.length === 0) return started;
+    const clock = this.options.clock ?? systemClock;
+    const deadline = clock.now() + (this.options.confirmLaunchMs ?? 120_000);
+    const ids = started.map((i) => i.id);
+    let failed: string[] = [];
+    for (;;) {
+      const described = await this.describeInstances(ids);
+      const pending = described.filter((i) => i.state === "PENDING").length;
+      failed = described.filter((i) => this.launchFailed.has(i.id)).map((i) => i.id);
+      if (pending === 0 || clock.now() >= deadline) break;
+      await clock.sleep(5_000);
+    }
+    if (failed.length === 0) return started;
+    await this.terminateInstances(failed);
+    return started.filter((i) => !failed.includes(i.id));
+  }
+
+  /** The ids DescribeInstances last saw LAUNCH_FAILED (the port's state for them is UNKNOWN). */
+  private readonly launchFailed = new Set<string>();
+
+  private async startInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
     const request = this.runRequest(input);
     const response = await this.call((c) => c.RunInstances(request));
     const { candidate } = input;
@@ -122,15 +160,30 @@ export class CvmApi implements CloudApi {
     };
   }
 
+  /**
+   * TerminateInstances takes one charge type per call: a batch mixing spot and pay-as-you-go instances
+   * is refused. So the batch is described first and terminated per charge type; ids the describe does not
+   * know (gone already, or not visible yet) go in a call of their own, where "not found" is the caller's.
+   */
   async terminateInstances(ids: readonly string[]): Promise<void> {
-    await this.call((c) => c.TerminateInstances({ InstanceIds: [...ids] }));
+    const described = ids.length <= 1 ? [] : await this.describeInstances(ids);
+    const groups = new Map<string, string[]>();
+    for (const id of ids) {
+      const chargeType = described.find((i) => i.id === id)?.chargeType ?? "unknown";
+      groups.set(chargeType, [...(groups.get(chargeType) ?? []), id]);
+    }
+    for (const group of groups.values()) await this.call((c) => c.TerminateInstances({ InstanceIds: group }));
   }
 
   async describeInstances(ids: readonly string[]): Promise<CloudInstance[]> {
     if (ids.length === 0) return [];
     try {
       const response = await this.call((c) => c.DescribeInstances({ InstanceIds: [...ids], Limit: PAGE }));
-      return (response.InstanceSet ?? []).map(toCloudInstance);
+      const set = response.InstanceSet ?? [];
+      for (const i of set)
+        if (i.InstanceState === "LAUNCH_FAILED" && i.InstanceId !== undefined)
+          this.launchFailed.add(i.InstanceId);
+      return set.map(toCloudInstance);
     } catch (error) {
       // Should CVM refuse the batch for one unknown id, ask id by id and leave the unknown ones out.
       if (!(error instanceof NotFoundError)) throw error;

@@ -63,3 +63,36 @@ export function fromCvmError(error: unknown): CloudProviderError {
     ...(e.requestId ? { requestId: e.requestId } : {}),
   });
 }
+
+/**
+ * The VPC, SSM and TAT codes that differ from CVM's (their common codes, throttling and auth, are the
+ * same): what is gone, and what is busy for a moment (a subnet whose last network interface is still
+ * being released after its instances ended).
+ */
+export const TENCENT_SERVICE_ERROR_CODES: ErrorCodeTable = {
+  exact: {
+    ResourceInUse: "ServiceUnavailable",
+    "ResourceUnavailable.SecretNotExist": "NotFound",
+    "ResourceNotFound.SecretNotExist": "NotFound",
+    "InvalidParameterValue.VpcIdMalformed": "InvalidRequest",
+  },
+  prefixes: [
+    ["ResourceNotFound", "NotFound"],
+    ["InvalidVpcId.NotFound", "NotFound"],
+    ["InvalidSubnetId.NotFound", "NotFound"],
+    ["InvalidSecurityGroupID.NotFound", "NotFound"],
+    ["InvalidInstanceId.NotFound", "NotFound"],
+    ["InvalidInvocationTaskId.NotFound", "NotFound"],
+  ],
+};
+
+/** fromCvmError for another Tencent service: its own codes first, then CVM's table; `service` names it. */
+export function fromTencentError(service: string, error: unknown): CloudProviderError {
+  if (isCloudProviderError(error)) return error;
+  const e = (error ?? {}) as { code?: string; message?: string; requestId?: string; httpCode?: number };
+  const kind = e.code === undefined ? undefined : kindOfCode(e.code, TENCENT_SERVICE_ERROR_CODES);
+  const mapped = fromCvmError(error);
+  const message = mapped.message.replace(/^CVM /, `${service} `);
+  if (kind === undefined && message === mapped.message) return mapped;
+  return cloudError(kind ?? mapped.kind, message, mapped.cause ?? { code: "Unknown", message });
+}

@@ -127,7 +127,7 @@ export async function launchMaster(
       : deps.agentBundle === undefined
         ? {}
         : { agentUrl: deps.agentBundle.url, agentSha256: deps.agentBundle.sha256 };
-  const userData = renderMasterBootstrapScript({
+  const options = {
     clusterId,
     region: request.region,
     mungeKeySecretId: secrets.mungeKeySecretId,
@@ -138,10 +138,13 @@ export async function launchMaster(
     agentPort: request.master.agentPort,
     ...bundle,
     ...(deps.wakeEventBus === undefined ? {} : { wakeEventBus: deps.wakeEventBus }),
-    // The control plane reaches the agent through SSM Run Command; Debian's images have no SSM agent.
-    installSsmAgent: true,
-  });
-  const provider = deps.provider({ securityGroupIds: [securityGroupId] });
+  };
+  const userData =
+    deps.masterUserData === undefined
+      ? // The control plane reaches the agent through SSM Run Command; Debian's images have no SSM agent.
+        renderMasterBootstrapScript({ ...options, installSsmAgent: true })
+      : deps.masterUserData(options);
+  const provider = deps.provider({ securityGroupIds: [securityGroupId], vpcId: network.vpcId });
   const result = await provider.launch({
     clusterId,
     queue: MASTER_QUEUE,

@@ -10,7 +10,7 @@ import {
   launchMaster,
   validate,
 } from "./create-tasks.js";
-import type { LifecycleDeps } from "./deps.js";
+import { type LifecycleDeps, lifecycleDepsFor } from "./deps.js";
 import { BadTaskInputError } from "./errors.js";
 import { failureReason } from "./reason.js";
 import { createClusterRequestSchema } from "./request.js";
@@ -96,13 +96,22 @@ export const taskInputSchema = z.discriminatedUnion("task", [
 export type TaskInput = z.input<typeof taskInputSchema>;
 export type TaskName = TaskInput["task"];
 
-export async function runLifecycleTask(deps: LifecycleDeps, raw: unknown): Promise<unknown> {
+/** The tasks that touch no cloud: they run with the stack's deps whatever the cluster's cloud. */
+const CLOUDLESS_TASKS: ReadonlySet<TaskName> = new Set([
+  "recordStatus",
+  "awaitLaunchesSettled",
+  "clusterOrigin",
+  "detachStep",
+]);
+
+export async function runLifecycleTask(stackDeps: LifecycleDeps, raw: unknown): Promise<unknown> {
   let input: z.output<typeof taskInputSchema>;
   try {
     input = parseWith(taskInputSchema, raw, "workflow task input");
   } catch (error) {
     throw new BadTaskInputError((error as Error).message);
   }
+  const deps = await depsForTask(stackDeps, input);
   switch (input.task) {
     case "validate":
       return validate(deps, input);
@@ -141,6 +150,20 @@ export async function runLifecycleTask(deps: LifecycleDeps, raw: unknown): Promi
     case "detachStep":
       return detach(deps, input.clusterId, input.previous);
   }
+}
+
+/**
+ * The deps for the cluster's recorded cloud (deps.ts, lifecycleDepsFor). A stack set up for its own cloud
+ * only (no `clouds`) never reads the placement: its tasks run as they always did.
+ */
+async function depsForTask(
+  deps: LifecycleDeps,
+  input: z.output<typeof taskInputSchema>,
+): Promise<LifecycleDeps> {
+  if (deps.clouds === undefined || CLOUDLESS_TASKS.has(input.task)) return deps;
+  // validate reports a bad cluster id itself; there is no record to read for one.
+  if (typeof input.clusterId !== "string" || !SIMPLE_NAME.test(input.clusterId)) return deps;
+  return lifecycleDepsFor(deps, await deps.store.placement(input.clusterId));
 }
 
 /** One detach step with the cluster's own cloud and agent, as the scaler reaches them. */

@@ -1,6 +1,14 @@
 export type { MasterAgent } from "./agent.js";
 export { MASTER_QUEUE } from "./create-tasks.js";
-export type { LifecycleDeps } from "./deps.js";
+export {
+  type CloudLifecycleParts,
+  type CloudPartsFactory,
+  type LifecycleDeps,
+  lifecycleDepsFor,
+  OTHER_LIFECYCLE_CLOUDS,
+  type OtherCloudParts,
+  type OtherLifecycleCloud,
+} from "./deps.js";
 export { runLifecycleTask, type TaskInput, type TaskName, taskInputSchema } from "./dispatch.js";
 export { BadTaskInputError, ResourcesInUseError } from "./errors.js";
 export { failureReason } from "./reason.js";

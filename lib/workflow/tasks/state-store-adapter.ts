@@ -141,6 +141,11 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     return originOf(await this.read(clusterId));
   }
 
+  async placement(clusterId: string): Promise<{ cloud: string; region: string }> {
+    const { cloud, region } = (await this.read(clusterId)).placement;
+    return { cloud, region };
+  }
+
   async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {
     const now = this.clock.now();
     const intents = await this.store.listLaunchIntents(clusterId, "INTENDED");

@@ -66,6 +66,12 @@ export interface LifecycleStore {
   origin(clusterId: string): Promise<"created" | "attached">;
 
   /**
+   * The cloud and region the cluster was recorded with (the API's `cloud`, `region`): the tasks pick that
+   * cloud's parts (lifecycleDepsFor in deps.ts). Throws when the cluster does not exist.
+   */
+  placement(clusterId: string): Promise<{ cloud: string; region: string }>;
+
+  /**
    * Compute launches as deletion must see them: how many launches were admitted but have no outcome yet
    * (they may still start instances: deletion waits for them), and the instance ids of the compute node
    * records (terminated even if a listing lags behind them).
@@ -97,6 +103,8 @@ export interface MemoryClusterRecord {
   computeInstanceIds?: string[];
   /** @default "created" */
   origin?: "created" | "attached";
+  /** @default aws in us-east-1 */
+  placement?: { cloud: string; region: string };
 }
 
 /** An in-memory LifecycleStore for tests and the local mode. */
@@ -160,6 +168,11 @@ export class MemoryLifecycleStore implements LifecycleStore {
   async origin(clusterId: string): Promise<"created" | "attached"> {
     this.throwInjected("origin");
     return this.get(clusterId).origin ?? "created";
+  }
+
+  async placement(clusterId: string): Promise<{ cloud: string; region: string }> {
+    this.throwInjected("placement");
+    return { ...(this.get(clusterId).placement ?? { cloud: "aws", region: "us-east-1" }) };
   }
 
   async computeLaunches(clusterId: string): Promise<{ inFlight: number; instanceIds: string[] }> {

@@ -64,6 +64,8 @@ export async function tencentHarness(): Promise<ContractHarness> {
     protocol: "http://",
     vpcId: "vpc-test0001",
     securityGroupIds: ["sg-test0001"],
+    // The confirmation of an all-or-nothing launch waits on this clock: CVM's instances start PENDING.
+    clock,
   });
   return {
     provider: new ManagedProvider(api, { clock, random: halfJitter }),

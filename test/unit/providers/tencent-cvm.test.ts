@@ -198,3 +198,109 @@ describe("Tencent CVM adapter (real SDK, local CVM endpoint)", () => {
     expect(mapped.cause?.httpStatus).toBe(502);
   });
 });
+
+describe("Tencent CVM's own launch and terminate rules (issue 16)", () => {
+  let cloud: FakeCloud;
+  let sim: CvmSimulator;
+  let provider: ManagedProvider;
+
+  beforeEach(async () => {
+    const clock = new FakeClock();
+    cloud = new FakeCloud({ idPrefix: "ins-", clock });
+    sim = await startCvmSimulator(cloud);
+    const api = new CvmApi({
+      region: "ap-shanghai",
+      credential: { secretId: TEST_SECRET_ID, secretKey: TEST_SECRET_KEY },
+      endpoint: sim.endpoint,
+      protocol: "http://",
+      clock,
+    });
+    provider = new ManagedProvider(api, { clock, random: () => 0.5 });
+  });
+
+  afterEach(() => sim.close());
+
+  const launch = (count: number, allOrNothing: boolean, chargeType: "SPOT" | "ON_DEMAND" = "ON_DEMAND") =>
+    provider.launch({
+      clusterId: "hpc1",
+      queue: "cpu",
+      round: `r-${count}-${allOrNothing}-${chargeType}`,
+      candidates: [{ instanceType: "S5.LARGE8", zone: "ap-shanghai-4", chargeType }],
+      count,
+      allOrNothing,
+      imageId: "img-abc12345",
+    });
+
+  it("confirms an all-or-nothing launch by describe: a LAUNCH_FAILED member is a capacity event, all released", async () => {
+    // Prepare: both ids come back, then one of them ends LAUNCH_FAILED.
+    sim.failLaunchOfNext(1);
+
+    // Act
+    const result = await launch(2, true);
+
+    // Assess
+    expect(result.instances).toEqual([]);
+    expect(result.failures[0]?.error).toBeInstanceOf(InsufficientCapacityError);
+    expect(sim.callsOf("DescribeInstances").length).toBeGreaterThan(0);
+    expect(cloud.live()).toEqual([]);
+    expect(result.unreleased).toEqual([]);
+  });
+
+  it("keeps a confirmed all-or-nothing launch whole", async () => {
+    // Act
+    const result = await launch(2, true);
+
+    // Assess
+    expect(result.instances).toHaveLength(2);
+    expect(result.failures).toEqual([]);
+    expect(cloud.live()).toHaveLength(2);
+  });
+
+  it("does not hold a best-effort launch up with a describe", async () => {
+    // Act
+    const result = await launch(3, false);
+
+    // Assess
+    expect(result.instances).toHaveLength(3);
+    expect(sim.callsOf("RunInstances")[0]?.params.MinCount).toBe(1);
+    expect(sim.callsOf("DescribeInstances")).toEqual([]);
+  });
+
+  it("terminates a batch mixing spot and pay-as-you-go in one call per charge type", async () => {
+    // Prepare
+    const spot = (await launch(2, false, "SPOT")).instances.map((i) => i.id);
+    const onDemand = (await launch(2, false, "ON_DEMAND")).instances.map((i) => i.id);
+
+    // Act
+    await provider.terminate([spot[0] ?? "", onDemand[0] ?? "", spot[1] ?? "", onDemand[1] ?? ""]);
+
+    // Assess
+    const batches = sim.callsOf("TerminateInstances").map((c) => c.params.InstanceIds);
+    expect(batches).toEqual([
+      [spot[0], spot[1]],
+      [onDemand[0], onDemand[1]],
+    ]);
+    expect(cloud.live()).toEqual([]);
+  });
+
+  it("names instances within CVM's 128 characters, with room for CVM's -<n> suffix", async () => {
+    // Prepare
+    const long = "c".repeat(63);
+
+    // Act
+    await provider.launch({
+      clusterId: long,
+      queue: "q".repeat(63),
+      round: "r-long",
+      candidates: [{ instanceType: "S5.LARGE8", zone: "ap-shanghai-4", chargeType: "ON_DEMAND" }],
+      count: 1,
+      allOrNothing: false,
+      imageId: "img-abc12345",
+    });
+
+    // Assess
+    const name = String(sim.callsOf("RunInstances")[0]?.params.InstanceName);
+    expect(name.length).toBeLessThanOrEqual(124);
+    expect(name.startsWith(`nowscale-${long}`)).toBe(true);
+  });
+});

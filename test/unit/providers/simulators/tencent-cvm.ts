@@ -7,6 +7,8 @@ import {
   type FaultKind,
 } from "../../../../lib/providers/fake/index.js";
 import { type HttpReply, type LocalServer, type RecordedRequest, startLocalServer } from "./http.js";
+import { checkRequest } from "./tencent-models.js";
+import { TencentApiError, TencentServices } from "./tencent-services.js";
 
 /** Obviously fake credentials, accepted by this simulator only. */
 export const TEST_SECRET_ID = "test-secret-id";
@@ -34,34 +36,72 @@ export interface CvmCall {
 export interface CvmSimulator extends LocalServer {
   calls: CvmCall[];
   callsOf(action: string): CvmCall[];
+  /** The account's VPC, SSM and TAT state (tencent-services.ts). */
+  services: TencentServices;
+  /**
+   * The next RunInstances answers its ids, then this many of them end LAUNCH_FAILED (as CVM does when the
+   * stock runs out after the call), seen so by DescribeInstances.
+   */
+  failLaunchOfNext(count: number): void;
 }
 
 /**
- * CVM API 3.0 (version 2017-03-12) on loopback: POST JSON with X-TC-* headers, TC3-HMAC-SHA256 signature
- * (checked against the test secret), answers `{"Response": {...}}` with HTTP 200 for errors too, as CVM does.
+ * Tencent Cloud API 3.0 on loopback: CVM (2017-03-12), and VPC (2017-03-12), SSM (2019-09-23) and TAT
+ * (2020-10-28) through `services`. POST JSON with X-TC-* headers, TC3-HMAC-SHA256 signature (checked
+ * against the test secret), every request checked against the SDK's own model of `<Action>Request`
+ * (tencent-models.ts: an unknown field is UnknownParameter, a missing one MissingParameter, as the real
+ * API answers), answers `{"Response": {...}}` with HTTP 200 for errors too, as Tencent does.
  */
 export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator> {
   const calls: CvmCall[] = [];
+  const launch = { failNext: 0, failed: new Set<string>() };
+  const services = new TencentServices(cloud);
   const server = await startLocalServer((request) => {
     const action = request.headers["x-tc-action"] ?? "";
+    const version = request.headers["x-tc-version"] ?? "";
     const params = JSON.parse(request.body || "{}") as Record<string, unknown>;
     calls.push({ action, params, request });
     const authProblem = checkTc3Signature(request);
     if (authProblem !== undefined)
       return reply({ Error: { Code: "AuthFailure.SignatureFailure", Message: authProblem } });
-    if (request.headers["x-tc-version"] !== "2017-03-12") {
+    const service = services.handles(action, version) ? serviceOf(version, action) : "cvm";
+    if (service === "cvm" && version !== "2017-03-12") {
       return reply({ Error: { Code: "InvalidParameter", Message: "unsupported version" } });
     }
+    const problems = checkRequest(`${service}:${version}`, action, params);
+    if (problems.length > 0) {
+      const [first = ""] = problems;
+      const code = first.startsWith("MissingParameter") ? "MissingParameter" : "UnknownParameter";
+      return reply({ Error: { Code: code, Message: problems.join("; ") } });
+    }
     try {
-      return reply(handle(cloud, action, params));
+      return reply(
+        service === "cvm" ? handle(cloud, action, params, launch) : services.handle(action, params),
+      );
     } catch (error) {
+      if (error instanceof TencentApiError)
+        return reply({ Error: { Code: error.code, Message: error.message } });
       if (error instanceof FakeCloudFault) {
         return reply({ Error: { Code: CVM_FAULT_CODES[error.kind], Message: error.message } });
       }
       throw error;
     }
   });
-  return { ...server, calls, callsOf: (action) => calls.filter((c) => c.action === action) };
+  return {
+    ...server,
+    calls,
+    services,
+    callsOf: (action) => calls.filter((c) => c.action === action),
+    failLaunchOfNext: (count) => {
+      launch.failNext = count;
+    },
+  };
+}
+
+function serviceOf(version: string, action: string): string {
+  if (version === "2019-09-23") return "ssm";
+  if (version === "2020-10-28") return "tat";
+  return action === "" ? "cvm" : "vpc";
 }
 
 function reply(response: Record<string, unknown>): HttpReply {
@@ -72,7 +112,12 @@ function reply(response: Record<string, unknown>): HttpReply {
   };
 }
 
-function handle(cloud: FakeCloud, action: string, p: Record<string, unknown>): Record<string, unknown> {
+function handle(
+  cloud: FakeCloud,
+  action: string,
+  p: Record<string, unknown>,
+  launch: { failNext: number; failed: Set<string> },
+): Record<string, unknown> {
   switch (action) {
     case "RunInstances": {
       const placement = p.Placement as { Zone: string };
@@ -98,11 +143,19 @@ function handle(cloud: FakeCloud, action: string, p: Record<string, unknown>): R
           : {}),
         ...(typeof p.InstanceName === "string" ? { name: p.InstanceName } : {}),
       });
+      for (const i of started.slice(0, launch.failNext)) launch.failed.add(i.id);
+      launch.failNext = 0;
       return { InstanceIdSet: started.map((i) => i.id) };
     }
-    case "TerminateInstances":
-      cloud.terminate(p.InstanceIds as string[]);
+    case "TerminateInstances": {
+      // One charge type per call (TerminateInstances' documentation): a mixed batch is refused whole.
+      const ids = p.InstanceIds as string[];
+      const types = new Set(cloud.describe(ids).map((i) => i.chargeType));
+      if (types.size > 1)
+        throw new TencentApiError("InvalidParameter", "instances of different charge types in one call");
+      cloud.terminate(ids);
       return {};
+    }
     case "DescribeInstances": {
       let found: FakeInstance[];
       if (Array.isArray(p.InstanceIds)) {
@@ -118,7 +171,15 @@ function handle(cloud: FakeCloud, action: string, p: Record<string, unknown>): R
       const limit = Number(p.Limit ?? 20);
       return {
         TotalCount: found.length,
-        InstanceSet: found.slice(offset, offset + limit).map(toCvmInstance),
+        InstanceSet: found
+          .slice(offset, offset + limit)
+          .map((i) =>
+            toCvmInstance(
+              launch.failed.has(i.id) && i.state !== "TERMINATED"
+                ? { ...i, state: "LAUNCH_FAILED" as never }
+                : i,
+            ),
+          ),
       };
     }
     default:
