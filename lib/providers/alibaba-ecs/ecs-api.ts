@@ -12,7 +12,7 @@ import { fromEcsError } from "./errors.js";
  * Both SDKs are CommonJS with `exports.default = Class`. Node's ESM loader exposes that as
  * `module.default.default`; bundlers and vitest unwrap one level. Accept either.
  */
-function cjsDefault<T>(namespaceDefault: { default: T } | T): T {
+export function cjsDefault<T>(namespaceDefault: { default: T } | T): T {
   const inner = (namespaceDefault as { default?: T }).default;
   return inner ?? (namespaceDefault as T);
 }
@@ -161,7 +161,10 @@ export class EcsApi implements CloudApi {
   }
 }
 
-function clientConfig(options: EcsApiOptions): $OpenApiUtil.Config {
+/** The SDK client settings: credential, region, endpoint, protocol and timeouts. */
+export function clientConfig(
+  options: Pick<EcsApiOptions, "credential" | "regionId" | "endpoint" | "protocol" | "readTimeoutMs">,
+): $OpenApiUtil.Config {
   const key = options.credential;
   const credential = new Credential(
     key === undefined
