@@ -104,9 +104,16 @@ export class AlibabaWorld {
   readonly invocations = new Map<string, SimInvocation>();
   /** The VSwitch and groups each instance was launched into. */
   readonly placement = new Map<string, { vSwitchId: string; groupIds: string[] }>();
+  /** Faults to answer the next calls of an action with, before anything is done. */
+  readonly faults = new Map<string, { status: number; code: string; times: number }>();
   /** ClientToken → the id it made. */
   readonly tokens = new Map<string, string>();
   private seq = 0;
+
+  /** Answers the next `times` calls of `action` with this error (e.g. 403 Forbidden.RAM). */
+  failNext(action: string, status: number, code: string, times = 1): void {
+    this.faults.set(action, { status, code, times });
+  }
 
   nextId(prefix: string): string {
     this.seq++;
@@ -165,6 +172,11 @@ export async function startEcsSimulator(
     if (models === undefined) return error(400, "InvalidVersion", `unsupported version ${version}`);
     const misnamed = checkAgainstModel(models, action, params);
     if (misnamed !== undefined) return error(400, "InvalidParameter", misnamed);
+    const fault = world.faults.get(action);
+    if (fault !== undefined && fault.times > 0) {
+      fault.times--;
+      return error(fault.status, fault.code, `injected ${fault.code}`);
+    }
     try {
       const body =
         version === "2014-05-26"
