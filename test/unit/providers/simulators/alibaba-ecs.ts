@@ -633,6 +633,17 @@ function handleKms(world: AlibabaWorld, action: string, p: Record<string, string
         PageSize: size,
       };
     }
+    case "GetSecretValue": {
+      const s = world.secrets.get(p.SecretName ?? "");
+      if (s === undefined) throw new SimFault(404, "Forbidden.ResourceNotFound", "no such secret");
+      return {
+        SecretName: s.name,
+        VersionId: "v1",
+        SecretData: s.data,
+        SecretDataType: s.dataType,
+        VersionStages: { VersionStage: ["ACSCurrent"] },
+      };
+    }
     case "DeleteSecret": {
       const name = p.SecretName ?? "";
       if (!world.secrets.has(name)) throw new SimFault(404, "Forbidden.ResourceNotFound", "no such secret");
