@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FakeAgent as FakeSlurmAgent } from "../../../lib/agent-channels/fake.js";
+import { alibabaLifecycleParts } from "../../../lib/alibaba/lifecycle-parts.js";
 import type { ConfigInput } from "../../../lib/core/config.js";
 import { EcsApi } from "../../../lib/providers/alibaba-ecs/ecs-api.js";
-import { alibabaLifecycleParts } from "../../../lib/providers/alibaba-ecs/lifecycle-parts.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { ManagedProvider } from "../../../lib/providers/shared/managed-provider.js";
 import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
@@ -185,8 +185,8 @@ describe("a whole cluster on Alibaba Cloud, on the real workflow definitions", (
     });
     expect(group?.vpcId).toBe(vpc?.id);
     // The master's user data names the secrets, never their values.
-    const userData = (cloud.calls.find((c) => c.operation === "run")?.input as { userData?: string })
-      .userData;
+    const launchInput = cloud.calls.find((c) => c.operation === "run")?.input as { userData?: string };
+    const userData = launchInput.userData;
     expect(userData).toContain("nowscale/ali-1/munge-key");
     for (const secret of sim.world.secrets.values()) expect(userData).not.toContain(secret.data.slice(0, 40));
     // The health check went through Cloud Assistant.

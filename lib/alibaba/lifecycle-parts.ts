@@ -1,13 +1,13 @@
 import * as ecs from "@alicloud/ecs20140526";
-import { CloudAssistantAgentChannel } from "../../agent-channels/cloud-assistant.js";
-import type { Clock } from "../../ports/clock.js";
-import type { CloudProvider } from "../../ports/cloud-provider.js";
-import type { ClusterResources } from "../../ports/cluster-resources.js";
-import type { MasterAgent } from "../../workflow/tasks/agent.js";
-import { AgentChannelMasterAgent } from "../../workflow/tasks/agent-channel-adapter.js";
-import { ManagedProvider } from "../shared/managed-provider.js";
-import { AlibabaClusterResources } from "./cluster-resources.js";
-import { type AlibabaAccessKey, cjsDefault, clientConfig, EcsApi } from "./ecs-api.js";
+import { CloudAssistantAgentChannel } from "../agent-channels/cloud-assistant.js";
+import type { Clock } from "../ports/clock.js";
+import type { CloudProvider } from "../ports/cloud-provider.js";
+import type { ClusterResources } from "../ports/cluster-resources.js";
+import { AlibabaClusterResources } from "../providers/alibaba-ecs/cluster-resources.js";
+import { type AlibabaAccessKey, cjsDefault, clientConfig, EcsApi } from "../providers/alibaba-ecs/ecs-api.js";
+import { ManagedProvider } from "../providers/shared/managed-provider.js";
+import type { MasterAgent } from "../workflow/tasks/agent.js";
+import { AgentChannelMasterAgent } from "../workflow/tasks/agent-channel-adapter.js";
 
 const EcsClient = cjsDefault(ecs.default);
 
