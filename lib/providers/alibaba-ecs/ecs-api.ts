@@ -4,6 +4,7 @@ import { $OpenApiUtil } from "@alicloud/openapi-core";
 import { alibabaCatalog } from "../../core/catalogs/alibaba.js";
 import type { InstanceCatalog } from "../../core/model.js";
 import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
+import { InvalidRequestError } from "../../ports/errors.js";
 import { CLUSTER_TAG, QUEUE_TAG } from "../../ports/tags.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
 import { fromEcsError } from "./errors.js";
@@ -12,7 +13,7 @@ import { fromEcsError } from "./errors.js";
  * Both SDKs are CommonJS with `exports.default = Class`. Node's ESM loader exposes that as
  * `module.default.default`; bundlers and vitest unwrap one level. Accept either.
  */
-function cjsDefault<T>(namespaceDefault: { default: T } | T): T {
+export function cjsDefault<T>(namespaceDefault: { default: T } | T): T {
   const inner = (namespaceDefault as { default?: T }).default;
   return inner ?? (namespaceDefault as T);
 }
@@ -33,6 +34,12 @@ export interface EcsApiOptions {
   /** @default the SDK's default chain (environment, profile file, ECS RAM role, OIDC) */
   credential?: AlibabaAccessKey;
   securityGroupIds?: string[];
+  /**
+   * The cluster's network, one VSwitch per zone: a candidate without its own VSwitch (subnetId) gets its
+   * zone's. Without it, such a candidate lands in the region's default VPC, which many regions and
+   * accounts do not have (RunInstances then fails), and which is not the cluster's network anyway.
+   */
+  vSwitches?: readonly { zoneId: string; vSwitchId: string }[];
   /** RAM role the nodes assume (the ECS counterpart of an instance profile). */
   ramRoleName?: string;
   keyPairName?: string;
@@ -67,8 +74,10 @@ export class EcsApi implements CloudApi {
   }
 
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
-    const response = await this.call((c) => c.runInstances(this.runRequest(input)));
+    const request = this.runRequest(input);
+    const response = await this.call((c) => c.runInstances(request));
     const { candidate } = input;
+    const subnetId = request.vSwitchId;
     // RunInstances answers with ids only; the rest is what was asked for.
     return (response.body?.instanceIdSets?.instanceIdSet ?? []).map((id) => ({
       id,
@@ -77,7 +86,7 @@ export class EcsApi implements CloudApi {
       chargeType: candidate.chargeType,
       state: "PENDING" as const,
       tags: { ...input.tags },
-      ...(candidate.subnetId === undefined ? {} : { subnetId: candidate.subnetId }),
+      ...(subnetId === undefined ? {} : { subnetId }),
       ...withClusterAndQueue(input.tags),
     }));
   }
@@ -85,6 +94,7 @@ export class EcsApi implements CloudApi {
   /** The exact RunInstances request. */
   runRequest(input: RunInstancesInput): ecs.RunInstancesRequest {
     const { candidate } = input;
+    const vSwitchId = candidate.subnetId ?? this.vSwitchOf(candidate.zone);
     return new ecs.RunInstancesRequest({
       regionId: this.options.regionId,
       zoneId: candidate.zone,
@@ -101,7 +111,7 @@ export class EcsApi implements CloudApi {
       httpEndpoint: "enabled",
       httpTokens: "required",
       tag: Object.entries(input.tags).map(([key, value]) => new ecs.RunInstancesRequestTag({ key, value })),
-      ...(candidate.subnetId === undefined ? {} : { vSwitchId: candidate.subnetId }),
+      ...(vSwitchId === undefined ? {} : { vSwitchId }),
       ...(this.options.securityGroupIds === undefined
         ? {}
         : { securityGroupIds: this.options.securityGroupIds }),
@@ -111,6 +121,22 @@ export class EcsApi implements CloudApi {
         ? {}
         : { userData: Buffer.from(input.userData, "utf8").toString("base64") }),
     });
+  }
+
+  /**
+   * The cluster network's VSwitch in `zone`; undefined without a cluster network. Throws
+   * InvalidRequestError naming the zone when the network has none there: an instance outside the
+   * cluster's VPC could not join its security group.
+   */
+  private vSwitchOf(zone: string): string | undefined {
+    const network = this.options.vSwitches;
+    if (network === undefined) return undefined;
+    const found = network.find((v) => v.zoneId === zone)?.vSwitchId;
+    if (found === undefined)
+      throw new InvalidRequestError(
+        `zone: the cluster's network has no VSwitch in ${zone} (it has ${network.map((v) => v.zoneId).join(", ") || "none"})`,
+      );
+    return found;
   }
 
   /** Force: running instances are released without a stop first (they are disposable nodes). */
@@ -161,7 +187,10 @@ export class EcsApi implements CloudApi {
   }
 }
 
-function clientConfig(options: EcsApiOptions): $OpenApiUtil.Config {
+/** The SDK client settings: credential, region, endpoint, protocol and timeouts. */
+export function clientConfig(
+  options: Pick<EcsApiOptions, "credential" | "regionId" | "endpoint" | "protocol" | "readTimeoutMs">,
+): $OpenApiUtil.Config {
   const key = options.credential;
   const credential = new Credential(
     key === undefined

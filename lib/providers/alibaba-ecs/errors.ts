@@ -75,3 +75,42 @@ export function fromEcsError(error: unknown): CloudProviderError {
     ...(e.requestId && e.requestId !== "undefined" ? { requestId: e.requestId } : {}),
   });
 }
+
+/**
+ * The codes of the calls around the instances (VPC 2016-04-28, ECS security groups, KMS 2016-01-20
+ * Secrets Manager), before ECS's own table. A resource still in use while what it holds is being released
+ * (a VSwitch with instances leaving, a VPC whose VSwitches are going, a VPC still Pending) is worth
+ * retrying: the workflow's step waits and tries again.
+ */
+export const ALIBABA_RESOURCE_ERROR_CODES: ErrorCodeTable = {
+  exact: {
+    "Forbidden.ResourceNotFound": "NotFound",
+    "InvalidVpcId.NotFound": "NotFound",
+    "Forbidden.VpcNotFound": "NotFound",
+    "InvalidVSwitchId.NotFound": "NotFound",
+    "InvalidSecurityGroupId.NotFound": "NotFound",
+    "InvalidRegionId.NotFound": "InvalidRequest",
+    IncorrectVpcStatus: "ServiceUnavailable",
+    IncorrectStatus: "ServiceUnavailable",
+    "IncorrectStatus.Vpc": "ServiceUnavailable",
+    "IncorrectStatus.VSwitch": "ServiceUnavailable",
+    OperationConflict: "ServiceUnavailable",
+    "Rejected.KMSKeyPendingDeletion": "InvalidRequest",
+  },
+  prefixes: [
+    ["DependencyViolation", "ServiceUnavailable"],
+    ["OperationFailed.LastTokenProcessing", "ServiceUnavailable"],
+    ["InvalidOperation.ResourceManagedByCloudProduct", "InvalidRequest"],
+    ["Forbidden.Exist", "InvalidRequest"],
+  ],
+};
+
+/** An error of a VPC, security-group or KMS call, labelled with its service (`VPC`, `ECS`, `KMS`). */
+export function fromAlibabaError(service: string, error: unknown): CloudProviderError {
+  if (isCloudProviderError(error)) return error;
+  const code = (error as { code?: string } | undefined)?.code;
+  const mapped = fromEcsError(error);
+  const kind =
+    (code === undefined ? undefined : kindOfCode(code, ALIBABA_RESOURCE_ERROR_CODES)) ?? mapped.kind;
+  return cloudError(kind, mapped.message.replace(/^ECS /, `${service} `), mapped.cause);
+}

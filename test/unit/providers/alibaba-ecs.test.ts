@@ -208,4 +208,91 @@ describe("Alibaba ECS adapter (real SDK, local ECS endpoint)", () => {
     expect(mapped).toBeInstanceOf(type);
     expect(mapped.cause).toEqual({ code, message: "m", httpStatus: statusCode });
   });
+
+  describe("Alibaba ECS adapter: the issue's rules (#16)", () => {
+    let cloud: FakeCloud;
+    let sim: EcsSimulator;
+    const clock = new FakeClock();
+    const api = (vSwitches?: { zoneId: string; vSwitchId: string }[]) =>
+      new ManagedProvider(
+        new EcsApi({
+          regionId: "cn-hangzhou",
+          credential: { accessKeyId: TEST_ACCESS_KEY_ID, accessKeySecret: TEST_ACCESS_KEY_SECRET },
+          endpoint: sim.endpoint,
+          protocol: "http",
+          ...(vSwitches === undefined ? {} : { vSwitches }),
+        }),
+        { clock, random: () => 0.5 },
+      );
+    const launch = (provider: ManagedProvider, zone: string, clusterId = "hpc1", queue = "cpu") =>
+      provider.launch({
+        clusterId,
+        queue,
+        round: "r1",
+        candidates: [{ instanceType: "ecs.g7.large", zone, chargeType: "ON_DEMAND" }],
+        count: 1,
+        allOrNothing: true,
+        imageId: "img",
+      });
+
+    beforeEach(async () => {
+      cloud = new FakeCloud({ idPrefix: "i-bp", clock });
+      // A region without a default VPC: RunInstances without VSwitchId fails there.
+      sim = await startEcsSimulator(cloud, { defaultVpc: false });
+    });
+    afterEach(() => sim.close());
+
+    it("fills a candidate without a VSwitch from the cluster's network, by zone", async () => {
+      // Act
+      const bare = await launch(api(), "cn-hangzhou-h");
+      const filled = await launch(
+        api([
+          { zoneId: "cn-hangzhou-h", vSwitchId: "vsw-h" },
+          { zoneId: "cn-hangzhou-i", vSwitchId: "vsw-i" },
+        ]),
+        "cn-hangzhou-i",
+      );
+
+      // Assess
+      expect(bare.instances).toEqual([]);
+      // The region's answer: no default VPC, so a VSwitch is required.
+      expect(bare.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+      expect(bare.failures[0]?.error?.cause?.code).toBe("InvalidVSwitchId.NotFound");
+      expect(filled.instances.map((i) => i.subnetId)).toEqual(["vsw-i"]);
+      expect(sim.callsOf("RunInstances").at(-1)?.params.VSwitchId).toBe("vsw-i");
+    });
+
+    it("refuses a zone the cluster's network has no VSwitch in, naming it, before any call", async () => {
+      // Act
+      const result = await launch(api([{ zoneId: "cn-hangzhou-h", vSwitchId: "vsw-h" }]), "cn-hangzhou-k");
+
+      // Assess
+      expect(result.instances).toEqual([]);
+      expect(result.failures[0]?.error).toBeInstanceOf(InvalidRequestError);
+      expect(String(result.failures[0]?.error)).toMatch(
+        /no VSwitch in cn-hangzhou-k \(it has cn-hangzhou-h\)/,
+      );
+      expect(sim.callsOf("RunInstances")).toEqual([]);
+    });
+
+    it("keeps instance names within ECS's 128 characters for the longest cluster and queue names", async () => {
+      // Prepare: the longest names the allow-list takes (63 characters each)
+      const clusterId = `c${"x".repeat(62)}`;
+      const queue = `q${"y".repeat(62)}`;
+
+      // Act
+      const result = await launch(
+        api([{ zoneId: "cn-hangzhou-h", vSwitchId: "vsw-h" }]),
+        "cn-hangzhou-h",
+        clusterId,
+        queue,
+      );
+
+      // Assess
+      expect(result.instances).toHaveLength(1);
+      const name = sim.callsOf("RunInstances")[0]?.params.InstanceName ?? "";
+      expect(name.length).toBeLessThanOrEqual(128);
+      expect(name.startsWith(`nowscale-${clusterId}-q`)).toBe(true);
+    });
+  });
 });
