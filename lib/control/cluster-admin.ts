@@ -349,32 +349,6 @@ export async function deleteNodes(
   );
 }
 
-/** Sleep (RUNNING → SLEEPING: autoscaling paused) or wake (SLEEPING → RUNNING); already there is no change. */
-export async function setSleeping(
-  deps: ClusterAdminDeps,
-  clusterId: string,
-  sleeping: boolean,
-): Promise<ClusterRecord> {
-  const cluster = await getCluster(deps, clusterId);
-  const status: ClusterStatus = sleeping ? "SLEEPING" : "RUNNING";
-  const from: ClusterStatus = sleeping ? "RUNNING" : "SLEEPING";
-  if (cluster.status === status) return cluster;
-  if (cluster.status !== from) throw new ConflictError(`the cluster is ${cluster.status}, not ${from}`);
-  const updated = await deps.store.updateCluster(cluster.clusterId, cluster.version, {
-    status,
-    now: deps.clock.now(),
-  });
-  await event(
-    deps.store,
-    cluster.clusterId,
-    deps.clock,
-    "STATUS_CHANGED",
-    sleeping ? "asleep" : "awake",
-    ...by(deps),
-  );
-  return updated;
-}
-
 /** The cluster's scaling events, newest first. */
 export async function listEvents(
   deps: ClusterAdminDeps,
