@@ -237,8 +237,8 @@ export async function stopNodes(
 /**
  * HPC-NOW `turnonc`: chosen nodes that a stop or sleep drained and that still wait for their jobs are
  * resumed (they take jobs again). A node already retired has no instance left to start: the scaler
- * launches new nodes for the queue's jobs instead. Names NowScale does not know are refused (404);
- * known nodes not drained by NowScale are answered as not resumed, with why.
+ * launches new nodes for the queue's jobs instead: such a name, like a node not drained by NowScale, is
+ * answered as not resumed, with why.
  */
 export async function resumeNodes(
   deps: SleepDeps,
@@ -248,14 +248,17 @@ export async function resumeNodes(
   const cluster = await clusterOf(deps, clusterId);
   if (cluster.status !== "RUNNING")
     throw new StateRefusedError(`the cluster is ${cluster.status}, not RUNNING: wake it first`);
-  chosenRecords(await deps.store.listNodes(cluster.clusterId), nodes);
   const { agent } = await deps.runtime(cluster);
   const report = await agent.report();
   const resumed: string[] = [];
   const notResumed: WaitingNode[] = [];
   for (const name of nodes) {
     const seen = report.nodes.find((n) => n.name === name);
-    if (seen === undefined) notResumed.push({ node: name, reason: "not in Slurm (booting or gone)" });
+    if (seen === undefined)
+      notResumed.push({
+        node: name,
+        reason: "not in Slurm (retired, booting or never launched): the scaler launches nodes on demand",
+      });
     else if (seen.reason !== STOP_DRAIN_REASON && seen.reason !== SLEEP_DRAIN_REASON)
       notResumed.push({ node: name, reason: `not stopped by NowScale (Slurm shows it ${seen.state})` });
     else {
