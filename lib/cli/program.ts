@@ -35,6 +35,8 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   registerApiCommands(program);
   registerOpsCommands(program);
   registerQueueCommands(program);
+  // Sleep and wake, nodes stop and resume (#17).
+  (await import("./sleep-commands.js")).registerSleepCommands(program);
   return program;
 }
 
