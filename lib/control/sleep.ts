@@ -2,12 +2,15 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import type { OkReport } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
+import type { MasterPower } from "../ports/master-power.js";
 import { type ClusterRecord, ConflictError, type NodeRecord, type StateStore } from "../ports/state-store.js";
 import { StateRefusedError, UnknownNameError } from "./errors.js";
 import { appendControlEvent as event } from "./events.js";
 import { type ControlLog, silentLog } from "./log.js";
 import { retireDrainedNodes } from "./node-retirement.js";
 import { ignoreConflict } from "./store-retry.js";
+
+export type { MasterPower } from "../ports/master-power.js";
 
 /**
  * Sleep and wake (HPC-NOW `sleep` / `wakeup`), and stopping or resuming chosen compute nodes (HPC-NOW
@@ -32,17 +35,6 @@ import { ignoreConflict } from "./store-retry.js";
 export const SLEEP_DRAIN_REASON = "nowscale: asleep";
 /** Slurm's reason on the nodes `stopNodes` drains by hand. */
 export const STOP_DRAIN_REASON = "nowscale: stopped by hand";
-
-/**
- * Stops and starts a cluster's master instance, keeping its disk (AWS StopInstances / StartInstances).
- * Each call is idempotent: stopping a stopped instance, or starting a running one, succeeds.
- */
-export interface MasterPower {
-  /** Asks the cloud to stop the instances; resolves once the request is accepted. */
-  stop(instanceIds: readonly string[]): Promise<void>;
-  /** Asks the cloud to start the instances; resolves once the request is accepted. */
-  start(instanceIds: readonly string[]): Promise<void>;
-}
 
 export interface SleepDeps {
   store: StateStore;
@@ -361,7 +353,16 @@ async function stopMaster(
         .map((w) => w.node)
         .join(", ")}): sleep again with the master stop once they are retired`,
     };
-  await power.stop(instanceIds);
+  try {
+    await power.stop(instanceIds);
+  } catch (error) {
+    // Asleep all the same: the master's stop is an extra, told with the cloud's reason.
+    return {
+      state: "running",
+      instanceIds,
+      reason: `the cloud refused the stop: ${(error as Error).message.slice(0, 200)}`,
+    };
+  }
   await event(
     deps.store,
     cluster.clusterId,

@@ -168,7 +168,7 @@ describe("sleep and wake", () => {
     expect(power.calls).toEqual(["stop i-master", "start i-master"]);
   });
 
-  it("leaves the master running where the deployment cannot stop it, and says so; refuses a FAILED cluster", async () => {
+  it("leaves the master running where the deployment cannot stop it, and says so (or why the cloud refused); refuses a FAILED cluster", async () => {
     // Prepare
     const bed = await controlBed(db);
     await bed.store.updateCluster("demo", bed.cluster.version, {
@@ -184,6 +184,11 @@ describe("sleep and wake", () => {
     // Act
     const slept = await sleepCluster(sleepDeps(bed), "demo", { stopMaster: true });
     const refused = await sleepCluster(sleepDeps(other), "creating").catch((e: unknown) => e);
+    const refusing = {
+      ...recordingPower(),
+      stop: async () => Promise.reject(new Error("instance store root")),
+    };
+    const refusedStop = await sleepCluster(sleepDeps(bed, refusing), "demo", { stopMaster: true });
     // Assess
     expect(slept.master).toMatchObject({
       state: "running",
@@ -191,6 +196,11 @@ describe("sleep and wake", () => {
       reason: expect.stringContaining("cannot stop a master on fake"),
     });
     expect(refused).toBeInstanceOf(ConflictError);
+    expect(refusedStop.master).toMatchObject({
+      state: "running",
+      reason: expect.stringContaining("the cloud refused the stop: instance store root"),
+    });
+    expect(refusedStop.cluster.status).toBe("SLEEPING");
     expect((await other.store.getCluster("creating"))?.status).toBe("FAILED");
   });
 });
