@@ -258,17 +258,19 @@ export async function resumeNodes(
       resumed.push(name);
     }
   }
-  await event(
-    deps.store,
-    cluster.clusterId,
-    deps.clock,
-    "MANUAL",
-    `nodes resumed by hand: ${resumed.length}`,
-    undefined,
-    resumed,
-    resumed.length,
-    deps.by,
-  );
+  // Nothing resumed, nothing changed: no event either.
+  if (resumed.length > 0)
+    await event(
+      deps.store,
+      cluster.clusterId,
+      deps.clock,
+      "MANUAL",
+      `nodes resumed by hand: ${resumed.length}`,
+      undefined,
+      resumed,
+      resumed.length,
+      deps.by,
+    );
   return { resumed, notResumed };
 }
 
@@ -340,9 +342,11 @@ async function stopMaster(
       state: "running",
       instanceIds,
       reason:
-        instanceIds.length === 0
-          ? "the cluster has no master instance NowScale created (attached or local): stop it where it runs"
-          : `this deployment cannot stop a master on ${cluster.placement.cloud} (no stop/start for that cloud yet)`,
+        cluster.placement.cloud === "local"
+          ? "the local mode's master is this machine's slurmctld: `nowscale local down` stops it"
+          : instanceIds.length === 0
+            ? "the cluster has no master instance NowScale created (attached): stop it where it runs"
+            : `this deployment cannot stop a master on ${cluster.placement.cloud} (no stop/start for that cloud yet)`,
     };
   if (waiting.length > 0)
     return {

@@ -173,7 +173,7 @@ describe("queues and sleep on the local mode's real Slurm", () => {
     console.log(`queue extra: job ${id} ran on ${done.nodes}`);
   }, 300_000);
 
-  it("sleep keeps the node running a job, launches nothing while asleep, --wait ends once it is retired; wake runs the queued job", async () => {
+  it("sleep keeps the node running a job, launches nothing while asleep, --wait ends once it is retired (the local master left running, said why); wake runs the queued job", async () => {
     // Prepare: a job running on a node of queue compute
     const long = await submit(["-p", "compute", "-n1", "--wrap", "sleep 20"]);
     const busy = await until(`job ${long} to run`, async () => {
@@ -201,7 +201,7 @@ describe("queues and sleep on the local mode's real Slurm", () => {
     expect((await job(long)).state).toBe("RUNNING");
 
     // Act: wait for the running job's node to be retired, then wake
-    const waited = await cli(["sleep", "--wait", "--timeout", "120", "--json"]);
+    const waited = await cli(["sleep", "--wait", "--timeout", "120", "--stop-master", "--json"]);
     const afterWait = await nodes();
     const longState = (await job(long)).state;
     const woken = await cli(["wake", "--json"]);
@@ -213,6 +213,11 @@ describe("queues and sleep on the local mode's real Slurm", () => {
     // Assess: the node was retired only after its job completed; awake, the queued job got a new node
     expect(waited.status, waited.stderr).toBe(0);
     expect(JSON.parse(waited.stdout).retired).toContain(busy);
+    // The local mode's master is this machine's slurmctld: left running, and the answer says why
+    expect(JSON.parse(waited.stdout).master).toMatchObject({
+      state: "running",
+      reason: expect.stringContaining("local down"),
+    });
     expect(longState).toBe("COMPLETED");
     expect(afterWait).toEqual([]);
     expect(woken.status, woken.stderr).toBe(0);
