@@ -175,7 +175,7 @@ describe("queues and sleep on the local mode's real Slurm", () => {
 
   it("sleep keeps the node running a job, launches nothing while asleep, --wait ends once it is retired (the local master left running, said why); wake runs the queued job", async () => {
     // Prepare: a job running on a node of queue compute
-    const long = await submit(["-p", "compute", "-n1", "--wrap", "sleep 20"]);
+    const long = await submit(["-p", "compute", "-n1", "--wrap", "sleep 45"]);
     const busy = await until(`job ${long} to run`, async () => {
       const j = await job(long);
       return j.state === "RUNNING" ? j.nodes : undefined;
