@@ -1,11 +1,14 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
+import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { lambdaEnv } from "../lib/aws/env.js";
 import { awsControlRuntime } from "../lib/aws/runtime.js";
 import { createApiHandler } from "../lib/control/api/handler.js";
 import { computeUserData } from "../lib/control/compute-user-data.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
+import type { ClusterRecord } from "../lib/ports/state-store.js";
+import { AwsMasterPower } from "../lib/providers/aws-ec2/master-power.js";
 import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 
 /** Every REST route (API Gateway proxy integration); lib/control/api/routes.ts does the work. */
@@ -28,6 +31,11 @@ const deps = {
   metrics: new PowertoolsMetricsSink(metrics),
   // Clusters are made in the stack's own region (the workflow checks it again).
   region: env.region,
+  // Sleep and wake stop and start AWS masters; other clouds' masters are left running (docs/control-plane.md).
+  masterPower: (cluster: ClusterRecord) =>
+    cluster.placement.cloud === "aws"
+      ? new AwsMasterPower(new EC2Client({ region: cluster.placement.region }))
+      : undefined,
 };
 
 export const handler = createApiHandler(deps, logger, metrics);

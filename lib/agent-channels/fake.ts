@@ -115,6 +115,8 @@ export class FakeAgent implements AgentChannel {
       ignored: { jobs: 0, nodes: 0, examples: [] },
       ...(this.placeholders === undefined ? {} : { placeholders: [...this.placeholders] }),
       ...(this.arrivals === undefined ? {} : { arrivals: structuredClone(this.arrivals) }),
+      // The partitions set-partitions left; the first is Slurm's default (as partition-apply writes it).
+      partitions: this.partitions.map((name, i) => ({ name, state: "UP", default: i === 0 })),
     };
   }
 

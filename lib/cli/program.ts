@@ -36,6 +36,8 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   registerOpsCommands(program);
   registerQueueCommands(program);
   (await import("./storage-commands.js")).registerStorageCommands(program);
+  // Sleep and wake, nodes stop and resume (#17).
+  (await import("./sleep-commands.js")).registerSleepCommands(program);
   return program;
 }
 

@@ -14,8 +14,19 @@ interface QueueView {
   minSize: number;
   maxSize: number;
   expansionNodeConfigs: { instanceType: string; zone: string }[];
-  slurm: { nodes: number; idle: number; busy: number; pendingJobs: number; runningJobs: number } | null;
+  slurm: {
+    nodes: number;
+    idle: number;
+    busy: number;
+    pendingJobs: number;
+    runningJobs: number;
+    partition?: { state: string; default: boolean } | null;
+  } | null;
 }
+
+/** The queue's partition as Slurm has it: its state, "missing" when Slurm has none, "-" when unknown. */
+const partitionCell = (q: QueueView) =>
+  q.slurm?.partition === undefined ? "-" : q.slurm.partition === null ? "missing" : q.slurm.partition.state;
 
 const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
@@ -33,19 +44,20 @@ export function registerQueueCommands(program: Command): void {
     .action(async (given: string | undefined, o: CommonOptions) => {
       const clusterId = clusterOrCurrent(given);
       const list = (await client(o).request("GET", `/clusters/${id(clusterId)}/queues`)) as {
-        slurm: { reachable: boolean; error?: string };
+        slurm: { reachable: boolean; error?: string; partitionsNotInConfig?: string[] };
         queues: QueueView[];
       };
       if (o.json === true) return print(JSON.stringify(list, null, 2));
       if (!list.slurm.reachable) note(`Slurm's view is unavailable (${list.slurm.error ?? "no answer"})`);
       print(
         formatTable(
-          ["QUEUE", "MIN", "MAX", "TYPES", "NODES", "IDLE", "BUSY", "PENDING", "RUNNING"],
+          ["QUEUE", "MIN", "MAX", "TYPES", "PARTITION", "NODES", "IDLE", "BUSY", "PENDING", "RUNNING"],
           list.queues.map((q) => [
             q.queueName,
             String(q.minSize),
             String(q.maxSize),
             q.expansionNodeConfigs.map((e) => `${e.instanceType}@${e.zone}`).join(","),
+            partitionCell(q),
             dash(q.slurm?.nodes),
             dash(q.slurm?.idle),
             dash(q.slurm?.busy),
@@ -54,6 +66,9 @@ export function registerQueueCommands(program: Command): void {
           ]),
         ),
       );
+      const extra = list.slurm.partitionsNotInConfig ?? [];
+      if (extra.length > 0)
+        note(`partitions in Slurm that are no queue of the configuration: ${extra.join(" ")}`);
     });
 
   common(queue.command("add"))

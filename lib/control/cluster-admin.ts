@@ -7,10 +7,10 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
 import { DEFAULT_IMAGE } from "../ports/cloud-provider.js";
+import type { MasterPower } from "../ports/master-power.js";
 import {
   type ClusterPlacement,
   type ClusterRecord,
-  type ClusterStatus,
   ConflictError,
   originOf,
   type QueueHealth,
@@ -69,6 +69,8 @@ export interface ClusterAdminDeps {
   by?: string | undefined;
   /** How an existing master is reached and its network checked before it is attached (lib/control/attach.ts). @default attach refused (501) */
   attach?: AttachPorts;
+  /** Stops and starts a cluster's master for sleep and wake (lib/control/sleep.ts). @default none: the master is left running */
+  masterPower?: (cluster: ClusterRecord) => MasterPower | undefined;
 }
 
 export interface NewClusterRequest {
@@ -347,32 +349,6 @@ export async function deleteNodes(
     nodes.length,
     deps.by,
   );
-}
-
-/** Sleep (RUNNING → SLEEPING: autoscaling paused) or wake (SLEEPING → RUNNING); already there is no change. */
-export async function setSleeping(
-  deps: ClusterAdminDeps,
-  clusterId: string,
-  sleeping: boolean,
-): Promise<ClusterRecord> {
-  const cluster = await getCluster(deps, clusterId);
-  const status: ClusterStatus = sleeping ? "SLEEPING" : "RUNNING";
-  const from: ClusterStatus = sleeping ? "RUNNING" : "SLEEPING";
-  if (cluster.status === status) return cluster;
-  if (cluster.status !== from) throw new ConflictError(`the cluster is ${cluster.status}, not ${from}`);
-  const updated = await deps.store.updateCluster(cluster.clusterId, cluster.version, {
-    status,
-    now: deps.clock.now(),
-  });
-  await event(
-    deps.store,
-    cluster.clusterId,
-    deps.clock,
-    "STATUS_CHANGED",
-    sleeping ? "asleep" : "awake",
-    ...by(deps),
-  );
-  return updated;
 }
 
 /** The cluster's scaling events, newest first. */

@@ -150,14 +150,28 @@ export interface QueueView {
   maxSize: number;
   expansionNodeConfigs: QueueConfig["expansionNodeConfigs"];
   /** What Slurm says, from the agent's report; null when the agent could not be read. */
-  slurm: { nodes: number; idle: number; busy: number; pendingJobs: number; runningJobs: number } | null;
+  slurm: {
+    nodes: number;
+    idle: number;
+    busy: number;
+    pendingJobs: number;
+    runningJobs: number;
+    /**
+     * The queue's partition as slurmctld has it; null when Slurm has no such partition (the configuration
+     * and slurm.conf disagree); absent when the agent does not report partitions.
+     */
+    partition?: { state: string; default: boolean } | null;
+  } | null;
 }
 
 /** The queues with their autoscaling settings and what Slurm's report says about each. */
 export async function describeQueues(
   deps: QueueDeps,
   cluster: ClusterRecord,
-): Promise<{ queues: QueueView[]; slurm: { reachable: boolean; error?: string } }> {
+): Promise<{
+  queues: QueueView[];
+  slurm: { reachable: boolean; error?: string; partitionsNotInConfig?: string[] };
+}> {
   const config = configSchema.parse(cluster.autoscaling);
   let report: OkReport | undefined;
   let error: string | undefined;
@@ -189,6 +203,7 @@ export async function describeQueues(
               busy: nodes.filter((n) => busy.has(n.name)).length,
               pendingJobs: count("PENDING") + count("BLOCKED"),
               runningJobs: count("RUNNING"),
+              ...partitionOf(report, q.queueName),
             },
     };
   });
@@ -197,8 +212,28 @@ export async function describeQueues(
     slurm:
       report === undefined
         ? { reachable: false, ...(error === undefined ? {} : { error }) }
-        : { reachable: true },
+        : {
+            reachable: true,
+            // Partitions Slurm has that are no queue of the configuration (static or left behind).
+            ...(report.partitions === undefined
+              ? {}
+              : {
+                  partitionsNotInConfig: report.partitions
+                    .map((p) => p.name)
+                    .filter((name) => !config.queueConfigs.some((q) => q.queueName === name)),
+                }),
+          },
   };
+}
+
+/** The queue's partition in the report (`partition: null` when Slurm has none); nothing when not reported. */
+function partitionOf(
+  report: OkReport,
+  queue: string,
+): { partition?: { state: string; default: boolean } | null } {
+  if (report.partitions === undefined) return {};
+  const p = report.partitions.find((x) => x.name === queue);
+  return { partition: p === undefined ? null : { state: p.state, default: p.default } };
 }
 
 function running(cluster: ClusterRecord): void {

@@ -20,6 +20,7 @@ import {
   type SlurmView,
   slurmView,
 } from "./reconcile-decision.js";
+import { retireSleepingNodes } from "./sleep.js";
 import { ignoreConflict, retryTransient } from "./store-retry.js";
 
 export interface ReconcilerDeps {
@@ -168,6 +169,11 @@ export async function reconcileCluster(
       await step(ctx, "boot", () => bootTimeouts(ctx, slurm));
       await step(ctx, "retire", () => retireUnhealthy(ctx, slurm));
     }
+    // A sleeping cluster's compute nodes, drained by sleep, retired as their jobs end (lib/control/sleep.ts).
+    if (slurm !== undefined && cluster.status === "SLEEPING")
+      await step(ctx, "asleep", async () => {
+        summary.retired.push(...(await retireSleepingNodes({ ...deps, log }, clusterId)).retired);
+      });
     await step(ctx, "intents", () => closeStaleIntents(ctx, intents, adoptedRounds));
     await step(ctx, "prune", async () => {
       summary.intentsPruned = await store.pruneLaunchIntents(clusterId, ctx.now - o.intentRetentionMs);

@@ -33,6 +33,8 @@ export const API_ROUTES: readonly { path: string; methods: readonly string[]; bo
   { path: "clusters/{clusterId}/usage", methods: ["GET"], body: false },
   { path: "clusters/{clusterId}/sleep", methods: ["POST"], body: false },
   { path: "clusters/{clusterId}/wake", methods: ["POST"], body: false },
+  { path: "clusters/{clusterId}/nodes/stop", methods: ["POST"], body: true },
+  { path: "clusters/{clusterId}/nodes/resume", methods: ["POST"], body: true },
   { path: "clusters/{clusterId}/events", methods: ["GET"], body: false },
   { path: "clusters/{clusterId}/nodes/{node}/console", methods: ["GET"], body: false },
   { path: "clusters/{clusterId}/queues", methods: ["GET"], body: false },

@@ -348,3 +348,16 @@ export function wakeStatement(busArn: string, source: string, detailType: string
     },
   });
 }
+
+/**
+ * Sleep and wake (lib/control/sleep.ts) stop and start a cluster's master: only instances tagged
+ * nowscale:managed with the master role (never a compute, never anyone else's instance).
+ */
+export function stopStartMastersStatement(scope: Construct): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: "StopStartOnlyTaggedMasters",
+    actions: ["ec2:StopInstances", "ec2:StartInstances"],
+    resources: [ec2Arn(scope, "instance/*")],
+    conditions: { StringEquals: { ...MANAGED_RESOURCE, [`aws:ResourceTag/${ROLE_TAG}`]: "master" } },
+  });
+}

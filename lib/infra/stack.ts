@@ -23,6 +23,7 @@ import {
   launchIntoAttachedGroupsStatement,
   launchStatements,
   networkStatements,
+  stopStartMastersStatement,
   terminateComputesStatement,
   terminateTaggedStatement,
   wakeStatement,
@@ -206,6 +207,8 @@ export class NowScaleStack extends Stack {
       tencentCredentials.grantRead(fn);
       alibabaCredentials.grantRead(fn);
     }
+    // Sleep and wake stop and start masters (lib/control/sleep.ts); only the API asks.
+    api.addToRolePolicy(stopStartMastersStatement(this));
     for (const s of [
       ...launchStatements(this, [masterRole.role.roleArn]),
       terminateTaggedStatement(this),

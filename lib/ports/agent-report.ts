@@ -83,6 +83,16 @@ export const reportArrivalSchema = z.strictObject({
   cpus: int(0, LIMITS.arrivalCpus),
 });
 
+/**
+ * A partition slurmctld has (`scontrol show partition`), so the configuration's queues can be shown next
+ * to what Slurm really has (DescribeQueues). `state`: Slurm's State= (UP, DOWN, DRAIN, INACTIVE).
+ */
+export const reportPartitionSchema = z.strictObject({
+  name: simpleName,
+  state: z.string().regex(/^[A-Z_]{1,20}$/),
+  default: z.boolean(),
+});
+
 const common = {
   schemaVersion: z.literal(REPORT_SCHEMA_VERSION),
   agentVersion: z.string().max(50),
@@ -111,6 +121,8 @@ export const okReportSchema = z.strictObject({
    * them (the planner then estimates them from the report's jobs).
    */
   arrivals: z.array(reportArrivalSchema).max(LIMITS.arrivals).optional(),
+  /** The master's partitions; absent from agents that do not report them. */
+  partitions: z.array(reportPartitionSchema).max(1000).optional(),
   /** Records left out because a name failed the allow-lists; a few examples say why. */
   ignored: z.strictObject({
     jobs: int(0, 10_000_000),
@@ -137,6 +149,7 @@ export type FailedReport = z.output<typeof failedReportSchema>;
 export type JobGroup = z.output<typeof jobGroupSchema>;
 export type ReportNode = z.output<typeof reportNodeSchema>;
 export type ReportArrival = z.output<typeof reportArrivalSchema>;
+export type ReportPartition = z.output<typeof reportPartitionSchema>;
 
 /** Validates a report from an agent (throws ValidationError naming each bad field). */
 export function parseReport(input: unknown, source = "agent report"): Report {

@@ -84,6 +84,10 @@ export interface SlurmPartition {
   name: string;
   defMemPerCpuMiB?: number;
   defMemPerNodeMiB?: number;
+  /** Slurm's State= (UP, DOWN, DRAIN, INACTIVE). */
+  state?: string;
+  /** Default=YES: jobs without -p go there. */
+  isDefault?: boolean;
 }
 
 /** Counts array tasks in Slurm's task string: "0-9,20,22%3" → 12, "0-99:2" → 50; "" or "N/A" → undefined. */

@@ -114,6 +114,9 @@ export function parseScontrolPartitions(output: string): SlurmPartition[] {
       const perNode = parseMemMiB(r.get("DefMemPerNode"));
       if (perCpu !== undefined) partition.defMemPerCpuMiB = perCpu;
       if (perNode !== undefined) partition.defMemPerNodeMiB = perNode;
+      const state = r.get("State");
+      if (state) partition.state = state;
+      partition.isDefault = r.get("Default") === "YES";
       return partition;
     });
   } catch (error) {

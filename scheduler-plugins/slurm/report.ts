@@ -170,8 +170,28 @@ export function buildReport(input: ReportInput): OkReport {
     jobs,
     nodes,
     unmanagedNodes,
+    partitions: reportPartitions(input.partitions, (why) => {
+      if (ignored.examples.length < MAX_EXAMPLES) ignored.examples.push(why.slice(0, 300));
+    }),
     ignored,
   };
+}
+
+/** The partitions whose names pass the allow-list (others are told in `ignored.examples`), at most 1000. */
+function reportPartitions(
+  partitions: readonly SlurmPartition[],
+  tell: (why: string) => void,
+): NonNullable<OkReport["partitions"]> {
+  const out: NonNullable<OkReport["partitions"]> = [];
+  for (const p of partitions) {
+    if (!SIMPLE_NAME.test(p.name)) {
+      tell(`partition "${safe(p.name)}": not a valid queue name`);
+      continue;
+    }
+    const state = p.state !== undefined && /^[A-Z_]{1,20}$/.test(p.state) ? p.state : "UNKNOWN";
+    if (out.length < 1000) out.push({ name: p.name, state, default: p.isDefault === true });
+  }
+  return out;
 }
 
 /** The report for a controller that did not answer, or whose answer could not be read. */

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { EC2Client } from "@aws-sdk/client-ec2";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
@@ -16,6 +17,7 @@ import { DEFAULT_IMAGE } from "../../lib/ports/cloud-provider.js";
 import type { ClusterRecord, StateStore } from "../../lib/ports/state-store.js";
 import { WAKE_DETAIL_TYPE, WAKE_SOURCE } from "../../lib/ports/wake.js";
 import { defaultImageParameter } from "../../lib/providers/aws-ec2/index.js";
+import { AwsMasterPower } from "../../lib/providers/aws-ec2/master-power.js";
 import { FakeClock } from "../../lib/providers/fake/index.js";
 import { createTables, TABLE_ENV, type TableNames } from "../../lib/state/tables.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../../lib/workflow/index.js";
@@ -800,6 +802,14 @@ beforeAll(async () => {
     await starter.startCreate(CLUSTER, request());
     await starter.startDelete(CLUSTER, 1);
   });
+  // Sleep --stop-master and wake: the API stops and starts the cluster's master.
+  const apiMasterPower = await recording(async () => {
+    const master = clusterRecord(CLUSTER).resources.find((r) => r.type === "masterInstance");
+    expect(master, "the cluster has a master").toBeDefined();
+    const power = new AwsMasterPower(new EC2Client({ region: REGION }));
+    await power.stop([master?.id ?? ""]);
+    await power.start([master?.id ?? ""]);
+  });
   const fanoutEnv = t.functionEnv(t.functionId("ScalerFanout"));
   const fanoutCalls = await recording(() =>
     fanOutScaler(
@@ -835,7 +845,13 @@ beforeAll(async () => {
   ]);
   requests.scaler = expand([...scalerCalls, ...scalerAttached, ...(handlers.scaler ?? [])]);
   requests.reconciler = expand([...reconcilerCalls, ...reconcilerAttached, ...(handlers.reconciler ?? [])]);
-  requests.api = expand([...apiCalls, ...apiAttached, ...apiStarts, ...(handlers.api ?? [])]);
+  requests.api = expand([
+    ...apiCalls,
+    ...apiAttached,
+    ...apiStarts,
+    ...apiMasterPower,
+    ...(handlers.api ?? []),
+  ]);
   requests.fanout = expand([...fanoutCalls, ...(handlers.fanout ?? [])]);
 }, 180_000);
 
@@ -960,6 +976,23 @@ describe("IAM simulation of what must be denied", () => {
       ).toBe(true);
     },
   );
+
+  it("THEN the api role may stop and start only a tagged master (sleep and wake), and the scaler none", async () => {
+    const as = (action: string, tags: Record<string, string>): IamRequest => ({
+      ...terminate(tags),
+      action,
+    });
+    const compute = { "nowscale:cluster": OTHER_CLUSTER, "nowscale:managed": "true" };
+    for (const action of ["ec2:StopInstances", "ec2:StartInstances"]) {
+      expect(await allowed(roleIds.api, as(action, otherMaster)), action).toBe(true);
+      expect(await allowed(roleIds.api, as(action, compute)), `${action} compute`).toBe(false);
+      expect(
+        await allowed(roleIds.api, as(action, { "nowscale-role": "master" })),
+        `${action} untagged`,
+      ).toBe(false);
+      expect(await allowed(roleIds.scaler, as(action, otherMaster)), `${action} scaler`).toBe(false);
+    }
+  });
 
   it.each(["workflow", "scaler", "reconciler", "api"] as const)(
     "THEN the %s role can pass no role but its node role",

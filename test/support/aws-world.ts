@@ -32,6 +32,8 @@ import {
   ModifySubnetAttributeCommand,
   ModifyVpcAttributeCommand,
   RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
   type Tag,
   type TagSpecification,
   TerminateInstancesCommand,
@@ -525,6 +527,21 @@ export class AwsWorld {
         })),
       };
     });
+    // Sleep and wake stop and start a master (lib/providers/aws-ec2/master-power.ts).
+    for (const [command, state] of [
+      [StopInstancesCommand, "stopped"],
+      [StartInstancesCommand, "running"],
+    ] as const)
+      e(command, (i: { InstanceIds: string[] }, call) => {
+        for (const id of i.InstanceIds) {
+          const r = this.resources.get(id);
+          if (r === undefined)
+            throw ec2Error("InvalidInstanceID.NotFound", `The instance ID '${id}' does not exist`);
+          call.touched.push(structuredClone(r));
+          r.attrs.state = state;
+        }
+        return {};
+      });
     e(DescribeInstancesCommand, (i: { Filters?: Filter[] }) => {
       const found = describe("instance", i.Filters);
       return { Reservations: found.length === 0 ? [] : [{ Instances: found.map(instanceOut) }] };

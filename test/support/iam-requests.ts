@@ -200,7 +200,11 @@ export function iamRequestsFor(
     }
     return out;
   }
-  if (action === "ec2:TerminateInstances") {
+  if (
+    action === "ec2:TerminateInstances" ||
+    action === "ec2:StopInstances" ||
+    action === "ec2:StartInstances"
+  ) {
     for (const r of call.touched)
       push(action, "instance", ec2Arn("instance", r.id), { ...region, ...resourceTags(r.tags) });
     return out;

@@ -3,6 +3,7 @@ import {
   addNodesSchema,
   attachClusterSchema,
   autoscalingSchema,
+  chosenNodesSchema,
   clusterParams,
   consoleQuery,
   createClusterSchema,
@@ -15,6 +16,7 @@ import {
   queueParams,
   queueQuery,
   rebuildNodesSchema,
+  sleepBodySchema,
   usageQuerySchema,
 } from "./schemas.js";
 import { initScriptsBodySchema, storageDeleteQuery, storageOptionBodySchema } from "./storage-schemas.js";
@@ -198,12 +200,43 @@ export function buildOpenApi(): Record<string, unknown> {
         parameters: parameters("path", clusterParams),
         post: {
           operationId: "sleepCluster",
-          responses: { "200": answer("SLEEPING: autoscaling paused"), ...errors },
+          description:
+            "HPC-NOW's sleep: SLEEPING (the scaler launches nothing; jobs may queue), every compute node drained and each empty one retired; nodes running a job are never terminated: `waiting` names them, and they are retired as their jobs end. With stopMaster, the master is stopped (not terminated) once no compute node is left, where the deployment can (docs/control-plane.md).",
+          requestBody: {
+            required: false,
+            content: { "application/json": { schema: { $ref: "#/components/schemas/Sleep" } } },
+          },
+          responses: { "200": answer("SLEEPING: autoscaling paused", "SleepResult"), ...errors },
         },
       },
       "/clusters/{clusterId}/wake": {
         parameters: parameters("path", clusterParams),
-        post: { operationId: "wakeUpCluster", responses: { "200": answer("RUNNING again"), ...errors } },
+        post: {
+          operationId: "wakeUpCluster",
+          description:
+            "HPC-NOW's wakeup: the master started (where sleep could stop it), RUNNING again (the scaler launches for the queued jobs), the nodes sleep drained that still wait resumed.",
+          responses: { "200": answer("RUNNING again", "SleepResult"), ...errors },
+        },
+      },
+      "/clusters/{clusterId}/nodes/stop": {
+        parameters: parameters("path", clusterParams),
+        post: {
+          operationId: "stopNodes",
+          description:
+            "HPC-NOW's shutdownc: the chosen compute nodes drained (no new job) and each empty one retired at once; a node running a job is answered in `waiting` and retired when its job ends.",
+          requestBody: body("ChosenNodes"),
+          responses: { "200": answer("retired and waiting", "StopNodesResult"), ...bodyErrors },
+        },
+      },
+      "/clusters/{clusterId}/nodes/resume": {
+        parameters: parameters("path", clusterParams),
+        post: {
+          operationId: "resumeNodes",
+          description:
+            "HPC-NOW's turnonc: the chosen nodes that a stop or sleep drained, still waiting for their jobs, take jobs again. A retired node has no instance left: the scaler launches new ones on demand.",
+          requestBody: body("ChosenNodes"),
+          responses: { "200": answer("resumed and not", "ResumeNodesResult"), ...bodyErrors },
+        },
       },
       "/clusters/{clusterId}/events": {
         parameters: parameters("path", clusterParams),
@@ -329,6 +362,50 @@ export function buildOpenApi(): Record<string, unknown> {
         AddNodes: schema(addNodesSchema),
         DeleteNodes: schema(deleteNodesSchema),
         RebuildNodes: schema(rebuildNodesSchema),
+        Sleep: schema(sleepBodySchema),
+        ChosenNodes: schema(chosenNodesSchema),
+        SleepResult: {
+          allOf: [
+            { $ref: "#/components/schemas/Cluster" },
+            {
+              type: "object",
+              properties: {
+                retired: { type: "array", items: { type: "string" } },
+                waiting: { $ref: "#/components/schemas/WaitingNodes" },
+                resumed: { type: "array", items: { type: "string" } },
+                master: {
+                  type: "object",
+                  properties: {
+                    state: { enum: ["stopped", "started", "running"] },
+                    instanceIds: { type: "array", items: { type: "string" } },
+                    reason: { type: "string" },
+                  },
+                },
+              },
+            },
+          ],
+        },
+        WaitingNodes: {
+          type: "array",
+          items: {
+            type: "object",
+            properties: { node: { type: "string" }, reason: { type: "string" } },
+          },
+        },
+        StopNodesResult: {
+          type: "object",
+          properties: {
+            retired: { type: "array", items: { type: "string" } },
+            waiting: { $ref: "#/components/schemas/WaitingNodes" },
+          },
+        },
+        ResumeNodesResult: {
+          type: "object",
+          properties: {
+            resumed: { type: "array", items: { type: "string" } },
+            notResumed: { $ref: "#/components/schemas/WaitingNodes" },
+          },
+        },
         Error: {
           type: "object",
           required: ["error"],

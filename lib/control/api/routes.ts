@@ -5,6 +5,7 @@ import * as admin from "../cluster-admin.js";
 import { UnknownNameError } from "../errors.js";
 import { rebuildNodes } from "../node-rebuild.js";
 import { addQueue, deleteQueue, describeQueues } from "../queues.js";
+import { resumeNodes, sleepCluster, stopNodes, wakeCluster } from "../sleep.js";
 import * as storage from "../storage.js";
 import {
   BodyTooLargeError,
@@ -18,6 +19,7 @@ import {
   addNodesSchema,
   attachClusterSchema,
   autoscalingSchema,
+  chosenNodesSchema,
   clusterParams,
   consoleQuery,
   createClusterSchema,
@@ -31,6 +33,7 @@ import {
   queueParams,
   queueQuery,
   rebuildNodesSchema,
+  sleepBodySchema,
   usageQuerySchema,
 } from "./schemas.js";
 import { initScriptsBodySchema, storageDeleteQuery, storageOptionBodySchema } from "./storage-schemas.js";
@@ -280,17 +283,36 @@ const ROUTE_LIST = [
     method: "POST",
     path: "/clusters/{clusterId}/sleep",
     params: clusterParams,
-    body: { schema: emptyBodySchema, required: false },
-    run: async (deps, { params }) =>
-      json(200, clusterView(await admin.setSleeping(deps, params.clusterId, true))),
+    body: { schema: sleepBodySchema, required: false },
+    run: async (deps, { params, body }) => {
+      const r = await sleepCluster(deps, params.clusterId, { stopMaster: body?.stopMaster === true });
+      return json(200, { ...clusterView(r.cluster), ...sleepAnswer(r) });
+    },
   }),
   route({
     method: "POST",
     path: "/clusters/{clusterId}/wake",
     params: clusterParams,
     body: { schema: emptyBodySchema, required: false },
-    run: async (deps, { params }) =>
-      json(200, clusterView(await admin.setSleeping(deps, params.clusterId, false))),
+    run: async (deps, { params }) => {
+      const r = await wakeCluster(deps, params.clusterId);
+      return json(200, { ...clusterView(r.cluster), ...sleepAnswer(r) });
+    },
+  }),
+  // Stop or resume chosen compute nodes (HPC-NOW shutdownc / turnonc; lib/control/sleep.ts).
+  route({
+    method: "POST",
+    path: "/clusters/{clusterId}/nodes/stop",
+    params: clusterParams,
+    body: { schema: chosenNodesSchema, required: true },
+    run: async (deps, { params, body }) => json(200, await stopNodes(deps, params.clusterId, body.nodes)),
+  }),
+  route({
+    method: "POST",
+    path: "/clusters/{clusterId}/nodes/resume",
+    params: clusterParams,
+    body: { schema: chosenNodesSchema, required: true },
+    run: async (deps, { params, body }) => json(200, await resumeNodes(deps, params.clusterId, body.nodes)),
   }),
   route({
     method: "GET",
@@ -609,5 +631,20 @@ function json(statusCode: number, body: unknown): ApiResponse {
     statusCode,
     headers: { "content-type": "application/json", "cache-control": "no-store" },
     body: JSON.stringify(body),
+  };
+}
+
+/** Sleep's and wake's answer beside the cluster: the nodes retired, waiting or resumed, the master. */
+function sleepAnswer(r: {
+  retired?: string[];
+  waiting?: { node: string; reason: string }[];
+  resumed?: string[];
+  master?: { state: string; instanceIds: string[]; reason?: string };
+}): Record<string, unknown> {
+  return {
+    ...(r.retired === undefined ? {} : { retired: r.retired }),
+    ...(r.waiting === undefined ? {} : { waiting: r.waiting }),
+    ...(r.resumed === undefined ? {} : { resumed: r.resumed }),
+    ...(r.master === undefined ? {} : { master: r.master }),
   };
 }

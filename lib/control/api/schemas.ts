@@ -215,3 +215,16 @@ export type AttachClusterBody = z.output<typeof attachClusterSchema>;
 export const queueConfigSchema = coreQueueConfigSchema;
 
 export type CreateClusterBody = z.output<typeof createClusterSchema>;
+
+/** Sleep (HPC-NOW sleep): with `stopMaster`, the master is stopped (not terminated) once no compute node is left. */
+export const sleepBodySchema = z.strictObject({
+  stopMaster: z
+    .boolean()
+    .optional()
+    .describe("stop the master instance (its disk kept) once every compute node is retired"),
+});
+
+/** Stop or resume chosen compute nodes (HPC-NOW shutdownc / turnonc), by Slurm node name. */
+export const chosenNodesSchema = z.strictObject({
+  nodes: z.array(simpleName).min(1).max(100),
+});

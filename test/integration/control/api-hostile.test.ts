@@ -80,6 +80,8 @@ function baseline(route: Route, clusterId: string): Baseline {
     return { clusterId, body: () => ({ queue: "compute", count: 1 }) };
   if (route.path.endsWith("/nodes/rebuild")) return { clusterId, body: () => ({ nodes: ["i-none"] }) };
   if (route.path.endsWith("/nodes/delete")) return { clusterId, body: () => ({ nodes: ["i-none"] }) };
+  if (route.path.endsWith("/nodes/stop") || route.path.endsWith("/nodes/resume"))
+    return { clusterId, body: () => ({ nodes: ["i-none"] }) };
   if (route.method === "POST" && route.path.endsWith("/queues"))
     return {
       clusterId,
@@ -239,6 +241,29 @@ const FIELD_TARGETS: Record<
       field: "nodes[0]",
       set: (b, v) => setOwn(b, "nodes", [v]),
       values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES)),
+    },
+  ],
+  "POST /clusters/{clusterId}/nodes/stop": [
+    {
+      field: "nodes[0]",
+      set: (b, v) => setOwn(b, "nodes", [v]),
+      values: fc.oneof(hostileValue, fc.constantFrom(...OBJECT_MEMBER_NAMES)),
+    },
+  ],
+  "POST /clusters/{clusterId}/nodes/resume": [
+    {
+      field: "nodes[0]",
+      set: (b, v) => setOwn(b, "nodes", [v]),
+      // "valueOf" and the like are valid node names: resuming one Slurm does not list is answered in
+      // notResumed (200, nothing changed), so only what the allow-list refuses is hostile here.
+      values: hostileValue,
+    },
+  ],
+  "POST /clusters/{clusterId}/sleep": [
+    {
+      field: "stopMaster",
+      set: (b, v) => setOwn(b, "stopMaster", v),
+      values: fc.constantFrom("yes", 1, null, [], {}, ...OBJECT_MEMBER_NAMES),
     },
   ],
 };

@@ -40,9 +40,25 @@ describe("POST /clusters/{id}/queues", () => {
     const stored = cluster?.autoscaling as { queueConfigs: { queueName: string }[] } | undefined;
     expect(stored?.queueConfigs.map((q) => q.queueName)).toEqual(["compute", "gpu"]);
     expect(list.status).toBe(200);
-    expect(list.body.slurm).toEqual({ reachable: true });
+    expect(list.body.slurm).toEqual({ reachable: true, partitionsNotInConfig: [] });
     expect(list.body.queues.map((q: { queueName: string }) => q.queueName)).toEqual(["compute", "gpu"]);
-    expect(list.body.queues[1]).toMatchObject({ maxSize: 4, slurm: { nodes: 0, pendingJobs: 0 } });
+    expect(list.body.queues[1]).toMatchObject({
+      maxSize: 4,
+      slurm: { nodes: 0, pendingJobs: 0, partition: { state: "UP", default: false } },
+    });
+  });
+
+  it("shows what Slurm really has next to the configuration: a queue without its partition, a partition without its queue", async () => {
+    // Prepare: slurm.conf and the configuration disagree (a partition made by hand, the queue's lost)
+    const t = await apiBed(db);
+    const id = await t.runningCluster();
+    t.agent.partitions = ["static"];
+    // Act
+    const list = await t.call("GET", `/clusters/${id}/queues`);
+    // Assess
+    expect(list.status).toBe(200);
+    expect(list.body.slurm).toEqual({ reachable: true, partitionsNotInConfig: ["static"] });
+    expect(list.body.queues[0]).toMatchObject({ queueName: "compute", slurm: { partition: null } });
   });
 
   it("changes nothing when the name is hostile, the queue exists or the master refuses the reconfigure", async () => {

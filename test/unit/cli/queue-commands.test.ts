@@ -50,7 +50,7 @@ describe("nowscale queue", () => {
     expect(added.stdout).toContain("queue gpu added");
     expect(hostile.status).toBe(1);
     expect(hostile.stderr).toContain("queueName");
-    expect(listed.stdout).toMatch(/gpu\s+0\s+10\s+c5\.xlarge@zone-a\s+0\s+0\s+0\s+1\s+0/);
+    expect(listed.stdout).toMatch(/gpu\s+0\s+10\s+c5\.xlarge@zone-a\s+UP\s+0\s+0\s+0\s+1\s+0/);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/pending job/);
     expect(forced.status, forced.stderr).toBe(0);

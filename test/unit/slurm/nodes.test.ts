@@ -47,9 +47,12 @@ describe("node readers on recorded output", () => {
     expect(() => parseSinfoJson(text)).toThrow(SlurmUnavailableError);
   });
 
-  it("scontrol show partition reads memory defaults", () => {
+  it("scontrol show partition reads memory defaults, the state and which one is the default", () => {
     const partitions = parseScontrolPartitions(fixture("scontrol-partitions.txt"));
-    expect(partitions).toEqual([{ name: "compute" }, { name: "gpu", defMemPerCpuMiB: 1000 }]);
+    expect(partitions).toEqual([
+      { name: "compute", state: "UP", isDefault: true },
+      { name: "gpu", defMemPerCpuMiB: 1000, state: "UP", isDefault: false },
+    ]);
   });
 
   it("scontrol show node rejects a record without a state", () => {

@@ -20,6 +20,19 @@ function recordedReport() {
   });
 }
 
+/** The input of a report with no jobs, nodes or partitions. */
+function reportInput() {
+  return {
+    jobs: [],
+    nodes: [],
+    partitions: [],
+    slurmVersion: "22.05.8",
+    source: "json" as const,
+    agentVersion: "x",
+    now: NOW,
+  };
+}
+
 /** A report of these records alone, with no partition defaults. */
 function reportOf(jobs: SlurmJob[], nodes: SlurmNode[] = []) {
   return buildReport({
@@ -241,6 +254,26 @@ describe("buildReport grouping", () => {
     expect(report.jobs).toHaveLength(0);
     expect(report.ignored.jobs).toBe(1);
     expect(report.ignored.examples[0]).toMatch(/not a valid queue name/);
+  });
+
+  it("carries the master's partitions with their state and the default one; a hostile name left out and told", () => {
+    // Prepare
+    const partitions = [
+      ...parseScontrolPartitions(fixture("scontrol-partitions.txt")),
+      { name: "bad;rm", state: "UP" },
+      { name: "old", state: "down-ish" },
+    ];
+    // Act
+    const report = buildReport({ ...reportInput(), partitions });
+    const parsed = parseReport(JSON.parse(JSON.stringify(report)));
+    // Assess
+    expect(report.partitions).toEqual([
+      { name: "compute", state: "UP", default: true },
+      { name: "gpu", state: "UP", default: false },
+      { name: "old", state: "UNKNOWN", default: false },
+    ]);
+    expect(report.ignored.examples).toContain('partition "bad;rm": not a valid queue name');
+    expect(parsed.status).toBe("ok");
   });
 
   it("lists nodes without NowScale's features as unmanaged", () => {
