@@ -3,7 +3,7 @@ import { type Command, Option } from "commander";
 import { configSchema } from "../core/config.js";
 import { type BootTimeSpec, parseBootTime } from "../sim/boot-time.js";
 import { capacityKey } from "../sim/cluster.js";
-import { simulateInParallel } from "../sim/parallel.js";
+import { type ReplayStart, simulateInParallel, startReplays } from "../sim/parallel.js";
 import { parseSimConfig, simulationSchema } from "../sim/sim-config.js";
 import { parsePolicies, policyName, type SimulateOptions } from "../sim/simulate.js";
 import { formatTable, type SimulationSummary, summarize } from "../sim/summary.js";
@@ -47,7 +47,26 @@ export async function runSimulate(
   const seed = wholeNumber(options.seed, "--seed", 0, 2 ** 31 - 1);
   const boot: BootTimeSpec | string = parseBootTime(options.bootSeconds);
   if (typeof boot === "string") throw new UsageError(`--boot-seconds: ${boot}`);
+  // With --compare, the replay workers start now: they load their modules while this thread reads
+  // the config and the trace (a bad list is reported where it was before, after them).
+  const compared = options.compare === undefined ? undefined : parsePolicies(options.compare);
+  const started = typeof compared === "object" ? startReplays(compared) : undefined;
+  try {
+    return await simulateWith(options, pollSeconds, seed, boot, compared, started, onProgress);
+  } finally {
+    await started?.stop();
+  }
+}
 
+async function simulateWith(
+  options: SimulateCliOptions,
+  pollSeconds: number,
+  seed: number,
+  boot: BootTimeSpec,
+  compared: ReturnType<typeof parsePolicies> | undefined,
+  started: ReplayStart | undefined,
+  onProgress: SimulateOptions["onProgress"] | undefined,
+): Promise<SimulateOutput> {
   const raw = withSettings(readJsonFile(options.config, "config"), options.set);
   const { config, simulation } = parseSimConfig(raw, options.config);
   if (options.memPerCpuMib !== undefined) {
@@ -84,21 +103,26 @@ export async function runSimulate(
     );
   }
 
-  const policies = options.compare === undefined ? [{ kind: config.policy }] : parsePolicies(options.compare);
+  const policies = compared ?? [{ kind: config.policy }];
   if (typeof policies === "string") throw new UsageError(policies);
   // Policies replay on worker threads, one per core: the same runs, sooner.
-  const { runs, bound } = await simulateInParallel(workload, config, {
-    policies,
-    pollSeconds,
-    boot,
-    seed,
-    capacity,
-    timeline: options.out !== undefined,
-    terminateAtDrain: simulation.terminateAtDrain,
-    placement: simulation.placement,
-    ...(simulation.wakeSeconds === undefined ? {} : { wakeSeconds: simulation.wakeSeconds }),
-    ...(onProgress ? { onProgress } : {}),
-  });
+  const { runs, bound } = await simulateInParallel(
+    workload,
+    config,
+    {
+      policies,
+      pollSeconds,
+      boot,
+      seed,
+      capacity,
+      timeline: options.out !== undefined,
+      terminateAtDrain: simulation.terminateAtDrain,
+      placement: simulation.placement,
+      ...(simulation.wakeSeconds === undefined ? {} : { wakeSeconds: simulation.wakeSeconds }),
+      ...(onProgress ? { onProgress } : {}),
+    },
+    started,
+  );
   const summary = summarize({
     traceFile: options.trace,
     trace,

@@ -95,6 +95,14 @@ export function bestFit(
   return best ?? bestGpu;
 }
 
+/** A request as slicesOf gives it, with its RequestIds id. */
+export interface SlicedRequest {
+  readonly id: number;
+  readonly slice: Slice;
+  readonly units: number;
+  readonly distinct: boolean;
+}
+
 /**
  * The same small integer for equal requests (units, node or task slices, the slice's numbers): map keys
  * the planner looks up once per pending job, without building and hashing a string each time. One per
@@ -106,11 +114,46 @@ export class RequestIds {
   /** Requests whose numbers do not pack (fractions, thousands of GPUs): by a string, as a fallback. */
   private readonly other = new Map<string, number>();
   private next = 0;
+  /** By id: the request as slicesOf gives it, for `of`. */
+  private readonly requests: SlicedRequest[] = [];
 
   id(slice: Slice, units: number, distinct: boolean): number {
+    return this.idOf(distinct, units, slice.cpus, slice.memMiB, slice.gpus);
+  }
+
+  /**
+   * slicesOf(request, memRatio) with its id, one object for all equal requests (the caller keeps one
+   * memRatio per instance): the planner reads every pending job's request, and two objects per job
+   * were a good part of its garbage. The result is shared: not to be changed.
+   */
+  of(request: JobRequest, memRatio: number): SlicedRequest {
+    const id =
+      request.kind === "nodes"
+        ? this.idOf(
+            true,
+            request.nodes,
+            request.cpusPerNode,
+            Math.ceil(request.memPerNodeMiB * memRatio),
+            request.gpusPerNode,
+          )
+        : this.idOf(
+            false,
+            request.tasks,
+            request.cpusPerTask,
+            Math.ceil(request.memPerTaskMiB * memRatio),
+            request.gpusPerTask,
+          );
+    let sliced = this.requests[id];
+    if (sliced === undefined) {
+      sliced = { id, ...slicesOf(request, memRatio) };
+      this.requests[id] = sliced;
+    }
+    return sliced;
+  }
+
+  private idOf(distinct: boolean, units: number, cpus: number, memMiB: number, gpus: number): number {
     // Node slices (distinct) and task slices of the same numbers are different requests.
     const u = distinct ? -1 - units : units;
-    const { cpus, memMiB, gpus } = slice;
     const outer = u * 4096 + cpus;
     const inner = memMiB * 1024 + gpus;
     if (

@@ -19,7 +19,7 @@ import { planPacked } from "./policy-packed.js";
 import { planThpc } from "./policy-thpc.js";
 import { roundSize } from "./rounds.js";
 import { isBusy, planShrink } from "./shrink.js";
-import { fullView, prepareJobs } from "./views.js";
+import { prepareJobs } from "./views.js";
 
 const POLICIES: Record<ResolvedConfig["policy"], Policy> = { thpc: planThpc, packed: planPacked };
 
@@ -83,7 +83,7 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
     const prepared = prepareJobs({
       queue,
       jobs: pending,
-      held: holds(queue, pending, config.expansionBusyTime, now),
+      holds: holds(queue, pending, config.expansionBusyTime, now),
       supply,
       unavailable: state.unavailableOfferings ?? [],
       capacityFallback: config.capacityFallback,
@@ -93,19 +93,18 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
     decision.skipped.push(...prepared.skipped);
     decision.mismatches.push(...prepared.mismatches);
     const jobs = prepared.jobs;
-    const all = fullView(queue);
     const room = Math.max(0, queue.maxSize - nodes.length);
     const result = policy({
       queue,
       jobs,
-      held: prepared.held,
+      holds: prepared.holds,
       supply,
       room,
       weighPrice: config.weighPrice,
-      viewOf: (job) => prepared.views.get(job) ?? all,
+      views: prepared.views,
     });
     const launching = nodes.filter((n) => n.state === "LAUNCHING").length;
-    const summary = scaleOut(queue, result, nodes.length, launching, decision, prepared.notes);
+    const summary = scaleOut(queue, jobs, result, nodes.length, launching, decision, prepared.notes);
     summary.pendingJobs = pending.reduce((sum, j) => sum + j.count, 0);
     decision.queues.push(summary);
 
@@ -219,22 +218,28 @@ function coversWhileBooting(node: ClusterNode, now: number, bootTimeoutMs: numbe
   return now - node.launchedAt < bootTimeoutMs;
 }
 
-function holds(queue: ResolvedQueue, jobs: readonly Job[], busyTimeS: number, now: number): Map<Job, Hold> {
-  const held = new Map<Job, Hold>();
-  for (const job of jobs) {
-    if (!queue.enableAutoExpansion) {
-      held.set(job, {
-        code: "AUTO_EXPANSION_DISABLED",
-        reason: `auto expansion is disabled for queue ${queue.queueName}`,
-      });
-    } else {
-      const waitedS = Math.floor((now - job.submittedAt) / 1000);
-      if (waitedS < busyTimeS) {
-        held.set(job, {
-          code: "BUSY_TIME_NOT_REACHED",
-          reason: `waited ${Math.max(0, waitedS)} s of expansionBusyTime ${busyTimeS} s`,
-        });
-      }
+/** Each job's hold from the demand rules, by index into `jobs` (undefined: it may launch). */
+function holds(
+  queue: ResolvedQueue,
+  jobs: readonly Job[],
+  busyTimeS: number,
+  now: number,
+): (Hold | undefined)[] {
+  const held = new Array<Hold | undefined>(jobs.length).fill(undefined);
+  if (!queue.enableAutoExpansion) {
+    // One hold for all: its text names the queue only.
+    return held.fill({
+      code: "AUTO_EXPANSION_DISABLED",
+      reason: `auto expansion is disabled for queue ${queue.queueName}`,
+    });
+  }
+  for (let i = 0; i < jobs.length; i++) {
+    const waitedS = Math.floor((now - (jobs[i] as Job).submittedAt) / 1000);
+    if (waitedS < busyTimeS) {
+      held[i] = {
+        code: "BUSY_TIME_NOT_REACHED",
+        reason: `waited ${Math.max(0, waitedS)} s of expansionBusyTime ${busyTimeS} s`,
+      };
     }
   }
   return held;
@@ -243,6 +248,7 @@ function holds(queue: ResolvedQueue, jobs: readonly Job[], busyTimeS: number, no
 /** Applies the round (scaleOutRatio / threshold) and the per-cycle cap, then groups nodes into launches. */
 function scaleOut(
   queue: ResolvedQueue,
+  jobs: readonly Job[],
   result: PolicyResult,
   existing: number,
   launching: number,
@@ -272,19 +278,22 @@ function scaleOut(
   // Every copy whose first new node lies beyond the round waits for a later round, and says so; each
   // launched copy counts in the launch that holds its first new node.
   const copies = launches.map(() => new Map<string, number>());
-  // forEach, not for-of: no [job, starts] pair per job.
-  result.copyStarts.forEach((starts, job) => {
+  const { copyStarts } = result;
+  for (let index = 0; index < copyStarts.length; index++) {
+    const starts = copyStarts[index];
+    if (starts === undefined) continue;
+    const job = jobs[index] as Job;
     const deferred = starts.atOrAbove(round);
     if (deferred > 0) {
       const { code, reason } = deferral();
       decision.skipped.push(jobSkip(job, code, reason, deferred));
     }
-    if (starts.first >= round) return;
+    if (starts.first >= round) continue;
     starts.forEachBelow(round, (position, n) => {
       const perJob = copies[launchOf[position] as number];
       perJob?.set(job.id, (perJob.get(job.id) ?? 0) + n);
     });
-  });
+  }
   launches.forEach((launch, i) => {
     launch.copies = launch.jobs.map((id) => copies[i]?.get(id) ?? 0);
   });
@@ -319,17 +328,25 @@ function groupIntoLaunches(
   needed: number,
   notes: ReadonlyMap<string, string>,
 ): { launches: Launch[]; launchOf: Int32Array } {
-  // Nodes per unit, for the all-or-nothing test of multi-node units: only their units are counted (a
-  // pass that hashed every run's unit cost more than the rest of this function).
-  const unitSize = new Map<string, number>();
-  for (const run of runs) if (run.multiNode) unitSize.set(run.unit, 0);
+  // Nodes per unit, for the all-or-nothing test of the round's multi-node units: only their units are
+  // counted (a pass that hashed every run's unit cost more than the rest of this function).
+  const unitSize = new Map<string | number, number>();
+  for (let i = 0, position = 0; i < runs.length && position < round; i++) {
+    const run = runs[i] as NewNode;
+    if (run.multiNode) unitSize.set(run.unit, 0);
+    position += run.count;
+  }
   if (unitSize.size > 0) {
     for (const run of runs) {
+      if (!run.multiNode) continue;
       const size = unitSize.get(run.unit);
       if (size !== undefined) unitSize.set(run.unit, size + run.count);
     }
   }
-  const byUnit = new Map<string, { run: NewNode; count: number; jobs: Set<string>; index: number }>();
+  const byUnit = new Map<
+    string | number,
+    { run: NewNode; count: number; jobs: Set<string>; index: number }
+  >();
   /** For each new node of the round (by position), the index of its launch. */
   const launchOf = new Int32Array(round);
   let position = 0;

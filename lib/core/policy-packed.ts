@@ -40,8 +40,7 @@ interface Use {
  * memory) takes empty nodes only and leaves nothing of them to others. Same caps and rounds as thpc.
  */
 export const planPacked: Policy = (input) => {
-  if (input.jobs.length === 0)
-    return { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
+  if (input.jobs.length === 0) return { newNodes: [], copyStarts: [], skipped: [], reserved: new Map() };
   const packed = pack(input);
   // Launching nothing cannot be worse than thpc.
   if (packed.newNodes.length === 0) return packed;
@@ -76,7 +75,8 @@ const pack: Policy = (input) => {
   const packer = new Packer(input);
   const memRatio = input.queue.scaleUpMemRatio;
   const slices = input.jobs.map((job) => slicesOf(job.request, memRatio));
-  for (const [j, job] of input.jobs.entries()) packer.planJob(job, slices[j] as ReturnType<typeof slicesOf>);
+  for (const [j, job] of input.jobs.entries())
+    packer.planJob(job, j, slices[j] as ReturnType<typeof slicesOf>);
   return packer.result;
 };
 
@@ -117,7 +117,7 @@ interface CopyTally {
 
 /** One call's packing state: the bins, the result so far, and the copy being placed (undone if it fails). */
 class Packer {
-  readonly result: PolicyResult = { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
+  readonly result: PolicyResult = { newNodes: [], copyStarts: [], skipped: [], reserved: new Map() };
   private readonly buckets: Bins;
   private roomLeft: number;
   /** The placements of the copy being placed, and the bins it opened. */
@@ -139,8 +139,9 @@ class Packer {
   }
 
   /** Places the job's copies one by one until one fails; the rest of its copies fail alike. */
-  planJob(job: Job, sliced: ReturnType<typeof slicesOf>): void {
-    const req = this.requestPlan(job, sliced);
+  /** `index`: the job's index in the input's jobs (its view, hold and copy starts are there). */
+  planJob(job: Job, index: number, sliced: ReturnType<typeof slicesOf>): void {
+    const req = this.requestPlan(job, index, sliced);
     const tally: CopyTally = {
       covered: 0,
       unplaceable: 0,
@@ -175,13 +176,17 @@ class Packer {
     }
     const { covered, unplaceable, waiting, tooLarge, denied } = tally;
     if (covered < job.count - unplaceable - waiting - tooLarge - denied)
-      this.result.copyStarts.set(job, tally.starts);
+      this.result.copyStarts[index] = tally.starts;
     this.result.skipped.push(...jobSkips(req, tally, this.input.queue));
   }
 
   /** What the job's copies share; the fresh-node count is computed once per view and request. */
-  private requestPlan(job: Job, { slice, units, distinct }: ReturnType<typeof slicesOf>): JobRequestPlan {
-    const view = this.input.viewOf(job);
+  private requestPlan(
+    job: Job,
+    index: number,
+    { slice, units, distinct }: ReturnType<typeof slicesOf>,
+  ): JobRequestPlan {
+    const view = this.input.views[index] as JobView;
     const whole = job.wholeNode === true;
     const key = `${view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
     let freshNodes = this.freshByRequest.get(key);
@@ -193,7 +198,7 @@ class Packer {
     }
     return {
       job,
-      hold: this.input.held.get(job),
+      hold: this.input.holds[index],
       view,
       whole,
       slice,

@@ -1,5 +1,6 @@
 import type { ShapeGroup } from "./config.js";
-import { bestFit, describeSlice, RequestIds, type Slice, shapeKey, slicesOf, slicesPerNode } from "./fit.js";
+import { bestFit, describeSlice, RequestIds, type Slice, shapeKey, slicesPerNode } from "./fit.js";
+import type { Job } from "./model.js";
 import { jobSkip, type SupplyNode } from "./plan-terms.js";
 import { CopyStarts, listNames, type NewNode, type Policy, type PolicyResult } from "./policy.js";
 import type { JobView } from "./views.js";
@@ -8,32 +9,34 @@ import type { JobView } from "./views.js";
  * THPC_AS exactly: each job gets whole nodes of its best-fit shape; nothing is shared between jobs.
  * Existing idle and launching nodes are used first, best-fitting first, so no demand is launched twice.
  */
-export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) => {
-  const result: PolicyResult = { newNodes: [], copyStarts: new Map(), skipped: [], reserved: new Map() };
+export const planThpc: Policy = ({ queue, jobs, holds, supply, room, views }) => {
+  const result: PolicyResult = { newNodes: [], copyStarts: [], skipped: [], reserved: new Map() };
   let planned = 0;
   /** Fits by view id, then request id. */
   const fits = new Map<number, Map<number, ReturnType<typeof bestFit>>>();
   const requestIds = new RequestIds();
   const pool = new SupplyPool(supply);
   let roomLeft = room;
+  /** The next multi-node copy's unit: each is its own (see NewNode.unit). */
+  let nextUnit = 0;
 
   // One acceptance test per view, not per job: most jobs share a view.
   const acceptsOf = new Map<JobView, (s: SupplyNode) => boolean>();
-  for (const job of jobs) {
-    const view = viewOf(job);
+  for (let index = 0; index < jobs.length; index++) {
+    const job = jobs[index] as Job;
+    const view = views[index] as JobView;
     let accepts = view.anyNode ? undefined : acceptsOf.get(view);
     if (!view.anyNode && accepts === undefined) {
       accepts = (s: SupplyNode) => view.accepts(s.node);
       acceptsOf.set(view, accepts);
     }
-    const { slice, units, distinct } = slicesOf(job.request, queue.scaleUpMemRatio);
+    const { slice, units, distinct, id: request } = requestIds.of(job.request, queue.scaleUpMemRatio);
     // Many jobs share a request and a view: fit each distinct pair once.
     let viewFits = fits.get(view.id);
     if (!viewFits) {
       viewFits = new Map();
       fits.set(view.id, viewFits);
     }
-    const request = requestIds.id(slice, units, distinct);
     let fresh = viewFits.get(request);
     if (fresh === undefined) {
       fresh = bestFit(view, slice, units, distinct);
@@ -101,7 +104,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
       );
     }
     if (needing === 0) continue;
-    const hold = held.get(job);
+    const hold = holds[index];
     if (hold) {
       result.skipped.push(jobSkip(job, hold.code, hold.reason, needing));
       continue;
@@ -110,7 +113,6 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
     const starts = new CopyStarts();
     let tooLarge = 0;
     let deniedByRoom = 0;
-    let copy = 0;
     // The helped copies one by one, then the fresh ones together.
     for (let k = 0; k < helpedCopies + (freshCopies > 0 ? 1 : 0); k++) {
       const help = helped?.[k];
@@ -119,7 +121,6 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
       const copies = help ? 1 : freshCopies;
       if (need > queue.maxSize) {
         tooLarge += copies;
-        copy += copies;
         continue;
       }
       // Copies admitted whole, in order, while the queue has room.
@@ -127,7 +128,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
       deniedByRoom += copies - admitted;
       roomLeft -= admitted * need;
       const multiNode = need > 1;
-      for (let i = 0; i < admitted; i++, copy++) {
+      for (let i = 0; i < admitted; i++) {
         starts.add(planned);
         planned += need;
         if (multiNode) {
@@ -136,7 +137,7 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
             group,
             count: need,
             jobs: [job.id],
-            unit: `${group.key}|${job.id}#${copy}`,
+            unit: nextUnit++,
             multiNode,
           } satisfies NewNode);
         }
@@ -147,9 +148,8 @@ export const planThpc: Policy = ({ queue, jobs, held, supply, room, viewOf }) =>
           last.count += admitted;
         else result.newNodes.push({ group, count: admitted, jobs: [job.id], unit: group.key, multiNode });
       }
-      copy += copies - admitted;
     }
-    if (starts.size > 0) result.copyStarts.set(job, starts);
+    if (starts.size > 0) result.copyStarts[index] = starts;
     if (tooLarge > 0) {
       result.skipped.push(
         jobSkip(

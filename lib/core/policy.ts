@@ -11,9 +11,11 @@ export interface NewNode {
   jobs: string[];
   /**
    * Nodes sharing a unit go into one launch. A unit of one multi-node job copy is launched
-   * all-or-nothing when the whole unit fits in the round.
+   * all-or-nothing when the whole unit fits in the round. Only compared, never shown: a shape group's
+   * key, or a number for a unit of its own (one per multi-node copy: a string per copy, built and
+   * hashed, cost about a tenth of a 100k-job plan). A multi-node unit holds multi-node runs only.
    */
-  unit: string;
+  unit: string | number;
   multiNode: boolean;
 }
 
@@ -22,27 +24,33 @@ export interface PolicyInput {
   /** Pending jobs of the queue, oldest first (ties by id). */
   jobs: readonly Job[];
   /**
-   * Jobs that may use existing nodes but launch nothing (not waited expansionBusyTime, expansion
-   * disabled), with the skip they get if existing nodes do not cover them.
+   * By index into `jobs`: the hold of a job that may use existing nodes but launch nothing (not waited
+   * expansionBusyTime, expansion disabled), as the skip it gets if existing nodes do not cover it;
+   * undefined for the others. Arrays beside `jobs`, not maps by job: the planner reads them once per
+   * pending job, and 100k map entries cost more than the rest of the lookup.
    */
-  held: ReadonlyMap<Job, Hold>;
+  holds: readonly (Hold | undefined)[];
   supply: readonly SupplyNode[];
   /** New nodes the queue may still take under maxSize. */
   room: number;
   weighPrice: boolean;
-  /** The shapes a job may launch and the existing nodes it may take (constraints, capacity, safety net). */
-  viewOf: (job: Job) => JobView;
+  /**
+   * By index into `jobs`: the shapes each job may launch and the existing nodes it may take (constraints,
+   * capacity, safety net); fullView(queue) for a job nothing narrows.
+   */
+  views: readonly JobView[];
 }
 
 export interface PolicyResult {
   /** At most `room` nodes in all. */
   newNodes: NewNode[];
   /**
-   * For each job that needs new nodes: per copy, the position (counting nodes, not runs) of the first
-   * new node it needs. A round of R nodes helps a copy when that position is below R; the other copies
-   * are deferred, and each is accounted for in `skipped`.
+   * By index into the input's `jobs`, for each job that needs new nodes (undefined for the others): per
+   * copy, the position (counting nodes, not runs) of the first new node it needs. A round of R nodes
+   * helps a copy when that position is below R; the other copies are deferred, and each is accounted
+   * for in `skipped`. May be shorter than `jobs` (the jobs after its end need none).
    */
-  copyStarts: Map<Job, CopyStarts>;
+  copyStarts: (CopyStarts | undefined)[];
   skipped: Skip[];
   /** Idle and booting nodes that pending jobs will use, by node name → job id: not to be shrunk or cancelled. */
   reserved: Map<string, string>;

@@ -1,7 +1,7 @@
 import type { ResolvedEntry, ResolvedQueue, ShapeGroup } from "./config.js";
 import { type Constraint, countedParts, formatConstraint, parseConstraint, satisfies } from "./constraint.js";
 import { nodeFeatures } from "./features.js";
-import { bestFit, RequestIds, type Slice, slicesOf, slicesPerNode } from "./fit.js";
+import { bestFit, RequestIds, type Slice, slicesPerNode } from "./fit.js";
 import type { ClusterNode, Job, Skip, SlurmMismatch, UnavailableOffering } from "./model.js";
 import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
 
@@ -28,8 +28,8 @@ export interface PrepareInput {
   queue: ResolvedQueue;
   /** Pending jobs of the queue, oldest first. */
   jobs: readonly Job[];
-  /** Holds from demand rules (busy time, expansion disabled), by job. */
-  held: ReadonlyMap<Job, Hold>;
+  /** Holds from demand rules (busy time, expansion disabled), by index into `jobs` (undefined: none). */
+  holds: readonly (Hold | undefined)[];
   supply: readonly SupplyNode[];
   unavailable: readonly UnavailableOffering[];
   capacityFallback: "next-shape" | "strict";
@@ -40,9 +40,10 @@ export interface PrepareInput {
 export interface PreparedJobs {
   /** The jobs to plan, oldest first; a job with node counts in its constraint becomes one part per count. */
   jobs: Job[];
-  /** Each job's view; a job without one may use everything (fullView). */
-  views: Map<Job, JobView>;
-  held: Map<Job, Hold>;
+  /** By index into `jobs`: each job's view (fullView(queue) for a job nothing narrows). */
+  views: JobView[];
+  /** By index into `jobs`: each job's hold, undefined for a job that may launch. */
+  holds: (Hold | undefined)[];
   /** Jobs left out before planning (constraint not understood or satisfied by no type). */
   skipped: Skip[];
   mismatches: SlurmMismatch[];
@@ -94,8 +95,8 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
   const { queue, now } = input;
   const out: PreparedJobs = {
     jobs: [],
-    views: new Map(),
-    held: new Map(),
+    views: [],
+    holds: [],
     skipped: [],
     mismatches: [],
     notes: new Map(),
@@ -127,12 +128,11 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     allAvailable &&
     (staleIdle.length === 0 || now - job.submittedAt <= limitMs);
   // Every job plain (most polls): nothing below is needed.
+  const all = fullView(queue);
   if (input.jobs.every(plain)) {
-    for (const job of input.jobs) {
-      const hold = input.held.get(job);
-      if (hold !== undefined) out.held.set(job, hold);
-      out.jobs.push(job);
-    }
+    out.jobs = input.jobs.slice();
+    out.views = new Array<JobView>(input.jobs.length).fill(all);
+    out.holds = input.holds.slice();
     return out;
   }
 
@@ -287,11 +287,13 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
   };
   const wholeOnly = [whole];
 
-  for (const job of input.jobs) {
+  for (let index = 0; index < input.jobs.length; index++) {
+    const job = input.jobs[index] as Job;
+    const baseHold = input.holds[index];
     if (plain(job)) {
-      const hold = input.held.get(job);
-      if (hold !== undefined) out.held.set(job, hold);
       out.jobs.push(job);
+      out.views.push(all);
+      out.holds.push(baseHold);
       continue;
     }
     let constraint: Constraint | undefined;
@@ -351,14 +353,12 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     }
 
     for (const { job: part, constraint: partConstraint } of parts) {
-      const baseHold = input.held.get(job);
-      const { slice, units, distinct } = slicesOf(part.request, queue.scaleUpMemRatio);
+      const { slice, units, distinct, id: request } = requestIds.of(part.request, queue.scaleUpMemRatio);
       const ckey = keyOf(partConstraint);
       const constraintView = viewFor(partConstraint, ckey, undefined, "", true, undefined);
 
       // The safety net: idle nodes this job seems to fit, where Slurm has not started it. What it
       // refuses and excludes depends on the constraint and the request only: worked out once per pair.
-      const request = requestIds.id(slice, units, distinct);
       const net =
         staleIdle.length > 0 && now - part.submittedAt > limitMs
           ? safetyNet(ckey, request, constraintView, slice, units, distinct)
@@ -434,9 +434,9 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
             ? viewFor(partConstraint, ckey, undefined, "", true, excluded)
             : viewFor(partConstraint, ckey, refused, rkey, true, excluded);
       }
-      if (hold !== undefined) out.held.set(part, hold);
-      out.views.set(part, view);
       out.jobs.push(part);
+      out.views.push(view);
+      out.holds.push(hold);
     }
   }
   return out;

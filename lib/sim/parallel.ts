@@ -39,43 +39,100 @@ export type ReplayReply =
   | { kind: "done"; index: number; run: Omit<PolicyRun, "timeline"> & { timeline: object | undefined } };
 
 /**
+ * Replay workers, started before the workload exists (startReplays): a worker's start-up (loading its
+ * modules) then overlaps the main thread's reading of the config and the trace.
+ */
+export interface ReplayStart {
+  /** The policies, as given to startReplays. */
+  readonly policies: readonly PolicySpec[];
+  readonly workers: readonly { lane: ReplayLane; worker: Worker }[];
+  /** The lane this thread replays itself, between sending the workers their runs and awaiting them. */
+  readonly local: ReplayLane | undefined;
+  /** Terminates the workers (idempotent): simulateInParallel does it; a caller that fails before, too. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the workers for `policies` (replayLanes over `cores`). With one thread's worth of work, none:
+ * everything replays in this thread. Otherwise a lane of one worker that is not the first (the
+ * baselines' lane beside thpc and packed, on two cores) replays in this thread instead: this thread
+ * would only wait meanwhile, and a worker's start-up and its copy of the workload are saved.
+ */
+export function startReplays(policies: readonly PolicySpec[], cores = availableParallelism()): ReplayStart {
+  const lanes = replayLanes(policies, cores);
+  const threads = lanes.reduce((n, lane) => n + lane.workers, 0);
+  const last = lanes[lanes.length - 1];
+  const local = threads > 1 && lanes.length > 1 && last?.workers === 1 ? last : undefined;
+  const workers =
+    threads <= 1
+      ? []
+      : lanes
+          .filter((lane) => lane !== local)
+          .flatMap((lane) =>
+            Array.from({ length: lane.workers }, () => ({
+              lane,
+              worker: new Worker(new URL("./replay-worker.js", import.meta.url)),
+            })),
+          );
+  let stopped: Promise<void> | undefined;
+  return {
+    policies,
+    workers,
+    local,
+    stop: () => {
+      stopped ??= Promise.all(workers.map(({ worker }) => worker.terminate())).then(() => undefined);
+      return stopped;
+    },
+  };
+}
+
+/**
  * `simulateWithBound`, with the policies replayed on worker threads (one per core, at most one per
- * policy): each replay is independent and seeded alike, so the runs are the same as one after
- * another, only sooner. The workers get `config` as it is (it holds no functions). One policy, or one
- * core: in this thread.
+ * policy; see startReplays, whose workers it takes when given, for the policies of `options`): each
+ * replay is independent and seeded alike, so the runs are the same as one after another, only sooner.
+ * The workers get `config` as it is (it holds no functions). One policy, or one core: in this thread.
  */
 export async function simulateInParallel(
   workload: Workload,
   config: ResolvedConfig,
   options: SimulateOptions,
+  started: ReplayStart = startReplays(options.policies),
 ): Promise<{ bound: BoundParts; runs: PolicyRun[] }> {
-  const lanes = replayLanes(options.policies, availableParallelism());
-  const threads = lanes.reduce((n, lane) => n + lane.workers, 0);
-  if (threads <= 1) return simulateWithBound(workload, config, options);
+  if (started.policies !== options.policies && !samePolicies(started.policies, options.policies)) {
+    await started.stop();
+    throw new Error("simulateInParallel: the replays were started for other policies");
+  }
+  if (started.workers.length === 0) return simulateWithBound(workload, config, options);
   const { policies, onProgress, capacity, ...rest } = options;
   const runs = new Array<PolicyRun | undefined>(policies.length);
-  const workers = lanes.flatMap((lane) =>
-    Array.from({ length: lane.workers }, () => ({
-      lane,
-      worker: new Worker(new URL("./replay-worker.js", import.meta.url)),
-    })),
-  );
   try {
     // Worked out while the workers start up (they load their modules meanwhile).
     const bound = boundOf(workload, config, options.boot);
-    await Promise.all(
-      workers.map(
+    const runOptions = { ...rest, capacity: [...capacity] };
+    // Each lane's policies, taken one at a time by its workers: a lane of one worker is sent them all
+    // at once (it replays them in order), so it never waits for this thread to hand it the next.
+    const queues = new Map<ReplayLane, number[]>();
+    const finished = Promise.all(
+      started.workers.map(
         ({ lane, worker }) =>
           new Promise<void>((resolve, reject) => {
+            let queue = queues.get(lane);
+            if (!queue) {
+              queue = [...lane.policies];
+              queues.set(lane, queue);
+            }
+            const todo = queue;
+            let running = 0;
             const send = () => {
-              const index = lane.policies.shift();
-              if (index === undefined) return resolve();
+              const index = todo.shift();
+              if (index === undefined) return;
+              running++;
               worker.postMessage({
                 kind: "run",
                 index,
                 policy: policies[index] as PolicySpec,
                 bound,
-                options: { ...rest, capacity: [...capacity] },
+                options: runOptions,
               } satisfies ReplayRequest);
             };
             worker.on("message", (reply: ReplayReply) => {
@@ -86,7 +143,9 @@ export async function simulateInParallel(
                   ? Object.assign(new Timeline(), reply.run.timeline)
                   : undefined;
                 runs[reply.index] = { ...reply.run, timeline };
+                running--;
                 send();
+                if (running === 0) resolve();
               }
             });
             worker.on("error", reject);
@@ -99,14 +158,36 @@ export async function simulateInParallel(
               jobs: workload.jobs,
               policies: lane.policies.map((i) => policies[i] as PolicySpec),
             } satisfies ReplayRequest);
-            send();
+            if (lane.workers === 1) while (todo.length > 0) send();
+            else send();
+            if (running === 0) resolve();
           }),
       ),
     );
+    // Kept from being reported as unhandled while this thread replays its own lane.
+    finished.catch(() => undefined);
+    if (started.local) {
+      const local = started.local.policies.map((i) => policies[i] as PolicySpec);
+      warmUp(workload, config, local, { ...rest, capacity }, bound);
+      for (const index of started.local.policies) {
+        const [run] = simulateWithBound(
+          workload,
+          config,
+          { ...options, policies: [policies[index] as PolicySpec] },
+          bound,
+        ).runs;
+        runs[index] = run;
+      }
+    }
+    await finished;
     return { bound, runs: runs.map((r) => r as PolicyRun) };
   } finally {
-    await Promise.all(workers.map(({ worker }) => worker.terminate()));
+    await started.stop();
   }
+}
+
+function samePolicies(a: readonly PolicySpec[], b: readonly PolicySpec[]): boolean {
+  return a.length === b.length && a.every((p, i) => policyName(p) === policyName(b[i] as PolicySpec));
 }
 
 /** How many of the trace's first jobs the warm-up replays, and how far it moves them. */

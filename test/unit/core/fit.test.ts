@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RequestIds, type Slice } from "../../../lib/core/fit.js";
 import { bestFit, parseConfig, roundSize, slicesOf } from "../../../lib/core/index.js";
+import type { JobRequest } from "../../../lib/core/model.js";
 
 function queueWith(types: Record<string, { vcpus: number; memoryMiB: number; gpus?: number }>) {
   const config = parseConfig({
@@ -152,5 +153,41 @@ describe("RequestIds", () => {
     // Assess
     expect(again).toEqual(first);
     expect(new Set(first).size).toBe(requests.length);
+  });
+});
+
+describe("RequestIds.of", () => {
+  it("gives slicesOf of each request and its id, one shared object for equal requests", () => {
+    // Prepare: a node request, a task request of the same numbers, a copy of the first, a memory that
+    // the ratio rounds up (1000 × 1.5 = 1500, 1001 × 1.5 = 1501.5 → 1502), and one with GPUs.
+    const ids = new RequestIds();
+    const nodes: JobRequest = {
+      kind: "nodes",
+      nodes: 2,
+      cpusPerNode: 4,
+      memPerNodeMiB: 1000,
+      gpusPerNode: 0,
+    };
+    const tasks: JobRequest = {
+      kind: "tasks",
+      tasks: 2,
+      cpusPerTask: 4,
+      memPerTaskMiB: 1000,
+      gpusPerTask: 0,
+    };
+    const odd: JobRequest = { kind: "tasks", tasks: 2, cpusPerTask: 4, memPerTaskMiB: 1001, gpusPerTask: 0 };
+    const gpu: JobRequest = { kind: "nodes", nodes: 1, cpusPerNode: 8, memPerNodeMiB: 0, gpusPerNode: 2 };
+
+    // Act
+    const [a, b, c, d, e] = [nodes, tasks, { ...nodes }, odd, gpu].map((r) => ids.of(r, 1.5));
+
+    // Assess
+    expect(a).toEqual({ id: ids.id(a?.slice as Slice, 2, true), ...slicesOf(nodes, 1.5) });
+    expect(a?.slice).toEqual({ cpus: 4, memMiB: 1500, gpus: 0 });
+    expect(b).toEqual({ id: ids.id(b?.slice as Slice, 2, false), ...slicesOf(tasks, 1.5) });
+    expect(c).toBe(a);
+    expect(d?.slice.memMiB).toBe(1502);
+    expect(e).toEqual({ id: ids.id({ cpus: 8, memMiB: 0, gpus: 2 }, 1, true), ...slicesOf(gpu, 1.5) });
+    expect(new Set([a?.id, b?.id, d?.id, e?.id]).size).toBe(4);
   });
 });

@@ -1061,11 +1061,11 @@ describe("THPC: which existing node a job takes", () => {
     const input = (supply: SupplyNode[]) => ({
       queue: queueOf,
       jobs: s.jobs,
-      held: new Map(),
+      holds: s.jobs.map(() => undefined),
       supply,
       room: 10,
       weighPrice: false,
-      viewOf: () => fullView(queueOf),
+      views: s.jobs.map(() => fullView(queueOf)),
     });
     // Act
     const given = [planThpc(input([n1, n2] as SupplyNode[])), planThpc(input([n2, n1] as SupplyNode[]))];

@@ -152,3 +152,71 @@ describe("simulateInParallel (built)", () => {
     if (availableParallelism() < 2) console.log("one core: simulateInParallel replayed in this thread");
   });
 });
+
+describe("startReplays (built)", () => {
+  it("on two cores replays the baselines' lane in this thread and starts one worker for thpc and packed", async () => {
+    // Prepare: the built module (its workers run dist/lib/sim/replay-worker.js).
+    if (!existsSync(resolve(DIST, "parallel.js")))
+      throw new Error(`${DIST} is missing: run "npm run build" first`);
+    const parallel = (await import(
+      pathToFileURL(resolve(DIST, "parallel.js")).href
+    )) as typeof import("../../../lib/sim/parallel.js");
+
+    // Act
+    const four = parallel.startReplays(FOUR, 2);
+    const pair = parallel.startReplays([{ kind: "thpc" }, { kind: "packed" }], 2);
+    const oneCore = parallel.startReplays(FOUR, 1);
+    const onePolicy = parallel.startReplays([{ kind: "packed" }], 2);
+    const shape = (s: typeof four) => ({
+      local: s.local?.policies,
+      workers: s.workers.map((w) => w.lane.policies),
+    });
+    const shapes = [four, pair, oneCore, onePolicy].map(shape);
+    await Promise.all([four, pair, oneCore, onePolicy].map((s) => s.stop()));
+
+    // Assess: a lane of one worker beside another lane runs here; a lane of two stays on workers.
+    expect(shapes).toEqual([
+      { local: [2, 3], workers: [[0, 1]] },
+      {
+        local: undefined,
+        workers: [
+          [0, 1],
+          [0, 1],
+        ],
+      },
+      { local: undefined, workers: [] },
+      { local: undefined, workers: [] },
+    ]);
+    // stop twice is harmless (the CLI stops them again after simulateInParallel has).
+    await expect(four.stop()).resolves.toBeUndefined();
+  });
+
+  it("refuses replays started for other policies, and stops their workers", async () => {
+    // Prepare
+    const parallel = (await import(
+      pathToFileURL(resolve(DIST, "parallel.js")).href
+    )) as typeof import("../../../lib/sim/parallel.js");
+    const started = parallel.startReplays(FOUR, 2);
+    const options = {
+      policies: [{ kind: "thpc" }, { kind: "per-job" }] as PolicySpec[],
+      pollSeconds: 60,
+      boot: { kind: "fixed" as const, seconds: 180 },
+      seed: 1,
+      capacity: new Map<string, number>(),
+      timeline: false,
+    };
+    const { config } = parseSimConfig({
+      catalogs: ["aws"],
+      queueConfigs: [
+        { queueName: "compute", expansionNodeConfigs: [{ zone: "a", instanceType: "c5.xlarge" }] },
+      ],
+    });
+
+    // Act
+    const run = parallel.simulateInParallel({ jobs: [], skipped: {} }, config, options, started);
+
+    // Assess
+    await expect(run).rejects.toThrow("simulateInParallel: the replays were started for other policies");
+    expect(started.workers.every(({ worker }) => worker.threadId === -1)).toBe(true);
+  });
+});
