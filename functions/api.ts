@@ -1,8 +1,10 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { lambdaEnv } from "../lib/aws/env.js";
 import { awsControlRuntime } from "../lib/aws/runtime.js";
+import { SecretsManagerUserSecrets } from "../lib/aws/user-secrets.js";
 import { createApiHandler } from "../lib/control/api/handler.js";
 import { computeUserData } from "../lib/control/compute-user-data.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
@@ -28,6 +30,12 @@ const deps = {
   metrics: new PowertoolsMetricsSink(metrics),
   // Clusters are made in the stack's own region (the workflow checks it again).
   region: env.region,
+  // Cluster users' passwords and keys (lib/control/users.ts), encrypted with the stack's secrets key.
+  userSecrets: new SecretsManagerUserSecrets(
+    new SecretsManagerClient({ region: env.region }),
+    // Set by the stack (lib/infra/stack.ts); Secrets Manager's default key without it.
+    process.env.NOWSCALE_SECRETS_KMS_KEY_ARN,
+  ),
 };
 
 export const handler = createApiHandler(deps, logger, metrics);

@@ -19,6 +19,12 @@ import {
 import { signRequest } from "../ports/agent-signing.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
+import {
+  parseUsersAnswer,
+  parseUsersRequest,
+  type UsersAnswer,
+  type UsersRequest,
+} from "../ports/cluster-users.js";
 import { parseSlurmSetup, type SlurmSetup } from "../ports/slurm-setup.js";
 import { reportFromText } from "./report-text.js";
 
@@ -89,6 +95,11 @@ export class HttpAgentChannel implements AgentChannel {
   async setPartitions(specs: readonly PartitionSpec[]): Promise<PartitionsAnswer> {
     const body = JSON.stringify({ partitions: checkedPartitions(specs) });
     return partitionsAnswer(await this.action("POST", "/v1/partitions", body), "agent partitions");
+  }
+
+  async setUsers(request: UsersRequest): Promise<UsersAnswer> {
+    const body = JSON.stringify(checkedUsers(request));
+    return usersAnswer(await this.action("POST", "/v1/users", body), "agent users");
   }
 
   async health(): Promise<{ agentVersion: string }> {
@@ -221,6 +232,22 @@ export function checkedPartitions(specs: readonly PartitionSpec[]): PartitionSpe
   } catch (error) {
     throw new AgentActionError(`invalid partitions: ${(error as Error).message}`, 400);
   }
+}
+
+/** A set-users request checked as the agent checks it: AgentActionError (400) naming the field. */
+export function checkedUsers(request: UsersRequest): UsersRequest {
+  try {
+    return parseUsersRequest(request);
+  } catch (error) {
+    throw new AgentActionError(`invalid users: ${(error as Error).message}`, 400);
+  }
+}
+
+/** The agent's set-users answer (its last line), checked. */
+export function usersAnswer(text: string, what: string): UsersAnswer {
+  const answer = parseUsersAnswer(safeJson(text.trim().split("\n").pop() ?? ""));
+  if (answer === undefined) throw new AgentUnreachableError(`${what}: unexpected answer`);
+  return answer;
 }
 
 /** The agent's set-partitions answer (its last line), checked. */

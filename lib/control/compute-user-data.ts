@@ -7,6 +7,7 @@ import { parseConfig } from "../core/config.js";
 import type { Launch } from "../core/model.js";
 import { ownValue } from "../core/own.js";
 import type { AttachedMaster, ClusterRecord } from "../ports/state-store.js";
+import { nodeUsers } from "./users.js";
 
 const IDENTITY: Partial<Record<ClusterRecord["placement"]["cloud"], (typeof IDENTITY_SOURCES)[number]>> = {
   aws: "aws-imds",
@@ -116,5 +117,7 @@ export function renderComputeUserData(
     mungeKey,
     ...(target.storage === undefined ? {} : { storage: target.storage }),
     ...(target.initScripts === undefined ? {} : { initScripts: target.initScripts }),
+    // The cluster's users, names and uids only (lib/control/users.ts): the same uid as on the master.
+    ...(cluster.users === undefined ? {} : { users: nodeUsers(cluster) }),
   });
 }

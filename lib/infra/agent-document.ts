@@ -45,6 +45,8 @@ export class AgentDocument extends Construct {
                 `  set-job-notes) ${payloadPipeline('"$P"', `node ${agent} set-job-notes --notes -`)} ;;`,
                 `  sync-placeholders) ${payloadPipeline('"$P"', `node ${agent} sync-placeholders --placeholders -`)} ;;`,
                 `  set-partitions) ${payloadPipeline('"$P"', `node ${agent} set-partitions --partitions -`)} ;;`,
+                // Secret ids only: the agent reads the users' passwords and keys from Secrets Manager itself.
+                `  set-users) ${payloadPipeline('"$P"', `node ${agent} set-users --users -`)} ;;`,
                 "esac",
                 "exit 64",
               ],

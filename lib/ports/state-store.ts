@@ -283,6 +283,24 @@ export interface ClusterRecord extends Omit<NewCluster, "now" | "status" | "agen
    * counts, even one whose start failed); bounds the reconciler's automatic retries.
    */
   deletionAttempts?: number;
+  /** The cluster's users (lib/control/users.ts), deleted ones kept so their uid is never reused. */
+  users?: ClusterUser[];
+}
+
+/** A cluster user as the control plane records it: no password or key, only where they are kept. */
+export interface ClusterUser {
+  name: string;
+  uid: number;
+  enabled: boolean;
+  createdAt: number;
+  /** The secret store's id of its password and key (lib/ports/user-secrets.ts), when it has one. */
+  secretId?: string;
+  hasPassword: boolean;
+  hasKey: boolean;
+  /** Set when the user was deleted (the record keeps the name's uid: files may remain). */
+  deletedAt?: number;
+  /** The deletion removed the home directory. */
+  purged?: boolean;
 }
 
 /** Fields updateCluster may change; `resources` replaces the list. */
@@ -294,6 +312,8 @@ export interface ClusterChange {
   resources?: CreatedResource[];
   executionArn?: string;
   deletionAttempts?: number;
+  /** Replaces the cluster's user list. */
+  users?: ClusterUser[];
   now: number;
 }
 

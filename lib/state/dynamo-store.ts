@@ -252,6 +252,7 @@ export class DynamoStateStore implements StateStore {
       "resources",
       "executionArn",
       "deletionAttempts",
+      "users",
     ] as const;
     for (const field of fields) {
       if (change[field] === undefined) continue;

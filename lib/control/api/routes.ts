@@ -5,6 +5,7 @@ import * as admin from "../cluster-admin.js";
 import { UnknownNameError } from "../errors.js";
 import { rebuildNodes } from "../node-rebuild.js";
 import { addQueue, deleteQueue, describeQueues } from "../queues.js";
+import type { UsersDeps } from "../users.js";
 import {
   BodyTooLargeError,
   errorBody,
@@ -60,7 +61,8 @@ export interface ApiResponse {
   body: string;
 }
 
-export type ApiDeps = admin.ClusterAdminDeps;
+/** `userSecrets`: where users' passwords and keys go (lib/control/users.ts); absent, they are refused (501). */
+export type ApiDeps = admin.ClusterAdminDeps & Pick<UsersDeps, "userSecrets">;
 
 /** Bodies beyond this are refused before they are parsed. */
 const MAX_BODY_CHARS = 256 * 1024;
