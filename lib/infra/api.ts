@@ -39,6 +39,13 @@ export const API_ROUTES: readonly { path: string; methods: readonly string[]; bo
   { path: "clusters/{clusterId}/queues", methods: ["POST"], body: true },
   { path: "clusters/{clusterId}/queues/{queue}", methods: ["DELETE"], body: false },
   { path: "clusters/{clusterId}/queues/{queue}/reset-protection", methods: ["POST"], body: false },
+  // Cluster users (HPC-NOW userman).
+  { path: "clusters/{clusterId}/users", methods: ["GET"], body: false },
+  { path: "clusters/{clusterId}/users", methods: ["POST"], body: true },
+  { path: "clusters/{clusterId}/users/{user}", methods: ["DELETE"], body: false },
+  { path: "clusters/{clusterId}/users/{user}/enable", methods: ["POST"], body: false },
+  { path: "clusters/{clusterId}/users/{user}/disable", methods: ["POST"], body: false },
+  { path: "clusters/{clusterId}/users/{user}/credentials", methods: ["PUT"], body: true },
 ];
 
 /**

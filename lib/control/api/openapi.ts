@@ -17,6 +17,7 @@ import {
   rebuildNodesSchema,
   usageQuerySchema,
 } from "./schemas.js";
+import { usersOpenApi } from "./users-api.js";
 
 /**
  * The API's OpenAPI 3.1 document, generated from the same zod schemas the routes parse every input with
@@ -62,6 +63,8 @@ export function buildOpenApi(): Record<string, unknown> {
     "Error",
   );
   const sigv4 = [{ sigv4: [] }];
+  // Cluster users (HPC-NOW userman): their paths and schemas live with their inputs (users-api.ts).
+  const users = usersOpenApi({ schema, parameters, body, answer, errors, bodyErrors }, clusterParams);
 
   return {
     openapi: "3.1.0",
@@ -268,6 +271,7 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: { "200": answer("the queue's health", "QueueHealth"), ...errors },
         },
       },
+      ...users.paths,
     },
     components: {
       securitySchemes: {
@@ -520,6 +524,7 @@ export function buildOpenApi(): Record<string, unknown> {
           },
         },
       },
+      ...users.schemas,
     },
   };
 }
