@@ -35,6 +35,8 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   registerApiCommands(program);
   registerOpsCommands(program);
   registerQueueCommands(program);
+  // Cluster users (HPC-NOW userman).
+  (await import("./user-commands.js")).registerUserCommands(program);
   return program;
 }
 
