@@ -66,7 +66,7 @@ describe("cluster users on a live Slurm (agent set-users)", () => {
     throw new Error(`timed out waiting for ${what}`);
   };
   const cleanUsers = async () => {
-    for (const name of [alice, bob]) {
+    for (const name of [alice, bob, "nsutcarol"]) {
       await runCommand("userdel", ["-r", name]).catch(() => undefined);
       await runCommand("groupdel", [name]).catch(() => undefined);
       // A node's useradd -m makes the home in /home, which local instances share with the host.
@@ -180,6 +180,50 @@ describe("cluster users on a live Slurm (agent set-users)", () => {
       `${bob}:x:29902:29902:nowscale user:/home/${bob}:/bin/bash`,
     );
     expect(await readFile(consoleLogPath(tb, "users-a"), "utf8")).not.toContain(password);
+  });
+
+  it("runs a job of a user added after the node booted with the master's uid (Slurm carries it)", async () => {
+    // Prepare: the node booted in the first test; its /etc/passwd is its own since it made bob.
+    const carol = "nsutcarol";
+    const out = `/home/${carol}/job.out`;
+
+    // Act
+    const made = await setUsers({
+      users: [
+        { name: alice, uid: 29901, enabled: true },
+        { name: carol, uid: 29903, enabled: true },
+      ],
+    });
+    const job = await runCommand(
+      "runuser",
+      [
+        "-u",
+        carol,
+        "--",
+        "sbatch",
+        "--parsable",
+        `--chdir=/home/${carol}`,
+        `--output=${out}`,
+        "--wrap",
+        "echo uid=$(id -u) gid=$(id -g) host=$(hostname)",
+      ],
+      { env: tb.env, timeoutMs: 60_000 },
+    );
+    const output = await until("carol's job output", async () => {
+      const text = await readFile(out, "utf8").catch(() => "");
+      return text.includes("host=") ? text : undefined;
+    });
+    const nodeLine = await passwdLine(
+      join(tb.stateDir, "instances", "users-a", "overlay", "etc", "upper"),
+      carol,
+    );
+    await setUsers({ users: [{ name: alice, uid: 29901, enabled: true }], purge: [carol] });
+
+    // Assess: same uid and gid on the node; the node has no name for it until it is replaced.
+    expect(made.answer).toMatchObject({ ok: true, added: [carol] });
+    expect(job.code, job.stderr).toBe(0);
+    expect(output).toContain("uid=29903 gid=29903 host=users-a");
+    expect(nodeLine).toBeUndefined();
   });
 
   it("disables the user (expired: no login) and enables them again", async () => {
