@@ -3,6 +3,7 @@ import {
   DeleteSecretCommand,
   GetSecretValueCommand,
   PutSecretValueCommand,
+  ResourceExistsException,
   ResourceNotFoundException,
   type SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
@@ -36,34 +37,35 @@ export class SecretsManagerUserSecrets implements UserSecretStore {
   ): Promise<string> {
     const name = userSecretName(clusterId, user);
     try {
-      const before = await this.client
-        .send(new GetSecretValueCommand({ SecretId: name }))
-        .then((out) => ({ arn: out.ARN, value: parseUserSecret(JSON.parse(out.SecretString ?? "{}")) }))
-        .catch((error) => {
-          if (error instanceof ResourceNotFoundException) return undefined;
-          throw error;
-        });
-      const text = JSON.stringify({ ...before?.value, ...value });
-      if (before?.arn !== undefined) {
-        await this.client.send(new PutSecretValueCommand({ SecretId: before.arn, SecretString: text }));
-        return before.arn;
+      // Create first: reading a secret that does not exist yet would be denied (the IAM policy's tag
+      // condition cannot match), not "not found". Only an existing one is read, merged and replaced.
+      try {
+        const out = await this.client.send(
+          new CreateSecretCommand({
+            Name: name,
+            SecretString: JSON.stringify(value),
+            ...(this.kmsKeyId === undefined ? {} : { KmsKeyId: this.kmsKeyId }),
+            // The master role reads secrets of this kind in its own VPC only; the compute role never.
+            Tags: [
+              { Key: MANAGED_TAG, Value: "true" },
+              { Key: CLUSTER_TAG, Value: clusterId },
+              { Key: SECRET_KIND_TAG, Value: USER_SECRET_KIND },
+              ...(scope.vpcId === undefined ? [] : [{ Key: SECRET_VPC_TAG, Value: scope.vpcId }]),
+            ],
+          }),
+        );
+        if (out.ARN === undefined) throw new SecretStoreError(`Secrets Manager gave no ARN for ${name}`);
+        return out.ARN;
+      } catch (error) {
+        if (!(error instanceof ResourceExistsException)) throw error;
       }
-      const out = await this.client.send(
-        new CreateSecretCommand({
-          Name: name,
-          SecretString: text,
-          ...(this.kmsKeyId === undefined ? {} : { KmsKeyId: this.kmsKeyId }),
-          // The master role reads secrets of this kind in its own VPC only; the compute role never.
-          Tags: [
-            { Key: MANAGED_TAG, Value: "true" },
-            { Key: CLUSTER_TAG, Value: clusterId },
-            { Key: SECRET_KIND_TAG, Value: USER_SECRET_KIND },
-            ...(scope.vpcId === undefined ? [] : [{ Key: SECRET_VPC_TAG, Value: scope.vpcId }]),
-          ],
-        }),
+      const before = await this.client.send(new GetSecretValueCommand({ SecretId: name }));
+      const merged = { ...parseUserSecret(JSON.parse(before.SecretString ?? "{}")), ...value };
+      const arn = before.ARN ?? name;
+      await this.client.send(
+        new PutSecretValueCommand({ SecretId: arn, SecretString: JSON.stringify(merged) }),
       );
-      if (out.ARN === undefined) throw new SecretStoreError(`Secrets Manager gave no ARN for ${name}`);
-      return out.ARN;
+      return arn;
     } catch (error) {
       if (error instanceof SecretStoreError) throw error;
       // The SDK's message names the secret, never its value.

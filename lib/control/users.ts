@@ -77,13 +77,15 @@ export async function addUser(deps: UsersDeps, clusterId: string, input: NewUser
   const problem = userNameProblem(input.name);
   if (problem !== undefined) throw invalid("name", problem);
   const secret = secretOf(input);
-  return locked(deps, clusterId, async (cluster) => {
-    const users = cluster.users ?? [];
-    const name = input.name;
+  const name = input.name;
+  const absent = (cluster: ClusterRecord) => {
     if (active(cluster).some((u) => u.name === name))
       throw new StateRefusedError(`user ${name} already exists`, [
         { path: "name", message: `user ${name} already exists` },
       ]);
+  };
+  return locked(deps, clusterId, absent, async (cluster) => {
+    const users = cluster.users ?? [];
     if (active(cluster).length >= MAX_USERS)
       throw new StateRefusedError(`the cluster has ${MAX_USERS} users, the most it may have`);
     const old = users.find((u) => u.name === name);
@@ -129,38 +131,43 @@ export async function deleteUser(
   name: string,
   options: { purge?: boolean } = {},
 ): Promise<{ name: string; purged: boolean }> {
-  return locked(deps, clusterId, async (cluster) => {
-    const user = known(cluster, name);
-    const purge = options.purge === true;
-    await apply(
-      deps,
-      cluster,
-      active(cluster).filter((u) => u.name !== name),
-      purge ? [name] : [],
-    );
-    if (user.secretId !== undefined) await deps.userSecrets?.remove(user.secretId);
-    const { secretId: _gone, ...kept } = user;
-    const tombstone: ClusterUser = {
-      ...kept,
-      hasPassword: false,
-      hasKey: false,
-      deletedAt: deps.clock.now(),
-      ...(purge ? { purged: true } : {}),
-    };
-    await save(deps, cluster, replace(cluster, tombstone));
-    await event(
-      deps.store,
-      clusterId,
-      deps.clock,
-      "MANUAL",
-      `user ${name} deleted${purge ? " with their files" : " (files kept)"}`,
-      undefined,
-      undefined,
-      undefined,
-      deps.by,
-    );
-    return { name, purged: purge };
-  });
+  return locked(
+    deps,
+    clusterId,
+    (c) => known(c, name),
+    async (cluster) => {
+      const user = known(cluster, name);
+      const purge = options.purge === true;
+      await apply(
+        deps,
+        cluster,
+        active(cluster).filter((u) => u.name !== name),
+        purge ? [name] : [],
+      );
+      if (user.secretId !== undefined) await deps.userSecrets?.remove(user.secretId);
+      const { secretId: _gone, ...kept } = user;
+      const tombstone: ClusterUser = {
+        ...kept,
+        hasPassword: false,
+        hasKey: false,
+        deletedAt: deps.clock.now(),
+        ...(purge ? { purged: true } : {}),
+      };
+      await save(deps, cluster, replace(cluster, tombstone));
+      await event(
+        deps.store,
+        clusterId,
+        deps.clock,
+        "MANUAL",
+        `user ${name} deleted${purge ? " with their files" : " (files kept)"}`,
+        undefined,
+        undefined,
+        undefined,
+        deps.by,
+      );
+      return { name, purged: purge };
+    },
+  );
 }
 
 /** Enables or disables a user (disabled: the account expires, so nobody logs in or submits as it). */
@@ -170,23 +177,28 @@ export async function setUserEnabled(
   name: string,
   enabled: boolean,
 ): Promise<UserView> {
-  return locked(deps, clusterId, async (cluster) => {
-    const user: ClusterUser = { ...known(cluster, name), enabled };
-    await apply(deps, cluster, active({ ...cluster, users: replace(cluster, user) }), []);
-    await save(deps, cluster, replace(cluster, user));
-    await event(
-      deps.store,
-      clusterId,
-      deps.clock,
-      "MANUAL",
-      `user ${name} ${enabled ? "enabled" : "disabled"}`,
-      undefined,
-      undefined,
-      undefined,
-      deps.by,
-    );
-    return view(user);
-  });
+  return locked(
+    deps,
+    clusterId,
+    (c) => known(c, name),
+    async (cluster) => {
+      const user: ClusterUser = { ...known(cluster, name), enabled };
+      await apply(deps, cluster, active({ ...cluster, users: replace(cluster, user) }), []);
+      await save(deps, cluster, replace(cluster, user));
+      await event(
+        deps.store,
+        clusterId,
+        deps.clock,
+        "MANUAL",
+        `user ${name} ${enabled ? "enabled" : "disabled"}`,
+        undefined,
+        undefined,
+        undefined,
+        deps.by,
+      );
+      return view(user);
+    },
+  );
 }
 
 /** Sets a user's password and/or SSH public key: written to the secret store, applied by the master's agent. */
@@ -198,31 +210,36 @@ export async function setUserSecret(
 ): Promise<UserView> {
   const secret = secretOf(input);
   if (secret === undefined) throw invalid("password", "give a password, an sshKey or both");
-  return locked(deps, clusterId, async (cluster) => {
-    const before = known(cluster, name);
-    // What is not given is kept: the store merges the fields into the secret (UserSecretStore.put).
-    const secretId = await putSecret(deps, cluster, name, secret);
-    const user: ClusterUser = {
-      ...before,
-      secretId,
-      hasPassword: before.hasPassword || secret.password !== undefined,
-      hasKey: before.hasKey || secret.sshKey !== undefined,
-    };
-    await apply(deps, cluster, active({ ...cluster, users: replace(cluster, user) }), [], name, secretId);
-    await save(deps, cluster, replace(cluster, user));
-    await event(
-      deps.store,
-      clusterId,
-      deps.clock,
-      "MANUAL",
-      `user ${name}: ${[secret.password && "password", secret.sshKey && "SSH key"].filter(Boolean).join(" and ")} set`,
-      undefined,
-      undefined,
-      undefined,
-      deps.by,
-    );
-    return view(user);
-  });
+  return locked(
+    deps,
+    clusterId,
+    (c) => known(c, name),
+    async (cluster) => {
+      const before = known(cluster, name);
+      // What is not given is kept: the store merges the fields into the secret (UserSecretStore.put).
+      const secretId = await putSecret(deps, cluster, name, secret);
+      const user: ClusterUser = {
+        ...before,
+        secretId,
+        hasPassword: before.hasPassword || secret.password !== undefined,
+        hasKey: before.hasKey || secret.sshKey !== undefined,
+      };
+      await apply(deps, cluster, active({ ...cluster, users: replace(cluster, user) }), [], name, secretId);
+      await save(deps, cluster, replace(cluster, user));
+      await event(
+        deps.store,
+        clusterId,
+        deps.clock,
+        "MANUAL",
+        `user ${name}: ${[secret.password && "password", secret.sshKey && "SSH key"].filter(Boolean).join(" and ")} set`,
+        undefined,
+        undefined,
+        undefined,
+        deps.by,
+      );
+      return view(user);
+    },
+  );
 }
 
 /** Names and uids for compute nodes' boot scripts (no secrets): the cluster's users, deleted ones out. */
@@ -336,17 +353,18 @@ async function save(deps: UsersDeps, cluster: ClusterRecord, users: ClusterUser[
   await deps.store.updateCluster(cluster.clusterId, cluster.version, { users, now: deps.clock.now() });
 }
 
-/** Runs `body` on the freshest record under the cluster's users lease (one change at a time). */
+/**
+ * Runs `body` on the freshest record under the cluster's users lease (one change at a time). `check` runs
+ * on the record first, before the lease is taken: a request refused there (no such cluster or user, not
+ * RUNNING) writes nothing at all, not even a lease.
+ */
 async function locked<T>(
   deps: UsersDeps,
   clusterId: string,
+  check: (cluster: ClusterRecord) => void,
   body: (cluster: ClusterRecord) => Promise<T>,
 ): Promise<T> {
-  const key = `users:${clusterId}`;
-  const lease = await deps.store.acquireLease(key, `users-${randomUUID()}`, LEASE_TTL_MS, deps.clock.now());
-  if (lease === undefined)
-    throw new AdmissionBusyError(`another change to cluster ${clusterId}'s users is under way: retry`);
-  try {
+  const read = async () => {
     const cluster = await deps.store.getCluster(clusterId);
     if (cluster === undefined || cluster.status === "DELETED")
       throw new UnknownNameError(`no cluster ${clusterId}`, [
@@ -354,7 +372,16 @@ async function locked<T>(
       ]);
     if (cluster.status !== "RUNNING")
       throw new StateRefusedError(`the cluster is ${cluster.status}, not RUNNING: its master must answer`);
-    return await body(cluster);
+    check(cluster);
+    return cluster;
+  };
+  await read();
+  const key = `users:${clusterId}`;
+  const lease = await deps.store.acquireLease(key, `users-${randomUUID()}`, LEASE_TTL_MS, deps.clock.now());
+  if (lease === undefined)
+    throw new AdmissionBusyError(`another change to cluster ${clusterId}'s users is under way: retry`);
+  try {
+    return await body(await read());
   } finally {
     await deps.store.releaseLease(lease).catch(() => undefined);
   }
