@@ -21,6 +21,7 @@ import { installOptions, runInstall } from "./install.js";
 import { loadKey } from "./key.js";
 import { answerSetNodeStorage } from "./node-storage.js";
 import { answerSetPartitions, applyJobNotes, createAgentServer } from "./server.js";
+import { answerSetUsers } from "./users.js";
 import { AGENT_VERSION } from "./version.js";
 import { runWatch } from "./watch.js";
 
@@ -56,6 +57,12 @@ const USAGE = `nowscale-agent ${AGENT_VERSION}: the NowScale agent on a Slurm ma
       Makes slurm.conf's storage line say these mounts, as POST /v1/node-storage: JSON is {"storage":
       [{"protocol": "NFS 4.0", "remotePath": "host:/path", "localPath": "/data"}]}; scontrol reconfigure
       sends it to the configless nodes, whose storage sync mounts and unmounts. Exit codes as set-partitions.
+  nowscale-agent set-users --users JSON|-
+      Makes this host's NowScale users exactly these, as POST /v1/users: JSON is {"users": [{"name":
+      "alice", "uid": 21000, "enabled": true, "secret": "SECRET-ID"}], "purge": ["bob"]}. A secret id
+      is read from the secret store here (never a password in the JSON). Prints {"ok":true,"users":[...],
+      "added":[...],"removed":[...],"updated":[...]}. Exit 0 done, 64 a bad request or a name or uid the
+      host's own accounts have (nothing changed), 1 a command failed.
   "-" in place of JSON reads it from stdin (at most 4 MiB): how SSM Run Command passes it (docs/agent.md).
   nowscale-agent slurm-setup
       Prints how Slurm is set up (what \`nowscale cluster attach\` checks), as GET /v1/slurm-setup.
@@ -164,6 +171,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(body)}\n`);
     return status === 200 ? 0 : status === 400 ? 64 : status === 503 ? 2 : 1;
   }
+  if (command === "set-users") {
+    let input: unknown;
+    try {
+      input = JSON.parse((await jsonArgument(values.users)) ?? "null");
+    } catch {
+      input = undefined;
+    }
+    const { status, body } = await answerSetUsers(input);
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+    return status === 200 ? 0 : status === 400 ? 64 : 1;
+  }
   if (command === "watch") return watch(client, values);
   if (command === "serve") {
     const listen = values.listen ?? process.env.NOWSCALE_AGENT_LISTEN ?? "127.0.0.1:8787";
@@ -234,6 +252,7 @@ function parse(argv: string[]) {
       placeholders: { type: "string" },
       partitions: { type: "string" },
       storage: { type: "string" },
+      users: { type: "string" },
       "key-secret": { type: "string" },
       "print-key": { type: "boolean" },
       "slurm-conf": { type: "string" },

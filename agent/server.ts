@@ -15,6 +15,7 @@ import { DRAIN_REASON } from "../scheduler-plugins/slurm/client.js";
 import { SlurmNodeNotFoundError, SlurmUnavailableError } from "../scheduler-plugins/slurm/errors.js";
 import type { PartitionApplyResult } from "../scheduler-plugins/slurm/partition-apply.js";
 import { answerSetNodeStorage } from "./node-storage.js";
+import { answerSetUsers, type SetUsers } from "./users.js";
 import { AGENT_VERSION } from "./version.js";
 
 /** What the server does to Slurm; SlurmClient fits, tests pass a fake. */
@@ -106,6 +107,8 @@ export interface AgentServerOptions {
   now?: () => number;
   /** One line per request; never given the key or signatures. @default no logging */
   log?: (entry: Record<string, unknown>) => void;
+  /** Applies set-users (users-apply.ts on this host). @default applyUsers */
+  setUsers?: SetUsers;
 }
 
 /** Request bodies are small JSON objects; anything bigger is refused before it is read further. */
@@ -130,6 +133,8 @@ const MAX_BODY_BYTES = 64 * 1024;
  *   POST   /v1/partitions             body {"partitions": [{name, default?, defMemPerCpuMiB?}]}: rewrites
  *                                     slurm.conf's NowScale partitions, scontrol reconfigure, rollback on
  *                                     failure (partition-apply.ts); {partitions, added, removed, changed}
+ *   POST   /v1/users                  body {"users": [{name, uid, enabled, secret?}], "purge": [name]}: makes
+ *                                     the host's NowScale users exactly these (users-apply.ts; agent/users.ts)
  * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
  */
 export function createAgentServer(options: AgentServerOptions): Server {
@@ -249,6 +254,18 @@ export function createAgentServer(options: AgentServerOptions): Server {
         return send(res, 400, { error: "body must be JSON" });
       }
       const answer = await answerSetNodeStorage(input, options.storage);
+      return send(res, answer.status, answer.body);
+    }
+
+    if (path === "/v1/users") {
+      if (method !== "POST") return send(res, 405, { error: "use POST" });
+      let input: unknown;
+      try {
+        input = JSON.parse(body.toString("utf8"));
+      } catch {
+        return send(res, 400, { error: "body must be JSON" });
+      }
+      const answer = await answerSetUsers(input, options.setUsers);
       return send(res, answer.status, answer.body);
     }
 

@@ -1,9 +1,11 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { lambdaEnv } from "../lib/aws/env.js";
 import { awsControlRuntime } from "../lib/aws/runtime.js";
+import { SecretsManagerUserSecrets } from "../lib/aws/user-secrets.js";
 import { createApiHandler } from "../lib/control/api/handler.js";
 import { computeUserData } from "../lib/control/compute-user-data.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
@@ -36,6 +38,12 @@ const deps = {
     cluster.placement.cloud === "aws"
       ? new AwsMasterPower(new EC2Client({ region: cluster.placement.region }))
       : undefined,
+  // Cluster users' passwords and keys (lib/control/users.ts), encrypted with the stack's secrets key.
+  userSecrets: new SecretsManagerUserSecrets(
+    new SecretsManagerClient({ region: env.region }),
+    // Set by the stack (lib/infra/stack.ts); Secrets Manager's default key without it.
+    process.env.NOWSCALE_SECRETS_KMS_KEY_ARN,
+  ),
 };
 
 export const handler = createApiHandler(deps, logger, metrics);

@@ -10,8 +10,9 @@ import {
 import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "../ports/agent-protocol.js";
 import type { JobGroup, OkReport, ReportArrival, ReportNode } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
+import type { HostUser, UsersAnswer, UsersRequest } from "../ports/cluster-users.js";
 import type { SlurmSetup } from "../ports/slurm-setup.js";
-import { checkedNotes, checkedPartitions, checkedPlaceholders, checkedStorage } from "./http.js";
+import { checkedNotes, checkedPartitions, checkedPlaceholders, checkedStorage, checkedUsers } from "./http.js";
 
 export type FakeAgentCall =
   | { action: "report" }
@@ -22,6 +23,7 @@ export type FakeAgentCall =
   | { action: "syncPlaceholders"; names: string[] }
   | { action: "setPartitions"; names: string[] }
   | { action: "setNodeStorage"; localPaths: string[] }
+  | { action: "setUsers"; request: UsersRequest }
   | { action: "health" }
   | { action: "slurmSetup" };
 
@@ -52,6 +54,13 @@ export class FakeAgent implements AgentChannel {
    * changes field by field.
    */
   setup: SlurmSetup = readySetup(["compute"]);
+
+  /** NowScale's users on the master (setUsers makes them so), by name. */
+  users = new Map<string, HostUser>();
+  /** Names the master's own accounts have (setUsers refuses them, as users-apply.ts does). */
+  hostAccounts = new Set<string>(["daemon", "slurm"]);
+  /** Users whose files were removed (purged), in order. */
+  purged: string[] = [];
 
   /** Recent arrivals as the agent counts them; undefined: the report leaves them out. */
   arrivals: ReportArrival[] | undefined;
@@ -210,6 +219,35 @@ export class FakeAgent implements AgentChannel {
       removed: before.filter((n) => !names.includes(n)),
       changed: names.join() !== before.join(),
     };
+  }
+
+  /** Checks the request as the agent does; records it (secret ids only, as the agent receives them). */
+  async setUsers(request: UsersRequest): Promise<UsersAnswer> {
+    const checked = checkedUsers(request);
+    this.calls.push({ action: "setUsers", request: structuredClone(checked) });
+    if (this.outage === "agent") throw new AgentUnreachableError("fake agent is down");
+    checked.users.forEach((u, i) => {
+      if (this.hostAccounts.has(u.name))
+        throw new AgentActionError(
+          `agent POST /v1/users: HTTP 400: users[${i}].name: "${u.name}" is an account of the host, not a NowScale user`,
+          400,
+        );
+    });
+    const wanted = new Set(checked.users.map((u) => u.name));
+    const removed = [...this.users.keys()].filter((n) => !wanted.has(n));
+    for (const name of removed) {
+      this.users.delete(name);
+      if (checked.purge.includes(name)) this.purged.push(name);
+    }
+    const added: string[] = [];
+    const updated: string[] = [];
+    for (const u of checked.users) {
+      const had = this.users.get(u.name);
+      if (had === undefined) added.push(u.name);
+      else if (had.enabled !== u.enabled || u.secret !== undefined) updated.push(u.name);
+      this.users.set(u.name, { name: u.name, uid: u.uid, enabled: u.enabled });
+    }
+    return { users: [...this.users.values()].sort((a, b) => a.uid - b.uid), added, removed, updated };
   }
 
   async health(): Promise<{ agentVersion: string }> {

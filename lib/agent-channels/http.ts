@@ -22,6 +22,12 @@ import {
 import { signRequest } from "../ports/agent-signing.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
+import {
+  parseUsersAnswer,
+  parseUsersRequest,
+  type UsersAnswer,
+  type UsersRequest,
+} from "../ports/cluster-users.js";
 import { parseSlurmSetup, type SlurmSetup } from "../ports/slurm-setup.js";
 import { reportFromText } from "./report-text.js";
 
@@ -97,6 +103,11 @@ export class HttpAgentChannel implements AgentChannel {
   async setNodeStorage(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }> {
     const body = JSON.stringify({ storage: checkedStorage(storage) });
     return storageAnswer(await this.action("POST", "/v1/node-storage", body), "agent node-storage");
+  }
+
+  async setUsers(request: UsersRequest): Promise<UsersAnswer> {
+    const body = JSON.stringify(checkedUsers(request));
+    return usersAnswer(await this.action("POST", "/v1/users", body), "agent users");
   }
 
   async health(): Promise<{ agentVersion: string }> {
@@ -229,6 +240,22 @@ export function checkedPartitions(specs: readonly PartitionSpec[]): PartitionSpe
   } catch (error) {
     throw new AgentActionError(`invalid partitions: ${(error as Error).message}`, 400);
   }
+}
+
+/** A set-users request checked as the agent checks it: AgentActionError (400) naming the field. */
+export function checkedUsers(request: UsersRequest): UsersRequest {
+  try {
+    return parseUsersRequest(request);
+  } catch (error) {
+    throw new AgentActionError(`invalid users: ${(error as Error).message}`, 400);
+  }
+}
+
+/** The agent's set-users answer (its last line), checked. */
+export function usersAnswer(text: string, what: string): UsersAnswer {
+  const answer = parseUsersAnswer(safeJson(text.trim().split("\n").pop() ?? ""));
+  if (answer === undefined) throw new AgentUnreachableError(`${what}: unexpected answer`);
+  return answer;
 }
 
 /** The agent's set-partitions answer (its last line), checked. */

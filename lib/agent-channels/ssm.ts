@@ -19,16 +19,19 @@ import {
 import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "../ports/agent-protocol.js";
 import type { Clock } from "../ports/clock.js";
 import { systemClock } from "../ports/clock.js";
+import type { UsersAnswer, UsersRequest } from "../ports/cluster-users.js";
 import type { SlurmSetup } from "../ports/slurm-setup.js";
 import {
   checkedNotes,
   checkedPartitions,
   checkedPlaceholders,
   checkedStorage,
+  checkedUsers,
   partitionsAnswer,
   placeholderAnswer,
   setupFromText,
   storageAnswer,
+  usersAnswer,
 } from "./http.js";
 import { reportFromText } from "./report-text.js";
 
@@ -65,6 +68,7 @@ export const AGENT_DOCUMENT = {
     "slurm-setup",
     "set-partitions",
     "set-node-storage",
+    "set-users",
   ],
   nodePattern: "^([A-Za-z0-9][A-Za-z0-9-]{0,62})?$",
   reasonPattern: "^[A-Za-z0-9 _.,:;=+@/()-]{0,200}$",
@@ -220,6 +224,18 @@ export class SsmAgentChannel implements AgentChannel {
     throw new AgentActionError(`agent set-node-storage over SSM: ${status}, exit ${code}${detail}`, 502);
   }
 
+  async setUsers(request: UsersRequest): Promise<UsersAnswer> {
+    // Only secret ids travel (SSM keeps a command's parameters in its history): never a password.
+    const json = JSON.stringify(checkedUsers(request));
+    const { status, code, stdout } = await this.runLine("set-users", json);
+    if (code === 0) return usersAnswer(stdout, "agent set-users over SSM");
+    const detail = agentError(stdout);
+    if (code === 64) throw new AgentActionError(`agent set-users over SSM: refused${detail}`, 400);
+    if (code === PAYLOAD_DAMAGED_EXIT)
+      throw new AgentActionError("agent set-users over SSM: the payload did not decode on the master", 502);
+    throw new AgentActionError(`agent set-users over SSM: ${status}, exit ${code}${detail}`, 502);
+  }
+
   /** Exit codes of the agent's one-shot actions: 0 done, 2 slurmctld down, 3 no such node, 64 refused. */
   private async action(action: string, node: string, extra: string[] = []): Promise<void> {
     if (!isSimpleName(node))
@@ -266,7 +282,7 @@ export class SsmAgentChannel implements AgentChannel {
    * anything is sent when the payload is over AGENT_DOCUMENT.payloadMaxChars.
    */
   private async runLine(
-    action: "set-job-notes" | "sync-placeholders" | "set-partitions" | "set-node-storage",
+    action: "set-job-notes" | "sync-placeholders" | "set-partitions" | "set-node-storage" | "set-users",
     json: string,
   ): Promise<{ status: string; stdout: string; code: number }> {
     const payload = gzipSync(Buffer.from(json, "utf8")).toString("base64");
@@ -280,7 +296,9 @@ export class SsmAgentChannel implements AgentChannel {
         ? "--notes"
         : action === "sync-placeholders"
           ? "--placeholders"
-          : "--partitions";
+          : action === "set-users"
+            ? "--users"
+            : "--partitions";
     const documentName = this.options.documentName;
     if (documentName !== undefined)
       return this.send(documentName, { action: [action], node: [""], reason: [""], payload: [payload] });

@@ -38,6 +38,8 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   (await import("./storage-commands.js")).registerStorageCommands(program);
   // Sleep and wake, nodes stop and resume (#17).
   (await import("./sleep-commands.js")).registerSleepCommands(program);
+  // Cluster users (HPC-NOW userman).
+  (await import("./user-commands.js")).registerUserCommands(program);
   return program;
 }
 

@@ -7,6 +7,7 @@ import { parseConfig } from "../core/config.js";
 import type { Launch } from "../core/model.js";
 import { ownValue } from "../core/own.js";
 import type { AttachedMaster, ClusterRecord } from "../ports/state-store.js";
+import { nodeUsers } from "./users.js";
 
 const IDENTITY: Partial<Record<ClusterRecord["placement"]["cloud"], (typeof IDENTITY_SOURCES)[number]>> = {
   aws: "aws-imds",
@@ -118,5 +119,7 @@ export function renderComputeUserData(
     // checks it again against its allow-lists, so a record changed behind the API's back renders nothing.
     storage: target.storage ?? (cluster.nodeSetup?.storage as BootstrapOptions["storage"]) ?? [],
     initScripts: target.initScripts ?? cluster.nodeSetup?.initScripts ?? [],
+    // The cluster's users, names and uids only (lib/control/users.ts): the same uid as on the master.
+    ...(cluster.users === undefined ? {} : { users: nodeUsers(cluster) }),
   });
 }

@@ -46,6 +46,8 @@ export class AgentDocument extends Construct {
                 `  sync-placeholders) ${payloadPipeline('"$P"', `node ${agent} sync-placeholders --placeholders -`)} ;;`,
                 `  set-partitions) ${payloadPipeline('"$P"', `node ${agent} set-partitions --partitions -`)} ;;`,
                 `  set-node-storage) ${payloadPipeline('"$P"', `node ${agent} set-node-storage --storage -`)} ;;`,
+                // Secret ids only: the agent reads the users' passwords and keys from Secrets Manager itself.
+                `  set-users) ${payloadPipeline('"$P"', `node ${agent} set-users --users -`)} ;;`,
                 "esac",
                 "exit 64",
               ],

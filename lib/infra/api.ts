@@ -46,6 +46,13 @@ export const API_ROUTES: readonly { path: string; methods: readonly string[]; bo
   { path: "clusters/{clusterId}/storage", methods: ["POST"], body: true },
   { path: "clusters/{clusterId}/init-scripts", methods: ["GET"], body: false },
   { path: "clusters/{clusterId}/init-scripts", methods: ["PUT"], body: true },
+  // Cluster users (HPC-NOW userman).
+  { path: "clusters/{clusterId}/users", methods: ["GET"], body: false },
+  { path: "clusters/{clusterId}/users", methods: ["POST"], body: true },
+  { path: "clusters/{clusterId}/users/{user}", methods: ["DELETE"], body: false },
+  { path: "clusters/{clusterId}/users/{user}/enable", methods: ["POST"], body: false },
+  { path: "clusters/{clusterId}/users/{user}/disable", methods: ["POST"], body: false },
+  { path: "clusters/{clusterId}/users/{user}/credentials", methods: ["PUT"], body: true },
 ];
 
 /**

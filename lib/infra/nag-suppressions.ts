@@ -48,6 +48,10 @@ const IAM5_FINDINGS: readonly (readonly [string, string])[] = [
     "Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:nowscale/*",
     "Cluster secrets are created at run time under the nowscale/<cluster>/ prefix; every statement also requires the nowscale:managed tag.",
   ],
+  [
+    "Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:nowscale/*/users/*",
+    "Cluster users' secrets are created at run time (nowscale/<cluster>/users/<user>); creation requires the nowscale:managed request tag, reading, replacing and deleting the managed tag and the cluster-user kind.",
+  ],
   ...["instance", "volume", "network-interface", "spot-instances-request"].map(
     (r) =>
       [

@@ -3,6 +3,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
 import { MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../ports/tags.js";
+import { USER_SECRET_KIND } from "../ports/user-secrets.js";
 
 /** IAM's policy variable (not a JavaScript template): the VPC of the instance that signed the request. */
 const SOURCE_VPC_VARIABLE = ["$", "{aws:ec2InstanceSourceVPC}"].join("");
@@ -35,7 +36,8 @@ export class NodeRole extends Construct {
           : "NowScale compute nodes: the cluster's munge key",
     });
     const stack = Stack.of(this);
-    const kinds = props.kind === "master" ? ["munge-key", "agent-hmac-key"] : ["munge-key"];
+    // The master's agent reads its cluster's users' passwords and keys (lib/control/users.ts); computes never.
+    const kinds = props.kind === "master" ? ["munge-key", "agent-hmac-key", USER_SECRET_KIND] : ["munge-key"];
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: "ReadOwnClusterSecrets",

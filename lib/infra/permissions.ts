@@ -2,6 +2,7 @@ import { Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
 import { ATTACH_TAG, MANAGED_TAG, ROLE_TAG, SECRET_KIND_TAG } from "../ports/tags.js";
+import { USER_SECRET_KIND } from "../ports/user-secrets.js";
 import { defaultImageParameter } from "../providers/aws-ec2/default-image.js";
 
 /**
@@ -256,6 +257,34 @@ export function clusterSecretStatements(scope: Construct): iam.PolicyStatement[]
       sid: "FindClusterSecrets",
       actions: ["secretsmanager:ListSecrets"],
       resources: ["*"],
+    }),
+  ];
+}
+
+/**
+ * Cluster users' passwords and keys (lib/aws/user-secrets.ts), for the API: created only with the tag,
+ * read back (to merge a new password with the stored key), replaced and deleted only when of that kind.
+ */
+export function userSecretStatements(scope: Construct): iam.PolicyStatement[] {
+  const secrets = arn(scope, "secretsmanager", "secret:nowscale/*/users/*");
+  return [
+    new iam.PolicyStatement({
+      sid: "CreateTaggedUserSecrets",
+      actions: ["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+      resources: [secrets],
+      conditions: { StringEquals: MANAGED_REQUEST },
+    }),
+    new iam.PolicyStatement({
+      sid: "ManageUserSecrets",
+      actions: [
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:DeleteSecret",
+      ],
+      resources: [secrets],
+      conditions: {
+        StringEquals: { ...MANAGED_RESOURCE, [`aws:ResourceTag/${SECRET_KIND_TAG}`]: USER_SECRET_KIND },
+      },
     }),
   ];
 }

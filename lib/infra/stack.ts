@@ -26,6 +26,7 @@ import {
   stopStartMastersStatement,
   terminateComputesStatement,
   terminateTaggedStatement,
+  userSecretStatements,
   wakeStatement,
 } from "./permissions.js";
 import { NowScaleTables } from "./tables.js";
@@ -184,6 +185,8 @@ export class NowScaleStack extends Stack {
         ...clusterEnv,
         ...credentialsEnv,
         ...workflowEnv,
+        // Cluster users' secrets are encrypted with the secrets key (functions/api.ts).
+        [WORKFLOW_ENV.secretsKmsKeyArn]: keys.secretsKey.keyArn,
       },
     });
 
@@ -221,6 +224,9 @@ export class NowScaleStack extends Stack {
     ])
       workflowTask.addToRolePolicy(s);
     keys.secretsKey.grantEncryptDecrypt(workflowTask);
+    // Cluster users' passwords and keys (lib/control/users.ts), written by the API, read by the masters.
+    for (const s of userSecretStatements(this)) api.addToRolePolicy(s);
+    keys.secretsKey.grantEncryptDecrypt(api);
     scaler.grantInvoke(fanout);
     for (const fn of [api, reconciler]) {
       for (const machine of [workflows.createCluster, workflows.deleteCluster]) {

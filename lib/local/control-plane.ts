@@ -24,6 +24,7 @@ import { localAttachedAgent, localAttachedUserData, localAttachPorts } from "./a
 import { LocalCloud } from "./local-cloud.js";
 import { type LocalSettings, localPaths } from "./settings.js";
 import { localComputeUserData } from "./user-data.js";
+import { LocalUserSecrets } from "./user-secrets.js";
 import { LocalWorkflowStarter } from "./workflows.js";
 
 /**
@@ -131,6 +132,8 @@ export async function startLocalControlPlane(
     runtime,
     userData,
     attach: localAttachPorts(clock),
+    // Users' passwords and keys: root-only files, the local mode's secret store (lib/local/user-secrets.ts).
+    userSecrets: new LocalUserSecrets(join(settings.stateDir, "secrets", "users")),
   };
   return {
     store,

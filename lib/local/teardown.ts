@@ -52,6 +52,8 @@ export async function tearDownLocal(settings: LocalSettings, state?: LocalState)
     paths.instancesDir,
     paths.agentKey,
     paths.apiToken,
+    // Cluster users' passwords and keys (lib/local/user-secrets.ts): their clusters go with dynalite.
+    join(settings.stateDir, "secrets"),
     paths.runDir,
     join(settings.stateDir, "agent.pid"),
     paths.lockFile,

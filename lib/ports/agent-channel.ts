@@ -1,5 +1,6 @@
 import type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec } from "./agent-protocol.js";
 import type { OkReport } from "./agent-report.js";
+import type { UsersAnswer, UsersRequest } from "./cluster-users.js";
 import type { SlurmSetup } from "./slurm-setup.js";
 import type { NodeSetup } from "./state-store.js";
 
@@ -71,6 +72,18 @@ export interface AgentChannel {
    * channel without it leaves running nodes as they are (new nodes still get the storage at boot).
    */
   setNodeStorage?(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }>;
+
+  /**
+   * Makes the master's NowScale users exactly `request.users` (lib/ports/cluster-users.ts,
+   * scheduler-plugins/slurm/users-apply.ts): missing ones made with their uid and a group of the same
+   * number, absent ones removed (their files kept unless in `purge`), enabled state set, and each spec's
+   * `secret` (an id, never a value) read from the secret store by the agent itself. Checked first: a bad
+   * request, or a name or uid the host's own accounts have, is an AgentActionError (400) naming the field
+   * and nothing changes; a failed command (useradd, chpasswd, the secret store) is an AgentActionError
+   * (502). Idempotent: the same set changes nothing. Optional: the HTTP, SSM and fake channels have it;
+   * the fault suite's simulated Slurm (test/support/faults) has no accounts.
+   */
+  setUsers?(request: UsersRequest): Promise<UsersAnswer>;
 
   /** The agent's version when it answers; throws AgentUnreachableError otherwise. */
   health(): Promise<{ agentVersion: string }>;

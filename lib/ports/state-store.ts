@@ -288,6 +288,8 @@ export interface ClusterRecord extends Omit<NewCluster, "now" | "status" | "agen
    * into each new node's boot script (lib/control/storage.ts; checked again by the renderer). Absent: none.
    */
   nodeSetup?: NodeSetup;
+  /** The cluster's users (lib/control/users.ts), deleted ones kept so their uid is never reused. */
+  users?: ClusterUser[];
 }
 
 /**
@@ -301,6 +303,22 @@ export interface NodeSetup {
   initScripts: ({ url: string; timeoutS: number } | { inline: string; timeoutS: number })[];
 }
 
+/** A cluster user as the control plane records it: no password or key, only where they are kept. */
+export interface ClusterUser {
+  name: string;
+  uid: number;
+  enabled: boolean;
+  createdAt: number;
+  /** The secret store's id of its password and key (lib/ports/user-secrets.ts), when it has one. */
+  secretId?: string;
+  hasPassword: boolean;
+  hasKey: boolean;
+  /** Set when the user was deleted (the record keeps the name's uid: files may remain). */
+  deletedAt?: number;
+  /** The deletion removed the home directory. */
+  purged?: boolean;
+}
+
 /** Fields updateCluster may change; `resources` replaces the list. */
 export interface ClusterChange {
   status?: ClusterStatus;
@@ -312,6 +330,8 @@ export interface ClusterChange {
   deletionAttempts?: number;
   /** Replaces the node setup as a whole. */
   nodeSetup?: NodeSetup;
+  /** Replaces the cluster's user list. */
+  users?: ClusterUser[];
   now: number;
 }
 

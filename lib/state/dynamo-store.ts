@@ -253,6 +253,7 @@ export class DynamoStateStore implements StateStore {
       "executionArn",
       "deletionAttempts",
       "nodeSetup",
+      "users",
     ] as const;
     for (const field of fields) {
       if (change[field] === undefined) continue;

@@ -9,6 +9,13 @@ import {
   simpleNameSchema,
 } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
+import {
+  MAX_USERS,
+  USER_GECOS as USER_GECOS_TEXT,
+  USER_ID_MAX,
+  USER_ID_MIN,
+  USER_NAME,
+} from "../../lib/ports/cluster-users.js";
 import { placementFeatures } from "./features.js";
 import { imdsLockdownLines } from "./imds.js";
 import { STORAGE_SYNC_INTERVAL_S, storageSyncProgram } from "./node-storage-sync.js";
@@ -220,6 +227,21 @@ export const bootstrapOptionsSchema = z
     storage: z.array(storageOptionSchema).max(20).default([]),
     /** Scripts run before the node joins, with NOWSCALE_NODE_ROLE, NOWSCALE_CLUSTER_ID, NOWSCALE_SCHEDULER_TYPE set. */
     initScripts: z.array(initScriptSchema).max(20).default([]),
+    /**
+     * The cluster's users (lib/ports/cluster-users.ts), made on the node before it joins with the uid and
+     * gid the master gave them, so a job runs as the same user on both. Names and numbers only: a node
+     * never gets a password or key.
+     */
+    users: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(USER_NAME, { error: "invalid user name" }),
+          uid: int(USER_ID_MIN, USER_ID_MAX),
+          enabled: z.boolean().default(true),
+        }),
+      )
+      .max(MAX_USERS)
+      .default([]),
     /** Present on images built with NowScale's packages: installation is skipped. */
     preinstalledMarker: localPath.default("/etc/nowscale/preinstalled"),
     /**
@@ -288,7 +310,7 @@ chmod 0400 /etc/munge/munge.key
 # Without systemd, munged runs as munge, as its unit and init script run it (as root it refuses the munge-owned dirs).
 if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else runuser -u munge -- munged; fi
 ${o.storage.map((s) => mountCommands(s)).join("")}${o.initScripts.map((s, i) => initScriptCommands(s, i)).join("")}
-${nodeGresCommands(o.gpus, o.gpuDetect, o.gpuWaitS)}
+${nodeGresCommands(o.gpus, o.gpuDetect, o.gpuWaitS)}${usersCommands(o.users)}
 log "starting slurmd -Z as $NODE_NAME"
 hostnamectl set-hostname "$NODE_NAME" 2>/dev/null || hostname "$NODE_NAME" || true
 install -d -m 0755 /var/spool/slurmd /var/log/slurm
@@ -421,6 +443,31 @@ UNIT
 else
   nohup sh -c 'while :; do python3 ${program}; sleep ${STORAGE_SYNC_INTERVAL_S}; done' </dev/null >>/var/log/nowscale-storage-sync.log 2>&1 &
 fi`;
+}
+
+/**
+ * The cluster's users on the node (users-apply.ts makes them on the master): a group and a user of the
+ * same number, the master's GECOS marker, a home; a disabled one expired. An account the image already
+ * has under another number is left alone and logged: jobs then run with the master's uid regardless.
+ */
+export function usersCommands(users: readonly { name: string; uid: number; enabled: boolean }[]): string {
+  if (users.length === 0) return "";
+  const lines = users.map((u) =>
+    `nowscale_user ${shellQuote(u.name)} ${u.uid} ${u.enabled ? "" : "1"}`.trimEnd(),
+  );
+  return `
+log ${shellQuote(`creating ${users.length} cluster user${users.length === 1 ? "" : "s"}`)}
+nowscale_user() {
+  if have=$(id -u "$1" 2>/dev/null); then
+    [ "$have" = "$2" ] || log "user $1 has uid $have on this image, not $2: left as it is"
+  else
+    getent group "$1" >/dev/null || groupadd -g "$2" "$1"
+    useradd -u "$2" -g "$2" -c ${shellQuote(USER_GECOS_TEXT)} -m -s /bin/bash "$1" && chmod 0700 "$(getent passwd "$1" | cut -d: -f6)"
+  fi
+  usermod -e "\${3:-}" "$1" || true
+}
+${lines.join("\n")}
+`;
 }
 
 function mountCommands(s: z.output<typeof storageOptionSchema>): string {

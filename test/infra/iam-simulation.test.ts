@@ -559,6 +559,27 @@ async function handlerScenario(): Promise<Partial<Record<RoleName, RecordedCall[
   const cycle = (await as("scaler", () => scaler({ clusterId }, context))) as { launchedNodes?: number };
   expect(cycle.launchedNodes).toBe(2);
   await as("reconciler", () => reconciler({}, context));
+  // Cluster users: the password goes to a tagged Secrets Manager secret, the user's deletion deletes it.
+  const answerReport = world.runCommand;
+  world.runCommand = () => ({
+    stdout: JSON.stringify({ ok: true, users: [], added: [], removed: [], updated: [] }),
+    code: 0,
+  });
+  const user = (await as("api", () =>
+    api(
+      http("POST", `/clusters/${clusterId}/users`, { name: "alice", password: "correct-horse-9" }),
+      context,
+    ),
+  )) as { statusCode: number; body: string };
+  expect(user.statusCode, user.body).toBe(200);
+  const userGone = (await as("api", () =>
+    api(http("DELETE", `/clusters/${clusterId}/users/alice`), context),
+  )) as {
+    statusCode: number;
+    body: string;
+  };
+  expect(userGone.statusCode, userGone.body).toBe(200);
+  world.runCommand = answerReport;
   const added = (await as("api", () =>
     api(http("POST", `/clusters/${clusterId}/nodes`, { queue: "compute", count: 1 }), context),
   )) as {

@@ -5,6 +5,7 @@ import {
   SlurmctldUnreachableError,
 } from "../../ports/agent-channel.js";
 import { ConflictError, NotFoundInStoreError } from "../../ports/state-store.js";
+import { SecretStoreError } from "../../ports/user-secrets.js";
 import { AttachRefusedError } from "../attach.js";
 import {
   AdmissionBusyError,
@@ -75,6 +76,7 @@ export const ERROR_STATUS: ReadonlyMap<ErrorClass, number> = new Map<ErrorClass,
   [AgentUnreachableError, 503], // the master's agent did not answer: retry
   [SlurmctldUnreachableError, 503], // the agent answered, slurmctld did not: retry
   [AdmissionBusyError, 503], // another launch or a deletion holds the cluster: retry in seconds
+  [SecretStoreError, 503], // the secret store (users' passwords and keys) failed: retry
 ]);
 
 /** The status the table gives this error, or undefined when it is not one the API answers. */

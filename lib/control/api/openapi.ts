@@ -20,6 +20,7 @@ import {
   usageQuerySchema,
 } from "./schemas.js";
 import { initScriptsBodySchema, storageDeleteQuery, storageOptionBodySchema } from "./storage-schemas.js";
+import { usersOpenApi } from "./users-api.js";
 
 /**
  * The API's OpenAPI 3.1 document, generated from the same zod schemas the routes parse every input with
@@ -65,6 +66,8 @@ export function buildOpenApi(): Record<string, unknown> {
     "Error",
   );
   const sigv4 = [{ sigv4: [] }];
+  // Cluster users (HPC-NOW userman): their paths and schemas live with their inputs (users-api.ts).
+  const users = usersOpenApi({ schema, parameters, body, answer, errors, bodyErrors }, clusterParams);
 
   return {
     openapi: "3.1.0",
@@ -345,6 +348,7 @@ export function buildOpenApi(): Record<string, unknown> {
           responses: { "200": answer("the init scripts after the change", "InitScripts"), ...bodyErrors },
         },
       },
+      ...users.paths,
     },
     components: {
       securitySchemes: {
@@ -661,6 +665,7 @@ export function buildOpenApi(): Record<string, unknown> {
           },
         },
       },
+      ...users.schemas,
     },
   };
 }

@@ -7,6 +7,8 @@ import { rebuildNodes } from "../node-rebuild.js";
 import { addQueue, deleteQueue, describeQueues } from "../queues.js";
 import { resumeNodes, sleepCluster, stopNodes, wakeCluster } from "../sleep.js";
 import * as storage from "../storage.js";
+import type { UsersDeps } from "../users.js";
+import * as users from "../users.js";
 import {
   BodyTooLargeError,
   errorBody,
@@ -37,6 +39,7 @@ import {
   usageQuerySchema,
 } from "./schemas.js";
 import { initScriptsBodySchema, storageDeleteQuery, storageOptionBodySchema } from "./storage-schemas.js";
+import { addUserSchema, deleteUserQuery, userCredentialsSchema, userParams } from "./users-api.js";
 
 /**
  * The REST edge: each route parses its inputs once with the schemas of schemas.ts (which also generate
@@ -65,7 +68,8 @@ export interface ApiResponse {
   body: string;
 }
 
-export type ApiDeps = admin.ClusterAdminDeps;
+/** `userSecrets`: where users' passwords and keys go (lib/control/users.ts); absent, they are refused (501). */
+export type ApiDeps = admin.ClusterAdminDeps & Pick<UsersDeps, "userSecrets">;
 
 /** Bodies beyond this are refused before they are parsed. */
 const MAX_BODY_CHARS = 256 * 1024;
@@ -430,6 +434,52 @@ const ROUTE_LIST = [
       const scripts = await storage.setInitScripts(deps, cluster, body.initScripts);
       return json(200, { clusterId: cluster.clusterId, initScripts: scripts });
     },
+  }),
+  // ── cluster users (HPC-NOW userman; lib/control/users.ts, inputs in users-api.ts) ──
+  route({
+    method: "GET",
+    path: "/clusters/{clusterId}/users",
+    params: clusterParams,
+    run: async (deps, { params }) => {
+      const cluster = await admin.getCluster(deps, params.clusterId);
+      return json(200, { clusterId: cluster.clusterId, users: users.listUsers(cluster) });
+    },
+  }),
+  route({
+    method: "POST",
+    path: "/clusters/{clusterId}/users",
+    params: clusterParams,
+    body: { schema: addUserSchema, required: true },
+    run: async (deps, { params, body }) => json(200, await users.addUser(deps, params.clusterId, body)),
+  }),
+  route({
+    method: "DELETE",
+    path: "/clusters/{clusterId}/users/{user}",
+    params: userParams,
+    query: deleteUserQuery,
+    run: async (deps, { params, query }) => {
+      const purge = query.purge === "true";
+      const result = await users.deleteUser(deps, params.clusterId, params.user, { purge });
+      return json(200, { clusterId: params.clusterId, ...result });
+    },
+  }),
+  ...(["enable", "disable"] as const).map((verb) =>
+    route({
+      method: "POST",
+      path: `/clusters/{clusterId}/users/{user}/${verb}`,
+      params: userParams,
+      body: { schema: emptyBodySchema, required: false },
+      run: async (deps, { params }) =>
+        json(200, await users.setUserEnabled(deps, params.clusterId, params.user, verb === "enable")),
+    }),
+  ),
+  route({
+    method: "PUT",
+    path: "/clusters/{clusterId}/users/{user}/credentials",
+    params: userParams,
+    body: { schema: userCredentialsSchema, required: true },
+    run: async (deps, { params, body }) =>
+      json(200, await users.setUserSecret(deps, params.clusterId, params.user, body)),
   }),
 ];
 

@@ -263,6 +263,8 @@ export interface TestbedNodeSpec {
    * `Include`, as on a cluster's master), not by a line the test bed writes. @default false
    */
   gresFromBootScript?: boolean;
+  /** Cluster users the boot script makes on the node (bootstrap.ts `users`). @default none */
+  users?: readonly { name: string; uid: number; enabled?: boolean }[];
 }
 
 /**

@@ -213,6 +213,7 @@ export async function addTestbedNode(tb: Testbed, spec: TestbedNodeSpec): Promis
     controllerAddress: tb.controlAddress,
     controllerPort: tb.slurmctldPort,
     mungeKey: { source: "aws-secretsmanager", secretId: LOCAL_MUNGE_SECRET, region: "local" },
+    ...(spec.users === undefined ? {} : { users: [...spec.users] }),
   });
   await startInstance(
     tb,

@@ -19,6 +19,7 @@ import {
   SlurmctldUnreachableError,
 } from "../../../lib/ports/agent-channel.js";
 import { ConflictError, LeaseLostError, NotFoundInStoreError } from "../../../lib/ports/state-store.js";
+import { SecretStoreError } from "../../../lib/ports/user-secrets.js";
 import { type ApiBed, apiBed, snapshot } from "../../support/api-bed.js";
 import { CONFIG } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
@@ -77,6 +78,7 @@ describe("the API's error table", () => {
       [new WorkflowStartError("Step Functions throttled: retry"), 503],
       [new AdmissionBusyError("another launch holds the admission lease: retry"), 503],
       [new SlurmUnavailableError("Slurm's view could not be read: retry"), 503],
+      [new SecretStoreError("Secrets Manager: throttled"), 503],
     ];
     const t = await apiBed(db);
     const answers: { status: number; body: { error: string; issues?: unknown } }[] = [];

@@ -98,6 +98,10 @@ function baseline(route: Route, clusterId: string): Baseline {
     };
   if (route.method === "PUT" && route.path.endsWith("/init-scripts"))
     return { clusterId, body: () => ({ initScripts: [] }) };
+  if (route.method === "POST" && route.path.endsWith("/users"))
+    return { clusterId, body: () => ({ name: "hostbase", password: "correct-horse-9" }) };
+  if (route.path.endsWith("/credentials"))
+    return { clusterId, body: () => ({ password: "correct-horse-9" }) };
   if (route.body === "empty") return { clusterId, body: () => ({}) };
   return { clusterId };
 }
@@ -112,7 +116,13 @@ function request(
   change: { params?: Record<string, string>; body?: string | null; headers?: Record<string, string> } = {},
   query: Record<string, string> = {},
 ): ApiRequest {
-  const params = { clusterId: base.clusterId, queue: "compute", node: "ln-none", ...change.params };
+  const params = {
+    clusterId: base.clusterId,
+    queue: "compute",
+    node: "ln-none",
+    user: "nobody1",
+    ...change.params,
+  };
   const body = change.body !== undefined ? change.body : base.body ? JSON.stringify(base.body()) : null;
   return {
     method: route.method,

@@ -1,0 +1,388 @@
+import { randomUUID } from "node:crypto";
+import { ValidationError } from "../core/validation.js";
+import { AgentActionError, type AgentChannel } from "../ports/agent-channel.js";
+import type { Clock } from "../ports/clock.js";
+import type { CloudProvider } from "../ports/cloud-provider.js";
+import {
+  MAX_USERS,
+  parseUserSecret,
+  USER_ID_MAX,
+  USER_ID_MIN,
+  type UserSecret,
+  type UserSpec,
+  type UsersRequest,
+  userNameProblem,
+} from "../ports/cluster-users.js";
+import type { ClusterRecord, ClusterUser, StateStore } from "../ports/state-store.js";
+import type { UserSecretStore } from "../ports/user-secrets.js";
+import {
+  AdmissionBusyError,
+  StateRefusedError,
+  UnknownNameError,
+  UnsupportedOperationError,
+} from "./errors.js";
+import { appendControlEvent as event } from "./events.js";
+
+/**
+ * Cluster users (HPC-NOW `userman add/delete/list/enable/disable/passwd`). The cluster record keeps the
+ * list (names, uids, enabled, where the secret is: never a password or key); the master gets the whole
+ * set through the agent's set-users (scheduler-plugins/slurm/users-apply.ts), with each changed user's
+ * secret id, which the agent reads from the secret store itself; compute nodes get the names and uids in
+ * their boot script (compute-user-data.ts), never a secret.
+ *
+ * - uids come from USER_ID_MIN upwards and are never reused: a deleted user stays in the record (deletedAt)
+ *   so a name added again gets its old uid (and its kept files), and no other name ever gets it;
+ * - the order is secret, then master, then record: a failure leaves the record as it was, and the same
+ *   request again converges (set-users is idempotent);
+ * - one change at a time per cluster (a lease): set-users replaces the whole set, so two changes at once
+ *   could each undo the other's on the master.
+ */
+
+export interface UsersDeps {
+  store: StateStore;
+  clock: Clock;
+  runtime: (cluster: ClusterRecord) => Promise<{ provider: CloudProvider; agent: AgentChannel }>;
+  /** Where passwords and keys go. Absent: a password or key is refused (501); users without work. */
+  userSecrets?: UserSecretStore | undefined;
+  /** Who asked (the IAM principal), recorded on the event. */
+  by?: string | undefined;
+}
+
+/** A user as the API shows it. */
+export interface UserView {
+  name: string;
+  uid: number;
+  gid: number;
+  enabled: boolean;
+  hasPassword: boolean;
+  hasKey: boolean;
+  createdAt: string;
+}
+
+export interface NewUserInput {
+  name: string;
+  password?: string | undefined;
+  sshKey?: string | undefined;
+}
+
+const LEASE_TTL_MS = 120_000;
+
+/** The cluster's users (deleted ones left out), by uid. */
+export function listUsers(cluster: ClusterRecord): UserView[] {
+  return active(cluster).map(view);
+}
+
+/** Adds a user on the master (and, through their boot script, on every node launched from now on). */
+export async function addUser(deps: UsersDeps, clusterId: string, input: NewUserInput): Promise<UserView> {
+  const problem = userNameProblem(input.name);
+  if (problem !== undefined) throw invalid("name", problem);
+  const secret = secretOf(input);
+  const name = input.name;
+  const absent = (cluster: ClusterRecord) => {
+    if (active(cluster).some((u) => u.name === name))
+      throw new StateRefusedError(`user ${name} already exists`, [
+        { path: "name", message: `user ${name} already exists` },
+      ]);
+  };
+  return locked(deps, clusterId, absent, async (cluster) => {
+    const users = cluster.users ?? [];
+    if (active(cluster).length >= MAX_USERS)
+      throw new StateRefusedError(`the cluster has ${MAX_USERS} users, the most it may have`);
+    const old = users.find((u) => u.name === name);
+    const uid = old?.uid ?? Math.max(USER_ID_MIN - 1, ...users.map((u) => u.uid)) + 1;
+    if (uid > USER_ID_MAX) throw new StateRefusedError(`no uid left in ${USER_ID_MIN}-${USER_ID_MAX}`);
+    const secretId = secret === undefined ? undefined : await putSecret(deps, cluster, name, secret);
+    const user: ClusterUser = {
+      name,
+      uid,
+      enabled: true,
+      createdAt: deps.clock.now(),
+      ...(secretId === undefined ? {} : { secretId }),
+      hasPassword: secret?.password !== undefined,
+      hasKey: secret?.sshKey !== undefined,
+    };
+    try {
+      await apply(deps, cluster, [...active(cluster), user], [], name, secretId);
+    } catch (error) {
+      // Nothing of the user stays behind: the secret written for them goes (the master refused or failed).
+      if (secretId !== undefined) await deps.userSecrets?.remove(secretId).catch(() => undefined);
+      throw error;
+    }
+    await save(deps, cluster, [...users.filter((u) => u.name !== name), user]);
+    await event(
+      deps.store,
+      clusterId,
+      deps.clock,
+      "MANUAL",
+      `user ${name} added (uid ${uid})`,
+      undefined,
+      undefined,
+      undefined,
+      deps.by,
+    );
+    return view(user);
+  });
+}
+
+/** Deletes a user from the master; their files stay unless `purge`. Their secret is deleted. */
+export async function deleteUser(
+  deps: UsersDeps,
+  clusterId: string,
+  name: string,
+  options: { purge?: boolean } = {},
+): Promise<{ name: string; purged: boolean }> {
+  return locked(
+    deps,
+    clusterId,
+    (c) => known(c, name),
+    async (cluster) => {
+      const user = known(cluster, name);
+      const purge = options.purge === true;
+      await apply(
+        deps,
+        cluster,
+        active(cluster).filter((u) => u.name !== name),
+        purge ? [name] : [],
+      );
+      if (user.secretId !== undefined) await deps.userSecrets?.remove(user.secretId);
+      const { secretId: _gone, ...kept } = user;
+      const tombstone: ClusterUser = {
+        ...kept,
+        hasPassword: false,
+        hasKey: false,
+        deletedAt: deps.clock.now(),
+        ...(purge ? { purged: true } : {}),
+      };
+      await save(deps, cluster, replace(cluster, tombstone));
+      await event(
+        deps.store,
+        clusterId,
+        deps.clock,
+        "MANUAL",
+        `user ${name} deleted${purge ? " with their files" : " (files kept)"}`,
+        undefined,
+        undefined,
+        undefined,
+        deps.by,
+      );
+      return { name, purged: purge };
+    },
+  );
+}
+
+/** Enables or disables a user (disabled: the account expires, so nobody logs in or submits as it). */
+export async function setUserEnabled(
+  deps: UsersDeps,
+  clusterId: string,
+  name: string,
+  enabled: boolean,
+): Promise<UserView> {
+  return locked(
+    deps,
+    clusterId,
+    (c) => known(c, name),
+    async (cluster) => {
+      const user: ClusterUser = { ...known(cluster, name), enabled };
+      await apply(deps, cluster, active({ ...cluster, users: replace(cluster, user) }), []);
+      await save(deps, cluster, replace(cluster, user));
+      await event(
+        deps.store,
+        clusterId,
+        deps.clock,
+        "MANUAL",
+        `user ${name} ${enabled ? "enabled" : "disabled"}`,
+        undefined,
+        undefined,
+        undefined,
+        deps.by,
+      );
+      return view(user);
+    },
+  );
+}
+
+/** Sets a user's password and/or SSH public key: written to the secret store, applied by the master's agent. */
+export async function setUserSecret(
+  deps: UsersDeps,
+  clusterId: string,
+  name: string,
+  input: { password?: string | undefined; sshKey?: string | undefined },
+): Promise<UserView> {
+  const secret = secretOf(input);
+  if (secret === undefined) throw invalid("password", "give a password, an sshKey or both");
+  return locked(
+    deps,
+    clusterId,
+    (c) => known(c, name),
+    async (cluster) => {
+      const before = known(cluster, name);
+      // What is not given is kept: the store merges the fields into the secret (UserSecretStore.put).
+      const secretId = await putSecret(deps, cluster, name, secret);
+      const user: ClusterUser = {
+        ...before,
+        secretId,
+        hasPassword: before.hasPassword || secret.password !== undefined,
+        hasKey: before.hasKey || secret.sshKey !== undefined,
+      };
+      await apply(deps, cluster, active({ ...cluster, users: replace(cluster, user) }), [], name, secretId);
+      await save(deps, cluster, replace(cluster, user));
+      await event(
+        deps.store,
+        clusterId,
+        deps.clock,
+        "MANUAL",
+        `user ${name}: ${[secret.password && "password", secret.sshKey && "SSH key"].filter(Boolean).join(" and ")} set`,
+        undefined,
+        undefined,
+        undefined,
+        deps.by,
+      );
+      return view(user);
+    },
+  );
+}
+
+/** Names and uids for compute nodes' boot scripts (no secrets): the cluster's users, deleted ones out. */
+export function nodeUsers(cluster: ClusterRecord): { name: string; uid: number; enabled: boolean }[] {
+  return active(cluster).map((u) => ({ name: u.name, uid: u.uid, enabled: u.enabled }));
+}
+
+// ── helpers ─────────────────────────────────────────────────────────────────────────────────────
+
+function active(cluster: ClusterRecord): ClusterUser[] {
+  return (cluster.users ?? []).filter((u) => u.deletedAt === undefined).sort((a, b) => a.uid - b.uid);
+}
+
+function view(u: ClusterUser): UserView {
+  return {
+    name: u.name,
+    uid: u.uid,
+    gid: u.uid,
+    enabled: u.enabled,
+    hasPassword: u.hasPassword,
+    hasKey: u.hasKey,
+    createdAt: new Date(u.createdAt).toISOString(),
+  };
+}
+
+function known(cluster: ClusterRecord, name: string): ClusterUser {
+  const user = active(cluster).find((u) => u.name === name);
+  if (user === undefined)
+    throw new UnknownNameError(`no user ${String(name).slice(0, 40)} in cluster ${cluster.clusterId}`, [
+      { path: "user", message: "no such user" },
+    ]);
+  return user;
+}
+
+function replace(cluster: ClusterRecord, user: ClusterUser): ClusterUser[] {
+  return (cluster.users ?? []).map((u) => (u.name === user.name ? user : u));
+}
+
+function invalid(path: string, message: string): ValidationError {
+  return new ValidationError("request body", [{ path, message }]);
+}
+
+/** The password and key of a request, checked (ValidationError naming the field); undefined when neither. */
+function secretOf(input: {
+  password?: string | undefined;
+  sshKey?: string | undefined;
+}): UserSecret | undefined {
+  if (input.password === undefined && input.sshKey === undefined) return undefined;
+  try {
+    return parseUserSecret({
+      ...(input.password === undefined ? {} : { password: input.password }),
+      ...(input.sshKey === undefined ? {} : { sshKey: input.sshKey }),
+    });
+  } catch (error) {
+    // "secret.password: ..." → the field as the request names it; the message never holds the value.
+    const message = (error as Error).message;
+    const field = /^secret\.(\w+)/.exec(message)?.[1] ?? "password";
+    throw invalid(field, message.replace(/^secret\.\w+: /, ""));
+  }
+}
+
+async function putSecret(
+  deps: UsersDeps,
+  cluster: ClusterRecord,
+  name: string,
+  secret: UserSecret,
+): Promise<string> {
+  // On AWS the secret carries the cluster's VPC: only that VPC's master role may read it.
+  const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id;
+  if (deps.userSecrets === undefined)
+    throw new UnsupportedOperationError("this deployment has no secret store for users' passwords and keys");
+  return deps.userSecrets.put(cluster.clusterId, name, secret, { vpcId });
+}
+
+/** The master's users made exactly `users`; `secretId` goes with `changed` only (the agent reads it). */
+async function apply(
+  deps: UsersDeps,
+  cluster: ClusterRecord,
+  users: readonly ClusterUser[],
+  purge: string[],
+  changed?: string,
+  secretId?: string,
+): Promise<void> {
+  const { agent } = await deps.runtime(cluster);
+  if (agent.setUsers === undefined)
+    throw new UnsupportedOperationError("this cluster's agent channel cannot manage users");
+  const request: UsersRequest = {
+    users: users.map(
+      (u): UserSpec => ({
+        name: u.name,
+        uid: u.uid,
+        enabled: u.enabled,
+        ...(u.name === changed && secretId !== undefined ? { secret: secretId } : {}),
+      }),
+    ),
+    purge,
+  };
+  try {
+    await agent.setUsers(request);
+  } catch (error) {
+    // The master refused (a name or uid its own accounts have): the request's fault, not the agent's.
+    if (error instanceof AgentActionError && error.status === 400)
+      throw new StateRefusedError(`the master refused: ${error.message}`, [
+        { path: "name", message: error.message.slice(0, 300) },
+      ]);
+    throw error;
+  }
+}
+
+async function save(deps: UsersDeps, cluster: ClusterRecord, users: ClusterUser[]): Promise<void> {
+  await deps.store.updateCluster(cluster.clusterId, cluster.version, { users, now: deps.clock.now() });
+}
+
+/**
+ * Runs `body` on the freshest record under the cluster's users lease (one change at a time). `check` runs
+ * on the record first, before the lease is taken: a request refused there (no such cluster or user, not
+ * RUNNING) writes nothing at all, not even a lease.
+ */
+async function locked<T>(
+  deps: UsersDeps,
+  clusterId: string,
+  check: (cluster: ClusterRecord) => void,
+  body: (cluster: ClusterRecord) => Promise<T>,
+): Promise<T> {
+  const read = async () => {
+    const cluster = await deps.store.getCluster(clusterId);
+    if (cluster === undefined || cluster.status === "DELETED")
+      throw new UnknownNameError(`no cluster ${clusterId}`, [
+        { path: "clusterId", message: "no such cluster" },
+      ]);
+    if (cluster.status !== "RUNNING")
+      throw new StateRefusedError(`the cluster is ${cluster.status}, not RUNNING: its master must answer`);
+    check(cluster);
+    return cluster;
+  };
+  await read();
+  const key = `users:${clusterId}`;
+  const lease = await deps.store.acquireLease(key, `users-${randomUUID()}`, LEASE_TTL_MS, deps.clock.now());
+  if (lease === undefined)
+    throw new AdmissionBusyError(`another change to cluster ${clusterId}'s users is under way: retry`);
+  try {
+    return await body(await read());
+  } finally {
+    await deps.store.releaseLease(lease).catch(() => undefined);
+  }
+}
