@@ -12,7 +12,13 @@ import type { JobGroup, OkReport, ReportArrival, ReportNode } from "../ports/age
 import type { Clock } from "../ports/clock.js";
 import type { HostUser, UsersAnswer, UsersRequest } from "../ports/cluster-users.js";
 import type { SlurmSetup } from "../ports/slurm-setup.js";
-import { checkedNotes, checkedPartitions, checkedPlaceholders, checkedStorage, checkedUsers } from "./http.js";
+import {
+  checkedNotes,
+  checkedPartitions,
+  checkedPlaceholders,
+  checkedStorage,
+  checkedUsers,
+} from "./http.js";
 
 export type FakeAgentCall =
   | { action: "report" }
