@@ -116,6 +116,18 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     return JSON.parse(list.stdout).nodes as { node: string }[];
   };
   const passwd = async (name: string) => (await runCommand("getent", ["passwd", name])).stdout.trim();
+  /** True when `password` hashes to the user's /etc/shadow hash (perl's crypt is libcrypt's: yescrypt). */
+  const passwordMatches = async (name: string, password: string) => {
+    const hash = (await readFile("/etc/shadow", "utf8"))
+      .split("\n")
+      .find((l) => l.startsWith(`${name}:`))
+      ?.split(":")[1];
+    if (hash === undefined || !hash.startsWith("$")) return false;
+    const r = await runCommand("perl", ["-e", "print crypt($ENV{P}, $ENV{H}) eq $ENV{H} ? 1 : 0"], {
+      env: { ...process.env, P: password, H: hash },
+    });
+    return r.stdout === "1";
+  };
   /** Every regular file under `dir` (sockets, fifos and links skipped). */
   const files = async (dir: string): Promise<string[]> => {
     const found: string[] = [];
@@ -206,6 +218,9 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     expect(listed).toEqual([expect.objectContaining({ name: ALICE, uid: alice.uid, enabled: true })]);
     expect(table.stdout).toMatch(new RegExp(`^${ALICE}\\s+${alice.uid}\\s+yes\\s+set`, "m"));
     expect(master).toBe(`${ALICE}:x:${alice.uid}:${alice.uid}:${USER_GECOS}:/home/${ALICE}:/bin/bash`);
+    // The master's shadow hash is of the password given on stdin (crypt of it with the hash's own salt).
+    expect(await passwordMatches(ALICE, PASSWORD)).toBe(true);
+    expect(await passwordMatches(ALICE, `${PASSWORD}x`)).toBe(false);
 
     // Act: a job submitted as alice; nothing runs in compute yet, so the scaler must launch a node
     const out = `/home/${ALICE}/id.out`;
@@ -248,6 +263,10 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     expect(stored).toHaveLength(1);
     expect(((await stat(stored[0] as string)).mode & 0o777).toString(8)).toBe("600");
     expect(((await stat(secrets)).mode & 0o777).toString(8)).toBe("700");
+    // The search finds it where it is (the store), and reads the supervisor's and agent's logs.
+    expect((await readFile(stored[0] as string)).includes(PASSWORD)).toBe(true);
+    expect(everyFile).toContain(localPaths(stateDir).supervisorLog);
+    expect(everyFile).toContain(localPaths(stateDir).agentLog);
     const leaks: string[] = [];
     for (const f of everyFile) {
       if (f.startsWith(`${secrets}/`)) continue;
@@ -267,6 +286,14 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     const whileDisabled = await users();
     const refused = await submitAs(ALICE, `/home/${ALICE}/refused.out`, "true");
     const queuedAfterRefusal = await slurm("squeue", ["-h", "-u", ALICE]);
+    // Slurm itself does not look at the expiry: root can still submit for her without PAM's account
+    // check (runuser), as docs/cli.md says. The job is cancelled at once.
+    const asRoot = await runCommand(
+      "runuser",
+      ["-u", ALICE, "--", "sbatch", "--parsable", "--hold", "-p", "compute", "--wrap", "true"],
+      { env: slurmEnv, timeoutMs: 60_000 },
+    );
+    if (asRoot.code === 0) await slurm("scancel", [asRoot.stdout.trim()]);
     const enabled = await cli(["users", "enable", ALICE]);
     const accepted = await submitAs(ALICE, `/home/${ALICE}/again.out`, "true");
     if (accepted.code === 0) await slurm("scancel", [accepted.stdout.trim()]);
@@ -276,6 +303,8 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     expect(disabled.stdout).toContain(`user ${ALICE} disabled`);
     expect(whileDisabled).toEqual([expect.objectContaining({ name: ALICE, enabled: false })]);
     expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("Your account has expired");
+    expect(asRoot.code, asRoot.stderr).toBe(0);
     expect(queuedAfterRefusal).toBe("");
     expect(enabled.status, enabled.stderr).toBe(0);
     expect((await users())[0]?.enabled).toBe(true);
