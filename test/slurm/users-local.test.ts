@@ -26,6 +26,7 @@ import { CLI } from "../support/cli.js";
 const PORTS = { api: 8280, agent: 8219, slurmctld: 8217, slurmd: 8218 };
 const ALICE = "alice";
 const BOB = "bob";
+const CAROL = "carol";
 const PASSWORD = "Tr0ub4dor-local-e2e";
 
 interface Run {
@@ -46,6 +47,7 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
   let stateDir = "";
   let configDir = "";
   let slurmEnv: NodeJS.ProcessEnv = {};
+  let clusterId = "";
   const outputs: string[] = [];
 
   function cli(args: string[], input?: string, timeoutMs = 240_000): Promise<Run> {
@@ -139,7 +141,7 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     return found;
   };
   const removeUsers = async () => {
-    for (const name of [ALICE, BOB]) {
+    for (const name of [ALICE, BOB, CAROL]) {
       const line = await passwd(name);
       if (line === "") {
         await rm(`/home/${name}`, { recursive: true, force: true });
@@ -189,7 +191,8 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     await writeFile(file, JSON.stringify({ ...demoCluster(5), name: "usersl" }));
     const created = await cli(["cluster", "create", "--file", file, "--wait", "--json"]);
     if (created.status !== 0) throw new Error(`cluster create failed: ${created.stderr}`);
-    const use = await cli(["use", JSON.parse(created.stdout).clusterId]);
+    clusterId = JSON.parse(created.stdout).clusterId;
+    const use = await cli(["use", clusterId]);
     if (use.status !== 0) throw new Error(`use failed: ${use.stderr}`);
   }, 300_000);
 
@@ -337,4 +340,20 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     expect(existsSync(`/home/${BOB}`)).toBe(false);
     expect(left).toEqual([]);
   }, 120_000);
+
+  it("deleting the cluster removes its users from this machine, the local master (homes kept)", async () => {
+    // Prepare
+    const added = await cli(["users", "add", CAROL]);
+    expect(added.status, added.stderr).toBe(0);
+    const before = await passwd(CAROL);
+
+    // Act
+    const deleted = await cli(["cluster", "delete", clusterId, "--wait"]);
+
+    // Assess: as a cloud master's accounts go with its instance
+    expect(before).toMatch(new RegExp(`^${CAROL}:x:`));
+    expect(deleted.status, deleted.stderr).toBe(0);
+    expect(await passwd(CAROL)).toBe("");
+    expect(existsSync(`/home/${CAROL}`)).toBe(true);
+  }, 240_000);
 });
