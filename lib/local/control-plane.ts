@@ -92,12 +92,17 @@ export async function startLocalControlPlane(
       const cluster = await store.getCluster(clusterId);
       if (cluster !== undefined) await setSlurmQueues(testbed, cluster, log);
     },
-    ...(master === undefined
-      ? {}
-      : {
-          masterClaimed: (id: string) => master.claimed(id),
-          masterReleased: (id: string) => master.released(id),
-        }),
+    ...(master === undefined ? {} : { masterClaimed: (id: string) => master.claimed(id) }),
+    masterReleased: async (id: string) => {
+      // A cloud master's accounts go with its instance; this machine stays, so the deleted cluster's
+      // users are removed from it (homes kept, as `users delete`), lest the next cluster's first user get
+      // a uid whose files a previous cluster's user left. Best effort: the deletion goes on regardless.
+      await agent
+        .setUsers({ users: [], purge: [] })
+        .then((a) => a.removed.length > 0 && log(`cluster ${id}: users ${a.removed.join(", ")} removed`))
+        .catch((error: unknown) => log(`cluster ${id}: its users not removed: ${(error as Error).message}`));
+      await master?.released(id);
+    },
     // One line per compute launch call: when the launch reached the provider (docs/local-mode.md measures
     // submit → launch call from it).
     computeLaunch: (request) =>

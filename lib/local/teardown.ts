@@ -1,5 +1,6 @@
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { applyUsers } from "../../scheduler-plugins/slurm/users-apply.js";
 import { signal, sleep } from "../providers/local/netns.js";
 import { stopTestbed, type Testbed } from "../providers/local/slurm-testbed.js";
 import { bridgeName, type LocalSettings, localPaths } from "./settings.js";
@@ -35,7 +36,7 @@ export async function stopProcess(pid: number | undefined, marker: string, grace
 /**
  * Removes everything a local mode made, whatever state it was left in (also after a SIGKILL): the
  * agent and its watcher, every namespace node with the prefix (their slurmd and jobs, veths, Slurm node entries),
- * slurmctld, munged, the bridge, then slurmctld's saved state, instance records, keys and token, sockets, lock and
+ * slurmctld, munged, the bridge, the clusters' users on this machine (homes kept), then slurmctld's saved state, instance records, keys and token, sockets, lock and
  * state file. Logs stay under `logs/` (and `slurm/log/`). Idempotent.
  */
 export async function tearDownLocal(settings: LocalSettings, state?: LocalState): Promise<void> {
@@ -44,6 +45,10 @@ export async function tearDownLocal(settings: LocalSettings, state?: LocalState)
   await stopProcess(state?.watcherPid, AGENT_MARKER);
   await stopProcess(agentPid, AGENT_MARKER);
   await stopTestbed(localTestbed(settings));
+  // The clusters (in dynalite) go, so their users go from this machine, the local master (homes kept,
+  // as `users delete`); a cloud master's accounts go with its instance. Only NowScale's accounts (their
+  // GECOS and uid range, users-apply.ts) are touched. Best effort: the rest of the teardown goes on.
+  await applyUsers({ users: [], purge: [] }).catch(() => undefined);
   // Saved controller state would bring the dynamic nodes back on the next start.
   for (const entry of await readdir(paths.slurmDir).catch(() => [] as string[])) {
     if (entry !== "log") await rm(join(paths.slurmDir, entry), { recursive: true, force: true });
