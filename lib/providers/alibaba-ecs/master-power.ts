@@ -88,14 +88,17 @@ export class AlibabaMasterPower implements MasterPower {
   }
 
   private async call<T>(operation: (client: EcsClient) => Promise<T>): Promise<T> {
+    // The key is read outside the try: a missing or malformed secret is the deployment's error, told as
+    // it is, not a cloud error.
+    this.client ??= new EcsApi({
+      regionId: this.options.regionId,
+      credential: await this.options.credential(),
+      ...(this.options.endpoint === undefined ? {} : { endpoint: this.options.endpoint }),
+      ...(this.options.protocol === undefined ? {} : { protocol: this.options.protocol }),
+    }).client;
+    const client = this.client;
     try {
-      this.client ??= new EcsApi({
-        regionId: this.options.regionId,
-        credential: await this.options.credential(),
-        ...(this.options.endpoint === undefined ? {} : { endpoint: this.options.endpoint }),
-        ...(this.options.protocol === undefined ? {} : { protocol: this.options.protocol }),
-      }).client;
-      return await operation(this.client);
+      return await operation(client);
     } catch (error) {
       throw fromEcsError(error);
     }

@@ -76,14 +76,17 @@ export class TencentMasterPower implements MasterPower {
   }
 
   private async call<T>(operation: (client: CvmClient) => Promise<T>): Promise<T> {
+    // The key is read outside the try: a missing or malformed secret is the deployment's error, told as
+    // it is, not a cloud error.
+    this.client ??= new CvmApi({
+      region: this.options.region,
+      credential: await this.options.credential(),
+      ...(this.options.endpoint === undefined ? {} : { endpoint: this.options.endpoint }),
+      ...(this.options.protocol === undefined ? {} : { protocol: this.options.protocol }),
+    }).client;
+    const client = this.client;
     try {
-      this.client ??= new CvmApi({
-        region: this.options.region,
-        credential: await this.options.credential(),
-        ...(this.options.endpoint === undefined ? {} : { endpoint: this.options.endpoint }),
-        ...(this.options.protocol === undefined ? {} : { protocol: this.options.protocol }),
-      }).client;
-      return await operation(this.client);
+      return await operation(client);
     } catch (error) {
       throw fromCvmError(error);
     }

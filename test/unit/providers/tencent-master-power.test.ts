@@ -1,5 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { InvalidRequestError, NotFoundError, UnauthorizedError } from "../../../lib/ports/errors.js";
+import {
+  CloudProviderError,
+  InvalidRequestError,
+  NotFoundError,
+  UnauthorizedError,
+} from "../../../lib/ports/errors.js";
 import { MANAGED_TAG, ROLE_TAG } from "../../../lib/ports/tags.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { TencentMasterPower } from "../../../lib/providers/tencent-cvm/master-power.js";
@@ -82,6 +87,23 @@ describe("TencentMasterPower (real SDK, local CVM endpoint)", () => {
     expect(missing).toBeInstanceOf(NotFoundError);
     expect(refused).toBeInstanceOf(UnauthorizedError);
     expect(sim.callsOf("StartInstances")).toHaveLength(0);
+  });
+
+  it("passes a missing key on as the deployment's error, not a cloud error, and sends nothing", async () => {
+    // Prepare
+    const noKey = new TencentMasterPower({
+      region: "ap-shanghai",
+      credential: async () =>
+        Promise.reject(new Error("secret NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN has no secretKey")),
+      endpoint: sim.endpoint,
+      protocol: "http://",
+    });
+    // Act
+    const failed = await noKey.stop(["ins-1"]).catch((e: unknown) => e);
+    // Assess
+    expect(failed).not.toBeInstanceOf(CloudProviderError);
+    expect((failed as Error).message).toBe("secret NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN has no secretKey");
+    expect(sim.calls).toHaveLength(0);
   });
 
   it("sends nothing for no instance", async () => {
