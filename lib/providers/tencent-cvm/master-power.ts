@@ -28,10 +28,10 @@ const POWER: Record<string, PoweredInstance["power"]> = {
 /**
  * A Tencent cluster's master stopped and started (sleep and wake, lib/control/sleep.ts), CVM 2017-03-12.
  * StopInstances asks StoppedMode STOP_CHARGING ("关机停止收费"): the SDK's model says it "only takes
- * effect for some pay-as-you-go instances" (按量计费实例关机不收费说明, cloud.tencent.com/document/product/
- * 213/19918: pay-as-you-go instances on cloud disks; not instances with local disks, nor
- * subscription ones, which stay billed as KEEP_CHARGING would). DescribeInstances' StopChargingMode then
- * says which mode the instance got (STOP_CHARGING, KEEP_CHARGING, or NOT_APPLICABLE). CPU and memory are
+ * effect for some pay-as-you-go instances", and names the page that lists which (按量计费实例关机不收费说明,
+ * cloud.tencent.com/document/product/213/19918); subscription instances are not pay-as-you-go. Which
+ * ones qualify is left to CVM: DescribeInstances' StopChargingMode says which mode the instance got
+ * (STOP_CHARGING, KEEP_CHARGING, or NOT_APPLICABLE). CPU and memory are
  * given back, so StartInstances may fail for want of stock (ResourceInsufficient: try again later); the
  * disks and the private IP (the agent's endpoint) are kept. StopType SOFT_FIRST: a clean shutdown,
  * forced only if that fails, so slurmctld's state is written out.
