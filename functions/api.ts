@@ -1,23 +1,21 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
-import { EC2Client } from "@aws-sdk/client-ec2";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { lambdaEnv } from "../lib/aws/env.js";
+import { cloudMasterPower } from "../lib/aws/master-power.js";
 import { awsControlRuntime } from "../lib/aws/runtime.js";
 import { SecretsManagerUserSecrets } from "../lib/aws/user-secrets.js";
 import { createApiHandler } from "../lib/control/api/handler.js";
 import { computeUserData } from "../lib/control/compute-user-data.js";
 import { PowertoolsMetricsSink } from "../lib/control/metrics.js";
-import type { ClusterRecord } from "../lib/ports/state-store.js";
-import { AwsMasterPower } from "../lib/providers/aws-ec2/master-power.js";
 import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 
 /** Every REST route (API Gateway proxy integration); lib/control/api/routes.ts does the work. */
 const env = lambdaEnv("api");
 const logger = new Logger();
 const metrics = new Metrics({ namespace: env.metricsNamespace });
-const { store, clock, runtime, attach } = awsControlRuntime(env);
+const { store, clock, runtime, attach, tencentCredential, alibabaCredential } = awsControlRuntime(env);
 const workflows = new SfnWorkflowStarter(
   new SFNClient({}),
   env.createStateMachineArn,
@@ -33,11 +31,9 @@ const deps = {
   metrics: new PowertoolsMetricsSink(metrics),
   // Clusters are made in the stack's own region (the workflow checks it again).
   region: env.region,
-  // Sleep and wake stop and start AWS masters; other clouds' masters are left running (docs/control-plane.md).
-  masterPower: (cluster: ClusterRecord) =>
-    cluster.placement.cloud === "aws"
-      ? new AwsMasterPower(new EC2Client({ region: cluster.placement.region }))
-      : undefined,
+  // Sleep and wake stop and start a created cluster's master on its cloud (docs/control-plane.md); the
+  // API's role reads the Tencent and Alibaba key secrets (lib/infra/stack.ts).
+  masterPower: cloudMasterPower({ tencentCredential, alibabaCredential }),
   // Cluster users' passwords and keys (lib/control/users.ts), encrypted with the stack's secrets key.
   userSecrets: new SecretsManagerUserSecrets(
     new SecretsManagerClient({ region: env.region }),

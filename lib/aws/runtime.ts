@@ -65,6 +65,13 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
     return { secretId: text(s, "secretId", name), secretKey: text(s, "secretKey", name) };
   };
 
+  /** The stack's Alibaba key (the secret NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN names). */
+  const alibabaCredential = async () => {
+    const name = CONTROL_ENV.alibabaCredentialsSecretArn;
+    const s = await secretJson(name);
+    return { accessKeyId: text(s, "accessKeyId", name), accessKeySecret: text(s, "accessKeySecret", name) };
+  };
+
   const provider = async (cluster: ClusterRecord): Promise<CloudProvider> => {
     const { cloud, region: clusterRegion } = cluster.placement;
     // An attached cluster's computes go into the user's own security groups (never NowScale's to delete).
@@ -96,16 +103,11 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
         ...(vpcId === undefined ? {} : { vpcId }),
       });
     } else if (cloud === "alibaba") {
-      const name = CONTROL_ENV.alibabaCredentialsSecretArn;
-      const s = await secretJson(name);
       p = createAlibabaEcsProvider({
         regionId: clusterRegion,
         clock,
         securityGroupIds,
-        credential: {
-          accessKeyId: text(s, "accessKeyId", name),
-          accessKeySecret: text(s, "accessKeySecret", name),
-        },
+        credential: await alibabaCredential(),
       });
     } else {
       throw new Error(`cloud ${cloud} has no provider in the Lambda runtime`);
@@ -197,7 +199,7 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
         ? new AwsAttachNetworkCheck(new EC2Client({ region: request.region }))
         : undefined,
   };
-  return { store, clock, runtime, attach, tencentCredential };
+  return { store, clock, runtime, attach, tencentCredential, alibabaCredential };
 }
 
 /** The subnets NowScale made for the cluster, or the user's own from the create request. */

@@ -145,6 +145,24 @@ describe("Lambda functions", () => {
     }
   });
 
+  it("THEN the API's role may read the Tencent and Alibaba key secrets (sleep and wake stop and start their masters)", () => {
+    const [api] = resources("AWS::Lambda::Function").filter(([, fn]) =>
+      /REST API/.test(String(fn.Properties.Description)),
+    );
+    if (api === undefined) throw new Error("no API function");
+    const role = (api[1].Properties.Role as { "Fn::GetAtt": [string, string] })["Fn::GetAtt"][0];
+    // CDK moves statements past the inline policy's size into an overflow managed policy: both count.
+    const readable = [...resources("AWS::IAM::Policy"), ...resources("AWS::IAM::ManagedPolicy")]
+      .filter(([, p]) => JSON.stringify(p.Properties.Roles).includes(`"${role}"`))
+      .flatMap(([, p]) => (p.Properties.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement)
+      .filter((st) => ([] as unknown[]).concat(st.Action).includes("secretsmanager:GetSecretValue"))
+      .flatMap((st) => ([] as unknown[]).concat(st.Resource))
+      .map((r) => (r as { Ref?: string }).Ref);
+    const secrets = resources("AWS::SecretsManager::Secret").map(([id]) => id);
+    expect(secrets).toHaveLength(2);
+    for (const id of secrets) expect(readable).toContain(id);
+  });
+
   it("THEN the API and the reconciler know both state machines, may start them and read their executions", () => {
     // The reconciler starts the workflows again for clusters left CREATING or DELETING.
     const both = resources("AWS::Lambda::Function").filter(([, fn]) =>

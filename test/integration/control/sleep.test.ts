@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeAgent } from "../../../lib/agent-channels/fake.js";
+import { cloudMasterPower } from "../../../lib/aws/master-power.js";
 import { UnknownNameError } from "../../../lib/control/errors.js";
 import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle } from "../../../lib/control/scale-cycle.js";
@@ -12,8 +14,20 @@ import {
   wakeCluster,
 } from "../../../lib/control/sleep.js";
 import { ConflictError } from "../../../lib/ports/state-store.js";
-import { type ControlBed, controlBed } from "../../support/control-bed.js";
-import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
+import { MANAGED_TAG, ROLE_TAG } from "../../../lib/ports/tags.js";
+import { FakeClock, FakeCloud, FakeProvider } from "../../../lib/providers/fake/index.js";
+import { CONFIG, type ControlBed, controlBed, T0 } from "../../support/control-bed.js";
+import { freshStore, startDynalite, type TestDynamo } from "../../support/dynalite.js";
+import {
+  startEcsSimulator,
+  TEST_ACCESS_KEY_ID,
+  TEST_ACCESS_KEY_SECRET,
+} from "../../unit/providers/simulators/alibaba-ecs.js";
+import {
+  startCvmSimulator,
+  TEST_SECRET_ID,
+  TEST_SECRET_KEY,
+} from "../../unit/providers/simulators/tencent-cvm.js";
 
 /**
  * Sleep and wake, and nodes stopped or resumed by hand (lib/control/sleep.ts), on the real state store
@@ -226,5 +240,96 @@ describe("nodes stopped and resumed by hand (shutdownc / turnonc)", () => {
     expect(resumed.resumed).toEqual([busy]);
     expect(resumed.notResumed).toEqual([{ node: idle, reason: expect.stringContaining("retired") }]);
     expect(bed.agent.nodes.find((n) => n.name === busy)?.state).toBe("IDLE");
+  });
+});
+
+describe("the master of a Tencent or Alibaba cluster, stopped by sleep and started by wake", () => {
+  /**
+   * A RUNNING cluster record on `cloud` whose master (tagged as the creation workflow tags it) lives in
+   * `fakeCloud`, served by the loopback CVM or ECS; no compute node. The master power is the API's own
+   * (lib/aws/master-power.ts) pointed at the loopback endpoint with the test keys.
+   */
+  async function cloudBed(cloud: "tencent" | "alibaba", fakeCloud: FakeCloud, endpoint: string) {
+    const { store } = await freshStore(db);
+    const clock = new FakeClock(T0);
+    const master = fakeCloud.seed({
+      instanceType: cloud === "tencent" ? "SA2.MEDIUM4" : "ecs.g7.large",
+      zone: cloud === "tencent" ? "ap-shanghai-2" : "cn-hangzhou-h",
+      tags: { [MANAGED_TAG]: "true", [ROLE_TAG]: "master", "nowscale:cluster": "hpc1" },
+    });
+    const region = cloud === "tencent" ? "ap-shanghai" : "cn-hangzhou";
+    const { cluster } = await store.createCluster({
+      clusterId: "hpc1",
+      name: "hpc1",
+      placement: { cloud, region, imageId: "img-compute" },
+      autoscaling: CONFIG,
+      now: T0,
+    });
+    await store.updateCluster("hpc1", cluster.version, {
+      status: "RUNNING",
+      resources: [{ type: "masterInstance", id: master.id, createdAt: T0 }],
+      now: T0,
+    });
+    const deps: SleepDeps = {
+      store,
+      clock,
+      runtime: async () => ({ provider: new FakeProvider({ clock }), agent: new FakeAgent(clock) }),
+      masterPower: cloudMasterPower({
+        tencentCredential: async () => ({ secretId: TEST_SECRET_ID, secretKey: TEST_SECRET_KEY }),
+        alibabaCredential: async () => ({
+          accessKeyId: TEST_ACCESS_KEY_ID,
+          accessKeySecret: TEST_ACCESS_KEY_SECRET,
+        }),
+        endpoints: { tencent: { endpoint, protocol: "http://" }, alibaba: { endpoint, protocol: "http" } },
+      }),
+      by: "arn:aws:iam::123456789012:user/ops",
+    };
+    return { store, master: master.id, deps };
+  }
+
+  it("Tencent: sleep stops the master with STOP_CHARGING (STOPPED in CVM), wake starts it (RUNNING)", async () => {
+    // Prepare
+    const fakeCloud = new FakeCloud({ idPrefix: "ins-" });
+    const sim = await startCvmSimulator(fakeCloud);
+    try {
+      const { store, master, deps } = await cloudBed("tencent", fakeCloud, sim.endpoint);
+      // Act
+      const slept = await sleepCluster(deps, "hpc1", { stopMaster: true });
+      const asleep = sim.stopped.get(master);
+      const woken = await wakeCluster(deps, "hpc1");
+      // Assess
+      expect(slept.master).toEqual({ state: "stopped", instanceIds: [master] });
+      expect(asleep).toBe("STOP_CHARGING");
+      expect(sim.callsOf("StopInstances").map((c) => c.params.StoppedMode)).toEqual(["STOP_CHARGING"]);
+      expect(woken.master).toEqual({ state: "started", instanceIds: [master] });
+      expect(woken.cluster.status).toBe("RUNNING");
+      expect(sim.stopped.has(master)).toBe(false);
+      expect(sim.callsOf("StartInstances").map((c) => c.params.InstanceIds)).toEqual([[master]]);
+      const events = await store.listEvents("hpc1", 20);
+      expect(events.map((e) => e.message)).toContain("master stopped (asleep)");
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it("Alibaba: sleep stops the master in economical mode (Stopped, StopCharging), wake starts it", async () => {
+    // Prepare
+    const fakeCloud = new FakeCloud({ idPrefix: "i-" });
+    const sim = await startEcsSimulator(fakeCloud);
+    try {
+      const { master, deps } = await cloudBed("alibaba", fakeCloud, sim.endpoint);
+      // Act
+      const slept = await sleepCluster(deps, "hpc1", { stopMaster: true });
+      const asleep = sim.world.stopped.get(master);
+      const woken = await wakeCluster(deps, "hpc1");
+      // Assess
+      expect(slept.master).toEqual({ state: "stopped", instanceIds: [master] });
+      expect(asleep).toBe("StopCharging");
+      expect(woken.master).toEqual({ state: "started", instanceIds: [master] });
+      expect(sim.world.stopped.has(master)).toBe(false);
+      expect(sim.callsOf("StartInstances")).toHaveLength(1);
+    } finally {
+      await sim.close();
+    }
   });
 });

@@ -4,10 +4,14 @@ import { afterEach, describe, expect, it } from "vitest";
 import { HttpAgentChannel } from "../../../lib/agent-channels/http.js";
 import { SsmAgentChannel } from "../../../lib/agent-channels/ssm.js";
 import { lambdaEnv } from "../../../lib/aws/env.js";
+import { cloudMasterPower } from "../../../lib/aws/master-power.js";
 import { awsControlRuntime } from "../../../lib/aws/runtime.js";
 import type { ClusterRecord } from "../../../lib/ports/state-store.js";
+import { AlibabaMasterPower } from "../../../lib/providers/alibaba-ecs/master-power.js";
+import { AwsMasterPower } from "../../../lib/providers/aws-ec2/master-power.js";
+import { TencentMasterPower } from "../../../lib/providers/tencent-cvm/master-power.js";
 
-const ENV = lambdaEnv("scaler", {
+const ENV_VARS = {
   AWS_REGION: "us-east-1",
   NOWSCALE_TABLE_CLUSTERS: "c",
   NOWSCALE_TABLE_NODES: "n",
@@ -16,7 +20,8 @@ const ENV = lambdaEnv("scaler", {
   NOWSCALE_TABLE_IDEMPOTENCY: "i",
   NOWSCALE_TABLE_USAGE: "u",
   NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN: "arn:tencent",
-});
+};
+const ENV = lambdaEnv("scaler", ENV_VARS);
 
 function cluster(overrides: Partial<ClusterRecord>): ClusterRecord {
   return {
@@ -74,5 +79,27 @@ describe("awsControlRuntime", () => {
     await expect(
       runtime(cluster({ placement: { cloud: "local", region: "x", imageId: "img" } })),
     ).rejects.toThrow(/no provider/);
+  });
+
+  it("reads the Alibaba key from its secret, and chooses the master's stop/start by the cluster's cloud", async () => {
+    // Prepare
+    secrets
+      .on(GetSecretValueCommand, { SecretId: "arn:alibaba" })
+      .resolves({ SecretString: JSON.stringify({ accessKeyId: "ak", accessKeySecret: "sk" }) });
+    const { tencentCredential, alibabaCredential } = awsControlRuntime(
+      lambdaEnv("scaler", { ...ENV_VARS, NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN: "arn:alibaba" }),
+    );
+    const power = cloudMasterPower({ tencentCredential, alibabaCredential });
+    const on = (cloud: ClusterRecord["placement"]["cloud"]) =>
+      power(cluster({ placement: { cloud, region: "r-1", imageId: "img" } }));
+    // Act
+    const key = await alibabaCredential();
+    // Assess
+    expect(key).toEqual({ accessKeyId: "ak", accessKeySecret: "sk" });
+    expect(on("aws")).toBeInstanceOf(AwsMasterPower);
+    expect(on("tencent")).toBeInstanceOf(TencentMasterPower);
+    expect(on("alibaba")).toBeInstanceOf(AlibabaMasterPower);
+    expect(on("local")).toBeUndefined();
+    expect(on("fake")).toBeUndefined();
   });
 });

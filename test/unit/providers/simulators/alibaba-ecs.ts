@@ -106,6 +106,8 @@ export class AlibabaWorld {
   readonly placement = new Map<string, { vSwitchId: string; groupIds: string[] }>();
   /** Faults to answer the next calls of an action with, before anything is done. */
   readonly faults = new Map<string, { status: number; code: string; times: number }>();
+  /** Stopped instances (StopInstances) and the StoppedMode each got: FakeCloud knows running ones only. */
+  readonly stopped = new Map<string, string>();
   /** ClientToken → the id it made. */
   readonly tokens = new Map<string, string>();
   private seq = 0;
@@ -435,6 +437,34 @@ function handleEcs(
     case "DeleteInstances":
       cloud.terminate(repeated(p, "InstanceId").map((x) => x[""] ?? ""));
       return {};
+    case "StopInstances":
+    case "StartInstances": {
+      // Only Running instances stop and only Stopped ones start (IncorrectInstanceStatus, 403); an unknown
+      // id fails the call. Done at once here (ECS passes through Stopping / Starting).
+      const ids = repeated(p, "InstanceId").map((x) => x[""] ?? "");
+      const found = cloud.describe(ids).filter((i) => i.state !== "TERMINATED");
+      const unknown = ids.filter((id) => !found.some((i) => i.id === id));
+      if (unknown.length > 0)
+        throw new SimFault(404, "InvalidInstanceId.NotFound", `no instance ${unknown.join(", ")}`);
+      const want = action === "StopInstances" ? "Running" : "Stopped";
+      for (const i of found)
+        if (ecsStatus(i, world) !== want)
+          throw new SimFault(403, "IncorrectInstanceStatus", `${i.id} is ${ecsStatus(i, world)}`);
+      for (const i of found) {
+        // Economical mode: pay-as-you-go only (the SDK model's StoppedMode); others stop billed.
+        if (action === "StopInstances")
+          world.stopped.set(
+            i.id,
+            p.StoppedMode === "StopCharging" && i.chargeType === "ON_DEMAND"
+              ? "StopCharging"
+              : "KeepCharging",
+          );
+        else world.stopped.delete(i.id);
+      }
+      return {
+        InstanceResponses: { InstanceResponse: found.map((i) => ({ InstanceId: i.id, Code: "200" })) },
+      };
+    }
     case "DescribeInstances": {
       let found: FakeInstance[];
       if (p.InstanceIds !== undefined) {
@@ -449,7 +479,11 @@ function handleEcs(
       const start = Number(p.NextToken ?? 0);
       const page = found.slice(start, start + max);
       const next = start + max < found.length ? String(start + max) : "";
-      return { TotalCount: found.length, NextToken: next, Instances: { Instance: page.map(toEcsInstance) } };
+      return {
+        TotalCount: found.length,
+        NextToken: next,
+        Instances: { Instance: page.map((i) => toEcsInstance(i, world)) },
+      };
     }
     default:
       throw new Error(`simulator does not know ${action}`);
@@ -655,13 +689,20 @@ function handleKms(world: AlibabaWorld, action: string, p: Record<string, string
   }
 }
 
-function toEcsInstance(i: FakeInstance): Record<string, unknown> {
+function ecsStatus(i: FakeInstance, world: AlibabaWorld): string {
+  if (world.stopped.has(i.id)) return "Stopped";
+  return i.state === "PENDING" ? "Pending" : "Running";
+}
+
+function toEcsInstance(i: FakeInstance, world: AlibabaWorld): Record<string, unknown> {
+  const stoppedMode = world.stopped.get(i.id);
   return {
     InstanceId: i.id,
     InstanceType: i.instanceType,
     RegionId: "cn-hangzhou",
     ZoneId: i.zone,
-    Status: i.state === "PENDING" ? "Pending" : "Running",
+    Status: ecsStatus(i, world),
+    ...(stoppedMode === undefined ? {} : { StoppedMode: stoppedMode }),
     InstanceChargeType: "PostPaid",
     SpotStrategy: i.chargeType === "SPOT" ? "SpotAsPriceGo" : "NoSpot",
     CreationTime: new Date(i.launchedAt).toISOString().slice(0, 16).concat("Z"),

@@ -43,6 +43,8 @@ export interface CvmSimulator extends LocalServer {
    * stock runs out after the call), seen so by DescribeInstances.
    */
   failLaunchOfNext(count: number): void;
+  /** Stopped instances (StopInstances) and the StoppedMode each got: FakeCloud knows running ones only. */
+  stopped: Map<string, string>;
 }
 
 /**
@@ -55,6 +57,7 @@ export interface CvmSimulator extends LocalServer {
 export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator> {
   const calls: CvmCall[] = [];
   const launch = { failNext: 0, failed: new Set<string>() };
+  const stopped = new Map<string, string>();
   const services = new TencentServices(cloud);
   const server = await startLocalServer((request) => {
     const action = request.headers["x-tc-action"] ?? "";
@@ -76,7 +79,7 @@ export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator>
     }
     try {
       return reply(
-        service === "cvm" ? handle(cloud, action, params, launch) : services.handle(action, params),
+        service === "cvm" ? handle(cloud, action, params, launch, stopped) : services.handle(action, params),
       );
     } catch (error) {
       if (error instanceof TencentApiError)
@@ -91,6 +94,7 @@ export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator>
     ...server,
     calls,
     services,
+    stopped,
     callsOf: (action) => calls.filter((c) => c.action === action),
     failLaunchOfNext: (count) => {
       launch.failNext = count;
@@ -117,6 +121,7 @@ function handle(
   action: string,
   p: Record<string, unknown>,
   launch: { failNext: number; failed: Set<string> },
+  stopped: Map<string, string>,
 ): Record<string, unknown> {
   switch (action) {
     case "RunInstances": {
@@ -156,6 +161,41 @@ function handle(
       cloud.terminate(ids);
       return {};
     }
+    case "StopInstances":
+    case "StartInstances": {
+      // StopInstances' and StartInstances' documentation: only RUNNING instances stop, only STOPPED ones
+      // start; an unknown id fails the call. Done at once here (CVM passes through STOPPING / STARTING).
+      const ids = p.InstanceIds as string[];
+      const found = cloud.describe(ids).filter((i) => i.state !== "TERMINATED");
+      const unknown = ids.filter((id) => !found.some((i) => i.id === id));
+      if (unknown.length > 0)
+        throw new TencentApiError("InvalidInstanceId.NotFound", `no instance ${unknown.join(", ")}`);
+      for (const i of found) {
+        const state = stopped.has(i.id) ? "STOPPED" : i.state;
+        if (action === "StopInstances" && state !== "RUNNING")
+          throw new TencentApiError(
+            `UnsupportedOperation.InstanceState${titleCase(state)}`,
+            `${i.id} is ${state}`,
+          );
+        if (action === "StartInstances" && state !== "STOPPED")
+          throw new TencentApiError(
+            `UnsupportedOperation.InstanceState${titleCase(state)}`,
+            `${i.id} is ${state}`,
+          );
+      }
+      for (const i of found) {
+        // STOP_CHARGING takes effect on pay-as-you-go instances only (the SDK model's StoppedMode).
+        if (action === "StopInstances")
+          stopped.set(
+            i.id,
+            p.StoppedMode === "STOP_CHARGING" && i.chargeType === "ON_DEMAND"
+              ? "STOP_CHARGING"
+              : "KEEP_CHARGING",
+          );
+        else stopped.delete(i.id);
+      }
+      return {};
+    }
     case "DescribeInstances": {
       let found: FakeInstance[];
       if (Array.isArray(p.InstanceIds)) {
@@ -177,7 +217,10 @@ function handle(
             toCvmInstance(
               launch.failed.has(i.id) && i.state !== "TERMINATED"
                 ? { ...i, state: "LAUNCH_FAILED" as never }
-                : i,
+                : stopped.has(i.id)
+                  ? { ...i, state: "STOPPED" as never }
+                  : i,
+              stopped.get(i.id),
             ),
           ),
       };
@@ -187,7 +230,12 @@ function handle(
   }
 }
 
-function toCvmInstance(i: FakeInstance): Record<string, unknown> {
+function titleCase(state: string): string {
+  return state.charAt(0) + state.slice(1).toLowerCase();
+}
+
+/** `stopChargingMode`: the StoppedMode a stopped instance got; NOT_APPLICABLE when it is not stopped. */
+function toCvmInstance(i: FakeInstance, stopChargingMode = "NOT_APPLICABLE"): Record<string, unknown> {
   const chargeType: Record<ChargeType, string> = { ON_DEMAND: "POSTPAID_BY_HOUR", SPOT: "SPOTPAID" };
   return {
     InstanceId: i.id,
@@ -200,6 +248,7 @@ function toCvmInstance(i: FakeInstance): Record<string, unknown> {
     VirtualPrivateCloud: { VpcId: "vpc-test0001", SubnetId: i.subnetId ?? "" },
     ImageId: i.imageId,
     Tags: Object.entries(i.tags).map(([Key, Value]) => ({ Key, Value })),
+    StopChargingMode: stopChargingMode,
   };
 }
 
