@@ -135,7 +135,7 @@ export class NowScaleStack extends Stack {
       timeoutSeconds: 300,
       environment: {
         ...tableEnv,
-        // Its Tencent key makes clusters on Tencent Cloud (docs/clouds.md).
+        // Its Tencent and Alibaba keys make clusters on those clouds (docs/clouds.md).
         ...credentialsEnv,
         [WORKFLOW_ENV.secretsKmsKeyArn]: keys.secretsKey.keyArn,
         [WORKFLOW_ENV.nodeInstanceProfileArn]: masterRole.instanceProfile.instanceProfileArn,
@@ -218,6 +218,8 @@ export class NowScaleStack extends Stack {
     ])
       workflowTask.addToRolePolicy(s);
     keys.secretsKey.grantEncryptDecrypt(workflowTask);
+    tencentCredentials.grantRead(workflowTask);
+    alibabaCredentials.grantRead(workflowTask);
     scaler.grantInvoke(fanout);
     for (const fn of [api, reconciler]) {
       for (const machine of [workflows.createCluster, workflows.deleteCluster]) {
