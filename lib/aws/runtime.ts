@@ -116,6 +116,8 @@ export function awsControlRuntime(
         securityGroupIds,
         credential: await tencentCredential(),
         ...(vpcId === undefined ? {} : { vpcId }),
+        // The computes read the munge key from SSM with this role's key (compute-user-data.ts).
+        ...(env.nodeRoles.tencent === undefined ? {} : { camRoleName: env.nodeRoles.tencent }),
       });
     } else if (cloud === "alibaba") {
       const connection = await alibabaConnection(clusterRegion);
@@ -138,6 +140,8 @@ export function awsControlRuntime(
         clock,
         securityGroupIds,
         vSwitches,
+        // The computes read the munge key from KMS with this role's key (compute-user-data.ts).
+        ...(env.nodeRoles.alibaba === undefined ? {} : { ramRoleName: env.nodeRoles.alibaba }),
       });
     } else {
       throw new Error(`cloud ${cloud} has no provider in the Lambda runtime`);

@@ -33,12 +33,20 @@ export function awsLifecycleDeps(env: WorkflowTaskEnv): LifecycleDeps {
   const tencent =
     env.credentialSecrets[CONTROL_ENV.tencentCredentialsSecretArn] === undefined
       ? undefined
-      : tencentLifecycleParts({ credential: control.tencentCredential, clock });
+      : tencentLifecycleParts({
+          credential: control.tencentCredential,
+          clock,
+          ...(env.nodeRoles.tencent === undefined ? {} : { camRoleName: env.nodeRoles.tencent }),
+        });
   // Alibaba clusters likewise, with the stack's Alibaba key.
   const alibaba =
     env.credentialSecrets[CONTROL_ENV.alibabaCredentialsSecretArn] === undefined
       ? undefined
-      : alibabaLifecycleParts({ credential: control.alibabaCredential, clock });
+      : alibabaLifecycleParts({
+          credential: control.alibabaCredential,
+          clock,
+          ...(env.nodeRoles.alibaba === undefined ? {} : { ramRoleName: env.nodeRoles.alibaba }),
+        });
   const clouds = {
     ...(tencent === undefined ? {} : { tencent }),
     ...(alibaba === undefined ? {} : { alibaba }),

@@ -57,6 +57,12 @@ export interface NowScaleStackProps extends StackProps {
    * address is out of their reach; SSM runs the agent's report and node actions on the master
    */
   agentTransport?: "http" | "ssm";
+  /**
+   * The CAM role (Tencent) and RAM role (Alibaba) that clusters' instances on those clouds run with, made
+   * by you in that cloud: their boot scripts read the cluster's secrets with its temporary key
+   * (docs/clouds.md). @default none: such instances boot without a role and cannot read their secrets
+   */
+  nodeRoleNames?: { tencent?: string; alibaba?: string };
 }
 
 /**
@@ -120,6 +126,12 @@ export class NowScaleStack extends Stack {
     const credentialsEnv = {
       [CREDENTIALS_ENV.tencent]: tencentCredentials.secretArn,
       [CREDENTIALS_ENV.alibaba]: alibabaCredentials.secretArn,
+      ...(props.nodeRoleNames?.tencent === undefined
+        ? {}
+        : { [CONTROL_ENV.tencentNodeRoleName]: props.nodeRoleNames.tencent }),
+      ...(props.nodeRoleNames?.alibaba === undefined
+        ? {}
+        : { [CONTROL_ENV.alibabaNodeRoleName]: props.nodeRoleNames.alibaba }),
     };
     // What every function that talks to clusters (scaler, reconciler, API) needs to reach them.
     const clusterEnv = {

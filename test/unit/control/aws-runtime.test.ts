@@ -87,7 +87,7 @@ describe("awsControlRuntime", () => {
 });
 
 describe("awsControlRuntime for an Alibaba cluster (the loopback ECS and VPC)", () => {
-  it("launches its computes into the cluster's VSwitch of their zone and reaches its master through Cloud Assistant", async () => {
+  it("launches its computes into the cluster's VSwitch of their zone with the nodes' RAM role and reaches its master through Cloud Assistant", async () => {
     // Prepare: a region without a default VPC, where a launch without the cluster's VSwitch fails
     const sim = await startEcsSimulator(new FakeCloud({ idPrefix: "i-bp", clock: new FakeClock() }), {
       defaultVpc: false,
@@ -104,7 +104,11 @@ describe("awsControlRuntime for an Alibaba cluster (the loopback ECS and VPC)", 
         protocol: "http",
       }).createNetwork("ali-1", { cidr: "10.42.0.0/16", zones: ["cn-hangzhou-h", "cn-hangzhou-i"] });
       const { runtime } = awsControlRuntime(
-        lambdaEnv("scaler", { ...ENV_VARS, NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN: "arn:alibaba" }),
+        lambdaEnv("scaler", {
+          ...ENV_VARS,
+          NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN: "arn:alibaba",
+          NOWSCALE_ALIBABA_NODE_ROLE_NAME: "NowScaleNode",
+        }),
         { ecs: sim.endpoint, vpc: sim.endpoint, protocol: "http" },
       );
       const record = cluster({
@@ -133,6 +137,8 @@ describe("awsControlRuntime for an Alibaba cluster (the loopback ECS and VPC)", 
       // Assess
       expect(launched.failures).toEqual([]);
       expect(sim.callsOf("RunInstances")[0]?.params.VSwitchId).toBe(network.subnetIds[1]);
+      // ... with the nodes' RAM role, whose key the boot script reads the munge key with.
+      expect(sim.callsOf("RunInstances")[0]?.params.RamRoleName).toBe("NowScaleNode");
       expect(agent).toBeInstanceOf(CloudAssistantAgentChannel);
       // The simulated master has no agent: the command went to it, and the channel says it is unreachable.
       expect(sim.callsOf("RunCommand")[0]?.params["InstanceId.1"]).toBe("i-bpmaster");
