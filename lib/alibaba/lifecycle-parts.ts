@@ -1,4 +1,5 @@
 import * as ecs from "@alicloud/ecs20140526";
+import { renderMasterBootstrapScript } from "../../scheduler-plugins/slurm/master-bootstrap.js";
 import { CloudAssistantAgentChannel } from "../agent-channels/cloud-assistant.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
@@ -6,8 +7,8 @@ import type { ClusterResources } from "../ports/cluster-resources.js";
 import { AlibabaClusterResources } from "../providers/alibaba-ecs/cluster-resources.js";
 import { type AlibabaAccessKey, cjsDefault, clientConfig, EcsApi } from "../providers/alibaba-ecs/ecs-api.js";
 import { ManagedProvider } from "../providers/shared/managed-provider.js";
-import type { MasterAgent } from "../workflow/tasks/agent.js";
 import { AgentChannelMasterAgent } from "../workflow/tasks/agent-channel-adapter.js";
+import type { OtherCloudParts } from "../workflow/tasks/deps.js";
 
 const EcsClient = cjsDefault(ecs.default);
 
@@ -27,14 +28,14 @@ export interface AlibabaLifecycleOptions {
 }
 
 /**
- * An Alibaba cluster's parts for the lifecycle tasks (the shape of deps.ts' CloudLifecycleParts): its
- * network, security group and secrets (AlibabaClusterResources), its instances (ECS), and its master's
- * agent reached through Cloud Assistant (no inbound path to the master is needed).
+ * An Alibaba cluster's parts for the lifecycle tasks (deps.ts' OtherCloudParts): its network, security
+ * group and secrets (AlibabaClusterResources), its instances (ECS), its master's agent reached through
+ * Cloud Assistant (no inbound path to the master is needed), and the master's boot script reading its
+ * secrets from KMS with the RAM role (no key in the user data, no Alibaba CLI).
  */
-export interface AlibabaLifecycleParts {
+export interface AlibabaLifecycleParts extends OtherCloudParts {
   resources: ClusterResources;
   provider(options?: { securityGroupIds?: string[] }): CloudProvider;
-  agent: MasterAgent;
 }
 
 /**
@@ -83,6 +84,8 @@ export function alibabaLifecycleParts(
           }),
           options.clock === undefined ? {} : { clock: options.clock },
         ),
+      masterUserData: (bootstrap) =>
+        renderMasterBootstrapScript({ ...bootstrap, secretStore: "alibaba-kms" }),
     };
   };
 }

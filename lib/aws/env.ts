@@ -36,6 +36,12 @@ export const CONTROL_ENV = {
   tencentCredentialsSecretArn: "NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN",
   /** Alibaba clusters: Secrets Manager secret `{"accessKeyId","accessKeySecret"}`. */
   alibabaCredentialsSecretArn: "NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN",
+  /**
+   * Optional: the role a Tencent cluster's CVM instances run with (CAM role name) and an Alibaba
+   * cluster's ECS instances (RAM role name): their boot scripts read the cluster's secrets with it.
+   */
+  tencentNodeRoleName: "NOWSCALE_TENCENT_NODE_ROLE_NAME",
+  alibabaNodeRoleName: "NOWSCALE_ALIBABA_NODE_ROLE_NAME",
   /** Powertools. */
   serviceName: "POWERTOOLS_SERVICE_NAME",
   metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",
@@ -65,6 +71,12 @@ const optional = z
   .string()
   .optional()
   .transform((v) => (v === "" ? undefined : v));
+/** A CAM or RAM role name: what both clouds allow (letters, digits, `+=,.@_-`, 1 to 64). */
+const roleName = z
+  .string()
+  .regex(/^[A-Za-z0-9+=,.@_-]{1,64}$/, { error: "expected a role name (letters, digits, +=,.@_-)" })
+  .optional()
+  .or(z.literal("").transform(() => undefined));
 const seconds = (fallback: number, min: number, max: number) => {
   const error = `seconds from ${min} to ${max}`;
   return z.coerce.number<string>({ error }).min(min, { error }).max(max, { error }).default(fallback);
@@ -94,6 +106,8 @@ const clusterAccess = z.object({
   // Needed only by a cluster on that cloud: the runtime names the variable when such a cluster comes.
   [CONTROL_ENV.tencentCredentialsSecretArn]: optional,
   [CONTROL_ENV.alibabaCredentialsSecretArn]: optional,
+  [CONTROL_ENV.tencentNodeRoleName]: roleName,
+  [CONTROL_ENV.alibabaNodeRoleName]: roleName,
 });
 
 /** The functions that start the cluster workflows: API, reconciler. */
@@ -135,6 +149,8 @@ export interface ClusterAccessEnv extends CommonEnv {
     [CONTROL_ENV.tencentCredentialsSecretArn]?: string;
     [CONTROL_ENV.alibabaCredentialsSecretArn]?: string;
   };
+  /** The role each other cloud's instances run with (CAM on Tencent, RAM on Alibaba). @default none */
+  nodeRoles: { tencent?: string; alibaba?: string };
 }
 
 function accessOf(e: z.output<typeof clusterAccess>): ClusterAccessEnv {
@@ -146,6 +162,10 @@ function accessOf(e: z.output<typeof clusterAccess>): ClusterAccessEnv {
     credentialSecrets: {
       ...given(CONTROL_ENV.tencentCredentialsSecretArn, e[CONTROL_ENV.tencentCredentialsSecretArn]),
       ...given(CONTROL_ENV.alibabaCredentialsSecretArn, e[CONTROL_ENV.alibabaCredentialsSecretArn]),
+    },
+    nodeRoles: {
+      ...given("tencent", e[CONTROL_ENV.tencentNodeRoleName]),
+      ...given("alibaba", e[CONTROL_ENV.alibabaNodeRoleName]),
     },
   };
 }

@@ -1,7 +1,9 @@
+import * as ecs from "@alicloud/ecs20140526";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
+import { CloudAssistantAgentChannel } from "../agent-channels/cloud-assistant.js";
 import { HttpAgentChannel } from "../agent-channels/http.js";
 import { SsmAgentChannel } from "../agent-channels/ssm.js";
 import { TatAgentChannel, tatClient } from "../agent-channels/tat.js";
@@ -10,12 +12,16 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
 import type { AgentEndpoint, ClusterRecord } from "../ports/state-store.js";
+import { AlibabaClusterResources } from "../providers/alibaba-ecs/cluster-resources.js";
+import { cjsDefault, clientConfig } from "../providers/alibaba-ecs/ecs-api.js";
 import { createAlibabaEcsProvider } from "../providers/alibaba-ecs/index.js";
 import { AwsAttachNetworkCheck } from "../providers/aws-ec2/attach-network.js";
 import { createAwsEc2Provider } from "../providers/aws-ec2/index.js";
 import { createTencentCvmProvider } from "../providers/tencent-cvm/index.js";
 import { DynamoStateStore, storeClientConfig } from "../state/dynamo-store.js";
 import { type ClusterAccessEnv, CONTROL_ENV } from "./env.js";
+
+const EcsClient = cjsDefault(ecs.default);
 
 /** How a cluster's cloud and agent are reached: what the scaler, reconciler and API need per cluster. */
 export type ClusterRuntime = (
@@ -29,7 +35,11 @@ export type ClusterRuntime = (
  * by NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN (`{"secretId","secretKey"}`) or
  * NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN (`{"accessKeyId","accessKeySecret"}`).
  */
-export function awsControlRuntime(env: ClusterAccessEnv) {
+export function awsControlRuntime(
+  env: ClusterAccessEnv,
+  /** Alibaba's ECS and VPC endpoints and protocol (tests: the loopback simulator). @default the public ones */
+  alibabaEndpoints: { ecs?: string; vpc?: string; protocol?: "https" | "http" } = {},
+) {
   const region = env.region;
   const clock: Clock = systemClock;
   const store = new DynamoStateStore({
@@ -71,6 +81,11 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
     const s = await secretJson(name);
     return { accessKeyId: text(s, "accessKeyId", name), accessKeySecret: text(s, "accessKeySecret", name) };
   };
+  const alibabaConnection = async (regionId: string) => ({
+    regionId,
+    credential: await alibabaCredential(),
+    ...(alibabaEndpoints.protocol === undefined ? {} : { protocol: alibabaEndpoints.protocol }),
+  });
 
   const provider = async (cluster: ClusterRecord): Promise<CloudProvider> => {
     const { cloud, region: clusterRegion } = cluster.placement;
@@ -101,13 +116,32 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
         securityGroupIds,
         credential: await tencentCredential(),
         ...(vpcId === undefined ? {} : { vpcId }),
+        // The computes read the munge key from SSM with this role's key (compute-user-data.ts).
+        ...(env.nodeRoles.tencent === undefined ? {} : { camRoleName: env.nodeRoles.tencent }),
       });
     } else if (cloud === "alibaba") {
+      const connection = await alibabaConnection(clusterRegion);
+      // Computes go to the cluster's VSwitch in their zone: a launch without one lands in the region's
+      // default VPC, which many regions lack (and which is not the cluster's network).
+      const subnets = new Set(clusterSubnets(cluster));
+      const network = vpcId ?? clusterVpc(cluster);
+      const vSwitches =
+        network === undefined || subnets.size === 0
+          ? []
+          : (
+              await new AlibabaClusterResources({
+                ...connection,
+                ...(alibabaEndpoints.vpc === undefined ? {} : { endpoints: { vpc: alibabaEndpoints.vpc } }),
+              }).vSwitches(network)
+            ).filter((s) => subnets.has(s.vSwitchId));
       p = createAlibabaEcsProvider({
-        regionId: clusterRegion,
+        ...connection,
+        ...(alibabaEndpoints.ecs === undefined ? {} : { endpoint: alibabaEndpoints.ecs }),
         clock,
         securityGroupIds,
-        credential: await alibabaCredential(),
+        vSwitches,
+        // The computes read the munge key from KMS with this role's key (compute-user-data.ts).
+        ...(env.nodeRoles.alibaba === undefined ? {} : { ramRoleName: env.nodeRoles.alibaba }),
       });
     } else {
       throw new Error(`cloud ${cloud} has no provider in the Lambda runtime`);
@@ -162,6 +196,21 @@ export function awsControlRuntime(env: ClusterAccessEnv) {
         instanceId: master,
         clock,
       });
+    // An Alibaba cluster's through Cloud Assistant, likewise.
+    if (cluster.placement.cloud === "alibaba") {
+      const connection = await alibabaConnection(cluster.placement.region);
+      return new CloudAssistantAgentChannel({
+        client: new EcsClient(
+          clientConfig({
+            ...connection,
+            ...(alibabaEndpoints.ecs === undefined ? {} : { endpoint: alibabaEndpoints.ecs }),
+          }),
+        ),
+        regionId: cluster.placement.region,
+        instanceId: master,
+        clock,
+      });
+    }
     return new SsmAgentChannel({
       client: ssm,
       instanceId: master,
@@ -210,4 +259,12 @@ export function clusterSubnets(cluster: ClusterRecord): string[] {
   const network = (cluster.spec as { network?: { subnetIds?: unknown } } | undefined)?.network;
   const given = network?.subnetIds;
   return Array.isArray(given) ? given.filter((s): s is string => typeof s === "string") : [];
+}
+
+/** The cluster's VPC: the one NowScale made, or the user's own from the create request. */
+export function clusterVpc(cluster: ClusterRecord): string | undefined {
+  const made = cluster.resources.find((r) => r.type === "vpc")?.id;
+  if (made !== undefined) return made;
+  const given = (cluster.spec as { network?: { vpcId?: unknown } } | undefined)?.network?.vpcId;
+  return typeof given === "string" ? given : undefined;
 }

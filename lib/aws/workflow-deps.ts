@@ -2,6 +2,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { SsmAgentChannel } from "../agent-channels/ssm.js";
+import { alibabaLifecycleParts } from "../alibaba/lifecycle-parts.js";
 import { systemClock } from "../ports/clock.js";
 import { AwsClusterResources } from "../providers/aws-ec2/cluster-resources.js";
 import { AwsDefaultImages, createAwsEc2Provider } from "../providers/aws-ec2/index.js";
@@ -32,7 +33,24 @@ export function awsLifecycleDeps(env: WorkflowTaskEnv): LifecycleDeps {
   const tencent =
     env.credentialSecrets[CONTROL_ENV.tencentCredentialsSecretArn] === undefined
       ? undefined
-      : tencentLifecycleParts({ credential: control.tencentCredential, clock });
+      : tencentLifecycleParts({
+          credential: control.tencentCredential,
+          clock,
+          ...(env.nodeRoles.tencent === undefined ? {} : { camRoleName: env.nodeRoles.tencent }),
+        });
+  // Alibaba clusters likewise, with the stack's Alibaba key.
+  const alibaba =
+    env.credentialSecrets[CONTROL_ENV.alibabaCredentialsSecretArn] === undefined
+      ? undefined
+      : alibabaLifecycleParts({
+          credential: control.alibabaCredential,
+          clock,
+          ...(env.nodeRoles.alibaba === undefined ? {} : { ramRoleName: env.nodeRoles.alibaba }),
+        });
+  const clouds = {
+    ...(tencent === undefined ? {} : { tencent }),
+    ...(alibaba === undefined ? {} : { alibaba }),
+  };
   return {
     store: new StateStoreLifecycleStore(store, clock),
     resources: new AwsClusterResources({ region, kmsKeyId: env.secretsKmsKeyArn }),
@@ -56,7 +74,7 @@ export function awsLifecycleDeps(env: WorkflowTaskEnv): LifecycleDeps {
     region,
     // Detach reaches an attached cluster's cloud and agent as the scaler does (its own channel).
     controlPlane: { store, runtime: control.runtime },
-    ...(tencent === undefined ? {} : { clouds: { tencent } }),
+    ...(Object.keys(clouds).length === 0 ? {} : { clouds }),
     images: new AwsDefaultImages(new EC2Client({ region }), ssm),
     ...(env.agentBundle === undefined ? {} : { agentBundle: env.agentBundle }),
     ...(env.wakeEventBus === undefined ? {} : { wakeEventBus: env.wakeEventBus }),

@@ -59,6 +59,12 @@ export interface NowScaleStackProps extends StackProps {
    * address is out of their reach; SSM runs the agent's report and node actions on the master
    */
   agentTransport?: "http" | "ssm";
+  /**
+   * The CAM role (Tencent) and RAM role (Alibaba) that clusters' instances on those clouds run with, made
+   * by you in that cloud: their boot scripts read the cluster's secrets with its temporary key
+   * (docs/clouds.md). @default none: such instances boot without a role and cannot read their secrets
+   */
+  nodeRoleNames?: { tencent?: string; alibaba?: string };
 }
 
 /**
@@ -122,6 +128,12 @@ export class NowScaleStack extends Stack {
     const credentialsEnv = {
       [CREDENTIALS_ENV.tencent]: tencentCredentials.secretArn,
       [CREDENTIALS_ENV.alibaba]: alibabaCredentials.secretArn,
+      ...(props.nodeRoleNames?.tencent === undefined
+        ? {}
+        : { [CONTROL_ENV.tencentNodeRoleName]: props.nodeRoleNames.tencent }),
+      ...(props.nodeRoleNames?.alibaba === undefined
+        ? {}
+        : { [CONTROL_ENV.alibabaNodeRoleName]: props.nodeRoleNames.alibaba }),
     };
     // What every function that talks to clusters (scaler, reconciler, API) needs to reach them.
     const clusterEnv = {
@@ -137,7 +149,7 @@ export class NowScaleStack extends Stack {
       timeoutSeconds: 300,
       environment: {
         ...tableEnv,
-        // Its Tencent key makes clusters on Tencent Cloud (docs/clouds.md).
+        // Its Tencent and Alibaba keys make clusters on those clouds (docs/clouds.md).
         ...credentialsEnv,
         [WORKFLOW_ENV.secretsKmsKeyArn]: keys.secretsKey.keyArn,
         [WORKFLOW_ENV.nodeInstanceProfileArn]: masterRole.instanceProfile.instanceProfileArn,
@@ -227,6 +239,8 @@ export class NowScaleStack extends Stack {
     // Cluster users' passwords and keys (lib/control/users.ts), written by the API, read by the masters.
     for (const s of userSecretStatements(this)) api.addToRolePolicy(s);
     keys.secretsKey.grantEncryptDecrypt(api);
+    tencentCredentials.grantRead(workflowTask);
+    alibabaCredentials.grantRead(workflowTask);
     scaler.grantInvoke(fanout);
     for (const fn of [api, reconciler]) {
       for (const machine of [workflows.createCluster, workflows.deleteCluster]) {

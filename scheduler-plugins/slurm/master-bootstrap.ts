@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { cloudIdSchema, simpleNameSchema } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
+import { ALIBABA_SECRET_FETCHER } from "./alibaba-secret-fetcher.js";
 import { NODE_GRES_CONF } from "./bootstrap.js";
 import { imdsLockdownLines } from "./imds.js";
 import { bootPreamble } from "./preamble.js";
@@ -71,9 +72,11 @@ export const masterBootstrapOptionsSchema = z.strictObject({
   /**
    * Where the secrets are read: AWS Secrets Manager with the aws CLI, or Tencent Cloud's Secrets Manager
    * (SSM) with the CVM role's temporary key from the metadata service, signed by node itself
-   * (tencentSecretFetcher below), so no Tencent CLI is installed and no key is in the user data.
+   * (tencentSecretFetcher below), so no Tencent CLI is installed and no key is in the user data; or
+   * Alibaba Cloud's KMS Secrets Manager with the RAM role's STS key from the metadata service in hardened
+   * mode (ALIBABA_SECRET_FETCHER, alibaba-secret-fetcher.ts), likewise without a CLI.
    */
-  secretStore: z.enum(["aws-secrets-manager", "tencent-ssm"]).default("aws-secrets-manager"),
+  secretStore: z.enum(["aws-secrets-manager", "tencent-ssm", "alibaba-kms"]).default("aws-secrets-manager"),
   preinstalledMarker: z
     .string()
     .regex(/^(\/[A-Za-z0-9._-]+)+$/)
@@ -95,14 +98,19 @@ export function renderMasterBootstrapScript(input: MasterBootstrapOptions): stri
     ),
     maxNodeCount: o.maxNodeCount,
   });
+  // KMS keeps the munge key as base64 text (SecretData) and the agent's key as text, which is what each
+  // line's pipe wants, so the Alibaba fetch takes no field. Its fetcher is defined once, as a function
+  // (alibabaFetch), not inlined twice: the user data goes in RunInstances' query string.
   const getSecret = (id: string, field: "SecretBinary" | "SecretString") =>
     o.secretStore === "tencent-ssm"
       ? `NOWSCALE_SECRET_NAME=${q(id)} NOWSCALE_SECRET_FIELD=${field} NOWSCALE_REGION=${q(o.region)} node --input-type=module -e ${q(oneLine(TENCENT_SECRET_FETCHER))}`
-      : ["aws", "secretsmanager", "get-secret-value", "--secret-id", id, "--region", o.region]
-          .concat(["--query", field, "--output", "text"])
-          .map(q)
-          .join(" ");
-  const cli = o.secretStore === "tencent-ssm" ? [] : ["awscli"];
+      : o.secretStore === "alibaba-kms"
+        ? `alibaba_secret ${q(id)}`
+        : ["aws", "secretsmanager", "get-secret-value", "--secret-id", id, "--region", o.region]
+            .concat(["--query", field, "--output", "text"])
+            .map(q)
+            .join(" ");
+  const cli = o.secretStore === "aws-secrets-manager" ? ["awscli"] : [];
   const download =
     o.agentUrl === undefined
       ? undefined
@@ -154,7 +162,8 @@ install_ssm_agent
     },
     installing: "installing slurmctld, munge and node",
   })}${ssmAgent}
-${imdsLockdownLines(o.secretStore === "tencent-ssm" ? TENCENT_METADATA_ADDRESS : undefined)}
+${imdsLockdownLines(METADATA_ADDRESS[o.secretStore])}
+${o.secretStore === "alibaba-kms" ? alibabaFetch(o.region) : ""}
 
 log "fetching the munge key"
 install -d -m 0700 /etc/munge
@@ -291,6 +300,10 @@ fi
 `;
 }
 
+/** The Alibaba fetcher as a shell function of the secret's name: `alibaba_secret NAME` prints its value. */
+const alibabaFetch = (region: string) =>
+  `alibaba_secret() { NOWSCALE_SECRET_NAME="$1" NOWSCALE_REGION=${shellQuote(region)} node --input-type=module -e ${shellQuote(oneLine(ALIBABA_SECRET_FETCHER))}; }`;
+
 /** The fetcher on one line (each of its statements ends with ';'), so the script's line is one command. */
 const oneLine = (js: string) =>
   js
@@ -299,8 +312,15 @@ const oneLine = (js: string) =>
     .map((l) => l.trim())
     .join(" ");
 
-/** metadata.tencentyun.com: the CVM role's key is there, kept from jobs as AWS's is. */
-const TENCENT_METADATA_ADDRESS = "169.254.0.23";
+/**
+ * Each secret store's cloud's metadata service, where the instance role's key is: kept from jobs as AWS's
+ * is (metadata.tencentyun.com is 169.254.0.23; Alibaba's is 100.100.100.200).
+ */
+const METADATA_ADDRESS = {
+  "aws-secrets-manager": "169.254.169.254",
+  "tencent-ssm": "169.254.0.23",
+  "alibaba-kms": "100.100.100.200",
+} as const;
 
 /**
  * Reads one secret from Tencent Cloud's Secrets Manager on a CVM instance: the CAM role's temporary key

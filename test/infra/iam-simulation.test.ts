@@ -23,6 +23,7 @@ import { createTables, TABLE_ENV, type TableNames } from "../../lib/state/tables
 import { createClusterDefinition, deleteClusterDefinition } from "../../lib/workflow/index.js";
 import { runWorkflowLocally } from "../../lib/workflow/local-runner.js";
 import { SfnWorkflowStarter } from "../../lib/workflow/starter.js";
+import { lifecycleDepsFor } from "../../lib/workflow/tasks/deps.js";
 import { runLifecycleTask } from "../../lib/workflow/tasks/dispatch.js";
 import type { CreateClusterRequestInput } from "../../lib/workflow/tasks/request.js";
 import { MemoryLifecycleStore } from "../../lib/workflow/tasks/store.js";
@@ -254,9 +255,14 @@ async function exerciseClusterRuntime(functionPrefix: string): Promise<RecordedC
         agent: { kind: "http", url: "http://10.42.0.5:8787", keySecretArn: keyArn ?? "" },
       }),
     );
+    // Without a network: an Alibaba cluster's VSwitches are read from Alibaba's VPC API, not AWS's, so
+    // only the credentials' read is an AWS permission (test/unit/control/aws-runtime.test.ts has the rest).
     for (const cloud of ["tencent", "alibaba"] as const)
       await runtime(
-        clusterRecord(CLUSTER, { placement: { cloud, region: "ap-guangzhou", imageId: "img-1" } }),
+        clusterRecord(CLUSTER, {
+          placement: { cloud, region: "ap-guangzhou", imageId: "img-1" },
+          resources: [{ type: "masterInstance", id: "i-0123456789abcdef0", createdAt: 0 }],
+        }),
       );
   });
 }
@@ -846,6 +852,12 @@ beforeAll(async () => {
     AWS_REGION: REGION,
   });
   const deps = { ...awsLifecycleDeps(env), store };
+  // A Tencent or Alibaba cluster's task reads the stack's key for that cloud (lifecycleDepsFor).
+  const otherCloudCalls = await recording(async () => {
+    for (const cloud of ["tencent", "alibaba"] as const)
+      await lifecycleDepsFor(deps, { cloud, region: "ap-guangzhou" });
+  });
+  expect(otherCloudCalls.map((c) => c.command)).toEqual(["GetSecretValue", "GetSecretValue"]);
   const deleteCalls = await recording(async () => {
     for (const clusterId of [CLUSTER, OTHER_CLUSTER]) {
       const result = await runWorkflowLocally(deleteClusterDefinition(), { clusterId }, (i) =>
@@ -862,6 +874,7 @@ beforeAll(async () => {
     ...userCalls,
     ...deleteCalls,
     ...workflowAttached,
+    ...otherCloudCalls,
     ...(handlers.workflow ?? []),
   ]);
   requests.scaler = expand([...scalerCalls, ...scalerAttached, ...(handlers.scaler ?? [])]);

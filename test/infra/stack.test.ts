@@ -142,6 +142,8 @@ describe("Lambda functions", () => {
       expect(env.NOWSCALE_NODE_INSTANCE_PROFILE_ARN).toBeDefined();
       expect(env.NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN).toBeDefined();
       expect(env.NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN).toBeDefined();
+      // No role for other clouds' instances unless the stack is given one.
+      expect(env.NOWSCALE_ALIBABA_NODE_ROLE_NAME).toBeUndefined();
     }
   });
 
@@ -162,6 +164,24 @@ describe("Lambda functions", () => {
     expect(secrets).toHaveLength(2);
     for (const id of secrets) expect(readable).toContain(id);
   });
+
+  it("THEN the other clouds' node roles given to the stack reach the functions that launch there", () => {
+    // Act
+    const given = synthNowScale({
+      nodeRoleNames: { tencent: "NowScaleCvm", alibaba: "NowScaleEcs" },
+    }).template;
+
+    // Assess
+    const launching = Object.entries(given.findResources("AWS::Lambda::Function")).filter(([, fn]) =>
+      /scale cycle|orphans|REST API|create\/delete cluster/.test(String(fn.Properties.Description)),
+    );
+    expect(launching).toHaveLength(4);
+    for (const [, fn] of launching) {
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env.NOWSCALE_TENCENT_NODE_ROLE_NAME).toBe("NowScaleCvm");
+      expect(env.NOWSCALE_ALIBABA_NODE_ROLE_NAME).toBe("NowScaleEcs");
+    }
+  }, 120_000);
 
   it("THEN the API and the reconciler know both state machines, may start them and read their executions", () => {
     // The reconciler starts the workflows again for clusters left CREATING or DELETING.

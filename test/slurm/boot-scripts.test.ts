@@ -2,7 +2,10 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Launch } from "../../lib/core/model.js";
+import { localComputeUserData } from "../../lib/local/user-data.js";
 import type { CloudProvider } from "../../lib/ports/cloud-provider.js";
+import type { ClusterRecord } from "../../lib/ports/state-store.js";
 import { createLocalProvider, testbedNamespaceNodes } from "../../lib/providers/local/index.js";
 import type { InstanceCloud, InstanceObject } from "../../lib/providers/local/instance-endpoints/index.js";
 import { sleep } from "../../lib/providers/local/netns.js";
@@ -10,6 +13,7 @@ import {
   startTestbed,
   stopTestbed,
   type Testbed,
+  testbedPaths,
   testbedUnavailableReason,
   waitForNode,
 } from "../../lib/providers/local/slurm-testbed.js";
@@ -189,14 +193,63 @@ describe("compute boot scripts run in local instances", () => {
     await p.terminate([node]);
   }, 180_000);
 
-  it("Tencent: identity from its metadata service, the munge key from SSM GetSecretValue", async () => {
+  /**
+   * The user data the scaler renders for a launch of a `cloud` cluster (renderComputeUserData, as the
+   * local mode calls it), pointed at the test bed's slurmctld: no storage, no init scripts.
+   */
+  function scalerUserData(cloud: "tencent" | "alibaba", region: string): string {
+    const cluster = {
+      clusterId: "bs1",
+      name: "bs1",
+      placement: { cloud, region, imageId: "img-1" },
+      autoscaling: {
+        catalogs: [],
+        instanceTypes: { "local.c1m1": { vcpus: 1, memoryMiB: 1024 } },
+        queueConfigs: [
+          {
+            queueName: "compute",
+            scaleUpMemRatio: 1,
+            expansionNodeConfigs: [{ zone: `${region}a`, instanceType: "local.c1m1" }],
+          },
+        ],
+      },
+      status: "RUNNING",
+      version: 1,
+      createdAt: 0,
+      updatedAt: 0,
+      agent: { kind: "none" },
+      resources: [],
+      queueHealth: {},
+    } as ClusterRecord;
+    const launch: Launch = {
+      queue: "compute",
+      instanceType: "local.c1m1",
+      zone: `${region}a`,
+      count: 1,
+      candidates: [{ instanceType: "local.c1m1", zone: `${region}a`, chargeType: "ON_DEMAND" }],
+      allOrNothing: true,
+      jobs: [],
+      reason: "test",
+    };
+    const userData = localComputeUserData(tb, cloud)(cluster, launch);
+    if (userData === undefined) throw new Error(`no ${cloud} user data for the launch`);
+    return userData;
+  }
+
+  /** What each cloud's compute script must show: its own metadata and secret store, and no munge key. */
+  async function assessCloudScript(userData: string, metadataAddress: string, fetchedFrom: string) {
+    const mungeKey = (await readFile(testbedPaths(tb.stateDir).mungeKey)).toString("base64");
+    expect(userData).not.toContain(mungeKey.slice(0, 40));
+    expect(userData).toContain(`-d ${metadataAddress}/32`);
+    expect(userData).toContain(fetchedFrom);
+    expect(userData).not.toContain("aws secretsmanager");
+    expect(userData).toContain(`readonly CONF_SERVER='${tb.controlAddress}:${tb.slurmctldPort}'`);
+  }
+
+  it("Tencent: the scaler's script takes its identity from the metadata service and the munge key from SSM with the CVM role's key, and joins configless", async () => {
     // Prepare
     const p = provider("tencent", "ap-guangzhou");
-    const userData = script("tencent-metadata", {
-      source: "tencent-ssm",
-      secretName: LOCAL_MUNGE_SECRET,
-      region: "ap-guangzhou",
-    });
+    const userData = scalerUserData("tencent", "ap-guangzhou");
 
     // Act
     const node = await launch(p, "ap-guangzhou", userData);
@@ -209,17 +262,16 @@ describe("compute boot scripts run in local instances", () => {
     expect(console).toContain("user data exited with 0");
     const shown = await runCommand("scontrol", ["show", "node", node], { env: tb.env });
     expect(shown.stdout).toMatch(/AvailableFeatures=q_compute,type_local\.c1m1,zone_ap-guangzhoua/);
+    await assessCloudScript(userData, "169.254.0.23", "ssm.tencentcloudapi.com");
+    // CVM's user data: 16 KiB once base64-encoded.
+    expect(Buffer.from(userData).toString("base64").length).toBeLessThanOrEqual(16_384);
     await p.terminate([node]);
   }, 180_000);
 
-  it("Alibaba: identity from its metadata service in token mode, the munge key from KMS GetSecretValue", async () => {
+  it("Alibaba: the scaler's script takes its identity from the metadata service in token mode and the munge key from KMS with the RAM role's key, and joins configless", async () => {
     // Prepare
     const p = provider("alibaba", "cn-hangzhou");
-    const userData = script("alibaba-metadata", {
-      source: "alibaba-kms",
-      secretName: LOCAL_MUNGE_SECRET,
-      region: "cn-hangzhou",
-    });
+    const userData = scalerUserData("alibaba", "cn-hangzhou");
 
     // Act
     const node = await launch(p, "cn-hangzhou", userData);
@@ -229,6 +281,11 @@ describe("compute boot scripts run in local instances", () => {
     // Assess
     expect(seen).toBe(`ran-on-${node}`);
     expect(await bootEnded(p, node)).toContain("user data exited with 0");
+    const shown = await runCommand("scontrol", ["show", "node", node], { env: tb.env });
+    expect(shown.stdout).toMatch(/AvailableFeatures=q_compute,type_local\.c1m1,zone_cn-hangzhoua/);
+    await assessCloudScript(userData, "100.100.100.200", "kms-vpc.");
+    // ECS's user data: 32 KiB once base64-encoded.
+    expect(Buffer.from(userData).toString("base64").length).toBeLessThanOrEqual(32_768);
     await p.terminate([node]);
   }, 180_000);
 

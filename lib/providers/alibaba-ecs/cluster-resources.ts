@@ -349,7 +349,11 @@ export class AlibabaClusterResources implements ClusterResources {
     }
   }
 
-  private async vSwitches(vpcId: string): Promise<{ vSwitchId: string; zoneId: string }[]> {
+  /**
+   * Every VSwitch of a VPC with its zone (DescribeVSwitches, paged): the control plane gives a cluster's
+   * compute launches their zone's VSwitch from it. Throws CloudProviderError.
+   */
+  async vSwitches(vpcId: string): Promise<{ vSwitchId: string; zoneId: string }[]> {
     const out: { vSwitchId: string; zoneId: string }[] = [];
     for (let page = 1; ; page++) {
       const body = (

@@ -189,6 +189,10 @@ describe("a whole cluster on Alibaba Cloud, on the real workflow definitions", (
     const userData = launchInput.userData;
     expect(userData).toContain("nowscale/ali-1/munge-key");
     for (const secret of sim.world.secrets.values()) expect(userData).not.toContain(secret.data.slice(0, 40));
+    // ... read from KMS with the RAM role's key (no AWS CLI), the metadata service kept from jobs.
+    expect(userData).toContain("alibaba_secret 'nowscale/ali-1/munge-key'");
+    expect(userData).not.toContain("aws secretsmanager");
+    expect(userData).toContain("-d 100.100.100.200/32");
     // The health check went through Cloud Assistant.
     expect(sim.callsOf("RunCommand").length).toBeGreaterThan(0);
 

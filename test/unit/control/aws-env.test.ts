@@ -39,6 +39,8 @@ describe("lambdaEnv", () => {
       NOWSCALE_AGENT_DOCUMENT_NAME: "",
       NOWSCALE_SCALER_POLL_SECONDS: "5",
       NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN: "arn:tencent",
+      NOWSCALE_TENCENT_NODE_ROLE_NAME: "",
+      NOWSCALE_ALIBABA_NODE_ROLE_NAME: "NowScaleNode",
     });
     const task = lambdaEnv("workflowTask", {
       ...BASE,
@@ -54,6 +56,7 @@ describe("lambdaEnv", () => {
       metricsNamespace: "NowScale",
       agentTransport: "http",
       credentialSecrets: {},
+      nodeRoles: {},
       createStateMachineArn: "arn:create",
       deleteStateMachineArn: "arn:delete",
     });
@@ -62,6 +65,7 @@ describe("lambdaEnv", () => {
       scalerWindowMs: 50_000,
       scalerPollMs: 5_000,
       credentialSecrets: { NOWSCALE_TENCENT_CREDENTIALS_SECRET_ARN: "arn:tencent" },
+      nodeRoles: { alibaba: "NowScaleNode" },
     });
     expect(scaler).not.toHaveProperty("agentDocumentName");
     expect(task).toMatchObject({
@@ -77,6 +81,7 @@ describe("lambdaEnv", () => {
       lambdaEnv("api", { ...BASE, NOWSCALE_TABLE_NODES: "", NOWSCALE_AGENT_TRANSPORT: "ftp" }),
     );
     const scaler = issuesOf(() => lambdaEnv("scaler", { ...BASE, NOWSCALE_SCALER_WINDOW_SECONDS: "fifty" }));
+    const role = issuesOf(() => lambdaEnv("scaler", { ...BASE, NOWSCALE_ALIBABA_NODE_ROLE_NAME: "a b;rm" }));
     const fanout = issuesOf(() => lambdaEnv("scalerFanout", { AWS_REGION: "us-east-1" }));
     // Assess
     expect(api.map((i) => i.path).sort()).toEqual([
@@ -87,6 +92,7 @@ describe("lambdaEnv", () => {
     ]);
     expect(api.find((i) => i.path === "NOWSCALE_TABLE_NODES")?.message).toBe("is not set");
     expect(scaler).toEqual([{ path: "NOWSCALE_SCALER_WINDOW_SECONDS", message: "seconds from 0 to 840" }]);
+    expect(role.map((i) => i.path)).toEqual(["NOWSCALE_ALIBABA_NODE_ROLE_NAME"]);
     expect(fanout.map((i) => i.path)).toEqual([...Object.keys(TABLES), "NOWSCALE_SCALER_FUNCTION_NAME"]);
     expect(() => lambdaEnv("reconciler", BASE)).toThrow(/Lambda environment \(reconciler\) is invalid/);
   });

@@ -1,15 +1,23 @@
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
+import { CloudAssistantAgentChannel } from "../../../lib/agent-channels/cloud-assistant.js";
 import { HttpAgentChannel } from "../../../lib/agent-channels/http.js";
 import { SsmAgentChannel } from "../../../lib/agent-channels/ssm.js";
 import { lambdaEnv } from "../../../lib/aws/env.js";
 import { cloudMasterPower } from "../../../lib/aws/master-power.js";
 import { awsControlRuntime } from "../../../lib/aws/runtime.js";
 import type { ClusterRecord } from "../../../lib/ports/state-store.js";
+import { AlibabaClusterResources } from "../../../lib/providers/alibaba-ecs/cluster-resources.js";
 import { AlibabaMasterPower } from "../../../lib/providers/alibaba-ecs/master-power.js";
 import { AwsMasterPower } from "../../../lib/providers/aws-ec2/master-power.js";
+import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { TencentMasterPower } from "../../../lib/providers/tencent-cvm/master-power.js";
+import {
+  startEcsSimulator,
+  TEST_ACCESS_KEY_ID,
+  TEST_ACCESS_KEY_SECRET,
+} from "../providers/simulators/alibaba-ecs.js";
 
 const ENV_VARS = {
   AWS_REGION: "us-east-1",
@@ -101,5 +109,68 @@ describe("awsControlRuntime", () => {
     expect(on("alibaba")).toBeInstanceOf(AlibabaMasterPower);
     expect(on("local")).toBeUndefined();
     expect(on("fake")).toBeUndefined();
+  });
+});
+
+describe("awsControlRuntime for an Alibaba cluster (the loopback ECS and VPC)", () => {
+  it("launches its computes into the cluster's VSwitch of their zone with the nodes' RAM role and reaches its master through Cloud Assistant", async () => {
+    // Prepare: a region without a default VPC, where a launch without the cluster's VSwitch fails
+    const sim = await startEcsSimulator(new FakeCloud({ idPrefix: "i-bp", clock: new FakeClock() }), {
+      defaultVpc: false,
+    });
+    try {
+      const key = { accessKeyId: TEST_ACCESS_KEY_ID, accessKeySecret: TEST_ACCESS_KEY_SECRET };
+      secrets
+        .on(GetSecretValueCommand, { SecretId: "arn:alibaba" })
+        .resolves({ SecretString: JSON.stringify(key) });
+      const network = await new AlibabaClusterResources({
+        regionId: "cn-hangzhou",
+        credential: key,
+        endpoints: { ecs: sim.endpoint, vpc: sim.endpoint },
+        protocol: "http",
+      }).createNetwork("ali-1", { cidr: "10.42.0.0/16", zones: ["cn-hangzhou-h", "cn-hangzhou-i"] });
+      const { runtime } = awsControlRuntime(
+        lambdaEnv("scaler", {
+          ...ENV_VARS,
+          NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN: "arn:alibaba",
+          NOWSCALE_ALIBABA_NODE_ROLE_NAME: "NowScaleNode",
+        }),
+        { ecs: sim.endpoint, vpc: sim.endpoint, protocol: "http" },
+      );
+      const record = cluster({
+        clusterId: "ali-1",
+        placement: { cloud: "alibaba", region: "cn-hangzhou", imageId: "m-1" },
+        resources: [
+          { type: "vpc", id: network.vpcId, createdAt: 0 },
+          ...network.subnetIds.map((id) => ({ type: "subnet", id, createdAt: 0 })),
+          { type: "masterInstance", id: "i-bpmaster", createdAt: 0 },
+        ],
+      });
+
+      // Act
+      const { provider, agent } = await runtime(record);
+      const launched = await provider.launch({
+        clusterId: "ali-1",
+        queue: "compute",
+        round: "r1",
+        candidates: [{ instanceType: "ecs.g7.large", zone: "cn-hangzhou-i", chargeType: "ON_DEMAND" }],
+        count: 1,
+        allOrNothing: true,
+        imageId: "m-1",
+      });
+      const health = await agent.health().catch((error: unknown) => error);
+
+      // Assess
+      expect(launched.failures).toEqual([]);
+      expect(sim.callsOf("RunInstances")[0]?.params.VSwitchId).toBe(network.subnetIds[1]);
+      // ... with the nodes' RAM role, whose key the boot script reads the munge key with.
+      expect(sim.callsOf("RunInstances")[0]?.params.RamRoleName).toBe("NowScaleNode");
+      expect(agent).toBeInstanceOf(CloudAssistantAgentChannel);
+      // The simulated master has no agent: the command went to it, and the channel says it is unreachable.
+      expect(sim.callsOf("RunCommand")[0]?.params["InstanceId.1"]).toBe("i-bpmaster");
+      expect(health).toBeInstanceOf(Error);
+    } finally {
+      await sim.close();
+    }
   });
 });

@@ -7,6 +7,7 @@ import { AlibabaClusterResources } from "../../../lib/providers/alibaba-ecs/clus
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { metadataHandler } from "../../../lib/providers/local/instance-endpoints/metadata.js";
 import { ALIBABA_SECRET_FETCHER } from "../../../scheduler-plugins/slurm/alibaba-secret-fetcher.js";
+import { renderMasterBootstrapScript } from "../../../scheduler-plugins/slurm/master-bootstrap.js";
 import {
   type EcsSimulator,
   startEcsSimulator,
@@ -98,5 +99,51 @@ describe("the Alibaba secret fetcher of the master's boot script", () => {
     // Assess
     expect(failure).toMatchObject({ code: 1, stdout: "" });
     expect((failure as { stderr: string }).stderr).toContain("Forbidden.ResourceNotFound");
+  });
+
+  it("runs as the master's boot script has it (secretStore alibaba-kms): the munge key through base64 -d, the agent's key as text", async () => {
+    // Prepare
+    const resources = new AlibabaClusterResources({
+      regionId: "cn-hangzhou",
+      credential: { accessKeyId: TEST_ACCESS_KEY_ID, accessKeySecret: TEST_ACCESS_KEY_SECRET },
+      endpoints: { ecs: sim.endpoint, vpc: sim.endpoint, kms: sim.endpoint },
+      protocol: "http",
+    });
+    const munge = await resources.createSecret("hpc1", "munge-key");
+    const agent = await resources.createSecret("hpc1", "agent-hmac-key");
+    const script = renderMasterBootstrapScript({
+      clusterId: "hpc1",
+      region: "cn-hangzhou",
+      mungeKeySecretId: munge.secretId,
+      agentKeySecretId: agent.secretId,
+      queues: [{ name: "compute" }],
+      secretStore: "alibaba-kms",
+    });
+    // The script's fetch function and its two calls, each without the pipe and redirection around it.
+    const fetcher = script.split("\n").find((l) => l.startsWith("alibaba_secret() {")) ?? "";
+    const lines = [...script.matchAll(/alibaba_secret '[^']+'/g)].map((m) => `${fetcher}\n${m[0]}`);
+    const env = {
+      ...process.env,
+      NOWSCALE_ALIBABA_METADATA: metadataUrl,
+      NOWSCALE_ALIBABA_KMS_ENDPOINT: `http://${sim.endpoint}`,
+    };
+
+    // Act
+    const mungeOut = await run("bash", ["-c", `${lines[0]} | base64 -d | base64 -w0`], { env });
+    const agentOut = await run("bash", ["-c", lines[1] ?? ""], { env });
+
+    // Assess
+    expect(lines).toHaveLength(2);
+    expect(mungeOut.stdout).toBe(sim.world.secrets.get(munge.secretName)?.data);
+    expect(agentOut.stdout).toBe(sim.world.secrets.get(agent.secretName)?.data);
+    expect(sim.callsOf("GetSecretValue").map((c) => c.params.SecretName)).toEqual([
+      "nowscale/hpc1/munge-key",
+      "nowscale/hpc1/agent-hmac-key",
+    ]);
+    // No AWS CLI, and the metadata service kept from jobs at Alibaba's address.
+    expect(script).not.toContain("awscli");
+    expect(script).not.toContain("aws secretsmanager");
+    expect(script).toContain("-d 100.100.100.200/32");
+    expect(script.split("ALIBABA_METADATA")).toHaveLength(2);
   });
 });

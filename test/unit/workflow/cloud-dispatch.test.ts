@@ -1,4 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterEach, describe, expect, it } from "vitest";
+import { CloudAssistantAgentChannel } from "../../../lib/agent-channels/cloud-assistant.js";
 import { CONTROL_ENV, lambdaEnv, WORKFLOW_ENV } from "../../../lib/aws/env.js";
 import { awsLifecycleDeps } from "../../../lib/aws/workflow-deps.js";
 import { FakeClock } from "../../../lib/providers/fake/fake-clock.js";
@@ -7,6 +10,7 @@ import { FakeProvider } from "../../../lib/providers/fake/fake-provider.js";
 import { TABLE_ENV } from "../../../lib/state/tables.js";
 import type { MasterAgent } from "../../../lib/workflow/tasks/agent.js";
 import type { LifecycleDeps, OtherCloudParts } from "../../../lib/workflow/tasks/deps.js";
+import { lifecycleDepsFor } from "../../../lib/workflow/tasks/deps.js";
 import { runLifecycleTask } from "../../../lib/workflow/tasks/dispatch.js";
 import { MemoryLifecycleStore } from "../../../lib/workflow/tasks/store.js";
 
@@ -172,6 +176,45 @@ describe("the workflow Lambda's deps on AWS", () => {
 
     // Assess
     expect(typeof withKey.clouds?.tencent).toBe("function");
+    expect(withKey.clouds?.alibaba).toBeUndefined();
     expect(without.clouds).toBeUndefined();
+  });
+
+  const secrets = mockClient(SecretsManagerClient);
+  afterEach(() => secrets.reset());
+
+  it("creates Alibaba clusters with the stack's Alibaba key: KMS secrets in the master's script, Cloud Assistant to its agent", async () => {
+    // Prepare
+    const alibabaKey = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ali";
+    secrets
+      .on(GetSecretValueCommand, { SecretId: alibabaKey })
+      .resolves({ SecretString: JSON.stringify({ accessKeyId: "LTAI-test", accessKeySecret: "k" }) });
+    const deps = awsLifecycleDeps(
+      lambdaEnv("workflowTask", { ...base, [CONTROL_ENV.alibabaCredentialsSecretArn]: alibabaKey }),
+    );
+
+    // Act
+    const alibaba = await lifecycleDepsFor(deps, { cloud: "alibaba", region: "cn-hangzhou" });
+    const script =
+      alibaba.masterUserData?.({
+        clusterId: "ali-1",
+        region: "cn-hangzhou",
+        mungeKeySecretId: "nowscale/ali-1/munge-key",
+        agentKeySecretId: "nowscale/ali-1/agent-hmac-key",
+        queues: [{ name: "compute" }],
+      }) ?? "";
+    const channel = await (
+      alibaba.agent as unknown as { channelFor(c: string, m: { instanceId: string }): Promise<unknown> }
+    ).channelFor("ali-1", { instanceId: "i-bpmaster" });
+
+    // Assess
+    expect(deps.clouds?.tencent).toBeUndefined();
+    expect(alibaba.region).toBe("cn-hangzhou");
+    expect(alibaba.provider().cloud).toBe("alibaba");
+    expect(script).toContain("alibaba_secret 'nowscale/ali-1/munge-key' | base64 -d");
+    expect(script).toContain("-d 100.100.100.200/32");
+    expect(script).not.toContain("awscli");
+    expect(script).not.toContain("aws secretsmanager");
+    expect(channel).toBeInstanceOf(CloudAssistantAgentChannel);
   });
 });
