@@ -79,8 +79,14 @@ export async function startLocalControlPlane(
 
   const key = Buffer.from((await readFile(paths.agentKey, "utf8")).trim(), "utf8");
   const agent = new HttpAgentChannel({ baseUrl: `http://127.0.0.1:${settings.agentPort}`, key, clock });
+  // The local instances' stand-in NFS server (no NFS in this kernel): only for a state directory of
+  // plain path segments, which the stand-in's script embeds; otherwise storage mounts fail at boot.
+  const plainPath =
+    /^(\/[A-Za-z0-9._-]+)+$/.test(paths.nfsExportRoot) && !paths.nfsExportRoot.includes("/../");
+  if (plainPath) await mkdir(paths.nfsExportRoot, { recursive: true, mode: 0o755 });
+  else log(`storage: ${paths.nfsExportRoot} is not a plain path; NFS mounts will fail on local instances`);
   const computes = createLocalProvider({
-    nodes: testbedNamespaceNodes(testbed),
+    nodes: testbedNamespaceNodes(testbed, plainPath ? { nfsExportRoot: paths.nfsExportRoot } : {}),
     stateDir: paths.instancesDir,
     subnetPrefix: settings.subnet,
     bootDelayMs: settings.bootDelayMs,

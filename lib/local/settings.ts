@@ -90,6 +90,11 @@ export function localPaths(stateDir: string) {
     runDir: join(stateDir, "run"),
     slurmDir: join(stateDir, "slurm"),
     instancesDir: join(stateDir, "instances"),
+    /**
+     * The host directory standing for an NFS server at the bridge's host address: `storage add --remote
+     * HOST:/path` mounts nfs-exports/path (lib/providers/local/testbed-nodes.ts, localMountNfs).
+     */
+    nfsExportRoot: join(stateDir, "nfs-exports"),
   };
 }
 
