@@ -149,7 +149,8 @@ export class FakeAgent implements AgentChannel {
     this.check();
     const n = this.nodes.find((x) => x.name === node);
     if (n === undefined) return;
-    n.state = "IDLE";
+    // As Slurm shows a resumed node: still running the jobs it had.
+    n.state = n.cpusAllocated === 0 ? "IDLE" : n.cpusAllocated < n.cpus ? "MIXED" : "ALLOCATED";
     delete n.reason;
   }
 

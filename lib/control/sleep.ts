@@ -148,9 +148,11 @@ export async function wakeCluster(
   try {
     const { agent } = await deps.runtime(updated);
     const report = await agent.report();
+    const records = await deps.store.listNodes(clusterId);
     for (const node of report.nodes)
       if (node.reason === SLEEP_DRAIN_REASON && (node.state === "DRAINED" || node.state === "DRAINING")) {
         await agent.resume(node.name);
+        await backInService(deps, clusterId, records, node.name);
         resumed.push(node.name);
       }
   } catch (error) {
@@ -228,9 +230,11 @@ export async function stopNodes(
 
 /**
  * HPC-NOW `turnonc`: chosen nodes that a stop or sleep drained and that still wait for their jobs are
- * resumed (they take jobs again). A node already retired has no instance left to start: the scaler
- * launches new nodes for the queue's jobs instead: such a name, like a node not drained by NowScale, is
- * answered as not resumed, with why.
+ * resumed (they take jobs again) and their records return to JOINED, the status of a node in service, in
+ * the same call: nothing then treats them as drained (the scaler counts them as supply again, and only
+ * its idle shrink retires them later). A node already retired has no instance left to start: the scaler
+ * launches new nodes for the queue's jobs instead: such a name, like a node already in service (resumed
+ * before: a second resume is a no-op) or one drained by someone else, is answered as not resumed, with why.
  */
 export async function resumeNodes(
   deps: SleepDeps,
@@ -242,6 +246,7 @@ export async function resumeNodes(
     throw new StateRefusedError(`the cluster is ${cluster.status}, not RUNNING: wake it first`);
   const { agent } = await deps.runtime(cluster);
   const report = await agent.report();
+  const records = await deps.store.listNodes(cluster.clusterId);
   const resumed: string[] = [];
   const notResumed: WaitingNode[] = [];
   for (const name of nodes) {
@@ -251,12 +256,25 @@ export async function resumeNodes(
         node: name,
         reason: "not in Slurm (retired, booting or never launched): the scaler launches nodes on demand",
       });
-    else if (seen.reason !== STOP_DRAIN_REASON && seen.reason !== SLEEP_DRAIN_REASON)
-      notResumed.push({ node: name, reason: `not stopped by NowScale (Slurm shows it ${seen.state})` });
-    else {
+    else if (seen.reason === STOP_DRAIN_REASON || seen.reason === SLEEP_DRAIN_REASON) {
+      // Slurm first: should the record write be lost, a second resume finds the node in service and
+      // puts its record right (below).
       await agent.resume(name);
+      await backInService(deps, cluster.clusterId, records, name);
       resumed.push(name);
-    }
+    } else if (seen.reason === undefined && seen.state !== "DRAINING" && seen.state !== "DRAINED") {
+      await backInService(deps, cluster.clusterId, records, name);
+      notResumed.push({
+        node: name,
+        reason: `already in service (Slurm shows it ${seen.state}, not drained): nothing to resume`,
+      });
+    } else
+      notResumed.push({
+        node: name,
+        reason: `not stopped by NowScale (Slurm shows it ${seen.state}${
+          seen.reason === undefined ? "" : `, reason "${seen.reason.slice(0, 80)}"`
+        }): left as it is`,
+      });
   }
   // Nothing resumed, nothing changed: no event either.
   if (resumed.length > 0)
@@ -272,6 +290,22 @@ export async function resumeNodes(
       deps.by,
     );
   return { resumed, notResumed };
+}
+
+/**
+ * A node resumed in Slurm is in service again: its record DRAINING → JOINED (a record in another status,
+ * or one another writer moved meanwhile, is left as it is).
+ */
+async function backInService(
+  deps: { store: StateStore; clock: Clock },
+  clusterId: string,
+  records: readonly NodeRecord[],
+  name: string,
+): Promise<void> {
+  if (records.find((r) => r.nodeName === name)?.status !== "DRAINING") return;
+  await deps.store
+    .updateNodeStatus(clusterId, name, "DRAINING", "JOINED", deps.clock.now())
+    .catch(ignoreConflict);
 }
 
 /**

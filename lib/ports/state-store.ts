@@ -71,7 +71,9 @@ export interface StateStore {
 
   /**
    * Changes a node's status if it is still `expectedStatus` (ConflictError otherwise): LAUNCHING →
-   * JOINED when Slurm reports it, → DRAINING when the cycle drained it, → TERMINATING before terminate.
+   * JOINED when Slurm reports it, → DRAINING when the cycle drained it, → TERMINATING before terminate,
+   * DRAINING → JOINED when a drained node is resumed (back in service). Moving to JOINED sets `joinedAt`
+   * only when the record has none (a resumed node keeps its first join).
    */
   updateNodeStatus(
     clusterId: string,

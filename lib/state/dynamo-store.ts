@@ -426,7 +426,8 @@ export class DynamoStateStore implements StateStore {
     status: NodeStatus,
     at: number,
   ): Promise<void> {
-    const joined = status === "JOINED" ? ", joinedAt = :at" : "";
+    // The first join stays: a node resumed after a drain (DRAINING → JOINED) joined Slurm long before.
+    const joined = status === "JOINED" ? ", joinedAt = if_not_exists(joinedAt, :at)" : "";
     const writeId = newWriteId();
     try {
       await this.doc.send(

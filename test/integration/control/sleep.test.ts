@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeAgent } from "../../../lib/agent-channels/fake.js";
 import { cloudMasterPower } from "../../../lib/aws/master-power.js";
+import { type ClusterAdminDeps, listNodes } from "../../../lib/control/cluster-admin.js";
 import { UnknownNameError } from "../../../lib/control/errors.js";
 import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle } from "../../../lib/control/scale-cycle.js";
@@ -153,6 +154,7 @@ describe("sleep and wake", () => {
     expect(woken.cluster.status).toBe("RUNNING");
     expect(woken.resumed).toEqual([busy]);
     expect(bed.agent.nodes.find((n) => n.name === busy)?.reason).toBeUndefined();
+    expect((await bed.store.listNodes("demo")).find((r) => r.nodeName === busy)?.status).toBe("JOINED");
     expect(again.cluster.version).toBe(woken.cluster.version);
     expect(cycle.outcome).toBe("done");
     expect(cycle.launchedNodes).toBe(1);
@@ -239,7 +241,63 @@ describe("nodes stopped and resumed by hand (shutdownc / turnonc)", () => {
     expect(stopped.waiting.map((w) => w.node)).toEqual([busy]);
     expect(resumed.resumed).toEqual([busy]);
     expect(resumed.notResumed).toEqual([{ node: idle, reason: expect.stringContaining("retired") }]);
-    expect(bed.agent.nodes.find((n) => n.name === busy)?.state).toBe("IDLE");
+    expect(bed.agent.nodes.find((n) => n.name === busy)?.state).toBe("ALLOCATED");
+  });
+
+  it("a resumed busy node is JOINED again at once (record and nodes list), a second resume is a no-op, and no cycle treats it as drained", async () => {
+    // Prepare: the busy node stopped by hand (DRAINING with its job)
+    const bed = await controlBed(db);
+    const { busy } = await twoNodes(bed);
+    await stopNodes(sleepDeps(bed), "demo", [busy]);
+    const recordOf = async () => (await bed.store.listNodes("demo")).find((r) => r.nodeName === busy);
+    const stoppedRecord = await recordOf();
+    const admin: ClusterAdminDeps = {
+      store: bed.store,
+      clock: bed.clock,
+      // nodes list starts no workflow
+      workflows: { start: async () => Promise.reject(new Error("no workflow here")) } as never,
+      metrics: bed.metrics,
+      runtime: async () => ({ provider: bed.provider, agent: bed.agent }),
+    };
+    // Act: resume, list, resume again
+    const resumed = await resumeNodes(sleepDeps(bed), "demo", [busy]);
+    const record = await recordOf();
+    const listed = (await listNodes(admin, "demo")).nodes.find((n) => n.node === busy);
+    const again = await resumeNodes(sleepDeps(bed), "demo", [busy]);
+    const recordAfterAgain = await recordOf();
+    // Assess: in service again, in Slurm and in NowScale's record, its first join kept
+    expect(stoppedRecord?.status).toBe("DRAINING");
+    expect(resumed).toEqual({ resumed: [busy], notResumed: [] });
+    expect(bed.agent.nodes.find((n) => n.name === busy)).toMatchObject({ state: "ALLOCATED" });
+    expect(record?.status).toBe("JOINED");
+    expect(record?.joinedAt).toBe(stoppedRecord?.joinedAt);
+    expect(listed?.status).toBe("JOINED");
+    expect(again.resumed).toEqual([]);
+    expect(again.notResumed).toEqual([
+      { node: busy, reason: "already in service (Slurm shows it ALLOCATED, not drained): nothing to resume" },
+    ]);
+    expect(recordAfterAgain).toEqual(record);
+
+    // Act: a scale cycle and a reconcile while it runs its job, then its job ends and two more cycles
+    const busyCycle = await runScaleCycle("demo", bed.deps("inv-r1"), { windowMs: 0 });
+    const busyReconcile = await reconcileCluster("demo", bed.deps("rec-r1"));
+    const recordWhileBusy = await recordOf();
+    jobEnds(bed, busy);
+    const idleCycles = [
+      await runScaleCycle("demo", bed.deps("inv-r2"), { windowMs: 0 }),
+      await runScaleCycle("demo", bed.deps("inv-r3"), { windowMs: 0 }),
+    ];
+    const idleReconcile = await reconcileCluster("demo", bed.deps("rec-r2"));
+    // Assess: never drained nor retired while busy; idle, it is only the idle shrink's (300 s, not yet)
+    expect(busyCycle.drained).toEqual([]);
+    expect(busyCycle.terminated).toEqual([]);
+    expect(busyReconcile.retired).toEqual([]);
+    expect(recordWhileBusy?.status).toBe("JOINED");
+    expect(bed.agent.nodes.find((n) => n.name === busy)).toMatchObject({ state: "IDLE" });
+    expect(idleCycles.flatMap((c) => [...c.drained, ...c.terminated])).toEqual([]);
+    expect(idleReconcile.retired).toEqual([]);
+    expect((await recordOf())?.status).toBe("JOINED");
+    expect(bed.provider.fakeCloud.get(busy)?.state).not.toBe("TERMINATED");
   });
 });
 

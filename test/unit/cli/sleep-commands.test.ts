@@ -41,7 +41,7 @@ describe("nowscale sleep, wake, nodes stop and resume", () => {
     expect(woken.status, woken.stderr).toBe(0);
     expect(JSON.parse(woken.stdout)).toMatchObject({ status: "RUNNING", resumed: [instance.id] });
     expect(JSON.parse(resumedAgain.stdout).notResumed).toEqual([
-      { node: instance.id, reason: expect.stringContaining("not stopped by NowScale") },
+      { node: instance.id, reason: expect.stringContaining("already in service") },
     ]);
     expect(bed.provider.fakeCloud.get(instance.id)?.state).not.toBe("TERMINATED");
   });
