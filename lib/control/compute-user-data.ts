@@ -6,6 +6,8 @@ import {
 import { parseConfig } from "../core/config.js";
 import type { Launch } from "../core/model.js";
 import { ownValue } from "../core/own.js";
+import { ValidationError } from "../core/validation.js";
+import { MAX_USER_DATA_BASE64_BYTES } from "../ports/cloud-provider.js";
 import type { AttachedMaster, ClusterRecord } from "../ports/state-store.js";
 import { nodeUsers } from "./users.js";
 
@@ -122,4 +124,69 @@ export function renderComputeUserData(
     // The cluster's users, names and uids only (lib/control/users.ts): the same uid as on the master.
     ...(cluster.users === undefined ? {} : { users: nodeUsers(cluster) }),
   });
+}
+
+/**
+ * Stand-ins for what a cluster may not have yet (a master address, a munge secret): as long as the real
+ * ones may be (a dotted quad, the longest port, an ARN-sized secret id), so a setup that fits with them
+ * fits with the real ones.
+ */
+const STAND_IN_TARGET = {
+  controllerAddress: "255.255.255.255",
+  controllerPort: 65535,
+  mungeSecret: `arn:aws:secretsmanager:ap-southeast-1:123456789012:secret:${"x".repeat(64)}`,
+} as const;
+
+/**
+ * The largest compute boot script, in base64 bytes (as the providers measure it), over every queue and
+ * launch entry of the cluster: what its scaler would send, or the stand-in target's when the cluster
+ * has no master address or munge secret yet. Undefined when nothing renders (no queues).
+ */
+export function largestComputeUserData(cluster: ClusterRecord): { bytes: number; queue: string } | undefined {
+  const config = parseConfig(cluster.autoscaling, "autoscaling configuration");
+  const cloud = cluster.placement.cloud;
+  const bootCloud: BootCloud = cloud === "tencent" || cloud === "alibaba" ? cloud : "aws";
+  let largest: { bytes: number; queue: string } | undefined;
+  for (const queue of config.queues) {
+    for (const entry of queue.entries) {
+      const launch: Launch = {
+        queue: queue.queueName,
+        instanceType: entry.instanceType,
+        zone: entry.zone,
+        count: 1,
+        candidates: [],
+        allOrNothing: false,
+        jobs: [],
+        reason: "size check",
+      };
+      const text =
+        computeUserData(cluster, launch) ??
+        renderComputeUserData(cluster, launch, {
+          cloud: bootCloud,
+          region: cluster.placement.region,
+          ...STAND_IN_TARGET,
+        });
+      if (text === undefined) continue;
+      const bytes = Buffer.byteLength(Buffer.from(text, "utf8").toString("base64"));
+      if (largest === undefined || bytes > largest.bytes) largest = { bytes, queue: queue.queueName };
+    }
+  }
+  return largest;
+}
+
+/**
+ * Refuses a node setup (storage, init scripts, users) whose compute boot script would not fit the
+ * clouds' user-data limit (validate-request.ts, the limit the providers enforce at launch): a
+ * ValidationError naming `field`, with the size, the limit and `advice`. `cluster` is the record as it
+ * would be after the change; the caller writes nothing when this throws.
+ */
+export function checkComputeUserDataFits(cluster: ClusterRecord, field: string, advice: string): void {
+  const largest = largestComputeUserData(cluster);
+  if (largest === undefined || largest.bytes <= MAX_USER_DATA_BASE64_BYTES) return;
+  throw new ValidationError("node setup", [
+    {
+      path: field,
+      message: `the compute boot script (queue ${largest.queue}) would be ${largest.bytes} bytes in base64, over the cloud's ${MAX_USER_DATA_BASE64_BYTES}-byte user-data limit, and every launch would fail: ${advice}`,
+    },
+  ]);
 }

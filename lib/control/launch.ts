@@ -354,13 +354,12 @@ export async function recordedLaunch(
       deps.by,
     );
   } else {
-    const kinds = [...new Set(outcome.failures.map((f) => f.kind))].join(", ");
     await event(
       store,
       clusterId,
       clock,
       "LAUNCH_FAILED",
-      `${count} × ${launch.instanceType}: ${kinds || "nothing started"}`,
+      launchFailedReason(count, launch.instanceType, outcome.failures),
       launch.queue,
       [],
       count,
@@ -504,4 +503,20 @@ export async function takeAdmissionLease(
     if (lease !== undefined || attempt >= attempts || deps.clock.now() >= deadline) return lease;
     await deps.clock.sleep(Math.min(stepMs, Math.max(1, deadline - deps.clock.now())));
   }
+}
+
+/**
+ * The LAUNCH_FAILED event's text: the failures' kinds and, for a request the provider refused as a whole
+ * (index -1: its own validation, e.g. user data over the limit), that refusal's message, since the kind
+ * alone (InvalidRequest) does not say what to fix. At most 500 characters, as the other events.
+ */
+export function launchFailedReason(
+  count: number,
+  instanceType: string,
+  failures: readonly { index: number; kind: string; message: string }[],
+): string {
+  const kinds = [...new Set(failures.map((f) => f.kind))].join(", ");
+  const whole = failures.find((f) => f.index === -1 && f.kind === "InvalidRequest");
+  const why = whole === undefined ? "" : `: ${whole.message}`;
+  return `${count} × ${instanceType}: ${kinds || "nothing started"}${why}`.slice(0, 500);
 }

@@ -4,6 +4,7 @@ import { parseWith, ValidationError } from "../core/validation.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import type { Clock } from "../ports/clock.js";
 import type { ClusterRecord, NodeSetup, StateStore } from "../ports/state-store.js";
+import { checkComputeUserDataFits } from "./compute-user-data.js";
 import { StateRefusedError, UnknownNameError } from "./errors.js";
 import { appendControlEvent as event } from "./events.js";
 
@@ -106,6 +107,12 @@ export async function addStorageOption(
   if (setup.storage.length >= MAX_STORAGE_OPTIONS)
     throw new StateRefusedError(`the cluster already has ${MAX_STORAGE_OPTIONS} storage options`);
   const storage = [...setup.storage, option];
+  // Before the master is told: a setup whose boot script no cloud accepts would fail every launch.
+  checkComputeUserDataFits(
+    { ...cluster, nodeSetup: { ...setup, storage } },
+    "localPath",
+    "use shorter mount paths (localPath, remotePath, mountOptions) or fewer mounts, or make the init scripts URLs",
+  );
   const runningNodes = await tellRunningNodes(deps, cluster, storage);
   await save(deps, cluster, { ...setup, storage }, `storage ${option.localPath} added (${option.protocol})`);
   return { storage: storage as StorageOptionView[], runningNodes };
@@ -175,12 +182,21 @@ export async function setInitScripts(
       );
     }
   });
-  await save(
-    deps,
-    cluster,
-    { ...setupOf(cluster), initScripts: scripts },
-    `${scripts.length} init script(s) set`,
+  const nodeSetup = { ...setupOf(cluster), initScripts: scripts };
+  // The field named is the longest inline script's: moving it to a URL shrinks the boot script most.
+  const longest = scripts.reduce<number | undefined>((best, s, i) => {
+    if (!("inline" in s)) return best;
+    const current = best === undefined ? undefined : scripts[best];
+    return current !== undefined && "inline" in current && current.inline.length >= s.inline.length
+      ? best
+      : i;
+  }, undefined);
+  checkComputeUserDataFits(
+    { ...cluster, nodeSetup },
+    longest === undefined ? "initScripts" : `initScripts[${longest}].inline`,
+    "put the script at an https:// or s3:// URL instead of inline (inline text is base64-encoded twice), or shorten it",
   );
+  await save(deps, cluster, nodeSetup, `${scripts.length} init script(s) set`);
   return scripts;
 }
 

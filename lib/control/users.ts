@@ -15,6 +15,7 @@ import {
 } from "../ports/cluster-users.js";
 import type { ClusterRecord, ClusterUser, StateStore } from "../ports/state-store.js";
 import type { UserSecretStore } from "../ports/user-secrets.js";
+import { checkComputeUserDataFits } from "./compute-user-data.js";
 import {
   AdmissionBusyError,
   StateRefusedError,
@@ -91,6 +92,18 @@ export async function addUser(deps: UsersDeps, clusterId: string, input: NewUser
     const old = users.find((u) => u.name === name);
     const uid = old?.uid ?? Math.max(USER_ID_MIN - 1, ...users.map((u) => u.uid)) + 1;
     if (uid > USER_ID_MAX) throw new StateRefusedError(`no uid left in ${USER_ID_MIN}-${USER_ID_MAX}`);
+    // Every user is in the nodes' boot script: refused before anything (secret, master) is touched.
+    checkComputeUserDataFits(
+      {
+        ...cluster,
+        users: [
+          ...users.filter((u) => u.name !== name),
+          { name, uid, enabled: true, createdAt: 0, hasPassword: false, hasKey: false },
+        ],
+      },
+      "users",
+      "delete users no longer needed, or make the init scripts URLs and the storage paths shorter",
+    );
     const secretId = secret === undefined ? undefined : await putSecret(deps, cluster, name, secret);
     const user: ClusterUser = {
       name,

@@ -125,6 +125,13 @@ export interface LaunchRequest {
 /** Launches larger than this are split by the caller (Alibaba and EC2 MinCount calls take at most 100). */
 export const MAX_LAUNCH_COUNT = 100;
 
+/**
+ * The most user data a launch may carry, in base64 bytes: EC2 takes 16 KiB before encoding, CVM 16 KiB
+ * after, so the stricter one, after encoding. Providers refuse more (InvalidRequestError) and the control
+ * plane refuses a node setup whose boot script would exceed it.
+ */
+export const MAX_USER_DATA_BASE64_BYTES = 16_384;
+
 export interface CandidateFailure {
   /** Index into the request's candidates. */
   index: number;

@@ -1,13 +1,14 @@
 import { isCloudId, isSimpleName } from "../../core/names.js";
-import { type LaunchRequest, MAX_LAUNCH_COUNT } from "../../ports/cloud-provider.js";
+import {
+  type LaunchRequest,
+  MAX_LAUNCH_COUNT,
+  MAX_USER_DATA_BASE64_BYTES,
+} from "../../ports/cloud-provider.js";
 import { InvalidRequestError } from "../../ports/errors.js";
 import { RESERVED_TAG_PREFIX, TAG_KEY, TAG_VALUE } from "../../ports/tags.js";
 
 /** A round id reaches a hash only, but also logs: the same kind of allow-list as the other names. */
 const ROUND = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
-/** EC2 takes 16 KiB of user data before encoding, CVM 16 KiB after: the stricter one, after encoding. */
-export const MAX_USER_DATA_BASE64_BYTES = 16_384;
 
 /**
  * Rejects a launch request that no cloud should see: names outside the allow-lists (they reach tags and
@@ -47,7 +48,9 @@ export function validateLaunchRequest(request: LaunchRequest): void {
   if (request.userData !== undefined) {
     const encoded = Buffer.byteLength(Buffer.from(request.userData, "utf8").toString("base64"));
     if (encoded > MAX_USER_DATA_BASE64_BYTES) {
-      problems.push(`userData is ${encoded} bytes in base64; the limit is ${MAX_USER_DATA_BASE64_BYTES}`);
+      problems.push(
+        `userData (the boot script) is ${encoded} bytes in base64; the limit is ${MAX_USER_DATA_BASE64_BYTES}: shorten the cluster's init scripts (use URLs), storage paths or users`,
+      );
     }
   }
   if (problems.length > 0) {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { computeUserData } from "../../../lib/control/compute-user-data.js";
+import { computeUserData, largestComputeUserData } from "../../../lib/control/compute-user-data.js";
 import type { Launch } from "../../../lib/core/model.js";
+import { MAX_USER_DATA_BASE64_BYTES } from "../../../lib/ports/cloud-provider.js";
 import type { ClusterRecord } from "../../../lib/ports/state-store.js";
 import { apiBed, snapshot } from "../../support/api-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
@@ -257,6 +258,103 @@ describe("init scripts (THPC ModifyInitNodeScripts)", () => {
     expect(JSON.stringify(noShebang.body.issues)).toContain("#!/");
     expect(JSON.stringify(control.body.issues)).toContain("printable ASCII");
     expect(JSON.stringify(long.body.issues)).toContain("4096");
+    expect(await snapshot(db, t.tables)).toBe(before);
+  });
+});
+
+/** An inline script of exactly `chars` characters (a #!/ line, then comment text). */
+function inlineOf(chars: number): string {
+  const head = "#!/bin/sh\n";
+  return `${head}${"#".repeat(chars - head.length - 1)}\n`;
+}
+
+describe("the boot script must fit the clouds' user-data limit (16 KiB in base64)", () => {
+  it("refuses an inline init script that would overflow it, naming the script and the sizes; nothing changes", async () => {
+    // Prepare: the user's case, a 3,123-character script (under the 4,096 per-script limit)
+    const t = await apiBed(db);
+    const id = await t.runningCluster();
+    const before = await snapshot(db, t.tables);
+
+    // Act
+    const res = await t.call("PUT", `/clusters/${id}/init-scripts`, {
+      initScripts: [{ url: "s3://bucket/a.sh" }, { inline: MARKER }, { inline: inlineOf(3123) }],
+    });
+
+    // Assess
+    expect(res.status).toBe(400);
+    expect(res.body.issues[0].path).toBe("initScripts[2].inline");
+    expect(res.body.issues[0].message).toMatch(/would be \d+ bytes in base64, over the cloud's 16384-byte/);
+    expect(res.body.issues[0].message).toContain("https:// or s3:// URL");
+    expect(await snapshot(db, t.tables)).toBe(before);
+  });
+
+  it("accepts the largest inline script that still fits, and refuses one character more", async () => {
+    // Prepare: find the size where the rendered boot script reaches the limit
+    const t = await apiBed(db);
+    const id = await t.runningCluster();
+    const cluster = (await t.store.getCluster(id)) as ClusterRecord;
+    const bytesWith = (chars: number) =>
+      largestComputeUserData({
+        ...cluster,
+        nodeSetup: { storage: [], initScripts: [{ inline: inlineOf(chars), timeoutS: 600 }] },
+      })?.bytes ?? Number.POSITIVE_INFINITY;
+    let fits = 20;
+    let over = 4096;
+    while (over - fits > 1) {
+      const mid = Math.floor((fits + over) / 2);
+      if (bytesWith(mid) <= MAX_USER_DATA_BASE64_BYTES) fits = mid;
+      else over = mid;
+    }
+
+    // Act
+    const tooBig = await t.call("PUT", `/clusters/${id}/init-scripts`, {
+      initScripts: [{ inline: inlineOf(over) }],
+    });
+    const justFits = await t.call("PUT", `/clusters/${id}/init-scripts`, {
+      initScripts: [{ inline: inlineOf(fits) }],
+    });
+    const shown = await t.call("GET", `/clusters/${id}/init-scripts`);
+
+    // Assess
+    console.log(`largest inline script that fits: ${fits} characters`);
+    expect(fits).toBeGreaterThan(1000);
+    expect(fits).toBeLessThan(3123);
+    expect(tooBig.status).toBe(400);
+    expect(tooBig.body.issues[0].path).toBe("initScripts[0].inline");
+    expect(justFits.status).toBe(200);
+    expect(shown.body.initScripts).toEqual([{ inline: inlineOf(fits), timeoutS: 600 }]);
+  });
+
+  it("refuses the storage mount that would overflow it, naming localPath; earlier mounts stay, nothing else changes", async () => {
+    // Prepare: mounts with long paths, added until one no longer fits
+    const t = await apiBed(db);
+    const id = await t.runningCluster();
+    const long = (i: number) => ({
+      protocol: "NFS 4.0",
+      remotePath: `172.30.3.${90 + i}:/${"r".repeat(200)}/${i}`,
+      localPath: `/mnt/${"l".repeat(200)}/${i}`,
+    });
+
+    // Act
+    const answers: { status: number; body: { issues?: { path: string; message: string }[] } }[] = [];
+    let before = "";
+    for (let i = 0; i < 20; i++) {
+      before = await snapshot(db, t.tables);
+      const res = await t.call("POST", `/clusters/${id}/storage`, long(i));
+      answers.push(res);
+      if (res.status !== 200) break;
+    }
+    const refused = answers[answers.length - 1];
+    const kept = (await t.call("GET", `/clusters/${id}/storage`)).body.storage;
+
+    // Assess
+    expect(answers.length).toBeGreaterThan(1);
+    expect(answers.length).toBeLessThan(20);
+    expect(refused?.status).toBe(400);
+    expect(refused?.body.issues?.[0]?.path).toBe("localPath");
+    expect(refused?.body.issues?.[0]?.message).toMatch(/would be \d+ bytes in base64.*shorter mount paths/);
+    expect(kept).toHaveLength(answers.length - 1);
+    expect(t.agent.storage).toHaveLength(answers.length - 1);
     expect(await snapshot(db, t.tables)).toBe(before);
   });
 });

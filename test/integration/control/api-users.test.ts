@@ -2,8 +2,10 @@ import { mkdtemp, readdir, readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderComputeUserData } from "../../../lib/control/compute-user-data.js";
+import { largestComputeUserData, renderComputeUserData } from "../../../lib/control/compute-user-data.js";
 import { LocalUserSecrets } from "../../../lib/local/user-secrets.js";
+import { MAX_USER_DATA_BASE64_BYTES } from "../../../lib/ports/cloud-provider.js";
+import type { ClusterRecord } from "../../../lib/ports/state-store.js";
 import { apiBed } from "../../support/api-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
@@ -176,5 +178,43 @@ describe("users on a running cluster", () => {
     expect(script).toContain("nowscale_user 'bob' 21001 1\n");
     expect(script).not.toContain(PASSWORD);
     expect(script).not.toContain(".alice.json");
+  });
+});
+
+describe("users and the boot script's user-data limit", () => {
+  it("refuses a user whose line would push the boot script over 16 KiB in base64, naming users; nothing changes", async () => {
+    // Prepare: an inline init script that leaves the boot script just under the limit
+    const t = await bed();
+    const cluster = (await t.store.getCluster(t.id)) as ClusterRecord;
+    const inline = (chars: number) => `#!/bin/sh\n${"#".repeat(chars - 11)}\n`;
+    const bytesWith = (chars: number) =>
+      largestComputeUserData({
+        ...cluster,
+        nodeSetup: { storage: [], initScripts: [{ inline: inline(chars), timeoutS: 600 }] },
+      })?.bytes ?? Number.POSITIVE_INFINITY;
+    let fits = 20;
+    let over = 4096;
+    while (over - fits > 1) {
+      const mid = Math.floor((fits + over) / 2);
+      if (bytesWith(mid) <= MAX_USER_DATA_BASE64_BYTES) fits = mid;
+      else over = mid;
+    }
+    const set = await t.call("PUT", `/clusters/${t.id}/init-scripts`, {
+      initScripts: [{ inline: inline(fits) }],
+    });
+    // (the users lease's own row changes on every call: the cluster record is what must not)
+    const before = await t.store.getCluster(t.id);
+
+    // Act
+    const res = await t.call("POST", `/clusters/${t.id}/users`, { name: "alice", password: PASSWORD });
+
+    // Assess
+    expect(set.status).toBe(200);
+    expect(res.status).toBe(400);
+    expect(res.body.issues[0].path).toBe("users");
+    expect(res.body.issues[0].message).toMatch(/would be \d+ bytes in base64, over the cloud's 16384-byte/);
+    expect(t.agent.users.has("alice")).toBe(false);
+    expect(await readdir(t.dir).catch(() => [])).toEqual([]);
+    expect(await t.store.getCluster(t.id)).toEqual(before);
   });
 });
