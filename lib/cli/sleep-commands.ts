@@ -56,12 +56,18 @@ export function registerSleepCommands(program: Command): void {
         const api = client(o);
         const body = o.stopMaster === true ? { stopMaster: true } : {};
         const retired = new Set<string>();
+        const waited = new Set<string>();
         const deadline = Date.now() + timeoutS * 1000;
         let answer: SleepAnswer;
         for (;;) {
           answer = (await api.request("POST", `/clusters/${id(clusterId)}/sleep`, body)) as SleepAnswer;
           for (const n of answer.retired ?? []) retired.add(n);
           const waiting = answer.waiting ?? [];
+          // A node that waited before and no longer does was retired in between, by the reconciler's
+          // asleep step when its job ended (lib/control/sleep.ts): it is one of this sleep's retirements.
+          const still = new Set(waiting.map((w) => w.node));
+          for (const n of waited) if (!still.has(n)) retired.add(n);
+          for (const n of still) waited.add(n);
           if (o.wait !== true || waiting.length === 0) break;
           if (Date.now() > deadline)
             throw new UsageError(

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -227,4 +227,30 @@ describe("queues and sleep on the local mode's real Slurm", () => {
       `sleep: ${busy} kept while job ${long} ran, retired after; job ${queued} ran on ${ran.nodes} after wake`,
     );
   }, 400_000);
+
+  it("storage added in the local mode mounts the bridge's export on the node a job runs on", async () => {
+    // Prepare: the export STATE_DIR/nfs-exports/shared (docs/local-mode.md, "storage") with a marker
+    const exportDir = join(localPaths(stateDir).nfsExportRoot, "shared");
+    await mkdir(exportDir, { recursive: true });
+    await writeFile(join(exportDir, "marker"), "exported by the host\n");
+    const out = join(stateDir, "storage-job.out");
+
+    // Act: add the mount, then run a job that reads it on a node the scaler launches or has
+    const added = await cli(["storage", "add", "--remote", "192.168.237.1:/shared", "--local", "/data"]);
+    // A node already up mounts it through its storage sync (every 15 s), a new one at boot: wait for it.
+    const read = "for i in $(seq 60); do [ -f /data/marker ] && break; sleep 1; done; cat /data/marker";
+    const id = await slurm("sbatch", ["--parsable", `--output=${out}`, "--wrap", read]);
+    const ran = await until(`job ${id} to complete`, async () => {
+      const j = await job(id);
+      return j.state === "COMPLETED" || j.state === "FAILED" ? j : undefined;
+    });
+    const deleted = await cli(["storage", "delete", "/data", "--force"]);
+
+    // Assess: the job read the host's file through the node's mount
+    expect(added.status, added.stderr).toBe(0);
+    const output = await readFile(out, "utf8").catch(() => "");
+    expect(ran.state, output).toBe("COMPLETED");
+    expect(output).toBe("exported by the host\n");
+    expect(deleted.status, deleted.stderr).toBe(0);
+  }, 300_000);
 });
