@@ -138,12 +138,16 @@ describe("CloudAssistantAgentChannel (real ECS SDK, loopback Cloud Assistant, th
     await channel.drain("hpc1-compute-1", "it's $(id) `x`");
     master.answer("resume", "", 3);
     const ghost = channel.resume("ghost-1");
-    master.answer("delete-node", "", 2);
+    master.answer("delete-node", '{"error":"sinfo timed out"}\n', 2);
     const down = channel.deleteNode("hpc1-compute-1");
 
     // Assess
     await expect(ghost).rejects.toMatchObject({ status: 404 });
     await expect(down).rejects.toBeInstanceOf(SlurmctldUnreachableError);
+    // The message names the channel and carries the agent's own error (run-command-channel.ts).
+    await expect(down).rejects.toThrow(
+      "agent delete-node hpc1-compute-1 over Cloud Assistant: slurmctld did not answer: sinfo timed out",
+    );
     // The args file holds the last call's words; the drain ran first, so check it through the script.
     const drain = sim.callsOf("RunCommand")[0];
     const line = Buffer.from(drain?.params.CommandContent ?? "", "base64").toString();

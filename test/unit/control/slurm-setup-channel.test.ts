@@ -124,7 +124,10 @@ describe("slurm-setup over SSM Run Command", () => {
       InstanceIds: ["mi-0123456789abcdef0"],
       Parameters: { action: ["slurm-setup"], node: [""], reason: [""] },
     });
-    expect(down).toBe("SlurmctldUnreachableError: agent slurm-setup over SSM: slurmctld did not answer");
+    // The agent's own error follows, as in every run-command channel's message.
+    expect(down).toBe(
+      "SlurmctldUnreachableError: agent slurm-setup over SSM: slurmctld did not answer: down",
+    );
     expect(old).toContain("exit 64 (an agent older than the attach path");
   });
 });

@@ -102,6 +102,7 @@ describe("TatAgentChannel (real TAT SDK, local TAT endpoint, the command run in 
     expect(down).toBeInstanceOf(SlurmctldUnreachableError);
     expect(missing).toMatchObject({ name: "AgentActionError", status: 404 });
     expect(refused).toMatchObject({ name: "AgentActionError", status: 400 });
+    expect((refused as Error).message).toBe("agent resume n-4 over TAT: refused");
     expect(invalid).toBeInstanceOf(AgentActionError);
     expect(agent.ran).toHaveLength(4);
   });
