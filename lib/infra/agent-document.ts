@@ -41,7 +41,7 @@ export class AgentDocument extends Construct {
                 `  slurm-setup) exec node ${agent} slurm-setup ;;`,
                 `  drain) exec node ${agent} drain "$N" --reason "$R" ;;`,
                 `  resume|delete-node) exec node ${agent} "$A" "$N" ;;`,
-                // The JSON, gzipped and base64-encoded by the channel (lib/control/agent-ssm.ts), on stdin.
+                // The JSON, gzipped and base64-encoded by the channel (lib/agent-channels/run-command-channel.ts), on stdin.
                 `  set-job-notes) ${payloadPipeline('"$P"', `node ${agent} set-job-notes --notes -`)} ;;`,
                 `  sync-placeholders) ${payloadPipeline('"$P"', `node ${agent} sync-placeholders --placeholders -`)} ;;`,
                 `  set-partitions) ${payloadPipeline('"$P"', `node ${agent} set-partitions --partitions -`)} ;;`,

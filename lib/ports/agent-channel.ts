@@ -11,8 +11,9 @@ export type { JobNote, PartitionSpec, PartitionsAnswer, PlaceholderSpec };
 
 /**
  * How the control plane reads and acts on one cluster's master (docs/agent.md). Adapters:
- * lib/control/agent-http.ts (HMAC-signed HTTP), lib/control/agent-ssm.ts (SSM Run Command of
- * `nowscale-agent report`), lib/control/fake-agent.ts (tests).
+ * lib/agent-channels/http.ts (HMAC-signed HTTP), lib/agent-channels/run-command-channel.ts (the agent's
+ * command line over a cloud's run-command service: ssm.ts, tat.ts, cloud-assistant.ts),
+ * lib/agent-channels/fake.ts (tests).
  *
  * Everything the agent returns is untrusted: adapters validate it with the agent's zod schema and never
  * put it into a shell command. Failures are typed: AgentUnreachableError (no answer, bad signature, an
