@@ -1,14 +1,9 @@
 import * as ecs from "@alicloud/ecs20140526";
-import { AgentUnreachableError } from "../ports/agent-channel.js";
 import {
   agentShellLine,
-  type CommandResult,
-  callFailed,
-  pollCommand,
+  cloudTransport,
   RunCommandAgentChannel,
   type RunCommandOptions,
-  type RunCommandTransport,
-  runCommandSettings,
 } from "./run-command-channel.js";
 
 /** The ECS client's methods the channel calls (the SDK's Client, or a test double of it). */
@@ -50,74 +45,56 @@ const FINAL = new Set([
 export const CLOUD_ASSISTANT_PAYLOAD_MAX_CHARS = 12_000;
 
 /**
- * The agent through Alibaba Cloud Assistant (ECS RunCommand / DescribeInvocationResults), for masters
- * the control plane cannot reach over the network: the same agent commands as over SSM
- * (run-command-channel.ts), each sent as its shell line (RunShellScript, as root). Cloud Assistant keeps
- * 24 KB of output, which grouped reports fit.
+ * The agent through Alibaba Cloud Assistant, for masters the control plane cannot reach over the network:
+ * the same agent commands as over SSM (run-command-channel.ts), each ECS RunCommand of its shell line
+ * (RunShellScript, Base64 content, as root), then DescribeInvocationResults until the invocation ends.
+ * Cloud Assistant keeps 24 KB of output, which grouped reports fit.
  */
 export class CloudAssistantAgentChannel extends RunCommandAgentChannel {
   constructor(options: CloudAssistantAgentChannelOptions) {
-    super(cloudAssistantTransport(options));
-  }
-}
-
-/** RunCommand of the shell line, then DescribeInvocationResults until the invocation ends. */
-function cloudAssistantTransport(options: CloudAssistantAgentChannelOptions): RunCommandTransport {
-  const settings = runCommandSettings(options);
-  const { client, regionId, instanceId } = options;
-  return {
-    channel: "Cloud Assistant",
-    payloadMaxChars: CLOUD_ASSISTANT_PAYLOAD_MAX_CHARS,
-    run: async (command) => {
-      let invokeId: string | undefined;
-      try {
-        const sent = await client.runCommand(
-          new ecs.RunCommandRequest({
-            regionId,
-            type: "RunShellScript",
-            commandContent: Buffer.from(agentShellLine(settings.agentPath, command), "utf8").toString(
-              "base64",
-            ),
-            contentEncoding: "Base64",
-            instanceId: [instanceId],
-            timeout: settings.commandTimeoutS,
-            description: "nowscale agent",
-          }),
-        );
-        invokeId = sent.body?.invokeId;
-      } catch (error) {
-        throw callFailed("Cloud Assistant RunCommand", error);
-      }
-      if (invokeId === undefined)
-        throw new AgentUnreachableError("Cloud Assistant RunCommand returned no InvokeId");
-      const id = invokeId;
-      return pollCommand(
-        settings,
-        `Cloud Assistant invocation ${id}`,
-        async (): Promise<CommandResult | undefined> => {
-          let result:
-            | ecs.DescribeInvocationResultsResponseBodyInvocationInvocationResultsInvocationResult
-            | undefined;
-          try {
-            const out = await client.describeInvocationResults(
-              new ecs.DescribeInvocationResultsRequest({
-                regionId,
-                invokeId: id,
-                instanceId,
-                contentEncoding: "PlainText",
-              }),
-            );
-            result = out.body?.invocation?.invocationResults?.invocationResult?.[0];
-          } catch (error) {
-            throw callFailed("Cloud Assistant DescribeInvocationResults", error);
-          }
+    const { client, regionId, instanceId } = options;
+    super(
+      cloudTransport(options, {
+        channel: "Cloud Assistant",
+        payloadMaxChars: CLOUD_ASSISTANT_PAYLOAD_MAX_CHARS,
+        names: {
+          send: "Cloud Assistant RunCommand",
+          poll: "Cloud Assistant DescribeInvocationResults",
+          command: "Cloud Assistant invocation",
+          id: "InvokeId",
+        },
+        send: async (command, settings) => {
+          const line = agentShellLine(settings.agentPath, command);
+          const sent = await client.runCommand(
+            new ecs.RunCommandRequest({
+              regionId,
+              type: "RunShellScript",
+              commandContent: Buffer.from(line, "utf8").toString("base64"),
+              contentEncoding: "Base64",
+              instanceId: [instanceId],
+              timeout: settings.commandTimeoutS,
+              description: "nowscale agent",
+            }),
+          );
+          return sent.body?.invokeId;
+        },
+        poll: async (invokeId) => {
+          const out = await client.describeInvocationResults(
+            new ecs.DescribeInvocationResultsRequest({
+              regionId,
+              invokeId,
+              instanceId,
+              contentEncoding: "PlainText",
+            }),
+          );
+          const result = out.body?.invocation?.invocationResults?.invocationResult?.[0];
           // The result shows up a moment after RunCommand returns.
           const status = result?.invocationStatus ?? "Pending";
           if (!FINAL.has(status)) return undefined;
           const code = status === "Success" || status === "Failed" ? (result?.exitCode ?? -1) : -1;
           return { status, stdout: result?.output ?? "", code };
         },
-      );
-    },
-  };
+      }),
+    );
+  }
 }

@@ -134,7 +134,6 @@ export interface RunCommandOptions {
 }
 
 export interface RunCommandSettings {
-  readonly instanceId: string;
   readonly agentPath: string;
   readonly timeoutMs: number;
   readonly pollMs: number;
@@ -146,12 +145,11 @@ export interface RunCommandSettings {
 const AGENT_PATH = /^\/[A-Za-z0-9._/-]{1,200}$/;
 
 /** The options with their defaults; TypeError when agentPath is not an absolute plain path. */
-export function runCommandSettings(options: RunCommandOptions): RunCommandSettings {
+function runCommandSettings(options: RunCommandOptions): RunCommandSettings {
   const agentPath = options.agentPath ?? "/opt/nowscale/nowscale-agent.js";
   if (!AGENT_PATH.test(agentPath)) throw new TypeError("agentPath must be an absolute plain path");
   const timeoutMs = options.timeoutMs ?? 30_000;
   return {
-    instanceId: options.instanceId,
     agentPath,
     timeoutMs,
     pollMs: options.pollMs ?? 1_000,
@@ -160,27 +158,66 @@ export function runCommandSettings(options: RunCommandOptions): RunCommandSettin
   };
 }
 
+/** A cloud's two calls behind a transport (cloudTransport), with its words for messages. */
+export interface CloudCommandCalls {
+  /** The channel's name in messages: "SSM", "TAT", "Cloud Assistant". */
+  readonly channel: string;
+  /** RunCommandTransport.payloadMaxChars. */
+  readonly payloadMaxChars: number;
+  /** The calls and the command's id as messages name them, e.g. "TAT RunCommand", "invocation id". */
+  readonly names: { send: string; poll: string; command: string; id: string };
+  /**
+   * Starts the command on the master; answers its id, or undefined when the cloud answered none. A
+   * thrown error is AgentUnreachableError `<names.send> failed: …`.
+   */
+  send(command: AgentCommand, settings: RunCommandSettings): Promise<string | undefined>;
+  /**
+   * Reads the command's state by its id: its result once it ended, undefined while it runs or before it
+   * shows up (a command appears a moment after it is sent). An AgentUnreachableError passes as it is (a
+   * command the cloud could not deliver); any other error is `<names.poll> failed: …`.
+   */
+  poll(id: string, settings: RunCommandSettings): Promise<CommandResult | undefined>;
+}
+
 /**
- * Polls a sent command on the settings' clock, every pollMs, until `poll` gives its result (undefined:
- * not ended yet, or not visible yet: a command shows up a moment after it is sent). After timeoutMs:
- * AgentUnreachableError `<what> did not finish within <timeoutMs> ms`. Errors of `poll` pass through.
+ * The transport of a cloud's send and poll calls: sends once, then polls on the clock every pollMs until
+ * the command ended, for timeoutMs at most (then AgentUnreachableError `<names.command> <id> did not
+ * finish within <timeoutMs> ms`). TypeError when the options' agentPath is not an absolute plain path.
  */
-export async function pollCommand<T>(
-  settings: RunCommandSettings,
-  what: string,
-  poll: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = settings.clock.now() + settings.timeoutMs;
-  while (settings.clock.now() < deadline) {
-    await settings.clock.sleep(settings.pollMs);
-    const result = await poll();
-    if (result !== undefined) return result;
-  }
-  throw new AgentUnreachableError(`${what} did not finish within ${settings.timeoutMs} ms`);
+export function cloudTransport(options: RunCommandOptions, calls: CloudCommandCalls): RunCommandTransport {
+  const settings = runCommandSettings(options);
+  const { names } = calls;
+  return {
+    channel: calls.channel,
+    payloadMaxChars: calls.payloadMaxChars,
+    run: async (command) => {
+      let id: string | undefined;
+      try {
+        id = await calls.send(command, settings);
+      } catch (error) {
+        throw callFailed(names.send, error);
+      }
+      if (id === undefined) throw new AgentUnreachableError(`${names.send} returned no ${names.id}`);
+      const deadline = settings.clock.now() + settings.timeoutMs;
+      while (settings.clock.now() < deadline) {
+        await settings.clock.sleep(settings.pollMs);
+        let result: CommandResult | undefined;
+        try {
+          result = await calls.poll(id, settings);
+        } catch (error) {
+          throw error instanceof AgentUnreachableError ? error : callFailed(names.poll, error);
+        }
+        if (result !== undefined) return result;
+      }
+      throw new AgentUnreachableError(
+        `${names.command} ${id} did not finish within ${settings.timeoutMs} ms`,
+      );
+    },
+  };
 }
 
 /** A failed call of the cloud's API: the agent is unreachable through it. */
-export function callFailed(call: string, error: unknown): AgentUnreachableError {
+function callFailed(call: string, error: unknown): AgentUnreachableError {
   return new AgentUnreachableError(`${call} failed: ${(error as Error).message}`, { cause: error });
 }
 

@@ -4,18 +4,14 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { AgentUnreachableError, type NodeStorageSpec } from "../ports/agent-channel.js";
+import type { NodeStorageSpec } from "../ports/agent-channel.js";
 import type { UsersAnswer, UsersRequest } from "../ports/cluster-users.js";
 import {
   type AgentCommand,
   agentShellLine,
-  type CommandResult,
-  callFailed,
-  pollCommand,
+  cloudTransport,
   RunCommandAgentChannel,
   type RunCommandOptions,
-  type RunCommandTransport,
-  runCommandSettings,
 } from "./run-command-channel.js";
 
 // Still exported here, where they were first: the agent document (lib/infra/agent-document.ts) uses them.
@@ -60,13 +56,57 @@ export const AGENT_DOCUMENT = {
 
 /**
  * The agent through SSM Run Command (run-command-channel.ts has what the agent's commands mean), for
- * masters the control plane cannot reach over the network, EC2 or hybrid-activated. SSM keeps at most
+ * masters the control plane cannot reach over the network, EC2 or hybrid-activated: SendCommand through
+ * the agent document when there is one (the command's words as its checked parameters), else
+ * AWS-RunShellScript with the shell line; then GetCommandInvocation until it ends. SSM keeps at most
  * 24,000 characters of stdout, which grouped reports fit. Besides the port's required methods it sets
  * node storage and users (the agent on an AWS master reads the users' secrets from Secrets Manager).
  */
 export class SsmAgentChannel extends RunCommandAgentChannel {
   constructor(options: SsmAgentChannelOptions) {
-    super(ssmTransport(options));
+    const { client, instanceId, documentName } = options;
+    super(
+      cloudTransport(options, {
+        channel: "SSM",
+        payloadMaxChars: AGENT_DOCUMENT.payloadMaxChars,
+        names: {
+          send: "SSM SendCommand",
+          poll: "SSM GetCommandInvocation",
+          command: "SSM command",
+          id: "command id",
+        },
+        send: async (command, settings) => {
+          const sent = await client.send(
+            new SendCommandCommand({
+              DocumentName: documentName ?? "AWS-RunShellScript",
+              InstanceIds: [instanceId],
+              Parameters:
+                documentName === undefined
+                  ? { commands: [agentShellLine(settings.agentPath, command)] }
+                  : documentParameters(command),
+              TimeoutSeconds: settings.commandTimeoutS,
+              Comment: "nowscale agent",
+            }),
+          );
+          return sent.Command?.CommandId;
+        },
+        poll: async (CommandId) => {
+          try {
+            const out = await client.send(
+              new GetCommandInvocationCommand({ CommandId, InstanceId: instanceId }),
+            );
+            const status = out.Status ?? "Pending";
+            if (!FINAL.has(status)) return undefined;
+            return { status, stdout: out.StandardOutputContent ?? "", code: out.ResponseCode ?? -1 };
+          } catch (error) {
+            // The invocation shows up a moment after SendCommand returns.
+            if (error instanceof InvocationDoesNotExist || (error as Error).name === "InvocationDoesNotExist")
+              return undefined;
+            throw error;
+          }
+        },
+      }),
+    );
   }
 
   setNodeStorage(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }> {
@@ -78,66 +118,14 @@ export class SsmAgentChannel extends RunCommandAgentChannel {
   }
 }
 
-/**
- * SendCommand, then GetCommandInvocation until the command ends: through the agent document when there
- * is one (the command's words as its checked parameters), else AWS-RunShellScript with the shell line.
- */
-function ssmTransport(options: SsmAgentChannelOptions): RunCommandTransport {
-  const settings = runCommandSettings(options);
-  const { client, instanceId, documentName } = options;
-
-  const send = async (document: string, parameters: Record<string, string[]>): Promise<CommandResult> => {
-    let commandId: string | undefined;
-    try {
-      const sent = await client.send(
-        new SendCommandCommand({
-          DocumentName: document,
-          InstanceIds: [instanceId],
-          Parameters: parameters,
-          TimeoutSeconds: settings.commandTimeoutS,
-          Comment: "nowscale agent",
-        }),
-      );
-      commandId = sent.Command?.CommandId;
-    } catch (error) {
-      throw callFailed("SSM SendCommand", error);
-    }
-    if (commandId === undefined) throw new AgentUnreachableError("SSM SendCommand returned no command id");
-    const CommandId = commandId;
-    return pollCommand(settings, `SSM command ${CommandId}`, async () => {
-      try {
-        const out = await client.send(new GetCommandInvocationCommand({ CommandId, InstanceId: instanceId }));
-        const status = out.Status ?? "Pending";
-        if (!FINAL.has(status)) return undefined;
-        return { status, stdout: out.StandardOutputContent ?? "", code: out.ResponseCode ?? -1 };
-      } catch (error) {
-        // The invocation shows up a moment after SendCommand returns.
-        if (error instanceof InvocationDoesNotExist || (error as Error).name === "InvocationDoesNotExist")
-          return undefined;
-        throw callFailed("SSM GetCommandInvocation", error);
-      }
-    });
-  };
-
+/** The agent document's parameters for a command: its action, node and reason, or its payload. */
+function documentParameters(command: AgentCommand): Record<string, string[]> {
+  if ("payload" in command)
+    return { action: [command.action], node: [""], reason: [""], payload: [command.payload] };
   return {
-    channel: "SSM",
-    payloadMaxChars: AGENT_DOCUMENT.payloadMaxChars,
-    run: (command: AgentCommand) => {
-      if (documentName === undefined)
-        return send("AWS-RunShellScript", { commands: [agentShellLine(settings.agentPath, command)] });
-      if ("payload" in command)
-        return send(documentName, {
-          action: [command.action],
-          node: [""],
-          reason: [""],
-          payload: [command.payload],
-        });
-      return send(documentName, {
-        action: [command.action],
-        node: [command.node ?? ""],
-        // The document's pattern is narrower than Slurm's: anything else becomes '_'.
-        reason: [(command.reason ?? "").replace(/[^A-Za-z0-9 _.,:;=+@/()-]/g, "_")],
-      });
-    },
+    action: [command.action],
+    node: [command.node ?? ""],
+    // The document's pattern is narrower than Slurm's: anything else becomes '_'.
+    reason: [(command.reason ?? "").replace(/[^A-Za-z0-9 _.,:;=+@/()-]/g, "_")],
   };
 }
