@@ -32,8 +32,9 @@ import { reportFromText } from "./report-text.js";
  * The agent through a cloud's run-command service (AWS SSM Run Command, Tencent TAT, Alibaba Cloud
  * Assistant), for masters the control plane cannot reach over the network. What the agent's command line
  * means (its words, payloads, exit codes, answers) is here once, in RunCommandAgentChannel; each cloud's
- * module (ssm.ts, tat.ts, cloud-assistant.ts) is only a RunCommandTransport: send one command to the
- * master, poll until it ends, give back its output and exit code.
+ * module (ssm.ts, tat.ts, cloud-assistant.ts) is only a RunCommandTransport, made by cloudTransport
+ * from its two calls: send one command to the master, poll until it ends, give back its output and exit
+ * code.
  */
 
 /** Exit status of a payload that did not decode (base64, then gzip): damaged in transit, not refused. */
@@ -227,9 +228,9 @@ function callFailed(call: string, error: unknown): AgentUnreachableError {
  * checked against the agent's own allow-lists first and single-quoted; JSON travels as a gzipped base64
  * payload decoded into the agent's stdin. The agent's exit codes map to the port's typed errors, each
  * message naming the action, the channel and the agent's own `error` when it printed one:
- * 0 done; 2 slurmctld did not answer (SlurmctldUnreachableError); 3 no such node (404); 64 refused (400);
- * PAYLOAD_DAMAGED_EXIT the payload did not decode (502); anything else, the cloud's status and the code
- * (502).
+ * 0 done; 2 slurmctld did not answer (SlurmctldUnreachableError; not set-users, which never asks
+ * slurmctld); 3 no such node (404, node actions); 64 refused (400); PAYLOAD_DAMAGED_EXIT the payload did
+ * not decode (502, JSON actions); anything else, the cloud's status and the code (502).
  */
 export class RunCommandAgentChannel implements AgentChannel {
   constructor(private readonly transport: RunCommandTransport) {}
