@@ -23,6 +23,8 @@ export interface CloudProvider {
    * - all-or-nothing: one candidate must start all `count` instances (MinCount = count); anything less is
    *   terminated before the next candidate is tried, so the call never leaves a partial set behind;
    * - best-effort: each candidate starts what it can (MinCount = 1) and the rest goes to the next candidate;
+   *   where the cloud refuses MinCount (Tencent without partial delivery), the adapter asks the candidate
+   *   for the whole remainder without it and confirms what exists, so the rest still goes on;
    * - each candidate's call carries an idempotency token derived from (clusterId, round, candidate), so
    *   calling launch again with the same request returns the instances already started instead of
    *   starting a second set;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import {
   type Credential,
   DefaultCredentialProvider,
@@ -9,13 +10,13 @@ import type {
   RunInstancesRequest,
 } from "tencentcloud-sdk-nodejs-cvm/tencentcloud/services/cvm/v20170312/cvm_models.js";
 import { tencentCatalog } from "../../core/catalogs/tencent.js";
-import type { InstanceCatalog } from "../../core/model.js";
+import type { ChargeType, InstanceCatalog } from "../../core/model.js";
 import { type Clock, systemClock } from "../../ports/clock.js";
 import type { CloudInstance, InstanceState } from "../../ports/cloud-provider.js";
-import { InvalidRequestError, NotFoundError } from "../../ports/errors.js";
+import { InvalidRequestError, isCloudProviderError, NotFoundError } from "../../ports/errors.js";
 import { CLUSTER_TAG, QUEUE_TAG, tagsToList } from "../../ports/tags.js";
 import type { CloudApi, RunInstancesInput } from "../shared/cloud-api.js";
-import { fromCvmError } from "./errors.js";
+import { fromCvmError, MIN_COUNT_REFUSALS, type MinCountRefusal } from "./errors.js";
 
 type CvmClient = InstanceType<typeof cvm.v20170312.Client>;
 
@@ -51,6 +52,8 @@ export interface CvmApiOptions {
    * polling every 5 s. @default 120000
    */
   confirmLaunchMs?: number;
+  /** Where the one-time notice that CVM refused MinCount goes. @default console.warn */
+  warn?: (message: string) => void;
 }
 
 const PAGE = 100;
@@ -88,12 +91,48 @@ export class CvmApi implements CloudApi {
    * found late). So an all-or-nothing launch (the master's, a tightly coupled job's) is confirmed by DescribeInstances until
    * none is PENDING: the LAUNCH_FAILED ones are terminated (they exist, and are billed for nothing) and
    * left out, so the caller sees fewer than it asked for, a capacity event of the offering (ManagedProvider
-   * marks it unavailable), never a node that fails to boot. Best-effort launches are not held up: a member
-   * that fails later never joins Slurm and is reaped as any node that does not boot.
+   * marks it unavailable), never a node that fails to boot. Best-effort launches with MinCount are not held
+   * up: a member that fails later never joins Slurm and is reaped as any node that does not boot.
+   *
+   * Partial delivery (MinCount) "only takes effect for accounts, regions and charge types that support it"
+   * (the SDK's RunInstancesRequest.MinCount). Where CVM refuses it (MIN_COUNT_REFUSALS), the same candidate
+   * is asked again without MinCount, i.e. for InstanceCount = maxCount: CVM then starts all of them or
+   * none at call time, and the call is confirmed by describe whatever the mode (a best-effort call too:
+   * without MinCount its short delivery is only seen that way), so ManagedProvider sees what really exists
+   * and passes the rest to the next candidate (best-effort) or releases the short set (all-or-nothing).
+   * The refusal is remembered (for the region, or for the charge type) so later launches of this provider
+   * do not pay the refused call again, and logged once.
    */
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
-    const started = await this.startInstances(input);
-    if (input.allOrNothing !== true || started.length === 0) return started;
+    const { chargeType } = input.candidate;
+    let started: CloudInstance[];
+    let withMinCount = this.partialDelivery(chargeType);
+    if (withMinCount) {
+      try {
+        started = await this.startInstances(input, true);
+      } catch (error) {
+        const refusal = minCountRefusal(error);
+        if (refusal === undefined) throw error;
+        withMinCount = false;
+        // A code about MinCount itself is remembered at once (even if the plain call then fails, e.g. for
+        // capacity); the generic account refusal only once the plain call goes through (else it was not
+        // about MinCount, and stays the Unauthorized error the plain call throws).
+        if (refusal !== "account") this.rememberNoPartialDelivery(refusal, chargeType, error);
+        started = await this.startInstances(input, false);
+        if (refusal === "account") this.rememberNoPartialDelivery(refusal, chargeType, error);
+      }
+    } else {
+      started = await this.startInstances(input, false);
+    }
+    if ((withMinCount && input.allOrNothing !== true) || started.length === 0) return started;
+    return this.confirmed(started);
+  }
+
+  /**
+   * Waits (confirmLaunchMs at most) until none of `started` is PENDING, terminates the LAUNCH_FAILED ones
+   * and returns the rest.
+   */
+  private async confirmed(started: CloudInstance[]): Promise<CloudInstance[]> {
     const clock = this.options.clock ?? systemClock;
     const deadline = clock.now() + (this.options.confirmLaunchMs ?? 120_000);
     const ids = started.map((i) => i.id);
@@ -113,8 +152,38 @@ export class CvmApi implements CloudApi {
   /** The ids DescribeInstances last saw LAUNCH_FAILED (the port's state for them is UNKNOWN). */
   private readonly launchFailed = new Set<string>();
 
-  private async startInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
-    const request = this.runRequest(input);
+  /** Set once CVM refused MinCount in this provider's region (or for the whole account). */
+  private regionRefusesMinCount = false;
+  /** The charge types CVM refused MinCount for in this region. */
+  private readonly chargeTypesRefusingMinCount = new Set<ChargeType>();
+
+  /** False once CVM refused MinCount for this charge type here: the launch then goes without it. */
+  private partialDelivery(chargeType: ChargeType): boolean {
+    return !this.regionRefusesMinCount && !this.chargeTypesRefusingMinCount.has(chargeType);
+  }
+
+  private rememberNoPartialDelivery(scope: MinCountRefusal, chargeType: ChargeType, error: unknown): void {
+    // Logged once: two launches running at once may both have paid the refused call.
+    if (!this.partialDelivery(chargeType)) return;
+    if (scope === "chargeType") this.chargeTypesRefusingMinCount.add(chargeType);
+    else this.regionRefusesMinCount = true;
+    const code = isCloudProviderError(error) ? (error.cause?.code ?? "unknown") : "unknown";
+    const what =
+      scope === "chargeType"
+        ? `${chargeType} instances in ${this.options.region}`
+        : `${scope === "account" ? "this account in " : ""}${this.options.region}`;
+    (this.options.warn ?? console.warn)(
+      `CVM refused MinCount (${code}): no partial delivery for ${what}; launches there now ask for the whole count without MinCount and confirm by DescribeInstances`,
+    );
+  }
+
+  /**
+   * The RunInstances call. Without MinCount it carries its own token, derived from the launch's: whether
+   * CVM keeps the token of a call it refused is not documented, and a token reused with other parameters
+   * may be refused, while a derived one stays deterministic (a retried launch finds its instances again).
+   */
+  private async startInstances(input: RunInstancesInput, withMinCount: boolean): Promise<CloudInstance[]> {
+    const request = this.runRequest(input, withMinCount);
     const response = await this.call((c) => c.RunInstances(request));
     const { candidate } = input;
     // RunInstances answers with ids only; the rest is what was asked for.
@@ -130,8 +199,8 @@ export class CvmApi implements CloudApi {
     }));
   }
 
-  /** The exact RunInstances request. */
-  runRequest(input: RunInstancesInput): RunInstancesRequest {
+  /** The exact RunInstances request; `withMinCount` false leaves MinCount out (see runInstances). */
+  runRequest(input: RunInstancesInput, withMinCount = true): RunInstancesRequest {
     const { candidate } = input;
     if (candidate.subnetId !== undefined && this.options.vpcId === undefined) {
       throw new InvalidRequestError("a CVM subnet needs its VPC: set vpcId in the Tencent provider options");
@@ -145,9 +214,9 @@ export class CvmApi implements CloudApi {
         ? {}
         : { VirtualPrivateCloud: { VpcId: this.options.vpcId, SubnetId: candidate.subnetId } }),
       InstanceCount: input.maxCount,
-      MinCount: input.minCount,
+      ...(withMinCount ? { MinCount: input.minCount } : {}),
       InstanceName: input.namePrefix,
-      ClientToken: input.clientToken,
+      ClientToken: withMinCount ? input.clientToken : withoutMinCountToken(input.clientToken),
       TagSpecification: [{ ResourceType: "instance", Tags: tagsToList(input.tags) }],
       ...(this.options.securityGroupIds === undefined
         ? {}
@@ -218,6 +287,17 @@ export class CvmApi implements CloudApi {
       throw fromCvmError(error);
     }
   }
+}
+
+/** How CVM refused MinCount, if `error` is such a refusal (MIN_COUNT_REFUSALS). */
+function minCountRefusal(error: unknown): MinCountRefusal | undefined {
+  const code = isCloudProviderError(error) ? error.cause?.code : undefined;
+  return code === undefined ? undefined : MIN_COUNT_REFUSALS.get(code);
+}
+
+/** The token of a launch call without MinCount: "nm-" and 48 hex digits, 51 ASCII characters (CVM takes 64). */
+export function withoutMinCountToken(clientToken: string): string {
+  return `nm-${createHash("sha256").update(clientToken).digest("hex").slice(0, 48)}`;
 }
 
 /** CVM states; LAUNCH_FAILED instances exist (and must be terminated) but will never run. */

@@ -12,6 +12,8 @@ export const CVM_ERROR_CODES: ErrorCodeTable = {
     "ResourceInsufficient.DisasterRecoverGroupCvmQuota": "QuotaExceeded",
     InstancesQuotaLimitExceeded: "QuotaExceeded",
     "ResourceUnavailable.InstanceType": "InsufficientCapacity",
+    // Stock below MinCount (Go SDK errors.go): the offering's capacity, not the request's fault.
+    "ResourceInsufficient.InsufficientOfferingMinimum": "InsufficientCapacity",
     "ResourceNotFound.InvalidZoneInstanceType": "InsufficientCapacity",
     "InvalidParameterValue.InsufficientOffering": "InsufficientCapacity",
     "InvalidParameterValue.InsufficientPrice": "InsufficientCapacity",
@@ -41,6 +43,30 @@ export const CVM_ERROR_CODES: ErrorCodeTable = {
     ["FailedOperation", "InvalidRequest"],
   ],
 };
+
+/**
+ * Where CVM's refusal of MinCount holds: the region, one charge type there, or the account (the region's
+ * memory too, but only once a call without MinCount went through: see below).
+ */
+export type MinCountRefusal = "region" | "chargeType" | "account";
+
+/**
+ * The codes by which RunInstances refuses MinCount (partial delivery), and how far each refusal reaches.
+ * Source: the Tencent Cloud Go SDK (TencentCloud/tencentcloud-sdk-go, tencentcloud/cvm/v20170312/errors.go,
+ * and client.go's error list of RunInstances): MinCountUnsupportedRegion "此区域暂不支持部分发货MinCount参数"
+ * (this region does not support MinCount yet), MinCountUnsupportedChargeType "此计费方式不支持部分发货MinCount
+ * 参数" (this charge type does not). The Node SDK's model says only that MinCount "takes effect only for
+ * accounts, regions and charge types that support partial delivery" and names no code for an account.
+ * ASSUMPTION: an account without it answers RunInstances' generic OperationDenied.AccountNotSupported
+ * ("不支持该账户的操作", also in RunInstances' list); it is taken for a refusal of MinCount only when the
+ * same call without MinCount then goes through (else it stays Unauthorized, and nothing is remembered).
+ * Not a refusal: ResourceInsufficient.InsufficientOfferingMinimum (stock below MinCount), a capacity error.
+ */
+export const MIN_COUNT_REFUSALS: ReadonlyMap<string, MinCountRefusal> = new Map([
+  ["UnsupportedOperation.MinCountUnsupportedRegion", "region"],
+  ["UnsupportedOperation.MinCountUnsupportedChargeType", "chargeType"],
+  ["OperationDenied.AccountNotSupported", "account"],
+]);
 
 /**
  * The SDK throws TencentCloudSDKHttpException: `code` from Response.Error.Code (HTTP 200), or only

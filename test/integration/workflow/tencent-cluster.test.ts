@@ -210,6 +210,81 @@ describe("a cluster on Tencent Cloud, created, scaled, shrunk and deleted by the
     expect(sim.callsOf("DisableSecret")).toHaveLength(2);
   });
 
+  it("creates, scales and deletes on an account without partial delivery (MinCount refused), leaving nothing", async () => {
+    // Prepare: CVM refuses every RunInstances that carries MinCount, as where partial delivery is unsupported.
+    sim.refuseMinCount();
+
+    // Act: create (the master's all-or-nothing launch falls back to a call without MinCount)
+    const created = await run("create", { request: request() });
+
+    // Assess
+    expect(created.status, (await store.getCluster(CLUSTER))?.reason).toBe("SUCCEEDED");
+    const made = sim.services.inventory();
+    const [vpcId = ""] = made.vpcs;
+    expect(leftovers().instances).toHaveLength(1);
+
+    // Act: scale best-effort over two candidates; the first can give only 1 of 3, so without MinCount none
+    const computes = createTencentCvmProvider({
+      region: REGION,
+      credential,
+      endpoint: sim.endpoint,
+      protocol: "http://",
+      clock,
+      securityGroupIds: made.securityGroups,
+      vpcId,
+      warn: () => undefined,
+    });
+    cloud.setCapacity("S5.LARGE8", `${REGION}-4`, 1);
+    const candidates = [
+      {
+        instanceType: "S5.LARGE8",
+        zone: `${REGION}-4`,
+        chargeType: "SPOT" as const,
+        subnetId: made.subnets[1] ?? "",
+      },
+      {
+        instanceType: "S5.LARGE8",
+        zone: `${REGION}-3`,
+        chargeType: "SPOT" as const,
+        subnetId: made.subnets[0] ?? "",
+      },
+    ];
+    const scaled = await computes.launch({
+      clusterId: CLUSTER,
+      queue: "compute",
+      round: "r-1",
+      candidates,
+      count: 3,
+      allOrNothing: false,
+      imageId: "img-debian12",
+    });
+    const refusedBefore = sim.callsOf("RunInstances").filter((c) => c.params.MinCount !== undefined).length;
+    const again = await computes.launch({
+      clusterId: CLUSTER,
+      queue: "compute",
+      round: "r-2",
+      candidates: candidates.slice(1),
+      count: 1,
+      allOrNothing: true,
+      imageId: "img-debian12",
+    });
+
+    // Assess: the rest went to the next candidate; the second launch paid no refused call
+    expect(scaled.instances.map((i) => i.zone)).toEqual([`${REGION}-3`, `${REGION}-3`, `${REGION}-3`]);
+    expect(again.instances).toHaveLength(1);
+    expect(sim.callsOf("RunInstances").filter((c) => c.params.MinCount !== undefined)).toHaveLength(
+      refusedBefore,
+    );
+    expect(leftovers().instances).toHaveLength(5);
+
+    // Act: delete
+    const deleted = await run("delete");
+
+    // Assess
+    expect(deleted.status, (await store.getCluster(CLUSTER))?.reason).toBe("SUCCEEDED");
+    expect(leftovers()).toEqual(nothing);
+  });
+
   it("removes exactly what it made when the master cannot start (no capacity)", async () => {
     // Prepare
     cloud.failNext("run", "capacity");

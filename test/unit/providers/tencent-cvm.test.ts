@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { LaunchCandidate } from "../../../lib/ports/cloud-provider.js";
 import {
   InsufficientCapacityError,
   InvalidRequestError,
@@ -169,6 +170,8 @@ describe("Tencent CVM adapter (real SDK, local CVM endpoint)", () => {
     ["ResourceInsufficient.ZoneSoldOutForSpecifiedInstance", InsufficientCapacityError],
     ["ResourcesSoldOut.SpecifiedInstanceType", InsufficientCapacityError],
     ["InvalidParameterValue.InsufficientOffering", InsufficientCapacityError],
+    ["ResourceInsufficient.InsufficientOfferingMinimum", InsufficientCapacityError],
+    ["UnsupportedOperation.MinCountUnsupportedRegion", InvalidRequestError],
     ["LimitExceeded.InstanceQuota", QuotaExceededError],
     ["LimitExceeded.SpotQuota", QuotaExceededError],
     ["ResourceInsufficient.InsufficientGroupQuota", QuotaExceededError],
@@ -302,5 +305,215 @@ describe("Tencent CVM's own launch and terminate rules (issue 16)", () => {
     const name = String(sim.callsOf("RunInstances")[0]?.params.InstanceName);
     expect(name.length).toBeLessThanOrEqual(124);
     expect(name.startsWith(`nowscale-${long}`)).toBe(true);
+  });
+});
+
+describe("Tencent CVM on an account without partial delivery (MinCount refused, issue 16)", () => {
+  let clock: FakeClock;
+  let cloud: FakeCloud;
+  let sim: CvmSimulator;
+  let warnings: string[];
+
+  const newProvider = () =>
+    new ManagedProvider(
+      new CvmApi({
+        region: "ap-shanghai",
+        credential: { secretId: TEST_SECRET_ID, secretKey: TEST_SECRET_KEY },
+        endpoint: sim.endpoint,
+        protocol: "http://",
+        clock,
+        warn: (message) => warnings.push(message),
+      }),
+      { clock, random: () => 0.5 },
+    );
+
+  beforeEach(async () => {
+    clock = new FakeClock();
+    cloud = new FakeCloud({ idPrefix: "ins-", clock });
+    sim = await startCvmSimulator(cloud);
+    warnings = [];
+  });
+
+  afterEach(() => sim.close());
+
+  const zoneA: LaunchCandidate = {
+    instanceType: "S5.LARGE8",
+    zone: "ap-shanghai-4",
+    chargeType: "ON_DEMAND",
+  };
+  const zoneB: LaunchCandidate = {
+    instanceType: "S5.LARGE8",
+    zone: "ap-shanghai-3",
+    chargeType: "ON_DEMAND",
+  };
+  const request = (count: number, allOrNothing: boolean, round = "r1", candidates = [zoneA, zoneB]) => ({
+    clusterId: "hpc1",
+    queue: "cpu",
+    round,
+    candidates,
+    count,
+    allOrNothing,
+    imageId: "img-abc12345",
+  });
+  const runCalls = () =>
+    sim.callsOf("RunInstances").map((c) => ({
+      zone: (c.params.Placement as { Zone: string }).Zone,
+      count: c.params.InstanceCount,
+      minCount: c.params.MinCount,
+    }));
+
+  it("best-effort: retries the refused candidate without MinCount, confirms by describe, passes the rest on", async () => {
+    // Prepare: the candidate's plain call starts 4, one of which ends LAUNCH_FAILED.
+    sim.refuseMinCount();
+    sim.failLaunchOfNext(1);
+
+    // Act
+    const result = await newProvider().launch(request(4, false));
+
+    // Assess
+    expect(runCalls()).toEqual([
+      { zone: "ap-shanghai-4", count: 4, minCount: 1 },
+      { zone: "ap-shanghai-4", count: 4, minCount: undefined },
+      { zone: "ap-shanghai-3", count: 1, minCount: undefined },
+    ]);
+    expect(result.instances.map((i) => i.zone).sort()).toEqual([
+      "ap-shanghai-3",
+      "ap-shanghai-4",
+      "ap-shanghai-4",
+      "ap-shanghai-4",
+    ]);
+    expect(result.failures.map((f) => [f.index, f.error.constructor])).toEqual([
+      [0, InsufficientCapacityError],
+    ]);
+    expect(sim.callsOf("DescribeInstances").length).toBeGreaterThan(0);
+    expect(
+      cloud
+        .live()
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual(result.instances.map((i) => i.id).sort());
+    expect(result.unreleased).toEqual([]);
+  });
+
+  it("best-effort: a candidate that cannot start the whole count without MinCount gives none, the next all", async () => {
+    // Prepare
+    sim.refuseMinCount();
+    cloud.setCapacity("S5.LARGE8", "ap-shanghai-4", 2);
+
+    // Act
+    const result = await newProvider().launch(request(3, false));
+
+    // Assess
+    expect(result.instances.map((i) => i.zone)).toEqual(["ap-shanghai-3", "ap-shanghai-3", "ap-shanghai-3"]);
+    expect(result.failures[0]?.error).toBeInstanceOf(InsufficientCapacityError);
+    expect(cloud.live()).toHaveLength(3);
+  });
+
+  it("all-or-nothing: a short set without MinCount is confirmed by describe and terminated, the next candidate delivers", async () => {
+    // Prepare: the first candidate's plain call starts 3, one ends LAUNCH_FAILED.
+    sim.refuseMinCount();
+    sim.failLaunchOfNext(1);
+    const provider = newProvider();
+
+    // Act
+    const result = await provider.launch(request(3, true));
+
+    // Assess
+    expect(runCalls()).toEqual([
+      { zone: "ap-shanghai-4", count: 3, minCount: 3 },
+      { zone: "ap-shanghai-4", count: 3, minCount: undefined },
+      { zone: "ap-shanghai-3", count: 3, minCount: undefined },
+    ]);
+    expect(result.instances.map((i) => i.zone)).toEqual(["ap-shanghai-3", "ap-shanghai-3", "ap-shanghai-3"]);
+    expect(result.failures.map((f) => [f.index, f.error.constructor])).toEqual([
+      [0, InsufficientCapacityError],
+    ]);
+    expect(
+      cloud
+        .live()
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual(result.instances.map((i) => i.id).sort());
+    expect(result.unreleased).toEqual([]);
+    expect((await provider.unavailableOfferings()).map((o) => o.zone)).toEqual(["ap-shanghai-4"]);
+  });
+
+  it("remembers the refusal: two launches pay one refused call, and it is logged once", async () => {
+    // Prepare
+    sim.refuseMinCount();
+    const provider = newProvider();
+
+    // Act
+    const first = await provider.launch(request(2, false, "r1", [zoneA]));
+    const second = await provider.launch(request(2, true, "r2", [zoneA]));
+
+    // Assess
+    expect(first.instances).toHaveLength(2);
+    expect(second.instances).toHaveLength(2);
+    expect(runCalls().filter((c) => c.minCount !== undefined)).toHaveLength(1);
+    expect(runCalls()).toHaveLength(3);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("UnsupportedOperation.MinCountUnsupportedRegion");
+    expect(warnings[0]).toContain("ap-shanghai");
+  });
+
+  it("keeps the launch idempotent without MinCount: the same round, again or after a cold start, starts nothing new", async () => {
+    // Prepare
+    sim.refuseMinCount();
+    const first = await newProvider().launch(request(2, false, "r1", [zoneA]));
+    const provider = newProvider();
+
+    // Act
+    const coldStart = await provider.launch(request(2, false, "r1", [zoneA]));
+    const again = await provider.launch(request(2, false, "r1", [zoneA]));
+
+    // Assess
+    const ids = first.instances.map((i) => i.id).sort();
+    expect(coldStart.instances.map((i) => i.id).sort()).toEqual(ids);
+    expect(again.instances.map((i) => i.id).sort()).toEqual(ids);
+    expect(cloud.live()).toHaveLength(2);
+  });
+
+  it("remembers a charge type's refusal for that charge type only", async () => {
+    // Prepare: spot refuses MinCount, pay-as-you-go takes it.
+    sim.refuseMinCount("UnsupportedOperation.MinCountUnsupportedChargeType", "SPOTPAID");
+    const provider = newProvider();
+    const spot = { ...zoneA, chargeType: "SPOT" as const };
+
+    // Act
+    const spotResult = await provider.launch(request(2, false, "r1", [spot]));
+    const onDemand = await provider.launch(request(2, false, "r2", [zoneA]));
+    const spotAgain = await provider.launch(request(1, false, "r3", [spot]));
+
+    // Assess
+    expect([spotResult, onDemand, spotAgain].map((r) => r.instances.length)).toEqual([2, 2, 1]);
+    expect(sim.callsOf("RunInstances").map((c) => [c.params.InstanceChargeType, c.params.MinCount])).toEqual([
+      ["SPOTPAID", 1],
+      ["SPOTPAID", undefined],
+      ["POSTPAID_BY_HOUR", 1],
+      ["SPOTPAID", undefined],
+    ]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("SPOT instances in ap-shanghai");
+  });
+
+  it("takes the generic account refusal for MinCount's only when the plain call then goes through", async () => {
+    // Prepare: the first launch's plain call fails for authorization, the second goes through.
+    sim.refuseMinCount("OperationDenied.AccountNotSupported");
+    cloud.failNext("run", "unauthorized");
+    const provider = newProvider();
+
+    // Act
+    const denied = await provider.launch(request(1, false, "r1", [zoneA]));
+    const second = await provider.launch(request(1, false, "r2", [zoneB]));
+    const third = await provider.launch(request(1, false, "r3", [zoneB]));
+
+    // Assess
+    expect(denied.failures[0]?.error).toBeInstanceOf(UnauthorizedError);
+    expect([second, third].map((r) => r.instances.length)).toEqual([1, 1]);
+    // r1: refused, plain call denied; r2: refused (not remembered after r1), plain call; r3: plain only.
+    expect(runCalls().map((c) => c.minCount)).toEqual([1, undefined, 1, undefined, undefined]);
+    expect(warnings).toHaveLength(1);
+    expect(cloud.live()).toHaveLength(2);
   });
 });

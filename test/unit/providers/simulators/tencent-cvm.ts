@@ -45,7 +45,16 @@ export interface CvmSimulator extends LocalServer {
   failLaunchOfNext(count: number): void;
   /** Stopped instances (StopInstances) and the StoppedMode each got: FakeCloud knows running ones only. */
   stopped: Map<string, string>;
+  /**
+   * The account switch "no partial delivery": from now on every RunInstances carrying MinCount (of
+   * `chargeType` only, when given: "SPOTPAID" or "POSTPAID_BY_HOUR") is refused with `code`, as CVM does
+   * where partial delivery is not supported; a call without MinCount is served as before (all or none).
+   */
+  refuseMinCount(code?: string, chargeType?: string): void;
 }
+
+/** RunInstances' answer where the region does not support MinCount (Go SDK cvm/v20170312/errors.go). */
+export const MIN_COUNT_UNSUPPORTED_REGION = "UnsupportedOperation.MinCountUnsupportedRegion";
 
 /**
  * Tencent Cloud API 3.0 on loopback: CVM (2017-03-12), and VPC (2017-03-12), SSM (2019-09-23) and TAT
@@ -56,7 +65,7 @@ export interface CvmSimulator extends LocalServer {
  */
 export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator> {
   const calls: CvmCall[] = [];
-  const launch = { failNext: 0, failed: new Set<string>() };
+  const launch: LaunchState = { failNext: 0, failed: new Set<string>() };
   const stopped = new Map<string, string>();
   const services = new TencentServices(cloud);
   const server = await startLocalServer((request) => {
@@ -99,7 +108,17 @@ export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator>
     failLaunchOfNext: (count) => {
       launch.failNext = count;
     },
+    refuseMinCount: (code = MIN_COUNT_UNSUPPORTED_REGION, chargeType) => {
+      launch.refuseMinCount = { code, ...(chargeType === undefined ? {} : { chargeType }) };
+    },
   };
+}
+
+interface LaunchState {
+  failNext: number;
+  failed: Set<string>;
+  /** Set by refuseMinCount. */
+  refuseMinCount?: { code: string; chargeType?: string };
 }
 
 function serviceOf(version: string, action: string): string {
@@ -120,11 +139,18 @@ function handle(
   cloud: FakeCloud,
   action: string,
   p: Record<string, unknown>,
-  launch: { failNext: number; failed: Set<string> },
+  launch: LaunchState,
   stopped: Map<string, string>,
 ): Record<string, unknown> {
   switch (action) {
     case "RunInstances": {
+      const refusal = launch.refuseMinCount;
+      if (
+        refusal !== undefined &&
+        p.MinCount !== undefined &&
+        (refusal.chargeType === undefined || refusal.chargeType === p.InstanceChargeType)
+      )
+        throw new TencentApiError(refusal.code, "MinCount (partial delivery) is not supported here");
       const placement = p.Placement as { Zone: string };
       const vpc = p.VirtualPrivateCloud as { SubnetId?: string } | undefined;
       const tagSpecs = (p.TagSpecification ?? []) as {
