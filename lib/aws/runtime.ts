@@ -99,7 +99,8 @@ export function awsControlRuntime(
       ...cluster.resources.filter((r) => r.type === "securityGroup").map((r) => r.id),
       ...(cluster.attachment?.securityGroupIds ?? []),
     ];
-    const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id;
+    // An attached cluster's computes go into the VPC its subnets are in (recorded at attach).
+    const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id ?? cluster.attachment?.vpcId;
     const cacheKey = `${cloud}:${clusterRegion}:${securityGroupIds.join(",")}:${vpcId ?? ""}:${clusterSubnets(cluster).join(",")}`;
     const cached = providers.get(cacheKey);
     if (cached !== undefined) return cached;

@@ -245,6 +245,7 @@ export async function attachCluster(deps: AttachDeps, request: AttachRequest): P
         ...(request.master.instanceId === undefined ? {} : { instanceId: request.master.instanceId }),
         subnetIds: request.network.subnetIds,
         securityGroupIds: request.network.securityGroupIds,
+        ...(findings?.vpcId === undefined ? {} : { vpcId: findings.vpcId }),
         slurmVersion: setup.slurmVersion,
         attachedAt: now,
       },

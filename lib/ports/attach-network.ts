@@ -44,4 +44,9 @@ export interface AttachNetworkFindings {
   verified: string[];
   /** What could not be verified from the cloud's API and is the user's to ensure. */
   unverified: string[];
+  /**
+   * The compute subnets' VPC, when they are all in one: recorded with the attachment, since launches on
+   * Tencent (VirtualPrivateCloud) and Alibaba (the VSwitches of a VPC) name it. Undefined: not found.
+   */
+  vpcId?: string;
 }

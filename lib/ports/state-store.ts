@@ -231,6 +231,8 @@ export interface AttachedMaster {
   /** Where compute nodes launch: the user's subnets and security groups (never created or deleted). */
   subnetIds: string[];
   securityGroupIds: string[];
+  /** The compute subnets' VPC as the attach network check found it (Tencent, Alibaba: launches name it). */
+  vpcId?: string;
   /** Slurm's version when it was attached. */
   slurmVersion: string;
   /**

@@ -85,6 +85,15 @@ export function judgeAttachNetwork(input: AttachNetworkInput, seen: SeenNetwork)
       });
   });
   const subnets = seen.subnets.filter((s): s is SeenSubnet => s !== undefined);
+  const vpcs = new Set(subnets.map((s) => s.vpcId));
+  const [only] = vpcs;
+  const vpcId: { vpcId?: string } =
+    vpcs.size === 1 && only !== undefined && only !== "" ? { vpcId: only } : {};
+  if (vpcs.size > 1)
+    errors.push({
+      path: "network.subnetIds",
+      message: `the compute subnets are in several VPCs (${[...vpcs].join(", ")}): a cluster's computes launch into one VPC`,
+    });
   if (subnets.length > 0)
     verified.push(`the compute subnets exist: ${subnets.map((s) => `${s.id} (${s.cidr})`).join(", ")}`);
 
@@ -93,14 +102,14 @@ export function judgeAttachNetwork(input: AttachNetworkInput, seen: SeenNetwork)
     unverified.push(
       `the master's VPC and security groups (the request names no ${seen.cloud} instance: an http master is not looked up)`,
     );
-    return { errors, verified, unverified };
+    return { errors, verified, unverified, ...vpcId };
   }
   if (master === undefined) {
     errors.push({
       path: "master.instanceId",
       message: `no ${seen.cloud} instance ${input.masterInstanceId} in ${input.region}`,
     });
-    return { errors, verified, unverified };
+    return { errors, verified, unverified, ...vpcId };
   }
   if (!master.privateIps.includes(input.controllerAddress)) {
     errors.push({
@@ -144,7 +153,7 @@ export function judgeAttachNetwork(input: AttachNetworkInput, seen: SeenNetwork)
       unverified.push(`${sentence} (${opaque.join(", ")}: a template rule, not evaluated)`);
     else verified.push(sentence);
   }
-  return { errors, verified, unverified };
+  return { errors, verified, unverified, ...vpcId };
 }
 
 /** The first rule matching TCP `port` from `cidr` (or a compute group) decides; none: dropped. */
