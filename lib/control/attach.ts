@@ -23,8 +23,8 @@ import { appendControlEvent as event } from "./events.js";
  * Attaching an existing Slurm master (docs/attach.md): a synchronous check-then-record, no workflow.
  * Attach makes nothing in any cloud (no network, secret or instance), so there is nothing to compensate,
  * and its slow steps are round trips to the agent: over HTTP a health check and the setup (10 s timeout
- * each, milliseconds when it answers), over SSM one Run Command (seconds; the setup's answer proves the
- * agent runs), inside API Gateway's 29 s. Either every check passes and one
+ * each, milliseconds when it answers), over SSM, Tencent TAT or Alibaba Cloud Assistant one command
+ * (seconds; the setup's answer proves the agent runs), inside API Gateway's 29 s. Either every check passes and one
  * cluster record is written (RUNNING, `origin: "attached"`), or nothing is stored and the error names the
  * request field to fix. What is checked, in order:
  *
@@ -45,8 +45,9 @@ export type AttachRequest = AttachClusterBody;
 export interface AttachPorts {
   /**
    * A channel to the master being attached, from the request alone (nothing is recorded yet): signed HTTP
-   * with the key read from `agentKeySecret`, or SSM Run Command. Throws AttachRefusedError naming the
-   * field when the request cannot make one (the key secret cannot be read).
+   * with the key read from `agentKeySecret`, or the cloud's run-command channel on `instanceId` (SSM, TAT,
+   * Cloud Assistant), the same channel later scale cycles make from the recorded endpoint. Throws
+   * AttachRefusedError naming the field when the request cannot make one (a key cannot be read).
    */
   probe(request: AttachRequest, endpoint: AgentEndpoint): Promise<AgentChannel>;
   /** The cloud's network check (lib/ports/attach-network.ts); undefined: the network is not checked. */
