@@ -20,6 +20,11 @@ import { createAwsEc2Provider } from "../providers/aws-ec2/index.js";
 import { createTencentCvmProvider } from "../providers/tencent-cvm/index.js";
 import { DynamoStateStore, storeClientConfig } from "../state/dynamo-store.js";
 import { type ClusterAccessEnv, CONTROL_ENV } from "./env.js";
+import {
+  type RunCommandCloudAccess,
+  runCommandAgentChannel,
+  runCommandAttachNetwork,
+} from "./run-command-clouds.js";
 
 const EcsClient = cjsDefault(ecs.default);
 
@@ -94,7 +99,8 @@ export function awsControlRuntime(
       ...cluster.resources.filter((r) => r.type === "securityGroup").map((r) => r.id),
       ...(cluster.attachment?.securityGroupIds ?? []),
     ];
-    const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id;
+    // An attached cluster's computes go into the VPC its subnets are in (recorded at attach).
+    const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id ?? cluster.attachment?.vpcId;
     const cacheKey = `${cloud}:${clusterRegion}:${securityGroupIds.join(",")}:${vpcId ?? ""}:${clusterSubnets(cluster).join(",")}`;
     const cached = providers.get(cacheKey);
     if (cached !== undefined) return cached;
@@ -161,14 +167,38 @@ export function awsControlRuntime(
   };
 
   const documentName = env.agentDocumentName;
-  /** The channel an endpoint names, whatever the stack's default transport: an attached master's own choice. */
-  const channelTo = async (endpoint: AgentEndpoint, timeoutMs?: number): Promise<AgentChannel> => {
+  /** Tencent's and Alibaba's APIs with the stack's keys (TAT, Cloud Assistant, the attach network check). */
+  const otherClouds: RunCommandCloudAccess = {
+    clock,
+    tencentCredential,
+    alibabaCredential,
+    ...(alibabaEndpoints.ecs === undefined && alibabaEndpoints.vpc === undefined
+      ? {}
+      : {
+          alibabaEndpoints: {
+            ...(alibabaEndpoints.ecs === undefined ? {} : { ecs: alibabaEndpoints.ecs }),
+            ...(alibabaEndpoints.vpc === undefined ? {} : { vpc: alibabaEndpoints.vpc }),
+          },
+        }),
+    ...(alibabaEndpoints.protocol === undefined ? {} : { alibabaProtocol: alibabaEndpoints.protocol }),
+  };
+  /**
+   * The channel an endpoint names, whatever the stack's default transport: an attached master's own
+   * choice (TAT and Cloud Assistant in the cluster's region).
+   */
+  const channelTo = async (
+    endpoint: AgentEndpoint,
+    clusterRegion: string,
+    timeoutMs?: number,
+  ): Promise<AgentChannel> => {
     if (endpoint.kind === "http" && endpoint.keySecretArn !== undefined)
       return new HttpAgentChannel({
         baseUrl: endpoint.url,
         key: await agentKey(endpoint.keySecretArn),
         clock,
       });
+    if (endpoint.kind === "tat" || endpoint.kind === "cloud-assistant")
+      return runCommandAgentChannel(endpoint, clusterRegion, otherClouds, timeoutMs);
     if (endpoint.kind !== "ssm") throw new Error("no agent endpoint");
     return new SsmAgentChannel({
       client: ssm,
@@ -180,7 +210,7 @@ export function awsControlRuntime(
   };
 
   const agent = async (cluster: ClusterRecord): Promise<AgentChannel> => {
-    if (cluster.attachment !== undefined) return channelTo(cluster.agent);
+    if (cluster.attachment !== undefined) return channelTo(cluster.agent, cluster.placement.region);
     const transport = env.agentTransport;
     const a = cluster.agent;
     if (transport === "http" && a.kind === "http" && a.keySecretArn !== undefined) {
@@ -231,8 +261,17 @@ export function awsControlRuntime(
   const attach: AttachPorts = {
     probe: async (request, endpoint) => {
       try {
-        return await channelTo(endpoint, 20_000);
+        return await channelTo(endpoint, request.region, 20_000);
       } catch (error) {
+        if (request.master.channel === "tat" || request.master.channel === "cloud-assistant") {
+          // Only the stack's key for that cloud is read here: its secret is missing or unreadable.
+          const message =
+            `cannot read the stack's ${request.cloud} key: ${(error as Error).name}: ${(error as Error).message}`.slice(
+              0,
+              500,
+            );
+          throw new AttachRefusedError(`master.channel: ${message}`, [{ path: "master.channel", message }]);
+        }
         const message =
           `cannot read the agent's key from ${request.master.agentKeySecret}: ${(error as Error).name}: ${(error as Error).message}`.slice(
             0,
@@ -246,7 +285,7 @@ export function awsControlRuntime(
     network: (request) =>
       request.cloud === "aws"
         ? new AwsAttachNetworkCheck(new EC2Client({ region: request.region }))
-        : undefined,
+        : runCommandAttachNetwork(request.cloud, request.region, otherClouds),
   };
   return { store, clock, runtime, attach, tencentCredential, alibabaCredential };
 }

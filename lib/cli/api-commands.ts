@@ -181,7 +181,10 @@ export function registerApiCommands(program: Command): void {
 
   common(cluster.command("attach"))
     .description("attach an existing Slurm master from a JSON request (docs/attach.md): checked, then scaled")
-    .requiredOption("--file <file>", "the attach request (examples/attach-aws.json)")
+    .requiredOption(
+      "--file <file>",
+      "the attach request (examples/attach-aws.json, attach-tencent.json, attach-alibaba.json)",
+    )
     .action(async (o: CommonOptions & { file: string }) => {
       const body = readJsonFile(o.file, "attach request");
       const c = (await client(o).request("POST", "/clusters/attach", body)) as ClusterView & {

@@ -23,8 +23,8 @@ import { appendControlEvent as event } from "./events.js";
  * Attaching an existing Slurm master (docs/attach.md): a synchronous check-then-record, no workflow.
  * Attach makes nothing in any cloud (no network, secret or instance), so there is nothing to compensate,
  * and its slow steps are round trips to the agent: over HTTP a health check and the setup (10 s timeout
- * each, milliseconds when it answers), over SSM one Run Command (seconds; the setup's answer proves the
- * agent runs), inside API Gateway's 29 s. Either every check passes and one
+ * each, milliseconds when it answers), over SSM, Tencent TAT or Alibaba Cloud Assistant one command
+ * (seconds; the setup's answer proves the agent runs), inside API Gateway's 29 s. Either every check passes and one
  * cluster record is written (RUNNING, `origin: "attached"`), or nothing is stored and the error names the
  * request field to fix. What is checked, in order:
  *
@@ -45,8 +45,9 @@ export type AttachRequest = AttachClusterBody;
 export interface AttachPorts {
   /**
    * A channel to the master being attached, from the request alone (nothing is recorded yet): signed HTTP
-   * with the key read from `agentKeySecret`, or SSM Run Command. Throws AttachRefusedError naming the
-   * field when the request cannot make one (the key secret cannot be read).
+   * with the key read from `agentKeySecret`, or the cloud's run-command channel on `instanceId` (SSM, TAT,
+   * Cloud Assistant), the same channel later scale cycles make from the recorded endpoint. Throws
+   * AttachRefusedError naming the field when the request cannot make one (a key cannot be read).
    */
   probe(request: AttachRequest, endpoint: AgentEndpoint): Promise<AgentChannel>;
   /** The cloud's network check (lib/ports/attach-network.ts); undefined: the network is not checked. */
@@ -91,7 +92,8 @@ const CLAIM_MS = 100 * 365 * 24 * 3600 * 1000;
 
 /** The lease that says which cluster holds a master (one per master, whatever its channel's address). */
 export function masterClaimKey(endpoint: AgentEndpoint): string {
-  if (endpoint.kind === "ssm") return `master#ssm#${endpoint.instanceId}`;
+  if (endpoint.kind === "ssm" || endpoint.kind === "tat" || endpoint.kind === "cloud-assistant")
+    return `master#${endpoint.kind}#${endpoint.instanceId}`;
   if (endpoint.kind === "http") return `master#http#${new URL(endpoint.url).host}`;
   throw new TypeError("an attached master has an agent endpoint");
 }
@@ -109,7 +111,8 @@ export async function attachCluster(deps: AttachDeps, request: AttachRequest): P
   const where = request.master.channel === "http" ? "master.url" : "master.instanceId";
   const checks: AttachCheckLine[] = [];
 
-  // (a) a signed round trip (over SSM, IAM signs the Run Command and the setup below is its answer).
+  // (a) a signed round trip (over a run-command channel, the cloud's API signs the command and the setup
+  // below is its answer).
   const channel = await deps.ports.probe(request, endpoint);
   if (request.master.channel === "http") {
     try {
@@ -138,11 +141,11 @@ export async function attachCluster(deps: AttachDeps, request: AttachRequest): P
     if (error instanceof AgentUnreachableError) throw refused(where, agentProblem(request, error.message));
     throw error;
   }
-  if (request.master.channel === "ssm") {
+  if (request.master.channel !== "http") {
     checks.push({
       check: "agent",
       ok: true,
-      message: `agent ${setup.agentVersion} answered over SSM Run Command`,
+      message: `agent ${setup.agentVersion} answered over ${CHANNEL_NAMES[request.master.channel]}`,
     });
   }
   const queues = (request.autoscaling.queueConfigs ?? []).map((q) => q.queueName);
@@ -184,13 +187,15 @@ export async function attachCluster(deps: AttachDeps, request: AttachRequest): P
   const network = deps.ports.network?.(request);
   let findings: AttachNetworkFindings | undefined;
   if (network !== undefined) {
+    const subnets = computeSubnets(request);
     findings = await network.check({
       region: request.region,
       controllerAddress: address,
       controllerPort: setup.slurmctldPort,
       slurmdPort: setup.slurmdPort,
       ...(request.master.instanceId === undefined ? {} : { masterInstanceId: request.master.instanceId }),
-      subnetIds: request.network.subnetIds,
+      subnetIds: subnets.map((s) => s.id),
+      subnetPaths: subnets.map((s) => s.path),
       securityGroupIds: request.network.securityGroupIds,
     });
     if (findings.errors.length > 0) {
@@ -241,6 +246,7 @@ export async function attachCluster(deps: AttachDeps, request: AttachRequest): P
         ...(request.master.instanceId === undefined ? {} : { instanceId: request.master.instanceId }),
         subnetIds: request.network.subnetIds,
         securityGroupIds: request.network.securityGroupIds,
+        ...(findings?.vpcId === undefined ? {} : { vpcId: findings.vpcId }),
         slurmVersion: setup.slurmVersion,
         attachedAt: now,
       },
@@ -274,11 +280,20 @@ export async function releaseMasterClaim(
   if (lease !== undefined) await store.releaseLease(lease);
 }
 
+/** The run-command channels as their clouds name them (messages). */
+const CHANNEL_NAMES = {
+  ssm: "SSM Run Command",
+  tat: "Tencent TAT",
+  "cloud-assistant": "Alibaba Cloud Assistant",
+} as const;
+
 function endpointOf(request: AttachRequest): AgentEndpoint {
-  if (request.master.channel === "ssm") {
+  const channel = request.master.channel;
+  if (channel !== "http") {
+    // The schema checked the id against the channel's allow-list (lib/control/api/schemas.ts).
     if (request.master.instanceId === undefined)
-      throw refused("master.instanceId", "the ssm channel needs the master's managed instance id");
-    return { kind: "ssm", instanceId: request.master.instanceId };
+      throw refused("master.instanceId", `the ${channel} channel needs the master's instance id`);
+    return { kind: channel, instanceId: request.master.instanceId };
   }
   if (request.master.url === undefined) throw refused("master.url", "the http channel needs the agent's URL");
   if (request.master.agentKeySecret === undefined)
@@ -292,11 +307,36 @@ function sameEndpoint(a: AgentEndpoint, b: AgentEndpoint): boolean {
 }
 
 function agentProblem(request: AttachRequest, detail: string): string {
-  const hint =
-    request.master.channel === "http"
-      ? `check that nowscale-agent runs on the master (nowscale-agent install), that ${request.master.url} is reachable from the control plane, and that ${request.master.agentKeySecret} holds the master's /etc/nowscale/agent.key (401: it does not)`
-      : `check that ${request.master.instanceId} is online in SSM (aws ssm describe-instance-information), carries the tag nowscale:attach=true, and runs nowscale-agent from /opt/nowscale`;
+  const id = request.master.instanceId;
+  const hints = {
+    http: `check that nowscale-agent runs on the master (nowscale-agent install), that ${request.master.url} is reachable from the control plane, and that ${request.master.agentKeySecret} holds the master's /etc/nowscale/agent.key (401: it does not)`,
+    ssm: `check that ${id} is online in SSM (aws ssm describe-instance-information), carries the tag nowscale:attach=true, and runs nowscale-agent from /opt/nowscale`,
+    tat: `check that ${id} is a running CVM instance in ${request.region} whose TAT agent is online (tccli tat DescribeAutomationAgentStatus --InstanceIds '["${id}"]'), that the stack's Tencent key may tat:RunCommand on it, and that nowscale-agent is installed in /opt/nowscale`,
+    "cloud-assistant": `check that ${id} is a running ECS instance in ${request.region} whose Cloud Assistant agent is online (aliyun ecs DescribeCloudAssistantStatus --RegionId ${request.region} --InstanceId.1 ${id}), that the stack's Alibaba key may ecs:RunCommand on it, and that nowscale-agent is installed in /opt/nowscale`,
+  } as const;
+  const hint = hints[request.master.channel];
   return `the agent did not answer a signed request (${detail.slice(0, 300)}): ${hint}`;
+}
+
+/**
+ * The subnets compute nodes launch into: `network.subnetIds`, and on Tencent and Alibaba each queue
+ * entry's own `subnetId` (VSwitch), where their launches go (AWS places nodes by zone in the former).
+ */
+function computeSubnets(request: AttachRequest): { id: string; path: string }[] {
+  const out = request.network.subnetIds.map((id, i) => ({ id, path: `network.subnetIds[${i}]` }));
+  if (request.cloud !== "tencent" && request.cloud !== "alibaba") return out;
+  const seen = new Set(request.network.subnetIds);
+  (request.autoscaling.queueConfigs ?? []).forEach((q, i) => {
+    q.expansionNodeConfigs.forEach((e, j) => {
+      if (e.subnetId === undefined || seen.has(e.subnetId)) return;
+      seen.add(e.subnetId);
+      out.push({
+        id: e.subnetId,
+        path: `autoscaling.queueConfigs[${i}].expansionNodeConfigs[${j}].subnetId`,
+      });
+    });
+  });
+  return out;
 }
 
 /** Partition findings name the queue in the configuration; the rest name the master. */

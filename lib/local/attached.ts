@@ -41,9 +41,15 @@ export function localAttachPorts(clock: Clock): AttachPorts {
   return {
     probe: async (request: AttachRequest, endpoint: AgentEndpoint) => {
       if (request.master.channel !== "http")
-        throw new AttachRefusedError("master.channel: the local mode has no SSM: use http", [
-          { path: "master.channel", message: "the local mode has no SSM: use http" },
-        ]);
+        throw new AttachRefusedError(
+          `master.channel: the local mode has no ${request.master.channel} (no cloud's run-command service): use http`,
+          [
+            {
+              path: "master.channel",
+              message: `the local mode has no ${request.master.channel} (no cloud's run-command service): use http`,
+            },
+          ],
+        );
       try {
         return await httpChannel(endpoint, clock);
       } catch (error) {

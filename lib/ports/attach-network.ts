@@ -1,8 +1,10 @@
 /**
  * What a cloud can tell, before a master is attached, about its compute nodes reaching that master's
  * slurmctld (and slurmctld reaching them back): docs/attach.md, "what attach checks". Adapters:
- * lib/providers/aws-ec2/attach-network.ts (VPC, subnets, route tables, security groups); clouds without
- * one check nothing here and say so.
+ * lib/providers/aws-ec2/attach-network.ts (VPC, subnets, route tables, security groups),
+ * lib/providers/tencent-cvm/attach-network.ts and lib/providers/alibaba-ecs/attach-network.ts (the
+ * master's VPC and security groups against the compute subnets); clouds without one check nothing here
+ * and say so.
  */
 export interface AttachNetworkCheck {
   /**
@@ -24,6 +26,8 @@ export interface AttachNetworkInput {
   /** The master's instance id, when the request names one (`i-…`; `mi-…` is outside the cloud). */
   masterInstanceId?: string;
   subnetIds: readonly string[];
+  /** The request field of each of `subnetIds`, when not `network.subnetIds[i]` (a queue's own subnet). */
+  subnetPaths?: readonly string[];
   securityGroupIds: readonly string[];
 }
 
@@ -40,4 +44,9 @@ export interface AttachNetworkFindings {
   verified: string[];
   /** What could not be verified from the cloud's API and is the user's to ensure. */
   unverified: string[];
+  /**
+   * The compute subnets' VPC, when they are all in one: recorded with the attachment, since launches on
+   * Tencent (VirtualPrivateCloud) and Alibaba (the VSwitches of a VPC) name it. Undefined: not found.
+   */
+  vpcId?: string;
 }

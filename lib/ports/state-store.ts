@@ -184,6 +184,12 @@ export interface ClusterPlacement {
 export type AgentEndpoint =
   | { kind: "http"; url: string; keySecretArn?: string }
   | { kind: "ssm"; instanceId: string }
+  /**
+   * An attached master reached through its cloud's run-command channel: Tencent TAT (`ins-…`) or Alibaba
+   * Cloud Assistant (`i-…`), in the cluster's region with the stack's key for that cloud.
+   */
+  | { kind: "tat"; instanceId: string }
+  | { kind: "cloud-assistant"; instanceId: string }
   | { kind: "none" };
 
 /** Something the creation workflow made, so compensation and deletion know what to remove. */
@@ -210,18 +216,23 @@ export function originOf(cluster: Pick<ClusterRecord, "origin">): ClusterOrigin 
 
 /** What NowScale knows of an attached master (what the compute nodes and detach need). */
 export interface AttachedMaster {
-  /** How the control plane reaches the agent (also in `agent`): signed HTTP or SSM Run Command. */
-  channel: "http" | "ssm";
+  /**
+   * How the control plane reaches the agent (also in `agent`): signed HTTP, or the cloud's run-command
+   * channel (AWS SSM Run Command, Tencent TAT, Alibaba Cloud Assistant).
+   */
+  channel: "http" | "ssm" | "tat" | "cloud-assistant";
   /** slurmctld as compute nodes reach it: `slurmd --conf-server ADDRESS:PORT` (configless). */
   controllerAddress: string;
   controllerPort: number;
   /** The secret holding the master's munge key, which compute nodes fetch at boot (never its value). */
   mungeKeySecret: string;
-  /** The master's instance id (`i-…`, `mi-…`), when known; it is never adopted, drained or terminated. */
+  /** The master's instance id (`i-…`, `mi-…`, `ins-…`), when known; it is never adopted, drained or terminated. */
   instanceId?: string;
   /** Where compute nodes launch: the user's subnets and security groups (never created or deleted). */
   subnetIds: string[];
   securityGroupIds: string[];
+  /** The compute subnets' VPC as the attach network check found it (Tencent, Alibaba: launches name it). */
+  vpcId?: string;
   /** Slurm's version when it was attached. */
   slurmVersion: string;
   /**

@@ -146,6 +146,32 @@ const MUNGE_SECRET_RULES: Partial<Record<(typeof CLOUDS)[number], { pattern: Reg
   alibaba: { pattern: /^[A-Za-z0-9_/+=.@-]{1,192}$/, message: "an Alibaba KMS secret name (no ':')" },
 };
 
+/** How the control plane may reach an attached master's agent (docs/attach.md). */
+export const ATTACH_CHANNELS = ["http", "ssm", "tat", "cloud-assistant"] as const;
+
+/**
+ * The master's instance id per run-command channel, as each cloud spells it (an allow-list: the id
+ * reaches the cloud's API and the master's lease key), and the cloud whose channel it is.
+ */
+const MASTER_ID_RULES = {
+  // SSM reaches hybrid-activated servers anywhere (mi-…), whatever cloud the computes run on: any cloud.
+  ssm: {
+    pattern: /^(i|mi)-[0-9A-Za-z]{1,40}$/,
+    what: "the master's managed instance id (i-… or mi-…)",
+    cloud: undefined,
+  },
+  tat: {
+    pattern: /^ins-[a-z0-9]{8}$/,
+    what: "the master's CVM instance id (ins- and 8 letters or digits)",
+    cloud: "tencent",
+  },
+  "cloud-assistant": {
+    pattern: /^i-[a-z0-9]{8,30}$/,
+    what: "the master's ECS instance id (i- and 8 to 30 letters or digits)",
+    cloud: "alibaba",
+  },
+} as const;
+
 /** Clouds whose compute nodes launch into the user's subnets and security groups. */
 const NETWORKED_CLOUDS: readonly string[] = ["aws", "tencent", "alibaba"];
 
@@ -161,8 +187,12 @@ export const attachClusterSchema = z
     region: cloudId,
     master: z
       .strictObject({
-        /** "http": the agent's signed HTTP API at `url`; "ssm": SSM Run Command on `instanceId` (i-… or mi-…). */
-        channel: z.enum(["http", "ssm"]),
+        /**
+         * "http": the agent's signed HTTP API at `url`; the cloud's run-command channel on `instanceId`:
+         * "ssm" (AWS SSM Run Command, i-… or mi-…), "tat" (Tencent TAT, ins-…), "cloud-assistant"
+         * (Alibaba Cloud Assistant, i-…).
+         */
+        channel: z.enum(ATTACH_CHANNELS),
         url: agentUrl.optional(),
         /** http: the secret holding the agent's key (what `nowscale-agent install` wrote to /etc/nowscale/agent.key). */
         agentKeySecret: secretRef.optional(),
@@ -179,7 +209,12 @@ export const attachClusterSchema = z
         if (m.channel === "http") {
           need("url", "the http channel needs the agent's URL");
           need("agentKeySecret", "the http channel needs the secret holding the agent's key");
-        } else need("instanceId", "the ssm channel needs the master's managed instance id (i-… or mi-…)");
+          return;
+        }
+        const rule = MASTER_ID_RULES[m.channel];
+        if (m.instanceId === undefined) need("instanceId", `the ${m.channel} channel needs ${rule.what}`);
+        else if (!rule.pattern.test(m.instanceId))
+          ctx.addIssue({ code: "custom", path: ["instanceId"], message: `expected ${rule.what}` });
       }),
     /** Where compute nodes launch (the user's own: never created, changed or deleted). */
     network: z
@@ -195,6 +230,14 @@ export const attachClusterSchema = z
   })
   .superRefine((r, ctx) => {
     // The secret stores' own name rules, as the compute boot script reads them (bootstrap.ts).
+    // A run-command channel is its own cloud's: TAT reaches CVM instances only, Cloud Assistant ECS ones.
+    const own = r.master.channel === "http" ? undefined : MASTER_ID_RULES[r.master.channel].cloud;
+    if (own !== undefined && own !== r.cloud)
+      ctx.addIssue({
+        code: "custom",
+        path: ["master", "channel"],
+        message: `the ${r.master.channel} channel reaches ${own} instances only: use it with "cloud": "${own}", or the http channel`,
+      });
     const rule = MUNGE_SECRET_RULES[r.cloud];
     if (rule !== undefined && !rule.pattern.test(r.master.mungeKeySecret))
       ctx.addIssue({ code: "custom", path: ["master", "mungeKeySecret"], message: rule.message });

@@ -250,6 +250,29 @@ describe("attach", () => {
     expect(t.agent.calls.map((c) => c.action)).toEqual(["slurmSetup"]);
   });
 
+  it.each([
+    ["attach-tencent.json", "tat", "ins-1a2b3c4d"],
+    ["attach-alibaba.json", "cloud-assistant", "i-bp1a2b3c4d5e6f7g8h9i"],
+  ])(
+    "the documented example examples/%s attaches over its cloud's run-command channel",
+    async (file, channel, instanceId) => {
+      // Prepare
+      const t = await attachBed();
+      t.agent.setup = readySetup(["burst"]);
+      const example = JSON.parse(readFileSync(new URL(`../../../examples/${file}`, import.meta.url), "utf8"));
+      // Act
+      const res = await t.call("POST", "/clusters/attach", example);
+      // Assess
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      expect(res.body.agent).toEqual({ kind: channel });
+      expect(res.body.attachment).toMatchObject({ channel, instanceId, controllerAddress: "10.20.0.5" });
+      expect(await t.store.getCluster(res.body.clusterId)).toMatchObject({
+        agent: { kind: channel, instanceId },
+      });
+      expect(t.agent.calls.map((c) => c.action)).toEqual(["slurmSetup"]);
+    },
+  );
+
   it("without attach ports the route is 501 (a control plane that cannot reach masters)", async () => {
     // Prepare
     const t = await apiBed(db);

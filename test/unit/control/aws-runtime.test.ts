@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CloudAssistantAgentChannel } from "../../../lib/agent-channels/cloud-assistant.js";
 import { HttpAgentChannel } from "../../../lib/agent-channels/http.js";
 import { SsmAgentChannel } from "../../../lib/agent-channels/ssm.js";
+import { TatAgentChannel } from "../../../lib/agent-channels/tat.js";
 import { lambdaEnv } from "../../../lib/aws/env.js";
 import { cloudMasterPower } from "../../../lib/aws/master-power.js";
 import { awsControlRuntime } from "../../../lib/aws/runtime.js";
@@ -172,5 +173,89 @@ describe("awsControlRuntime for an Alibaba cluster (the loopback ECS and VPC)", 
     } finally {
       await sim.close();
     }
+  });
+});
+
+describe("awsControlRuntime for attached masters over TAT and Cloud Assistant", () => {
+  const attachment = (vpcId: string, subnetIds: string[]) => ({
+    channel: "cloud-assistant" as const,
+    controllerAddress: "10.0.0.5",
+    controllerPort: 6817,
+    mungeKeySecret: "theirs-munge",
+    subnetIds,
+    securityGroupIds: ["sg-theirs"],
+    vpcId,
+    slurmVersion: "22.05.8",
+    attachedAt: 0,
+  });
+
+  it("reaches an attached ECS master through Cloud Assistant by its recorded endpoint, and launches into the recorded VPC's VSwitch", async () => {
+    // Prepare
+    const sim = await startEcsSimulator(new FakeCloud({ idPrefix: "i-bp", clock: new FakeClock() }), {
+      defaultVpc: false,
+    });
+    try {
+      const key = { accessKeyId: TEST_ACCESS_KEY_ID, accessKeySecret: TEST_ACCESS_KEY_SECRET };
+      secrets
+        .on(GetSecretValueCommand, { SecretId: "arn:alibaba" })
+        .resolves({ SecretString: JSON.stringify(key) });
+      const theirs = await new AlibabaClusterResources({
+        regionId: "cn-hangzhou",
+        credential: key,
+        endpoints: { ecs: sim.endpoint, vpc: sim.endpoint },
+        protocol: "http",
+      }).createNetwork("theirs", { cidr: "10.42.0.0/16", zones: ["cn-hangzhou-h", "cn-hangzhou-i"] });
+      const { runtime } = awsControlRuntime(
+        lambdaEnv("scaler", { ...ENV_VARS, NOWSCALE_ALIBABA_CREDENTIALS_SECRET_ARN: "arn:alibaba" }),
+        { ecs: sim.endpoint, vpc: sim.endpoint, protocol: "http" },
+      );
+      const record = cluster({
+        clusterId: "att-1",
+        origin: "attached",
+        placement: { cloud: "alibaba", region: "cn-hangzhou", imageId: "m-1" },
+        agent: { kind: "cloud-assistant", instanceId: "i-bptheirmaster" },
+        attachment: attachment(theirs.vpcId, [theirs.subnetIds[1] ?? ""]),
+        resources: [],
+      });
+      // Act
+      const { provider, agent } = await runtime(record);
+      const launched = await provider.launch({
+        clusterId: "att-1",
+        queue: "compute",
+        round: "r1",
+        candidates: [{ instanceType: "ecs.g7.large", zone: "cn-hangzhou-i", chargeType: "ON_DEMAND" }],
+        count: 1,
+        allOrNothing: true,
+        imageId: "m-1",
+      });
+      await agent.health().catch(() => undefined);
+      // Assess
+      expect(agent).toBeInstanceOf(CloudAssistantAgentChannel);
+      expect(sim.callsOf("RunCommand")[0]?.params["InstanceId.1"]).toBe("i-bptheirmaster");
+      expect(launched.failures).toEqual([]);
+      expect(sim.callsOf("RunInstances")[0]?.params.VSwitchId).toBe(theirs.subnetIds[1]);
+      expect(sim.callsOf("RunInstances")[0]?.params["SecurityGroupIds.1"]).toBe("sg-theirs");
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it("reaches an attached CVM master through TAT by its recorded endpoint", async () => {
+    // Prepare
+    secrets
+      .on(GetSecretValueCommand, { SecretId: "arn:tencent" })
+      .resolves({ SecretString: JSON.stringify({ secretId: "id", secretKey: "key" }) });
+    const { runtime } = awsControlRuntime(ENV);
+    const record = cluster({
+      origin: "attached",
+      placement: { cloud: "tencent", region: "ap-guangzhou", imageId: "img-1" },
+      agent: { kind: "tat", instanceId: "ins-theirs01" },
+      attachment: { ...attachment("vpc-theirs", ["subnet-theirs"]), channel: "tat" },
+      resources: [],
+    });
+    // Act
+    const { agent } = await runtime(record);
+    // Assess
+    expect(agent).toBeInstanceOf(TatAgentChannel);
   });
 });

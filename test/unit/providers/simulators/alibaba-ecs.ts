@@ -78,6 +78,8 @@ export interface SimGroup {
   name: string;
   tags: Map<string, string>;
   rules: Record<string, string>[];
+  /** "Drop": members do not reach each other without a rule. @default "Accept" */
+  innerAccessPolicy?: "Accept" | "Drop";
 }
 export interface SimSecret {
   name: string;
@@ -343,6 +345,32 @@ function handleEcs(
         TotalCount: found.length,
       };
     }
+    case "DescribeSecurityGroupAttribute": {
+      // A group's rules as AuthorizeSecurityGroup stored them, ingress only when asked; members of one
+      // group reach each other by default (InnerAccessPolicy Accept, the API's default for normal groups).
+      const group = world.groups.get(p.SecurityGroupId ?? "");
+      if (group === undefined)
+        throw new SimFault(404, "InvalidSecurityGroupId.NotFound", `no group ${p.SecurityGroupId}`);
+      const rules = p.Direction === "egress" ? [] : group.rules;
+      return {
+        SecurityGroupId: group.id,
+        SecurityGroupName: group.name,
+        VpcId: group.vpcId,
+        RegionId: p.RegionId,
+        InnerAccessPolicy: group.innerAccessPolicy ?? "Accept",
+        Permissions: {
+          Permission: rules.map((r) => ({
+            Direction: "ingress",
+            IpProtocol: r.IpProtocol,
+            PortRange: r.PortRange,
+            Policy: r.Policy ?? "Accept",
+            Priority: r.Priority ?? "1",
+            ...(r.SourceCidrIp === undefined ? {} : { SourceCidrIp: r.SourceCidrIp }),
+            ...(r.SourceGroupId === undefined ? {} : { SourceGroupId: r.SourceGroupId }),
+          })),
+        },
+      };
+    }
     case "DeleteSecurityGroup": {
       const id = p.SecurityGroupId ?? "";
       if (!world.groups.has(id)) throw new SimFault(404, "InvalidSecurityGroupId.NotFound", `no group ${id}`);
@@ -572,7 +600,9 @@ function handleVpc(
     case "DescribeVSwitches": {
       const found = [...world.vSwitches.values()].filter(
         (s) =>
-          (p.VpcId === undefined || s.vpcId === p.VpcId) && (p.ZoneId === undefined || s.zoneId === p.ZoneId),
+          (p.VpcId === undefined || s.vpcId === p.VpcId) &&
+          (p.ZoneId === undefined || s.zoneId === p.ZoneId) &&
+          (p.VSwitchId === undefined || s.id === p.VSwitchId),
       );
       const { items, size, number, total } = page(found);
       return {
@@ -696,6 +726,7 @@ function ecsStatus(i: FakeInstance, world: AlibabaWorld): string {
 
 function toEcsInstance(i: FakeInstance, world: AlibabaWorld): Record<string, unknown> {
   const stoppedMode = world.stopped.get(i.id);
+  const vSwitchId = i.subnetId ?? world.placement.get(i.id)?.vSwitchId ?? "";
   return {
     InstanceId: i.id,
     InstanceType: i.instanceType,
@@ -707,11 +738,13 @@ function toEcsInstance(i: FakeInstance, world: AlibabaWorld): Record<string, unk
     SpotStrategy: i.chargeType === "SPOT" ? "SpotAsPriceGo" : "NoSpot",
     CreationTime: new Date(i.launchedAt).toISOString().slice(0, 16).concat("Z"),
     ImageId: i.imageId,
+    // The VSwitch's VPC when the simulated account has that VSwitch (an instance is in its VSwitch's VPC).
     VpcAttributes: {
-      VpcId: "vpc-test0001",
-      VSwitchId: i.subnetId ?? "",
+      VpcId: world.vSwitches.get(vSwitchId)?.vpcId ?? "vpc-test0001",
+      VSwitchId: vSwitchId,
       PrivateIpAddress: { IpAddress: [i.privateIp] },
     },
+    SecurityGroupIds: { SecurityGroupId: world.placement.get(i.id)?.groupIds ?? [] },
     Tags: { Tag: Object.entries(i.tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })) },
   };
 }

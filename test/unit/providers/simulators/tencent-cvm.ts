@@ -88,7 +88,9 @@ export async function startCvmSimulator(cloud: FakeCloud): Promise<CvmSimulator>
     }
     try {
       return reply(
-        service === "cvm" ? handle(cloud, action, params, launch, stopped) : services.handle(action, params),
+        service === "cvm"
+          ? handle(cloud, action, params, launch, stopped, services)
+          : services.handle(action, params),
       );
     } catch (error) {
       if (error instanceof TencentApiError)
@@ -141,6 +143,7 @@ function handle(
   p: Record<string, unknown>,
   launch: LaunchState,
   stopped: Map<string, string>,
+  services: TencentServices,
 ): Record<string, unknown> {
   switch (action) {
     case "RunInstances": {
@@ -174,6 +177,8 @@ function handle(
           : {}),
         ...(typeof p.InstanceName === "string" ? { name: p.InstanceName } : {}),
       });
+      const groups = Array.isArray(p.SecurityGroupIds) ? (p.SecurityGroupIds as string[]) : [];
+      for (const i of started) services.instanceGroups.set(i.id, groups);
       for (const i of started.slice(0, launch.failNext)) launch.failed.add(i.id);
       launch.failNext = 0;
       return { InstanceIdSet: started.map((i) => i.id) };
@@ -247,6 +252,7 @@ function handle(
                   ? { ...i, state: "STOPPED" as never }
                   : i,
               stopped.get(i.id),
+              services,
             ),
           ),
       };
@@ -261,7 +267,11 @@ function titleCase(state: string): string {
 }
 
 /** `stopChargingMode`: the StoppedMode a stopped instance got; NOT_APPLICABLE when it is not stopped. */
-function toCvmInstance(i: FakeInstance, stopChargingMode = "NOT_APPLICABLE"): Record<string, unknown> {
+function toCvmInstance(
+  i: FakeInstance,
+  stopChargingMode = "NOT_APPLICABLE",
+  services?: TencentServices,
+): Record<string, unknown> {
   const chargeType: Record<ChargeType, string> = { ON_DEMAND: "POSTPAID_BY_HOUR", SPOT: "SPOTPAID" };
   return {
     InstanceId: i.id,
@@ -271,7 +281,12 @@ function toCvmInstance(i: FakeInstance, stopChargingMode = "NOT_APPLICABLE"): Re
     InstanceState: i.state,
     PrivateIpAddresses: [i.privateIp],
     CreatedTime: new Date(i.launchedAt).toISOString().replace(/\.\d+Z$/, "Z"),
-    VirtualPrivateCloud: { VpcId: "vpc-test0001", SubnetId: i.subnetId ?? "" },
+    // The subnet's VPC when the simulated account has that subnet (an instance is in its subnet's VPC).
+    VirtualPrivateCloud: {
+      VpcId: services?.subnets.get(i.subnetId ?? "")?.VpcId ?? "vpc-test0001",
+      SubnetId: i.subnetId ?? "",
+    },
+    SecurityGroupIds: services?.instanceGroups.get(i.id) ?? [],
     ImageId: i.imageId,
     Tags: Object.entries(i.tags).map(([Key, Value]) => ({ Key, Value })),
     StopChargingMode: stopChargingMode,

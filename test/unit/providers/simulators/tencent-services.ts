@@ -70,6 +70,8 @@ export class TencentServices {
   readonly securityGroups = new Map<string, SimSecurityGroup>();
   readonly secrets = new Map<string, SimSecret>();
   readonly tasks = new Map<string, SimInvocationTask>();
+  /** The security groups each CVM instance is in (RunInstances' SecurityGroupIds; a test's seeded master). */
+  readonly instanceGroups = new Map<string, string[]>();
   /** The agent answering TAT commands. @default none (every command's delivery fails) */
   tatAgent: TatAgent | undefined;
   /** Describe polls a TAT task stays RUNNING. */
@@ -203,6 +205,19 @@ export class TencentServices {
           matches(g.tags, p.Filters, { "security-group-id": g.SecurityGroupId }),
         );
         return { TotalCount: found.length, SecurityGroupSet: found.map(sgOut) };
+      }
+      case "DescribeSecurityGroupPolicies": {
+        // The group's rules in their order (PolicyIndex), as CVM evaluates them.
+        const group = this.mustGroup(String(p.SecurityGroupId));
+        const indexed = (rules: unknown[]) =>
+          (rules as Record<string, unknown>[]).map((r, PolicyIndex) => ({ ...r, PolicyIndex }));
+        return {
+          SecurityGroupPolicySet: {
+            Version: "1",
+            Ingress: indexed(group.policies.Ingress),
+            Egress: indexed(group.policies.Egress),
+          },
+        };
       }
       case "DeleteSecurityGroup": {
         this.mustGroup(String(p.SecurityGroupId));
@@ -367,6 +382,7 @@ const VPC_ACTIONS = new Set([
   "CreateSecurityGroup",
   "ModifySecurityGroupPolicies",
   "DescribeSecurityGroups",
+  "DescribeSecurityGroupPolicies",
   "DeleteSecurityGroup",
 ]);
 const SSM_ACTIONS = new Set([
