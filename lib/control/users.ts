@@ -30,10 +30,14 @@ import { appendControlEvent as event } from "./events.js";
  * list (names, uids, enabled, where the secret is: never a password or key); the master gets the whole
  * set through the agent's set-users (scheduler-plugins/slurm/users-apply.ts), with each changed user's
  * secret id, which the agent reads from the secret store itself; compute nodes get the names and uids in
- * their boot script (compute-user-data.ts), never a secret.
+ * their boot script (compute-user-data.ts), never a secret, and the running ones from the same set-users:
+ * the agent writes the set as slurm.conf's users lines, which each node's sync follows (node-users.ts).
  *
  * - uids come from USER_ID_MIN upwards and are never reused: a deleted user stays in the record (deletedAt)
- *   so a name added again gets its old uid (and its kept files), and no other name ever gets it;
+ *   so a name added again gets its old uid (and its kept files), and no other name ever gets it; a new
+ *   uid also skips the ones taken where the users' files live (nextUserId, deps.takenUserIds, the agent's
+ *   kept-home refusal), so one host's clusters (the local mode) or a /home that outlived a master never
+ *   hand a kept home to another user;
  * - the order is secret, then master, then record: a failure leaves the record as it was, and the same
  *   request again converges (set-users is idempotent);
  * - one change at a time per cluster (a lease): set-users replaces the whole set, so two changes at once
