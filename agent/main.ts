@@ -178,7 +178,11 @@ export async function main(argv: string[]): Promise<number> {
     } catch {
       input = undefined;
     }
-    const { status, body } = await answerSetUsers(input);
+    // The running nodes get the set through slurm.conf's users lines (node-users.ts).
+    const { status, body } = await answerSetUsers(input, undefined, {
+      confPath: process.env.SLURM_CONF ?? "/etc/slurm/slurm.conf",
+      reconfigure: () => client.reconfigure(),
+    });
     process.stdout.write(`${JSON.stringify(body)}\n`);
     return status === 200 ? 0 : status === 400 ? 64 : 1;
   }

@@ -92,7 +92,8 @@ export interface AgentServerOptions {
   setup?: () => Promise<SlurmSetup>;
   /**
    * slurm.conf and reconfigure for `POST /v1/node-storage` (node-storage.ts: the storage line configless
-   * nodes receive). @default none: 404
+   * nodes receive) and for the users lines `POST /v1/users` writes after the master's accounts
+   * (node-users.ts). @default none: 404 for node-storage, no users lines
    */
   storage?: { confPath: string; reconfigure: () => Promise<void> };
   /** Replay window, seconds. @default 300 */
@@ -134,7 +135,8 @@ const MAX_BODY_BYTES = 64 * 1024;
  *                                     slurm.conf's NowScale partitions, scontrol reconfigure, rollback on
  *                                     failure (partition-apply.ts); {partitions, added, removed, changed}
  *   POST   /v1/users                  body {"users": [{name, uid, enabled, secret?}], "purge": [name]}: makes
- *                                     the host's NowScale users exactly these (users-apply.ts; agent/users.ts)
+ *                                     the host's NowScale users exactly these (users-apply.ts; agent/users.ts),
+ *                                     then slurm.conf's users lines for the running nodes (node-users.ts)
  * Actions are idempotent; 404 for an unknown node (drain), 503 when slurmctld does not answer.
  */
 export function createAgentServer(options: AgentServerOptions): Server {
@@ -265,7 +267,7 @@ export function createAgentServer(options: AgentServerOptions): Server {
       } catch {
         return send(res, 400, { error: "body must be JSON" });
       }
-      const answer = await answerSetUsers(input, options.setUsers);
+      const answer = await answerSetUsers(input, options.setUsers, options.storage);
       return send(res, answer.status, answer.body);
     }
 

@@ -5,6 +5,7 @@ import type { Clock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
 import {
   MAX_USERS,
+  nextUserId,
   parseUserSecret,
   USER_ID_MAX,
   USER_ID_MIN,
@@ -29,10 +30,14 @@ import { appendControlEvent as event } from "./events.js";
  * list (names, uids, enabled, where the secret is: never a password or key); the master gets the whole
  * set through the agent's set-users (scheduler-plugins/slurm/users-apply.ts), with each changed user's
  * secret id, which the agent reads from the secret store itself; compute nodes get the names and uids in
- * their boot script (compute-user-data.ts), never a secret.
+ * their boot script (compute-user-data.ts), never a secret, and the running ones from the same set-users:
+ * the agent writes the set as slurm.conf's users lines, which each node's sync follows (node-users.ts).
  *
  * - uids come from USER_ID_MIN upwards and are never reused: a deleted user stays in the record (deletedAt)
- *   so a name added again gets its old uid (and its kept files), and no other name ever gets it;
+ *   so a name added again gets its old uid (and its kept files), and no other name ever gets it; a new
+ *   uid also skips the ones taken where the users' files live (nextUserId, deps.takenUserIds, the agent's
+ *   kept-home refusal), so one host's clusters (the local mode) or a /home that outlived a master never
+ *   hand a kept home to another user;
  * - the order is secret, then master, then record: a failure leaves the record as it was, and the same
  *   request again converges (set-users is idempotent);
  * - one change at a time per cluster (a lease): set-users replaces the whole set, so two changes at once
@@ -47,6 +52,14 @@ export interface UsersDeps {
   userSecrets?: UserSecretStore | undefined;
   /** Who asked (the IAM principal), recorded on the event. */
   by?: string | undefined;
+  /**
+   * uids a new user of `cluster` must not get because they are in use where its users' files live
+   * (nextUserId): the local mode answers its host's accounts, the owners of /home's entries and every
+   * other local cluster's users (lib/local/user-ids.ts). Absent (a deployed cluster has a master of its
+   * own): none beyond the record; the master's agent still refuses a uid that owns a kept home there,
+   * and addUser then takes the next one.
+   */
+  takenUserIds?: ((cluster: ClusterRecord) => Promise<ReadonlySet<number>>) | undefined;
 }
 
 /** A user as the API shows it. */
@@ -67,6 +80,8 @@ export interface NewUserInput {
 }
 
 const LEASE_TTL_MS = 120_000;
+/** How many uids addUser tries when the master refuses them for owning kept homes. */
+const KEPT_HOME_RETRIES = 5;
 
 /** The cluster's users (deleted ones left out), by uid. */
 export function listUsers(cluster: ClusterRecord): UserView[] {
@@ -90,8 +105,16 @@ export async function addUser(deps: UsersDeps, clusterId: string, input: NewUser
     if (active(cluster).length >= MAX_USERS)
       throw new StateRefusedError(`the cluster has ${MAX_USERS} users, the most it may have`);
     const old = users.find((u) => u.name === name);
-    const uid = old?.uid ?? Math.max(USER_ID_MIN - 1, ...users.map((u) => u.uid)) + 1;
-    if (uid > USER_ID_MAX) throw new StateRefusedError(`no uid left in ${USER_ID_MIN}-${USER_ID_MAX}`);
+    // A name added again gets its old uid (its kept files); a new one the next uid free here and there.
+    const taken = new Set(old === undefined ? ((await deps.takenUserIds?.(cluster)) ?? []) : []);
+    const first =
+      old?.uid ??
+      nextUserId(
+        users.map((u) => u.uid),
+        taken,
+      );
+    if (first === undefined) throw new StateRefusedError(`no uid left in ${USER_ID_MIN}-${USER_ID_MAX}`);
+    let uid = first;
     // Every user is in the nodes' boot script: refused before anything (secret, master) is touched.
     checkComputeUserDataFits(
       {
@@ -115,7 +138,21 @@ export async function addUser(deps: UsersDeps, clusterId: string, input: NewUser
       hasKey: secret?.sshKey !== undefined,
     };
     try {
-      await apply(deps, cluster, [...active(cluster), user], [], name, secretId);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await apply(deps, cluster, [...active(cluster), { ...user, uid }], [], name, secretId);
+          break;
+        } catch (error) {
+          // The master has a home kept from an earlier user owned by this uid (a /home that outlived
+          // another cluster's master): the next free uid instead, never that user's files.
+          const kept = /uid: (\d+) owns /.exec(error instanceof StateRefusedError ? error.message : "");
+          const next = kept === null ? undefined : nextUserId([...users.map((u) => u.uid), uid], taken);
+          if (old !== undefined || next === undefined || attempt >= KEPT_HOME_RETRIES) throw error;
+          taken.add(uid);
+          uid = next;
+        }
+      }
+      user.uid = uid;
     } catch (error) {
       // Nothing of the user stays behind: the secret written for them goes (the master refused or failed).
       if (secretId !== undefined) await deps.userSecrets?.remove(secretId).catch(() => undefined);

@@ -24,6 +24,7 @@ import { localAttachedAgent, localAttachedUserData, localAttachPorts } from "./a
 import { LocalCloud } from "./local-cloud.js";
 import { type LocalSettings, localPaths } from "./settings.js";
 import { localComputeUserData } from "./user-data.js";
+import { localTakenUserIds } from "./user-ids.js";
 import { LocalUserSecrets } from "./user-secrets.js";
 import { LocalWorkflowStarter } from "./workflows.js";
 
@@ -145,6 +146,8 @@ export async function startLocalControlPlane(
     attach: localAttachPorts(clock),
     // Users' passwords and keys: root-only files, the local mode's secret store (lib/local/user-secrets.ts).
     userSecrets: new LocalUserSecrets(join(settings.stateDir, "secrets", "users")),
+    // Several clusters share this machine's accounts and /home: uids unique on the host (user-ids.ts).
+    takenUserIds: localTakenUserIds(store),
   };
   return {
     store,

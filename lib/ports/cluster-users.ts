@@ -71,6 +71,21 @@ export const RESERVED_USER_NAMES: ReadonlySet<string> = new Set([
 export const USER_ID_MIN = 21000;
 export const USER_ID_MAX = 29999;
 
+/**
+ * The uid a cluster's new user gets: the first one above every uid the cluster ever gave (deleted users
+ * included: a uid is never reused within a cluster, so a kept home is never handed to another name), that
+ * is not in `taken` (uids already in use where the cluster's users live: the local mode's host, other
+ * local clusters, kept homes; lib/control/users.ts). Undefined when the range is exhausted.
+ */
+export function nextUserId(
+  given: readonly number[],
+  taken: ReadonlySet<number> = new Set(),
+): number | undefined {
+  let uid = Math.max(USER_ID_MIN - 1, ...given) + 1;
+  while (taken.has(uid)) uid++;
+  return uid <= USER_ID_MAX ? uid : undefined;
+}
+
 /** What the agent writes into each user's GECOS field: how it tells its own accounts from the host's. */
 export const USER_GECOS = "nowscale user";
 

@@ -1,3 +1,4 @@
+import { dirname } from "node:path";
 import { gzipSync } from "node:zlib";
 import { z } from "zod";
 import {
@@ -9,13 +10,7 @@ import {
   simpleNameSchema,
 } from "../../lib/core/names.js";
 import { parseWith } from "../../lib/core/validation.js";
-import {
-  MAX_USERS,
-  USER_GECOS as USER_GECOS_TEXT,
-  USER_ID_MAX,
-  USER_ID_MIN,
-  USER_NAME,
-} from "../../lib/ports/cluster-users.js";
+import { MAX_USERS, USER_ID_MAX, USER_ID_MIN, USER_NAME } from "../../lib/ports/cluster-users.js";
 import { placementFeatures } from "./features.js";
 import { imdsLockdownLines } from "./imds.js";
 import { STORAGE_SYNC_INTERVAL_S, storageSyncProgram } from "./node-storage-sync.js";
@@ -159,6 +154,11 @@ const SLURM_PLUGIN_DIRS = [
  * GPU_DEV_DIR, SLURM_PLUGIN_DIRS and the PATH's ldconfig can be overridden (tests run this function).
  */
 export function nodeGresCommands(gpus: number, detect: "auto" | "nvml" | "files", waitS: number): string {
+  // A CPU node's file is empty: the function below is left out of its script (user data is 16 KiB).
+  if (gpus === 0)
+    return `log ${shellQuote(`writing ${NODE_GRES_CONF} for 0 GPUs`)}
+install -d -m 0755 ${shellQuote(dirname(NODE_GRES_CONF))} && : > ${shellQuote(NODE_GRES_CONF)}
+`;
   return `write_node_gres() {
   local gpus=$1 out=$2 detect=$3 dev=\${GPU_DEV_DIR:-/dev} wait_s=$4
   install -d -m 0755 "$(dirname "$out")"
@@ -310,7 +310,7 @@ chmod 0400 /etc/munge/munge.key
 # Without systemd, munged runs as munge, as its unit and init script run it (as root it refuses the munge-owned dirs).
 if command -v systemctl >/dev/null; then systemctl enable munge; systemctl restart munge; else runuser -u munge -- munged; fi
 ${o.storage.map((s) => mountCommands(s)).join("")}${o.initScripts.map((s, i) => initScriptCommands(s, i)).join("")}
-${nodeGresCommands(o.gpus, o.gpuDetect, o.gpuWaitS)}${usersCommands(o.users)}
+${nodeGresCommands(o.gpus, o.gpuDetect, o.gpuWaitS)}${syncProgramCommands()}${usersCommands(o.users)}
 log "starting slurmd -Z as $NODE_NAME"
 hostnamectl set-hostname "$NODE_NAME" 2>/dev/null || hostname "$NODE_NAME" || true
 install -d -m 0755 /var/spool/slurmd /var/log/slurm
@@ -383,11 +383,20 @@ except urllib.error.HTTPError as e:
     sys.exit("KMS GetSecretValue: HTTP "+str(e.code)+": "+e.read().decode()[:300])
 sys.stdout.write(r["SecretData"])`;
 
+/**
+ * `python3 -c PROGRAM ARGS…` with the program gzipped and base64-encoded: the compute boot script must fit
+ * the clouds' 16 KiB of user data (the secret fetchers are its largest inline text).
+ */
+function packedPython(program: string, args: readonly string[]): string {
+  const packed = shellQuote(gzipSync(program, { level: 9 }).toString("base64"));
+  return `python3 -c "$(printf '%s' ${packed} | base64 -d | gunzip)" ${args.map(shellQuote).join(" ")}`;
+}
+
 function mungeKeyCommand(source: z.output<typeof mungeKeySourceSchema>): string {
   if (source.source === "tencent-ssm")
-    return ["python3", "-c", TENCENT_SSM_PY, source.secretName, source.region].map(shellQuote).join(" ");
+    return packedPython(TENCENT_SSM_PY, [source.secretName, source.region]);
   if (source.source === "alibaba-kms")
-    return ["python3", "-c", ALIBABA_KMS_PY, source.secretName, source.region].map(shellQuote).join(" ");
+    return packedPython(ALIBABA_KMS_PY, [source.secretName, source.region]);
   if (source.source === "aws-secretsmanager") {
     // The secret holds the key as SecretBinary; the CLI prints it base64-encoded.
     return [
@@ -409,28 +418,39 @@ function mungeKeyCommand(source: z.output<typeof mungeKeySourceSchema>): string 
   return source.argv.map(shellQuote).join(" ");
 }
 
+const SYNC_PROGRAM = "/opt/nowscale/nowscale-storage-sync";
+
 /**
- * Installs the node's storage sync (node-storage-sync.ts): every STORAGE_SYNC_INTERVAL_S it makes the
- * node's mounts what the master's slurm.conf says, so storage added or deleted after the node booted
- * reaches it. A systemd timer where systemd runs, else a background loop (the local mode's instances).
+ * Writes the node's sync program (node-storage-sync.ts) before the users are made: the boot script makes
+ * them with it (usersCommands), the timer of storageSyncCommands runs it afterwards.
+ */
+function syncProgramCommands(): string {
+  return `
+install -d -m 0755 /opt/nowscale
+printf '%s' ${shellQuote(gzipSync(storageSyncProgram(), { level: 9 }).toString("base64"))} | base64 -d | gunzip > ${SYNC_PROGRAM}
+chmod 0700 ${SYNC_PROGRAM}`;
+}
+
+/**
+ * Starts the node's sync (node-storage-sync.ts): every STORAGE_SYNC_INTERVAL_S it makes the node's mounts
+ * and NowScale users what the master's slurm.conf says, so storage and users added, disabled or deleted
+ * after the node booted reach it. A systemd timer where systemd runs, else a background loop (the local
+ * mode's instances).
  */
 function storageSyncCommands(): string {
-  const program = "/opt/nowscale/nowscale-storage-sync";
-  return `log "installing the storage sync (every ${STORAGE_SYNC_INTERVAL_S} s)"
-install -d -m 0755 /opt/nowscale
-printf '%s' ${shellQuote(gzipSync(storageSyncProgram(), { level: 9 }).toString("base64"))} | base64 -d | gunzip > ${program}
-chmod 0700 ${program}
+  const program = SYNC_PROGRAM;
+  return `log "starting the storage and users sync (every ${STORAGE_SYNC_INTERVAL_S} s)"
 if command -v systemctl >/dev/null; then
   cat > /etc/systemd/system/nowscale-storage-sync.service <<'UNIT'
 [Unit]
-Description=NowScale: the cluster's storage mounts
+Description=NowScale: the cluster's storage mounts and users
 [Service]
 Type=oneshot
 ExecStart=/usr/bin/python3 ${program}
 UNIT
   cat > /etc/systemd/system/nowscale-storage-sync.timer <<'UNIT'
 [Unit]
-Description=NowScale: the cluster's storage mounts, kept in step with the master
+Description=NowScale: storage and users kept in step with the master
 [Timer]
 OnBootSec=${STORAGE_SYNC_INTERVAL_S}
 OnUnitActiveSec=${STORAGE_SYNC_INTERVAL_S}
@@ -446,27 +466,19 @@ fi`;
 }
 
 /**
- * The cluster's users on the node (users-apply.ts makes them on the master): a group and a user of the
- * same number, the master's GECOS marker, a home; a disabled one expired. An account the image already
- * has under another number is left alone and logged: jobs then run with the master's uid regardless.
+ * The cluster's users on the node (users-apply.ts makes them on the master), made by the sync program
+ * (node-storage-sync.ts, the code that keeps them in step later): a group and a user of the same number,
+ * the master's GECOS marker, a 0700 home; a disabled one expired. An account the image already has under
+ * that name is left alone and logged. One `name uid 0|1` line per user: names passed the renderer's
+ * USER_NAME allow-list, and the quoted here-document keeps the shell from reading them.
  */
 export function usersCommands(users: readonly { name: string; uid: number; enabled: boolean }[]): string {
   if (users.length === 0) return "";
-  const lines = users.map((u) =>
-    `nowscale_user ${shellQuote(u.name)} ${u.uid} ${u.enabled ? "" : "1"}`.trimEnd(),
-  );
   return `
 log ${shellQuote(`creating ${users.length} cluster user${users.length === 1 ? "" : "s"}`)}
-nowscale_user() {
-  if have=$(id -u "$1" 2>/dev/null); then
-    [ "$have" = "$2" ] || log "user $1 has uid $have on this image, not $2: left as it is"
-  else
-    getent group "$1" >/dev/null || groupadd -g "$2" "$1"
-    useradd -u "$2" -g "$2" -c ${shellQuote(USER_GECOS_TEXT)} -m -s /bin/bash "$1" && chmod 0700 "$(getent passwd "$1" | cut -d: -f6)"
-  fi
-  usermod -e "\${3:-}" "$1" || true
-}
-${lines.join("\n")}
+python3 ${SYNC_PROGRAM} users <<'USERS'
+${users.map((u) => `${u.name} ${u.uid} ${u.enabled ? 1 : 0}`).join("\n")}
+USERS
 `;
 }
 

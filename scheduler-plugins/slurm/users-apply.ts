@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:fs";
-import { chown, lstat, mkdir, open, readFile, stat } from "node:fs/promises";
+import { chown, lstat, mkdir, open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type HostUser,
@@ -35,6 +35,8 @@ export interface UsersApplyOptions {
   readSecret?: (id: string) => Promise<string>;
   /** @default "/etc" */
   etcDir?: string;
+  /** Where homes are, for the kept-home check. @default "/home" */
+  homeDir?: string;
   /** Days since the epoch (shadow's unit), for telling expired accounts. */
   today?: number;
 }
@@ -82,6 +84,17 @@ async function expiredNames(etcDir: string, today: number): Promise<Set<string>>
   return expired;
 }
 
+/** The owners of the home directory's entries (uid → entry names); empty when it cannot be read. */
+async function homeOwners(homeDir: string): Promise<Map<number, string[]>> {
+  const owners = new Map<number, string[]>();
+  const entries = await readdir(homeDir).catch(() => [] as string[]);
+  for (const entry of entries.sort()) {
+    const info = await lstat(join(homeDir, entry)).catch(() => undefined);
+    if (info !== undefined) owners.set(info.uid, [...(owners.get(info.uid) ?? []), entry]);
+  }
+  return owners;
+}
+
 /** The NowScale users the host has now. */
 export async function listHostUsers(etcDir = "/etc", today = Math.floor(Date.now() / 86_400_000)) {
   const passwd = await readPasswd(etcDir);
@@ -120,6 +133,16 @@ export async function applyUsers(
       throw new TypeError(`users[${i}].uid: gid ${u.uid} is group ${group}'s on this host`);
     if (existing === undefined && groups.has(u.name) && groups.get(u.name) !== u.uid)
       throw new TypeError(`users[${i}].name: group ${u.name} exists on this host with another gid`);
+  });
+  // A new account never gets a uid that owns a home kept from another user (a /home that outlived a
+  // master, or another local cluster's deleted user): that user's files would become the new one's.
+  const keptOwners = await homeOwners(options.homeDir ?? "/home");
+  request.users.forEach((u, i) => {
+    const kept = keptOwners.get(u.uid);
+    if (passwd.get(u.name) === undefined && kept !== undefined && !kept.includes(u.name))
+      throw new TypeError(
+        `users[${i}].uid: ${u.uid} owns /home/${kept[0]}, a home kept from another user: not given to ${u.name}`,
+      );
   });
   request.purge.forEach((n, i) => {
     const existing = passwd.get(n);

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Launch } from "../../lib/core/model.js";
 import { localComputeUserData } from "../../lib/local/user-data.js";
@@ -241,7 +242,10 @@ describe("compute boot scripts run in local instances", () => {
     const mungeKey = (await readFile(testbedPaths(tb.stateDir).mungeKey)).toString("base64");
     expect(userData).not.toContain(mungeKey.slice(0, 40));
     expect(userData).toContain(`-d ${metadataAddress}/32`);
-    expect(userData).toContain(fetchedFrom);
+    // The secret fetcher travels gzipped in the script (the 16 KiB user-data limit): read it unpacked.
+    const packed = [...userData.matchAll(/printf '%s' '([A-Za-z0-9+/=]+)' \| base64 -d \| gunzip/g)];
+    const unpacked = packed.map((m) => gunzipSync(Buffer.from(m[1] as string, "base64")).toString("utf8"));
+    expect(unpacked.join("\n")).toContain(fetchedFrom);
     expect(userData).not.toContain("aws secretsmanager");
     expect(userData).toContain(`readonly CONF_SERVER='${tb.controlAddress}:${tb.slurmctldPort}'`);
   }

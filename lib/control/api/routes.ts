@@ -68,8 +68,11 @@ export interface ApiResponse {
   body: string;
 }
 
-/** `userSecrets`: where users' passwords and keys go (lib/control/users.ts); absent, they are refused (501). */
-export type ApiDeps = admin.ClusterAdminDeps & Pick<UsersDeps, "userSecrets">;
+/**
+ * `userSecrets`: where users' passwords and keys go (lib/control/users.ts); absent, they are refused (501).
+ * `takenUserIds`: uids new users must not get (the local mode's host; lib/local/user-ids.ts).
+ */
+export type ApiDeps = admin.ClusterAdminDeps & Pick<UsersDeps, "userSecrets" | "takenUserIds">;
 
 /** Bodies beyond this are refused before they are parsed. */
 const MAX_BODY_CHARS = 256 * 1024;

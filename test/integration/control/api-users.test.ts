@@ -174,8 +174,7 @@ describe("users on a running cluster", () => {
     );
 
     // Assess
-    expect(script).toContain("nowscale_user 'alice' 21000\n");
-    expect(script).toContain("nowscale_user 'bob' 21001 1\n");
+    expect(script).toContain("\nalice 21000 1\nbob 21001 0\nUSERS\n");
     expect(script).not.toContain(PASSWORD);
     expect(script).not.toContain(".alice.json");
   });

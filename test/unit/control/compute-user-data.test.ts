@@ -1,7 +1,14 @@
+import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { computeUserData } from "../../../lib/control/compute-user-data.js";
 import type { Launch } from "../../../lib/core/model.js";
 import type { ClusterRecord } from "../../../lib/ports/state-store.js";
+
+/** The script with its gzipped programs (secret fetchers, node sync) appended unpacked, to read them. */
+function unpacked(script: string | undefined): string {
+  const packed = [...(script ?? "").matchAll(/printf '%s' '([A-Za-z0-9+/=]+)' \| base64 -d \| gunzip/g)];
+  return `${script}\n${packed.map((m) => gunzipSync(Buffer.from(m[1] as string, "base64")).toString("utf8")).join("\n")}`;
+}
 
 const LAUNCH: Launch = {
   queue: "compute",
@@ -81,11 +88,12 @@ describe("computeUserData", () => {
 
     // Assess
     expect(tencent).toContain("http://metadata.tencentyun.com/latest/meta-data/");
-    expect(tencent).toContain("X-TC-Action");
+    // The secret fetchers travel gzipped (the 16 KiB user-data limit): read unpacked.
+    expect(unpacked(tencent)).toContain("X-TC-Action");
     expect(tencent).toContain("'nowscale-demo-munge' 'ap-guangzhou'");
     expect(tencent).toContain("-d 169.254.0.23/32");
     expect(alibaba).toContain("http://100.100.100.200/latest/api/token");
-    expect(alibaba).toContain("kms-vpc.");
+    expect(unpacked(alibaba)).toContain("kms-vpc.");
     expect(alibaba).toContain("'nowscale-demo-munge' 'cn-hangzhou'");
     expect(alibaba).toContain("-d 100.100.100.200/32");
   });

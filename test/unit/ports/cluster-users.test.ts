@@ -109,7 +109,12 @@ describe("applyUsers checks the host first", () => {
       return { code: 0, stdout: "", stderr: "" };
     };
     const apply = (body: unknown) =>
-      applyUsers(parseUsersRequest(body), { run, etcDir: etc, readSecret: async () => "{}" }).then(
+      applyUsers(parseUsersRequest(body), {
+        run,
+        etcDir: etc,
+        homeDir: etc,
+        readSecret: async () => "{}",
+      }).then(
         () => "ok",
         (e: Error) => e.message,
       );

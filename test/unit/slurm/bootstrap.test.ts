@@ -272,6 +272,14 @@ write_node_gres ${call[1]} ${shellQuote(out)} ${setup.detect ?? call[3]} 0`;
     for (const { type, gpus } of TYPES) {
       // Prepare
       const script = renderBootstrapScript({ ...BASE, instanceType: type, gpus });
+      if (gpus === 0) {
+        // A CPU node's script writes the empty file itself, without the GPU function (user data size).
+        expect(script).toContain(
+          "\ninstall -d -m 0755 '/etc/slurm' && : > '/etc/slurm/nowscale-node-gres.conf'\n",
+        );
+        expect(script).not.toContain("write_node_gres");
+        continue;
+      }
       // Act
       const run = runGres(script, { devices: gpus, nvmlLib: false, nvmlPlugin: true });
       // Assess
