@@ -6,7 +6,7 @@ import { CLUSTER_ARG, type CommonOptions, client, common } from "./api-commands.
 import { clearContext, clusterOrCurrent, contextPath, readContext, writeContext } from "./context.js";
 import { toCsv } from "./csv.js";
 import { cloudChecks, formatChecks, localChecks, machineProbes } from "./doctor.js";
-import { parseTimeOption, UsageError } from "./io.js";
+import { parseTimeOption, progressWhile, UsageError } from "./io.js";
 import { startCounter } from "./progress.js";
 import { formatTable } from "./table.js";
 
@@ -295,11 +295,13 @@ export function registerOpsCommands(program: Command): void {
         if (!Number.isFinite(timeout) || timeout <= 0)
           throw new UsageError("--timeout must be a number of seconds");
         const api = client(o);
-        note(`rebuilding ${names.length === 0 ? "every failed node" : names.join(" ")} of ${clusterId}…`);
-        const result = (await api.request("POST", `/clusters/${id(clusterId)}/nodes/rebuild`, {
-          ...(names.length === 0 ? {} : { nodes: names }),
-          ...(grace === undefined ? {} : { bootGraceSeconds: grace }),
-        })) as {
+        const result = (await progressWhile(
+          `rebuilding ${names.length === 0 ? "every failed node" : names.join(" ")} of ${clusterId}…`,
+          api.request("POST", `/clusters/${id(clusterId)}/nodes/rebuild`, {
+            ...(names.length === 0 ? {} : { nodes: names }),
+            ...(grace === undefined ? {} : { bootGraceSeconds: grace }),
+          }),
+        )) as {
           rebuilt: { node: string; reason: string }[];
           launched: string[];
           failures: { node?: string; queue?: string; message: string }[];
