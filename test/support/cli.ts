@@ -12,15 +12,20 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * `env`: the process's environment with these changes; a variable given as undefined is left out (a
+ * machine without it).
+ */
 export function runCli(
   args: readonly string[],
-  options: { cwd?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; timeoutMs?: number; env?: Record<string, string | undefined> } = {},
 ): CliResult {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
   const r = spawnSync(process.execPath, [CLI, ...args], {
     encoding: "utf8",
     cwd: options.cwd,
     timeout: options.timeoutMs ?? 60_000,
+    env: withEnv(options.env),
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -32,4 +37,14 @@ export function tempFiles(files: Record<string, unknown>): string {
     writeFileSync(join(dir, name), typeof content === "string" ? content : JSON.stringify(content));
   }
   return dir;
+}
+
+/** The process's environment with `changes`; undefined values remove the variable. */
+export function withEnv(changes: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [name, value] of Object.entries(changes)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  return env;
 }
