@@ -16,6 +16,11 @@ export interface Check {
   detail: string;
   /** What to do about a failure. */
   fix?: string;
+  /**
+   * The check does not apply: nothing of it is set up on this machine (a local-only machine's AWS
+   * checks). `ok` is false, yet it does not fail the doctor; shown as "n/a".
+   */
+  notConfigured?: boolean;
 }
 
 /** The facts the checks read, so tests can give their own. */
@@ -35,6 +40,8 @@ export interface Probes {
   /** Whether `ip netns list` runs (network namespaces usable). */
   netns: () => { ok: boolean; error?: string };
 }
+
+const NO_API_NAMED = "no deployed API named";
 
 export async function cloudChecks(
   p: Pick<Probes, "credentials" | "region" | "api" | "endpoint">,
@@ -66,7 +73,7 @@ export async function cloudChecks(
     checks.push({
       name: "stack",
       ok: false,
-      detail: "no deployed API named",
+      detail: NO_API_NAMED,
       fix: "pass --endpoint or set NOWSCALE_ENDPOINT to the stack's ApiUrl output (npx cdk deploy prints it; docs/deploy.md)",
     });
   } else {
@@ -140,12 +147,46 @@ export function localChecks(p: Pick<Probes, "uid" | "which" | "isDirectory" | "n
   return checks;
 }
 
-/** One line per check: "ok    name  detail" or "fail  name  detail: fix". */
+/**
+ * The AWS checks of a machine that uses the local mode only: when no credentials were found and no
+ * deployed API is named, but a local mode's state exists (`localState`: its directory), the AWS checks
+ * are reported "not configured" rather than failed, and the answer's `note` suggests --local. Otherwise
+ * the checks as they are, and no note.
+ */
+export function cloudChecksOnLocalMachine(
+  cloud: readonly Check[],
+  localState: string | undefined,
+): { checks: Check[]; note?: string } {
+  const failed = (name: string) => cloud.some((c) => c.name === name && !c.ok);
+  const stackNamed = cloud.some((c) => c.name === "stack" && c.detail !== NO_API_NAMED);
+  if (localState === undefined || !failed("credentials") || stackNamed) return { checks: [...cloud] };
+  return {
+    checks: cloud.map((c) =>
+      c.ok
+        ? c
+        : {
+            name: c.name,
+            ok: false,
+            notConfigured: true,
+            detail: `not configured (${c.detail}): this machine runs the local mode only`,
+          },
+    ),
+    note: `no AWS credentials or deployed stack configured, and a local mode's state is in ${localState}: the AWS checks are not configured, not failed (run "nowscale doctor --local" for the local mode's checks only; docs/deploy.md to reach a deployed stack)`,
+  };
+}
+
+/** True when a check fails the doctor (exit 1): failed, and applying to this machine. */
+export function failsDoctor(c: Check): boolean {
+  return !c.ok && c.notConfigured !== true;
+}
+
+/** One line per check: "ok    name  detail", "n/a   name  detail" or "fail  name  detail: fix". */
 export function formatChecks(checks: readonly Check[]): string {
   const width = Math.max(...checks.map((c) => c.name.length));
   return checks
     .map((c) => {
-      const head = `${c.ok ? "ok  " : "fail"}  ${c.name.padEnd(width)}  ${c.detail}`;
+      const label = c.ok ? "ok  " : c.notConfigured === true ? "n/a " : "fail";
+      const head = `${label}  ${c.name.padEnd(width)}  ${c.detail}`;
       return c.ok || c.fix === undefined ? head : `${head}\n      ${"".padEnd(width)}  → ${c.fix}`;
     })
     .join("\n");

@@ -36,3 +36,27 @@ export function parseTimeOption(value: string, flag: string): number {
     throw new UsageError(`${flag} must be an ISO-8601 time such as 2026-01-01T00:00:00Z, got "${value}"`);
   return ms;
 }
+
+/**
+ * How long a request may take before its progress line is printed. A refusal (a 400 for bad input, a 404
+ * for an unknown cluster) answers well within it, so a refused request never follows a line claiming work.
+ */
+export const PROGRESS_AFTER_MS = 1000;
+
+/**
+ * Awaits `work`, writing `line` to stderr only if it is still running after `afterMs`: the line says what
+ * the service is busy doing (slurm.conf on the master, a drain), which is worth telling only once the
+ * request was taken up, never ahead of its refusal.
+ */
+export async function progressWhile<T>(
+  line: string,
+  work: Promise<T>,
+  afterMs = PROGRESS_AFTER_MS,
+): Promise<T> {
+  const timer = setTimeout(() => process.stderr.write(`${line}\n`), afterMs);
+  try {
+    return await work;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,12 +1,23 @@
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { defaultProvider } from "@aws-sdk/credential-provider-node";
 import { type Command, Option } from "commander";
+import { DEFAULT_STATE_DIR, localPaths } from "../local/settings.js";
 import { ApiClient } from "./api-client.js";
 import { CLUSTER_ARG, type CommonOptions, client, common } from "./api-commands.js";
 import { clearContext, clusterOrCurrent, contextPath, readContext, writeContext } from "./context.js";
 import { toCsv } from "./csv.js";
-import { cloudChecks, formatChecks, localChecks, machineProbes } from "./doctor.js";
-import { parseTimeOption, UsageError } from "./io.js";
+import {
+  type Check,
+  cloudChecks,
+  cloudChecksOnLocalMachine,
+  failsDoctor,
+  formatChecks,
+  localChecks,
+  machineProbes,
+} from "./doctor.js";
+import { parseTimeOption, progressWhile, UsageError } from "./io.js";
 import { startCounter } from "./progress.js";
 import { formatTable } from "./table.js";
 
@@ -295,11 +306,13 @@ export function registerOpsCommands(program: Command): void {
         if (!Number.isFinite(timeout) || timeout <= 0)
           throw new UsageError("--timeout must be a number of seconds");
         const api = client(o);
-        note(`rebuilding ${names.length === 0 ? "every failed node" : names.join(" ")} of ${clusterId}…`);
-        const result = (await api.request("POST", `/clusters/${id(clusterId)}/nodes/rebuild`, {
-          ...(names.length === 0 ? {} : { nodes: names }),
-          ...(grace === undefined ? {} : { bootGraceSeconds: grace }),
-        })) as {
+        const result = (await progressWhile(
+          `rebuilding ${names.length === 0 ? "every failed node" : names.join(" ")} of ${clusterId}…`,
+          api.request("POST", `/clusters/${id(clusterId)}/nodes/rebuild`, {
+            ...(names.length === 0 ? {} : { nodes: names }),
+            ...(grace === undefined ? {} : { bootGraceSeconds: grace }),
+          }),
+        )) as {
           rebuilt: { node: string; reason: string }[];
           launched: string[];
           failures: { node?: string; queue?: string; message: string }[];
@@ -436,52 +449,59 @@ export function registerOpsCommands(program: Command): void {
       async (o: { local?: boolean; cloud?: boolean; endpoint?: string; region?: string; json?: boolean }) => {
         const both = o.local !== true && o.cloud !== true;
         const endpoint = o.endpoint ?? process.env.NOWSCALE_ENDPOINT;
-        const checks = [];
+        const checks: Check[] = [];
         if (both || o.cloud === true) {
-          checks.push(
-            ...(await cloudChecks({
-              credentials: async () => {
-                await withTimeout(
-                  defaultProvider({ timeout: 2000, maxRetries: 0 })(),
-                  8000,
-                  "no answer in 8 s",
-                );
-              },
-              region: async () => {
-                if (o.region !== undefined) return o.region;
-                // The SDK's own resolution: AWS_REGION, then the profile's region in ~/.aws/config.
-                const sdk = new DynamoDBClient({});
-                try {
-                  return await sdk.config.region();
-                } finally {
-                  sdk.destroy();
-                }
-              },
-              endpoint,
-              api:
-                endpoint === undefined
-                  ? undefined
-                  : async () => {
-                      const api = new ApiClient({
-                        endpoint,
-                        ...(o.region === undefined ? {} : { region: o.region }),
-                        sign: true,
-                      });
-                      return (await withTimeout(
-                        api.request("GET", "/clusters"),
-                        15_000,
-                        "no answer in 15 s",
-                      )) as {
-                        clusters: unknown[];
-                      };
-                    },
-            })),
-          );
+          const cloud = await cloudChecks({
+            credentials: async () => {
+              await withTimeout(
+                defaultProvider({ timeout: 2000, maxRetries: 0 })(),
+                8000,
+                "no answer in 8 s",
+              );
+            },
+            region: async () => {
+              if (o.region !== undefined) return o.region;
+              // The SDK's own resolution: AWS_REGION, then the profile's region in ~/.aws/config.
+              const sdk = new DynamoDBClient({});
+              try {
+                return await sdk.config.region();
+              } finally {
+                sdk.destroy();
+              }
+            },
+            endpoint,
+            api:
+              endpoint === undefined
+                ? undefined
+                : async () => {
+                    const api = new ApiClient({
+                      endpoint,
+                      ...(o.region === undefined ? {} : { region: o.region }),
+                      sign: true,
+                    });
+                    return (await withTimeout(
+                      api.request("GET", "/clusters"),
+                      15_000,
+                      "no answer in 15 s",
+                    )) as {
+                      clusters: unknown[];
+                    };
+                  },
+          });
+          // Asked for nothing in particular on a machine that only runs the local mode: its missing AWS
+          // setup is not a failure. Asked for --cloud, it is.
+          const stateFile = localPaths(
+            resolve(process.env.NOWSCALE_LOCAL_DIR ?? DEFAULT_STATE_DIR),
+          ).stateFile;
+          const local = both && existsSync(stateFile) ? dirname(stateFile) : undefined;
+          const { checks: shown, note } = cloudChecksOnLocalMachine(cloud, local);
+          checks.push(...shown);
+          if (note !== undefined) process.stderr.write(`${note}\n`);
         }
         if (both || o.local === true) checks.push(...localChecks(machineProbes()));
         if (o.json === true) printJson({ checks });
         else print(formatChecks(checks));
-        if (checks.some((c) => !c.ok)) process.exitCode = 1;
+        if (checks.some(failsDoctor)) process.exitCode = 1;
       },
     );
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { CLUSTER_ARG, type CommonOptions, client, common } from "./api-commands.js";
 import { clusterOrCurrent } from "./context.js";
-import { readJsonFile, UsageError } from "./io.js";
+import { progressWhile, readJsonFile, UsageError } from "./io.js";
 import { formatTable } from "./table.js";
 
 /**
@@ -105,10 +105,10 @@ export function registerQueueCommands(program: Command): void {
             expansionNodeConfigs: [{ instanceType: o.instanceType, zone: o.zone }],
           };
         }
-        note(`adding the queue to ${clusterId} (slurm.conf on the master, then scontrol reconfigure)…`);
-        const answer = (await client(o).request("POST", `/clusters/${id(clusterId)}/queues`, body)) as {
-          queue: string;
-        };
+        const answer = (await progressWhile(
+          `adding the queue to ${clusterId} (slurm.conf on the master, then scontrol reconfigure)…`,
+          client(o).request("POST", `/clusters/${id(clusterId)}/queues`, body),
+        )) as { queue: string };
         if (o.json === true) return print(JSON.stringify(answer, null, 2));
         print(`queue ${answer.queue} added to ${clusterId}: its partition is in Slurm`);
       },
@@ -126,11 +126,10 @@ export function registerQueueCommands(program: Command): void {
     )
     .action(async (name: string, given: string | undefined, o: CommonOptions & { force?: boolean }) => {
       const clusterId = clusterOrCurrent(given);
-      note(`deleting queue ${name} of ${clusterId}: draining and retiring its nodes…`);
       const query = o.force === true ? "?force=true" : "";
-      const answer = (await client(o).request(
-        "DELETE",
-        `/clusters/${id(clusterId)}/queues/${id(name)}${query}`,
+      const answer = (await progressWhile(
+        `deleting queue ${name} of ${clusterId}: draining and retiring its nodes…`,
+        client(o).request("DELETE", `/clusters/${id(clusterId)}/queues/${id(name)}${query}`),
       )) as {
         queue: string;
         retired: string[];

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { CLUSTER_ARG, type CommonOptions, client, common } from "./api-commands.js";
 import { clusterOrCurrent } from "./context.js";
-import { UsageError } from "./io.js";
+import { progressWhile, UsageError } from "./io.js";
 import { formatTable } from "./table.js";
 
 /**
@@ -31,7 +31,6 @@ interface SecretOptions {
 const print = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };
-const note = (text: string) => process.stderr.write(`${text}\n`);
 const id = (value: string) => encodeURIComponent(value);
 
 /** The password (first line of stdin or the file) and the key (first line of its file) given, if any. */
@@ -102,11 +101,10 @@ export function registerUserCommands(program: Command): void {
     .argument("[cluster]", CLUSTER_ARG)
     .action(async (name: string, given: string | undefined, o: CommonOptions & SecretOptions) => {
       const clusterId = clusterOrCurrent(given);
-      note(`adding user ${name} to ${clusterId} (on its master through the agent)…`);
-      const user = (await client(o).request("POST", `/clusters/${id(clusterId)}/users`, {
-        name,
-        ...secretBody(o),
-      })) as UserView;
+      const user = (await progressWhile(
+        `adding user ${name} to ${clusterId} (on its master through the agent)…`,
+        client(o).request("POST", `/clusters/${id(clusterId)}/users`, { name, ...secretBody(o) }),
+      )) as UserView;
       if (o.json === true) return print(JSON.stringify(user, null, 2));
       print(`user ${user.name} added to ${clusterId} (uid ${user.uid}, gid ${user.gid})`);
     });

@@ -13,6 +13,7 @@ import {
   type Lease,
   type NodeRecord,
   type QueueHealth,
+  type RepeatDecision,
   type StateStore,
 } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
@@ -354,19 +355,56 @@ export async function recordedLaunch(
       deps.by,
     );
   } else {
-    await event(
-      store,
-      clusterId,
-      clock,
-      "LAUNCH_FAILED",
-      launchFailedReason(count, launch.instanceType, outcome.failures),
-      launch.queue,
-      [],
-      count,
-      deps.by,
-    );
+    const reason = launchFailedReason(count, launch.instanceType, outcome.failures);
+    const message = await debouncedFailure(deps, clusterId, launch, outcome, reason);
+    if (message !== undefined) {
+      await event(store, clusterId, clock, "LAUNCH_FAILED", message, launch.queue, [], count, deps.by);
+    }
   }
   return { admitted: count, outcome };
+}
+
+/**
+ * How often the service's own LAUNCH_FAILED of one offering and reason is written while it keeps failing:
+ * the scale cycle retries every poll (every 2 s locally), and an event per retry buries everything else
+ * in the history.
+ */
+export const LAUNCH_FAILED_EVERY_MS = 10 * 60_000;
+
+/**
+ * The LAUNCH_FAILED text to write now, or undefined to hold it back: an operator's launch (`by`) always
+ * gets its event; the service's own are written for the first failure of an offering (queue, type, zones,
+ * charge types) and reason, then at most once per LAUNCH_FAILED_EVERY_MS with the count held back since.
+ * The count is kept in the store (noteRepeat), so a restarted scaler does not write the first again.
+ */
+async function debouncedFailure(
+  deps: LaunchDeps,
+  clusterId: string,
+  launch: Launch,
+  outcome: LaunchOutcome,
+  reason: string,
+): Promise<string | undefined> {
+  if (deps.by !== undefined) return reason;
+  const kinds = [...new Set(outcome.failures.map((f) => f.kind))].sort().join(",");
+  const offering = launch.candidates
+    .map((c) => `${offeringKey(c.instanceType, c.zone)}/${c.chargeType}`)
+    .join(" ");
+  const key = `LAUNCH_FAILED ${launch.queue} ${offering || offeringKey(launch.instanceType, launch.zone)} ${kinds}`;
+  const decision: RepeatDecision = await deps.store
+    .noteRepeat(clusterId, key, deps.clock.now(), LAUNCH_FAILED_EVERY_MS)
+    .catch((error: unknown) => {
+      // Better one event too many than a failure nobody is told of.
+      (deps.log ?? silentLog).warn("repeat count failed: LAUNCH_FAILED written", {
+        clusterId,
+        error: (error as Error).message,
+      });
+      return { write: true, suppressed: 0 };
+    });
+  if (!decision.write) return undefined;
+  if (decision.suppressed === 0 || decision.lastWrittenAt === undefined) return reason;
+  const since = new Date(decision.lastWrittenAt).toISOString();
+  const tail = ` (repeated ${decision.suppressed} times since ${since})`;
+  return `${reason.slice(0, 500 - tail.length)}${tail}`;
 }
 
 type Admission =

@@ -137,6 +137,15 @@ export interface StateStore {
   /** The cluster's events, newest first, at most `limit` (default 100, max 1000). */
   listEvents(clusterId: string, limit?: number): Promise<ScalingEvent[]>;
 
+  /**
+   * Counts one more occurrence of a repeated notice (`key`: e.g. one offering's LAUNCH_FAILED and its
+   * reason) and says whether to write it as an event: yes for the first, then at most once per
+   * `intervalMs` (the answer then carries how many were held back since the last written one). Kept on
+   * the cluster's item apart from its version (an operator's If-Match never fails for it), so a scaler
+   * restart does not start the count afresh. NotFoundInStoreError when the cluster does not exist.
+   */
+  noteRepeat(clusterId: string, key: string, at: number, intervalMs: number): Promise<RepeatDecision>;
+
   // ── leases ──────────────────────────────────────────────────────────────────────────────────────
 
   /**
@@ -160,6 +169,23 @@ export interface StateStore {
    * (lib/control/wake.ts), never for deciding who holds a lease.
    */
   readLease(key: string): Promise<Lease | undefined>;
+}
+
+/** noteRepeat's answer. */
+export interface RepeatDecision {
+  /** Write the event now. */
+  write: boolean;
+  /** Occurrences held back since the last written one (when `write`: before this one). */
+  suppressed: number;
+  /** When the last written one was written; undefined for the first of the key. */
+  lastWrittenAt?: number;
+}
+
+/** One key's count as noteRepeat keeps it (a list on the cluster item, never an object keyed by it). */
+export interface RepeatNotice {
+  key: string;
+  writtenAt: number;
+  suppressed: number;
 }
 
 export type ClusterStatus = "CREATING" | "RUNNING" | "SLEEPING" | "DELETING" | "DELETED" | "FAILED";

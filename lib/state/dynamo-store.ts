@@ -33,6 +33,8 @@ import {
   type NodeStatus,
   NotFoundInStoreError,
   type QueueHealth,
+  type RepeatDecision,
+  type RepeatNotice,
   type ScalingEvent,
   type StateStore,
 } from "../ports/state-store.js";
@@ -622,6 +624,49 @@ export class DynamoStateStore implements StateStore {
     return (out.Items ?? []).map(({ expiresAt: _e, ...e }) => e as ScalingEvent);
   }
 
+  async noteRepeat(clusterId: string, key: string, at: number, intervalMs: number): Promise<RepeatDecision> {
+    for (let attempt = 1; ; attempt++) {
+      const item = await this.getItem(this.t.clusters, { clusterId });
+      if (item === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
+      const version = typeof item[REPEAT_VERSION] === "number" ? (item[REPEAT_VERSION] as number) : 0;
+      const notices = Array.isArray(item[REPEATS]) ? (item[REPEATS] as RepeatNotice[]) : [];
+      const { decision, next } = countRepeat(notices, key, at, intervalMs);
+      const writeId = newWriteId();
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.t.clusters,
+            Key: { clusterId },
+            UpdateExpression: "SET #r = :r, #rv = :next, #rw = :writeId",
+            // Its own version, as queue health: repeats must not bump the record's version.
+            ConditionExpression:
+              version === 0 ? "attribute_not_exists(#rv) OR #rv = :expected" : "#rv = :expected",
+            ExpressionAttributeNames: { "#r": REPEATS, "#rv": REPEAT_VERSION, "#rw": REPEAT_WRITE_ID },
+            ExpressionAttributeValues: {
+              ":r": next,
+              ":expected": version,
+              ":next": version + 1,
+              ":writeId": writeId,
+            },
+          }),
+        );
+        return decision;
+      } catch (error) {
+        // Our own change landed and its answer was lost: counting again would count one twice.
+        if (isConditionFailure(error)) {
+          const landed = await this.getItem(this.t.clusters, { clusterId });
+          if (landed?.[REPEAT_WRITE_ID] === writeId) return decision;
+        }
+        if (!isConditionFailure(error) || attempt >= HEALTH_ATTEMPTS) {
+          if (isConditionFailure(error)) {
+            throw new ConflictError(`repeat counts of ${clusterId} kept changing`, { cause: error });
+          }
+          throw error;
+        }
+      }
+    }
+  }
+
   // ── leases ────────────────────────────────────────────────────────────────────────────────────────
 
   async acquireLease(key: string, owner: string, ttlMs: number, now: number): Promise<Lease | undefined> {
@@ -837,6 +882,39 @@ function stripIntent(item: Record<string, unknown>): LaunchIntent {
 const HEALTH_VERSION = "healthVersion";
 const HEALTH_WRITE_ID = "healthWriteId";
 
+/** The cluster item's repeat counts (noteRepeat), their own version and write id. */
+const REPEATS = "repeatNotices";
+const REPEAT_VERSION = "repeatVersion";
+const REPEAT_WRITE_ID = "repeatWriteId";
+/** Keys kept at most (the most recently counted): a bound on the item's size. */
+const REPEAT_KEYS = 64;
+
+/** noteRepeat's decision and the counts to store after it. */
+export function countRepeat(
+  notices: readonly RepeatNotice[],
+  key: string,
+  at: number,
+  intervalMs: number,
+): { decision: RepeatDecision; next: RepeatNotice[] } {
+  const others = notices.filter((n) => n.key !== key);
+  const last = notices.find((n) => n.key === key);
+  if (last === undefined || at - last.writtenAt >= intervalMs) {
+    return {
+      decision: {
+        write: true,
+        suppressed: last?.suppressed ?? 0,
+        ...(last === undefined ? {} : { lastWrittenAt: last.writtenAt }),
+      },
+      next: [...others, { key, writtenAt: at, suppressed: 0 }].slice(-REPEAT_KEYS),
+    };
+  }
+  const counted = { ...last, suppressed: last.suppressed + 1 };
+  return {
+    decision: { write: false, suppressed: counted.suppressed, lastWrittenAt: last.writtenAt },
+    next: [...others, counted].slice(-REPEAT_KEYS),
+  };
+}
+
 /** A cluster item without the store's write ids. */
 function toCluster(item: Record<string, unknown>): ClusterRecord {
   const {
@@ -844,6 +922,9 @@ function toCluster(item: Record<string, unknown>): ClusterRecord {
     [CREATE_WRITE_ID]: _c,
     [HEALTH_VERSION]: _h,
     [HEALTH_WRITE_ID]: _hw,
+    [REPEATS]: _r,
+    [REPEAT_VERSION]: _rv,
+    [REPEAT_WRITE_ID]: _rw,
     ...cluster
   } = item;
   return cluster as unknown as ClusterRecord;

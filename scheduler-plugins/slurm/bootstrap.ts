@@ -29,13 +29,31 @@ const simpleName = simpleNameSchema;
 const cloudId = cloudIdSchema;
 const ipv4 = z.ipv4({ error: "expected an IPv4 address" });
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
-/** An absolute path of plain segments: no "..", no spaces, no shell characters. */
+/** Linux's limits (NAME_MAX, PATH_MAX less its NUL): past them mkdir or mount fails on the node. */
+export const PATH_SEGMENT_MAX_BYTES = 255;
+export const PATH_MAX_BYTES = 4095;
+
+/**
+ * An absolute path of plain segments: no "..", no spaces, no shell characters; each segment at most
+ * 255 bytes and the whole at most 4095 (ASCII only, so characters are bytes), checked here rather than
+ * left to fail at the node's mount.
+ */
 const localPath = z
   .string()
+  .max(PATH_MAX_BYTES, { error: `must be at most ${PATH_MAX_BYTES} bytes (the path length limit)` })
   .regex(/^(\/[A-Za-z0-9._-]+)+\/?$/, {
     error: "expected an absolute path of letters, digits, '.', '_', '-' and '/'",
   })
-  .refine((p) => !p.split("/").includes(".."), { error: "must not contain '..'" });
+  .refine((p) => !p.split("/").includes(".."), { error: "must not contain '..'" })
+  .superRefine((p, ctx) => {
+    const long = p.split("/").find((segment) => segment.length > PATH_SEGMENT_MAX_BYTES);
+    if (long !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `each path segment must be at most ${PATH_SEGMENT_MAX_BYTES} bytes (the file-name limit); one has ${long.length}`,
+      });
+    }
+  });
 
 /** THPC's storage options: CFS (NFS 3.0 / 4.0) and CFS Turbo (Lustre). */
 export const storageOptionSchema = z.discriminatedUnion("protocol", [

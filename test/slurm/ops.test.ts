@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,10 +5,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoCluster } from "../../lib/local/demo.js";
 import { localPaths } from "../../lib/local/settings.js";
-import { sleep } from "../../lib/providers/local/netns.js";
 import { testbedUnavailableReason } from "../../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
-import { CLI } from "../support/cli.js";
+import { CLI, runCliAsync } from "../support/cli.js";
+import { until } from "../support/until.js";
 
 /**
  * Day-2 commands on the local mode's real Slurm, as a user runs them (the built CLI): `use`, `nodes
@@ -32,34 +31,13 @@ function pricedCluster() {
   return { ...c, name: "ops", autoscaling: { ...c.autoscaling, instanceTypes: priced } };
 }
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 describe("day-2 commands on the local mode's real Slurm", () => {
   let stateDir = "";
   let configDir = "";
   let clusterId = "";
 
-  function cli(args: string[], timeoutMs = 240_000): Promise<Run> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        timeout: timeoutMs,
-        env: { ...process.env, NOWSCALE_LOCAL_DIR: stateDir, NOWSCALE_CONFIG_DIR: configDir },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString("utf8");
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString("utf8");
-      });
-      child.on("close", (status) => resolve({ status, stdout, stderr }));
-    });
-  }
+  const cli = (args: string[]) =>
+    runCliAsync(args, { NOWSCALE_LOCAL_DIR: stateDir, NOWSCALE_CONFIG_DIR: configDir });
 
   beforeAll(async () => {
     const unavailable = testbedUnavailableReason();
@@ -123,25 +101,24 @@ describe("day-2 commands on the local mode's real Slurm", () => {
     }
     // Watch `nodes list` (the current cluster) until nodes are in Slurm, keeping every record seen
     const seen = new Map<string, { launchedAt: string; instanceType: string; queue: string }>();
-    let table = "";
-    const deadline = Date.now() + 120_000;
-    while (Date.now() < deadline) {
-      const list = await cli(["nodes", "list", "--json"]);
-      expect(list.status, list.stderr).toBe(0);
-      const nodes = JSON.parse(list.stdout).nodes as {
-        node: string;
-        launchedAt: string;
-        instanceType: string;
-        queue: string;
-        slurmState: string | null;
-      }[];
-      for (const n of nodes) seen.set(n.node, n);
-      if (nodes.length >= 2 && nodes.filter((n) => n.slurmState !== null).length >= 2) {
-        table = (await cli(["nodes", "list"])).stdout;
-        break;
-      }
-      await sleep(1000);
-    }
+    const table = await until(
+      "two nodes in Slurm",
+      async () => {
+        const list = await cli(["nodes", "list", "--json"]);
+        expect(list.status, list.stderr).toBe(0);
+        const nodes = JSON.parse(list.stdout).nodes as {
+          node: string;
+          launchedAt: string;
+          instanceType: string;
+          queue: string;
+          slurmState: string | null;
+        }[];
+        for (const n of nodes) seen.set(n.node, n);
+        if (nodes.length < 2 || nodes.filter((n) => n.slurmState !== null).length < 2) return undefined;
+        return (await cli(["nodes", "list"])).stdout;
+      },
+      120_000,
+    );
     // Assess the list: a table with each node, its queue, type, zone and Slurm's state
     expect(table).toMatch(
       /^NODE\s+QUEUE\s+TYPE\s+ZONE\s+STATUS\s+SLURM\s+LAUNCHED\s+IDLE\s+HOURS\s+COST\s+REBUILD$/m,
@@ -151,22 +128,22 @@ describe("day-2 commands on the local mode's real Slurm", () => {
     );
 
     // Act: wait until the jobs are done and the cluster is back to zero nodes
-    const empty = Date.now() + 150_000;
-    let left = -1;
-    while (Date.now() < empty) {
-      const list = await cli(["nodes", "list", clusterId, "--json"]);
-      const nodes = JSON.parse(list.stdout).nodes as {
-        node: string;
-        launchedAt: string;
-        instanceType: string;
-        queue: string;
-      }[];
-      for (const n of nodes) seen.set(n.node, n);
-      left = nodes.length;
-      if (left === 0) break;
-      await sleep(2000);
-    }
-    expect(left).toBe(0);
+    await until(
+      "the cluster back to zero nodes",
+      async () => {
+        const list = await cli(["nodes", "list", clusterId, "--json"]);
+        const nodes = JSON.parse(list.stdout).nodes as {
+          node: string;
+          launchedAt: string;
+          instanceType: string;
+          queue: string;
+        }[];
+        for (const n of nodes) seen.set(n.node, n);
+        return nodes.length === 0 ? true : undefined;
+      },
+      150_000,
+      2000,
+    );
     const usage = await cli(["usage", "--json"]);
     const csv = await cli(["usage", "--csv"]);
     const history = await cli(["history", "--limit", "200", "--json"]);

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,7 +8,8 @@ import { localPaths } from "../../lib/local/settings.js";
 import { sleep } from "../../lib/providers/local/netns.js";
 import { testbedUnavailableReason } from "../../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
-import { CLI } from "../support/cli.js";
+import { CLI, runCliAsync } from "../support/cli.js";
+import { until } from "../support/until.js";
 
 /**
  * Queues and sleep end to end on the local mode's real Slurm, as a user runs them (the built CLI):
@@ -20,12 +20,6 @@ import { CLI } from "../support/cli.js";
  * apart from the other real-Slurm suites; run under `flock /work/notes/slurm.lock`.
  */
 const PORTS = { api: 7680, agent: 7619, slurmctld: 7617, slurmd: 7618 };
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface NodeRow {
   node: string;
@@ -38,23 +32,8 @@ describe("queues and sleep on the local mode's real Slurm", () => {
   let configDir = "";
   let slurmEnv: NodeJS.ProcessEnv = {};
 
-  function cli(args: string[], timeoutMs = 240_000): Promise<Run> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        timeout: timeoutMs,
-        env: { ...process.env, NOWSCALE_LOCAL_DIR: stateDir, NOWSCALE_CONFIG_DIR: configDir },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString("utf8");
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString("utf8");
-      });
-      child.on("close", (status) => resolve({ status, stdout, stderr }));
-    });
-  }
+  const cli = (args: string[]) =>
+    runCliAsync(args, { NOWSCALE_LOCAL_DIR: stateDir, NOWSCALE_CONFIG_DIR: configDir });
   const slurm = async (file: string, args: string[]) => {
     const r = await runCommand(file, args, { env: slurmEnv, timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`${file} ${args.join(" ")}: ${r.stderr}`);
@@ -68,15 +47,6 @@ describe("queues and sleep on the local mode's real Slurm", () => {
       state: /JobState=(\S+)/.exec(line)?.[1] ?? "",
       nodes: /\sNodeList=(\S+)/.exec(line)?.[1] ?? "",
     };
-  };
-  const until = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 150_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const value = await probe();
-      if (value !== undefined) return value;
-      await sleep(1000);
-    }
-    throw new Error(`timed out waiting for ${what}`);
   };
   const nodes = async (): Promise<NodeRow[]> => {
     const list = await cli(["nodes", "list", "--json"]);

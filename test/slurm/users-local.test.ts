@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoCluster } from "../../lib/local/demo.js";
 import { localPaths } from "../../lib/local/settings.js";
 import { USER_GECOS } from "../../lib/ports/cluster-users.js";
-import { sleep } from "../../lib/providers/local/netns.js";
 import { testbedUnavailableReason } from "../../lib/providers/local/slurm-testbed.js";
 import { runCommand } from "../../scheduler-plugins/slurm/exec.js";
-import { CLI } from "../support/cli.js";
+import { CLI, runCliAsync } from "../support/cli.js";
+import { until } from "../support/until.js";
 
 /**
  * Cluster users end to end in the local mode, as a user runs them (the built CLI against `local up`):
@@ -29,12 +28,6 @@ const BOB = "bob";
 const CAROL = "carol";
 const PASSWORD = "Tr0ub4dor-local-e2e";
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 interface UserRow {
   name: string;
   uid: number;
@@ -50,28 +43,16 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
   let clusterId = "";
   const outputs: string[] = [];
 
-  function cli(args: string[], input?: string, timeoutMs = 240_000): Promise<Run> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        timeout: timeoutMs,
-        env: { ...process.env, NOWSCALE_LOCAL_DIR: stateDir, NOWSCALE_CONFIG_DIR: configDir },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString("utf8");
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString("utf8");
-      });
-      child.stdin.end(input ?? "");
-      child.on("close", (status) => {
-        // Every CLI answer is searched for the password at the end.
-        outputs.push(stdout, stderr);
-        resolve({ status, stdout, stderr });
-      });
-    });
-  }
+  const cli = async (args: string[], input?: string) => {
+    const run = await runCliAsync(
+      args,
+      { NOWSCALE_LOCAL_DIR: stateDir, NOWSCALE_CONFIG_DIR: configDir },
+      input === undefined ? {} : { input },
+    );
+    // Every CLI answer is searched for the password at the end.
+    outputs.push(run.stdout, run.stderr);
+    return run;
+  };
   const slurm = async (file: string, args: string[]) => {
     const r = await runCommand(file, args, { env: slurmEnv, timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`${file} ${args.join(" ")}: ${r.stderr}`);
@@ -96,15 +77,6 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
       state: /JobState=(\S+)/.exec(line)?.[1] ?? "",
       nodes: /\sNodeList=(\S+)/.exec(line)?.[1] ?? "",
     };
-  };
-  const until = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 150_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const value = await probe();
-      if (value !== undefined) return value;
-      await sleep(1000);
-    }
-    throw new Error(`timed out waiting for ${what}`);
   };
   const users = async (): Promise<UserRow[]> => {
     const list = await cli(["users", "list", "--json"]);

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,7 +7,7 @@ import { afterAll, beforeAll } from "vitest";
 import { ApiAuth, writeApiToken } from "../../lib/local/api-auth.js";
 import { startApiServer } from "../../lib/local/api-server.js";
 import { type ApiBed, apiBed } from "./api-bed.js";
-import { CLI } from "./cli.js";
+import { CLI, runCliAsync } from "./cli.js";
 import { startDynalite, type TestDynamo } from "./dynalite.js";
 
 /** What a CLI test of the API commands has once `beforeAll` ran (cliApiBed). */
@@ -41,26 +40,11 @@ export function cliApiBed(prefix: string): CliApiBed {
     configDir: "",
     clusterId: "",
     run: (args: string[]) =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [CLI, ...args], {
-          env: {
-            ...process.env,
-            NOWSCALE_LOCAL_DIR: t.stateDir,
-            NOWSCALE_ENDPOINT: t.endpoint,
-            NOWSCALE_CONFIG_DIR: t.configDir,
-          },
-          timeout: 30_000,
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d: Buffer) => {
-          stdout += d.toString("utf8");
-        });
-        child.stderr.on("data", (d: Buffer) => {
-          stderr += d.toString("utf8");
-        });
-        child.on("close", (status) => resolve({ status, stdout, stderr }));
-      }),
+      runCliAsync(
+        args,
+        { NOWSCALE_LOCAL_DIR: t.stateDir, NOWSCALE_ENDPOINT: t.endpoint, NOWSCALE_CONFIG_DIR: t.configDir },
+        { timeoutMs: 30_000 },
+      ),
   } as CliApiBed;
 
   beforeAll(async () => {

@@ -419,6 +419,32 @@ describe("scale cycle", () => {
     });
   });
 
+  it("writes LAUNCH_FAILED once per offering and reason while launches keep failing, across restarts, then with the count held back", async () => {
+    // Prepare: the cloud throttles every launch (not held back by the provider, so retried every poll);
+    // every cycle is a new invocation (a Lambda restart: nothing in memory)
+    const bed = await controlBed(db);
+    bed.provider.fakeCloud.failNext("run", "throttle", 10_000);
+    bed.agent.addPending("compute", "71", { nodes: 1, cpus: 4 });
+    // Act: a cycle a minute for 12 minutes
+    for (let minute = 0; minute <= 12; minute++) {
+      await runScaleCycle("demo", bed.deps(`inv-${minute}`), ONE_POLL);
+      bed.clock.advance(60_000);
+    }
+    // Assess: more failed launches than events; the first, then one ten minutes on with the count
+    const failedIntents = (await bed.store.listLaunchIntents("demo")).filter((i) => i.status === "FAILED");
+    const failed = (await bed.store.listEvents("demo")).filter((e) => e.kind === "LAUNCH_FAILED").reverse();
+    expect(failedIntents.length).toBeGreaterThan(10);
+    const [first, second] = failed;
+    if (first === undefined || second === undefined) throw new Error(`${failed.length} LAUNCH_FAILED events`);
+    expect(failed).toHaveLength(2);
+    expect(second.at - first.at).toBeGreaterThanOrEqual(10 * 60_000);
+    const between = failedIntents.filter((i) => i.intendedAt > first.at && i.intendedAt < second.at);
+    expect(first.message).toBe("1 × c5.xlarge: Throttled");
+    expect(second.message).toBe(
+      `1 × c5.xlarge: Throttled (repeated ${between.length - 1} times since ${new Date(first.at).toISOString()})`,
+    );
+  });
+
   it("launches the next-best shape once the provider holds the best fit unavailable (issue 12, case 7)", async () => {
     // Prepare: the best fit for 4 CPUs is c5.xlarge, which has no capacity; c5.2xlarge fits too.
     const bed = await controlBed(db, "demo", {

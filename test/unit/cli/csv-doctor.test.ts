@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { clearContext, contextPath, readContext, writeContext } from "../../../lib/cli/context.js";
 import { toCsv } from "../../../lib/cli/csv.js";
 import { cloudChecks, formatChecks, localChecks } from "../../../lib/cli/doctor.js";
+import { runCli } from "../../support/cli.js";
 
 describe("toCsv", () => {
   it("quotes what RFC 4180 says must be quoted and doubles quotes; CRLF records; empty for null", () => {
@@ -101,5 +102,64 @@ describe("the current cluster's file", () => {
     clearContext(path);
     expect(readContext(path)).toBeUndefined();
     expect(contextPath({ HOME: "/home/u" })).toBe("/home/u/.config/nowscale/context.json");
+  });
+});
+
+describe("nowscale doctor on a machine that runs the local mode only", () => {
+  /** No AWS credentials, region or endpoint anywhere (HOME without ~/.aws, no instance metadata). */
+  const bareMachine = (stateDir: string) => {
+    const home = mkdtempSync(join(tmpdir(), "nowscale-doctor-home-"));
+    return {
+      HOME: home,
+      NOWSCALE_LOCAL_DIR: stateDir,
+      NOWSCALE_ENDPOINT: undefined,
+      AWS_PROFILE: undefined,
+      AWS_REGION: undefined,
+      AWS_DEFAULT_REGION: undefined,
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_SESSION_TOKEN: undefined,
+      AWS_CONFIG_FILE: join(home, "none"),
+      AWS_SHARED_CREDENTIALS_FILE: join(home, "none"),
+      AWS_EC2_METADATA_DISABLED: "true",
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+      AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
+    };
+  };
+
+  it("reports the AWS checks as not configured (not failed) when a local state exists, and suggests --local", () => {
+    // Prepare: a local mode's state, nothing of AWS
+    const stateDir = mkdtempSync(join(tmpdir(), "nowscale-doctor-state-"));
+    writeFileSync(join(stateDir, "local.json"), "{}");
+    const env = bareMachine(stateDir);
+
+    // Act
+    const text = runCli(["doctor"], { env });
+    const json = runCli(["doctor", "--json"], { env });
+    const cloudOnly = runCli(["doctor", "--cloud"], { env });
+    const noState = runCli(["doctor", "--json"], { env: bareMachine(join(stateDir, "nothing-here")) });
+
+    // Assess: n/a lines, a note naming --local, and the exit code the local checks alone decide
+    expect(text.stdout).toMatch(/^n\/a {3}credentials {2}not configured/m);
+    expect(text.stdout).toMatch(/^n\/a {3}stack {8}not configured/m);
+    expect(text.stdout).not.toMatch(/^fail {2}(credentials|region|stack)/m);
+    expect(text.stderr).toContain('run "nowscale doctor --local"');
+    expect(text.stderr).toContain(stateDir);
+    const checks = JSON.parse(json.stdout).checks as { name: string; ok: boolean; notConfigured?: boolean }[];
+    const aws = checks.filter((c) => ["credentials", "region", "stack"].includes(c.name));
+    expect(aws.map((c) => [c.name, c.notConfigured])).toEqual([
+      ["credentials", true],
+      ["region", true],
+      ["stack", true],
+    ]);
+    const local = checks.filter((c) => !aws.includes(c));
+    expect(json.status).toBe(local.every((c) => c.ok) ? 0 : 1);
+    // Asked for the AWS checks, or without a local state: a missing AWS setup is a failure
+    expect(cloudOnly.status).toBe(1);
+    expect(cloudOnly.stdout).toMatch(/^fail {2}credentials/m);
+    expect(noState.status).toBe(1);
+    const bare = JSON.parse(noState.stdout).checks as { name: string; notConfigured?: boolean }[];
+    expect(bare.find((c) => c.name === "credentials")?.notConfigured).toBeUndefined();
   });
 });

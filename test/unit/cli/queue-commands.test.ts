@@ -57,4 +57,42 @@ describe("nowscale queue", () => {
     expect(JSON.parse(forced.stdout)).toMatchObject({ queue: "gpu", retired: [] });
     expect(bed.agent.partitions).toEqual(["compute"]);
   });
+
+  it("a refused request (400 bad input, 404 unknown cluster) prints its error, never a progress line before it", async () => {
+    // Act
+    const badName = await run([
+      "queue",
+      "add",
+      clusterId,
+      "--name",
+      "a;reboot",
+      "--instance-type",
+      "c5.xlarge",
+      "--zone",
+      "zone-a",
+    ]);
+    const unknownCluster = await run([
+      "queue",
+      "add",
+      "no-such-cluster",
+      "--name",
+      "gpu2",
+      "--instance-type",
+      "c5.xlarge",
+      "--zone",
+      "zone-a",
+    ]);
+    const unknownQueue = await run(["queue", "delete", "no-such-queue", clusterId]);
+    const badUser = await run(["users", "add", "Root;x", clusterId]);
+
+    // Assess
+    for (const refused of [badName, unknownCluster, unknownQueue, badUser]) {
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).not.toMatch(/adding|deleting/);
+    }
+    expect(badName.stderr).toContain("queueName");
+    expect(unknownCluster.stderr).toMatch(/no-such-cluster/);
+    expect(unknownQueue.stderr).toMatch(/no-such-queue/);
+    expect(badUser.stderr).toMatch(/name/);
+  });
 });

@@ -55,6 +55,43 @@ describe("nowscale storage and init-scripts", () => {
     expect((await bed.store.getCluster(clusterId))?.nodeSetup?.storage).toEqual([]);
   });
 
+  it("refuses a mount path segment past the 255-byte file-name limit, naming localPath and the limit; accepts 255", async () => {
+    // Prepare
+    const before = (await bed.store.getCluster(clusterId))?.nodeSetup?.storage ?? [];
+
+    // Act
+    const tooLong = await run([
+      "storage",
+      "add",
+      clusterId,
+      "--remote",
+      "10.0.0.9:/export",
+      "--local",
+      `/mnt/${"a".repeat(300)}`,
+    ]);
+    const atLimit = await run([
+      "storage",
+      "add",
+      clusterId,
+      "--remote",
+      "10.0.0.9:/export",
+      "--local",
+      `/mnt/${"b".repeat(255)}`,
+    ]);
+
+    // Assess
+    expect(tooLong.status).toBe(1);
+    expect(tooLong.stderr).toContain("localPath");
+    expect(tooLong.stderr).toMatch(/at most 255 bytes \(the file-name limit\); one has 300/);
+    expect(atLimit.status, atLimit.stderr).toBe(0);
+    const after = (await bed.store.getCluster(clusterId))?.nodeSetup?.storage ?? [];
+    expect(after.map((s) => s.localPath)).toEqual([
+      ...before.map((s) => s.localPath),
+      `/mnt/${"b".repeat(255)}`,
+    ]);
+    expect((await run(["storage", "delete", `/mnt/${"b".repeat(255)}`, clusterId])).status).toBe(0);
+  });
+
   it("sets init scripts from a URL and a local file (inline), shows them, and clears them", async () => {
     // Prepare
     const file = join(t.stateDir, "init.sh");
