@@ -133,14 +133,6 @@ export class SimCluster {
    * after a capacity error), by `type@zone`. The core scaler hands them to the planner.
    */
   readonly unavailableUntil = new Map<string, { instanceType: string; zone: string; until: number }>();
-  /**
-   * Bumped by every change the core scaler's plan input could see (jobs arriving, starting, ending;
-   * nodes launched, ready, drained, terminated; offerings held unavailable): equal numbers at two
-   * polls mean the same state apart from the time (CoreScaler.quietUntil relies on it).
-   */
-  version = 0;
-  /** Jobs that have arrived so far (arrive calls). */
-  arrived = 0;
   private liveNodes = 0;
   private liveVcpus = 0;
   private pendingCpus = 0;
@@ -175,8 +167,6 @@ export class SimCluster {
 
   arrive(job: number): void {
     const j = this.jobs[job] as SimJob;
-    this.version++;
-    this.arrived++;
     this.queue(j.queue).pending.push(job);
     this.pendingCpus += j.procs;
     this.pendingViews.set(job, {
@@ -198,7 +188,6 @@ export class SimCluster {
   /** Starts a pending job (the caller has removed it from the queue's pending list). */
   start(job: number, placements: Placement[], now: number): void {
     const j = this.jobs[job] as SimJob;
-    this.version++;
     for (const p of placements) {
       settle(p.node, now);
       p.node.everRan = true;
@@ -228,7 +217,6 @@ export class SimCluster {
   end(job: number, now: number): Placement[] {
     const j = this.jobs[job] as SimJob;
     const placements = this.placements.get(job) ?? [];
-    this.version++;
     for (const p of placements) {
       settle(p.node, now);
       p.node.freeCpus += p.tasks;
@@ -258,7 +246,6 @@ export class SimCluster {
     boundJob = -1,
   ): SimNode[] {
     const launched: SimNode[] = [];
-    this.version++;
     let left = count;
     for (let i = 0; i < candidates.length && left > 0; i++) {
       const c = candidates[i] as Candidate;
@@ -289,7 +276,6 @@ export class SimCluster {
   }
 
   markReady(node: SimNode, now: number): void {
-    this.version++;
     settle(node, now);
     node.ready = true;
     node.idleSince = now;
@@ -297,7 +283,6 @@ export class SimCluster {
 
   /** Slurm drain: the node takes no new job; DRAINED once its jobs end. */
   drain(node: SimNode, now: number): void {
-    this.version++;
     settle(node, now);
     node.draining = true;
   }
@@ -305,7 +290,6 @@ export class SimCluster {
   /** The instance is gone: its node-hours and cost stop here. */
   terminate(node: SimNode, now: number): void {
     if (node.gone) return;
-    this.version++;
     node.gone = true;
     const q = this.queue(node.queue);
     q.nodes = q.nodes.filter((n) => n !== node);
@@ -389,7 +373,6 @@ export class SimCluster {
       idleVms: 0,
       drainVms: 0,
     };
-    this.version++;
     this.queue(queue).nodes.push(node);
     this.nodesByName.set(name, node);
     this.counters.launches++;

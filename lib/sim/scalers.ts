@@ -44,12 +44,6 @@ export class CoreScaler implements Scaler {
   private windowLo = 0;
   private windowHi = 0;
   private readonly windowCpus = new Map<string, number>();
-  /**
-   * The cluster's version at the last poll whose decision was empty (-1: the last one was not), and
-   * the time up to which plan gives that same decision for the same state (sameDecisionUntil).
-   */
-  private quietVersion = -1;
-  private quietTill = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -73,11 +67,6 @@ export class CoreScaler implements Scaler {
     if (this.config.headroomSeconds > 0) state.arrivals = this.arrivals(cluster, now);
     const decision = plan(this.config, state, now);
     this.last = decision;
-    // An empty decision changes nothing: until the cluster changes, later polls see this same state.
-    if (decision.launches.length === 0 && decision.shrinks.length === 0 && !state.arrivals) {
-      this.quietVersion = cluster.version;
-      this.quietTill = this.sameDecisionUntil(state, now);
-    } else this.quietVersion = -1;
 
     let launched = 0;
     for (const l of decision.launches) {
@@ -120,57 +109,7 @@ export class CoreScaler implements Scaler {
     }));
   }
 
-  /**
-   * Until when plan, given this same state, decides as it did at `now`. Besides the state, plan reads
-   * only the time, and only in comparisons of it with a job's submit time (plus expansionBusyTime, or
-   * reservationTimeout), an idle node's idle start (plus reservationTimeout, or shrinkIdleTime), a
-   * booting node's launch (plus bootTimeout), or when a held offering is released (besides texts, which
-   * the simulator does not read). Each such comparison gives the same answer at every time before its
-   * threshold if it did at `now` (thresholds already passed stay passed): the earliest threshold not
-   * before `now` is how long the decision stands. No arrivals window (headroom) may be in the state.
-   */
-  private sameDecisionUntil(state: ClusterState, now: number): number {
-    const c = this.config;
-    const busyMs = c.expansionBusyTime * 1000;
-    const reservationMs = c.reservationTimeout * 1000;
-    const idleMs = c.shrinkIdleTime * 1000;
-    const bootMs = c.bootTimeout * 1000;
-    let until = Number.POSITIVE_INFINITY;
-    const threshold = (t: number) => {
-      if (t >= now && t < until) until = t;
-    };
-    for (const job of state.jobs) {
-      if (job.state === "RUNNING") continue;
-      threshold(job.submittedAt + busyMs);
-      threshold(job.submittedAt + reservationMs);
-    }
-    for (const node of state.nodes) {
-      if (node.state === "IDLE") {
-        // An idle node of unknown idle start is ordered by the time itself (planShrink): no proof.
-        if (node.idleSince === undefined) return now;
-        threshold(node.idleSince + reservationMs);
-        threshold(node.idleSince + idleMs);
-      } else if (
-        (node.state === "LAUNCHING" || node.state === "NOT_READY") &&
-        node.launchedAt !== undefined
-      ) {
-        threshold(node.launchedAt + bootMs);
-      }
-    }
-    for (const held of state.unavailableOfferings ?? []) if (held.until !== undefined) threshold(held.until);
-    return until;
-  }
-
   quietUntil(cluster: SimCluster): number {
-    const idle = this.idleUntil(cluster);
-    // The cluster unchanged since an empty decision: polls decide the same until sameDecisionUntil.
-    // Not once every job has ended and nothing boots: the engine's stall limit counts the polls then.
-    const drained = cluster.events.size === 0 && cluster.arrived === cluster.jobs.length;
-    return cluster.version === this.quietVersion && !drained ? Math.max(idle, this.quietTill) : idle;
-  }
-
-  /** quietUntil from the pending jobs' busy time and the idle nodes' idle time alone. */
-  protected idleUntil(cluster: SimCluster): number {
     const idleMs = this.config.shrinkIdleTime * 1000;
     const headroom = this.config.headroomSeconds > 0;
     // A launched headroom follows every start on an idle node and every arrival: no poll is provably empty.
