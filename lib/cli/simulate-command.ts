@@ -1,11 +1,9 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
-import { setFlagsFromString } from "node:v8";
 import { type Command, Option } from "commander";
 import { configSchema } from "../core/config.js";
 import { type BootTimeSpec, parseBootTime } from "../sim/boot-time.js";
 import { capacityKey } from "../sim/cluster.js";
-import { type ReplayStart, replayLanes, simulateInParallel, startReplays } from "../sim/parallel.js";
+import { type ReplayStart, simulateInParallel, startReplays } from "../sim/parallel.js";
 import { parseSimConfig, simulationSchema } from "../sim/sim-config.js";
 import { parsePolicies, policyName, type SimulateOptions } from "../sim/simulate.js";
 import { formatTable, type SimulationSummary, summarize } from "../sim/summary.js";
@@ -52,31 +50,12 @@ export async function runSimulate(
   // With --compare, the replay workers start now: they load their modules while this thread reads
   // the config and the trace (a bad list is reported where it was before, after them).
   const compared = options.compare === undefined ? undefined : parsePolicies(options.compare);
-  if (typeof compared === "object") compileInThreadWhenCoresAreTaken(compared);
   const started = typeof compared === "object" ? startReplays(compared) : undefined;
   try {
     return await simulateWith(options, pollSeconds, seed, boot, compared, started, onProgress);
   } finally {
     await started?.stop();
   }
-}
-
-/**
- * When the replays take every core (two policies' threads on two cores), V8 compiles hot functions in
- * the thread that runs them instead of on a background thread: that thread would only take a core from
- * a replay, which meanwhile runs unoptimized code longer. About 8-10% less CPU for the whole process on
- * Lublin with four policies on this 2-core machine (docs/simulator.md). Set before the workers start,
- * so that their isolates are made with it; it changes what is compiled when, never a result.
- */
-function compileInThreadWhenCoresAreTaken(policies: Parameters<typeof replayLanes>[0]): void {
-  if (replaysTakeEveryCore(policies, availableParallelism()))
-    setFlagsFromString("--no-concurrent-recompilation");
-}
-
-/** True when the replays of `policies` run on several threads, as many as there are cores or more. */
-export function replaysTakeEveryCore(policies: Parameters<typeof replayLanes>[0], cores: number): boolean {
-  const threads = replayLanes(policies, cores).reduce((n, lane) => n + lane.workers, 0);
-  return threads >= 2 && threads >= cores;
 }
 
 async function simulateWith(

@@ -3,8 +3,6 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { replaysTakeEveryCore } from "../../../lib/cli/simulate-command.js";
-import type { PolicySpec } from "../../../lib/sim/simulate.js";
 import { swf } from "./helpers.js";
 
 /** The built CLI, run as a user would (build first: npm run build). */
@@ -203,35 +201,5 @@ describe("nowscale simulate (built CLI)", () => {
     // Assess
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/capacty: unknown key/);
-  });
-});
-
-describe("replaysTakeEveryCore (when V8 compiles in the replaying threads)", () => {
-  it("holds when the replays' threads fill the cores, not with a core to spare or a single thread", () => {
-    // Prepare
-    const four: PolicySpec[] = [
-      { kind: "thpc" },
-      { kind: "packed" },
-      { kind: "static", nodes: 8 },
-      { kind: "per-job" },
-    ];
-
-    // Act
-    const verdicts = {
-      fourOnTwo: replaysTakeEveryCore(four, 2),
-      fourOnEight: replaysTakeEveryCore(four, 8),
-      pairOnTwo: replaysTakeEveryCore([{ kind: "thpc" }, { kind: "packed" }], 2),
-      oneOnTwo: replaysTakeEveryCore([{ kind: "packed" }], 2),
-      fourOnOne: replaysTakeEveryCore(four, 1),
-    };
-
-    // Assess: thpc+packed on one worker and the baselines in the main thread take both of two cores.
-    expect(verdicts).toEqual({
-      fourOnTwo: true,
-      fourOnEight: false,
-      pairOnTwo: true,
-      oneOnTwo: false,
-      fourOnOne: false,
-    });
   });
 });
