@@ -182,21 +182,9 @@ export interface ResolvedEntry extends Candidate {
   shape: InstanceTypeInfo;
 }
 
-/**
- * The candidate an entry stands for: exactly the Candidate fields, without the entry's config index and
- * shape, so launches (and the intents recorded from them) carry nothing else. The one copy of an entry
- * into a candidate, for the planner and for nodes added by hand.
- */
-export function candidateOf(entry: Candidate): Candidate {
-  const { instanceType, zone, chargeType, subnetId, imageId } = entry;
-  return {
-    instanceType,
-    zone,
-    chargeType,
-    ...(subnetId === undefined ? {} : { subnetId }),
-    ...(imageId === undefined ? {} : { imageId }),
-  };
-}
+// In its own module, free of zod: the planner imports it, and the simulator's replay workers load the
+// planner without the config schemas.
+export { candidateOf } from "./candidate.js";
 
 /** All entries of one queue that share a shape: THPC's fallback list, lowest index first. */
 export interface ShapeGroup {

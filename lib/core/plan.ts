@@ -1,4 +1,5 @@
-import { candidateOf, type ResolvedConfig, type ResolvedQueue } from "./config.js";
+import { candidateOf } from "./candidate.js";
+import type { ResolvedConfig, ResolvedQueue } from "./config.js";
 import { headroomLaunchCount } from "./headroom.js";
 import type {
   Candidate,

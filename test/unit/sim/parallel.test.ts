@@ -1,6 +1,6 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { replayLanes, warmUp } from "../../../lib/sim/parallel.js";
@@ -189,6 +189,32 @@ describe("startReplays (built)", () => {
     ]);
     // stop twice is harmless (the CLI stops them again after simulateInParallel has).
     await expect(four.stop()).resolves.toBeUndefined();
+  });
+
+  it("loads no validation in a replay worker: its modules import no zod", () => {
+    // Prepare: the static imports of the built worker, followed through the project's own modules.
+    const worker = resolve(DIST, "replay-worker.js");
+    if (!existsSync(worker)) throw new Error(`${DIST} is missing: run "npm run build" first`);
+    const seen = new Set<string>();
+    const packages = new Set<string>();
+    const walk = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const source = readFileSync(file, "utf8");
+      for (const m of source.matchAll(/^(?:import|export)\b[^;]*?\bfrom\s*"([^"]+)"|^import\s*"([^"]+)"/gm)) {
+        const spec = (m[1] ?? m[2]) as string;
+        if (spec.startsWith(".")) walk(resolve(dirname(file), spec));
+        else packages.add(spec);
+      }
+    };
+
+    // Act
+    walk(worker);
+
+    // Assess: the planner is there, the config schemas (and zod, about 50 ms of start-up) are not.
+    expect([...seen].some((f) => f.endsWith("core/plan.js"))).toBe(true);
+    expect([...seen].filter((f) => f.endsWith("core/config.js"))).toEqual([]);
+    expect([...packages].filter((p) => p === "zod" || p.startsWith("zod/"))).toEqual([]);
   });
 
   it("refuses replays started for other policies, and stops their workers", async () => {
