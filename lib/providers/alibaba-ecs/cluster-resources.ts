@@ -420,9 +420,10 @@ export class AlibabaClusterResources implements ClusterResources {
 
   /**
    * One KMS call through the generic client: the request model's own map is the query (its names are
-   * the API's), the answer is the JSON body. With `notFound`, a missing secret answers undefined.
+   * the API's), the answer is the JSON body. With `notFound`, a missing secret answers undefined. Also
+   * the users' secrets' calls (user-secrets.ts). A CloudProviderError when KMS refuses or fails.
    */
-  private async kmsCall(
+  async kmsCall(
     action: string,
     request: { toMap(): Record<string, unknown> },
     options: { notFound?: boolean } = {},
