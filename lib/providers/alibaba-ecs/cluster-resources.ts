@@ -15,6 +15,7 @@ import type {
 import { secretName } from "../../ports/cluster-resources.js";
 import { type CloudProviderError, InvalidRequestError, ServiceUnavailableError } from "../../ports/errors.js";
 import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../../ports/tags.js";
+import { USER_SECRET_KIND } from "../../ports/user-secrets.js";
 import { subnetBlocks } from "../aws-ec2/cluster-resources.js";
 import { type AlibabaAccessKey, cjsDefault, clientConfig } from "./ecs-api.js";
 import { fromAlibabaError } from "./errors.js";
@@ -263,6 +264,17 @@ export class AlibabaClusterResources implements ClusterResources {
       new kms.DeleteSecretRequest({ secretName: secretId, forceDeleteWithoutRecovery: "true" }),
       { notFound: true },
     );
+  }
+
+  async deleteUserSecrets(clusterId: string): Promise<string[]> {
+    // Tagged with the cluster and the kind AlibabaUserSecrets gives them (user-secrets.ts).
+    const names = (await this.secrets())
+      .filter(
+        (s) => s.tags.get(CLUSTER_TAG) === clusterId && s.tags.get(SECRET_KIND_TAG) === USER_SECRET_KIND,
+      )
+      .map((s) => s.name);
+    for (const name of names) await this.deleteSecret(name);
+    return names;
   }
 
   async deleteSecurityGroup(securityGroupId: string): Promise<void> {
