@@ -107,13 +107,18 @@ export class CloudUserSecrets implements UserSecretStore {
     ) => UserSecretStore | undefined,
   ) {}
 
-  put(clusterId: string, user: string, value: UserSecret, scope: UserSecretScope = {}): Promise<string> {
+  async put(
+    clusterId: string,
+    user: string,
+    value: UserSecret,
+    scope: UserSecretScope = {},
+  ): Promise<string> {
     const { cloud, region } = scope;
     if (cloud !== "tencent" && cloud !== "alibaba") return this.aws.put(clusterId, user, value, scope);
     return this.storeOf(cloud, region ?? "").put(clusterId, user, value, scope);
   }
 
-  remove(secretId: string): Promise<void> {
+  async remove(secretId: string): Promise<void> {
     const parts = cloudSecretId(secretId);
     if (parts === undefined) return this.aws.remove(secretId);
     return this.storeOf(parts.store === "tencent-ssm" ? "tencent" : "alibaba", parts.region).remove(secretId);
