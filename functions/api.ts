@@ -15,7 +15,8 @@ import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 const env = lambdaEnv("api");
 const logger = new Logger();
 const metrics = new Metrics({ namespace: env.metricsNamespace });
-const { store, clock, runtime, attach, tencentCredential, alibabaCredential } = awsControlRuntime(env);
+const { store, clock, runtime, attach, tencentCredential, alibabaCredential, userSecrets } =
+  awsControlRuntime(env);
 const workflows = new SfnWorkflowStarter(
   new SFNClient({}),
   env.createStateMachineArn,
@@ -34,11 +35,14 @@ const deps = {
   // Sleep and wake stop and start a created cluster's master on its cloud (docs/control-plane.md); the
   // API's role reads the Tencent and Alibaba key secrets (lib/infra/stack.ts).
   masterPower: cloudMasterPower({ tencentCredential, alibabaCredential }),
-  // Cluster users' passwords and keys (lib/control/users.ts), encrypted with the stack's secrets key.
-  userSecrets: new SecretsManagerUserSecrets(
-    new SecretsManagerClient({ region: env.region }),
-    // Set by the stack (lib/infra/stack.ts); Secrets Manager's default key without it.
-    process.env.NOWSCALE_SECRETS_KMS_KEY_ARN,
+  // Cluster users' passwords and keys (lib/control/users.ts): an AWS cluster's in Secrets Manager,
+  // encrypted with the stack's secrets key; a Tencent or Alibaba cluster's in that cloud's secret store.
+  userSecrets: userSecrets(
+    new SecretsManagerUserSecrets(
+      new SecretsManagerClient({ region: env.region }),
+      // Set by the stack (lib/infra/stack.ts); Secrets Manager's default key without it.
+      process.env.NOWSCALE_SECRETS_KMS_KEY_ARN,
+    ),
   ),
 };
 

@@ -301,20 +301,21 @@ export class RunCommandAgentChannel implements AgentChannel {
   }
 
   /**
-   * `nowscale-agent set-node-storage --storage -`; its stdout is the answer. AgentChannel.setNodeStorage
-   * for the channels that expose it (the port's method is optional).
+   * `nowscale-agent set-node-storage --storage -`; its stdout is the answer. The same on every cloud's
+   * channel: the agent's command line does not depend on the transport.
    */
-  protected async applyNodeStorage(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }> {
+  async setNodeStorage(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }> {
     const stdout = await this.payloadAction("set-node-storage", { storage: checkedStorage(storage) });
     return storageAnswer(stdout, this.what("set-node-storage"));
   }
 
   /**
    * `nowscale-agent set-users --users -`; its stdout is the answer. Only secret ids travel (the clouds
-   * keep a command's content in their history): never a password. AgentChannel.setUsers for the channels
-   * whose masters' agent reads their secret store (the port's method is optional).
+   * keep a command's content in their history): never a password. The agent on the master reads each id
+   * from its own cloud's secret store with the master's instance role (users-apply.ts readUserSecret:
+   * Secrets Manager on AWS, SSM on Tencent, KMS Secrets Manager on Alibaba).
    */
-  protected async applyUsers(request: UsersRequest): Promise<UsersAnswer> {
+  async setUsers(request: UsersRequest): Promise<UsersAnswer> {
     const stdout = await this.payloadAction("set-users", checkedUsers(request));
     return usersAnswer(stdout, this.what("set-users"));
   }

@@ -4,8 +4,6 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import type { NodeStorageSpec } from "../ports/agent-channel.js";
-import type { UsersAnswer, UsersRequest } from "../ports/cluster-users.js";
 import {
   type AgentCommand,
   agentShellLine,
@@ -59,8 +57,7 @@ export const AGENT_DOCUMENT = {
  * masters the control plane cannot reach over the network, EC2 or hybrid-activated: SendCommand through
  * the agent document when there is one (the command's words as its checked parameters), else
  * AWS-RunShellScript with the shell line; then GetCommandInvocation until it ends. SSM keeps at most
- * 24,000 characters of stdout, which grouped reports fit. Besides the port's required methods it sets
- * node storage and users (the agent on an AWS master reads the users' secrets from Secrets Manager).
+ * 24,000 characters of stdout, which grouped reports fit.
  */
 export class SsmAgentChannel extends RunCommandAgentChannel {
   constructor(options: SsmAgentChannelOptions) {
@@ -107,14 +104,6 @@ export class SsmAgentChannel extends RunCommandAgentChannel {
         },
       }),
     );
-  }
-
-  setNodeStorage(storage: readonly NodeStorageSpec[]): Promise<{ changed: boolean }> {
-    return this.applyNodeStorage(storage);
-  }
-
-  setUsers(request: UsersRequest): Promise<UsersAnswer> {
-    return this.applyUsers(request);
   }
 }
 

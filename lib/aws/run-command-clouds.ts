@@ -4,15 +4,18 @@ import { TatAgentChannel, tatClient } from "../agent-channels/tat.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import type { AttachNetworkCheck } from "../ports/attach-network.js";
 import type { Clock } from "../ports/clock.js";
+import type { UserSecretStore } from "../ports/user-secrets.js";
 import {
   AlibabaAttachNetworkCheck,
   alibabaAttachNetworkClients,
 } from "../providers/alibaba-ecs/attach-network.js";
 import { type AlibabaAccessKey, cjsDefault, clientConfig } from "../providers/alibaba-ecs/ecs-api.js";
+import { AlibabaUserSecrets } from "../providers/alibaba-ecs/user-secrets.js";
 import {
   TencentAttachNetworkCheck,
   tencentAttachNetworkClients,
 } from "../providers/tencent-cvm/attach-network.js";
+import { TencentUserSecrets } from "../providers/tencent-cvm/user-secrets.js";
 
 const EcsClient = cjsDefault(ecs.default);
 
@@ -27,7 +30,7 @@ export interface RunCommandCloudAccess {
   /** One endpoint for every Tencent API. @default the public ones */
   tencentEndpoint?: string;
   tencentProtocol?: "https://" | "http://";
-  alibabaEndpoints?: { ecs?: string; vpc?: string };
+  alibabaEndpoints?: { ecs?: string; vpc?: string; kms?: string };
   alibabaProtocol?: "https" | "http";
   /** Between the channel's polls of a command. @default the channel's (1 s) */
   pollMs?: number;
@@ -114,4 +117,36 @@ export function runCommandAttachNetwork(
         ).check(input),
     };
   return undefined;
+}
+
+/**
+ * The users' secret store of a Tencent or Alibaba cluster in `region` (SSM on Tencent, KMS Secrets
+ * Manager on Alibaba: lib/providers/{tencent-cvm,alibaba-ecs}/user-secrets.ts), with the stack's key read at each call (a rotated
+ * key is used). Its master reads them with its own instance role (users-apply.ts readUserSecret).
+ */
+export function runCommandUserSecrets(
+  cloud: "tencent" | "alibaba",
+  region: string,
+  access: RunCommandCloudAccess,
+): UserSecretStore {
+  const make = async (): Promise<UserSecretStore> =>
+    cloud === "tencent"
+      ? new TencentUserSecrets({
+          region,
+          credential: await access.tencentCredential(),
+          ...(access.tencentEndpoint === undefined ? {} : { endpoint: access.tencentEndpoint }),
+          ...(access.tencentProtocol === undefined ? {} : { protocol: access.tencentProtocol }),
+        })
+      : new AlibabaUserSecrets({
+          regionId: region,
+          credential: await access.alibabaCredential(),
+          ...(access.alibabaEndpoints?.kms === undefined
+            ? {}
+            : { endpoints: { kms: access.alibabaEndpoints.kms } }),
+          ...(access.alibabaProtocol === undefined ? {} : { protocol: access.alibabaProtocol }),
+        });
+  return {
+    put: async (clusterId, user, value, scope) => (await make()).put(clusterId, user, value, scope),
+    remove: async (secretId) => (await make()).remove(secretId),
+  };
 }

@@ -12,6 +12,7 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
 import type { AgentEndpoint, ClusterRecord } from "../ports/state-store.js";
+import type { UserSecretStore } from "../ports/user-secrets.js";
 import { AlibabaClusterResources } from "../providers/alibaba-ecs/cluster-resources.js";
 import { cjsDefault, clientConfig } from "../providers/alibaba-ecs/ecs-api.js";
 import { createAlibabaEcsProvider } from "../providers/alibaba-ecs/index.js";
@@ -24,7 +25,9 @@ import {
   type RunCommandCloudAccess,
   runCommandAgentChannel,
   runCommandAttachNetwork,
+  runCommandUserSecrets,
 } from "./run-command-clouds.js";
+import { CloudUserSecrets } from "./user-secrets.js";
 
 const EcsClient = cjsDefault(ecs.default);
 
@@ -43,7 +46,7 @@ export type ClusterRuntime = (
 export function awsControlRuntime(
   env: ClusterAccessEnv,
   /** Alibaba's ECS and VPC endpoints and protocol (tests: the loopback simulator). @default the public ones */
-  alibabaEndpoints: { ecs?: string; vpc?: string; protocol?: "https" | "http" } = {},
+  alibabaEndpoints: { ecs?: string; vpc?: string; kms?: string; protocol?: "https" | "http" } = {},
 ) {
   const region = env.region;
   const clock: Clock = systemClock;
@@ -172,12 +175,15 @@ export function awsControlRuntime(
     clock,
     tencentCredential,
     alibabaCredential,
-    ...(alibabaEndpoints.ecs === undefined && alibabaEndpoints.vpc === undefined
+    ...(alibabaEndpoints.ecs === undefined &&
+    alibabaEndpoints.vpc === undefined &&
+    alibabaEndpoints.kms === undefined
       ? {}
       : {
           alibabaEndpoints: {
             ...(alibabaEndpoints.ecs === undefined ? {} : { ecs: alibabaEndpoints.ecs }),
             ...(alibabaEndpoints.vpc === undefined ? {} : { vpc: alibabaEndpoints.vpc }),
+            ...(alibabaEndpoints.kms === undefined ? {} : { kms: alibabaEndpoints.kms }),
           },
         }),
     ...(alibabaEndpoints.protocol === undefined ? {} : { alibabaProtocol: alibabaEndpoints.protocol }),
@@ -287,7 +293,16 @@ export function awsControlRuntime(
         ? new AwsAttachNetworkCheck(new EC2Client({ region: request.region }))
         : runCommandAttachNetwork(request.cloud, request.region, otherClouds),
   };
-  return { store, clock, runtime, attach, tencentCredential, alibabaCredential };
+  /**
+   * Cluster users' secrets (lib/control/users.ts) over AWS's store `aws`: a Tencent or Alibaba cluster's in
+   * its own cloud's store in its region, with the stack's key (CloudUserSecrets).
+   */
+  const userSecrets = (aws: UserSecretStore): UserSecretStore =>
+    new CloudUserSecrets(aws, (cloud, clusterRegion) =>
+      runCommandUserSecrets(cloud, clusterRegion, otherClouds),
+    );
+
+  return { store, clock, runtime, attach, tencentCredential, alibabaCredential, userSecrets };
 }
 
 /** The subnets NowScale made for the cluster, or the user's own from the create request. */

@@ -10,6 +10,7 @@ import {
 import { parseUserSecret, type UserSecret } from "../ports/cluster-users.js";
 import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../ports/tags.js";
 import {
+  cloudSecretId,
   SecretStoreError,
   USER_SECRET_KIND,
   type UserSecretScope,
@@ -86,5 +87,49 @@ export class SecretsManagerUserSecrets implements UserSecretStore {
         cause: error,
       });
     }
+  }
+}
+
+/**
+ * The deployed service's users' secrets for every cloud it makes clusters on: a Tencent or Alibaba
+ * cluster's go to that cloud's own secret store in the cluster's region (scope.cloud and scope.region,
+ * its placement), which its master reads with its instance role; every other cluster's to AWS Secrets
+ * Manager. `remove` finds the store from the id (`tencent-ssm:<region>:…`, `alibaba-kms:<region>:…`,
+ * else AWS). `otherCloud` answers undefined for a cloud the stack is not set up for: such a request is
+ * refused (SecretStoreError) before anything is written.
+ */
+export class CloudUserSecrets implements UserSecretStore {
+  constructor(
+    private readonly aws: UserSecretStore,
+    private readonly otherCloud: (
+      cloud: "tencent" | "alibaba",
+      region: string,
+    ) => UserSecretStore | undefined,
+  ) {}
+
+  async put(
+    clusterId: string,
+    user: string,
+    value: UserSecret,
+    scope: UserSecretScope = {},
+  ): Promise<string> {
+    const { cloud, region } = scope;
+    if (cloud !== "tencent" && cloud !== "alibaba") return this.aws.put(clusterId, user, value, scope);
+    return this.storeOf(cloud, region ?? "").put(clusterId, user, value, scope);
+  }
+
+  async remove(secretId: string): Promise<void> {
+    const parts = cloudSecretId(secretId);
+    if (parts === undefined) return this.aws.remove(secretId);
+    return this.storeOf(parts.store === "tencent-ssm" ? "tencent" : "alibaba", parts.region).remove(secretId);
+  }
+
+  private storeOf(cloud: "tencent" | "alibaba", region: string): UserSecretStore {
+    const store = region === "" ? undefined : this.otherCloud(cloud, region);
+    if (store === undefined)
+      throw new SecretStoreError(
+        `no ${cloud} secret store for users in region ${JSON.stringify(region.slice(0, 40))}: set the stack's ${cloud} credentials`,
+      );
+    return store;
   }
 }

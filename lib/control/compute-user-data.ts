@@ -134,8 +134,18 @@ export function renderComputeUserData(
 const STAND_IN_TARGET = {
   controllerAddress: "255.255.255.255",
   controllerPort: 65535,
-  mungeSecret: `arn:aws:secretsmanager:ap-southeast-1:123456789012:secret:${"x".repeat(64)}`,
 } as const;
+
+/**
+ * The stand-in munge secret of each cloud, as long as its store's names may be: an ARN on AWS, a name
+ * on Tencent (128 characters without '/') and Alibaba (192): an ARN is not a valid name there, and the
+ * boot script's own check would refuse the size check itself.
+ */
+const STAND_IN_MUNGE_SECRET: Record<BootCloud, string> = {
+  aws: `arn:aws:secretsmanager:ap-southeast-1:123456789012:secret:${"x".repeat(64)}`,
+  tencent: "x".repeat(128),
+  alibaba: "x".repeat(192),
+};
 
 /**
  * The largest compute boot script, in base64 bytes (as the providers measure it), over every queue and
@@ -165,6 +175,7 @@ export function largestComputeUserData(cluster: ClusterRecord): { bytes: number;
           cloud: bootCloud,
           region: cluster.placement.region,
           ...STAND_IN_TARGET,
+          mungeSecret: STAND_IN_MUNGE_SECRET[bootCloud],
         });
       if (text === undefined) continue;
       const bytes = Buffer.byteLength(Buffer.from(text, "utf8").toString("base64"));

@@ -127,6 +127,8 @@ export async function addUser(deps: UsersDeps, clusterId: string, input: NewUser
       "users",
       "delete users no longer needed, or make the init scripts URLs and the storage paths shorter",
     );
+    // A channel that cannot carry set-users is refused before the secret is written: nothing to undo.
+    await usersAgent(deps, cluster);
     const secretId = secret === undefined ? undefined : await putSecret(deps, cluster, name, secret);
     const user: ClusterUser = {
       name,
@@ -266,6 +268,7 @@ export async function setUserSecret(
     (c) => known(c, name),
     async (cluster) => {
       const before = known(cluster, name);
+      await usersAgent(deps, cluster);
       // What is not given is kept: the store merges the fields into the secret (UserSecretStore.put).
       const secretId = await putSecret(deps, cluster, name, secret);
       const user: ClusterUser = {
@@ -274,7 +277,14 @@ export async function setUserSecret(
         hasPassword: before.hasPassword || secret.password !== undefined,
         hasKey: before.hasKey || secret.sshKey !== undefined,
       };
-      await apply(deps, cluster, active({ ...cluster, users: replace(cluster, user) }), [], name, secretId);
+      try {
+        await apply(deps, cluster, active({ ...cluster, users: replace(cluster, user) }), [], name, secretId);
+      } catch (error) {
+        // A secret this request made goes again (the user had none); one that was there keeps its
+        // merged value, which the master did not take: the record still says what the master has.
+        if (before.secretId === undefined) await deps.userSecrets?.remove(secretId).catch(() => undefined);
+        throw error;
+      }
       await save(deps, cluster, replace(cluster, user));
       await event(
         deps.store,
@@ -361,7 +371,9 @@ async function putSecret(
   const vpcId = cluster.resources.find((r) => r.type === "vpc")?.id;
   if (deps.userSecrets === undefined)
     throw new UnsupportedOperationError("this deployment has no secret store for users' passwords and keys");
-  return deps.userSecrets.put(cluster.clusterId, name, secret, { vpcId });
+  // The cluster's cloud picks the store there (its master reads it with its own role).
+  const { cloud, region } = cluster.placement;
+  return deps.userSecrets.put(cluster.clusterId, name, secret, { vpcId, cloud, region });
 }
 
 /** The master's users made exactly `users`; `secretId` goes with `changed` only (the agent reads it). */
@@ -373,9 +385,7 @@ async function apply(
   changed?: string,
   secretId?: string,
 ): Promise<void> {
-  const { agent } = await deps.runtime(cluster);
-  if (agent.setUsers === undefined)
-    throw new UnsupportedOperationError("this cluster's agent channel cannot manage users");
+  const agent = await usersAgent(deps, cluster);
   const request: UsersRequest = {
     users: users.map(
       (u): UserSpec => ({
@@ -397,6 +407,24 @@ async function apply(
       ]);
     throw error;
   }
+}
+
+/**
+ * The cluster's agent channel, refused (501, before any secret is written or any change made) when it
+ * has no set-users: every channel NowScale builds has it (HTTP, SSM, TAT, Cloud Assistant), so this is an
+ * agent channel of another kind, whose master cannot be told.
+ */
+async function usersAgent(
+  deps: UsersDeps,
+  cluster: ClusterRecord,
+): Promise<AgentChannel & Required<Pick<AgentChannel, "setUsers">>> {
+  const { agent } = await deps.runtime(cluster);
+  if (agent.setUsers === undefined)
+    throw new UnsupportedOperationError(
+      `cluster ${cluster.clusterId}'s agent channel cannot manage users (nothing was stored): reach its master ` +
+        "over HTTP, SSM, TAT or Cloud Assistant (the cluster's agent endpoint), then add the user again",
+    );
+  return agent as AgentChannel & Required<Pick<AgentChannel, "setUsers">>;
 }
 
 async function save(deps: UsersDeps, cluster: ClusterRecord, users: ClusterUser[]): Promise<void> {

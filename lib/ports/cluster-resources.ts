@@ -45,6 +45,13 @@ export interface ClusterResources {
   /** Deletes the secret at once (no recovery window: the cluster is gone). A secret already gone succeeds. */
   deleteSecret(secretId: string): Promise<void>;
 
+  /**
+   * Deletes the cluster's users' secrets (lib/ports/user-secrets.ts: kind `cluster-user`, in this cloud's
+   * store), found by the cluster's tag, at once; answers their names. Those of users never deleted would
+   * otherwise outlive the cluster. Absent: this cloud's users' secrets are elsewhere (AWS: not yet).
+   */
+  deleteUserSecrets?(clusterId: string): Promise<string[]>;
+
   /** Deletes the security group. One already gone succeeds. */
   deleteSecurityGroup(securityGroupId: string): Promise<void>;
 

@@ -121,9 +121,13 @@ export interface UsersRequest {
   purge: string[];
 }
 
-/** A secret id: a Secrets Manager name or ARN, or (local mode) an absolute path of plain segments. */
+/**
+ * A secret id: a Secrets Manager name or ARN, a Tencent SSM or Alibaba KMS secret as
+ * `tencent-ssm|alibaba-kms:<region>:<name>` (lib/ports/user-secrets.ts CLOUD_SECRET_ID), or (local mode)
+ * an absolute path of plain segments.
+ */
 export const SECRET_REF =
-  /^(arn:[A-Za-z0-9:/_+=.@-]{1,2000}|nowscale\/[A-Za-z0-9/_+=.@-]{1,500}|(\/[A-Za-z0-9._-]+)+)$/;
+  /^(arn:[A-Za-z0-9:/_+=.@-]{1,2000}|nowscale\/[A-Za-z0-9/_+=.@-]{1,500}|(tencent-ssm|alibaba-kms):[a-z0-9-]{1,40}:nowscale[A-Za-z0-9/_-]{1,300}|(\/[A-Za-z0-9._-]+)+)$/;
 
 /** The value a user's secret holds. */
 export interface UserSecret {
@@ -202,7 +206,7 @@ export function parseUsersRequest(input: unknown): UsersRequest {
     if (r.secret !== undefined) {
       if (typeof r.secret !== "string" || !SECRET_REF.test(r.secret) || r.secret.split("/").includes(".."))
         throw new TypeError(
-          `${where}.secret: not a secret id (a Secrets Manager name or ARN, or a local path)`,
+          `${where}.secret: not a secret id (a Secrets Manager name or ARN, a tencent-ssm: or alibaba-kms: id, or a local path)`,
         );
       spec.secret = r.secret;
     }

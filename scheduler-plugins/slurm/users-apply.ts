@@ -12,7 +12,10 @@ import {
   type UsersAnswer,
   type UsersRequest,
 } from "../../lib/ports/cluster-users.js";
+import { cloudSecretId } from "../../lib/ports/user-secrets.js";
+import { ALIBABA_SECRET_FETCHER } from "./alibaba-secret-fetcher.js";
 import { type CommandRunner, runCommand } from "./exec.js";
+import { TENCENT_SECRET_FETCHER } from "./master-bootstrap.js";
 
 /**
  * Makes a host's NowScale users exactly a set-users request (lib/ports/cluster-users.ts): on the master
@@ -283,8 +286,12 @@ async function writeAuthorizedKey(entry: PasswdEntry, key: string): Promise<void
 
 /**
  * Reads a user secret by id: in the local mode an absolute path to a file only root may read (refused
- * otherwise: a world-readable secret is a leak already), else AWS Secrets Manager through the AWS CLI
- * (the region from the ARN, else the environment's).
+ * otherwise: a world-readable secret is a leak already); a `tencent-ssm:<region>:<name>` or
+ * `alibaba-kms:<region>:<name>` id from that cloud's secret store with the master's instance role, by
+ * the very fetcher its boot script reads the munge key with (TENCENT_SECRET_FETCHER,
+ * ALIBABA_SECRET_FETCHER: the role's key from the metadata service, a signed GetSecretValue), run by this
+ * node with the name and region in its environment, the value on its stdout (never an argument or a
+ * log); else AWS Secrets Manager through the AWS CLI (the region from the ARN, else the environment's).
  */
 export async function readUserSecret(id: string, run: CommandRunner = runCommand): Promise<string> {
   if (id.startsWith("/")) {
@@ -292,6 +299,25 @@ export async function readUserSecret(id: string, run: CommandRunner = runCommand
     if (info.uid !== 0 || (info.mode & 0o077) !== 0)
       throw new Error("the secret file must be root's and readable by root only (0600)");
     return readFile(id, "utf8");
+  }
+  const cloud = cloudSecretId(id);
+  if (cloud !== undefined) {
+    const fetcher = cloud.store === "tencent-ssm" ? TENCENT_SECRET_FETCHER : ALIBABA_SECRET_FETCHER;
+    const r = await run(process.execPath, ["--input-type=module", "-e", fetcher], {
+      env: {
+        ...process.env,
+        NOWSCALE_SECRET_NAME: cloud.name,
+        NOWSCALE_SECRET_FIELD: "SecretString",
+        NOWSCALE_REGION: cloud.region,
+      },
+      timeoutMs: 60_000,
+    });
+    // The fetchers print the store's error code only (never a value) on stderr.
+    if (r.code !== 0)
+      throw new Error(
+        `${cloud.store} GetSecretValue failed: ${(r.stderr || r.error || "").trim().slice(0, 200)}`,
+      );
+    return r.stdout;
   }
   const region = /^arn:[^:]+:secretsmanager:([a-z0-9-]+):/.exec(id)?.[1];
   const r = await run(

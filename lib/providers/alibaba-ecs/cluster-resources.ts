@@ -15,6 +15,7 @@ import type {
 import { secretName } from "../../ports/cluster-resources.js";
 import { type CloudProviderError, InvalidRequestError, ServiceUnavailableError } from "../../ports/errors.js";
 import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../../ports/tags.js";
+import { USER_SECRET_KIND } from "../../ports/user-secrets.js";
 import { subnetBlocks } from "../aws-ec2/cluster-resources.js";
 import { type AlibabaAccessKey, cjsDefault, clientConfig } from "./ecs-api.js";
 import { fromAlibabaError } from "./errors.js";
@@ -265,6 +266,17 @@ export class AlibabaClusterResources implements ClusterResources {
     );
   }
 
+  async deleteUserSecrets(clusterId: string): Promise<string[]> {
+    // Tagged with the cluster and the kind AlibabaUserSecrets gives them (user-secrets.ts).
+    const names = (await this.secrets())
+      .filter(
+        (s) => s.tags.get(CLUSTER_TAG) === clusterId && s.tags.get(SECRET_KIND_TAG) === USER_SECRET_KIND,
+      )
+      .map((s) => s.name);
+    for (const name of names) await this.deleteSecret(name);
+    return names;
+  }
+
   async deleteSecurityGroup(securityGroupId: string): Promise<void> {
     await this.goneIsFine("ECS", () =>
       this.ecs.deleteSecurityGroup(
@@ -420,9 +432,10 @@ export class AlibabaClusterResources implements ClusterResources {
 
   /**
    * One KMS call through the generic client: the request model's own map is the query (its names are
-   * the API's), the answer is the JSON body. With `notFound`, a missing secret answers undefined.
+   * the API's), the answer is the JSON body. With `notFound`, a missing secret answers undefined. Also
+   * the users' secrets' calls (user-secrets.ts). A CloudProviderError when KMS refuses or fails.
    */
-  private async kmsCall(
+  async kmsCall(
     action: string,
     request: { toMap(): Record<string, unknown> },
     options: { notFound?: boolean } = {},

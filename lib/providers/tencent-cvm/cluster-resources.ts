@@ -206,6 +206,14 @@ export class TencentClusterResources implements ClusterResources {
     );
   }
 
+  async deleteUserSecrets(clusterId: string): Promise<string[]> {
+    // Tagged with the cluster and named as TencentUserSecrets names them (user-secrets.ts).
+    const prefix = `nowscale-${clusterId}-users-`;
+    const names = (await this.secretsTagged(CLUSTER_TAG, clusterId)).filter((n) => n.startsWith(prefix));
+    for (const name of names) await this.deleteSecret(name);
+    return names;
+  }
+
   async deleteSecurityGroup(securityGroupId: string): Promise<void> {
     await this.goneIsFine("VPC", () => this.vpc.DeleteSecurityGroup({ SecurityGroupId: securityGroupId }));
   }

@@ -66,9 +66,11 @@ export async function deleteSecrets(deps: LifecycleDeps, clusterId: string): Pro
     await deps.resources.deleteSecret(s.secretId);
     await deps.store.forgetResource(clusterId, s);
   }
+  // The users' secrets go with the cluster (those of users deleted before went with them).
+  const users = (await deps.resources.deleteUserSecrets?.(clusterId)) ?? [];
   // With its secrets gone, the cluster no longer needs its VPC to itself.
   await deps.store.releaseVpcClaim(clusterId);
-  return { deleted: secrets.map((s) => s.secretId) };
+  return { deleted: [...secrets.map((s) => s.secretId), ...users] };
 }
 
 /** The security group, then the network NowScale made (never the user's: it is neither recorded nor tagged). */

@@ -3,6 +3,7 @@ import { FakeAgent as FakeSlurmAgent } from "../../../lib/agent-channels/fake.js
 import { alibabaLifecycleParts } from "../../../lib/alibaba/lifecycle-parts.js";
 import type { ConfigInput } from "../../../lib/core/config.js";
 import { EcsApi } from "../../../lib/providers/alibaba-ecs/ecs-api.js";
+import { AlibabaUserSecrets } from "../../../lib/providers/alibaba-ecs/user-secrets.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { ManagedProvider } from "../../../lib/providers/shared/managed-provider.js";
 import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
@@ -219,13 +220,22 @@ describe("a whole cluster on Alibaba Cloud, on the real workflow definitions", (
     // Assess
     expect(cloud.live().filter((i) => i.tags["nowscale:queue"] === "compute")).toHaveLength(1);
 
-    // Act: delete
+    // Act: a user added while it ran (their secret in KMS, tagged), then delete
+    const userSecret = await new AlibabaUserSecrets({
+      regionId: REGION,
+      credential: KEY,
+      endpoints: { kms: sim.endpoint },
+      protocol: "http",
+    }).put(CLUSTER, "alice", { password: "s3cret-Password-42" });
+    expect(sim.world.secrets.has("nowscale/ali-1/users/alice")).toBe(true);
     const deleted = await run("delete");
 
-    // Assess
+    // Assess: the user's secret went with the cluster
+    expect(userSecret).toBe("alibaba-kms:cn-hangzhou:nowscale/ali-1/users/alice");
     expect(deleted.status, (await store.getCluster(CLUSTER))?.reason).toBe("SUCCEEDED");
     expect((await store.getCluster(CLUSTER))?.status).toBe("DELETED");
     expect(leftovers()).toEqual([]);
+    expect(sim.world.secrets.has("nowscale/ali-1/users/alice")).toBe(false);
     neighbourUntouched();
   });
 

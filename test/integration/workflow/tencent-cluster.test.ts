@@ -4,6 +4,7 @@ import type { CloudProvider } from "../../../lib/ports/cloud-provider.js";
 import { FakeClusterResources } from "../../../lib/providers/fake/fake-cluster-resources.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import { createTencentCvmProvider } from "../../../lib/providers/tencent-cvm/index.js";
+import { TencentUserSecrets } from "../../../lib/providers/tencent-cvm/user-secrets.js";
 import type { DynamoStateStore } from "../../../lib/state/dynamo-store.js";
 import { tencentLifecycleParts } from "../../../lib/tencent/lifecycle-parts.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../../../lib/workflow/index.js";
@@ -200,14 +201,22 @@ describe("a cluster on Tencent Cloud, created, scaled, shrunk and deleted by the
     await computes.terminate([scaled.instances[0]?.id ?? ""]);
     expect(leftovers().instances).toHaveLength(3);
 
-    // Act: delete
+    // Act: a user added while it ran (their secret in SSM, tagged), then delete
+    await new TencentUserSecrets({
+      region: REGION,
+      credential,
+      endpoint: sim.endpoint,
+      protocol: "http://",
+    }).put(CLUSTER, "alice", { password: "s3cret-Password-42" });
+    expect(sim.services.secrets.has("nowscale-tc-1-users-alice")).toBe(true);
     const deleted = await run("delete");
 
-    // Assess: nothing left anywhere, the secrets disabled before their deletion
+    // Assess: nothing left anywhere (the user's secret too), the secrets disabled before their deletion
     expect(deleted.status, (await store.getCluster(CLUSTER))?.reason).toBe("SUCCEEDED");
     expect((await store.getCluster(CLUSTER))?.status).toBe("DELETED");
     expect(leftovers()).toEqual(nothing);
-    expect(sim.callsOf("DisableSecret")).toHaveLength(2);
+    expect(sim.services.secrets.has("nowscale-tc-1-users-alice")).toBe(false);
+    expect(sim.callsOf("DisableSecret")).toHaveLength(3);
   });
 
   it("creates, scales and deletes on an account without partial delivery (MinCount refused), leaving nothing", async () => {

@@ -75,16 +75,6 @@ class ShellMaster implements RunCommandTransport {
   }
 }
 
-/** What the SSM channel exposes on top of the shared one, over the test's master. */
-class FullChannel extends RunCommandAgentChannel {
-  setNodeStorage(storage: readonly NodeStorageSpec[]) {
-    return this.applyNodeStorage(storage);
-  }
-  setUsers(request: UsersRequest) {
-    return this.applyUsers(request);
-  }
-}
-
 const failure = (p: Promise<unknown>) => p.then(() => undefined).catch((e: unknown) => e);
 const NOTE = { jobIds: ["17"], text: "nowscale: it's $(id) `x`", field: "comment" as const };
 const STORAGE = [
@@ -94,11 +84,11 @@ const USERS: UsersRequest = { users: [{ name: "alice", uid: 21000, enabled: true
 
 describe("RunCommandAgentChannel (the agent's command lines run in sh)", () => {
   let master: ShellMaster;
-  let channel: FullChannel;
+  let channel: RunCommandAgentChannel;
 
   beforeEach(() => {
     master = new ShellMaster();
-    channel = new FullChannel(master);
+    channel = new RunCommandAgentChannel(master);
   });
   afterEach(() => rmSync(master.dir, { recursive: true, force: true }));
 

@@ -87,6 +87,8 @@ export interface SimSecret {
   dataType: string;
   encryptionKeyId?: string;
   tags: Map<string, string>;
+  /** The versions stored, the current (ACSCurrent) last. */
+  versions?: string[];
 }
 export interface SimInvocation {
   invokeId: string;
@@ -668,6 +670,7 @@ function handleKms(world: AlibabaWorld, action: string, p: Record<string, string
         data: p.SecretData,
         dataType,
         tags,
+        versions: [p.VersionId],
         ...(p.EncryptionKeyId === undefined ? {} : { encryptionKeyId: p.EncryptionKeyId }),
       });
       return { Arn: `acs:kms:cn-hangzhou:1234:secret/${name}`, VersionId: p.VersionId, SecretName: name };
@@ -702,11 +705,27 @@ function handleKms(world: AlibabaWorld, action: string, p: Record<string, string
       if (s === undefined) throw new SimFault(404, "Forbidden.ResourceNotFound", "no such secret");
       return {
         SecretName: s.name,
-        VersionId: "v1",
+        VersionId: s.versions?.at(-1) ?? "v1",
         SecretData: s.data,
         SecretDataType: s.dataType,
         VersionStages: { VersionStage: ["ACSCurrent"] },
       };
+    }
+    case "PutSecretValue": {
+      // A new version, made ACSCurrent (the default stage); a version id already there is refused.
+      const s = world.secrets.get(p.SecretName ?? "");
+      if (s === undefined) throw new SimFault(404, "Forbidden.ResourceNotFound", "no such secret");
+      if (p.VersionId === undefined || p.SecretData === undefined)
+        throw new SimFault(400, "MissingParameter", "VersionId and SecretData are required");
+      if ((s.versions ?? ["v1"]).includes(p.VersionId))
+        throw new SimFault(400, "Rejected.ResourceExist", `version ${p.VersionId} exists`);
+      world.secrets.set(s.name, {
+        ...s,
+        data: p.SecretData,
+        dataType: p.SecretDataType ?? "text",
+        versions: [...(s.versions ?? ["v1"]), p.VersionId],
+      });
+      return { SecretName: s.name, VersionId: p.VersionId, VersionStages: { VersionStage: ["ACSCurrent"] } };
     }
     case "DeleteSecret": {
       const name = p.SecretName ?? "";

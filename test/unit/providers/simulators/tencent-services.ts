@@ -256,6 +256,23 @@ export class TencentServices {
           ...(s.SecretBinary === undefined ? {} : { SecretBinary: s.SecretBinary }),
         };
       }
+      case "UpdateSecret": {
+        // "Updates the content of the specified version" (the model): the version must exist, enabled.
+        const s = this.mustSecret(String(p.SecretName));
+        if (p.VersionId !== s.VersionId)
+          throw new TencentApiError("ResourceNotFound", `no version ${String(p.VersionId)}`);
+        if (s.Status !== "Enabled")
+          throw new TencentApiError("OperationDenied", `${s.SecretName} is disabled`);
+        if ((p.SecretString === undefined) === (p.SecretBinary === undefined))
+          throw new TencentApiError("InvalidParameter", "one of SecretString and SecretBinary");
+        const { SecretString: _s, SecretBinary: _b, ...kept } = s;
+        this.secrets.set(s.SecretName, {
+          ...kept,
+          ...(typeof p.SecretString === "string" ? { SecretString: p.SecretString } : {}),
+          ...(typeof p.SecretBinary === "string" ? { SecretBinary: p.SecretBinary } : {}),
+        });
+        return { SecretName: s.SecretName, VersionId: s.VersionId };
+      }
       case "DisableSecret":
         this.mustSecret(String(p.SecretName)).Status = "Disabled";
         return { SecretName: p.SecretName };
@@ -388,6 +405,7 @@ const VPC_ACTIONS = new Set([
 const SSM_ACTIONS = new Set([
   "CreateSecret",
   "GetSecretValue",
+  "UpdateSecret",
   "DisableSecret",
   "DeleteSecret",
   "ListSecrets",
