@@ -291,6 +291,18 @@ describe("the node's sync program with the users lines (python, on fixtures)", (
     expect(r.passwd).toContain("root:x:0:0:root:/root:/bin/bash");
   });
 
+  it("removes a NowScale user whose GECOS got chfn subfields (`nowscale user,42,,`)", () => {
+    // Prepare: mallory ran `chfn -r 42` on the master; the node's account says the same
+    const passwd = `${HOST}mallory:x:21003:21003:${USER_GECOS},42,,:/home/mallory:/bin/bash\n`;
+    const conf = rewriteUsersLines(CONF, { users: [], purge: [] });
+
+    // Act
+    const r = sync(conf, passwd);
+
+    // Assess
+    expect(r.calls).toEqual(["userdel mallory"]);
+  });
+
   it("leaves the node's users alone when the master never wrote the lines, and on a damaged line", () => {
     // Prepare
     const passwd = `${HOST}dave:x:21005:21005:${USER_GECOS}:/home/dave:/bin/bash\n`;
