@@ -24,11 +24,12 @@ export const STORAGE_SYNC_INTERVAL_S = 15;
  *   loses its files; the state of what it mounted is kept in /var/lib/nowscale/storage-mounted.json.
  *   Mount options are the boot script's.
  * - users (node-users.ts): reads the users lines (none: never told, nothing done), checks every name, uid
- *   and gid again against USER_NAME and NowScale's range, and makes the node's
- *   NowScale accounts (GECOS marker as its first subfield, and range, as users-apply.ts tells them) the lines': missing ones created with the same uid
- *   and gid, disabled ones expired (`usermod -e 1`), absent ones removed (`userdel`, files kept unless the
- *   purge list names them; a failure, say a process still running as the user, is retried next round).
- *   An account of the node's own with the same name is left alone. Commands get argv lists, no shell.
+ *   and gid again against USER_NAME (the whole string) and NowScale's range, and makes the node's
+ *   NowScale accounts (GECOS marker as its first subfield, and range, as users-apply.ts tells them) the
+ *   lines': missing ones created with the same uid and gid, disabled ones expired (`usermod -e 1`), absent
+ *   ones removed (`userdel`, files kept unless the purge list names them; a failure, say a process still
+ *   running as the user, is retried next round). An account of the node's own with the same name is left
+ *   alone. Commands get argv lists, no shell.
  *
  * With `users` as its argument it creates (never removes) the users listed on stdin, one `name uid 0|1`
  * a line (1 enabled): what the boot script runs before slurmd joins, the same code as on a running node.
@@ -56,7 +57,7 @@ def users(want,purge,remove):
  off={f[0]for f in(l.split(":")for l in open(ETC+"/shadow"))if len(f)>7 and f[7].isdigit()and int(f[7])<=time.time()//86400}
  for u in want:
   n,i,g,on=u if type(u)is list and len(u)==4 else("",0,1,2)
-  if not(type(n)is str and NAME.match(n)and type(i)is int and LO<=i<=HI and g==i and on in(0,1)):log("refused a user entry that fails the allow-lists");continue
+  if not(type(n)is str and NAME.fullmatch(n)and type(i)is int and LO<=i<=HI and g==i and on in(0,1)):log("refused a user entry that fails the allow-lists");continue
   keep.add(n);a=have.get(n)
   if a is None:
    if sp.run(["getent","group",n],stdout=sp.DEVNULL).returncode:run("groupadd","-g",str(i),n)

@@ -303,6 +303,18 @@ describe("the node's sync program with the users lines (python, on fixtures)", (
     expect(r.calls).toEqual(["userdel mallory"]);
   });
 
+  it("refuses a name with a trailing newline (Python's `$` matches before it)", () => {
+    // Prepare: a tampered line; useradd would get "eve\\n"
+    const conf = `${CONF}${line({ u: [["eve\n", 21004, 21004, 1]], p: [] })}`;
+
+    // Act
+    const r = sync(conf, HOST);
+
+    // Assess
+    expect(r.calls).toEqual([]);
+    expect(r.out).toContain("refused a user entry");
+  });
+
   it("leaves the node's users alone when the master never wrote the lines, and on a damaged line", () => {
     // Prepare
     const passwd = `${HOST}dave:x:21005:21005:${USER_GECOS}:/home/dave:/bin/bash\n`;
