@@ -1,22 +1,25 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { answerSetUsers } from "../../../agent/users.js";
 import { USER_GECOS } from "../../../lib/ports/cluster-users.js";
 import { renderBootstrapScript } from "../../../scheduler-plugins/slurm/bootstrap.js";
+import { applyNodeStorage } from "../../../scheduler-plugins/slurm/node-storage.js";
 import {
   STORAGE_LINE_PREFIX,
   storageSyncProgram,
 } from "../../../scheduler-plugins/slurm/node-storage-sync.js";
 import {
+  applyNodeUsers,
   LINE_CHUNK,
   type NodeUsers,
   parseNodeUsers,
   readUsersLines,
   rewriteUsersLines,
 } from "../../../scheduler-plugins/slurm/node-users.js";
+import { withConfLock } from "../../../scheduler-plugins/slurm/partition-apply.js";
 
 /**
  * The users lines of slurm.conf (scheduler-plugins/slurm/node-users.ts): the cluster's users for the
@@ -175,6 +178,46 @@ describe("set-users tells the running nodes through slurm.conf", () => {
     expect(result.body.nodesTold).toBe(false);
     expect(String(result.body.error)).toMatch(/master's users are set.*rolled back.*slurmctld refused/);
     expect(readFileSync(confPath, "utf8")).toBe(CONF);
+  });
+});
+
+describe("slurm.conf edited by several agent commands at once (withConfLock)", () => {
+  const slowReconfigure = () => new Promise<void>((resolve) => setTimeout(resolve, 50));
+
+  it("keeps both the users lines and the storage line when set-users and set-node-storage run together", async () => {
+    // Prepare: each is a read, a write and a reconfigure; without a lock the later write drops the other's line
+    const confPath = join(mkdtempSync(join(tmpdir(), "nowscale-conf-lock-")), "slurm.conf");
+    writeFileSync(confPath, CONF);
+    const options = { confPath, reconfigure: slowReconfigure };
+
+    // Act
+    await Promise.all([
+      applyNodeUsers({ users: [{ name: "alice", uid: 21000, enabled: true }], purge: [] }, options),
+      applyNodeStorage([{ localPath: "/data", remotePath: "10.0.0.1:/data", protocol: "NFS 4.0" }], options),
+    ]);
+
+    // Assess
+    const text = readFileSync(confPath, "utf8");
+    expect(readUsersLines(text)?.users.map((u) => u.name)).toEqual(["alice"]);
+    expect(text).toContain(STORAGE_LINE_PREFIX);
+    expect(existsSync(`${confPath}.nowscale-lock`)).toBe(false);
+  });
+
+  it("takes over the lock of a process that is gone, and refuses naming the lock while a live one holds it", async () => {
+    // Prepare: a crashed agent's lock (a pid that has exited), then a live holder (this process)
+    const confPath = join(mkdtempSync(join(tmpdir(), "nowscale-conf-lock-")), "slurm.conf");
+    writeFileSync(confPath, CONF);
+    const gone = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+    writeFileSync(`${confPath}.nowscale-lock`, gone);
+
+    // Act
+    const afterCrash = await withConfLock(confPath, async () => "ran");
+    writeFileSync(`${confPath}.nowscale-lock`, String(process.pid));
+    const busy = await withConfLock(confPath, async () => "ran", 300).catch((e: Error) => e.message);
+
+    // Assess
+    expect(afterCrash).toBe("ran");
+    expect(busy).toMatch(/slurm\.conf is being changed by another agent command .*nowscale-lock/);
   });
 });
 
