@@ -374,7 +374,7 @@ export const LAUNCH_FAILED_EVERY_MS = 10 * 60_000;
 /**
  * The LAUNCH_FAILED text to write now, or undefined to hold it back: an operator's launch (`by`) always
  * gets its event; the service's own are written for the first failure of an offering (queue, type, zones,
- * charge types) and reason, then at most once per LAUNCH_FAILED_EVERY_MS with the count held back since.
+ * charge types) and reason (the kinds, and a whole-request refusal's message), then at most once per LAUNCH_FAILED_EVERY_MS with the count held back since.
  * The count is kept in the store (noteRepeat), so a restarted scaler does not write the first again.
  */
 async function debouncedFailure(
@@ -389,7 +389,10 @@ async function debouncedFailure(
   const offering = launch.candidates
     .map((c) => `${offeringKey(c.instanceType, c.zone)}/${c.chargeType}`)
     .join(" ");
-  const key = `LAUNCH_FAILED ${launch.queue} ${offering || offeringKey(launch.instanceType, launch.zone)} ${kinds}`;
+  // A request refused as a whole says why in its message (launchFailedReason): another message is
+  // another reason (the operator fixed one thing and met the next), written at once, not held back.
+  const whole = outcome.failures.find((f) => f.index === -1 && f.kind === "InvalidRequest")?.message;
+  const key = `LAUNCH_FAILED ${launch.queue} ${offering || offeringKey(launch.instanceType, launch.zone)} ${kinds}${whole === undefined ? "" : ` ${whole}`}`;
   const decision: RepeatDecision = await deps.store
     .noteRepeat(clusterId, key, deps.clock.now(), LAUNCH_FAILED_EVERY_MS)
     .catch((error: unknown) => {

@@ -36,7 +36,7 @@ import { appendControlEvent as event } from "./events.js";
  * - uids come from USER_ID_MIN upwards and are never reused: a deleted user stays in the record (deletedAt)
  *   so a name added again gets its old uid (and its kept files), and no other name ever gets it; a new
  *   uid also skips the ones taken where the users' files live (nextUserId, deps.takenUserIds, the agent's
- *   kept-home refusal), so one host's clusters (the local mode) or a /home that outlived a master never
+ *   refusals: a kept home, an account or group of the master's own), so one host's clusters (the local mode) or a /home that outlived a master never
  *   hand a kept home to another user;
  * - the order is secret, then master, then record: a failure leaves the record as it was, and the same
  *   request again converges (set-users is idempotent);
@@ -80,7 +80,7 @@ export interface NewUserInput {
 }
 
 const LEASE_TTL_MS = 120_000;
-/** How many uids addUser tries when the master refuses them for owning kept homes. */
+/** How many uids addUser tries when the master refuses them (kept homes, its own accounts or groups). */
 const KEPT_HOME_RETRIES = 5;
 
 /** The cluster's users (deleted ones left out), by uid. */
@@ -145,10 +145,16 @@ export async function addUser(deps: UsersDeps, clusterId: string, input: NewUser
           await apply(deps, cluster, [...active(cluster), { ...user, uid }], [], name, secretId);
           break;
         } catch (error) {
-          // The master has a home kept from an earlier user owned by this uid (a /home that outlived
-          // another cluster's master): the next free uid instead, never that user's files.
-          const kept = /uid: (\d+) owns /.exec(error instanceof StateRefusedError ? error.message : "");
-          const next = kept === null ? undefined : nextUserId([...users.map((u) => u.uid), uid], taken);
+          // The master has this uid already: a home kept from an earlier user (a /home that outlived
+          // another cluster's master), or an account or group of its own (an attached master's site
+          // users): the next free uid instead, never that user's files. Only a refusal of this uid.
+          const kept = /uid: (?:gid )?(\d+) (?:owns |is )/.exec(
+            error instanceof StateRefusedError ? error.message : "",
+          );
+          const next =
+            kept === null || Number(kept[1]) !== uid
+              ? undefined
+              : nextUserId([...users.map((u) => u.uid), uid], taken);
           if (old !== undefined || next === undefined || attempt >= KEPT_HOME_RETRIES) throw error;
           taken.add(uid);
           uid = next;

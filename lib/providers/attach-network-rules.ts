@@ -156,7 +156,10 @@ export function judgeAttachNetwork(input: AttachNetworkInput, seen: SeenNetwork)
   return { errors, verified, unverified, ...vpcId };
 }
 
-/** The first rule matching TCP `port` from `cidr` (or a compute group) decides; none: dropped. */
+/**
+ * The first rule matching TCP `port` from `cidr` (or a compute group) decides; none: dropped. A drop
+ * matches when it covers any part of `cidr`, an accept only when it covers all of it.
+ */
 function firstMatch(
   rules: readonly SeenRule[],
   port: number,
@@ -167,9 +170,11 @@ function firstMatch(
     if (r.protocol !== "tcp" && r.protocol !== "all") continue;
     if (port < r.fromPort || port > r.toPort) continue;
     if (r.opaque === true) return "unknown";
+    // An accept must hold the whole subnet; a drop decides as soon as it holds part of it (two CIDR
+    // blocks overlap only when one holds the other): the nodes in that part would never reach slurmctld.
     const from =
       (r.groupId !== undefined && groups.has(r.groupId)) ||
-      (r.cidr !== undefined && cidrContains(r.cidr, cidr));
+      (r.cidr !== undefined && (cidrContains(r.cidr, cidr) || (!r.accept && cidrContains(cidr, r.cidr))));
     if (from) return r.accept ? "accept" : "drop";
   }
   return "drop";

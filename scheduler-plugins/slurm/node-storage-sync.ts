@@ -24,11 +24,12 @@ export const STORAGE_SYNC_INTERVAL_S = 15;
  *   loses its files; the state of what it mounted is kept in /var/lib/nowscale/storage-mounted.json.
  *   Mount options are the boot script's.
  * - users (node-users.ts): reads the users lines (none: never told, nothing done), checks every name, uid
- *   and gid again against USER_NAME and NowScale's range, and makes the node's NowScale accounts (GECOS
- *   marker and range, as users-apply.ts tells them) the lines': missing ones created with the same uid
- *   and gid, disabled ones expired (`usermod -e 1`), absent ones removed (`userdel`, files kept unless the
- *   purge list names them; a failure, say a process still running as the user, is retried next round).
- *   An account of the node's own with the same name is left alone. Commands get argv lists, no shell.
+ *   and gid again against USER_NAME (the whole string) and NowScale's range, and makes the node's
+ *   NowScale accounts (GECOS marker as its first subfield, and range, as users-apply.ts tells them) the
+ *   lines': missing ones created with the same uid and gid, disabled ones expired (`usermod -e 1`), absent
+ *   ones removed (`userdel`, files kept unless the purge list names them; a failure, say a process still
+ *   running as the user, is retried next round). An account of the node's own with the same name is left
+ *   alone. Commands get argv lists, no shell.
  *
  * With `users` as its argument it creates (never removes) the users listed on stdin, one `name uid 0|1`
  * a line (1 enabled): what the boot script runs before slurmd joins, the same code as on a running node.
@@ -56,16 +57,16 @@ def users(want,purge,remove):
  off={f[0]for f in(l.split(":")for l in open(ETC+"/shadow"))if len(f)>7 and f[7].isdigit()and int(f[7])<=time.time()//86400}
  for u in want:
   n,i,g,on=u if type(u)is list and len(u)==4 else("",0,1,2)
-  if not(type(n)is str and NAME.match(n)and type(i)is int and LO<=i<=HI and g==i and on in(0,1)):log("refused a user entry that fails the allow-lists");continue
+  if not(type(n)is str and NAME.fullmatch(n)and type(i)is int and LO<=i<=HI and g==i and on in(0,1)):log("refused a user entry that fails the allow-lists");continue
   keep.add(n);a=have.get(n)
   if a is None:
    if sp.run(["getent","group",n],stdout=sp.DEVNULL).returncode:run("groupadd","-g",str(i),n)
    if run("useradd","-u",str(i),"-g",str(i),"-c",G,"-m","-s","/bin/bash",n):log("could not create user "+n);continue
    os.chmod(pw()[n][5],0o700);log("created user %s (uid %d)"%(n,i))
-  elif a[2]!=str(i)or a[4]!=G:log("user %s has another account on this node: left as it is"%n);continue
+  elif a[2]!=str(i)or a[4].split(",")[0]!=G:log("user %s has another account on this node: left as it is"%n);continue
   if on==(n in off):run("usermod","-e","" if on else "1",n);log(("enabled " if on else "disabled ")+n)
  for n,a in have.items()if remove else[]:
-  if n in keep or a[4]!=G or not a[2].isdigit()or not LO<=int(a[2])<=HI:continue
+  if n in keep or a[4].split(",")[0]!=G or not a[2].isdigit()or not LO<=int(a[2])<=HI:continue
   run("userdel",*(["-r"]if n in purge else[]),n)
   log("kept user "+n+": userdel failed, retrying"if n in pw()else"removed user "+n+(" and its files"if n in purge else", files kept"))
 if sys.argv[1:]==["users"]:

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { parseWith } from "../../lib/core/validation.js";
 import { storageOptionSchema } from "./bootstrap.js";
 import { STORAGE_LINE_PREFIX } from "./node-storage-sync.js";
-import { atomicWrite, PREVIOUS_CONF_SUFFIX } from "./partition-apply.js";
+import { atomicWrite, PREVIOUS_CONF_SUFFIX, withConfLock } from "./partition-apply.js";
 
 /**
  * The cluster's storage mounts on the nodes that are already running (THPC AddClusterStorageOption:
@@ -69,6 +69,13 @@ export async function applyNodeStorage(
   options: { confPath: string; reconfigure: () => Promise<void> },
 ): Promise<NodeStorageResult> {
   const storage = parseNodeStorage(input);
+  return withConfLock(options.confPath, () => editStorage(storage, options));
+}
+
+async function editStorage(
+  storage: NodeStorage,
+  options: { confPath: string; reconfigure: () => Promise<void> },
+): Promise<NodeStorageResult> {
   const current = await readFile(options.confPath, "utf8");
   const next = rewriteStorageLine(current, storage);
   if (next === current) return { storage, changed: false };

@@ -8,7 +8,7 @@ import {
   userNameProblem,
 } from "../../lib/ports/cluster-users.js";
 import { USERS_LINE_PREFIX } from "./node-storage-sync.js";
-import { atomicWrite, PREVIOUS_CONF_SUFFIX } from "./partition-apply.js";
+import { atomicWrite, PREVIOUS_CONF_SUFFIX, withConfLock } from "./partition-apply.js";
 
 /**
  * The cluster's users on the compute nodes that are already running (a node launched later gets them in
@@ -122,6 +122,13 @@ export class UsersLineRollbackError extends Error {
  * writes nothing. `request` is a checked set-users request (parseUsersRequest).
  */
 export async function applyNodeUsers(
+  request: UsersRequest,
+  options: { confPath: string; reconfigure: () => Promise<void> },
+): Promise<{ changed: boolean }> {
+  return withConfLock(options.confPath, () => editUsers(request, options));
+}
+
+async function editUsers(
   request: UsersRequest,
   options: { confPath: string; reconfigure: () => Promise<void> },
 ): Promise<{ changed: boolean }> {

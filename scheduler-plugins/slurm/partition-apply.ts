@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { copyFile, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type PartitionSpec, parsePartitionSpecs } from "../../lib/ports/agent-protocol.js";
 import { managedPartitions, rewritePartitionSection } from "./slurm-conf.js";
 
@@ -42,6 +43,13 @@ export async function applyPartitions(
   options: PartitionApplyOptions,
 ): Promise<PartitionApplyResult> {
   const wanted = parsePartitionSpecs([...specs]);
+  return withConfLock(options.confPath, () => editPartitions(wanted, options));
+}
+
+async function editPartitions(
+  wanted: PartitionSpec[],
+  options: PartitionApplyOptions,
+): Promise<PartitionApplyResult> {
   const current = await readFile(options.confPath, "utf8");
   const next = rewritePartitionSection(current, wanted);
   const before = managedPartitions(current);
@@ -68,6 +76,56 @@ export async function applyPartitions(
     );
   }
   return { ...result, changed: true };
+}
+
+/** How long an edit of slurm.conf waits for another one to finish (each is a write and a reconfigure). */
+export const CONF_LOCK_WAIT_MS = 180_000;
+
+/**
+ * Runs `body` (read slurm.conf, write it, reconfigure, maybe roll back) while holding `<conf>.nowscale-lock`,
+ * created exclusively with this process's pid: the partitions, the storage line and the users lines are
+ * each a read-modify-write of the same file by separate agent processes (one per run-command), and two
+ * at once lost one's change, a rollback even putting back a file without the other's. A lock whose
+ * process is gone (a crashed agent) is taken over. Throws when another edit holds it past `waitMs`.
+ */
+export async function withConfLock<T>(
+  confPath: string,
+  body: () => Promise<T>,
+  waitMs = CONF_LOCK_WAIT_MS,
+): Promise<T> {
+  const lock = `${confPath}.nowscale-lock`;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const file = await open(lock, "wx", 0o600);
+      await file.writeFile(String(process.pid)).finally(() => file.close());
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = Number((await readFile(lock, "utf8").catch(() => "")).trim());
+    if (Number.isSafeInteger(holder) && holder > 0 && !processAlive(holder)) {
+      await rm(lock, { force: true });
+      continue;
+    }
+    if (Date.now() >= deadline)
+      throw new Error(`slurm.conf is being changed by another agent command (${lock}, pid ${holder}): retry`);
+    await sleep(100);
+  }
+  try {
+    return await body();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
 }
 
 /** Temporary file beside the target (same file system), fsync, rename over it, fsync of the directory. */

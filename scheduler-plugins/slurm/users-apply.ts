@@ -20,7 +20,7 @@ import { TENCENT_SECRET_FETCHER } from "./master-bootstrap.js";
 /**
  * Makes a host's NowScale users exactly a set-users request (lib/ports/cluster-users.ts): on the master
  * through the agent, the same code on every machine that runs it. An account is NowScale's when its
- * GECOS is USER_GECOS and its uid is in NowScale's range; nothing else on the host is ever changed.
+ * GECOS's first subfield is USER_GECOS and its uid is in NowScale's range; nothing else on the host is ever changed.
  *
  * - every name and uid is checked against the host first: a name or uid an account outside NowScale has
  *   is refused (TypeError naming the field) and nothing is changed;
@@ -70,9 +70,13 @@ export async function readPasswd(etcDir = "/etc"): Promise<Map<string, PasswdEnt
   return entries;
 }
 
-/** True when the account is NowScale's (its marker and range), so the agent may change it. */
+/**
+ * True when the account is NowScale's (its marker and range), so the agent may change it. The marker is
+ * the GECOS's first subfield: the user may append the others (room, phones) with chfn (Debian's
+ * CHFN_RESTRICT "rwh"), and must not make their account the host's by it, out of reach of disable/delete.
+ */
 export function isNowScaleUser(entry: PasswdEntry): boolean {
-  return entry.gecos === USER_GECOS && entry.uid >= USER_ID_MIN && entry.uid <= USER_ID_MAX;
+  return entry.gecos.split(",")[0] === USER_GECOS && entry.uid >= USER_ID_MIN && entry.uid <= USER_ID_MAX;
 }
 
 /** The names of expired accounts in /etc/shadow (expiry day set and not after today). */

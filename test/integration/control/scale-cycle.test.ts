@@ -4,6 +4,7 @@ import { ROUND_TAG, runScaleCycle, ShrinkMemory } from "../../../lib/control/sca
 import { type ConfigInput, parseConfig } from "../../../lib/core/config.js";
 import { AgentUnreachableError } from "../../../lib/ports/agent-channel.js";
 import type { ReportNode } from "../../../lib/ports/agent-report.js";
+import { InvalidRequestError } from "../../../lib/ports/errors.js";
 import { placeholderSpecs } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { CONFIG, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
@@ -443,6 +444,30 @@ describe("scale cycle", () => {
     expect(second.message).toBe(
       `1 × c5.xlarge: Throttled (repeated ${between.length - 1} times since ${new Date(first.at).toISOString()})`,
     );
+  });
+
+  it("writes a LAUNCH_FAILED at once when a refused request's reason changes within the interval", async () => {
+    // Prepare: the cloud refuses the request as a whole, first for one reason, then (the operator fixed
+    // it) for another: the second is news, not a repeat
+    const bed = await controlBed(db);
+    const reasons = ["user data is over 16 KiB", "image img-123 does not exist"];
+    let call = 0;
+    bed.provider.launch = async () => {
+      throw new InvalidRequestError(reasons[Math.min(call++, 1)] as string);
+    };
+    bed.agent.addPending("compute", "72", { nodes: 1, cpus: 4 });
+    // Act: a cycle a minute for 3 minutes
+    for (let minute = 0; minute < 3; minute++) {
+      await runScaleCycle("demo", bed.deps(`inv-${minute}`), ONE_POLL);
+      bed.clock.advance(60_000);
+    }
+    // Assess: each reason once, the repeat of the second held back
+    const failed = (await bed.store.listEvents("demo")).filter((e) => e.kind === "LAUNCH_FAILED").reverse();
+    expect(call).toBe(3);
+    expect(failed.map((e) => e.message)).toEqual([
+      "1 × c5.xlarge: InvalidRequest: user data is over 16 KiB",
+      "1 × c5.xlarge: InvalidRequest: image img-123 does not exist",
+    ]);
   });
 
   it("launches the next-best shape once the provider holds the best fit unavailable (issue 12, case 7)", async () => {

@@ -138,4 +138,26 @@ describe("a uid that owns a kept home", () => {
     expect(added.body.uid).toBe(21001);
     expect((await t.store.getCluster(id))?.users?.map((u) => [u.name, u.uid])).toEqual([["bob", 21001]]);
   });
+
+  it("takes the next uid when an attached master has a site account or group of that number", async () => {
+    // Prepare: an attached master whose own users have uids in NowScale's range (carol 21000, a group
+    // ops 21001): the agent refuses those numbers for a new name, as users-apply.ts does
+    const t = await apiBed(db);
+    const id = await t.runningCluster();
+    const real = t.agent.setUsers.bind(t.agent);
+    t.agent.setUsers = async (request) => {
+      const [u] = request.users.filter((x) => x.name === "bob");
+      if (u?.uid === 21000) throw new AgentActionError("users[0].uid: 21000 is carol's on this host", 400);
+      if (u?.uid === 21001)
+        throw new AgentActionError("users[0].uid: gid 21001 is group ops's on this host", 400);
+      return real(request);
+    };
+
+    // Act
+    const added = await t.call("POST", `/clusters/${id}/users`, { name: "bob" });
+
+    // Assess
+    expect(added.status, JSON.stringify(added.body)).toBe(200);
+    expect(added.body.uid).toBe(21002);
+  });
 });

@@ -136,4 +136,34 @@ describe("applyUsers checks the host first", () => {
     expect(emptySecret).toMatch(/^users\[0\]\.secret: give a password, an sshKey or both/);
     expect(commands).toEqual([]);
   });
+
+  it("still disables and deletes a user who changed their GECOS subfields with chfn (`nowscale user,42,,`)", async () => {
+    // Prepare: Debian's CHFN_RESTRICT "rwh" lets a user with a password set the room, work and home
+    // phone, which chfn writes after the full name: mallory did `chfn -r 42` to escape being disabled.
+    const etc = await mkdtemp(join(tmpdir(), "nowscale-etc-"));
+    await writeFile(
+      join(etc, "passwd"),
+      "root:x:0:0:root:/root:/bin/bash\nmallory:x:21003:21003:nowscale user,42,,:/home/mallory:/bin/bash\n",
+    );
+    await writeFile(join(etc, "group"), "root:x:0:\nmallory:x:21003:\n");
+    await writeFile(join(etc, "shadow"), "");
+    const commands: string[] = [];
+    const run = async (file: string, args: readonly string[]) => {
+      commands.push([file, ...args].join(" "));
+      return { code: 0, stdout: "", stderr: "" };
+    };
+    const options = { run, etcDir: etc, homeDir: etc, readSecret: async () => "{}" };
+
+    // Act
+    const disabled = await applyUsers(
+      parseUsersRequest({ users: [{ name: "mallory", uid: 21003, enabled: false }] }),
+      options,
+    );
+    const deleted = await applyUsers(parseUsersRequest({ users: [] }), options);
+
+    // Assess
+    expect(disabled.users.map((u) => u.name)).toEqual(["mallory"]);
+    expect(commands).toEqual(["usermod -e 1 mallory", "userdel mallory"]);
+    expect(deleted.removed).toEqual(["mallory"]);
+  });
 });

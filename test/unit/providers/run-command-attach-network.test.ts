@@ -105,6 +105,22 @@ describe("judgeAttachNetwork", () => {
     expect(all.errors).toEqual([]);
   });
 
+  it("a DROP covering part of a subnet, before an ACCEPT of the whole, refuses it: the nodes in that part never reach slurmctld", () => {
+    // Prepare: the drop holds a /26 of subnet-a (10.0.1.0/24); the accept holds both subnets.
+    const dropPart = tcp({ cidr: "10.0.1.0/26", accept: false });
+    const accept = tcp({ cidr: "0.0.0.0/0" });
+    // Act
+    const found = judgeAttachNetwork(INPUT, seen({ masterRules: [dropPart, accept] }));
+    // Assess
+    expect(found.errors).toEqual([
+      {
+        path: "master.instanceId",
+        message: expect.stringContaining("from network.subnetIds[0] subnet-a (10.0.1.0/24)"),
+      },
+    ]);
+    expect(found.verified.join("\n")).not.toContain("let TCP 6817");
+  });
+
   it("a template or prefix-list rule is not evaluated: reported as the user's, not refused", () => {
     // Act
     const found = judgeAttachNetwork(INPUT, seen({ masterRules: [tcp({ opaque: true })] }));

@@ -1,22 +1,25 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { answerSetUsers } from "../../../agent/users.js";
 import { USER_GECOS } from "../../../lib/ports/cluster-users.js";
 import { renderBootstrapScript } from "../../../scheduler-plugins/slurm/bootstrap.js";
+import { applyNodeStorage } from "../../../scheduler-plugins/slurm/node-storage.js";
 import {
   STORAGE_LINE_PREFIX,
   storageSyncProgram,
 } from "../../../scheduler-plugins/slurm/node-storage-sync.js";
 import {
+  applyNodeUsers,
   LINE_CHUNK,
   type NodeUsers,
   parseNodeUsers,
   readUsersLines,
   rewriteUsersLines,
 } from "../../../scheduler-plugins/slurm/node-users.js";
+import { withConfLock } from "../../../scheduler-plugins/slurm/partition-apply.js";
 
 /**
  * The users lines of slurm.conf (scheduler-plugins/slurm/node-users.ts): the cluster's users for the
@@ -178,6 +181,46 @@ describe("set-users tells the running nodes through slurm.conf", () => {
   });
 });
 
+describe("slurm.conf edited by several agent commands at once (withConfLock)", () => {
+  const slowReconfigure = () => new Promise<void>((resolve) => setTimeout(resolve, 50));
+
+  it("keeps both the users lines and the storage line when set-users and set-node-storage run together", async () => {
+    // Prepare: each is a read, a write and a reconfigure; without a lock the later write drops the other's line
+    const confPath = join(mkdtempSync(join(tmpdir(), "nowscale-conf-lock-")), "slurm.conf");
+    writeFileSync(confPath, CONF);
+    const options = { confPath, reconfigure: slowReconfigure };
+
+    // Act
+    await Promise.all([
+      applyNodeUsers({ users: [{ name: "alice", uid: 21000, enabled: true }], purge: [] }, options),
+      applyNodeStorage([{ localPath: "/data", remotePath: "10.0.0.1:/data", protocol: "NFS 4.0" }], options),
+    ]);
+
+    // Assess
+    const text = readFileSync(confPath, "utf8");
+    expect(readUsersLines(text)?.users.map((u) => u.name)).toEqual(["alice"]);
+    expect(text).toContain(STORAGE_LINE_PREFIX);
+    expect(existsSync(`${confPath}.nowscale-lock`)).toBe(false);
+  });
+
+  it("takes over the lock of a process that is gone, and refuses naming the lock while a live one holds it", async () => {
+    // Prepare: a crashed agent's lock (a pid that has exited), then a live holder (this process)
+    const confPath = join(mkdtempSync(join(tmpdir(), "nowscale-conf-lock-")), "slurm.conf");
+    writeFileSync(confPath, CONF);
+    const gone = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+    writeFileSync(`${confPath}.nowscale-lock`, gone);
+
+    // Act
+    const afterCrash = await withConfLock(confPath, async () => "ran");
+    writeFileSync(`${confPath}.nowscale-lock`, String(process.pid));
+    const busy = await withConfLock(confPath, async () => "ran", 300).catch((e: Error) => e.message);
+
+    // Assess
+    expect(afterCrash).toBe("ran");
+    expect(busy).toMatch(/slurm\.conf is being changed by another agent command .*nowscale-lock/);
+  });
+});
+
 describe("the node's sync program with the users lines (python, on fixtures)", () => {
   /**
    * Runs the sync on a fixture /etc and slurm.conf, with stand-ins for getent, groupadd, useradd, usermod,
@@ -289,6 +332,30 @@ describe("the node's sync program with the users lines (python, on fixtures)", (
     ]);
     expect(r.out.match(/refused a user entry/g)).toHaveLength(5);
     expect(r.passwd).toContain("root:x:0:0:root:/root:/bin/bash");
+  });
+
+  it("removes a NowScale user whose GECOS got chfn subfields (`nowscale user,42,,`)", () => {
+    // Prepare: mallory ran `chfn -r 42` on the master; the node's account says the same
+    const passwd = `${HOST}mallory:x:21003:21003:${USER_GECOS},42,,:/home/mallory:/bin/bash\n`;
+    const conf = rewriteUsersLines(CONF, { users: [], purge: [] });
+
+    // Act
+    const r = sync(conf, passwd);
+
+    // Assess
+    expect(r.calls).toEqual(["userdel mallory"]);
+  });
+
+  it("refuses a name with a trailing newline (Python's `$` matches before it)", () => {
+    // Prepare: a tampered line; useradd would get "eve\\n"
+    const conf = `${CONF}${line({ u: [["eve\n", 21004, 21004, 1]], p: [] })}`;
+
+    // Act
+    const r = sync(conf, HOST);
+
+    // Assess
+    expect(r.calls).toEqual([]);
+    expect(r.out).toContain("refused a user entry");
   });
 
   it("leaves the node's users alone when the master never wrote the lines, and on a damaged line", () => {
