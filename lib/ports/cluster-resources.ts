@@ -48,7 +48,7 @@ export interface ClusterResources {
   /**
    * Deletes the cluster's users' secrets (lib/ports/user-secrets.ts: kind `cluster-user`, in this cloud's
    * store), found by the cluster's tag, at once; answers their names. Those of users never deleted would
-   * otherwise outlive the cluster. Absent: this cloud's users' secrets are elsewhere (AWS: not yet).
+   * otherwise outlive the cluster. Absent: this cloud's users' secrets are elsewhere.
    */
   deleteUserSecrets?(clusterId: string): Promise<string[]>;
 

@@ -585,6 +585,11 @@ async function handlerScenario(): Promise<Partial<Record<RoleName, RecordedCall[
     body: string;
   };
   expect(userGone.statusCode, userGone.body).toBe(200);
+  // A user left at the cluster's deletion: the workflow deletes the secret (ListSecrets, DeleteSecret).
+  const kept = (await as("api", () =>
+    api(http("POST", `/clusters/${clusterId}/users`, { name: "bob", password: "battery-staple-7" }), context),
+  )) as { statusCode: number; body: string };
+  expect(kept.statusCode, kept.body).toBe(200);
   world.runCommand = answerReport;
   const added = (await as("api", () =>
     api(http("POST", `/clusters/${clusterId}/nodes`, { queue: "compute", count: 1 }), context),
@@ -603,6 +608,7 @@ async function handlerScenario(): Promise<Partial<Record<RoleName, RecordedCall[
   await as("api", () => api(http("DELETE", `/clusters/${clusterId}`), context));
   const gone = await as("workflow", () => runWorkflowLocally(deleteClusterDefinition(), started(), runTask));
   expect(gone.status, JSON.stringify(gone.error)).toBe("SUCCEEDED");
+  expect([...world.secrets.values()].filter((s) => s.name.startsWith(`nowscale/${clusterId}/`))).toEqual([]);
   // A cluster left CREATING whose execution Step Functions no longer knows (the start did not take):
   // past the grace period, the reconciler describes the execution and starts the creation again.
   const stuckRequest = {

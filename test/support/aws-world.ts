@@ -661,7 +661,10 @@ export class AwsWorld {
       return {
         SecretList: [...this.secrets.values()]
           .filter(
-            (x) => keys.every((k) => k in x.tags) && values.every((v) => Object.values(x.tags).includes(v)),
+            // As on AWS, each filter matches any tag's key (or value) by prefix, independently.
+            (x) =>
+              keys.every((k) => Object.keys(x.tags).some((t) => t.startsWith(k))) &&
+              values.every((v) => Object.values(x.tags).some((t) => t.startsWith(v))),
           )
           .map((x) => ({ ARN: x.arn, Name: x.name, Tags: tagList(x.tags) })),
       };
@@ -725,6 +728,15 @@ export class AwsWorld {
   failNext(command: string, error: Error, times = 1): void {
     const list = this.faults.get(command) ?? [];
     for (let i = 0; i < times; i++) list.push(error);
+    this.faults.set(command, list);
+  }
+
+  /** The `nth` next call of `command` (1 = the next) throws `error`; those before it answer as usual. */
+  failAt(command: string, nth: number, error: Error): void {
+    const list = this.faults.get(command) ?? [];
+    // An undefined fault lets its call through (install's handler throws only a defined one).
+    for (let i = 1; i < nth; i++) list.push(undefined as unknown as Error);
+    list.push(error);
     this.faults.set(command, list);
   }
 

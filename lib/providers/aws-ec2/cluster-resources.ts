@@ -47,6 +47,7 @@ import type {
 import { secretName } from "../../ports/cluster-resources.js";
 import { type CloudProviderError, InvalidRequestError, isCloudProviderError } from "../../ports/errors.js";
 import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG, tagsToList } from "../../ports/tags.js";
+import { USER_SECRET_KIND } from "../../ports/user-secrets.js";
 import { subnetBlocks } from "../shared/subnet-blocks.js";
 import { fromEc2Error } from "./errors.js";
 
@@ -501,6 +502,26 @@ export class AwsClusterResources implements ClusterResources {
       if ((error as { name?: string }).name === "ResourceNotFoundException") return;
       throw fromSecretsError(error);
     }
+  }
+
+  /**
+   * The cluster's users' secrets (lib/aws/user-secrets.ts), each deleted at once like the cluster's own
+   * (deleteSecret): the cluster is gone, and a recovery window would keep its users' passwords (and bill
+   * them) for days more. Only an entry whose tags say exactly this cluster, kind `cluster-user` and managed
+   * is deleted (the listing's tag filters match keys and values separately and by prefix). Idempotent: a
+   * secret already gone (the listing lags) or already scheduled for deletion is passed over. The listing
+   * lags up to five minutes, so a user's secret made in the last minutes before the deletion may be missed.
+   */
+  async deleteUserSecrets(clusterId: string): Promise<string[]> {
+    const names: string[] = [];
+    for (const s of await this.secretsTagged(CLUSTER_TAG, clusterId)) {
+      const tag = (key: string) => s.Tags?.find((t) => t.Key === key)?.Value;
+      if (tag(SECRET_KIND_TAG) !== USER_SECRET_KIND || tag(MANAGED_TAG) !== "true") continue;
+      if (s.ARN === undefined || s.DeletedDate !== undefined) continue;
+      await this.deleteSecret(s.ARN);
+      names.push(s.Name ?? s.ARN);
+    }
+    return names;
   }
 
   async deleteSecurityGroup(securityGroupId: string): Promise<void> {

@@ -182,8 +182,19 @@ async function detach(
     clusterId,
     previous,
   );
+  // Users made on an attached master have their passwords and keys in NowScale's store: they go once
+  // the detach is done (the master and its users stay the user's). A failure fails the step, whose retry
+  // finds nothing left to retire and deletes them again (deleting is idempotent).
+  // The step itself is cloudless (the runtime reaches the cluster's cloud); the secrets are in its cloud's store.
+  const resources = progress.done
+    ? deps.clouds === undefined
+      ? deps.resources
+      : (await lifecycleDepsFor(deps, cluster.placement)).resources
+    : undefined;
+  const usersSecrets = (await resources?.deleteUserSecrets?.(clusterId)) ?? [];
   // The execution's state keeps what the next step needs and what a person reading it wants to see.
   return {
+    ...(usersSecrets.length === 0 ? {} : { deletedUserSecrets: usersSecrets.length }),
     idle: progress.idle,
     absent: progress.absent,
     steps: progress.steps,

@@ -285,11 +285,11 @@ describe("attach", () => {
 });
 
 describe("detach through the real deletion workflow (local runner)", () => {
-  async function detachBed() {
+  async function detachBed(resources: FakeClusterResources = new FakeClusterResources()) {
     const t = await apiBedWith(db, ({ store, clock, provider }) => {
       const lifecycle = {
         store: new StateStoreLifecycleStore(store, clock),
-        resources: new FakeClusterResources(),
+        resources,
         provider: () => provider,
         agent: new FakeMasterAgent(clock),
         clock,
@@ -352,6 +352,29 @@ describe("detach through the real deletion workflow (local runner)", () => {
     expect((await t.call("POST", "/clusters/attach", VALID_ATTACH)).status).toBe(201);
   });
 
+  it("deletes the users' secrets of the detached cluster once its nodes are retired, and no other's", async () => {
+    // Prepare: users made on the attached master left their secrets in NowScale's store
+    const resources = new WithUserSecrets();
+    const t = await detachBed(resources);
+    const id = (await t.call("POST", "/clusters/attach", VALID_ATTACH)).body.clusterId as string;
+    const launched = await t.call("POST", `/clusters/${id}/nodes`, { queue: "compute", count: 1 });
+    const node = launched.body.nodes[0] as string;
+    t.agent.join(node, "compute", "c5.xlarge", "zone-a");
+    resources.nodesLeft = () => (t.provider.fakeCloud.get(node)?.state === "TERMINATED" ? 0 : 1);
+    resources.userSecrets.set(`nowscale/${id}/users/alice`, id);
+    resources.userSecrets.set(`nowscale/${id}/users/bob`, id);
+    resources.userSecrets.set("nowscale/other-1/users/alice", "other-1");
+    // Act
+    await t.call("DELETE", `/clusters/${id}`);
+    await t.workflows.idle();
+    // Assess
+    expect((await t.store.getCluster(id))?.status).toBe("DELETED");
+    expect([...resources.userSecrets.keys()]).toEqual(["nowscale/other-1/users/alice"]);
+    // After the node was retired, not while it ran.
+    expect(resources.userSecretsGoneWhen).toEqual([{ clusterId: id, nodesLeft: 0 }]);
+    expect(await t.store.listNodes(id)).toEqual([]);
+  });
+
   it("an unreachable agent retires nothing; the detach goes on once it answers", async () => {
     // Prepare
     const t = await detachBed();
@@ -412,5 +435,19 @@ async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void
   while (!condition()) {
     if (Date.now() > deadline) throw new AgentUnreachableError("condition not met in time");
     await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The fake cloud's resources plus users' secrets in its store (name → cluster), as AWS's are found by tag. */
+class WithUserSecrets extends FakeClusterResources {
+  readonly userSecrets = new Map<string, string>();
+  readonly userSecretsGoneWhen: { clusterId: string; nodesLeft: number }[] = [];
+  nodesLeft: () => number = () => -1;
+
+  async deleteUserSecrets(clusterId: string): Promise<string[]> {
+    const names = [...this.userSecrets].filter(([, c]) => c === clusterId).map(([n]) => n);
+    for (const n of names) this.userSecrets.delete(n);
+    this.userSecretsGoneWhen.push({ clusterId, nodesLeft: this.nodesLeft() });
+    return names;
   }
 }

@@ -1,6 +1,8 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { lambdaEnv, WORKFLOW_ENV } from "../../../lib/aws/env.js";
+import { SecretsManagerUserSecrets } from "../../../lib/aws/user-secrets.js";
 import { awsLifecycleDeps } from "../../../lib/aws/workflow-deps.js";
 import { TABLE_ENV } from "../../../lib/state/tables.js";
 import { createClusterDefinition, deleteClusterDefinition } from "../../../lib/workflow/index.js";
@@ -374,5 +376,80 @@ describe("the user's own network", () => {
     // Assess
     expect(next.status, store.clusters.get("net-2")?.reason).toBe("SUCCEEDED");
     expect(store.vpcClaims.get("vpc-0u1")).toBe("net-2");
+  });
+});
+
+describe("the cluster's users' secrets on AWS", () => {
+  /** Two users' secrets of the cluster, a neighbour's, and look-alikes the deletion must leave. */
+  async function clusterWithUsers(): Promise<{ kept: string[] }> {
+    store.add("net-10");
+    const created = await run("create", { request: request(NETWORK) });
+    expect(created.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    const vpcId = one(world.ofType("vpc").filter((v) => v.tags["nowscale:cluster"] === CLUSTER)).id;
+    const users = new SecretsManagerUserSecrets(new SecretsManagerClient({ region: REGION }), "k-1");
+    await users.put(CLUSTER, "alice", { password: "correct-horse-9" }, { vpcId });
+    await users.put(CLUSTER, "bob", { password: "battery-staple-7" }, { vpcId });
+    // A cluster whose id starts with this one's (ListSecrets' tag-value filter matches by prefix).
+    await users.put("net-10", "alice", { password: "neighbour-pass-3" });
+    // Named like a user's secret but untagged, and tagged with the cluster but of another kind.
+    world.putSecret("nowscale/net-1/users/carol", {}, "k-1", { SecretString: "{}" }, secretArnOf("carol"));
+    world.putSecret(
+      "nowscale/net-1/notes",
+      { "nowscale:cluster": CLUSTER, "nowscale:managed": "true", "nowscale:secret-kind": "notes" },
+      "k-1",
+      { SecretString: "{}" },
+      secretArnOf("notes"),
+    );
+    return {
+      kept: ["nowscale/net-10/users/alice", "nowscale/net-1/users/carol", "nowscale/net-1/notes"],
+    };
+  }
+  const secretArnOf = (name: string) =>
+    `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:look-alike-${name}`;
+  const secretNames = () => [...world.secrets.values()].map((s) => s.name).sort();
+
+  it("deletes both users' secrets with the cluster, at once, and leaves the neighbour's and the look-alikes", async () => {
+    // Prepare
+    const { kept } = await clusterWithUsers();
+
+    // Act
+    const deleted = await run("delete", {});
+
+    // Assess
+    expect(deleted.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(secretNames()).toEqual([...kept].sort());
+    const userDeletes = world.calls.filter(
+      (c) =>
+        c.command === "DeleteSecret" && String(c.input.SecretId).includes(":secret:nowscale/net-1/users/"),
+    );
+    expect(userDeletes).toHaveLength(2);
+    // No recovery window: the cluster is gone, its users' passwords go now (as its own secrets do).
+    for (const c of userDeletes) expect(c.input.ForceDeleteWithoutRecovery).toBe(true);
+  });
+
+  it("finishes on a second run after a deletion that stopped between the two users' secrets", async () => {
+    // Prepare: the cluster's munge and agent keys go first (calls 1-2), alice's (3), bob's is denied (4)
+    const { kept } = await clusterWithUsers();
+    world.failAt(
+      "DeleteSecret",
+      4,
+      Object.assign(new Error("not allowed"), {
+        name: "AccessDeniedException",
+        $fault: "client",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+
+    // Act
+    const failed = await run("delete", {});
+    const between = secretNames();
+    const again = await run("delete", {});
+
+    // Assess
+    expect(failed.status).toBe("FAILED");
+    expect(between).toEqual([...kept, "nowscale/net-1/users/bob"].sort());
+    expect(again.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(secretNames()).toEqual([...kept].sort());
+    expect(leftovers()).toEqual(["secret nowscale/net-1/notes"]);
   });
 });
