@@ -80,6 +80,8 @@ export async function startLocalControlPlane(
 
   const key = Buffer.from((await readFile(paths.agentKey, "utf8")).trim(), "utf8");
   const agent = new HttpAgentChannel({ baseUrl: `http://127.0.0.1:${settings.agentPort}`, key, clock });
+  // Users' passwords and keys: root-only files, the local mode's secret store (lib/local/user-secrets.ts).
+  const userSecrets = new LocalUserSecrets(join(settings.stateDir, "secrets", "users"));
   // The local instances' stand-in NFS server (no NFS in this kernel): only for a state directory of
   // plain path segments, which the stand-in's script embeds; otherwise storage mounts fail at boot.
   const plainPath =
@@ -108,6 +110,13 @@ export async function startLocalControlPlane(
         .setUsers({ users: [], purge: [] })
         .then((a) => a.removed.length > 0 && log(`cluster ${id}: users ${a.removed.join(", ")} removed`))
         .catch((error: unknown) => log(`cluster ${id}: its users not removed: ${(error as Error).message}`));
+      // Their passwords and keys go too, as a cloud's secret store loses them with the cluster.
+      await userSecrets
+        .removeCluster(id)
+        .then((users) => users.length > 0 && log(`cluster ${id}: secrets of ${users.join(", ")} removed`))
+        .catch((error: unknown) =>
+          log(`cluster ${id}: its users' secrets not removed: ${(error as Error).message}`),
+        );
       await master?.released(id);
     },
     // One line per compute launch call: when the launch reached the provider (docs/local-mode.md measures
@@ -144,8 +153,7 @@ export async function startLocalControlPlane(
     runtime,
     userData,
     attach: localAttachPorts(clock),
-    // Users' passwords and keys: root-only files, the local mode's secret store (lib/local/user-secrets.ts).
-    userSecrets: new LocalUserSecrets(join(settings.stateDir, "secrets", "users")),
+    userSecrets,
     // Several clusters share this machine's accounts and /home: uids unique on the host (user-ids.ts).
     takenUserIds: localTakenUserIds(store),
   };

@@ -1,4 +1,4 @@
-import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isSimpleName } from "../core/names.js";
 import { parseUserSecret, USER_NAME, type UserSecret } from "../ports/cluster-users.js";
@@ -35,5 +35,24 @@ export class LocalUserSecrets implements UserSecretStore {
     if (!secretId.startsWith(`${this.dir}/`) || secretId.includes("/..")) return;
     const info = await lstat(secretId).catch(() => undefined);
     if (info?.isFile() === true) await rm(secretId, { force: true });
+  }
+
+  /**
+   * Removes every user's file of `clusterId` (the cluster is deleted: as the clouds' stores lose its
+   * secrets with it). Answers the users whose files went; none when the directory does not exist. Only
+   * `<cluster>.<user>.json` files whose user part is a valid name are touched (cluster ids hold no '.').
+   */
+  async removeCluster(clusterId: string): Promise<string[]> {
+    if (!isSimpleName(clusterId)) throw new SecretStoreError("invalid cluster name for secret files");
+    const prefix = `${clusterId}.`;
+    const removed: string[] = [];
+    for (const entry of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!entry.startsWith(prefix) || !entry.endsWith(".json")) continue;
+      const user = entry.slice(prefix.length, -".json".length);
+      if (!USER_NAME.test(user)) continue;
+      await this.remove(join(this.dir, entry));
+      removed.push(user);
+    }
+    return removed.sort();
   }
 }

@@ -313,11 +313,12 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     expect(left).toEqual([]);
   }, 120_000);
 
-  it("deleting the cluster removes its users from this machine, the local master (homes kept)", async () => {
+  it("deleting the cluster removes its users from this machine, the local master (homes kept), and their secrets", async () => {
     // Prepare
-    const added = await cli(["users", "add", CAROL]);
+    const added = await cli(["users", "add", CAROL, "--password-stdin"], `${PASSWORD}\n`);
     expect(added.status, added.stderr).toBe(0);
     const before = await passwd(CAROL);
+    const secretsBefore = await readdir(join(stateDir, "secrets", "users"));
 
     // Act
     const deleted = await cli(["cluster", "delete", clusterId, "--wait"]);
@@ -327,5 +328,8 @@ describe("cluster users in the local mode (CLI, real Slurm)", () => {
     expect(deleted.status, deleted.stderr).toBe(0);
     expect(await passwd(CAROL)).toBe("");
     expect(existsSync(`/home/${CAROL}`)).toBe(true);
+    // Her password's file went with the cluster, as a cloud's secret store loses it.
+    expect(secretsBefore).toEqual([`${clusterId}.${CAROL}.json`]);
+    expect(await readdir(join(stateDir, "secrets", "users"))).toEqual([]);
   }, 240_000);
 });
