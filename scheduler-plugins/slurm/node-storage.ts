@@ -1,9 +1,8 @@
-import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { parseWith } from "../../lib/core/validation.js";
 import { storageOptionSchema } from "./bootstrap.js";
 import { STORAGE_LINE_PREFIX } from "./node-storage-sync.js";
-import { atomicWrite, PREVIOUS_CONF_SUFFIX, withConfLock } from "./partition-apply.js";
+import { editSlurmConf } from "./partition-apply.js";
 
 /**
  * The cluster's storage mounts on the nodes that are already running (THPC AddClusterStorageOption:
@@ -69,30 +68,12 @@ export async function applyNodeStorage(
   options: { confPath: string; reconfigure: () => Promise<void> },
 ): Promise<NodeStorageResult> {
   const storage = parseNodeStorage(input);
-  return withConfLock(options.confPath, () => editStorage(storage, options));
-}
-
-async function editStorage(
-  storage: NodeStorage,
-  options: { confPath: string; reconfigure: () => Promise<void> },
-): Promise<NodeStorageResult> {
-  const current = await readFile(options.confPath, "utf8");
-  const next = rewriteStorageLine(current, storage);
-  if (next === current) return { storage, changed: false };
-  await atomicWrite(`${options.confPath}${PREVIOUS_CONF_SUFFIX}`, current);
-  await atomicWrite(options.confPath, next);
-  try {
-    await options.reconfigure();
-  } catch (error) {
-    await atomicWrite(options.confPath, current);
-    await options.reconfigure().catch(() => undefined);
-    const message = error instanceof Error ? error.message : String(error);
-    throw new StorageRollbackError(
-      `scontrol reconfigure failed, slurm.conf rolled back to the previous file: ${message.slice(0, 300)}`,
-      { cause: error },
-    );
-  }
-  return { storage, changed: true };
+  const { changed } = await editSlurmConf(
+    options,
+    (text) => rewriteStorageLine(text, storage),
+    (message, cause) => new StorageRollbackError(message, { cause }),
+  );
+  return { storage, changed };
 }
 
 export { STORAGE_LINE_PREFIX, STORAGE_SYNC_INTERVAL_S } from "./node-storage-sync.js";

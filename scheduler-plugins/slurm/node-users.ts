@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import {
   MAX_USERS,
   parseUsersRequest,
@@ -8,7 +7,7 @@ import {
   userNameProblem,
 } from "../../lib/ports/cluster-users.js";
 import { USERS_LINE_PREFIX } from "./node-storage-sync.js";
-import { atomicWrite, PREVIOUS_CONF_SUFFIX, withConfLock } from "./partition-apply.js";
+import { editSlurmConf } from "./partition-apply.js";
 
 /**
  * The cluster's users on the compute nodes that are already running (a node launched later gets them in
@@ -125,30 +124,12 @@ export async function applyNodeUsers(
   request: UsersRequest,
   options: { confPath: string; reconfigure: () => Promise<void> },
 ): Promise<{ changed: boolean }> {
-  return withConfLock(options.confPath, () => editUsers(request, options));
-}
-
-async function editUsers(
-  request: UsersRequest,
-  options: { confPath: string; reconfigure: () => Promise<void> },
-): Promise<{ changed: boolean }> {
-  const current = await readFile(options.confPath, "utf8");
-  const next = rewriteUsersLines(current, nodeUsersOf(request));
-  if (next === current) return { changed: false };
-  await atomicWrite(`${options.confPath}${PREVIOUS_CONF_SUFFIX}`, current);
-  await atomicWrite(options.confPath, next);
-  try {
-    await options.reconfigure();
-  } catch (error) {
-    await atomicWrite(options.confPath, current);
-    await options.reconfigure().catch(() => undefined);
-    const message = error instanceof Error ? error.message : String(error);
-    throw new UsersLineRollbackError(
-      `scontrol reconfigure failed, slurm.conf rolled back to the previous file: ${message.slice(0, 300)}`,
-      { cause: error },
-    );
-  }
-  return { changed: true };
+  const { changed } = await editSlurmConf(
+    options,
+    (text) => rewriteUsersLines(text, nodeUsersOf(request)),
+    (message, cause) => new UsersLineRollbackError(message, { cause }),
+  );
+  return { changed };
 }
 
 function encodable(set: NodeUsers): { u: unknown[]; p: unknown } {

@@ -43,39 +43,53 @@ export async function applyPartitions(
   options: PartitionApplyOptions,
 ): Promise<PartitionApplyResult> {
   const wanted = parsePartitionSpecs([...specs]);
-  return withConfLock(options.confPath, () => editPartitions(wanted, options));
-}
-
-async function editPartitions(
-  wanted: PartitionSpec[],
-  options: PartitionApplyOptions,
-): Promise<PartitionApplyResult> {
-  const current = await readFile(options.confPath, "utf8");
-  const next = rewritePartitionSection(current, wanted);
+  const { current, next, changed } = await editSlurmConf(
+    options,
+    (text) => rewritePartitionSection(text, wanted),
+    (message, cause) => new PartitionRollbackError(message, { cause }),
+  );
   const before = managedPartitions(current);
   const after = managedPartitions(next);
-  const result = {
+  return {
     partitions: after,
     added: after.filter((p) => !before.includes(p)),
     removed: before.filter((p) => !after.includes(p)),
+    changed,
   };
-  if (next === current) return { ...result, changed: false };
-  const previous = `${options.confPath}${PREVIOUS_CONF_SUFFIX}`;
-  await atomicWrite(previous, current);
-  await atomicWrite(options.confPath, next);
-  try {
-    await options.reconfigure();
-  } catch (error) {
-    await atomicWrite(options.confPath, current);
-    // slurmctld may have read part of the new file before refusing it: let it read the old one again.
-    await options.reconfigure().catch(() => undefined);
-    const message = error instanceof Error ? error.message : String(error);
-    throw new PartitionRollbackError(
-      `scontrol reconfigure failed, slurm.conf rolled back to the previous file: ${message.slice(0, 300)}`,
-      { cause: error },
-    );
-  }
-  return { ...result, changed: true };
+}
+
+/**
+ * One edit of slurm.conf, under withConfLock: `rewrite` gives the next text from the current one; the same
+ * text writes nothing (changed false, no reconfigure). Otherwise the current file is kept as
+ * `<conf>.nowscale-prev`, the new one written atomically and `reconfigure` run; when that fails, the
+ * previous file is put back, reconfigure tried once more (slurmctld may have read part of the new file
+ * before refusing it: it reads the old one again) and `rollbackError(message, cause)` thrown. The
+ * partitions, the storage line and the users lines all change the file this way.
+ */
+export async function editSlurmConf(
+  options: PartitionApplyOptions,
+  rewrite: (current: string) => string,
+  rollbackError: (message: string, cause: unknown) => Error,
+): Promise<{ current: string; next: string; changed: boolean }> {
+  return withConfLock(options.confPath, async () => {
+    const current = await readFile(options.confPath, "utf8");
+    const next = rewrite(current);
+    if (next === current) return { current, next, changed: false };
+    await atomicWrite(`${options.confPath}${PREVIOUS_CONF_SUFFIX}`, current);
+    await atomicWrite(options.confPath, next);
+    try {
+      await options.reconfigure();
+    } catch (error) {
+      await atomicWrite(options.confPath, current);
+      await options.reconfigure().catch(() => undefined);
+      const message = error instanceof Error ? error.message : String(error);
+      throw rollbackError(
+        `scontrol reconfigure failed, slurm.conf rolled back to the previous file: ${message.slice(0, 300)}`,
+        error,
+      );
+    }
+    return { current, next, changed: true };
+  });
 }
 
 /** How long an edit of slurm.conf waits for another one to finish (each is a write and a reconfigure). */
