@@ -625,46 +625,18 @@ export class DynamoStateStore implements StateStore {
   }
 
   async noteRepeat(clusterId: string, key: string, at: number, intervalMs: number): Promise<RepeatDecision> {
-    for (let attempt = 1; ; attempt++) {
-      const item = await this.getItem(this.t.clusters, { clusterId });
-      if (item === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
-      const version = typeof item[REPEAT_VERSION] === "number" ? (item[REPEAT_VERSION] as number) : 0;
+    // Its own version, as queue health: repeats must not bump the record's version.
+    return this.sideUpdate(clusterId, { version: REPEAT_VERSION, writeId: REPEAT_WRITE_ID }, (item) => {
       const notices = Array.isArray(item[REPEATS]) ? (item[REPEATS] as RepeatNotice[]) : [];
       const { decision, next } = countRepeat(notices, key, at, intervalMs);
-      const writeId = newWriteId();
-      try {
-        await this.doc.send(
-          new UpdateCommand({
-            TableName: this.t.clusters,
-            Key: { clusterId },
-            UpdateExpression: "SET #r = :r, #rv = :next, #rw = :writeId",
-            // Its own version, as queue health: repeats must not bump the record's version.
-            ConditionExpression:
-              version === 0 ? "attribute_not_exists(#rv) OR #rv = :expected" : "#rv = :expected",
-            ExpressionAttributeNames: { "#r": REPEATS, "#rv": REPEAT_VERSION, "#rw": REPEAT_WRITE_ID },
-            ExpressionAttributeValues: {
-              ":r": next,
-              ":expected": version,
-              ":next": version + 1,
-              ":writeId": writeId,
-            },
-          }),
-        );
-        return decision;
-      } catch (error) {
-        // Our own change landed and its answer was lost: counting again would count one twice.
-        if (isConditionFailure(error)) {
-          const landed = await this.getItem(this.t.clusters, { clusterId });
-          if (landed?.[REPEAT_WRITE_ID] === writeId) return decision;
-        }
-        if (!isConditionFailure(error) || attempt >= HEALTH_ATTEMPTS) {
-          if (isConditionFailure(error)) {
-            throw new ConflictError(`repeat counts of ${clusterId} kept changing`, { cause: error });
-          }
-          throw error;
-        }
-      }
-    }
+      return {
+        set: "#r = :r",
+        names: { "#r": REPEATS },
+        values: { ":r": next },
+        answer: decision,
+        conflict: `repeat counts of ${clusterId} kept changing`,
+      };
+    });
   }
 
   // ── leases ────────────────────────────────────────────────────────────────────────────────────────
@@ -822,50 +794,82 @@ export class DynamoStateStore implements StateStore {
       current: QueueHealth,
     ) => Pick<QueueHealth, "consecutiveBootstrapFailures" | "protected" | "failedOfferings">,
   ): Promise<QueueHealth> {
-    for (let attempt = 1; ; attempt++) {
-      const item = await this.getItem(this.t.clusters, { clusterId });
-      if (item === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
-      const cluster = toCluster(item);
-      // Queue health has a version of its own: node churn (every join ends a failure streak) must not
-      // bump the record's version, or an operator's PUT /autoscaling with If-Match fails for no reason.
-      const healthVersion = typeof item[HEALTH_VERSION] === "number" ? (item[HEALTH_VERSION] as number) : 0;
-      const current = ownValue(cluster.queueHealth, queue) ?? {
+    // Queue health has a version of its own: node churn (every join ends a failure streak) must not
+    // bump the record's version, or an operator's PUT /autoscaling with If-Match fails for no reason.
+    return this.sideUpdate(clusterId, { version: HEALTH_VERSION, writeId: HEALTH_WRITE_ID }, (item) => {
+      const current = ownValue(toCluster(item).queueHealth, queue) ?? {
         queue,
         consecutiveBootstrapFailures: 0,
         protected: false,
         updatedAt: at,
       };
       const health: QueueHealth = { ...current, ...next(current), queue, updatedAt: at };
+      return {
+        set: "queueHealth.#q = :h",
+        names: { "#q": queue },
+        values: { ":h": health },
+        answer: health,
+        conflict: `queue health of ${clusterId}/${queue} kept changing`,
+      };
+    });
+  }
+
+  /**
+   * A read-modify-write of part of the cluster item under a version of its own (`attributes.version`),
+   * apart from the record's: `change` gives the SET clause (names and values, without the version's) and
+   * the answer from the item as read. A lost answer is told apart by the write id (`attributes.writeId`):
+   * when the condition fails because our own write landed, the answer stands (counting again would count
+   * one twice). Retries a concurrent change up to HEALTH_ATTEMPTS times, then ConflictError with
+   * `conflict`; NotFoundInStoreError when the cluster does not exist.
+   */
+  private async sideUpdate<T>(
+    clusterId: string,
+    attributes: { version: string; writeId: string },
+    change: (item: Record<string, unknown>) => {
+      set: string;
+      names: Record<string, string>;
+      values: Record<string, unknown>;
+      answer: T;
+      conflict: string;
+    },
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const item = await this.getItem(this.t.clusters, { clusterId });
+      if (item === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
+      const version = typeof item[attributes.version] === "number" ? (item[attributes.version] as number) : 0;
+      const { set, names, values, answer, conflict } = change(item);
       const writeId = newWriteId();
       try {
         await this.doc.send(
           new UpdateCommand({
             TableName: this.t.clusters,
             Key: { clusterId },
-            UpdateExpression: "SET queueHealth.#q = :h, #hv = :next, #writeId = :writeId",
-            // Its own write id: the record's (WRITE_ID) tells updateCluster whether its own write landed.
+            UpdateExpression: `SET ${set}, #sideVersion = :sideNext, #sideWriteId = :sideWriteId`,
             ConditionExpression:
-              healthVersion === 0 ? "attribute_not_exists(#hv) OR #hv = :expected" : "#hv = :expected",
-            ExpressionAttributeNames: { "#q": queue, "#hv": HEALTH_VERSION, "#writeId": HEALTH_WRITE_ID },
+              version === 0
+                ? "attribute_not_exists(#sideVersion) OR #sideVersion = :sideExpected"
+                : "#sideVersion = :sideExpected",
+            ExpressionAttributeNames: {
+              ...names,
+              "#sideVersion": attributes.version,
+              "#sideWriteId": attributes.writeId,
+            },
             ExpressionAttributeValues: {
-              ":h": health,
-              ":expected": healthVersion,
-              ":next": healthVersion + 1,
-              ":writeId": writeId,
+              ...values,
+              ":sideExpected": version,
+              ":sideNext": version + 1,
+              ":sideWriteId": writeId,
             },
           }),
         );
-        return health;
+        return answer;
       } catch (error) {
-        // Our own change landed and its answer was lost: counting again would count one failure twice.
         if (isConditionFailure(error)) {
           const landed = await this.getItem(this.t.clusters, { clusterId });
-          if (landed?.[HEALTH_WRITE_ID] === writeId) return health;
+          if (landed?.[attributes.writeId] === writeId) return answer;
         }
         if (!isConditionFailure(error) || attempt >= HEALTH_ATTEMPTS) {
-          if (isConditionFailure(error)) {
-            throw new ConflictError(`queue health of ${clusterId}/${queue} kept changing`, { cause: error });
-          }
+          if (isConditionFailure(error)) throw new ConflictError(conflict, { cause: error });
           throw error;
         }
       }
