@@ -164,12 +164,7 @@ export class TencentClusterResources implements ClusterResources {
         Description: `NowScale cluster ${clusterId}: ${kind}`,
         ...value,
         ...(this.options.kmsKeyId === undefined ? {} : { KmsKeyId: this.options.kmsKeyId }),
-        Tags: [
-          { TagKey: CLUSTER_TAG, TagValue: clusterId },
-          { TagKey: MANAGED_TAG, TagValue: "true" },
-          { TagKey: SECRET_KIND_TAG, TagValue: kind },
-          ...(options.vpcId === undefined ? [] : [{ TagKey: SECRET_VPC_TAG, TagValue: options.vpcId }]),
-        ],
+        Tags: secretTags(clusterId, kind, options.vpcId),
       });
     } catch (error) {
       // A retried step: the secret it made is returned as it is (its value is never read back).
@@ -317,6 +312,20 @@ export class TencentClusterResources implements ClusterResources {
       throw mapped;
     }
   }
+}
+
+/** The tags of every secret NowScale makes in SSM: the cluster's, the kind's, and the VPC whose master reads it. */
+export function secretTags(
+  clusterId: string,
+  kind: string,
+  vpcId?: string,
+): { TagKey: string; TagValue: string }[] {
+  return [
+    { TagKey: CLUSTER_TAG, TagValue: clusterId },
+    { TagKey: MANAGED_TAG, TagValue: "true" },
+    { TagKey: SECRET_KIND_TAG, TagValue: kind },
+    ...(vpcId === undefined ? [] : [{ TagKey: SECRET_VPC_TAG, TagValue: vpcId }]),
+  ];
 }
 
 function resourceName(clusterId: string, zone?: string): string {

@@ -1,5 +1,4 @@
 import { parseUserSecret, type UserSecret } from "../../ports/cluster-users.js";
-import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../../ports/tags.js";
 import {
   cloudSecretId,
   SecretStoreError,
@@ -9,15 +8,11 @@ import {
 } from "../../ports/user-secrets.js";
 import {
   SECRET_VERSION,
+  secretTags,
   TencentClusterResources,
   type TencentClusterResourcesOptions,
 } from "./cluster-resources.js";
 import { fromTencentError } from "./errors.js";
-
-type SsmApi = Pick<
-  TencentClusterResources["ssm"],
-  "CreateSecret" | "GetSecretValue" | "UpdateSecret" | "DisableSecret" | "DeleteSecret"
->;
 
 /** Tencent's name of a user's secret: SSM names take letters, digits, '-' and '_' (no '/'). */
 export function tencentUserSecretName(clusterId: string, user: string): string {
@@ -34,14 +29,15 @@ export function tencentUserSecretName(clusterId: string, user: string): string {
  * A value never reaches an error message (the SDK's messages name the secret only).
  */
 export class TencentUserSecrets implements UserSecretStore {
-  private readonly ssm: SsmApi;
+  // The cluster's own secrets' client and deletion (disable, then delete at once; gone is fine).
+  private readonly resources: TencentClusterResources;
 
-  constructor(
-    private readonly options: TencentClusterResourcesOptions,
-    /** Tests: the client pointed at a simulator. @default one made from `options` */
-    ssm?: SsmApi,
-  ) {
-    this.ssm = ssm ?? new TencentClusterResources(options).ssm;
+  constructor(private readonly options: TencentClusterResourcesOptions) {
+    this.resources = new TencentClusterResources(options);
+  }
+
+  private get ssm(): TencentClusterResources["ssm"] {
+    return this.resources.ssm;
   }
 
   async put(
@@ -60,12 +56,7 @@ export class TencentUserSecrets implements UserSecretStore {
           Description: `NowScale cluster ${clusterId}: user ${user}`,
           SecretString: JSON.stringify(value),
           ...(this.options.kmsKeyId === undefined ? {} : { KmsKeyId: this.options.kmsKeyId }),
-          Tags: [
-            { TagKey: CLUSTER_TAG, TagValue: clusterId },
-            { TagKey: MANAGED_TAG, TagValue: "true" },
-            { TagKey: SECRET_KIND_TAG, TagValue: USER_SECRET_KIND },
-            ...(scope.vpcId === undefined ? [] : [{ TagKey: SECRET_VPC_TAG, TagValue: scope.vpcId }]),
-          ],
+          Tags: secretTags(clusterId, USER_SECRET_KIND, scope.vpcId),
         });
         return id;
       } catch (error) {
@@ -87,18 +78,9 @@ export class TencentUserSecrets implements UserSecretStore {
 
   async remove(secretId: string): Promise<void> {
     const name = cloudSecretId(secretId)?.name ?? secretId;
-    // SSM deletes a disabled secret only; RecoveryWindowInDays 0 deletes it at once.
-    for (const call of [
-      () => this.ssm.DisableSecret({ SecretName: name }),
-      () => this.ssm.DeleteSecret({ SecretName: name, RecoveryWindowInDays: 0 }),
-    ]) {
-      try {
-        await call();
-      } catch (error) {
-        if (fromTencentError("SSM", error).name === "NotFoundError") return;
-        throw storeError(error);
-      }
-    }
+    await this.resources.deleteSecret(name).catch((error: unknown) => {
+      throw storeError(error);
+    });
   }
 }
 
