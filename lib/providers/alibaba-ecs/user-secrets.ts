@@ -22,14 +22,11 @@ import { AlibabaClusterResources, type AlibabaClusterResourcesOptions } from "./
  * `alibaba-kms:<region>:<name>`. A value never reaches an error message.
  */
 export class AlibabaUserSecrets implements UserSecretStore {
-  private readonly resources: Pick<AlibabaClusterResources, "kmsCall">;
+  // The cluster's own KMS caller and secret deletion (at once, gone is fine).
+  private readonly resources: AlibabaClusterResources;
 
-  constructor(
-    private readonly options: AlibabaClusterResourcesOptions,
-    /** Tests: another KMS caller. @default AlibabaClusterResources' for `options` */
-    resources?: Pick<AlibabaClusterResources, "kmsCall">,
-  ) {
-    this.resources = resources ?? new AlibabaClusterResources(options);
+  constructor(private readonly options: AlibabaClusterResourcesOptions) {
+    this.resources = new AlibabaClusterResources(options);
   }
 
   async put(
@@ -93,15 +90,9 @@ export class AlibabaUserSecrets implements UserSecretStore {
 
   async remove(secretId: string): Promise<void> {
     const name = cloudSecretId(secretId)?.name ?? secretId;
-    try {
-      await this.resources.kmsCall(
-        "DeleteSecret",
-        new kms.DeleteSecretRequest({ secretName: name, forceDeleteWithoutRecovery: "true" }),
-        { notFound: true },
-      );
-    } catch (error) {
+    await this.resources.deleteSecret(name).catch((error: unknown) => {
       throw kmsFailed(error);
-    }
+    });
   }
 }
 
