@@ -1,8 +1,15 @@
 import type { ResolvedQueue, ShapeGroup } from "./config.js";
-import { bestFit, describeSlice, layoutOn, type Slice, slicesOf } from "./fit.js";
+import { bestFit, describeSlice, layoutOn, RequestIds, type Slice, type SlicedRequest } from "./fit.js";
 import type { InstanceTypeInfo, Job, Skip } from "./model.js";
 import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
-import { CopyStarts, listNames, type Policy, type PolicyInput, type PolicyResult } from "./policy.js";
+import {
+  CopyStarts,
+  listNames,
+  type NewNode,
+  type Policy,
+  type PolicyInput,
+  type PolicyResult,
+} from "./policy.js";
 import { planThpc } from "./policy-thpc.js";
 import type { JobView } from "./views.js";
 
@@ -13,8 +20,10 @@ interface Bin {
   freeMemMiB: number;
   freeGpus: number;
   supply?: SupplyNode;
-  /** For a node to launch: its index into newNodes and its shape group. */
+  /** For a node to launch: its position among the new nodes (counting nodes) and its shape group. */
   newIndex?: number;
+  /** New nodes this bin stands for: more than one for a run of nodes a job fills to the last vCPU. */
+  nodes: number;
   group?: ShapeGroup;
   /** Where the bin sits in the Bins index (cell and position), for O(1) removal. */
   cell: number;
@@ -74,33 +83,42 @@ function newNodeTally(result: PolicyResult): { nodes: number; cost: number | und
 const pack: Policy = (input) => {
   const packer = new Packer(input);
   const memRatio = input.queue.scaleUpMemRatio;
-  const slices = input.jobs.map((job) => slicesOf(job.request, memRatio));
-  for (const [j, job] of input.jobs.entries())
-    packer.planJob(job, j, slices[j] as ReturnType<typeof slicesOf>);
+  // One sliced request per distinct request, not two objects per job: most pending jobs repeat a few.
+  const requests = new RequestIds();
+  for (const [j, job] of input.jobs.entries()) packer.planJob(job, j, requests.of(job.request, memRatio));
   return packer.result;
 };
 
 /** Why a copy could not be placed: no shape fits, launching is held, the job exceeds maxSize, no room left. */
 type CopyFailure = "fit" | "held" | "large" | "room";
 
-/** What every copy of one job shares: its request, the bins it may use, what fresh nodes it would need. */
-interface JobRequestPlan {
-  job: Job;
-  hold: Hold | undefined;
+/**
+ * What every job of one view and request shares, made once per call for all of them: the bins they may
+ * use, what fresh nodes one copy would need, and the shape of a new node.
+ */
+interface RequestPlan {
   view: JobView;
   /** Exclusive, all the memory: takes empty bins only and leaves nothing of them. */
   whole: boolean;
   slice: Slice;
   units: number;
   distinct: boolean;
-  /** The view and the request: the key of the per-call caches of fresh-node counts and shapes. */
-  key: string;
   /** Fewest fresh nodes one copy could need (Infinity: no shape fits). */
   freshNodes: number;
   /** Which bins the job may use (undefined: all). */
   accepts: ((bin: Bin) => boolean) | undefined;
   /** A copy of a multi-node job must not put two of its nodes on one bin: the bins this copy has taken. */
   exclude: Set<Bin> | undefined;
+  /** The shape of a new node for a whole copy (null: none fits), chosen on first need. */
+  group: ShapeGroup | null | undefined;
+  /** The shapes for the part of a copy existing bins do not take, by its units (null: none fits). */
+  groupByUnits: Map<number, ShapeGroup | null> | undefined;
+  /**
+   * The Packer's generation when no bin took this request's first unit: bins only lose room between
+   * copies, so until a new bin is opened none will, and the many jobs of a queue that wait for room
+   * skip the search.
+   */
+  noBinAt: number;
 }
 
 /** How the copies of one job fared, each copy counted once. */
@@ -123,8 +141,23 @@ class Packer {
   /** The placements of the copy being placed, and the bins it opened. */
   private readonly uses: Use[] = [];
   private readonly opened: Bin[] = [];
-  private readonly freshByRequest = new Map<string, number>();
-  private readonly groupByRequest = new Map<string, ShapeGroup | undefined>();
+  /**
+   * By view, then by request id × 2 (+ 1 for a whole-node job). By the view itself, not its id: views of
+   * one id share groups but not always the nodes they accept (a constraint every entry meets, a job's
+   * excluded nodes).
+   */
+  private readonly plans = new Map<JobView, Map<number, RequestPlan>>();
+  /** New nodes of the committed copies (runs may hold several): the next new bin's position. */
+  private plannedNodes = 0;
+  /** New nodes the copy being placed has opened (a bin may stand for several). */
+  private openedNodes = 0;
+  /** The last run of the result when it holds only full new nodes of one job: more such nodes join it. */
+  private fullRun: NewNode | undefined;
+  /**
+   * Grows with every new bin: see RequestPlan.noBinAt. An undone copy needs no step: a request's first
+   * unit is sought only when no copy is under way, and undoing goes back to exactly that state.
+   */
+  private generation = 0;
 
   constructor(private readonly input: PolicyInput) {
     const { queue, supply } = input;
@@ -140,8 +173,9 @@ class Packer {
 
   /** Places the job's copies one by one until one fails; the rest of its copies fail alike. */
   /** `index`: the job's index in the input's jobs (its view, hold and copy starts are there). */
-  planJob(job: Job, index: number, sliced: ReturnType<typeof slicesOf>): void {
+  planJob(job: Job, index: number, sliced: SlicedRequest): void {
     const req = this.requestPlan(job, index, sliced);
+    const hold = this.input.holds[index];
     const tally: CopyTally = {
       covered: 0,
       unplaceable: 0,
@@ -152,16 +186,16 @@ class Packer {
       starts: new CopyStarts(),
     };
     for (let copy = 0; copy < job.count; copy++) {
-      let failure = this.placeCopy(req, false);
+      let failure = this.placeCopy(req, job, hold, false);
       // Help from other bins that saves no new node (thpc's rule): the copy goes on fresh nodes alone,
       // leaving those holes to later jobs.
       if (
         !failure &&
-        this.opened.length >= req.freshNodes &&
+        this.openedNodes >= req.freshNodes &&
         this.uses.some((u) => !this.opened.includes(u.bin))
       ) {
         this.undoCopy();
-        failure = this.placeCopy(req, true);
+        failure = this.placeCopy(req, job, hold, true);
       }
       if (failure) {
         this.undoCopy();
@@ -177,38 +211,41 @@ class Packer {
     const { covered, unplaceable, waiting, tooLarge, denied } = tally;
     if (covered < job.count - unplaceable - waiting - tooLarge - denied)
       this.result.copyStarts[index] = tally.starts;
-    this.result.skipped.push(...jobSkips(req, tally, this.input.queue));
+    this.result.skipped.push(...jobSkips(req, job, hold, tally, this.input.queue));
   }
 
-  /** What the job's copies share; the fresh-node count is computed once per view and request. */
-  private requestPlan(
-    job: Job,
-    index: number,
-    { slice, units, distinct }: ReturnType<typeof slicesOf>,
-  ): JobRequestPlan {
+  /** What the job's copies share: made once per view and request (and whole-node or not). */
+  private requestPlan(job: Job, index: number, sliced: SlicedRequest): RequestPlan {
     const view = this.input.views[index] as JobView;
     const whole = job.wholeNode === true;
-    const key = `${view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
-    let freshNodes = this.freshByRequest.get(key);
-    if (freshNodes === undefined) {
-      freshNodes = Number.POSITIVE_INFINITY;
+    let byRequest = this.plans.get(view);
+    if (byRequest === undefined) {
+      byRequest = new Map();
+      this.plans.set(view, byRequest);
+    }
+    const id = sliced.id * 2 + (whole ? 1 : 0);
+    let shared = byRequest.get(id);
+    if (shared === undefined) {
+      const { slice, units, distinct } = sliced;
+      let freshNodes = Number.POSITIVE_INFINITY;
       for (const g of view.groups)
         freshNodes = Math.min(freshNodes, layoutOn(slice, units, distinct, g.shape)?.nodes ?? freshNodes);
-      this.freshByRequest.set(key, freshNodes);
+      shared = {
+        view,
+        whole,
+        slice,
+        units,
+        distinct,
+        freshNodes,
+        accepts: binsAccepted(view, whole),
+        exclude: distinct && units > 1 ? new Set<Bin>() : undefined,
+        group: undefined,
+        groupByUnits: undefined,
+        noBinAt: -1,
+      };
+      byRequest.set(id, shared);
     }
-    return {
-      job,
-      hold: this.input.holds[index],
-      view,
-      whole,
-      slice,
-      units,
-      distinct,
-      key,
-      freshNodes,
-      accepts: binsAccepted(view, whole),
-      exclude: distinct && units > 1 ? new Set<Bin>() : undefined,
-    };
+    return shared;
   }
 
   /**
@@ -217,30 +254,57 @@ class Packer {
    * of the job's own best fit alone (thpc's layout). Returns why it failed, leaving its placements in
    * `uses` and `opened` for undoCopy; undefined when the whole copy is placed.
    */
-  private placeCopy(req: JobRequestPlan, freshOnly: boolean): CopyFailure | undefined {
-    const { job, slice, distinct, whole, exclude, accepts, freshNodes } = req;
+  private placeCopy(
+    req: RequestPlan,
+    job: Job,
+    hold: Hold | undefined,
+    freshOnly: boolean,
+  ): CopyFailure | undefined {
+    const { slice, distinct, whole, exclude, accepts, freshNodes } = req;
     let group: ShapeGroup | undefined;
     const { queue } = this.input;
     this.uses.length = 0;
     this.opened.length = 0;
+    this.openedNodes = 0;
     exclude?.clear();
     let left = req.units;
     let failure: CopyFailure | undefined;
     while (left > 0) {
       // Fresh only: the copy fills the node it opened last, then opens another; no other bin.
-      let bin = freshOnly
-        ? this.lastOpenedWithRoom(slice, exclude)
-        : this.buckets.find(slice, exclude, accepts);
+      let bin: Bin | undefined;
+      if (freshOnly) bin = this.lastOpenedWithRoom(slice, exclude);
+      else if (left < req.units) bin = this.buckets.find(slice, exclude, accepts);
+      else if (req.noBinAt !== this.generation) {
+        bin = this.buckets.find(slice, exclude, accepts);
+        if (!bin) req.noBinAt = this.generation;
+      }
       if (!bin) {
         if (!Number.isFinite(freshNodes)) failure = "fit";
-        else if (req.hold) failure = "held";
+        else if (hold) failure = "held";
         else if (freshNodes > queue.maxSize) failure = "large";
-        else if (this.roomLeft - this.opened.length <= 0) failure = "room";
+        else if (this.roomLeft - this.openedNodes <= 0) failure = "room";
         // The part existing bins do not take gets its own best fit, as thpc's remainder does.
         if (!failure && !group) group = this.groupForUnits(req, left);
         if (failure || !group) return failure ?? "fit";
-        bin = newBin(group.shape, undefined, this.result.newNodes.length + this.opened.length, group);
+        bin = newBin(group.shape, undefined, this.plannedNodes + this.openedNodes, group);
         this.opened.push(bin);
+        this.generation++;
+        const per = distinct || whole ? 0 : tasksPerNode(slice, group.shape);
+        if (per > 0 && per * slice.cpus === group.shape.vcpus && left >= 2 * per) {
+          // Nodes the copy fills to the last vCPU take no other job: one bin, outside the index, stands
+          // for them all (a 64-task job on 2-vCPU nodes is one bin, not 32).
+          const nodes = Math.min(Math.floor(left / per), this.roomLeft - this.openedNodes);
+          bin.nodes = nodes;
+          bin.freeCpus = 0;
+          bin.freeMemMiB -= per * slice.memMiB;
+          bin.freeGpus -= per * slice.gpus;
+          bin.jobIds.push(job.id);
+          this.uses.push({ bin, cpus: 0, memMiB: 0, gpus: 0, addedJob: true });
+          this.openedNodes += nodes;
+          left -= nodes * per;
+          continue;
+        }
+        this.openedNodes++;
         this.buckets.add(bin);
       }
       const take = distinct ? 1 : Math.min(left, fitCount(slice, bin));
@@ -259,13 +323,11 @@ class Packer {
   }
 
   /** The shape of a new node for the request: chosen once per view and request. */
-  private groupFor(req: JobRequestPlan): ShapeGroup | undefined {
-    let group = this.groupByRequest.get(req.key);
-    if (group === undefined && !this.groupByRequest.has(req.key)) {
-      group = chooseGroup(req.view.groups, req.slice, req.units, req.distinct, this.input.weighPrice);
-      this.groupByRequest.set(req.key, group);
-    }
-    return group;
+  private groupFor(req: RequestPlan): ShapeGroup | undefined {
+    if (req.group === undefined)
+      req.group =
+        chooseGroup(req.view.groups, req.slice, req.units, req.distinct, this.input.weighPrice) ?? null;
+    return req.group ?? undefined;
   }
 
   /** The node this copy opened last, when the slice still fits there. */
@@ -275,16 +337,15 @@ class Packer {
   }
 
   /** The shape of new nodes for the part of a copy existing bins do not take: its own best fit. */
-  private groupForUnits(req: JobRequestPlan, units: number): ShapeGroup | undefined {
+  private groupForUnits(req: RequestPlan, units: number): ShapeGroup | undefined {
     if (units === req.units) return this.groupFor(req);
-    const { slice, distinct } = req;
-    const key = `${req.view.id}:${distinct ? "n" : "t"}${units}/${slice.cpus}/${slice.memMiB}/${slice.gpus}`;
-    let group = this.groupByRequest.get(key);
-    if (group === undefined && !this.groupByRequest.has(key)) {
-      group = chooseGroup(req.view.groups, slice, units, distinct, this.input.weighPrice);
-      this.groupByRequest.set(key, group);
+    req.groupByUnits ??= new Map();
+    let group = req.groupByUnits.get(units);
+    if (group === undefined) {
+      group = chooseGroup(req.view.groups, req.slice, units, req.distinct, this.input.weighPrice) ?? null;
+      req.groupByUnits.set(units, group);
     }
-    return group;
+    return group ?? undefined;
   }
 
   /** Undoes the failed copy: a job is planned whole or not at all. */
@@ -302,11 +363,22 @@ class Packer {
    * job, and the copy counts as covered (existing nodes only) or as starting at its first new node.
    */
   private commitCopy(job: Job, tally: CopyTally): void {
-    for (const { group, jobIds } of this.opened) {
-      if (group)
-        this.result.newNodes.push({ group, count: 1, jobs: jobIds, unit: group.key, multiNode: false });
+    for (const { group, jobIds, freeCpus, nodes } of this.opened) {
+      if (!group) continue;
+      // A node with no vCPU left is the job's alone for good: a large job's many such nodes are one run
+      // (positions count nodes, so copy starts are unchanged), not an object each.
+      const full = freeCpus === 0;
+      const run = this.fullRun;
+      if (full && run !== undefined && run.group === group && run.jobs[0] === job.id) {
+        run.count += nodes;
+        continue;
+      }
+      const added: NewNode = { group, count: nodes, jobs: jobIds, unit: group.key, multiNode: false };
+      this.result.newNodes.push(added);
+      this.fullRun = full ? added : undefined;
     }
-    this.roomLeft -= this.opened.length;
+    this.roomLeft -= this.openedNodes;
+    this.plannedNodes += this.openedNodes;
     let firstNew = -1;
     for (const use of this.uses) {
       const b = use.bin;
@@ -372,8 +444,14 @@ function chooseGroup(
 }
 
 /** The skips of a job's copies that launch nothing, each with its reason, in a fixed order. */
-function jobSkips(req: JobRequestPlan, tally: CopyTally, queue: ResolvedQueue): Skip[] {
-  const { job, hold, slice, distinct, freshNodes } = req;
+function jobSkips(
+  req: RequestPlan,
+  job: Job,
+  hold: Hold | undefined,
+  tally: CopyTally,
+  queue: ResolvedQueue,
+): Skip[] {
+  const { slice, distinct, freshNodes } = req;
   const skips: Skip[] = [];
   if (tally.covered > 0) {
     skips.push(
@@ -427,12 +505,21 @@ function newBin(shape: InstanceTypeInfo, supply?: SupplyNode, newIndex?: number,
     freeGpus: shape.gpus,
     cell: -1,
     pos: -1,
+    nodes: 1,
     jobIds: [],
   };
   if (supply) bin.supply = supply;
   if (newIndex !== undefined) bin.newIndex = newIndex;
   if (group) bin.group = group;
   return bin;
+}
+
+/** Slices a fresh node of the shape holds. */
+function tasksPerNode(slice: Slice, shape: InstanceTypeInfo): number {
+  let n = Math.floor(shape.vcpus / slice.cpus);
+  if (slice.memMiB > 0) n = Math.min(n, Math.floor(shape.memoryMiB / slice.memMiB));
+  if (slice.gpus > 0) n = Math.min(n, Math.floor(shape.gpus / slice.gpus));
+  return n;
 }
 
 function fitCount(slice: Slice, bin: Bin): number {
@@ -466,8 +553,13 @@ class Bins {
     this.cpuMask = new Uint32Array(Math.ceil((maxCpus + 1) / 32));
   }
 
+  /** Adds a bin; one with no free vCPU stays out (every slice needs one) until it gains some. */
   add(bin: Bin): void {
     const cpus = bin.freeCpus;
+    if (cpus <= 0) {
+      bin.cell = -1;
+      return;
+    }
     const cls = memClass(bin.freeMemMiB);
     const index = cpus * 32 + cls;
     let cell = this.cells[index];

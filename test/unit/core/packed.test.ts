@@ -191,6 +191,60 @@ describe("packed policy", () => {
     }
   });
 
+  it("a task job's full nodes are one run: the node after them, with the free vCPUs, is the one a later job shares", () => {
+    // Prepare: 10 one-CPU tasks on c4m8 (4 vCPUs): two full nodes and a third with 2 tasks; a 2-CPU job
+    //   fits the third node's free vCPUs. Cycle caps of 2 and 3 nodes tell where that job starts.
+    const tasks = job({
+      id: "t",
+      nodes: undefined,
+      cpusPerNode: undefined,
+      memPerNodeMiB: undefined,
+      gpusPerNode: undefined,
+      tasks: 10,
+      cpusPerTask: 1,
+      memPerTaskMiB: 1024,
+    });
+    const jobs = [tasks, job({ id: "s", cpusPerNode: 2, memPerNodeMiB: 2048, submittedAt: iso(T0 + 1000) })];
+    const capped = (maxNodesPerCycle: number) =>
+      plan(config({ policy: "packed" }, [queue({ maxNodesPerCycle })]), state(jobs), NOW);
+
+    // Act
+    const two = capped(2);
+    const three = capped(3);
+
+    // Assess: three nodes in all; with two launched, s (on the third) waits; with three, nothing does.
+    expect(total(three)).toBe(3);
+    expect(three.launches.flatMap((l) => l.jobs).sort()).toEqual(["s", "t"]);
+    expect(three.skipped.filter((s) => s.code === "CYCLE_CAP_REACHED")).toEqual([]);
+    expect(total(two)).toBe(2);
+    expect(two.skipped.filter((s) => s.code === "CYCLE_CAP_REACHED")).toEqual([
+      expect.objectContaining({ job: "s" }),
+    ]);
+  });
+
+  it("jobs of one request, one constrained to every entry's type, each keep their own existing nodes", () => {
+    // Prepare: an idle c8m16 left from an earlier entry list; the queue launches c4m8 only. c, the
+    //   older job, asks -C type_c4m8 (every entry meets it, so its view is the queue's whole view) and
+    //   may not use the c8m16; p, the same request without a constraint, may, and x (1 CPU) shares it
+    //   with p: one node in all where thpc (and a packing that gave p c's choice) needs two.
+    const jobs = [
+      job({ id: "c", cpusPerNode: 4, memPerNodeMiB: 4096, constraint: "type_c4m8" }),
+      job({ id: "p", cpusPerNode: 4, memPerNodeMiB: 4096, submittedAt: iso(T0 + 1000) }),
+      job({ id: "x", cpusPerNode: 1, memPerNodeMiB: 1024, submittedAt: iso(T0 + 2000) }),
+    ];
+    const idle = node("old1", { instanceType: "c8m16", idleSince: iso(NOW - 30_000) });
+
+    // Act
+    const decision = plan(config({ policy: "packed" }), state(jobs, [idle]), NOW);
+
+    // Assess
+    expect(decision.launches.map((l) => [l.instanceType, l.count, l.jobs])).toEqual([["c4m8", 1, ["c"]]]);
+    for (const id of ["p", "x"])
+      expect(decision.skipped).toContainEqual(
+        expect.objectContaining({ job: id, code: "COVERED_BY_EXISTING_NODES" }),
+      );
+  });
+
   describe("existing nodes and the rest of a job (thpc's rules)", () => {
     // One queue of c4m8 (4 vCPUs, 0.2/h) and c16m32 (16 vCPUs, 0.8/h); one-CPU tasks of 512 MiB.
     const cfg = () =>
