@@ -180,6 +180,11 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     if (lease !== undefined) await this.store.releaseLease(lease);
   }
 
+  /** Deleted users' secrets went with them (lib/control/users.ts drops the id): live users' remain. */
+  async userSecretIds(clusterId: string): Promise<string[]> {
+    return ((await this.read(clusterId)).users ?? []).flatMap((u) => u.secretId ?? []);
+  }
+
   private async read(clusterId: string): Promise<ClusterRecord> {
     const record = await this.store.getCluster(clusterId);
     if (record === undefined) throw new Error(`cluster ${clusterId} does not exist`);
