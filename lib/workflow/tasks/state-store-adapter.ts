@@ -180,7 +180,7 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     if (lease !== undefined) await this.store.releaseLease(lease);
   }
 
-  /** Deleted users' secrets went with them (lib/control/users.ts drops the id): live users' remain. */
+  /** Every user that names one; a deleted user's id is dropped once its secret is gone (lib/control/users.ts). */
   async userSecretIds(clusterId: string): Promise<string[]> {
     return ((await this.read(clusterId)).users ?? []).flatMap((u) => u.secretId ?? []);
   }
