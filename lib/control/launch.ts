@@ -343,6 +343,7 @@ export async function recordedLaunch(
     metrics.add("NodesLaunched", "Count", startedCount, { Queue: launch.queue });
     const oldest = Math.min(...jobs.filter((j) => launch.jobs.includes(j.id)).map((j) => j.submittedAt));
     if (Number.isFinite(oldest)) metrics.add("ScaleOutLatency", "Milliseconds", outcome.at - oldest);
+    await clearLaunchFailed(deps, clusterId, launch);
     await event(
       store,
       clusterId,
@@ -375,7 +376,8 @@ export const LAUNCH_FAILED_EVERY_MS = 10 * 60_000;
  * The LAUNCH_FAILED text to write now, or undefined to hold it back: an operator's launch (`by`) always
  * gets its event; the service's own are written for the first failure of an offering (queue, type, zones,
  * charge types) and reason (the kinds, and a whole-request refusal's message), then at most once per LAUNCH_FAILED_EVERY_MS with the count held back since.
- * The count is kept in the store (noteRepeat), so a restarted scaler does not write the first again.
+ * The count is kept in the store (noteRepeat), so a restarted scaler does not write the first again; a
+ * launch of the offering that starts instances clears it (clearLaunchFailed).
  */
 async function debouncedFailure(
   deps: LaunchDeps,
@@ -386,13 +388,10 @@ async function debouncedFailure(
 ): Promise<string | undefined> {
   if (deps.by !== undefined) return reason;
   const kinds = [...new Set(outcome.failures.map((f) => f.kind))].sort().join(",");
-  const offering = launch.candidates
-    .map((c) => `${offeringKey(c.instanceType, c.zone)}/${c.chargeType}`)
-    .join(" ");
   // A request refused as a whole says why in its message (launchFailedReason): another message is
   // another reason (the operator fixed one thing and met the next), written at once, not held back.
   const whole = outcome.failures.find((f) => f.index === -1 && f.kind === "InvalidRequest")?.message;
-  const key = `LAUNCH_FAILED ${launch.queue} ${offering || offeringKey(launch.instanceType, launch.zone)} ${kinds}${whole === undefined ? "" : ` ${whole}`}`;
+  const key = `${launchFailedPrefix(launch)}${kinds}${whole === undefined ? "" : ` ${whole}`}`;
   const decision: RepeatDecision = await deps.store
     .noteRepeat(clusterId, key, deps.clock.now(), LAUNCH_FAILED_EVERY_MS)
     .catch((error: unknown) => {
@@ -408,6 +407,33 @@ async function debouncedFailure(
   const since = new Date(decision.lastWrittenAt).toISOString();
   const tail = ` (repeated ${decision.suppressed} times since ${since})`;
   return `${reason.slice(0, 500 - tail.length)}${tail}`;
+}
+
+/**
+ * The repeat key's part naming the offering (queue, types, zones, charge types): every reason's key of
+ * the offering starts with it. The offering ends at ` | ` (its parts hold no space), so one offering's
+ * prefix never matches another's that merely begins the same way (a longer candidate list).
+ */
+function launchFailedPrefix(launch: Launch): string {
+  const offering = launch.candidates
+    .map((c) => `${offeringKey(c.instanceType, c.zone)}/${c.chargeType}`)
+    .join(" ");
+  return `LAUNCH_FAILED ${launch.queue} ${offering || offeringKey(launch.instanceType, launch.zone)} | `;
+}
+
+/**
+ * The offering launched: its held-back LAUNCH_FAILED counts are forgotten (store.clearRepeat), so a
+ * failure after this success starts a new episode and is written at once rather than held back for the
+ * rest of the last one's interval. A store failure is logged only: the launch itself succeeded, and the
+ * cost is one failure written late.
+ */
+async function clearLaunchFailed(deps: LaunchDeps, clusterId: string, launch: Launch): Promise<void> {
+  await deps.store.clearRepeat(clusterId, launchFailedPrefix(launch)).catch((error: unknown) => {
+    (deps.log ?? silentLog).warn("repeat count not cleared after a launch: a next failure may be held back", {
+      clusterId,
+      error: (error as Error).message,
+    });
+  });
 }
 
 type Admission =

@@ -47,10 +47,14 @@ export interface ClusterResources {
 
   /**
    * Deletes the cluster's users' secrets (lib/ports/user-secrets.ts: kind `cluster-user`, in this cloud's
-   * store), found by the cluster's tag, at once; answers their names. Those of users never deleted would
-   * otherwise outlive the cluster. Absent: this cloud's users' secrets are elsewhere.
+   * store) at once; answers their names. Those of users never deleted would otherwise outlive the cluster.
+   * Found by the cluster's tag and also by `recorded`, the ids the cluster record's users name (what the
+   * UserSecretStore answered): a store's listing may lag (ListSecrets up to five minutes on AWS), and a
+   * user added just before the deletion must not leave a password behind. A recorded id that is not a
+   * user's secret of this cluster in this store is passed over (never another cluster's secret); one
+   * already gone succeeds. Absent: this cloud's users' secrets are elsewhere.
    */
-  deleteUserSecrets?(clusterId: string): Promise<string[]>;
+  deleteUserSecrets?(clusterId: string, recorded: readonly string[]): Promise<string[]>;
 
   /** Deletes the security group. One already gone succeeds. */
   deleteSecurityGroup(securityGroupId: string): Promise<void>;

@@ -146,6 +146,15 @@ export interface StateStore {
    */
   noteRepeat(clusterId: string, key: string, at: number, intervalMs: number): Promise<RepeatDecision>;
 
+  /**
+   * Forgets the counts of every key that starts with `keyPrefix` (e.g. one offering's LAUNCH_FAILED of
+   * every reason, once the offering launched), so the next noteRepeat of such a key is a first and is
+   * written at once: a new run of failures after a success is news. Nothing counted under the prefix:
+   * nothing is written. Kept apart from the record's version as noteRepeat. NotFoundInStoreError when the
+   * cluster does not exist.
+   */
+  clearRepeat(clusterId: string, keyPrefix: string): Promise<void>;
+
   // ── leases ──────────────────────────────────────────────────────────────────────────────────────
 
   /**

@@ -1,4 +1,4 @@
-import type { UserSecret } from "./cluster-users.js";
+import { USER_NAME, type UserSecret } from "./cluster-users.js";
 
 /**
  * Where cluster users' passwords and SSH public keys are kept: the cloud's secret store (AWS Secrets
@@ -61,4 +61,23 @@ export function cloudSecretId(
   const m = CLOUD_SECRET_ID.exec(id);
   if (m === null) return undefined;
   return { store: m[1] as "tencent-ssm" | "alibaba-kms", region: m[2] ?? "", name: m[3] ?? "" };
+}
+
+/**
+ * The secret's name when `id` (a cluster record's users[].secretId) is a user's secret of `clusterId` in
+ * `store` and `region`, named `nameOf(clusterId, <user>)` with a valid user name; undefined for any other
+ * id. What a cloud's teardown deletes by the record, beside what its listing finds, and nothing else.
+ */
+export function recordedUserSecretName(
+  id: string,
+  clusterId: string,
+  store: "tencent-ssm" | "alibaba-kms",
+  region: string,
+  nameOf: (clusterId: string, user: string) => string,
+): string | undefined {
+  const parts = cloudSecretId(id);
+  if (parts === undefined || parts.store !== store || parts.region !== region) return undefined;
+  const prefix = nameOf(clusterId, "");
+  if (!parts.name.startsWith(prefix)) return undefined;
+  return USER_NAME.test(parts.name.slice(prefix.length)) ? parts.name : undefined;
 }

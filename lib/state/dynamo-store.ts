@@ -627,8 +627,7 @@ export class DynamoStateStore implements StateStore {
   async noteRepeat(clusterId: string, key: string, at: number, intervalMs: number): Promise<RepeatDecision> {
     // Its own version, as queue health: repeats must not bump the record's version.
     return this.sideUpdate(clusterId, { version: REPEAT_VERSION, writeId: REPEAT_WRITE_ID }, (item) => {
-      const notices = Array.isArray(item[REPEATS]) ? (item[REPEATS] as RepeatNotice[]) : [];
-      const { decision, next } = countRepeat(notices, key, at, intervalMs);
+      const { decision, next } = countRepeat(repeatNotices(item), key, at, intervalMs);
       return {
         set: "#r = :r",
         names: { "#r": REPEATS },
@@ -637,6 +636,20 @@ export class DynamoStateStore implements StateStore {
         conflict: `repeat counts of ${clusterId} kept changing`,
       };
     });
+  }
+
+  async clearRepeat(clusterId: string, keyPrefix: string): Promise<void> {
+    // Read first: a launch that succeeds with nothing counted (the usual case) writes nothing.
+    const item = await this.getItem(this.t.clusters, { clusterId });
+    if (item === undefined) throw new NotFoundInStoreError(`cluster ${clusterId} does not exist`);
+    if (!repeatNotices(item).some((n) => n.key.startsWith(keyPrefix))) return;
+    await this.sideUpdate(clusterId, { version: REPEAT_VERSION, writeId: REPEAT_WRITE_ID }, (fresh) => ({
+      set: "#r = :r",
+      names: { "#r": REPEATS },
+      values: { ":r": repeatNotices(fresh).filter((n) => !n.key.startsWith(keyPrefix)) },
+      answer: undefined,
+      conflict: `repeat counts of ${clusterId} kept changing`,
+    }));
   }
 
   // ── leases ────────────────────────────────────────────────────────────────────────────────────────
@@ -892,6 +905,11 @@ const REPEAT_VERSION = "repeatVersion";
 const REPEAT_WRITE_ID = "repeatWriteId";
 /** Keys kept at most (the most recently counted): a bound on the item's size. */
 const REPEAT_KEYS = 64;
+
+/** The cluster item's repeat counts as stored (none yet: an empty list). */
+function repeatNotices(item: Record<string, unknown>): RepeatNotice[] {
+  return Array.isArray(item[REPEATS]) ? (item[REPEATS] as RepeatNotice[]) : [];
+}
 
 /** noteRepeat's decision and the counts to store after it. */
 export function countRepeat(

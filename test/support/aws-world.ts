@@ -118,6 +118,8 @@ export class AwsWorld {
   runCommand: RunCommandAnswer = () => ({ stdout: emptyReport(), code: 0 });
   /** ListSecrets answers as if nothing were made yet (its listing lags up to five minutes on AWS). */
   staleSecretListing = false;
+  /** Names ListSecrets does not show yet (made in the last five minutes), while it shows the rest. */
+  readonly unlistedSecrets = new Set<string>();
   /** Step Functions executions started here (ARN → status); `delete` one to make it unknown to DescribeExecution. */
   readonly executions = new Map<string, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">();
   /** Errors the next calls of a command throw, by command name. */
@@ -663,6 +665,7 @@ export class AwsWorld {
           .filter(
             // As on AWS, each filter matches any tag's key (or value) by prefix, independently.
             (x) =>
+              !this.unlistedSecrets.has(x.name) &&
               keys.every((k) => Object.keys(x.tags).some((t) => t.startsWith(k))) &&
               values.every((v) => Object.values(x.tags).some((t) => t.startsWith(v))),
           )

@@ -15,7 +15,7 @@ import type {
 import { secretName } from "../../ports/cluster-resources.js";
 import { type CloudProviderError, InvalidRequestError, ServiceUnavailableError } from "../../ports/errors.js";
 import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../../ports/tags.js";
-import { USER_SECRET_KIND } from "../../ports/user-secrets.js";
+import { recordedUserSecretName, USER_SECRET_KIND, userSecretName } from "../../ports/user-secrets.js";
 import { subnetBlocks } from "../aws-ec2/cluster-resources.js";
 import { type AlibabaAccessKey, cjsDefault, clientConfig } from "./ecs-api.js";
 import { fromAlibabaError } from "./errors.js";
@@ -266,13 +266,19 @@ export class AlibabaClusterResources implements ClusterResources {
     );
   }
 
-  async deleteUserSecrets(clusterId: string): Promise<string[]> {
-    // Tagged with the cluster and the kind AlibabaUserSecrets gives them (user-secrets.ts).
-    const names = (await this.secrets())
+  async deleteUserSecrets(clusterId: string, recorded: readonly string[] = []): Promise<string[]> {
+    // Tagged with the cluster and the kind AlibabaUserSecrets gives them (user-secrets.ts), and those the
+    // record names (`alibaba-kms:<region>:<name>`): a listing that missed a user just made leaks nothing.
+    const listed = (await this.secrets())
       .filter(
         (s) => s.tags.get(CLUSTER_TAG) === clusterId && s.tags.get(SECRET_KIND_TAG) === USER_SECRET_KIND,
       )
       .map((s) => s.name);
+    const named = recorded.flatMap(
+      (id) =>
+        recordedUserSecretName(id, clusterId, "alibaba-kms", this.options.regionId, userSecretName) ?? [],
+    );
+    const names = [...new Set([...listed, ...named])];
     for (const name of names) await this.deleteSecret(name);
     return names;
   }

@@ -45,9 +45,10 @@ import type {
   SecretKind,
 } from "../../ports/cluster-resources.js";
 import { secretName } from "../../ports/cluster-resources.js";
+import { USER_NAME } from "../../ports/cluster-users.js";
 import { type CloudProviderError, InvalidRequestError, isCloudProviderError } from "../../ports/errors.js";
 import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG, tagsToList } from "../../ports/tags.js";
-import { USER_SECRET_KIND } from "../../ports/user-secrets.js";
+import { USER_SECRET_KIND, userSecretName } from "../../ports/user-secrets.js";
 import { subnetBlocks } from "../shared/subnet-blocks.js";
 import { fromEc2Error } from "./errors.js";
 
@@ -510,16 +511,27 @@ export class AwsClusterResources implements ClusterResources {
    * them) for days more. Only an entry whose tags say exactly this cluster, kind `cluster-user` and managed
    * is deleted (the listing's tag filters match keys and values separately and by prefix). Idempotent: a
    * secret already gone (the listing lags) or already scheduled for deletion is passed over. The listing
-   * lags up to five minutes, so a user's secret made in the last minutes before the deletion may be missed.
+   * lags up to five minutes, so a user's secret made in the last minutes before the deletion may be
+   * missing from it: each `recorded` ARN (the record's users) is deleted by its ARN as well, when it names
+   * a user's secret of this cluster (`nowscale/<cluster>/users/<user>`); one already gone succeeds.
    */
-  async deleteUserSecrets(clusterId: string): Promise<string[]> {
+  async deleteUserSecrets(clusterId: string, recorded: readonly string[] = []): Promise<string[]> {
     const names: string[] = [];
+    const deleted = new Set<string>();
     for (const s of await this.secretsTagged(CLUSTER_TAG, clusterId)) {
       const tag = (key: string) => s.Tags?.find((t) => t.Key === key)?.Value;
       if (tag(SECRET_KIND_TAG) !== USER_SECRET_KIND || tag(MANAGED_TAG) !== "true") continue;
       if (s.ARN === undefined || s.DeletedDate !== undefined) continue;
       await this.deleteSecret(s.ARN);
+      deleted.add(s.ARN);
       names.push(s.Name ?? s.ARN);
+    }
+    for (const arn of recorded) {
+      const name = userSecretNameOfArn(arn, clusterId);
+      if (name === undefined || deleted.has(arn)) continue;
+      await this.deleteSecret(arn);
+      deleted.add(arn);
+      names.push(name);
     }
     return names;
   }
@@ -676,6 +688,18 @@ function baseTags(clusterId: string): Record<string, string> {
 
 function tags(clusterId: string, name: string) {
   return tagsToList({ Name: name, ...baseTags(clusterId) });
+}
+
+/**
+ * The name of a user's secret of the cluster that `arn` names (`nowscale/<cluster>/users/<user>`, then the
+ * six characters Secrets Manager appends), or undefined for any other ARN: a record's id is deleted only
+ * when it is that.
+ */
+function userSecretNameOfArn(arn: string, clusterId: string): string | undefined {
+  const name = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:(.+)-[A-Za-z0-9]{6}$/.exec(arn)?.[1];
+  const prefix = userSecretName(clusterId, "");
+  if (name === undefined || !name.startsWith(prefix)) return undefined;
+  return USER_NAME.test(name.slice(prefix.length)) ? name : undefined;
 }
 
 /** Secrets Manager's codes share EC2's throttling and auth names; the rest is the request's fault. */

@@ -17,6 +17,7 @@ import type {
 } from "../../ports/cluster-resources.js";
 import { type CloudProviderError, InvalidRequestError } from "../../ports/errors.js";
 import { CLUSTER_TAG, MANAGED_TAG, SECRET_KIND_TAG, SECRET_VPC_TAG } from "../../ports/tags.js";
+import { recordedUserSecretName } from "../../ports/user-secrets.js";
 import { subnetBlocks } from "../shared/subnet-blocks.js";
 import { fromTencentError } from "./errors.js";
 
@@ -201,10 +202,16 @@ export class TencentClusterResources implements ClusterResources {
     );
   }
 
-  async deleteUserSecrets(clusterId: string): Promise<string[]> {
-    // Tagged with the cluster and named as TencentUserSecrets names them (user-secrets.ts).
-    const prefix = `nowscale-${clusterId}-users-`;
-    const names = (await this.secretsTagged(CLUSTER_TAG, clusterId)).filter((n) => n.startsWith(prefix));
+  async deleteUserSecrets(clusterId: string, recorded: readonly string[] = []): Promise<string[]> {
+    // Tagged with the cluster and named as TencentUserSecrets names them (user-secrets.ts), and those the
+    // record names (`tencent-ssm:<region>:<name>`): a listing that missed a user just made leaks nothing.
+    const nameOf = (cluster: string, user: string) => `nowscale-${cluster}-users-${user}`;
+    const prefix = nameOf(clusterId, "");
+    const listed = (await this.secretsTagged(CLUSTER_TAG, clusterId)).filter((n) => n.startsWith(prefix));
+    const named = recorded.flatMap(
+      (id) => recordedUserSecretName(id, clusterId, "tencent-ssm", this.options.region, nameOf) ?? [],
+    );
+    const names = [...new Set([...listed, ...named])];
     for (const name of names) await this.deleteSecret(name);
     return names;
   }

@@ -191,7 +191,8 @@ async function detach(
       ? deps.resources
       : (await lifecycleDepsFor(deps, cluster.placement)).resources
     : undefined;
-  const usersSecrets = (await resources?.deleteUserSecrets?.(clusterId)) ?? [];
+  const recorded = (cluster.users ?? []).flatMap((u) => u.secretId ?? []);
+  const usersSecrets = (await resources?.deleteUserSecrets?.(clusterId, recorded)) ?? [];
   // The execution's state keeps what the next step needs and what a person reading it wants to see.
   return {
     ...(usersSecrets.length === 0 ? {} : { deletedUserSecrets: usersSecrets.length }),

@@ -180,6 +180,11 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     if (lease !== undefined) await this.store.releaseLease(lease);
   }
 
+  /** Every user that names one; a deleted user's id is dropped once its secret is gone (lib/control/users.ts). */
+  async userSecretIds(clusterId: string): Promise<string[]> {
+    return ((await this.read(clusterId)).users ?? []).flatMap((u) => u.secretId ?? []);
+  }
+
   private async read(clusterId: string): Promise<ClusterRecord> {
     const record = await this.store.getCluster(clusterId);
     if (record === undefined) throw new Error(`cluster ${clusterId} does not exist`);

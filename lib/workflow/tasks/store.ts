@@ -88,6 +88,13 @@ export interface LifecycleStore {
 
   /** Releases every VPC claim the cluster holds (none: nothing happens); never another cluster's. */
   releaseVpcClaim(clusterId: string): Promise<void>;
+
+  /**
+   * The secret ids the cluster record's users name (ClusterUser.secretId, lib/ports/state-store.ts): the
+   * teardown deletes them by id beside what the store's listing finds, which may lag behind a user just
+   * added. None recorded: an empty list. Throws when the cluster does not exist.
+   */
+  userSecretIds(clusterId: string): Promise<string[]>;
 }
 
 export interface MemoryClusterRecord {
@@ -105,6 +112,8 @@ export interface MemoryClusterRecord {
   origin?: "created" | "attached";
   /** @default aws in us-east-1 */
   placement?: { cloud: string; region: string };
+  /** What userSecretIds answers. @default none */
+  userSecretIds?: string[];
 }
 
 /** An in-memory LifecycleStore for tests and the local mode. */
@@ -195,6 +204,11 @@ export class MemoryLifecycleStore implements LifecycleStore {
   async releaseVpcClaim(clusterId: string): Promise<void> {
     this.throwInjected("releaseVpcClaim");
     for (const [vpcId, holder] of this.vpcClaims) if (holder === clusterId) this.vpcClaims.delete(vpcId);
+  }
+
+  async userSecretIds(clusterId: string): Promise<string[]> {
+    this.throwInjected("userSecretIds");
+    return [...(this.get(clusterId).userSecretIds ?? [])];
   }
 
   private get(clusterId: string): MemoryClusterRecord {

@@ -66,8 +66,11 @@ export async function deleteSecrets(deps: LifecycleDeps, clusterId: string): Pro
     await deps.resources.deleteSecret(s.secretId);
     await deps.store.forgetResource(clusterId, s);
   }
-  // The users' secrets go with the cluster (those of users deleted before went with them).
-  const users = (await deps.resources.deleteUserSecrets?.(clusterId)) ?? [];
+  // The users' secrets go with the cluster (those of users deleted before went with them): those the
+  // store lists and those the record names (a listing may lag behind a user added just before).
+  const recorded =
+    deps.resources.deleteUserSecrets === undefined ? [] : await deps.store.userSecretIds(clusterId);
+  const users = (await deps.resources.deleteUserSecrets?.(clusterId, recorded)) ?? [];
   // With its secrets gone, the cluster no longer needs its VPC to itself.
   await deps.store.releaseVpcClaim(clusterId);
   return { deleted: [...secrets.map((s) => s.secretId), ...users] };

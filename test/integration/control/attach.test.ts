@@ -364,14 +364,29 @@ describe("detach through the real deletion workflow (local runner)", () => {
     resources.userSecrets.set(`nowscale/${id}/users/alice`, id);
     resources.userSecrets.set(`nowscale/${id}/users/bob`, id);
     resources.userSecrets.set("nowscale/other-1/users/alice", "other-1");
+    // The record names alice's secret (a listing may not show a user added just before)
+    const record = await t.store.getCluster(id);
+    const alice = { name: "alice", uid: 2001, enabled: true, createdAt: 1, hasPassword: true, hasKey: false };
+    await t.store.updateCluster(id, record?.version ?? 0, {
+      users: [
+        { ...alice, secretId: `arn:aws:secretsmanager:us-east-1:1:secret:nowscale/${id}/users/alice-AbCdEf` },
+      ],
+      now: 1,
+    });
     // Act
     await t.call("DELETE", `/clusters/${id}`);
     await t.workflows.idle();
     // Assess
     expect((await t.store.getCluster(id))?.status).toBe("DELETED");
     expect([...resources.userSecrets.keys()]).toEqual(["nowscale/other-1/users/alice"]);
-    // After the node was retired, not while it ran.
-    expect(resources.userSecretsGoneWhen).toEqual([{ clusterId: id, nodesLeft: 0 }]);
+    // After the node was retired, not while it ran; with the ids the record names.
+    expect(resources.userSecretsGoneWhen).toEqual([
+      {
+        clusterId: id,
+        nodesLeft: 0,
+        recorded: [`arn:aws:secretsmanager:us-east-1:1:secret:nowscale/${id}/users/alice-AbCdEf`],
+      },
+    ]);
     expect(await t.store.listNodes(id)).toEqual([]);
   });
 
@@ -441,13 +456,13 @@ async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void
 /** The fake cloud's resources plus users' secrets in its store (name → cluster), as AWS's are found by tag. */
 class WithUserSecrets extends FakeClusterResources {
   readonly userSecrets = new Map<string, string>();
-  readonly userSecretsGoneWhen: { clusterId: string; nodesLeft: number }[] = [];
+  readonly userSecretsGoneWhen: { clusterId: string; nodesLeft: number; recorded: string[] }[] = [];
   nodesLeft: () => number = () => -1;
 
-  async deleteUserSecrets(clusterId: string): Promise<string[]> {
+  async deleteUserSecrets(clusterId: string, recorded: readonly string[]): Promise<string[]> {
     const names = [...this.userSecrets].filter(([, c]) => c === clusterId).map(([n]) => n);
     for (const n of names) this.userSecrets.delete(n);
-    this.userSecretsGoneWhen.push({ clusterId, nodesLeft: this.nodesLeft() });
+    this.userSecretsGoneWhen.push({ clusterId, nodesLeft: this.nodesLeft(), recorded: [...recorded] });
     return names;
   }
 }

@@ -158,6 +158,44 @@ describe("DynamoStateStore on dynalite", () => {
     expect(Object.keys(updated)).not.toContain("healthVersion");
   });
 
+  it("counts a repeated notice, holds it back within the interval, and forgets only the cleared prefix's counts", async () => {
+    // Prepare: two reasons of offering A, one of offering AB (whose key begins like A's), each held back once
+    const { cluster } = await store.createCluster(newCluster("c-rep"));
+    const keys = [
+      "LAUNCH_FAILED q a | Throttled",
+      "LAUNCH_FAILED q a | Capacity",
+      "LAUNCH_FAILED q a b | Throttled",
+    ];
+    for (const key of keys) await store.noteRepeat("c-rep", key, T0, 600_000);
+    const held = await store.noteRepeat("c-rep", keys[0] as string, T0 + 1_000, 600_000);
+    for (const key of keys.slice(1)) await store.noteRepeat("c-rep", key, T0 + 1_000, 600_000);
+    // Act: offering A launched
+    await store.clearRepeat("c-rep", "LAUNCH_FAILED q a | ");
+    const afterA = await Promise.all(keys.map((key) => store.noteRepeat("c-rep", key, T0 + 2_000, 600_000)));
+    // Assess: A's reasons are firsts again; AB's is still held back, its count kept; the record's version stays
+    expect(held).toEqual({ write: false, suppressed: 1, lastWrittenAt: T0 });
+    expect(afterA).toEqual([
+      { write: true, suppressed: 0 },
+      { write: true, suppressed: 0 },
+      { write: false, suppressed: 2, lastWrittenAt: T0 },
+    ]);
+    expect((await store.getCluster("c-rep"))?.version).toBe(cluster.version);
+  });
+
+  it("clears a prefix with nothing counted as a no-op, and refuses an unknown cluster", async () => {
+    // Prepare
+    await store.createCluster(newCluster("c-rep-none"));
+    await store.noteRepeat("c-rep-none", "LAUNCH_FAILED q b | Throttled", T0, 600_000);
+    // Act
+    await store.clearRepeat("c-rep-none", "LAUNCH_FAILED q a | ");
+    const b = await store.noteRepeat("c-rep-none", "LAUNCH_FAILED q b | Throttled", T0 + 1, 600_000);
+    // Assess
+    expect(b).toEqual({ write: false, suppressed: 1, lastWrittenAt: T0 });
+    await expect(store.clearRepeat("c-rep-missing", "LAUNCH_FAILED ")).rejects.toBeInstanceOf(
+      NotFoundInStoreError,
+    );
+  });
+
   it("lists events newest first", async () => {
     // Prepare
     for (let i = 0; i < 3; i++) {

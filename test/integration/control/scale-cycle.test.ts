@@ -4,7 +4,7 @@ import { ROUND_TAG, runScaleCycle, ShrinkMemory } from "../../../lib/control/sca
 import { type ConfigInput, parseConfig } from "../../../lib/core/config.js";
 import { AgentUnreachableError } from "../../../lib/ports/agent-channel.js";
 import type { ReportNode } from "../../../lib/ports/agent-report.js";
-import { InvalidRequestError } from "../../../lib/ports/errors.js";
+import { InvalidRequestError, ThrottledError } from "../../../lib/ports/errors.js";
 import { placeholderSpecs } from "../../../scheduler-plugins/slurm/placeholders.js";
 import { CONFIG, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
@@ -444,6 +444,50 @@ describe("scale cycle", () => {
     expect(second.message).toBe(
       `1 × c5.xlarge: Throttled (repeated ${between.length - 1} times since ${new Date(first.at).toISOString()})`,
     );
+  });
+
+  it("writes a LAUNCH_FAILED at once when the offering fails again after a launch that succeeded", async () => {
+    // Prepare: the cloud throttles the launch, then lets one through, then throttles again, all within
+    // the ten minutes; every cycle a new invocation (nothing in memory)
+    const bed = await controlBed(db);
+    const launch = bed.provider.launch.bind(bed.provider);
+    let throttled = true;
+    bed.provider.launch = async (request) => {
+      if (throttled) throw new ThrottledError("RequestLimitExceeded");
+      return launch(request);
+    };
+    // Act: fail, succeed a minute later, then (new demand) fail two minutes after that
+    bed.agent.addPending("compute", "73", { nodes: 1, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-1"), ONE_POLL);
+    bed.clock.advance(60_000);
+    throttled = false;
+    const succeeded = await runScaleCycle("demo", bed.deps("inv-2"), ONE_POLL);
+    bed.clock.advance(120_000);
+    throttled = true;
+    bed.agent.addPending("compute", "74", { nodes: 1, cpus: 4 });
+    await runScaleCycle("demo", bed.deps("inv-3"), ONE_POLL);
+    // Assess: the failure after the success is a new episode, written at once, with no count carried over
+    const failed = (await bed.store.listEvents("demo")).filter((e) => e.kind === "LAUNCH_FAILED").reverse();
+    expect(succeeded.launchedNodes).toBe(1);
+    expect(failed.map((e) => e.message)).toEqual(["1 × c5.xlarge: Throttled", "1 × c5.xlarge: Throttled"]);
+    expect((failed[1]?.at ?? 0) - (failed[0]?.at ?? 0)).toBe(180_000);
+  });
+
+  it("holds back a second LAUNCH_FAILED of the offering within the interval when nothing launched between", async () => {
+    // Prepare: the same three cycles as above, but the middle one fails too
+    const bed = await controlBed(db);
+    bed.provider.launch = async () => {
+      throw new ThrottledError("RequestLimitExceeded");
+    };
+    // Act
+    bed.agent.addPending("compute", "75", { nodes: 1, cpus: 4 });
+    for (const [i, wait] of [60_000, 120_000, 0].entries()) {
+      await runScaleCycle("demo", bed.deps(`inv-${i}`), ONE_POLL);
+      bed.clock.advance(wait);
+    }
+    // Assess
+    const failed = (await bed.store.listEvents("demo")).filter((e) => e.kind === "LAUNCH_FAILED");
+    expect(failed.map((e) => e.message)).toEqual(["1 × c5.xlarge: Throttled"]);
   });
 
   it("writes a LAUNCH_FAILED at once when a refused request's reason changes within the interval", async () => {

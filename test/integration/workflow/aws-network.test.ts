@@ -381,7 +381,11 @@ describe("the user's own network", () => {
 
 describe("the cluster's users' secrets on AWS", () => {
   /** Two users' secrets of the cluster, a neighbour's, and look-alikes the deletion must leave. */
-  async function clusterWithUsers(): Promise<{ kept: string[] }> {
+  async function clusterWithUsers(): Promise<{
+    kept: string[];
+    users: SecretsManagerUserSecrets;
+    vpcId: string;
+  }> {
     store.add("net-10");
     const created = await run("create", { request: request(NETWORK) });
     expect(created.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
@@ -402,7 +406,21 @@ describe("the cluster's users' secrets on AWS", () => {
     );
     return {
       kept: ["nowscale/net-10/users/alice", "nowscale/net-1/users/carol", "nowscale/net-1/notes"],
+      users,
+      vpcId,
     };
+  }
+  /** The ARNs of the cluster's users' secrets as they stand now. */
+  async function userArns(names: string[]): Promise<string[]> {
+    return names.map(
+      (n) => [...world.secrets.values()].find((x) => x.name === `nowscale/${CLUSTER}/users/${n}`)?.arn ?? n,
+    );
+  }
+  /** The cluster record's users name these secret ids (ClusterUser.secretId). */
+  function recordUsers(...ids: (string | string[])[]): void {
+    const record = store.clusters.get(CLUSTER);
+    if (record === undefined) throw new Error(`no cluster ${CLUSTER}`);
+    record.userSecretIds = ids.flat();
   }
   const secretArnOf = (name: string) =>
     `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:look-alike-${name}`;
@@ -425,6 +443,56 @@ describe("the cluster's users' secrets on AWS", () => {
     expect(userDeletes).toHaveLength(2);
     // No recovery window: the cluster is gone, its users' passwords go now (as its own secrets do).
     for (const c of userDeletes) expect(c.input.ForceDeleteWithoutRecovery).toBe(true);
+  });
+
+  it("deletes a user's secret the listing does not show yet, by the ARN the cluster record names", async () => {
+    // Prepare: dave is added just before the deletion; ListSecrets (up to five minutes behind) misses him
+    const { kept, users, vpcId } = await clusterWithUsers();
+    const dave = await users.put(CLUSTER, "dave", { password: "tr0ub4dor-and-3" }, { vpcId });
+    world.unlistedSecrets.add("nowscale/net-1/users/dave");
+    recordUsers(await userArns(["alice", "bob"]), dave);
+
+    // Act
+    const deleted = await run("delete", {});
+
+    // Assess: dave's secret is gone with the others, deleted by its ARN at once; the rest untouched
+    expect(deleted.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(secretNames()).toEqual([...kept].sort());
+    const daves = world.calls.filter((c) => c.command === "DeleteSecret" && c.input.SecretId === dave);
+    expect(daves.map((c) => c.input.ForceDeleteWithoutRecovery)).toEqual([true]);
+  });
+
+  it("succeeds when a secret the cluster record names is already gone", async () => {
+    // Prepare: erin's secret was deleted behind the record (or by an earlier attempt)
+    const { kept, users, vpcId } = await clusterWithUsers();
+    const erin = await users.put(CLUSTER, "erin", { password: "gone-already-5" }, { vpcId });
+    await users.remove(erin);
+    recordUsers(await userArns(["alice", "bob"]), erin);
+
+    // Act
+    const deleted = await run("delete", {});
+
+    // Assess: the deletion was asked for (and found nothing), and the teardown went on to the end
+    expect(deleted.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(world.calls.filter((c) => c.command === "DeleteSecret" && c.input.SecretId === erin)).toHaveLength(
+      2,
+    );
+    expect(secretNames()).toEqual([...kept].sort());
+    expect(leftovers()).toEqual(["secret nowscale/net-1/notes"]);
+  });
+
+  it("never deletes by the record a secret that is not one of the cluster's users'", async () => {
+    // Prepare: a record naming the neighbour's user secret and a look-alike (a corrupted or forged record)
+    const { kept } = await clusterWithUsers();
+    const neighbour = [...world.secrets.values()].find((x) => x.name === "nowscale/net-10/users/alice");
+    recordUsers(neighbour?.arn ?? "", secretArnOf("carol"));
+
+    // Act
+    const deleted = await run("delete", {});
+
+    // Assess
+    expect(deleted.status, store.clusters.get(CLUSTER)?.reason).toBe("SUCCEEDED");
+    expect(secretNames()).toEqual([...kept].sort());
   });
 
   it("finishes on a second run after a deletion that stopped between the two users' secrets", async () => {

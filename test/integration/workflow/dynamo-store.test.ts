@@ -173,4 +173,35 @@ describe("workflows on the DynamoDB state store", () => {
     // Assess
     expect([first, again, second, stillHeld, afterRelease]).toEqual([true, true, false, false, true]);
   });
+
+  it("answers the secret ids the record's users name, for the teardown to delete beside the listing", async () => {
+    // Prepare: alice with a secret, bob without (no password or key), carol deleted (her id went with her)
+    const { bed, store } = await bedWithCluster();
+    const lifecycle = new StateStoreLifecycleStore(store, bed.clock);
+    const before = await lifecycle.userSecretIds(CLUSTER_ID);
+    const record = await store.getCluster(CLUSTER_ID);
+    const user = { enabled: true, createdAt: 1, hasPassword: false, hasKey: false };
+    await store.updateCluster(CLUSTER_ID, record?.version ?? 0, {
+      users: [
+        {
+          ...user,
+          name: "alice",
+          uid: 2001,
+          secretId: "arn:aws:secretsmanager:r:1:secret:a",
+          hasPassword: true,
+        },
+        { ...user, name: "bob", uid: 2002 },
+        { ...user, name: "carol", uid: 2003, deletedAt: 2 },
+      ],
+      now: bed.clock.now(),
+    });
+
+    // Act
+    const ids = await lifecycle.userSecretIds(CLUSTER_ID);
+
+    // Assess
+    expect(before).toEqual([]);
+    expect(ids).toEqual(["arn:aws:secretsmanager:r:1:secret:a"]);
+    await expect(lifecycle.userSecretIds("no-such-cluster")).rejects.toThrow("does not exist");
+  });
 });

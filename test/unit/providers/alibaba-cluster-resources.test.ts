@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidRequestError, ServiceUnavailableError } from "../../../lib/ports/errors.js";
 import { AlibabaClusterResources } from "../../../lib/providers/alibaba-ecs/cluster-resources.js";
 import { cjsDefault, clientConfig, EcsApi } from "../../../lib/providers/alibaba-ecs/ecs-api.js";
+import { AlibabaUserSecrets } from "../../../lib/providers/alibaba-ecs/user-secrets.js";
 import { FakeClock, FakeCloud } from "../../../lib/providers/fake/index.js";
 import {
   type EcsSimulator,
@@ -183,6 +184,56 @@ describe("AlibabaClusterResources (real SDKs, loopback VPC/ECS/KMS checked again
     expect(await resources.list("hpc1")).toEqual([]);
     expect(sim.world.tagged("hpc1")).toEqual([]);
     expect(sim.world.tagged("other")).toHaveLength(2);
+  });
+
+  it("deletes a user's secret the listing misses by the id the record names, never another cluster's", async () => {
+    // Prepare: alice listed; dave made just now, not listed yet; the neighbour hpc10's alice, and an id
+    // of another region, named by a (corrupted) record
+    const users = new AlibabaUserSecrets({
+      regionId: "cn-hangzhou",
+      credential: KEY,
+      endpoints: { kms: sim.endpoint },
+      protocol: "http",
+      clock,
+    });
+    const alice = await users.put("hpc1", "alice", { password: "correct-horse-9" });
+    const dave = await users.put("hpc1", "dave", { password: "tr0ub4dor-and-3" });
+    const neighbour = await users.put("hpc10", "alice", { password: "neighbour-pass-3" });
+    sim.world.unlistedSecrets.add("nowscale/hpc1/users/dave");
+
+    // Act
+    const deleted = await resources.deleteUserSecrets("hpc1", [
+      alice,
+      dave,
+      neighbour,
+      "alibaba-kms:cn-shanghai:nowscale/hpc1/users/bob",
+    ]);
+
+    // Assess
+    expect(deleted.sort()).toEqual(["nowscale/hpc1/users/alice", "nowscale/hpc1/users/dave"]);
+    expect([...sim.world.secrets.keys()]).toEqual(["nowscale/hpc10/users/alice"]);
+  });
+
+  it("succeeds when a user's secret the record names is already gone", async () => {
+    // Prepare: erin's secret was deleted behind the record (or by an earlier attempt)
+    const users = new AlibabaUserSecrets({
+      regionId: "cn-hangzhou",
+      credential: KEY,
+      endpoints: { kms: sim.endpoint },
+      protocol: "http",
+      clock,
+    });
+    const erin = await users.put("hpc1", "erin", { password: "gone-already-5" });
+    await users.remove(erin);
+    const calls = sim.callsOf("DeleteSecret").length;
+
+    // Act
+    const deleted = await resources.deleteUserSecrets("hpc1", [erin]);
+
+    // Assess: asked for again (found nothing) without an error
+    expect(deleted).toEqual(["nowscale/hpc1/users/erin"]);
+    expect(sim.callsOf("DeleteSecret").length).toBe(calls + 1);
+    expect(sim.world.secrets.size).toBe(0);
   });
 
   it("answers a security group or VSwitch still holding a live instance with a retryable error", async () => {

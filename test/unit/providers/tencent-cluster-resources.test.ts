@@ -6,6 +6,7 @@ import {
   TencentClusterResources,
   tencentSecretName,
 } from "../../../lib/providers/tencent-cvm/cluster-resources.js";
+import { TencentUserSecrets } from "../../../lib/providers/tencent-cvm/user-secrets.js";
 import {
   type CvmSimulator,
   startCvmSimulator,
@@ -151,6 +152,54 @@ describe("Tencent cluster resources (real SDKs, local VPC and SSM endpoints)", (
     expect(sim.services.inventory().vpcs).toHaveLength(1);
     // SSM deletes a disabled secret only: each deletion disabled it first.
     expect(sim.callsOf("DisableSecret").length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("deletes a user's secret the listing misses by the id the record names, never another cluster's", async () => {
+    // Prepare: alice listed; dave made just now, not listed yet; the neighbour tc-10's alice, and an id
+    // of another region, named by a (corrupted) record
+    const users = new TencentUserSecrets({
+      region: "ap-guangzhou",
+      credential,
+      endpoint: sim.endpoint,
+      protocol: "http://",
+    });
+    const alice = await users.put("tc-1", "alice", { password: "correct-horse-9" });
+    const dave = await users.put("tc-1", "dave", { password: "tr0ub4dor-and-3" });
+    const neighbour = await users.put("tc-10", "alice", { password: "neighbour-pass-3" });
+    sim.services.unlistedSecrets.add("nowscale-tc-1-users-dave");
+
+    // Act
+    const deleted = await resources.deleteUserSecrets("tc-1", [
+      alice,
+      dave,
+      neighbour,
+      "tencent-ssm:ap-shanghai:nowscale-tc-1-users-bob",
+    ]);
+
+    // Assess
+    expect(deleted.sort()).toEqual(["nowscale-tc-1-users-alice", "nowscale-tc-1-users-dave"]);
+    expect([...sim.services.secrets.keys()]).toEqual(["nowscale-tc-10-users-alice"]);
+  });
+
+  it("succeeds when a user's secret the record names is already gone", async () => {
+    // Prepare: erin's secret was deleted behind the record (or by an earlier attempt)
+    const users = new TencentUserSecrets({
+      region: "ap-guangzhou",
+      credential,
+      endpoint: sim.endpoint,
+      protocol: "http://",
+    });
+    const erin = await users.put("tc-1", "erin", { password: "gone-already-5" });
+    await users.remove(erin);
+    const calls = sim.callsOf("DeleteSecret").length;
+
+    // Act
+    const deleted = await resources.deleteUserSecrets("tc-1", [erin]);
+
+    // Assess: asked for again (found nothing) without an error
+    expect(deleted).toEqual(["nowscale-tc-1-users-erin"]);
+    expect(sim.callsOf("DeleteSecret").length).toBe(calls + 1);
+    expect(sim.services.secrets.size).toBe(0);
   });
 
   it("waits (retryable) while a subnet still has instances, and deletes it once they are gone", async () => {

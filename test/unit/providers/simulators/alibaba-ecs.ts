@@ -105,6 +105,8 @@ export class AlibabaWorld {
   readonly vSwitches = new Map<string, SimVSwitch>();
   readonly groups = new Map<string, SimGroup>();
   readonly secrets = new Map<string, SimSecret>();
+  /** Names ListSecrets leaves out while it shows the rest (a listing behind a secret just made). */
+  readonly unlistedSecrets = new Set<string>();
   readonly invocations = new Map<string, SimInvocation>();
   /** The VSwitch and groups each instance was launched into. */
   readonly placement = new Map<string, { vSwitchId: string; groupIds: string[] }>();
@@ -687,7 +689,7 @@ function handleKms(world: AlibabaWorld, action: string, p: Record<string, string
     case "ListSecrets": {
       const size = Number(p.PageSize ?? 10);
       const number = Number(p.PageNumber ?? 1);
-      const all = [...world.secrets.values()];
+      const all = [...world.secrets.values()].filter((s) => !world.unlistedSecrets.has(s.name));
       return {
         SecretList: {
           Secret: all.slice((number - 1) * size, number * size).map((s) => ({

@@ -69,6 +69,8 @@ export class TencentServices {
   readonly subnets = new Map<string, SimSubnet>();
   readonly securityGroups = new Map<string, SimSecurityGroup>();
   readonly secrets = new Map<string, SimSecret>();
+  /** Names ListSecrets leaves out while it shows the rest (a listing behind a secret just made). */
+  readonly unlistedSecrets = new Set<string>();
   readonly tasks = new Map<string, SimInvocationTask>();
   /** The security groups each CVM instance is in (RunInstances' SecurityGroupIds; a test's seeded master). */
   readonly instanceGroups = new Map<string, string[]>();
@@ -286,11 +288,13 @@ export class TencentServices {
       }
       case "ListSecrets": {
         const filters = (p.TagFilters ?? []) as { TagKey: string; TagValue?: string[] }[];
-        const found = [...this.secrets.values()].filter((s) =>
-          filters.every((f) => {
-            const v = s.tags[f.TagKey];
-            return v !== undefined && (f.TagValue === undefined || f.TagValue.includes(v));
-          }),
+        const found = [...this.secrets.values()].filter(
+          (s) =>
+            !this.unlistedSecrets.has(s.SecretName) &&
+            filters.every((f) => {
+              const v = s.tags[f.TagKey];
+              return v !== undefined && (f.TagValue === undefined || f.TagValue.includes(v));
+            }),
         );
         const offset = Number(p.Offset ?? 0);
         const limit = Number(p.Limit ?? 20);
