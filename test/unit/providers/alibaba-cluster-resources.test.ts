@@ -186,16 +186,20 @@ describe("AlibabaClusterResources (real SDKs, loopback VPC/ECS/KMS checked again
     expect(sim.world.tagged("other")).toHaveLength(2);
   });
 
-  it("deletes a user's secret the listing misses by the id the record names, never another cluster's", async () => {
-    // Prepare: alice listed; dave made just now, not listed yet; the neighbour hpc10's alice, and an id
-    // of another region, named by a (corrupted) record
-    const users = new AlibabaUserSecrets({
+  /** The users' secrets of the simulated cloud, as the control plane makes them. */
+  const userSecrets = () =>
+    new AlibabaUserSecrets({
       regionId: "cn-hangzhou",
       credential: KEY,
       endpoints: { kms: sim.endpoint },
       protocol: "http",
       clock,
     });
+
+  it("deletes a user's secret the listing misses by the id the record names, never another cluster's", async () => {
+    // Prepare: alice listed; dave made just now, not listed yet; the neighbour hpc10's alice, and an id
+    // of another region, named by a (corrupted) record
+    const users = userSecrets();
     const alice = await users.put("hpc1", "alice", { password: "correct-horse-9" });
     const dave = await users.put("hpc1", "dave", { password: "tr0ub4dor-and-3" });
     const neighbour = await users.put("hpc10", "alice", { password: "neighbour-pass-3" });
@@ -216,13 +220,7 @@ describe("AlibabaClusterResources (real SDKs, loopback VPC/ECS/KMS checked again
 
   it("succeeds when a user's secret the record names is already gone", async () => {
     // Prepare: erin's secret was deleted behind the record (or by an earlier attempt)
-    const users = new AlibabaUserSecrets({
-      regionId: "cn-hangzhou",
-      credential: KEY,
-      endpoints: { kms: sim.endpoint },
-      protocol: "http",
-      clock,
-    });
+    const users = userSecrets();
     const erin = await users.put("hpc1", "erin", { password: "gone-already-5" });
     await users.remove(erin);
     const calls = sim.callsOf("DeleteSecret").length;

@@ -154,15 +154,19 @@ describe("Tencent cluster resources (real SDKs, local VPC and SSM endpoints)", (
     expect(sim.callsOf("DisableSecret").length).toBeGreaterThanOrEqual(2);
   });
 
-  it("deletes a user's secret the listing misses by the id the record names, never another cluster's", async () => {
-    // Prepare: alice listed; dave made just now, not listed yet; the neighbour tc-10's alice, and an id
-    // of another region, named by a (corrupted) record
-    const users = new TencentUserSecrets({
+  /** The users' secrets of the simulated cloud, as the control plane makes them. */
+  const userSecrets = () =>
+    new TencentUserSecrets({
       region: "ap-guangzhou",
       credential,
       endpoint: sim.endpoint,
       protocol: "http://",
     });
+
+  it("deletes a user's secret the listing misses by the id the record names, never another cluster's", async () => {
+    // Prepare: alice listed; dave made just now, not listed yet; the neighbour tc-10's alice, and an id
+    // of another region, named by a (corrupted) record
+    const users = userSecrets();
     const alice = await users.put("tc-1", "alice", { password: "correct-horse-9" });
     const dave = await users.put("tc-1", "dave", { password: "tr0ub4dor-and-3" });
     const neighbour = await users.put("tc-10", "alice", { password: "neighbour-pass-3" });
@@ -183,12 +187,7 @@ describe("Tencent cluster resources (real SDKs, local VPC and SSM endpoints)", (
 
   it("succeeds when a user's secret the record names is already gone", async () => {
     // Prepare: erin's secret was deleted behind the record (or by an earlier attempt)
-    const users = new TencentUserSecrets({
-      region: "ap-guangzhou",
-      credential,
-      endpoint: sim.endpoint,
-      protocol: "http://",
-    });
+    const users = userSecrets();
     const erin = await users.put("tc-1", "erin", { password: "gone-already-5" });
     await users.remove(erin);
     const calls = sim.callsOf("DeleteSecret").length;
