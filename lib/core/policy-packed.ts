@@ -30,6 +30,8 @@ interface Bin {
   pos: number;
   /** Jobs placed here, each once: a job's slices are placed one after another, so only the last can repeat. */
   jobIds: string[];
+  /** The job whose id is last in jobIds: compared by reference first, without reading the array. */
+  lastJob: Job | undefined;
 }
 
 /** One placement on a bin, kept so the copy can be undone: what it consumed there. */
@@ -39,6 +41,8 @@ interface Use {
   memMiB: number;
   gpus: number;
   addedJob: boolean;
+  /** The bin's lastJob before this placement, put back when it is undone. */
+  before: Job | undefined;
 }
 
 /**
@@ -130,7 +134,8 @@ interface CopyTally {
   denied: number;
   /** Existing nodes the covered copies use. */
   used: Set<string> | undefined;
-  starts: CopyStarts;
+  /** Made on the first copy that needs a new node: most jobs of a long queue need none or fail whole. */
+  starts: CopyStarts | undefined;
 }
 
 /** One call's packing state: the bins, the result so far, and the copy being placed (undone if it fails). */
@@ -183,7 +188,7 @@ class Packer {
       tooLarge: 0,
       denied: 0,
       used: undefined,
-      starts: new CopyStarts(),
+      starts: undefined,
     };
     for (let copy = 0; copy < job.count; copy++) {
       let failure = this.placeCopy(req, job, hold, false);
@@ -211,7 +216,7 @@ class Packer {
     const { covered, unplaceable, waiting, tooLarge, denied } = tally;
     if (covered < job.count - unplaceable - waiting - tooLarge - denied)
       this.result.copyStarts[index] = tally.starts;
-    this.result.skipped.push(...jobSkips(req, job, hold, tally, this.input.queue));
+    pushJobSkips(this.result.skipped, req, job, hold, tally, this.input.queue);
   }
 
   /** What the job's copies share: made once per view and request (and whole-node or not). */
@@ -299,7 +304,8 @@ class Packer {
           bin.freeMemMiB -= per * slice.memMiB;
           bin.freeGpus -= per * slice.gpus;
           bin.jobIds.push(job.id);
-          this.uses.push({ bin, cpus: 0, memMiB: 0, gpus: 0, addedJob: true });
+          bin.lastJob = job;
+          this.uses.push({ bin, cpus: 0, memMiB: 0, gpus: 0, addedJob: true, before: undefined });
           this.openedNodes += nodes;
           left -= nodes * per;
           continue;
@@ -308,14 +314,18 @@ class Packer {
         this.buckets.add(bin);
       }
       const take = distinct ? 1 : Math.min(left, fitCount(slice, bin));
-      const addedJob = bin.jobIds[bin.jobIds.length - 1] !== job.id;
+      const before = bin.lastJob;
+      const addedJob = before !== job && before?.id !== job.id;
       // A whole-node job leaves nothing of its nodes to others.
       const cpus = whole ? bin.freeCpus : take * slice.cpus;
       const memMiB = whole ? bin.freeMemMiB : take * slice.memMiB;
       const gpus = whole ? bin.freeGpus : take * slice.gpus;
       this.buckets.consume(bin, cpus, memMiB, gpus);
-      if (addedJob) bin.jobIds.push(job.id);
-      this.uses.push({ bin, cpus, memMiB, gpus, addedJob });
+      if (addedJob) {
+        bin.jobIds.push(job.id);
+        bin.lastJob = job;
+      }
+      this.uses.push({ bin, cpus, memMiB, gpus, addedJob, before });
       exclude?.add(bin);
       left -= take;
     }
@@ -351,9 +361,12 @@ class Packer {
   /** Undoes the failed copy: a job is planned whole or not at all. */
   private undoCopy(): void {
     for (let i = this.uses.length - 1; i >= 0; i--) {
-      const { bin, cpus, memMiB, gpus, addedJob } = this.uses[i] as Use;
+      const { bin, cpus, memMiB, gpus, addedJob, before } = this.uses[i] as Use;
       this.buckets.consume(bin, -cpus, -memMiB, -gpus);
-      if (addedJob) bin.jobIds.pop();
+      if (addedJob) {
+        bin.jobIds.pop();
+        bin.lastJob = before;
+      }
     }
     for (const bin of this.opened) this.buckets.remove(bin);
   }
@@ -391,7 +404,10 @@ class Packer {
       }
     }
     if (firstNew < 0) tally.covered++;
-    else tally.starts.add(firstNew);
+    else {
+      tally.starts ??= new CopyStarts();
+      tally.starts.add(firstNew);
+    }
   }
 }
 
@@ -443,16 +459,16 @@ function chooseGroup(
   return best;
 }
 
-/** The skips of a job's copies that launch nothing, each with its reason, in a fixed order. */
-function jobSkips(
+/** Adds to `skips` those of a job's copies that launch nothing, each with its reason, in a fixed order. */
+function pushJobSkips(
+  skips: Skip[],
   req: RequestPlan,
   job: Job,
   hold: Hold | undefined,
   tally: CopyTally,
   queue: ResolvedQueue,
-): Skip[] {
+): void {
   const { slice, distinct, freshNodes } = req;
-  const skips: Skip[] = [];
   if (tally.covered > 0) {
     skips.push(
       jobSkip(
@@ -494,7 +510,6 @@ function jobSkips(
       ),
     );
   }
-  return skips;
 }
 
 function newBin(shape: InstanceTypeInfo, supply?: SupplyNode, newIndex?: number, group?: ShapeGroup): Bin {
@@ -507,6 +522,7 @@ function newBin(shape: InstanceTypeInfo, supply?: SupplyNode, newIndex?: number,
     pos: -1,
     nodes: 1,
     jobIds: [],
+    lastJob: undefined,
   };
   if (supply) bin.supply = supply;
   if (newIndex !== undefined) bin.newIndex = newIndex;
