@@ -124,7 +124,9 @@ async function waitForStatus(api: ApiClient, clusterId: string, statuses: string
 }
 
 export function registerApiCommands(program: Command): void {
-  const cluster = program.command("cluster").description("create, list, show and delete clusters");
+  const cluster = program
+    .command("cluster")
+    .description("create, list, show, delete, attach and detach clusters");
 
   common(cluster.command("create"))
     .description("create a cluster from a JSON request (docs/local-mode.md has one for the local mode)")
@@ -249,7 +251,11 @@ export function registerApiCommands(program: Command): void {
       else print(`${c.clusterId}: configuration replaced (version ${c.version})`);
     });
 
-  const nodes = program.command("nodes").description("add or delete a cluster's compute nodes by hand");
+  const nodes = program
+    .command("nodes")
+    .description(
+      "a cluster's compute nodes: list, add, delete, stop, resume and rebuild them by hand, read a boot log",
+    );
 
   common(nodes.command("add"))
     .description("launch nodes in a queue now")

@@ -210,8 +210,6 @@ export async function up(settings: LocalSettings, timeoutMs: number): Promise<vo
   const child = spawn(
     process.execPath,
     [
-      // The AWS SDK warns about Node 20 on every start; it says nothing about the local mode.
-      "--disable-warning=NodeVersionSupportWarning",
       process.argv[1] ?? "",
       "local",
       "supervise",

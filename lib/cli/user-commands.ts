@@ -110,7 +110,7 @@ export function registerUserCommands(program: Command): void {
     });
 
   common(users.command("delete"))
-    .description("delete a user from the master; their files stay unless --purge")
+    .description("delete a user from the master and every compute node; their files stay unless --purge")
     .argument("<user>", "the user")
     .argument("[cluster]", CLUSTER_ARG)
     .option("--purge", "also remove the user's home directory")
