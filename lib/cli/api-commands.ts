@@ -5,7 +5,7 @@ import { apiUrl, DEFAULT_STATE_DIR } from "../local/settings.js";
 import { readLocalState } from "../local/state-file.js";
 import { ApiClient, LOCAL_ENDPOINT } from "./api-client.js";
 import { clusterOrCurrent } from "./context.js";
-import { readJsonFile, UsageError } from "./io.js";
+import { progressWhile, readJsonFile, UsageError } from "./io.js";
 import { formatTable } from "./table.js";
 
 /**
@@ -273,13 +273,16 @@ export function registerApiCommands(program: Command): void {
         const count = Number(o.count);
         if (!Number.isInteger(count) || count < 1 || count > 100)
           throw new UsageError("--count must be a whole number from 1 to 100");
-        process.stderr.write(`launching ${count} node(s) in ${o.queue}…\n`);
-        const answer = (await client(o).request("POST", `/clusters/${id(clusterId)}/nodes`, {
-          queue: o.queue,
-          count,
-          ...(o.instanceType === undefined ? {} : { instanceType: o.instanceType }),
-          ...(o.zone === undefined ? {} : { zone: o.zone }),
-        })) as { nodes: string[]; failures: { kind: string; message: string }[] };
+        // Said only once the request was taken up: a refused one (no such queue) gets its error alone.
+        const answer = (await progressWhile(
+          `launching ${count} node(s) in ${o.queue}…`,
+          client(o).request("POST", `/clusters/${id(clusterId)}/nodes`, {
+            queue: o.queue,
+            count,
+            ...(o.instanceType === undefined ? {} : { instanceType: o.instanceType }),
+            ...(o.zone === undefined ? {} : { zone: o.zone }),
+          }),
+        )) as { nodes: string[]; failures: { kind: string; message: string }[] };
         if (o.json === true) printJson(answer);
         else {
           print(answer.nodes.length === 0 ? "no node started" : `started: ${answer.nodes.join(" ")}`);

@@ -40,8 +40,9 @@ export function secretBody(o: SecretOptions, stdin: () => string = () => readFil
     try {
       return readFileSync(path, "utf8");
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
       throw new UsageError(
-        `cannot read the ${what} file ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`,
+        `cannot read the ${what} file ${path}: ${code === "ENOENT" ? "no such file" : (code ?? String(error))}`,
       );
     }
   };
