@@ -239,6 +239,11 @@ export function registerApiCommands(program: Command): void {
     .option("--if-version <version>", "only if the cluster is still at this version")
     .action(async (given: string | undefined, o: CommonOptions & { file: string; ifVersion?: string }) => {
       const clusterId = clusterOrCurrent(given);
+      // Checked here so the refusal names the option the user gave, not the HTTP header it becomes.
+      if (o.ifVersion !== undefined && !/^[1-9]\d{0,14}$/.test(o.ifVersion))
+        throw new UsageError(
+          `--if-version must be the cluster's version, a whole number ≥ 1 ("nowscale cluster get" shows it), got "${o.ifVersion}"`,
+        );
       const body = readJsonFile(o.file, "autoscaling configuration");
       const headers: Record<string, string> = o.ifVersion === undefined ? {} : { "if-match": o.ifVersion };
       const c = (await client(o).request(
