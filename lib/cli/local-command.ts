@@ -40,7 +40,10 @@ export function registerLocal(program: Command): void {
 
   const withUpOptions = (c: Command) =>
     withDir(c)
-      .option("--install-deps", "install slurm-wlm, munge and iproute2 with apt-get when missing")
+      .option(
+        "--install-deps",
+        "install what is missing with apt-get (slurm-wlm, munge, iproute2, iptables, awscli, curl, openssl, python3)",
+      )
       .option("--port <port>", "the API's port on 127.0.0.1", String(DEFAULT_SETTINGS.apiPort))
       .option("--agent-port <port>", "the agent's port on 127.0.0.1", String(DEFAULT_SETTINGS.agentPort))
       .option("--slurmctld-port <port>", "slurmctld's port", String(DEFAULT_SETTINGS.slurmctldPort))

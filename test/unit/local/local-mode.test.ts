@@ -2,6 +2,7 @@ import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { settingsFrom, startTimeoutMs } from "../../../lib/cli/local-command.js";
 import { formatTable } from "../../../lib/cli/table.js";
+import { missingPackages } from "../../../lib/local/dependencies.js";
 import { LocalCloud, masterInstanceId } from "../../../lib/local/local-cloud.js";
 import { busyPorts } from "../../../lib/local/ports.js";
 import { checkSettings, DEFAULT_SETTINGS } from "../../../lib/local/settings.js";
@@ -130,6 +131,19 @@ describe("local settings", () => {
       '--timeout must be a whole number of seconds from 1 to 3600, got "abc"',
     );
     expect(() => startTimeoutMs("0")).toThrow(/--timeout/);
+  });
+});
+
+describe("the local mode's packages", () => {
+  it("names every package a machine with only Slurm, munge and ip lacks, the boot scripts' tools included", () => {
+    // Prepare: a minimal Debian with Slurm installed by hand (no aws, curl, python3, openssl, iptables)
+    const installed = new Set(["slurmctld", "slurmd", "sbatch", "munged", "ip"]);
+    // Act
+    const missing = missingPackages((program) => installed.has(program));
+    const none = missingPackages(() => true);
+    // Assess: --install-deps installs these, so a fresh machine's nodes can run their user data
+    expect(missing).toEqual(["util-linux", "iptables", "openssl", "awscli", "curl", "python3"]);
+    expect(none).toEqual([]);
   });
 });
 
