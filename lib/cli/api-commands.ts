@@ -6,7 +6,7 @@ import { readLocalState } from "../local/state-file.js";
 import { ApiClient, LOCAL_ENDPOINT } from "./api-client.js";
 import { clusterOrCurrent } from "./context.js";
 import { progressWhile, readJsonFile, UsageError } from "./io.js";
-import { formatTable } from "./table.js";
+import { formatTable, utcTime } from "./table.js";
 
 /**
  * The commands that talk to the NowScale API (docs/local-mode.md): `cluster`, `autoscaling`, `nodes`
@@ -82,7 +82,7 @@ function clusterTable(clusters: ClusterView[]): string {
       c.status,
       `${c.placement.cloud}/${c.placement.region}`,
       (c.autoscaling.queueConfigs ?? []).map((q) => q.queueName).join(","),
-      c.updatedAt,
+      utcTime(c.updatedAt),
     ]),
   );
 }
@@ -97,7 +97,7 @@ function clusterDetails(c: ClusterView): string {
       : [
           `attached Slurm ${c.attachment.slurmVersion}, slurmctld ${c.attachment.controllerAddress}:${c.attachment.controllerPort} (the master is the user's: never touched)`,
         ]),
-    `version  ${c.version}, updated ${c.updatedAt}`,
+    `version  ${c.version}, updated ${utcTime(c.updatedAt)}`,
     "",
     formatTable(
       ["QUEUE", "MIN", "MAX"],
@@ -339,7 +339,7 @@ export function registerApiCommands(program: Command): void {
             ? "no events"
             : formatTable(
                 ["TIME", "KIND", "QUEUE", "COUNT", "MESSAGE"],
-                answer.events.map((e) => [e.at, e.kind, e.queue, e.count, e.message]),
+                answer.events.map((e) => [utcTime(e.at), e.kind, e.queue, e.count, e.message]),
                 100,
               ),
         );

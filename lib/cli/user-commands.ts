@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { CLUSTER_ARG, type CommonOptions, client, common } from "./api-commands.js";
 import { clusterOrCurrent } from "./context.js";
 import { progressWhile, UsageError } from "./io.js";
-import { formatTable } from "./table.js";
+import { formatTable, utcTime } from "./table.js";
 
 /**
  * `nowscale users add|delete|list|enable|disable|passwd` (HPC-NOW `userman`; docs/cli.md): the API's
@@ -88,7 +88,7 @@ export function registerUserCommands(program: Command): void {
             u.enabled ? "yes" : "no",
             u.hasPassword ? "set" : "-",
             u.hasKey ? "set" : "-",
-            u.createdAt,
+            utcTime(u.createdAt),
           ]),
         ),
       );

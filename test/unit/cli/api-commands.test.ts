@@ -161,6 +161,8 @@ describe("nowscale cluster / nodes / events against an API", () => {
     expect(table.status, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/^CLUSTER\s+NAME\s+STATUS\s+CLOUD\s+QUEUES\s+UPDATED\n/);
     expect(table.stdout).toMatch(/c-0123456789ab\s+demo\s+RUNNING\s+local\/local\s+compute/);
+    // times in tables: UTC to the second, as docs/cli.md says (the JSON keeps the API's)
+    expect(table.stdout).toMatch(/compute\s+2026-01-01 00:00:00Z$/m);
     expect(JSON.parse(json.stdout)).toEqual({ clusters: [CLUSTER] });
     expect(seen.at(-1)?.headers.authorization).toBe(`Bearer ${token}`);
   });
@@ -187,7 +189,7 @@ describe("nowscale cluster / nodes / events against an API", () => {
     // Assess
     expect(events.status, events.stderr).toBe(0);
     expect(seen.at(-1)?.url).toBe("/v1/clusters/c-0123456789ab/events?limit=5");
-    expect(events.stdout).toMatch(/LAUNCHED\s+compute\s+2\s+2 × local\.c1m1/);
+    expect(events.stdout).toMatch(/^2026-01-01 00:00:01Z\s+LAUNCHED\s+compute\s+2\s+2 × local\.c1m1/m);
   });
 
   it("prints a node's console log", async () => {
