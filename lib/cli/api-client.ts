@@ -135,9 +135,14 @@ export class ApiClient {
 
 function errorMessage(method: string, path: string, status: number, body: unknown): string {
   const b = body as { error?: unknown; message?: unknown; issues?: { path?: unknown; message?: unknown }[] };
-  const what = typeof b.error === "string" ? b.error : typeof b.message === "string" ? b.message : "";
-  const issues = Array.isArray(b.issues)
-    ? b.issues.map((i) => `\n  ${String(i.path ?? "") || "(body)"}: ${String(i.message ?? "")}`).join("")
-    : "";
+  let what = typeof b.error === "string" ? b.error : typeof b.message === "string" ? b.message : "";
+  const list = Array.isArray(b.issues) ? b.issues : [];
+  const lines = list.map((i) => `${String(i.path ?? "") || "(body)"}: ${String(i.message ?? "")}`);
+  // A ValidationError's one line repeats its fields ("request body is invalid: a: …; b: …", for logs
+  // and clients that read one line): keep its head only, as the fields follow one a line.
+  const first =
+    list[0] === undefined ? -1 : what.indexOf(`: ${String(list[0].path ?? "") || "(top level)"}: `);
+  if (first > 0) what = `${what.slice(0, first)}:`;
+  const issues = lines.map((l) => `\n  ${l}`).join("");
   return `${method} ${path} failed with HTTP ${status}${what === "" ? "" : `: ${what}`}${issues}`;
 }

@@ -5,8 +5,8 @@ import { apiUrl, DEFAULT_STATE_DIR } from "../local/settings.js";
 import { readLocalState } from "../local/state-file.js";
 import { ApiClient, LOCAL_ENDPOINT } from "./api-client.js";
 import { clusterOrCurrent } from "./context.js";
-import { readJsonFile, UsageError } from "./io.js";
-import { formatTable } from "./table.js";
+import { progressWhile, readJsonFile, UsageError } from "./io.js";
+import { formatTable, utcTime } from "./table.js";
 
 /**
  * The commands that talk to the NowScale API (docs/local-mode.md): `cluster`, `autoscaling`, `nodes`
@@ -82,7 +82,7 @@ function clusterTable(clusters: ClusterView[]): string {
       c.status,
       `${c.placement.cloud}/${c.placement.region}`,
       (c.autoscaling.queueConfigs ?? []).map((q) => q.queueName).join(","),
-      c.updatedAt,
+      utcTime(c.updatedAt),
     ]),
   );
 }
@@ -97,7 +97,7 @@ function clusterDetails(c: ClusterView): string {
       : [
           `attached Slurm ${c.attachment.slurmVersion}, slurmctld ${c.attachment.controllerAddress}:${c.attachment.controllerPort} (the master is the user's: never touched)`,
         ]),
-    `version  ${c.version}, updated ${c.updatedAt}`,
+    `version  ${c.version}, updated ${utcTime(c.updatedAt)}`,
     "",
     formatTable(
       ["QUEUE", "MIN", "MAX"],
@@ -124,7 +124,9 @@ async function waitForStatus(api: ApiClient, clusterId: string, statuses: string
 }
 
 export function registerApiCommands(program: Command): void {
-  const cluster = program.command("cluster").description("create, list, show and delete clusters");
+  const cluster = program
+    .command("cluster")
+    .description("create, list, show, delete, attach and detach clusters");
 
   common(cluster.command("create"))
     .description("create a cluster from a JSON request (docs/local-mode.md has one for the local mode)")
@@ -237,6 +239,11 @@ export function registerApiCommands(program: Command): void {
     .option("--if-version <version>", "only if the cluster is still at this version")
     .action(async (given: string | undefined, o: CommonOptions & { file: string; ifVersion?: string }) => {
       const clusterId = clusterOrCurrent(given);
+      // Checked here so the refusal names the option the user gave, not the HTTP header it becomes.
+      if (o.ifVersion !== undefined && !/^[1-9]\d{0,14}$/.test(o.ifVersion))
+        throw new UsageError(
+          `--if-version must be the cluster's version, a whole number ≥ 1 ("nowscale cluster get" shows it), got "${o.ifVersion}"`,
+        );
       const body = readJsonFile(o.file, "autoscaling configuration");
       const headers: Record<string, string> = o.ifVersion === undefined ? {} : { "if-match": o.ifVersion };
       const c = (await client(o).request(
@@ -249,7 +256,11 @@ export function registerApiCommands(program: Command): void {
       else print(`${c.clusterId}: configuration replaced (version ${c.version})`);
     });
 
-  const nodes = program.command("nodes").description("add or delete a cluster's compute nodes by hand");
+  const nodes = program
+    .command("nodes")
+    .description(
+      "a cluster's compute nodes: list, add, delete, stop, resume and rebuild them by hand, read a boot log",
+    );
 
   common(nodes.command("add"))
     .description("launch nodes in a queue now")
@@ -267,13 +278,16 @@ export function registerApiCommands(program: Command): void {
         const count = Number(o.count);
         if (!Number.isInteger(count) || count < 1 || count > 100)
           throw new UsageError("--count must be a whole number from 1 to 100");
-        process.stderr.write(`launching ${count} node(s) in ${o.queue}…\n`);
-        const answer = (await client(o).request("POST", `/clusters/${id(clusterId)}/nodes`, {
-          queue: o.queue,
-          count,
-          ...(o.instanceType === undefined ? {} : { instanceType: o.instanceType }),
-          ...(o.zone === undefined ? {} : { zone: o.zone }),
-        })) as { nodes: string[]; failures: { kind: string; message: string }[] };
+        // Said only once the request was taken up: a refused one (no such queue) gets its error alone.
+        const answer = (await progressWhile(
+          `launching ${count} node(s) in ${o.queue}…`,
+          client(o).request("POST", `/clusters/${id(clusterId)}/nodes`, {
+            queue: o.queue,
+            count,
+            ...(o.instanceType === undefined ? {} : { instanceType: o.instanceType }),
+            ...(o.zone === undefined ? {} : { zone: o.zone }),
+          }),
+        )) as { nodes: string[]; failures: { kind: string; message: string }[] };
         if (o.json === true) printJson(answer);
         else {
           print(answer.nodes.length === 0 ? "no node started" : `started: ${answer.nodes.join(" ")}`);
@@ -325,7 +339,7 @@ export function registerApiCommands(program: Command): void {
             ? "no events"
             : formatTable(
                 ["TIME", "KIND", "QUEUE", "COUNT", "MESSAGE"],
-                answer.events.map((e) => [e.at, e.kind, e.queue, e.count, e.message]),
+                answer.events.map((e) => [utcTime(e.at), e.kind, e.queue, e.count, e.message]),
                 100,
               ),
         );

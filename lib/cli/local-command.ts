@@ -40,7 +40,10 @@ export function registerLocal(program: Command): void {
 
   const withUpOptions = (c: Command) =>
     withDir(c)
-      .option("--install-deps", "install slurm-wlm, munge and iproute2 with apt-get when missing")
+      .option(
+        "--install-deps",
+        "install what is missing with apt-get (slurm-wlm, munge, iproute2, iptables, awscli, curl, openssl, python3)",
+      )
       .option("--port <port>", "the API's port on 127.0.0.1", String(DEFAULT_SETTINGS.apiPort))
       .option("--agent-port <port>", "the agent's port on 127.0.0.1", String(DEFAULT_SETTINGS.agentPort))
       .option("--slurmctld-port <port>", "slurmctld's port", String(DEFAULT_SETTINGS.slurmctldPort))
@@ -60,9 +63,10 @@ export function registerLocal(program: Command): void {
     .description("start munged, slurmctld, the agent, dynalite, the API and the scaler loop")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       const settings = settingsFrom(opts);
+      const timeoutMs = startTimeoutMs(opts.timeout);
       requireRoot();
       await ensureDependencies(opts.installDeps === true);
-      await up(settings, Number(opts.timeout) * 1000);
+      await up(settings, timeoutMs);
     });
 
   withUpOptions(local.command("demo"))
@@ -73,9 +77,16 @@ export function registerLocal(program: Command): void {
     .option("--shrink-idle <seconds>", "the cluster's shrinkIdleTime", "10")
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       const settings = settingsFrom(opts);
+      const timeoutMs = startTimeoutMs(opts.timeout);
+      const shrinkIdle = Number(opts.shrinkIdle);
+      // The cluster's shrinkIdleTime (0..604800, docs/plan.md): refused here, before anything starts.
+      if (!Number.isInteger(shrinkIdle) || shrinkIdle < 0 || shrinkIdle > 604_800)
+        throw new UsageError(
+          `--shrink-idle must be a whole number of seconds from 0 to 604800, got "${String(opts.shrinkIdle)}"`,
+        );
       requireRoot();
       await ensureDependencies(opts.installDeps === true);
-      await demo(settings, opts.short === true, Number(opts.shrinkIdle));
+      await demo(settings, opts.short === true, shrinkIdle, timeoutMs);
     });
 
   withDir(local.command("down"))
@@ -120,7 +131,31 @@ function port(value: unknown, flag: string): number {
   return n;
 }
 
-function settingsFrom(opts: Record<string, string | boolean | undefined>): LocalSettings {
+/** The settings' names as the user gave them: a refusal names the flag, not the field behind it. */
+const FLAGS: [RegExp, string][] = [
+  [/^the state directory\b/, "--state-dir"],
+  [/^apiPort\b/, "--port"],
+  [/^agentPort\b/, "--agent-port"],
+  [/^slurmctldPort\b/, "--slurmctld-port"],
+  [/^slurmdPort\b/, "--slurmd-port"],
+  [/^prefix\b/, "--prefix"],
+  [/^subnet\b/, "--subnet"],
+  [/^scalerIntervalSeconds\b/, "--interval"],
+  [/^bootDelayMs\b/, "--boot-delay"],
+];
+
+/** `--timeout` of up and demo: how long the start may take, in ms; refused before anything starts. */
+export function startTimeoutMs(value: unknown): number {
+  const s = Number(value);
+  if (!Number.isInteger(s) || s < 1 || s > 3600)
+    throw new UsageError(
+      `--timeout must be a whole number of seconds from 1 to 3600, got "${String(value)}"`,
+    );
+  return s * 1000;
+}
+
+/** The options of up and demo as settings, checked (checkSettings), each refusal naming its flag. */
+export function settingsFrom(opts: Record<string, string | boolean | undefined>): LocalSettings {
   try {
     return checkSettings({
       stateDir: resolve(String(opts.stateDir)),
@@ -135,8 +170,9 @@ function settingsFrom(opts: Record<string, string | boolean | undefined>): Local
       wake: opts.wake !== false,
     });
   } catch (error) {
-    if (error instanceof TypeError) throw new UsageError(error.message);
-    throw error;
+    if (!(error instanceof TypeError)) throw error;
+    const flag = FLAGS.find(([field]) => field.test(error.message));
+    throw new UsageError(flag === undefined ? error.message : error.message.replace(flag[0], flag[1]));
   }
 }
 
@@ -164,10 +200,15 @@ async function ensureDependencies(install: boolean): Promise<void> {
 }
 
 /** The demo between up and down; down runs whatever happened, and any failure fails the command. */
-async function demo(settings: LocalSettings, short: boolean, shrinkIdleSeconds: number): Promise<void> {
+async function demo(
+  settings: LocalSettings,
+  short: boolean,
+  shrinkIdleSeconds: number,
+  startTimeoutMs: number,
+): Promise<void> {
   const started = Date.now();
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  await up(settings, 180_000);
+  await up(settings, startTimeoutMs);
   let failure: unknown;
   try {
     const summary = await runDemo(settings, { short, shrinkIdleSeconds, timeoutMs: 540_000, out: say });
@@ -210,8 +251,6 @@ export async function up(settings: LocalSettings, timeoutMs: number): Promise<vo
   const child = spawn(
     process.execPath,
     [
-      // The AWS SDK warns about Node 20 on every start; it says nothing about the local mode.
-      "--disable-warning=NodeVersionSupportWarning",
       process.argv[1] ?? "",
       "local",
       "supervise",

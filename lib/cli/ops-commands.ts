@@ -19,7 +19,7 @@ import {
 } from "./doctor.js";
 import { parseTimeOption, progressWhile, UsageError } from "./io.js";
 import { startCounter } from "./progress.js";
-import { formatTable } from "./table.js";
+import { formatTable, utcTime } from "./table.js";
 
 /**
  * Day-2 commands (docs/cli.md): `use` (the current cluster), `nodes list`, `nodes rebuild`, `usage`,
@@ -101,7 +101,7 @@ const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
 const note = (text: string) => process.stderr.write(`${text}\n`);
 const id = (value: string) => encodeURIComponent(value);
 /** "2026-01-01T00:00:00.000Z" → "2026-01-01 00:00:00Z": shorter in a table, still UTC and sortable. */
-const when = (iso: string | undefined) => iso?.replace("T", " ").replace(/\.\d+Z$/, "Z");
+const when = utcTime;
 const hours = (h: number) => h.toFixed(2);
 const money = (c: number | null) => (c === null ? "-" : c.toFixed(4));
 /** Who did it: the operator's principal, or NowScale itself for the scaler's, reconciler's and workflows' events. */

@@ -50,7 +50,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     // A command may set a status without failing (e.g. `local status --json` when not running).
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode;
+    // Commander's own refusals (an unknown command or flag, a missing option, a bad choice, no command)
+    // exit 1 by default; they are bad usage, which is 2 in every command's contract (docs/cli.md).
+    // Help and --version end through here too, with 0.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof ValidationError || error instanceof UsageError) {
       process.stderr.write(`nowscale: ${error.message}\n`);
       return error instanceof UsageError ? error.exitCode : 2;

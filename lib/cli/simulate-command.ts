@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { configSchema } from "../core/config.js";
 import { type BootTimeSpec, parseBootTime } from "../sim/boot-time.js";
@@ -184,6 +185,7 @@ export function registerSimulate(program: Command): void {
     .option("--out <report.html>", "write a self-contained HTML report")
     .addOption(new Option("--progress", "show a progress bar on stderr even when it is not a terminal"))
     .action(async (options: SimulateCliOptions) => {
+      if (options.out !== undefined) checkReportPath(options.out);
       const showBar = options.progress === true || process.stderr.isTTY === true;
       const bar = showBar
         ? (await import("./progress.js")).startProgress(process.stderr, policyCount(options))
@@ -204,6 +206,19 @@ export function registerSimulate(program: Command): void {
       }
       process.stdout.write(`${result.stdout}\n`);
     });
+}
+
+/** A report path without its directory is refused before the replay (minutes on a long trace). */
+function checkReportPath(path: string): void {
+  const dir = dirname(resolve(path));
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch {
+    // missing or unreadable: refused below
+  }
+  if (!isDirectory)
+    throw new UsageError(`--out ${path}: no directory ${dir}: create it first or write the report elsewhere`);
 }
 
 /**

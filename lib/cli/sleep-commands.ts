@@ -42,7 +42,7 @@ export function registerSleepCommands(program: Command): void {
     .option("--timeout <seconds>", "with --wait: give up after this long", "3600")
     .option(
       "--stop-master",
-      "also stop the master (stopped, not terminated: its disk kept) once no compute node is left, where the cloud allows (AWS)",
+      "also stop the master (stopped, not terminated: its disk kept) once no compute node is left (AWS, Tencent, Alibaba; not attached clusters or the local mode)",
     )
     .action(
       async (

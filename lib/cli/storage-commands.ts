@@ -157,11 +157,19 @@ export function registerStorageCommands(program: Command): void {
 }
 
 function readScript(path: string): string {
+  // An http:// or ftp:// URL is not a file either: say which schemes are taken, not "no such file".
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(path)?.[1];
+  if (scheme !== undefined)
+    throw new UsageError(
+      `--script ${path}: ${scheme}:// is not accepted: give an https:// or s3:// URL, or a local file`,
+    );
   let text: Buffer;
   try {
     text = readFileSync(path);
   } catch (error) {
-    throw new UsageError(`--script ${path}: not an https:// or s3:// URL, and ${(error as Error).message}`);
+    const why =
+      (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message;
+    throw new UsageError(`--script ${path}: not an https:// or s3:// URL, and ${why}`);
   }
   if (text.length > MAX_SCRIPT_BYTES)
     throw new UsageError(`--script ${path}: larger than ${MAX_SCRIPT_BYTES} bytes`);

@@ -22,3 +22,6 @@ export function formatTable(
     )
     .join("\n");
 }
+
+/** A time in a table, UTC to the second (docs/cli.md): "…T00:00:00.000Z" → "… 00:00:00Z". */
+export const utcTime = (iso: string | undefined) => iso?.replace("T", " ").replace(/\.\d+Z$/, "Z");

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { CLUSTER_ARG, type CommonOptions, client, common } from "./api-commands.js";
 import { clusterOrCurrent } from "./context.js";
 import { progressWhile, UsageError } from "./io.js";
-import { formatTable } from "./table.js";
+import { formatTable, utcTime } from "./table.js";
 
 /**
  * `nowscale users add|delete|list|enable|disable|passwd` (HPC-NOW `userman`; docs/cli.md): the API's
@@ -40,8 +40,9 @@ export function secretBody(o: SecretOptions, stdin: () => string = () => readFil
     try {
       return readFileSync(path, "utf8");
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
       throw new UsageError(
-        `cannot read the ${what} file ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`,
+        `cannot read the ${what} file ${path}: ${code === "ENOENT" ? "no such file" : (code ?? String(error))}`,
       );
     }
   };
@@ -87,7 +88,7 @@ export function registerUserCommands(program: Command): void {
             u.enabled ? "yes" : "no",
             u.hasPassword ? "set" : "-",
             u.hasKey ? "set" : "-",
-            u.createdAt,
+            utcTime(u.createdAt),
           ]),
         ),
       );
@@ -110,7 +111,7 @@ export function registerUserCommands(program: Command): void {
     });
 
   common(users.command("delete"))
-    .description("delete a user from the master; their files stay unless --purge")
+    .description("delete a user from the master and every compute node; their files stay unless --purge")
     .argument("<user>", "the user")
     .argument("[cluster]", CLUSTER_ARG)
     .option("--purge", "also remove the user's home directory")

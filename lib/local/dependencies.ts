@@ -2,7 +2,11 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-/** The Debian packages the local mode needs, and one program each provides. */
+/**
+ * The Debian packages the local mode needs, and one program each provides: Slurm and munge, the
+ * namespaces (ip, nsenter, iptables for the instance endpoints' NAT), the instances' TLS certificate
+ * (openssl) and what the AWS compute user data every local node boots from calls (aws, curl, python3).
+ */
 export const LOCAL_PACKAGES: readonly { pkg: string; program: string }[] = [
   { pkg: "slurm-wlm", program: "slurmctld" },
   { pkg: "slurm-wlm", program: "slurmd" },
@@ -10,6 +14,11 @@ export const LOCAL_PACKAGES: readonly { pkg: string; program: string }[] = [
   { pkg: "munge", program: "munged" },
   { pkg: "iproute2", program: "ip" },
   { pkg: "util-linux", program: "nsenter" },
+  { pkg: "iptables", program: "iptables" },
+  { pkg: "openssl", program: "openssl" },
+  { pkg: "awscli", program: "aws" },
+  { pkg: "curl", program: "curl" },
+  { pkg: "python3", program: "python3" },
 ];
 
 function onPath(program: string): boolean {
@@ -17,9 +26,12 @@ function onPath(program: string): boolean {
   return dirs.some((d) => d !== "" && existsSync(join(d, program)));
 }
 
-/** The packages whose programs are missing (each named once), empty when all are there. */
-export function missingPackages(): string[] {
-  return [...new Set(LOCAL_PACKAGES.filter((p) => !onPath(p.program)).map((p) => p.pkg))];
+/**
+ * The packages whose programs are missing (each named once), empty when all are there. `has` says
+ * whether a program is installed (this machine's PATH; a test gives another machine's).
+ */
+export function missingPackages(has: (program: string) => boolean = onPath): string[] {
+  return [...new Set(LOCAL_PACKAGES.filter((p) => !has(p.program)).map((p) => p.pkg))];
 }
 
 /** The command a user runs to install `packages`. */

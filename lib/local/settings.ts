@@ -48,8 +48,11 @@ const SUBNET = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 /** Checks every field; throws TypeError naming the bad one (they reach ip(8), slurm.conf and file names). */
 export function checkSettings(s: LocalSettings): LocalSettings {
-  if (!s.stateDir.startsWith("/") || /[\n\0]/.test(s.stateDir))
-    throw new TypeError(`the state directory must be an absolute path, got "${s.stateDir.slice(0, 200)}"`);
+  // It is written into slurm.conf (StateSaveLocation, the pid and log files), which splits on spaces.
+  if (!/^\/[A-Za-z0-9._/-]*$/.test(s.stateDir))
+    throw new TypeError(
+      `the state directory must be an absolute path of letters, digits, '.', '_', '-' and '/', got "${s.stateDir.slice(0, 200)}"`,
+    );
   for (const [name, port] of [
     ["apiPort", s.apiPort],
     ["agentPort", s.agentPort],

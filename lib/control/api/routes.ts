@@ -547,7 +547,7 @@ function parsePath<P extends z.ZodObject>(
   const raw = Object.fromEntries(names.map((name, i) => [name, values[i] ?? ""]));
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
-  const issues = issuesFromZod(result.error);
+  const issues = issuesFromZod(result.error, schema);
   const name = issues[0]?.path ?? "";
   throw new UnknownNameError(`no ${name} ${admin.shown(String(raw[name] ?? ""))}`, issues);
 }
@@ -562,7 +562,7 @@ function parseQuery<Q extends z.ZodObject>(
   const known = Object.keys(schema.shape);
   const issues: ValidationIssue[] = [];
   for (const issue of result.error.issues) {
-    if (issue.code !== "unrecognized_keys") issues.push(...issuesFromZod(new z.ZodError([issue])));
+    if (issue.code !== "unrecognized_keys") issues.push(...issuesFromZod(new z.ZodError([issue]), schema));
     else
       for (const key of issue.keys.slice(0, 20))
         issues.push({
@@ -582,7 +582,7 @@ function parseHeaders<H extends z.ZodObject>(schema: H, req: ApiRequest): z.outp
   }
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
-  const issues = issuesFromZod(result.error);
+  const issues = issuesFromZod(result.error, schema);
   throw new ValidationError(`${issues.map((i) => i.path).join(", ")} header`, issues);
 }
 
@@ -603,7 +603,7 @@ function parseBody<B extends Schema>(schema: B, req: ApiRequest, required: boole
   const forbidden = forbiddenKeys(raw);
   if (forbidden.length > 0) throw new ValidationError("request body", forbidden);
   const result = schema.safeParse(raw);
-  if (!result.success) throw new ValidationError("request body", issuesFromZod(result.error));
+  if (!result.success) throw new ValidationError("request body", issuesFromZod(result.error, schema));
   return result.data;
 }
 

@@ -78,7 +78,8 @@ describe("nowscale cluster / nodes / events against an API", () => {
           res.statusCode = 400;
           res.end(
             JSON.stringify({
-              error: "request body is invalid",
+              // as the API answers a ValidationError: one line with every field, and the fields
+              error: "request body is invalid: autoscaling.queueConfigs[0].maxSize: must be at most 1000",
               issues: [{ path: "autoscaling.queueConfigs[0].maxSize", message: "must be at most 1000" }],
             }),
           );
@@ -160,6 +161,8 @@ describe("nowscale cluster / nodes / events against an API", () => {
     expect(table.status, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/^CLUSTER\s+NAME\s+STATUS\s+CLOUD\s+QUEUES\s+UPDATED\n/);
     expect(table.stdout).toMatch(/c-0123456789ab\s+demo\s+RUNNING\s+local\/local\s+compute/);
+    // times in tables: UTC to the second, as docs/cli.md says (the JSON keeps the API's)
+    expect(table.stdout).toMatch(/compute\s+2026-01-01 00:00:00Z$/m);
     expect(JSON.parse(json.stdout)).toEqual({ clusters: [CLUSTER] });
     expect(seen.at(-1)?.headers.authorization).toBe(`Bearer ${token}`);
   });
@@ -186,7 +189,7 @@ describe("nowscale cluster / nodes / events against an API", () => {
     // Assess
     expect(events.status, events.stderr).toBe(0);
     expect(seen.at(-1)?.url).toBe("/v1/clusters/c-0123456789ab/events?limit=5");
-    expect(events.stdout).toMatch(/LAUNCHED\s+compute\s+2\s+2 × local\.c1m1/);
+    expect(events.stdout).toMatch(/^2026-01-01 00:00:01Z\s+LAUNCHED\s+compute\s+2\s+2 × local\.c1m1/m);
   });
 
   it("prints a node's console log", async () => {
@@ -219,9 +222,37 @@ describe("nowscale cluster / nodes / events against an API", () => {
 
     // Assess
     expect(created.status).toBe(1);
-    expect(created.stderr).toContain("POST /v1/clusters failed with HTTP 400: request body is invalid");
-    expect(created.stderr).toContain("autoscaling.queueConfigs[0].maxSize: must be at most 1000");
+    // each field once, on its own line
+    expect(created.stderr).toBe(
+      "nowscale: POST /v1/clusters failed with HTTP 400: request body is invalid:\n" +
+        "  autoscaling.queueConfigs[0].maxSize: must be at most 1000\n",
+    );
     expect(JSON.parse(seen.at(-1)?.body ?? "")).toEqual({ name: "x" });
+  });
+
+  it("refuses an --if-version that is no version, naming the option, and sends nothing", async () => {
+    // Prepare
+    const requests = seen.length;
+    const dir = tempFiles({ "as.json": { queueConfigs: [] } });
+
+    // Act
+    const refused = await run([
+      "autoscaling",
+      "set",
+      "c-0123456789ab",
+      "--file",
+      `${dir}/as.json`,
+      "--if-version",
+      "abc",
+      "--endpoint",
+      endpoint,
+    ]);
+
+    // Assess
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain("--if-version must be the cluster's version, a whole number ≥ 1");
+    expect(refused.stderr).toContain('got "abc"');
+    expect(seen.length).toBe(requests);
   });
 
   it("attaches a master from a file, printing what was checked and what is the user's; a refusal names the field", async () => {

@@ -158,6 +158,8 @@ describe("nowscale doctor on a machine that runs the local mode only", () => {
     // Asked for the AWS checks, or without a local state: a missing AWS setup is a failure
     expect(cloudOnly.status).toBe(1);
     expect(cloudOnly.stdout).toMatch(/^fail {2}credentials/m);
+    // The AWS SDK's notice about Node 20 (it builds a client for the credentials check) is not shown
+    expect(cloudOnly.stderr).not.toContain("NodeVersionSupportWarning");
     expect(noState.status).toBe(1);
     const bare = JSON.parse(noState.stdout).checks as { name: string; notConfigured?: boolean }[];
     expect(bare.find((c) => c.name === "credentials")?.notConfigured).toBeUndefined();

@@ -149,7 +149,8 @@ describe("nowscale use / nodes / usage / history / doctor", () => {
     const flag = await run(["usage", "--jsn"]);
     const doctor = await run(["doctor", "--local", "--json"]);
     // Assess
-    expect(verb.status).not.toBe(0);
+    // bad usage: 2, as every command's own refusals (docs/cli.md, exit status)
+    for (const r of [verb, sub, flag]) expect(r.status).toBe(2);
     expect(verb.stderr).toContain("(Did you mean cluster?)");
     expect(sub.stderr).toContain("(Did you mean list?)");
     expect(flag.stderr).toContain("(Did you mean --json?)");

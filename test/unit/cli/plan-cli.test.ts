@@ -161,6 +161,20 @@ describe("nowscale plan", () => {
     expect(r.stderr).toMatch(message);
   });
 
+  it("exits 2 (bad usage) for commander's own refusals, naming the option or what was meant", () => {
+    // Act
+    const missing = runCli(["plan", "--config", "examples/config.json"]);
+    const typo = runCli(["plna", "--config", "examples/config.json"]);
+    const help = runCli(["plan", "--help"]);
+    // Assess
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain("required option '--state <file>' not specified");
+    expect(missing.stdout).toBe("");
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toContain("(Did you mean plan?)");
+    expect(help.status).toBe(0);
+  });
+
   it("names a file that is not JSON", () => {
     const dir = tempFiles({ "config.json": "{ nope", "state.json": "{}" });
     const r = runCli(["plan", "--config", join(dir, "config.json"), "--state", join(dir, "state.json")]);

@@ -84,12 +84,14 @@ describe("nowscale queue", () => {
     ]);
     const unknownQueue = await run(["queue", "delete", "no-such-queue", clusterId]);
     const badUser = await run(["users", "add", "Root;x", clusterId]);
+    const badNodes = await run(["nodes", "add", clusterId, "--queue", "no-such-queue", "--count", "1"]);
 
     // Assess
-    for (const refused of [badName, unknownCluster, unknownQueue, badUser]) {
+    for (const refused of [badName, unknownCluster, unknownQueue, badUser, badNodes]) {
       expect(refused.status).toBe(1);
-      expect(refused.stderr).not.toMatch(/adding|deleting/);
+      expect(refused.stderr).not.toMatch(/adding|deleting|launching/);
     }
+    expect(badNodes.stderr).toContain("queue: no such queue");
     expect(badName.stderr).toContain("queueName");
     expect(unknownCluster.stderr).toMatch(/no-such-cluster/);
     expect(unknownQueue.stderr).toMatch(/no-such-queue/);

@@ -112,6 +112,8 @@ describe("nowscale storage and init-scripts", () => {
     const shown = await run(["init-scripts", "show", clusterId]);
     const stored = (await bed.store.getCluster(clusterId))?.nodeSetup?.initScripts;
     const neither = await run(["init-scripts", "set", clusterId]);
+    const plainHttp = await run(["init-scripts", "set", clusterId, "--script", "http://example.com/a.sh"]);
+    const missing = await run(["init-scripts", "set", clusterId, "--script", join(t.stateDir, "none.sh")]);
     const cleared = await run(["init-scripts", "set", clusterId, "--clear"]);
 
     // Assess
@@ -123,6 +125,12 @@ describe("nowscale storage and init-scripts", () => {
       { inline: "#!/bin/bash\ntouch /tmp/ready\n", timeoutS: 90 },
     ]);
     expect(neither.status).toBe(2);
+    expect(plainHttp.status).toBe(2);
+    expect(plainHttp.stderr).toContain(
+      "http:// is not accepted: give an https:// or s3:// URL, or a local file",
+    );
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/none\.sh: not an https:\/\/ or s3:\/\/ URL, and no such file$/m);
     expect(cleared.status, cleared.stderr).toBe(0);
     expect((await bed.store.getCluster(clusterId))?.nodeSetup?.initScripts).toEqual([]);
   });

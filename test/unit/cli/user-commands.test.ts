@@ -37,6 +37,7 @@ describe("nowscale users", () => {
     // Act
     const added = await run(["users", "add", "alice", clusterId, "--password-file", passwordFile]);
     const system = await run(["users", "add", "root", clusterId]);
+    const noFile = await run(["users", "add", "bob", clusterId, "--password-file", join(dir, "none")]);
     const disabled = await run(["users", "disable", "alice", clusterId]);
     const listed = await run(["users", "list", clusterId]);
     const enabled = await run(["users", "enable", "alice", clusterId, "--json"]);
@@ -50,6 +51,8 @@ describe("nowscale users", () => {
     expect(added.stdout).toContain("uid 21000");
     expect(system.status).toBe(1);
     expect(system.stderr).toContain("name");
+    expect(noFile.status).toBe(2);
+    expect(noFile.stderr).toContain(`cannot read the password file ${join(dir, "none")}: no such file`);
     expect(disabled.stdout).toContain("user alice disabled");
     expect(listed.stdout).toMatch(/alice\s+21000\s+no\s+set\s+-/);
     expect(JSON.parse(enabled.stdout)).toMatchObject({ name: "alice", enabled: true });

@@ -56,6 +56,47 @@ describe("config schema", () => {
     expect(issues.find((i) => i.path === "colour")?.message).toMatch(/unknown key/);
   });
 
+  it("names the key a mistyped one probably meant, at any depth, and nothing for a key far from all", () => {
+    // Prepare: a missing letter, a wrong case, a typo inside an entry of an array and of a record
+    const input = {
+      shrinkIdleTme: 60,
+      instanceTypes: { ...SHAPES, own: { vcpus: 2, memoryMiB: 4096, pricePerHr: 0.1 } },
+      queueConfigs: [
+        {
+          ...queue(),
+          scaleoutRatio: 50,
+          expansionNodeConfigs: [{ zone: "z", instanceType: "c4m8", chargetype: "SPOT" }],
+        },
+      ],
+      colour: "red",
+    };
+    // Act
+    const issues = issuesOf(input);
+    const message = (path: string) => issues.find((i) => i.path === path)?.message;
+    // Assess
+    expect(message("shrinkIdleTme")).toBe(
+      'unknown key: did you mean "shrinkIdleTime"? (names are camelCase)',
+    );
+    expect(message("queueConfigs[0].scaleoutRatio")).toContain('did you mean "scaleOutRatio"?');
+    expect(message("queueConfigs[0].expansionNodeConfigs[0].chargetype")).toContain(
+      'did you mean "chargeType"?',
+    );
+    expect(message("instanceTypes.own.pricePerHr")).toContain('did you mean "pricePerHour"?');
+    expect(message("colour")).toBe("unknown key: remove it or check its spelling (names are camelCase)");
+  });
+
+  it("suggests for the first 20 unknown keys only: a body of made-up keys costs no distance tables", () => {
+    // Prepare: 25 near misses of shrinkIdleTime
+    const input: Record<string, unknown> = { instanceTypes: SHAPES, queueConfigs: [queue()] };
+    for (let i = 0; i < 25; i++) input[`shrinkIdleTim${String.fromCharCode(65 + i)}`] = 1;
+    // Act
+    const issues = issuesOf(input);
+    // Assess
+    expect(issues).toHaveLength(25);
+    expect(issues.slice(0, 20).every((i) => i.message.includes('did you mean "shrinkIdleTime"?'))).toBe(true);
+    expect(issues.slice(20).every((i) => i.message.startsWith("unknown key: remove it"))).toBe(true);
+  });
+
   it.each([
     ["scaleOutRatio", 0, "must be at least 1"],
     ["scaleOutRatio", 101, "must be at most 100"],

@@ -1,6 +1,8 @@
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
+import { settingsFrom, startTimeoutMs } from "../../../lib/cli/local-command.js";
 import { formatTable } from "../../../lib/cli/table.js";
+import { missingPackages } from "../../../lib/local/dependencies.js";
 import { LocalCloud, masterInstanceId } from "../../../lib/local/local-cloud.js";
 import { busyPorts } from "../../../lib/local/ports.js";
 import { checkSettings, DEFAULT_SETTINGS } from "../../../lib/local/settings.js";
@@ -89,6 +91,59 @@ describe("local settings", () => {
     expect(() => checkSettings({ ...ok, prefix: "bad prefix;" })).toThrow(/prefix/);
     expect(() => checkSettings({ ...ok, prefix: "toolongx-" })).toThrow(/prefix/);
     expect(() => checkSettings({ ...ok, subnet: "10.0.300" })).toThrow(/subnet/);
+    // slurm.conf splits on spaces: a state directory with one would break slurmctld after the start
+    expect(() => checkSettings({ ...ok, stateDir: "/tmp/dir with space" })).toThrow(/state directory/);
+  });
+
+  it("names the flag the user gave, not the field behind it, before anything starts", () => {
+    // Prepare: the options as commander hands them over, defaults filled in
+    const opts = {
+      stateDir: "/var/tmp/x",
+      port: "8080",
+      agentPort: "8787",
+      slurmctldPort: "6817",
+      slurmdPort: "6818",
+      prefix: "nsl-",
+      subnet: "192.168.250",
+      interval: "2",
+      bootDelay: "1000",
+    };
+    // Act
+    const refusal = (changes: Record<string, string>) => {
+      try {
+        settingsFrom({ ...opts, ...changes });
+        return "accepted";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    // Assess
+    expect(settingsFrom(opts)).toMatchObject({ apiPort: 8080, scalerIntervalSeconds: 2, bootDelayMs: 1000 });
+    expect(refusal({ port: "80808" })).toBe("--port must be a port number from 1024 to 65535, got 80808");
+    expect(refusal({ interval: "0" })).toBe("--interval must be 1 to 300");
+    expect(refusal({ bootDelay: "-5" })).toBe("--boot-delay must be 0 to 600000");
+    expect(refusal({ prefix: "my prefix" })).toMatch(/^--prefix must be/);
+    expect(refusal({ stateDir: "/tmp/dir with space" })).toMatch(
+      /^--state-dir must be an absolute path of letters/,
+    );
+    expect(startTimeoutMs("180")).toBe(180_000);
+    expect(() => startTimeoutMs("abc")).toThrow(
+      '--timeout must be a whole number of seconds from 1 to 3600, got "abc"',
+    );
+    expect(() => startTimeoutMs("0")).toThrow(/--timeout/);
+  });
+});
+
+describe("the local mode's packages", () => {
+  it("names every package a machine with only Slurm, munge and ip lacks, the boot scripts' tools included", () => {
+    // Prepare: a minimal Debian with Slurm installed by hand (no aws, curl, python3, openssl, iptables)
+    const installed = new Set(["slurmctld", "slurmd", "sbatch", "munged", "ip"]);
+    // Act
+    const missing = missingPackages((program) => installed.has(program));
+    const none = missingPackages(() => true);
+    // Assess: --install-deps installs these, so a fresh machine's nodes can run their user data
+    expect(missing).toEqual(["util-linux", "iptables", "openssl", "awscli", "curl", "python3"]);
+    expect(none).toEqual([]);
   });
 });
 

@@ -77,6 +77,29 @@ describe("nowscale simulate (built CLI)", () => {
     expect(r.stderr).toContain("report written to");
   });
 
+  it("refuses a report path whose directory is missing before replaying, naming it", () => {
+    // Prepare
+    const dir = inputs(swf([{ id: 1, submit: 0, run: 600, procs: 4 }]));
+    const report = join(dir, "no-such-dir", "report.html");
+
+    // Act
+    const r = nowscale([
+      "simulate",
+      "--trace",
+      join(dir, "trace.swf"),
+      "--config",
+      join(dir, "config.json"),
+      "--out",
+      report,
+    ]);
+
+    // Assess: nothing replayed, nothing printed on stdout
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--out ${report}: no directory ${join(dir, "no-such-dir")}`);
+    expect(r.stdout).toBe("");
+    expect(existsSync(report)).toBe(false);
+  });
+
   it("--set overrides config fields and simulation levers, and names an unknown field", () => {
     // Prepare: the one-job trace: thpc waits busy time 120 s + boot 180 s; with busy time 0 it
     //   launches at poll 0 and waits only the boot; with same-poll terminate off the drain tail is back
