@@ -1,3 +1,4 @@
+import { distance } from "fastest-levenshtein";
 import type { z } from "zod";
 
 /** One problem found in user input: where it is (`queueConfigs[0].scaleOutRatio`) and what to do. */
@@ -111,32 +112,12 @@ function closestKey(key: string, known: readonly string[]): string | undefined {
   // One more than the edits allowed: a short key must be nearly right to suggest anything.
   let bestDistance = Math.min(2, Math.floor(key.length / 3)) + 1;
   for (const candidate of known) {
-    const d = editDistance(lower, candidate.toLowerCase(), bestDistance);
+    // Keys are short and the first 20 unknown ones only are looked at: the full table is cheap.
+    const d = distance(lower, candidate.toLowerCase());
     if (d < bestDistance) {
       best = candidate;
       bestDistance = d;
     }
   }
   return best;
-}
-
-/** Levenshtein distance, at most `limit + 1` (beyond the limit the exact figure does not matter). */
-function editDistance(a: string, b: string, limit: number): number {
-  if (Math.abs(a.length - b.length) > limit) return limit + 1;
-  // One row of the table at a time: `diag` and `left` are the cells beside the one being filled.
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  let result = b.length;
-  for (let i = 0; i < a.length; i++) {
-    let diag = i;
-    let left = i + 1;
-    const current = [left];
-    for (const [j, up] of previous.slice(1).entries()) {
-      left = Math.min(up + 1, left + 1, diag + (a.charAt(i) === b.charAt(j) ? 0 : 1));
-      diag = up;
-      current.push(left);
-    }
-    previous = current;
-    result = left;
-  }
-  return Math.min(result, limit + 1);
 }
