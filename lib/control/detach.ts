@@ -12,7 +12,7 @@ import { appendControlEvent as event } from "./events.js";
 import { jobNoteChanges } from "./job-notes.js";
 import { ABANDONED_INTENT_MS } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
-import { retireNode } from "./node-retirement.js";
+import { RetirementOvertakenError, retireNode } from "./node-retirement.js";
 import { nodesRunningJobs } from "./slurm-evidence.js";
 
 /**
@@ -136,7 +136,11 @@ export async function detachStep(
   let actions = 0;
   const retire = async (record: NodeRecord) => {
     actions++;
-    const result = await retireNode({ ...deps, log }, clusterId, record, clock.now());
+    // A record another writer moved since this step read it is left for the next step to look at again.
+    const result = await retireNode({ ...deps, log }, clusterId, record, clock.now()).catch((error) => {
+      if (error instanceof RetirementOvertakenError) return "overtaken" as const;
+      throw error;
+    });
     if (result === "retired") progress.retired.push(record.nodeName);
   };
   for (const record of records) {

@@ -2,13 +2,13 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import type { OkReport } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider } from "../ports/cloud-provider.js";
-import type { ClusterRecord, LaunchIntent, StateStore } from "../ports/state-store.js";
+import type { ClusterRecord, LaunchIntent, NodeRecord, StateStore } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
 import { ABANDONED_INTENT_MS, offeringKey, queueHealthOf } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
-import { retireNode } from "./node-retirement.js";
+import { RetirementOvertakenError, retireNode } from "./node-retirement.js";
 import {
   bootActions,
   goneActions,
@@ -366,7 +366,7 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
     // The boot's last console lines say why (read before the terminate, while the cloud still has them).
     const consoleLines = adopted ? undefined : await bootConsoleTail(ctx.deps.provider, record.instanceId);
     // It never joined, so Slurm has no node to forget.
-    await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, { inSlurm: false });
+    if (!(await retiredUnlessOvertaken(ctx, record, now, false))) continue;
     if (adopted) {
       summary.orphansTerminated.push(record.nodeName);
       metrics.add("OrphansTerminated", "Count", 1);
@@ -429,6 +429,30 @@ async function bootConsoleTail(provider: CloudProvider, instanceId: string): Pro
   return text.length > 1500 ? `…${text.slice(-1500)}` : text;
 }
 
+/**
+ * Retires a node the run decided on; false, with nothing terminated, when another writer moved its record
+ * since this run read it (a slow boot that joined, a node resumed by hand): the next run decides again.
+ */
+async function retiredUnlessOvertaken(
+  ctx: RunContext,
+  record: NodeRecord,
+  now: number,
+  inSlurm: boolean,
+): Promise<boolean> {
+  try {
+    await retireNode({ ...ctx.deps, log: ctx.log }, ctx.clusterId, record, now, { inSlurm });
+    return true;
+  } catch (error) {
+    if (!(error instanceof RetirementOvertakenError)) throw error;
+    ctx.log.info("retirement overtaken: the record moved since this run read it", {
+      clusterId: ctx.clusterId,
+      node: record.nodeName,
+      error: error.message,
+    });
+    return false;
+  }
+}
+
 /** 5. Joined nodes that are DOWN, not responding or lost by Slurm past the grace, running no job: retired. */
 async function retireUnhealthy(ctx: RunContext, slurm: SlurmView): Promise<void> {
   const { store, clock, metrics } = ctx.deps;
@@ -443,7 +467,7 @@ async function retireUnhealthy(ctx: RunContext, slurm: SlurmView): Promise<void>
       await store.markNode(clusterId, record.nodeName, { downSince: now });
       continue;
     }
-    await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, { inSlurm: action.inSlurm });
+    if (!(await retiredUnlessOvertaken(ctx, record, now, action.inSlurm))) continue;
     summary.retired.push(record.nodeName);
     metrics.add("NodesTerminated", "Count", 1, { Queue: record.queue });
     await event(store, clusterId, clock, "NODE_RETIRED", action.reason, record.queue, [record.nodeName]);

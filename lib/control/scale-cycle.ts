@@ -21,7 +21,7 @@ import { type KnownSupply, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
-import { retireDrainedNodes, retireNode } from "./node-retirement.js";
+import { RetirementOvertakenError, retireDrainedNodes, retireNode } from "./node-retirement.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
 import { decidePoll, joinedSinceLastPoll } from "./poll-decision.js";
 import { ignoreConflict } from "./store-retry.js";
@@ -409,6 +409,11 @@ async function shrinkAgreed(
       if (drained !== undefined) drainedNow.push(drained);
     } catch (error) {
       if (error instanceof LeaseLostError) throw error;
+      if (error instanceof RetirementOvertakenError) {
+        // Its record moved since this poll read it (resumed by hand, say): the next poll decides again.
+        ctx.log.info("shrink overtaken", { clusterId: ctx.cluster.clusterId, node: shrink.node });
+        continue;
+      }
       // One node that cannot be drained or terminated now must not stop the others; the next poll retries.
       ctx.deps.metrics.add("CycleErrors", "Count", 1);
       ctx.log.warn("shrink failed", {

@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { reconcileCluster } from "../../../lib/control/reconciler.js";
+import { runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
+import { resumeNodes, type SleepDeps, stopNodes } from "../../../lib/control/sleep.js";
+import type { NodeStatus, StateStore } from "../../../lib/ports/state-store.js";
+import { type ControlBed, controlBed } from "../../support/control-bed.js";
+import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
+
+/**
+ * Destroying races (docs/control-plane.md, "no busy node terminated"): something changes the node
+ * between the observation a destroying decision rests on and the terminate. Each test puts the change at
+ * the worst moment, right before the retirement's first write, and asks that no instance whose Slurm
+ * node runs a job is terminated. Real store (dynalite), fake cloud and agent.
+ */
+let db: TestDynamo;
+beforeAll(async () => {
+  db = await startDynalite();
+});
+afterAll(async () => {
+  await db.close();
+});
+
+const ONE_POLL = { windowMs: 0 };
+
+/**
+ * The store as one actor sees it, with `before` run (once) right before its first status write
+ * `from` → `to`: another actor's change landing at that moment.
+ */
+function interposing(
+  store: StateStore,
+  from: NodeStatus,
+  to: NodeStatus,
+  before: () => Promise<void>,
+): StateStore {
+  let done = false;
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop !== "updateNodeStatus") return typeof value === "function" ? value.bind(target) : value;
+      return async (c: string, n: string, expected: NodeStatus, status: NodeStatus, at: number) => {
+        if (!done && expected === from && status === to) {
+          done = true;
+          await before();
+        }
+        return target.updateNodeStatus(c, n, expected, status, at);
+      };
+    },
+  });
+}
+
+/** Slurm runs job `jobId` on the node: all its CPUs and a RUNNING group naming it. */
+function runJobOn(bed: ControlBed, node: string, jobId: string): void {
+  const n = bed.agent.nodes.find((x) => x.name === node);
+  if (n === undefined) throw new Error(`${node} has not joined`);
+  n.cpusAllocated = n.cpus;
+  n.state = n.reason === undefined ? "ALLOCATED" : "DRAINING";
+  delete n.idleSince;
+  bed.agent.jobs = bed.agent.jobs.filter((g) => g.state !== "PENDING");
+  bed.agent.jobs.push({
+    queue: n.queue,
+    state: "RUNNING",
+    nodes: 1,
+    cpusPerNode: n.cpus,
+    memPerNodeMiB: 0,
+    gpusPerNode: 0,
+    count: 1,
+    oldestSubmittedAt: new Date(bed.clock.now()).toISOString(),
+    jobIds: [jobId],
+    nodeNames: [node],
+  });
+}
+
+function sleepDeps(bed: ControlBed): SleepDeps {
+  return {
+    store: bed.store,
+    clock: bed.clock,
+    runtime: async () => ({ provider: bed.provider, agent: bed.agent }),
+  };
+}
+
+/** One node launched for a pending job; its instance id. */
+async function launchOne(bed: ControlBed): Promise<string> {
+  bed.agent.addPending("compute", "1", { nodes: 1, cpus: 4 });
+  await runScaleCycle("demo", bed.deps("inv-launch"), ONE_POLL);
+  const [instance] = bed.provider.fakeCloud.live();
+  if (instance === undefined) throw new Error("nothing launched");
+  return instance.id;
+}
+
+describe("destroying races", () => {
+  it("a slow boot that joins Slurm and takes a job while the reconciler retires it for its boot timeout is kept", async () => {
+    // Prepare: a node not in Slurm past the boot timeout, marked absent by a first run
+    const bed = await controlBed(db);
+    const id = await launchOne(bed);
+    bed.clock.advance(900_000);
+    await reconcileCluster("demo", bed.deps("rec-0"));
+    bed.clock.advance(120_000);
+    // The node registers after the run's report and gets its job; the scaler records the join just
+    // before the reconciler's retirement writes TERMINATING.
+    const store = interposing(bed.store, "LAUNCHING", "TERMINATING", async () => {
+      bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+      runJobOn(bed, id, "1");
+      await bed.store.updateNodeStatus("demo", id, "LAUNCHING", "JOINED", bed.clock.now());
+    });
+    // Act
+    const summary = await reconcileCluster("demo", { ...bed.deps("rec-1"), store });
+    // Assess: the instance runs its job, its record says JOINED, no bootstrap failure counted
+    expect(bed.provider.fakeCloud.get(id)?.state).toBe("RUNNING");
+    expect(bed.provider.fakeCloud.callsOf("terminate")).toEqual([]);
+    expect(summary.bootTimeouts).toEqual([]);
+    expect((await bed.store.listNodes("demo")).find((r) => r.nodeName === id)?.status).toBe("JOINED");
+    expect((await bed.store.getCluster("demo"))?.queueHealth.compute?.consecutiveBootstrapFailures ?? 0).toBe(
+      0,
+    );
+  });
+
+  it("a node stopped by hand and resumed while the scaler retires it, which then takes a job, is kept", async () => {
+    // Prepare: a joined node running a job is stopped by hand (drained, waiting); its job ends
+    const bed = await controlBed(db);
+    const id = await launchOne(bed);
+    bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+    runJobOn(bed, id, "1");
+    await runScaleCycle("demo", bed.deps("inv-join"), ONE_POLL);
+    const stopped = await stopNodes(sleepDeps(bed), "demo", [id]);
+    expect(stopped.waiting.map((w) => w.node)).toEqual([id]);
+    bed.agent.jobs = [];
+    const node = bed.agent.nodes.find((n) => n.name === id);
+    if (node === undefined) throw new Error("no node");
+    node.cpusAllocated = 0;
+    node.state = "DRAINED";
+    // The operator resumes it (turnonc) right before the scaler's terminate, and Slurm gives it a job.
+    const memory = new ShrinkMemory();
+    await runScaleCycle("demo", { ...bed.deps("inv-1"), shrinkMemory: memory }, ONE_POLL);
+    const store = interposing(bed.store, "DRAINING", "TERMINATING", async () => {
+      const { resumed } = await resumeNodes(sleepDeps(bed), "demo", [id]);
+      expect(resumed).toEqual([id]);
+      runJobOn(bed, id, "2");
+    });
+    // Act: the second report in a row calls for its terminate
+    await runScaleCycle("demo", { ...bed.deps("inv-2"), shrinkMemory: memory, store }, ONE_POLL);
+    // Assess
+    expect(bed.provider.fakeCloud.get(id)?.state).toBe("RUNNING");
+    expect(bed.provider.fakeCloud.callsOf("terminate")).toEqual([]);
+    expect((await bed.store.listNodes("demo")).find((r) => r.nodeName === id)?.status).toBe("JOINED");
+  });
+});
