@@ -143,4 +143,48 @@ describe("destroying races", () => {
     expect(bed.provider.fakeCloud.callsOf("terminate")).toEqual([]);
     expect((await bed.store.listNodes("demo")).find((r) => r.nodeName === id)?.status).toBe("JOINED");
   });
+
+  it("a release whose terminate failed, for a slow boot that then joined Slurm idle, is drained before any terminate", async () => {
+    // Prepare: the boot timeout retires a node that never joined, but the cloud refuses the terminate;
+    // the instance then joins Slurm after all, IDLE and not drained
+    const bed = await controlBed(db);
+    const id = await launchOne(bed);
+    bed.agent.jobs = [];
+    bed.clock.advance(900_000);
+    await reconcileCluster("demo", bed.deps("rec-0"));
+    bed.clock.advance(120_000);
+    bed.provider.fakeCloud.failNext("terminate", "server", 5);
+    await reconcileCluster("demo", bed.deps("rec-1"));
+    expect((await bed.store.listNodes("demo")).find((r) => r.nodeName === id)?.status).toBe("TERMINATING");
+    bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+    bed.clock.advance(120_000);
+    // Slurm gives the idle node a job after the run's report was read, right before its terminate.
+    const store = new Proxy(bed.store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== "listNodes") return typeof value === "function" ? value.bind(target) : value;
+        return async (clusterId: string) => {
+          const records = await target.listNodes(clusterId);
+          if (bed.agent.nodes.some((n) => n.name === id && n.state === "IDLE")) runJobOn(bed, id, "2");
+          return records;
+        };
+      },
+    });
+    // Act: the run that retries the release
+    await reconcileCluster("demo", { ...bed.deps("rec-2"), store });
+    const whileBusy = bed.provider.fakeCloud.get(id)?.state;
+    // its job ends: a later run sees it drained and empty
+    bed.agent.jobs = [];
+    const node = bed.agent.nodes.find((n) => n.name === id);
+    if (node === undefined) throw new Error("no node");
+    node.cpusAllocated = 0;
+    node.state = "DRAINED";
+    bed.clock.advance(120_000);
+    const later = await reconcileCluster("demo", bed.deps("rec-3"));
+    // Assess: the node was drained, not terminated under its job, and released once empty
+    expect(whileBusy).toBe("RUNNING");
+    expect(bed.agent.calls).toContainEqual(expect.objectContaining({ action: "drain", node: id }));
+    expect(later.releasesRetried).toEqual([id]);
+    expect(bed.provider.fakeCloud.get(id)?.state).toBe("TERMINATED");
+  });
 });
