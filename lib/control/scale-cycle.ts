@@ -23,7 +23,7 @@ import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
 import { RetirementOvertakenError, retireDrainedNodes, retireNode } from "./node-retirement.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
-import { decidePoll, joinedSinceLastPoll } from "./poll-decision.js";
+import { decidePoll, idleOnOurClock, joinedSinceLastPoll } from "./poll-decision.js";
 import { ignoreConflict } from "./store-retry.js";
 
 export { appendControlEvent } from "./events.js";
@@ -379,7 +379,8 @@ async function readReport(ctx: PollContext): Promise<{ report: OkReport; seen: C
   const clusterId = ctx.cluster.clusterId;
   try {
     const report = await ctx.deps.agent.report();
-    return { report, seen: reportToClusterState(report) };
+    const seen = idleOnOurClock(reportToClusterState(report), Date.parse(report.generatedAt), clock.now());
+    return { report, seen };
   } catch (error) {
     const kind = error instanceof SlurmctldUnreachableError ? "SLURMCTLD_UNREACHABLE" : "AGENT_UNREACHABLE";
     if (!(error instanceof AgentUnreachableError || error instanceof SlurmctldUnreachableError)) {

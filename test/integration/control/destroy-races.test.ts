@@ -187,4 +187,40 @@ describe("destroying races", () => {
     expect(later.releasesRetried).toEqual([id]);
     expect(bed.provider.fakeCloud.get(id)?.state).toBe("TERMINATED");
   });
+
+  it("a master clock an hour behind does not make a node whose job just ended look idle past shrinkIdleTime", async () => {
+    // Prepare: a joined node runs a job; the master's clock (the report's times) is an hour behind
+    const bed = await controlBed(db);
+    const id = await launchOne(bed);
+    bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+    runJobOn(bed, id, "1");
+    await runScaleCycle("demo", bed.deps("inv-join"), ONE_POLL);
+    const behindMs = 3_600_000;
+    const report = bed.agent.report.bind(bed.agent);
+    bed.agent.report = async () => {
+      const r = await report();
+      const back = (iso: string) => new Date(Date.parse(iso) - behindMs).toISOString();
+      return {
+        ...r,
+        generatedAt: back(r.generatedAt),
+        jobs: r.jobs.map((g) => ({ ...g, oldestSubmittedAt: back(g.oldestSubmittedAt) })),
+        nodes: r.nodes.map((n) => (n.idleSince === undefined ? n : { ...n, idleSince: back(n.idleSince) })),
+      };
+    };
+    // its job ends now
+    bed.agent.jobs = [];
+    const node = bed.agent.nodes.find((n) => n.name === id);
+    if (node === undefined) throw new Error("no node");
+    node.cpusAllocated = 0;
+    node.state = "IDLE";
+    node.idleSince = new Date(bed.clock.now()).toISOString();
+    // Act: three polls, 30 s of the 300 s shrinkIdleTime
+    const early = await runScaleCycle("demo", bed.deps("inv-1"), { windowMs: 30_000 });
+    bed.clock.advance(300_000);
+    const late = await runScaleCycle("demo", bed.deps("inv-2"), { windowMs: 15_000 });
+    // Assess: not drained right after its job; drained and terminated once really idle past the time
+    expect(early.drained).toEqual([]);
+    expect(late.drained).toEqual([id]);
+    expect(late.terminated).toEqual([id]);
+  });
 });
