@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rebuildNodes } from "../../../lib/control/node-rebuild.js";
 import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
 import { resumeNodes, type SleepDeps, stopNodes } from "../../../lib/control/sleep.js";
@@ -222,5 +223,39 @@ describe("destroying races", () => {
     expect(early.drained).toEqual([]);
     expect(late.drained).toEqual([id]);
     expect(late.terminated).toEqual([id]);
+  });
+
+  it("a rebuild of every failed node does not take a busy node one short report left out for a lost one", async () => {
+    // Prepare: a joined node runs a job; the next report comes back without any node or job (a short
+    // answer from Slurm), then Slurm answers in full again
+    const bed = await controlBed(db);
+    const id = await launchOne(bed);
+    bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+    runJobOn(bed, id, "1");
+    await runScaleCycle("demo", bed.deps("inv-join"), ONE_POLL);
+    const report = bed.agent.report.bind(bed.agent);
+    let short = true;
+    bed.agent.report = async () => {
+      const r = await report();
+      const answer = short ? { ...r, nodes: [], jobs: [] } : r;
+      short = false;
+      return answer;
+    };
+    const cluster = await bed.store.getCluster("demo");
+    if (cluster === undefined) throw new Error("no cluster");
+    // Act: the operator rebuilds every failed node, naming none
+    const result = await rebuildNodes({ ...bed.deps("rebuild"), by: "ops" }, cluster, {});
+    const running = bed.provider.fakeCloud.get(id)?.state;
+    // Slurm really loses the node (its job ended): a reconciler run misses it too, then the rebuild takes it
+    bed.agent.jobs = [];
+    bed.agent.nodes = [];
+    bed.clock.advance(60_000);
+    await reconcileCluster("demo", bed.deps("rec-1"));
+    const later = await rebuildNodes({ ...bed.deps("rebuild-2"), by: "ops" }, cluster, {});
+    // Assess
+    expect(result.rebuilt).toEqual([]);
+    expect(running).toBe("RUNNING");
+    expect(later.rebuilt.map((r) => [r.node, r.reason])).toEqual([[id, "Slurm no longer lists it"]]);
+    expect(bed.provider.fakeCloud.get(id)?.state).toBe("TERMINATED");
   });
 });
