@@ -71,6 +71,11 @@ export interface ReconcilerOptions {
   leaseTtlMs?: number;
   /** Epoch ms after which the run stops between steps (the caller's time budget for this cluster). */
   deadline?: number;
+  /**
+   * A step that destroys on Slurm's view (releases, boot timeouts, retirements) reads Slurm again when
+   * the run's report is older than this (earlier steps slowed by throttling, slow describes). @default 15000
+   */
+  reportMaxAgeMs?: number;
 }
 
 export interface ReconcileSummary {
@@ -105,6 +110,7 @@ const DEFAULTS = {
   intentStaleMs: ABANDONED_INTENT_MS,
   intentRetentionMs: 86_400_000,
   leaseTtlMs: 120_000,
+  reportMaxAgeMs: 15_000,
 };
 
 /**
@@ -155,20 +161,34 @@ export async function reconcileCluster(
       instances = (await provider.list(clusterId)).filter((i) => !workflowIds.has(i.id));
     });
     const intents = await retried(() => store.listLaunchIntents(clusterId, "INTENDED"));
-    const report = await readReport(ctx);
-    const slurm = report === undefined ? undefined : slurmView(report);
+    let report = await readReport(ctx);
+    let readAt = clock.now();
+    let slurm = report === undefined ? undefined : slurmView(report);
+    // Slurm's view for a step that destroys on it: read again when the run's is older than the limit (a
+    // node may have come back and taken a job since); unreadable now, the step waits for the next run.
+    const recentSlurm = async (): Promise<SlurmView | undefined> => {
+      if (report === undefined || clock.now() - readAt <= o.reportMaxAgeMs) return slurm;
+      report = await readReport(ctx);
+      readAt = clock.now();
+      slurm = report === undefined ? undefined : slurmView(report);
+      return slurm;
+    };
     const adoptedRounds = new Set<string>();
 
     if (instances !== undefined) {
       const listed = instances;
       await step(ctx, "adopt", () => adopt(ctx, listed, intents, slurm, adoptedRounds));
       await step(ctx, "gone", () => forgetGone(ctx, listed, slurm));
-      await step(ctx, "releases", () => retryReleases(ctx, listed, slurm));
+      await step(ctx, "releases", async () => retryReleases(ctx, listed, await recentSlurm()));
     }
-    if (slurm !== undefined) {
-      await step(ctx, "boot", () => bootTimeouts(ctx, slurm));
-      await step(ctx, "retire", () => retireUnhealthy(ctx, slurm));
-    }
+    await step(ctx, "boot", async () => {
+      const view = await recentSlurm();
+      if (view !== undefined) await bootTimeouts(ctx, view);
+    });
+    await step(ctx, "retire", async () => {
+      const view = await recentSlurm();
+      if (view !== undefined) await retireUnhealthy(ctx, view);
+    });
     // A sleeping cluster's compute nodes, drained by sleep, retired as their jobs end (lib/control/sleep.ts).
     if (slurm !== undefined && cluster.status === "SLEEPING")
       await step(ctx, "asleep", async () => {

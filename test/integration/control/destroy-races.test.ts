@@ -258,4 +258,40 @@ describe("destroying races", () => {
     expect(later.rebuilt.map((r) => [r.node, r.reason])).toEqual([[id, "Slurm no longer lists it"]]);
     expect(bed.provider.fakeCloud.get(id)?.state).toBe("TERMINATED");
   });
+
+  it("a reconciler run slowed down by store throttling does not retire on the report it read minutes before", async () => {
+    // Prepare: Slurm loses an idle joined node; a first run marks it
+    const bed = await controlBed(db);
+    const id = await launchOne(bed);
+    bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+    bed.agent.jobs = [];
+    await runScaleCycle("demo", bed.deps("inv-join"), ONE_POLL);
+    const lost = bed.agent.nodes;
+    bed.agent.nodes = [];
+    await reconcileCluster("demo", bed.deps("rec-1"));
+    bed.clock.advance(300_000);
+    // The next run reads Slurm (still without the node), then its store reads are throttled for 90 s,
+    // during which the node registers again and takes a job.
+    let slowed = false;
+    const store = new Proxy(bed.store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== "listNodes") return typeof value === "function" ? value.bind(target) : value;
+        return async (clusterId: string) => {
+          if (!slowed) {
+            slowed = true;
+            bed.clock.advance(90_000);
+            bed.agent.nodes = lost;
+            runJobOn(bed, id, "2");
+          }
+          return target.listNodes(clusterId);
+        };
+      },
+    });
+    // Act
+    const summary = await reconcileCluster("demo", { ...bed.deps("rec-2"), store });
+    // Assess
+    expect(summary.retired).toEqual([]);
+    expect(bed.provider.fakeCloud.get(id)?.state).toBe("RUNNING");
+  });
 });
