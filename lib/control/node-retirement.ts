@@ -1,3 +1,4 @@
+import type { NodeState } from "../core/model.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import type { OkReport } from "../ports/agent-report.js";
@@ -123,6 +124,28 @@ export function drainedWithoutJob(
   if (seen.reason !== undefined && !seen.reason.startsWith(DRAIN_REASON_PREFIX))
     return `drained by someone else ("${seen.reason.slice(0, 80)}")`;
   return undefined;
+}
+
+/**
+ * What a report read right before a planned terminate says: undefined when Slurm still shows the node as
+ * the plan saw it when it called for the terminate (DRAINED by NowScale and empty; still not in Slurm for
+ * a boot; still not ready), with no job; else why not. The plan's report may be seconds old by then (the
+ * poll's launches came first): a boot may have joined and a resumed node taken a job meanwhile.
+ */
+export function stillAsPlanned(
+  report: OkReport,
+  node: string,
+  planned: NodeState | undefined,
+  busy: ReadonlySet<string> = nodesRunningJobs(report),
+): string | undefined {
+  if (busy.has(node)) return "Slurm now shows it running a job";
+  const seen = report.nodes.find((n) => n.name === node);
+  if (planned === "DRAINED") return drainedWithoutJob(report, node, busy);
+  if (planned === "LAUNCHING")
+    return seen === undefined ? undefined : `joined Slurm since the plan (${seen.state})`;
+  if (planned === "NOT_READY")
+    return seen?.state === "NOT_READY" ? undefined : `Slurm now shows it ${seen?.state ?? "nowhere"}`;
+  return `planned for a node ${planned ?? "the plan did not see"}: not terminated`;
 }
 
 /**

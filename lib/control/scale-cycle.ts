@@ -21,9 +21,15 @@ import { type KnownSupply, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
-import { RetirementOvertakenError, retireDrainedNodes, retireNode } from "./node-retirement.js";
+import {
+  RetirementOvertakenError,
+  retireDrainedNodes,
+  retireNode,
+  stillAsPlanned,
+} from "./node-retirement.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
 import { decidePoll, idleOnOurClock, joinedSinceLastPoll } from "./poll-decision.js";
+import { nodesRunningJobs } from "./slurm-evidence.js";
 import { ignoreConflict } from "./store-retry.js";
 
 export { appendControlEvent } from "./events.js";
@@ -367,7 +373,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
   }
   await writeJobNotes(ctx, report, next.notServed);
   await syncPlaceholders(ctx, report);
-  await shrinkAgreed(ctx, next.decision.shrinks, records);
+  await shrinkAgreed(ctx, next.decision.shrinks, records, next.state);
 }
 
 /**
@@ -399,10 +405,12 @@ async function shrinkAgreed(
   ctx: PollContext,
   shrinks: readonly Shrink[],
   records: NodeRecord[],
+  planned: ClusterState,
 ): Promise<void> {
   const calledFor = new Set<string>();
-  const confirmed = shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
+  const agreed = shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
   ctx.agreed.commit(calledFor);
+  const confirmed = await terminatesStillAsPlanned(ctx, agreed, planned);
   const drainedNow: NodeRecord[] = [];
   for (const shrink of confirmed) {
     try {
@@ -425,6 +433,38 @@ async function shrinkAgreed(
     }
   }
   await terminateDrainedNow(ctx, drainedNow);
+}
+
+/**
+ * The shrinks less the terminates Slurm no longer agrees with: the poll's report was read before its
+ * launches, notes and drains, so each terminate is checked on a report read now (`stillAsPlanned`: the
+ * node as the plan saw it, with no job). Slurm unreadable now: no terminate this poll.
+ */
+async function terminatesStillAsPlanned(
+  ctx: PollContext,
+  shrinks: Shrink[],
+  planned: ClusterState,
+): Promise<Shrink[]> {
+  if (!shrinks.some((s) => s.action === "terminate")) return shrinks;
+  const clusterId = ctx.cluster.clusterId;
+  let report: OkReport;
+  try {
+    report = await ctx.deps.agent.report();
+  } catch (error) {
+    ctx.log.warn("Slurm could not be read before the terminates: none this poll", {
+      clusterId,
+      error: (error as Error).message.slice(0, 300),
+    });
+    return shrinks.filter((s) => s.action !== "terminate");
+  }
+  const states = new Map(planned.nodes.map((n) => [n.name, n.state]));
+  const busy = nodesRunningJobs(report);
+  return shrinks.filter((shrink) => {
+    if (shrink.action !== "terminate") return true;
+    const why = stillAsPlanned(report, shrink.node, states.get(shrink.node), busy);
+    if (why !== undefined) ctx.log.info("terminate not carried out", { clusterId, node: shrink.node, why });
+    return why === undefined;
+  });
 }
 
 /**

@@ -4,7 +4,7 @@ import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
 import { resumeNodes, type SleepDeps, stopNodes } from "../../../lib/control/sleep.js";
 import type { NodeStatus, StateStore } from "../../../lib/ports/state-store.js";
-import { type ControlBed, controlBed } from "../../support/control-bed.js";
+import { CONFIG, type ControlBed, controlBed } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
 /**
@@ -292,6 +292,40 @@ describe("destroying races", () => {
     const summary = await reconcileCluster("demo", { ...bed.deps("rec-2"), store });
     // Assess
     expect(summary.retired).toEqual([]);
+    expect(bed.provider.fakeCloud.get(id)?.state).toBe("RUNNING");
+  });
+
+  it("a boot no job needed, which joins Slurm and takes a job after the poll's report, is not cancelled", async () => {
+    // Prepare: cancelUnneededBoots; a node launched for a job that then went away (cancelled)
+    const bed = await controlBed(db, "demo", { ...CONFIG, cancelUnneededBoots: true });
+    const id = await launchOne(bed);
+    bed.agent.jobs = [];
+    const memory = new ShrinkMemory();
+    await runScaleCycle("demo", { ...bed.deps("inv-1"), shrinkMemory: memory }, ONE_POLL);
+    // The next poll's report still shows it booting; it registers right after, and a new job lands on it.
+    let reads = 0;
+    const store = new Proxy(bed.store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== "listNodes") return typeof value === "function" ? value.bind(target) : value;
+        return async (clusterId: string) => {
+          if (reads++ === 0) {
+            bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+            runJobOn(bed, id, "2");
+          }
+          return target.listNodes(clusterId);
+        };
+      },
+    });
+    // Act: the second report in a row that calls for its cancel
+    bed.clock.advance(15_000);
+    const cycle = await runScaleCycle(
+      "demo",
+      { ...bed.deps("inv-2"), shrinkMemory: memory, store },
+      ONE_POLL,
+    );
+    // Assess
+    expect(cycle.terminated).toEqual([]);
     expect(bed.provider.fakeCloud.get(id)?.state).toBe("RUNNING");
   });
 });
