@@ -29,7 +29,8 @@ import { nodesRunningJobs } from "./slurm-evidence.js";
  * 4. for each node record, by the usual retirement protocol: a node running a job is drained and left
  *    running; an idle node is drained; a node Slurm shows drained (or down) and idle in two steps in a
  *    row, or absent from Slurm in two steps in a row, is retired (terminated, its Slurm node entry
- *    deleted, its record removed: lib/control/node-retirement.ts); a TERMINATING record is retried;
+ *    deleted, its record removed: lib/control/node-retirement.ts); a TERMINATING record is retried
+ *    once Slurm gives its node no new job (absent, drained or down), drained first otherwise;
  * 5. when no record and no launch in flight is left: removes the placeholder FUTURE nodes and clears
  *    the job notes NowScale wrote, releases the master's claim, and answers `done`.
  *
@@ -147,9 +148,15 @@ export async function detachStep(
     if (actions >= MAX_ACTIONS) break;
     const name = record.nodeName;
     const node = inSlurm.get(name);
-    if (record.status === "TERMINATING") {
-      // Retirement was decided before (a terminate or a Slurm delete failed): carry it out again.
-      if (!busy.has(name)) await retire(record);
+    if (record.status === "TERMINATING" && !busy.has(name)) {
+      // Retirement was decided before (a terminate or a Slurm delete failed): carry it out again, once
+      // Slurm gives the node no new job (not listed, drained or down); one listed idle and not drained
+      // (a boot that joined after its release failed) may take a job any moment, so it is drained first.
+      if (node === undefined || node.state === "DRAINED" || node.state === "DOWN") await retire(record);
+      else {
+        actions++;
+        await deps.agent.drain(name, DETACH_REASON);
+      }
       continue;
     }
     if (node === undefined) {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { detachStep } from "../../../lib/control/detach.js";
 import { rebuildNodes } from "../../../lib/control/node-rebuild.js";
 import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
@@ -327,5 +328,65 @@ describe("destroying races", () => {
     // Assess
     expect(cycle.terminated).toEqual([]);
     expect(bed.provider.fakeCloud.get(id)?.state).toBe("RUNNING");
+  });
+
+  it("a detach does not retire, on one report, a TERMINATING node that Slurm lists idle and not drained", async () => {
+    // Prepare: an attached cluster's node whose release failed (TERMINATING, instance alive) sits in
+    // Slurm IDLE, not drained; then the cluster is detached
+    const bed = await controlBed(db, "att");
+    const { cluster: attached } = await bed.store.createCluster({
+      clusterId: "attached",
+      name: "attached",
+      placement: { cloud: "fake", region: "local", imageId: "img-compute" },
+      autoscaling: CONFIG,
+      origin: "attached",
+      attachment: {
+        channel: "http",
+        controllerAddress: "10.0.0.5",
+        controllerPort: 6817,
+        mungeKeySecret: "nowscale/attached/theirs/munge-key",
+        subnetIds: [],
+        securityGroupIds: [],
+        slurmVersion: "22.05.8",
+        attachedAt: bed.clock.now() - 60_000,
+      },
+      status: "RUNNING",
+      now: bed.clock.now(),
+    });
+    bed.agent.addPending("compute", "1", { nodes: 1, cpus: 4 });
+    await runScaleCycle("attached", bed.deps("inv-launch"), ONE_POLL);
+    const [instance] = bed.provider.fakeCloud.live();
+    if (instance === undefined) throw new Error("nothing launched");
+    const id = instance.id;
+    bed.agent.join(id, "compute", "c5.xlarge", "zone-a");
+    await bed.store.updateNodeStatus("attached", id, "LAUNCHING", "TERMINATING", bed.clock.now());
+    await bed.store.updateCluster("attached", attached.version, { status: "DELETING", now: bed.clock.now() });
+    // Slurm gives the idle node a pending job right after the step's report.
+    let landed = false;
+    const store = new Proxy(bed.store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== "listNodes") return typeof value === "function" ? value.bind(target) : value;
+        return async (clusterId: string) => {
+          const reported = bed.agent.calls.some((c) => c.action === "report");
+          if (reported && !landed) {
+            landed = true;
+            runJobOn(bed, id, "1");
+          }
+          return target.listNodes(clusterId);
+        };
+      },
+    });
+    bed.agent.calls.length = 0;
+    // Act
+    const progress = await detachStep(
+      { store, provider: bed.provider, agent: bed.agent, clock: bed.clock },
+      "attached",
+      { idle: [], absent: [], steps: 0 },
+    );
+    // Assess: drained, left running its job
+    expect(progress.retired).toEqual([]);
+    expect(bed.provider.fakeCloud.get(id)?.state).toBe("RUNNING");
+    expect(bed.agent.calls).toContainEqual(expect.objectContaining({ action: "drain", node: id }));
   });
 });
