@@ -336,7 +336,9 @@ export async function deleteNodes(
   for (const record of chosen) {
     if (record === undefined) continue;
     // Slurm not told: the record stays TERMINATING and the reconciler removes the node from Slurm.
-    await retireNode({ store: deps.store, provider, agent }, cluster.clusterId, record, now);
+    await retireNode({ store: deps.store, provider, agent }, cluster.clusterId, record, now, {
+      requested: true,
+    });
   }
   await event(
     deps.store,

@@ -12,7 +12,7 @@ import { appendControlEvent as event } from "./events.js";
 import { jobNoteChanges } from "./job-notes.js";
 import { ABANDONED_INTENT_MS } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
-import { retireNode } from "./node-retirement.js";
+import { RetirementOvertakenError, retireNode } from "./node-retirement.js";
 import { nodesRunningJobs } from "./slurm-evidence.js";
 
 /**
@@ -29,7 +29,8 @@ import { nodesRunningJobs } from "./slurm-evidence.js";
  * 4. for each node record, by the usual retirement protocol: a node running a job is drained and left
  *    running; an idle node is drained; a node Slurm shows drained (or down) and idle in two steps in a
  *    row, or absent from Slurm in two steps in a row, is retired (terminated, its Slurm node entry
- *    deleted, its record removed: lib/control/node-retirement.ts); a TERMINATING record is retried;
+ *    deleted, its record removed: lib/control/node-retirement.ts); a TERMINATING record is retried
+ *    once Slurm gives its node no new job (absent, drained or down), drained first otherwise;
  * 5. when no record and no launch in flight is left: removes the placeholder FUTURE nodes and clears
  *    the job notes NowScale wrote, releases the master's claim, and answers `done`.
  *
@@ -136,16 +137,26 @@ export async function detachStep(
   let actions = 0;
   const retire = async (record: NodeRecord) => {
     actions++;
-    const result = await retireNode({ ...deps, log }, clusterId, record, clock.now());
+    // A record another writer moved since this step read it is left for the next step to look at again.
+    const result = await retireNode({ ...deps, log }, clusterId, record, clock.now()).catch((error) => {
+      if (error instanceof RetirementOvertakenError) return "overtaken" as const;
+      throw error;
+    });
     if (result === "retired") progress.retired.push(record.nodeName);
   };
   for (const record of records) {
     if (actions >= MAX_ACTIONS) break;
     const name = record.nodeName;
     const node = inSlurm.get(name);
-    if (record.status === "TERMINATING") {
-      // Retirement was decided before (a terminate or a Slurm delete failed): carry it out again.
-      if (!busy.has(name)) await retire(record);
+    if (record.status === "TERMINATING" && !busy.has(name)) {
+      // Retirement was decided before (a terminate or a Slurm delete failed): carry it out again, once
+      // Slurm gives the node no new job (not listed, drained or down); one listed idle and not drained
+      // (a boot that joined after its release failed) may take a job any moment, so it is drained first.
+      if (node === undefined || node.state === "DRAINED" || node.state === "DOWN") await retire(record);
+      else {
+        actions++;
+        await deps.agent.drain(name, DETACH_REASON);
+      }
       continue;
     }
     if (node === undefined) {

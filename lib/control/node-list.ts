@@ -53,7 +53,8 @@ export function slurmNodes(report: OkReport): SlurmNodes {
 /**
  * Whether `nowscale nodes rebuild` may replace the node: only a failed one, and never one running a job.
  * - a node Slurm shows DOWN, FAIL or not responding (isUnhealthy), running no job;
- * - a joined node Slurm no longer lists (Slurm lost it);
+ * - a joined node Slurm no longer lists (Slurm lost it), when the reconciler already marked it (`downSince`):
+ *   one report leaving a node out may be short, and would take a node running a job;
  * - a LAUNCHING node Slurm does not list `bootGraceMs` after its launch (its boot failed: the cluster's
  *   `bootTimeout` by default, sooner when the operator has read the console log).
  * Without Slurm's view nothing is eligible: whether a job runs there cannot be told.
@@ -72,7 +73,17 @@ export function rebuildEligibility(
     if (isUnhealthy(seen)) return { eligible: true, reason: `${seen.slurmState} in Slurm` };
     return { eligible: false, reason: `healthy (${seen.slurmState})` };
   }
-  if (record.status !== "LAUNCHING") return { eligible: true, reason: "Slurm no longer lists it" };
+  if (record.status !== "LAUNCHING") {
+    // One report that leaves a node out may be short (the node, and its job, missing from one answer):
+    // lost only when an earlier look (the reconciler's downSince) also found it missing or failed.
+    if (record.downSince === undefined)
+      return {
+        eligible: false,
+        reason:
+          "missing from this report only: lost once the reconciler's next run misses it too (one short report is not evidence)",
+      };
+    return { eligible: true, reason: "Slurm no longer lists it" };
+  }
   const age = now - record.launchedAt;
   if (age >= bootGraceMs) {
     return { eligible: true, reason: `boot failed: not in Slurm ${Math.round(age / 1000)} s after launch` };

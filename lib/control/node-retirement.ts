@@ -1,11 +1,11 @@
+import type { NodeState } from "../core/model.js";
 import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import type { OkReport } from "../ports/agent-report.js";
 import type { CloudProvider } from "../ports/cloud-provider.js";
-import type { NodeRecord, StateStore } from "../ports/state-store.js";
+import { ConflictError, type NodeRecord, type StateStore } from "../ports/state-store.js";
 import { type ControlLog, silentLog } from "./log.js";
 import { nodesRunningJobs } from "./slurm-evidence.js";
-import { ignoreConflict } from "./store-retry.js";
 
 /**
  * Node retirement, written once for the scale cycle's shrink, the reconciler's retirements and the
@@ -32,7 +32,21 @@ export interface RetirementOptions {
    * joined): no delete is sent to Slurm. @default true
    */
   inSlurm?: boolean;
+  /**
+   * True when a person asked for this node to go (the API's node deletion, a queue's deletion): the
+   * request stands whatever another writer did to the record meanwhile. Otherwise the retirement rests
+   * on an observation the record reflects, and a record another writer moved meanwhile stops it
+   * (`RetirementOvertakenError`). @default false
+   */
+  requested?: boolean;
 }
+
+/**
+ * The record of a node about to be retired was moved by another writer (a join, a resume by hand, a
+ * drain) after the observation the retirement rested on: nothing was terminated, and the next poll or
+ * run decides again on what it then sees. A ConflictError: the API answers 409.
+ */
+export class RetirementOvertakenError extends ConflictError {}
 
 /**
  * Retires one node. Resolves "retired" when the instance was terminated, Slurm has let go of the node
@@ -40,7 +54,9 @@ export interface RetirementOptions {
  * (the instance is terminated) and the reconciler's gone step removes the node from Slurm and then the
  * record, so no Slurm node is left behind without a record to find it by.
  * Rejects with the provider's error when the terminate fails: the record stays TERMINATING and the
- * reconciler's release step terminates again.
+ * reconciler's release step terminates again. Rejects with `RetirementOvertakenError`, having changed
+ * nothing, when another writer moved the record from `record.status` since the caller read it (unless
+ * `requested`).
  */
 export async function retireNode(
   deps: RetirementDeps,
@@ -51,10 +67,20 @@ export async function retireNode(
 ): Promise<"retired" | "slurm-pending"> {
   const log = deps.log ?? silentLog;
   if (record.status !== "TERMINATING") {
-    // A lost condition means another writer moved the record meanwhile; the decision to retire stands.
-    await deps.store
-      .updateNodeStatus(clusterId, record.nodeName, record.status, "TERMINATING", now)
-      .catch(ignoreConflict);
+    try {
+      await deps.store.updateNodeStatus(clusterId, record.nodeName, record.status, "TERMINATING", now);
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      // Another writer moved the record since the caller observed it: a slow boot joined Slurm (and may
+      // have a job), an operator resumed the node. The observation no longer holds, so the decision
+      // does not either; only another retirement (already TERMINATING) or a person's request goes on.
+      const moved = (await deps.store.listNodes(clusterId)).find((r) => r.nodeName === record.nodeName);
+      if (moved?.status !== "TERMINATING" && options.requested !== true)
+        throw new RetirementOvertakenError(
+          `node ${record.nodeName}: its record went from ${record.status} to ${moved?.status ?? "deleted"} since the decision: not terminated`,
+          { cause: error },
+        );
+    }
   }
   await deps.provider.terminate([record.instanceId]);
   if (options.inSlurm ?? true) {
@@ -98,6 +124,28 @@ export function drainedWithoutJob(
   if (seen.reason !== undefined && !seen.reason.startsWith(DRAIN_REASON_PREFIX))
     return `drained by someone else ("${seen.reason.slice(0, 80)}")`;
   return undefined;
+}
+
+/**
+ * What a report read right before a planned terminate says: undefined when Slurm still shows the node as
+ * the plan saw it when it called for the terminate (DRAINED by NowScale and empty; still not in Slurm for
+ * a boot; still not ready), with no job; else why not. The plan's report may be seconds old by then (the
+ * poll's launches came first): a boot may have joined and a resumed node taken a job meanwhile.
+ */
+export function stillAsPlanned(
+  report: OkReport,
+  node: string,
+  planned: NodeState | undefined,
+  busy: ReadonlySet<string> = nodesRunningJobs(report),
+): string | undefined {
+  if (busy.has(node)) return "Slurm now shows it running a job";
+  const seen = report.nodes.find((n) => n.name === node);
+  if (planned === "DRAINED") return drainedWithoutJob(report, node, busy);
+  if (planned === "LAUNCHING")
+    return seen === undefined ? undefined : `joined Slurm since the plan (${seen.state})`;
+  if (planned === "NOT_READY")
+    return seen?.state === "NOT_READY" ? undefined : `Slurm now shows it ${seen?.state ?? "nowhere"}`;
+  return `planned for a node ${planned ?? "the plan did not see"}: not terminated`;
 }
 
 /**

@@ -52,6 +52,25 @@ export interface PollDecision {
   notServed: Map<string, string>;
 }
 
+/**
+ * The report's idle times on the control plane's clock. `idleSince` is the master's clock and `now` ours;
+ * a master whose clock is behind makes a node whose job has just ended look idle for as long as the skew,
+ * so the shrink would drain it at once. When the report was generated behind `receivedAt` (skew plus the
+ * transport's seconds), every idleSince moves forward by that much: the idle age becomes the age the
+ * master itself measured. A master ahead is left as it is (its nodes look idle for less: later shrinks,
+ * never earlier ones). Only idle times move: a shrink can only come later for it.
+ */
+export function idleOnOurClock(seen: ClusterState, generatedAt: number, receivedAt: number): ClusterState {
+  const behindMs = receivedAt - generatedAt;
+  if (!(behindMs > 0)) return seen;
+  return {
+    ...seen,
+    nodes: seen.nodes.map((n) =>
+      n.idleSince === undefined ? n : { ...n, idleSince: n.idleSince + behindMs },
+    ),
+  };
+}
+
 /** LAUNCHING records Slurm now lists: they joined since the last poll. */
 export function joinedSinceLastPoll(records: readonly NodeRecord[], seen: ClusterState): NodeRecord[] {
   const inSlurm = new Set(seen.nodes.map((n) => n.name));

@@ -128,7 +128,9 @@ export async function deleteQueue(
   });
   const now = deps.clock.now();
   for (const record of records)
-    await retireNode({ store: deps.store, provider, agent }, cluster.clusterId, record, now);
+    await retireNode({ store: deps.store, provider, agent }, cluster.clusterId, record, now, {
+      requested: true,
+    });
   await agent.setPartitions(partitionSpecs(next));
   await event(
     deps.store,

@@ -1,3 +1,4 @@
+import { DRAIN_REASON_PREFIX } from "../core/shrink.js";
 import type { OkReport } from "../ports/agent-report.js";
 import type { CloudInstance } from "../ports/cloud-provider.js";
 import type { LaunchIntent, LaunchOutcome, NodeRecord } from "../ports/state-store.js";
@@ -28,6 +29,8 @@ export interface SlurmView {
   listed: Set<string>;
   busy: Set<string>;
   unhealthy: Set<string>;
+  /** Nodes NowScale drained (a `nowscale` reason) that Slurm shows DRAINED: they take no new job. */
+  drained: Set<string>;
   /** Each listed node's Slurm state (the first the report gives), for the reasons. */
   states: Map<string, string>;
 }
@@ -39,6 +42,11 @@ export function slurmView(report: OkReport): SlurmView {
     listed: new Set(report.nodes.map((n) => n.name)),
     busy: nodesRunningJobs(report),
     unhealthy: new Set(report.nodes.filter(isUnhealthy).map((n) => n.name)),
+    drained: new Set(
+      report.nodes
+        .filter((n) => n.state === "DRAINED" && n.reason?.startsWith(DRAIN_REASON_PREFIX) === true)
+        .map((n) => n.name),
+    ),
     states,
   };
 }
@@ -175,8 +183,10 @@ export function goneActions(
 
 /**
  * 3. TERMINATING records whose instance still runs, past `releaseRetryMs` since the terminate: terminate
- * again, or drain first when Slurm gave the node a job meanwhile. Without Slurm's view nobody knows
- * whether it took a job: nothing.
+ * again, or drain first when Slurm gave the node a job meanwhile, or when Slurm lists it healthy and
+ * not drained by NowScale (a slow boot that joined after its retirement was decided: a job may land on
+ * it any moment, so one report showing it idle is not enough; a later run terminates it once it shows
+ * drained and empty). Without Slurm's view nobody knows whether it took a job: nothing.
  */
 export function releaseActions(
   records: readonly NodeRecord[],
@@ -191,7 +201,9 @@ export function releaseActions(
     if (record.status !== "TERMINATING" || !live.has(record.instanceId)) continue;
     if (now - record.updatedAt < limits.releaseRetryMs) continue;
     if (slurm === undefined) continue;
-    actions.push({ kind: slurm.busy.has(record.nodeName) ? "drain" : "terminate", record });
+    const name = record.nodeName;
+    const takesJobs = slurm.listed.has(name) && !slurm.drained.has(name) && !slurm.unhealthy.has(name);
+    actions.push({ kind: slurm.busy.has(name) || takesJobs ? "drain" : "terminate", record });
   }
   return actions;
 }

@@ -2,13 +2,13 @@ import type { AgentChannel } from "../ports/agent-channel.js";
 import type { OkReport } from "../ports/agent-report.js";
 import type { Clock } from "../ports/clock.js";
 import type { CloudInstance, CloudProvider } from "../ports/cloud-provider.js";
-import type { ClusterRecord, LaunchIntent, StateStore } from "../ports/state-store.js";
+import type { ClusterRecord, LaunchIntent, NodeRecord, StateStore } from "../ports/state-store.js";
 import { appendControlEvent as event } from "./events.js";
 import { ABANDONED_INTENT_MS, offeringKey, queueHealthOf } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
-import { retireNode } from "./node-retirement.js";
+import { RetirementOvertakenError, retireNode } from "./node-retirement.js";
 import {
   bootActions,
   goneActions,
@@ -71,6 +71,11 @@ export interface ReconcilerOptions {
   leaseTtlMs?: number;
   /** Epoch ms after which the run stops between steps (the caller's time budget for this cluster). */
   deadline?: number;
+  /**
+   * A step that destroys on Slurm's view (releases, boot timeouts, retirements) reads Slurm again when
+   * the run's report is older than this (earlier steps slowed by throttling, slow describes). @default 15000
+   */
+  reportMaxAgeMs?: number;
 }
 
 export interface ReconcileSummary {
@@ -105,6 +110,7 @@ const DEFAULTS = {
   intentStaleMs: ABANDONED_INTENT_MS,
   intentRetentionMs: 86_400_000,
   leaseTtlMs: 120_000,
+  reportMaxAgeMs: 15_000,
 };
 
 /**
@@ -155,20 +161,34 @@ export async function reconcileCluster(
       instances = (await provider.list(clusterId)).filter((i) => !workflowIds.has(i.id));
     });
     const intents = await retried(() => store.listLaunchIntents(clusterId, "INTENDED"));
-    const report = await readReport(ctx);
-    const slurm = report === undefined ? undefined : slurmView(report);
+    let report = await readReport(ctx);
+    let readAt = clock.now();
+    let slurm = report === undefined ? undefined : slurmView(report);
+    // Slurm's view for a step that destroys on it: read again when the run's is older than the limit (a
+    // node may have come back and taken a job since); unreadable now, the step waits for the next run.
+    const recentSlurm = async (): Promise<SlurmView | undefined> => {
+      if (report === undefined || clock.now() - readAt <= o.reportMaxAgeMs) return slurm;
+      report = await readReport(ctx);
+      readAt = clock.now();
+      slurm = report === undefined ? undefined : slurmView(report);
+      return slurm;
+    };
     const adoptedRounds = new Set<string>();
 
     if (instances !== undefined) {
       const listed = instances;
       await step(ctx, "adopt", () => adopt(ctx, listed, intents, slurm, adoptedRounds));
       await step(ctx, "gone", () => forgetGone(ctx, listed, slurm));
-      await step(ctx, "releases", () => retryReleases(ctx, listed, slurm));
+      await step(ctx, "releases", async () => retryReleases(ctx, listed, await recentSlurm()));
     }
-    if (slurm !== undefined) {
-      await step(ctx, "boot", () => bootTimeouts(ctx, slurm));
-      await step(ctx, "retire", () => retireUnhealthy(ctx, slurm));
-    }
+    await step(ctx, "boot", async () => {
+      const view = await recentSlurm();
+      if (view !== undefined) await bootTimeouts(ctx, view);
+    });
+    await step(ctx, "retire", async () => {
+      const view = await recentSlurm();
+      if (view !== undefined) await retireUnhealthy(ctx, view);
+    });
     // A sleeping cluster's compute nodes, drained by sleep, retired as their jobs end (lib/control/sleep.ts).
     if (slurm !== undefined && cluster.status === "SLEEPING")
       await step(ctx, "asleep", async () => {
@@ -366,7 +386,7 @@ async function bootTimeouts(ctx: RunContext, slurm: SlurmView): Promise<void> {
     // The boot's last console lines say why (read before the terminate, while the cloud still has them).
     const consoleLines = adopted ? undefined : await bootConsoleTail(ctx.deps.provider, record.instanceId);
     // It never joined, so Slurm has no node to forget.
-    await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, { inSlurm: false });
+    if (!(await retiredUnlessOvertaken(ctx, record, now, false))) continue;
     if (adopted) {
       summary.orphansTerminated.push(record.nodeName);
       metrics.add("OrphansTerminated", "Count", 1);
@@ -429,6 +449,30 @@ async function bootConsoleTail(provider: CloudProvider, instanceId: string): Pro
   return text.length > 1500 ? `…${text.slice(-1500)}` : text;
 }
 
+/**
+ * Retires a node the run decided on; false, with nothing terminated, when another writer moved its record
+ * since this run read it (a slow boot that joined, a node resumed by hand): the next run decides again.
+ */
+async function retiredUnlessOvertaken(
+  ctx: RunContext,
+  record: NodeRecord,
+  now: number,
+  inSlurm: boolean,
+): Promise<boolean> {
+  try {
+    await retireNode({ ...ctx.deps, log: ctx.log }, ctx.clusterId, record, now, { inSlurm });
+    return true;
+  } catch (error) {
+    if (!(error instanceof RetirementOvertakenError)) throw error;
+    ctx.log.info("retirement overtaken: the record moved since this run read it", {
+      clusterId: ctx.clusterId,
+      node: record.nodeName,
+      error: error.message,
+    });
+    return false;
+  }
+}
+
 /** 5. Joined nodes that are DOWN, not responding or lost by Slurm past the grace, running no job: retired. */
 async function retireUnhealthy(ctx: RunContext, slurm: SlurmView): Promise<void> {
   const { store, clock, metrics } = ctx.deps;
@@ -443,7 +487,7 @@ async function retireUnhealthy(ctx: RunContext, slurm: SlurmView): Promise<void>
       await store.markNode(clusterId, record.nodeName, { downSince: now });
       continue;
     }
-    await retireNode({ ...ctx.deps, log: ctx.log }, clusterId, record, now, { inSlurm: action.inSlurm });
+    if (!(await retiredUnlessOvertaken(ctx, record, now, action.inSlurm))) continue;
     summary.retired.push(record.nodeName);
     metrics.add("NodesTerminated", "Count", 1, { Queue: record.queue });
     await event(store, clusterId, clock, "NODE_RETIRED", action.reason, record.queue, [record.nodeName]);

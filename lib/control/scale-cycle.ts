@@ -21,9 +21,15 @@ import { type KnownSupply, recordedLaunch } from "./launch.js";
 import { type ControlLog, silentLog } from "./log.js";
 import type { MetricsSink } from "./metrics.js";
 import { recordJoin } from "./node-join.js";
-import { retireDrainedNodes, retireNode } from "./node-retirement.js";
+import {
+  RetirementOvertakenError,
+  retireDrainedNodes,
+  retireNode,
+  stillAsPlanned,
+} from "./node-retirement.js";
 import { placeholdersToSync } from "./placeholder-sync.js";
-import { decidePoll, joinedSinceLastPoll } from "./poll-decision.js";
+import { decidePoll, idleOnOurClock, joinedSinceLastPoll } from "./poll-decision.js";
+import { nodesRunningJobs } from "./slurm-evidence.js";
 import { ignoreConflict } from "./store-retry.js";
 
 export { appendControlEvent } from "./events.js";
@@ -367,7 +373,7 @@ async function pollOnce(ctx: PollContext): Promise<void> {
   }
   await writeJobNotes(ctx, report, next.notServed);
   await syncPlaceholders(ctx, report);
-  await shrinkAgreed(ctx, next.decision.shrinks, records);
+  await shrinkAgreed(ctx, next.decision.shrinks, records, next.state);
 }
 
 /**
@@ -379,7 +385,8 @@ async function readReport(ctx: PollContext): Promise<{ report: OkReport; seen: C
   const clusterId = ctx.cluster.clusterId;
   try {
     const report = await ctx.deps.agent.report();
-    return { report, seen: reportToClusterState(report) };
+    const seen = idleOnOurClock(reportToClusterState(report), Date.parse(report.generatedAt), clock.now());
+    return { report, seen };
   } catch (error) {
     const kind = error instanceof SlurmctldUnreachableError ? "SLURMCTLD_UNREACHABLE" : "AGENT_UNREACHABLE";
     if (!(error instanceof AgentUnreachableError || error instanceof SlurmctldUnreachableError)) {
@@ -398,10 +405,12 @@ async function shrinkAgreed(
   ctx: PollContext,
   shrinks: readonly Shrink[],
   records: NodeRecord[],
+  planned: ClusterState,
 ): Promise<void> {
   const calledFor = new Set<string>();
-  const confirmed = shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
+  const agreed = shrinks.filter((shrink) => ctx.agreed.confirm(calledFor, shrink));
   ctx.agreed.commit(calledFor);
+  const confirmed = await terminatesStillAsPlanned(ctx, agreed, planned);
   const drainedNow: NodeRecord[] = [];
   for (const shrink of confirmed) {
     try {
@@ -409,6 +418,11 @@ async function shrinkAgreed(
       if (drained !== undefined) drainedNow.push(drained);
     } catch (error) {
       if (error instanceof LeaseLostError) throw error;
+      if (error instanceof RetirementOvertakenError) {
+        // Its record moved since this poll read it (resumed by hand, say): the next poll decides again.
+        ctx.log.info("shrink overtaken", { clusterId: ctx.cluster.clusterId, node: shrink.node });
+        continue;
+      }
       // One node that cannot be drained or terminated now must not stop the others; the next poll retries.
       ctx.deps.metrics.add("CycleErrors", "Count", 1);
       ctx.log.warn("shrink failed", {
@@ -419,6 +433,38 @@ async function shrinkAgreed(
     }
   }
   await terminateDrainedNow(ctx, drainedNow);
+}
+
+/**
+ * The shrinks less the terminates Slurm no longer agrees with: the poll's report was read before its
+ * launches, notes and drains, so each terminate is checked on a report read now (`stillAsPlanned`: the
+ * node as the plan saw it, with no job). Slurm unreadable now: no terminate this poll.
+ */
+async function terminatesStillAsPlanned(
+  ctx: PollContext,
+  shrinks: Shrink[],
+  planned: ClusterState,
+): Promise<Shrink[]> {
+  if (!shrinks.some((s) => s.action === "terminate")) return shrinks;
+  const clusterId = ctx.cluster.clusterId;
+  let report: OkReport;
+  try {
+    report = await ctx.deps.agent.report();
+  } catch (error) {
+    ctx.log.warn("Slurm could not be read before the terminates: none this poll", {
+      clusterId,
+      error: (error as Error).message.slice(0, 300),
+    });
+    return shrinks.filter((s) => s.action !== "terminate");
+  }
+  const states = new Map(planned.nodes.map((n) => [n.name, n.state]));
+  const busy = nodesRunningJobs(report);
+  return shrinks.filter((shrink) => {
+    if (shrink.action !== "terminate") return true;
+    const why = stillAsPlanned(report, shrink.node, states.get(shrink.node), busy);
+    if (why !== undefined) ctx.log.info("terminate not carried out", { clusterId, node: shrink.node, why });
+    return why === undefined;
+  });
 }
 
 /**

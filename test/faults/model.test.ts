@@ -13,7 +13,8 @@ import { MINUTE, SECOND } from "./workload.js";
 
 /**
  * The fast-check state machine: random sequences of scale cycles, reconciler runs, API calls (add nodes,
- * delete nodes, delete the cluster), time passing, jobs arriving and one-shot faults,
+ * delete nodes, stop and resume nodes by hand, rebuild failed nodes, delete the cluster), boots that
+ * outlast the boot timeout, time passing, jobs arriving and one-shot faults,
  * several actors at once now and then, on dynalite against the simulated cloud and Slurm. After every
  * step the promises that can be judged mid-run are checked (untracked ≤ 300 s, never over maxSize or
  * beyond demand, no busy node terminated, no DELETED or FAILED cluster with anything left); at the end
@@ -60,6 +61,12 @@ async function checkStep(world: World, step: string): Promise<void> {
     if (left > 0) broken.push(`${cluster.clusterId} is ${cluster.status} with ${left} instance(s) live`);
   }
   if (broken.length > 0) throw new Error(`after ${step}: ${broken.join("; ")}`);
+}
+
+/** The name of the cluster's n-th node record (modulo their number); undefined when there is none. */
+async function nthNode(world: World, n: number): Promise<string | undefined> {
+  const records = await world.rawStore.listNodes(world.clusterId);
+  return records[n % Math.max(1, records.length)]?.nodeName;
 }
 
 /** A command: `act` on the world, then the step check. */
@@ -122,6 +129,26 @@ const commands = [
       await world.call("POST", `/clusters/${world.clusterId}/nodes/delete`, { nodes: [record.nodeName] });
     }),
   ),
+  // By hand, as an operator would: stop (drain, retire once empty), resume, rebuild every failed node.
+  // None of them may terminate a node running a job (only POST /nodes/delete is let off).
+  fc.record({ n: fc.nat(), route: fc.constantFrom("stop", "resume") }).map(({ n, route }) =>
+    command(`${route} node #${n} by hand`, async (world) => {
+      const name = await nthNode(world, n);
+      if (name === undefined) return;
+      await world.call("POST", `/clusters/${world.clusterId}/nodes/${route}`, { nodes: [name] });
+    }),
+  ),
+  fc.constant(
+    command("rebuild every failed node", async (world) => {
+      await world.call("POST", `/clusters/${world.clusterId}/nodes/rebuild`, {});
+    }),
+  ),
+  // Boots that outlast the reconciler's boot timeout (900 s) join while it retires them.
+  fc.constantFrom(120, 880, 960, 1040).map((seconds) =>
+    command(`boots take ${seconds} s from now`, async (world) => {
+      for (const q of world.queues) q.bootSeconds = seconds;
+    }),
+  ),
   fc.constant(
     command("delete the cluster", async (world, model) => {
       model.deleteAsked = true;
@@ -148,6 +175,22 @@ const commands = [
         else world.agentFaults.add({ ...(fault as AgentFault), times: 1 });
       }),
     ),
+  fc.nat().map((n) =>
+    command(`scale cycle, reconciler and a resume of node #${n} by hand at once`, async (world) => {
+      const name = await nthNode(world, n);
+      await world.concurrently<unknown>([
+        { name: "scaler", run: () => world.scaleCycle() },
+        { name: "reconciler", run: () => world.reconcile() },
+        {
+          name: "api POST nodes/resume",
+          run: async () =>
+            name === undefined
+              ? undefined
+              : world.call("POST", `/clusters/${world.clusterId}/nodes/resume`, { nodes: [name] }),
+        },
+      ]);
+    }),
+  ),
   fc.integer({ min: 1, max: 3 }).map((count) =>
     command(`scale cycle, reconciler and add ${count} node(s) at once`, async (world) => {
       await world.concurrently<unknown>([

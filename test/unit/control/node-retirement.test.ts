@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FakeAgent } from "../../../lib/agent-channels/fake.js";
-import { drainedWithoutJob } from "../../../lib/control/node-retirement.js";
+import { drainedWithoutJob, stillAsPlanned } from "../../../lib/control/node-retirement.js";
 import type { OkReport, ReportNode } from "../../../lib/ports/agent-report.js";
 import { FakeClock } from "../../../lib/providers/fake/index.js";
 
@@ -60,5 +60,25 @@ describe("drainedWithoutJob: what the report read after a drain must say before 
     expect(drainedWithoutJob(idle, "i-1")).toBe("Slurm shows it IDLE, not DRAINED");
     expect(drainedWithoutJob(idle, "i-2")).toBe("not in the report read after the drain");
     expect(drainedWithoutJob(other, "i-1")).toBe('drained by someone else ("disk check")');
+  });
+});
+
+describe("stillAsPlanned: what a report read right before a planned terminate must say", () => {
+  it("agrees when Slurm shows the node as the plan saw it with no job, and names what changed otherwise", async () => {
+    // Prepare: i-1 in the state each case needs; another report has no node at all
+    const asDrained = await reportWith(drained);
+    const notReady = await reportWith({ state: "NOT_READY", slurmState: "IDLE+POWERED_DOWN" });
+    const idle = await reportWith({});
+    const busy = await reportWith({ state: "ALLOCATED", cpusAllocated: 4 });
+    const none = { ...idle, nodes: [] };
+    // Act / Assess: a boot still not in Slurm, a drained node still empty, a node still not ready
+    expect(stillAsPlanned(none, "i-1", "LAUNCHING")).toBeUndefined();
+    expect(stillAsPlanned(asDrained, "i-1", "DRAINED")).toBeUndefined();
+    expect(stillAsPlanned(notReady, "i-1", "NOT_READY")).toBeUndefined();
+    // a boot that joined, a drained node resumed, a not-ready node now running a job, a state never planned
+    expect(stillAsPlanned(idle, "i-1", "LAUNCHING")).toBe("joined Slurm since the plan (IDLE)");
+    expect(stillAsPlanned(idle, "i-1", "DRAINED")).toBe("Slurm shows it IDLE, not DRAINED");
+    expect(stillAsPlanned(busy, "i-1", "NOT_READY")).toBe("Slurm now shows it running a job");
+    expect(stillAsPlanned(idle, "i-1", "IDLE")).toBe("planned for a node IDLE: not terminated");
   });
 });

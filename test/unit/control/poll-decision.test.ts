@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { decidePoll, joinedSinceLastPoll, plannerState } from "../../../lib/control/poll-decision.js";
+import {
+  decidePoll,
+  idleOnOurClock,
+  joinedSinceLastPoll,
+  plannerState,
+} from "../../../lib/control/poll-decision.js";
 import type { LaunchIntent, NodeRecord, QueueHealth } from "../../../lib/ports/state-store.js";
 import { config, iso, job, minutes, node, queue, state, T0 } from "../core/builders.js";
 
@@ -220,5 +225,18 @@ describe("poll decision: joins", () => {
     const joined = joinedSinceLastPoll(records, seen);
     // Assess
     expect(joined.map((r) => r.nodeName)).toEqual(["i-1"]);
+  });
+});
+
+describe("poll decision: idle times on the control plane's clock", () => {
+  it("a report generated behind its receipt moves every idleSince forward by as much; one ahead is left", () => {
+    // Prepare: i-1 idle since T0 (the master's clock), i-2 busy (no idleSince)
+    const seen = state([], [node("i-1"), node("i-2", { state: "ALLOCATED", idleSince: undefined })]);
+    // Act: generated at T0 + 1 min on the master's clock, received at T0 + 61 min on ours
+    const behind = idleOnOurClock(seen, T0 + minutes(1), T0 + minutes(61));
+    const ahead = idleOnOurClock(seen, T0 + minutes(61), T0 + minutes(1));
+    // Assess: idle one minute by the master's clock, so since T0 + 60 min on ours
+    expect(behind.nodes.map((n) => n.idleSince)).toEqual([T0 + minutes(60), undefined]);
+    expect(ahead).toBe(seen);
   });
 });

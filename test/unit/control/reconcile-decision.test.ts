@@ -78,7 +78,14 @@ function intent(round: string, overrides: Partial<LaunchIntent> = {}): LaunchInt
 }
 
 function view(parts: Partial<SlurmView> = {}): SlurmView {
-  return { listed: new Set(), busy: new Set(), unhealthy: new Set(), states: new Map(), ...parts };
+  return {
+    listed: new Set(),
+    busy: new Set(),
+    unhealthy: new Set(),
+    drained: new Set(),
+    states: new Map(),
+    ...parts,
+  };
 }
 
 const kinds = (actions: readonly { kind: string; record: NodeRecord }[]) =>
@@ -107,13 +114,16 @@ describe("reconcile decision: Slurm's view", () => {
         reportNode("n2", "DOWN", "DOWN*"),
         reportNode("n3", "MIXED", "MIXED"),
         reportNode("n1", "DOWN", "DOWN"),
+        { ...reportNode("n5", "DRAINED", "IDLE+DRAIN"), reason: "nowscale: idle" },
+        { ...reportNode("n6", "DRAINED", "IDLE+DRAIN"), reason: "maintenance" },
       ],
       jobs: [{ state: "RUNNING", nodeNames: ["n4"] }],
     } as unknown as OkReport;
     // Act
     const v = slurmView(report);
     // Assess: n1's second entry is unhealthy but its state stays the first one reported.
-    expect([...v.listed].sort()).toEqual(["n1", "n2", "n3"]);
+    expect([...v.listed].sort()).toEqual(["n1", "n2", "n3", "n5", "n6"]);
+    expect([...v.drained]).toEqual(["n5"]);
     expect([...v.busy].sort()).toEqual(["n3", "n4"]);
     expect([...v.unhealthy].sort()).toEqual(["n1", "n2"]);
     expect(v.states.get("n1")).toBe("IDLE");
@@ -268,6 +278,22 @@ describe("reconcile decision: releases", () => {
     const actions = releaseActions(records, instances, view({ busy: new Set(["t5"]) }), NOW, LIMITS);
     // Assess: t2 too recent, t3 on its way out, t4 not listed, j1 not being released.
     expect(kinds(actions)).toEqual(["t1 terminate", "t5 drain"]);
+  });
+
+  it("a released node Slurm lists healthy and not drained by NowScale is drained, not terminated, on one report", () => {
+    // Prepare: three nodes whose retirement was decided before they joined Slurm
+    const old = { status: "TERMINATING" as const, updatedAt: NOW - 600 * S };
+    const records = [record("idle", old), record("drained", old), record("down", old)];
+    const instances = [instance("idle"), instance("drained"), instance("down")];
+    const slurm = view({
+      listed: new Set(["idle", "drained", "down"]),
+      drained: new Set(["drained"]),
+      unhealthy: new Set(["down"]),
+    });
+    // Act
+    const actions = releaseActions(records, instances, slurm, NOW, LIMITS);
+    // Assess: idle may take a job any moment; drained and DOWN take none
+    expect(kinds(actions)).toEqual(["idle drain", "drained terminate", "down terminate"]);
   });
 
   it("without Slurm's view nothing is released again (the node may have taken a job)", () => {
