@@ -176,7 +176,8 @@ describe("nowscale plan", () => {
   });
 
   it("notes a node whose instance type the config does not name (a typo), beside its drain", () => {
-    // Prepare: an idle node of type A (in the config) and one of "A.typo" (not), both idle 10 min.
+    // Prepare: an idle node of type A (in the config) and one of "A.typo" (not), both idle 10 min
+    // (past the default shrinkIdleTime).
     const idle = (name: string, instanceType: string) => ({
       name,
       queue: "compute",
@@ -186,7 +187,7 @@ describe("nowscale plan", () => {
       idleSince: "2026-01-01T00:00:00Z",
     });
     const dir = tempFiles({
-      "config.json": seedConfig({ A: { vcpus: 4, memoryMiB: 16 * GB } }, { shrinkIdleTime: 60 }),
+      "config.json": seedConfig({ A: { vcpus: 4, memoryMiB: 16 * GB } }),
       "state.json": { jobs: [], nodes: [idle("known", "A"), idle("typo", "A.typo")] },
     });
     // Act
