@@ -1,7 +1,6 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { LOCAL_PACKAGES } from "../local/dependencies.js";
+import { statSync } from "node:fs";
+import { findProgram, LOCAL_PACKAGES } from "../local/dependencies.js";
 
 /**
  * `nowscale doctor` (HPC-NOW's `envcheck`): what this machine needs to reach a deployed NowScale and to
@@ -109,9 +108,9 @@ export function localChecks(p: Pick<Probes, "uid" | "which" | "isDirectory" | "n
           fix: "the local mode needs root (network namespaces, munged, slurmd): run it with sudo",
         },
   );
-  for (const program of ["slurmctld", "slurmd", "munged"]) {
+  // Every program `local up` needs (its package check's own list), so doctor passes only where it can start.
+  for (const { pkg, program } of LOCAL_PACKAGES) {
     const path = p.which(program);
-    const pkg = LOCAL_PACKAGES.find((x) => x.program === program)?.pkg ?? program;
     checks.push(
       path === undefined
         ? {
@@ -196,11 +195,7 @@ export function formatChecks(checks: readonly Check[]): string {
 export function machineProbes(): Pick<Probes, "uid" | "which" | "isDirectory" | "netns"> {
   return {
     uid: () => process.getuid?.() ?? -1,
-    which: (program) => {
-      const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
-      for (const d of dirs) if (d !== "" && existsSync(join(d, program))) return join(d, program);
-      return undefined;
-    },
+    which: findProgram,
     isDirectory: (path) => {
       try {
         return statSync(path).isDirectory();

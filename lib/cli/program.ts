@@ -43,10 +43,48 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   return program;
 }
 
+/**
+ * `nowscale help nosuch` (or `nowscale nodes help nosuch`): commander answers a help request for a
+ * command it does not know with the general help alone, naming nothing, where `nowscale nosuch` says
+ * "error: unknown command 'nosuch'" with a suggestion. The help word is dropped from such a command
+ * line, so commander refuses the name in its own words (bad usage: exit 2 in main). Any other command
+ * line is returned as it is. Only the command path is walked (names up to the first option): the
+ * commands that hold subcommands take no options of their own before them.
+ */
+export function helpOfUnknownAsUnknown(program: Command, argv: readonly string[]): string[] {
+  const args = argv.slice(2);
+  let command = program;
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i] as string;
+    if (word.startsWith("-")) break;
+    const sub = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (sub !== undefined) {
+      command = sub;
+      continue;
+    }
+    const topic = args[i + 1];
+    const known = (name: string) =>
+      command.commands.some((c) => c.name() === name || c.aliases().includes(name));
+    // Only where commander has its help command (a command with subcommands): elsewhere `help` is an
+    // argument (a node named help), never dropped.
+    if (
+      word === "help" &&
+      command.commands.length > 0 &&
+      topic !== undefined &&
+      !topic.startsWith("-") &&
+      !known(topic)
+    )
+      return [...argv.slice(0, 2 + i), ...argv.slice(3 + i)];
+    break;
+  }
+  return [...argv];
+}
+
 /** Runs the CLI; user errors print one clear message (no stack) and set a non-zero exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
-    await (await buildProgram(argv)).parseAsync(argv as string[]);
+    const program = await buildProgram(argv);
+    await program.parseAsync(helpOfUnknownAsUnknown(program, argv));
     // A command may set a status without failing (e.g. `local status --json` when not running).
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {

@@ -78,7 +78,7 @@ export function registerQueueCommands(program: Command): void {
     .option("--name <queue>", "without --file: the queue's name")
     .option("--instance-type <type>", "without --file: its instance type")
     .option("--zone <zone>", "without --file: its zone")
-    .option("--max-size <n>", "without --file: its maxSize", "10")
+    .option("--max-size <n>", "without --file: its maxSize (0: kept at zero nodes)", "10")
     .action(
       async (
         given: string | undefined,
@@ -96,9 +96,10 @@ export function registerQueueCommands(program: Command): void {
         else {
           if (o.name === undefined || o.instanceType === undefined || o.zone === undefined)
             throw new UsageError("give --file, or --name, --instance-type and --zone");
+          // 0 is a queue kept at zero nodes, as the config's maxSize allows; the API checks the upper bound.
           const maxSize = Number(o.maxSize);
-          if (!Number.isInteger(maxSize) || maxSize < 1)
-            throw new UsageError("--max-size must be a whole number ≥ 1");
+          if (o.maxSize.trim() === "" || !Number.isInteger(maxSize) || maxSize < 0)
+            throw new UsageError("--max-size must be a whole number ≥ 0 (0: a queue kept at zero nodes)");
           body = {
             queueName: o.name,
             maxSize,

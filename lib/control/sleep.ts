@@ -233,8 +233,9 @@ export async function stopNodes(
  * resumed (they take jobs again) and their records return to JOINED, the status of a node in service, in
  * the same call: nothing then treats them as drained (the scaler counts them as supply again, and only
  * its idle shrink retires them later). A node already retired has no instance left to start: the scaler
- * launches new nodes for the queue's jobs instead: such a name, like a node already in service (resumed
- * before: a second resume is a no-op) or one drained by someone else, is answered as not resumed, with why.
+ * launches new nodes for the queue's jobs instead: such a name, like a booting one, a node already in
+ * service (resumed before: a second resume is a no-op) or one drained by someone else, is answered as not
+ * resumed, with why. A name the cluster never had is refused (404 naming `nodes[i]`), nothing resumed.
  */
 export async function resumeNodes(
   deps: SleepDeps,
@@ -247,6 +248,7 @@ export async function resumeNodes(
   const { agent } = await deps.runtime(cluster);
   const report = await agent.report();
   const records = await deps.store.listNodes(cluster.clusterId);
+  const retired = await unknownToResume(deps, cluster.clusterId, nodes, report, records);
   const resumed: string[] = [];
   const notResumed: WaitingNode[] = [];
   for (const name of nodes) {
@@ -254,7 +256,9 @@ export async function resumeNodes(
     if (seen === undefined)
       notResumed.push({
         node: name,
-        reason: "not in Slurm (retired, booting or never launched): the scaler launches nodes on demand",
+        reason: retired.has(name)
+          ? "retired (not in Slurm, no instance left to start): the scaler launches nodes on demand"
+          : "not in Slurm yet (booting): nothing to resume",
       });
     else if (seen.reason === STOP_DRAIN_REASON || seen.reason === SLEEP_DRAIN_REASON) {
       // Slurm first: should the record write be lost, a second resume finds the node in service and
@@ -290,6 +294,30 @@ export async function resumeNodes(
       deps.by,
     );
   return { resumed, notResumed };
+}
+
+/**
+ * Refuses, before anything is resumed, each name that is neither in Slurm, nor a node record of the
+ * cluster (booting), nor in its usage history (retired): 404 naming `nodes[i]`, as stop does for names
+ * it does not know, so a typo is told and not answered as a node the scaler will replace. Returns the
+ * names the history shows retired. The history is read only when some name is in neither of the others.
+ */
+async function unknownToResume(
+  deps: { store: StateStore },
+  clusterId: string,
+  nodes: readonly string[],
+  report: OkReport,
+  records: readonly NodeRecord[],
+): Promise<Set<string>> {
+  const known = new Set([...report.nodes.map((n) => n.name), ...records.map((r) => r.nodeName)]);
+  if (nodes.every((n) => known.has(n))) return new Set();
+  const retired = new Set((await deps.store.listEndedNodes(clusterId)).map((e) => e.nodeName));
+  const issues = nodes
+    .map((n, i) => ({ n, i }))
+    .filter(({ n }) => !known.has(n) && !retired.has(n))
+    .map(({ n, i }) => ({ path: `nodes[${i}]`, message: `no node ${n.slice(0, 80)} in this cluster` }));
+  if (issues.length > 0) throw new UnknownNameError("unknown nodes", issues);
+  return retired;
 }
 
 /**

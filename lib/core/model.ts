@@ -177,7 +177,8 @@ export type SkipCode =
   | "RUNS_A_JOB"
   | "DRAINED_BY_OTHERS"
   | "LEFT_TO_RECONCILER"
-  | "BOOT_TIMEOUT_PASSED";
+  | "BOOT_TIMEOUT_PASSED"
+  | "TYPE_NOT_CONFIGURED";
 
 export type Skip =
   /** `copies`: how many of the job entry's `count` identical jobs this skip stands for. */

@@ -125,10 +125,43 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
     });
     decision.shrinks.push(...shrink.shrinks);
     decision.skipped.push(...shrink.skipped);
+    noteUnknownTypes(config, queue, nodes, busy, shrink.shrinks, decision);
     if (config.headroomLaunch)
       launchHeadroom(queue, nodes, busy, result, shrink.shrinks, headroom, vcpusOf, summary, decision);
   }
   return decision;
+}
+
+/**
+ * A node whose instance type the config's catalog does not name (a typo in the state, or a type since
+ * removed from the config) covers no pending job and counts no vCPUs, but is shrunk by the same rules
+ * as any other (drained once idle shrinkIdleTime, never while it runs a job). Without this note the
+ * only trace would be a drain with an ordinary reason, and a typo could not be told from a removal.
+ * The note comes in addition to the node's shrink or other skip, which it names.
+ */
+function noteUnknownTypes(
+  config: ResolvedConfig,
+  queue: ResolvedQueue,
+  nodes: readonly ClusterNode[],
+  busy: ReadonlySet<string>,
+  shrinks: readonly Shrink[],
+  decision: Decision,
+): void {
+  for (const node of nodes) {
+    if (ownValue(config.catalog, node.instanceType) !== undefined) continue;
+    const shrink = shrinks.find((s) => s.node === node.name);
+    const outcome = shrink
+      ? `planned to ${shrink.action} by the usual shrink rules (see shrinks)`
+      : busy.has(node.name)
+        ? "it runs a job, so it is left alone"
+        : "not shrunk this cycle (the usual shrink rules apply)";
+    decision.skipped.push({
+      node: node.name,
+      queue: queue.queueName,
+      code: "TYPE_NOT_CONFIGURED",
+      reason: `instance type ${node.instanceType} is not in the config's catalog (a typo, or a type removed from the config?): it covers no pending job; ${outcome}`,
+    });
+  }
 }
 
 /** Launches nodes of the queue's first shape up to the warm headroom (config headroomLaunch; headroom.ts). */

@@ -6,6 +6,7 @@ import { join } from "node:path";
  * The Debian packages the local mode needs, and one program each provides: Slurm and munge, the
  * namespaces (ip, nsenter, iptables for the instance endpoints' NAT), the instances' TLS certificate
  * (openssl) and what the AWS compute user data every local node boots from calls (aws, curl, python3).
+ * The one list: `local up` installs from it and `doctor --local` checks each of its programs.
  */
 export const LOCAL_PACKAGES: readonly { pkg: string; program: string }[] = [
   { pkg: "slurm-wlm", program: "slurmctld" },
@@ -21,9 +22,19 @@ export const LOCAL_PACKAGES: readonly { pkg: string; program: string }[] = [
   { pkg: "python3", program: "python3" },
 ];
 
-function onPath(program: string): boolean {
+/**
+ * Where `program` is installed: the first match on PATH, then the system directories (root's programs
+ * live in sbin, often not on a user's PATH); undefined when nowhere. `local up` and `doctor --local`
+ * both look here, so they agree on what is missing.
+ */
+export function findProgram(program: string): string | undefined {
   const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
-  return dirs.some((d) => d !== "" && existsSync(join(d, program)));
+  for (const d of dirs) if (d !== "" && existsSync(join(d, program))) return join(d, program);
+  return undefined;
+}
+
+function onPath(program: string): boolean {
+  return findProgram(program) !== undefined;
 }
 
 /**

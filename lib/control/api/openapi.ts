@@ -236,7 +236,7 @@ export function buildOpenApi(): Record<string, unknown> {
         post: {
           operationId: "resumeNodes",
           description:
-            "HPC-NOW's turnonc: the chosen nodes that a stop or sleep drained, still waiting for their jobs, take jobs again. A retired node has no instance left: the scaler launches new ones on demand.",
+            "HPC-NOW's turnonc: the chosen nodes that a stop or sleep drained, still waiting for their jobs, take jobs again. A retired node has no instance left: the scaler launches new ones on demand. A name the cluster never had (not in Slurm, no record, not retired) is 404 naming `nodes[i]`, nothing resumed, as stop.",
           requestBody: body("ChosenNodes"),
           responses: { "200": answer("resumed and not", "ResumeNodesResult"), ...bodyErrors },
         },

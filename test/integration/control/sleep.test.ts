@@ -244,6 +244,23 @@ describe("nodes stopped and resumed by hand (shutdownc / turnonc)", () => {
     expect(bed.agent.nodes.find((n) => n.name === busy)?.state).toBe("ALLOCATED");
   });
 
+  it("refuses to resume a name the cluster never had (404 naming nodes[i]), resuming none of the others", async () => {
+    // Prepare: the busy node stopped by hand (drained with its job), so a resume would act on it
+    const bed = await controlBed(db);
+    const { busy } = await twoNodes(bed);
+    await stopNodes(sleepDeps(bed), "demo", [busy]);
+    // Act
+    const unknown = await resumeNodes(sleepDeps(bed), "demo", [busy, "i-typo"]).catch((e: unknown) => e);
+    // Assess: the same refusal as stop's, and the stopped node still drained
+    expect(unknown).toBeInstanceOf(UnknownNameError);
+    expect((unknown as UnknownNameError).issues).toEqual([
+      { path: "nodes[1]", message: "no node i-typo in this cluster" },
+    ]);
+    expect(bed.agent.calls.filter((c) => c.action === "resume")).toEqual([]);
+    expect(bed.agent.nodes.find((n) => n.name === busy)?.state).toBe("DRAINING");
+    expect((await bed.store.listNodes("demo")).find((r) => r.nodeName === busy)?.status).toBe("DRAINING");
+  });
+
   it("a resumed busy node is JOINED again at once (record and nodes list), a second resume is a no-op, and no cycle treats it as drained", async () => {
     // Prepare: the busy node stopped by hand (DRAINING with its job)
     const bed = await controlBed(db);

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { clearContext, contextPath, readContext, writeContext } from "../../../lib/cli/context.js";
 import { toCsv } from "../../../lib/cli/csv.js";
 import { cloudChecks, formatChecks, localChecks } from "../../../lib/cli/doctor.js";
+import { LOCAL_PACKAGES, missingPackages } from "../../../lib/local/dependencies.js";
 import { runCli } from "../../support/cli.js";
 
 describe("toCsv", () => {
@@ -24,6 +25,22 @@ describe("toCsv", () => {
 });
 
 describe("doctor's checks", () => {
+  it("doctor --local checks exactly the programs local up's package check needs (one list)", () => {
+    // Prepare: a machine that has every program but those local up would install
+    const missing = new Set(["iptables", "aws", "python3"]);
+    const which = (program: string) => (missing.has(program) ? undefined : `/usr/bin/${program}`);
+    // Act
+    const local = localChecks({ uid: () => 0, which, isDirectory: () => true, netns: () => ({ ok: true }) });
+    const upMissing = missingPackages((program) => which(program) !== undefined);
+    // Assess: the same programs, and doctor fails on what local up would install
+    const programs = local.filter((c) => LOCAL_PACKAGES.some((p) => p.program === c.name));
+    expect(programs.map((c) => c.name)).toEqual(LOCAL_PACKAGES.map((p) => p.program));
+    expect(local.filter((c) => !c.ok).map((c) => c.fix)).toEqual(
+      upMissing.map((pkg) => `apt-get install ${pkg} (or "nowscale local up --install-deps")`),
+    );
+    expect(upMissing).toEqual(["iptables", "awscli", "python3"]);
+  });
+
   it("says what to do for each failure and never shows a credential", async () => {
     // Prepare: a machine with nothing
     const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -56,11 +73,20 @@ describe("doctor's checks", () => {
       ["region", false],
       ["stack", false],
     ]);
+    // Every program local up's package check needs, in its order: iptables, openssl, aws, curl, python3 too.
     expect(local.map((c) => c.name)).toEqual([
       "root",
       "slurmctld",
       "slurmd",
+      "sbatch",
       "munged",
+      "ip",
+      "nsenter",
+      "iptables",
+      "openssl",
+      "aws",
+      "curl",
+      "python3",
       "/run/munge",
       "ip netns",
     ]);
@@ -69,6 +95,8 @@ describe("doctor's checks", () => {
       expect(c.fix, c.name).toBeTruthy();
     }
     expect(local.find((c) => c.name === "munged")?.fix).toContain("apt-get install munge");
+    expect(local.find((c) => c.name === "aws")?.fix).toContain("apt-get install awscli");
+    expect(local.find((c) => c.name === "iptables")?.fix).toContain("apt-get install iptables");
     expect(formatChecks(found)).toBe(
       [
         "ok    credentials  AWS credentials found (the default chain)",

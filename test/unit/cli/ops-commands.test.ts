@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { LOCAL_PACKAGES } from "../../../lib/local/dependencies.js";
 import type { ApiBed } from "../../support/api-bed.js";
 import { cliApiBed } from "../../support/cli-api-bed.js";
 
@@ -157,9 +158,7 @@ describe("nowscale use / nodes / usage / history / doctor", () => {
     const checks = JSON.parse(doctor.stdout).checks as { name: string; ok: boolean; fix?: string }[];
     expect(checks.map((c) => c.name)).toEqual([
       "root",
-      "slurmctld",
-      "slurmd",
-      "munged",
+      ...LOCAL_PACKAGES.map((p) => p.program),
       "/run/munge",
       "ip netns",
     ]);

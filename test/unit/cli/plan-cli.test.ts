@@ -175,6 +175,40 @@ describe("nowscale plan", () => {
     expect(help.status).toBe(0);
   });
 
+  it("notes a node whose instance type the config does not name (a typo), beside its drain", () => {
+    // Prepare: an idle node of type A (in the config) and one of "A.typo" (not), both idle 10 min
+    // (past the default shrinkIdleTime).
+    const idle = (name: string, instanceType: string) => ({
+      name,
+      queue: "compute",
+      instanceType,
+      zone: "zone-1",
+      state: "IDLE",
+      idleSince: "2026-01-01T00:00:00Z",
+    });
+    const dir = tempFiles({
+      "config.json": seedConfig({ A: { vcpus: 4, memoryMiB: 16 * GB } }),
+      "state.json": { jobs: [], nodes: [idle("known", "A"), idle("typo", "A.typo")] },
+    });
+    // Act
+    const decision = plan(dir);
+    // Assess: the decision is the usual one (both drained); the unknown type is said, by name.
+    expect(decision.shrinks).toEqual([
+      expect.objectContaining({ node: "known", action: "drain" }),
+      expect.objectContaining({ node: "typo", action: "drain" }),
+    ]);
+    expect(decision.skipped).toEqual([
+      {
+        node: "typo",
+        queue: "compute",
+        code: "TYPE_NOT_CONFIGURED",
+        reason: expect.stringMatching(
+          /^instance type A\.typo is not in the config's catalog .*planned to drain/,
+        ),
+      },
+    ]);
+  });
+
   it("names a file that is not JSON", () => {
     const dir = tempFiles({ "config.json": "{ nope", "state.json": "{}" });
     const r = runCli(["plan", "--config", join(dir, "config.json"), "--state", join(dir, "state.json")]);

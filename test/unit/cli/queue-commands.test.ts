@@ -58,6 +58,44 @@ describe("nowscale queue", () => {
     expect(bed.agent.partitions).toEqual(["compute"]);
   });
 
+  it("adds a queue kept at zero nodes (--max-size 0, as the config allows); refuses a negative or fractional one", async () => {
+    // Prepare
+    const add = (name: string, maxSize: string) =>
+      run([
+        "queue",
+        "add",
+        clusterId,
+        "--name",
+        name,
+        "--instance-type",
+        "c5.xlarge",
+        "--zone",
+        "zone-a",
+        "--max-size",
+        maxSize,
+      ]);
+    // Act
+    const zero = await add("idle0", "0");
+    const negative = await add("neg", "-1");
+    const fraction = await add("half", "1.5");
+    const tooLarge = await add("huge", "10001");
+    const listed = await run(["queue", "list", clusterId]);
+    // Assess: 0 reaches the config; bad usage is 2 and sends nothing; the API's bound is 400 naming maxSize
+    expect(zero.status, zero.stderr).toBe(0);
+    expect(zero.stdout).toContain("queue idle0 added");
+    expect(listed.stdout).toMatch(/idle0\s+0\s+0\s+c5\.xlarge@zone-a/);
+    for (const refused of [negative, fraction]) {
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toContain("--max-size must be a whole number ≥ 0");
+    }
+    expect(tooLarge.status).toBe(1);
+    expect(tooLarge.stderr).toContain("maxSize");
+    expect(bed.agent.partitions).not.toContain("neg");
+    expect(bed.agent.partitions).not.toContain("huge");
+    const forced = await run(["queue", "delete", "idle0", clusterId, "--force"]);
+    expect(forced.status, forced.stderr).toBe(0);
+  });
+
   it("a refused request (400 bad input, 404 unknown cluster) prints its error, never a progress line before it", async () => {
     // Act
     const badName = await run([

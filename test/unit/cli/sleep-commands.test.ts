@@ -16,7 +16,7 @@ describe("nowscale sleep, wake, nodes stop and resume", () => {
     ({ bed, clusterId } = t);
   });
 
-  it("sleeps (the busy node named as waiting), refuses an unknown node to stop, wakes", async () => {
+  it("sleeps (the busy node named as waiting), refuses an unknown node to stop or resume, wakes", async () => {
     // Prepare: one node joined and running a job
     const added = await run(["nodes", "add", clusterId, "--queue", "compute", "--count", "1", "--json"]);
     expect(added.status, added.stderr).toBe(0);
@@ -29,12 +29,18 @@ describe("nowscale sleep, wake, nodes stop and resume", () => {
     node.cpusAllocated = node.cpus;
     // Act
     const unknown = await run(["nodes", "stop", "i-none", "--cluster", clusterId]);
+    const unknownResume = await run(["nodes", "resume", "i-none", "--cluster", clusterId]);
     const slept = await run(["sleep", clusterId]);
     const woken = await run(["wake", clusterId, "--json"]);
     const resumedAgain = await run(["nodes", "resume", instance.id, "--cluster", clusterId, "--json"]);
     // Assess
     expect(unknown.status).toBe(1);
     expect(unknown.stderr).toContain("nodes[0]");
+    // resume refuses a name the cluster never had as stop does, not as a node to be replaced
+    expect(unknownResume.status).toBe(unknown.status);
+    expect(unknownResume.stderr).toContain("nodes[0]");
+    expect(unknownResume.stderr).toContain("no node i-none in this cluster");
+    expect(unknownResume.stdout).toBe("");
     expect(slept.status, slept.stderr).toBe(0);
     expect(slept.stdout).toContain(`${clusterId} is SLEEPING: autoscaling paused; nodes retired: none`);
     expect(slept.stdout).toMatch(new RegExp(`${instance.id}: Slurm shows it DRAINING with a job`));

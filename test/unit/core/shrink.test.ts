@@ -105,4 +105,40 @@ describe("plan: shrink", () => {
       "QUEUE_NOT_CONFIGURED",
     ]);
   });
+
+  it("notes each node of a type the config does not name, and never terminates one that runs a job", () => {
+    // Prepare: nodes of a type since removed from the config, in each state that matters.
+    const gone = { instanceType: "c5.removed" };
+    const decision = plan(
+      config(),
+      state(
+        [job({ id: "r", state: "RUNNING", nodeNames: ["busy"] })],
+        [
+          node("busy", { ...gone, state: "IDLE" }),
+          node("drained", { ...gone, state: "DRAINED", reason: "nowscale: idle" }),
+          node("fresh", { ...gone, idleSince: idleFor(1) }),
+          node("old", { ...gone, idleSince: idleFor(10) }),
+        ],
+      ),
+      NOW,
+    );
+    // Act
+    const notes = decision.skipped.filter((s) => s.code === "TYPE_NOT_CONFIGURED");
+    // Assess
+    expect(decision.shrinks).toEqual([
+      expect.objectContaining({ node: "drained", action: "terminate" }),
+      expect.objectContaining({ node: "old", action: "drain" }),
+    ]);
+    expect(
+      notes.map((s) => ("node" in s ? [s.node, s.reason.split(": it covers no pending job; ")[1]] : [])),
+    ).toEqual([
+      ["busy", "it runs a job, so it is left alone"],
+      ["drained", "planned to terminate by the usual shrink rules (see shrinks)"],
+      ["fresh", "not shrunk this cycle (the usual shrink rules apply)"],
+      ["old", "planned to drain by the usual shrink rules (see shrinks)"],
+    ]);
+    expect(notes[0]?.reason).toMatch(
+      /^instance type c5\.removed is not in the config's catalog \(a typo, or a type removed/,
+    );
+  });
 });
