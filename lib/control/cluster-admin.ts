@@ -64,7 +64,7 @@ export interface ClusterAdminDeps {
   /** The stack's region: a create request for another is refused naming `region`. @default no check */
   region?: string;
   /**
-   * The zones of a cloud's region: a configuration (create, autoscaling set, queue add) naming another
+   * The zones of a cloud's region: a configuration (create, attach, autoscaling set, queue add) naming another
    * zone is refused naming the entry's `zone` (lib/control/zones.ts). @default no check
    */
   zones?: ZonesOf;
@@ -449,6 +449,9 @@ export async function attachCluster(deps: ClusterAdminDeps, body: AttachClusterB
   }
   if (deps.attach === undefined)
     throw new UnsupportedOperationError("this control plane cannot attach masters");
+  await checkZones(deps.zones, { cloud: body.cloud, region: body.region }, body.autoscaling, "request body", [
+    "autoscaling",
+  ]);
   return attach(
     {
       store: deps.store,

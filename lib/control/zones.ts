@@ -1,11 +1,12 @@
 import type { Config } from "../core/config.js";
 import { formatPath, ValidationError, type ValidationIssue } from "../core/validation.js";
+import type { ClusterPlacement } from "../ports/state-store.js";
 
 /**
  * The zones of a cloud's region that launches may use (CloudProvider.zones of a provider for that cloud
  * and region). The API's check of a configuration's zones calls it.
  */
-export type ZonesOf = (placement: { cloud: string; region: string }) => Promise<readonly string[]>;
+export type ZonesOf = (placement: Pick<ClusterPlacement, "cloud" | "region">) => Promise<readonly string[]>;
 
 /** The zones listed in a refusal; a region has a handful, this only bounds a message. */
 const MAX_LISTED = 12;
@@ -21,7 +22,7 @@ const MAX_LISTED = 12;
  */
 export async function checkZones(
   zonesOf: ZonesOf | undefined,
-  placement: { cloud: string; region: string },
+  placement: Pick<ClusterPlacement, "cloud" | "region">,
   config: Pick<Config, "queueConfigs">,
   source: string,
   prefix: readonly PropertyKey[] = [],
@@ -34,7 +35,7 @@ export async function checkZones(
       : q.expansionNodeConfigs.map((e, ei) => ({ zone: e.zone, qi, ei })),
   );
   if (named.length === 0) return;
-  const zones = new Set(await zonesOf(placement));
+  const zones = new Set(await zonesOf({ cloud: placement.cloud, region: placement.region }));
   const issues: ValidationIssue[] = [];
   for (const { zone, qi, ei } of named) {
     if (zones.has(zone)) continue;

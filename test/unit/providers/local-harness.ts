@@ -21,7 +21,7 @@ const KINDS: Record<FaultKind, CloudErrorKind> = {
 };
 
 /** Namespace nodes in memory; a per-offering cap makes node starts fail mid-launch (a shortfall). */
-class MemoryNamespaceNodes implements NamespaceNodes {
+export class MemoryNamespaceNodes implements NamespaceNodes {
   readonly nodes = new Map<string, NamespaceNodeSpec>();
   readonly perCallCap = new Map<string, number>();
   private startedThisCall = new Map<string, number>();
