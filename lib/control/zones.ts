@@ -1,6 +1,7 @@
 import type { Config } from "../core/config.js";
 import { formatPath, ValidationError, type ValidationIssue } from "../core/validation.js";
 import type { ClusterPlacement } from "../ports/state-store.js";
+import { ZonesUnavailableError } from "./errors.js";
 
 /**
  * The zones of a cloud's region that launches may use (CloudProvider.zones of a provider for that cloud
@@ -35,7 +36,19 @@ export async function checkZones(
       : q.expansionNodeConfigs.map((e, ei) => ({ zone: e.zone, qi, ei })),
   );
   if (named.length === 0) return;
-  const zones = new Set(await zonesOf({ cloud: placement.cloud, region: placement.region }));
+  let listed: readonly string[];
+  try {
+    listed = await zonesOf({ cloud: placement.cloud, region: placement.region });
+  } catch (error) {
+    throw new ZonesUnavailableError(
+      `the zones of ${placement.cloud} region ${placement.region} could not be read to check the configuration's zones: ${(error as Error).message}`.slice(
+        0,
+        500,
+      ),
+      { cause: error },
+    );
+  }
+  const zones = new Set(listed);
   const issues: ValidationIssue[] = [];
   for (const { zone, qi, ei } of named) {
     if (zones.has(zone)) continue;

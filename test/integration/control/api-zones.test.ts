@@ -166,6 +166,23 @@ describe("the API checks a queue's zones against the cluster's cloud and region"
     expect(await snapshot(db, bed.tables)).toBe(before);
   });
 
+  it("a cloud that does not list its zones is a 503 (retry), and nothing is written", async () => {
+    // Prepare
+    const bed = await apiBed(db);
+    const id = await bed.runningCluster();
+    bed.provider.fakeCloud.failNext("zones", "unauthorized", 5);
+    bed.deps.zones = () => bed.provider.zones();
+    const before = await snapshot(db, bed.tables);
+
+    // Act
+    const res = await bed.call("PUT", `/clusters/${id}/autoscaling`, config("us-east-1b"));
+
+    // Assess
+    expect(res.status).toBe(503);
+    expect(res.body.error).toContain("the zones of fake region local could not be read");
+    expect(await snapshot(db, bed.tables)).toBe(before);
+  });
+
   it("the local provider's own zones: local-a and local-b pass, local-c is refused", async () => {
     // Prepare
     const stateDir = await mkdtemp(join(tmpdir(), "nowscale-zones-"));
