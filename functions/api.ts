@@ -15,7 +15,7 @@ import { SfnWorkflowStarter } from "../lib/workflow/starter.js";
 const env = lambdaEnv("api");
 const logger = new Logger();
 const metrics = new Metrics({ namespace: env.metricsNamespace });
-const { store, clock, runtime, attach, tencentCredential, alibabaCredential, userSecrets } =
+const { store, clock, runtime, zones, attach, tencentCredential, alibabaCredential, userSecrets } =
   awsControlRuntime(env);
 const workflows = new SfnWorkflowStarter(
   new SFNClient({}),
@@ -32,6 +32,8 @@ const deps = {
   metrics: new PowertoolsMetricsSink(metrics),
   // Clusters are made in the stack's own region (the workflow checks it again).
   region: env.region,
+  // A queue's zones are checked against its cloud's region when a configuration is written.
+  zones,
   // Sleep and wake stop and start a created cluster's master on its cloud (docs/control-plane.md); the
   // API's role reads the Tencent and Alibaba key secrets (lib/infra/stack.ts).
   masterPower: cloudMasterPower({ tencentCredential, alibabaCredential }),

@@ -8,9 +8,10 @@ import { HttpAgentChannel } from "../agent-channels/http.js";
 import { SsmAgentChannel } from "../agent-channels/ssm.js";
 import { TatAgentChannel, tatClient } from "../agent-channels/tat.js";
 import { type AttachPorts, AttachRefusedError } from "../control/attach.js";
+import type { ZonesOf } from "../control/zones.js";
 import type { AgentChannel } from "../ports/agent-channel.js";
 import { type Clock, systemClock } from "../ports/clock.js";
-import type { CloudProvider } from "../ports/cloud-provider.js";
+import { type CloudProvider, DEFAULT_IMAGE } from "../ports/cloud-provider.js";
 import type { AgentEndpoint, ClusterRecord } from "../ports/state-store.js";
 import type { UserSecretStore } from "../ports/user-secrets.js";
 import { AlibabaClusterResources } from "../providers/alibaba-ecs/cluster-resources.js";
@@ -30,6 +31,9 @@ import {
 import { CloudUserSecrets } from "./user-secrets.js";
 
 const EcsClient = cjsDefault(ecs.default);
+
+/** What of a cluster record picks and configures its provider (a zone listing needs only the placement). */
+type ProviderScope = Pick<ClusterRecord, "placement" | "resources" | "attachment" | "spec">;
 
 /** How a cluster's cloud and agent are reached: what the scaler, reconciler and API need per cluster. */
 export type ClusterRuntime = (
@@ -95,7 +99,7 @@ export function awsControlRuntime(
     ...(alibabaEndpoints.protocol === undefined ? {} : { protocol: alibabaEndpoints.protocol }),
   });
 
-  const provider = async (cluster: ClusterRecord): Promise<CloudProvider> => {
+  const provider = async (cluster: ProviderScope): Promise<CloudProvider> => {
     const { cloud, region: clusterRegion } = cluster.placement;
     // An attached cluster's computes go into the user's own security groups (never NowScale's to delete).
     const securityGroupIds = [
@@ -261,6 +265,16 @@ export function awsControlRuntime(
   });
 
   /**
+   * A cloud's zones in a region, for the API's check of a configuration (lib/control/zones.ts): the
+   * provider of that cloud and region without a cluster's network (kept, with its zone list, for the
+   * container's life like the others).
+   */
+  const zones: ZonesOf = async ({ cloud, region: zoneRegion }) =>
+    (
+      await provider({ placement: { cloud, region: zoneRegion, imageId: DEFAULT_IMAGE }, resources: [] })
+    ).zones();
+
+  /**
    * Attaching a master (lib/control/attach.ts): its channel from the request (the agent key read from the
    * secret it names; SSM within 20 s, inside API Gateway's 29 s), and the EC2 network check for AWS.
    */
@@ -302,11 +316,11 @@ export function awsControlRuntime(
       runCommandUserSecrets(cloud, clusterRegion, otherClouds),
     );
 
-  return { store, clock, runtime, attach, tencentCredential, alibabaCredential, userSecrets };
+  return { store, clock, runtime, zones, attach, tencentCredential, alibabaCredential, userSecrets };
 }
 
 /** The subnets NowScale made for the cluster, or the user's own from the create request. */
-export function clusterSubnets(cluster: ClusterRecord): string[] {
+export function clusterSubnets(cluster: Pick<ClusterRecord, "resources" | "attachment" | "spec">): string[] {
   if (cluster.attachment !== undefined) return [...cluster.attachment.subnetIds];
   const made = cluster.resources.filter((r) => r.type === "subnet").map((r) => r.id);
   if (made.length > 0) return made;
@@ -316,7 +330,7 @@ export function clusterSubnets(cluster: ClusterRecord): string[] {
 }
 
 /** The cluster's VPC: the one NowScale made, or the user's own from the create request. */
-export function clusterVpc(cluster: ClusterRecord): string | undefined {
+export function clusterVpc(cluster: Pick<ClusterRecord, "resources" | "spec">): string | undefined {
   const made = cluster.resources.find((r) => r.type === "vpc")?.id;
   if (made !== undefined) return made;
   const given = (cluster.spec as { network?: { vpcId?: unknown } } | undefined)?.network?.vpcId;

@@ -40,6 +40,7 @@ import { type NodeView, nodeViews, slurmNodes } from "./node-list.js";
 import { retireNode } from "./node-retirement.js";
 import { partitionSpecs } from "./queues.js";
 import { clusterPrices, computeUsage, type UsageReport } from "./usage.js";
+import { checkZones, type ZonesOf } from "./zones.js";
 
 /**
  * What an operator does to a cluster (the REST API's routes call these with input already parsed):
@@ -62,6 +63,11 @@ export interface ClusterAdminDeps {
   newClusterId?: () => string;
   /** The stack's region: a create request for another is refused naming `region`. @default no check */
   region?: string;
+  /**
+   * The zones of a cloud's region: a configuration (create, attach, autoscaling set, queue add) naming another
+   * zone is refused naming the entry's `zone` (lib/control/zones.ts). @default no check
+   */
+  zones?: ZonesOf;
   /**
    * Who asks: the IAM principal on the deployed API, `local:root` in the local mode. Operator events
    * record it (`by`); absent when the transport authenticated nobody.
@@ -96,6 +102,13 @@ export async function createCluster(
 ): Promise<{ cluster: ClusterRecord; created: boolean }> {
   const { request } = input;
   checkRegion(request.region, deps.region);
+  await checkZones(
+    deps.zones,
+    { cloud: input.cloud, region: request.region },
+    input.autoscaling,
+    "request body",
+    ["autoscaling"],
+  );
   const clusterId = (deps.newClusterId ?? defaultClusterId)();
   const { cluster, created } = await deps.store.createCluster(
     {
@@ -211,6 +224,7 @@ export async function replaceAutoscaling(
   if (cluster.status === "DELETING" || cluster.status === "DELETED") {
     throw new ConflictError(`the cluster is ${cluster.status}`);
   }
+  await checkZones(deps.zones, cluster.placement, config, "request body");
   const before = parseConfig(cluster.autoscaling, "autoscaling configuration").queues.map((q) => q.queueName);
   const after = config.queueConfigs.map((q) => q.queueName);
   const dropped = before.filter((q) => !after.includes(q));
@@ -437,6 +451,9 @@ export async function attachCluster(deps: ClusterAdminDeps, body: AttachClusterB
   }
   if (deps.attach === undefined)
     throw new UnsupportedOperationError("this control plane cannot attach masters");
+  await checkZones(deps.zones, { cloud: body.cloud, region: body.region }, body.autoscaling, "request body", [
+    "autoscaling",
+  ]);
   return attach(
     {
       store: deps.store,

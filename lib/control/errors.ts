@@ -40,6 +40,14 @@ export class StateRefusedError extends Error {
   }
 }
 
+/**
+ * The cluster's cloud did not list its region's zones (an outage, throttling, a credential it refused),
+ * and a configuration's zones cannot be checked without them: nothing was written. Retry. HTTP 503.
+ */
+export class ZonesUnavailableError extends Error {
+  override readonly name = "ZonesUnavailableError";
+}
+
 /** Slurm's view (the agent's report) could not be read, and the request needs it. Retry. HTTP 503. */
 export class SlurmUnavailableError extends Error {
   override readonly name = "SlurmUnavailableError";

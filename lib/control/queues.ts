@@ -15,6 +15,7 @@ import { StateRefusedError, UnknownNameError } from "./errors.js";
 import { appendControlEvent as event } from "./events.js";
 import { retireNode } from "./node-retirement.js";
 import { nodesRunningJobs } from "./slurm-evidence.js";
+import { checkZones, type ZonesOf } from "./zones.js";
 
 /**
  * Queues on a live cluster (THPC AddQueue / DeleteQueue / DescribeQueues). A queue is a Slurm partition
@@ -36,6 +37,8 @@ export interface QueueDeps {
   runtime: (cluster: ClusterRecord) => Promise<{ provider: CloudProvider; agent: AgentChannel }>;
   /** Who asked (the IAM principal), recorded on the event. */
   by?: string | undefined;
+  /** The zones of the cluster's region: a new queue naming another is refused (lib/control/zones.ts). @default no check */
+  zones?: ZonesOf;
 }
 
 /** The partitions a configuration needs: one per queue, in order (the first is Slurm's default). */
@@ -62,6 +65,15 @@ export async function addQueue(
     queueConfigs: [...current.queueConfigs, queue],
   });
   const added = next.queueConfigs.at(-1) as QueueConfig;
+  // The path as the whole configuration's check names it (queueConfigs[N]...), the new queue alone.
+  await checkZones(
+    deps.zones,
+    cluster.placement,
+    next,
+    "autoscaling configuration",
+    [],
+    new Set([added.queueName]),
+  );
   const { agent } = await deps.runtime(cluster);
   await agent.setPartitions(partitionSpecs(next));
   await deps.store.updateCluster(cluster.clusterId, expectedVersion, {

@@ -126,6 +126,8 @@ export function describeStatement(): iam.PolicyStatement {
       "ec2:DescribeInstances",
       "ec2:DescribeInstanceTypes",
       "ec2:DescribeInstanceTypeOfferings",
+      // The API's check of a configuration's zones (lib/control/zones.ts).
+      "ec2:DescribeAvailabilityZones",
       "ec2:DescribeVpcs",
       "ec2:DescribeSubnets",
       "ec2:DescribeSecurityGroups",

@@ -151,6 +151,8 @@ export async function startLocalControlPlane(
     workflows,
     metrics,
     runtime,
+    // Whatever cloud a cluster names, its computes are this machine's namespaces: their zones.
+    zones: () => cloud.zones(),
     userData,
     attach: localAttachPorts(clock),
     userSecrets,

@@ -44,6 +44,11 @@ export class LocalCloud implements CloudProvider {
     return this.computes.unavailableOfferings();
   }
 
+  /** The computes' zones; the master is this machine and takes none. */
+  zones() {
+    return this.computes.zones();
+  }
+
   async launch(request: LaunchRequest): Promise<LaunchResult> {
     if (request.queue !== MASTER_QUEUE) {
       this.hooks.computeLaunch?.(request);

@@ -17,6 +17,14 @@ export interface CloudProvider {
   instanceTypes(): Promise<InstanceCatalog>;
 
   /**
+   * The zones of the provider's region that instances may be launched in now (available, and opted in
+   * where the cloud asks for that), sorted; one cloud call at most, cached by the adapter for the
+   * provider's life. The API checks a queue's expansionNodeConfigs' zones against it, so a typo is
+   * refused when it is written rather than failing every launch (lib/control/zones.ts).
+   */
+  zones(): Promise<string[]>;
+
+  /**
    * Starts `count` instances for one queue, trying the candidates in order:
    * - a candidate whose (instance type, zone) had a capacity error within the unavailable-offering TTL is
    *   skipped without a cloud call (and reported as a skipped failure);

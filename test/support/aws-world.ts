@@ -15,6 +15,7 @@ import {
   DeleteSubnetCommand,
   DeleteVpcCommand,
   DeleteVpcEndpointsCommand,
+  DescribeAvailabilityZonesCommand,
   DescribeInstancesCommand,
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstanceTypesCommand,
@@ -570,6 +571,10 @@ export class AwsWorld {
         }),
       };
     });
+    // The region's zones, as the API's zone check reads them (lib/control/zones.ts).
+    e(DescribeAvailabilityZonesCommand, () => ({
+      AvailabilityZones: ["a", "b", "c"].map((z) => ({ ZoneName: `${REGION}${z}`, State: "available" })),
+    }));
     e(
       DescribeInstanceTypeOfferingsCommand,
       (i: { Filters?: Filter[]; NextToken?: string; MaxResults?: number }) => {

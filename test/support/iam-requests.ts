@@ -72,6 +72,7 @@ const STAR = new Set([
   "ec2:DescribeInstances",
   "ec2:DescribeInstanceTypes",
   "ec2:DescribeInstanceTypeOfferings",
+  "ec2:DescribeAvailabilityZones",
   "ec2:DescribeVpcs",
   "ec2:DescribeSubnets",
   "ec2:DescribeSecurityGroups",

@@ -13,6 +13,7 @@ import {
   StateRefusedError,
   UnknownNameError,
   UnsupportedOperationError,
+  ZonesUnavailableError,
 } from "../errors.js";
 import { WorkflowStartError } from "../lifecycle-recovery.js";
 
@@ -72,6 +73,7 @@ export const ERROR_STATUS: ReadonlyMap<ErrorClass, number> = new Map<ErrorClass,
   [UnsupportedOperationError, 501], // the cluster's cloud provider cannot do it
   [AgentActionError, 502], // the master's agent refused the action (e.g. a reconfigure rolled back)
   [WorkflowStartError, 503], // Step Functions could not start or describe: retry
+  [ZonesUnavailableError, 503], // the cloud did not list its zones for the configuration's check: retry
   [SlurmUnavailableError, 503], // the agent did not answer and the request needs Slurm's view: retry
   [AgentUnreachableError, 503], // the master's agent did not answer: retry
   [SlurmctldUnreachableError, 503], // the agent answered, slurmctld did not: retry

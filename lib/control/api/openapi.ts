@@ -65,6 +65,10 @@ export function buildOpenApi(): Record<string, unknown> {
     "the workflow could not be started: the cluster keeps its status; retry (the reconciler also retries)",
     "Error",
   );
+  const zonesUnread = answer(
+    "the cloud did not list its region's zones, so the configuration's could not be checked: nothing changed; retry",
+    "Error",
+  );
   const sigv4 = [{ sigv4: [] }];
   // Cluster users (HPC-NOW userman): their paths and schemas live with their inputs (users-api.ts).
   const users = usersOpenApi({ schema, parameters, body, answer, errors, bodyErrors }, clusterParams);
@@ -91,7 +95,10 @@ export function buildOpenApi(): Record<string, unknown> {
               "the cluster an earlier request with this Idempotency-Key created (its workflow started if it had not)",
             ),
             ...bodyErrors,
-            "503": notStarted,
+            "503": answer(
+              "the workflow could not be started (the cluster is recorded CREATING; retry, the reconciler also retries), or the cloud did not list its zones for the configuration's check (nothing recorded; retry)",
+              "Error",
+            ),
           },
         },
       },
@@ -112,6 +119,7 @@ export function buildOpenApi(): Record<string, unknown> {
               "Error",
             ),
             "501": answer("this control plane cannot attach masters", "Error"),
+            "503": zonesUnread,
           },
         },
       },
@@ -144,10 +152,14 @@ export function buildOpenApi(): Record<string, unknown> {
         put: {
           operationId: "setAutoScalingConfiguration",
           description:
-            "THPC's SetAutoScalingConfiguration: replaces the whole configuration. `If-Match: <version>` makes it conditional.",
+            "THPC's SetAutoScalingConfiguration: replaces the whole configuration. `If-Match: <version>` makes it conditional. Each entry's zone must be one of the cluster's region (400 naming `queueConfigs[i].expansionNodeConfigs[j].zone`).",
           parameters: parameters("header", ifMatchHeaders),
           requestBody: body("AutoScalingConfiguration"),
-          responses: { "200": answer("the updated cluster"), ...bodyErrors },
+          responses: {
+            "200": answer("the updated cluster"),
+            ...bodyErrors,
+            "503": zonesUnread,
+          },
         },
       },
       "/clusters/{clusterId}/nodes": {
@@ -279,7 +291,10 @@ export function buildOpenApi(): Record<string, unknown> {
             "200": answer("the new autoscaling configuration", "QueueChange"),
             ...bodyErrors,
             "502": answer("the master refused the change (slurm.conf rolled back)", "Error"),
-            "503": answer("the master did not answer: nothing changed", "Error"),
+            "503": answer(
+              "the master did not answer, or the cloud did not list its zones: nothing changed",
+              "Error",
+            ),
           },
         },
       },

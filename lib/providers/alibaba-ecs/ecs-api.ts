@@ -57,7 +57,7 @@ export interface EcsApiOptions {
 
 const PAGE = 100;
 
-/** ECS 2014-05-26: RunInstances, DeleteInstances, DescribeInstances. */
+/** ECS 2014-05-26: RunInstances, DeleteInstances, DescribeInstances, DescribeZones. */
 export class EcsApi implements CloudApi {
   readonly cloud = "alibaba";
   readonly maxIdsPerCall = 100;
@@ -71,6 +71,14 @@ export class EcsApi implements CloudApi {
 
   async instanceTypes(): Promise<InstanceCatalog> {
     return this.options.catalog ?? alibabaCatalog;
+  }
+
+  /** DescribeZones of the region, without the per-zone resource lists (Verbose false). */
+  async zones(): Promise<string[]> {
+    const out = await this.call((c) =>
+      c.describeZones(new ecs.DescribeZonesRequest({ regionId: this.options.regionId, verbose: false })),
+    );
+    return (out.body?.zones?.zone ?? []).flatMap((z) => (z.zoneId === undefined ? [] : [z.zoneId]));
   }
 
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {

@@ -1,5 +1,6 @@
 import {
   type _InstanceType,
+  DescribeAvailabilityZonesCommand,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   DescribeInstanceTypeOfferingsCommand,
@@ -44,7 +45,7 @@ const LIVE_STATES = ["pending", "running", "stopping", "stopped"];
 
 /**
  * EC2 through RunInstances (not CreateFleet; docs/providers.md says why), TerminateInstances,
- * DescribeInstances, DescribeInstanceTypeOfferings and DescribeInstanceTypes.
+ * DescribeInstances, DescribeInstanceTypeOfferings, DescribeInstanceTypes and DescribeAvailabilityZones.
  */
 export class Ec2Api implements CloudApi {
   readonly cloud = "aws";
@@ -110,6 +111,17 @@ export class Ec2Api implements CloudApi {
       } while (nextToken);
     }
     return catalog;
+  }
+
+  /**
+   * DescribeAvailabilityZones without AllAvailabilityZones answers the region's zones the account may use
+   * (the opted-in Local Zones among them); only those `available` are kept.
+   */
+  async zones(): Promise<string[]> {
+    const out = await this.call((c) => c.send(new DescribeAvailabilityZonesCommand({})));
+    return (out.AvailabilityZones ?? []).flatMap((z) =>
+      z.ZoneName !== undefined && (z.State === undefined || z.State === "available") ? [z.ZoneName] : [],
+    );
   }
 
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {

@@ -18,7 +18,7 @@ export type FaultKind =
   | "notFound"
   | "tokenMismatch";
 
-export type FakeOperation = "run" | "terminate" | "describe" | "list";
+export type FakeOperation = "run" | "terminate" | "describe" | "list" | "zones";
 
 export class FakeCloudFault extends Error {
   override readonly name = "FakeCloudFault";
@@ -72,7 +72,15 @@ export interface FakeCloudOptions {
   clock?: Clock;
   /** State of a new instance. @default "RUNNING" */
   launchState?: FakeInstanceState;
+  /**
+   * The region's zones, as zones() answers them (the API's zone check); launches are not limited to them.
+   * @default FAKE_ZONES
+   */
+  zones?: readonly string[];
 }
+
+/** The fake's region's zones by default: us-east-1's first three, the zones the tests' configurations name. */
+export const FAKE_ZONES: readonly string[] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 
 export class FakeCloud {
   readonly calls: FakeCall[] = [];
@@ -84,6 +92,13 @@ export class FakeCloud {
   private nextId = 1;
 
   constructor(private readonly options: FakeCloudOptions = {}) {}
+
+  /** The region's zones (a cloud's DescribeZones). */
+  zones(): string[] {
+    this.calls.push({ operation: "zones", input: undefined });
+    this.throwInjected("zones");
+    return [...(this.options.zones ?? FAKE_ZONES)];
+  }
 
   /** Remaining slots for an offering; unset means unlimited. */
   setCapacity(instanceType: string, zone: string, slots: number): void {

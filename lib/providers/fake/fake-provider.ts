@@ -38,6 +38,10 @@ export class FakeCloudApi implements CloudApi {
     return this.catalog;
   }
 
+  async zones(): Promise<string[]> {
+    return mapFaults(() => this.fakeCloud.zones());
+  }
+
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
     return mapFaults(() =>
       this.fakeCloud
@@ -106,6 +110,7 @@ function mapFaults<T>(operation: () => T): T {
 /** One port-level call, as the code under test made it. */
 export type FakeProviderCall =
   | { method: "instanceTypes" }
+  | { method: "zones" }
   | { method: "launch"; request: LaunchRequest }
   | { method: "terminate"; instanceIds: string[] }
   | { method: "list"; clusterId: string }
@@ -136,6 +141,11 @@ export class FakeProvider implements CloudProvider {
   instanceTypes(): Promise<InstanceCatalog> {
     this.calls.push({ method: "instanceTypes" });
     return this.inner.instanceTypes();
+  }
+
+  zones(): Promise<string[]> {
+    this.calls.push({ method: "zones" });
+    return this.inner.zones();
   }
 
   launch(request: LaunchRequest): Promise<LaunchResult> {

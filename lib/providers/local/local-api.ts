@@ -92,7 +92,7 @@ export class LocalApi implements CloudApi {
     const shape = this.catalog()[candidate.instanceType];
     if (shape === undefined)
       throw localError(InvalidRequestError, "UnknownInstanceType", candidate.instanceType);
-    if (!this.zones().includes(candidate.zone))
+    if (!this.zoneNames().includes(candidate.zone))
       throw localError(InvalidRequestError, "UnknownZone", candidate.zone);
     const queue = input.tags[QUEUE_TAG];
     if (queue === undefined)
@@ -199,7 +199,12 @@ export class LocalApi implements CloudApi {
     return this.options.catalog ?? LOCAL_CATALOG;
   }
 
-  private zones(): readonly string[] {
+  /** The configured zones (the local "region" is this machine): the ones a launch may name. */
+  async zones(): Promise<string[]> {
+    return [...this.zoneNames()];
+  }
+
+  private zoneNames(): readonly string[] {
     return this.options.zones ?? ["local-a", "local-b"];
   }
 

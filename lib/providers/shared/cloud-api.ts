@@ -16,6 +16,9 @@ export interface CloudApi {
 
   instanceTypes(): Promise<InstanceCatalog>;
 
+  /** The region's zones open to launches (CloudProvider.zones), in any order; the caller caches them. */
+  zones(): Promise<string[]>;
+
   /**
    * One launch call on one candidate: start between minCount and maxCount instances, or throw.
    * `clientToken` goes to the cloud's ClientToken; a call repeated with the same token returns the

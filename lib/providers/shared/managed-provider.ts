@@ -49,6 +49,7 @@ export class ManagedProvider implements CloudProvider {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly policy: RetryPolicy;
+  private zoneList: Promise<string[]> | undefined;
 
   constructor(
     private readonly api: CloudApi,
@@ -66,6 +67,19 @@ export class ManagedProvider implements CloudProvider {
 
   instanceTypes(): Promise<InstanceCatalog> {
     return this.retrying(() => this.api.instanceTypes());
+  }
+
+  /** Asked once and kept: a region's zones change over months, not within a provider's life. */
+  zones(): Promise<string[]> {
+    if (this.zoneList === undefined) {
+      const asked = this.retrying(() => this.api.zones()).then((z) => [...new Set(z)].sort());
+      // A failed call is not kept: the next check asks again.
+      asked.catch(() => {
+        if (this.zoneList === asked) this.zoneList = undefined;
+      });
+      this.zoneList = asked;
+    }
+    return this.zoneList.then((z) => [...z]);
   }
 
   async unavailableOfferings(): Promise<UnavailableOffering[]> {

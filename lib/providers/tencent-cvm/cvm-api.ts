@@ -58,7 +58,7 @@ export interface CvmApiOptions {
 
 const PAGE = 100;
 
-/** CVM 2017-03-12: RunInstances, TerminateInstances, DescribeInstances. */
+/** CVM 2017-03-12: RunInstances, TerminateInstances, DescribeInstances, DescribeZones. */
 export class CvmApi implements CloudApi {
   readonly cloud = "tencent";
   readonly maxIdsPerCall = 100;
@@ -84,6 +84,14 @@ export class CvmApi implements CloudApi {
 
   async instanceTypes(): Promise<InstanceCatalog> {
     return this.options.catalog ?? tencentCatalog;
+  }
+
+  /** DescribeZones: the region's zones; only those AVAILABLE are kept. */
+  async zones(): Promise<string[]> {
+    const out = await this.call((c) => c.DescribeZones(null));
+    return (out.ZoneSet ?? []).flatMap((z) =>
+      z.Zone !== undefined && (z.ZoneState === undefined || z.ZoneState === "AVAILABLE") ? [z.Zone] : [],
+    );
   }
 
   /**

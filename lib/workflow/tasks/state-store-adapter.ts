@@ -16,7 +16,8 @@ import type { ClusterLifecycleStatus, LifecycleStore, MasterRecord, StatusUpdate
 
 /**
  * The lifecycle tasks' store on top of the control plane's StateStore: statuses go to the cluster
- * record (DELETE_FAILED leaves the cluster DELETING and appends an event with the reason: the reconciler's
+ * record, and each change of status (RUNNING, FAILED with its reason, DELETED) to a STATUS_CHANGED event
+ * (DELETE_FAILED leaves the cluster DELETING and appends an event with the reason: the reconciler's
  * recovery starts the next attempt and records FAILED after the last one),
  * the ledger to its `resources` list and the master to its `agent` endpoint plus a `masterInstance`
  * resource. Every change is a versioned write, re-read and re-applied when another writer came first.
@@ -65,8 +66,10 @@ export class StateStoreLifecycleStore implements LifecycleStore {
       });
       return;
     }
-    await this.change(clusterId, (record) => {
+    let from: string | undefined;
+    const written = await this.change(clusterId, (record) => {
       refuseAfterDeletion(clusterId, record.status, status);
+      from = record.status;
       const change: ClusterChange = { now: this.clock.now() };
       change.status = status;
       if (update.reason !== undefined) change.reason = update.reason;
@@ -77,6 +80,20 @@ export class StateStoreLifecycleStore implements LifecycleStore {
         (change.agent === undefined || JSON.stringify(record.agent) === JSON.stringify(change.agent));
       return same ? undefined : change;
     });
+    // The outcome goes to the events too (`nowscale events`, `history`), so a creation that failed after
+    // the API answered CREATING says why where the user looks; only a change of status is told (a retried
+    // step, or CREATING restated with the master, adds nothing), and CREATING has the API's own event.
+    // An event lost to a crash between the two writes is not rewritten by the step's retry (the status is
+    // already there): `cluster get` still shows it.
+    const message = written && from !== status ? statusMessage(status, update.reason) : undefined;
+    if (message !== undefined) {
+      await this.store.appendEvent({
+        clusterId,
+        kind: "STATUS_CHANGED",
+        message: message.slice(0, 1000),
+        at: this.clock.now(),
+      });
+    }
   }
 
   async recordResource(clusterId: string, ref: ClusterResourceRef): Promise<void> {
@@ -191,15 +208,21 @@ export class StateStoreLifecycleStore implements LifecycleStore {
     return record;
   }
 
-  /** Applies `build`'s change with the record's version; re-reads on a conflict. Undefined: nothing to do. */
-  private async change(clusterId: string, build: (record: ClusterRecord) => ClusterChange | undefined) {
+  /**
+   * Applies `build`'s change with the record's version; re-reads on a conflict. Undefined: nothing to do.
+   * True when a change was written.
+   */
+  private async change(
+    clusterId: string,
+    build: (record: ClusterRecord) => ClusterChange | undefined,
+  ): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       const record = await this.read(clusterId);
       const change = build(record);
-      if (change === undefined) return;
+      if (change === undefined) return false;
       try {
         await this.store.updateCluster(clusterId, record.version, change);
-        return;
+        return true;
       } catch (error) {
         if (!(error instanceof ConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
       }
@@ -216,6 +239,23 @@ function refuseAfterDeletion(clusterId: string, current: string, next: ClusterLi
   const creation = next === "CREATING" || next === "RUNNING" || next === "FAILED";
   if ((current === "DELETING" && creation) || (current === "DELETED" && next !== "DELETED")) {
     throw new ClusterDeletedError(`cluster ${clusterId} is ${current}: ${next} is not recorded`);
+  }
+}
+
+/**
+ * The STATUS_CHANGED text of a status the workflows reached; undefined for CREATING and DELETING, which
+ * the API records (with their own events) before it starts the workflow.
+ */
+function statusMessage(status: ClusterLifecycleStatus, reason: string | undefined): string | undefined {
+  switch (status) {
+    case "RUNNING":
+      return "cluster RUNNING: the master is up and its agent answers";
+    case "FAILED":
+      return `cluster FAILED: creation failed: ${reason ?? "unknown failure"}`;
+    case "DELETED":
+      return "cluster DELETED";
+    default:
+      return undefined;
   }
 }
 

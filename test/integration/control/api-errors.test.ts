@@ -10,6 +10,7 @@ import {
   StateRefusedError,
   UnknownNameError,
   UnsupportedOperationError,
+  ZonesUnavailableError,
 } from "../../../lib/control/errors.js";
 import { WorkflowStartError } from "../../../lib/control/lifecycle-recovery.js";
 import { ValidationError } from "../../../lib/core/validation.js";
@@ -79,6 +80,7 @@ describe("the API's error table", () => {
       [new AdmissionBusyError("another launch holds the admission lease: retry"), 503],
       [new SlurmUnavailableError("Slurm's view could not be read: retry"), 503],
       [new SecretStoreError("Secrets Manager: throttled"), 503],
+      [new ZonesUnavailableError("the zones of aws region us-east-1 could not be read"), 503],
     ];
     const t = await apiBed(db);
     const answers: { status: number; body: { error: string; issues?: unknown } }[] = [];

@@ -1,4 +1,4 @@
-import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { DescribeAvailabilityZonesCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
@@ -93,6 +93,14 @@ describe("scaler fan-out", () => {
   });
 });
 
+/** CONFIG with its one queue's entry in `zone`. */
+const zoned = (zone: string) => ({
+  ...CONFIG,
+  queueConfigs: [
+    { queueName: "compute", maxSize: 20, expansionNodeConfigs: [{ zone, instanceType: "c5.xlarge" }] },
+  ],
+});
+
 describe("functions/api.ts", () => {
   it("serves a create through API Gateway's proxy event, starting the workflow by Step Functions", async () => {
     // Prepare: the handler reads its tables from the environment and talks to dynalite
@@ -113,6 +121,14 @@ describe("functions/api.ts", () => {
     vi.stubEnv("POWERTOOLS_DEV", "true");
     const sfn = mockClient(SFNClient);
     sfn.on(StartExecutionCommand).resolves({ executionArn: "arn:aws:states:::execution:create:create-x" });
+    // The region's zones, for the check of the configuration's zones (EC2 at the SDK's boundary).
+    const ec2 = mockClient(EC2Client);
+    ec2.on(DescribeAvailabilityZonesCommand).resolves({
+      AvailabilityZones: [
+        { ZoneName: "us-east-1a", State: "available" },
+        { ZoneName: "us-east-1b", State: "available" },
+      ],
+    });
     const { handler } = await import("../../../functions/api.js");
     const event = (method: string, path: string, body: unknown) =>
       ({
@@ -128,11 +144,15 @@ describe("functions/api.ts", () => {
       region: "us-east-1",
       network: { vpcId: "vpc-1", subnetIds: ["subnet-1"] },
       master: { instanceType: "c5.xlarge", zone: "us-east-1a", imageId: "ami-1" },
-      autoscaling: CONFIG,
+      autoscaling: zoned("us-east-1b"),
     };
     // Act
     const created = await handler(event("POST", "/clusters", body), context);
     const bad = await handler(event("POST", "/clusters", { ...body, name: "$(reboot)" }), context);
+    const badZone = await handler(
+      event("POST", "/clusters", { ...body, autoscaling: zoned("us-east-1x") }),
+      context,
+    );
     // Assess
     expect(created.statusCode).toBe(202);
     const cluster = JSON.parse(created.body);
@@ -145,6 +165,17 @@ describe("functions/api.ts", () => {
     });
     expect(bad.statusCode).toBe(400);
     expect(JSON.parse(bad.body).issues[0].path).toBe("name");
+    expect(badZone.statusCode).toBe(400);
+    expect(JSON.parse(badZone.body).issues).toEqual([
+      {
+        path: "autoscaling.queueConfigs[0].expansionNodeConfigs[0].zone",
+        message: '"us-east-1x" is not a zone of aws region us-east-1: one of us-east-1a, us-east-1b',
+      },
+    ]);
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(1);
+    // One listing: the provider keeps the region's zones for the container's life.
+    expect(ec2.commandCalls(DescribeAvailabilityZonesCommand)).toHaveLength(1);
+    ec2.restore();
     sfn.restore();
   });
 });

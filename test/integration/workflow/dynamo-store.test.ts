@@ -80,6 +80,39 @@ describe("workflows on the DynamoDB state store", () => {
     expect(bed.liveInstances()).toEqual([]);
   });
 
+  it("a failed creation's FAILED is an event with the reason, written once (a user sees it in events and history)", async () => {
+    // Prepare
+    const { bed, store } = await bedWithCluster();
+    bed.resources.failNext("createSecret", new QuotaExceededError("secrets quota"), { after: 1 });
+
+    // Act: the workflow fails; its recordStatus step is then retried (the same status again)
+    await bed.run(createClusterDefinition(), { clusterId: CLUSTER_ID, request: createRequest() });
+    await bed.lifecycleStore.setStatus(CLUSTER_ID, "FAILED", { reason: "QuotaExceededError: secrets quota" });
+
+    // Assess
+    const events = await store.listEvents(CLUSTER_ID);
+    expect(events.map((e) => [e.kind, e.message, e.by])).toEqual([
+      ["STATUS_CHANGED", "cluster FAILED: creation failed: QuotaExceededError: secrets quota", undefined],
+    ]);
+  });
+
+  it("a creation and a deletion write RUNNING and DELETED as events, nothing for CREATING or DELETING (the API's own)", async () => {
+    // Prepare
+    const { bed, store } = await bedWithCluster();
+
+    // Act
+    await bed.run(createClusterDefinition(), { clusterId: CLUSTER_ID, request: createRequest() });
+    const afterCreation = (await store.listEvents(CLUSTER_ID)).map((e) => e.message);
+    await bed.run(deleteClusterDefinition(), { clusterId: CLUSTER_ID });
+
+    // Assess: newest first
+    expect(afterCreation).toEqual(["cluster RUNNING: the master is up and its agent answers"]);
+    expect((await store.listEvents(CLUSTER_ID)).map((e) => [e.kind, e.message])).toEqual([
+      ["STATUS_CHANGED", "cluster DELETED"],
+      ["STATUS_CHANGED", "cluster RUNNING: the master is up and its agent answers"],
+    ]);
+  });
+
   it("deletion waits for a compute launch in flight and terminates what it started (issue 10, class 4)", async () => {
     // Prepare: a created cluster whose scaler was admitted (intent written) just before DELETING
     const { bed, store } = await bedWithCluster();

@@ -1,4 +1,4 @@
-import { RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { DescribeAvailabilityZonesCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { EcsApi } from "../../../lib/providers/alibaba-ecs/index.js";
 import { Ec2Api } from "../../../lib/providers/aws-ec2/index.js";
 import { FakeClock, FakeCloud, FakeProvider, type FakeRunInput } from "../../../lib/providers/fake/index.js";
@@ -27,6 +27,8 @@ export async function fakeHarness(): Promise<ContractHarness> {
     imageId: "ami-0123456789abcdef0",
     missingId: "i-0000dead",
     wireLaunchCalls: () => cloud.callsOf("run").length,
+    zones: ["us-east-1a", "us-east-1b", "us-east-1c"],
+    wireZoneCalls: () => cloud.callsOf("zones").length,
     launchInputs: () => runInputs(cloud),
     close: async () => {},
   };
@@ -48,6 +50,8 @@ export async function awsHarness(): Promise<ContractHarness> {
     imageId: "ami-0123456789abcdef0",
     missingId: "i-0ffffffffffffffff",
     wireLaunchCalls: () => sim.mock.commandCalls(RunInstancesCommand).length,
+    zones: ["us-east-1a", "us-east-1b", "us-east-1c"],
+    wireZoneCalls: () => sim.mock.commandCalls(DescribeAvailabilityZonesCommand).length,
     launchInputs: () => runInputs(cloud),
     close: async () => sim.restore(),
   };
@@ -55,7 +59,12 @@ export async function awsHarness(): Promise<ContractHarness> {
 
 export async function tencentHarness(): Promise<ContractHarness> {
   const clock = new FakeClock();
-  const cloud = new FakeCloud({ idPrefix: "ins-", clock, launchState: "PENDING" });
+  const cloud = new FakeCloud({
+    idPrefix: "ins-",
+    clock,
+    launchState: "PENDING",
+    zones: ["ap-guangzhou-6", "ap-guangzhou-3", "ap-guangzhou-7"],
+  });
   const sim = await startCvmSimulator(cloud);
   const api = new CvmApi({
     region: "ap-guangzhou",
@@ -88,6 +97,8 @@ export async function tencentHarness(): Promise<ContractHarness> {
     imageId: "img-test0001",
     missingId: "ins-deadbeef",
     wireLaunchCalls: () => sim.callsOf("RunInstances").length,
+    zones: ["ap-guangzhou-3", "ap-guangzhou-6", "ap-guangzhou-7"],
+    wireZoneCalls: () => sim.callsOf("DescribeZones").length,
     launchInputs: () => runInputs(cloud),
     close: () => sim.close(),
   };
@@ -95,7 +106,12 @@ export async function tencentHarness(): Promise<ContractHarness> {
 
 export async function alibabaHarness(): Promise<ContractHarness> {
   const clock = new FakeClock();
-  const cloud = new FakeCloud({ idPrefix: "i-bp", clock, launchState: "PENDING" });
+  const cloud = new FakeCloud({
+    idPrefix: "i-bp",
+    clock,
+    launchState: "PENDING",
+    zones: ["cn-hangzhou-i", "cn-hangzhou-h", "cn-hangzhou-j"],
+  });
   const sim = await startEcsSimulator(cloud);
   const api = new EcsApi({
     regionId: "cn-hangzhou",
@@ -125,6 +141,8 @@ export async function alibabaHarness(): Promise<ContractHarness> {
     imageId: "aliyun_3_x64_20G_alibase_20240101.vhd",
     missingId: "i-bpdeadbeef",
     wireLaunchCalls: () => sim.callsOf("RunInstances").length,
+    zones: ["cn-hangzhou-h", "cn-hangzhou-i", "cn-hangzhou-j"],
+    wireZoneCalls: () => sim.callsOf("DescribeZones").length,
     launchInputs: () => runInputs(cloud),
     close: () => sim.close(),
   };

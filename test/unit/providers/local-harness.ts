@@ -21,7 +21,7 @@ const KINDS: Record<FaultKind, CloudErrorKind> = {
 };
 
 /** Namespace nodes in memory; a per-offering cap makes node starts fail mid-launch (a shortfall). */
-class MemoryNamespaceNodes implements NamespaceNodes {
+export class MemoryNamespaceNodes implements NamespaceNodes {
   readonly nodes = new Map<string, NamespaceNodeSpec>();
   readonly perCallCap = new Map<string, number>();
   private startedThisCall = new Map<string, number>();
@@ -67,6 +67,7 @@ class InjectingApi implements CloudApi {
   readonly maxNameLength = 128;
   readonly inputs: RunInstancesInput[] = [];
   readonly faults: FaultKind[] = [];
+  zoneCalls = 0;
 
   constructor(
     private readonly inner: LocalApi,
@@ -75,6 +76,11 @@ class InjectingApi implements CloudApi {
 
   instanceTypes() {
     return this.inner.instanceTypes();
+  }
+
+  zones() {
+    this.zoneCalls++;
+    return this.inner.zones();
   }
 
   async runInstances(input: RunInstancesInput): Promise<CloudInstance[]> {
@@ -136,6 +142,8 @@ export async function localHarness(): Promise<ContractHarness> {
     imageId: "local",
     missingId: "ln-deadbeef00",
     wireLaunchCalls: () => api.inputs.length,
+    zones: ["local-a", "local-b"],
+    wireZoneCalls: () => api.zoneCalls,
     close: () => rm(stateDir, { recursive: true, force: true }),
   };
 }

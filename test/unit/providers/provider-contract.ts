@@ -39,6 +39,10 @@ export interface ContractHarness {
   missingId: string;
   /** How many launch calls reached the cloud's wire (the adapter's own record, not the fake's). */
   wireLaunchCalls(): number;
+  /** The region's zones as the simulated cloud lists them, sorted. */
+  zones: string[];
+  /** How many zone listings (DescribeAvailabilityZones, DescribeZones) reached the cloud's wire. */
+  wireZoneCalls(): number;
   close(): Promise<void>;
 }
 
@@ -71,6 +75,18 @@ export function providerContract(name: string, makeHarness: () => Promise<Contra
         ...overrides,
       };
     }
+
+    it("answers the region's zones, sorted, each candidate's among them, from one cloud call", async () => {
+      // Act
+      const first = await h.provider.zones();
+      const again = await h.provider.zones();
+
+      // Assess
+      expect(first).toEqual(h.zones);
+      expect(again).toEqual(h.zones);
+      for (const c of h.candidates) expect(first).toContain(c.zone);
+      expect(h.wireZoneCalls()).toBe(1);
+    });
 
     it("names instances within every cloud's 128-character limit, cut with a stable hash of the full name", async () => {
       // Prepare: the longest names the allow-lists accept

@@ -1,8 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { InvalidRequestError, ServiceUnavailableError, ThrottledError } from "../../../lib/ports/errors.js";
+import {
+  InvalidRequestError,
+  ServiceUnavailableError,
+  ThrottledError,
+  UnauthorizedError,
+} from "../../../lib/ports/errors.js";
 import { launchToken } from "../../../lib/ports/launch-token.js";
-import { FakeClock } from "../../../lib/providers/fake/index.js";
+import { FakeClock, FakeProvider } from "../../../lib/providers/fake/index.js";
 import { UnavailableOfferings } from "../../../lib/providers/shared/offering-cache.js";
 import { backoffDelay, DEFAULT_RETRY_POLICY, withRetry } from "../../../lib/providers/shared/retry.js";
 
@@ -133,5 +138,24 @@ describe("unavailable offerings", () => {
     expect(cache.isUnavailable(misconfigured)).toBe(true);
     clock.advance(600_000);
     expect(cache.heldForCapacity()).toEqual([]);
+  });
+});
+
+describe("a provider's zones", () => {
+  it("are asked again after a failed listing (a failure is not kept), then kept", async () => {
+    // Prepare
+    const provider = new FakeProvider({ clock: new FakeClock() });
+    provider.fakeCloud.failNext("zones", "unauthorized");
+
+    // Act
+    const failed = await provider.zones().catch((error: unknown) => error);
+    const first = await provider.zones();
+    const second = await provider.zones();
+
+    // Assess
+    expect(failed).toBeInstanceOf(UnauthorizedError);
+    expect(first).toEqual(["us-east-1a", "us-east-1b", "us-east-1c"]);
+    expect(second).toEqual(first);
+    expect(provider.fakeCloud.callsOf("zones")).toHaveLength(2);
   });
 });

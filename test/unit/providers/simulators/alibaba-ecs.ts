@@ -497,6 +497,10 @@ function handleEcs(
         InstanceResponses: { InstanceResponse: found.map((i) => ({ InstanceId: i.id, Code: "200" })) },
       };
     }
+    case "DescribeZones": {
+      if (p.RegionId === undefined) throw new SimFault(400, "MissingRegionId", "RegionId is mandatory");
+      return { Zones: { Zone: cloud.zones().map((ZoneId) => ({ ZoneId, LocalName: ZoneId })) } };
+    }
     case "DescribeInstances": {
       let found: FakeInstance[];
       if (p.InstanceIds !== undefined) {

@@ -1,4 +1,5 @@
 import {
+  DescribeAvailabilityZonesCommand,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   DescribeInstanceTypeOfferingsCommand,
@@ -49,6 +50,8 @@ export interface Ec2SimulatorOptions {
   offeringsPageSize?: number;
   /** Subnet id → zone, for DescribeSubnets. */
   subnets?: Record<string, string>;
+  /** Zones DescribeAvailabilityZones lists as `impaired`, beside the fake cloud's zones (`available`). */
+  impairedZones?: readonly string[];
 }
 
 export function startEc2Simulator(cloud: FakeCloud, options: Ec2SimulatorOptions = {}): Ec2Simulator {
@@ -115,6 +118,12 @@ export function startEc2Simulator(cloud: FakeCloud, options: Ec2SimulatorOptions
         });
       return { SubnetId, AvailabilityZone: zone, VpcId: "vpc-0cluster" };
     }),
+  }));
+  mock.on(DescribeAvailabilityZonesCommand).callsFake(() => ({
+    AvailabilityZones: [
+      ...cloud.zones().map((ZoneName) => ({ ZoneName, State: "available", ZoneType: "availability-zone" })),
+      ...(options.impairedZones ?? []).map((ZoneName) => ({ ZoneName, State: "impaired" })),
+    ],
   }));
   mock
     .on(DescribeInstanceTypeOfferingsCommand)

@@ -227,6 +227,18 @@ function handle(
       }
       return {};
     }
+    case "DescribeZones": {
+      const zones = cloud.zones();
+      return {
+        TotalCount: zones.length,
+        ZoneSet: zones.map((Zone, i) => ({
+          Zone,
+          ZoneName: Zone,
+          ZoneId: String(100001 + i),
+          ZoneState: "AVAILABLE",
+        })),
+      };
+    }
     case "DescribeInstances": {
       let found: FakeInstance[];
       if (Array.isArray(p.InstanceIds)) {

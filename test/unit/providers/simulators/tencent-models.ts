@@ -51,6 +51,10 @@ export function loadModels(key: string): Models {
     }
     models.set(name, fields);
   }
+  // A request without parameters is declared `export type XRequest = null;` (CVM's DescribeZones).
+  for (const match of text.matchAll(/^export type (\w+Request) = null;$/gm)) {
+    models.set(match[1] as string, new Map());
+  }
   cache.set(key, models);
   return models;
 }
