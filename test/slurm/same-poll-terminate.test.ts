@@ -153,6 +153,13 @@ describe("same-poll terminate on a real Slurm", () => {
     await cycle("inv-2"); // records the joins
     // Both idle past shrinkIdleTime by the scaler's clock; the first report calls for their drains.
     bed.clock.advance(Date.now() + 120_000 - bed.clock.now());
+    // The time passes on the master too: its reports are stamped by the scaler's clock (a master 120 s
+    // behind would have its idle times moved forward by that much: idleOnOurClock).
+    const report = agent.report.bind(agent);
+    agent.report = async () => ({
+      ...(await report()),
+      generatedAt: new Date(bed.clock.now()).toISOString(),
+    });
     const called = await cycle("inv-3");
     // Slurm starts a job on b just before its drain lands: it arrived after the report the plan read.
     let landed = "";
