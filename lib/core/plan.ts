@@ -99,6 +99,7 @@ export function plan(config: ResolvedConfig, state: ClusterState, now: number): 
       queue,
       jobs,
       holds: prepared.holds,
+      requests: prepared.requests,
       supply,
       room,
       weighPrice: config.weighPrice,

@@ -1,5 +1,5 @@
 import type { ResolvedQueue, ShapeGroup } from "./config.js";
-import { bestFit, describeSlice, layoutOn, RequestIds, type Slice, type SlicedRequest } from "./fit.js";
+import { bestFit, describeSlice, layoutOn, type Slice, type SlicedRequest } from "./fit.js";
 import type { InstanceTypeInfo, Job, Skip } from "./model.js";
 import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
 import {
@@ -86,10 +86,7 @@ function newNodeTally(result: PolicyResult): { nodes: number; cost: number | und
  */
 const pack: Policy = (input) => {
   const packer = new Packer(input);
-  const memRatio = input.queue.scaleUpMemRatio;
-  // One sliced request per distinct request, not two objects per job: most pending jobs repeat a few.
-  const requests = new RequestIds();
-  for (const [j, job] of input.jobs.entries()) packer.planJob(job, j, requests.of(job.request, memRatio));
+  for (const [j, job] of input.jobs.entries()) packer.planJob(job, j, input.requests[j] as SlicedRequest);
   return packer.result;
 };
 

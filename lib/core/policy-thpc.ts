@@ -1,5 +1,5 @@
 import type { ShapeGroup } from "./config.js";
-import { bestFit, describeSlice, RequestIds, type Slice, shapeKey, slicesPerNode } from "./fit.js";
+import { bestFit, describeSlice, type Slice, type SlicedRequest, shapeKey, slicesPerNode } from "./fit.js";
 import type { Job } from "./model.js";
 import { jobSkip, type SupplyNode } from "./plan-terms.js";
 import { CopyStarts, listNames, type NewNode, type Policy, type PolicyResult } from "./policy.js";
@@ -9,12 +9,11 @@ import type { JobView } from "./views.js";
  * THPC_AS exactly: each job gets whole nodes of its best-fit shape; nothing is shared between jobs.
  * Existing idle and launching nodes are used first, best-fitting first, so no demand is launched twice.
  */
-export const planThpc: Policy = ({ queue, jobs, holds, supply, room, views }) => {
+export const planThpc: Policy = ({ queue, jobs, holds, supply, room, views, requests }) => {
   const result: PolicyResult = { newNodes: [], copyStarts: [], skipped: [], reserved: new Map() };
   let planned = 0;
   /** Fits by view id, then request id. */
   const fits = new Map<number, Map<number, ReturnType<typeof bestFit>>>();
-  const requestIds = new RequestIds();
   const pool = new SupplyPool(supply);
   let roomLeft = room;
   /** The next multi-node copy's unit: each is its own (see NewNode.unit). */
@@ -30,7 +29,7 @@ export const planThpc: Policy = ({ queue, jobs, holds, supply, room, views }) =>
       accepts = (s: SupplyNode) => view.accepts(s.node);
       acceptsOf.set(view, accepts);
     }
-    const { slice, units, distinct, id: request } = requestIds.of(job.request, queue.scaleUpMemRatio);
+    const { slice, units, distinct, id: request } = requests[index] as SlicedRequest;
     // Many jobs share a request and a view: fit each distinct pair once.
     let viewFits = fits.get(view.id);
     if (!viewFits) {

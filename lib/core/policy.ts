@@ -1,4 +1,5 @@
 import type { ResolvedQueue, ShapeGroup } from "./config.js";
+import type { SlicedRequest } from "./fit.js";
 import type { Job, Skip } from "./model.js";
 import type { Hold, SupplyNode } from "./plan-terms.js";
 import type { JobView } from "./views.js";
@@ -30,6 +31,11 @@ export interface PolicyInput {
    * pending job, and 100k map entries cost more than the rest of the lookup.
    */
   holds: readonly (Hold | undefined)[];
+  /**
+   * By index into `jobs`: each job's request as slices (RequestIds.of over this call's jobs: equal
+   * requests share the object and its id), read once by prepareJobs rather than again by each policy.
+   */
+  requests: readonly SlicedRequest[];
   supply: readonly SupplyNode[];
   /** New nodes the queue may still take under maxSize. */
   room: number;

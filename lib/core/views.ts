@@ -1,7 +1,7 @@
 import type { ResolvedEntry, ResolvedQueue, ShapeGroup } from "./config.js";
 import { type Constraint, countedParts, formatConstraint, parseConstraint, satisfies } from "./constraint.js";
 import { nodeFeatures } from "./features.js";
-import { bestFit, RequestIds, type Slice, slicesPerNode } from "./fit.js";
+import { bestFit, RequestIds, type Slice, type SlicedRequest, slicesPerNode } from "./fit.js";
 import type { ClusterNode, Job, Skip, SlurmMismatch, UnavailableOffering } from "./model.js";
 import { type Hold, jobSkip, type SupplyNode } from "./plan-terms.js";
 
@@ -44,6 +44,8 @@ export interface PreparedJobs {
   views: JobView[];
   /** By index into `jobs`: each job's hold, undefined for a job that may launch. */
   holds: (Hold | undefined)[];
+  /** By index into `jobs`: each job's request as slices, with an id shared by equal requests of the call. */
+  requests: SlicedRequest[];
   /** Jobs left out before planning (constraint not understood or satisfied by no type). */
   skipped: Skip[];
   mismatches: SlurmMismatch[];
@@ -97,6 +99,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     jobs: [],
     views: [],
     holds: [],
+    requests: [],
     skipped: [],
     mismatches: [],
     notes: new Map(),
@@ -133,6 +136,8 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     out.jobs = input.jobs.slice();
     out.views = new Array<JobView>(input.jobs.length).fill(all);
     out.holds = input.holds.slice();
+    const requestIds = new RequestIds();
+    out.requests = input.jobs.map((job) => requestIds.of(job.request, queue.scaleUpMemRatio));
     return out;
   }
 
@@ -294,6 +299,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       out.jobs.push(job);
       out.views.push(all);
       out.holds.push(baseHold);
+      out.requests.push(requestIds.of(job.request, queue.scaleUpMemRatio));
       continue;
     }
     let constraint: Constraint | undefined;
@@ -353,7 +359,8 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
     }
 
     for (const { job: part, constraint: partConstraint } of parts) {
-      const { slice, units, distinct, id: request } = requestIds.of(part.request, queue.scaleUpMemRatio);
+      const sliced = requestIds.of(part.request, queue.scaleUpMemRatio);
+      const { slice, units, distinct, id: request } = sliced;
       const ckey = keyOf(partConstraint);
       const constraintView = viewFor(partConstraint, ckey, undefined, "", true, undefined);
 
@@ -437,6 +444,7 @@ export function prepareJobs(input: PrepareInput): PreparedJobs {
       out.jobs.push(part);
       out.views.push(view);
       out.holds.push(hold);
+      out.requests.push(sliced);
     }
   }
   return out;

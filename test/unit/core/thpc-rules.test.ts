@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { RequestIds } from "../../../lib/core/fit.js";
 import { type Decision, type InstanceTypeInfo, plan, type ResolvedQueue } from "../../../lib/core/index.js";
 import type { SupplyNode } from "../../../lib/core/plan-terms.js";
 import { planThpc } from "../../../lib/core/policy-thpc.js";
@@ -1058,6 +1059,7 @@ describe("THPC: which existing node a job takes", () => {
     const shape = cfg.catalog.c4m8 as InstanceTypeInfo;
     const s = state([job({ id: "a" })], [idle("n1", "c4m8"), idle("n2", "c4m8")]);
     const [n1, n2] = s.nodes.map((n) => ({ node: n, shape }));
+    const requests = new RequestIds();
     const input = (supply: SupplyNode[]) => ({
       queue: queueOf,
       jobs: s.jobs,
@@ -1066,6 +1068,7 @@ describe("THPC: which existing node a job takes", () => {
       room: 10,
       weighPrice: false,
       views: s.jobs.map(() => fullView(queueOf)),
+      requests: s.jobs.map((j) => requests.of(j.request, queueOf.scaleUpMemRatio)),
     });
     // Act
     const given = [planThpc(input([n1, n2] as SupplyNode[])), planThpc(input([n2, n1] as SupplyNode[]))];
