@@ -61,3 +61,29 @@ export async function controlBed(
     deps: (owner) => ({ store, clock, provider, agent, metrics, owner }),
   };
 }
+
+/**
+ * Slurm runs job `jobId` on the node (joined: in the fake agent's report): all its CPUs and a RUNNING group
+ * naming it; a node NowScale had drained becomes DRAINING, as Slurm shows a drained node still running a
+ * job. No pending group is left: the job is the one that was pending.
+ */
+export function runJobOn(bed: ControlBed, node: string, jobId: string): void {
+  const n = bed.agent.nodes.find((x) => x.name === node);
+  if (n === undefined) throw new Error(`${node} has not joined`);
+  n.cpusAllocated = n.cpus;
+  n.state = n.reason === undefined ? "ALLOCATED" : "DRAINING";
+  delete n.idleSince;
+  bed.agent.jobs = bed.agent.jobs.filter((g) => g.state !== "PENDING");
+  bed.agent.jobs.push({
+    queue: n.queue,
+    state: "RUNNING",
+    nodes: 1,
+    cpusPerNode: n.cpus,
+    memPerNodeMiB: 0,
+    gpusPerNode: 0,
+    count: 1,
+    oldestSubmittedAt: new Date(bed.clock.now()).toISOString(),
+    jobIds: [jobId],
+    nodeNames: [node],
+  });
+}

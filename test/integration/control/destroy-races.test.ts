@@ -5,7 +5,7 @@ import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle, ShrinkMemory } from "../../../lib/control/scale-cycle.js";
 import { resumeNodes, type SleepDeps, stopNodes } from "../../../lib/control/sleep.js";
 import type { NodeStatus, StateStore } from "../../../lib/ports/state-store.js";
-import { CONFIG, type ControlBed, controlBed } from "../../support/control-bed.js";
+import { CONFIG, type ControlBed, controlBed, runJobOn } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
 /**
@@ -47,28 +47,6 @@ function interposing(
         return target.updateNodeStatus(c, n, expected, status, at);
       };
     },
-  });
-}
-
-/** Slurm runs job `jobId` on the node: all its CPUs and a RUNNING group naming it. */
-function runJobOn(bed: ControlBed, node: string, jobId: string): void {
-  const n = bed.agent.nodes.find((x) => x.name === node);
-  if (n === undefined) throw new Error(`${node} has not joined`);
-  n.cpusAllocated = n.cpus;
-  n.state = n.reason === undefined ? "ALLOCATED" : "DRAINING";
-  delete n.idleSince;
-  bed.agent.jobs = bed.agent.jobs.filter((g) => g.state !== "PENDING");
-  bed.agent.jobs.push({
-    queue: n.queue,
-    state: "RUNNING",
-    nodes: 1,
-    cpusPerNode: n.cpus,
-    memPerNodeMiB: 0,
-    gpusPerNode: 0,
-    count: 1,
-    oldestSubmittedAt: new Date(bed.clock.now()).toISOString(),
-    jobIds: [jobId],
-    nodeNames: [node],
   });
 }
 

@@ -3,7 +3,7 @@ import { reconcileCluster } from "../../../lib/control/reconciler.js";
 import { runScaleCycle } from "../../../lib/control/scale-cycle.js";
 import type { ConfigInput } from "../../../lib/core/config.js";
 import type { StateStore } from "../../../lib/ports/state-store.js";
-import { CONFIG, type ControlBed, controlBed, T0 } from "../../support/control-bed.js";
+import { CONFIG, type ControlBed, controlBed, runJobOn, T0 } from "../../support/control-bed.js";
 import { startDynalite, type TestDynamo } from "../../support/dynalite.js";
 
 let db: TestDynamo;
@@ -45,27 +45,6 @@ const TWO_OFFERINGS: ConfigInput = {
     },
   ],
 };
-
-/** Slurm runs job `jobId` on the node: allocated CPUs and a RUNNING group naming it. */
-function runJobOn(bed: ControlBed, node: string, jobId: string) {
-  const n = bed.agent.nodes.find((x) => x.name === node);
-  if (n === undefined) throw new Error(`${node} has not joined`);
-  n.state = "ALLOCATED";
-  n.cpusAllocated = n.cpus;
-  delete n.idleSince;
-  bed.agent.jobs.push({
-    queue: n.queue,
-    state: "RUNNING",
-    nodes: 1,
-    cpusPerNode: n.cpus,
-    memPerNodeMiB: 0,
-    gpusPerNode: 0,
-    count: 1,
-    oldestSubmittedAt: new Date(bed.clock.now()).toISOString(),
-    jobIds: [jobId],
-    nodeNames: [node],
-  });
-}
 
 function untracked(bed: ControlBed, records: { instanceId: string }[]) {
   const ids = new Set(records.map((r) => r.instanceId));
