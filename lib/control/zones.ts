@@ -49,14 +49,14 @@ export async function checkZones(
     );
   }
   const zones = new Set(listed);
+  const sorted = [...zones].sort();
+  const shown =
+    sorted.length === 0
+      ? "it has none open to launches"
+      : `one of ${sorted.slice(0, MAX_LISTED).join(", ")}${sorted.length > MAX_LISTED ? ", ..." : ""}`;
   const issues: ValidationIssue[] = [];
   for (const { zone, qi, ei } of named) {
     if (zones.has(zone)) continue;
-    const listed = [...zones].sort();
-    const shown =
-      listed.length === 0
-        ? "it has none open to launches"
-        : `one of ${listed.slice(0, MAX_LISTED).join(", ")}${listed.length > MAX_LISTED ? ", ..." : ""}`;
     issues.push({
       path: formatPath([...prefix, "queueConfigs", qi, "expansionNodeConfigs", ei, "zone"]),
       message: `"${zone}" is not a zone of ${placement.cloud} region ${placement.region}: ${shown}`,
